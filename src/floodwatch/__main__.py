@@ -1,0 +1,3 @@
+from floodwatch.cli.main import main
+
+main()

@@ -1,0 +1,115 @@
+"""Pre-processing in one place, recorded with every model.
+
+Training, evaluation, inference, export metadata, the Triton client and scene mapping all call
+`Preprocessing.apply`, and a checkpoint / ONNX file / Triton repository carries `to_dict()`, so none of
+them can drift apart. The normalisation is the course's (DeepStream nvinfer) form:
+
+    y = net_scale_factor * (x - offset)        per channel, after dB clipping
+
+with an optional derived third channel (VV-VH difference or ratio) for 3-channel models.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from ..errors import FloodwatchError
+
+Derived = Literal["none", "diff", "ratio"]
+
+#: dB range kept before normalising: below -50 dB is sensor noise floor, above +5 dB is rare bright targets.
+DEFAULT_CLIP = (-50.0, 5.0)
+
+
+@dataclass
+class Preprocessing:
+    bands: list[str] = field(default_factory=lambda: ["VV", "VH"])
+    clip: list[tuple[float, float]] = field(default_factory=lambda: [DEFAULT_CLIP, DEFAULT_CLIP])
+    derived: Derived = "none"
+    #: per output channel (len = channels)
+    offset: list[float] = field(default_factory=lambda: [-12.0, -19.0])
+    scale: list[float] = field(default_factory=lambda: [1 / 5.0, 1 / 5.0])
+    #: value the normalised image takes where there is no data (0 = the mean after normalising)
+    fill: float = 0.0
+    #: what the raw input is in: 'db' (all sources are harmonised to dB by their readers)
+    units: str = "db"
+
+    def __post_init__(self) -> None:
+        self.clip = [tuple(map(float, c)) for c in self.clip]
+        self.offset = [float(v) for v in self.offset]
+        self.scale = [float(v) for v in self.scale]
+        if len(self.clip) != len(self.bands):
+            raise FloodwatchError(f"preprocessing.clip: {len(self.clip)} ranges for {len(self.bands)} bands")
+        if self.derived not in ("none", "diff", "ratio"):
+            raise FloodwatchError(f"preprocessing.derived: '{self.derived}' is not one of none, diff, ratio")
+        if len(self.offset) != self.channels or len(self.scale) != self.channels:
+            raise FloodwatchError(
+                f"preprocessing: offset/scale need {self.channels} values (got {len(self.offset)}/{len(self.scale)})")
+
+    @property
+    def channels(self) -> int:
+        return len(self.bands) + (0 if self.derived == "none" else 1)
+
+    # -- the transform ------------------------------------------------------------------------------
+    def derive(self, image: np.ndarray) -> np.ndarray:
+        """Clip per band and append the derived channel; still in dB. image: (..., C, H, W)."""
+        x = np.asarray(image, dtype=np.float32)
+        if x.shape[-3] != len(self.bands):
+            raise FloodwatchError(
+                f"input has {x.shape[-3]} bands but the model expects {len(self.bands)} ({', '.join(self.bands)})")
+        lo = np.array([c[0] for c in self.clip], np.float32).reshape(-1, 1, 1)
+        hi = np.array([c[1] for c in self.clip], np.float32).reshape(-1, 1, 1)
+        x = np.clip(x, lo, hi)
+        if self.derived != "none":
+            # diff and ratio: VV-VH in dB *is* the log of the linear ratio; 'ratio' is the linear one.
+            d = x[..., 0:1, :, :] - x[..., 1:2, :, :]
+            if self.derived == "ratio":
+                d = np.power(10.0, d / 10.0, dtype=np.float32)
+            x = np.concatenate([x, d], axis=-3)
+        return x
+
+    def apply(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """dB image (C,H,W) or batch (N,C,H,W) -> normalised float32 network input; nodata -> `fill`."""
+        x = self.derive(image)
+        off = np.array(self.offset, np.float32).reshape(-1, 1, 1)
+        sc = np.array(self.scale, np.float32).reshape(-1, 1, 1)
+        y = (x - off) * sc
+        bad = ~np.isfinite(y)
+        if valid is not None:
+            bad |= ~np.expand_dims(np.asarray(valid, bool), -3)
+        if bad.any():
+            y = np.where(bad, np.float32(self.fill), y)
+        return y.astype(np.float32, copy=False)
+
+    # -- fitting and serialisation --------------------------------------------------------------------
+    @classmethod
+    def from_stats(cls, mean: Sequence[float], std: Sequence[float], *, bands: Sequence[str] = ("VV", "VH"),
+                   derived: Derived = "none", clip: Sequence[tuple[float, float]] | None = None) -> "Preprocessing":
+        """Per-channel standardisation: offset = mean, scale = 1/std (mean/std over the derived channels)."""
+        std = [max(float(s), 1e-6) for s in std]
+        return cls(bands=list(bands), clip=list(clip) if clip else [DEFAULT_CLIP] * len(bands), derived=derived,
+                   offset=[float(m) for m in mean], scale=[1.0 / s for s in std])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["clip"] = [list(c) for c in self.clip]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def nvinfer_lines(self) -> list[str]:
+        """The course's nvinfer_config.txt keys; nvinfer takes one scale factor, so it needs equal scales."""
+        lines = [f"offsets={';'.join(f'{o:.6g}' for o in self.offset)}"]
+        if len(set(round(s, 9) for s in self.scale)) == 1:
+            lines.append(f"net-scale-factor={self.scale[0]:.9g}")
+        else:
+            lines.append("# per-channel scales differ; nvinfer needs one net-scale-factor")
+            lines.append(f"# floodwatch-scales={';'.join(f'{s:.9g}' for s in self.scale)}")
+        lines.append(f"# floodwatch-preprocessing: bands={','.join(self.bands)} derived={self.derived} "
+                     f"clip={';'.join(f'{a:g}:{b:g}' for a, b in self.clip)} units={self.units}")
+        return lines

@@ -1,0 +1,72 @@
+"""The one sample type every reader returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Mask value for pixels that are not scored and not learned from (nodata, unlabelled).
+IGNORE_INDEX = 255
+#: Class indices used throughout floodwatch (the course's notflood/flood).
+NOT_WATER, WATER = 0, 1
+
+
+@dataclass(frozen=True)
+class GeoRef:
+    """Where a chip lies on Earth: a CRS (WKT or 'EPSG:n') and an affine transform (rasterio order)."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+
+    @classmethod
+    def from_rasterio(cls, dataset_or_crs: Any, transform: Any = None) -> "GeoRef":
+        if transform is None:  # an open rasterio dataset
+            crs, transform = dataset_or_crs.crs, dataset_or_crs.transform
+        else:
+            crs = dataset_or_crs
+        return cls(crs=crs.to_string() if hasattr(crs, "to_string") else str(crs),
+                   transform=tuple(float(v) for v in tuple(transform)[:6]))
+
+    def affine(self):
+        from affine import Affine
+
+        return Affine(*self.transform)
+
+    def rasterio_crs(self):
+        from rasterio.crs import CRS
+
+        return CRS.from_user_input(self.crs)
+
+
+@dataclass
+class Sample:
+    """One chip.
+
+    image:  (C, H, W) float32 in dB (sources in other units are harmonised by their reader), NaN allowed
+            where `valid` is False.
+    mask:   (H, W) int64 with NOT_WATER / WATER / IGNORE_INDEX, or None for unlabelled chips.
+    valid:  (H, W) bool, True where the image has data.
+    before: (C, H, W) float32 pre-event image for bi-temporal sources (OMBRIA), else None.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    valid: np.ndarray
+    id: str
+    region: str = ""
+    georef: GeoRef | None = None
+    bands: tuple[str, ...] = ("VV", "VH")
+    before: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.image.shape[-2]), int(self.image.shape[-1])
+
+    @property
+    def is_empty(self) -> bool:
+        """True for an all-nodata chip, or a labelled chip without a single scorable pixel."""
+        if not self.valid.any():
+            return True
+        return self.mask is not None and not (self.mask != IGNORE_INDEX).any()

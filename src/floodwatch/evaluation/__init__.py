@@ -1,0 +1,1 @@
+"""floodwatch stage package."""

@@ -1,0 +1,65 @@
+"""The Predictor interface: whatever runs underneath, `predict(batch) -> water probability`.
+
+Evaluation, chip inference, scene mapping and the serving tests all talk to this, so the torch, ONNX
+Runtime and Triton back-ends are interchangeable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from ..data.preprocess import Preprocessing
+from ..models.checkpoint import load_model
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    preprocessing: Preprocessing
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """batch: (N, C, H, W) float32, already pre-processed -> (N, H, W) float32 water probability."""
+        ...
+
+
+def water_probability(logits: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N, K, H, W) logits -> (N, H, W) softmax probability of class 1 (water/flood)."""
+    t = torch.as_tensor(logits).float()
+    return torch.softmax(t, dim=1)[:, 1].cpu().numpy()
+
+
+class TorchPredictor:
+    """A floodwatch checkpoint run by torch (CPU or CUDA; fp16 autocast on CUDA when `amp`)."""
+
+    def __init__(self, checkpoint: str | Path, device: str | None = None, amp: bool = True):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model, self.meta = load_model(checkpoint, self.device)
+        self.preprocessing: Preprocessing = self.meta["preprocessing_obj"]
+        self.amp = amp and self.device.type == "cuda"
+
+    @torch.inference_mode()
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            logits = self.model(x)
+        return water_probability(logits)
+
+
+def load_predictor(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predictor:
+    """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix."""
+    suffix = Path(str(model)).suffix.lower()
+    if backend == "auto":
+        backend = "onnx" if suffix == ".onnx" else "torch"
+    if backend == "torch":
+        return TorchPredictor(model, **kwargs)
+    if backend == "onnx":
+        from .onnx import OnnxPredictor
+
+        return OnnxPredictor(model, **kwargs)
+    if backend == "triton":
+        from ..serving.client import TritonPredictor
+
+        return TritonPredictor(**kwargs)
+    raise ValueError(f"--backend: unknown back-end '{backend}' (torch, onnx, triton)")

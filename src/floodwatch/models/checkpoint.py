@@ -1,0 +1,71 @@
+"""Checkpoints: one file carries the weights, the spec, the pre-processing and the class map.
+
+Format (a plain dict, so `torch.load(..., weights_only=True)` reads it):
+    {"format": "floodwatch-checkpoint", "version": 1,
+     "model_state": state_dict, "model_config": {...build_model kwargs...},
+     "preprocessing": Preprocessing.to_dict(), "class_map": [{"name", "label_id", "mapping_class"}...],
+     "spec": full spec dict or {}, "epoch": int, "metrics": {...},
+     "optimizer_state": ... (optional), "scheduler_state": ... (optional), "rng_state": ... (optional)}
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.preprocess import Preprocessing
+from ..errors import CheckpointError
+from ..io import atomic_path
+from .build import build_model
+
+FORMAT = "floodwatch-checkpoint"
+
+DEFAULT_CLASS_MAP = [{"name": "notflood", "label_id": 0, "mapping_class": "notflood"},
+                     {"name": "flood", "label_id": 1, "mapping_class": "flood"}]
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, model_config: dict[str, Any],
+                    preprocessing: Preprocessing, class_map: list[dict] | None = None,
+                    spec: dict[str, Any] | None = None, epoch: int = 0, metrics: dict[str, Any] | None = None,
+                    **extra: Any) -> Path:
+    """Write atomically; `extra` may hold optimizer_state, scheduler_state, rng_state, step, ..."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    state = {"format": FORMAT, "version": 1,
+             "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "model_config": dict(model_config), "preprocessing": preprocessing.to_dict(),
+             "class_map": class_map or DEFAULT_CLASS_MAP, "spec": spec or {}, "epoch": int(epoch),
+             "metrics": metrics or {}, **extra}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a floodwatch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a floodwatch checkpoint (no '{FORMAT}' header)")
+    return state
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, checkpoint dict without the weights). The model is rebuilt from model_config."""
+    state = read_checkpoint(path)
+    cfg = dict(state["model_config"])
+    cfg.pop("pretrained", None)
+    model = build_model(**cfg)
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model_config ({str(exc).splitlines()[0]})") from None
+    meta = {k: v for k, v in state.items() if k != "model_state"}
+    meta["preprocessing_obj"] = Preprocessing.from_dict(state["preprocessing"])
+    return model.to(device).eval(), meta

@@ -1,0 +1,61 @@
+"""Loading encoder weights from torchvision-format ImageNet checkpoints (file or URL)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+def read_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a local file or an http(s) URL (downloaded into torch's hub cache)."""
+    src = str(source)
+    try:
+        if src.startswith(("http://", "https://")):
+            obj = torch.hub.load_state_dict_from_url(src, map_location="cpu", weights_only=True, progress=True)
+        else:
+            if not Path(src).is_file():
+                raise CheckpointError(f"{src}: weights file not found")
+            obj = torch.load(src, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # pickle errors, truncated zip, network errors: one line for the user
+        raise CheckpointError(f"{src}: not a readable torch weights file ({type(exc).__name__}: {exc})") from None
+    for key in ("state_dict", "model_state", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{src}: does not hold a state dict of tensors")
+    return obj
+
+
+def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """RGB conv1 weights (O,3,k,k) -> (O,C,k,k): each new channel gets the RGB mean, rescaled by 3/C so the
+    activation magnitude stays that of the pretrained network."""
+    if weight.shape[1] == in_channels:
+        return weight
+    mean = weight.mean(dim=1, keepdim=True)
+    return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels)
+
+
+def load_encoder_weights(encoder: nn.Module, source: str | Path) -> dict[str, list[str]]:
+    """Load torchvision ResNet weights into an encoder; returns the missing / unexpected / skipped keys.
+
+    Accepts keys with or without an 'encoder.' prefix (floodwatch checkpoints) and drops the classifier (fc).
+    """
+    sd = read_state_dict(source)
+    sd = {k[len("encoder."):] if k.startswith("encoder.") else k: v for k, v in sd.items()}
+    sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+    if "conv1.weight" not in sd:
+        raise CheckpointError(f"{source}: no 'conv1.weight' key; not a ResNet (torchvision-format) state dict")
+    sd["conv1.weight"] = adapt_first_conv(sd["conv1.weight"], encoder.conv1.weight.shape[1])
+    own = encoder.state_dict()
+    skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    for k in skipped:
+        sd.pop(k)
+    if not any(k in own for k in sd):
+        raise CheckpointError(f"{source}: no key matches the ResNet-{getattr(encoder, 'depth', '?')} encoder")
+    result = encoder.load_state_dict(sd, strict=False)
+    return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys), "skipped": skipped}

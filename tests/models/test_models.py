@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from floodwatch.models import build_model, load_encoder_weights
+from floodwatch.models.resnet import ResNetEncoder
+from floodwatch.models.weights import adapt_first_conv
+
+
+@pytest.mark.parametrize("depth", [10, 18, 34, 50])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_shapes_every_depth_and_channel_count(depth, channels):
+    model = build_model(num_layers=depth, in_channels=channels).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, channels, 64, 96))
+    assert out.shape == (2, 2, 64, 96)
+
+
+def test_input_not_multiple_of_32_keeps_size():
+    model = build_model(num_layers=10, in_channels=2).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 2, 50, 70)).shape == (1, 2, 50, 70)
+
+
+# Key names and shapes of torchvision.models.resnet18().state_dict(), written out by hand because torchvision
+# cannot be installed here: a few spot checks of the layout every torchvision ResNet checkpoint has.
+TORCHVISION_R18_KEYS = {
+    "conv1.weight": (64, 3, 7, 7), "bn1.running_var": (64,), "layer1.0.conv1.weight": (64, 64, 3, 3),
+    "layer1.1.bn2.weight": (64,), "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+    "layer2.0.downsample.1.running_mean": (128,), "layer3.1.conv2.weight": (256, 256, 3, 3),
+    "layer4.0.conv1.weight": (512, 256, 3, 3), "layer4.1.bn2.bias": (512,), "fc.weight": (1000, 512),
+}
+
+
+def _fake_torchvision_state_dict(depth: int) -> dict[str, torch.Tensor]:
+    enc = ResNetEncoder(depth, in_channels=3)
+    sd = {k: torch.randn_like(v.float()) if v.is_floating_point() else v for k, v in enc.state_dict().items()}
+    sd["fc.weight"] = torch.randn(1000, enc.out_channels[-1])
+    sd["fc.bias"] = torch.randn(1000)
+    return sd
+
+
+def test_encoder_keys_match_torchvision_layout():
+    own = ResNetEncoder(18, in_channels=3).state_dict()
+    for key, shape in TORCHVISION_R18_KEYS.items():
+        if key.startswith("fc."):
+            continue
+        assert tuple(own[key].shape) == shape, key
+    assert "layer1.0.downsample.0.weight" not in own  # identity shortcut, as torchvision
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_torchvision_state_dict_loads_and_first_conv_is_adapted(tmp_path, depth):
+    sd = _fake_torchvision_state_dict(depth)
+    path = tmp_path / "imagenet.pth"
+    torch.save(sd, path)
+    model = build_model(num_layers=depth, in_channels=2, pretrained=str(path))
+    enc = model.encoder.state_dict()
+    assert torch.equal(enc["layer3.1.conv1.weight"], sd["layer3.1.conv1.weight"])
+    expected = sd["conv1.weight"].mean(1, keepdim=True).repeat(1, 2, 1, 1) * 1.5
+    assert torch.allclose(enc["conv1.weight"], expected)
+    report = load_encoder_weights(model.encoder, path)
+    assert report["missing"] == [] and report["skipped"] == []
+
+
+def test_adapt_first_conv_preserves_response_to_gray_input():
+    w = torch.randn(8, 3, 7, 7)
+    x3 = torch.ones(1, 3, 7, 7)
+    x2 = torch.ones(1, 2, 7, 7)
+    y3 = torch.nn.functional.conv2d(x3, w)
+    y2 = torch.nn.functional.conv2d(x2, adapt_first_conv(w, 2))
+    assert torch.allclose(y3, y2, atol=1e-5)
+
+
+def test_all_projections_and_no_batchnorm():
+    enc = ResNetEncoder(18, in_channels=2, all_projections=True, use_batch_norm=False)
+    keys = enc.state_dict().keys()
+    assert "layer1.1.downsample.0.weight" in keys
+    assert not any("bn" in k or "running_mean" in k for k in keys)
