@@ -1,6 +1,135 @@
-"""CLI commands for this stage (filled in as the stage lands)."""
+"""`floodwatch data inspect|stats|convert|synth|split|preview`: thin wrappers over floodwatch.data."""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 
+class SplitMethod(str, Enum):
+    random = "random"
+    region = "region"
+    blocked = "blocked"
+
+
+class ConvertTarget(str, Enum):
+    images_masks = "images-masks"
+
+
+def _share(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    data_app = typer.Typer(help="Data: inspect, statistics, conversion, synthetic data, splits, previews.",
+                           no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+    @data_app.command("inspect")
+    def inspect(path: Path = typer.Argument(..., help="Data folder (layout detected)."),
+                format: Optional[str] = typer.Option(None, "--format", help="sen1floods11, etci, ombria, folders."),
+                json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON.")) -> None:
+        """Layout, chip counts per split and region, class balance, nodata, empty chips, problems."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..data.inspect import inspect_dataset
+        from ..io import write_json
+
+        r = inspect_dataset(path, format)
+        console = Console()
+        console.print(f"[bold]{r['path']}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
+                      f"sizes {', '.join(f'{k} ({v})' for k, v in r['sizes'].items())}")
+        cb = r["class_balance"]
+        console.print(f"pixels: water {cb['water']:,}, not water {cb['not_water']:,}, ignore {cb['ignore']:,}; "
+                      f"water share {_share(cb['water_share'])}; nodata share {_share(r['nodata_share'])}")
+        table = Table("region", "chips", "water", "not water", "water share", title="per region")
+        for name, v in r["per_region"].items():
+            n = v["water"] + v["not_water"]
+            table.add_row(name, str(v["chips"]), f"{v['water']:,}", f"{v['not_water']:,}",
+                          _share(v["water"] / n if n else None))
+        console.print(table)
+        splits = Table("split", "chips", title="per split (the source's own lists)")
+        for name, n in r["per_split"].items():
+            splits.add_row(name, str(n))
+        console.print(splits)
+        for key, label in (("empty_chips", "empty (all nodata or all ignore)"), ("no_water_chips", "no water")):
+            if r[key]:
+                console.print(f"{label}: {len(r[key])}: {', '.join(r[key][:10])}{' ...' if len(r[key]) > 10 else ''}")
+        for p in r["problems"]:
+            console.print(f"[yellow]problem:[/] {p}", soft_wrap=True)
+        if json_out:
+            write_json(json_out, r)
+
+    @data_app.command("stats")
+    def stats(path: Path = typer.Argument(..., help="Data folder."),
+              output: Path = typer.Option(..., "-o", "--output", help="JSON file to write."),
+              format: Optional[str] = typer.Option(None, "--format"),
+              split: Optional[str] = typer.Option(None, "--split", help="Only this split of the source."),
+              max_pixels: int = typer.Option(2_000_000, "--max-pixels", help="Pixels sampled for percentiles.")) -> None:
+        """Per-band mean/std/percentiles, class balance, nodata share and normalisation inputs -> JSON."""
+        from ..data import open_dataset
+        from ..data.stats import compute_stats
+        from ..io import write_json
+
+        write_json(output, compute_stats(open_dataset(path, format, split=split), max_pixels=max_pixels))
+        typer.echo(f"wrote {output}")
+
+    @data_app.command("convert")
+    def convert(path: Path = typer.Argument(..., help="Data folder."),
+                out: Path = typer.Argument(..., help="Output folder."),
+                to: ConvertTarget = typer.Option(ConvertTarget.images_masks, "--to"),
+                format: Optional[str] = typer.Option(None, "--format"),
+                split_csv: Optional[Path] = typer.Option(None, "--split", help="id,split CSV: write split subfolders.")) -> None:
+        """Write a dataset in the course's images/ + masks/ PNG layout (with class_map.json)."""
+        from ..data import open_dataset
+        from ..data.convert import to_images_masks
+        from ..data.splits import read_split_csv
+
+        split = read_split_csv(split_csv) if split_csv else None
+        ds = open_dataset(path, format)
+        to_images_masks(ds, out, split=split)
+        typer.echo(f"wrote {len(ds)} chips to {out}")
+
+    @data_app.command("synth")
+    def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout)."),
+              chips: int = typer.Option(16, "--chips"), size: int = typer.Option(64, "--size"),
+              seed: int = typer.Option(0, "--seed")) -> None:
+        """Write a synthetic labelled dataset in the Sen1Floods11 layout."""
+        from ..data.synthetic import write_synthetic_dataset
+
+        write_synthetic_dataset(out, chips=chips, size=size, seed=seed)
+        typer.echo(f"wrote {chips} synthetic chips of {size}x{size} to {out}")
+
+    @data_app.command("split")
+    def split(path: Path = typer.Argument(..., help="Data folder."),
+              output: Path = typer.Option(..., "-o", "--output", help="CSV (id,split) to write."),
+              method: SplitMethod = typer.Option(SplitMethod.random, "--method"),
+              fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="train,val[,test]"),
+              seed: int = typer.Option(0, "--seed"), block: int = typer.Option(4, "--block"),
+              format: Optional[str] = typer.Option(None, "--format")) -> None:
+        """Split chips into train/val/test at random, by region, or in spatial blocks."""
+        from ..data import open_dataset
+        from ..data.splits import make_split, write_split_csv
+        from ..errors import DataError
+
+        try:
+            fr = tuple(float(f) for f in fractions.split(","))
+        except ValueError:
+            raise DataError(f"--fractions '{fractions}': expected numbers separated by commas") from None
+        result = make_split(open_dataset(path, format), method.value, fr, seed=seed, block=block)
+        write_split_csv(result, output)
+        typer.echo(f"wrote {output}: " + ", ".join(f"{k} {len(v)}" for k, v in result.items()))
+
+    @data_app.command("preview")
+    def preview(path: Path = typer.Argument(..., help="Data folder."),
+                output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
+                n: int = typer.Option(8, "--n"), seed: int = typer.Option(0, "--seed"),
+                format: Optional[str] = typer.Option(None, "--format")) -> None:
+        """A grid of chips with their masks (and augmented views)."""
+        from ..augment.preview import preview_grid
+
+        preview_grid(path, output, n=n, seed=seed, format=format)
+        typer.echo(f"wrote {output}")

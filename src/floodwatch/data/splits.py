@@ -1,0 +1,89 @@
+"""Train/val/test splits: random, by region (event/scene), or spatially blocked by tile grid position."""
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..io import atomic_path
+
+SPLIT_NAMES = ("train", "val", "test")
+METHODS = ("random", "region", "blocked")
+
+
+def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (0.7, 0.15, 0.15), seed: int = 0,
+               block: int = 4) -> dict[str, list[str]]:
+    """{'train': ids, 'val': ids, 'test': ids}. 'region' keeps each region (event/scene) in one split;
+    'blocked' keeps each block x block group of tiles (by `extra['grid']`, ETCI) in one split, so the
+    splits are spatially separated. Groups go, largest first, to the split furthest below its share."""
+    if method not in METHODS:
+        raise DataError(f"split method '{method}': not one of {', '.join(METHODS)}")
+    if not 2 <= len(fractions) <= 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise DataError(f"split fractions {tuple(fractions)}: need 2 or 3 non-negative values summing to 1")
+    names = SPLIT_NAMES[: len(fractions)]
+    records = getattr(dataset, "records", None)
+    ids = list(dataset.ids)
+    if method == "random":
+        groups = [[i] for i in ids]
+    elif method == "region":
+        by_region = defaultdict(list)
+        for chip_id, region in zip(ids, dataset.regions):
+            by_region[region].append(chip_id)
+        groups = list(by_region.values())
+    else:
+        if block < 1:
+            raise DataError(f"split block {block}: must be at least 1")
+        by_block = defaultdict(list)
+        for rec in records or []:
+            grid = rec.extra.get("grid")
+            if grid is None:
+                raise DataError(f"chip {rec.id}: no tile grid position; 'blocked' needs gridded tiles (ETCI)")
+            by_block[(rec.region, grid[0] // block, grid[1] // block)].append(rec.id)
+        groups = list(by_block.values())
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(groups))
+    groups = sorted((groups[i] for i in order), key=len, reverse=True) if method != "random" else [groups[i] for i in order]
+    targets = np.array(fractions) * len(ids)
+    counts = np.zeros(len(names))
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for g in groups:
+        k = int(np.argmax(targets - counts))
+        out[names[k]].extend(g)
+        counts[k] += len(g)
+    return out
+
+
+def write_split_csv(split: dict[str, list[str]], path: str | os.PathLike) -> Path:
+    """CSV with columns id,split (atomic)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "split"])
+            for name, ids in split.items():
+                w.writerows([i, name] for i in ids)
+    return path
+
+
+def read_split_csv(path: str | os.PathLike) -> dict[str, list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
+            raise DataError(f"{path}: expected a CSV with columns id,split")
+        out: dict[str, list[str]] = {}
+        seen = set()
+        for n, row in enumerate(reader, start=2):
+            if not row["id"] or not row["split"]:
+                raise DataError(f"{path}: line {n} has an empty id or split")
+            if row["id"] in seen:
+                raise DataError(f"{path}: line {n}: id '{row['id']}' is listed twice")
+            seen.add(row["id"])
+            out.setdefault(row["split"], []).append(row["id"])
+    return out

@@ -1,0 +1,71 @@
+"""`floodwatch data ...` end to end, including bad input: exit 2, one line, no traceback, no output file."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from . import fakes
+
+
+def run(*args):
+    """One real process (what a user sees: exit code, stderr)."""
+    return subprocess.run([sys.executable, "-m", "floodwatch", "data", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """The same entry point in-process (no interpreter start-up per command on a busy machine)."""
+    from floodwatch.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def invoke(*args):
+        try:
+            main(["data", *map(str, args)])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+    return invoke
+
+
+def test_synth_inspect_stats_split_convert(tmp_path, cli):
+    out = cli("synth", tmp_path / "ds", "--chips", 6, "--size", 32, "--seed", 3)
+    assert out.returncode == 0, out.stderr
+    out = cli("inspect", tmp_path / "ds")
+    assert out.returncode == 0 and "sen1floods11, 6 chips" in out.stdout and "SynthD" in out.stdout
+    assert cli("stats", tmp_path / "ds", "-o", tmp_path / "st.json").returncode == 0
+    assert json.loads((tmp_path / "st.json").read_text())["chips"] == 6
+    out = cli("split", tmp_path / "ds", "--method", "region", "-o", tmp_path / "split.csv")
+    assert out.returncode == 0 and (tmp_path / "split.csv").read_text().startswith("id,split\n")
+    assert cli("convert", tmp_path / "ds", tmp_path / "png", "--to", "images-masks").returncode == 0
+    assert len(list((tmp_path / "png" / "masks").glob("*.png"))) == 6
+
+
+def _one_line_error(out, *needles):
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    for n in needles:
+        assert n in out.stderr
+
+
+def test_bad_inputs_fail_cleanly(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run("inspect", tmp_path / "empty"), "empty folder")  # a real process once
+    _one_line_error(cli("stats", tmp_path / "missing", "-o", tmp_path / "st.json"), "folder not found")
+    root = fakes.sen1floods11(tmp_path / "s1", chips=2, splits=False)
+    (root / "LabelHand" / "SynthA_0_LabelHand.tif").unlink()
+    _one_line_error(cli("stats", root, "-o", tmp_path / "st.json"), "SynthA_0_S1Hand.tif", "without a matching label")
+    eroot = fakes.etci(tmp_path / "e", cols=1, rows=2)
+    png = sorted(eroot.rglob("vh/*.png"))[1]
+    png.write_bytes(png.read_bytes()[:50])
+    _one_line_error(cli("convert", eroot, tmp_path / "png"), "_vh.png", "truncated")
+    _one_line_error(cli("split", eroot, "-o", tmp_path / "s.csv", "--fractions", "a,b"), "--fractions")
+    # nothing half-written: no output files and no temporary leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e", "empty", "s1"]

@@ -1,0 +1,171 @@
+"""Every reader on fake data written by tests/data/fakes.py, and every bad-input case."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from floodwatch.data import IGNORE_INDEX, WATER, detect_format, open_dataset
+from floodwatch.data.harmonise import to_8bit, to_db
+from floodwatch.data.synthetic import synth_chips
+from floodwatch.errors import DataError, LayoutError
+
+from . import fakes
+
+
+def test_sen1floods11_matches_generator(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=5)
+    ds = open_dataset(root)
+    assert ds.format == "sen1floods11" and len(ds) == 5 and ds.bands == ("VV", "VH")
+    truth = {s.id: s for s in synth_chips(5, size=fakes.SIZE, seed=0)}
+    for s in ds:
+        np.testing.assert_array_equal(s.image, truth[s.id].image)
+        np.testing.assert_array_equal(s.mask, truth[s.id].mask)
+        assert s.region == truth[s.id].region and s.georef == truth[s.id].georef
+    assert ds.regions == [i.split("_")[0] for i in ds.ids]
+
+
+def test_sen1floods11_splits_and_unlabelled(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=4, nolabel=2)
+    assert len(open_dataset(root, split="train")) == 3
+    test = open_dataset(root, split="test")
+    assert test.ids == ["SynthD_3"] and test[0].extra["split"] == "test"
+    with pytest.raises(DataError, match="no split list for 'val'"):
+        open_dataset(root, split="val")
+    everything = open_dataset(root, labelled_only=False)
+    assert len(everything) == 6 and sum(s.mask is None for s in everything) == 2
+
+
+def test_sen1floods11_nan_and_minus_one_are_ignored(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)
+    img, lbl = root / "S1Hand" / "SynthA_0_S1Hand.tif", root / "LabelHand" / "SynthA_0_LabelHand.tif"
+    with rasterio.open(img, "r+") as f:
+        a = f.read(); a[:, :4] = np.nan; f.write(a)
+    with rasterio.open(lbl, "r+") as f:
+        b = f.read(); b[:, -3:] = -1; f.write(b)
+    s = open_dataset(root)[0]
+    assert not s.valid[:4].any() and s.valid[4:].all()
+    assert (s.mask[:4] == IGNORE_INDEX).all() and (s.mask[-3:] == IGNORE_INDEX).all()
+    assert (s.mask[4:-3] != IGNORE_INDEX).all()
+
+
+def test_all_nan_chip_is_empty_not_an_error(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)
+    with rasterio.open(root / "S1Hand" / "SynthA_0_S1Hand.tif", "r+") as f:
+        f.write(np.full((2, fakes.SIZE, fakes.SIZE), np.nan, np.float32))
+    s = open_dataset(root)[0]
+    assert s.is_empty and (s.mask == IGNORE_INDEX).all()
+
+
+def test_etci(tmp_path):
+    root = fakes.etci(tmp_path / "etci")
+    for path in (root, root / "scene_20200101t000000"):  # several scenes or one scene folder
+        ds = open_dataset(path)
+        assert ds.format == "etci" and len(ds) == 6
+    s = ds[0]
+    assert s.id == "scene_20200101t000000_x-0_y-0" and s.region == "scene_20200101t000000"
+    assert s.extra["grid"] == (0, 0) and s.extra["water_body"].dtype == bool
+    assert s.valid.all() and set(np.unique(s.mask)) <= {0, 1}
+    # flooded pixels are dark in VV: after harmonising they sit well below land in dB
+    assert s.image[0][s.mask == WATER].max() < s.image[0][s.mask == 0].min() - 5
+    assert s.extra["water_body"].sum() <= (s.mask == WATER).sum()
+
+
+def test_ombria(tmp_path):
+    root = fakes.ombria(tmp_path / "om")
+    ds = open_dataset(root)
+    assert ds.format == "ombria" and len(ds) == 4 and ds.bands == ("VV",)
+    assert sorted(ds.ids) == ["0001", "0002", "0003", "0004"]
+    assert len(open_dataset(root, split="test")) == 1 and len(open_dataset(root / "train")) == 3
+    s = ds.get("0004")
+    assert s.region == "test" and s.image.shape == (1, fakes.SIZE, fakes.SIZE) and s.before.shape == s.image.shape
+    np.testing.assert_allclose(s.before, to_db(np.full((1, fakes.SIZE, fakes.SIZE), 170), "ombria", "VV"))
+    assert (s.image[0][s.mask == WATER] < s.image[0][s.mask == 0].min()).all()
+
+
+def test_folders_gray_colour_split_and_class_map(tmp_path):
+    gray = open_dataset(fakes.folders(tmp_path / "g"))
+    assert gray.format == "folders" and gray.bands == ("VV",) and gray[0].image.shape[0] == 1
+    colour = open_dataset(fakes.folders(tmp_path / "c", colour=True))
+    assert colour.bands == ("VV", "VH") and colour[0].image.shape[0] == 2
+    split = open_dataset(fakes.folders(tmp_path / "s", split="train"), split="train")
+    assert len(split) == 3 and split[0].extra["split"] == "train"
+    cm = [{"name": "land", "label_id": 7, "mapping_class": "notflood"},
+          {"name": "water", "label_id": 9, "mapping_class": "flood"}]
+    custom = open_dataset(fakes.folders(tmp_path / "m", mask_values=(7, 9)), class_map=cm)
+    s = custom[0]
+    assert set(np.unique(s.mask)) == {0, 1}
+    with pytest.raises(DataError, match=r"chip_0.png: mask value 7 is not in the class map"):
+        open_dataset(tmp_path / "m")[0]
+
+
+def test_harmonise_round_trip():
+    v = np.arange(256, dtype=np.uint8)
+    for source, band in (("etci", "VV"), ("etci", "VH"), ("ombria", "VV")):
+        np.testing.assert_array_equal(to_8bit(to_db(v, source, band), source, band), v)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def test_detect_format_errors(tmp_path):
+    with pytest.raises(LayoutError, match="empty folder"):
+        (tmp_path / "empty").mkdir(); detect_format(tmp_path / "empty")
+    (tmp_path / "odd").mkdir(); (tmp_path / "odd" / "x.txt").write_text("x")
+    with pytest.raises(LayoutError, match=r"odd: unknown layout"):
+        detect_format(tmp_path / "odd")
+    with pytest.raises(LayoutError, match="folder not found"):
+        open_dataset(tmp_path / "missing")
+    with pytest.raises(LayoutError, match="format 'nope'"):
+        open_dataset(tmp_path / "odd", "nope")
+    (tmp_path / "s1" / "S1Hand").mkdir(parents=True)
+    with pytest.raises(LayoutError, match="no \\*_S1Hand.tif"):
+        open_dataset(tmp_path / "s1")
+
+
+def test_image_without_label(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=2, splits=False)
+    (root / "LabelHand" / "SynthB_1_LabelHand.tif").unlink()
+    with pytest.raises(DataError, match=r"SynthB_1_S1Hand.tif: image without a matching label"):
+        open_dataset(root)
+    assert open_dataset(root, labelled_only=False).get("SynthB_1").mask is None
+    eroot = fakes.etci(tmp_path / "e", cols=1, rows=1)
+    next((eroot).rglob("flood_label/*.png")).unlink()
+    with pytest.raises(DataError, match="image without a matching label"):
+        open_dataset(eroot)
+
+
+def test_corrupt_and_truncated_files(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)
+    img = root / "S1Hand" / "SynthA_0_S1Hand.tif"
+    img.write_bytes(img.read_bytes()[:300])
+    with pytest.raises(DataError, match=r"SynthA_0_S1Hand.tif: unreadable GeoTIFF"):
+        open_dataset(root)[0]
+    eroot = fakes.etci(tmp_path / "e", cols=1, rows=1)
+    png = next(eroot.rglob("vv/*.png"))
+    png.write_bytes(png.read_bytes()[:60])
+    with pytest.raises(DataError, match=r"_vv.png: unreadable or truncated picture"):
+        open_dataset(eroot)[0]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_size_mismatch_and_band_count(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)
+    lbl = root / "LabelHand" / "SynthA_0_LabelHand.tif"
+    with rasterio.open(lbl, "w", driver="GTiff", width=8, height=8, count=1, dtype="int16") as f:
+        f.write(np.zeros((1, 8, 8), np.int16))
+    with pytest.raises(DataError, match=r"SynthA_0_LabelHand.tif: size 8x8 does not match"):
+        open_dataset(root)[0]
+    img = root / "S1Hand" / "SynthA_0_S1Hand.tif"
+    with rasterio.open(img, "w", driver="GTiff", width=8, height=8, count=3, dtype="float32") as f:
+        f.write(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(DataError, match=r"SynthA_0_S1Hand.tif: has 3 band\(s\), expected 2"):
+        open_dataset(root)[0]
+
+
+def test_bad_label_values(tmp_path):
+    root = fakes.ombria(tmp_path / "om", per_split={"train": [1]})
+    from PIL import Image
+
+    Image.fromarray(np.full((fakes.SIZE, fakes.SIZE), 3, np.uint8)).save(root / "train" / "MASK" / "S1_mask_0001.png")
+    with pytest.raises(DataError, match=r"S1_mask_0001.png: mask value 3 is not 0 or 255"):
+        open_dataset(root)[0]

@@ -1,0 +1,69 @@
+"""The readers on the real data in ../shared/data (skipped where it is absent)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from floodwatch.data import IGNORE_INDEX, WATER, open_dataset
+from floodwatch.data.harmonise import EIGHT_BIT_TO_DB, fit_linear_map
+from floodwatch.data.inspect import inspect_dataset
+from floodwatch.errors import DataError
+
+ETCI_SCENE = "etci2021/northal_20190302t234651"
+
+
+def test_sen1floods11_real_chips(shared_data):
+    ds = open_dataset(shared_data / "sen1floods11")
+    assert ds.format == "sen1floods11" and len(ds) == 10
+    assert set(ds.splits) == {"test"} and len(open_dataset(shared_data / "sen1floods11", split="test")) == 10
+    with pytest.raises(DataError, match="none of the chips here are in the 'train' split"):
+        open_dataset(shared_data / "sen1floods11", split="train")
+    paraguay, ghana_all_ignore, ghana_dry = ds.get("Paraguay_34417"), ds.get("Ghana_83483"), ds.get("Ghana_53713")
+    assert not paraguay.valid.any() and paraguay.is_empty and (paraguay.mask == IGNORE_INDEX).all()
+    assert ghana_all_ignore.is_empty and ghana_all_ignore.valid.any()
+    assert not ghana_dry.is_empty and not (ghana_dry.mask == WATER).any()
+    india = ds.get("India_900498")
+    assert india.region == "India" and india.georef.crs == "EPSG:4326" and india.image.shape == (2, 512, 512)
+    assert int((india.mask == WATER).sum()) == 123953  # chips.csv value_summary: 1:123953
+    vv = india.image[0][india.valid]
+    assert -60 < vv.min() and vv.max() < 20 and np.median(india.image[0][india.mask == WATER]) < -12
+    assert len(open_dataset(shared_data / "sen1floods11", labelled_only=False)) == 12
+
+
+def test_sen1floods11_inspect(shared_data):
+    r = inspect_dataset(shared_data / "sen1floods11")
+    assert r["chips"] == 12 and r["empty_chips"] == ["Ghana_83483", "Paraguay_34417"]
+    assert r["class_balance"]["water"] == 458076 and r["class_balance"]["not_water"] == 1285954
+    assert "Ghana_53713" in r["no_water_chips"] and r["per_region"]["Ghana"]["chips"] == 4
+
+
+def test_etci_real_scene(shared_data):
+    ds = open_dataset(shared_data / ETCI_SCENE)
+    assert ds.format == "etci" and len(ds) == 356 and len(open_dataset(shared_data / "etci2021")) == 356
+    grids = [r.extra["grid"] for r in ds.records]
+    assert len(set(grids)) == 356
+    s = ds.get("northal_20190302t234651_x-10_y-10")
+    assert s.image.shape == (2, 256, 256) and s.valid.all() and s.extra["grid"] == (10, 10)
+    lo, hi = EIGHT_BIT_TO_DB["etci"]["VV"][1], EIGHT_BIT_TO_DB["etci"]["VV"][1] + 255 * EIGHT_BIT_TO_DB["etci"]["VV"][0]
+    assert lo - 1e-3 <= s.image[0].min() and s.image[0].max() <= hi + 1e-3
+
+
+def test_ombria_real(shared_data):
+    ds = open_dataset(shared_data / "ombria_s1")
+    assert ds.format == "ombria" and len(ds) == 694
+    assert len(open_dataset(shared_data / "ombria_s1", split="train")) == 624
+    assert len(open_dataset(shared_data / "ombria_s1", split="test")) == 70
+    s = ds[0]
+    assert s.image.shape == s.before.shape == (1, 256, 256) and set(np.unique(s.mask)) <= {0, 1}
+    assert -22 < s.image.min() and s.image.max() < -2
+
+
+def test_documented_etci_map_refits(shared_data):
+    """The constants in harmonise.py come from fit_linear_map on these files (an eighth of ETCI here)."""
+    s1 = open_dataset(shared_data / "sen1floods11")
+    ref = np.concatenate([s.image[0][s.valid] for s in s1])
+    etci = open_dataset(shared_data / ETCI_SCENE)[::8]
+    slope0, icpt0 = EIGHT_BIT_TO_DB["etci"]["VV"]
+    values = np.concatenate([((s.image[0] - icpt0) / slope0).round().ravel() for s in etci])
+    slope, icpt = fit_linear_map(values, ref)
+    assert slope == pytest.approx(slope0, rel=0.1) and icpt == pytest.approx(icpt0, abs=1.5)

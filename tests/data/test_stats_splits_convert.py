@@ -1,0 +1,85 @@
+"""Statistics (vs numpy), splits, conversion to the course's PNG layout, inspection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from floodwatch.data import open_dataset
+from floodwatch.data.convert import to_images_masks
+from floodwatch.data.inspect import inspect_dataset
+from floodwatch.data.splits import make_split, read_split_csv, write_split_csv
+from floodwatch.data.stats import compute_stats, preprocessing_from_stats
+from floodwatch.errors import DataError
+
+from . import fakes
+
+
+def test_stats_match_numpy(tmp_path):
+    ds = open_dataset(fakes.sen1floods11(tmp_path / "s1", chips=7, splits=False))
+    st = compute_stats(ds, max_pixels=10**7)
+    pixels = np.concatenate([s.image[:, s.valid] for s in ds], axis=1)
+    masks = np.concatenate([s.mask.ravel() for s in ds])
+    for i, band in enumerate(("VV", "VH")):
+        assert st["band_stats"][band]["mean"] == pytest.approx(pixels[i].mean(), abs=1e-4)
+        assert st["band_stats"][band]["std"] == pytest.approx(pixels[i].std(), abs=1e-4)
+        assert st["band_stats"][band]["p50"] == pytest.approx(np.percentile(pixels[i], 50), abs=1e-4)
+    assert st["class_balance"]["water"] == int((masks == 1).sum())
+    assert st["nodata_share"] == pytest.approx(1 - pixels.shape[1] / masks.size)
+    pre = preprocessing_from_stats(st, "diff")
+    x = pre.apply(np.stack([s.image for s in ds]), np.stack([s.valid for s in ds]))
+    valid = np.stack([s.valid for s in ds])
+    for c in range(3):  # standardised inputs: mean 0, std 1 over valid pixels
+        assert abs(x[:, c][valid].mean()) < 1e-3 and x[:, c][valid].std() == pytest.approx(1, abs=1e-3)
+
+
+def test_random_and_region_splits(tmp_path):
+    ds = open_dataset(fakes.sen1floods11(tmp_path / "s1", chips=20, splits=False))
+    rnd = make_split(ds, "random", seed=1)
+    assert sorted(sum(rnd.values(), [])) == sorted(ds.ids) and [len(v) for v in rnd.values()] == [14, 3, 3]
+    assert rnd == make_split(ds, "random", seed=1) and rnd != make_split(ds, "random", seed=2)
+    reg = make_split(ds, "region", fractions=(0.5, 0.25, 0.25))
+    region_of = dict(zip(ds.ids, ds.regions))
+    seen = [{region_of[i] for i in ids} for ids in reg.values()]
+    assert all(not (a & b) for k, a in enumerate(seen) for b in seen[k + 1:])  # no region in two splits
+    assert sum(len(v) for v in reg.values()) == 20
+    path = write_split_csv(reg, tmp_path / "split.csv")
+    assert read_split_csv(path) == reg
+    with pytest.raises(DataError, match="no tile grid position"):
+        make_split(ds, "blocked")
+    with pytest.raises(DataError, match="fractions"):
+        make_split(ds, "random", fractions=(0.5, 0.6))
+
+
+def test_blocked_split_is_spatially_separated(tmp_path):
+    ds = open_dataset(fakes.etci(tmp_path / "e", cols=8, rows=8))
+    split = make_split(ds, "blocked", block=2)
+    where = {i: name for name, ids in split.items() for i in ids}
+    grid = {r.id: r.extra["grid"] for r in ds.records}
+    for a in ds.ids:
+        for b in ds.ids:  # tiles in the same 2x2 block share a split
+            if (grid[a][0] // 2, grid[a][1] // 2) == (grid[b][0] // 2, grid[b][1] // 2):
+                assert where[a] == where[b]
+    assert len(split["train"]) > len(split["val"]) > 0 and len(split["test"]) > 0
+
+
+def test_convert_round_trip(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=7, splits=False)  # chip 6 has a nodata border
+    ds = open_dataset(root)
+    out = to_images_masks(ds, tmp_path / "png")
+    back = open_dataset(out)
+    assert back.format == "folders" and back.bands == ("VV", "VH") and sorted(back.ids) == sorted(ds.ids)
+    for s in ds:
+        b = back.get(s.id)
+        np.testing.assert_array_equal(b.mask, s.mask)  # incl. IGNORE_INDEX via class_map.json
+        ok = s.valid & (s.image[0] > -23.8) & (s.image[0] < 1.1)  # inside the 8-bit range
+        assert np.abs(b.image[0][ok] - s.image[0][ok]).max() <= 0.05  # half an 8-bit step
+
+
+def test_inspect_counts(tmp_path):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=5, nolabel=1)
+    r = inspect_dataset(root)
+    assert r["format"] == "sen1floods11" and r["chips"] == 6
+    assert r["per_region"]["SynthA"]["chips"] == 2 and r["per_split"] == {"train": 4, "test": 1, "-": 1}
+    assert r["no_water_chips"] == ["SynthA_4"] and len(r["unlabelled_chips"]) == 1
+    ds = open_dataset(root)
+    assert r["class_balance"]["water"] == sum(int((s.mask == 1).sum()) for s in ds)
