@@ -1,6 +1,185 @@
-"""CLI commands for this stage (filled in as the stage lands)."""
+"""`floodwatch change`, `floodwatch aoi ...` and `floodwatch web`: thin wrappers over floodwatch.monitoring."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+DB_HELP = "Monitoring database (file or sqlite:///path); default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db."
+db_option = typer.Option(None, "--db", envvar="FLOODWATCH_DB", help=DB_HELP)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("change")(change)
+    aoi_app = typer.Typer(help="Areas of interest: define them, record runs over them, watch a STAC catalog.",
+                          no_args_is_help=True)
+    aoi_app.command("add")(aoi_add)
+    aoi_app.command("list")(aoi_list)
+    aoi_app.command("history")(aoi_history)
+    aoi_app.command("record")(aoi_record)
+    aoi_app.command("watch")(aoi_watch)
+    aoi_app.command("retry-alerts")(aoi_retry_alerts)
+    app.add_typer(aoi_app, name="aoi")
+    app.command("web")(web)
+
+
+def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF (VV, VH in dB)."),
+           after: Path = typer.Option(..., "--after", help="Post-event GeoTIFF (VV, VH in dB)."),
+           model: Optional[Path] = typer.Option(None, "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+           out: Path = typer.Option(..., "-o", "--out", help="Output folder (replaced atomically)."),
+           method: str = typer.Option("difference", "--method", help="difference | bitemporal | logratio"),
+           threshold: float = typer.Option(0.5, "--threshold", help="Water / new-water probability threshold."),
+           logratio_threshold: str = typer.Option("-3", "--logratio-threshold", help="dB, or 'otsu'."),
+           band: str = typer.Option("VV", "--band", help="Band for the log-ratio."),
+           tile: int = typer.Option(256, "--tile"), batch: int = typer.Option(4, "--batch"),
+           acquired: Optional[str] = typer.Option(None, "--acquired",
+                                                  help="Post-event time: record the change in intersecting AOIs."),
+           db: Optional[str] = db_option) -> None:
+    """Map new water between two dates (flood = water after and not before)."""
+    from ..monitoring.change import detect_change
+
+    predictor = None
+    if model is not None:
+        from ..inference.predictor import load_predictor
+
+        predictor = load_predictor(model)
+    lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
+    res = detect_change(before, after, predictor, out, method=method, threshold=threshold, logratio_threshold=lr,
+                        band=band, tile=tile, batch=batch)
+    km2 = res.stats["flooded_km2"]
+    console.print(f"new water: {res.stats['new_water_pixels']} px" + (f", {km2:.3f} km²" if km2 is not None else "")
+                  + f" -> {out}")
+    if acquired:
+        from ..monitoring.aoi import record_map_result
+        from ..monitoring.store import Store
+
+        with Store(db) as store:
+            ids = record_map_result(store, res, acquired=acquired, scene_id=f"{res.stats['before']}->"
+                                    f"{res.stats['after']}", kind="change")
+        console.print(f"recorded in {len(ids)} AOI(s)")
+
+
+def _float(text: str, opt: str) -> float:
+    from ..errors import FloodwatchError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise FloodwatchError(f"{opt}: '{text}' is not a number") from None
+
+
+def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ - .)."),
+            geojson: Path = typer.Option(..., "--geojson", help="Polygon(s) in EPSG:4326."),
+            threshold_km2: Optional[float] = typer.Option(None, "--threshold-km2", help="Alert above this."),
+            rise_percent: Optional[float] = typer.Option(None, "--rise-percent",
+                                                         help="Alert on this rise since the previous acquisition."),
+            webhook: List[str] = typer.Option([], "--webhook", help="Webhook URL for alerts (repeatable)."),
+            replace: bool = typer.Option(False, "--replace", help="Overwrite an AOI of the same name."),
+            db: Optional[str] = db_option) -> None:
+    """Add an area of interest."""
+    from ..monitoring.aoi import add_aoi
+    from ..monitoring.store import Store
+
+    with Store(db) as store:
+        a = add_aoi(store, name, geojson, threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=webhook,
+                    replace=replace)
+        console.print(f"AOI '{a.name}': {a.area_km2:.3f} km² in {store.path}")
+
+
+def aoi_list(db: Optional[str] = db_option) -> None:
+    """List the AOIs with their latest record."""
+    from ..monitoring.store import Store
+
+    with Store(db) as store:
+        t = Table("name", "area km²", "alert km²", "alert rise %", "webhooks", "records", "latest", "flooded km²")
+        for a in store.aois():
+            hist = store.history(a.name)
+            last = hist[-1] if hist else None
+            t.add_row(a.name, f"{a.area_km2:.3f}", _opt(a.threshold_km2), _opt(a.rise_percent), str(len(a.webhooks)),
+                      str(len(hist)), last["acquired"] if last else "-",
+                      f"{last['flooded_km2']:.3f}" if last else "-")
+        console.print(t)
+
+
+def _opt(v: float | None, fmt: str = "g") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def aoi_history(name: str, png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
+                db: Optional[str] = db_option) -> None:
+    """Time series of one AOI: flooded km², permanent water, coverage per acquisition."""
+    from ..monitoring.store import Store
+
+    with Store(db) as store:
+        hist = store.history(name)
+    t = Table("acquired", "kind", "scene", "flooded km²", "permanent water km²", "valid km²", "coverage",
+              title=f"AOI {name}")
+    for r in hist:
+        t.add_row(r["acquired"], r["kind"], r["scene_id"], f"{r['flooded_km2']:.3f}", _opt(r["permanent_water_km2"],
+                  ".3f"), _opt(r["valid_km2"], ".3f"), _opt(r["coverage"], ".0%"))
+    console.print(t)
+    if png:
+        from ..monitoring.plots import plot_history
+
+        console.print(f"plot: {plot_history(hist, png, title=f'AOI {name}')}")
+
+
+def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `floodwatch change` output folder."),
+               acquired: str = typer.Option(..., "--acquired", help="Acquisition time (ISO-8601)."),
+               scene_id: Optional[str] = typer.Option(None, "--scene-id", help="Default: the folder name."),
+               db: Optional[str] = db_option) -> None:
+    """Record a finished map/change run in every AOI it intersects (and check alert rules)."""
+    from ..monitoring.aoi import record_output_dir
+    from ..monitoring.store import Store
+
+    with Store(db) as store:
+        ids = record_output_dir(store, out_dir, acquired=acquired, scene_id=scene_id)
+    console.print(f"recorded in {len(ids)} AOI(s)")
+
+
+def aoi_watch(name: str, stac: str = typer.Option(..., "--stac", help="STAC API URL or static catalog JSON."),
+              collection: str = typer.Option(..., "--collection"),
+              since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
+              model: Path = typer.Option(..., "-m", "--model"),
+              out: Path = typer.Option(Path("watch_out"), "-o", "--out", help="Where windows and maps go."),
+              units: str = typer.Option("db", "--units", help="db or linear (power) pixel values."),
+              tile: int = typer.Option(512, "--tile"), db: Optional[str] = db_option) -> None:
+    """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped."""
+    from ..inference.predictor import load_predictor
+    from ..monitoring.stac import watch_aoi
+    from ..monitoring.store import Store
+
+    with Store(db) as store:
+        outcomes = watch_aoi(store, name, stac, collection, load_predictor(model), out, since=since, units=units,
+                             tile=tile)
+        t = Table("item", "acquired", "status", "flooded km²")
+        for o in outcomes:
+            km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"
+            t.add_row(o.item_id, o.acquired, o.status, km2)
+    console.print(t)
+
+
+def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
+    """Send again every alert a webhook has not acknowledged yet."""
+    from ..monitoring.alerts import retry_undelivered
+    from ..monitoring.store import Store
+
+    with Store(db) as store:
+        console.print(retry_undelivered(store))
+
+
+def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopback by default)."),
+        port: int = typer.Option(8080, "--port"), db: Optional[str] = db_option,
+        outputs: Optional[Path] = typer.Option(None, "--outputs", help="Folder whose quicklooks may be served."),
+        tile_url: Optional[str] = typer.Option(None, "--tile-url",
+                                               help="Local XYZ tile URL for a basemap, e.g. http://127.0.0.1:8081/{z}/{x}/{y}.png")
+        ) -> None:
+    """Serve the monitoring web map (read-only)."""
+    from ..monitoring.web import serve
+
+    console.print(f"floodwatch web on http://{host}:{port}/")
+    serve(db, outputs, host=host, port=port, tile_url=tile_url)

@@ -1,0 +1,108 @@
+"""Alert rules per AOI, and their delivery to webhooks.
+
+Rules (both optional, set by `aoi add`):
+  threshold   flooded km² inside the AOI above `threshold_km2`;
+  rise        flooded km² up by at least `rise_percent` % since the AOI's previous acquisition
+              (from zero to anything above zero counts as a rise).
+An event is (AOI, record, rule): the store keeps it unique, so re-recording or re-checking a run never
+alerts twice. Each webhook gets a JSON POST, retried with exponential backoff; every delivery's status
+and number of attempts is stored, and undelivered ones can be retried later (`retry_undelivered`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from .store import Store
+
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_S = 0.5
+
+
+def evaluate_rules(store: Store, record_id: int) -> list[tuple[str, dict[str, Any]]]:
+    """[(rule, message)] of the rules this record triggers (no side effects)."""
+    rec = store.record(record_id, with_floods=False)
+    aoi = store.get_aoi(rec["aoi"])
+    base = {"aoi": aoi.name, "acquired": rec["acquired"], "scene_id": rec["scene_id"], "kind": rec["kind"],
+            "flooded_km2": round(rec["flooded_km2"], 6), "record_id": record_id}
+    fired = []
+    if aoi.threshold_km2 is not None and rec["flooded_km2"] > aoi.threshold_km2:
+        fired.append(("threshold", {**base, "rule": "threshold", "threshold_km2": aoi.threshold_km2,
+                                    "text": f"{aoi.name}: {rec['flooded_km2']:.3f} km² flooded on {rec['acquired']} "
+                                            f"(above {aoi.threshold_km2:g} km²)"}))
+    if aoi.rise_percent is not None:
+        prev = store.previous_record(record_id)
+        if prev is not None:
+            before, now = prev["flooded_km2"], rec["flooded_km2"]
+            rise = (now - before) / before * 100 if before > 0 else (float("inf") if now > 0 else 0.0)
+            if rise >= aoi.rise_percent and now > before:
+                fired.append(("rise", {**base, "rule": "rise", "rise_percent": aoi.rise_percent,
+                                       "previous_km2": round(before, 6), "previous_acquired": prev["acquired"],
+                                       "observed_rise_percent": None if rise == float("inf") else round(rise, 2),
+                                       "text": f"{aoi.name}: flooded area rose from {before:.3f} to {now:.3f} km² "
+                                               f"between {prev['acquired']} and {rec['acquired']}"}))
+    return fired
+
+
+def deliver(store: Store, alert_id: int, url: str, message: dict[str, Any], *, client: httpx.Client | None = None,
+            retries: int = DEFAULT_RETRIES, backoff_s: float = DEFAULT_BACKOFF_S, timeout_s: float = 10.0) -> bool:
+    """POST `message` to `url`, retrying 5xx / network errors with backoff; record the outcome. 4xx is final."""
+    own = client is None
+    client = client or httpx.Client(timeout=timeout_s)
+    previous = store.delivery(alert_id, url)
+    attempts = previous["attempts"] if previous else 0
+    status, code, error = "failed", None, None
+    try:
+        for i in range(max(1, retries)):
+            if i:
+                time.sleep(backoff_s * 2 ** (i - 1))
+            attempts += 1
+            try:
+                resp = client.post(url, json=message)
+                code = resp.status_code
+                if resp.is_success:
+                    status, error = "delivered", None
+                    break
+                error = f"HTTP {code}"
+                if resp.status_code < 500 and resp.status_code != 429:
+                    break  # the receiver rejects the message: retrying will not help
+            except httpx.HTTPError as exc:
+                code, error = None, f"{type(exc).__name__}: {exc}"
+    finally:
+        if own:
+            client.close()
+    store.set_delivery(alert_id, url, status=status, attempts=attempts, http_status=code, last_error=error)
+    return status == "delivered"
+
+
+def check_alerts(store: Store, record_id: int, *, console: Console | None = None, client: httpx.Client | None = None,
+                 retries: int = DEFAULT_RETRIES, backoff_s: float = DEFAULT_BACKOFF_S) -> list[int]:
+    """Raise the alerts a record triggers (once each), print them and send them; returns new alert ids."""
+    console = console or Console(stderr=True)
+    new_ids = []
+    for rule, message in evaluate_rules(store, record_id):
+        alert_id = store.add_alert(message["aoi"], record_id, rule, message)
+        if alert_id is None:
+            continue  # this event was raised before
+        new_ids.append(alert_id)
+        console.print(f"[bold yellow]ALERT[/] {message['text']}", highlight=False)
+        for url in store.get_aoi(message["aoi"]).webhooks:
+            ok = deliver(store, alert_id, url, message, client=client, retries=retries, backoff_s=backoff_s)
+            if not ok:
+                d = store.delivery(alert_id, url)
+                console.print(f"[red]webhook {url} failed after {d['attempts']} attempts: {d['last_error']}[/]",
+                              highlight=False)
+    return new_ids
+
+
+def retry_undelivered(store: Store, *, client: httpx.Client | None = None, retries: int = DEFAULT_RETRIES,
+                      backoff_s: float = DEFAULT_BACKOFF_S) -> dict[str, int]:
+    """Try again every (alert, webhook) not delivered yet; returns counts of delivered / still failing."""
+    counts = {"delivered": 0, "failed": 0}
+    for alert, url in list(store.iter_undelivered()):
+        ok = deliver(store, alert["id"], url, alert["message"], client=client, retries=retries, backoff_s=backoff_s)
+        counts["delivered" if ok else "failed"] += 1
+    return counts

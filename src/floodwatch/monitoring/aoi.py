@@ -1,0 +1,187 @@
+"""Areas of interest: defining them, and recording each map/change run's flood inside them.
+
+Everything is measured in EPSG:4326 on the WGS84 ellipsoid: flood polygons are clipped to the AOI and
+their geodesic area taken; permanent water and valid coverage come from the run's class mask, clipped to
+the AOI and polygonised, so a UTM scene and a lon/lat scene give the same km².
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import shapely
+from shapely.geometry import box, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import MonitoringError
+from .geo import EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometry, to_wgs84
+from .store import AOIRecord, Store, utc_iso
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Class codes of mapping's flood_mask raster (overridden by stats['mask_codes'] when a run records them).
+MASK_CODES = {"not_water": 0, "flood": 1, "permanent_water": 2, "nodata": 255}
+#: change_mask.tif written by detect_change
+CHANGE_CODES = {"not_water": 0, "flood": 1, "nodata": 255}
+
+
+def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, threshold_km2: float | None = None,
+            rise_percent: float | None = None, webhooks: Iterable[str] = (), replace: bool = False) -> AOIRecord:
+    """Validate and store an AOI (polygons in EPSG:4326 lon/lat, as GeoJSON requires)."""
+    if not NAME_RE.match(name or ""):
+        raise MonitoringError(f"AOI name '{name}': use 1-64 letters, digits, '_', '-' or '.', starting with a "
+                              "letter or digit")
+    geom = read_geojson_geometry(geojson)
+    label = str(geojson) if not isinstance(geojson, dict) else f"AOI '{name}'"
+    polys = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type in ("Polygon", "MultiPolygon")]
+    geom = shapely.union_all(polys) if polys else EMPTY
+    if geom.is_empty:
+        raise MonitoringError(f"{label}: no polygon in the GeoJSON (an AOI needs an area)")
+    minx, miny, maxx, maxy = geom.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326)")
+    for value, opt in ((threshold_km2, "--threshold-km2"), (rise_percent, "--rise-percent")):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
+    hooks = [h.strip() for h in webhooks]
+    for h in hooks:
+        if not re.match(r"^https?://[^\s/]+", h):
+            raise MonitoringError(f"--webhook: '{h}' is not an http(s) URL")
+    record = AOIRecord(name=name, geometry=mapping(geom), area_km2=geodesic_area_km2(geom),
+                       threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=hooks)
+    store.add_aoi(record, replace=replace)
+    return store.get_aoi(name)
+
+
+def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:
+    return shape(aoi.geometry)
+
+
+#: mapping.MapResult.paths uses short keys; the store uses these (change results already do).
+PATH_ALIASES = {"mask": "flood_mask", "probability": "flood_probability", "polygons": "flood_polygons"}
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj[key] if isinstance(obj, dict) else getattr(obj, key)
+
+
+def result_paths(result: Any) -> dict[str, Path]:
+    return {PATH_ALIASES.get(k, k): Path(v) for k, v in (_get(result, "paths") or {}).items() if v}
+
+
+def result_footprint(result: Any) -> tuple[BaseGeometry, Path | None]:
+    """(the run's footprint in EPSG:4326, its class-mask raster if any)."""
+    paths = result_paths(result)
+    stats = _get(result, "stats") or {}
+    mask_path = paths.get("flood_mask") or paths.get("change_mask")
+    if mask_path is not None and mask_path.is_file():
+        import rasterio
+
+        with rasterio.open(mask_path) as src:
+            crs, bounds = src.crs, src.bounds
+        if crs is None:
+            raise MonitoringError(f"{mask_path}: not georeferenced, so it cannot be placed in an AOI")
+        footprint = box(*bounds)
+        crs = crs.to_string()
+    elif stats.get("bounds") and stats.get("crs"):
+        footprint, crs = box(*stats["bounds"]), stats["crs"]
+    else:
+        raise MonitoringError("result: neither a georeferenced mask nor stats bounds/crs to place it on the map")
+    return to_wgs84(shapely.segmentize(footprint, max(footprint.length / 400, 1e-9)), crs), mask_path
+
+
+def _mask_areas(mask_path: Path, aoi_geom: BaseGeometry, codes: dict[str, int]) -> dict[str, float]:
+    """km² of valid pixels, flood and permanent water of a class raster inside the AOI (ellipsoidal)."""
+    import rasterio
+    from rasterio import features, windows
+
+    with rasterio.open(mask_path) as src:
+        local = from_wgs84(aoi_geom, src.crs.to_string())
+        w = windows.from_bounds(*local.bounds, transform=src.transform)
+        c0, r0 = max(0, math.floor(w.col_off)), max(0, math.floor(w.row_off))
+        c1 = min(src.width, math.ceil(w.col_off + w.width))
+        r1 = min(src.height, math.ceil(w.row_off + w.height))
+        if c1 <= c0 or r1 <= r0:
+            return {"valid_km2": 0.0, "permanent_water_km2": 0.0, "flood_km2": 0.0}
+        win = windows.Window(c0, r0, c1 - c0, r1 - r0)
+        data = src.read(1, window=win)
+        tr = src.window_transform(win)
+        crs = src.crs.to_string()
+    inside = features.geometry_mask([local], out_shape=data.shape, transform=tr, invert=True, all_touched=False)
+    out = {"valid_km2": (data != codes["nodata"]) & inside}
+    if "permanent_water" in codes:
+        out["permanent_water_km2"] = (data == codes["permanent_water"]) & inside
+    out["flood_km2"] = (data == codes["flood"]) & inside
+    return {k: geodesic_area_km2(mask_polygons(m, tr, crs).intersection(aoi_geom)) for k, m in out.items()}
+
+
+def record_map_result(store: Store, result: Any, *, acquired: datetime | str, scene_id: str, kind: str = "map",
+                      aois: Iterable[str] | None = None, notify: bool = True, console: Any = None) -> list[int]:
+    """Record a map (or change) run for every AOI it intersects; returns the record ids.
+
+    `result` is a mapping MapResult or change ChangeResult (or a dict with 'stats' and 'paths'). With
+    `notify`, the AOIs' alert rules are checked and webhooks called (see alerts.check_alerts)."""
+    footprint, mask_path = result_footprint(result)
+    paths = {k: str(v) for k, v in result_paths(result).items()}
+    stats = _get(result, "stats") or {}
+    polys_path = paths.get("flood_polygons")
+    floods_all = read_geojson_geometry(Path(polys_path)) if polys_path and Path(polys_path).is_file() else None
+    codes = stats.get("mask_codes") or (CHANGE_CODES if kind == "change" else MASK_CODES)
+    names = list(aois) if aois is not None else [a.name for a in store.aois()]
+    ids = []
+    for name in names:
+        aoi = store.get_aoi(name)
+        geom = aoi_geometry(aoi)
+        if not geom.intersects(footprint):
+            continue
+        areas = _mask_areas(mask_path, geom, codes) if mask_path is not None and mask_path.is_file() else {}
+        if floods_all is not None:
+            floods = shapely.make_valid(floods_all).intersection(geom)
+            flooded = geodesic_area_km2(floods)
+        elif mask_path is not None:
+            floods, flooded = EMPTY, areas.get("flood_km2", 0.0)
+        else:
+            raise MonitoringError(f"result: no flood polygons or mask to measure in AOI '{name}'")
+        valid = areas.get("valid_km2")
+        rid = store.add_record(aoi=name, acquired=acquired, scene_id=scene_id, kind=kind, flooded_km2=flooded,
+                               permanent_water_km2=areas.get("permanent_water_km2"), valid_km2=valid,
+                               coverage=None if valid is None else min(1.0, valid / max(aoi.area_km2, 1e-12)),
+                               floods=mapping(floods) if not floods.is_empty else mapping(EMPTY), paths=paths)
+        ids.append(rid)
+        if notify:
+            from .alerts import check_alerts
+
+            check_alerts(store, rid, console=console)
+    return ids
+
+
+def record_output_dir(store: Store, out_dir: str | Path, *, acquired: datetime | str, scene_id: str | None = None,
+                      kind: str | None = None, notify: bool = True) -> list[int]:
+    """Record a finished map or change output folder (its stats.json and files) after the fact."""
+    out_dir = Path(out_dir)
+    stats_path = out_dir / "stats.json"
+    if not stats_path.is_file():
+        raise MonitoringError(f"{out_dir}: no stats.json (not a floodwatch map or change output folder)")
+    try:
+        stats = json.loads(stats_path.read_text())
+    except ValueError as exc:
+        raise MonitoringError(f"{stats_path}: not valid JSON ({exc})") from None
+    is_change = (out_dir / "change_mask.tif").is_file()
+    kind = kind or ("change" if is_change else "map")
+    candidates = {"flood_mask": "flood_mask.tif", "flood_probability": "flood_probability.tif",
+                  "flood_polygons": "flood_polygons.geojson", "quicklook": "quicklook.png",
+                  "change_mask": "change_mask.tif", "change_score": "change_score.tif"}
+    paths = {k: out_dir / v for k, v in candidates.items() if (out_dir / v).is_file()}
+    if is_change and (out_dir / "change_polygons.geojson").is_file():
+        paths["flood_polygons"] = out_dir / "change_polygons.geojson"
+    for k, v in (stats.get("paths") or {}).items():  # a run may name its own files
+        p = Path(v) if Path(v).is_absolute() else out_dir / v
+        if p.is_file():
+            paths.setdefault(k, p)
+    paths["stats"] = stats_path
+    return record_map_result(store, {"stats": stats, "paths": paths}, acquired=utc_iso(acquired),
+                             scene_id=scene_id or stats.get("scene_id") or out_dir.name, kind=kind, notify=notify)

@@ -1,0 +1,259 @@
+"""Change detection: flood = new water, water after the event where there was none before.
+
+Three methods:
+  difference  the water model run on both dates; new water = water after and not water before.
+  logratio    the classical baseline: the dB difference after - before (= 10 log10 of the linear power
+              ratio) below -3 dB, or below an Otsu threshold of that difference ('otsu').
+  bitemporal  a U-Net whose input is [before, after] stacked as channels (model_config temporal:
+              bitemporal), each half normalised by the model's Preprocessing; it predicts new water directly.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..data.sample import GeoRef, Sample
+from ..errors import DataError, FloodwatchError
+from ..io import atomic_dir, write_json
+from .geo import feature_collection, geodesic_area_km2, mask_polygons
+
+Method = Literal["difference", "logratio", "bitemporal"]
+METHODS = ("difference", "logratio", "bitemporal")
+#: A drop of 3 dB (half the backscattered power) is the usual log-ratio flood threshold.
+LOGRATIO_DB = -3.0
+NODATA = 255
+
+
+@dataclass
+class ChangeResult:
+    """Same shape as mapping's MapResult, so `record_map_result` records change runs too."""
+
+    stats: dict[str, Any]
+    paths: dict[str, Path]
+    new_water: np.ndarray = field(repr=False, default=None)  # (H, W) bool
+    valid: np.ndarray = field(repr=False, default=None)
+
+
+def read_scene(path: str | os.PathLike) -> Sample:
+    """A dB GeoTIFF (bands VV[, VH], NaN/nodata = no data) -> Sample without a mask."""
+    import rasterio
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: scene not found")
+    try:
+        with rasterio.open(path) as src:
+            image = src.read(masked=True).astype(np.float32).filled(np.nan)
+            georef = GeoRef.from_rasterio(src) if src.crs else None
+            bands = tuple(d or n for d, n in zip(src.descriptions, ("VV", "VH", "B3", "B4")))
+    except rasterio.errors.RasterioIOError as exc:
+        raise DataError(f"{path}: not a readable raster ({exc})") from None
+    valid = np.isfinite(image).all(axis=0)
+    return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=bands)
+
+
+def _as_sample(x: Sample | str | os.PathLike) -> Sample:
+    return x if isinstance(x, Sample) else read_scene(x)
+
+
+def align(before: Sample, after: Sample) -> Sample:
+    """`before` on the grid of `after` (bilinear), when the two scenes' grids differ."""
+    if before.shape == after.shape and before.georef == after.georef:
+        return before
+    if before.georef is None or after.georef is None:
+        raise DataError(f"before '{before.id}' {before.shape} and after '{after.id}' {after.shape} differ in "
+                        "size and are not both georeferenced, so they cannot be aligned")
+    from rasterio.warp import Resampling, reproject
+
+    out = np.full((before.image.shape[0],) + after.shape, np.nan, np.float32)
+    reproject(before.image, out, src_transform=before.georef.affine(), src_crs=before.georef.rasterio_crs(),
+              dst_transform=after.georef.affine(), dst_crs=after.georef.rasterio_crs(),
+              src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
+    return Sample(image=out, mask=None, valid=np.isfinite(out).all(axis=0), id=before.id, georef=after.georef,
+                  bands=before.bands)
+
+
+def tiled_probability(x: np.ndarray, predictor: Any, tile: int = 256, overlap: int = 32,
+                      batch: int = 4) -> np.ndarray:
+    """Blended sliding-window water probability of a normalised (C, H, W) array."""
+    from ..inference.tiling import blend_weight, tile_origins
+
+    c, h, w = x.shape
+    t = min(tile, max(h, w))
+    t = max(32, 32 * int(np.ceil(t / 32)))  # U-Nets need sizes divisible by 32
+    ov = min(overlap, t // 2)
+    pad = ((0, 0), (0, max(0, t - h)), (0, max(0, t - w)))
+    xp = np.pad(x, pad) if any(p[1] for p in pad) else x
+    H, W = xp.shape[1:]
+    weight = blend_weight(t, ov)
+    acc = np.zeros((H, W), np.float32)
+    wsum = np.zeros((H, W), np.float32)
+    windows = [(r, c0) for r in tile_origins(H, t, ov) for c0 in tile_origins(W, t, ov)]
+    for i in range(0, len(windows), batch):
+        group = windows[i:i + batch]
+        prob = np.asarray(predictor.predict(np.stack([xp[:, r:r + t, c0:c0 + t] for r, c0 in group])))
+        for (r, c0), p in zip(group, prob):
+            acc[r:r + t, c0:c0 + t] += p * weight
+            wsum[r:r + t, c0:c0 + t] += weight
+    return (acc / np.maximum(wsum, 1e-12))[:h, :w]
+
+
+def model_temporal(predictor: Any) -> str:
+    """'bitemporal' for a stacked before/after model, else 'single' (from the checkpoint's model_config)."""
+    meta = getattr(predictor, "meta", None) or {}
+    return str((meta.get("model_config") or {}).get("temporal", "single"))
+
+
+def _band(sample: Sample, name: str) -> np.ndarray:
+    if name in sample.bands:
+        return sample.image[sample.bands.index(name)]
+    if sample.image.shape[0] == 1:
+        return sample.image[0]
+    raise FloodwatchError(f"--band: '{name}' is not one of the scene's bands ({', '.join(sample.bands)})")
+
+
+def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarray,
+                    threshold: float | str = LOGRATIO_DB) -> tuple[np.ndarray, np.ndarray, float]:
+    """(new water, dB difference, threshold used). `threshold` in dB, or 'otsu' to fit it on the difference."""
+    diff = (np.asarray(after_db, np.float32) - np.asarray(before_db, np.float32))
+    valid = valid & np.isfinite(diff)
+    if isinstance(threshold, str):
+        if threshold != "otsu":
+            raise FloodwatchError(f"--logratio-threshold: '{threshold}' is neither a number of dB nor 'otsu'")
+        from ..evaluation.otsu import otsu_threshold
+
+        threshold = otsu_threshold(diff[valid]) if valid.any() else LOGRATIO_DB
+    return (diff < float(threshold)) & valid, np.where(valid, diff, np.nan), float(threshold)
+
+
+def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, method: Method = "difference",
+                  threshold: float = 0.5, logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV",
+                  tile: int = 256, overlap: int = 32, batch: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(new water bool, score float32, valid bool) on `after`'s grid; the score is the new-water probability
+    (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio."""
+    if method not in METHODS:
+        raise FloodwatchError(f"--method: '{method}' is not one of {', '.join(METHODS)}")
+    before = align(before, after)
+    valid = before.valid & after.valid
+    if method == "logratio":
+        new, score, _ = logratio_change(_band(before, band), _band(after, band), valid, logratio_threshold)
+        return new, score, valid
+    if predictor is None:
+        raise FloodwatchError(f"--model: method '{method}' needs a model")
+    pre = predictor.preprocessing
+    kind = model_temporal(predictor)
+    if method == "bitemporal":
+        if kind != "bitemporal":
+            raise FloodwatchError("--method bitemporal: the model is not bi-temporal (model_config temporal: "
+                                  f"'{kind}'); use --method difference with a single-date model")
+        x = np.concatenate([pre.apply(before.image, before.valid), pre.apply(after.image, after.valid)], axis=0)
+        score = tiled_probability(x, predictor, tile, overlap, batch)
+    else:
+        if kind == "bitemporal":
+            raise FloodwatchError("--method difference: the model is bi-temporal; use --method bitemporal")
+        p_before = tiled_probability(pre.apply(before.image, before.valid), predictor, tile, overlap, batch)
+        p_after = tiled_probability(pre.apply(after.image, after.valid), predictor, tile, overlap, batch)
+        # Hard rule for the mask (water after, not before); soft product as the score for plotting.
+        score = p_after * (1.0 - p_before)
+        new = (p_after >= threshold) & (p_before < threshold) & valid
+        return new, np.where(valid, score, np.nan).astype(np.float32), valid
+    return (score >= threshold) & valid, np.where(valid, score, np.nan).astype(np.float32), valid
+
+
+def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.PathLike, predictor: Any,
+                  out_dir: str | os.PathLike, *, method: Method = "difference", threshold: float = 0.5,
+                  logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV", min_pixels: int = 4,
+                  tile: int = 256, overlap: int = 32, batch: int = 4, quicklook: bool = True) -> ChangeResult:
+    """Map new water between two dates and write it to `out_dir` (atomically):
+
+    change_mask.tif (uint8 1 new water, 0 none, 255 no data; georeferenced like `after`), change_score.tif,
+    change_polygons.geojson (EPSG:4326), stats.json, quicklook.png. `min_pixels`: patches smaller than this
+    are sieved out (speckle). `predictor` may be None for logratio.
+    """
+    b, a = _as_sample(before), _as_sample(after)
+    new, score, valid = change_arrays(b, a, predictor, method=method, threshold=threshold,
+                                      logratio_threshold=logratio_threshold, band=band, tile=tile,
+                                      overlap=overlap, batch=batch)
+    if min_pixels > 1 and new.any():
+        from rasterio.features import sieve
+
+        new = sieve(new.astype(np.uint8), size=int(min_pixels), connectivity=8).astype(bool) & valid
+    georef = a.georef
+    transform = georef.affine() if georef else None
+    crs = georef.crs if georef else None
+    polygons = mask_polygons(new, transform, crs) if georef else None
+    valid_poly = mask_polygons(valid, transform, crs) if georef else None
+    h, w = a.shape
+    stats: dict[str, Any] = {
+        "method": method, "before": b.id, "after": a.id, "new_water_pixels": int(new.sum()),
+        "valid_pixels": int(valid.sum()), "new_water_fraction": float(new.sum() / max(1, valid.sum())),
+        "flooded_km2": geodesic_area_km2(polygons) if georef else None,
+        "valid_km2": geodesic_area_km2(valid_poly) if georef else None,
+        "permanent_water_km2": None, "crs": crs, "transform": list(georef.transform) if georef else None,
+        "bounds": _bounds(georef, h, w), "width": w, "height": h,
+        "threshold": threshold if method != "logratio" else logratio_threshold}
+    out_dir = Path(out_dir)
+    names = {"change_mask": "change_mask.tif", "change_score": "change_score.tif",
+             "flood_polygons": "change_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
+    with atomic_dir(out_dir) as tmp:
+        code = np.where(valid, new.astype(np.uint8), NODATA).astype(np.uint8)
+        _write_raster(tmp / names["change_mask"], code[None], georef, "uint8", NODATA)
+        _write_raster(tmp / names["change_score"], score[None].astype(np.float32), georef, "float32", np.nan)
+        if polygons is not None:
+            write_json(tmp / names["flood_polygons"], feature_collection(polygons, {"class": "new_water",
+                                                                                    "method": method}))
+        else:
+            names.pop("flood_polygons")
+        if quicklook:
+            _quicklook(tmp / names["quicklook"], b, a, new, valid, band)
+        else:
+            names.pop("quicklook")
+        write_json(tmp / names["stats"], stats)
+    paths = {k: out_dir / v for k, v in names.items()}
+    return ChangeResult(stats=stats, paths=paths, new_water=new, valid=valid)
+
+
+def _bounds(georef: GeoRef | None, h: int, w: int) -> list[float] | None:
+    if georef is None:
+        return None
+    from rasterio.transform import array_bounds
+
+    south, west, north, east = array_bounds(h, w, georef.affine())
+    return [west, south, east, north]
+
+
+def _write_raster(path: Path, data: np.ndarray, georef: GeoRef | None, dtype: str, nodata: float) -> None:
+    import rasterio
+
+    profile = dict(driver="GTiff", height=data.shape[1], width=data.shape[2], count=data.shape[0], dtype=dtype,
+                   nodata=nodata, compress="deflate")
+    if georef is not None:
+        profile.update(crs=georef.rasterio_crs(), transform=georef.affine())
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.astype(dtype))
+
+
+def _quicklook(path: Path, before: Sample, after: Sample, new: np.ndarray, valid: np.ndarray, band: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), constrained_layout=True)
+    for ax, s, title in ((axes[0], align(before, after), "before"), (axes[1], after, "after")):
+        ax.imshow(_band(s, band), cmap="gray", vmin=-25, vmax=0)
+        ax.set_title(f"{title} ({band}, dB)")
+    axes[2].imshow(_band(after, band), cmap="gray", vmin=-25, vmax=0)
+    overlay = np.zeros(new.shape + (4,), np.float32)
+    overlay[new] = (0.1, 0.4, 1.0, 0.85)
+    overlay[~valid] = (0.5, 0.5, 0.5, 0.6)
+    axes[2].imshow(overlay)
+    axes[2].set_title(f"new water: {int(new.sum())} px ({new.sum() / max(1, valid.sum()):.1%} of valid)")
+    for ax in axes:
+        ax.set_axis_off()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

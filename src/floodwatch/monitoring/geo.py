@@ -1,0 +1,88 @@
+"""Geometry helpers shared by change detection and AOI bookkeeping: polygonising masks, reprojecting to
+EPSG:4326 and measuring areas on the WGS84 ellipsoid (so km² are right in any CRS, at any latitude)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Geod, Transformer
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import MonitoringError
+
+WGS84 = Geod(ellps="WGS84")
+EMPTY = shapely.MultiPolygon()
+
+
+def geodesic_area_km2(geom: BaseGeometry | None) -> float:
+    """Area of a lon/lat (EPSG:4326) geometry on the WGS84 ellipsoid, km²."""
+    if geom is None or geom.is_empty:
+        return 0.0
+    area, _ = WGS84.geometry_area_perimeter(geom)
+    return abs(float(area)) / 1e6
+
+
+def to_wgs84(geom: BaseGeometry, crs: Any) -> BaseGeometry:
+    """Reproject a geometry from `crs` to EPSG:4326 (lon, lat order)."""
+    src = CRS.from_user_input(str(crs))
+    if src.equals(CRS.from_epsg(4326)):
+        return geom
+    tr = Transformer.from_crs(src, 4326, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def from_wgs84(geom: BaseGeometry, crs: Any) -> BaseGeometry:
+    dst = CRS.from_user_input(str(crs))
+    if dst.equals(CRS.from_epsg(4326)):
+        return geom
+    tr = Transformer.from_crs(4326, dst, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def mask_polygons(mask: np.ndarray, transform: Any, crs: Any | None) -> BaseGeometry:
+    """True pixels of a boolean mask -> one (Multi)Polygon in EPSG:4326 (in pixel CRS when crs is None)."""
+    from rasterio import features
+
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return EMPTY
+    polys = [shape(g) for g, _ in features.shapes(mask.astype(np.uint8), mask=mask, transform=transform)]
+    geom = shapely.union_all(polys)
+    return to_wgs84(geom, crs) if crs else geom
+
+
+def feature_collection(geom: BaseGeometry, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One geometry as a GeoJSON FeatureCollection with one feature per polygon part."""
+    parts = list(getattr(geom, "geoms", [geom])) if not geom.is_empty else []
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": dict(properties or {}), "geometry": mapping(p)}
+                         for p in parts]}
+
+
+def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJSON") -> BaseGeometry:
+    """A GeoJSON file or dict (geometry, Feature or FeatureCollection) -> the union of its geometries."""
+    label = str(source) if not isinstance(source, dict) else what
+    if not isinstance(source, dict):
+        path = Path(source)
+        if not path.is_file():
+            raise MonitoringError(f"{path}: GeoJSON file not found")
+        try:
+            source = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MonitoringError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        kind = source.get("type")
+        if kind == "FeatureCollection":
+            geoms = [shape(f["geometry"]) for f in source.get("features", []) if f.get("geometry")]
+        elif kind == "Feature":
+            geoms = [shape(source["geometry"])] if source.get("geometry") else []
+        else:
+            geoms = [shape(source)]
+    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
+        raise MonitoringError(f"{label}: not a GeoJSON geometry ({exc})") from None
+    geoms = [shapely.make_valid(g) for g in geoms if not g.is_empty]
+    return shapely.union_all(geoms) if geoms else EMPTY

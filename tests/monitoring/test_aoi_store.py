@@ -1,0 +1,135 @@
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import box, mapping
+
+from floodwatch.data.synthetic import write_scene
+from floodwatch.errors import MonitoringError
+from floodwatch.mapping import map_scene
+from floodwatch.monitoring.aoi import add_aoi, record_map_result, record_output_dir
+from floodwatch.monitoring.change import detect_change
+from floodwatch.monitoring.store import Store
+
+from monitoring_helpers import UTM, WEST_HALF, scene_pair
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "fw.db") as s:
+        yield s
+
+
+@pytest.fixture
+def mapped(tmp_path, predictor):
+    """Two acquisitions over the same place (less, then more water), mapped by mapping.map_scene."""
+    before, after, _ = scene_pair()
+    out = {}
+    for s in (before, after):
+        write_scene(s, tmp_path / f"{s.id}.tif")
+        out[s.id] = map_scene(tmp_path / f"{s.id}.tif", predictor, tmp_path / "maps", tile=64, overlap=16,
+                              progress=False)
+    return out
+
+
+def test_add_and_list_aois(store, tmp_path):
+    f = tmp_path / "aoi.geojson"
+    f.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": WEST_HALF}]}))
+    aoi = add_aoi(store, "west", f, threshold_km2=0.1, rise_percent=50, webhooks=["http://127.0.0.1:9/x"])
+    assert aoi.area_km2 == pytest.approx(0.48 * 0.96, rel=2e-3)  # UTM scale factor near the meridian
+    assert [a.name for a in store.aois()] == ["west"]
+    with pytest.raises(MonitoringError, match="already exists"):
+        add_aoi(store, "west", f)
+    add_aoi(store, "west", f, threshold_km2=1.0, replace=True)
+    assert store.get_aoi("west").threshold_km2 == 1.0
+
+
+@pytest.mark.parametrize("geojson,match", [
+    ({"type": "Point", "coordinates": [13.0, 45.0]}, "no polygon"),
+    (mapping(box(400000, 5000000, 401000, 5001000)), "not lon/lat"),
+    ({"type": "Polygon", "coordinates": "nonsense"}, "not a GeoJSON"),
+])
+def test_bad_aoi_geometry(store, geojson, match):
+    with pytest.raises(MonitoringError, match=match):
+        add_aoi(store, "x", geojson)
+
+
+def test_bad_aoi_fields(store, tmp_path):
+    with pytest.raises(MonitoringError, match="AOI name"):
+        add_aoi(store, "../etc", WEST_HALF)
+    with pytest.raises(MonitoringError, match="--webhook"):
+        add_aoi(store, "a", WEST_HALF, webhooks=["ftp://x"])
+    with pytest.raises(MonitoringError, match="--threshold-km2"):
+        add_aoi(store, "a", WEST_HALF, threshold_km2=-1)
+    with pytest.raises(MonitoringError, match="not found"):
+        add_aoi(store, "a", tmp_path / "missing.geojson")
+    with pytest.raises(MonitoringError, match="not found"):
+        store.get_aoi("nobody")
+    with pytest.raises(MonitoringError, match="not supported"):
+        Store("postgresql://host/db")
+
+
+def test_record_clips_to_aoi_on_ellipsoid(store, mapped):
+    add_aoi(store, "west", WEST_HALF)
+    add_aoi(store, "far", mapping(box(100, 10, 101, 11)))
+    after = mapped["after"]
+    ids = record_map_result(store, after, acquired="2024-05-02T05:00:00Z", scene_id="S1_after", notify=False)
+    assert len(ids) == 1  # 'far' does not intersect
+    rec = store.history("west")[0]
+    with rasterio.open(after.paths["mask"]) as src:
+        m = src.read(1)
+    west_flood_px = int((m[:, :48] == 1).sum())
+    # flooded km² of the clipped polygons vs pixels counted in the west half (10 m = 1e-4 km² each)
+    assert rec["flooded_km2"] == pytest.approx(west_flood_px * 1e-4, rel=0.03)
+    assert rec["valid_km2"] == pytest.approx(0.4608, rel=0.01)
+    assert rec["coverage"] == pytest.approx(1.0, abs=0.01)
+    assert rec["permanent_water_km2"] == pytest.approx(0.0)
+    assert store.history("far") == []
+    # the clipped polygons stored for the web map lie inside the AOI
+    from shapely.geometry import shape
+    floods = shape(store.history("west", with_floods=True)[0]["floods"])
+    assert shape(WEST_HALF).buffer(1e-7).contains(floods)
+
+
+def test_history_order_and_rerecord_is_update(store, mapped):
+    add_aoi(store, "west", WEST_HALF)
+    record_map_result(store, mapped["after"], acquired=datetime(2024, 5, 2, tzinfo=timezone.utc),
+                      scene_id="S1_after", notify=False)
+    record_map_result(store, mapped["before"], acquired="2024-04-20", scene_id="S1_before", notify=False)
+    record_map_result(store, mapped["after"], acquired="2024-05-02T00:00:00", scene_id="S1_after", notify=False)
+    hist = store.history("west")
+    assert [h["scene_id"] for h in hist] == ["S1_before", "S1_after"]
+    assert hist[0]["acquired"] == "2024-04-20T00:00:00Z"
+    assert hist[1]["flooded_km2"] > hist[0]["flooded_km2"]
+
+
+def test_permanent_water_inside_aoi(store, tmp_path, predictor):
+    before, after, _ = scene_pair()
+    write_scene(after, tmp_path / "after.tif")
+    ref = tmp_path / "water.tif"
+    with rasterio.open(ref, "w", driver="GTiff", width=96, height=96, count=1, dtype="uint8",
+                       crs=UTM, transform=after.georef.affine()) as dst:
+        dst.write((before.mask == 1).astype(np.uint8)[None])
+    res = map_scene(tmp_path / "after.tif", predictor, tmp_path / "maps", tile=64, overlap=16, water_mask=ref,
+                    progress=False)
+    add_aoi(store, "west", WEST_HALF)
+    record_map_result(store, res, acquired="2024-05-02", scene_id="a", notify=False)
+    with rasterio.open(res.paths["mask"]) as src:
+        m = src.read(1)
+    rec = store.history("west")[0]
+    assert rec["permanent_water_km2"] == pytest.approx((m[:, :48] == 2).sum() * 1e-4, rel=0.03)
+    assert rec["permanent_water_km2"] > 0
+
+
+def test_record_change_output_folder(store, tmp_path, pair, predictor):
+    before, after, truth = pair
+    res = detect_change(before, after, predictor, tmp_path / "chg", tile=64)
+    add_aoi(store, "west", WEST_HALF)
+    record_output_dir(store, tmp_path / "chg", acquired="2024-05-02", scene_id="chg1", notify=False)
+    rec = store.history("west", kind="change")[0]
+    assert rec["flooded_km2"] == pytest.approx(res.new_water[:, :48].sum() * 1e-4, rel=0.03)
+    with pytest.raises(MonitoringError, match="stats.json"):
+        record_output_dir(store, tmp_path, acquired="2024-05-02")

@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from floodwatch.data.preprocess import Preprocessing
+from floodwatch.errors import FloodwatchError
+from floodwatch.models import build_model
+from floodwatch.models.checkpoint import save_checkpoint
+from floodwatch.inference.predictor import TorchPredictor
+from floodwatch.data.synthetic import write_scene
+from floodwatch.monitoring.change import detect_change, logratio_change
+from floodwatch.monitoring.geo import read_geojson_geometry, geodesic_area_km2
+
+from monitoring_helpers import scene_pair
+
+
+def iou(a, b):
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+def test_logratio_matches_numpy_definition():
+    rng = np.random.default_rng(0)
+    before = rng.uniform(-25, 0, (2, 16, 16)).astype(np.float32)
+    after = rng.uniform(-25, 0, (2, 16, 16)).astype(np.float32)
+    valid = np.ones((16, 16), bool)
+    new, diff, thr = logratio_change(before[0], after[0], valid, -3.0)
+    ratio = 10 ** (after[0] / 10) / 10 ** (before[0] / 10)  # linear power ratio
+    np.testing.assert_array_equal(new, 10 * np.log10(ratio) < -3.0)
+    assert thr == -3.0
+
+
+def test_difference_finds_known_new_water(pair, predictor, tmp_path):
+    before, after, truth = pair
+    res = detect_change(before, after, predictor, tmp_path / "out", method="difference", tile=64, overlap=16)
+    assert iou(res.new_water, truth) > 0.8
+    # nothing that was water before is called new
+    assert (res.new_water & (before.mask == 1)).sum() < 0.08 * truth.sum()
+    with rasterio.open(res.paths["change_mask"]) as src:
+        assert src.crs.to_string() == "EPSG:32633"
+        assert src.transform == after.georef.affine()
+        m = src.read(1)
+    np.testing.assert_array_equal(m == 1, res.new_water)
+    # polygons are EPSG:4326 and their ellipsoidal area matches pixel counting in UTM (10 m px) within 1%
+    geom = read_geojson_geometry(res.paths["flood_polygons"])
+    assert -180 <= geom.bounds[0] <= 180 and 40 < geom.bounds[1] < 50
+    assert res.stats["flooded_km2"] == pytest.approx(geodesic_area_km2(geom))
+    assert res.stats["flooded_km2"] == pytest.approx(res.new_water.sum() * 100 / 1e6, rel=0.01)
+    assert json.loads(res.paths["stats"].read_text())["method"] == "difference"
+    assert res.paths["quicklook"].stat().st_size > 1000
+
+
+@pytest.mark.parametrize("threshold", [-3.0, "otsu"])
+def test_logratio_baseline_on_files(tmp_path, threshold):
+    before, after, truth = scene_pair(seed=5)
+    write_scene(before, tmp_path / "b.tif")
+    write_scene(after, tmp_path / "a.tif")
+    res = detect_change(tmp_path / "b.tif", tmp_path / "a.tif", None, tmp_path / "out", method="logratio",
+                        logratio_threshold=threshold)
+    assert iou(res.new_water, truth) > 0.5
+    assert res.stats["before"] == "b" and res.stats["after"] == "a"
+
+
+def test_misaligned_before_is_reprojected(tmp_path, predictor):
+    before, after, truth = scene_pair(size=64)
+    # the same scene, written shifted by 8 px: the aligned result equals the unshifted one inside
+    from floodwatch.data.sample import GeoRef, Sample
+    t = list(before.georef.transform)
+    shifted = Sample(image=np.pad(before.image, ((0, 0), (8, 0), (8, 0)), constant_values=np.nan),
+                     mask=None, valid=np.pad(before.valid, ((8, 0), (8, 0))), id="b",
+                     georef=GeoRef(before.georef.crs, (t[0], 0.0, t[2] - 80.0, 0.0, t[4], t[5] + 80.0)))
+    a = detect_change(before, after, predictor, tmp_path / "a", tile=64)
+    b = detect_change(shifted, after, predictor, tmp_path / "b", tile=64)
+    assert iou(a.new_water, b.new_water) > 0.95
+
+
+def test_bitemporal_model_gets_stacked_channels(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(num_layers=10, in_channels=4, use_batch_norm=True)
+    ckpt = save_checkpoint(tmp_path / "bt.pt", model, model_config={"num_layers": 10, "in_channels": 4,
+                                                                      "temporal": "bitemporal"},
+                           preprocessing=Preprocessing())
+    pred = TorchPredictor(ckpt, device="cpu")
+    seen = []
+    orig = pred.predict
+    pred.predict = lambda x: (seen.append(x.shape), orig(x))[1]
+    before, after, _ = scene_pair(size=64)
+    res = detect_change(before, after, pred, tmp_path / "out", method="bitemporal", tile=64, overlap=0)
+    assert seen and all(s[1] == 4 for s in seen)
+    assert res.new_water.shape == after.shape
+    with pytest.raises(FloodwatchError, match="bi-temporal"):
+        detect_change(before, after, pred, tmp_path / "x", method="difference")
+
+
+def test_bad_inputs(tmp_path, pair, predictor):
+    before, after, _ = pair
+    with pytest.raises(FloodwatchError, match="not found"):
+        detect_change(tmp_path / "nope.tif", after, predictor, tmp_path / "o")
+    with pytest.raises(FloodwatchError, match="--method"):
+        detect_change(before, after, predictor, tmp_path / "o", method="magic")
+    with pytest.raises(FloodwatchError, match="needs a model"):
+        detect_change(before, after, None, tmp_path / "o", method="difference")
+    with pytest.raises(FloodwatchError, match="bi-temporal"):
+        detect_change(before, after, predictor, tmp_path / "o", method="bitemporal")
+    assert not (tmp_path / "o").exists()
