@@ -1,6 +1,48 @@
-"""CLI commands for this stage (filled in as the stage lands)."""
+"""`floodwatch infer`: masks, probabilities and overlays for chip files (GeoTIFF keeps its georeference)."""
+from __future__ import annotations
+
+from pathlib import Path
+
 import typer
+
+from ..errors import DataError
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders expand to the chip files directly inside them (sorted)."""
+    from ..inference.chips import PNG_SUFFIXES, TIFF_SUFFIXES
+
+    out: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
+            if not found:
+                raise DataError(f"{p}: folder holds no .tif/.tiff/.png/.jpg chips")
+            out += found
+        else:
+            out.append(p)
+    return out
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("infer")
+    def infer_cmd(
+        inputs: list[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG) or folders of them."),
+        model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+        output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
+        threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
+        backend: str = typer.Option("auto", "--backend", help="torch, onnx or auto (by file suffix)."),
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    ) -> None:
+        """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""
+        from rich.console import Console
+
+        from ..inference import load_predictor
+        from ..inference.chips import infer_chips
+
+        records = infer_chips(load_predictor(model, backend), expand_inputs(inputs), output, threshold=threshold,
+                              progress=not quiet)
+        console = Console()
+        for r in records:
+            console.print(f"{r['id']}: water {100 * r['water_fraction']:.1f}% of valid pixels")
+        console.print(f"{len(records)} chip(s) -> {output}/ (summary.json)")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..data.preprocess import Preprocessing
+from ..errors import FloodwatchError
 from ..models.checkpoint import load_model
 
 
@@ -62,4 +63,4 @@ def load_predictor(model: str | Path, backend: str = "auto", **kwargs: Any) -> P
         from ..serving.client import TritonPredictor
 
         return TritonPredictor(**kwargs)
-    raise ValueError(f"--backend: unknown back-end '{backend}' (torch, onnx, triton)")
+    raise FloodwatchError(f"--backend: unknown back-end '{backend}' (torch, onnx, triton)")

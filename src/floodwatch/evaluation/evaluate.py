@@ -1,0 +1,203 @@
+"""Score a model on labelled chips, beside an Otsu threshold on exactly the same pixels."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..data.preprocess import Preprocessing
+from ..data.sample import IGNORE_INDEX, WATER, Sample
+from ..errors import CheckpointError, DataError
+from ..inference.predictor import Predictor, load_predictor
+from ..io import atomic_dir
+from .metrics import ConfusionAccumulator, scores
+from .otsu import OtsuBaseline, band_index
+from .overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side
+
+
+def predictor_temporal(predictor: Any) -> str:
+    """'bitemporal' when the model was trained on before+after stacks (checkpoint model_config), else 'single'."""
+    meta = getattr(predictor, "meta", None) or {}
+    temporal = (meta.get("model_config") or {}).get("temporal") or getattr(predictor, "temporal", None)
+    return "bitemporal" if temporal == "bitemporal" else "single"
+
+
+def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = "single") -> np.ndarray:
+    """The one place a Sample becomes a model input (C, H, W): band selection, pre-processing and, for
+    bi-temporal models, before and after each pre-processed alike and stacked before-first (as training
+    does). Data whose bands do not fit the model -> DataError naming the chip."""
+    expected = list(preprocessing.bands)
+    names = [b.upper() for b in sample.bands]
+
+    def pick(image: np.ndarray) -> np.ndarray:
+        if image.shape[0] != len(expected) and all(b.upper() in names for b in expected):
+            image = image[[names.index(b.upper()) for b in expected]]  # e.g. a VH-only model on VV+VH data
+        if image.shape[0] != len(expected):
+            raise DataError(f"{sample.id}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
+                            f"the model expects {len(expected)} ({', '.join(expected)})")
+        return image
+
+    after = preprocessing.apply(pick(sample.image), sample.valid)
+    if temporal != "bitemporal":
+        return after
+    if sample.before is None:
+        raise DataError(f"{sample.id}: the model is bi-temporal but the chip has no 'before' image")
+    return np.concatenate([preprocessing.apply(pick(sample.before), sample.valid), after], axis=0)
+
+
+def _batches(items: list[tuple[Sample, np.ndarray]], size: int) -> Iterator[list[tuple[Sample, np.ndarray]]]:
+    """Consecutive runs of equal-shaped inputs, at most `size` long (chips of mixed sizes cannot stack)."""
+    batch: list[tuple[Sample, np.ndarray]] = []
+    for item in items:
+        if batch and (len(batch) == size or batch[0][1].shape != item[1].shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def progress_bar(enabled: bool, total: int, description: str):
+    """A rich progress bar context (yields the Progress, one task) or, when disabled, a context yielding None."""
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)
+    progress.add_task(description, total=total)
+    return progress
+
+
+def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample], *, batch_size: int = 8,
+             threshold: float = 0.5, otsu: bool | OtsuBaseline = True,
+             save_predictions: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+    """Pixel-aggregated and per-chip-mean scores of `predictor` on `dataset`, per region, beside Otsu.
+
+    predictor: a Predictor or a model file (checkpoint / ONNX). Pixels with mask == IGNORE_INDEX or no
+    data are excluded from everything; chips without a scorable pixel are skipped and counted
+    (`empty_chips`), unlabelled ones too (`unlabelled_chips`). `otsu`: True picks the conventional
+    baseline for the data (see OtsuBaseline.for_dataset), or pass an OtsuBaseline; False skips it.
+    save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth.
+    """
+    if not isinstance(predictor, Predictor):
+        predictor = load_predictor(predictor)
+    if not 0.0 < threshold < 1.0:
+        raise DataError(f"threshold: {threshold} is not between 0 and 1")
+    if batch_size < 1:
+        raise DataError(f"batch_size: {batch_size} must be at least 1")
+    pp: Preprocessing = predictor.preprocessing
+    temporal = predictor_temporal(predictor)
+    baseline = (OtsuBaseline.for_dataset(dataset) if otsu is True else otsu) or None
+
+    model_acc, otsu_acc = ConfusionAccumulator(), ConfusionAccumulator()
+    regions: dict[str, tuple[ConfusionAccumulator, ConfusionAccumulator]] = {}
+    per_chip: list[dict[str, Any]] = []
+    skipped = {"empty": 0, "unlabelled": 0}
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        out_dir = Path(stack.enter_context(atomic_dir(save_predictions))) if save_predictions else None
+        bar = stack.enter_context(progress_bar(progress, len(dataset), "evaluating"))
+        # One streaming pass (lazy datasets read each chip once); inputs are built per batch, never all at once.
+        pending: list[Sample] = []
+
+        def flush() -> None:
+            items = [(s, network_input(s, pp, temporal)) for s in pending]
+            for batch in _batches(items, batch_size):
+                prob = np.asarray(predictor.predict(np.stack([x for _, x in batch])))
+                expected = (len(batch),) + batch[0][0].shape
+                if prob.shape != expected:
+                    raise CheckpointError(f"predictor returned shape {prob.shape}, expected {expected}")
+                for (sample, _), p in zip(batch, prob):
+                    _score_chip(sample, p >= threshold, baseline, model_acc, otsu_acc, regions, per_chip, out_dir)
+                if bar is not None:
+                    bar.advance(bar.task_ids[0], len(batch))
+            pending.clear()
+
+        for sample in dataset:
+            if sample.mask is None or sample.is_empty:
+                skipped["unlabelled" if sample.mask is None else "empty"] += 1
+                if bar is not None:
+                    bar.advance(bar.task_ids[0])
+                continue
+            pending.append(sample)
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        if not per_chip:
+            raise DataError(f"dataset: no labelled chip with a scorable pixel ({len(dataset)} chips: "
+                            f"{skipped['empty']} empty, {skipped['unlabelled']} unlabelled)")
+
+    result: dict[str, Any] = {"threshold": threshold, "seconds": round(time.perf_counter() - start, 3),
+                              **model_acc.compute(), "unlabelled_chips": skipped["unlabelled"],
+                              "empty_chips": skipped["empty"]}
+    if baseline is not None:
+        result["otsu"] = {"method": baseline.describe(), **otsu_acc.compute()}
+    result["regions"] = {}
+    for region in sorted(regions):
+        m, o = regions[region]
+        result["regions"][region] = {**m.compute(), **({"otsu": o.compute()} if baseline is not None else {})}
+    result["per_chip"] = per_chip
+    if out_dir is not None:
+        result["predictions_dir"] = str(Path(save_predictions))
+    return result
+
+
+def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None, model_acc: ConfusionAccumulator,
+                otsu_acc: ConfusionAccumulator, regions: dict, per_chip: list, out_dir: Path | None) -> None:
+    scored = sample.valid & (sample.mask != IGNORE_INDEX)
+    region_accs = regions.setdefault(sample.region or "(none)", (ConfusionAccumulator(), ConfusionAccumulator()))
+    counts = model_acc.update(pred, sample.mask, scored)
+    region_accs[0].update(pred, sample.mask, scored)
+    row = {"id": sample.id, "region": sample.region, "water_iou": scores(counts)["water_iou"],
+           "water_pixels": int(counts[1].sum()), "pixels": int(counts.sum())}
+    otsu_pred = None
+    if baseline is not None:
+        otsu_pred = baseline.predict(sample)
+        otsu_counts = otsu_acc.update(otsu_pred, sample.mask, scored)
+        region_accs[1].update(otsu_pred, sample.mask, scored)
+        row["otsu_water_iou"] = scores(otsu_counts)["water_iou"]
+    per_chip.append(row)
+    if out_dir is not None:
+        backdrop = sar_backdrop(sample.image[band_index(sample, "VH")], sample.valid)
+        truth = sample.mask == WATER
+        panels = [backdrop, comparison_rgb(backdrop, pred, truth, scored)]
+        if otsu_pred is not None:
+            panels.append(comparison_rgb(backdrop, otsu_pred, truth, scored))
+        save_png(out_dir / f"{safe_name(sample.id)}.png", side_by_side(panels))
+
+
+def evaluation_samples(data: str | os.PathLike | None = None, *, format: str | None = None,
+                       spec: str | os.PathLike | None = None, split: str | None = None) -> tuple[list[Sample], str]:
+    """The chips to score and a description: a dataset folder (`data`, optional `format`/`split`), or a
+    spec's held-out chips (its test split when it has one, else validation; `split` picks one)."""
+    if (data is None) == (spec is None):
+        raise DataError("evaluate: give either --data PATH or -e SPEC (not both)")
+    if spec is not None:
+        from ..config import load_spec
+        from ..training.data import load_samples
+
+        parts = load_samples(load_spec(spec))
+        name = split or ("test" if parts.get("test") else "val")
+        if name not in parts:
+            raise DataError(f"{spec}: the spec has no '{name}' split (it has {', '.join(sorted(parts))})")
+        return list(parts[name]), f"{spec} ({name} split)"
+    from ..data import open_dataset
+
+    samples = list(open_dataset(data, format=format, split=split))
+    return samples, f"{data}{f' ({split} split)' if split else ''}"
+
+
+def to_json_safe(obj: Any) -> Any:
+    """nan/inf -> None so the file is strict JSON (undefined scores stay visibly undefined)."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_safe(v) for v in obj]
+    return obj

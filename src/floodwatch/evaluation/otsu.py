@@ -1,0 +1,127 @@
+"""The classical baseline: Otsu's threshold on backscatter in dB, darker than the threshold = water.
+
+Open water is a specular reflector, so it is dark in SAR; a bimodal histogram splits at the valley.
+Per chip on VH is the Sen1Floods11 convention; per scene on VV suits sources such as ETCI whose tiles
+are cut from one scene with a shared (8-bit) rendering, where many tiles hold only one class and a
+per-tile threshold would invent water in dry tiles.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..data.sample import Sample
+from ..errors import DataError
+
+#: Fixed histogram edges for scene-wide thresholds: histograms of many chips can then simply be summed.
+SCENE_EDGES = np.linspace(-50.0, 5.0, 1101)  # 0.05 dB bins over the pre-processing clip range
+
+
+def otsu_from_histogram(counts: np.ndarray, edges: np.ndarray) -> float:
+    """Threshold (a bin edge) maximising the between-class variance of a histogram; nan if it is empty."""
+    counts = np.asarray(counts, np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    w0 = np.cumsum(counts)[:-1]  # pixels at or below each candidate split
+    w1 = total - w0
+    s0 = np.cumsum(counts * centres)[:-1]
+    s1 = float((counts * centres).sum()) - s0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # between-class variance times total**2 (same argmax): w0 * w1 * (mean0 - mean1)**2
+        between = w0 * w1 * (s0 / w0 - s1 / w1) ** 2
+    between = np.where((w0 > 0) & (w1 > 0), between, -1.0)
+    if between.max() < 0:  # a single occupied bin: no split exists
+        return float(edges[-1])
+    return float(edges[1:-1][int(np.argmax(between))])
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of the finite values (256 bins over their range, as in scikit-image)."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    lo, hi = float(v.min()), float(v.max())
+    if lo == hi:
+        return hi
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    return otsu_from_histogram(counts, edges)
+
+
+def band_index(sample: Sample, band: str) -> int:
+    """Index of `band` in the sample; the first band when the sample's bands are not named that way."""
+    names = [b.upper() for b in sample.bands]
+    if band.upper() in names:
+        return names.index(band.upper())
+    if sample.image.shape[0] == 0:
+        raise DataError(f"{sample.id}: image has no bands")
+    return 0
+
+
+def otsu_water(image_db: np.ndarray, valid: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Boolean water mask of one band (H, W): below the threshold (per-chip Otsu if not given)."""
+    band = np.asarray(image_db, np.float32)
+    ok = np.asarray(valid, bool) & np.isfinite(band)
+    if threshold is None:
+        threshold = otsu_threshold(band[ok])
+    if not np.isfinite(threshold):
+        return np.zeros(band.shape, bool)
+    return ok & (band < threshold)
+
+
+def scene_thresholds(samples: Iterable[Sample], band: str = "VV") -> dict[str, float]:
+    """One Otsu threshold per scene (samples grouped by `region`), from summed fixed-edge histograms."""
+    hists: dict[str, np.ndarray] = {}
+    for s in samples:
+        if s.is_empty:
+            continue
+        b = s.image[band_index(s, band)]
+        ok = s.valid & np.isfinite(b)
+        # bins + range (not an edge array) takes numpy's linear-time path for equal bins
+        h, _ = np.histogram(np.clip(b[ok], SCENE_EDGES[0], SCENE_EDGES[-1]), bins=len(SCENE_EDGES) - 1,
+                            range=(SCENE_EDGES[0], SCENE_EDGES[-1]))
+        hists[s.region] = hists.get(s.region, 0) + h
+    return {region: otsu_from_histogram(h, SCENE_EDGES) for region, h in hists.items()}
+
+
+class OtsuBaseline:
+    """Otsu water masks for samples: `scope` 'chip' (threshold per chip) or 'scene' (per region).
+
+    Scene scope needs `fit(dataset)` first, a pass over the data to build each scene's histogram.
+    """
+
+    def __init__(self, band: str = "VH", scope: str = "chip") -> None:
+        if scope not in ("chip", "scene"):
+            raise DataError(f"otsu scope: '{scope}' is not one of chip, scene")
+        self.band, self.scope = band, scope
+        self.thresholds: dict[str, float] = {}
+
+    @classmethod
+    def for_dataset(cls, dataset: Sequence[Sample]) -> "OtsuBaseline":
+        """The conventional baseline for the data: VV per scene for ETCI-like tiles, else VH per chip."""
+        source = str(getattr(dataset, "format", "") or "")
+        if not source:
+            first = next((s for s in dataset if not s.is_empty), None)
+            source = str(first.extra.get("source", "")) if first is not None else ""
+        if source.lower().startswith("etci"):
+            return cls(band="VV", scope="scene").fit(dataset)
+        return cls(band="VH", scope="chip")
+
+    def fit(self, dataset: Iterable[Sample]) -> "OtsuBaseline":
+        if self.scope == "scene":
+            self.thresholds = scene_thresholds(dataset, self.band)
+        return self
+
+    def describe(self) -> str:
+        return f"Otsu on {self.band} in dB, one threshold per {self.scope}"
+
+    def predict(self, sample: Sample) -> np.ndarray:
+        threshold = None
+        if self.scope == "scene":
+            if sample.region not in self.thresholds:
+                raise DataError(f"{sample.id}: no scene threshold for region '{sample.region}' (call fit first)")
+            threshold = self.thresholds[sample.region]
+        return otsu_water(sample.image[band_index(sample, self.band)], sample.valid, threshold)

@@ -1,0 +1,170 @@
+"""Showing results: a rich table for the terminal, a learning-curve PNG and a self-contained HTML report."""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import DataError
+from ..io import atomic_path
+from .overlay import COLOURS
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def metrics_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Rows 'all' + one per region: chips, model water IoU / chip mean / F1 / precision / recall, Otsu IoU / F1."""
+    def row(name: str, r: dict[str, Any]) -> list[str]:
+        o = r.get("otsu") or {}
+        return [name, _fmt(r["chips"]), _fmt(r["water_iou"]), _fmt(r["water_iou_chip_mean"]), _fmt(r["f1"]),
+                _fmt(r["precision"]), _fmt(r["recall"]), _fmt(o.get("water_iou")), _fmt(o.get("f1"))]
+
+    return [row("all", result)] + [row(name, r) for name, r in result.get("regions", {}).items()]
+
+
+METRIC_COLUMNS = ["region", "chips", "IoU", "chip IoU", "F1", "prec.", "recall", "Otsu IoU", "Otsu F1"]
+
+
+def print_metrics_table(result: dict[str, Any], console: Any = None, title: str = "water segmentation") -> None:
+    """Model beside Otsu, overall and per region (water IoU pixel-aggregated; 'chip IoU' = mean over chips)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(METRIC_COLUMNS):
+        table.add_column(col, justify="left" if i == 0 else "right", style="bold" if col == "IoU" else None)
+    for i, r in enumerate(metrics_rows(result)):
+        table.add_row(*r, end_section=(i == 0))
+    console.print(table)
+    notes = [f"water IoU over {result['pixels']:,} pixels at threshold {result.get('threshold', 0.5)}; "
+             "chip IoU: mean over chips where it is defined"]
+    if result.get("empty_chips") or result.get("unlabelled_chips"):
+        notes.append(f"skipped: {result.get('empty_chips', 0)} empty, {result.get('unlabelled_chips', 0)} unlabelled")
+    if "otsu" in result:
+        notes.append(result["otsu"].get("method", "Otsu"))
+    console.print("; ".join(notes), style="dim")
+
+
+def read_metrics_csv(path: str | os.PathLike) -> dict[str, list[float]]:
+    """Columns of a training metrics CSV as float lists (non-numeric cells -> nan)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: metrics CSV not found")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DataError(f"{path}: metrics CSV has no rows")
+    cols: dict[str, list[float]] = {k: [] for k in rows[0] if k}
+    for r in rows:
+        for k in cols:
+            try:
+                cols[k].append(float(r.get(k) or "nan"))
+            except ValueError:
+                cols[k].append(float("nan"))
+    return cols
+
+
+def learning_curve_png(metrics_csv: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """Losses (left) and scores such as IoU/F1 (right) against epoch (or step) from a training metrics CSV."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    cols = read_metrics_csv(metrics_csv)
+    xname = next((k for k in ("epoch", "step", "iteration") if k in cols), None)
+    x = cols[xname] if xname else list(range(1, len(next(iter(cols.values()))) + 1))
+    numeric = {k: v for k, v in cols.items() if k != xname and any(not math.isnan(a) for a in v)}
+    skip = ("lr", "learning_rate", "time", "seconds", "wall")
+    losses = {k: v for k, v in numeric.items() if "loss" in k.lower()}
+    others = {k: v for k, v in numeric.items()
+              if k not in losses and not any(s in k.lower() for s in skip)
+              and all(math.isnan(a) or -0.001 <= a <= 1.001 for a in v)}  # scores live in [0, 1]
+    if not losses and not others:
+        raise DataError(f"{metrics_csv}: no loss or score columns to plot (columns: {', '.join(cols)})")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, group, ylabel in ((axes[0], losses, "loss"), (axes[1], others, "score")):
+        for name, ys in group.items():
+            pts = [(a, b) for a, b in zip(x, ys) if not math.isnan(b)]
+            if pts:
+                ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None, ms=3, label=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(xname or "row")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if group:
+            ax.legend(fontsize=8)
+    axes[1].set_ylim(0, 1)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def _img_tag(path: Path, alt: str, upscale_below: int | None = None) -> str:
+    """Embedded PNG; images narrower than `upscale_below` px are shown enlarged (small chips stay visible)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    w = ""
+    if upscale_below:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            width = im.size[0]
+        w = f' width="{width * max(1, upscale_below // max(width, 1))}"'
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"{w}>'
+
+
+def _metrics_html(result: dict[str, Any]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in METRIC_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in metrics_rows(result))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html_report(out_path: str | os.PathLike, *, title: str, metrics: dict[str, Any] | None = None,
+                      learning_curve: str | os.PathLike | None = None,
+                      overlays: Sequence[str | os.PathLike] = (), overlay_caption: str = "",
+                      sections: Iterable[tuple[str, str]] = ()) -> Path:
+    """A single self-contained HTML file (images embedded): metrics table, learning curve, overlays.
+
+    sections: extra (heading, HTML) pairs appended at the end, e.g. by later pipeline stages.
+    """
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if metrics is not None:
+        parts += ["<h2>Evaluation: model beside Otsu</h2>", _metrics_html(metrics),
+                  f"<p class=note>Water IoU is pixel-aggregated over {metrics['pixels']:,} scored pixels; "
+                  "'chip IoU' averages chips where water IoU is defined. "
+                  f"{html.escape((metrics.get('otsu') or {}).get('method', ''))}</p>"]
+    if learning_curve is not None:
+        parts += ["<h2>Learning curve</h2>", _img_tag(Path(learning_curve), "learning curve")]
+    if overlays:
+        legend = " ".join(f'<span class=sw style="background:rgb{c}"></span>{html.escape(n)}'
+                          for n, c in COLOURS.items())
+        parts += ["<h2>Examples</h2>", f"<p>{html.escape(overlay_caption)}</p><p>{legend}</p>"]
+        for p in overlays:
+            parts.append(f"<figure>{_img_tag(Path(p), Path(p).stem, upscale_below=500)}"
+                         f"<figcaption>{html.escape(Path(p).stem)}</figcaption></figure>")
+    for heading, content in sections:
+        parts += [f"<h2>{html.escape(heading)}</h2>", content]
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:90%}"
+             "img{image-rendering:pixelated;max-width:100%}figure{display:inline-block;margin:6px}"
+             ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}")
+    doc = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+           f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        tmp.write_text(doc, encoding="utf-8")
+    return out_path

@@ -1,0 +1,115 @@
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from floodwatch.data.preprocess import Preprocessing
+from floodwatch.data.sample import IGNORE_INDEX, Sample
+from floodwatch.data.synthetic import synth_chips
+from floodwatch.errors import DataError
+from floodwatch.evaluation.evaluate import evaluate, network_input
+from floodwatch.evaluation.metrics import confusion_counts, scores
+from floodwatch.evaluation.otsu import OtsuBaseline
+
+
+@pytest.fixture(scope="module")
+def chips():
+    data = synth_chips(10, size=32, seed=3)
+    nodata = Sample(image=np.full((2, 32, 32), np.nan, np.float32), mask=np.full((32, 32), IGNORE_INDEX),
+                    valid=np.zeros((32, 32), bool), id="all_nodata", region="SynthA")
+    unlabelled = Sample(image=data[0].image.copy(), mask=None, valid=data[0].valid, id="unlabelled", region="SynthA")
+    return data + [nodata, unlabelled]
+
+
+def test_oracle_scores_one_and_counts_skipped_chips(chips, oracle):
+    r = evaluate(oracle(chips), chips, batch_size=4, progress=False)
+    assert r["water_iou"] == 1.0 and r["f1"] == 1.0 and r["accuracy"] == 1.0
+    assert r["confusion"][0][1] == 0 and r["confusion"][1][0] == 0
+    assert r["chips"] == 10 and r["empty_chips"] == 1 and r["unlabelled_chips"] == 1
+    # chips 4 and 9 have no water: their water IoU is undefined and left out of the chip mean
+    assert r["chips_with_defined_water_iou"] == 8
+    assert r["water_iou_chip_mean"] == 1.0
+    assert set(r["regions"]) == {"SynthA", "SynthB", "SynthC", "SynthD"}
+    assert all(reg["water_iou"] == 1.0 for reg in r["regions"].values())
+    # the pixels scored are exactly the labelled, valid ones
+    expected = sum(int(((s.mask != IGNORE_INDEX) & s.valid).sum()) for s in chips if s.mask is not None)
+    assert r["pixels"] == expected
+
+
+def test_inverted_oracle_scores_zero(chips, oracle):
+    r = evaluate(oracle(chips, invert=True), chips, progress=False, otsu=False)
+    assert r["water_iou"] == 0.0 and r["accuracy"] == 0.0
+    assert "otsu" not in r
+
+
+def test_regions_and_otsu_add_up_to_independent_counts(chips, oracle):
+    r = evaluate(oracle(chips), chips, batch_size=3, progress=False)
+    total = np.sum([reg["confusion"] for reg in r["regions"].values()], axis=0)
+    np.testing.assert_array_equal(total, r["confusion"])
+    base = OtsuBaseline(band="VH", scope="chip")
+    scored = [s for s in chips if s.mask is not None and not s.is_empty]
+    otsu_counts = sum(confusion_counts(base.predict(s), s.mask, valid=s.valid) for s in scored)
+    np.testing.assert_array_equal(r["otsu"]["confusion"], otsu_counts)
+    assert r["otsu"]["pixels"] == r["pixels"]  # same pixels as the model
+    # speckled but well separated synthetic classes: Otsu does well, not perfectly
+    assert 0.6 < r["otsu"]["water_iou"] < 1.0
+    region_b = [s for s in scored if s.region == "SynthB"]
+    b_counts = sum(confusion_counts(base.predict(s), s.mask, valid=s.valid) for s in region_b)
+    assert r["regions"]["SynthB"]["otsu"]["water_iou"] == pytest.approx(scores(b_counts)["water_iou"])
+    assert r["regions"]["SynthB"]["chips"] == len(region_b)
+
+
+def test_threshold_applies_to_probabilities(chips, oracle):
+    class Half(oracle):
+        def predict(self, batch):
+            return super().predict(batch) * 0.6  # water at 0.6, land at 0
+
+    assert evaluate(Half(chips), chips, threshold=0.5, progress=False, otsu=False)["water_iou"] == 1.0
+    assert evaluate(Half(chips), chips, threshold=0.7, progress=False, otsu=False)["recall"] == 0.0
+
+
+def test_save_predictions_writes_one_panel_per_chip(chips, oracle, tmp_path):
+    out = tmp_path / "pred"
+    evaluate(oracle(chips), chips[:3], save_predictions=out, progress=False)
+    pngs = sorted(out.glob("*.png"))
+    assert [p.stem for p in pngs] == sorted(s.id for s in chips[:3])
+    with Image.open(pngs[0]) as im:
+        assert im.size == (3 * 32 + 2 * 4, 32) and im.mode == "RGB"
+    assert not list(tmp_path.glob(".*part"))  # nothing half-written left beside it
+
+
+def test_band_mismatch_is_one_line_data_error(chips, oracle):
+    three = Preprocessing(bands=["VV", "VH", "HH"], clip=[(-50, 5)] * 3, offset=[0, 0, 0], scale=[1, 1, 1])
+    pred = oracle([], preprocessing=three)
+    with pytest.raises(DataError, match=r"SynthA_0: data has 2 band\(s\) \(VV, VH\) but the model expects 3"):
+        evaluate(pred, chips, progress=False)
+
+
+def test_single_band_model_selects_its_band(chips):
+    vh = Preprocessing(bands=["VH"], clip=[(-50, 5)], offset=[0.0], scale=[1.0])
+    x = network_input(chips[0], vh)
+    np.testing.assert_allclose(x[0], np.clip(np.nan_to_num(chips[0].image[1]), -50, 5))
+
+
+def test_bitemporal_stacks_before_then_after(chips):
+    s = chips[1]
+    bi = Sample(image=s.image, mask=s.mask, valid=s.valid, id="bi", before=s.image - 5.0)
+    pp = Preprocessing(offset=[-10.0, -20.0], scale=[0.5, 0.25])
+    x = network_input(bi, pp, "bitemporal")
+    assert x.shape == (4, 32, 32)
+    np.testing.assert_allclose(x[:2], pp.apply(s.image - 5.0, s.valid))
+    np.testing.assert_allclose(x[2:], pp.apply(s.image, s.valid))
+    with pytest.raises(DataError, match="no 'before' image"):
+        network_input(s, pp, "bitemporal")
+
+
+def test_real_checkpoint_path_runs(chips, tiny_checkpoint):
+    r = evaluate(str(tiny_checkpoint), chips[:4], progress=False)
+    assert r["chips"] == 4 and 0.0 <= r["accuracy"] <= 1.0
+    assert not math.isnan(r["otsu"]["water_iou"])
+
+
+def test_nothing_scorable_raises(chips, oracle):
+    with pytest.raises(DataError, match="no labelled chip"):
+        evaluate(oracle(chips), chips[-2:], progress=False)

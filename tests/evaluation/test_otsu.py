@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from floodwatch.data.sample import Sample
+from floodwatch.evaluation.otsu import OtsuBaseline, otsu_threshold, otsu_water
+
+
+def brute_force_between_variance(values, t):
+    """Independent reference: between-class variance on the raw pixels for split `v < t`."""
+    lo, hi = values[values < t], values[values >= t]
+    if lo.size == 0 or hi.size == 0:
+        return 0.0
+    w0, w1 = lo.size / values.size, hi.size / values.size
+    return w0 * w1 * (lo.mean() - hi.mean()) ** 2
+
+
+def test_threshold_maximises_between_class_variance_on_raw_pixels():
+    rng = np.random.default_rng(1)
+    for seed_shift, (m_water, m_land, frac) in enumerate([(-22, -12, 0.3), (-25, -15, 0.1), (-20, -8, 0.6)]):
+        n = 4000
+        v = np.where(rng.random(n) < frac, rng.normal(m_water, 1.5, n), rng.normal(m_land, 2.0, n))
+        t = otsu_threshold(v)
+        # exhaustive search over every split between consecutive sorted pixel values
+        s = np.sort(v)
+        cands = (s[1:] + s[:-1]) / 2
+        best = max(brute_force_between_variance(v, c) for c in cands[::7])
+        assert brute_force_between_variance(v, t) >= 0.995 * best
+        assert m_water < t < m_land
+
+
+def test_otsu_water_excludes_nodata_and_marks_dark_pixels():
+    img = np.full((16, 16), -10.0, np.float32)
+    img[:, :6] = -24.0
+    img[0, 0] = np.nan
+    valid = np.ones((16, 16), bool)
+    valid[:, -1] = False
+    water = otsu_water(img, valid)
+    expected = np.zeros((16, 16), bool)
+    expected[:, :6] = True
+    expected[0, 0] = False
+    np.testing.assert_array_equal(water, expected)
+
+
+def _sample(i, region, water_cols, extra=None):
+    img = np.full((2, 8, 8), -8.0, np.float32)
+    img[:, :, :water_cols] = -20.0
+    return Sample(image=img, mask=None, valid=np.ones((8, 8), bool), id=f"c{i}", region=region, extra=extra or {})
+
+
+def test_scene_scope_uses_one_threshold_per_region():
+    # the dry chip alone would be split by its own per-chip threshold (noise); the scene threshold keeps it dry
+    rng = np.random.default_rng(0)
+    dry = _sample(0, "a", 0, {"source": "etci"})
+    dry.image += rng.normal(0, 0.5, dry.image.shape).astype(np.float32)
+    data = [dry, _sample(1, "a", 4, {"source": "etci"})]
+    base = OtsuBaseline.for_dataset(data)
+    assert base.scope == "scene" and base.band == "VV"
+    assert not base.predict(data[0]).any()
+    assert base.predict(data[1])[:, :4].all() and not base.predict(data[1])[:, 4:].any()
+    assert OtsuBaseline(scope="chip").predict(data[0]).any()
+    assert OtsuBaseline.for_dataset([_sample(0, "x", 3)]).scope == "chip"
