@@ -1,6 +1,75 @@
-"""CLI commands for this stage (filled in as the stage lands)."""
+"""`floodwatch map`: whole Sentinel-1 scenes in, georeferenced flood maps and km² out."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("map")
+    def map_cmd(
+        scenes: Optional[List[Path]] = typer.Argument(
+            None, help="Scene GeoTIFFs with VV and VH bands; a folder maps every GeoTIFF in it."),
+        model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model (ignored by triton)."),
+        out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder; each scene gets <stem>/ in it."),
+        vv: Optional[Path] = typer.Option(None, "--vv", help="Single-band VV file (with --vh) instead of SCENE."),
+        vh: Optional[Path] = typer.Option(None, "--vh", help="Single-band VH file on the same grid as the VV one."),
+        units: str = typer.Option("db", "--units", help="Input units: db or linear (power)."),
+        backend: str = typer.Option("auto", "--backend", help="torch, onnx, triton, or auto (by file suffix)."),
+        url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
+        tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
+        overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
+        batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
+        threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
+        water_mask: Optional[Path] = typer.Option(None, "--water-mask",
+                                                  help="Permanent-water raster (any CRS); counted apart."),
+        min_area: float = typer.Option(1000.0, "--min-area", help="Drop flood polygons under this many m²."),
+        simplify: float = typer.Option(1.0, "--simplify", help="Polygon simplification tolerance in pixels."),
+        probability: str = typer.Option("uint8", "--probability", help="Probability raster: uint8 (%) or float32."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                              help="Map scenes in parallel on a local Dask cluster."),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address to use instead."),
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    ) -> None:
+        """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..errors import FloodwatchError
+        from ..mapping import map_scene, map_scenes, scene_files
+
+        if vh is not None and vv is None and len(scenes or []) == 1:
+            vv, scenes = scenes[0], []
+        if vv is not None:
+            if scenes:
+                raise FloodwatchError("--vv: give either SCENE arguments or --vv/--vh, not both")
+            if vh is None:
+                raise FloodwatchError("--vv: needs the matching --vh file")
+            files = [vv]
+        elif not scenes:
+            raise FloodwatchError("SCENE: give at least one scene GeoTIFF or folder (or --vv/--vh)")
+        else:
+            if vh is not None:
+                raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
+            files = scene_files(scenes)
+        kw = dict(vh=vh, units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
+                  water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability)
+        predictor_kwargs = {"url": url} if backend == "triton" else {}
+        if workers or scheduler:
+            results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
+                                 predictor_kwargs=predictor_kwargs, progress=not quiet, **kw)
+        else:
+            from ..inference import load_predictor
+
+            predictor = load_predictor(model, backend, **predictor_kwargs)
+            label = None if backend == "auto" else backend
+            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]
+        table = Table("scene", "flood km²", "valid km²", "flooded %", "permanent km²", "polygons", "s", "output")
+        for r in results:
+            s = r.stats
+            table.add_row(Path(r.scene).name, f"{s['flooded_km2']:.3f}", f"{s['valid_km2']:.2f}",
+                          f"{100 * s['flooded_fraction']:.1f}", f"{s['permanent_water_km2']:.3f}",
+                          str(s["polygons"]), f"{s['runtime_s']:.1f}", str(r.out_dir))
+        Console().print(table)

@@ -1,1 +1,5 @@
-"""floodwatch stage package."""
+"""Scene-scale flood mapping: any-size Sentinel-1 GeoTIFF in, georeferenced flood map and km² out."""
+from .parallel import map_scenes, scene_files
+from .pipeline import OUTPUT_NAMES, MapResult, map_scene
+
+__all__ = ["map_scene", "map_scenes", "scene_files", "MapResult", "OUTPUT_NAMES"]

@@ -1,0 +1,95 @@
+"""Many scenes at once on a Dask distributed cluster; every task loads its own predictor."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.progress import Progress
+
+from ..errors import DataError, FloodwatchError
+from .pipeline import MapResult, map_scene
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def scene_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for every GeoTIFF directly inside it (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in GEOTIFF_SUFFIXES and f.is_file())
+            if not found:
+                raise DataError(f"{p}: folder holds no GeoTIFF (.tif/.tiff)")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _load(model, backend: str, predictor_kwargs: dict):
+    if isinstance(model, (str, Path)):
+        from ..inference import load_predictor
+
+        return load_predictor(model, backend, **predictor_kwargs)
+    if hasattr(model, "predict") and not isinstance(model, type):
+        return model  # a ready predictor (shared by threads of an in-process cluster)
+    return model()  # a factory or class: lets callers plug in any Predictor
+
+
+def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: dict, kw: dict) -> MapResult:
+    predictor = _load(model, backend, predictor_kwargs)
+    label = None if backend == "auto" or not isinstance(model, (str, Path)) else backend
+    try:
+        return map_scene(scene, predictor, out_dir, progress=False, backend=label, **kw)
+    except FloodwatchError as exc:
+        failure = exc
+    # Re-raised bare, outside the handler: a chained library exception (rasterio's) may not unpickle
+    # on the client, and the one-line message is all the caller needs.
+    raise type(failure)(str(failure))
+
+
+def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any, out_dir: str | Path, *,
+               workers: int | None = None, scheduler: str | None = None, backend: str = "auto",
+               predictor_kwargs: dict | None = None, processes: bool = True, progress: bool = True,
+               **kw: Any) -> list[MapResult]:
+    """Map every scene (folders expand to their GeoTIFFs) in parallel with dask.distributed.
+
+    model: a model path (each task calls `load_predictor(model, backend, **predictor_kwargs)`), or a
+    zero-argument callable (e.g. a class) returning a Predictor. scheduler: address of a running cluster; otherwise a
+    LocalCluster of `workers` single-threaded workers. Other keywords go to `map_scene`.
+    Results come back in the order of `scenes`; failed scenes are reported together in one error."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    files = scene_files(scenes)
+    if not files:
+        raise DataError("no scenes given")
+    for f in files:
+        if not f.is_file():
+            raise DataError(f"{f}: file not found")
+    if kw.get("vh") and len(files) > 1:
+        raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    cluster = None if scheduler else LocalCluster(n_workers=workers or 1, threads_per_worker=1,
+                                                   processes=processes, dashboard_address=None)
+    try:
+        with Client(scheduler or cluster) as client:
+            futures = {client.submit(_map_one, str(f), model, str(out_dir), backend, predictor_kwargs or {},
+                                     dict(kw), key=f"map-{i}-{f.stem}", pure=False): i
+                       for i, f in enumerate(files)}
+            results: list[MapResult | None] = [None] * len(files)
+            failures: list[str] = []
+            with Progress(disable=not progress) as bar:
+                task = bar.add_task("scenes", total=len(files))
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                    except FloodwatchError as exc:
+                        failures.append(f"{files[i].name}: {exc}")
+                    bar.advance(task)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    if failures:
+        raise FloodwatchError(f"{len(failures)} of {len(files)} scenes failed: " + "; ".join(failures))
+    return results  # type: ignore[return-value]

@@ -1,0 +1,123 @@
+"""Open a Sentinel-1 scene for windowed reading: one GeoTIFF with VV and VH bands, or one file per band.
+
+Nothing here reads the whole scene: `read_rows` returns one strip of rows in dB with its validity mask.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from ..errors import DataError
+
+UNITS = ("db", "linear")
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise DataError(f"{path}: not a raster GeoTIFF ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _band_index(ds, name: str, default: int) -> int:
+    """1-based band index: the band whose description names it (VV/VH), else the conventional order."""
+    for i, desc in enumerate(ds.descriptions, start=1):
+        if desc and name.upper() in re.split(r"[^A-Z0-9]+", desc.upper()):
+            return i
+    return default
+
+
+class SceneReader:
+    """VV/VH (or whichever bands the model wants) of one scene, read by strips of rows, in dB."""
+
+    def __init__(self, scene: str | Path, *, vh: str | Path | None = None, units: str = "db",
+                 bands: Sequence[str] = ("VV", "VH")):
+        if units not in UNITS:
+            raise DataError(f"units: '{units}' is not one of {', '.join(UNITS)}")
+        self.path = Path(scene)
+        self.units = units
+        self.bands = [b.upper() for b in bands]
+        self._datasets = []
+        try:
+            self._sources = self._resolve(Path(scene), Path(vh) if vh else None)
+        except BaseException:
+            self.close()
+            raise
+        ref = self._sources[0][0]
+        self.crs, self.transform = ref.crs, ref.transform
+        self.height, self.width = ref.height, ref.width
+        if self.crs is None:
+            raise DataError(f"{self.path}: no coordinate reference system, cannot map areas")
+
+    # -- opening -------------------------------------------------------------------------------------
+    def _resolve(self, scene: Path, vh: Path | None) -> list[tuple]:
+        """[(dataset, band index, nodata)] in the order of self.bands."""
+        main = _open(scene)
+        self._datasets.append(main)
+        if vh is None:
+            if main.count < len(self.bands):
+                raise DataError(f"{scene}: {main.count} band(s) but the model needs {'+'.join(self.bands)}; "
+                                f"give the VH file with --vh")
+            return [(main, _band_index(main, b, i + 1), main.nodatavals[_band_index(main, b, i + 1) - 1])
+                    for i, b in enumerate(self.bands)]
+        other = _open(vh)
+        self._datasets.append(other)
+        for ds, p in ((main, scene), (other, vh)):
+            if ds.count != 1:
+                raise DataError(f"{p}: expected a single-band file with --vh, found {ds.count} bands")
+        if (main.crs, main.transform, main.shape) != (other.crs, other.transform, other.shape):
+            raise DataError(f"{vh}: grid ({other.crs}, {other.shape}, {tuple(other.transform)[:6]}) does not match "
+                            f"{scene} ({main.crs}, {main.shape}, {tuple(main.transform)[:6]})")
+        by_name = {"VV": main, "VH": other}
+        out = []
+        for b in self.bands:
+            if b not in by_name:
+                raise DataError(f"{scene}: the model needs band {b}; only VV and VH files were given")
+            out.append((by_name[b], 1, by_name[b].nodatavals[0]))
+        return out
+
+    # -- reading -------------------------------------------------------------------------------------
+    def read_rows(self, row0: int, row1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image (C, n, W) float32 dB with NaN at nodata, valid (n, W) bool) for rows [row0, row1)."""
+        window = Window(0, row0, self.width, row1 - row0)
+        image = np.empty((len(self._sources), row1 - row0, self.width), np.float32)
+        valid = np.ones((row1 - row0, self.width), bool)
+        for c, (ds, band, nodata) in enumerate(self._sources):
+            try:
+                x = ds.read(band, window=window, out_dtype=np.float32)
+            except RasterioIOError as exc:
+                raise DataError(f"{ds.name}: read failed at rows {row0}-{row1} ({exc})") from None
+            ok = np.isfinite(x)
+            if nodata is not None and not np.isnan(nodata):
+                ok &= x != np.float32(nodata)
+            if self.units == "linear":
+                ok &= x > 0  # zero power is the usual fill value of linear products
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    x = 10.0 * np.log10(x)
+            valid &= ok
+            image[c] = x
+        image[:, ~valid] = np.nan
+        return image, valid
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    def close(self) -> None:
+        for ds in self._datasets:
+            ds.close()
+        self._datasets = []
+
+    def __enter__(self) -> "SceneReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

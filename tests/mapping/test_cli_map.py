@@ -1,0 +1,58 @@
+"""`floodwatch map` with a real (untrained, tiny) torch checkpoint, and its one-line errors."""
+from __future__ import annotations
+
+import json
+import pytest
+import torch
+
+from floodwatch.cli.main import main
+from floodwatch.data.preprocess import Preprocessing
+from floodwatch.models import build_model
+from floodwatch.models.checkpoint import save_checkpoint
+
+from .helpers import make_scene
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    config = dict(num_layers=10, in_channels=2, num_classes=2)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return save_checkpoint(path, build_model(**config), model_config=config, preprocessing=Preprocessing())
+
+
+def run(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+def test_map_folder_with_a_torch_checkpoint(tmp_path, checkpoint, capsys):
+    (tmp_path / "scenes").mkdir()
+    make_scene(tmp_path / "scenes" / "s0.tif", 60, 50)
+    (tmp_path / "scenes" / "notes.txt").write_text("ignored: not a GeoTIFF")
+    code = run(["map", str(tmp_path / "scenes"), "-m", str(checkpoint), "-o", str(tmp_path / "out"),
+                "--tile", "64", "--overlap", "16", "--batch", "2", "-q"])
+    assert code in (0, None)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0"]
+    stats = json.loads((tmp_path / "out" / "s0" / "stats.json").read_text())
+    assert stats["tiles"] == 1 and stats["tiles_predicted"] == 1 and stats["width"] == 50
+    assert stats["valid_km2"] == pytest.approx(60 * 50 * 100 / 1e6, rel=0.01)
+    assert stats["backend"] == "TorchPredictor"
+    assert "s0.tif" in capsys.readouterr().out
+
+
+def test_single_band_without_vh_is_a_one_line_error(tmp_path, checkpoint, capsys):
+    import rasterio
+
+    make_scene(tmp_path / "both.tif", 40, 40)
+    with rasterio.open(tmp_path / "both.tif") as src:
+        with rasterio.open(tmp_path / "vv.tif", "w", **(src.profile | {"count": 1})) as dst:
+            dst.write(src.read(1), 1)
+    capsys.readouterr()
+    code = run(["map", str(tmp_path / "vv.tif"), "-m", str(checkpoint), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "vv.tif" in err and "--vh" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "vv").exists()
