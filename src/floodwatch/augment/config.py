@@ -1,0 +1,103 @@
+"""The spec's `augmentation_config`, validated. Section and key names follow TAO's U-Net spec where TAO has
+them (`spatial_augmentation`, `brightness_augmentation.delta`); `contrast` and `speckle` are floodwatch's.
+
+Every operator is off unless its probability is above 0, so an empty config means "no augmentation".
+
+Units: augmentation runs on batches *after* `Preprocessing.apply`, i.e. on normalised tensors. Photometric
+amounts (`brightness_augmentation.delta`, `speckle.std_db`) are in dB and are converted to normalised units
+with the per-channel `Preprocessing.scale` (pass `db_scale` to the augmenter); without it they are taken
+to be in normalised units already.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import SpecError
+
+Probability = Field(0.0, ge=0.0, le=1.0)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpatialAugmentation(_Section):
+    hflip_probability: float = Probability
+    vflip_probability: float = Probability
+    #: chance of cutting a random region of interest and resizing it back to the chip size (the course's ROI resize)
+    crop_and_resize_prob: float = Probability
+    #: at most this fraction of each side is cut away (0.1: the ROI keeps 90-100 % of height and width)
+    crop_and_resize_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    rotate_probability: float = Probability
+    #: angle drawn uniformly in [-rotate_max_degrees, +rotate_max_degrees]
+    rotate_max_degrees: float = Field(10.0, ge=0.0, le=180.0)
+    #: value (normalised units) for image pixels rotated in from outside; masks get IGNORE_INDEX, valid False
+    fill_value: float = 0.0
+
+
+class BrightnessAugmentation(_Section):
+    probability: float = Field(1.0, ge=0.0, le=1.0)
+    #: dB added to every band, drawn uniformly in [-delta, +delta] per chip (0 = off)
+    delta: float = Field(0.0, ge=0.0)
+
+
+class ContrastAugmentation(_Section):
+    probability: float = Probability
+    #: each channel is stretched about its mean by a factor drawn in [1 - delta, 1 + delta]
+    delta: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class SpeckleAugmentation(_Section):
+    probability: float = Probability
+    #: standard deviation (dB) of the additive noise; multiplicative SAR speckle is additive in dB
+    std_db: float = Field(0.5, ge=0.0)
+
+
+class AugmentationConfig(_Section):
+    spatial_augmentation: SpatialAugmentation = Field(default_factory=SpatialAugmentation)
+    brightness_augmentation: BrightnessAugmentation = Field(default_factory=BrightnessAugmentation)
+    contrast: ContrastAugmentation = Field(default_factory=ContrastAugmentation)
+    speckle: SpeckleAugmentation = Field(default_factory=SpeckleAugmentation)
+
+    @property
+    def is_identity(self) -> bool:
+        s = self.spatial_augmentation
+        b = self.brightness_augmentation
+        return not any((s.hflip_probability, s.vflip_probability, s.crop_and_resize_prob and s.crop_and_resize_ratio,
+                        s.rotate_probability and s.rotate_max_degrees, b.probability and b.delta,
+                        self.contrast.probability and self.contrast.delta,
+                        self.speckle.probability and self.speckle.std_db))
+
+
+#: what `floodwatch data preview` shows when the spec gives nothing: every operator visibly on.
+PREVIEW_CONFIG: dict[str, Any] = {
+    "spatial_augmentation": {"hflip_probability": 0.5, "vflip_probability": 0.5, "crop_and_resize_prob": 0.5,
+                             "crop_and_resize_ratio": 0.3, "rotate_probability": 0.5, "rotate_max_degrees": 30},
+    "brightness_augmentation": {"delta": 3.0},
+    "contrast": {"probability": 0.5, "delta": 0.3},
+    "speckle": {"probability": 0.5, "std_db": 1.0},
+}
+
+
+def parse_config(config: "AugmentationConfig | Mapping[str, Any] | BaseModel | None") -> AugmentationConfig:
+    """Accept a dict (from YAML), any pydantic model with the same fields, or None (no augmentation)."""
+    if config is None:
+        return AugmentationConfig()
+    if isinstance(config, AugmentationConfig):
+        return config
+    if isinstance(config, BaseModel):
+        config = config.model_dump(exclude_none=True)
+    if not isinstance(config, Mapping):
+        raise SpecError(f"augmentation_config: expected a mapping, got {type(config).__name__}")
+    try:
+        return AugmentationConfig.model_validate(_drop_none(config))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SpecError(f"augmentation_config.{where}: {err['msg']}") from None
+
+
+def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _drop_none(v) if isinstance(v, Mapping) else v for k, v in d.items() if v is not None}

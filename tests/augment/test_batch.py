@@ -1,0 +1,130 @@
+"""BatchAugmenter: paired geometry, valid class values, seeding, per-sample randomness, dB-scaled photometry."""
+import numpy as np
+import pytest
+import torch
+
+from floodwatch.augment import BatchAugmenter, parse_config
+from floodwatch.data.preprocess import Preprocessing
+from floodwatch.data.sample import IGNORE_INDEX
+from floodwatch.errors import SpecError
+
+from .conftest import smooth_db
+
+SPATIAL = {"spatial_augmentation": {"hflip_probability": 0.5, "vflip_probability": 0.5, "crop_and_resize_prob": 1.0,
+                                    "crop_and_resize_ratio": 0.4, "rotate_probability": 1.0, "rotate_max_degrees": 40}}
+
+
+def batch(n=6, size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    image = torch.from_numpy(np.stack([smooth_db(rng, size) for _ in range(n)]) / 5.0)  # like normalised input
+    mask = (image[:, 0] < 0).long()
+    valid = torch.ones(n, size, size, dtype=torch.bool)
+    return image, mask, valid
+
+
+def test_mask_stays_the_threshold_of_the_image():
+    image, mask, valid = batch()
+    out_img, out_mask, out_valid = BatchAugmenter.from_config(SPATIAL, seed=3)(image, mask, valid)
+    inside = out_mask != IGNORE_INDEX
+    # bilinear and nearest sampling may disagree only where the image is within a hair of the threshold
+    clear = inside & (out_img[:, 0].abs() > 0.15)
+    assert torch.equal(out_mask[clear], (out_img[:, 0][clear] < 0).long())
+    assert clear.float().mean() > 0.5
+    # what rotation brings in from outside the chip is not valid, and ignored in the mask
+    assert torch.equal(out_valid, inside)
+    assert (~out_valid).any()
+
+
+def test_masks_keep_only_class_values():
+    image, mask, valid = batch()
+    mask[:, :5] = IGNORE_INDEX
+    _, out_mask, out_valid = BatchAugmenter.from_config(SPATIAL, seed=1)(image, mask, valid)
+    assert set(out_mask.unique().tolist()) <= {0, 1, IGNORE_INDEX}
+    assert out_mask.dtype == torch.long and out_valid.dtype == torch.bool
+
+
+def test_seeded_and_reproducible():
+    image, mask, valid = batch()
+    cfg = {**SPATIAL, "speckle": {"probability": 1.0, "std_db": 1.0}, "brightness_augmentation": {"delta": 2.0}}
+    a = BatchAugmenter.from_config(cfg, seed=7)(image, mask, valid)
+    b = BatchAugmenter.from_config(cfg, seed=7)(image, mask, valid)
+    c = BatchAugmenter.from_config(cfg, seed=8)(image, mask, valid)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    aug = BatchAugmenter.from_config(cfg, seed=7)
+    first = aug(image, mask, valid)
+    assert not torch.equal(aug(image, mask, valid)[0], first[0])  # the stream moves on
+    aug.manual_seed(7)
+    assert torch.equal(aug(image, mask, valid)[0], first[0])
+
+
+def test_parameters_differ_across_the_batch():
+    image, mask, valid = batch(n=8)
+    aug = BatchAugmenter.from_config(SPATIAL, seed=0)
+    aug(image, mask, valid)
+    p = aug.last_params
+    assert len(set(p["angle"].tolist())) == 8
+    assert len({tuple(r) for r in p["roi"].tolist()}) == 8
+    assert 0 < int(p["hflip"].sum()) < 8  # p=0.5 over 8 chips; this seed draws both outcomes
+
+
+def test_empty_config_is_identity():
+    image, mask, valid = batch()
+    out = BatchAugmenter.from_config({}, seed=0)(image, mask, valid)
+    assert all(torch.equal(x, y) for x, y in zip(out, (image, mask, valid)))
+    assert parse_config({}).is_identity and not parse_config(SPATIAL).is_identity
+
+
+def test_hflip_probability_one_flips_everything():
+    image, mask, valid = batch()
+    out = BatchAugmenter.from_config({"spatial_augmentation": {"hflip_probability": 1.0}})(image, mask, valid)
+    assert torch.equal(out[0], image.flip(-1)) and torch.equal(out[1], mask.flip(-1))
+
+
+def test_brightness_delta_is_in_db_through_the_channel_scale():
+    image, mask, valid = batch(n=4)
+    valid[:, :3] = False
+    prep = Preprocessing(derived="diff", offset=[-12, -19, 7], scale=[0.2, 0.25, 0.5])
+    image = torch.cat([image, image[:, :1]], dim=1)  # three channels, like a diff model
+    aug = BatchAugmenter.from_config({"brightness_augmentation": {"delta": 3.0}}, seed=2, db_scale=prep)
+    out, _, _ = aug(image, mask, valid)
+    db = aug.last_params["brightness_db"]
+    assert (db.abs() <= 3.0).all() and len(set(db.tolist())) == 4
+    diff = out - image
+    for i in range(4):
+        np.testing.assert_allclose(diff[i, 0][valid[i]], 0.2 * float(db[i]), atol=1e-5)
+        np.testing.assert_allclose(diff[i, 1][valid[i]], 0.25 * float(db[i]), atol=1e-5)
+        assert torch.all(diff[i, 2] == 0)  # VV-VH does not change with a common dB shift
+        assert torch.all(diff[i, :, ~valid[i]] == 0)  # nodata keeps its fill
+
+
+def test_contrast_keeps_the_valid_mean_and_scales_spread():
+    image, mask, valid = batch(n=3)
+    aug = BatchAugmenter.from_config({"contrast": {"probability": 1.0, "delta": 0.5}}, seed=0)
+    out, _, _ = aug(image, mask, valid)
+    f = aug.last_params["contrast_factor"]
+    np.testing.assert_allclose(out.mean((-2, -1)), image.mean((-2, -1)), atol=1e-5)
+    np.testing.assert_allclose(out.std((-2, -1)) / image.std((-2, -1)), f[:, None].expand(3, 2).float(), rtol=1e-4)
+
+
+def test_speckle_std_is_in_db():
+    image, mask, valid = batch(n=2, size=96)
+    aug = BatchAugmenter.from_config({"speckle": {"probability": 1.0, "std_db": 2.0}}, seed=0, db_scale=[0.2, 0.2])
+    out, _, _ = aug(image, mask, valid)
+    assert abs(float((out - image).std()) - 0.4) < 0.02
+
+
+def test_bad_config_names_the_field():
+    with pytest.raises(SpecError, match="spatial_augmentation.hflip_probability"):
+        parse_config({"spatial_augmentation": {"hflip_probability": 1.5}})
+    with pytest.raises(SpecError, match="brightness_augmentation.sigma"):
+        parse_config({"brightness_augmentation": {"sigma": 1}})
+
+
+def test_bad_shapes_are_floodwatch_errors():
+    image, mask, valid = batch()
+    aug = BatchAugmenter.from_config(SPATIAL)
+    with pytest.raises(Exception, match="mask has shape"):
+        aug(image, mask[:, :10], valid)
+    with pytest.raises(Exception, match="db_scale"):
+        BatchAugmenter.from_config({"brightness_augmentation": {"delta": 1}}, db_scale=[1.0])(image, mask, valid)

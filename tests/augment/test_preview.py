@@ -1,0 +1,43 @@
+"""preview_grid draws original/augmented pairs into a PNG."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import floodwatch.data
+from floodwatch.augment import preview_grid
+from floodwatch.augment.preview import preview_samples
+from floodwatch.errors import DataError
+
+from .conftest import make_chip
+
+
+def test_preview_samples_writes_a_png(chips, tmp_path):
+    out = preview_samples(chips[:3], tmp_path / "p.png", seed=1)
+    one = preview_samples(chips[:1], tmp_path / "one.png", seed=1)
+    with Image.open(out) as im, Image.open(one) as im_one:
+        assert im.format == "PNG" and im.width == im_one.width
+        assert im.height == pytest.approx(3 * im_one.height, rel=0.05)  # one row per chip
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 10  # there is a picture in it, not a blank canvas
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_preview_grid_reads_the_data_set(chips, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_open_dataset(path, format=None):
+        seen["args"] = (str(path), format)
+        return chips
+
+    monkeypatch.setattr(floodwatch.data, "open_dataset", fake_open_dataset, raising=False)
+    out = preview_grid("somewhere", tmp_path / "grid.png", n=2, format="fake",
+                       augmentation_config={"spatial_augmentation": {"rotate_probability": 1.0}})
+    assert out.exists() and seen["args"] == ("somewhere", "fake")
+
+
+def test_preview_without_usable_chips_is_a_data_error(tmp_path, monkeypatch):
+    empty = [make_chip(np.random.default_rng(0), i, empty=True) for i in range(3)]
+    monkeypatch.setattr(floodwatch.data, "open_dataset", lambda p, f=None: empty, raising=False)
+    with pytest.raises(DataError, match="no chip"):
+        preview_grid("empty_dir", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
