@@ -1,6 +1,36 @@
-"""CLI commands for this stage (filled in as the stage lands)."""
+"""`floodwatch train`: TAO's flags (-e spec, -r results, -n name, -m pretrained, --gpus) over
+`floodwatch.training.train`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("train")
+    def train_cmd(
+        experiment_spec: Path = typer.Option(..., "-e", "--experiment-spec", help="Spec file (YAML or TAO text)."),
+        results_dir: Path = typer.Option(..., "-r", "--results-dir", help="Folder for checkpoints and logs."),
+        name: str = typer.Option("model", "-n", "--name", help="Run name: outputs go to RESULTS_DIR/NAME."),
+        pretrained: Optional[str] = typer.Option(
+            None, "-m", "--pretrained-model",
+            help="torchvision ResNet weights (file or URL) for the encoder, or a floodwatch checkpoint to fine-tune."),
+        gpus: int = typer.Option(1, "--gpus", help="Processes (one per GPU; gloo on CPU)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from RESULTS_DIR/NAME/last.pt."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU."""
+        from rich.console import Console
+
+        from ..training import train
+
+        result = train(experiment_spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
+                       progress=not quiet)
+        best = max((r for r in result.history if r["water_iou"] == r["water_iou"]),
+                   key=lambda r: r["water_iou"], default=None)
+        console = Console()
+        if best is not None:
+            console.print(f"best epoch {best['epoch']}: water IoU {best['water_iou']:.3f} -> {result.best_checkpoint}")
+        console.print(f"last: {result.last_checkpoint}; metrics: {result.results_dir / 'metrics.csv'}")

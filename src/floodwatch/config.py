@@ -1,0 +1,338 @@
+"""The experiment spec: TAO UNet's sections and field names, validated with pydantic.
+
+A spec is YAML (ours) or protobuf text (TAO's `.txt`, read by `floodwatch.tao`). Both end up here, so a
+typo is rejected with the field's path (`training_config.learnig_rate: Extra inputs are not permitted`)
+before any data is read. Paths in a spec are relative to the spec file; `load_spec` makes them absolute.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .augment.config import AugmentationConfig
+from .errors import SpecError
+
+
+class _Section(BaseModel):
+    # protected_namespaces=(): TAO's field names start with "model_" (model_input_height, ...).
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+# -- dataset_config -----------------------------------------------------------------------------------
+class SplitConfig(_Section):
+    """Either a CSV (id,split) or a method with train/val/test fractions."""
+
+    csv: Optional[str] = None
+    method: Literal["random", "region", "blocked"] = "random"
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: Optional[int] = None
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test fractions must be >= 0 and sum to 1, got {list(v)}")
+        if v[0] <= 0 or v[1] <= 0:
+            raise ValueError("train and val fractions must be > 0")
+        return v
+
+
+class TargetClass(_Section):
+    name: str
+    mapping_class: str
+    label_id: int
+
+
+class DataClassConfig(_Section):
+    target_classes: list[TargetClass] = Field(default_factory=lambda: [
+        TargetClass(name="notflood", mapping_class="notflood", label_id=0),
+        TargetClass(name="flood", mapping_class="flood", label_id=1)])
+
+    @field_validator("target_classes")
+    @classmethod
+    def _two_classes(cls, v: list[TargetClass]) -> list[TargetClass]:
+        if len({t.mapping_class for t in v}) != 2:
+            raise ValueError("floodwatch maps water/not-water: the target classes must map to exactly 2 "
+                             f"mapping_class values, got {sorted({t.mapping_class for t in v})}")
+        return v
+
+
+#: TAO's defaults when `augment: true` comes without an augmentation_config (TAO's UNet data loader).
+TAO_DEFAULT_AUGMENTATION: dict[str, Any] = {
+    "spatial_augmentation": {"hflip_probability": 0.5, "vflip_probability": 0.5, "crop_and_resize_prob": 0.5,
+                             "crop_and_resize_ratio": 0.1},
+    "brightness_augmentation": {"delta": 0.2},
+}
+
+
+class PreprocessingOverride(_Section):
+    """Overrides the pre-processing fitted on the training chips; offset/scale given -> nothing is fitted."""
+
+    derived: Literal["none", "diff", "ratio"] = "none"
+    clip: Optional[tuple[float, float]] = None
+    offset: Optional[list[float]] = None
+    scale: Optional[list[float]] = None
+
+    @model_validator(mode="after")
+    def _offset_with_scale(self) -> "PreprocessingOverride":
+        if (self.offset is None) != (self.scale is None):
+            raise ValueError("give both offset and scale, or neither (then they are fitted on the training set)")
+        if self.clip is not None and self.clip[0] >= self.clip[1]:
+            raise ValueError(f"clip: low {self.clip[0]} must be below high {self.clip[1]}")
+        return self
+
+
+TAO_PATH_FIELDS = ("train_images_path", "train_masks_path", "val_images_path", "val_masks_path",
+                   "test_images_path", "test_masks_path")
+
+
+class DatasetConfig(_Section):
+    dataset: str = "custom"  # TAO's; kept so TAO specs convert unchanged
+    input_image_type: Literal["grayscale", "color"] = "grayscale"
+    data_root: Optional[str] = None
+    format: Optional[str] = None  # None: the reader detects it
+    split: Optional[SplitConfig] = None
+    train_images_path: Optional[str] = None
+    train_masks_path: Optional[str] = None
+    val_images_path: Optional[str] = None
+    val_masks_path: Optional[str] = None
+    test_images_path: Optional[str] = None
+    test_masks_path: Optional[str] = None
+    data_class_config: DataClassConfig = Field(default_factory=DataClassConfig)
+    augment: bool = False
+    augmentation_config: Optional[AugmentationConfig] = None
+    preprocessing: Optional[PreprocessingOverride] = None
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split_shorthand(cls, v: Any) -> Any:
+        # `split: splits.csv` or `split: blocked` as shorthands for the full block.
+        if isinstance(v, str):
+            return {"csv": v} if v.lower().endswith(".csv") else {"method": v}
+        return v
+
+    @model_validator(mode="after")
+    def _one_data_source(self) -> "DatasetConfig":
+        tao = [f for f in TAO_PATH_FIELDS if getattr(self, f)]
+        if self.data_root and tao:
+            raise ValueError(f"give either data_root or TAO's *_path fields, not both (found {', '.join(tao)})")
+        if not self.data_root:
+            missing = [f for f in ("train_images_path", "train_masks_path", "val_images_path", "val_masks_path")
+                       if not getattr(self, f)]
+            if missing:
+                raise ValueError("no data: give data_root (+ format, split) or TAO's train/val image and mask "
+                                 f"paths (missing {', '.join(missing)})")
+            if self.split is not None:
+                raise ValueError("split applies to data_root; TAO's *_path fields are already split")
+        return self
+
+    def augmentation(self) -> dict[str, Any] | None:
+        """The augmentation config in effect (None: no augmentation)."""
+        if not self.augment:
+            return None
+        if self.augmentation_config is None:
+            return TAO_DEFAULT_AUGMENTATION
+        return self.augmentation_config.model_dump()
+
+    def class_map(self) -> list[dict[str, Any]]:
+        return [t.model_dump() for t in self.data_class_config.target_classes]
+
+
+# -- model_config -------------------------------------------------------------------------------------
+class TrainingPrecision(_Section):
+    backend_floatx: Literal["FLOAT32", "FLOAT16", "INVALID"] = "FLOAT32"
+
+
+class ModelConfig(_Section):
+    arch: Literal["resnet"] = "resnet"
+    num_layers: Literal[10, 18, 34, 50] = 18
+    all_projections: bool = False
+    use_batch_norm: bool = True
+    freeze_blocks: list[int] = Field(default_factory=list)
+    initializer: Literal["HE_UNIFORM", "HE_NORMAL", "GLOROT_UNIFORM"] = "HE_NORMAL"
+    training_precision: TrainingPrecision = Field(default_factory=TrainingPrecision)
+    model_input_height: int = Field(256, gt=0)
+    model_input_width: int = Field(256, gt=0)
+    model_input_channels: int = Field(2, gt=0)
+    temporal: Literal["single", "bitemporal"] = "single"
+
+    @field_validator("model_input_height", "model_input_width")
+    @classmethod
+    def _multiple_of_16(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"must be a multiple of 16, got {v}")
+        return v
+
+    @field_validator("freeze_blocks")
+    @classmethod
+    def _blocks_exist(cls, v: list[int]) -> list[int]:
+        bad = [b for b in v if b not in range(5)]
+        if bad:
+            raise ValueError(f"blocks are 0 (stem) to 4 (layer4), got {bad}")
+        return v
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """The kwargs of `floodwatch.models.build_model` (plus `temporal`, which it ignores but inference needs)."""
+        return {"arch": self.arch, "num_layers": self.num_layers, "in_channels": self.model_input_channels,
+                "num_classes": 2, "all_projections": self.all_projections,
+                "use_batch_norm": self.use_batch_norm, "temporal": self.temporal}
+
+
+# -- training_config ----------------------------------------------------------------------------------
+class Regularizer(_Section):
+    type: Literal["L1", "L2", "NO_REG"] = "NO_REG"
+    weight: float = Field(0.0, ge=0)
+
+
+class Adam(_Section):
+    epsilon: float = Field(1e-8, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+
+
+class Optimizer(_Section):
+    adam: Adam = Field(default_factory=Adam)
+
+
+class LRScheduler(_Section):
+    type: Literal["none", "cosine", "step"] = "none"
+    step_size: int = Field(10, gt=0)  # epochs, for 'step'
+    gamma: float = Field(0.1, gt=0)  # factor, for 'step'
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)  # final lr / learning_rate, for 'cosine'
+
+
+class TrainingConfig(_Section):
+    batch_size: int = Field(4, gt=0)  # per GPU, as in TAO
+    epochs: int = Field(10, gt=0)
+    log_summary_steps: int = Field(10, gt=0)
+    checkpoint_interval: int = Field(1, gt=0)
+    loss: Literal["cross_entropy", "dice", "cross_dice_sum", "focal"] = "cross_entropy"
+    weight: Optional[list[float]] = None  # class weights, [not water, water]
+    focal_gamma: float = Field(2.0, ge=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    regularizer: Regularizer = Field(default_factory=Regularizer)
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    lr_scheduler: LRScheduler = Field(default_factory=LRScheduler)
+    activation: Literal["softmax"] = "softmax"
+    random_seed: int = 42
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("lr_scheduler", mode="before")
+    @classmethod
+    def _scheduler_shorthand(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
+
+    @field_validator("weight")
+    @classmethod
+    def _two_weights(cls, v: Optional[list[float]]) -> Optional[list[float]]:
+        if v is not None and (len(v) != 2 or any(w < 0 for w in v) or not any(v)):
+            raise ValueError(f"class weights are [not water, water], >= 0 and not all 0; got {v}")
+        return v
+
+
+class Spec(_Section):
+    dataset_config: DatasetConfig
+    model: ModelConfig = Field(default_factory=ModelConfig, alias="model_config")
+    training_config: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types with TAO's section names (what a checkpoint carries and `save_spec` writes)."""
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+# -- reading and writing ------------------------------------------------------------------------------
+def _error_line(source: str, exc: ValidationError) -> str:
+    errs = exc.errors()
+    first = errs[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None = None) -> Spec:
+    """Validate a dict; relative paths are resolved against `base_dir` (the spec file's folder)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping of sections (dataset_config, model_config, "
+                        f"training_config), got {type(data).__name__}")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_error_line(source, exc)) from None
+    if base_dir is not None:
+        resolve_paths(spec, Path(base_dir))
+    return spec
+
+
+def resolve_paths(spec: Spec, base_dir: Path) -> Spec:
+    ds = spec.dataset_config
+    absolute = lambda p: str((base_dir / os.path.expanduser(p)).resolve())  # noqa: E731
+    for f in ("data_root", *TAO_PATH_FIELDS):
+        if getattr(ds, f):
+            setattr(ds, f, absolute(getattr(ds, f)))
+    if ds.split is not None and ds.split.csv:
+        ds.split.csv = absolute(ds.split.csv)
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """A YAML spec, or TAO's protobuf-text spec (detected by content), validated; paths made absolute."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    text = path.read_text()
+    if looks_like_tao(text):
+        from .tao import tao_to_dict
+
+        data = tao_to_dict(text, source=str(path))
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise SpecError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
+    return spec_from_dict(data, source=path.name, base_dir=path.resolve().parent)
+
+
+def looks_like_tao(text: str) -> bool:
+    """TAO's protobuf text opens its sections with `name {`; YAML never has a bare `{` after a key."""
+    import re
+
+    return re.search(r"^\s*(dataset_config|model_config|training_config)\s*\{", text, re.M) is not None
+
+
+def save_spec(spec: Spec, path: str | Path, relative_to: str | Path | None = None) -> Path:
+    """Write YAML atomically; paths are made relative to the output's folder so the pair can be moved."""
+    from .io import atomic_path
+
+    path = Path(path)
+    data = spec.to_dict()
+    base = Path(relative_to or path.resolve().parent).resolve()
+    ds = data["dataset_config"]
+    for f in ("data_root", *TAO_PATH_FIELDS):
+        if ds.get(f):
+            ds[f] = os.path.relpath(ds[f], base) if os.path.isabs(ds[f]) else ds[f]
+    if ds.get("split", {}).get("csv") and os.path.isabs(ds["split"]["csv"]):
+        ds["split"]["csv"] = os.path.relpath(ds["split"]["csv"], base)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def convert_tao_spec(tao_path: str | Path, output: str | Path) -> list[str]:
+    """TAO protobuf-text spec -> validated YAML spec; returns the TAO-only fields that were dropped."""
+    from .tao import tao_to_dict
+
+    tao_path = Path(tao_path)
+    if not tao_path.is_file():
+        raise SpecError(f"{tao_path}: spec file not found")
+    ignored: list[str] = []
+    data = tao_to_dict(tao_path.read_text(), source=str(tao_path), ignored=ignored)
+    spec = spec_from_dict(data, source=tao_path.name, base_dir=tao_path.resolve().parent)
+    save_spec(spec, output)
+    return ignored

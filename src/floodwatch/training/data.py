@@ -1,0 +1,158 @@
+"""From the spec's dataset_config to torch datasets of fixed-size, pre-processed chips.
+
+Randomness (training crops) is drawn from (seed, epoch, chip index) alone, so an epoch is the same whichever
+process or worker draws it: that is what makes resume and 1-vs-N-process runs reproducible.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..config import Spec
+from ..data.preprocess import DEFAULT_CLIP, Preprocessing
+from ..data.sample import IGNORE_INDEX, Sample
+from ..errors import DataError, SpecError
+
+
+_ALIASES = {"valid": "val", "validation": "val", "training": "train"}
+
+
+def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sample]]:
+    """{'train': [...], 'val': [...], 'test': [...]} with empty chips (no data / nothing labelled) dropped."""
+    from ..data import open_dataset
+
+    ds = spec.dataset_config
+    class_map = ds.class_map()
+    if ds.data_root:
+        samples = open_dataset(ds.data_root, format=ds.format, class_map=class_map)
+        parts = _split(samples, spec)
+    else:
+        def folders(images: str, masks: str | None):
+            return open_dataset(Path(images).parent, format="folders", images=images, masks=masks,
+                                class_map=class_map)
+
+        parts = {"train": folders(ds.train_images_path, ds.train_masks_path),
+                 "val": folders(ds.val_images_path, ds.val_masks_path)}
+    from ..data.progress import track
+
+    out: dict[str, list[Sample]] = {}
+    for name, part in parts.items():
+        name = _ALIASES.get(name.lower(), name.lower())
+        # read once and keep in memory: chips are re-cropped every epoch, files need not be re-read
+        out.setdefault(name, []).extend(s for s in track(part, f"reading {name} chips", total=len(part),
+                                                          show=progress)
+                                        if not s.is_empty and s.mask is not None)
+    for name in ("train", "val"):
+        if not out.get(name):
+            raise DataError(f"dataset_config: the {name} split has no labelled, non-empty chips")
+    return out
+
+
+def _split(dataset, spec: Spec) -> dict[str, Sequence[Sample]]:
+    """The spec's split of a data_root data set: a CSV (id,split) or make_split's method and fractions."""
+    from ..config import SplitConfig
+    from ..data.splits import make_split, read_split_csv
+
+    split = spec.dataset_config.split or SplitConfig()
+    if split.csv:
+        ids = read_split_csv(split.csv)
+    else:
+        seed = split.seed if split.seed is not None else spec.training_config.random_seed
+        ids = make_split(dataset, split.method, split.fractions, seed)
+    return {name: dataset.subset(chip_ids) for name, chip_ids in ids.items()}
+
+
+def fit_preprocessing(spec: Spec, train: Sequence[Sample]) -> Preprocessing:
+    """The spec's override when it gives offset/scale, else per-channel mean/std of the training chips."""
+    over = spec.dataset_config.preprocessing
+    bands = list(train[0].bands)
+    derived = over.derived if over else "none"
+    clip = [tuple(over.clip)] * len(bands) if over and over.clip else [DEFAULT_CLIP] * len(bands)
+    if over and over.offset is not None:
+        return Preprocessing(bands=bands, clip=clip, derived=derived, offset=over.offset, scale=over.scale)
+    from ..data.stats import compute_stats, preprocessing_from_stats
+
+    # mean/std are those of the default dB clip range; a clip override only changes the clipping
+    fitted = preprocessing_from_stats(compute_stats(train, progress=False), derived=derived)
+    return Preprocessing(bands=bands, clip=clip, derived=derived, offset=fitted.offset, scale=fitted.scale)
+
+
+def input_channels(prep: Preprocessing, temporal: str) -> int:
+    return prep.channels * (2 if temporal == "bitemporal" else 1)
+
+
+class ChipDataset(torch.utils.data.Dataset):
+    """Pre-processed (image, mask, valid) tensors of exactly `size`.
+
+    train=True: one random crop per chip and epoch (chips smaller than `size` are padded with ignored pixels).
+    train=False: every chip is cut into tiles covering it completely, so validation sees all pixels.
+    """
+
+    def __init__(self, samples: Sequence[Sample], prep: Preprocessing, size: tuple[int, int], *,
+                 temporal: str = "single", train: bool = True, seed: int = 0):
+        self.samples, self.prep, self.size = list(samples), prep, (int(size[0]), int(size[1]))
+        self.temporal, self.train, self.seed, self.epoch = temporal, train, int(seed), 0
+        if temporal == "bitemporal":
+            missing = [s.id for s in self.samples if s.before is None]
+            if missing:
+                raise DataError(f"model_config.temporal is bitemporal but chip '{missing[0]}' has no 'before' image")
+        if train:
+            self.items = [(i, None, None) for i in range(len(self.samples))]
+        else:
+            h, w = self.size
+            self.items = [(i, y, x) for i, s in enumerate(self.samples)
+                          for y in range(0, max(s.shape[0], h), h)
+                          for x in range(0, max(s.shape[1], w), w)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i, y0, x0 = self.items[k]
+        s = self.samples[i]
+        x = self.prep.apply(s.image, s.valid)
+        if self.temporal == "bitemporal":
+            x = np.concatenate([self.prep.apply(s.before, s.valid), x], axis=0)
+        mask = np.where(s.valid, s.mask, IGNORE_INDEX).astype(np.int64)
+        valid = np.asarray(s.valid, bool)
+        x, mask, valid = _pad_to(x, mask, valid, self.size, self.prep.fill)
+        h, w = self.size
+        if y0 is None:  # training: a random window
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            y0 = int(rng.integers(0, x.shape[-2] - h + 1))
+            x0 = int(rng.integers(0, x.shape[-1] - w + 1))
+        else:  # validation: the last tile of a row/column is shifted inwards to stay within the chip
+            y0, x0 = min(y0, x.shape[-2] - h), min(x0, x.shape[-1] - w)
+        win = (slice(y0, y0 + h), slice(x0, x0 + w))
+        return (torch.from_numpy(np.ascontiguousarray(x[(slice(None), *win)])),
+                torch.from_numpy(np.ascontiguousarray(mask[win])), torch.from_numpy(np.ascontiguousarray(valid[win])))
+
+
+def _pad_to(x: np.ndarray, mask: np.ndarray, valid: np.ndarray, size: tuple[int, int], fill: float):
+    ph, pw = max(0, size[0] - x.shape[-2]), max(0, size[1] - x.shape[-1])
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, ph), (0, pw)), constant_values=fill)
+        mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+        valid = np.pad(valid, ((0, ph), (0, pw)), constant_values=False)
+    return x, mask, valid
+
+
+def check_channels(samples: Sequence[Sample], prep: Preprocessing, temporal: str, expected: int,
+                   what: str) -> None:
+    """Data whose channels do not fit the model: one line naming the chip and both numbers."""
+    for s in samples:
+        if s.image.shape[0] != len(prep.bands):
+            raise DataError(f"chip '{s.id}' has {s.image.shape[0]} bands but the pre-processing expects "
+                            f"{len(prep.bands)} ({', '.join(prep.bands)})")
+    got = input_channels(prep, temporal)
+    if got != expected:
+        raise SpecError(f"{what}: the model takes {expected} input channels but the data give {got} "
+                        f"({'+'.join(prep.bands)}{'' if prep.derived == 'none' else '+' + prep.derived}"
+                        f"{', before+after' if temporal == 'bitemporal' else ''})")
+

@@ -1,0 +1,429 @@
+"""`train(spec, results_dir)`: the spec-driven training run behind `floodwatch train`.
+
+Layout of a run (`<results_dir>/<name>/`): best.pt (highest validation water IoU), last.pt (every epoch,
+what --resume continues from), epoch_NNN.pt (every checkpoint_interval epochs), metrics.csv, events.* for
+TensorBoard, spec.yaml (the validated spec). Every checkpoint is a floodwatch checkpoint (weights, spec,
+pre-processing, class map) plus optimizer / scheduler / scaler / RNG state and the history so far.
+
+Determinism: all randomness of epoch e is seeded from (random_seed, e): the shuffle (DistributedSampler
+with num_replicas=1 in a single process, so 1 and N processes see the same global batches), the training
+crops and the augmenter. A resumed run therefore repeats exactly the epochs the killed run would have run.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..config import Spec, load_spec, save_spec
+from ..data.preprocess import Preprocessing
+from ..data.sample import IGNORE_INDEX
+from ..errors import CheckpointError, FloodwatchError
+from ..io import atomic_path
+from ..models import build_model
+from ..models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from . import distributed as dist_util
+from .data import ChipDataset, check_channels, fit_preprocessing, load_samples
+from .losses import build_loss
+
+METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "water_iou", "f1", "precision", "recall", "accuracy",
+                  "lr", "seconds")
+
+
+@dataclass
+class TrainResult:
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    results_dir: Path = Path(".")
+
+
+def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str = "model",
+          pretrained: str | Path | None = None, gpus: int = 1, resume: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Train a U-Net as the spec says; `pretrained`: torchvision ResNet weights (file/URL, encoder only) or a
+    floodwatch checkpoint (whole model, its model_config wins: fine-tuning, e.g. after pruning)."""
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    if gpus < 1:
+        raise FloodwatchError(f"--gpus: must be at least 1, got {gpus}")
+    if torch.cuda.is_available() and gpus > torch.cuda.device_count():
+        raise FloodwatchError(f"--gpus: {gpus} requested but {torch.cuda.device_count()} CUDA device(s) visible")
+    out = Path(results_dir) / name
+    args = (spec.to_dict(), str(out), str(pretrained) if pretrained else None, resume, progress)
+    if gpus == 1:
+        run(0, 1, 0, *args)
+    else:
+        import torch.multiprocessing as mp
+
+        try:
+            mp.spawn(run, args=(gpus, dist_util.free_port(), *args), nprocs=gpus, join=True)
+        except mp.ProcessRaisedException as exc:
+            # the child's traceback ends with "<ErrorClass>: message"; keep the CLI's one-line contract
+            last = str(exc).strip().splitlines()[-1]
+            raise FloodwatchError(f"training process failed: {last}") from None
+    history = read_metrics(out / "metrics.csv")
+    return TrainResult(best_checkpoint=out / "best.pt", last_checkpoint=out / "last.pt", history=history,
+                       results_dir=out)
+
+
+def run(rank: int, world_size: int, port: int, spec_dict: dict, out_dir: str, pretrained: str | None,
+        resume: bool, progress: bool) -> None:
+    """One process of a run (rank 0 of 1 without DDP). Top-level so torch.multiprocessing can spawn it."""
+    from ..config import spec_from_dict
+
+    if world_size > 1:
+        torch.set_num_threads(1)  # N processes already share the cores
+    spec = spec_from_dict(spec_dict, source="spec")
+    ctx = dist_util.init(rank, world_size, port)
+    try:
+        Trainer(spec, Path(out_dir), ctx, pretrained=pretrained, progress=progress and ctx.is_main).fit(resume)
+    finally:
+        dist_util.shutdown(ctx)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, spec: Spec, out: Path, ctx: dist_util.Context, *, pretrained: str | None = None,
+                 progress: bool = True):
+        self.spec, self.out, self.ctx, self.progress = spec, out, ctx, progress
+        tc, mc = spec.training_config, spec.model
+        seed_everything(tc.random_seed)
+        # Same algorithms on every run: needed for resume == uninterrupted and 1 == N processes.
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+        splits = load_samples(spec, progress=None if progress else False)
+        self.model, self.model_config, prep = self._model(pretrained, splits["train"])
+        self.prep: Preprocessing = prep
+        what = "pretrained model" if pretrained and self._is_checkpoint(pretrained) else "model_config.model_input_channels"
+        for part in ("train", "val"):
+            check_channels(splits[part], prep, mc.temporal, self.model_config["in_channels"], what)
+        size = (mc.model_input_height, mc.model_input_width)
+        self.train_set = ChipDataset(splits["train"], prep, size, temporal=mc.temporal, train=True, seed=tc.random_seed)
+        self.val_set = ChipDataset(splits["val"], prep, size, temporal=mc.temporal, train=False)
+        self.model.to(ctx.device)
+        if ctx.distributed:
+            if ctx.device.type == "cuda" and mc.use_batch_norm:
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                          seed=tc.random_seed, drop_last=False)
+        # validation: a plain stride over tiles (DistributedSampler would pad with repeats and bias the metrics)
+        val_idx = list(range(ctx.rank, len(self.val_set), ctx.world_size))
+        loader_kw = dict(batch_size=tc.batch_size, num_workers=tc.num_workers,
+                         pin_memory=ctx.device.type == "cuda", persistent_workers=tc.num_workers > 0)
+        self.train_loader = DataLoader(self.train_set, sampler=self.sampler, **loader_kw)
+        self.val_loader = DataLoader(torch.utils.data.Subset(self.val_set, val_idx), shuffle=False, **loader_kw)
+
+        self.loss_fn = build_loss(tc.loss, tc.weight, tc.focal_gamma)
+        adam = tc.optimizer.adam
+        self.optimizer = torch.optim.Adam(self._trainable(), lr=tc.learning_rate, betas=(adam.beta1, adam.beta2),
+                                          eps=adam.epsilon)
+        self.scheduler = self._scheduler()
+        self.amp = ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.augmenter = None
+        aug_cfg = spec.dataset_config.augmentation()
+        if aug_cfg is not None:
+            from ..augment import BatchAugmenter
+
+            db = [s for s in prep.scale[:len(prep.bands)]] + [0.0] * (prep.channels - len(prep.bands))
+            db = db * (2 if mc.temporal == "bitemporal" else 1)
+            self.augmenter = BatchAugmenter.from_config(aug_cfg, seed=tc.random_seed, db_scale=db)
+        self.history: list[dict[str, float]] = []
+        self.best_iou = -math.inf
+        self.start_epoch = 1
+
+    # -- setup -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _is_checkpoint(path: str) -> bool:
+        try:
+            read_checkpoint(path)
+            return True
+        except CheckpointError:
+            return False
+
+    def _model(self, pretrained: str | None, train_samples) -> tuple[nn.Module, dict[str, Any], Preprocessing]:
+        mc = self.spec.model
+        if pretrained and not str(pretrained).startswith(("http://", "https://")) and self._is_checkpoint(pretrained):
+            # Whole-model transfer: architecture (maybe pruned) and pre-processing come from the checkpoint.
+            model, meta = load_model(pretrained)
+            model.train()
+            cfg = dict(meta["model_config"])
+            cfg.setdefault("temporal", mc.temporal)
+            prep = meta["preprocessing_obj"]
+            if self.spec.dataset_config.preprocessing is not None:
+                prep = fit_preprocessing(self.spec, train_samples)
+            return model, cfg, prep
+        cfg = mc.build_kwargs()
+        prep = fit_preprocessing(self.spec, train_samples)
+        model = build_model(**cfg)
+        _initialise(model, mc.initializer)
+        if pretrained:
+            from ..models.weights import load_encoder_weights
+
+            load_encoder_weights(model.encoder, pretrained)  # after init: pretrained weights win
+        return model, cfg, prep
+
+    def _trainable(self) -> list[nn.Parameter]:
+        core = getattr(self.model, "module", self.model)
+        blocks = {0: ("conv1", "bn1"), 1: ("layer1",), 2: ("layer2",), 3: ("layer3",), 4: ("layer4",)}
+        for b in self.spec.model.freeze_blocks:
+            for prefix in blocks[b]:
+                for p in getattr(core.encoder, prefix).parameters():
+                    p.requires_grad_(False)
+        return [p for p in core.parameters() if p.requires_grad]
+
+    def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        s, epochs = self.spec.training_config.lr_scheduler, self.spec.training_config.epochs
+        if s.type == "cosine":
+            base = self.spec.training_config.learning_rate
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs, eta_min=base * s.min_lr_ratio)
+        if s.type == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=s.step_size, gamma=s.gamma)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> None:
+        tc = self.spec.training_config
+        if resume:
+            self._resume()
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_spec(self.spec, self.out / "spec.yaml")
+        writer = self._writer()
+        try:
+            with _progress(self.progress) as bar:
+                task = bar.add_task("training", total=(tc.epochs - self.start_epoch + 1) * len(self.train_loader))
+                for epoch in range(self.start_epoch, tc.epochs + 1):
+                    t0 = time.perf_counter()
+                    train_loss = self._train_epoch(epoch, bar, task, writer)
+                    val = self._validate()
+                    row = {"epoch": epoch, "train_loss": train_loss, **val,
+                           "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+                    self.scheduler.step()
+                    self.history.append(row)
+                    if self.ctx.is_main:
+                        self._record(epoch, row, writer)
+                        bar.console.print(_summary(row, tc.epochs))
+                    dist_util.barrier(self.ctx)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def _train_epoch(self, epoch: int, bar, task, writer) -> float:
+        tc = self.spec.training_config
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        if self.augmenter is not None:
+            self.augmenter.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank)
+        total = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
+        steps_per_epoch = len(self.train_loader)
+        for step, (image, mask, valid) in enumerate(self.train_loader):
+            image = image.to(self.ctx.device, non_blocking=True)
+            mask = mask.to(self.ctx.device, non_blocking=True)
+            valid = valid.to(self.ctx.device, non_blocking=True)
+            if self.augmenter is not None:
+                image, mask, valid = self.augmenter(image, mask, valid)
+                mask = torch.where(valid, mask, torch.full_like(mask, IGNORE_INDEX))
+            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.amp):
+                logits = self.model(image)
+            loss = self.loss_fn(logits.float(), mask) * self._rank_share(mask) + self._regularization()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += torch.stack([loss.detach().double() * image.shape[0],
+                                  torch.tensor(image.shape[0], dtype=torch.float64, device=self.ctx.device)])
+            bar.advance(task)
+            global_step = (epoch - 1) * steps_per_epoch + step + 1
+            if writer is not None and global_step % tc.log_summary_steps == 0:
+                writer.add_scalar("train/loss_step", float(loss.detach()), global_step)
+        total = dist_util.all_sum(self.ctx, total)
+        return float(total[0] / total[1].clamp(min=1))
+
+    def _rank_share(self, mask: torch.Tensor) -> torch.Tensor | float:
+        """DDP averages gradients over ranks, i.e. the mean of per-rank pixel means. For pixel-mean losses
+        rescale each rank's mean by its share of the global normaliser, so N processes compute exactly the
+        one-process loss of the global batch even when ranks hold different numbers of scored pixels.
+        (Dice is a ratio over the batch and has no such split; it stays a per-rank batch Dice.)"""
+        tc = self.spec.training_config
+        if not self.ctx.distributed or tc.loss not in ("cross_entropy", "focal"):
+            return 1.0
+        keep = mask != IGNORE_INDEX
+        if tc.weight is not None and tc.loss == "cross_entropy":
+            w = torch.as_tensor(tc.weight, dtype=torch.float64, device=mask.device)
+            local = w[torch.where(keep, mask, 0)][keep].sum()
+        else:
+            local = keep.sum().double()
+        total = dist_util.all_sum(self.ctx, local)
+        return (local * self.ctx.world_size / total.clamp(min=1e-12)).float()
+
+    def _regularization(self) -> torch.Tensor | float:
+        """TAO's kernel regularizer: weight * sum |w| (L1) or weight * sum w^2 (L2) over conv kernels."""
+        reg = self.spec.training_config.regularizer
+        if reg.type == "NO_REG" or reg.weight == 0:
+            return 0.0
+        kernels = [p for n, p in self.model.named_parameters() if p.requires_grad and p.dim() == 4]
+        if reg.type == "L1":
+            return reg.weight * sum(p.abs().sum() for p in kernels)
+        return reg.weight * sum(p.pow(2).sum() for p in kernels)
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
+        from ..evaluation.metrics import confusion_counts, scores
+
+        self.model.eval()
+        counts = torch.zeros(4, dtype=torch.float64, device=self.ctx.device)
+        loss_sum = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
+        for image, mask, valid in self.val_loader:
+            image, mask = image.to(self.ctx.device), mask.to(self.ctx.device)
+            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.amp):
+                logits = self.model(image)
+            logits = logits.float()
+            n_scored = (mask != IGNORE_INDEX).sum()
+            if n_scored:
+                loss_sum += torch.stack([self.loss_fn(logits, mask).double() * n_scored, n_scored.double()])
+            c = confusion_counts(logits.argmax(1), mask, ignore_index=IGNORE_INDEX)
+            counts += torch.as_tensor(c.reshape(-1), dtype=torch.float64, device=self.ctx.device)
+        counts = dist_util.all_sum(self.ctx, counts)
+        loss_sum = dist_util.all_sum(self.ctx, loss_sum)
+        s = scores(counts.cpu().numpy().reshape(2, 2).astype(np.int64))
+        return {"val_loss": float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else float("nan"),
+                **{k: s[k] for k in ("water_iou", "f1", "precision", "recall", "accuracy")}}
+
+    # -- outputs (rank 0) --------------------------------------------------------------------------------
+    def _writer(self):
+        if not self.ctx.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops events a killed run wrote beyond the resumed epoch, so curves do not double back
+        return SummaryWriter(log_dir=str(self.out), purge_step=self.start_epoch if self.start_epoch > 1 else None)
+
+    def _record(self, epoch: int, row: dict[str, float], writer) -> None:
+        tc = self.spec.training_config
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, float) and math.isfinite(v):
+                writer.add_scalar(f"{'val' if k not in ('train_loss', 'lr', 'seconds') else 'train'}/{k}", v, epoch)
+        writer.flush()
+        write_metrics(self.out / "metrics.csv", self.history)
+        iou = row["water_iou"] if math.isfinite(row["water_iou"]) else -1.0
+        improved = iou > self.best_iou
+        if improved:
+            self.best_iou = iou
+        state = self._state(epoch, row)
+        if improved:  # the deployable model: no optimizer state, a third of the size
+            self._save(self.out / "best.pt", epoch, row,
+                       {k: state[k] for k in ("history", "best_water_iou")})
+        if epoch % tc.checkpoint_interval == 0 or epoch == tc.epochs:
+            self._save(self.out / f"epoch_{epoch:03d}.pt", epoch, row, state)
+        self._save(self.out / "last.pt", epoch, row, state)  # last: a kill before this leaves the previous one
+
+    def _state(self, epoch: int, row: dict[str, float]) -> dict[str, Any]:
+        return {"optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
+                "scaler_state": self.scaler.state_dict(),
+                "rng_state": {"torch": torch.get_rng_state(), "python": random.getstate()},
+                "history": list(self.history), "best_water_iou": self.best_iou}
+
+    def _save(self, path: Path, epoch: int, row: dict[str, float], state: dict[str, Any]) -> None:
+        save_checkpoint(path, self.model, model_config=self.model_config, preprocessing=self.prep,
+                        class_map=self.spec.dataset_config.class_map(), spec=self.spec.to_dict(), epoch=epoch,
+                        metrics=dict(row), **state)
+
+    def _resume(self) -> None:
+        last = self.out / "last.pt"
+        if not last.is_file():
+            if self.ctx.is_main:
+                from rich.console import Console
+
+                Console(stderr=True).print(f"[yellow]--resume: no {last}; starting from epoch 1[/]")
+            return
+        state = read_checkpoint(last)
+        core = getattr(self.model, "module", self.model)
+        try:
+            core.load_state_dict(state["model_state"])
+            self.optimizer.load_state_dict(state["optimizer_state"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{last}: does not fit this spec's model ({str(exc).splitlines()[0]}); "
+                                  "use another results folder or drop --resume") from None
+        self.scheduler.load_state_dict(state["scheduler_state"])
+        self.scaler.load_state_dict(state.get("scaler_state", {}) or self.scaler.state_dict())
+        self.history = list(state.get("history", []))
+        self.best_iou = float(state.get("best_water_iou", -math.inf))
+        self.start_epoch = int(state["epoch"]) + 1
+        self.prep = self.train_set.prep = self.val_set.prep = Preprocessing.from_dict(state["preprocessing"])
+
+
+def _initialise(model: nn.Module, initializer: str) -> None:
+    """TAO's model_config.initializer for conv kernels (biases zero); BatchNorm keeps weight 1, bias 0."""
+    init = {"HE_UNIFORM": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
+            "HE_NORMAL": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+            "GLOROT_UNIFORM": nn.init.xavier_uniform_}[initializer]
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            init(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(METRIC_COLUMNS), extrasaction="ignore")
+            w.writeheader()
+            for row in history:
+                w.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _summary(row: dict[str, float], epochs: int) -> str:
+    return (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+            f"water IoU {row['water_iou']:.3f}  F1 {row['f1']:.3f}")
+
+
+class _NullProgress:
+    console = type("C", (), {"print": staticmethod(lambda *a, **k: None)})()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *a, **k):
+        return 0
+
+    def advance(self, *a, **k):
+        pass
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), transient=False)

@@ -1,0 +1,81 @@
+"""Segmentation losses on logits (N, K, H, W) and targets (N, H, W); pixels = IGNORE_INDEX never count.
+
+`cross_dice_sum` is TAO's name for cross-entropy + Dice. Dice is computed over the whole batch (all pixels
+pooled), which is stable on chips with little water; class weights weight both the CE terms and the
+per-class Dice terms.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data.sample import IGNORE_INDEX
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _weights(weight: Sequence[float] | torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
+    if weight is None:
+        return None
+    return torch.as_tensor(weight, dtype=torch.float32, device=logits.device)
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
+                  ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Mean over scored pixels (weighted mean with class weights, as torch's)."""
+    if not (target != ignore_index).any():
+        return logits.sum() * 0.0  # keeps the graph; a batch with nothing to learn adds nothing
+    return F.cross_entropy(logits.float(), target, weight=_weights(weight, logits), ignore_index=ignore_index)
+
+
+def dice(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
+         ignore_index: int = IGNORE_INDEX, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice per class, averaged over classes (weighted average with class weights)."""
+    k = logits.shape[1]
+    keep = (target != ignore_index).unsqueeze(1).float()
+    prob = torch.softmax(logits.float(), dim=1) * keep
+    onehot = F.one_hot(torch.where(target == ignore_index, 0, target), k).permute(0, 3, 1, 2).float() * keep
+    dims = (0, 2, 3)
+    inter = (prob * onehot).sum(dims)
+    denom = prob.sum(dims) + onehot.sum(dims)
+    per_class = 1.0 - (2.0 * inter + smooth) / (denom + smooth)
+    w = _weights(weight, logits)
+    if w is None:
+        return per_class.mean()
+    return (per_class * w).sum() / w.sum()
+
+
+def cross_dice_sum(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
+                   ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    return cross_entropy(logits, target, weight, ignore_index) + dice(logits, target, weight, ignore_index)
+
+
+def focal(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
+          ignore_index: int = IGNORE_INDEX, gamma: float = 2.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): mean over scored pixels of -alpha_t (1 - p_t)^gamma log p_t."""
+    keep = target != ignore_index
+    if not keep.any():
+        return logits.sum() * 0.0
+    logp = F.log_softmax(logits.float(), dim=1)
+    t = torch.where(keep, target, 0)
+    logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)[keep]
+    loss = -((1.0 - logp_t.exp()) ** gamma) * logp_t
+    w = _weights(weight, logits)
+    if w is not None:
+        loss = loss * w[t[keep]]
+    return loss.mean()
+
+
+LOSSES = {"cross_entropy": cross_entropy, "dice": dice, "cross_dice_sum": cross_dice_sum, "focal": focal}
+
+
+def build_loss(name: str, weight: Sequence[float] | None = None, focal_gamma: float = 2.0) -> LossFn:
+    """The spec's `training_config.loss` as a function of (logits, target)."""
+    if name not in LOSSES:
+        raise ValueError(f"training_config.loss: unknown loss '{name}' ({', '.join(LOSSES)})")
+    fn = LOSSES[name]
+    if name == "focal":
+        return lambda logits, target: focal(logits, target, weight, gamma=focal_gamma)
+    return lambda logits, target: fn(logits, target, weight)

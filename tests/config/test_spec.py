@@ -1,0 +1,155 @@
+"""Spec validation: every error names its field; TAO's protobuf-text spec parses and converts."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from floodwatch.config import convert_tao_spec, load_spec, save_spec, spec_from_dict
+from floodwatch.errors import SpecError
+from floodwatch.tao import parse_text_proto, tao_to_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+MINIMAL = {"dataset_config": {"data_root": "data"}}
+
+
+def _with(section: str, **fields) -> dict:
+    d = {k: dict(v) for k, v in MINIMAL.items()}
+    d.setdefault(section, {}).update(fields)
+    return d
+
+
+@pytest.mark.parametrize("section, fields, message", [
+    ("training_config", {"learning_rate": 0}, "spec.yaml: training_config.learning_rate: Input should be greater than 0"),
+    ("training_config", {"learnig_rate": 0.1}, "training_config.learnig_rate: Extra inputs are not permitted"),
+    ("model_config", {"num_layers": 19}, "model_config.num_layers: Input should be 10, 18, 34 or 50"),
+    ("model_config", {"model_input_height": 100}, "model_config.model_input_height: must be a multiple of 16"),
+    ("training_config", {"loss": "hinge"}, "training_config.loss: Input should be"),
+    ("training_config", {"regularizer": {"type": "L3"}}, "training_config.regularizer.type"),
+    ("training_config", {"weight": [1.0]}, "training_config.weight: class weights"),
+    ("dataset_config", {"split": {"method": "random", "fractions": [0.5, 0.5, 0.5]}},
+     "dataset_config.split.fractions: train/val/test fractions"),
+    ("dataset_config", {"augmentation_config": {"spatial_augmentation": {"hflip_probability": 2}}},
+     "dataset_config.augmentation_config.spatial_augmentation.hflip_probability"),
+    ("dataset_config", {"train_images_path": "x"}, "dataset_config: give either data_root or TAO's"),
+])
+def test_errors_name_the_field(section, fields, message):
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(_with(section, **fields), source="spec.yaml")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_section_is_rejected_by_name():
+    with pytest.raises(SpecError, match="trainng_config: Extra inputs are not permitted"):
+        spec_from_dict({**MINIMAL, "trainng_config": {}})
+
+
+def test_shorthands_and_relative_paths(tmp_path):
+    p = tmp_path / "sub" / "spec.yaml"
+    p.parent.mkdir()
+    p.write_text(yaml.safe_dump({"dataset_config": {"data_root": "../data", "split": "splits.csv"},
+                                 "training_config": {"lr_scheduler": "cosine"}}))
+    spec = load_spec(p)
+    assert spec.dataset_config.data_root == str((tmp_path / "data").resolve())
+    assert spec.dataset_config.split.csv == str((tmp_path / "sub" / "splits.csv").resolve())
+    assert spec.training_config.lr_scheduler.type == "cosine"
+    assert spec.dataset_config.augmentation() is None  # augment defaults to false
+
+
+def test_augment_without_config_uses_tao_defaults():
+    spec = spec_from_dict(_with("dataset_config", augment=True))
+    aug = spec.dataset_config.augmentation()
+    assert aug["spatial_augmentation"]["hflip_probability"] == 0.5
+    from floodwatch.augment import parse_config
+
+    parse_config(aug)  # the augmenter accepts it
+
+
+def test_save_spec_round_trip_keeps_paths_working(tmp_path):
+    spec = load_spec(EXAMPLES / "etci_northal.yaml")
+    out = tmp_path / "elsewhere" / "copy.yaml"
+    save_spec(spec, out)
+    again = load_spec(out)
+    assert again.to_dict() == spec.to_dict()
+
+
+@pytest.mark.parametrize("name", ["synthetic.yaml", "sen1floods11.yaml", "etci_northal.yaml", "tao_unet_resnet18.txt"])
+def test_examples_are_valid(name):
+    load_spec(EXAMPLES / name)
+
+
+def test_text_proto_parser():
+    text = '''
+    # comment
+    a: 1  b: -2.5e-3 c: "x\\"y" d: true e: FLOAT32
+    m { n: 1 n: 2 inner < k: 'v' > }
+    target_classes { name: "only" }
+    r: [1, 2, 3]
+    '''
+    got = parse_text_proto(text)
+    assert got == {"a": 1, "b": -2.5e-3, "c": 'x"y', "d": True, "e": "FLOAT32",
+                   "m": {"n": [1, 2], "inner": {"k": "v"}}, "target_classes": [{"name": "only"}], "r": [1, 2, 3]}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model_config { num_layers: 18", "line 1: missing '}'"),
+    ("model_config { num_layers: : }", "line 1: expected a value"),
+    ("model_config { num_layers: 18 } }", "expected a field name"),
+    ("a: 1\nb: @", "line 2: cannot parse"),
+])
+def test_text_proto_errors_give_the_line(text, message):
+    with pytest.raises(SpecError, match=message):
+        parse_text_proto(text, source="t.txt")
+
+
+def test_tao_example_converts(tmp_path):
+    tao = EXAMPLES / "tao_unet_resnet18.txt"
+    d = tao_to_dict(tao.read_text())
+    assert d["training_config"]["random_seed"] == 42  # TAO's top-level seed moves into training_config
+    out = tmp_path / "spec.yaml"
+    convert_tao_spec(tao, out)
+    spec = load_spec(out)
+    assert spec.model.num_layers == 18 and spec.model.all_projections and not spec.model.use_batch_norm
+    assert spec.training_config.loss == "cross_dice_sum"
+    assert spec.training_config.optimizer.adam.beta1 == pytest.approx(0.9)
+    assert spec.training_config.regularizer.type == "L2" and spec.training_config.regularizer.weight == 2e-5
+    assert [c.label_id for c in spec.dataset_config.data_class_config.target_classes] == [0, 255]
+    # the converted spec points at the same folders as the TAO file
+    assert spec.dataset_config.train_images_path == str((EXAMPLES / "data/images/train").resolve())
+    assert spec.to_dict() == load_spec(tao).to_dict()
+
+
+def test_tao_scheduler_mapping():
+    d = tao_to_dict('training_config { lr_scheduler { cosine_decay { alpha: 0.1 decay_steps: 100 } } }\n'
+                    'dataset_config { data_root: "x" }')
+    spec = spec_from_dict(d)
+    assert spec.training_config.lr_scheduler.type == "cosine"
+    assert spec.training_config.lr_scheduler.min_lr_ratio == pytest.approx(0.1)
+
+
+def _cli(capsys, *args):
+    from floodwatch.cli.main import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_validate_and_convert(tmp_path, capsys):
+    code, out, _ = _cli(capsys, "spec", "validate", str(EXAMPLES / "synthetic.yaml"))
+    assert code == 0 and "valid" in out
+    target = tmp_path / "c.yaml"
+    code, _, _ = _cli(capsys, "spec", "convert", str(EXAMPLES / "tao_unet_resnet18.txt"), "-o", str(target))
+    assert code == 0 and target.is_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset_config: {data_root: x}\ntraining_config: {epochs: 0}\n")
+    code, _, err = _cli(capsys, "spec", "validate", str(bad))
+    assert code == 2 and err.strip().count("\n") == 0 and "training_config.epochs" in err
+    assert "Traceback" not in err
+    code, _, err = _cli(capsys, "spec", "validate", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "not found" in err

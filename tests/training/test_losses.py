@@ -1,0 +1,64 @@
+"""Losses against values worked out by hand on a 3-pixel batch (one pixel ignored)."""
+import math
+
+import pytest
+import torch
+
+from floodwatch.training.losses import build_loss, cross_entropy, dice, focal
+
+# pixels: A logits (2, 0) target 0; B logits (0, 0) target 1; C logits (5, -5) target 255 (ignored)
+LOGITS = torch.tensor([[2.0, 0.0, 5.0], [0.0, 0.0, -5.0]]).reshape(1, 2, 1, 3)
+TARGET = torch.tensor([[[0, 1, 255]]])
+S = 1 / (1 + math.exp(-2))  # softmax probability of class 0 at A
+
+
+def test_cross_entropy_by_hand():
+    expected = (-math.log(S) - math.log(0.5)) / 2
+    assert cross_entropy(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_cross_entropy_by_hand():
+    w = [1.0, 3.0]
+    expected = (1.0 * -math.log(S) + 3.0 * -math.log(0.5)) / (1.0 + 3.0)
+    assert cross_entropy(LOGITS, TARGET, weight=w).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_dice_by_hand():
+    d0 = 1 - 2 * S / (S + 0.5 + 1)
+    d1 = 1 - 2 * 0.5 / ((1 - S) + 0.5 + 1)
+    assert dice(LOGITS, TARGET, smooth=0.0).item() == pytest.approx((d0 + d1) / 2, rel=1e-6)
+
+
+def test_focal_by_hand_and_gamma_zero_is_cross_entropy():
+    expected = ((1 - S) ** 2 * -math.log(S) + 0.5 ** 2 * -math.log(0.5)) / 2
+    assert focal(LOGITS, TARGET, gamma=2.0).item() == pytest.approx(expected, rel=1e-6)
+    assert focal(LOGITS, TARGET, gamma=0.0).item() == pytest.approx(cross_entropy(LOGITS, TARGET).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "dice", "cross_dice_sum", "focal"])
+def test_ignored_pixels_do_not_count(name):
+    fn = build_loss(name)
+    changed = LOGITS.clone()
+    changed[0, :, 0, 2] = torch.tensor([-7.0, 9.0])  # only the ignored pixel differs
+    assert fn(LOGITS, TARGET).item() == pytest.approx(fn(changed, TARGET).item(), abs=1e-7)
+    # and the gradient on the ignored pixel is exactly zero
+    x = LOGITS.clone().requires_grad_(True)
+    fn(x, TARGET).backward()
+    assert torch.all(x.grad[0, :, 0, 2] == 0)
+
+
+def test_cross_dice_sum_is_the_sum():
+    total = build_loss("cross_dice_sum")(LOGITS, TARGET).item()
+    assert total == pytest.approx(cross_entropy(LOGITS, TARGET).item() + dice(LOGITS, TARGET).item(), rel=1e-6)
+
+
+def test_all_ignored_batch_gives_zero_with_a_graph():
+    x = LOGITS.clone().requires_grad_(True)
+    loss = build_loss("cross_entropy")(x, torch.full_like(TARGET, 255))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.all(x.grad == 0)
+
+
+def test_unknown_loss_names_the_field():
+    with pytest.raises(ValueError, match="training_config.loss"):
+        build_loss("hinge")

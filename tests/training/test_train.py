@@ -1,0 +1,118 @@
+"""Training runs on tiny synthetic data: learning, checkpoints, resume after a kill, DDP == one process."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from floodwatch.config import spec_from_dict
+from floodwatch.data.preprocess import DEFAULT_CLIP
+from floodwatch.models.checkpoint import load_model, read_checkpoint
+from floodwatch.training import train
+from floodwatch.training.data import load_samples
+from floodwatch.models import build_model
+from floodwatch.training.loop import Trainer, _initialise, seed_everything
+
+
+@pytest.fixture(scope="module")
+def full_run(synth_root, tmp_path_factory, make_spec):
+    spec = spec_from_dict(make_spec(synth_root, loss="cross_dice_sum", regularizer={"type": "L2", "weight": 1e-5},
+                                    lr_scheduler="cosine"))
+    out = tmp_path_factory.mktemp("runs")
+    return spec, out, train(spec, out, name="full", progress=False)
+
+
+def _weights(path):
+    return read_checkpoint(path)["model_state"]
+
+
+def test_two_epochs_learn_and_write_everything(full_run):
+    spec, out, result = full_run
+    h = result.history
+    assert [r["epoch"] for r in h] == [1, 2]
+    assert h[1]["train_loss"] < h[0]["train_loss"]
+    run = out / "full"
+    for name in ("best.pt", "last.pt", "epoch_001.pt", "epoch_002.pt", "metrics.csv", "spec.yaml"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*"))
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["train_loss"]) for r in rows] == pytest.approx([r["train_loss"] for r in h], rel=1e-8)
+    # best.pt is the epoch with the highest validation water IoU
+    best_epoch = max(h, key=lambda r: r["water_iou"])["epoch"]
+    model, meta = load_model(run / "best.pt")
+    assert meta["epoch"] == best_epoch
+    assert meta["model_config"]["num_layers"] == 10 and meta["spec"]["training_config"]["loss"] == "cross_dice_sum"
+    assert {c["name"] for c in meta["class_map"]} == {"notflood", "flood"}
+    assert "optimizer_state" not in meta  # best.pt is for deployment; resuming reads last.pt
+    assert "optimizer_state" in load_model(run / "last.pt")[1] and "scheduler_state" in load_model(run / "last.pt")[1]
+    # the cosine schedule moved the learning rate after epoch 1
+    assert h[1]["lr"] < h[0]["lr"]
+    # no writes left half-done
+    assert not list(run.glob(".*.part*"))
+
+
+def test_preprocessing_is_fitted_on_the_training_chips(full_run):
+    spec, out, _ = full_run
+    prep = read_checkpoint(out / "full" / "last.pt")["preprocessing"]
+    train_chips = load_samples(spec)["train"]
+    vv = np.concatenate([np.clip(s.image[0][s.valid], *DEFAULT_CLIP) for s in train_chips])
+    assert prep["offset"][0] == pytest.approx(float(vv.mean()), abs=1e-3)
+    assert 1 / prep["scale"][0] == pytest.approx(float(vv.std()), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_equals_the_uninterrupted_run(full_run, monkeypatch):
+    spec, out, result = full_run
+    original = Trainer._train_epoch
+
+    def killed_in_epoch_2(self, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt  # as if the process died during epoch 2
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, out, name="killed", progress=False)
+    assert read_checkpoint(out / "killed" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed = train(spec, out, name="killed", resume=True, progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    a, b = _weights(out / "full" / "last.pt"), _weights(out / "killed" / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert resumed.history[1]["train_loss"] == pytest.approx(result.history[1]["train_loss"], rel=1e-6)
+
+
+def test_fine_tuning_takes_the_checkpoint_model(full_run, make_spec):
+    spec, out, result = full_run
+    other = make_spec(spec.dataset_config.data_root, epochs=1)
+    other["model_config"]["num_layers"] = 18  # ignored: the checkpoint's architecture wins
+    tuned = train(spec_from_dict(other), out, name="tuned", pretrained=result.best_checkpoint, progress=False)
+    meta = read_checkpoint(tuned.last_checkpoint)
+    assert meta["model_config"]["num_layers"] == 10
+    assert meta["preprocessing"] == read_checkpoint(result.best_checkpoint)["preprocessing"]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process(synth_root, tmp_path, make_spec):
+    # 2 gloo processes x batch 1 == 1 process x batch 2 (same global batches, loss normalised globally).
+    # A large Adam epsilon makes the update proportional to the gradient: with the usual 1e-8 a gradient
+    # that is ~0 moves its weight by +-lr on the sign of rounding noise, which no tolerance can absorb.
+    adam = {"adam": {"epsilon": 1.0}}
+    one = train(spec_from_dict(make_spec(synth_root, epochs=1, batch_size=2, optimizer=adam, learning_rate=0.05)),
+                tmp_path, name="one", progress=False)
+    two = train(spec_from_dict(make_spec(synth_root, epochs=1, batch_size=1, optimizer=adam, learning_rate=0.05)),
+                tmp_path, name="two", gpus=2, progress=False)
+    a, b = _weights(one.last_checkpoint), _weights(two.last_checkpoint)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
+    # ... and training did move the weights well beyond that tolerance
+    seed_everything(7)
+    init = build_model(**read_checkpoint(one.last_checkpoint)["model_config"])
+    _initialise(init, "HE_NORMAL")
+    assert max(float((init.state_dict()[k] - a[k]).abs().max()) for k in a) > 1e-3
+    assert two.history[0]["water_iou"] == pytest.approx(one.history[0]["water_iou"], abs=1e-6)
+    assert two.history[0]["train_loss"] == pytest.approx(one.history[0]["train_loss"], rel=1e-5)
