@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    from rich.console import Console
+
+    from floodwatch.demo import run_demo
+
+    console = Console(record=True, width=120)
+    result = run_demo(tmp_path / "demo", quick=True, progress=False, console=console)
+    text = console.export_text()
+    # every stage left its output where the printout says
+    for path in (result.spec, result.checkpoint, result.metrics_json, result.report):
+        assert path.is_file() and str(path) in text
+    metrics = json.loads(result.metrics_json.read_text())
+    assert metrics["chips"] > 0 and metrics["otsu"]["chips"] == metrics["chips"]
+    assert 0.0 <= metrics["water_iou"] <= 1.0 and 0.5 < metrics["otsu"]["water_iou"] <= 1.0
+    # the test split is regions training did not see
+    spec_regions = set(metrics["regions"])
+    assert spec_regions and spec_regions <= {"SynthA", "SynthB", "SynthC", "SynthD"}
+    assert len(list(result.predictions_dir.glob("*.png"))) == metrics["chips"]
+    masks = sorted(result.inference_dir.glob("*_mask.tif"))
+    assert len(masks) == 3
+    with rasterio.open(masks[0]) as m:
+        src_path = result.data_dir / "S1Hand" / masks[0].name.replace("_mask.tif", ".tif")
+        with rasterio.open(src_path) as src:
+            assert m.crs == src.crs and m.transform == src.transform
+        assert set(np.unique(m.read(1))) <= {0, 1, 255}
+    html = result.report.read_text()
+    assert "Otsu" in html and html.count("data:image/png;base64") >= 4  # learning curve + 3 overlays
