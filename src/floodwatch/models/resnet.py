@@ -20,12 +20,14 @@ def _norm(ch: int, use_bn: bool) -> nn.Module:
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin: int, width: int, stride: int, project: bool, use_bn: bool):
+    def __init__(self, cin: int, width: int, stride: int, project: bool, use_bn: bool,
+                 inner: dict[str, int] | None = None):
         super().__init__()
         cout = width * self.expansion
-        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=not use_bn)
-        self.bn1 = _norm(width, use_bn)
-        self.conv2 = nn.Conv2d(width, cout, 3, 1, 1, bias=not use_bn)
+        mid = (inner or {}).get("conv1", width)  # a pruned block keeps fewer inner channels
+        self.conv1 = nn.Conv2d(cin, mid, 3, stride, 1, bias=not use_bn)
+        self.bn1 = _norm(mid, use_bn)
+        self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=not use_bn)
         self.bn2 = _norm(cout, use_bn)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not use_bn), _norm(cout, use_bn))
@@ -41,14 +43,16 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, width: int, stride: int, project: bool, use_bn: bool):
+    def __init__(self, cin: int, width: int, stride: int, project: bool, use_bn: bool,
+                 inner: dict[str, int] | None = None):
         super().__init__()
         cout = width * self.expansion
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=not use_bn)
-        self.bn1 = _norm(width, use_bn)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=not use_bn)  # stride on 3x3, as torchvision v1.5
-        self.bn2 = _norm(width, use_bn)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=not use_bn)
+        w1, w2 = (inner or {}).get("conv1", width), (inner or {}).get("conv2", width)  # pruned inner widths
+        self.conv1 = nn.Conv2d(cin, w1, 1, bias=not use_bn)
+        self.bn1 = _norm(w1, use_bn)
+        self.conv2 = nn.Conv2d(w1, w2, 3, stride, 1, bias=not use_bn)  # stride on 3x3, as torchvision v1.5
+        self.bn2 = _norm(w2, use_bn)
+        self.conv3 = nn.Conv2d(w2, cout, 1, bias=not use_bn)
         self.bn3 = _norm(cout, use_bn)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not use_bn), _norm(cout, use_bn))
@@ -63,10 +67,14 @@ class Bottleneck(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    """Returns the five feature maps at strides 2, 4, 8, 16, 32."""
+    """Returns the five feature maps at strides 2, 4, 8, 16, 32.
+
+    `widths` ({"layer1.0.conv1": 32, ...}) narrows the inner convs of blocks (what structured pruning
+    removes); block outputs stay full width because residual adds and U-Net skips join them.
+    """
 
     def __init__(self, depth: int = 18, in_channels: int = 3, all_projections: bool = False,
-                 use_batch_norm: bool = True):
+                 use_batch_norm: bool = True, widths: dict[str, int] | None = None):
         super().__init__()
         if depth not in STAGES:
             raise ValueError(f"num_layers must be one of {sorted(STAGES)}, got {depth}")
@@ -82,7 +90,9 @@ class ResNetEncoder(nn.Module):
             layers = []
             for j in range(n):
                 stride = 2 if (i > 1 and j == 0) else 1
-                layers.append(block(cin, width, stride, all_projections, use_batch_norm))
+                prefix = f"layer{i}.{j}."
+                inner = {k[len(prefix):]: int(v) for k, v in (widths or {}).items() if k.startswith(prefix)}
+                layers.append(block(cin, width, stride, all_projections, use_batch_norm, inner))
                 cin = width * block.expansion
             setattr(self, f"layer{i}", nn.Sequential(*layers))
         self.out_channels = [64] + [w * block.expansion for w in (64, 128, 256, 512)]

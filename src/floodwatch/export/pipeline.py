@@ -1,0 +1,95 @@
+"""One call behind `floodwatch export`: checkpoint -> ONNX (fp32/fp16/int8) or TensorRT, optionally into a
+Triton model repository."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import ExportError
+from .onnx import export_onnx, read_metadata
+
+
+def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", precision: str = "fp32",
+                 calibration_data: Any = None, validation_data: Any = None, triton_repo: str | Path | None = None,
+                 model_name: str | None = None, max_batch_size: int = 16, instances: int = 1,
+                 version_policy: str | Sequence[int] = "latest", height: int | None = None,
+                 width: int | None = None, exporter: str = "auto", opset: int = 17) -> dict[str, Any]:
+    """Export and (with triton_repo) add the result as the next version of `model_name`; returns a report."""
+    out = Path(out)
+    if format not in ("onnx", "tensorrt"):
+        raise ExportError(f"--format: '{format}' is not onnx or tensorrt")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ExportError(f"--precision: '{precision}' is not one of fp32, fp16, int8")
+    if precision == "int8" and calibration_data is None:
+        raise ExportError("--precision int8 needs --calibration-data (chips to calibrate activation ranges)")
+    if triton_repo is not None and not model_name:
+        raise ExportError("--triton-repo needs --model-name")
+    if max_batch_size < 1 or instances < 1:
+        raise ExportError("--max-batch-size and --instances must be >= 1")
+    if format == "tensorrt":
+        from .tensorrt import _tensorrt
+
+        _tensorrt()  # fail in a second, before exporting, when there is no GPU/TensorRT
+    if format == "onnx" and out.suffix.lower() != ".onnx":
+        raise ExportError(f"{out}: ONNX output name must end in .onnx")
+
+    report: dict[str, Any] = {"checkpoint": str(checkpoint), "format": format, "precision": precision}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmpdir:
+        direct = format == "onnx" and precision != "int8"
+        onnx_path = out if direct else Path(tmpdir) / "model.onnx"
+        onnx_precision = precision if direct else "fp32"
+        report["onnx_export"] = export_onnx(checkpoint, onnx_path, opset=opset, precision=onnx_precision,
+                                            height=height, width=width, exporter=exporter, nvinfer_config=direct)
+        meta = read_metadata(onnx_path)  # a TensorRT plan cannot carry it; Triton's config gets it from here
+        if precision == "int8":
+            from .quantize import quantize_int8
+
+            q_path = out if format == "onnx" else Path(tmpdir) / "model.int8.onnx"
+            report["int8"] = quantize_int8(onnx_path, q_path, calibration_data, validation=validation_data)
+            onnx_path = q_path
+            if format == "onnx":
+                from .onnx import write_nvinfer_config
+                from ..data.preprocess import Preprocessing
+
+                write_nvinfer_config(out, Preprocessing.from_dict(meta["preprocessing"]), meta.get("class_map"),
+                                     "int8", height=height, width=width, max_batch_size=max_batch_size)
+        if format == "tensorrt":
+            from .tensorrt import build_engine
+
+            report["tensorrt"] = build_engine(onnx_path, out, precision=precision, max_batch_size=max_batch_size,
+                                              height=height or 256, width=width or 256)
+    if triton_repo is not None:
+        report["triton"] = add_to_triton(out, triton_repo, model_name, max_batch_size=max_batch_size,
+                                         instances=instances, version_policy=version_policy,
+                                         kind="gpu" if format == "tensorrt" or precision == "fp16" else "cpu",
+                                         preprocessing=meta["preprocessing"], class_map=meta.get("class_map"))
+    return report
+
+
+def add_to_triton(model_path: Path, repo: str | Path, name: str, *, max_batch_size: int, instances: int,
+                  version_policy: str | Sequence[int], kind: str, preprocessing: Any = None,
+                  class_map: list | None = None) -> str:
+    try:
+        from ..serving.repository import add_model_version
+    except ImportError as exc:
+        raise ExportError(f"--triton-repo needs floodwatch.serving.repository ({exc})") from None
+    version_dir = add_model_version(repo, name, model_path, max_batch_size=max_batch_size, instance_count=instances,
+                                    kind=kind, dynamic_batching=True, version_policy=version_policy,
+                                    preprocessing=preprocessing, class_map=class_map)
+    return str(version_dir)
+
+
+def parse_version_policy(text: str) -> str | list[int]:
+    """'latest' | 'all' | '1,3' (specific versions) -> what add_model_version takes."""
+    text = text.strip()
+    if text in ("latest", "all"):
+        return text
+    try:
+        versions = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ExportError(f"--version-policy: '{text}' is not latest, all or a list like 1,3") from None
+    if not versions or min(versions) < 1:
+        raise ExportError(f"--version-policy: '{text}' needs positive version numbers")
+    return versions

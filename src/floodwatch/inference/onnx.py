@@ -1,0 +1,41 @@
+"""ONNX Runtime back-end of the Predictor protocol (files written by `floodwatch export`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..data.preprocess import Preprocessing
+from ..errors import ExportError
+from ..export.onnx import INPUT_NAME, onnx_session, read_metadata
+from .predictor import water_probability
+
+
+class OnnxPredictor:
+    """predict(N,C,H,W pre-processed float32) -> (N,H,W) water probability, with ONNX Runtime.
+
+    providers: ONNX Runtime execution providers in order of preference; by default TensorRT, then CUDA,
+    then CPU, whichever this onnxruntime build has. The pre-processing comes from the file's metadata.
+    """
+
+    def __init__(self, path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None):
+        self.path = Path(path)
+        self.meta = read_metadata(self.path)
+        if "preprocessing" not in self.meta:
+            raise ExportError(f"{self.path}: 'floodwatch' metadata has no 'preprocessing'")
+        self.preprocessing: Preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
+        self.session = onnx_session(self.path, providers, threads)
+        self.providers = self.session.get_providers()
+        self.input_name = self.session.get_inputs()[0].name or INPUT_NAME
+        self.output_name = self.session.get_outputs()[0].name
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if x.ndim != 4 or x.shape[1] != self.preprocessing.channels:
+            raise ExportError(f"{self.path}: expected a (N, {self.preprocessing.channels}, H, W) batch, "
+                              f"got shape {x.shape}")
+        return self.session.run([self.output_name], {self.input_name: x})[0].astype(np.float32, copy=False)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return water_probability(self.logits(batch))

@@ -1,0 +1,44 @@
+import importlib.util
+
+import pytest
+import torch
+
+from floodwatch.cli.main import main
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("floodwatch.serving.repository") is None,
+                    reason="floodwatch.serving.repository (serving engineer) not there yet")
+def test_export_into_triton_repository(tmp_path, trained_ckpt, capsys):
+    out, repo = tmp_path / "m.onnx", tmp_path / "repo"
+    code, stdout, _ = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), "--exporter", "torchscript",
+                               "--triton-repo", str(repo), "--model-name", "flood", "--max-batch-size", "4"], capsys)
+    assert code == 0 and "parity" in stdout
+    assert (repo / "flood" / "1" / "model.onnx").is_file()
+    assert "max_batch_size: 4" in (repo / "flood" / "config.pbtxt").read_text()
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, trained_ckpt, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hello")
+    code, _, err = run_cli(["export", "-m", str(junk), "-o", str(tmp_path / "x.onnx")], capsys)
+    assert code == 2 and "junk.pt" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["prune", "-m", str(trained_ckpt), "-o", str(tmp_path / "p.pt")], capsys)
+    assert code == 2 and "ratio or threshold" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(tmp_path / "x.onnx"),
+                            "--precision", "int8"], capsys)
+    assert code == 2 and "--calibration-data" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: TensorRT may work here")
+def test_tensorrt_without_gpu_is_a_one_line_error(tmp_path, trained_ckpt, capsys):
+    code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(tmp_path / "m.plan"),
+                            "--format", "tensorrt"], capsys)
+    assert code == 2 and "TensorRT" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.plan").exists()

@@ -1,0 +1,47 @@
+import numpy as np
+import onnx
+
+from floodwatch.export.onnx import read_metadata
+from floodwatch.export.quantize import compare_models, convert_fp16, load_chips, quantize_int8
+from floodwatch.inference.onnx import OnnxPredictor
+
+
+def test_int8_agrees_with_fp32_and_reports_iou(tmp_path, fp32_onnx, prep, val_chips):
+    fp32, _ = fp32_onnx
+    calib = tmp_path / "calib.npz"  # calibration from a file, the way --calibration-data passes it
+    from floodwatch.data.synthetic import synth_chips
+
+    np.savez(calib, image=np.stack([c.image for c in synth_chips(16, 64, seed=11)]))
+    out = tmp_path / "int8.onnx"
+    report = quantize_int8(fp32, out, calib, validation=val_chips)
+    v = report["validation"]
+    assert report["calibration_chips"] == 16 and v["chips"] == len(val_chips)
+    assert v["mask_agreement"] >= 0.99
+    assert v["iou_fp32"] > 0.5  # the tiny trained net does find the synthetic water
+    assert abs(v["iou_change_pt"]) < 2.0
+    proto = onnx.load(str(out))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    init = {t.name: t for t in proto.graph.initializer}
+    per_channel = [n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init
+                   and init[n.input[0]].data_type == onnx.TensorProto.INT8 and len(init[n.input[1]].dims) == 1]
+    assert per_channel  # weights carry one scale per output channel
+    assert read_metadata(out)["precision"] == "int8"
+    assert OnnxPredictor(out).preprocessing == prep
+
+
+def test_iou_numbers_match_a_numpy_reference(fp32_onnx, prep, val_chips):
+    x, m = load_chips(val_chips, prep)
+    report = compare_models(fp32_onnx[0], fp32_onnx[0], x, m)
+    pred = OnnxPredictor(fp32_onnx[0]).predict(x) > 0.5
+    keep = m != 255
+    inter, union = (pred & (m == 1) & keep).sum(), ((pred | (m == 1)) & keep).sum()
+    assert report["mask_agreement"] == 1.0 and report["iou_change_pt"] == 0.0
+    assert np.isclose(report["iou_fp32"], inter / union)
+
+
+def test_fp16_conversion_keeps_float32_io(tmp_path, fp32_onnx, prep, val_chips):
+    out = convert_fp16(fp32_onnx[0], tmp_path / "half.onnx")
+    x, _ = load_chips(val_chips[:4], prep)
+    a, b = OnnxPredictor(fp32_onnx[0]).predict(x), OnnxPredictor(out).predict(x)
+    assert b.dtype == np.float32 and ((a > 0.5) == (b > 0.5)).mean() >= 0.99
