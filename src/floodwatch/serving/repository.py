@@ -1,0 +1,230 @@
+"""Triton model repositories: `NAME/config.pbtxt` + numbered version folders.
+
+Two variants of the same model folder:
+  * kind="gpu": `platform: "onnxruntime_onnx"` (model.onnx) or `"tensorrt_plan"` (model.plan) on KIND_GPU;
+    this is what NVIDIA's own Triton container runs on a GPU host.
+  * kind="cpu": `backend: "python"` with a `model.py` that runs model.onnx with ONNX Runtime; this is what
+    the CPU-only `tritonserver` shipped in nvidia-pytriton can run (it has no onnxruntime backend).
+
+The config is built as Triton's own `ModelConfig` protobuf message and written in protobuf text format,
+so a field Triton does not know cannot be written; `read_config` parses it back against the same message.
+The floodwatch pre-processing travels in `parameters`, so a client needs nothing but the server.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..data.preprocess import Preprocessing
+from ..errors import ServingError
+from ..io import atomic_dir, atomic_path
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+PREPROCESSING_KEY = "floodwatch_preprocessing"
+CLASS_MAP_KEY = "floodwatch_class_map"
+ONNX_METADATA_KEY = "floodwatch"
+MODEL_PY = Path(__file__).with_name("python_backend_model.py")
+
+VersionPolicy = str | Sequence[int]
+
+
+def _model_config_pb2():
+    try:
+        from tritonclient.grpc import model_config_pb2
+    except ImportError as exc:  # tritonclient is the `serve` extra
+        raise ServingError(f"tritonclient is not installed ({exc}); pip install 'floodwatch[serve]'") from None
+    return model_config_pb2
+
+
+def onnx_signature(model_path: Path) -> dict[str, Any]:
+    """Input/output dims (without batch; -1 = dynamic) and the `floodwatch` metadata JSON of an ONNX file."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:
+        raise ServingError(f"{model_path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+
+    def dims(value_info) -> list[int]:
+        shape = value_info.type.tensor_type.shape.dim
+        return [d.dim_value if d.HasField("dim_value") else -1 for d in shape][1:]
+
+    graph_inputs = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in graph_inputs]
+    if len(inputs) != 1 or len(proto.graph.output) != 1:
+        raise ServingError(f"{model_path}: expected one input and one output, got {len(inputs)} and "
+                           f"{len(proto.graph.output)}")
+    meta_raw = {p.key: p.value for p in proto.metadata_props}.get(ONNX_METADATA_KEY)
+    try:
+        meta = json.loads(meta_raw) if meta_raw else {}
+    except json.JSONDecodeError:
+        raise ServingError(f"{model_path}: metadata '{ONNX_METADATA_KEY}' is not valid JSON") from None
+    float32 = onnx.TensorProto.FLOAT
+    for name, info in (("input", inputs[0]), ("output", proto.graph.output[0])):
+        if info.type.tensor_type.elem_type != float32:
+            raise ServingError(f"{model_path}: {name} '{info.name}' is "
+                               f"{onnx.TensorProto.DataType.Name(info.type.tensor_type.elem_type)}, floodwatch "
+                               "serves float32 in and out (export fp16 models with keep_io_types)")
+    return {"input_name": inputs[0].name, "output_name": proto.graph.output[0].name,
+            "input_dims": dims(inputs[0]), "output_dims": dims(proto.graph.output[0]), "metadata": meta}
+
+
+def existing_versions(model_dir: str | Path) -> list[int]:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _version_policy(cfg, policy: VersionPolicy) -> None:
+    if policy == "latest":
+        cfg.version_policy.latest.num_versions = 1
+    elif policy == "all":
+        cfg.version_policy.all.SetInParent()
+    elif isinstance(policy, str):
+        raise ServingError(f"version_policy: '{policy}' is not 'latest', 'all' or a list of versions")
+    else:
+        versions = [int(v) for v in policy]
+        if not versions or min(versions) < 1:
+            raise ServingError(f"version_policy: versions must be positive integers, got {list(policy)}")
+        cfg.version_policy.specific.versions.extend(versions)
+
+
+def build_config(name: str, *, kind: str, model_file: str, input_dims: Sequence[int], output_dims: Sequence[int],
+                 preprocessing: Preprocessing, class_map: list | None = None, max_batch_size: int = 16,
+                 instance_count: int = 1, dynamic_batching: bool = True,
+                 preferred_batch_sizes: Sequence[int] | None = None, max_queue_delay_us: int = 2000,
+                 version_policy: VersionPolicy = "latest", ort_threads: int = 0,
+                 io_names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME)):
+    """The ModelConfig protobuf message for one floodwatch model."""
+    pb = _model_config_pb2()
+    if kind not in ("cpu", "gpu"):
+        raise ServingError(f"kind: '{kind}' is not 'cpu' or 'gpu'")
+    if max_batch_size < 1:
+        raise ServingError(f"max_batch_size: must be >= 1, got {max_batch_size}")
+    if instance_count < 1:
+        raise ServingError(f"instance_count: must be >= 1, got {instance_count}")
+    cfg = pb.ModelConfig(name=name, max_batch_size=int(max_batch_size))
+    if kind == "cpu":
+        if model_file != "model.onnx":
+            raise ServingError(f"{model_file}: the CPU (python backend) variant runs ONNX files only")
+        cfg.backend = "python"
+    else:
+        cfg.platform = "tensorrt_plan" if model_file == "model.plan" else "onnxruntime_onnx"
+    cfg.input.add(name=io_names[0], data_type=pb.TYPE_FP32, dims=list(input_dims))
+    cfg.output.add(name=io_names[1], data_type=pb.TYPE_FP32, dims=list(output_dims))
+    group = cfg.instance_group.add(count=int(instance_count))
+    group.kind = pb.ModelInstanceGroup.KIND_CPU if kind == "cpu" else pb.ModelInstanceGroup.KIND_GPU
+    if dynamic_batching:
+        cfg.dynamic_batching.max_queue_delay_microseconds = int(max_queue_delay_us)
+        sizes = [int(s) for s in (preferred_batch_sizes or [])]
+        if any(s < 1 or s > max_batch_size for s in sizes):
+            raise ServingError(f"preferred_batch_sizes: {sizes} must lie in 1..max_batch_size ({max_batch_size})")
+        cfg.dynamic_batching.preferred_batch_size.extend(sizes)
+    _version_policy(cfg, version_policy)
+    cfg.parameters[PREPROCESSING_KEY].string_value = json.dumps(preprocessing.to_dict())
+    cfg.parameters[CLASS_MAP_KEY].string_value = json.dumps(class_map or [])
+    if kind == "cpu":
+        cfg.parameters["ort_intra_op_threads"].string_value = str(int(ort_threads))
+    return cfg
+
+
+def write_config(model_dir: Path, cfg) -> Path:
+    from google.protobuf import text_format
+
+    path = Path(model_dir) / "config.pbtxt"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text_format.MessageToString(cfg))
+    read_config(path)  # what Triton will parse must parse
+    return path
+
+
+def read_config(path: str | Path):
+    """Parse a config.pbtxt against Triton's ModelConfig message; ServingError names the file and the fault."""
+    from google.protobuf import text_format
+
+    pb = _model_config_pb2()
+    path = Path(path)
+    if not path.is_file():
+        raise ServingError(f"{path}: config.pbtxt not found")
+    try:
+        return text_format.Parse(path.read_text(), pb.ModelConfig())
+    except text_format.ParseError as exc:
+        raise ServingError(f"{path}: not a valid Triton ModelConfig ({exc})") from None
+
+
+def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *, max_batch_size: int = 16,
+                      instance_count: int = 1, kind: str = "cpu", dynamic_batching: bool = True,
+                      preferred_batch_sizes: Sequence[int] | None = None, max_queue_delay_us: int = 2000,
+                      version_policy: VersionPolicy = "latest",
+                      preprocessing: Preprocessing | dict | None = None, class_map: list | None = None,
+                      ort_threads: int = 0) -> Path:
+    """Add `model_path` (.onnx or TensorRT .plan) as version N+1 of model `name`; return the version folder.
+
+    The config.pbtxt is (re)written for the whole model from these arguments. The pre-processing comes from
+    `preprocessing` or else from the ONNX file's `floodwatch` metadata (written by floodwatch export).
+    """
+    repo_dir, model_path = Path(repo_dir), Path(model_path)
+    if not name or "/" in name or name.startswith("."):
+        raise ServingError(f"model name: '{name}' is not a valid folder name")
+    if not model_path.is_file():
+        raise ServingError(f"{model_path}: model file not found")
+    suffix = model_path.suffix.lower()
+    if suffix not in (".onnx", ".plan", ".engine"):
+        raise ServingError(f"{model_path}: expected an .onnx or TensorRT .plan file")
+    model_file = "model.onnx" if suffix == ".onnx" else "model.plan"
+    if model_file == "model.plan" and kind != "gpu":
+        raise ServingError(f"{model_path}: a TensorRT plan needs kind='gpu'")
+
+    if model_file == "model.onnx":
+        sig = onnx_signature(model_path)
+        meta = sig["metadata"]
+        input_dims, output_dims = sig["input_dims"], sig["output_dims"]
+        # onnxruntime_onnx matches config names to the graph's, so take them from the graph
+        io_names = (sig["input_name"], sig["output_name"])
+        if len(input_dims) != 3 or len(output_dims) != 3:
+            raise ServingError(f"{model_path}: expected (N,C,H,W) input and output, got input dims "
+                               f"{['N', *input_dims]}")
+    else:
+        meta, input_dims, output_dims, io_names = {}, None, None, (INPUT_NAME, OUTPUT_NAME)
+    if preprocessing is None:
+        if "preprocessing" not in meta:
+            raise ServingError(f"{model_path}: no pre-processing given and no '{ONNX_METADATA_KEY}' metadata in "
+                               "the file (export with floodwatch export, or pass preprocessing=)")
+        preprocessing = meta["preprocessing"]
+    if isinstance(preprocessing, dict):
+        preprocessing = Preprocessing.from_dict(preprocessing)
+    class_map = class_map or meta.get("class_map")
+    if input_dims is None:  # a plan's shapes are not readable without TensorRT; take them from the metadata
+        input_dims = [preprocessing.channels, -1, -1]
+        output_dims = [len(class_map) if class_map else 2, -1, -1]
+    if input_dims[0] not in (-1, preprocessing.channels):
+        raise ServingError(f"{model_path}: model takes {input_dims[0]} channels but the pre-processing makes "
+                           f"{preprocessing.channels}")
+
+    model_dir = repo_dir / name
+    old_cfg_path = model_dir / "config.pbtxt"
+    cfg = build_config(name, kind=kind, model_file=model_file, input_dims=input_dims, output_dims=output_dims,
+                       preprocessing=preprocessing, class_map=class_map, max_batch_size=max_batch_size,
+                       instance_count=instance_count, dynamic_batching=dynamic_batching,
+                       preferred_batch_sizes=preferred_batch_sizes, max_queue_delay_us=max_queue_delay_us,
+                       version_policy=version_policy, ort_threads=ort_threads, io_names=io_names)
+    if old_cfg_path.exists():
+        old = read_config(old_cfg_path)
+        if (old.backend, old.platform) != (cfg.backend, cfg.platform):
+            raise ServingError(f"{old_cfg_path}: model '{name}' is served by "
+                               f"{old.backend or old.platform}; a {cfg.backend or cfg.platform} version cannot "
+                               "join it (use another model name)")
+
+    version = (existing_versions(model_dir) or [0])[-1] + 1
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # The version folder appears whole (atomic rename), so a polling server never loads half a model.
+    with atomic_dir(model_dir / str(version)) as tmp:
+        shutil.copyfile(model_path, tmp / model_file)
+        if kind == "cpu":
+            shutil.copyfile(MODEL_PY, tmp / "model.py")
+    write_config(model_dir, cfg)
+    return model_dir / str(version)

@@ -1,0 +1,104 @@
+"""`floodwatch client` and `floodwatch serve` as a user runs them (subprocesses, real server)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+
+from floodwatch.serving.client import softmax_water
+from floodwatch.serving.repository import add_model_version
+
+from .conftest import PREPROCESSING, free_port, ort_logits
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def floodwatch(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "floodwatch", *args], capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def crop(src_path, dst_path, size: int = 96):
+    """A georeferenced corner of a real chip: real values and CRS, few pixels (two shared CPU cores)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(src_path) as src:  # the top-left corner keeps the chip's own transform
+        window = Window(0, 0, size, size)
+        profile = {**src.profile, "width": size, "height": size}
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    return dst_path
+
+
+def test_client_writes_masks_of_real_chips(triton, onnx_models, shared_data, tmp_path):
+    import rasterio
+
+    chips = [crop(shared_data / "sen1floods11" / "S1Hand" / f"{n}_S1Hand.tif", tmp_path / f"{n}.tif")
+             for n in ("Spain_7370579", "Paraguay_34417")]
+    out = tmp_path / "masks"
+    run = floodwatch("client", *map(str, chips), "-o", str(out), "--url", triton.grpc_url, "--protocol", "grpc",
+                     "--model", "flood", "--model-version", "1")
+    assert run.returncode == 0, run.stderr
+    for chip in chips:
+        with rasterio.open(chip) as src, rasterio.open(out / f"{chip.stem}_mask.tif") as dst:
+            image = src.read().astype(np.float32)
+            assert (dst.crs, dst.transform, dst.shape, dst.nodata) == (src.crs, src.transform, src.shape, 255)
+            mask = dst.read(1)
+        valid = np.isfinite(image).all(axis=0)
+        x = PREPROCESSING.apply(image[None], valid[None])
+        expected = np.where(softmax_water(ort_logits(onnx_models[0], x))[0] >= 0.5, 1, 0)
+        expected[~valid] = 255
+        # pixels within float noise of the threshold may flip; everything else must agree
+        assert (mask != expected).mean() < 1e-4
+        assert (out / f"{chip.stem}_mask.png").is_file()
+    assert (mask == 255).all()  # Paraguay_34417 is entirely nodata
+
+
+def test_client_against_stopped_server_is_one_line_exit_2(tmp_path):
+    run = floodwatch("client", str(tmp_path / "x.tif"), "-o", str(tmp_path), "--url", f"127.0.0.1:{free_port()}",
+                     "--retries", "0")
+    assert run.returncode == 2
+    assert "liveness check failed" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_serve_missing_repository_is_exit_2(tmp_path):
+    run = floodwatch("serve", "--model-repository", str(tmp_path / "none"))
+    assert run.returncode == 2 and "model repository folder not found" in run.stderr
+
+
+def test_serve_foreground_stops_cleanly_on_sigterm(onnx_models, tmp_path):
+    repo = tmp_path / "repo"
+    add_model_version(repo, "flood", onnx_models[0], ort_threads=1)
+    http = free_port()
+    log = tmp_path / "triton.log"
+    proc = subprocess.Popen([sys.executable, "-m", "floodwatch", "serve", "--model-repository", str(repo),
+                             "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
+                             str(free_port()), "--log-file", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""  # blocking reads end: the command prints "ready" or exits (its own startup timeout)
+        while "ready" not in seen:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert f"http://127.0.0.1:{http}" in seen, (seen, proc.stderr.read() if proc.poll() is not None else "")
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=5) as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "Triton stopped" in rest
+        with pytest.raises(OSError):  # really gone
+            urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/live", timeout=2)
+        assert log.is_file() and "Started HTTPService" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)

@@ -1,0 +1,44 @@
+"""Client logic that needs no server: the retry policy and Triton's error messages made one line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from floodwatch.errors import ServingError
+from floodwatch.serving.client import FloodClient, softmax_water
+
+pytest.importorskip("tritonclient.http")
+
+
+def test_softmax_water_matches_torch():
+    import torch
+
+    logits = np.random.default_rng(0).normal(0, 30, (2, 2, 8, 8)).astype(np.float32)  # large: overflow-prone
+    expected = torch.softmax(torch.from_numpy(logits), 1)[:, 1].numpy()
+    np.testing.assert_allclose(softmax_water(logits), expected, atol=1e-6)
+
+
+def test_client_retries_transient_errors_only():
+    from tritonclient.utils import InferenceServerException
+
+    client = object.__new__(FloodClient)  # no server needed to check the retry policy
+    client.url, client.protocol, client.model_name = "127.0.0.1:1", "http", "flood"
+    client.timeout_s, client.retries, client.backoff_s = 1.0, 3, 0.0
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise InferenceServerException("server is starting", status="503")
+        return "ok"
+
+    assert client._call("inference", flaky) == "ok" and len(calls) == 3
+    calls.clear()
+
+    def bad_request():
+        calls.append(1)
+        raise InferenceServerException("[request id: <id_unknown>] bad input. NOTE: long advice", status="400")
+
+    with pytest.raises(ServingError, match=r"inference failed: bad input\. \(400\)$"):
+        client._call("inference", bad_request)
+    assert len(calls) == 1  # a bad request is not worth retrying
