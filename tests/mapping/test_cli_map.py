@@ -56,3 +56,26 @@ def test_single_band_without_vh_is_a_one_line_error(tmp_path, checkpoint, capsys
     assert "vv.tif" in err and "--vh" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "vv").exists()
+
+
+def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, checkpoint):
+    from pyproj import Transformer
+    from shapely.geometry import box, mapping
+
+    from floodwatch.monitoring.aoi import add_aoi
+    from floodwatch.monitoring.store import Store
+
+    make_scene(tmp_path / "s1.tif", 64, 64)  # UTM 33N, origin (400000, 5300000), 10 m pixels
+    to_wgs84 = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    (lon0, lat0), (lon1, lat1) = to_wgs84.transform(400000, 5299360), to_wgs84.transform(400640, 5300000)
+    db = tmp_path / "fw.db"
+    with Store(db) as store:
+        add_aoi(store, "inside", mapping(box(lon0, lat0, lon1, lat1)))
+        add_aoi(store, "elsewhere", mapping(box(lon0 + 5, lat0, lon1 + 5, lat1)))
+    code = run(["map", str(tmp_path / "s1.tif"), "-m", str(checkpoint), "-o", str(tmp_path / "out"),
+                "--tile", "64", "--overlap", "16", "-q", "--acquired", "2026-11-20T06:00:00Z", "--db", str(db)])
+    assert code in (0, None)
+    with Store(db) as store:
+        inside, elsewhere = store.history("inside"), store.history("elsewhere")
+    assert len(inside) == 1 and elsewhere == []
+    assert inside[0]["scene_id"] == "s1" and inside[0]["acquired"].startswith("2026-11-20")

@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         units: str = typer.Option("db", "--units", help="Input units: db or linear (power)."),
         backend: str = typer.Option("auto", "--backend", help="torch, onnx, triton, or auto (by file suffix)."),
         url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
+        triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
+        protocol: str = typer.Option("http", "--protocol", help="Triton protocol: http or grpc."),
         tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
@@ -32,6 +34,10 @@ def register(app: typer.Typer) -> None:
                                               help="Map scenes in parallel on a local Dask cluster."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address to use instead."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+        acquired: Optional[str] = typer.Option(
+            None, "--acquired", help="Acquisition time (ISO-8601): record the result in every intersecting AOI."),
+        db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
+                                         help="Monitoring database for --acquired (default ~/.floodwatch)."),
     ) -> None:
         """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook."""
         from rich.console import Console
@@ -56,7 +62,8 @@ def register(app: typer.Typer) -> None:
             files = scene_files(scenes)
         kw = dict(vh=vh, units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability)
-        predictor_kwargs = {"url": url} if backend == "triton" else {}
+        predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
+                            if backend == "triton" else {})
         if workers or scheduler:
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, **kw)
@@ -73,3 +80,11 @@ def register(app: typer.Typer) -> None:
                           f"{100 * s['flooded_fraction']:.1f}", f"{s['permanent_water_km2']:.3f}",
                           str(s["polygons"]), f"{s['runtime_s']:.1f}", str(r.out_dir))
         Console().print(table)
+        if acquired:
+            from ..monitoring.aoi import record_map_result
+            from ..monitoring.store import Store
+
+            with Store(db) as store:
+                n = sum(len(record_map_result(store, r, acquired=acquired, scene_id=Path(r.scene).stem))
+                        for r in results)
+            Console().print(f"recorded in {n} AOI time series")
