@@ -64,18 +64,35 @@ def register(app: typer.Typer) -> None:
             write_json(json_out, r)
 
     @data_app.command("stats")
-    def stats(path: Path = typer.Argument(..., help="Data folder."),
-              output: Path = typer.Option(..., "-o", "--output", help="JSON file to write."),
+    def stats(paths: list[Path] = typer.Argument(..., help="Data folder(s); several only with --plot or -o."),
+              output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                                    help="JSON file to write (several folders: one entry each)."),
               format: Optional[str] = typer.Option(None, "--format"),
               split: Optional[str] = typer.Option(None, "--split", help="Only this split of the source."),
-              max_pixels: int = typer.Option(2_000_000, "--max-pixels", help="Pixels sampled for percentiles.")) -> None:
-        """Per-band mean/std/percentiles, class balance, nodata share and normalisation inputs -> JSON."""
+              max_pixels: int = typer.Option(2_000_000, "--max-pixels", help="Pixels sampled for percentiles."),
+              plot: Optional[Path] = typer.Option(
+                  None, "--plot", help="PNG of the harmonised per-band dB histograms of all the folders."),
+              plot_chips: int = typer.Option(200, "--plot-chips", help="Chips per folder for --plot (random).")) -> None:
+        """Per-band mean/std/percentiles, class balance, nodata share and normalisation inputs -> JSON;
+        --plot draws the datasets' harmonised dB histograms side by side."""
         from ..data import open_dataset
         from ..data.stats import compute_stats
+        from ..errors import DataError
         from ..io import write_json
 
-        write_json(output, compute_stats(open_dataset(path, format, split=split), max_pixels=max_pixels))
-        typer.echo(f"wrote {output}")
+        if output is None and plot is None:
+            raise DataError("stats: give -o FILE.json and/or --plot FILE.png")
+        if output is not None:
+            all_stats = {str(p): compute_stats(open_dataset(p, format, split=split), max_pixels=max_pixels)
+                         for p in paths}
+            write_json(output, next(iter(all_stats.values())) if len(paths) == 1 else all_stats)
+            typer.echo(f"wrote {output}")
+        if plot is not None:
+            from ..data.harmonise_plot import harmonised_histograms_png
+
+            # --format names one format for all folders; mixed sources are detected per folder
+            harmonised_histograms_png(paths, plot, [format] * len(paths), max_chips=plot_chips)
+            typer.echo(f"wrote {plot}")
 
     @data_app.command("convert")
     def convert(path: Path = typer.Argument(..., help="Data folder."),

@@ -6,11 +6,40 @@ from typing import Optional
 
 import typer
 
+from ..errors import FloodwatchError
+
+
+def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
+    """'--weights 2,1' -> [2.0, 1.0] (one per -m)."""
+    if weights is None:
+        return None
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise FloodwatchError(f"--weights '{weights}': expected numbers separated by commas") from None
+    if len(values) != len(models):
+        raise FloodwatchError(f"--weights: {len(values)} weights for {len(models)} models (-m)")
+    return values
+
+
+def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_transforms: Optional[str],
+                            weights: Optional[str], temperature: Optional[Path]):
+    """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature."""
+    from ..evaluation.calibration import load_temperature
+    from ..inference import load_predictor
+
+    if tta_transforms and not tta:
+        tta = True
+    return load_predictor(model, backend, tta=(tta_transforms or True) if tta else None,
+                          temperature=load_temperature(temperature) if temperature else None,
+                          weights=parse_weights(weights, model))
+
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_cmd(
-        model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+        model: list[Path] = typer.Option(..., "-m", "--model",
+                                         help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (any layout floodwatch reads)."),
         format: Optional[str] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
         spec: Optional[Path] = typer.Option(None, "-e", "--experiment-spec",
@@ -22,26 +51,77 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(8, "--batch-size", min=1),
         threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
         backend: str = typer.Option("auto", "--backend", help="torch, onnx or auto (by file suffix)."),
+        tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90)."),
+        tta_transforms: Optional[str] = typer.Option(None, "--tta-transforms",
+                                                     help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta)."),
+        weights: Optional[str] = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'."),
+        temperature: Optional[Path] = typer.Option(None, "--temperature",
+                                                   help="Apply the temperature in this JSON file."),
+        calibrate: Optional[Path] = typer.Option(
+            None, "--calibrate",
+            help="Fit a temperature on this labelled dataset folder (or a spec's val split); report ECE before/after."),
+        calibrate_format: Optional[str] = typer.Option(None, "--calibrate-format",
+                                                       help="Its format (default: detected)."),
+        save_temperature: Optional[Path] = typer.Option(None, "--save-temperature",
+                                                        help="With --calibrate: write the fitted T here (JSON)."),
+        report: Optional[Path] = typer.Option(None, "--report",
+                                              help="Write an HTML accuracy report (DIR/index.html + pictures)."),
         no_otsu: bool = typer.Option(False, "--no-otsu", help="Skip the Otsu baseline."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     ) -> None:
-        """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu."""
+        """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu; ECE."""
         from rich.console import Console
 
+        from ..evaluation.calibration import load_temperature
         from ..evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
         from ..evaluation.report import print_metrics_table
-        from ..inference import load_predictor
+        from ..inference.tta import parse_transforms
         from ..io import write_json
 
+        if calibrate is not None and temperature is not None:
+            raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
+        if save_temperature is not None and calibrate is None:
+            raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
         samples, described = evaluation_samples(data, format=format, spec=spec, split=split)
-        predictor = load_predictor(model, backend)
+        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature)
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
                           save_predictions=save_predictions, progress=not quiet)
-        result = {"model": str(model), "data": described, **result}
+        names = " + ".join(m.name for m in model)
+        result = {"model": [str(m) for m in model] if len(model) > 1 else str(model[0]), "data": described,
+                  "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
+                  "temperature": load_temperature(temperature) if temperature else None, **result}
         console = Console()
-        print_metrics_table(result, console, title=f"{model.name} on {described}")
+        print_metrics_table(result, console, title=f"{names}{' +TTA' if tta or tta_transforms else ''} on {described}")
+        console.print(f"ECE (15 bins): {result['ece']:.4f}")
+        calibration_view = None
+        if calibrate is not None:
+            from ..data import open_dataset
+            from ..evaluation.calibration import calibrate as fit, save_temperature as save_t
+
+            if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
+                fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
+            else:
+                fit_samples = list(open_dataset(calibrate, format=calibrate_format))
+            cal = fit(predictor, fit_samples, samples, progress=not quiet)
+            result["calibration"] = {"data": str(calibrate), **cal}
+            t, f, c = cal["temperature"], cal["fit"], cal["check"]
+            console.print(f"temperature T = {t:.4f} (fitted on {calibrate}); ECE on it {f['ece_before']:.4f} -> "
+                          f"{f['ece_after']:.4f}; on {described} {c['ece_before']:.4f} -> {c['ece_after']:.4f}")
+            calibration_view = {"temperature": t, "data": f"{calibrate}; ECE measured on {described}", **c}
+            if save_temperature is not None:
+                save_t(save_temperature, t, fitted_on=str(calibrate), model=result["model"],
+                       ece_before=c["ece_before"], ece_after=c["ece_after"])
+                console.print(f"temperature: {save_temperature}")
         if output is not None:
             write_json(output, to_json_safe(result))
             console.print(f"metrics: {output}")
         if save_predictions is not None:
             console.print(f"prediction overlays: {save_predictions}/")
+        if report is not None:
+            from ..evaluation.accuracy_report import write_accuracy_report
+
+            index = write_accuracy_report(report, {described: result}, predictor=predictor,
+                                          samples={described: samples}, calibration=calibration_view,
+                                          title=f"{names} accuracy", notes=[f"model: {result['model']}",
+                                                                            f"TTA: {result['tta'] or 'none'}"])
+            console.print(f"report: {index}")

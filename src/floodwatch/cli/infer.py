@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -28,19 +29,27 @@ def register(app: typer.Typer) -> None:
     @app.command("infer")
     def infer_cmd(
         inputs: list[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG) or folders of them."),
-        model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+        model: list[Path] = typer.Option(..., "-m", "--model",
+                                         help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
         output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
         threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
         backend: str = typer.Option("auto", "--backend", help="torch, onnx or auto (by file suffix)."),
+        tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90)."),
+        tta_transforms: Optional[str] = typer.Option(None, "--tta-transforms",
+                                                     help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta)."),
+        weights: Optional[str] = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'."),
+        temperature: Optional[Path] = typer.Option(None, "--temperature",
+                                                   help="Apply the temperature in this JSON file."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     ) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""
         from rich.console import Console
 
-        from ..inference import load_predictor
         from ..inference.chips import infer_chips
+        from .evaluate import model_options_predictor
 
-        records = infer_chips(load_predictor(model, backend), expand_inputs(inputs), output, threshold=threshold,
+        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature)
+        records = infer_chips(predictor, expand_inputs(inputs), output, threshold=threshold,
                               progress=not quiet)
         console = Console()
         for r in records:

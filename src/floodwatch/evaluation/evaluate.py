@@ -14,6 +14,7 @@ from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
 from ..inference.predictor import Predictor, load_predictor
 from ..io import atomic_dir
+from .calibration import CalibrationAccumulator
 from .metrics import ConfusionAccumulator, scores
 from .otsu import OtsuBaseline, band_index
 from .overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side
@@ -83,6 +84,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     (`empty_chips`), unlabelled ones too (`unlabelled_chips`). `otsu`: True picks the conventional
     baseline for the data (see OtsuBaseline.for_dataset), or pass an OtsuBaseline; False skips it.
     save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth.
+    `ece` (overall and per region) and `reliability` (15 bins) describe calibration (see calibration.py).
     """
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
@@ -95,6 +97,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     baseline = (OtsuBaseline.for_dataset(dataset) if otsu is True else otsu) or None
 
     model_acc, otsu_acc = ConfusionAccumulator(), ConfusionAccumulator()
+    calibration: dict[str, CalibrationAccumulator] = {}  # "" = all chips, else per region
     regions: dict[str, tuple[ConfusionAccumulator, ConfusionAccumulator]] = {}
     per_chip: list[dict[str, Any]] = []
     skipped = {"empty": 0, "unlabelled": 0}
@@ -113,6 +116,8 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
                 if prob.shape != expected:
                     raise CheckpointError(f"predictor returned shape {prob.shape}, expected {expected}")
                 for (sample, _), p in zip(batch, prob):
+                    for key in ("", sample.region or "(none)"):
+                        calibration.setdefault(key, CalibrationAccumulator()).update(p, sample.mask, sample.valid)
                     _score_chip(sample, p >= threshold, baseline, model_acc, otsu_acc, regions, per_chip, out_dir)
                 if bar is not None:
                     bar.advance(bar.task_ids[0], len(batch))
@@ -133,14 +138,16 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
                             f"{skipped['empty']} empty, {skipped['unlabelled']} unlabelled)")
 
     result: dict[str, Any] = {"threshold": threshold, "seconds": round(time.perf_counter() - start, 3),
-                              **model_acc.compute(), "unlabelled_chips": skipped["unlabelled"],
+                              **model_acc.compute(), "ece": calibration[""].ece(),
+                              "reliability": calibration[""].reliability(), "unlabelled_chips": skipped["unlabelled"],
                               "empty_chips": skipped["empty"]}
     if baseline is not None:
         result["otsu"] = {"method": baseline.describe(), **otsu_acc.compute()}
     result["regions"] = {}
     for region in sorted(regions):
         m, o = regions[region]
-        result["regions"][region] = {**m.compute(), **({"otsu": o.compute()} if baseline is not None else {})}
+        result["regions"][region] = {**m.compute(), "ece": calibration[region].ece(),
+                                     **({"otsu": o.compute()} if baseline is not None else {})}
     result["per_chip"] = per_chip
     if out_dir is not None:
         result["predictions_dir"] = str(Path(save_predictions))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import atomic_path, save_figure
 from .overlay import COLOURS
 
 
@@ -106,11 +106,7 @@ def learning_curve_png(metrics_csv: str | os.PathLike, out_png: str | os.PathLik
             ax.legend(fontsize=8)
     axes[1].set_ylim(0, 1)
     fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=110)
 
 
 def _img_tag(path: Path, alt: str, upscale_below: int | None = None) -> str:

@@ -5,8 +5,9 @@ Runtime and Triton back-ends are interchangeable.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -48,8 +49,40 @@ class TorchPredictor:
         return water_probability(logits)
 
 
-def load_predictor(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predictor:
-    """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix."""
+def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "auto", *,
+                   tta: bool | str | Sequence[str] | None = None, temperature: float | None = None,
+                   weights: Sequence[float] | None = None, **kwargs: Any) -> Predictor:
+    """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix.
+
+    Several models (a list) make an EnsemblePredictor (`weights` optional); `tta` (True, 'd4' or transform
+    names) wraps it in a TTAPredictor; `temperature` then rescales the averaged probabilities. With one
+    model and neither option this is the plain back-end predictor.
+    """
+    # a single path (or None: Triton names its model itself) vs a list of models for an ensemble
+    models = [model] if model is None or isinstance(model, (str, os.PathLike)) else list(model)
+    if not models:
+        raise FloodwatchError("--model: no model given")
+    if len(models) == 1:
+        if weights is not None:
+            raise FloodwatchError("--weights: ensemble weights need more than one model")
+        predictor = _load_one(models[0], backend, **kwargs)
+    else:
+        from .ensemble import EnsemblePredictor
+
+        predictor = EnsemblePredictor([_load_one(m, backend, **kwargs) for m in models], weights,
+                                      names=[str(m) for m in models])
+    if tta:
+        from .tta import TTAPredictor
+
+        predictor = TTAPredictor(predictor, tta)
+    if temperature is not None:
+        from ..evaluation.calibration import TemperaturePredictor
+
+        predictor = TemperaturePredictor(predictor, temperature)
+    return predictor
+
+
+def _load_one(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predictor:
     suffix = Path(str(model)).suffix.lower()
     if backend == "auto":
         backend = "onnx" if suffix == ".onnx" else "torch"

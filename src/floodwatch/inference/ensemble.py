@@ -1,0 +1,60 @@
+"""Ensembles: the (weighted) mean of several models' water probabilities.
+
+Every member must read its input the same way, because one pre-processed batch is fed to all of them.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import CheckpointError, FloodwatchError
+
+
+def _temporal(predictor: Any) -> str:
+    meta = getattr(predictor, "meta", None) or {}
+    return (meta.get("model_config") or {}).get("temporal") or getattr(predictor, "temporal", None) or "single"
+
+
+class EnsemblePredictor:
+    """A Predictor averaging `predictors` (weights: relative, default equal). `names` label errors."""
+
+    def __init__(self, predictors: Sequence[Any], weights: Sequence[float] | None = None,
+                 names: Sequence[str] | None = None):
+        self.members = list(predictors)
+        if not self.members:
+            raise FloodwatchError("ensemble: no models given")
+        self.names = [str(n) for n in names] if names is not None else [f"model {i + 1}" for i in
+                                                                        range(len(self.members))]
+        if len(self.names) != len(self.members):
+            raise FloodwatchError(f"ensemble: {len(self.names)} names for {len(self.members)} models")
+        w = np.ones(len(self.members)) if weights is None else np.asarray(weights, np.float64)
+        if w.shape != (len(self.members),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise FloodwatchError(f"ensemble weights: need {len(self.members)} non-negative numbers with a "
+                                  f"positive sum, got {list(np.atleast_1d(w))}")
+        self.weights = w / w.sum()
+        self.preprocessing = self.members[0].preprocessing
+        reference = self.preprocessing.to_dict()
+        for name, member in zip(self.names[1:], self.members[1:]):
+            if member.preprocessing.to_dict() != reference:
+                raise CheckpointError(f"{name}: its preprocessing {member.preprocessing.to_dict()} differs from "
+                                      f"{self.names[0]}'s {reference}; ensemble members must share it")
+            if _temporal(member) != _temporal(self.members[0]):
+                raise CheckpointError(f"{name}: {_temporal(member)} model cannot join the "
+                                      f"{_temporal(self.members[0])} {self.names[0]} in an ensemble")
+
+    @property
+    def meta(self) -> dict:
+        return getattr(self.members[0], "meta", None) or {}
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        total = None
+        for name, w, member in zip(self.names, self.weights, self.members):
+            prob = np.asarray(member.predict(batch), np.float64)
+            if total is not None and prob.shape != total.shape:
+                raise FloodwatchError(f"{name}: returned shape {prob.shape}, the other members {total.shape}")
+            total = w * prob if total is None else total + w * prob
+        return total.astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"EnsemblePredictor({self.names}, weights={self.weights.round(3).tolist()})"
