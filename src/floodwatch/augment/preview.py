@@ -13,7 +13,7 @@ import torch
 from ..data.preprocess import DEFAULT_CLIP, Preprocessing
 from ..data.sample import IGNORE_INDEX, Sample
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import save_figure
 from .batch import BatchAugmenter
 from .config import PREVIEW_CONFIG
 
@@ -75,11 +75,7 @@ def preview_samples(samples: Sequence[Sample], out_png: str | os.PathLike, *, se
         ax.set_yticks([])
     fig.suptitle("augmentation preview: land tan, water blue, ignored grey", fontsize=9)
     fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=80)
 
 
 def _pick(dataset: Sequence[Sample], n: int, seed: int, where: str) -> list[Sample]:

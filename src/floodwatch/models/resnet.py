@@ -17,6 +17,13 @@ def _norm(ch: int, use_bn: bool) -> nn.Module:
     return nn.BatchNorm2d(ch) if use_bn else nn.Identity()
 
 
+def _shortcut(cin: int, cout: int, stride: int, project: bool, use_bn: bool) -> nn.Module | None:
+    """1x1 projection where the shape changes (or always, with all_projections); None = identity."""
+    if project or stride != 1 or cin != cout:
+        return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not use_bn), _norm(cout, use_bn))
+    return None
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -30,8 +37,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=not use_bn)
         self.bn2 = _norm(cout, use_bn)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not use_bn), _norm(cout, use_bn))
-                           if project or stride != 1 or cin != cout else None)
+        self.downsample = _shortcut(cin, cout, stride, project, use_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         idt = x if self.downsample is None else self.downsample(x)
@@ -55,8 +61,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(w2, cout, 1, bias=not use_bn)
         self.bn3 = _norm(cout, use_bn)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not use_bn), _norm(cout, use_bn))
-                           if project or stride != 1 or cin != cout else None)
+        self.downsample = _shortcut(cin, cout, stride, project, use_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         idt = x if self.downsample is None else self.downsample(x)

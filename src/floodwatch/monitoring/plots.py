@@ -5,7 +5,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_path
+from ..io import save_figure
 
 
 def plot_history(records: list[dict[str, Any]], out_png: str | Path, title: str = "") -> Path:
@@ -32,8 +32,4 @@ def plot_history(records: list[dict[str, Any]], out_png: str | Path, title: str 
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     if records:
         ax.legend(loc="upper left")
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=100)
