@@ -59,3 +59,13 @@ def test_scene_scope_uses_one_threshold_per_region():
     assert base.predict(data[1])[:, :4].all() and not base.predict(data[1])[:, 4:].any()
     assert OtsuBaseline(scope="chip").predict(data[0]).any()
     assert OtsuBaseline.for_dataset([_sample(0, "x", 3)]).scope == "chip"
+
+
+def test_etci_samples_as_a_bare_list_get_the_scene_vv_baseline(tmp_path):
+    from floodwatch.data import open_dataset
+    from floodwatch.evaluation.otsu import OtsuBaseline
+    from tests.data import fakes
+
+    samples = list(open_dataset(fakes.etci(tmp_path, cols=2, rows=1)))
+    baseline = OtsuBaseline.for_dataset(samples)
+    assert (baseline.band, baseline.scope) == ("VV", "scene")

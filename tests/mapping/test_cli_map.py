@@ -10,7 +10,7 @@ from floodwatch.data.preprocess import Preprocessing
 from floodwatch.models import build_model
 from floodwatch.models.checkpoint import save_checkpoint
 
-from .helpers import make_scene
+from .helpers import make_scene, read
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,15 @@ def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, che
         inside, elsewhere = store.history("inside"), store.history("elsewhere")
     assert len(inside) == 1 and elsewhere == []
     assert inside[0]["scene_id"] == "s1" and inside[0]["acquired"].startswith("2026-11-20")
+
+
+def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path, checkpoint):
+    make_scene(tmp_path / "s2.tif", 64, 64)
+    for name, extra in (("plain", []), ("tta", ["--tta-transforms", "hflip,vflip"])):
+        code = run(["map", str(tmp_path / "s2.tif"), "-m", str(checkpoint), "-o", str(tmp_path / name),
+                    "--tile", "64", "--overlap", "16", "-q", *extra])
+        assert code in (0, None)
+    _, meta_p = read(tmp_path / "plain" / "s2" / "flood_mask.tif")
+    _, meta_t = read(tmp_path / "tta" / "s2" / "flood_mask.tif")
+    assert meta_p["transform"] == meta_t["transform"] and meta_p["crs"] == meta_t["crs"]
+    assert json.loads((tmp_path / "tta" / "s2" / "stats.json").read_text())["backend"] != "TorchPredictor"

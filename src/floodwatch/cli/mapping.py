@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
         url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
         triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
         protocol: str = typer.Option("http", "--protocol", help="Triton protocol: http or grpc."),
+        tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90)."),
+        tta_transforms: Optional[str] = typer.Option(None, "--tta-transforms",
+                                                     help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta)."),
         tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
@@ -64,6 +67,8 @@ def register(app: typer.Typer) -> None:
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability)
         predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
                             if backend == "triton" else {})
+        if tta or tta_transforms:
+            predictor_kwargs["tta"] = tta_transforms or True
         if workers or scheduler:
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, **kw)

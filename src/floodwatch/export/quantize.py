@@ -12,12 +12,12 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..data.preprocess import Preprocessing
-from ..data.sample import IGNORE_INDEX, Sample
+from ..data.sample import IGNORE_INDEX
 from ..errors import ExportError
 from ..io import atomic_path
 from .onnx import INPUT_NAME, onnx_session, read_metadata, set_metadata, topological_sort

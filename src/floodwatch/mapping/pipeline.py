@@ -223,7 +223,7 @@ class _Run:
             raise self.errors[0]
 
     def _predict_strip(self, blender: StripBlender, image: np.ndarray, valid: np.ndarray) -> None:
-        t, (c, h, w) = self.grid.tile, image.shape
+        t, (h, w) = self.grid.tile, image.shape[-2:]
         if h < t or w < t:  # only when the scene is smaller than a tile along that axis
             pad = ((0, 0), (0, t - h if h < t else 0), (0, t - w if w < t else 0))
             image = np.pad(image, pad, constant_values=np.nan)

@@ -81,5 +81,6 @@ def load_tile(rec: Record) -> Sample:
     extra = dict(rec.extra)
     if rec.paths["water_body"] is not None:
         extra["water_body"] = _binary(rec.paths["water_body"], vv.shape, rec.paths["vv"])
+    extra["source"] = "etci2021"  # lets consumers of bare Sample lists pick ETCI's conventions (Otsu on VV)
     return Sample(image=image, mask=mask, valid=np.ones(vv.shape, bool), id=rec.id, region=rec.region,
                   bands=BANDS, extra=extra)
