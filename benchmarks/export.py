@@ -37,6 +37,17 @@ def split_tiles(ds, held_out: int):
     return [int(i) for i in order[held_out:]], [int(i) for i in order[:held_out]]
 
 
+def spec_split(ds, spec_path):
+    """Indices of the spec's train and test tiles, so a trained checkpoint is scored only on tiles it never saw."""
+    from floodwatch.config import load_spec
+    from floodwatch.training.data import load_samples
+
+    parts = load_samples(load_spec(spec_path))
+    index = {id_: i for i, id_ in enumerate(ds.ids)}
+    return ([index[s.id] for s in parts["train"]],
+            [index[s.id] for s in parts.get("test") or parts["val"]])
+
+
 def stack(ds, idx, prep):
     samples = [ds[i] for i in idx]
     x = np.stack([prep.apply(s.image, s.valid) for s in samples])
@@ -84,10 +95,14 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=120)
     ap.add_argument("--finetune-steps", type=int, default=40)
     ap.add_argument("--prune-ratio", type=float, default=0.5)
+    ap.add_argument("--spec", help="take train/test tiles from this spec's split (the checkpoint's own recipe)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = open_dataset(args.data)
-    train_idx, test_idx = split_tiles(ds, args.tiles)
+    if args.spec:
+        train_idx, test_idx = spec_split(ds, args.spec)
+    else:
+        train_idx, test_idx = split_tiles(ds, args.tiles)
     work = Path(tempfile.mkdtemp(prefix="fw-bench-export-"))
     if args.checkpoint:
         ckpt = Path(args.checkpoint)

@@ -45,3 +45,17 @@ def test_fp16_conversion_keeps_float32_io(tmp_path, fp32_onnx, prep, val_chips):
     x, _ = load_chips(val_chips[:4], prep)
     a, b = OnnxPredictor(fp32_onnx[0]).predict(x), OnnxPredictor(out).predict(x)
     assert b.dtype == np.float32 and ((a > 0.5) == (b > 0.5)).mean() >= 0.99
+
+
+def test_calibration_chips_pick_bands_by_name():
+    """A VH-only model must be calibrated on VH, whatever position VH has in the data."""
+    from floodwatch.data.preprocess import Preprocessing
+    from floodwatch.data.synthetic import synth_chips
+
+    chips = synth_chips(3, size=32, seed=5)
+    vh_only = Preprocessing(bands=["VH"], clip=[(-50.0, 5.0)], offset=[-20.0], scale=[0.2])
+    x, _ = load_chips(chips, vh_only)
+    import numpy as np
+
+    expected = np.stack([vh_only.apply(c.image[1:2], c.valid) for c in chips])
+    assert np.array_equal(x, expected)

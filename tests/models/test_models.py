@@ -76,3 +76,21 @@ def test_all_projections_and_no_batchnorm():
     keys = enc.state_dict().keys()
     assert "layer1.1.downsample.0.weight" in keys
     assert not any("bn" in k or "running_mean" in k for k in keys)
+
+
+def test_checkpoint_with_impossible_model_config_is_a_checkpoint_error(tmp_path):
+    from floodwatch.data.preprocess import Preprocessing
+    from floodwatch.errors import CheckpointError
+    from floodwatch.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+    cfg = {"num_layers": 10, "in_channels": 2}
+    path = save_checkpoint(tmp_path / "ok.pt", build_model(**cfg), model_config=cfg, preprocessing=Preprocessing())
+    state = read_checkpoint(path)
+    for name, change in (("depth", {"model_config": {**cfg, "num_layers": 12}}),
+                         ("weights", {"model_config": {**cfg, "num_layers": 18}})):
+        torch.save({**state, **change}, tmp_path / f"{name}.pt")
+        with pytest.raises(CheckpointError, match=f"{name}.pt"):
+            load_model(tmp_path / f"{name}.pt")
+    torch.save({k: v for k, v in state.items() if k != "preprocessing"}, tmp_path / "nopre.pt")
+    with pytest.raises(CheckpointError, match="lacks preprocessing"):
+        load_model(tmp_path / "nopre.pt")

@@ -54,7 +54,9 @@ def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None) ->
     shapes = {s.shape for s in samples}
     if len(shapes) > 1:
         raise ExportError(f"calibration/validation data: chips differ in size {sorted(shapes)[:3]}")
-    x = np.stack([prep.apply(s.image[:len(prep.bands)], s.valid) for s in samples])
+    from ..evaluation.evaluate import network_input  # bands picked by name, as everywhere else
+
+    x = np.stack([network_input(s, prep) for s in samples])
     if all(s.mask is not None for s in samples):
         masks = np.stack([np.where(s.valid, s.mask, IGNORE_INDEX) for s in samples])
     return x, masks

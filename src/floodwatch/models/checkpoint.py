@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..data.preprocess import Preprocessing
-from ..errors import CheckpointError
+from ..errors import CheckpointError, FloodwatchError
 from ..io import atomic_path
 from .build import build_model
 
@@ -59,13 +59,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, checkpoint dict without the weights). The model is rebuilt from model_config."""
     state = read_checkpoint(path)
+    missing = [k for k in ("model_config", "model_state", "preprocessing") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     cfg = dict(state["model_config"])
     cfg.pop("pretrained", None)
-    model = build_model(**cfg)
     try:
+        model = build_model(**cfg)
         model.load_state_dict(state["model_state"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model_config ({str(exc).splitlines()[0]})") from None
+        preprocessing = Preprocessing.from_dict(state["preprocessing"])
+    except (TypeError, ValueError, RuntimeError, FloodwatchError) as exc:
+        raise CheckpointError(f"{path}: model_config/weights/preprocessing do not fit "
+                              f"({str(exc).splitlines()[0]})") from None
     meta = {k: v for k, v in state.items() if k != "model_state"}
-    meta["preprocessing_obj"] = Preprocessing.from_dict(state["preprocessing"])
+    meta["preprocessing_obj"] = preprocessing
     return model.to(device).eval(), meta
