@@ -1,5 +1,3 @@
-import importlib.util
-
 import pytest
 import torch
 
@@ -13,8 +11,6 @@ def run_cli(argv, capsys):
     return exc.value.code, captured.out, captured.err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("floodwatch.serving.repository") is None,
-                    reason="floodwatch.serving.repository (serving engineer) not there yet")
 def test_export_into_triton_repository(tmp_path, trained_ckpt, capsys):
     out, repo = tmp_path / "m.onnx", tmp_path / "repo"
     code, stdout, _ = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), "--exporter", "torchscript",
@@ -22,6 +18,19 @@ def test_export_into_triton_repository(tmp_path, trained_ckpt, capsys):
     assert code == 0 and "parity" in stdout
     assert (repo / "flood" / "1" / "model.onnx").is_file()
     assert "max_batch_size: 4" in (repo / "flood" / "config.pbtxt").read_text()
+
+
+def test_export_gpu_variant_for_nvidias_triton_container(tmp_path, trained_ckpt, capsys):
+    from floodwatch.serving.repository import read_config
+
+    out, repo = tmp_path / "m.onnx", tmp_path / "repo"
+    code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), "--exporter", "torchscript",
+                            "--triton-repo", str(repo), "--model-name", "flood", "--triton-kind", "gpu"], capsys)
+    assert code == 0, err
+    config = read_config(repo / "flood" / "config.pbtxt")
+    assert config.platform == "onnxruntime_onnx"
+    assert [g.kind for g in config.instance_group] == [config.instance_group[0].KIND_GPU]
+    assert (repo / "flood" / "1" / "model.onnx").is_file()
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, trained_ckpt, capsys):

@@ -24,6 +24,8 @@ def export(
     model_name: Optional[str] = typer.Option(None, "--model-name", help="model name in the Triton repository"),
     max_batch_size: int = typer.Option(16, "--max-batch-size"),
     instances: int = typer.Option(1, "--instances", help="Triton instance count"),
+    triton_kind: str = typer.Option("auto", "--triton-kind",
+                                    help="cpu (local Triton, Python backend), gpu (NVIDIA's container), or auto"),
     version_policy: str = typer.Option("latest", "--version-policy", help="latest | all | N,M"),
     height: Optional[int] = typer.Option(None, "--height", help="fix the input height (default dynamic)"),
     width: Optional[int] = typer.Option(None, "--width", help="fix the input width (default dynamic)"),
@@ -37,7 +39,7 @@ def export(
         report = export_model(model, out, format=format, precision=precision, calibration_data=calibration_data,
                               validation_data=validation_data, triton_repo=triton_repo, model_name=model_name,
                               max_batch_size=max_batch_size, instances=instances, version_policy=policy,
-                              height=height, width=width, exporter=exporter)
+                              height=height, width=width, exporter=exporter, triton_kind=triton_kind)
     parity = report["onnx_export"]["parity"]
     console.print(f"[green]wrote[/] {out}  parity: max |Δ logits| {parity['max_abs_diff']:.2e}, "
                   f"mask agreement {parity['mask_agreement']:.4%}")

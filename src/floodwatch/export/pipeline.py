@@ -14,9 +14,18 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
                  calibration_data: Any = None, validation_data: Any = None, triton_repo: str | Path | None = None,
                  model_name: str | None = None, max_batch_size: int = 16, instances: int = 1,
                  version_policy: str | Sequence[int] = "latest", height: int | None = None,
-                 width: int | None = None, exporter: str = "auto", opset: int = 17) -> dict[str, Any]:
-    """Export and (with triton_repo) add the result as the next version of `model_name`; returns a report."""
+                 width: int | None = None, exporter: str = "auto", opset: int = 17,
+                 triton_kind: str = "auto") -> dict[str, Any]:
+    """Export and (with triton_repo) add the result as the next version of `model_name`; returns a report.
+
+    triton_kind: 'cpu' (Python backend running ONNX Runtime, what the nvidia-pytriton server runs), 'gpu'
+    (onnxruntime_onnx / tensorrt_plan on KIND_GPU, for NVIDIA's Triton container), or 'auto' (gpu for
+    TensorRT and fp16, else cpu)."""
     out = Path(out)
+    if triton_kind not in ("auto", "cpu", "gpu"):
+        raise ExportError(f"--triton-kind: '{triton_kind}' is not auto, cpu or gpu")
+    if triton_kind == "auto":
+        triton_kind = "gpu" if format == "tensorrt" or precision == "fp16" else "cpu"
     if format not in ("onnx", "tensorrt"):
         raise ExportError(f"--format: '{format}' is not onnx or tensorrt")
     if precision not in ("fp32", "fp16", "int8"):
@@ -63,7 +72,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     if triton_repo is not None:
         report["triton"] = add_to_triton(out, triton_repo, model_name, max_batch_size=max_batch_size,
                                          instances=instances, version_policy=version_policy,
-                                         kind="gpu" if format == "tensorrt" or precision == "fp16" else "cpu",
+                                         kind=triton_kind,
                                          preprocessing=meta["preprocessing"], class_map=meta.get("class_map"))
     return report
 
