@@ -26,7 +26,8 @@ DEFAULT_CLIP = (-50.0, 5.0)
 @dataclass
 class Preprocessing:
     bands: list[str] = field(default_factory=lambda: ["VV", "VH"])
-    clip: list[tuple[float, float]] = field(default_factory=lambda: [DEFAULT_CLIP, DEFAULT_CLIP])
+    #: per band dB range; None = DEFAULT_CLIP for every band
+    clip: list[tuple[float, float]] | None = None
     derived: Derived = "none"
     #: per output channel (len = channels)
     offset: list[float] = field(default_factory=lambda: [-12.0, -19.0])
@@ -37,6 +38,8 @@ class Preprocessing:
     units: str = "db"
 
     def __post_init__(self) -> None:
+        if self.clip is None:
+            self.clip = [DEFAULT_CLIP] * len(self.bands)
         self.clip = [tuple(map(float, c)) for c in self.clip]
         self.offset = [float(v) for v in self.offset]
         self.scale = [float(v) for v in self.scale]
