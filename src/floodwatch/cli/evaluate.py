@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import FloodwatchError
+from . import options
 
 
 def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
@@ -49,14 +50,12 @@ def register(app: typer.Typer) -> None:
         save_predictions: Optional[Path] = typer.Option(
             None, "--save-predictions", help="Folder for one PNG per chip: SAR | model vs truth | Otsu vs truth."),
         batch_size: int = typer.Option(8, "--batch-size", min=1),
-        threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
-        backend: str = typer.Option("auto", "--backend", help="torch, onnx or auto (by file suffix)."),
-        tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90)."),
-        tta_transforms: Optional[str] = typer.Option(None, "--tta-transforms",
-                                                     help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta)."),
-        weights: Optional[str] = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'."),
-        temperature: Optional[Path] = typer.Option(None, "--temperature",
-                                                   help="Apply the temperature in this JSON file."),
+        threshold: float = options.THRESHOLD,
+        backend: str = options.BACKEND,
+        tta: bool = options.TTA,
+        tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+        weights: Optional[str] = options.WEIGHTS,
+        temperature: Optional[Path] = options.TEMPERATURE,
         calibrate: Optional[Path] = typer.Option(
             None, "--calibrate",
             help="Fit a temperature on this labelled dataset folder (or a spec's val split); report ECE before/after."),

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import DataError
+from . import options
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -32,14 +33,12 @@ def register(app: typer.Typer) -> None:
         model: list[Path] = typer.Option(..., "-m", "--model",
                                          help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
         output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
-        threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
-        backend: str = typer.Option("auto", "--backend", help="torch, onnx or auto (by file suffix)."),
-        tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90)."),
-        tta_transforms: Optional[str] = typer.Option(None, "--tta-transforms",
-                                                     help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta)."),
-        weights: Optional[str] = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'."),
-        temperature: Optional[Path] = typer.Option(None, "--temperature",
-                                                   help="Apply the temperature in this JSON file."),
+        threshold: float = options.THRESHOLD,
+        backend: str = options.BACKEND,
+        tta: bool = options.TTA,
+        tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+        weights: Optional[str] = options.WEIGHTS,
+        temperature: Optional[Path] = options.TEMPERATURE,
         quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     ) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from . import options
+
 
 def register(app: typer.Typer) -> None:
     @app.command("map")
@@ -21,13 +23,12 @@ def register(app: typer.Typer) -> None:
         url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
         triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
         protocol: str = typer.Option("http", "--protocol", help="Triton protocol: http or grpc."),
-        tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90)."),
-        tta_transforms: Optional[str] = typer.Option(None, "--tta-transforms",
-                                                     help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta)."),
+        tta: bool = options.TTA,
+        tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
-        threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
+        threshold: float = options.THRESHOLD,
         water_mask: Optional[Path] = typer.Option(None, "--water-mask",
                                                   help="Permanent-water raster (any CRS); counted apart."),
         min_area: float = typer.Option(1000.0, "--min-area", help="Drop flood polygons under this many m²."),
