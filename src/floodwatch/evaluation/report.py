@@ -105,6 +105,11 @@ def learning_curve_png(metrics_csv: str | os.PathLike, out_png: str | os.PathLik
         if group:
             ax.legend(fontsize=8)
     axes[1].set_ylim(0, 1)
+    # Early validation losses (BatchNorm statistics not settled yet) can be 100x the rest: log scale keeps
+    # the later, informative epochs readable.
+    positive = [v for ys in losses.values() for v in ys if not math.isnan(v) and v > 0]
+    if positive and max(positive) / min(positive) > 100:
+        axes[0].set_yscale("log")
     fig.tight_layout()
     return save_figure(fig, out_png, dpi=110)
 
