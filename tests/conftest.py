@@ -25,3 +25,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared_data" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.shared_data)
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """Run `floodwatch ARGS...` in-process (no interpreter start-up per command on a busy machine);
+    returns a CompletedProcess with the exit code, stdout and stderr a user would see."""
+    import subprocess
+
+    from floodwatch.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def invoke(*args):
+        try:
+            main(list(map(str, args)))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+    return invoke

@@ -1,6 +1,5 @@
 import json
 import re
-import subprocess
 
 import numpy as np
 import pytest
@@ -8,23 +7,6 @@ import pytest
 from floodwatch.data import open_dataset
 from floodwatch.evaluation.accuracy_report import worst_chips, write_accuracy_report
 from floodwatch.evaluation.evaluate import evaluate
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    from floodwatch.cli.main import main
-
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args):
-        try:
-            main(list(map(str, args)))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-    return invoke
 
 
 def test_evaluate_reports_ece_matching_an_independent_computation(synth_dataset, tiny_checkpoints):
@@ -67,9 +49,9 @@ def test_report_writes_index_with_sections_and_worst_chips(synth_dataset, tiny_c
         assert f"<td>{region}</td>" in page
 
 
-def test_cli_evaluate_ensemble_tta_calibrate_report(cli, synth_dataset, tiny_checkpoints, tmp_path):
+def test_cli_evaluate_ensemble_tta_calibrate_report(run_cli, synth_dataset, tiny_checkpoints, tmp_path):
     a, b = tiny_checkpoints
-    out = cli("evaluate", "-m", a, "-m", b, "--tta-transforms", "hflip", "--data", synth_dataset,
+    out = run_cli("evaluate", "-m", a, "-m", b, "--tta-transforms", "hflip", "--data", synth_dataset,
               "--calibrate", synth_dataset,
               "--save-temperature", tmp_path / "t.json", "--report", tmp_path / "rep", "-o", tmp_path / "m.json", "-q")
     assert out.returncode == 0, out.stderr
@@ -81,11 +63,11 @@ def test_cli_evaluate_ensemble_tta_calibrate_report(cli, synth_dataset, tiny_che
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "id=calibration" in page and (tmp_path / "rep" / "calibration.png").is_file()
     # the saved temperature applies and single-model evaluate still works
-    out = cli("evaluate", "-m", a, "--data", synth_dataset, "--temperature", tmp_path / "t.json", "-q")
+    out = run_cli("evaluate", "-m", a, "--data", synth_dataset, "--temperature", tmp_path / "t.json", "-q")
     assert out.returncode == 0, out.stderr
 
 
-def test_cli_bad_options_are_one_line(cli, synth_dataset, tiny_checkpoints, tmp_path):
+def test_cli_bad_options_are_one_line(run_cli, synth_dataset, tiny_checkpoints, tmp_path):
     a, b = tiny_checkpoints
     for args, message in (
         (["-m", a, "--tta-transforms", "spin"], "unknown transform"),
@@ -93,24 +75,24 @@ def test_cli_bad_options_are_one_line(cli, synth_dataset, tiny_checkpoints, tmp_
         (["-m", a, "--temperature", tmp_path / "none.json"], "none.json: temperature file not found"),
         (["-m", a, "--save-temperature", tmp_path / "t.json"], "needs --calibrate"),
     ):
-        out = cli("evaluate", "--data", synth_dataset, "-q", *args)
+        out = run_cli("evaluate", "--data", synth_dataset, "-q", *args)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
-def test_cli_infer_with_ensemble_and_tta(cli, synth_dataset, tiny_checkpoints, tmp_path):
+def test_cli_infer_with_ensemble_and_tta(run_cli, synth_dataset, tiny_checkpoints, tmp_path):
     a, b = tiny_checkpoints
-    out = cli("infer", synth_dataset / "S1Hand", "-m", a, "-m", b, "--tta",
+    out = run_cli("infer", synth_dataset / "S1Hand", "-m", a, "-m", b, "--tta",
               "-o", tmp_path / "out", "-q")
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "out").glob("*_mask.tif"))) == 4
 
 
-def test_cli_data_stats_plot(cli, synth_dataset, tmp_path):
+def test_cli_data_stats_plot(run_cli, synth_dataset, tmp_path):
     from tests.data import fakes
 
     etci = fakes.etci(tmp_path / "etci")
-    out = cli("data", "stats", synth_dataset, etci, "--plot", tmp_path / "h.png")
+    out = run_cli("data", "stats", synth_dataset, etci, "--plot", tmp_path / "h.png")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
-    out = cli("data", "stats", synth_dataset)
+    out = run_cli("data", "stats", synth_dataset)
     assert out.returncode == 2 and "--plot" in out.stderr

@@ -18,21 +18,9 @@ def run(*args):
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch):
-    """The same entry point in-process (no interpreter start-up per command on a busy machine)."""
-    from floodwatch.cli.main import main
-
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args):
-        try:
-            main(["data", *map(str, args)])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-    return invoke
+def cli(run_cli):
+    """`floodwatch data ...`, in-process."""
+    return lambda *args: run_cli("data", *args)
 
 
 def test_synth_inspect_stats_split_convert(tmp_path, cli):
