@@ -27,6 +27,7 @@ def score_change_on_ombria(root: str | Path, predictor: Any = None, *, split: st
                            batch: int = 8, progress: bool = False) -> dict[str, Any]:
     """{'chips': n, 'flood_fraction': f, 'iou': {method: IoU}} on `root`'s split (the OMBRIA folder)."""
     from ..data.sources.ombria import open_ombria
+    from ..evaluation.evaluate import network_input
 
     ds = open_ombria(Path(root), split=split)
     methods = ["logratio_-3db", "logratio_otsu"]
@@ -53,13 +54,13 @@ def score_change_on_ombria(root: str | Path, predictor: Any = None, *, split: st
                 add("logratio_otsu", logratio_change(s.before[0], s.image[0], s.valid, "otsu")[0], truth)
             if predictor is not None:
                 pre = predictor.preprocessing
-                xa = np.stack([pre.apply(s.image, s.valid) for s in chips])
-                xb = np.stack([pre.apply(s.before, s.valid) for s in chips])
-                if kind == "bitemporal":
-                    prob = predictor.predict(np.concatenate([xb, xa], axis=1))
+                if kind == "bitemporal":  # network_input stacks before+after exactly as training does
+                    prob = predictor.predict(np.stack([network_input(s, pre, "bitemporal") for s in chips]))
                     for p, truth in zip(prob, truths):
                         add("bitemporal", p >= threshold, truth)
                 else:
+                    xa = np.stack([pre.apply(s.image, s.valid) for s in chips])
+                    xb = np.stack([pre.apply(s.before, s.valid) for s in chips])
                     pa, pb = predictor.predict(xa) >= threshold, predictor.predict(xb) >= threshold
                     for a, b, truth in zip(pa, pb, truths):
                         add("difference", a & ~b, truth)
