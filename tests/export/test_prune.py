@@ -25,12 +25,24 @@ def test_removing_dead_filters_is_exact_and_removing_live_ones_is_not():
         bn.bias.data[dead] = 0.0
     x = torch.randn(2, 2, 32, 48)
     half, cfg, _ = prune_model(model, {"num_layers": 10, "in_channels": 2}, ratio=0.5, min_filters=4)
-    quarter, _, _ = prune_model(model, {"num_layers": 10, "in_channels": 2}, ratio=0.75, min_filters=4)
+    quarter, _, _ = prune_model(model, {"num_layers": 10, "in_channels": 2}, ratio=0.75, min_filters=4, multiple_of=1)
     with torch.no_grad():
         ref = model(x)
         assert torch.allclose(half(x), ref, atol=1e-5)
         assert not torch.allclose(quarter(x), ref, atol=1e-3)
     assert build_model(**cfg).state_dict().keys() == half.state_dict().keys()
+
+
+def test_kept_widths_round_up_to_the_multiple():
+    model = build_model(num_layers=10, in_channels=2).eval()
+    _, _, exact = prune_model(model, {"num_layers": 10, "in_channels": 2}, ratio=0.8, min_filters=1, multiple_of=1)
+    _, cfg, rounded = prune_model(model, {"num_layers": 10, "in_channels": 2}, ratio=0.8, min_filters=1, multiple_of=8)
+    for name, (before, after) in rounded.items():
+        assert after % 8 == 0 and exact[name][1] <= after < exact[name][1] + 8 and after <= before, name
+    assert any(exact[n][1] % 8 for n in exact)  # the rounding did something
+    assert build_model(**cfg).eval()(torch.zeros(1, 2, 32, 32)).shape == (1, 2, 32, 32)
+    with pytest.raises(ExportError, match="multiple_of"):
+        prune_model(model, {"num_layers": 10, "in_channels": 2}, ratio=0.5, multiple_of=0)
 
 
 def test_half_ratio_halves_channels_and_fine_tuning_recovers(tmp_path, trained_ckpt, train_data, trainer):

@@ -62,11 +62,14 @@ def prune(
                                               help="remove filters below this fraction of the layer's largest norm"),
     min_filters: int = typer.Option(8, "--min-filters", help="keep at least this many filters per layer"),
     norm: str = typer.Option("l1", "--norm", help="l1 | l2"),
+    multiple_of: int = typer.Option(8, "--multiple-of",
+                                    help="round kept filters up to a multiple of this (fast CPU/GPU kernels)"),
 ) -> None:
     """Structured pruning: remove conv filters for a smaller, faster dense model (fine-tune it after)."""
     from ..export.prune import prune_checkpoint
 
-    report = prune_checkpoint(model, out, ratio=ratio, threshold=threshold, min_filters=min_filters, norm=norm)
+    report = prune_checkpoint(model, out, ratio=ratio, threshold=threshold, min_filters=min_filters, norm=norm,
+                              multiple_of=multiple_of)
     console.print(f"[green]wrote[/] {out}: params x{report['params_ratio']:.3f}, "
                   f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune with `floodwatch train -m {out}`")
 
