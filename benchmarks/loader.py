@@ -140,7 +140,7 @@ def main() -> None:
     if not Path(args.path).is_dir():
         sys.exit(f"{args.path}: not found (the shared ETCI scene)")
 
-    ds = Subset(open_dataset(args.path), args.chips)
+    ds = Subset(open_dataset(args.path, water_body=False), args.chips)  # a training read: no permanent-water layer
     prep = Preprocessing()
     size = ds[0].shape[0]
     rows: list[tuple[str, list[float]]] = []

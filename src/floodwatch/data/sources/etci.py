@@ -32,7 +32,9 @@ def looks_like(path: Path) -> bool:
     return bool(scene_folders(path))
 
 
-def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = True, **_) -> ChipDataset:
+def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = True, water_body: bool = True,
+              **_) -> ChipDataset:
+    """water_body=False skips the permanent-water PNG: a quarter of the decoding, for readers that only train."""
     if split is not None:
         if not (root / split).is_dir():
             raise DataError(f"{root}: ETCI has no split lists; no '{split}' subfolder either")
@@ -50,11 +52,11 @@ def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = Tru
                 if labelled_only:
                     raise DataError(f"{vv}: image without a matching label ({label.relative_to(root)} is missing)")
                 label = None
-            water_body = tiles / "water_body_label" / f"{tile}.png"
+            wb = tiles / "water_body_label" / f"{tile}.png"
             m = _GRID.search(tile)
             records.append(Record(tile, scene.name, {
                 "vv": vv, "vh": tiles / "vh" / f"{tile}_vh.png", "label": label,
-                "water_body": water_body if water_body.is_file() else None},
+                "water_body": wb if water_body and wb.is_file() else None},
                 extra={"grid": (int(m.group(1)), int(m.group(2)))} if m else {}))
     if not records:
         raise LayoutError(f"{root}: no *_vv.png tiles under tiles/vv/")
