@@ -3,7 +3,6 @@ from shapely.geometry import box, mapping
 
 from floodwatch.monitoring.aoi import add_aoi
 from floodwatch.monitoring.alerts import check_alerts, retry_undelivered
-from floodwatch.monitoring.store import Store
 
 EMPTY = {"type": "MultiPolygon", "coordinates": []}
 AOI = mapping(box(13.0, 45.0, 13.1, 45.1))
@@ -13,12 +12,6 @@ def _record(store, day, km2):
     return store.add_record(aoi="a", acquired=f"2024-05-{day:02d}", scene_id=f"s{day}", kind="map",
                             flooded_km2=km2, permanent_water_km2=0, valid_km2=10, coverage=1, floods=EMPTY,
                             paths={})
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "fw.db") as s:
-        yield s
 
 
 def test_threshold_fires_once_and_is_delivered(store, receiver):

@@ -11,15 +11,8 @@ from floodwatch.errors import MonitoringError
 from floodwatch.mapping import map_scene
 from floodwatch.monitoring.aoi import add_aoi, record_map_result, record_output_dir
 from floodwatch.monitoring.change import detect_change
-from floodwatch.monitoring.store import Store
 
 from monitoring_helpers import UTM, WEST_HALF, scene_pair
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "fw.db") as s:
-        yield s
 
 
 @pytest.fixture
@@ -68,8 +61,6 @@ def test_bad_aoi_fields(store, tmp_path):
         add_aoi(store, "a", tmp_path / "missing.geojson")
     with pytest.raises(MonitoringError, match="not found"):
         store.get_aoi("nobody")
-    with pytest.raises(MonitoringError, match="not supported"):
-        Store("postgresql://host/db")
 
 
 def test_record_clips_to_aoi_on_ellipsoid(store, mapped):

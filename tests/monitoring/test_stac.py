@@ -1,11 +1,7 @@
-from datetime import datetime, timezone
-
-import pystac
 import pytest
 import rasterio
 from shapely.geometry import box, mapping
 
-from floodwatch.data.synthetic import synth_scene
 from floodwatch.errors import MonitoringError
 from floodwatch.monitoring.aoi import add_aoi
 from floodwatch.monitoring.geo import to_wgs84
@@ -14,39 +10,9 @@ from floodwatch.monitoring.store import Store
 
 import monitoring_helpers
 from monitoring_helpers import ORIGIN, UTM
+from stac_helpers import make_catalog
 
-SIZE = 256
 X0, Y0 = ORIGIN
-
-
-def _write_cog(path, band, georef):
-    # a tiled GeoTIFF with small internal tiles (GDAL's COG driver wants >= 128 px tiles, too big here)
-    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=1, dtype="float32", crs=UTM,
-                       transform=georef.affine(), nodata=float("nan"), tiled=True, blockxsize=64,
-                       blockysize=64) as dst:
-        dst.write(band[None])
-
-
-def make_catalog(root):
-    """A static catalog: two dates over the AOI (more water on the second) and one item elsewhere."""
-    cat = pystac.Catalog("root", "test catalog")
-    coll = pystac.Collection("s1", "Sentinel-1 test", pystac.Extent(
-        pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]])))
-    cat.add_child(coll)
-    for i, (day, frac, origin) in enumerate([(1, 0.05, ORIGIN), (9, 0.3, ORIGIN), (5, 0.3, (X0 + 50000, Y0))]):
-        s = synth_scene(SIZE, SIZE, seed=7, water_fraction=frac, crs=UTM, origin=origin)
-        foot = to_wgs84(box(origin[0], origin[1] - 10 * SIZE, origin[0] + 10 * SIZE, origin[1]), UTM)
-        item = pystac.Item(f"S1_{i}", mapping(foot), list(foot.bounds),
-                           datetime(2024, 5, day, 5, tzinfo=timezone.utc), {})
-        for b, name in enumerate(("vv", "vh")):
-            p = root / f"S1_{i}_{name}.tif"
-            _write_cog(p, s.image[b], s.georef)
-            item.add_asset(name, pystac.Asset(str(p), media_type=pystac.MediaType.COG, roles=["data"]))
-        coll.add_item(item)
-    cat.normalize_hrefs(str(root))
-    cat.make_all_asset_hrefs_relative()
-    cat.save(pystac.CatalogType.SELF_CONTAINED)
-    return root / "catalog.json"
 
 
 def test_watch_static_catalog_over_http(tmp_path, file_server, predictor, receiver):

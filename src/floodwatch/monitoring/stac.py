@@ -64,16 +64,41 @@ def find_items(source: str, collection: str, aoi: BaseGeometry, *, since: dateti
         items = [i for i in coll.get_items(recursive=True)
                  if i.geometry and shape(i.geometry).intersects(aoi) and _in_range(_acquired(i), since, until)]
     else:
-        from pystac_client import Client
-        from pystac_client.exceptions import APIError
-
-        dt = f"{utc_iso(since) if since else '..'}/{utc_iso(until) if until else '..'}"
-        try:
-            search = Client.open(source).search(collections=[collection], intersects=mapping(aoi), datetime=dt)
-            items = list(search.items())
-        except (APIError, OSError, pystac.STACError) as exc:
-            raise MonitoringError(f"--stac {source}: search failed ({exc})") from None
+        items = _search_api(source, collection, aoi, since, until)
     return sorted(items, key=lambda i: (_acquired(i), i.id))
+
+
+def _search_api(source: str, collection: str, aoi: BaseGeometry, since: datetime | None,
+                until: datetime | None) -> list[Any]:
+    """Item search on a STAC API (pystac-client follows the `next` links of every page)."""
+    import pystac
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+    from pystac_client.warnings import PystacClientWarning  # DoesNotConformTo is raised, not only warned
+
+    # an interval open at both ends ('../..') is a 400 on strict servers (stac-fastapi): no filter instead
+    dt = None if since is None and until is None else \
+        f"{utc_iso(since) if since else '..'}/{utc_iso(until) if until else '..'}"
+    try:
+        client = Client.open(source)
+        # an unknown collection is an empty search on most APIs: say so, as for a static catalog
+        if client.get_collection(collection) is None:
+            raise MonitoringError(f"--collection: '{collection}' not found in {source}")
+        # POST is optional in the spec (a search link without `method` is GET); GET cannot carry a geometry
+        # everywhere, so it sends the AOI's bbox and the footprints are checked below
+        methods = {link.extra_fields.get("method") or "GET" for link in client.links if link.rel == "search"}
+        if "POST" in methods:
+            search = client.search(collections=[collection], intersects=mapping(aoi), datetime=dt, method="POST")
+        else:
+            search = client.search(collections=[collection], bbox=list(aoi.bounds), datetime=dt, method="GET")
+        items = list(search.items())
+    except (APIError, OSError, ValueError, pystac.STACError, pystac.STACTypeError, PystacClientWarning) as exc:
+        text = " ".join(str(exc).split())  # servers answer with multi-line JSON or HTML
+        raise MonitoringError(f"--stac {source}: search failed ({type(exc).__name__}: "
+                              f"{text[:300] or 'no detail'})") from None
+    # the footprint and time checks again: a bbox search, or a lax server, may return more
+    return [i for i in items if i.geometry and shape(i.geometry).intersects(aoi)
+            and _in_range(_acquired(i), since, until)]
 
 
 def _acquired(item: Any) -> datetime:

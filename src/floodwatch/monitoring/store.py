@@ -1,73 +1,25 @@
 """The monitoring database: AOIs, per-acquisition flood records, processed STAC items, alerts.
 
-Plain `sqlite3` (standard library, one file, safe for a laptop or a small server). Only SQLite is
-supported: a `sqlite:///path` URL or a file path. Times are stored as ISO-8601 UTC strings so that
-text order is time order.
+SQLAlchemy Core over SQLite (a file path or `sqlite:///path`: one file, fine for a laptop or a small server)
+or PostgreSQL (`postgresql://user:pass@host/db`, through psycopg 3, for several writers or a shared server).
+Times are stored as ISO-8601 UTC strings so that text order is time order; JSON fields are stored as text.
+SQLAlchemy is imported on first use, so `floodwatch change` without --acquired works without the extra.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 from ..errors import MonitoringError
 
 DEFAULT_DB = Path("~/.floodwatch/floodwatch.db")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS aois (
-    name TEXT PRIMARY KEY,
-    geometry TEXT NOT NULL,            -- GeoJSON geometry, EPSG:4326
-    area_km2 REAL NOT NULL,
-    threshold_km2 REAL,
-    rise_percent REAL,
-    webhooks TEXT NOT NULL DEFAULT '[]',
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    aoi TEXT NOT NULL REFERENCES aois(name) ON DELETE CASCADE,
-    acquired TEXT NOT NULL,
-    scene_id TEXT NOT NULL,
-    kind TEXT NOT NULL,                -- 'map' or 'change'
-    flooded_km2 REAL NOT NULL,
-    permanent_water_km2 REAL,
-    valid_km2 REAL,
-    coverage REAL,                     -- valid_km2 / AOI area
-    floods TEXT NOT NULL,              -- flood polygons clipped to the AOI, GeoJSON geometry
-    paths TEXT NOT NULL DEFAULT '{}',  -- output files of the run
-    recorded TEXT NOT NULL,
-    UNIQUE (aoi, scene_id, kind)
-);
-CREATE INDEX IF NOT EXISTS records_time ON records (aoi, acquired);
-CREATE TABLE IF NOT EXISTS processed_items (
-    source TEXT NOT NULL, item_id TEXT NOT NULL, aoi TEXT NOT NULL, processed TEXT NOT NULL,
-    PRIMARY KEY (source, item_id, aoi)
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    aoi TEXT NOT NULL,
-    record_id INTEGER NOT NULL REFERENCES records(id) ON DELETE CASCADE,
-    rule TEXT NOT NULL,
-    message TEXT NOT NULL,
-    created TEXT NOT NULL,
-    UNIQUE (aoi, record_id, rule)
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
-    target TEXT NOT NULL,              -- webhook URL
-    status TEXT NOT NULL,              -- 'pending', 'delivered', 'failed'
-    attempts INTEGER NOT NULL DEFAULT 0,
-    http_status INTEGER,
-    last_error TEXT,
-    updated TEXT NOT NULL,
-    PRIMARY KEY (alert_id, target)
-);
-"""
+SCHEMES = "a file path, sqlite:///path or postgresql://user:password@host/db"
 
 
 def utc_iso(value: datetime | str) -> str:
@@ -107,29 +59,134 @@ class AOIRecord:
     created: str = ""
 
 
+@functools.cache
+def _schema() -> SimpleNamespace:
+    """The tables (built on first use, see the module docstring). Column names and constraints match the
+    earlier sqlite3 schema, so existing database files open unchanged."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    # byte-order text in PostgreSQL, as in SQLite: names and ISO times sort the same on both
+    key = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+    md = sa.MetaData()
+    aois = sa.Table(
+        "aois", md,
+        sa.Column("name", key, primary_key=True),
+        sa.Column("geometry", sa.Text, nullable=False),  # GeoJSON geometry, EPSG:4326
+        sa.Column("area_km2", sa.Float, nullable=False),
+        sa.Column("threshold_km2", sa.Float),
+        sa.Column("rise_percent", sa.Float),
+        sa.Column("webhooks", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("created", sa.Text, nullable=False))
+    records = sa.Table(
+        "records", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("aoi", key, sa.ForeignKey("aois.name", ondelete="CASCADE"), nullable=False),
+        sa.Column("acquired", key, nullable=False),
+        sa.Column("scene_id", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),  # 'map' or 'change'
+        sa.Column("flooded_km2", sa.Float, nullable=False),
+        sa.Column("permanent_water_km2", sa.Float),
+        sa.Column("valid_km2", sa.Float),
+        sa.Column("coverage", sa.Float),  # valid_km2 / AOI area
+        sa.Column("floods", sa.Text, nullable=False),  # flood polygons clipped to the AOI, GeoJSON geometry
+        sa.Column("paths", sa.Text, nullable=False, server_default="{}"),  # output files of the run
+        sa.Column("recorded", sa.Text, nullable=False),
+        sa.UniqueConstraint("aoi", "scene_id", "kind"),
+        sa.Index("records_time", "aoi", "acquired"),
+        sqlite_autoincrement=True)  # ids are never reused, as before
+    processed = sa.Table(
+        "processed_items", md,
+        sa.Column("source", sa.Text, primary_key=True), sa.Column("item_id", sa.Text, primary_key=True),
+        sa.Column("aoi", sa.Text, primary_key=True), sa.Column("processed", sa.Text, nullable=False))
+    alerts = sa.Table(
+        "alerts", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("aoi", sa.Text, nullable=False),
+        sa.Column("record_id", sa.Integer, sa.ForeignKey("records.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("created", sa.Text, nullable=False),
+        sa.UniqueConstraint("aoi", "record_id", "rule"),  # an event raises its alert once
+        sqlite_autoincrement=True)
+    deliveries = sa.Table(
+        "deliveries", md,
+        sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("target", key, primary_key=True),  # webhook URL
+        sa.Column("status", sa.Text, nullable=False),  # 'pending', 'delivered', 'failed'
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("http_status", sa.Integer),
+        sa.Column("last_error", sa.Text),
+        sa.Column("updated", sa.Text, nullable=False))
+    return SimpleNamespace(metadata=md, aois=aois, records=records, processed=processed, alerts=alerts,
+                           deliveries=deliveries)
+
+
+def _engine(url_or_path: str | os.PathLike | None) -> tuple[Any, Path | str]:
+    """(engine, what to call the database in messages: the file, or the URL with its password hidden)."""
+    import sqlalchemy as sa
+
+    text = str(default_db_path() if url_or_path is None else url_or_path)
+    scheme = text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
+    if scheme in ("file", "sqlite"):
+        if scheme == "sqlite" and not text.startswith("sqlite:///"):
+            raise MonitoringError(f"--db: '{text}' is not a sqlite:///path URL")
+        path = Path(text[len("sqlite:///"):] if scheme == "sqlite" else text).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MonitoringError(f"{path}: cannot open the monitoring database ({exc})") from None
+        engine = sa.create_engine(sa.URL.create("sqlite", database=str(path)),
+                                  connect_args={"timeout": 30, "check_same_thread": False})
+        # SQLite enforces ON DELETE CASCADE only with this pragma, per connection
+        sa.event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys = ON"))
+        return engine, path
+    if scheme not in ("postgresql", "postgres"):
+        raise MonitoringError(f"--db: '{scheme}' databases are not supported (use {SCHEMES})")
+    try:
+        url = sa.make_url(text)
+    except (sa.exc.ArgumentError, ValueError):
+        raise MonitoringError(f"--db: not a database URL (use {SCHEMES})") from None  # may hold a password
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # the driver the monitor extra installs
+    shown = url.render_as_string(hide_password=True)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True), shown
+    except (ImportError, sa.exc.ArgumentError):  # ArgumentError: an unknown '+driver'
+        raise MonitoringError(f"{shown}: database driver '{url.get_driver_name()}' is not available (use "
+                              "postgresql:// with pip install 'floodwatch[monitor]')") from None
+
+
+def _reason(exc: Exception, password: str | None) -> str:
+    """The driver's message, first line only, password removed (drivers may echo connection strings)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text = text[0] if text else type(exc).__name__
+    return text.replace(password, "***") if password else text
+
+
 class Store:
-    """`Store(path_or_url)`: open (and create) the monitoring database. Use as a context manager or call close()."""
+    """`Store(path_or_url)`: open (and create) the monitoring database. Use as a context manager or call close().
+
+    `path` is the SQLite file, or the PostgreSQL URL with its password hidden (what messages show)."""
 
     def __init__(self, url_or_path: str | os.PathLike | None = None):
-        path = default_db_path() if url_or_path is None else url_or_path
-        text = str(path)
-        if "://" in text:
-            if not text.startswith("sqlite:///"):
-                raise MonitoringError(f"--db: '{text.split('://')[0]}' databases are not supported (use a "
-                                      "file path or sqlite:///path)")
-            text = text[len("sqlite:///"):]
-        self.path = Path(text).expanduser()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self.conn.executescript(SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise MonitoringError(f"{self.path}: cannot open the monitoring database ({exc})") from None
+            import sqlalchemy as sa
+        except ImportError:
+            raise MonitoringError("the monitoring database needs SQLAlchemy: pip install 'floodwatch[monitor]'") \
+                from None
+        self._sa, self.tables = sa, _schema()
+        self.engine, self.path = _engine(url_or_path)
+        self.dialect = self.engine.dialect.name  # 'sqlite' or 'postgresql'
+        try:
+            self.tables.metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise MonitoringError(f"{self.path}: cannot open the monitoring database "
+                                  f"({_reason(exc, self.engine.url.password)})") from None
 
     def close(self) -> None:
-        self.conn.close()
+        self.engine.dispose()
 
     def __enter__(self) -> "Store":
         return self
@@ -137,35 +194,55 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _write(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        with self.conn:  # one transaction per write: committed, or rolled back on error
-            return self.conn.execute(sql, params)
+    def _insert(self, table):
+        """The dialect's INSERT, which has on_conflict_do_nothing / on_conflict_do_update."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def _rows(self, stmt) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def _first(self, stmt) -> dict[str, Any] | None:
+        rows = self._rows(stmt.limit(1))
+        return rows[0] if rows else None
 
     # -- AOIs ---------------------------------------------------------------------------------------
     def add_aoi(self, aoi: AOIRecord, replace: bool = False) -> None:
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        """Add an AOI; `replace` deletes the old one first, and with it (cascade) its records and alerts:
+        they were clipped to the old geometry (this is what sqlite's INSERT OR REPLACE did before)."""
+        t, sa = self.tables.aois, self._sa
+        values = dict(name=aoi.name, geometry=json.dumps(aoi.geometry), area_km2=aoi.area_km2,
+                      threshold_km2=aoi.threshold_km2, rise_percent=aoi.rise_percent,
+                      webhooks=json.dumps(aoi.webhooks), created=aoi.created or now_iso())
         try:
-            self._write(f"{verb} INTO aois (name, geometry, area_km2, threshold_km2, rise_percent, webhooks, created)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (aoi.name, json.dumps(aoi.geometry), aoi.area_km2, aoi.threshold_km2, aoi.rise_percent,
-                         json.dumps(aoi.webhooks), aoi.created or now_iso()))
-        except sqlite3.IntegrityError:
+            with self.engine.begin() as conn:
+                if replace:
+                    conn.execute(t.delete().where(t.c.name == aoi.name))
+                conn.execute(t.insert().values(**values))
+        except sa.exc.IntegrityError:
             raise MonitoringError(f"AOI '{aoi.name}' already exists (use --replace)") from None
 
     def aois(self) -> list[AOIRecord]:
-        return [self._aoi(r) for r in self.conn.execute("SELECT * FROM aois ORDER BY name")]
+        t = self.tables.aois
+        return [self._aoi(r) for r in self._rows(t.select().order_by(t.c.name))]
 
     def get_aoi(self, name: str) -> AOIRecord:
-        row = self.conn.execute("SELECT * FROM aois WHERE name = ?", (name,)).fetchone()
+        t = self.tables.aois
+        row = self._first(t.select().where(t.c.name == name))
         if row is None:
             raise MonitoringError(f"AOI '{name}' not found (floodwatch aoi list shows the known ones)")
         return self._aoi(row)
 
     def has_aoi(self, name: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM aois WHERE name = ?", (name,)).fetchone() is not None
+        t = self.tables.aois
+        return self._first(self._sa.select(t.c.name).where(t.c.name == name)) is not None
 
     @staticmethod
-    def _aoi(row: sqlite3.Row) -> AOIRecord:
+    def _aoi(row: dict[str, Any]) -> AOIRecord:
         return AOIRecord(name=row["name"], geometry=json.loads(row["geometry"]), area_km2=row["area_km2"],
                          threshold_km2=row["threshold_km2"], rise_percent=row["rise_percent"],
                          webhooks=json.loads(row["webhooks"]), created=row["created"])
@@ -175,47 +252,47 @@ class Store:
                    permanent_water_km2: float | None, valid_km2: float | None, coverage: float | None,
                    floods: dict[str, Any], paths: dict[str, Any]) -> int:
         """Insert or update (same AOI, scene and kind: a re-run replaces the numbers); returns the record id."""
-        params = (aoi, utc_iso(acquired), scene_id, kind, float(flooded_km2), permanent_water_km2, valid_km2,
-                  coverage, json.dumps(floods), json.dumps({k: str(v) for k, v in paths.items()}), now_iso())
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO records (aoi, acquired, scene_id, kind, flooded_km2, permanent_water_km2, valid_km2,"
-                " coverage, floods, paths, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (aoi, scene_id, kind) DO UPDATE SET acquired = excluded.acquired,"
-                " flooded_km2 = excluded.flooded_km2, permanent_water_km2 = excluded.permanent_water_km2,"
-                " valid_km2 = excluded.valid_km2, coverage = excluded.coverage, floods = excluded.floods,"
-                " paths = excluded.paths, recorded = excluded.recorded", params)
-            row = self.conn.execute("SELECT id FROM records WHERE aoi = ? AND scene_id = ? AND kind = ?",
-                                    (aoi, scene_id, kind)).fetchone()
-        return int(row["id"])
+        t = self.tables.records
+        numbers = dict(acquired=utc_iso(acquired), flooded_km2=float(flooded_km2),
+                       permanent_water_km2=permanent_water_km2, valid_km2=valid_km2, coverage=coverage,
+                       floods=json.dumps(floods), paths=json.dumps({k: str(v) for k, v in paths.items()}),
+                       recorded=now_iso())
+        stmt = self._insert(t).values(aoi=aoi, scene_id=scene_id, kind=kind, **numbers)
+        stmt = stmt.on_conflict_do_update(index_elements=[t.c.aoi, t.c.scene_id, t.c.kind],
+                                          set_={k: stmt.excluded[k] for k in numbers})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+            # a second SELECT, not RETURNING: SQLite before 3.35 has no RETURNING
+            return int(conn.execute(self._sa.select(t.c.id).where(
+                t.c.aoi == aoi, t.c.scene_id == scene_id, t.c.kind == kind)).scalar_one())
 
     def history(self, aoi: str, kind: str | None = None, with_floods: bool = False) -> list[dict[str, Any]]:
         """Records of one AOI, oldest first."""
         self.get_aoi(aoi)
-        sql, params = "SELECT * FROM records WHERE aoi = ?", [aoi]
+        t = self.tables.records
+        stmt = t.select().where(t.c.aoi == aoi)
         if kind:
-            sql += " AND kind = ?"
-            params.append(kind)
-        rows = self.conn.execute(sql + " ORDER BY acquired, id", params).fetchall()
-        return [self._record(r, with_floods) for r in rows]
+            stmt = stmt.where(t.c.kind == kind)
+        return [self._record(r, with_floods) for r in self._rows(stmt.order_by(t.c.acquired, t.c.id))]
 
     def record(self, record_id: int, with_floods: bool = True) -> dict[str, Any]:
-        row = self.conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
+        t = self.tables.records
+        row = self._first(t.select().where(t.c.id == int(record_id)))
         if row is None:
             raise MonitoringError(f"record {record_id} not found")
         return self._record(row, with_floods)
 
     def previous_record(self, record_id: int) -> dict[str, Any] | None:
         """The same AOI's record of the same kind acquired just before this one."""
-        cur = self.record(record_id, with_floods=False)
-        row = self.conn.execute(
-            "SELECT * FROM records WHERE aoi = ? AND kind = ? AND (acquired < ? OR (acquired = ? AND id < ?))"
-            " ORDER BY acquired DESC, id DESC LIMIT 1",
-            (cur["aoi"], cur["kind"], cur["acquired"], cur["acquired"], record_id)).fetchone()
+        cur, t, sa = self.record(record_id, with_floods=False), self.tables.records, self._sa
+        earlier = sa.or_(t.c.acquired < cur["acquired"],
+                         sa.and_(t.c.acquired == cur["acquired"], t.c.id < int(record_id)))
+        row = self._first(t.select().where(t.c.aoi == cur["aoi"], t.c.kind == cur["kind"], earlier)
+                          .order_by(t.c.acquired.desc(), t.c.id.desc()))
         return None if row is None else self._record(row, False)
 
     @staticmethod
-    def _record(row: sqlite3.Row, with_floods: bool) -> dict[str, Any]:
+    def _record(row: dict[str, Any], with_floods: bool) -> dict[str, Any]:
         d = dict(row)
         d["paths"] = json.loads(d["paths"])
         floods = d.pop("floods")
@@ -225,43 +302,56 @@ class Store:
 
     # -- processed STAC items -------------------------------------------------------------------------
     def is_processed(self, source: str, item_id: str, aoi: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM processed_items WHERE source = ? AND item_id = ? AND aoi = ?",
-                                 (source, item_id, aoi)).fetchone() is not None
+        t = self.tables.processed
+        return self._first(self._sa.select(t.c.item_id).where(
+            t.c.source == source, t.c.item_id == item_id, t.c.aoi == aoi)) is not None
 
     def mark_processed(self, source: str, item_id: str, aoi: str) -> None:
-        self._write("INSERT OR IGNORE INTO processed_items VALUES (?, ?, ?, ?)", (source, item_id, aoi, now_iso()))
+        stmt = self._insert(self.tables.processed).values(source=source, item_id=item_id, aoi=aoi, processed=now_iso())
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing())
 
     # -- alerts ---------------------------------------------------------------------------------------
     def add_alert(self, aoi: str, record_id: int, rule: str, message: dict[str, Any]) -> int | None:
         """Create the alert once; returns its id, or None when this event was already raised."""
-        with self.conn:
-            cur = self.conn.execute("INSERT OR IGNORE INTO alerts (aoi, record_id, rule, message, created)"
-                                    " VALUES (?, ?, ?, ?, ?)", (aoi, record_id, rule, json.dumps(message), now_iso()))
-            return cur.lastrowid if cur.rowcount else None
+        t = self.tables.alerts
+        stmt = self._insert(t).values(aoi=aoi, record_id=record_id, rule=rule, message=json.dumps(message),
+                                      created=now_iso()).on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            if self.engine.dialect.insert_returning:  # rowcount is unreliable once RETURNING is implicit (PG)
+                return conn.execute(stmt.returning(t.c.id)).scalar_one_or_none()
+            if not conn.execute(stmt).rowcount:  # SQLite < 3.35
+                return None
+            return int(conn.execute(self._sa.select(t.c.id).where(
+                t.c.aoi == aoi, t.c.record_id == record_id, t.c.rule == rule)).scalar_one())
 
     def set_delivery(self, alert_id: int, target: str, *, status: str, attempts: int,
                      http_status: int | None = None, last_error: str | None = None) -> None:
-        self._write("INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (alert_id, target, status, attempts, http_status, last_error, now_iso()))
+        t = self.tables.deliveries
+        state = dict(status=status, attempts=attempts, http_status=http_status, last_error=last_error,
+                     updated=now_iso())
+        stmt = self._insert(t).values(alert_id=alert_id, target=target, **state)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.alert_id, t.c.target],
+                                                    set_={k: stmt.excluded[k] for k in state}))
 
     def delivery(self, alert_id: int, target: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM deliveries WHERE alert_id = ? AND target = ?",
-                                (alert_id, target)).fetchone()
-        return None if row is None else dict(row)
+        t = self.tables.deliveries
+        return self._first(t.select().where(t.c.alert_id == alert_id, t.c.target == target))
 
     def alerts(self, aoi: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first, each with its acquisition time and delivery records."""
-        sql = ("SELECT a.*, r.acquired, r.scene_id FROM alerts a JOIN records r ON r.id = a.record_id"
-               + (" WHERE a.aoi = ?" if aoi else "") + " ORDER BY a.id DESC LIMIT ?")
-        rows = self.conn.execute(sql, ((aoi,) if aoi else ()) + (int(limit),)).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["message"] = json.loads(d["message"])
-            d["deliveries"] = [dict(x) for x in self.conn.execute(
-                "SELECT target, status, attempts, http_status, last_error, updated FROM deliveries"
-                " WHERE alert_id = ? ORDER BY target", (r["id"],))]
-            out.append(d)
+        a, r, d, sa = self.tables.alerts, self.tables.records, self.tables.deliveries, self._sa
+        stmt = sa.select(a, r.c.acquired, r.c.scene_id).join(r, r.c.id == a.c.record_id)
+        if aoi:
+            stmt = stmt.where(a.c.aoi == aoi)
+        with self.engine.connect() as conn:  # one connection: the alerts and their deliveries agree
+            out = [dict(row) for row in conn.execute(stmt.order_by(a.c.id.desc()).limit(int(limit))).mappings()]
+            for x in out:
+                x["message"] = json.loads(x["message"])
+                x["deliveries"] = [dict(row) for row in conn.execute(
+                    sa.select(d.c.target, d.c.status, d.c.attempts, d.c.http_status, d.c.last_error, d.c.updated)
+                    .where(d.c.alert_id == x["id"]).order_by(d.c.target)).mappings()]
         return out
 
     def iter_undelivered(self) -> Iterator[tuple[dict[str, Any], str]]:

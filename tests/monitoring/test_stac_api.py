@@ -1,0 +1,99 @@
+"""`aoi watch` through a STAC API (pystac-client), over the items and COGs of the static-catalog test."""
+import pytest
+import rasterio
+from shapely.geometry import box, mapping
+from typer.testing import CliRunner
+
+from floodwatch.errors import MonitoringError
+from floodwatch.monitoring.aoi import add_aoi
+from floodwatch.monitoring.geo import to_wgs84
+from floodwatch.monitoring.stac import find_items, watch_aoi
+from floodwatch.monitoring.store import Store
+
+import monitoring_helpers
+from monitoring_helpers import ORIGIN, UTM, DarkWaterPredictor
+from postgres_helpers import free_port
+from stac_helpers import api_items, make_catalog
+
+X0, Y0 = ORIGIN
+MID = mapping(to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM))  # 64 x 64 px mid-scene
+
+
+@pytest.fixture
+def served(tmp_path, file_server):
+    """(collections, items) of the test catalog, its COGs served over HTTP with range support."""
+    (tmp_path / "stac").mkdir()
+    make_catalog(tmp_path / "stac")
+    return api_items(f"{file_server(tmp_path / 'stac')}/catalog.json")
+
+
+def _searches(api):
+    return [(method, params) for method, path, params in api.requests if path == "/search"]
+
+
+def test_watch_stac_api(tmp_path, served, stac_api, predictor, receiver):
+    api = stac_api(*served, page_size=1)  # one item per page: the client must follow `next`
+    with Store(tmp_path / "fw.db") as store:
+        add_aoi(store, "mid", MID, rise_percent=100, webhooks=[receiver.url])
+        out = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=64, overlap=16,
+                        progress=False)
+        assert [(o.item_id, o.status) for o in out] == [("S1_0", "mapped"), ("S1_1", "mapped")]
+        (first, params), (_, page2) = _searches(api)
+        assert first == "POST" and params["collections"] == ["s1"] and params["intersects"]["type"] == "Polygon"
+        assert "datetime" not in params and page2["token"] == "1"
+        # only the AOI's window (+16 px padding) was read, through HTTP range requests on the COGs
+        with rasterio.open(tmp_path / "out" / "inputs" / "S1_0.tif") as src:
+            assert 96 <= src.width <= 100 and 96 <= src.height <= 100
+        assert any(p.endswith("S1_1_vh.tif") for p, *_ in monitoring_helpers.RangeHandler.range_requests)
+        hist = store.history("mid")
+        assert [(h["scene_id"], h["acquired"]) for h in hist] == [("S1_0", "2024-05-01T05:00:00Z"),
+                                                                   ("S1_1", "2024-05-09T05:00:00Z")]
+        assert hist[1]["flooded_km2"] > hist[0]["flooded_km2"] and hist[0]["coverage"] == pytest.approx(1, abs=0.02)
+        assert [m["scene_id"] for m in receiver.received] == ["S1_1"]
+        # a second watch finds the same items and processes none of them
+        again = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", progress=False)
+        assert [(o.item_id, o.status) for o in again] == [("S1_0", "skipped"), ("S1_1", "skipped")]
+        assert len(store.history("mid")) == 2 and len(receiver.received) == 1
+        since = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", since="2024-05-05",
+                          progress=False)
+        assert [o.item_id for o in since] == ["S1_1"]
+        assert _searches(api)[-1][1]["datetime"] == "2024-05-05T00:00:00Z/.."
+        with pytest.raises(MonitoringError, match="--collection: 'nope' not found"):
+            watch_aoi(store, "mid", api.url, "nope", predictor, tmp_path / "out", progress=False)
+
+
+def test_get_only_api_and_cli_since(tmp_path, served, stac_api, monkeypatch):
+    api = stac_api(*served, page_size=1, methods=("GET",))  # POST /search answers 405 here
+    from shapely.geometry import shape
+
+    ids = [i.id for i in find_items(api.url, "s1", shape(MID))]
+    assert ids == ["S1_0", "S1_1"]
+    assert all(m == "GET" and "bbox" in p for m, p in _searches(api)) and len(_searches(api)) == 2
+
+    # the CLI, with a stand-in model (load_predictor is imported when the command runs)
+    monkeypatch.setattr("floodwatch.inference.predictor.load_predictor", lambda path: DarkWaterPredictor())
+    from floodwatch.cli import main as cli_main
+
+    cli_main._register_all()
+    db = tmp_path / "cli.db"
+    with Store(db) as store:
+        add_aoi(store, "mid", MID)
+    args = ["aoi", "watch", "mid", "--stac", api.url, "--collection", "s1", "--since", "2024-05-05",
+            "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "out"), "--db", str(db)]
+    run = CliRunner().invoke(cli_main.app, args, env={"COLUMNS": "200"})
+    assert run.exit_code == 0, run.exception
+    assert "S1_1" in run.stdout and "mapped" in run.stdout and "S1_0" not in run.stdout
+    assert _searches(api)[-1][1]["datetime"] == "2024-05-05T00:00:00Z/.."
+    run = CliRunner().invoke(cli_main.app, args, env={"COLUMNS": "200"})
+    assert run.exit_code == 0 and "skipped" in run.stdout
+    with Store(db) as store:
+        assert [h["scene_id"] for h in store.history("mid")] == ["S1_1"]
+
+
+def test_unreachable_api_is_one_line(tmp_path):
+    from shapely.geometry import shape
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(MonitoringError, match="search failed") as err:
+        find_items(url, "s1", shape(MID))
+    assert str(err.value).startswith(f"--stac {url}: ") and "\n" not in str(err.value)
