@@ -3,6 +3,24 @@
 A spec is YAML (ours) or protobuf text (TAO's `.txt`, read by `floodwatch.tao`). Both end up here, so a
 typo is rejected with the field's path (`training_config.learnig_rate: Extra inputs are not permitted`)
 before any data is read. Paths in a spec are relative to the spec file; `load_spec` makes them absolute.
+
+Sections: `dataset_config`, `model_config`, `training_config` (TAO's), and floodwatch's optional
+`semi_supervised`: pseudo-labelling rounds (Noisy Student style) on unlabelled chips, plus optional
+FixMatch-style consistency training (`floodwatch.training.semi`):
+
+    semi_supervised:
+      unlabelled:                       # any folders of SAR chips; labels there, if any, are not used
+        - {path: ../data/sen1floods11, format: sen1floods11}
+        - {path: ../data/more_chips, format: chips}   # a bare folder of GeoTIFF/PNG chip files
+      rounds: 2                         # students trained after the supervised round 0
+      confidence: 0.9                   # water prob >= 0.9 -> water, <= 0.1 -> not water, else ignored
+      teacher: last                     # or ensemble: mean of the best models of all previous rounds
+      teacher_tta: false                # true / transform names: the teacher predicts with TTA
+      epochs_per_round: 5               # default: training_config.epochs
+      unlabelled_weight: 0.5            # loss weight of pseudo-labelled chips relative to labelled ones
+      min_confident_fraction: 0.2       # skip chips with fewer confident (valid) pixels than this
+      augment_students: true            # students always train with augmentation (TAO defaults if none)
+      consistency: {enabled: true, weight: 1.0}   # + weak/strong augmentation configs, confidence, batch_size
 """
 from __future__ import annotations
 
@@ -234,10 +252,97 @@ class TrainingConfig(_Section):
         return v
 
 
+# -- semi_supervised (floodwatch's) -------------------------------------------------------------------
+class UnlabelledSource(_Section):
+    """A folder of unlabelled chips: `format` is one of open_dataset's (None: detected), or 'chips' for a bare
+    folder of chip files (GeoTIFF in dB, 8-bit PNG/JPG). Labels found there are not used."""
+
+    path: str
+    format: Optional[str] = None
+    split: Optional[str] = None  # a source's own split (e.g. OMBRIA's train/test folders)
+
+    @field_validator("path")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not str(v).strip():
+            raise ValueError("empty path")
+        return v
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        from .data.formats import _ALIASES, FORMATS
+
+        name = _ALIASES.get(v.lower(), v.lower())
+        if name != "chips" and name not in FORMATS:
+            raise ValueError(f"format '{v}' is not one of {', '.join([*FORMATS, 'chips'])}")
+        return v
+
+
+#: FixMatch's weak view: flips only.
+WEAK_AUGMENTATION: dict[str, Any] = {"spatial_augmentation": {"hflip_probability": 0.5, "vflip_probability": 0.5}}
+#: the strong view: its own flips (applied to the target too) plus radiometric noise in dB.
+STRONG_AUGMENTATION: dict[str, Any] = {
+    "spatial_augmentation": {"hflip_probability": 0.5, "vflip_probability": 0.5},
+    "brightness_augmentation": {"delta": 2.0},
+    "contrast": {"probability": 0.5, "delta": 0.2},
+    "speckle": {"probability": 1.0, "std_db": 1.0},
+}
+
+
+class ConsistencyConfig(_Section):
+    """FixMatch-style consistency on unlabelled chips during the student rounds."""
+
+    enabled: bool = True
+    weight: float = Field(1.0, ge=0)
+    confidence: Optional[float] = Field(None, gt=0.5, lt=1)  # default: semi_supervised.confidence
+    batch_size: Optional[int] = Field(None, gt=0)  # default: training_config.batch_size
+    weak: AugmentationConfig = Field(default_factory=lambda: AugmentationConfig.model_validate(WEAK_AUGMENTATION))
+    strong: AugmentationConfig = Field(default_factory=lambda: AugmentationConfig.model_validate(STRONG_AUGMENTATION))
+
+
+class SemiSupervisedConfig(_Section):
+    unlabelled: list[UnlabelledSource] = Field(min_length=1)
+    rounds: int = Field(1, ge=1)
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    teacher: Literal["last", "ensemble"] = "last"
+    teacher_tta: bool | list[str] = False
+    epochs_per_round: Optional[int] = Field(None, gt=0)
+    unlabelled_weight: float = Field(1.0, gt=0)
+    min_confident_fraction: float = Field(0.0, ge=0, le=1)
+    augment_students: bool = True
+    consistency: Optional[ConsistencyConfig] = None
+
+    @field_validator("unlabelled", mode="before")
+    @classmethod
+    def _unlabelled_shorthand(cls, v: Any) -> Any:
+        # `unlabelled: some/folder` or a list of bare paths
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"path": e} if isinstance(e, str) else e for e in v]
+        return v
+
+    @field_validator("teacher_tta")
+    @classmethod
+    def _tta_names(cls, v: bool | list[str]) -> bool | list[str]:
+        if isinstance(v, list):
+            from .inference.tta import TRANSFORMS
+
+            unknown = [n for n in v if str(n).lower() not in TRANSFORMS]
+            if unknown or not v:
+                raise ValueError(f"unknown transform(s) {', '.join(map(str, unknown)) or '(none given)'} "
+                                 f"(known: {', '.join(TRANSFORMS)})")
+        return v
+
+
 class Spec(_Section):
     dataset_config: DatasetConfig
     model: ModelConfig = Field(default_factory=ModelConfig, alias="model_config")
     training_config: TrainingConfig = Field(default_factory=TrainingConfig)
+    semi_supervised: Optional[SemiSupervisedConfig] = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types with TAO's section names (what a checkpoint carries and `save_spec` writes)."""
@@ -276,6 +381,9 @@ def resolve_paths(spec: Spec, base_dir: Path) -> Spec:
             setattr(ds, f, absolute(getattr(ds, f)))
     if ds.split is not None and ds.split.csv:
         ds.split.csv = absolute(ds.split.csv)
+    if spec.semi_supervised is not None:
+        for source in spec.semi_supervised.unlabelled:
+            source.path = absolute(source.path)
     return spec
 
 
@@ -319,6 +427,9 @@ def save_spec(spec: Spec, path: str | Path, relative_to: str | Path | None = Non
             ds[f] = os.path.relpath(ds[f], base) if os.path.isabs(ds[f]) else ds[f]
     if ds.get("split", {}).get("csv") and os.path.isabs(ds["split"]["csv"]):
         ds["split"]["csv"] = os.path.relpath(ds["split"]["csv"], base)
+    for source in (data.get("semi_supervised") or {}).get("unlabelled", []):
+        if os.path.isabs(source["path"]):
+            source["path"] = os.path.relpath(source["path"], base)
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -36,4 +36,8 @@ def register(app: typer.Typer) -> None:
         data = ds.data_root or ds.train_images_path
         Console().print(f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
                         f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}); {t.epochs} epochs, "
-                        f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}", highlight=False, soft_wrap=True)
+                        f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}"
+                        + (f"; semi-supervised: {s.semi_supervised.rounds} round(s) on "
+                           f"{len(s.semi_supervised.unlabelled)} unlabelled folder(s), confidence "
+                           f"{s.semi_supervised.confidence:g}, {s.semi_supervised.teacher} teacher"
+                           if s.semi_supervised else ""), highlight=False, soft_wrap=True)

@@ -21,7 +21,10 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue from RESULTS_DIR/NAME/last.pt."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
-        """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU."""
+        """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU.
+
+        A spec with a semi_supervised section trains in pseudo-labelling rounds (RESULTS_DIR/NAME/round_<r>/,
+        semi_supervised.json, best.pt = the last round's best)."""
         from rich.console import Console
 
         from ..training import train
@@ -31,6 +34,16 @@ def register(app: typer.Typer) -> None:
         best = max((r for r in result.history if r["water_iou"] == r["water_iou"]),
                    key=lambda r: r["water_iou"], default=None)
         console = Console()
+        rounds = getattr(result, "rounds", None)
+        if rounds is not None:  # semi-supervised: one line per round
+            for r in rounds:
+                iou = r.get("val_water_iou")
+                what = ("supervised" if r.get("supervised") else
+                        f"{r.get('chips_pseudo_labelled', 0)}/{r.get('chips', 0)} chips pseudo-labelled")
+                console.print(f"round {r['round']} ({what}): best water IoU "
+                              f"{'n/a' if iou is None else format(iou, '.3f')} -> {r['best_checkpoint']}")
+            console.print(f"final model: {result.best_checkpoint}; summary: {result.summary}")
+            return
         if best is not None:
             console.print(f"best epoch {best['epoch']}: water IoU {best['water_iou']:.3f} -> {result.best_checkpoint}")
         console.print(f"last: {result.last_checkpoint}; metrics: {result.results_dir / 'metrics.csv'}")

@@ -27,7 +27,7 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
     ds = spec.dataset_config
     class_map = ds.class_map()
     if ds.data_root:
-        samples = open_dataset(ds.data_root, format=ds.format, class_map=class_map)
+        samples = open_dataset(ds.data_root, format=ds.format, class_map=class_map, water_body=False)
         parts = _split(samples, spec)
     else:
         def folders(images: str, masks: str | None):
@@ -132,6 +132,35 @@ class ChipDataset(torch.utils.data.Dataset):
         win = (slice(y0, y0 + h), slice(x0, x0 + w))
         return (torch.from_numpy(np.ascontiguousarray(x[(slice(None), *win)])),
                 torch.from_numpy(np.ascontiguousarray(mask[win])), torch.from_numpy(np.ascontiguousarray(valid[win])))
+
+
+class MixedChipDataset(torch.utils.data.Dataset):
+    """Training chips of two ChipDatasets (e.g. labelled + pseudo-labelled), each item with a 4th element:
+    a bool tensor, True for chips of the second set (the trainer weights their loss)."""
+
+    def __init__(self, first: ChipDataset, second: ChipDataset):
+        self.first, self.second = first, second
+
+    @property
+    def prep(self) -> Preprocessing:
+        return self.first.prep
+
+    @prep.setter
+    def prep(self, value: Preprocessing) -> None:
+        self.first.prep = self.second.prep = value
+
+    def set_epoch(self, epoch: int) -> None:
+        self.first.set_epoch(epoch)
+        self.second.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, k: int):
+        n = len(self.first)
+        is_second = k >= n
+        item = self.second[k - n] if is_second else self.first[k]
+        return (*item, torch.tensor(is_second))
 
 
 def _pad_to(x: np.ndarray, mask: np.ndarray, valid: np.ndarray, size: tuple[int, int], fill: float):

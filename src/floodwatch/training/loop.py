@@ -32,7 +32,7 @@ from ..io import atomic_path
 from ..models import build_model
 from ..models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from . import distributed as dist_util
-from .data import ChipDataset, check_channels, fit_preprocessing, load_samples
+from .data import ChipDataset, MixedChipDataset, check_channels, fit_preprocessing, load_samples
 from .losses import build_loss
 
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "water_iou", "f1", "precision", "recall", "accuracy",
@@ -51,10 +51,20 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
           pretrained: str | Path | None = None, gpus: int = 1, resume: bool = False,
           progress: bool = True) -> TrainResult:
     """Train a U-Net as the spec says; `pretrained`: torchvision ResNet weights (file/URL, encoder only) or a
-    floodwatch checkpoint (whole model, its model_config wins: fine-tuning, e.g. after pruning)."""
+    floodwatch checkpoint (whole model, its model_config wins: fine-tuning, e.g. after pruning).
+    A spec with a `semi_supervised` section runs `floodwatch.training.semi.train_semi_supervised` instead
+    (its result, a SemiSupervisedResult, is a TrainResult too)."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     if gpus < 1:
         raise FloodwatchError(f"--gpus: must be at least 1, got {gpus}")
+    if spec.semi_supervised is not None:  # pseudo-labelling rounds: floodwatch.training.semi
+        if gpus != 1:
+            raise FloodwatchError(f"--gpus: semi-supervised training (the spec's semi_supervised section) runs in "
+                                  f"one process; got --gpus {gpus}")
+        from .semi import train_semi_supervised
+
+        return train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
+                                     progress=progress)
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
         raise FloodwatchError(f"--gpus: {gpus} requested but {torch.cuda.device_count()} CUDA device(s) visible")
     out = Path(results_dir) / name
@@ -97,8 +107,14 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
+    """One training run. Beyond the spec (used by `floodwatch.training.semi`): `splits` (samples already read
+    by load_samples), `extra_train` (more training chips, e.g. pseudo-labelled ones, whose loss is weighted by
+    `extra_weight`), `augmentation` (an augmentation config replacing the spec's), and the attribute
+    `extra_loss`: None or a callable (model, epoch) -> loss added to every training step's loss."""
+
     def __init__(self, spec: Spec, out: Path, ctx: dist_util.Context, *, pretrained: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, splits: dict[str, list] | None = None, extra_train: list | None = None,
+                 extra_weight: float = 1.0, augmentation: dict[str, Any] | None = None):
         self.spec, self.out, self.ctx, self.progress = spec, out, ctx, progress
         tc, mc = spec.training_config, spec.model
         seed_everything(tc.random_seed)
@@ -106,7 +122,8 @@ class Trainer:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
 
-        splits = load_samples(spec, progress=None if progress else False)
+        if splits is None:
+            splits = load_samples(spec, progress=None if progress else False)
         self.model, self.model_config, prep = self._model(pretrained, splits["train"])
         self.prep: Preprocessing = prep
         what = "pretrained model" if pretrained and self._is_checkpoint(pretrained) else "model_config.model_input_channels"
@@ -114,6 +131,12 @@ class Trainer:
             check_channels(splits[part], prep, mc.temporal, self.model_config["in_channels"], what)
         size = (mc.model_input_height, mc.model_input_width)
         self.train_set = ChipDataset(splits["train"], prep, size, temporal=mc.temporal, train=True, seed=tc.random_seed)
+        self.extra_weight = float(extra_weight)
+        if extra_train:
+            check_channels(extra_train, prep, mc.temporal, self.model_config["in_channels"], what)
+            extra = ChipDataset(extra_train, prep, size, temporal=mc.temporal, train=True, seed=tc.random_seed + 1)
+            self.train_set = MixedChipDataset(self.train_set, extra)
+        self.extra_loss = None
         self.val_set = ChipDataset(splits["val"], prep, size, temporal=mc.temporal, train=False)
         self.model.to(ctx.device)
         if ctx.distributed:
@@ -138,7 +161,7 @@ class Trainer:
         self.amp = ctx.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.augmenter = None
-        aug_cfg = spec.dataset_config.augmentation()
+        aug_cfg = augmentation if augmentation is not None else spec.dataset_config.augmentation()
         if aug_cfg is not None:
             from ..augment import BatchAugmenter
 
@@ -235,7 +258,7 @@ class Trainer:
             self.augmenter.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
         steps_per_epoch = len(self.train_loader)
-        for step, (image, mask, valid) in enumerate(self.train_loader):
+        for step, (image, mask, valid, *extra) in enumerate(self.train_loader):
             image = image.to(self.ctx.device, non_blocking=True)
             mask = mask.to(self.ctx.device, non_blocking=True)
             valid = valid.to(self.ctx.device, non_blocking=True)
@@ -244,7 +267,10 @@ class Trainer:
                 mask = torch.where(valid, mask, torch.full_like(mask, IGNORE_INDEX))
             with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.amp):
                 logits = self.model(image)
-            loss = self.loss_fn(logits.float(), mask) * self._rank_share(mask) + self._regularization()
+            is_extra = extra[0].to(self.ctx.device) if extra else None
+            loss = self._loss(logits.float(), mask, is_extra) * self._rank_share(mask) + self._regularization()
+            if self.extra_loss is not None:
+                loss = loss + self.extra_loss(self.model, epoch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -257,6 +283,18 @@ class Trainer:
                 writer.add_scalar("train/loss_step", float(loss.detach()), global_step)
         total = dist_util.all_sum(self.ctx, total)
         return float(total[0] / total[1].clamp(min=1))
+
+    def _loss(self, logits: torch.Tensor, mask: torch.Tensor, is_extra: torch.Tensor | None) -> torch.Tensor:
+        """The spec's loss; with extra (pseudo-labelled) chips in the batch and extra_weight != 1, the chip-count
+        weighted mean (n_l * L(labelled) + w * n_x * L(extra)) / (n_l + n_x)."""
+        if is_extra is None or self.extra_weight == 1.0 or not is_extra.any():
+            return self.loss_fn(logits, mask)
+        n_x = int(is_extra.sum())
+        n_l = len(is_extra) - n_x
+        loss = self.extra_weight * n_x * self.loss_fn(logits[is_extra], mask[is_extra])
+        if n_l:
+            loss = loss + n_l * self.loss_fn(logits[~is_extra], mask[~is_extra])
+        return loss / len(is_extra)
 
     def _rank_share(self, mask: torch.Tensor) -> torch.Tensor | float:
         """DDP averages gradients over ranks, i.e. the mean of per-rank pixel means. For pixel-mean losses
