@@ -1,13 +1,16 @@
-"""What do TTA, ensembling and temperature scaling buy on real, held-out data?
+"""What do TTA, ensembling, temperature scaling and guided-filter refinement buy on real, held-out data?
 
     python benchmarks/accuracy.py --model results/etci/best.pt [--model results/etci_seed2/best.pt]
-           [--spec examples/etci_northal.yaml | --etci-split splits.csv] [--tta d4] [--out accuracy.md]
+           [--spec examples/etci_northal.yaml | --etci-split splits.csv] [--tta d4] [--refine guided:r=2]
+           [--out accuracy.md]
 
 Sets: the held-out ETCI North Alabama tiles (the spec's blocked test split, or the CSV's 'test' ids),
 every labelled Sen1Floods11 chip in ../shared/data, and the OMBRIA test triplets (single-band VV: skipped
 with a note when the model needs other bands). Techniques: the plain first model, +TTA, +ensemble of all
---model (with and without TTA) and +temperature (T fitted on the ETCI validation tiles, applied to the
-plain model: it changes probabilities, hence ECE, not the 0.5 mask). Otsu is scored on the same pixels.
+--model (with and without TTA), +temperature (T fitted on the ETCI validation tiles, applied to the
+plain model: it changes probabilities, hence ECE, not the 0.5 mask) and +refine (the plain model's probability
+through the edge-aware guided filter, guidance = the SAR input; --refine as the CLI's). Otsu is scored on the
+same pixels.
 Prints one markdown table: water IoU (pixel-aggregated) and ECE per set, with each technique's change
 against the plain model, all measured in this run.
 """
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", type=Path, default=ROOT / "examples" / "etci_northal.yaml")
     ap.add_argument("--etci-split", type=Path, help="id,split CSV for the ETCI tiles (instead of the spec)")
     ap.add_argument("--tta", default="identity,hflip,vflip,rot90", help="TTA views ('d4' = all eight)")
+    ap.add_argument("--refine", default="guided", help="refinement, as the CLI's --refine ('guided:r=2,eps=0.1')")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", type=Path, help="also write the markdown table here")
     ap.add_argument("--report", type=Path, help="also write an HTML accuracy report of the plain model here")
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from floodwatch.evaluation.otsu import OtsuBaseline
     from floodwatch.inference import load_predictor
     from floodwatch.inference.ensemble import EnsemblePredictor
+    from floodwatch.inference.refine import RefinePredictor, parse_refine
     from floodwatch.inference.tta import TTAPredictor
 
     notes = []
@@ -81,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         techniques["+ensemble +TTA"] = TTAPredictor(ens, args.tta)
     cal = calibrate(plain, etci["val"], max_pixels=500_000)
     techniques[f"+temperature (T={cal['temperature']:.2f})"] = TemperaturePredictor(plain, cal["temperature"])
+    refine_kwargs = parse_refine(args.refine)
+    if refine_kwargs is not None:
+        refined = RefinePredictor(plain, **refine_kwargs)
+        techniques[f"+refine ({refined.describe()})"] = refined
 
     bands = list(plain.preprocessing.bands)
     results: dict[str, dict[str, dict]] = {}
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = {tech: sum(per[tech]["seconds"] for per in results.values()) for tech in techniques}
     speed = ", ".join(f"{tech}: {seconds[tech] / max(seconds['plain'], 1e-9):.1f}x" for tech in techniques)
     table = "\n".join(lines)
-    text = (f"models: {', '.join(map(str, args.model))}; TTA views: {args.tta}\n\n{table}\n\n"
+    text = (f"models: {', '.join(map(str, args.model))}; TTA views: {args.tta}; refine: {args.refine}\n\n{table}\n\n"
             f"Δ: change against the plain model (IoU up and ECE down are better); Otsu's Δ is Otsu minus plain. "
             f"T fitted on {len(etci['val'])} ETCI validation tiles: ECE there {cal['fit']['ece_before']:.4f} -> "
             f"{cal['fit']['ece_after']:.4f}.\nRun time relative to plain: {speed}.\n"

@@ -24,16 +24,20 @@ def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[f
 
 
 def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_transforms: Optional[str],
-                            weights: Optional[str], temperature: Optional[Path]):
-    """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature."""
+                            weights: Optional[str], temperature: Optional[Path], refine: Optional[str] = None,
+                            threshold: float = 0.5):
+    """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature,
+    refinement (its small-region clean-up uses the command's --threshold unless the spec sets t=)."""
     from ..evaluation.calibration import load_temperature
     from ..inference import load_predictor
+    from ..inference.refine import parse_refine
 
     if tta_transforms and not tta:
         tta = True
+    refine_kwargs = parse_refine(refine, threshold)  # before loading: a bad --refine fails fast
     return load_predictor(model, backend, tta=(tta_transforms or True) if tta else None,
                           temperature=load_temperature(temperature) if temperature else None,
-                          weights=parse_weights(weights, model))
+                          weights=parse_weights(weights, model), refine=refine_kwargs)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +60,7 @@ def register(app: typer.Typer) -> None:
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         weights: Optional[str] = options.WEIGHTS,
         temperature: Optional[Path] = options.TEMPERATURE,
+        refine: Optional[str] = options.REFINE,
         calibrate: Optional[Path] = typer.Option(
             None, "--calibrate",
             help="Fit a temperature on this labelled dataset folder (or a spec's val split); report ECE before/after."),
@@ -74,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from ..evaluation.calibration import load_temperature
         from ..evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
         from ..evaluation.report import print_metrics_table
+        from ..inference.refine import RefinePredictor
         from ..inference.tta import parse_transforms
         from ..io import write_json
 
@@ -82,15 +88,19 @@ def register(app: typer.Typer) -> None:
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
         samples, described = evaluation_samples(data, format=format, spec=spec, split=split)
-        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature)
+        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature, refine,
+                                            threshold)
+        refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
                           save_predictions=save_predictions, progress=not quiet)
         names = " + ".join(m.name for m in model)
         result = {"model": [str(m) for m in model] if len(model) > 1 else str(model[0]), "data": described,
                   "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
-                  "temperature": load_temperature(temperature) if temperature else None, **result}
+                  "temperature": load_temperature(temperature) if temperature else None,
+                  "refine": predictor.describe() if refined else None, **result}
         console = Console()
-        print_metrics_table(result, console, title=f"{names}{' +TTA' if tta or tta_transforms else ''} on {described}")
+        extras = (" +TTA" if tta or tta_transforms else "") + (f" +refine {result['refine']}" if refined else "")
+        print_metrics_table(result, console, title=f"{names}{extras} on {described}")
         console.print(f"ECE (15 bins): {result['ece']:.4f}")
         calibration_view = None
         if calibrate is not None:
@@ -101,7 +111,8 @@ def register(app: typer.Typer) -> None:
                 fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
             else:
                 fit_samples = list(open_dataset(calibrate, format=calibrate_format))
-            cal = fit(predictor, fit_samples, samples, progress=not quiet)
+            # the temperature is applied before refinement (load_predictor), so it is fitted without it
+            cal = fit(predictor.base if refined else predictor, fit_samples, samples, progress=not quiet)
             result["calibration"] = {"data": str(calibrate), **cal}
             t, f, c = cal["temperature"], cal["fit"], cal["check"]
             console.print(f"temperature T = {t:.4f} (fitted on {calibrate}); ECE on it {f['ece_before']:.4f} -> "
@@ -122,5 +133,6 @@ def register(app: typer.Typer) -> None:
             index = write_accuracy_report(report, {described: result}, predictor=predictor,
                                           samples={described: samples}, calibration=calibration_view,
                                           title=f"{names} accuracy", notes=[f"model: {result['model']}",
-                                                                            f"TTA: {result['tta'] or 'none'}"])
+                                                                            f"TTA: {result['tta'] or 'none'}",
+                                                                            f"refine: {result['refine'] or 'none'}"])
             console.print(f"report: {index}")

@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         weights: Optional[str] = options.WEIGHTS,
         temperature: Optional[Path] = options.TEMPERATURE,
+        refine: Optional[str] = options.REFINE,
         quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     ) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
         from ..inference.chips import infer_chips
         from .evaluate import model_options_predictor
 
-        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature)
+        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature, refine,
+                                            threshold)
         records = infer_chips(predictor, expand_inputs(inputs), output, threshold=threshold,
                               progress=not quiet)
         console = Console()

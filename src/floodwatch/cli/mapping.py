@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         protocol: str = typer.Option("http", "--protocol", help="Triton protocol: http or grpc."),
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+        refine: Optional[str] = options.REFINE,
         tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
@@ -70,6 +71,11 @@ def register(app: typer.Typer) -> None:
                             if backend == "triton" else {})
         if tta or tta_transforms:
             predictor_kwargs["tta"] = tta_transforms or True
+        from ..inference.refine import parse_refine
+
+        refine_kwargs = parse_refine(refine, threshold)  # per tile: the blender averages refined probabilities
+        if refine_kwargs is not None:
+            predictor_kwargs["refine"] = refine_kwargs
         if workers or scheduler:
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, **kw)

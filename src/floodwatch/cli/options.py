@@ -7,3 +7,6 @@ TTA = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip
 TTA_TRANSFORMS = typer.Option(None, "--tta-transforms", help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta).")
 WEIGHTS = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'.")
 TEMPERATURE = typer.Option(None, "--temperature", help="Apply the temperature in this JSON file.")
+REFINE = typer.Option(None, "--refine", help="Refine the probability: none, guided (edge-aware guided filter, "
+                      "guidance = the SAR input), 'guided:r=4,eps=0.1,min=16' (radius, edge threshold, flip "
+                      "regions under 16 px) or 'clean:min=16' (flip only).")

@@ -51,12 +51,14 @@ class TorchPredictor:
 
 def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "auto", *,
                    tta: bool | str | Sequence[str] | None = None, temperature: float | None = None,
-                   weights: Sequence[float] | None = None, **kwargs: Any) -> Predictor:
+                   weights: Sequence[float] | None = None, refine: str | dict | None = None,
+                   **kwargs: Any) -> Predictor:
     """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix.
 
     Several models (a list) make an EnsemblePredictor (`weights` optional); `tta` (True, 'd4' or transform
-    names) wraps it in a TTAPredictor; `temperature` then rescales the averaged probabilities. With one
-    model and neither option this is the plain back-end predictor.
+    names) wraps it in a TTAPredictor; `temperature` then rescales the averaged probabilities; `refine`
+    ('guided', 'guided:r=4,eps=0.1', 'clean:min=16', a dict of RefinePredictor keywords, or None/'none')
+    last filters them edge-aware. With one model and no option this is the plain back-end predictor.
     """
     # a single path (or None: Triton names its model itself) vs a list of models for an ensemble
     models = [model] if model is None or isinstance(model, (str, os.PathLike)) else list(model)
@@ -79,6 +81,16 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
         from ..evaluation.calibration import TemperaturePredictor
 
         predictor = TemperaturePredictor(predictor, temperature)
+    if refine is not None:
+        # Refinement goes last, after temperature: a temperature is fitted (`evaluate --calibrate`, which
+        # fits on the unrefined predictor) on unrefined probabilities, so it must act on those, and the
+        # filter then takes local, nearly convex averages of calibrated probabilities, which keeps them
+        # about as calibrated. The other order would apply T to smoothed probabilities it was never fitted
+        # on. The price: with refinement the 0.5 mask depends slightly on T (averaging after a non-linear
+        # map), where temperature alone never changes the mask.
+        from .refine import refine_predictor
+
+        predictor = refine_predictor(predictor, refine)
     return predictor
 
 
