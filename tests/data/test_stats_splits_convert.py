@@ -6,6 +6,7 @@ import pytest
 
 from floodwatch.data import open_dataset
 from floodwatch.data.convert import to_images_masks
+from floodwatch.data.harmonise import EIGHT_BIT_TO_DB
 from floodwatch.data.inspect import inspect_dataset
 from floodwatch.data.splits import make_split, read_split_csv, write_split_csv
 from floodwatch.data.stats import compute_stats, preprocessing_from_stats
@@ -71,8 +72,9 @@ def test_convert_round_trip(tmp_path):
     for s in ds:
         b = back.get(s.id)
         np.testing.assert_array_equal(b.mask, s.mask)  # incl. IGNORE_INDEX via class_map.json
-        ok = s.valid & (s.image[0] > -23.8) & (s.image[0] < 1.1)  # inside the 8-bit range
-        assert np.abs(b.image[0][ok] - s.image[0][ok]).max() <= 0.05  # half an 8-bit step
+        slope, intercept = EIGHT_BIT_TO_DB["folders"]["VV"]
+        ok = s.valid & (s.image[0] > intercept) & (s.image[0] < intercept + 255 * slope)  # inside the 8-bit range
+        assert np.abs(b.image[0][ok] - s.image[0][ok]).max() <= slope / 2 + 1e-4  # half an 8-bit step
 
 
 def test_inspect_counts(tmp_path):

@@ -1,44 +1,46 @@
 """8-bit SAR pictures (ETCI, OMBRIA, the course's PNG folders) to dB, so every reader returns dB.
 
 ETCI's and OMBRIA's 8-bit renderings come without a documented dB scale, so the maps here are fitted on
-the shared data's statistics: a straight line dB = a * v + b chosen so that the source's 8-bit quantiles
-land on Sen1Floods11's dB quantiles (least squares over the 2, 5, 10, 25, 50, 75, 90, 95 and 98th
-percentiles of all valid pixels). `fit_linear_map` is the fit; `tests/data/test_shared_data.py` re-runs it
-on ../shared/data and checks these constants.
+the shared data's statistics, without labels: a straight line dB = a * v + b that puts the source's dark
+and bright modes on Sen1Floods11's. Each side is split in two by an Otsu threshold of its pooled pixels and
+each class is summarised by its median; the two (8-bit, dB) median pairs fix the line (`fit_mode_map`).
+`tests/data/test_shared_data.py` re-runs the fit on ../shared/data and checks these constants.
 
-Fitted on 2026-11 from the shared data (10 Sen1Floods11 S1Hand chips, 2.36 M valid pixels; 356 ETCI
-North Alabama tiles; 694 OMBRIA AFTER + 694 BEFORE pictures):
+Fitted on 2026-11-24 from the shared data (10 labelled Sen1Floods11 S1Hand chips, 2.36 M valid pixels,
+labels unused; 356 ETCI North Alabama tiles; 694 OMBRIA AFTER + 694 BEFORE pictures):
 
-    Sen1Floods11 VV dB percentiles (2..98): -21.1 -17.8 -14.7 -11.9 -9.8 -8.0 -6.6 -5.7 -4.5
-    Sen1Floods11 VH dB percentiles (2..98): -31.7 -28.5 -26.0 -20.1 -16.4 -14.3 -12.8 -11.9 -11.0
-    ETCI VV 8-bit percentiles:                7    85   109   128   145   159   170   177   188
-    ETCI VH 8-bit percentiles:               33   121   150   177   203   220   231   237   245
-    OMBRIA 8-bit percentiles:                37    54    71   103   145   183   206   217   227
+    dark / bright mode medians     VV               VH
+    Sen1Floods11 (dB)              -14.25 / -9.03   -25.51 / -15.45
+    ETCI (8-bit)                   21 / 147         46 / 205
+    OMBRIA (8-bit, one band)       98 / 179
 
-    ETCI VV:   dB = 0.09829 v - 23.866   (0 -> -23.9 dB, 255 -> +1.2 dB; residuals within 2.3 dB)
-    ETCI VH:   dB = 0.10814 v - 38.614   (0 -> -38.6 dB, 255 -> -11.0 dB; residuals within 3.6 dB)
-    OMBRIA:    dB = 0.07561 v - 21.553   (0 -> -21.6 dB, 255 -> -2.3 dB; residuals within 2.4 dB)
+    ETCI VV:   dB = 0.04146 v - 15.121   (0 -> -15.1 dB, 255 -> -4.5 dB)
+    ETCI VH:   dB = 0.06323 v - 28.416   (0 -> -28.4 dB, 255 -> -12.3 dB)
+    OMBRIA:    dB = 0.06450 v - 20.571   (0 -> -20.6 dB, 255 -> -4.1 dB)
 
-OMBRIA is single-band; its pictures are treated as VV (the OMBRIA paper uses VV) and fitted to VV.
-The course's folders are ETCI-derived, so they use the ETCI map. Caveats: the water shares differ between
-the sets (water is 4.7 % of the labelled ETCI pixels, 26 % of the Sen1Floods11 ones), and ETCI's rendering may differ scene to scene, so
-the maps are approximate; per-chip or per-scene normalisation still matters.
+Why modes and not quantiles: the first maps (2026-11-23) matched the sets' 2..98th percentiles by least
+squares. Water is 4.7 % of ETCI's pixels and 26 % of Sen1Floods11's, and ETCI's darkest water saturates at 0,
+so that fit stretched ETCI's dark end: ETCI water landed near -22 dB VV / -34 dB VH while Sen1Floods11's
+water sits near -18 / -26 dB, and an ETCI-trained model called most Sen1Floods11 water land (water IoU 0.23).
+The medians of the two modes do not depend on how much of each there is. With these maps the same model
+scores 0.62 on the Sen1Floods11 chips (docs/benchmarks.md). Caveat: the Sen1Floods11 statistics come from
+the very chips that model is scored on (their images, not their labels); the shared data has no others.
+
+OMBRIA is single-band; its pictures are treated as VV (the OMBRIA paper uses VV). The course's folders are
+ETCI-derived, so they use the ETCI map. ETCI's rendering may differ from scene to scene, and its narrow VV
+range (10.6 dB) means Sen1Floods11 water below -15 dB VV becomes 0 when written as course PNGs
+(`data convert`); the maps are approximate.
 """
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 
 #: (slope, intercept) of dB = slope * v + intercept, per source and band.
 EIGHT_BIT_TO_DB: dict[str, dict[str, tuple[float, float]]] = {
-    "etci": {"VV": (0.09829, -23.866), "VH": (0.10814, -38.614)},
-    "ombria": {"VV": (0.07561, -21.553)},
+    "etci": {"VV": (0.04146, -15.121), "VH": (0.06323, -28.416)},
+    "ombria": {"VV": (0.06450, -20.571)},
 }
 EIGHT_BIT_TO_DB["folders"] = EIGHT_BIT_TO_DB["etci"]
-
-#: percentiles used for the fit (the tails are left out: 0 and 255 saturate in 8-bit).
-FIT_PERCENTILES = (2, 5, 10, 25, 50, 75, 90, 95, 98)
 
 
 def to_db(values: np.ndarray, source: str, band: str) -> np.ndarray:
@@ -54,10 +56,21 @@ def to_8bit(db: np.ndarray, source: str, band: str) -> np.ndarray:
     return np.clip(np.rint(np.nan_to_num(v, nan=0.0)), 0, 255).astype(np.uint8)
 
 
-def fit_linear_map(source_values: np.ndarray, reference_db: np.ndarray,
-                   percentiles: Sequence[float] = FIT_PERCENTILES) -> tuple[float, float]:
-    """(slope, intercept) mapping `source_values`' percentiles onto `reference_db`'s (least squares)."""
-    x = np.percentile(np.asarray(source_values).ravel(), percentiles)
-    y = np.percentile(np.asarray(reference_db).ravel(), percentiles)
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(slope), float(intercept)
+def mode_medians(values: np.ndarray) -> tuple[float, float]:
+    """(dark, bright) medians of the two classes an Otsu threshold splits the finite `values` into."""
+    from ..evaluation.otsu import otsu_threshold  # the generic histogram split; no model or labels involved
+
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    t = otsu_threshold(v)
+    dark, bright = v[v < t], v[v >= t]
+    if dark.size == 0 or bright.size == 0:
+        raise ValueError("the values have a single mode: no dark/bright split to anchor a map on")
+    return float(np.median(dark)), float(np.median(bright))
+
+
+def fit_mode_map(source_values: np.ndarray, reference_db: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) putting the source's dark and bright modes on the reference's (two anchors, no labels)."""
+    (s_dark, s_bright), (r_dark, r_bright) = mode_medians(source_values), mode_medians(reference_db)
+    slope = (r_bright - r_dark) / (s_bright - s_dark)
+    return float(slope), float(r_dark - slope * s_dark)
