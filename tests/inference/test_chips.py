@@ -63,11 +63,12 @@ def test_png_chips_without_georef_write_pngs_only(tmp_path):
     grey[:, :10] = 10
     Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "tile.png")
 
-    class OneBand(DarkIsWater):
-        preprocessing = Preprocessing(bands=["VV"], clip=[(-50, 5)], offset=[-12.0], scale=[0.2])
+    class OneBand(DarkIsWater):  # water below the dB of 8-bit 80, whatever the folders map is
+        preprocessing = Preprocessing(bands=["VV"], clip=[(-50, 5)], offset=[float(to_db(80, "folders", "VV"))],
+                                      scale=[0.2])
 
         def predict(self, batch):
-            return (batch[:, 0] < -1.0).astype(np.float32)
+            return (batch[:, 0] < 0.0).astype(np.float32)
 
     s = read_chip(tmp_path / "tile.png", bands=["VV"])
     assert s.georef is None and s.image.shape == (1, 32, 32) and s.bands == ("VV",)
