@@ -1,9 +1,12 @@
 """Speed and water IoU of torch eager, ONNX fp32, ONNX INT8, pruned fp32 and pruned INT8, measured in one run
 on the held-out ETCI 2021 North Alabama tiles (the right-most grid columns, spatially apart from the rest).
 
-    python benchmarks/export.py [CHECKPOINT] [--tiles 48] [--threads 2]
+    python benchmarks/export.py [CHECKPOINT] [--tiles 48] [--threads 2] [--pruned PRUNED.pt]
 
 Without a checkpoint it trains a quick ResNet-18 U-Net on the other tiles first (minutes, not a real model).
+Without --pruned it prunes CHECKPOINT itself and fine-tunes for a few steps only; the real recipe is
+`floodwatch prune` then `floodwatch train -m pruned.pt` for whole epochs (examples/etci_northal_pruned_finetune.yaml),
+and --pruned scores that result.
 Prints a table with throughput and IoU ratios against torch eager.
 """
 from __future__ import annotations
@@ -95,6 +98,7 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=120)
     ap.add_argument("--finetune-steps", type=int, default=40)
     ap.add_argument("--prune-ratio", type=float, default=0.5)
+    ap.add_argument("--pruned", help="an already pruned and fine-tuned checkpoint (skips the quick prune here)")
     ap.add_argument("--spec", help="take train/test tiles from this spec's split (the checkpoint's own recipe)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,9 +124,10 @@ def main() -> None:
     x_te, y_te = stack(ds, test_idx, prep)
     calib = [ds[i] for i in train_idx[:: max(1, len(train_idx) // 32)][:32]]
 
-    pruned = work / "pruned.pt"
-    prune_checkpoint(ckpt, pruned, ratio=args.prune_ratio)
-    if args.finetune_steps:
+    pruned = Path(args.pruned) if args.pruned else work / "pruned.pt"
+    if not args.pruned:
+        prune_checkpoint(ckpt, pruned, ratio=args.prune_ratio)
+    if args.finetune_steps and not args.pruned:
         small, meta = load_model(pruned)
         x_tr, y_tr = stack(ds, train_idx[:: max(1, len(train_idx) // 96)], prep)
         small = train(small, x_tr, y_tr, args.finetune_steps, lr=3e-4, seed=1)
