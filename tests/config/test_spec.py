@@ -74,8 +74,7 @@ def test_save_spec_round_trip_keeps_paths_working(tmp_path):
     assert again.to_dict() == spec.to_dict()
 
 
-@pytest.mark.parametrize("name", ["synthetic.yaml", "sen1floods11.yaml", "etci_northal.yaml", "etci_semi.yaml",
-                                  "ombria_bitemporal.yaml", "tao_unet_resnet18.txt"])
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")) + ["tao_unet_resnet18.txt"])
 def test_examples_are_valid(name):
     load_spec(EXAMPLES / name)
 
