@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-DB_HELP = "Monitoring database (file or sqlite:///path); default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db."
+DB_HELP = ("Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
+           "default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db.")
 db_option = typer.Option(None, "--db", envvar="FLOODWATCH_DB", help=DB_HELP)
 
 

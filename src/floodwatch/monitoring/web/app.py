@@ -29,17 +29,15 @@ STATIC = Path(__file__).parent / "static"
 def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
                tile_url: str | None = None) -> FastAPI:
     """The app for one database; `outputs`: the folder whose files (quicklooks) may be served."""
-    Store(db).close()  # create or validate once, so requests fail fast on a bad path
+    # One Store for the app: its SQLAlchemy engine pools connections and is safe across request threads,
+    # and opening it here makes a bad path or URL fail at start-up rather than on the first request.
+    shared = Store(db)
     outputs_root = Path(outputs).resolve() if outputs else None
     app = FastAPI(title="floodwatch monitor", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.router.on_shutdown.append(shared.close)
 
     def get_store() -> Iterator[Store]:
-        # one connection per request: sqlite3 connections are not meant to be shared across threads
-        store = Store(db)
-        try:
-            yield store
-        finally:
-            store.close()
+        yield shared
 
     def aoi_or_404(store: Store, name: str):
         try:
