@@ -189,7 +189,7 @@ def main() -> None:
 
     sizes = [int(s) for s in args.rss_sizes.split(",") if s]
     if len(sizes) > 1:
-        print(f"\npeak RSS (MB) by scene size, same settings:")
+        print("\npeak RSS (MB) by scene size, same settings:")
         print(f"{'run':<22}" + "".join(f"{f'{s}px':>12}" for s in sizes) + f"{'ratio':>10}")
         for m in modes:
             rss = [rows[m]["peak_rss_mb"] if s == args.size else

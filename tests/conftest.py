@@ -27,6 +27,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.shared_data)
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained ResNet-10 U-Net (seed 0, 2 channels, default pre-processing) saved as a checkpoint."""
+    from floodwatch.data.preprocess import Preprocessing
+    from floodwatch.models import build_model
+    from floodwatch.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = dict(num_layers=10, in_channels=2, num_classes=2, all_projections=False, use_batch_norm=True)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint(path, build_model(**cfg), model_config=cfg, preprocessing=Preprocessing())
+
+
 @pytest.fixture
 def run_cli(capsys, monkeypatch):
     """Run `floodwatch ARGS...` in-process (no interpreter start-up per command on a busy machine);

@@ -29,16 +29,3 @@ class OraclePredictor:
 @pytest.fixture(scope="session")
 def oracle():
     return OraclePredictor
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from floodwatch.models import build_model
-    from floodwatch.models.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    cfg = dict(num_layers=10, in_channels=2, num_classes=2, all_projections=False, use_batch_norm=True)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, build_model(**cfg), model_config=cfg, preprocessing=Preprocessing())

@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from floodwatch.cli.main import main
 from floodwatch.data import write_synthetic_dataset

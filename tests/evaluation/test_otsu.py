@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from floodwatch.data.sample import Sample
 from floodwatch.evaluation.otsu import OtsuBaseline, otsu_threshold, otsu_water

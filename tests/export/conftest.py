@@ -6,6 +6,8 @@ land with confident logits, as a real model does, and INT8/pruning comparisons b
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -90,7 +92,7 @@ def val_chips():
 
 
 @pytest.fixture(scope="session")
-def trained_ckpt(tmp_path_factory, prep, train_data) -> "Path":
+def trained_ckpt(tmp_path_factory, prep, train_data) -> Path:
     torch.manual_seed(0)
     model = build_model(**CONFIG)
     train_steps(model, *train_data, steps=40)

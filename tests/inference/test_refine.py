@@ -210,19 +210,6 @@ def test_load_predictor_puts_refinement_last(tiny_checkpoint):
 
 # -- the CLI ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from floodwatch.models import build_model
-    from floodwatch.models.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    cfg = dict(num_layers=10, in_channels=2, num_classes=2)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, build_model(**cfg), model_config=cfg, preprocessing=Preprocessing())
-
-
-@pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
     from floodwatch.data import write_synthetic_dataset
 

@@ -2,23 +2,12 @@
 from __future__ import annotations
 
 import json
+
 import pytest
-import torch
 
 from floodwatch.cli.main import main
-from floodwatch.data.preprocess import Preprocessing
-from floodwatch.models import build_model
-from floodwatch.models.checkpoint import save_checkpoint
 
 from .helpers import make_scene, read
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    config = dict(num_layers=10, in_channels=2, num_classes=2)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    return save_checkpoint(path, build_model(**config), model_config=config, preprocessing=Preprocessing())
 
 
 def run(argv):
@@ -27,11 +16,11 @@ def run(argv):
     return exit_info.value.code
 
 
-def test_map_folder_with_a_torch_checkpoint(tmp_path, checkpoint, capsys):
+def test_map_folder_with_a_torch_checkpoint(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "scenes").mkdir()
     make_scene(tmp_path / "scenes" / "s0.tif", 60, 50)
     (tmp_path / "scenes" / "notes.txt").write_text("ignored: not a GeoTIFF")
-    code = run(["map", str(tmp_path / "scenes"), "-m", str(checkpoint), "-o", str(tmp_path / "out"),
+    code = run(["map", str(tmp_path / "scenes"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out"),
                 "--tile", "64", "--overlap", "16", "--batch", "2", "-q"])
     assert code in (0, None)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0"]
@@ -42,7 +31,7 @@ def test_map_folder_with_a_torch_checkpoint(tmp_path, checkpoint, capsys):
     assert "s0.tif" in capsys.readouterr().out
 
 
-def test_single_band_without_vh_is_a_one_line_error(tmp_path, checkpoint, capsys):
+def test_single_band_without_vh_is_a_one_line_error(tmp_path, tiny_checkpoint, capsys):
     import rasterio
 
     make_scene(tmp_path / "both.tif", 40, 40)
@@ -50,7 +39,7 @@ def test_single_band_without_vh_is_a_one_line_error(tmp_path, checkpoint, capsys
         with rasterio.open(tmp_path / "vv.tif", "w", **(src.profile | {"count": 1})) as dst:
             dst.write(src.read(1), 1)
     capsys.readouterr()
-    code = run(["map", str(tmp_path / "vv.tif"), "-m", str(checkpoint), "-o", str(tmp_path / "out")])
+    code = run(["map", str(tmp_path / "vv.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2, err
     assert "vv.tif" in err and "--vh" in err and "Traceback" not in err
@@ -58,7 +47,7 @@ def test_single_band_without_vh_is_a_one_line_error(tmp_path, checkpoint, capsys
     assert not (tmp_path / "out" / "vv").exists()
 
 
-def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, checkpoint):
+def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, tiny_checkpoint):
     from pyproj import Transformer
     from shapely.geometry import box, mapping
 
@@ -72,7 +61,7 @@ def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, che
     with Store(db) as store:
         add_aoi(store, "inside", mapping(box(lon0, lat0, lon1, lat1)))
         add_aoi(store, "elsewhere", mapping(box(lon0 + 5, lat0, lon1 + 5, lat1)))
-    code = run(["map", str(tmp_path / "s1.tif"), "-m", str(checkpoint), "-o", str(tmp_path / "out"),
+    code = run(["map", str(tmp_path / "s1.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out"),
                 "--tile", "64", "--overlap", "16", "-q", "--acquired", "2026-11-20T06:00:00Z", "--db", str(db)])
     assert code in (0, None)
     with Store(db) as store:
@@ -81,10 +70,10 @@ def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, che
     assert inside[0]["scene_id"] == "s1" and inside[0]["acquired"].startswith("2026-11-20")
 
 
-def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path, checkpoint):
+def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path, tiny_checkpoint):
     make_scene(tmp_path / "s2.tif", 64, 64)
     for name, extra in (("plain", []), ("tta", ["--tta-transforms", "hflip,vflip"])):
-        code = run(["map", str(tmp_path / "s2.tif"), "-m", str(checkpoint), "-o", str(tmp_path / name),
+        code = run(["map", str(tmp_path / "s2.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / name),
                     "--tile", "64", "--overlap", "16", "-q", *extra])
         assert code in (0, None)
     _, meta_p = read(tmp_path / "plain" / "s2" / "flood_mask.tif")

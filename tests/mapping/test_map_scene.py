@@ -134,7 +134,7 @@ def test_cog_has_overviews(tmp_path):
 
 
 def test_two_linear_single_band_files_equal_one_db_file(tmp_path):
-    sample = make_scene(tmp_path / "both.tif", 130, 90, seed=2)
+    make_scene(tmp_path / "both.tif", 130, 90, seed=2)
     with rasterio.open(tmp_path / "both.tif") as src:
         profile = src.profile | {"count": 1}
         for i, name in ((1, "vv"), (2, "vh")):
@@ -148,7 +148,7 @@ def test_two_linear_single_band_files_equal_one_db_file(tmp_path):
 
 
 def test_all_nodata_scene_gives_an_empty_map(tmp_path):
-    sample = make_scene(tmp_path / "s.tif", 70, 80)
+    make_scene(tmp_path / "s.tif", 70, 80)
     with rasterio.open(tmp_path / "s.tif", "r+") as ds:
         ds.write(np.full((2, 70, 80), np.nan, np.float32))
     pred = ThresholdPredictor()
