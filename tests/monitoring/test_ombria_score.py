@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from floodwatch.data.harmonise import EIGHT_BIT_TO_DB
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.monitoring import score_change_on_ombria
 
@@ -30,14 +31,14 @@ def test_logratio_baseline_matches_raw_pixels(shared_data):
     root = shared_data / "ombria_s1"
     res = score_change_on_ombria(root)
     assert res["chips"] == 70
-    # independent reference from the PNGs: the reader's 8-bit->dB map is linear, dB = 0.07561 v - 21.553
+    # independent reference from the PNGs: the reader's 8-bit->dB map is linear, dB = slope * v + intercept
     inter = union = 0
     for after in sorted((root / "test" / "AFTER").glob("*.png")):
         n = after.stem.split("_")[-1]
         a = np.asarray(Image.open(after), np.float64)
         b = np.asarray(Image.open(root / "test" / "BEFORE" / f"S1_before_{n}.png"), np.float64)
         m = np.asarray(Image.open(root / "test" / "MASK" / f"S1_mask_{n}.png")) == 255
-        p = 0.07561 * (a - b) < -3.0
+        p = EIGHT_BIT_TO_DB["ombria"]["VV"][0] * (a - b) < -3.0
         inter += (p & m).sum()
         union += (p | m).sum()
     assert res["iou"]["logratio_-3db"] == pytest.approx(inter / union, abs=2e-3)

@@ -348,7 +348,7 @@ def test_etci_semi_example_reads_its_unlabelled_chips(shared_data):
     from floodwatch.training.semi import open_unlabelled
 
     spec = load_spec(Path(__file__).resolve().parents[2] / "examples" / "etci_semi.yaml")
-    assert spec.semi_supervised.rounds == 2 and spec.semi_supervised.confidence == 0.9
+    assert spec.semi_supervised.rounds == 1 and spec.semi_supervised.confidence == 0.9
     sets = open_unlabelled(spec.semi_supervised)
     for s in sets:
         s.check_bands(["VV", "VH"])  # the ETCI model's bands
