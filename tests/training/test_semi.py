@@ -191,6 +191,27 @@ def test_consistency_strong_geometry_and_noise_on_a_batch_from_the_loader():
     assert flipped["hflip"].any() or flipped["vflip"].any()
 
 
+def test_consistency_leaves_batchnorm_running_statistics_alone():
+    """The unlabelled (other-domain, noised) batches must not move the statistics the labelled domain is
+    evaluated with; the batch itself is still normalised with its own statistics, and gradients flow."""
+    from floodwatch.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(num_layers=10, in_channels=2).train()
+    cl = _consistency({"spatial_augmentation": {"hflip_probability": 0.5}},
+                      {"brightness_augmentation": {"delta": 2.0}, "speckle": {"probability": 1.0, "std_db": 1.0}},
+                      confidence=0.5)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone(), m.momentum) for m in norms]
+    loss = cl(model, epoch=1)
+    loss.backward()
+    assert all(torch.equal(m.running_mean, rm) and torch.equal(m.running_var, rv) and m.momentum == mo
+               for m, (rm, rv, mo) in zip(norms, before))
+    assert model.encoder.conv1.weight.grad is not None
+    model(torch.randn(2, 2, 16, 16))  # an ordinary training step still updates them
+    assert not torch.equal(norms[0].running_mean, before[0][0])
+
+
 # -- training with pseudo-labelled chips ------------------------------------------------------------------
 def test_trainer_mixes_and_weights_extra_chips(synth_root, make_spec, tmp_path):
     spec = spec_from_dict(make_spec(synth_root))

@@ -28,6 +28,8 @@ Runs in one process (`--gpus 1`); the teacher and the student use the GPU when t
 """
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import json
 import shutil
@@ -312,6 +314,23 @@ class ConsistencyLoss:
         image, _, valid = self._next(epoch)
         return self.weight * self.loss(model, image.to(self.device), valid.to(self.device))
 
+    @staticmethod
+    @contextlib.contextmanager
+    def frozen_norm_statistics(model: torch.nn.Module) -> Iterator[None]:
+        """BatchNorm normalises with the batch as usual but its running statistics stay put. The
+        unlabelled batches come from another sensor encoding and, in the strong view, carry dB noise: mixed
+        into the running statistics they shifted how the labelled domain is normalised at evaluation, and
+        the model stopped finding water (measured: ETCI validation IoU 0.65 -> 0.002 in three epochs)."""
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+        try:
+            yield
+        finally:
+            for m, momentum in zip(norms, saved):
+                m.momentum = momentum
+
     def views(self, model: torch.nn.Module, image: torch.Tensor, valid: torch.Tensor):
         """(strong view, its target, weak view, weak target): targets are IGNORE_INDEX where not confident."""
         weak, _, valid_w = self.weak(image, None, valid)
@@ -326,9 +345,10 @@ class ConsistencyLoss:
     def loss(self, model: torch.nn.Module, image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         from .losses import cross_entropy
 
-        strong, target, _, _ = self.views(model, image, valid)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            logits = model(strong)
+        with self.frozen_norm_statistics(model):
+            strong, target, _, _ = self.views(model, image, valid)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                logits = model(strong)
         return cross_entropy(logits.float(), target)
 
 
