@@ -28,11 +28,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..training import train
+        from ..training.loop import best_row
 
         result = train(experiment_spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
                        progress=not quiet)
-        best = max((r for r in result.history if r["water_iou"] == r["water_iou"]),
-                   key=lambda r: r["water_iou"], default=None)
+        best = best_row(result.history)
         console = Console()
         rounds = getattr(result, "rounds", None)
         if rounds is not None:  # semi-supervised: one line per round

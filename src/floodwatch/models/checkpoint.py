@@ -56,6 +56,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def checkpoint_or_none(path: str | Path | None) -> dict[str, Any] | None:
+    """The floodwatch checkpoint at `path`, or None when `path` is empty, a URL or another kind of file
+    (e.g. torchvision encoder weights), so callers can tell the two kinds of `--pretrained-model` apart."""
+    if not path or str(path).startswith(("http://", "https://")):
+        return None
+    try:
+        return read_checkpoint(path)
+    except CheckpointError:
+        return None
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, checkpoint dict without the weights). The model is rebuilt from model_config."""
     state = read_checkpoint(path)

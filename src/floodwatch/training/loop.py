@@ -30,7 +30,7 @@ from ..data.sample import IGNORE_INDEX
 from ..errors import CheckpointError, FloodwatchError
 from ..io import atomic_path
 from ..models import build_model
-from ..models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint, save_checkpoint
 from . import distributed as dist_util
 from .data import ChipDataset, MixedChipDataset, check_channels, fit_preprocessing, load_samples
 from .losses import build_loss
@@ -124,9 +124,10 @@ class Trainer:
 
         if splits is None:
             splits = load_samples(spec, progress=None if progress else False)
-        self.model, self.model_config, prep = self._model(pretrained, splits["train"])
+        from_checkpoint = checkpoint_or_none(pretrained) is not None
+        self.model, self.model_config, prep = self._model(pretrained, from_checkpoint, splits["train"])
         self.prep: Preprocessing = prep
-        what = "pretrained model" if pretrained and self._is_checkpoint(pretrained) else "model_config.model_input_channels"
+        what = "pretrained model" if from_checkpoint else "model_config.model_input_channels"
         for part in ("train", "val"):
             check_channels(splits[part], prep, mc.temporal, self.model_config["in_channels"], what)
         size = (mc.model_input_height, mc.model_input_width)
@@ -173,17 +174,10 @@ class Trainer:
         self.start_epoch = 1
 
     # -- setup -----------------------------------------------------------------------------------------
-    @staticmethod
-    def _is_checkpoint(path: str) -> bool:
-        try:
-            read_checkpoint(path)
-            return True
-        except CheckpointError:
-            return False
-
-    def _model(self, pretrained: str | None, train_samples) -> tuple[nn.Module, dict[str, Any], Preprocessing]:
+    def _model(self, pretrained: str | None, from_checkpoint: bool,
+               train_samples) -> tuple[nn.Module, dict[str, Any], Preprocessing]:
         mc = self.spec.model
-        if pretrained and not str(pretrained).startswith(("http://", "https://")) and self._is_checkpoint(pretrained):
+        if from_checkpoint:
             # Whole-model transfer: architecture (maybe pruned) and pre-processing come from the checkpoint.
             model, meta = load_model(pretrained)
             model.train()
@@ -435,6 +429,12 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
         return []
     with open(path, newline="") as f:
         return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def best_row(history: list[dict[str, float]]) -> dict[str, float] | None:
+    """The epoch with the highest validation water IoU (NaN epochs, with no water to score, left out)."""
+    return max((r for r in history if r.get("water_iou") == r.get("water_iou")),
+               key=lambda r: r["water_iou"], default=None)
 
 
 def _summary(row: dict[str, float], epochs: int) -> str:

@@ -29,7 +29,6 @@ Runs in one process (`--gpus 1`); the teacher and the student use the GPU when t
 from __future__ import annotations
 
 import contextlib
-
 import copy
 import json
 import shutil
@@ -46,7 +45,7 @@ from ..errors import CheckpointError, DataError, FloodwatchError, LayoutError, S
 from ..io import atomic_path, write_json
 from . import distributed as dist_util
 from .data import ChipDataset, load_samples
-from .loop import TrainResult, Trainer, read_metrics
+from .loop import TrainResult, Trainer, best_row, read_metrics
 
 SUMMARY = "semi_supervised.json"
 _EPS = 1e-6
@@ -95,17 +94,11 @@ class PseudoLabelStats:
                 "pseudo_water_share": self.water_pixels / self.confident_pixels if self.confident_pixels else 0.0}
 
 
-def _temporal(predictor: Any) -> str:
-    from ..evaluation.evaluate import predictor_temporal
-
-    return predictor_temporal(predictor)
-
-
 def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample], batch_size: int = 8,
                           progress: bool = False) -> Iterator[np.ndarray]:
     """Water probability (H, W) per sample, in order. `teacher`: a Predictor or a list of them (their mean;
     each member builds its input with its own pre-processing, so members need not share it)."""
-    from ..evaluation.evaluate import _batches, network_input
+    from ..evaluation.evaluate import _batches, network_input, predictor_temporal
     from ..data.progress import track
 
     members = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
@@ -118,7 +111,7 @@ def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample
         part = samples[start:start + chunk]
         total: list[np.ndarray | None] = [None] * len(part)
         for member in members:
-            temporal = _temporal(member)
+            temporal = predictor_temporal(member)
             items = [(i, network_input(s, member.preprocessing, temporal)) for i, s in enumerate(part)]
             for batch in _batches(items, batch_size):
                 prob = np.asarray(member.predict(np.stack([x for _, x in batch])), np.float64)
@@ -353,13 +346,8 @@ class ConsistencyLoss:
 
 
 # -- the run --------------------------------------------------------------------------------------------
-def _best_row(history: list[dict[str, float]]) -> dict[str, float] | None:
-    rows = [r for r in history if r.get("water_iou") == r.get("water_iou")]
-    return max(rows, key=lambda r: r["water_iou"], default=None)
-
-
 def _round_entry(r: int, run_dir: Path) -> dict[str, Any]:
-    best = _best_row(read_metrics(run_dir / "metrics.csv"))
+    best = best_row(read_metrics(run_dir / "metrics.csv"))
     return {"round": r, "run_dir": str(run_dir), "best_checkpoint": str(run_dir / "best.pt"),
             "best_epoch": int(best["epoch"]) if best else None,
             "val_water_iou": float(best["water_iou"]) if best else None}
@@ -370,12 +358,6 @@ def _student_spec(spec: Spec, semi: SemiSupervisedConfig) -> Spec:
     if semi.epochs_per_round is not None:
         s.training_config.epochs = semi.epochs_per_round
     return s
-
-
-def _is_checkpoint(path: str | Path | None) -> bool:
-    if not path or str(path).startswith(("http://", "https://")):
-        return False
-    return Trainer._is_checkpoint(str(path))
 
 
 def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str = "model",
@@ -405,10 +387,10 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
             done = {}
     # the unlabelled chips with the model's bands, read before any training so that bad data fails at once
     # (and kept in memory, like the labelled chips)
-    from ..models.checkpoint import read_checkpoint
+    from ..models.checkpoint import checkpoint_or_none
 
-    if _is_checkpoint(pretrained):
-        meta0 = read_checkpoint(pretrained)
+    meta0 = checkpoint_or_none(pretrained)  # a floodwatch checkpoint is round 0 itself
+    if meta0 is not None:
         bands = list(meta0["preprocessing"]["bands"])
         temporal = (meta0.get("model_config") or {}).get("temporal") or mc.temporal
     else:
@@ -430,7 +412,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
         write_json(summary_path, summary)
 
     # round 0: the supervised model
-    if _is_checkpoint(pretrained):
+    if meta0 is not None:
         checkpoints = [Path(pretrained)]
         iou = (meta0.get("metrics") or {}).get("water_iou")
         rounds.append({"round": 0, "supervised": True, "source": "pretrained", "best_checkpoint": str(pretrained),
