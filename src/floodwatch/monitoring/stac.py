@@ -61,8 +61,7 @@ def find_items(source: str, collection: str, aoi: BaseGeometry, *, since: dateti
             coll = root.get_child(collection, recursive=True) if isinstance(root, pystac.Catalog) else None
             if coll is None:
                 raise MonitoringError(f"--collection: '{collection}' not found in {source}")
-        items = [i for i in coll.get_items(recursive=True)
-                 if i.geometry and shape(i.geometry).intersects(aoi) and _in_range(_acquired(i), since, until)]
+        items = [i for i in coll.get_items(recursive=True) if _matches(i, aoi, since, until)]
     else:
         items = _search_api(source, collection, aoi, since, until)
     return sorted(items, key=lambda i: (_acquired(i), i.id))
@@ -97,8 +96,12 @@ def _search_api(source: str, collection: str, aoi: BaseGeometry, since: datetime
         raise MonitoringError(f"--stac {source}: search failed ({type(exc).__name__}: "
                               f"{text[:300] or 'no detail'})") from None
     # the footprint and time checks again: a bbox search, or a lax server, may return more
-    return [i for i in items if i.geometry and shape(i.geometry).intersects(aoi)
-            and _in_range(_acquired(i), since, until)]
+    return [i for i in items if _matches(i, aoi, since, until)]
+
+
+def _matches(item: Any, aoi: BaseGeometry, since: datetime | None, until: datetime | None) -> bool:
+    """The item's footprint meets the AOI and it was acquired in [since, until]."""
+    return bool(item.geometry) and shape(item.geometry).intersects(aoi) and _in_range(_acquired(item), since, until)
 
 
 def _acquired(item: Any) -> datetime:
