@@ -2,12 +2,14 @@
 and loopback HTTP servers (a webhook receiver that can fail first, a range-capable static file server)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -76,10 +78,16 @@ class Receiver:
     hits: int = 0
 
 
-def _serve(handler_cls) -> tuple[ThreadingHTTPServer, str]:
+@contextlib.contextmanager
+def serving(handler_cls) -> Iterator[str]:
+    """An HTTP server for `handler_cls` on a free loopback port, as its base URL; stopped on exit."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -104,11 +112,9 @@ def receiver():
         def log_message(self, *args):
             pass
 
-    server, base = _serve(Handler)
-    state.url = base + "/hook"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as base:
+        state.url = base + "/hook"
+        yield state
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
@@ -173,20 +179,14 @@ class _Limited:
 @pytest.fixture
 def file_server():
     """Serve a folder on loopback with HTTP range support: yields a function folder -> base URL."""
-    servers = []
+    with contextlib.ExitStack() as servers:
+        def start(folder: Path) -> str:
+            handler = type("Handler", (RangeHandler,), {"__init__": lambda self, *a, **k: RangeHandler.__init__(
+                self, *a, directory=str(folder), **k)})
+            RangeHandler.range_requests = []
+            return servers.enter_context(serving(handler))
 
-    def start(folder: Path) -> str:
-        handler = type("Handler", (RangeHandler,), {"__init__": lambda self, *a, **k: RangeHandler.__init__(
-            self, *a, directory=str(folder), **k)})
-        RangeHandler.range_requests = []
-        server, base = _serve(handler)
-        servers.append(server)
-        return base
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+        yield start
 
 
 def utm_box_ll(x0, y0, x1, y1, crs=UTM):

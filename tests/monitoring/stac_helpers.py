@@ -7,6 +7,7 @@ collections, bbox, intersects and datetime filters and `next`-link paging. It is
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
@@ -20,7 +21,7 @@ from shapely.geometry import box, mapping, shape
 from floodwatch.data.synthetic import synth_scene
 from floodwatch.monitoring.geo import to_wgs84
 
-from monitoring_helpers import ORIGIN, UTM, _serve
+from monitoring_helpers import ORIGIN, UTM, serving
 
 SIZE = 256
 X0, Y0 = ORIGIN
@@ -196,16 +197,11 @@ def api_items(catalog_url: str) -> tuple[list[dict], list[dict]]:
 @pytest.fixture
 def stac_api():
     """Start a STAC API on loopback: yields a function (collections, items, page_size, methods) -> StacApi."""
-    servers = []
+    with contextlib.ExitStack() as servers:
+        def start(collections: list[dict], items: list[dict], page_size: int = 1,
+                  methods: tuple[str, ...] = ("GET", "POST")) -> StacApi:
+            api = StacApi(collections, items, page_size, methods)
+            api.url = servers.enter_context(serving(_handler(api)))
+            return api
 
-    def start(collections: list[dict], items: list[dict], page_size: int = 1,
-              methods: tuple[str, ...] = ("GET", "POST")) -> StacApi:
-        api = StacApi(collections, items, page_size, methods)
-        server, api.url = _serve(_handler(api))
-        servers.append(server)
-        return api
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+        yield start
