@@ -17,6 +17,7 @@ FixMatch-style consistency training (`floodwatch.training.semi`):
       teacher: last                     # or ensemble: mean of the best models of all previous rounds
       teacher_tta: false                # true / transform names: the teacher predicts with TTA
       epochs_per_round: 5               # default: training_config.epochs
+      student_learning_rate: 3.0e-4     # default: training_config.learning_rate
       unlabelled_weight: 0.5            # loss weight of pseudo-labelled chips relative to labelled ones
       min_confident_fraction: 0.2       # skip chips with fewer confident (valid) pixels than this
       augment_students: true            # students always train with augmentation (TAO defaults if none)
@@ -310,6 +311,7 @@ class SemiSupervisedConfig(_Section):
     teacher: Literal["last", "ensemble"] = "last"
     teacher_tta: bool | list[str] = False
     epochs_per_round: Optional[int] = Field(None, gt=0)
+    student_learning_rate: Optional[float] = Field(None, gt=0)
     unlabelled_weight: float = Field(1.0, gt=0)
     min_confident_fraction: float = Field(0.0, ge=0, le=1)
     augment_students: bool = True

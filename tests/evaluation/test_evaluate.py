@@ -41,6 +41,9 @@ def test_inverted_oracle_scores_zero(chips, oracle):
     r = evaluate(oracle(chips, invert=True), chips, progress=False, otsu=False)
     assert r["water_iou"] == 0.0 and r["accuracy"] == 0.0
     assert "otsu" not in r
+    # every error is false water or missed water, and the per-chip counts add up to the confusion matrix
+    assert sum(c["false_water"] for c in r["per_chip"]) == r["confusion"][0][1] > 0
+    assert sum(c["missed_water"] for c in r["per_chip"]) == r["confusion"][1][0] > 0
 
 
 def test_regions_and_otsu_add_up_to_independent_counts(chips, oracle):

@@ -44,8 +44,8 @@ def _semi_spec(make_spec, synth_root, unlabelled, **semi) -> dict:
 @pytest.fixture(scope="module")
 def semi_run(synth_root, unlabelled_root, make_spec, tmp_path_factory):
     spec = _semi_spec(make_spec, synth_root, [{"path": str(unlabelled_root), "format": "sen1floods11"}],
-                      teacher="ensemble", epochs_per_round=1, unlabelled_weight=0.5,
-                      consistency={"enabled": True, "weight": 0.5, "batch_size": 2})
+                      teacher="ensemble", epochs_per_round=1, student_learning_rate=2.5e-4,
+                      unlabelled_weight=0.5, consistency={"enabled": True, "weight": 0.5, "batch_size": 2})
     out = tmp_path_factory.mktemp("semi")
     result = train(spec_from_dict(spec), out, name="run", progress=False)
     return spec, out / "run", result
@@ -261,6 +261,10 @@ def test_two_rounds_end_to_end(semi_run):
     preps = {json.dumps(read_checkpoint(run / f"round_{r}" / "best.pt")["preprocessing"]) for r in (0, 1, 2)}
     assert len(preps) == 1
     assert yaml.safe_load((run / "round_1" / "spec.yaml").read_text())["semi_supervised"]["rounds"] == 2
+    # round 0 trains at the spec's rate, the students at student_learning_rate
+    rates = [yaml.safe_load((run / f"round_{r}" / "spec.yaml").read_text())["training_config"]["learning_rate"]
+             for r in (0, 1, 2)]
+    assert rates == [spec["training_config"]["learning_rate"], 2.5e-4, 2.5e-4]
     assert [r["round"] for r in result.rounds] == [0, 1, 2]
 
 
@@ -280,6 +284,7 @@ def test_resume_skips_finished_rounds(semi_run):
     ({"unlabelled": [{"format": "ombria"}]}, "semi_supervised.unlabelled.0.path: Field required"),
     ({"unlabelled": []}, "semi_supervised.unlabelled: List should have at least 1 item"),
     ({"unlabelled": [{"path": "u", "format": "tiff"}]}, "semi_supervised.unlabelled.0.format: format 'tiff'"),
+    ({"unlabelled": ["u"], "student_learning_rate": 0}, "semi_supervised.student_learning_rate: Input should be"),
     ({"unlabelled": ["u"], "teacher": "best"}, "semi_supervised.teacher: Input should be 'last' or 'ensemble'"),
     ({"unlabelled": ["u"], "consistency": {"confidence": 0.2}}, "semi_supervised.consistency.confidence"),
     ({"unlabelled": ["u"], "teacher_tta": ["spin"]}, "semi_supervised.teacher_tta: unknown transform(s) spin"),

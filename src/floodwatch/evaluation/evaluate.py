@@ -161,7 +161,9 @@ def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None,
     counts = model_acc.update(pred, sample.mask, scored)
     region_accs[0].update(pred, sample.mask, scored)
     row = {"id": sample.id, "region": sample.region, "water_iou": scores(counts)["water_iou"],
-           "water_pixels": int(counts[1].sum()), "pixels": int(counts.sum())}
+           "water_pixels": int(counts[1].sum()), "pixels": int(counts.sum()),
+           # what each chip adds to the pixel-aggregated score's errors
+           "false_water": int(counts[0, 1]), "missed_water": int(counts[1, 0])}
     otsu_pred = None
     if baseline is not None:
         otsu_pred = baseline.predict(sample)

@@ -357,6 +357,9 @@ def _student_spec(spec: Spec, semi: SemiSupervisedConfig) -> Spec:
     s = copy.deepcopy(spec)
     if semi.epochs_per_round is not None:
         s.training_config.epochs = semi.epochs_per_round
+    if semi.student_learning_rate is not None:
+        # students start from a trained model: a fine-tuning rate keeps them from drifting away from it
+        s.training_config.learning_rate = semi.student_learning_rate
     return s
 
 
