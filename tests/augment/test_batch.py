@@ -114,6 +114,27 @@ def test_speckle_std_is_in_db():
     assert abs(float((out - image).std()) - 0.4) < 0.02
 
 
+def test_channel_dropout_zeroes_one_drawn_channel_of_the_chips_that_drew_it():
+    image, mask, valid = batch(n=64, size=16)
+    image = torch.cat([image, image[:, :1] - 1.0], dim=1)  # three channels, none of them 0 anywhere
+    image[image == 0] = 0.5
+    aug = BatchAugmenter.from_config({"channel_dropout": {"probability": 0.5}}, seed=4)
+    out, out_mask, out_valid = aug(image, mask, valid)
+    drop = aug.last_params["dropped_channel"]
+    assert 16 < int((drop >= 0).sum()) < 48 and set(drop[drop >= 0].tolist()) == {0, 1, 2}
+    for i in range(64):
+        zeroed = [ch for ch in range(3) if torch.all(out[i, ch] == 0)]
+        assert zeroed == ([int(drop[i])] if drop[i] >= 0 else [])
+        kept = [ch for ch in range(3) if ch not in zeroed]
+        assert torch.equal(out[i, kept], image[i, kept])
+    assert torch.equal(out_mask, mask) and torch.equal(out_valid, valid)
+    # configs without it keep their random stream: the same flips with and without channel dropout
+    flips = {"spatial_augmentation": {"hflip_probability": 0.5}}
+    a = BatchAugmenter.from_config(flips, seed=4)(image, mask, valid)[0]
+    b = BatchAugmenter.from_config({**flips, "channel_dropout": {"probability": 1e-9}}, seed=4)(image, mask, valid)[0]
+    assert torch.equal(a, b)
+
+
 def test_bad_config_names_the_field():
     with pytest.raises(SpecError, match="spatial_augmentation.hflip_probability"):
         parse_config({"spatial_augmentation": {"hflip_probability": 1.5}})

@@ -54,3 +54,19 @@ def test_dali_loader_yields_every_chip_with_aligned_masks(chips, valid_classes):
     # without spatial operators the marker pixel survives, so every chip can be counted
     plain = DaliChipLoader(chips, prep, 4, {"brightness_augmentation": {"delta": 0.0}}, workers=0)
     assert sorted(i for b in plain for i in chip_index(b[0], prep)) == list(range(len(chips)))
+
+
+def test_dali_channel_dropout_zeroes_one_channel_per_chip_that_drew_it():
+    prep = Preprocessing()
+    rng = np.random.default_rng(5)
+    plain_chips = [make_chip(rng, i, plain=True) for i in range(24)]
+    reference = torch.cat([b[0] for b in DaliChipLoader(plain_chips, prep, 8, {}, workers=0, shuffle=False)])
+    loader = DaliChipLoader(plain_chips, prep, 8, {"channel_dropout": {"probability": 0.5}}, seed=1, workers=0,
+                            shuffle=False)
+    out = torch.cat([b[0] for b in loader])
+    zeroed = [[ch for ch in range(2) if torch.all(out[i, ch] == 0)] for i in range(24)]
+    assert all(len(z) <= 1 for z in zeroed) and 4 < sum(map(len, zeroed)) < 20
+    assert {z[0] for z in zeroed if z} == {0, 1}
+    for i, z in enumerate(zeroed):
+        kept = [ch for ch in range(2) if ch not in z]
+        assert torch.equal(out[i, kept], reference[i, kept])

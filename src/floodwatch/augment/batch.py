@@ -5,8 +5,9 @@ already set to `Preprocessing.fill`). Geometric operators touch image, mask and 
 photometric ones touch only valid image pixels, so nodata keeps its fill value.
 
 Order per chip: flip -> crop-and-resize -> rotation, done as one grid_sample over the batch (flips alone
-stay exact index shuffles) -> contrast -> brightness -> speckle. All random numbers are drawn with one `torch.Generator`, a fixed number
-per chip per call, so a seed gives the same augmentation on CPU and GPU and whichever operators are on.
+stay exact index shuffles) -> contrast -> brightness -> speckle -> channel dropout. All random numbers are drawn with one
+`torch.Generator`, a fixed number per chip per call (two more with channel dropout on), so a seed gives the same augmentation on
+CPU and GPU and whichever operators are on.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class BatchAugmenter:
         angle = torch.where(rot, (2 * u[:, _ANGLE] - 1) * sp.rotate_max_degrees, 0.0)
         roi = self._rois(u, crop, h, w)
         self.last_params = {"hflip": hf, "vflip": vf, "crop": crop, "roi": roi, "rotate": rot, "angle": angle}
-        photo = self._photo_draws(u)
+        photo = self._photo_draws(u, c)
         self.last_params.update(photo)
         if self.config.is_identity:
             return image, mask, valid
@@ -109,8 +110,13 @@ class BatchAugmenter:
         full = torch.tensor([0.0, 0.0, h, w], dtype=roi.dtype)
         return torch.where(crop[:, None], roi, full)
 
-    def _photo_draws(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _photo_draws(self, u: torch.Tensor, c: int) -> dict[str, torch.Tensor]:
         cfg = self.config
+        drop = torch.full((u.shape[0],), -1, dtype=torch.long)  # the channel zeroed per chip, -1: none
+        if cfg.channel_dropout.probability:
+            # drawn apart from the table so that configs without it keep their random stream
+            d = torch.rand((u.shape[0], 2), generator=self.generator, dtype=torch.float64)
+            drop = torch.where(d[:, 0] < cfg.channel_dropout.probability, (d[:, 1] * c).long().clamp_max(c - 1), -1)
         con = (u[:, _CONTR] < cfg.contrast.probability) & (cfg.contrast.delta > 0)
         factor = torch.where(con, 1 + (2 * u[:, _CONTR_V] - 1) * cfg.contrast.delta, 1.0)
         b = cfg.brightness_augmentation
@@ -118,7 +124,7 @@ class BatchAugmenter:
         shift = torch.where(bri, (2 * u[:, _BRIGHT_V] - 1) * b.delta, 0.0)
         spk = (u[:, _SPECKLE] < cfg.speckle.probability) & (cfg.speckle.std_db > 0)
         return {"contrast": con, "contrast_factor": factor, "brightness": bri, "brightness_db": shift,
-                "speckle": spk}
+                "speckle": spk, "dropped_channel": drop}
 
     def _photometric(self, image: torch.Tensor, valid: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Contrast, brightness and speckle on valid pixels of the chips that drew them (image is ours to edit)."""
@@ -136,6 +142,9 @@ class BatchAugmenter:
             noise = torch.randn((len(idx), *image.shape[1:]), generator=self._generator_for(dev), device=dev,
                                 dtype=dt)
             image[idx] += noise * (self.config.speckle.std_db * scale) * v[idx]
+        if (p["dropped_channel"] >= 0).any():
+            hit = p["dropped_channel"].to(dev)[:, None] == torch.arange(c, device=dev)[None]
+            image[hit] = 0.0
         return image
 
     def _channel_scale(self, c: int) -> torch.Tensor:

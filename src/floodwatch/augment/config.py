@@ -55,11 +55,19 @@ class SpeckleAugmentation(_Section):
     std_db: float = Field(0.5, ge=0.0)
 
 
+class ChannelDropout(_Section):
+    """Per chip, with this probability one input channel (drawn uniformly) is set to 0, the normalised mean:
+    the model cannot lean on one band alone (e.g. ETCI's clean VV, where other sensors' VV is ambiguous)."""
+
+    probability: float = Probability
+
+
 class AugmentationConfig(_Section):
     spatial_augmentation: SpatialAugmentation = Field(default_factory=SpatialAugmentation)
     brightness_augmentation: BrightnessAugmentation = Field(default_factory=BrightnessAugmentation)
     contrast: ContrastAugmentation = Field(default_factory=ContrastAugmentation)
     speckle: SpeckleAugmentation = Field(default_factory=SpeckleAugmentation)
+    channel_dropout: ChannelDropout = Field(default_factory=ChannelDropout)
 
     @property
     def is_identity(self) -> bool:
@@ -68,7 +76,7 @@ class AugmentationConfig(_Section):
         return not any((s.hflip_probability, s.vflip_probability, s.crop_and_resize_prob and s.crop_and_resize_ratio,
                         s.rotate_probability and s.rotate_max_degrees, b.probability and b.delta,
                         self.contrast.probability and self.contrast.delta,
-                        self.speckle.probability and self.speckle.std_db))
+                        self.speckle.probability and self.speckle.std_db, self.channel_dropout.probability))
 
 
 #: what `floodwatch data preview` shows when the spec gives nothing: every operator visibly on.

@@ -45,7 +45,7 @@ def _coin(probability: float):
 
 # -- the graph -------------------------------------------------------------------------------------------------
 def _augment_graph(image, mask, valid, cfg: AugmentationConfig, chip_size: tuple[int, int],
-                   db_scale: Sequence[float] | None, on_gpu: bool):
+                   db_scale: Sequence[float] | None, on_gpu: bool, channels: int | None = None):
     """DALI operators for one batch; image HWC float, mask/valid HW1 uint8. Returns the three nodes."""
     dali, fn, types = _dali()
     import nvidia.dali.math as dmath
@@ -94,14 +94,24 @@ def _augment_graph(image, mask, valid, cfg: AugmentationConfig, chip_size: tuple
         on = _coin(cfg.speckle.probability)
         noise = fn.random.normal(image, stddev=cfg.speckle.std_db)
         image = image + v * scale * on * noise
+    if cfg.channel_dropout.probability:
+        if not channels:
+            raise FloodwatchError("augmentation channel_dropout: the DALI pipeline needs the channel count "
+                                  "(channels= or db_scale=)")
+        on = _coin(cfg.channel_dropout.probability)
+        ch = fn.cast(fn.random.uniform(values=[float(c) for c in range(channels)]), dtype=types.INT32)
+        keep = fn.reshape(1.0 - on * fn.one_hot(ch, num_classes=channels, dtype=types.FLOAT), shape=[1, 1, channels])
+        image = image * (keep.gpu() if on_gpu else keep)
     return fn.transpose(image, perm=[2, 0, 1], output_layout="CHW"), mask, valid
 
 
 def augmentation_pipeline(augmentation_config: Mapping[str, Any] | Any, chip_size: tuple[int, int], *,
                           batch_size: int, source: Any = None, seed: int = 0, device_id: int | None = None,
                           num_threads: int = 2, db_scale: Sequence[float] | Preprocessing | None = None,
-                          prefetch: int = 2):
+                          prefetch: int = 2, channels: int | None = None):
     """A built DALI pipeline with outputs (image CHW float32, mask HW1 uint8, valid HW1 uint8).
+
+    channels: the image's channel count; needed for channel_dropout unless db_scale gives one factor per channel.
 
     source: an iterable of (images, masks, valids) batches (lists of HWC/HW1 arrays), one epoch per
     iter(); None: feed with `pipe.feed_input("image"|"mask"|"valid", ...)`.
@@ -120,7 +130,8 @@ def augmentation_pipeline(augmentation_config: Mapping[str, Any] | Any, chip_siz
         else:
             image, mask, valid = (fn.external_source(name=n, layout=l, dtype=d)
                                   for n, l, d in zip(("image", "mask", "valid"), layouts, dtypes))
-        return _augment_graph(image, mask, valid, cfg, tuple(chip_size), scale, device_id is not None)
+        return _augment_graph(image, mask, valid, cfg, tuple(chip_size), scale, device_id is not None,
+                              channels or (len(scale) if scale else None))
 
     p = pipe()
     p.build()
