@@ -9,8 +9,8 @@ every labelled Sen1Floods11 chip in ../shared/data, and the OMBRIA test triplets
 with a note when the model needs other bands). Techniques: the plain first model, +TTA, +ensemble of all
 --model (with and without TTA), +temperature (T fitted on the ETCI validation tiles, applied to the
 plain model: it changes probabilities, hence ECE, not the 0.5 mask) and +refine (the plain model's probability
-through the edge-aware guided filter, guidance = the SAR input; --refine as the CLI's). Otsu is scored on the
-same pixels.
+through the edge-aware guided filter, guidance = the SAR input; --refine as the CLI's), then the stacks
++TTA +refine and +ensemble +TTA +refine. Otsu is scored on the same pixels.
 Prints one markdown table: water IoU (pixel-aggregated) and ECE per set, with each technique's change
 against the plain model, all measured in this run.
 """
@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if refine_kwargs is not None:
         refined = RefinePredictor(plain, **refine_kwargs)
         techniques[f"+refine ({refined.describe()})"] = refined
+        # the techniques stack: refinement runs last, on the averaged probability
+        techniques["+TTA +refine"] = RefinePredictor(techniques["+TTA"], **refine_kwargs)
+        if len(members) > 1:
+            techniques["+ensemble +TTA +refine"] = RefinePredictor(techniques["+ensemble +TTA"], **refine_kwargs)
 
     bands = list(plain.preprocessing.bands)
     results: dict[str, dict[str, dict]] = {}

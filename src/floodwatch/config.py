@@ -43,12 +43,16 @@ class _Section(BaseModel):
 
 # -- dataset_config -----------------------------------------------------------------------------------
 class SplitConfig(_Section):
-    """Either a CSV (id,split) or a method with train/val/test fractions."""
+    """Either a CSV (id,split) or a method with train/val/test fractions.
+
+    `seed` draws the split and is its own field, not training_config.random_seed: runs that differ only in
+    their training seed (a seed ensemble) must hold out the same chips, or one run's test chips are another's
+    training chips."""
 
     csv: Optional[str] = None
     method: Literal["random", "region", "blocked"] = "random"
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: Optional[int] = None
+    seed: int = 42
 
     @field_validator("fractions")
     @classmethod

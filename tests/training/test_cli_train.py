@@ -58,3 +58,23 @@ def test_channels_that_do_not_fit_the_model(capsys, tmp_path, synth_root, make_s
     spec["model_config"]["model_input_channels"] = 3  # the data give VV, VH
     _assert_one_line(*_run(capsys, "train", "-e", str(_spec_file(tmp_path, spec)), "-r", str(tmp_path)),
                      "model_config.model_input_channels", "3 input channels", "give 2")
+
+
+def test_seed_option_trains_as_the_spec_seed_would(capsys, tmp_path, synth_root, make_spec):
+    import torch
+
+    def weights(name, spec_seed, *flag):
+        spec = make_spec(synth_root, epochs=1, random_seed=spec_seed)
+        code, err = _run(capsys, "train", "-e", str(_spec_file(tmp_path, spec)), "-r", str(tmp_path), "-n", name,
+                         "-q", *flag)
+        assert code == 0, err
+        saved = yaml.safe_load((tmp_path / name / "spec.yaml").read_text())
+        return saved["training_config"]["random_seed"], torch.load(tmp_path / name / "last.pt",
+                                                                   weights_only=True)["model_state"]
+
+    seed, by_flag = weights("flag", 7, "--seed", "5")
+    assert seed == 5
+    _, by_spec = weights("spec", 5)
+    _, other = weights("other", 7)
+    assert all(torch.equal(by_flag[k], by_spec[k]) for k in by_spec)
+    assert not all(torch.equal(by_flag[k], other[k]) for k in other)

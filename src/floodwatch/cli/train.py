@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
             help="torchvision ResNet weights (file or URL) for the encoder, or a floodwatch checkpoint to fine-tune."),
         gpus: int = typer.Option(1, "--gpus", help="Processes (one per GPU; gloo on CPU)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from RESULTS_DIR/NAME/last.pt."),
+        seed: Optional[int] = typer.Option(
+            None, "--seed", help="Replace training_config.random_seed (the split keeps its own): one spec, "
+                                 "several seeds, an ensemble (evaluate/infer/map -m A -m B)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU.
@@ -31,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from ..training.loop import best_row
 
         result = train(experiment_spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
-                       progress=not quiet)
+                       progress=not quiet, seed=seed)
         best = best_row(result.history)
         console = Console()
         rounds = getattr(result, "rounds", None)

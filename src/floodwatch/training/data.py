@@ -60,8 +60,7 @@ def _split(dataset, spec: Spec) -> dict[str, Sequence[Sample]]:
     if split.csv:
         ids = read_split_csv(split.csv)
     else:
-        seed = split.seed if split.seed is not None else spec.training_config.random_seed
-        ids = make_split(dataset, split.method, split.fractions, seed)
+        ids = make_split(dataset, split.method, split.fractions, split.seed)
     return {name: dataset.subset(chip_ids) for name, chip_ids in ids.items()}
 
 

@@ -49,12 +49,17 @@ class TrainResult:
 
 def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str = "model",
           pretrained: str | Path | None = None, gpus: int = 1, resume: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, seed: int | None = None) -> TrainResult:
     """Train a U-Net as the spec says; `pretrained`: torchvision ResNet weights (file/URL, encoder only) or a
     floodwatch checkpoint (whole model, its model_config wins: fine-tuning, e.g. after pruning).
+    `seed` replaces training_config.random_seed (initialisation, order, augmentation; not the data split), so
+    one spec trains the members of a seed ensemble.
     A spec with a `semi_supervised` section runs `floodwatch.training.semi.train_semi_supervised` instead
     (its result, a SemiSupervisedResult, is a TrainResult too)."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    if seed is not None:
+        spec = spec.model_copy(update={"training_config": spec.training_config.model_copy(
+            update={"random_seed": int(seed)})})
     if gpus < 1:
         raise FloodwatchError(f"--gpus: must be at least 1, got {gpus}")
     if spec.semi_supervised is not None:  # pseudo-labelling rounds: floodwatch.training.semi
