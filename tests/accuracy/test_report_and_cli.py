@@ -11,7 +11,7 @@ from floodwatch.evaluation.evaluate import evaluate
 
 def test_evaluate_reports_ece_matching_an_independent_computation(synth_dataset, tiny_checkpoints):
     from floodwatch.evaluation.calibration import expected_calibration_error
-    from floodwatch.evaluation.evaluate import network_input
+    from floodwatch.data.preprocess import network_input
     from floodwatch.inference import load_predictor
 
     samples = list(open_dataset(synth_dataset))

@@ -6,7 +6,7 @@ import pytest
 
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.sample import WATER
-from floodwatch.evaluation.evaluate import network_input
+from floodwatch.data.preprocess import network_input
 
 
 class OraclePredictor:

@@ -8,7 +8,8 @@ from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.sample import IGNORE_INDEX, Sample
 from floodwatch.data.synthetic import synth_chips
 from floodwatch.errors import DataError
-from floodwatch.evaluation.evaluate import evaluate, network_input
+from floodwatch.data.preprocess import network_input
+from floodwatch.evaluation.evaluate import evaluate
 from floodwatch.evaluation.metrics import confusion_counts, scores
 from floodwatch.evaluation.otsu import OtsuBaseline
 

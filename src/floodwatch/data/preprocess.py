@@ -15,7 +15,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..errors import FloodwatchError
+from ..errors import DataError, FloodwatchError
+from .sample import Sample
 
 Derived = Literal["none", "diff", "ratio"]
 
@@ -116,3 +117,27 @@ class Preprocessing:
         lines.append(f"# floodwatch-preprocessing: bands={','.join(self.bands)} derived={self.derived} "
                      f"clip={';'.join(f'{a:g}:{b:g}' for a, b in self.clip)} units={self.units}")
         return lines
+
+
+def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = "single") -> np.ndarray:
+    """The one place a Sample becomes a model input (C, H, W): band selection, pre-processing and, for
+    bi-temporal models, before and after each pre-processed alike and stacked before-first. Training,
+    evaluation, inference, calibration and INT8 calibration all call it, so none can drift from the others.
+    Data whose bands do not fit the model -> DataError naming the chip."""
+    expected = list(preprocessing.bands)
+    names = [b.upper() for b in sample.bands]
+
+    def pick(image: np.ndarray) -> np.ndarray:
+        if image.shape[0] != len(expected) and all(b.upper() in names for b in expected):
+            image = image[[names.index(b.upper()) for b in expected]]  # e.g. a VH-only model on VV+VH data
+        if image.shape[0] != len(expected):
+            raise DataError(f"{sample.id}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
+                            f"the model expects {len(expected)} ({', '.join(expected)})")
+        return image
+
+    after = preprocessing.apply(pick(sample.image), sample.valid)
+    if temporal != "bitemporal":
+        return after
+    if sample.before is None:
+        raise DataError(f"{sample.id}: the model is bi-temporal but the chip has no 'before' image")
+    return np.concatenate([preprocessing.apply(pick(sample.before), sample.valid), after], axis=0)

@@ -48,7 +48,8 @@ def worst_chips(result: dict[str, Any], n: int) -> list[dict[str, Any]]:
 
 def _gallery(folder: Path, set_name: str, result: dict[str, Any], samples: Sequence[Sample], predictor: Any,
              n: int, threshold: float) -> list[tuple[str, str]]:
-    from .evaluate import network_input, predictor_temporal
+    from ..data.preprocess import network_input
+    from .evaluate import predictor_temporal
     from .otsu import band_index
 
     by_id = {s.id: s for s in samples}

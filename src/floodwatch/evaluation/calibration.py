@@ -145,7 +145,8 @@ def calibration_pixels(predictor: Any, samples: Sequence[Sample], max_pixels: in
                        batch_size: int = 8, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(probability, label) of a random subset of the valid, labelled pixels of `samples` under `predictor`,
     at most `max_pixels` in all (an equal share per chip), for fitting a temperature."""
-    from .evaluate import network_input, predictor_temporal, progress_bar
+    from ..data.preprocess import network_input
+    from .evaluate import predictor_temporal, progress_bar
 
     chips = [s for s in samples if s.mask is not None and not s.is_empty]
     if not chips:

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..data.preprocess import Preprocessing
+from ..data.preprocess import Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
 from ..inference.predictor import Predictor, load_predictor
@@ -25,29 +25,6 @@ def predictor_temporal(predictor: Any) -> str:
     meta = getattr(predictor, "meta", None) or {}
     temporal = (meta.get("model_config") or {}).get("temporal") or getattr(predictor, "temporal", None)
     return "bitemporal" if temporal == "bitemporal" else "single"
-
-
-def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = "single") -> np.ndarray:
-    """The one place a Sample becomes a model input (C, H, W): band selection, pre-processing and, for
-    bi-temporal models, before and after each pre-processed alike and stacked before-first (as training
-    does). Data whose bands do not fit the model -> DataError naming the chip."""
-    expected = list(preprocessing.bands)
-    names = [b.upper() for b in sample.bands]
-
-    def pick(image: np.ndarray) -> np.ndarray:
-        if image.shape[0] != len(expected) and all(b.upper() in names for b in expected):
-            image = image[[names.index(b.upper()) for b in expected]]  # e.g. a VH-only model on VV+VH data
-        if image.shape[0] != len(expected):
-            raise DataError(f"{sample.id}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
-                            f"the model expects {len(expected)} ({', '.join(expected)})")
-        return image
-
-    after = preprocessing.apply(pick(sample.image), sample.valid)
-    if temporal != "bitemporal":
-        return after
-    if sample.before is None:
-        raise DataError(f"{sample.id}: the model is bi-temporal but the chip has no 'before' image")
-    return np.concatenate([preprocessing.apply(pick(sample.before), sample.valid), after], axis=0)
 
 
 def _batches(items: list[tuple[Sample, np.ndarray]], size: int) -> Iterator[list[tuple[Sample, np.ndarray]]]:

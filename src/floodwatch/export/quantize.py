@@ -54,7 +54,7 @@ def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None) ->
     shapes = {s.shape for s in samples}
     if len(shapes) > 1:
         raise ExportError(f"calibration/validation data: chips differ in size {sorted(shapes)[:3]}")
-    from ..evaluation.evaluate import network_input  # bands picked by name, as everywhere else
+    from ..data.preprocess import network_input  # bands picked by name, as everywhere else
 
     x = np.stack([network_input(s, prep) for s in samples])
     if all(s.mask is not None for s in samples):

@@ -98,7 +98,8 @@ def _write_geotiff(path: Path, array: np.ndarray, georef: GeoRef, nodata: float)
 def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
     """Predict water on each chip file and write its outputs (see the module doc); returns one record per chip."""
-    from ..evaluation.evaluate import network_input, predictor_temporal, progress_bar
+    from ..data.preprocess import network_input
+    from ..evaluation.evaluate import predictor_temporal, progress_bar
     from ..evaluation.overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
     from ..evaluation.otsu import band_index
 

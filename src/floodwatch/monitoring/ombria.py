@@ -27,7 +27,7 @@ def score_change_on_ombria(root: str | Path, predictor: Any = None, *, split: st
                            batch: int = 8, progress: bool = False) -> dict[str, Any]:
     """{'chips': n, 'flood_fraction': f, 'iou': {method: IoU}} on `root`'s split (the OMBRIA folder)."""
     from ..data.sources.ombria import open_ombria
-    from ..evaluation.evaluate import network_input
+    from ..data.preprocess import network_input
 
     ds = open_ombria(Path(root), split=split)
     methods = ["logratio_-3db", "logratio_otsu"]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..config import Spec
-from ..data.preprocess import DEFAULT_CLIP, Preprocessing
+from ..data.preprocess import DEFAULT_CLIP, Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, Sample
 from ..errors import DataError, SpecError
 
@@ -115,9 +115,7 @@ class ChipDataset(torch.utils.data.Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i, y0, x0 = self.items[k]
         s = self.samples[i]
-        x = self.prep.apply(s.image, s.valid)
-        if self.temporal == "bitemporal":
-            x = np.concatenate([self.prep.apply(s.before, s.valid), x], axis=0)
+        x = network_input(s, self.prep, self.temporal)
         mask = np.where(s.valid, s.mask, IGNORE_INDEX).astype(np.int64)
         valid = np.asarray(s.valid, bool)
         x, mask, valid = _pad_to(x, mask, valid, self.size, self.prep.fill)

@@ -98,7 +98,8 @@ def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample
                           progress: bool = False) -> Iterator[np.ndarray]:
     """Water probability (H, W) per sample, in order. `teacher`: a Predictor or a list of them (their mean;
     each member builds its input with its own pre-processing, so members need not share it)."""
-    from ..evaluation.evaluate import _batches, network_input, predictor_temporal
+    from ..data.preprocess import network_input
+    from ..evaluation.evaluate import _batches, predictor_temporal
     from ..data.progress import track
 
     members = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
