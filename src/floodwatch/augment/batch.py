@@ -2,12 +2,13 @@
 
 Where it sits: the trainer calls it on batches *after* `Preprocessing.apply` (normalised tensors, nodata
 already set to `Preprocessing.fill`). Geometric operators touch image, mask and valid identically; the
-photometric ones touch only valid image pixels, so nodata keeps its fill value.
+photometric ones touch only valid image pixels, so nodata keeps its fill value (channel dropout zeroes its whole
+channel, as the DALI graph does; with the default fill of 0 nodata is unchanged).
 
 Order per chip: flip -> crop-and-resize -> rotation, done as one grid_sample over the batch (flips alone
-stay exact index shuffles) -> contrast -> brightness -> speckle -> channel dropout. All random numbers are drawn with one
-`torch.Generator`, a fixed number per chip per call (two more with channel dropout on), so a seed gives the same augmentation on
-CPU and GPU and whichever operators are on.
+stay exact index shuffles) -> contrast -> brightness -> speckle -> channel dropout. All random numbers are drawn
+with one `torch.Generator`, a fixed number per chip per call (two more with channel dropout on), so a seed gives
+the same augmentation on CPU and GPU and whichever operators are on.
 """
 from __future__ import annotations
 
@@ -127,7 +128,8 @@ class BatchAugmenter:
                 "speckle": spk, "dropped_channel": drop}
 
     def _photometric(self, image: torch.Tensor, valid: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Contrast, brightness and speckle on valid pixels of the chips that drew them (image is ours to edit)."""
+        """Contrast, brightness and speckle on valid pixels of the chips that drew them, then channel dropout,
+        which zeroes the whole drawn channel as the DALI graph does (image is ours to edit)."""
         c, dev, dt = image.shape[1], image.device, image.dtype
         scale = self._channel_scale(c).to(dev, dt).view(1, c, 1, 1)
         v = valid[:, None].to(dt)

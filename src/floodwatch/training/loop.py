@@ -11,6 +11,8 @@ crops and the augmenter. A resumed run therefore repeats exactly the epochs the 
 """
 from __future__ import annotations
 
+import copy
+
 import csv
 import math
 import random
@@ -58,8 +60,8 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
     (its result, a SemiSupervisedResult, is a TrainResult too)."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     if seed is not None:
-        spec = spec.model_copy(update={"training_config": spec.training_config.model_copy(
-            update={"random_seed": int(seed)})})
+        spec = copy.deepcopy(spec)  # the caller's Spec stays as it was
+        spec.training_config.random_seed = int(seed)
     if gpus < 1:
         raise FloodwatchError(f"--gpus: must be at least 1, got {gpus}")
     if spec.semi_supervised is not None:  # pseudo-labelling rounds: floodwatch.training.semi
