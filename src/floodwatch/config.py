@@ -320,6 +320,16 @@ class SemiSupervisedConfig(_Section):
     min_confident_fraction: float = Field(0.0, ge=0, le=1)
     augment_students: bool = True
     consistency: Optional[ConsistencyConfig] = None
+    # a band name (e.g. VH): pseudo-water is kept only where that band is darker than the Otsu threshold of
+    # its values pooled over all unlabelled chips; the teacher's other water pixels are ignored
+    otsu_agreement: Optional[str] = None
+
+    @field_validator("otsu_agreement")
+    @classmethod
+    def _band_name(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.strip():
+            raise ValueError("expected a band name such as VH")
+        return v.strip().upper() if v is not None else None
 
     @field_validator("unlabelled", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 import numpy as np
 
 from floodwatch.data.sample import Sample
-from floodwatch.evaluation.otsu import OtsuBaseline, otsu_threshold, otsu_water
+from floodwatch.evaluation.otsu import OtsuBaseline, otsu_threshold, otsu_water, pooled_threshold, scene_thresholds
 
 
 def brute_force_between_variance(values, t):
@@ -58,6 +58,28 @@ def test_scene_scope_uses_one_threshold_per_region():
     assert base.predict(data[1])[:, :4].all() and not base.predict(data[1])[:, 4:].any()
     assert OtsuBaseline(scope="chip").predict(data[0]).any()
     assert OtsuBaseline.for_dataset([_sample(0, "x", 3)]).scope == "chip"
+
+
+def test_pooled_threshold_is_one_split_of_all_valid_pixels():
+    rng = np.random.default_rng(3)
+    chips = []
+    for i, frac in enumerate((0.05, 0.4, 0.0)):  # mostly land, much water, dry
+        n = 64 * 64
+        v = np.where(rng.random(n) < frac, rng.normal(-25, 1.0, n), rng.normal(-14, 1.5, n))
+        img = np.stack([v, v]).reshape(2, 64, 64).astype(np.float32)
+        valid = np.ones((64, 64), bool)
+        valid[:8] = False
+        img[:, :8] = -45.0  # no-data pixels must not count
+        chips.append(Sample(image=img, mask=None, valid=valid, id=f"c{i}", region=f"r{i}"))
+    t = pooled_threshold(chips, "VH")
+    values = np.concatenate([c.image[1][c.valid] for c in chips])
+    assert abs(t - otsu_threshold(values)) < 0.3  # the histogram split of the pooled raw pixels
+    assert -23 < t < -17
+    # one region for all chips: the scene threshold is the same pooled split
+    same = [Sample(image=c.image, mask=None, valid=c.valid, id=c.id, region="one") for c in chips]
+    assert scene_thresholds(same, "VH") == {"one": t}
+    empty = Sample(image=np.zeros((2, 4, 4), np.float32), mask=None, valid=np.zeros((4, 4), bool), id="e")
+    assert np.isnan(pooled_threshold([empty], "VH"))
 
 
 def test_etci_samples_as_a_bare_list_get_the_scene_vv_baseline(tmp_path):

@@ -45,7 +45,8 @@ def _semi_spec(make_spec, synth_root, unlabelled, **semi) -> dict:
 def semi_run(synth_root, unlabelled_root, make_spec, tmp_path_factory):
     spec = _semi_spec(make_spec, synth_root, [{"path": str(unlabelled_root), "format": "sen1floods11"}],
                       teacher="ensemble", epochs_per_round=1, student_learning_rate=2.5e-4,
-                      unlabelled_weight=0.5, consistency={"enabled": True, "weight": 0.5, "batch_size": 2})
+                      unlabelled_weight=0.5, consistency={"enabled": True, "weight": 0.5, "batch_size": 2},
+                      otsu_agreement="VH")
     out = tmp_path_factory.mktemp("semi")
     result = train(spec_from_dict(spec), out, name="run", progress=False)
     return spec, out / "run", result
@@ -95,7 +96,7 @@ def test_pseudo_label_samples_counts_and_skips():
     assert [s.id for s in pseudo] == ["c0", "c2"]
     assert stats.as_dict() == {"chips": 3, "chips_pseudo_labelled": 2, "chips_skipped_empty": 1,
                                "chips_skipped_low_confidence": 0, "confident_pixel_share": 0.75,
-                               "pseudo_water_share": pytest.approx(8 / 12)}
+                               "pseudo_water_share": pytest.approx(8 / 12), "vetoed_water_share": 0.0}
     np.testing.assert_array_equal(pseudo[0].mask, pseudo_label(prob, np.ones((4, 4), bool), 0.9))
     assert pseudo[0].image is chips[0].image and pseudo[0].extra["pseudo_label"]
     # the teacher saw the pre-processed network input of every chip, batched
@@ -103,6 +104,43 @@ def test_pseudo_label_samples_counts_and_skips():
     # 75 % confident is below a 0.8 minimum: every chip with data is skipped
     pseudo, stats = pseudo_label_samples(_Stub(prob), chips, 0.9, min_confident_fraction=0.8)
     assert pseudo == [] and stats.skipped_low_confidence == 2 and stats.skipped_empty == 1
+
+
+def test_otsu_agreement_ignores_teacher_water_that_is_bright_in_the_band():
+    prob = np.full((4, 4), 0.5, np.float32)
+    prob[:2] = 0.95  # the teacher's water: rows 0-1
+    prob[2] = 0.02  # its land: row 2
+    image = np.full((2, 4, 4), -10.0, np.float32)
+    image[1, :, :2] = -25.0  # VH dark in the left half only
+    image[1, 0, 0] = np.nan  # no comparison with NaN passes: ignored, not water
+    chip = Sample(image=image, mask=None, valid=np.ones((4, 4), bool), id="c")
+    pseudo, stats = pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=(1, -20.0))
+    assert pseudo[0].mask.tolist() == [
+        [IGNORE_INDEX, WATER, IGNORE_INDEX, IGNORE_INDEX],
+        [WATER, WATER, IGNORE_INDEX, IGNORE_INDEX],
+        [NOT_WATER] * 4,  # the check never makes land: dark teacher land stays land
+        [IGNORE_INDEX] * 4]
+    d = stats.as_dict()
+    assert d["vetoed_water_share"] == pytest.approx(5 / 8) and d["pseudo_water_share"] == pytest.approx(3 / 7)
+    assert d["confident_pixel_share"] == pytest.approx(7 / 16)
+    # band 0 (VV, -10 dB everywhere) against -20 dB vetoes all of the teacher's water
+    pseudo, _ = pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=(0, -20.0))
+    assert (pseudo[0].mask != WATER).all()
+
+
+def test_otsu_agreement_threshold_pools_the_unlabelled_chips():
+    from floodwatch.evaluation.otsu import pooled_threshold
+    from floodwatch.training.semi import _otsu_agreement
+
+    chips = synth_chips(3, size=32, seed=5)
+    semi = spec_from_dict({"dataset_config": {"data_root": "d"},
+                           "semi_supervised": {"unlabelled": ["u"], "otsu_agreement": "vh"}}).semi_supervised
+    assert semi.otsu_agreement == "VH"
+    assert _otsu_agreement(semi, ["VV", "VH"], chips) == (1, pooled_threshold(chips, "VH"))
+    with pytest.raises(SpecError, match=r"semi_supervised.otsu_agreement: band 'VH' is not one of the model's "
+                                        r"bands \(VV\)"):
+        _otsu_agreement(semi, ["VV"], chips)
+    assert _otsu_agreement(semi.model_copy(update={"otsu_agreement": None}), ["VV", "VH"], chips) is None
 
 
 def test_ensemble_teacher_averages_its_members():
@@ -252,6 +290,8 @@ def test_two_rounds_end_to_end(semi_run):
             UNLABELLED_CHIPS
         assert 0.0 <= e["confident_pixel_share"] <= 1.0 and 0.0 <= e["pseudo_water_share"] <= 1.0
         assert e["consistency"] is True
+        assert 0.0 <= e["vetoed_water_share"] <= 1.0
+    assert summary["otsu_agreement"]["band"] == "VH" and np.isfinite(summary["otsu_agreement"]["threshold_db"])
     for e in summary["rounds"]:  # the val IoU is the round's best epoch
         best = max(r["water_iou"] for r in read_metrics(run / f"round_{e['round']}" / "metrics.csv"))
         assert e["val_water_iou"] == pytest.approx(best)
@@ -288,6 +328,7 @@ def test_resume_skips_finished_rounds(semi_run):
     ({"unlabelled": ["u"], "teacher": "best"}, "semi_supervised.teacher: Input should be 'last' or 'ensemble'"),
     ({"unlabelled": ["u"], "consistency": {"confidence": 0.2}}, "semi_supervised.consistency.confidence"),
     ({"unlabelled": ["u"], "teacher_tta": ["spin"]}, "semi_supervised.teacher_tta: unknown transform(s) spin"),
+    ({"unlabelled": ["u"], "otsu_agreement": " "}, "semi_supervised.otsu_agreement: expected a band name"),
 ])
 def test_spec_errors_name_the_field(semi, message):
     with pytest.raises(SpecError) as err:
@@ -358,6 +399,16 @@ def test_cli_train_with_semi_supervised_section(run_cli, tmp_path, synth_root, u
     assert summary["unlabelled"] == [{"path": str(chips.resolve()), "format": "chips", "chips": UNLABELLED_CHIPS}]
     assert summary["rounds"][0]["source"] == "pretrained" and summary["rounds"][1]["chips"] == UNLABELLED_CHIPS
     load_model(run / "best.pt")
+
+
+def test_cli_otsu_agreement_on_a_band_the_model_lacks(run_cli, tmp_path, synth_root, unlabelled_root, make_spec):
+    spec = _semi_spec(make_spec, synth_root, [str(unlabelled_root)], otsu_agreement="HH")
+    res = run_cli("train", "-e", _write(tmp_path, spec), "-r", tmp_path / "out")
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "semi_supervised.otsu_agreement" in err and "'HH'" in err and "VV, VH" in err
+    assert not (tmp_path / "out" / "model" / "round_0").exists()
 
 
 def test_cli_semi_supervised_refuses_several_gpus(run_cli, tmp_path, synth_root, unlabelled_root, make_spec):

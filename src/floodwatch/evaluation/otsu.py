@@ -72,19 +72,32 @@ def otsu_water(image_db: np.ndarray, valid: np.ndarray, threshold: float | None 
     return ok & (band < threshold)
 
 
+def _band_histogram(sample: Sample, band: str) -> np.ndarray:
+    """Counts of the sample's valid, finite values of `band` over SCENE_EDGES (values clipped into range)."""
+    b = sample.image[band_index(sample, band)]
+    ok = sample.valid & np.isfinite(b)
+    # bins + range (not an edge array) takes numpy's linear-time path for equal bins
+    h, _ = np.histogram(np.clip(b[ok], SCENE_EDGES[0], SCENE_EDGES[-1]), bins=len(SCENE_EDGES) - 1,
+                        range=(SCENE_EDGES[0], SCENE_EDGES[-1]))
+    return h
+
+
 def scene_thresholds(samples: Iterable[Sample], band: str = "VV") -> dict[str, float]:
     """One Otsu threshold per scene (samples grouped by `region`), from summed fixed-edge histograms."""
     hists: dict[str, np.ndarray] = {}
     for s in samples:
-        if s.is_empty:
-            continue
-        b = s.image[band_index(s, band)]
-        ok = s.valid & np.isfinite(b)
-        # bins + range (not an edge array) takes numpy's linear-time path for equal bins
-        h, _ = np.histogram(np.clip(b[ok], SCENE_EDGES[0], SCENE_EDGES[-1]), bins=len(SCENE_EDGES) - 1,
-                            range=(SCENE_EDGES[0], SCENE_EDGES[-1]))
-        hists[s.region] = hists.get(s.region, 0) + h
+        if not s.is_empty:
+            hists[s.region] = hists.get(s.region, 0) + _band_histogram(s, band)
     return {region: otsu_from_histogram(h, SCENE_EDGES) for region, h in hists.items()}
+
+
+def pooled_threshold(samples: Iterable[Sample], band: str) -> float:
+    """One Otsu threshold over all the samples' valid pixels of `band`; nan when there are none."""
+    total = np.zeros(len(SCENE_EDGES) - 1, np.int64)
+    for s in samples:
+        if not s.is_empty:
+            total += _band_histogram(s, band)
+    return otsu_from_histogram(total, SCENE_EDGES)
 
 
 class OtsuBaseline:

@@ -8,9 +8,13 @@ as `pretrained` (then nothing is trained for round 0). Round r = 1..R:
 
 1. the teacher (the best model of round r-1, or with `teacher: ensemble` the mean of the best models of all
    previous rounds, optionally with test-time augmentation) predicts every unlabelled chip whole, through
-   the same pre-processing as training (`evaluation.evaluate.network_input`);
+   the same pre-processing as training (`data.preprocess.network_input`);
 2. pixels with water probability >= confidence become water, <= 1 - confidence not water, the rest (and
-   nodata) IGNORE_INDEX; chips with fewer confident valid pixels than `min_confident_fraction` are skipped;
+   nodata) IGNORE_INDEX; with `otsu_agreement: BAND`, teacher water where that band is not darker than the
+   Otsu threshold of the band pooled over all unlabelled chips is IGNORE_INDEX too (open water is dark in
+   SAR, in cross-polarisation most of all, so a bright "water" pixel is more likely a teacher error than
+   a flood; the check only removes water, it never makes land); chips with fewer confident valid pixels
+   than `min_confident_fraction` are skipped;
 3. the student, initialised from the previous round's model, trains on the labelled training chips plus the
    pseudo-labelled ones (loss weight `unlabelled_weight`), with augmentation on (the spec's, or TAO's
    defaults when the spec has none and `augment_students` is true). Pseudo-labelled chips of another size
@@ -20,7 +24,8 @@ as `pretrained` (then nothing is trained for round 0). Round r = 1..R:
 
 Layout of a run (`<results_dir>/<name>/`): `round_<r>/` (a normal training run folder each: best.pt, last.pt,
 metrics.csv, spec.yaml, ...), `semi_supervised.json` (per round: teacher, chips pseudo-labelled and skipped,
-confident pixel share, pseudo water share, best validation water IoU) and `best.pt`, a copy of the last
+confident pixel share, pseudo water share, share of the teacher's water the Otsu check ignored, best
+validation water IoU; the check's threshold) and `best.pt`, a copy of the last
 round's best.pt (the final model). `resume=True` skips the rounds the summary records as finished and
 continues an unfinished round from its last.pt.
 
@@ -85,13 +90,16 @@ class PseudoLabelStats:
     valid_pixels: int = 0
     confident_pixels: int = 0
     water_pixels: int = 0
+    vetoed_water_pixels: int = 0  # teacher water that the Otsu agreement check turned into ignore
 
     def as_dict(self) -> dict[str, Any]:
         return {"chips": self.chips, "chips_pseudo_labelled": self.pseudo_labelled,
                 "chips_skipped_empty": self.skipped_empty,
                 "chips_skipped_low_confidence": self.skipped_low_confidence,
                 "confident_pixel_share": self.confident_pixels / self.valid_pixels if self.valid_pixels else 0.0,
-                "pseudo_water_share": self.water_pixels / self.confident_pixels if self.confident_pixels else 0.0}
+                "pseudo_water_share": self.water_pixels / self.confident_pixels if self.confident_pixels else 0.0,
+                "vetoed_water_share": (self.vetoed_water_pixels / (self.water_pixels + self.vetoed_water_pixels)
+                                       if self.water_pixels + self.vetoed_water_pixels else 0.0)}
 
 
 def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample], batch_size: int = 8,
@@ -126,9 +134,11 @@ def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample
 
 
 def pseudo_label_samples(teacher: Any | Sequence[Any], samples: Sequence[Sample], confidence: float, *,
-                         min_confident_fraction: float = 0.0, batch_size: int = 8,
-                         progress: bool = False) -> tuple[list[Sample], PseudoLabelStats]:
-    """The chips the teacher is confident enough about, with pseudo-label masks, and what was done."""
+                         min_confident_fraction: float = 0.0, batch_size: int = 8, progress: bool = False,
+                         agreement: tuple[int, float] | None = None) -> tuple[list[Sample], PseudoLabelStats]:
+    """The chips the teacher is confident enough about, with pseudo-label masks, and what was done.
+    `agreement` (band index, dB threshold): teacher water where that band is not below the threshold is
+    ignored, so a pseudo-label says water only where the teacher and a backscatter threshold agree."""
     stats = PseudoLabelStats(chips=len(samples))
     out: list[Sample] = []
     for s, prob in zip(samples, teacher_probabilities(teacher, samples, batch_size, progress)):
@@ -138,6 +148,12 @@ def pseudo_label_samples(teacher: Any | Sequence[Any], samples: Sequence[Sample]
             stats.skipped_empty += 1
             continue
         mask = pseudo_label(prob, valid, confidence)
+        if agreement is not None:
+            band, threshold = agreement
+            with np.errstate(invalid="ignore"):
+                veto = (mask == WATER) & ~(np.asarray(s.image[band]) < threshold)
+            mask[veto] = IGNORE_INDEX
+            stats.vetoed_water_pixels += int(veto.sum())
         confident = int((mask != IGNORE_INDEX).sum())
         stats.valid_pixels += n_valid
         stats.confident_pixels += confident
@@ -402,6 +418,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
     for source in sources:
         source.check_bands(bands)
     unlabelled = [x for source in sources for x in source.read(bands, temporal, None if progress else False)]
+    agreement = _otsu_agreement(semi, bands, unlabelled)
 
     rounds: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"confidence": semi.confidence, "teacher": semi.teacher,
@@ -409,6 +426,8 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
                                "consistency": semi.consistency.model_dump() if semi.consistency else None,
                                "unlabelled": [{"path": str(s.path), "format": s.format, "chips": len(s)}
                                               for s in sources],
+                               "otsu_agreement": ({"band": semi.otsu_agreement, "threshold_db": agreement[1]}
+                                                  if agreement else None),
                                "rounds": rounds}
 
     def save_summary() -> None:
@@ -453,12 +472,15 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
         teacher = load_teacher(teacher_ckpts, semi.teacher_tta)
         pseudo, stats = pseudo_label_samples(teacher, unlabelled, semi.confidence,
                                              min_confident_fraction=semi.min_confident_fraction,
-                                             batch_size=tc.batch_size, progress=bool(console))
+                                             batch_size=tc.batch_size, progress=bool(console),
+                                             agreement=agreement)
         del teacher
         if console:
             d = stats.as_dict()
             console.print(f"  {stats.pseudo_labelled}/{stats.chips} chips pseudo-labelled; confident pixels "
-                          f"{d['confident_pixel_share']:.1%}, of which water {d['pseudo_water_share']:.1%}")
+                          f"{d['confident_pixel_share']:.1%}, of which water {d['pseudo_water_share']:.1%}"
+                          + (f"; {d['vetoed_water_share']:.1%} of the teacher's water ignored by the "
+                             f"{semi.otsu_agreement} check" if agreement else ""))
         trainer = Trainer(student_spec, run_dir, ctx, pretrained=str(checkpoints[-1]), progress=progress,
                           splits=splits, extra_train=pseudo, extra_weight=semi.unlabelled_weight,
                           augmentation=student_aug)
@@ -486,6 +508,24 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
     history = read_metrics(last_dir / "metrics.csv")
     return SemiSupervisedResult(best_checkpoint=out / "best.pt", last_checkpoint=last_dir / "last.pt",
                                 history=history, results_dir=out, rounds=rounds, summary=summary_path)
+
+
+def _otsu_agreement(semi: SemiSupervisedConfig, bands: Sequence[str],
+                    unlabelled: Sequence[Sample]) -> tuple[int, float] | None:
+    """(band index, pooled Otsu threshold in dB) for `semi_supervised.otsu_agreement`, or None when it is off."""
+    from ..evaluation.otsu import pooled_threshold
+
+    band = semi.otsu_agreement
+    if band is None:
+        return None
+    names = [b.upper() for b in bands]
+    if band not in names:
+        raise SpecError(f"semi_supervised.otsu_agreement: band '{band}' is not one of the model's bands "
+                        f"({', '.join(bands)})")
+    threshold = pooled_threshold(unlabelled, band)
+    if not np.isfinite(threshold):
+        raise DataError(f"semi_supervised.otsu_agreement: the unlabelled chips have no valid {band} pixel")
+    return names.index(band), threshold
 
 
 def _console(progress: bool):
