@@ -118,12 +118,15 @@ def test_channel_dropout_zeroes_one_drawn_channel_of_the_chips_that_drew_it():
     image, mask, valid = batch(n=64, size=16)
     image = torch.cat([image, image[:, :1] - 1.0], dim=1)  # three channels, none of them 0 anywhere
     image[image == 0] = 0.5
+    valid[:, -3:] = False
+    image[:, :, -3:] = -7.0  # nodata at a non-zero Preprocessing.fill: dropout must leave it there
     aug = BatchAugmenter.from_config({"channel_dropout": {"probability": 0.5}}, seed=4)
     out, out_mask, out_valid = aug(image, mask, valid)
     drop = aug.last_params["dropped_channel"]
     assert 16 < int((drop >= 0).sum()) < 48 and set(drop[drop >= 0].tolist()) == {0, 1, 2}
+    assert torch.all(out[:, :, -3:] == -7.0)
     for i in range(64):
-        zeroed = [ch for ch in range(3) if torch.all(out[i, ch] == 0)]
+        zeroed = [ch for ch in range(3) if torch.all(out[i, ch, :-3] == 0)]
         assert zeroed == ([int(drop[i])] if drop[i] >= 0 else [])
         kept = [ch for ch in range(3) if ch not in zeroed]
         assert torch.equal(out[i, kept], image[i, kept])

@@ -57,14 +57,17 @@ def test_dali_loader_yields_every_chip_with_aligned_masks(chips, valid_classes):
 
 
 def test_dali_channel_dropout_zeroes_one_channel_per_chip_that_drew_it():
-    prep = Preprocessing()
+    prep = Preprocessing(fill=-3.0)  # a non-zero nodata fill, which dropout must leave alone
     rng = np.random.default_rng(5)
     plain_chips = [make_chip(rng, i, plain=True) for i in range(24)]
+    for c in plain_chips:
+        c.valid[-2:] = False
     reference = torch.cat([b[0] for b in DaliChipLoader(plain_chips, prep, 8, {}, workers=0, shuffle=False)])
     loader = DaliChipLoader(plain_chips, prep, 8, {"channel_dropout": {"probability": 0.5}}, seed=1, workers=0,
                             shuffle=False)
     out = torch.cat([b[0] for b in loader])
-    zeroed = [[ch for ch in range(2) if torch.all(out[i, ch] == 0)] for i in range(24)]
+    assert torch.all(out[:, :, -2:] == -3.0) and torch.all(reference[:, :, -2:] == -3.0)
+    zeroed = [[ch for ch in range(2) if torch.all(out[i, ch, :-2] == 0)] for i in range(24)]
     assert all(len(z) <= 1 for z in zeroed) and 4 < sum(map(len, zeroed)) < 20
     assert {z[0] for z in zeroed if z} == {0, 1}
     for i, z in enumerate(zeroed):

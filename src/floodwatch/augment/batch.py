@@ -2,8 +2,7 @@
 
 Where it sits: the trainer calls it on batches *after* `Preprocessing.apply` (normalised tensors, nodata
 already set to `Preprocessing.fill`). Geometric operators touch image, mask and valid identically; the
-photometric ones touch only valid image pixels, so nodata keeps its fill value (channel dropout zeroes its whole
-channel, as the DALI graph does; with the default fill of 0 nodata is unchanged).
+photometric ones, channel dropout included, touch only valid image pixels, so nodata keeps its fill value.
 
 Order per chip: flip -> crop-and-resize -> rotation, done as one grid_sample over the batch (flips alone
 stay exact index shuffles) -> contrast -> brightness -> speckle -> channel dropout. All random numbers are drawn
@@ -129,7 +128,7 @@ class BatchAugmenter:
 
     def _photometric(self, image: torch.Tensor, valid: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Contrast, brightness and speckle on valid pixels of the chips that drew them, then channel dropout,
-        which zeroes the whole drawn channel as the DALI graph does (image is ours to edit)."""
+        which zeroes the drawn channel's valid pixels as the DALI graph does (image is ours to edit)."""
         c, dev, dt = image.shape[1], image.device, image.dtype
         scale = self._channel_scale(c).to(dev, dt).view(1, c, 1, 1)
         v = valid[:, None].to(dt)
@@ -146,7 +145,7 @@ class BatchAugmenter:
             image[idx] += noise * (self.config.speckle.std_db * scale) * v[idx]
         if (p["dropped_channel"] >= 0).any():
             hit = p["dropped_channel"].to(dev)[:, None] == torch.arange(c, device=dev)[None]
-            image[hit] = 0.0
+            image *= 1 - hit[:, :, None, None].to(dt) * v
         return image
 
     def _channel_scale(self, c: int) -> torch.Tensor:

@@ -101,7 +101,8 @@ def _augment_graph(image, mask, valid, cfg: AugmentationConfig, chip_size: tuple
         on = _coin(cfg.channel_dropout.probability)
         ch = fn.cast(fn.random.uniform(values=[float(c) for c in range(channels)]), dtype=types.INT32)
         keep = fn.reshape(1.0 - on * fn.one_hot(ch, num_classes=channels, dtype=types.FLOAT), shape=[1, 1, channels])
-        image = image * (keep.gpu() if on_gpu else keep)
+        # valid pixels only: nodata keeps Preprocessing.fill, as under every other photometric operator
+        image = image * (1.0 - (1.0 - (keep.gpu() if on_gpu else keep)) * v)
     return fn.transpose(image, perm=[2, 0, 1], output_layout="CHW"), mask, valid
 
 
