@@ -56,8 +56,9 @@ class SpeckleAugmentation(_Section):
 
 
 class ChannelDropout(_Section):
-    """Per chip, with this probability one input channel (drawn uniformly) is set to 0, the normalised mean:
-    the model cannot lean on one band alone (e.g. ETCI's clean VV, where other sensors' VV is ambiguous)."""
+    """Per chip, with this probability one input channel (drawn uniformly) is set to 0, the normalised mean, on
+    its valid pixels: the model cannot lean on one band alone (e.g. ETCI's clean VV, where other sensors' VV is
+    ambiguous)."""
 
     probability: float = Probability
 
