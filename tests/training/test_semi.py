@@ -431,3 +431,8 @@ def test_etci_semi_example_reads_its_unlabelled_chips(shared_data):
         s.check_bands(["VV", "VH"])  # the ETCI model's bands
     chips = [c for s in sets[:1] for c in s.read(["VV", "VH"], "single")]
     assert chips and all(c.mask is None and c.image.shape[0] == 2 for c in chips)
+    # the VH check the example turns on, at the threshold its comments and docs/benchmarks.md quote
+    from floodwatch.training.semi import _otsu_agreement
+
+    band, threshold = _otsu_agreement(spec.semi_supervised, ["VV", "VH"], chips)
+    assert band == 1 and threshold == pytest.approx(-20.7, abs=0.05)
