@@ -13,13 +13,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 INSTALL_HINT = "Debian/Ubuntu: apt-get install postgresql"
 PASSWORD = "s3cret-Pw"
@@ -34,12 +35,6 @@ def _server_bin() -> Path | None:
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                       key=lambda p: [int(x) for x in Path(p).parent.parent.name.split(".") if x.isdigit()])
     return Path(versions[-1]).parent if versions else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -12,7 +12,7 @@ from floodwatch.monitoring.store import Store
 
 import monitoring_helpers
 from monitoring_helpers import ORIGIN, UTM, DarkWaterPredictor
-from postgres_helpers import free_port
+from tests.ports import free_port
 from stac_helpers import api_items, make_catalog
 
 X0, Y0 = ORIGIN

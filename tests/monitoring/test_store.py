@@ -115,7 +115,7 @@ def test_bad_urls_are_one_line(url, match):
 
 def test_unreachable_postgres_is_one_line_without_password(tmp_path):
     pytest.importorskip("psycopg")
-    from postgres_helpers import free_port
+    from tests.ports import free_port
 
     port = free_port()  # nothing listens there
     with pytest.raises(MonitoringError) as err:

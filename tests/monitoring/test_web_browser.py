@@ -1,6 +1,5 @@
 """The page in headless Chromium: AOIs and the flood layer appear, the time slider moves the map in time."""
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -8,6 +7,7 @@ import time
 import pytest
 
 from monitoring_helpers import recorded_store
+from tests.ports import free_port, start_on_free_ports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
@@ -30,15 +30,23 @@ def server(tmp_path):
     from floodwatch.monitoring.web import create_app
 
     db, outputs = recorded_store(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(db, outputs), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
+    app = create_app(db, outputs)
+
+    def start():
+        port = free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        deadline = time.time() + 20
+        while not srv.started and thread.is_alive() and time.time() < deadline:
+            time.sleep(0.05)
+        if not srv.started:  # a failed bind ends the thread (uvicorn exits its run)
+            srv.should_exit = True
+            thread.join(10)
+            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
+        return srv, thread, port
+
+    srv, thread, port = start_on_free_ports(start, (RuntimeError,))
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)

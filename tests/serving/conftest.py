@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import warnings
 from pathlib import Path
 
@@ -11,16 +10,11 @@ import pytest
 import torch
 
 from floodwatch.data.preprocess import Preprocessing
+from tests.ports import free_port, start_on_free_ports
 
 # Not the default offsets/scales: a client that ignored the served pre-processing would get other numbers.
 PREPROCESSING = Preprocessing(offset=[-10.0, -17.0], scale=[0.25, 0.3])
 CHIP = 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def export_onnx(path: Path, seed: int, preprocessing: Preprocessing = PREPROCESSING) -> Path:
@@ -70,7 +64,14 @@ def triton(onnx_models, tmp_path_factory):
     for path in onnx_models:
         add_model_version(repo, "flood", path, max_batch_size=4, version_policy="all", ort_threads=1)
     add_model_version(repo, "flood_poll", onnx_models[0], max_batch_size=4, ort_threads=1)
-    server = TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                          poll_seconds=1, exit_timeout_s=2)
-    with server:
+    from floodwatch.errors import ServingError
+
+    def start() -> TritonServer:
+        return TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                            poll_seconds=1, exit_timeout_s=2).start()
+
+    server = start_on_free_ports(start, (ServingError,))
+    try:
         yield server
+    finally:
+        server.stop()

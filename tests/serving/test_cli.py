@@ -13,7 +13,9 @@ import pytest
 from floodwatch.serving.client import softmax_water
 from floodwatch.serving.repository import add_model_version
 
-from .conftest import PREPROCESSING, free_port, ort_logits
+from tests.ports import free_port
+
+from .conftest import PREPROCESSING, ort_logits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

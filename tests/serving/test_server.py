@@ -12,7 +12,9 @@ from floodwatch.errors import ServingError
 from floodwatch.serving.client import FloodClient, TritonPredictor, softmax_water
 from floodwatch.serving.repository import add_model_version
 
-from .conftest import CHIP, PREPROCESSING, free_port, ort_logits
+from tests.ports import free_port
+
+from .conftest import CHIP, PREPROCESSING, ort_logits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
