@@ -15,14 +15,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_on_free_ports(start: Callable[[], T], errors: tuple[type[BaseException], ...],
-                        attempts: int = 3) -> T:
+def start_on_free_ports(start: Callable[[], T], errors: tuple[type[BaseException], ...], attempts: int = 3,
+                        retry_if: Callable[[BaseException], bool] = lambda e: True) -> T:
     """`start()` (which picks its ports with `free_port`), tried again with fresh ports while it raises one of
-    `errors`; the last attempt's error propagates."""
+    `errors` that `retry_if` accepts; any other error, or the last attempt's, propagates."""
     for attempt in range(1, attempts + 1):
         try:
             return start()
-        except errors:
-            if attempt == attempts:
+        except errors as e:
+            if attempt == attempts or not retry_if(e):
                 raise
     raise ValueError("attempts must be at least 1")

@@ -20,6 +20,7 @@ def test_start_is_retried_on_the_named_errors_only():
         return "up"
 
     assert start_on_free_ports(flaky, (OSError,)) == "up" and len(calls) == 3
+
     def taken():
         calls.append(1)
         raise OSError("taken")
@@ -36,4 +37,8 @@ def test_start_is_retried_on_the_named_errors_only():
     calls.clear()
     with pytest.raises(ValueError):
         start_on_free_ports(wrong, (OSError,))
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(OSError, match="taken"):  # an error retry_if refuses is not retried
+        start_on_free_ports(taken, (OSError,), retry_if=lambda e: "in use" in str(e))
     assert len(calls) == 1

@@ -22,6 +22,7 @@ FixMatch-style consistency training (`floodwatch.training.semi`):
       min_confident_fraction: 0.2       # skip chips with fewer confident (valid) pixels than this
       augment_students: true            # students always train with augmentation (TAO defaults if none)
       consistency: {enabled: true, weight: 1.0}   # + weak/strong augmentation configs, confidence, batch_size
+      otsu_agreement: VH                # pseudo-water only where VH is below the chips' pooled Otsu threshold
 """
 from __future__ import annotations
 
@@ -321,7 +322,8 @@ class SemiSupervisedConfig(_Section):
     augment_students: bool = True
     consistency: Optional[ConsistencyConfig] = None
     # a band name (e.g. VH): pseudo-water is kept only where that band is darker than the Otsu threshold of
-    # its values pooled over all unlabelled chips; the teacher's other water pixels are ignored
+    # its values pooled over all unlabelled chips; the teacher's other water pixels are ignored. It filters
+    # the pseudo-labels only, not the targets of the consistency loss.
     otsu_agreement: Optional[str] = None
 
     @field_validator("otsu_agreement")

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from floodwatch.data.sample import Sample
+from floodwatch.errors import DataError
 from floodwatch.evaluation.otsu import OtsuBaseline, otsu_threshold, otsu_water, pooled_threshold, scene_thresholds
 
 
@@ -80,6 +82,10 @@ def test_pooled_threshold_is_one_split_of_all_valid_pixels():
     assert scene_thresholds(same, "VH") == {"one": t}
     empty = Sample(image=np.zeros((2, 4, 4), np.float32), mask=None, valid=np.zeros((4, 4), bool), id="e")
     assert np.isnan(pooled_threshold([empty], "VH"))
+    vv_only = Sample(image=np.zeros((1, 4, 4), np.float32), mask=None, valid=np.ones((4, 4), bool), id="v",
+                     bands=["VV"])
+    with pytest.raises(DataError, match="v: no VH band"):
+        pooled_threshold([vv_only], "VH")  # no silent fall-back to the first band
 
 
 def test_etci_samples_as_a_bare_list_get_the_scene_vv_baseline(tmp_path):

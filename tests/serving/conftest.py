@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from floodwatch.data.preprocess import Preprocessing
+from floodwatch.errors import ServingError
 from tests.ports import free_port, start_on_free_ports
 
 # Not the default offsets/scales: a client that ignored the served pre-processing would get other numbers.
@@ -64,13 +65,12 @@ def triton(onnx_models, tmp_path_factory):
     for path in onnx_models:
         add_model_version(repo, "flood", path, max_batch_size=4, version_policy="all", ort_threads=1)
     add_model_version(repo, "flood_poll", onnx_models[0], max_batch_size=4, ort_threads=1)
-    from floodwatch.errors import ServingError
-
     def start() -> TritonServer:
         return TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
                             poll_seconds=1, exit_timeout_s=2).start()
 
-    server = start_on_free_ports(start, (ServingError,))
+    # a taken port makes tritonserver exit at start-up; a start that times out is not retried
+    server = start_on_free_ports(start, (ServingError,), retry_if=lambda e: "exited" in str(e))
     try:
         yield server
     finally:

@@ -15,7 +15,7 @@ from floodwatch.config import spec_from_dict
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.sample import IGNORE_INDEX, NOT_WATER, WATER, Sample
 from floodwatch.data.synthetic import synth_chips, write_synthetic_dataset
-from floodwatch.errors import SpecError
+from floodwatch.errors import DataError, SpecError
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
 from floodwatch.training.loop import Trainer, read_metrics
@@ -96,7 +96,8 @@ def test_pseudo_label_samples_counts_and_skips():
     assert [s.id for s in pseudo] == ["c0", "c2"]
     assert stats.as_dict() == {"chips": 3, "chips_pseudo_labelled": 2, "chips_skipped_empty": 1,
                                "chips_skipped_low_confidence": 0, "confident_pixel_share": 0.75,
-                               "pseudo_water_share": pytest.approx(8 / 12), "vetoed_water_share": 0.0}
+                               "pseudo_water_share": pytest.approx(8 / 12), "otsu_agreement": None,
+                               "vetoed_water_share": None}
     np.testing.assert_array_equal(pseudo[0].mask, pseudo_label(prob, np.ones((4, 4), bool), 0.9))
     assert pseudo[0].image is chips[0].image and pseudo[0].extra["pseudo_label"]
     # the teacher saw the pre-processed network input of every chip, batched
@@ -114,7 +115,7 @@ def test_otsu_agreement_ignores_teacher_water_that_is_bright_in_the_band():
     image[1, :, :2] = -25.0  # VH dark in the left half only
     image[1, 0, 0] = np.nan  # no comparison with NaN passes: ignored, not water
     chip = Sample(image=image, mask=None, valid=np.ones((4, 4), bool), id="c")
-    pseudo, stats = pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=(1, -20.0))
+    pseudo, stats = pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=("vh", -20.0))
     assert pseudo[0].mask.tolist() == [
         [IGNORE_INDEX, WATER, IGNORE_INDEX, IGNORE_INDEX],
         [WATER, WATER, IGNORE_INDEX, IGNORE_INDEX],
@@ -123,9 +124,12 @@ def test_otsu_agreement_ignores_teacher_water_that_is_bright_in_the_band():
     d = stats.as_dict()
     assert d["vetoed_water_share"] == pytest.approx(5 / 8) and d["pseudo_water_share"] == pytest.approx(3 / 7)
     assert d["confident_pixel_share"] == pytest.approx(7 / 16)
-    # band 0 (VV, -10 dB everywhere) against -20 dB vetoes all of the teacher's water
-    pseudo, _ = pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=(0, -20.0))
+    assert d["otsu_agreement"] == {"band": "vh", "threshold_db": -20.0}
+    # VV (-10 dB everywhere) against -20 dB vetoes all of the teacher's water
+    pseudo, _ = pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=("VV", -20.0))
     assert (pseudo[0].mask != WATER).all()
+    with pytest.raises(DataError, match="c: no HH band for semi_supervised.otsu_agreement"):
+        pseudo_label_samples(_Stub(prob), [chip], 0.9, agreement=("HH", -20.0))
 
 
 def test_otsu_agreement_threshold_pools_the_unlabelled_chips():
@@ -136,7 +140,7 @@ def test_otsu_agreement_threshold_pools_the_unlabelled_chips():
     semi = spec_from_dict({"dataset_config": {"data_root": "d"},
                            "semi_supervised": {"unlabelled": ["u"], "otsu_agreement": "vh"}}).semi_supervised
     assert semi.otsu_agreement == "VH"
-    assert _otsu_agreement(semi, ["VV", "VH"], chips) == (1, pooled_threshold(chips, "VH"))
+    assert _otsu_agreement(semi, ["VV", "VH"], chips) == ("VH", pooled_threshold(chips, "VH"))
     with pytest.raises(SpecError, match=r"semi_supervised.otsu_agreement: band 'VH' is not one of the model's "
                                         r"bands \(VV\)"):
         _otsu_agreement(semi, ["VV"], chips)
@@ -291,6 +295,7 @@ def test_two_rounds_end_to_end(semi_run):
         assert 0.0 <= e["confident_pixel_share"] <= 1.0 and 0.0 <= e["pseudo_water_share"] <= 1.0
         assert e["consistency"] is True
         assert 0.0 <= e["vetoed_water_share"] <= 1.0
+        assert e["otsu_agreement"] == summary["otsu_agreement"]
     assert summary["otsu_agreement"]["band"] == "VH" and np.isfinite(summary["otsu_agreement"]["threshold_db"])
     for e in summary["rounds"]:  # the val IoU is the round's best epoch
         best = max(r["water_iou"] for r in read_metrics(run / f"round_{e['round']}" / "metrics.csv"))
@@ -435,4 +440,4 @@ def test_etci_semi_example_reads_its_unlabelled_chips(shared_data):
     from floodwatch.training.semi import _otsu_agreement
 
     band, threshold = _otsu_agreement(spec.semi_supervised, ["VV", "VH"], chips)
-    assert band == 1 and threshold == pytest.approx(-20.7, abs=0.05)
+    assert band == "VH" and threshold == pytest.approx(-20.7, abs=0.05)

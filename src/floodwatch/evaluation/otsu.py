@@ -92,9 +92,12 @@ def scene_thresholds(samples: Iterable[Sample], band: str = "VV") -> dict[str, f
 
 
 def pooled_threshold(samples: Iterable[Sample], band: str) -> float:
-    """One Otsu threshold over all the samples' valid pixels of `band`; nan when there are none."""
+    """One Otsu threshold over all the samples' valid pixels of `band`; nan when there are none. Unlike the
+    baselines, it does not fall back to the first band: a sample without `band` is a DataError."""
     total = np.zeros(len(SCENE_EDGES) - 1, np.int64)
     for s in samples:
+        if band.upper() not in (b.upper() for b in s.bands):
+            raise DataError(f"{s.id}: no {band} band (has {', '.join(s.bands) or 'none'})")
         if not s.is_empty:
             total += _band_histogram(s, band)
     return otsu_from_histogram(total, SCENE_EDGES)

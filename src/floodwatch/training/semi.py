@@ -13,8 +13,9 @@ as `pretrained` (then nothing is trained for round 0). Round r = 1..R:
    nodata) IGNORE_INDEX; with `otsu_agreement: BAND`, teacher water where that band is not darker than the
    Otsu threshold of the band pooled over all unlabelled chips is IGNORE_INDEX too (open water is dark in
    SAR, in cross-polarisation most of all, so a bright "water" pixel is more likely a teacher error than
-   a flood; the check only removes water, it never makes land); chips with fewer confident valid pixels
-   than `min_confident_fraction` are skipped;
+   a flood; the check only removes water, it never makes land, and it filters the pseudo-labels only, not
+   the consistency loss's targets); chips with fewer confident valid pixels than `min_confident_fraction`
+   are skipped;
 3. the student, initialised from the previous round's model, trains on the labelled training chips plus the
    pseudo-labelled ones (loss weight `unlabelled_weight`), with augmentation on (the spec's, or TAO's
    defaults when the spec has none and `augment_students` is true). Pseudo-labelled chips of another size
@@ -24,9 +25,9 @@ as `pretrained` (then nothing is trained for round 0). Round r = 1..R:
 
 Layout of a run (`<results_dir>/<name>/`): `round_<r>/` (a normal training run folder each: best.pt, last.pt,
 metrics.csv, spec.yaml, ...), `semi_supervised.json` (per round: teacher, chips pseudo-labelled and skipped,
-confident pixel share, pseudo water share, share of the teacher's water the Otsu check ignored, best
-validation water IoU; the check's threshold) and `best.pt`, a copy of the last
-round's best.pt (the final model). `resume=True` skips the rounds the summary records as finished and
+confident pixel share, pseudo water share, the Otsu check's band and threshold and the share of the
+teacher's water it ignored, best validation water IoU) and `best.pt`, a copy of the last round's best.pt
+(the final model). `resume=True` skips the rounds the summary records as finished and
 continues an unfinished round from its last.pt.
 
 Runs in one process (`--gpus 1`); the teacher and the student use the GPU when there is one.
@@ -91,6 +92,7 @@ class PseudoLabelStats:
     confident_pixels: int = 0
     water_pixels: int = 0
     vetoed_water_pixels: int = 0  # teacher water that the Otsu agreement check turned into ignore
+    agreement: tuple[str, float] | None = None  # (band, dB threshold) of that check; None: it was off
 
     def as_dict(self) -> dict[str, Any]:
         return {"chips": self.chips, "chips_pseudo_labelled": self.pseudo_labelled,
@@ -98,7 +100,10 @@ class PseudoLabelStats:
                 "chips_skipped_low_confidence": self.skipped_low_confidence,
                 "confident_pixel_share": self.confident_pixels / self.valid_pixels if self.valid_pixels else 0.0,
                 "pseudo_water_share": self.water_pixels / self.confident_pixels if self.confident_pixels else 0.0,
-                "vetoed_water_share": (self.vetoed_water_pixels / (self.water_pixels + self.vetoed_water_pixels)
+                "otsu_agreement": ({"band": self.agreement[0], "threshold_db": self.agreement[1]}
+                                   if self.agreement else None),
+                "vetoed_water_share": (None if self.agreement is None else
+                                       self.vetoed_water_pixels / (self.water_pixels + self.vetoed_water_pixels)
                                        if self.water_pixels + self.vetoed_water_pixels else 0.0)}
 
 
@@ -135,11 +140,11 @@ def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample
 
 def pseudo_label_samples(teacher: Any | Sequence[Any], samples: Sequence[Sample], confidence: float, *,
                          min_confident_fraction: float = 0.0, batch_size: int = 8, progress: bool = False,
-                         agreement: tuple[int, float] | None = None) -> tuple[list[Sample], PseudoLabelStats]:
+                         agreement: tuple[str, float] | None = None) -> tuple[list[Sample], PseudoLabelStats]:
     """The chips the teacher is confident enough about, with pseudo-label masks, and what was done.
-    `agreement` (band index, dB threshold): teacher water where that band is not below the threshold is
+    `agreement` (band name, dB threshold): teacher water where that band is not below the threshold is
     ignored, so a pseudo-label says water only where the teacher and a backscatter threshold agree."""
-    stats = PseudoLabelStats(chips=len(samples))
+    stats = PseudoLabelStats(chips=len(samples), agreement=agreement)
     out: list[Sample] = []
     for s, prob in zip(samples, teacher_probabilities(teacher, samples, batch_size, progress)):
         valid = np.asarray(s.valid, bool)
@@ -150,8 +155,12 @@ def pseudo_label_samples(teacher: Any | Sequence[Any], samples: Sequence[Sample]
         mask = pseudo_label(prob, valid, confidence)
         if agreement is not None:
             band, threshold = agreement
+            names = [b.upper() for b in s.bands]
+            if band.upper() not in names:
+                raise DataError(f"{s.id}: no {band} band for semi_supervised.otsu_agreement "
+                                f"(has {', '.join(s.bands) or 'none'})")
             with np.errstate(invalid="ignore"):
-                veto = (mask == WATER) & ~(np.asarray(s.image[band]) < threshold)
+                veto = (mask == WATER) & ~(np.asarray(s.image[names.index(band.upper())]) < threshold)
             mask[veto] = IGNORE_INDEX
             stats.vetoed_water_pixels += int(veto.sum())
         confident = int((mask != IGNORE_INDEX).sum())
@@ -426,7 +435,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
                                "consistency": semi.consistency.model_dump() if semi.consistency else None,
                                "unlabelled": [{"path": str(s.path), "format": s.format, "chips": len(s)}
                                               for s in sources],
-                               "otsu_agreement": ({"band": semi.otsu_agreement, "threshold_db": agreement[1]}
+                               "otsu_agreement": ({"band": agreement[0], "threshold_db": agreement[1]}
                                                   if agreement else None),
                                "rounds": rounds}
 
@@ -480,7 +489,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
             console.print(f"  {stats.pseudo_labelled}/{stats.chips} chips pseudo-labelled; confident pixels "
                           f"{d['confident_pixel_share']:.1%}, of which water {d['pseudo_water_share']:.1%}"
                           + (f"; {d['vetoed_water_share']:.1%} of the teacher's water ignored by the "
-                             f"{semi.otsu_agreement} check" if agreement else ""))
+                             f"{agreement[0]} check" if agreement else ""))
         trainer = Trainer(student_spec, run_dir, ctx, pretrained=str(checkpoints[-1]), progress=progress,
                           splits=splits, extra_train=pseudo, extra_weight=semi.unlabelled_weight,
                           augmentation=student_aug)
@@ -511,8 +520,8 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
 
 
 def _otsu_agreement(semi: SemiSupervisedConfig, bands: Sequence[str],
-                    unlabelled: Sequence[Sample]) -> tuple[int, float] | None:
-    """(band index, pooled Otsu threshold in dB) for `semi_supervised.otsu_agreement`, or None when it is off."""
+                    unlabelled: Sequence[Sample]) -> tuple[str, float] | None:
+    """(band, pooled Otsu threshold in dB) for `semi_supervised.otsu_agreement`, or None when it is off."""
     from ..evaluation.otsu import pooled_threshold
 
     band = semi.otsu_agreement
@@ -525,7 +534,7 @@ def _otsu_agreement(semi: SemiSupervisedConfig, bands: Sequence[str],
     threshold = pooled_threshold(unlabelled, band)
     if not np.isfinite(threshold):
         raise DataError(f"semi_supervised.otsu_agreement: the unlabelled chips have no valid {band} pixel")
-    return names.index(band), threshold
+    return band, threshold
 
 
 def _console(progress: bool):
