@@ -61,6 +61,15 @@ def band_index(sample: Sample, band: str) -> int:
     return 0
 
 
+def require_band(sample: Sample, band: str, purpose: str = "") -> int:
+    """Index of `band` in the sample, with no fall-back: a sample without it is a DataError (naming `purpose`)."""
+    names = [b.upper() for b in sample.bands]
+    if band.upper() not in names:
+        raise DataError(f"{sample.id}: no {band} band{' for ' + purpose if purpose else ''} "
+                        f"(has {', '.join(sample.bands) or 'none'})")
+    return names.index(band.upper())
+
+
 def otsu_water(image_db: np.ndarray, valid: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Boolean water mask of one band (H, W): below the threshold (per-chip Otsu if not given)."""
     band = np.asarray(image_db, np.float32)
@@ -72,9 +81,9 @@ def otsu_water(image_db: np.ndarray, valid: np.ndarray, threshold: float | None 
     return ok & (band < threshold)
 
 
-def _band_histogram(sample: Sample, band: str) -> np.ndarray:
-    """Counts of the sample's valid, finite values of `band` over SCENE_EDGES (values clipped into range)."""
-    b = sample.image[band_index(sample, band)]
+def _band_histogram(sample: Sample, index: int) -> np.ndarray:
+    """Counts of the sample's valid, finite values of band `index` over SCENE_EDGES (values clipped into range)."""
+    b = sample.image[index]
     ok = sample.valid & np.isfinite(b)
     # bins + range (not an edge array) takes numpy's linear-time path for equal bins
     h, _ = np.histogram(np.clip(b[ok], SCENE_EDGES[0], SCENE_EDGES[-1]), bins=len(SCENE_EDGES) - 1,
@@ -87,7 +96,7 @@ def scene_thresholds(samples: Iterable[Sample], band: str = "VV") -> dict[str, f
     hists: dict[str, np.ndarray] = {}
     for s in samples:
         if not s.is_empty:
-            hists[s.region] = hists.get(s.region, 0) + _band_histogram(s, band)
+            hists[s.region] = hists.get(s.region, 0) + _band_histogram(s, band_index(s, band))
     return {region: otsu_from_histogram(h, SCENE_EDGES) for region, h in hists.items()}
 
 
@@ -96,10 +105,9 @@ def pooled_threshold(samples: Iterable[Sample], band: str) -> float:
     baselines, it does not fall back to the first band: a sample without `band` is a DataError."""
     total = np.zeros(len(SCENE_EDGES) - 1, np.int64)
     for s in samples:
-        if band.upper() not in (b.upper() for b in s.bands):
-            raise DataError(f"{s.id}: no {band} band (has {', '.join(s.bands) or 'none'})")
+        index = require_band(s, band)
         if not s.is_empty:
-            total += _band_histogram(s, band)
+            total += _band_histogram(s, index)
     return otsu_from_histogram(total, SCENE_EDGES)
 
 

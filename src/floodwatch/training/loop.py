@@ -12,7 +12,6 @@ crops and the augmenter. A resumed run therefore repeats exactly the epochs the 
 from __future__ import annotations
 
 import copy
-
 import csv
 import math
 import random

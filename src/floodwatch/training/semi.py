@@ -48,6 +48,7 @@ import torch
 from ..config import ConsistencyConfig, SemiSupervisedConfig, Spec, TAO_DEFAULT_AUGMENTATION, load_spec
 from ..data.sample import IGNORE_INDEX, NOT_WATER, WATER, Sample
 from ..errors import CheckpointError, DataError, FloodwatchError, LayoutError, SpecError
+from ..evaluation.otsu import pooled_threshold, require_band
 from ..io import atomic_path, write_json
 from . import distributed as dist_util
 from .data import ChipDataset, load_samples
@@ -100,8 +101,7 @@ class PseudoLabelStats:
                 "chips_skipped_low_confidence": self.skipped_low_confidence,
                 "confident_pixel_share": self.confident_pixels / self.valid_pixels if self.valid_pixels else 0.0,
                 "pseudo_water_share": self.water_pixels / self.confident_pixels if self.confident_pixels else 0.0,
-                "otsu_agreement": ({"band": self.agreement[0], "threshold_db": self.agreement[1]}
-                                   if self.agreement else None),
+                "otsu_agreement": _agreement_entry(self.agreement),
                 "vetoed_water_share": (None if self.agreement is None else
                                        self.vetoed_water_pixels / (self.water_pixels + self.vetoed_water_pixels)
                                        if self.water_pixels + self.vetoed_water_pixels else 0.0)}
@@ -155,12 +155,9 @@ def pseudo_label_samples(teacher: Any | Sequence[Any], samples: Sequence[Sample]
         mask = pseudo_label(prob, valid, confidence)
         if agreement is not None:
             band, threshold = agreement
-            names = [b.upper() for b in s.bands]
-            if band.upper() not in names:
-                raise DataError(f"{s.id}: no {band} band for semi_supervised.otsu_agreement "
-                                f"(has {', '.join(s.bands) or 'none'})")
+            index = require_band(s, band, "semi_supervised.otsu_agreement")
             with np.errstate(invalid="ignore"):
-                veto = (mask == WATER) & ~(np.asarray(s.image[names.index(band.upper())]) < threshold)
+                veto = (mask == WATER) & ~(np.asarray(s.image[index]) < threshold)
             mask[veto] = IGNORE_INDEX
             stats.vetoed_water_pixels += int(veto.sum())
         confident = int((mask != IGNORE_INDEX).sum())
@@ -435,8 +432,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
                                "consistency": semi.consistency.model_dump() if semi.consistency else None,
                                "unlabelled": [{"path": str(s.path), "format": s.format, "chips": len(s)}
                                               for s in sources],
-                               "otsu_agreement": ({"band": agreement[0], "threshold_db": agreement[1]}
-                                                  if agreement else None),
+                               "otsu_agreement": _agreement_entry(agreement),
                                "rounds": rounds}
 
     def save_summary() -> None:
@@ -519,11 +515,14 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
                                 history=history, results_dir=out, rounds=rounds, summary=summary_path)
 
 
+def _agreement_entry(agreement: tuple[str, float] | None) -> dict[str, Any] | None:
+    """How `semi_supervised.json` records the Otsu check (band, dB threshold); None when it is off."""
+    return {"band": agreement[0], "threshold_db": agreement[1]} if agreement else None
+
+
 def _otsu_agreement(semi: SemiSupervisedConfig, bands: Sequence[str],
                     unlabelled: Sequence[Sample]) -> tuple[str, float] | None:
     """(band, pooled Otsu threshold in dB) for `semi_supervised.otsu_agreement`, or None when it is off."""
-    from ..evaluation.otsu import pooled_threshold
-
     band = semi.otsu_agreement
     if band is None:
         return None
