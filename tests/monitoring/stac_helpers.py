@@ -144,7 +144,10 @@ class StacApi:
 
 
     def replay(self, token: str | None) -> dict:
-        """A recorded search page, its `next` link (GET or POST) pointed at this server."""
+        """A recorded search page, its `next` link (GET or POST) pointed at this server; past the recorded
+        pages, an empty last page."""
+        if token not in self.recorded_pages:
+            return {"type": "FeatureCollection", "features": [], "links": []}
         page = json.loads(json.dumps(self.recorded_pages[token]))
         for link in page.get("links", []):
             if link.get("rel") == "next":

@@ -63,11 +63,15 @@ def band_assets(item: Any) -> list[tuple[str, int, Any]]:
     by_key = {k.lower().removesuffix("-rtc"): (k, a) for k, a in item.assets.items()}
     if all(b.lower() in by_key for b in BANDS):
         return [(by_key[b.lower()][0], 1, by_key[b.lower()][1]) for b in BANDS]
+    pols = [p.upper() for p in item.properties.get("sar:polarizations") or []]
     data = [(k, a) for k, a in item.assets.items()
             if "data" in (a.roles or []) and "tiff" in (a.media_type or "")]
-    if len(data) == 1:
+    # one GeoTIFF with both bands, unless the item says it lacks one or the asset is named for one (an
+    # HH-only GRD has a single 'hh' asset)
+    if len(data) == 1 and (set(BANDS) <= set(pols) or not pols) \
+            and data[0][0].lower().removesuffix("-rtc") not in ("hh", "hv", "vv", "vh"):
         return [(data[0][0], i + 1, data[0][1]) for i in range(len(BANDS))]
-    pols = item.properties.get("sar:polarizations") or sorted(item.assets)
+    pols = pols or sorted(item.assets)
     raise AcquisitionError(f"STAC item '{item.id}': no VV and VH assets (has {', '.join(pols) or 'none'})")
 
 
