@@ -15,7 +15,6 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box, mapping
 
-from floodwatch.acquisition.read import to_crs  # noqa: F401  (re-exported for the tests)
 from floodwatch.monitoring.geo import to_wgs84
 
 PC_API = "https://planetarycomputer.microsoft.com/api/stac/v1"

@@ -169,3 +169,18 @@ def test_cli_fetch(pc, tmp_path, run_cli):
     both = run_cli("fetch", "--bbox", "1,2,3,4", "--aoi", tmp_path / "x.geojson", "--start", "2024-01-01",
                    "--end", "2024-01-02", "-o", tmp_path / "o")
     assert both.returncode == 2 and "exactly one" in both.stderr
+
+
+def test_cog_429_is_retried_then_reported(pc, tmp_path, monkeypatch):
+    import floodwatch.acquisition.read as read
+
+    monkeypatch.setitem(read.GDAL_HTTP_ENV, "GDAL_HTTP_RETRY_DELAY", "0.05")
+    monitoring_helpers.RangeHandler.faults[:] = [429]  # the first COG request: GDAL retries it
+    res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=_source(pc), retries=FAST,
+                progress=False)
+    assert len(res.scenes) == 1 and not monitoring_helpers.RangeHandler.faults
+    monitoring_helpers.RangeHandler.faults[:] = [429] * 20
+    with pytest.raises(RateLimitError, match=r"rate limited \(HTTP 429\) after GDAL's retries") as err:
+        fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out2", source=_source(pc), retries=FAST,
+              progress=False)
+    assert "\n" not in str(err.value)

@@ -2,6 +2,7 @@
 Data Space), served from loopback; the COGs under the real items' asset names are synthetic. Skipped
 without ../shared/data."""
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def _load(path: Path) -> dict:
 
 def test_generated_items_have_the_recorded_shape(stac):
     real = _load(stac / "planetary-computer" / f"item_sentinel-1-rtc_{PC_RTC[0]}.json")
-    made = s1_items.rtc_item(real["id"], s1_items.datetime(2024, 4, 19, 4, 58), 32633, (0, 0, 100, 100), "http://x")
+    made = s1_items.rtc_item(real["id"], datetime(2024, 4, 19, 4, 58), 32633, (0, 0, 100, 100), "http://x")
     assert set(made["assets"]) == set(real["assets"])
     for b in ("vv", "vh"):
         assert made["assets"][b]["type"] == real["assets"][b]["type"]

@@ -127,11 +127,17 @@ class RangeHandler(SimpleHTTPRequestHandler):
 
     range_requests: list = []
     full_requests: list = []
+    faults: list = []  # statuses to answer the next requests with (e.g. [429]), consumed in order
     require_query: str | None = None
 
     def send_head(self):
         rng = self.headers.get("Range")
         path = Path(self.translate_path(self.path))
+        if RangeHandler.faults:
+            self.send_response(RangeHandler.faults.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if self.require_query and self.require_query not in self.path.partition("?")[2]:
             body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>PublicAccessNotPermitted</Code>'
                     b'<Message>Public access is not permitted on this storage account.</Message></Error>')
@@ -203,6 +209,7 @@ def file_server():
                 self, *a, directory=str(folder), **k), "require_query": require_query})
             RangeHandler.range_requests = []
             RangeHandler.full_requests = []
+            RangeHandler.faults = []
             return servers.enter_context(serving(handler))
 
         yield start

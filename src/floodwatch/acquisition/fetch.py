@@ -16,12 +16,13 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
 from ..io import atomic_path
 from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, band_assets, detect_units,
-                   grid_for, has_vv_vh, mosaic, read_item, to_db)
+                   fill_gaps, grid_for, has_vv_vh, read_item, to_db)
 from .search import Retries, item_time, search_api, utc_iso
 from .signing import missing_key_note, no_signing, planetary_computer_signer, redact
 from .sources import GRD_ADVICE, Source, resolve_source
 
 MANIFEST = "fetch.json"
+MAX_PIXELS = 1e8  # per date and band: 800 MB of float32 for VV+VH, about 100 x 100 km at 10 m
 SCENE = "scene.tif"
 
 
@@ -172,11 +173,11 @@ def _group(items: list[Any]) -> dict[str, list[Any]]:
 
 def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, result, console, bar):
     grid = _grid(group[0], aoi, sign, pad_px, src)
-    stacks = []
-    for item in group:
-        stacks.append(read_item(item, grid, sign, access=src.access))
+    data = None
+    for item in group:  # one item in memory at a time besides the mosaic
+        layer = read_item(item, grid, sign, access=src.access)
+        data = layer if data is None else fill_gaps(data, layer)
         bar.advance()
-    data = mosaic(stacks)
     units_in = detect_units(data) if src.units == "auto" else src.units
     data = to_db(data, units_in)
     coverage = aoi_coverage(data, aoi, grid)
@@ -198,17 +199,22 @@ def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
     """The AOI's grid in the first item's CRS and pixel lattice (read from its VV COG's header)."""
     import rasterio
 
-    from .read import GDAL_HTTP_ENV, _gdal_error
+    from .read import GDAL_HTTP_ENV, HttpLog, _gdal_error
 
     key, _, asset = band_assets(item)[0]
-    try:
-        with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset.get_absolute_href())) as ds:
-            crs, transform = ds.crs, ds.transform
-    except rasterio.errors.RasterioIOError as exc:
-        raise _gdal_error(exc, item.id, key, src.access) from None
+    with HttpLog() as log:
+        try:
+            with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset.get_absolute_href())) as ds:
+                crs, transform = ds.crs, ds.transform
+        except rasterio.errors.RasterioIOError as exc:
+            raise _gdal_error(exc, item.id, key, src.access, log) from None
     if crs is None:
         raise AcquisitionError(f"STAC item '{item.id}': asset '{key}' has no CRS")
-    return grid_for(aoi, crs, transform, pad_px)
+    grid = grid_for(aoi, crs, transform, pad_px)
+    if grid.width * grid.height > MAX_PIXELS:
+        raise AcquisitionError(f"--aoi: {grid.width} x {grid.height} px at {abs(transform.a):g} m is more than "
+                               f"{MAX_PIXELS / 1e6:.0f} Mpx per date; split the AOI into smaller ones")
+    return grid
 
 
 def _write_scene(path: Path, data: np.ndarray, grid: Grid, units_in: str) -> None:

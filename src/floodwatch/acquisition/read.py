@@ -6,7 +6,9 @@ in acquisition order.
 """
 from __future__ import annotations
 
+import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -89,13 +91,36 @@ def asset_data_type(asset: Any) -> str | None:
     return (bands[0].get("data_type") if bands else None) or asset.extra_fields.get("data_type")
 
 
-def _gdal_error(exc: Exception, item_id: str, href: str, access: str) -> AcquisitionError:
+class HttpLog(logging.Handler):
+    """GDAL's HTTP complaints (rasterio logs them as warnings; the exception then says only "Read failed"),
+    kept while reading so the error can say 403 or 429."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> "HttpLog":
+        logging.getLogger("rasterio").addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("rasterio").removeHandler(self)
+
+
+def _gdal_error(exc: Exception, item_id: str, href: str, access: str, log: HttpLog | None = None) -> AcquisitionError:
+    # the asset key names the file in messages: a signed href would put its token on the screen
     text = " ".join(str(exc).split())
-    if any(f"code: {c}" in text or f"HTTP {c}" in text or f" {c} " in f" {text} " for c in (401, 403, 409)):
+    codes = set(re.findall(r"(?:response_code=|HTTP error code: |HTTP response code: )(\d{3})",
+                           " ".join([text, *(log.messages if log else [])])))
+    if codes & {"401", "403", "409"}:
         return AccessError(f"STAC item '{item_id}': access to {href} denied; it needs {access}")
-    if "429" in text:
+    if "429" in codes:
         return RateLimitError(f"STAC item '{item_id}': {href} rate limited (HTTP 429) after GDAL's retries; "
                               "wait a few minutes and run again")
+    text = re.sub(r"https?://\S+", "<url>", text)
     return AcquisitionError(f"STAC item '{item_id}': cannot read {href} ({text[:200]})")
 
 
@@ -106,7 +131,7 @@ def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str 
     from rasterio.vrt import WarpedVRT
 
     layers = []
-    with rasterio.Env(**GDAL_HTTP_ENV):
+    with rasterio.Env(**GDAL_HTTP_ENV), HttpLog() as log:
         for key, band, asset in band_assets(item):
             href = asset.get_absolute_href()
             try:
@@ -121,19 +146,18 @@ def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str 
                                    nodata=np.nan, dtype="float32") as vrt:
                         data = vrt.read(band).astype(np.float32)
             except rasterio.errors.RasterioIOError as exc:
-                raise _gdal_error(exc, item.id, key, access) from None
+                raise _gdal_error(exc, item.id, key, access, log) from None
             if nodata is not None and not np.isnan(nodata):
                 data[data == np.float32(nodata)] = np.nan
             layers.append(data)
     return np.stack(layers)
 
 
-def mosaic(stacks: list[np.ndarray]) -> np.ndarray:
-    """First valid pixel wins (a pixel is valid when every band is finite)."""
-    out = stacks[0].copy()
-    for s in stacks[1:]:
-        fill = ~np.isfinite(out).all(axis=0) & np.isfinite(s).all(axis=0)
-        out[:, fill] = s[:, fill]
+def fill_gaps(out: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """Mosaic step, in place: `later` fills the pixels of `out` that lack data (first valid pixel wins; a
+    pixel is valid when every band is finite)."""
+    fill = ~np.isfinite(out).all(axis=0) & np.isfinite(later).all(axis=0)
+    out[:, fill] = later[:, fill]
     return out
 
 

@@ -56,8 +56,11 @@ def search_api(url: str, collection: str, aoi: BaseGeometry, since: datetime | N
     pystac-client follows the `next` links of every page. `label` starts every error message (default: url);
     `access` says what a 401/403/409 means the user lacks.
     """
-    import pystac
-    from pystac_client import Client
+    try:
+        import pystac
+        from pystac_client import Client
+    except ImportError:
+        raise AcquisitionError("pystac-client is not installed: pip install 'floodwatch[fetch]'") from None
     from pystac_client.exceptions import APIError
     from pystac_client.warnings import PystacClientWarning  # DoesNotConformTo is raised, not only warned
 

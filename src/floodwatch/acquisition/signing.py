@@ -24,9 +24,13 @@ def planetary_computer_signer(collection: dict, *, label: str, retries: Retries 
     The storage account and container come from the blob URL or, for hrefs elsewhere (a mirror), from the
     collection's `msft:storage_account` / `msft:container`. One token per container, cached by the package.
     """
-    import planetary_computer
+    try:
+        import planetary_computer
+        from planetary_computer.settings import Settings
+    except ImportError:
+        raise AcquisitionError("planetary-computer is not installed (it signs Planetary Computer assets): "
+                               "pip install 'floodwatch[fetch]'") from None
     import requests
-    from planetary_computer.settings import Settings
 
     Settings.get.cache_clear()  # read the key and token URL from the environment now, not at first import
     needs_account = bool(collection.get("msft:requires_account"))
@@ -69,7 +73,10 @@ def planetary_computer_signer(collection: dict, *, label: str, retries: Retries 
 def missing_key_note(collection: dict) -> str | None:
     """One line to print before fetching when the collection needs an account and no key is set."""
     if collection.get("msft:requires_account") and not os.environ.get("PC_SDK_SUBSCRIPTION_KEY"):
-        from planetary_computer.settings import Settings
+        try:
+            from planetary_computer.settings import Settings
+        except ImportError:
+            return None  # the signer says so
 
         Settings.get.cache_clear()
         if not Settings.get().subscription_key:
