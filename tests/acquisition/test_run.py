@@ -10,6 +10,7 @@ from floodwatch.monitoring.run import run_aoi
 from floodwatch.monitoring.store import Store
 
 import fake_pc
+import monitoring_helpers
 from fake_pc import X0, Y1, utm_aoi
 from monitoring_helpers import DarkWaterPredictor
 
@@ -69,3 +70,21 @@ def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint):
     missing = run_cli("run", "--aoi", "valley", "--date", "2024-05-01", "--stac", pc.api.url, "--db", db,
                       "-o", out)
     assert missing.returncode == 2 and "-m/--model" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_aoi_watch_uses_the_same_source_layer(pc, tmp_path):
+    from floodwatch.monitoring.stac import watch_aoi
+
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", geometry=AOI, source=src,
+                tile=128, overlap=16, retries=FAST, progress=False)
+        # watch signs PC hrefs with the same token layer, reads linear power, and skips what `run` recorded
+        out = watch_aoi(store, "valley", pc.api.url, "sentinel-1-rtc", DarkWaterPredictor(), tmp_path / "watch",
+                        units="linear", tile=128, overlap=16, progress=False)
+        assert [(o.item_id, o.status) for o in out] == [(pc.items[0]["id"], "mapped"), (pc.items[1]["id"], "mapped"),
+                                                        (pc.items[2]["id"], "skipped")]
+        assert pc.token_requests
+        assert all(fake_pc.SIG in p for p, *_ in monitoring_helpers.RangeHandler.range_requests)
+        by_scene = {h["scene_id"]: h for h in store.history("valley")}
+        assert by_scene[pc.items[2]["id"]]["flooded_km2"] > 1 > by_scene[pc.items[0]["id"]]["flooded_km2"]

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from ..acquisition.read import BANDS, GDAL_HTTP_ENV, band_assets, grid_for, read_item  # noqa: F401 (re-exported)
 from ..acquisition.search import item_time, matches, search_api
-from ..acquisition.signing import no_signing
+from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
 from ..io import atomic_path
 from .aoi import aoi_geometry, record_map_result
@@ -41,11 +41,17 @@ def _is_static(source: str) -> bool:
 def find_items(source: str, collection: str, aoi: BaseGeometry, *, since: datetime | None = None,
                until: datetime | None = None) -> list[Any]:
     """pystac Items of `collection` whose footprint intersects `aoi` (EPSG:4326), acquired in [since, until]."""
+    return _find(source, collection, aoi, since, until)[1]
+
+
+def _find(source: str, collection: str, aoi: BaseGeometry, since: datetime | None,
+          until: datetime | None) -> tuple[dict | None, list[Any]]:
+    """(the collection's JSON for an API source, else None; the items)."""
     import pystac
 
     if not _is_static(source):  # a STAC API: the search of floodwatch.acquisition (what `fetch` uses)
         try:
-            return search_api(source, collection, aoi, since, until, label=f"--stac {source}")[1]
+            return search_api(source, collection, aoi, since, until, label=f"--stac {source}")
         except AcquisitionError as exc:
             raise MonitoringError(str(exc)) from None
     try:
@@ -60,7 +66,14 @@ def find_items(source: str, collection: str, aoi: BaseGeometry, *, since: dateti
         if coll is None:
             raise MonitoringError(f"--collection: '{collection}' not found in {source}")
     items = [i for i in coll.get_items(recursive=True) if matches(i, aoi, since, until)]
-    return sorted(items, key=lambda i: (_acquired(i), i.id))
+    return None, sorted(items, key=lambda i: (_acquired(i), i.id))
+
+
+def _signer(source: str, collection: dict | None) -> Callable[[str], str]:
+    """Planetary Computer collections (they name their blob storage account) get SAS-signed hrefs."""
+    if collection is not None and collection.get("msft:storage_account"):
+        return planetary_computer_signer(collection, label=f"--stac {source}")
+    return no_signing
 
 
 def _acquired(item: Any) -> datetime:
@@ -70,16 +83,18 @@ def _acquired(item: Any) -> datetime:
         raise MonitoringError(str(exc)) from None
 
 
-def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 16) -> Path | None:
+def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 16,
+                    sign: Callable[[str], str] = no_signing) -> Path | None:
     """Read only the window of the item's VV/VH COGs that covers the AOI (HTTP range requests for remote
     files) into a 2-band GeoTIFF, in the assets' own units; None when the item has no pixels over the AOI."""
     import rasterio
 
+    key = "?"
     try:
         key, _, asset = band_assets(item)[0]
-        with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(asset.get_absolute_href()) as src:
+        with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset.get_absolute_href())) as src:
             grid = grid_for(aoi, src.crs, src.transform, pad_px)
-        data = read_item(item, grid, no_signing)
+        data = read_item(item, grid, sign)
     except AcquisitionError as exc:
         raise MonitoringError(str(exc)) from None
     except rasterio.errors.RasterioIOError as exc:
@@ -107,12 +122,19 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
     out_dir = Path(out_dir)
     key = f"{source}#{collection}"
     outcomes = []
-    for item in find_items(source, collection, aoi, since=since_dt):
+    coll, items = _find(source, collection, aoi, since_dt, None)
+    sign = None  # made at the first read: a token is asked for only when there is something to read
+    for item in items:
         acquired = utc_iso(_acquired(item))
         if store.is_processed(key, item.id, aoi_name):
             outcomes.append(WatchOutcome(item.id, acquired, "skipped", []))
             continue
-        window = read_aoi_window(item, aoi, out_dir / "inputs" / f"{_safe(item.id)}.tif")
+        if sign is None:
+            try:
+                sign = _signer(source, coll)
+            except AcquisitionError as exc:
+                raise MonitoringError(str(exc)) from None
+        window = read_aoi_window(item, aoi, out_dir / "inputs" / f"{_safe(item.id)}.tif", sign=sign)
         if window is None:
             store.mark_processed(key, item.id, aoi_name)
             outcomes.append(WatchOutcome(item.id, acquired, "outside", []))
