@@ -2,6 +2,7 @@
 the mosaic of two items of one date (checked against a numpy reference), units, and the one-line errors."""
 import json
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -184,3 +185,41 @@ def test_cog_429_is_retried_then_reported(pc, tmp_path, monkeypatch):
         fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out2", source=_source(pc), retries=FAST,
               progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_items_in_two_utm_zones_share_the_first_items_grid(tmp_path, stac_api, file_server, monkeypatch):
+    """Item B in the neighbouring zone (EPSG:32632) is warped onto A's EPSG:32633 lattice: nearest keeps its
+    measured values, and positions agree with rasterio.warp.reproject of B alone."""
+    from pyproj import Transformer
+    from rasterio.warp import Resampling, reproject
+
+    import s1_items
+
+    pc = fake_pc.start(stac_api, file_server, tmp_path / "blobs", monkeypatch)
+    a = pc.items[0]
+    tr = Transformer.from_crs(32633, 32632, always_xy=True)
+    xs, ys = tr.transform([X0, X0 + 5120, X0, X0 + 5120], [Y1 - 4900, Y1 - 4900, Y1 - 10000, Y1 - 10000])
+    bx0, by1 = np.floor(min(xs) / 10) * 10, np.ceil(max(ys) / 10) * 10
+    w, h = int(np.ceil((max(xs) - bx0) / 10)), int(np.ceil((by1 - min(ys)) / 10))
+    b = s1_items.rtc_item(pc.items[1]["id"], fake_pc.DAY1 + timedelta(seconds=25), 32632,
+                          (bx0, by1 - 10 * h, bx0 + 10 * w, by1), pc.files)
+    vv_b = s1_items.linear_field(h, w, seed=9)
+    s1_items.write_item_cogs(pc.root, b, vv_b, vv_b * 0.2)
+    pc.api.items = [a, b]
+    res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=_source(pc), retries=FAST,
+                progress=False)
+    with rasterio.open(res.scenes[0].path) as src:
+        got, crs, transform = src.read(1), src.crs, src.transform
+    assert crs.to_epsg() == EPSG and res.scenes[0].coverage == pytest.approx(1.0)
+    vv_a = pc.arrays[a["id"]][0]
+    want_b = np.full(got.shape, np.nan, np.float32)
+    reproject(vv_b, want_b, src_transform=rasterio.transform.from_origin(bx0, by1, 10, 10), src_crs="EPSG:32632",
+              src_nodata=s1_items.NODATA, dst_transform=transform, dst_crs=crs, dst_nodata=np.nan,
+              resampling=Resampling.nearest)
+    r0 = int(round((Y1 - transform.f) / 10))  # row of A at the grid's top
+    c0 = int(round((transform.c - X0) / 10))
+    a_rows = fake_pc.SIZE - fake_pc.EDGE - r0  # grid rows still inside A's valid rows; B below them
+    assert 0 < a_rows < got.shape[0]
+    np.testing.assert_allclose(got[:a_rows], 10 * np.log10(vv_a[r0:r0 + a_rows, c0:c0 + got.shape[1]]), atol=1e-5)
+    np.testing.assert_allclose(got[a_rows:], 10 * np.log10(want_b[a_rows:]), atol=1e-5)
+    assert np.isin(got[a_rows:], (10 * np.log10(vv_b)).astype(np.float32)).all()  # measured values, not blends

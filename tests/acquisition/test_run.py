@@ -17,6 +17,7 @@ from monitoring_helpers import DarkWaterPredictor
 FAST = Retries(attempts=3, backoff_s=0.01)
 AOI = utm_aoi(X0 + 500, Y1 - 5100, X0 + 3500, Y1 - 2500)  # inside item C; C's water is rows 300-500, cols 100-300
 WATER = utm_aoi(X0 + 1000, Y1 - 5000, X0 + 3000, Y1 - 3000)
+CORNER = utm_aoi(X0 + 2500, Y1 - 3500, X0 + 3500, Y1 - 2500)  # 100 x 100 px over the water's corner (cheap to map)
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_run_maps_records_and_alerts(pc, tmp_path):
 def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint):
     db, out = tmp_path / "cli.db", tmp_path / "out"
     aoi_file = tmp_path / "valley.geojson"
-    aoi_file.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": AOI.__geo_interface__}))
+    aoi_file.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": CORNER.__geo_interface__}))
     ok = run_cli("run", "--aoi", aoi_file, "--date", "2024-05-01", "-m", tiny_checkpoint, "--stac", pc.api.url,
                  "--threshold-km2", "0", "--tile", "128", "--db", db, "-o", out, "-q")
     assert ok.returncode == 0, ok.stderr
