@@ -25,6 +25,7 @@ BLOB = "https://sentinel1euwestrtc.blob.core.windows.net"
 # synthetic patches (EPSG:32633, 10 m) inside the two slices' overlap; 24 rows shared
 X0, NORTH_TOP, ROWS = 690000.0, 3718000.0, 400  # near where the real footprints meet
 SOUTH_TOP = NORTH_TOP - (ROWS - 24) * 10
+AOI = utm_aoi(X0 + 2000, SOUTH_TOP - 1000, X0 + 3000, NORTH_TOP - 2000)  # across the seam of the two slices
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ def test_generated_items_have_the_recorded_shape(stac):
         assert gen[k] == coll[k]
 
 
-def test_pc_rtc_recorded_items_signed_and_mosaicked(stac, tmp_path, stac_api, file_server, monkeypatch):
+def serve_pc_rtc(stac, tmp_path, stac_api, file_server, monkeypatch, water=None):
+    """The two recorded PC RTC slices on a loopback API, synthetic COGs under their real asset paths on
+    signed-only storage, the recorded SAS token response behind a key. Returns (api, items, layers, asked)."""
     pc = stac / "planetary-computer"
     coll = _load(pc / "collection_sentinel-1-rtc.json")
     items = [_load(pc / f"item_sentinel-1-rtc_{i}.json") for i in PC_RTC]
@@ -63,7 +66,7 @@ def test_pc_rtc_recorded_items_signed_and_mosaicked(stac, tmp_path, stac_api, fi
     files = file_server(blobs, require_query="sig=")  # storage answers only signed URLs
     layers = []
     for n, (item, top) in enumerate(zip(items, (NORTH_TOP, SOUTH_TOP))):
-        vv = s1_items.linear_field(ROWS, 512, seed=n)
+        vv = s1_items.linear_field(ROWS, 512, seed=n, water_box=water if n == 0 else None)
         vh = vv * 0.3
         if n == 0:
             vv[-8:], vh[-8:] = s1_items.NODATA, s1_items.NODATA
@@ -89,7 +92,12 @@ def test_pc_rtc_recorded_items_signed_and_mosaicked(stac, tmp_path, stac_api, fi
     import planetary_computer.sas
 
     monkeypatch.setattr(planetary_computer.sas, "TOKEN_CACHE", {})
-    aoi = utm_aoi(X0 + 2000, SOUTH_TOP - 1000, X0 + 3000, NORTH_TOP - 2000)
+    return api, items, layers, asked
+
+
+def test_pc_rtc_recorded_items_signed_and_mosaicked(stac, tmp_path, stac_api, file_server, monkeypatch):
+    api, items, layers, asked = serve_pc_rtc(stac, tmp_path, stac_api, file_server, monkeypatch)
+    aoi = AOI
     assert all(shape(i["geometry"]).intersects(aoi) for i in items)  # the AOI lies in both real footprints
     res = fetch(aoi, "2024-04-19", "2024-04-19", tmp_path / "out", source=resolve_source("pc-rtc", url=api.url),
                 retries=FAST, progress=False)
@@ -154,3 +162,25 @@ def test_cdse_uint16_grd_refused_from_metadata(stac, tmp_path, stac_api):
     with pytest.raises(UnitsError, match=f"STAC item '{item['id']}': uint16 pixels are uncalibrated"):
         fetch(aoi, "2024-06-07", "2024-06-07", tmp_path / "out", source=resolve_source(api.url,
               collection="sentinel-1-grd"), progress=False)
+
+
+def test_run_on_recorded_items_map_history_alert(stac, tmp_path, stac_api, file_server, monkeypatch):
+    from floodwatch.monitoring.geo import geodesic_area_km2
+    from floodwatch.monitoring.run import run_aoi
+    from floodwatch.monitoring.store import Store
+
+    from monitoring_helpers import DarkWaterPredictor
+
+    # water in the north slice, rows 250-350 and columns 150-350: its part inside the AOI is 100 x 100 px
+    api, items, _, _ = serve_pc_rtc(stac, tmp_path, stac_api, file_server, monkeypatch, water=(250, 150, 350, 350))
+    with Store(tmp_path / "fw.db") as store:
+        res = run_aoi(store, "seam", "2024-04-19", DarkWaterPredictor(), tmp_path / "run", geometry=AOI,
+                      source=resolve_source("pc-rtc", url=api.url), threshold_km2=0.5, tile=128, overlap=16,
+                      retries=FAST, progress=False)
+        assert (res.map.out_dir / "flood_polygons.geojson").is_file()
+        (row,) = store.history("seam")
+        assert row["scene_id"] == f"{PC_RTC[0]}+1" and row["acquired"] == "2024-04-19T04:58:01Z"
+        inside = utm_aoi(X0 + 2000, NORTH_TOP - 3500, X0 + 3000, NORTH_TOP - 2500)
+        assert row["flooded_km2"] == pytest.approx(geodesic_area_km2(inside), rel=0.1)
+        (alert,) = store.alerts("seam")
+        assert alert["rule"] == "threshold" and res.alert_ids == [alert["id"]]
