@@ -31,3 +31,27 @@ class ServingError(FloodwatchError):
 
 class MonitoringError(FloodwatchError):
     """AOI store, STAC, alert or web problems."""
+
+
+class AcquisitionError(FloodwatchError):
+    """Searching a STAC catalog or reading its Sentinel-1 assets failed."""
+
+
+class NoItemsError(AcquisitionError):
+    """The search found no usable Sentinel-1 item over the AOI in the time range."""
+
+
+class AccessError(AcquisitionError):
+    """The catalog or its assets refused access (401/403/409): a token or an account is missing."""
+
+
+class RateLimitError(AcquisitionError):
+    """The catalog kept answering 429 Too Many Requests after retries with back-off."""
+
+
+class CoverageError(AcquisitionError):
+    """The items of one date cover less of the AOI than asked for."""
+
+
+class UnitsError(AcquisitionError):
+    """Pixel values that are not backscatter floodwatch can map (e.g. uncalibrated GRD digital numbers)."""

@@ -3,6 +3,7 @@ and loopback HTTP servers (a webhook receiver that can fail first, a range-capab
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import threading
@@ -118,13 +119,35 @@ def receiver():
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
-    """SimpleHTTPRequestHandler plus single-range `Range: bytes=a-b` requests (what GDAL's /vsicurl/ sends)."""
+    """SimpleHTTPRequestHandler plus single-range `Range: bytes=a-b` requests (what GDAL's /vsicurl/ sends).
+
+    Every range served is logged in `range_requests`, every whole-file GET in `full_requests`. With
+    `require_query` set, files are served only to URLs whose query holds it (a signed URL); others get the
+    409 PublicAccessNotPermitted that Azure blob storage answers."""
 
     range_requests: list = []
+    full_requests: list = []
+    faults: list = []  # statuses to answer the next requests with (e.g. [429]), consumed in order
+    require_query: str | None = None
 
     def send_head(self):
         rng = self.headers.get("Range")
         path = Path(self.translate_path(self.path))
+        if RangeHandler.faults:
+            self.send_response(RangeHandler.faults.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if self.require_query and self.require_query not in self.path.partition("?")[2]:
+            body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>PublicAccessNotPermitted</Code>'
+                    b'<Message>Public access is not permitted on this storage account.</Message></Error>')
+            self.send_response(409)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+        if not rng and path.is_file() and self.command == "GET":
+            RangeHandler.full_requests.append((self.path, 0, path.stat().st_size - 1))
         if not rng or not path.is_file():
             return super().send_head()
         m = re.match(r"bytes=(\d*)-(\d*)$", rng.strip())
@@ -178,12 +201,15 @@ class _Limited:
 
 @pytest.fixture
 def file_server():
-    """Serve a folder on loopback with HTTP range support: yields a function folder -> base URL."""
+    """Serve a folder on loopback with HTTP range support: yields a function (folder, require_query=None) ->
+    base URL (see RangeHandler for require_query)."""
     with contextlib.ExitStack() as servers:
-        def start(folder: Path) -> str:
+        def start(folder: Path, require_query: str | None = None) -> str:
             handler = type("Handler", (RangeHandler,), {"__init__": lambda self, *a, **k: RangeHandler.__init__(
-                self, *a, directory=str(folder), **k)})
+                self, *a, directory=str(folder), **k), "require_query": require_query})
             RangeHandler.range_requests = []
+            RangeHandler.full_requests = []
+            RangeHandler.faults = []
             return servers.enter_context(serving(handler))
 
         yield start

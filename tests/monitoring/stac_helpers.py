@@ -4,6 +4,10 @@ The API (http.server on 127.0.0.1, free port) implements what pystac-client need
 page with conformance classes, /conformance, /collections, /collections/{id}, and GET/POST /search with
 collections, bbox, intersects and datetime filters and `next`-link paging. It is strict where real servers are
 (an open-ended `../..` datetime is a 400, as in stac-fastapi), and it logs every request for the assertions.
+
+For the acquisition tests it can also fail on purpose (`faults`: statuses to answer first, per path prefix),
+serve extra routes (`routes`: e.g. a SAS token endpoint), replay recorded search pages (`recorded_pages`) and
+answer unknown collections with a recorded 404 body.
 """
 from __future__ import annotations
 
@@ -87,6 +91,13 @@ class StacApi:
         self.methods = methods  # search methods advertised (and accepted)
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, parameters)
         self.url = ""
+        #: path prefix -> statuses to answer, one per request, before answering normally (e.g. [429, 429])
+        self.faults: dict[str, list[int]] = {}
+        #: path prefix -> fn(method, path, headers) -> (status, JSON body): extra endpoints
+        self.routes: dict[str, object] = {}
+        #: recorded search pages: {None: first page, next-token: page}; their `next` links are pointed here
+        self.recorded_pages: dict | None = None
+        self.not_found_body: dict | None = None  # a recorded 404 body for unknown collections
 
     def landing(self) -> dict:
         u = self.url
@@ -132,6 +143,19 @@ class StacApi:
         return page
 
 
+    def replay(self, token: str | None) -> dict:
+        """A recorded search page, its `next` link (GET or POST) pointed at this server; past the recorded
+        pages, an empty last page."""
+        if token not in self.recorded_pages:
+            return {"type": "FeatureCollection", "features": [], "links": []}
+        page = json.loads(json.dumps(self.recorded_pages[token]))
+        for link in page.get("links", []):
+            if link.get("rel") == "next":
+                query = urlparse(link["href"]).query
+                link["href"] = f"{self.url}/search" + (f"?{query}" if query else "")
+        return page
+
+
 def _handler(api: StacApi):
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, code: int, body: dict, ctype: str = "application/json") -> None:
@@ -145,6 +169,13 @@ def _handler(api: StacApi):
         def _route(self, method: str, params: dict) -> None:
             path = urlparse(self.path).path.rstrip("/") or "/"
             api.requests.append((method, path, params))
+            for prefix, codes in api.faults.items():
+                if path.startswith(prefix) and codes:
+                    code = codes.pop(0)
+                    return self._reply(code, {"code": str(code), "description": f"injected {code}"})
+            for prefix, fn in api.routes.items():
+                if path.startswith(prefix):
+                    return self._reply(*fn(method, path, self.headers))
             by_id = {c["id"]: c for c in api.collections}
             if method == "GET" and path == "/":
                 return self._reply(200, api.landing())
@@ -156,10 +187,14 @@ def _handler(api: StacApi):
                 cid = path.split("/", 2)[2]
                 if cid in by_id:
                     return self._reply(200, by_id[cid])
-                return self._reply(404, {"code": "NotFoundError", "description": f"collection {cid} not found"})
+                return self._reply(404, api.not_found_body or {"code": "NotFoundError",
+                                                               "description": f"collection {cid} not found"})
             if path == "/search":
                 if method not in api.methods:
                     return self._reply(405, {"code": "MethodNotAllowed", "description": method})
+                if api.recorded_pages is not None:
+                    return self._reply(200, api.replay(params.get("next") or params.get("token")),
+                                       "application/geo+json")
                 try:
                     return self._reply(200, api.search(params, method), "application/geo+json")
                 except (ValueError, KeyError) as exc:

@@ -1,0 +1,289 @@
+"""`fetch`: search a catalog for Sentinel-1 over an AOI, read each date's window, write VV/VH dB GeoTIFFs
+and a JSON of what was fetched and from where."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import box, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
+from ..io import atomic_path
+from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, band_assets, detect_units,
+                   fill_gaps, grid_for, has_vv_vh, read_item, to_db)
+from .search import Retries, item_time, search_api, utc_iso
+from .signing import missing_key_note, no_signing, planetary_computer_signer, redact
+from .sources import GRD_ADVICE, Source, resolve_source
+
+MANIFEST = "fetch.json"
+MAX_PIXELS = 1e8  # per date and band: 800 MB of float32 for VV+VH, about 100 x 100 km at 10 m
+SCENE = "scene.tif"
+
+
+@dataclass
+class FetchedScene:
+    key: str  # folder name: the UTC date, plus the relative orbit when one date has several passes
+    path: Path
+    acquired: str  # first item's time, ISO UTC
+    coverage: float
+    units_in: str
+    items: list[dict[str, Any]]
+
+
+@dataclass
+class FetchResult:
+    out_dir: Path
+    manifest: Path
+    scenes: list[FetchedScene] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_bbox(text: str) -> BaseGeometry:
+    """'W,S,E,N' in degrees -> a polygon."""
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise AcquisitionError(f"--bbox: '{text}' is not four numbers W,S,E,N") from None
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise AcquisitionError(f"--bbox: '{text}' is not W,S,E,N in degrees with W < E and S < N")
+    return box(w, s, e, n)
+
+
+def read_aoi(path: str | Path) -> BaseGeometry:
+    """The union of the polygons of a GeoJSON file (geometry, Feature or FeatureCollection), EPSG:4326."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        kind = doc.get("type")
+        feats = doc["features"] if kind == "FeatureCollection" else [doc] if kind == "Feature" else [{"geometry": doc}]
+        geoms = [shapely.make_valid(shape(f["geometry"])) for f in feats if f.get("geometry")]
+    except FileNotFoundError:
+        raise AcquisitionError(f"--aoi: {path}: file not found") from None
+    except (ValueError, KeyError, TypeError, AttributeError, OSError, shapely.errors.GEOSException) as exc:
+        raise AcquisitionError(f"--aoi: {path}: not a GeoJSON geometry ({type(exc).__name__}: {exc})") from None
+    geom = shapely.union_all([g for g in geoms if g.area > 0]) if geoms else shapely.Polygon()
+    if geom.is_empty:
+        raise AcquisitionError(f"--aoi: {path}: no polygon (an AOI needs an area)")
+    minx, miny, maxx, maxy = geom.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise AcquisitionError(f"--aoi: {path}: coordinates are not lon/lat degrees (GeoJSON is EPSG:4326)")
+    return geom
+
+
+def parse_day(text: str | date | datetime, opt: str) -> datetime:
+    """A date or ISO time -> aware UTC datetime (a bare date is its midnight)."""
+    if isinstance(text, datetime):
+        return text if text.tzinfo else text.replace(tzinfo=timezone.utc)
+    if isinstance(text, date):
+        return datetime(text.year, text.month, text.day, tzinfo=timezone.utc)
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise AcquisitionError(f"{opt}: '{text}' is not a date (YYYY-MM-DD) or ISO-8601 time") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def day_range(start: Any, end: Any) -> tuple[datetime, datetime]:
+    """[start, end] where a bare end date means the whole of that day."""
+    lo = parse_day(start, "--start")
+    hi = parse_day(end, "--end")
+    if isinstance(end, str) and len(end.strip()) == 10:
+        hi = hi + timedelta(days=1) - timedelta(microseconds=1)
+    if hi < lo:
+        raise AcquisitionError(f"--end: {end} is before --start {start}")
+    return lo, hi
+
+
+def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, source: Source | str | None = None,
+          min_coverage: float = 0.5, pad_px: int = 16, first_only: bool = False, retries: Retries = Retries(),
+          progress: bool = True, console: Any = None) -> FetchResult:
+    """Fetch Sentinel-1 VV/VH over `aoi` (EPSG:4326) acquired in [start, end] into `out_dir`.
+
+    One `<date>/scene.tif` (2 bands, VV and VH, float32 dB, NaN nodata) per acquisition date, and
+    `fetch.json`. Dates whose items cover less than `min_coverage` of the AOI are skipped (with a warning);
+    none left is a CoverageError. `first_only`: stop after the first date written.
+    """
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    src = source if isinstance(source, Source) else resolve_source(source)
+    if not 0.0 <= min_coverage <= 1.0:
+        raise AcquisitionError(f"--min-coverage: {min_coverage} must be between 0 and 1")
+    since, until = day_range(start, end)
+    label = f"{src.name} ({src.url}, {src.collection})" if src.name != src.url else f"{src.url} ({src.collection})"
+    if src.units == "dn":  # refuse before any request: these numbers are not backscatter
+        raise UnitsError(f"{label}: serves uncalibrated GRD digital numbers, not backscatter; {GRD_ADVICE}")
+    coll, items = search_api(src.url, src.collection, aoi, since, until, label=label, access=src.access,
+                             retries=retries)
+    when = f"between {utc_iso(since)} and {utc_iso(until)}"
+    if not items:
+        raise NoItemsError(f"{label}: no Sentinel-1 items over the AOI {when}")
+    usable = [i for i in items if has_vv_vh(i)]
+    if not usable:
+        pols = sorted({p for i in items for p in i.properties.get("sar:polarizations", [])})
+        raise NoItemsError(f"{label}: {len(items)} item(s) over the AOI {when}, none with VV and VH "
+                           f"(polarisations: {', '.join(pols) or 'unknown'}); floodwatch needs VV+VH")
+    for item in usable:
+        types = {asset_data_type(a) for _, _, a in band_assets(item)}
+        if src.units == "auto" and types & set(INTEGER_TYPES):
+            raise UnitsError(f"STAC item '{item.id}': {'/'.join(sorted(t for t in types if t))} pixels are "
+                             f"uncalibrated GRD digital numbers, not backscatter; {GRD_ADVICE}")
+    sign = no_signing
+    if src.signing == "planetary-computer":
+        note = missing_key_note(coll)
+        if note:
+            console.print(note, highlight=False)
+        sign = planetary_computer_signer(coll, label=label, retries=retries)
+    out_dir = Path(out_dir)
+    result = FetchResult(out_dir, out_dir / MANIFEST)
+    groups = _group(usable)
+    with _progress(progress, sum(len(g) for g in groups.values())) as bar:
+        for key, group in groups.items():
+            scene = _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, result, console, bar)
+            if scene is not None:
+                result.scenes.append(scene)
+                if first_only:
+                    break
+    if not result.scenes:
+        best = max(result.skipped, key=lambda s: s["coverage"])
+        raise CoverageError(f"{label}: the items {when} cover at most {100 * best['coverage']:.0f}% of the AOI "
+                            f"({best['key']}), below --min-coverage {100 * min_coverage:.0f}%")
+    _write_manifest(result, src, aoi, since, until, min_coverage)
+    return result
+
+
+def _group(items: list[Any]) -> dict[str, list[Any]]:
+    """Items by UTC date and relative orbit (one pass); keys are dates, '_r<orbit>' added where one date
+    has more than one pass. Oldest first."""
+    by: dict[tuple[str, Any], list[Any]] = {}
+    for i in items:
+        by.setdefault((item_time(i).strftime("%Y-%m-%d"), i.properties.get("sat:relative_orbit")), []).append(i)
+    per_day: dict[str, int] = {}
+    for day, _ in by:
+        per_day[day] = per_day.get(day, 0) + 1
+    return {(day if per_day[day] == 1 else f"{day}_r{orbit}"): g for (day, orbit), g in sorted(
+        by.items(), key=lambda kv: (item_time(kv[1][0]), str(kv[0][1])))}
+
+
+def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, result, console, bar):
+    grid = _grid(group[0], aoi, sign, pad_px, src)
+    data = None
+    for item in group:  # one item in memory at a time besides the mosaic
+        layer = read_item(item, grid, sign, access=src.access)
+        data = layer if data is None else fill_gaps(data, layer)
+        bar.advance()
+    units_in = detect_units(data) if src.units == "auto" else src.units
+    data = to_db(data, units_in)
+    coverage = aoi_coverage(data, aoi, grid)
+    if coverage < max(min_coverage, 1e-9):
+        console.print(f"warning: {key}: the items cover {100 * coverage:.0f}% of the AOI, below --min-coverage "
+                      f"{100 * min_coverage:.0f}%: skipped", highlight=False)
+        result.skipped.append({"key": key, "coverage": coverage, "items": [i.id for i in group]})
+        return None
+    if coverage < 0.999:
+        console.print(f"warning: {key}: partial coverage, the items cover {100 * coverage:.0f}% of the AOI",
+                      highlight=False)
+    path = out_dir / key / SCENE
+    _write_scene(path, data, grid, units_in)
+    return FetchedScene(key, path, utc_iso(item_time(group[0])), coverage, units_in,
+                        [_item_record(i) for i in group])
+
+
+def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
+    """The AOI's grid in the first item's CRS and pixel lattice (read from its VV COG's header)."""
+    import rasterio
+
+    from .read import GDAL_HTTP_ENV, HttpLog, _gdal_error
+
+    key, _, asset = band_assets(item)[0]
+    with HttpLog() as log:
+        try:
+            with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset.get_absolute_href())) as ds:
+                crs, transform = ds.crs, ds.transform
+        except rasterio.errors.RasterioIOError as exc:
+            raise _gdal_error(exc, item.id, key, src.access, log) from None
+    if crs is None:
+        raise AcquisitionError(f"STAC item '{item.id}': asset '{key}' has no CRS")
+    grid = grid_for(aoi, crs, transform, pad_px)
+    if grid.width * grid.height > MAX_PIXELS:
+        raise AcquisitionError(f"--aoi: {grid.width} x {grid.height} px at {abs(transform.a):g} m is more than "
+                               f"{MAX_PIXELS / 1e6:.0f} Mpx per date; split the AOI into smaller ones")
+    return grid
+
+
+def _write_scene(path: Path, data: np.ndarray, grid: Grid, units_in: str) -> None:
+    import rasterio
+
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=len(BANDS), dtype="float32",
+                   crs=grid.crs, transform=grid.transform, nodata=float("nan"), compress="deflate", tiled=True,
+                   blockxsize=256, blockysize=256)
+    if grid.width < 256 or grid.height < 256:
+        profile.update(tiled=False)
+        profile.pop("blockxsize")
+        profile.pop("blockysize")
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data.astype(np.float32))
+            dst.descriptions = BANDS
+            dst.update_tags(units="dB", source_units=units_in)
+
+
+def _item_record(item: Any) -> dict[str, Any]:
+    p = item.properties
+    return {"id": item.id, "collection": item.collection_id, "datetime": utc_iso(item_time(item)),
+            "platform": p.get("platform"), "orbit_state": p.get("sat:orbit_state"),
+            "relative_orbit": p.get("sat:relative_orbit"), "absolute_orbit": p.get("sat:absolute_orbit"),
+            "instrument_mode": p.get("sar:instrument_mode"),
+            "assets": {k: redact(a.get_absolute_href()) for k, _, a in band_assets(item)}}
+
+
+def _write_manifest(result: FetchResult, src: Source, aoi: BaseGeometry, since, until, min_coverage) -> None:
+    doc = {"source": src.name, "api": src.url, "collection": src.collection, "aoi": mapping(aoi),
+           "start": utc_iso(since), "end": utc_iso(until), "min_coverage": min_coverage,
+           "fetched_at": utc_iso(datetime.now(timezone.utc)),
+           "scenes": [{"key": s.key, "path": str(s.path.relative_to(result.out_dir)), "acquired": s.acquired,
+                       "units": "dB", "source_units": s.units_in, "bands": list(BANDS),
+                       "coverage": round(s.coverage, 6), "items": s.items} for s in result.scenes],
+           "skipped": [{**s, "coverage": round(s["coverage"], 6)} for s in result.skipped]}
+    with atomic_path(result.manifest) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def advance(self):
+        pass
+
+
+class _Bar:
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self.task = self.progress.add_task("fetch", total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+    def advance(self):
+        self.progress.advance(self.task)
+
+
+def _progress(on: bool, total: int):
+    return _Bar(total) if on else _NoBar()

@@ -1,0 +1,187 @@
+"""Reading only the AOI's window of Sentinel-1 COGs over HTTP, onto one grid, in dB.
+
+Each asset is opened through GDAL's /vsicurl/ (HTTP range requests) and warped by a WarpedVRT onto the
+AOI's grid, so GDAL fetches only the tiles under that grid. Items of one date are mosaicked first-valid-wins
+in acquisition order.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import AccessError, AcquisitionError, RateLimitError
+
+#: GDAL settings for COGs over HTTP: no directory listing per file, merge neighbouring range requests,
+#: retry 429/5xx answers with back-off.
+GDAL_HTTP_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+                 "GDAL_HTTP_MULTIPLEX": "YES", "GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "1",
+                 "VSI_CACHE": "TRUE"}
+BANDS = ("VV", "VH")
+INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
+
+
+@dataclass(frozen=True)
+class Grid:
+    crs: Any
+    transform: Any  # affine.Affine
+    width: int
+    height: int
+
+
+def to_crs(geom: BaseGeometry, crs: Any) -> BaseGeometry:
+    """An EPSG:4326 geometry in `crs` (edges densified first, so they follow the projection)."""
+    dst = CRS.from_user_input(crs)
+    geom = shapely.segmentize(geom, 1e-3)
+    if dst.equals(CRS.from_epsg(4326)):
+        return geom
+    tr = Transformer.from_crs(4326, dst, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def grid_for(aoi: BaseGeometry, crs: Any, ref_transform: Any, pad_px: int = 0) -> Grid:
+    """The AOI's bounds in `crs` on the pixel lattice of `ref_transform` (north-up), padded by pad_px."""
+    from affine import Affine
+
+    a, e, c, f = ref_transform.a, ref_transform.e, ref_transform.c, ref_transform.f
+    minx, miny, maxx, maxy = to_crs(aoi, crs).bounds
+    col0 = math.floor((minx - c) / a + 1e-9) - pad_px
+    col1 = math.ceil((maxx - c) / a - 1e-9) + pad_px
+    row0 = math.floor((maxy - f) / e + 1e-9) - pad_px
+    row1 = math.ceil((miny - f) / e - 1e-9) + pad_px
+    return Grid(crs, Affine(a, 0.0, c + col0 * a, 0.0, e, f + row0 * e), col1 - col0, row1 - row0)
+
+
+def band_assets(item: Any) -> list[tuple[str, int, Any]]:
+    """[(asset key, band index, pystac Asset)] for VV and VH: assets named vv/vh (any case, '-rtc' suffix
+    allowed), or one data asset holding both bands."""
+    by_key = {k.lower().removesuffix("-rtc"): (k, a) for k, a in item.assets.items()}
+    if all(b.lower() in by_key for b in BANDS):
+        return [(by_key[b.lower()][0], 1, by_key[b.lower()][1]) for b in BANDS]
+    pols = [p.upper() for p in item.properties.get("sar:polarizations") or []]
+    data = [(k, a) for k, a in item.assets.items()
+            if "data" in (a.roles or []) and "tiff" in (a.media_type or "")]
+    # one GeoTIFF with both bands, unless the item says it lacks one or the asset is named for one (an
+    # HH-only GRD has a single 'hh' asset)
+    if len(data) == 1 and (set(BANDS) <= set(pols) or not pols) \
+            and data[0][0].lower().removesuffix("-rtc") not in ("hh", "hv", "vv", "vh"):
+        return [(data[0][0], i + 1, data[0][1]) for i in range(len(BANDS))]
+    pols = pols or sorted(item.assets)
+    raise AcquisitionError(f"STAC item '{item.id}': no VV and VH assets (has {', '.join(pols) or 'none'})")
+
+
+def has_vv_vh(item: Any) -> bool:
+    try:
+        band_assets(item)
+        return True
+    except AcquisitionError:
+        return False
+
+
+def asset_data_type(asset: Any) -> str | None:
+    """The asset's pixel type as its STAC metadata states it (raster:bands or the CDSE 'data_type' field)."""
+    bands = asset.extra_fields.get("raster:bands") or []
+    return (bands[0].get("data_type") if bands else None) or asset.extra_fields.get("data_type")
+
+
+class HttpLog(logging.Handler):
+    """GDAL's HTTP complaints (rasterio logs them as warnings; the exception then says only "Read failed"),
+    kept while reading so the error can say 403 or 429."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> "HttpLog":
+        logging.getLogger("rasterio").addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("rasterio").removeHandler(self)
+
+
+def _gdal_error(exc: Exception, item_id: str, href: str, access: str, log: HttpLog | None = None) -> AcquisitionError:
+    # the asset key names the file in messages: a signed href would put its token on the screen
+    text = " ".join(str(exc).split())
+    codes = set(re.findall(r"(?:response_code=|HTTP error code: |HTTP response code: )(\d{3})",
+                           " ".join([text, *(log.messages if log else [])])))
+    if codes & {"401", "403", "409"}:
+        return AccessError(f"STAC item '{item_id}': access to {href} denied; it needs {access}")
+    if "429" in codes:
+        return RateLimitError(f"STAC item '{item_id}': {href} rate limited (HTTP 429) after GDAL's retries; "
+                              "wait a few minutes and run again")
+    text = re.sub(r"https?://\S+", "<url>", text)
+    return AcquisitionError(f"STAC item '{item_id}': cannot read {href} ({text[:200]})")
+
+
+def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str = "an account or token") -> np.ndarray:
+    """VV and VH of one item on `grid` as float32 (2, H, W) in the asset's units; NaN where no data."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    layers = []
+    with rasterio.Env(**GDAL_HTTP_ENV), HttpLog() as log:
+        for key, band, asset in band_assets(item):
+            href = asset.get_absolute_href()
+            try:
+                with rasterio.open(sign(href)) as src:
+                    nodata = src.nodata
+                    if nodata is None:
+                        bands = asset.extra_fields.get("raster:bands") or [{}]
+                        nodata = bands[0].get("nodata")
+                    # nearest: values stay measured backscatter (and exact on a shared lattice)
+                    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                   height=grid.height, resampling=Resampling.nearest, src_nodata=nodata,
+                                   nodata=np.nan, dtype="float32") as vrt:
+                        data = vrt.read(band).astype(np.float32)
+            except rasterio.errors.RasterioIOError as exc:
+                raise _gdal_error(exc, item.id, key, access, log) from None
+            if nodata is not None and not np.isnan(nodata):
+                data[data == np.float32(nodata)] = np.nan
+            layers.append(data)
+    return np.stack(layers)
+
+
+def fill_gaps(out: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """Mosaic step, in place: `later` fills the pixels of `out` that lack data (first valid pixel wins; a
+    pixel is valid when every band is finite)."""
+    fill = ~np.isfinite(out).all(axis=0) & np.isfinite(later).all(axis=0)
+    out[:, fill] = later[:, fill]
+    return out
+
+
+def detect_units(data: np.ndarray) -> str:
+    """'db' when any valid value is negative (power is never negative), else 'linear'."""
+    valid = data[np.isfinite(data)]
+    return "db" if valid.size and float(valid.min()) < 0 else "linear"
+
+
+def to_db(data: np.ndarray, units: str) -> np.ndarray:
+    """Backscatter in dB; linear power <= 0 has no dB value and becomes nodata (NaN)."""
+    if units == "db":
+        return data.astype(np.float32)
+    out = np.full(data.shape, np.nan, np.float32)
+    ok = np.isfinite(data) & (data > 0)
+    out[ok] = 10.0 * np.log10(data[ok])
+    return out
+
+
+def aoi_coverage(data: np.ndarray, aoi: BaseGeometry, grid: Grid) -> float:
+    """Share of the AOI's pixels that hold data in every band."""
+    from rasterio import features
+
+    inside = features.geometry_mask([to_crs(aoi, grid.crs)], out_shape=(grid.height, grid.width),
+                                    transform=grid.transform, invert=True, all_touched=True)
+    n = int(inside.sum())
+    return float((np.isfinite(data).all(axis=0) & inside).sum() / n) if n else 0.0

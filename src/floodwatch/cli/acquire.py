@@ -1,0 +1,118 @@
+"""`floodwatch fetch` and `floodwatch run`: thin wrappers over floodwatch.acquisition and monitoring.run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_SUBSCRIPTION_KEY), pc-grd, "
+               "earth-search-grd, cdse-grd, or a STAC API URL (with --collection).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fetch")(fetch_cmd)
+    app.command("run")(run_cmd)
+
+
+def _source(source: str, collection: Optional[str], stac: Optional[str], units: str):
+    from ..acquisition import resolve_source
+
+    return resolve_source(source, collection=collection, url=stac, units=units)
+
+
+def _area(aoi: Optional[str], bbox: Optional[str]):
+    """(geometry or None, default AOI name) from --aoi FILE|NAME or --bbox."""
+    from ..acquisition import parse_bbox, read_aoi
+    from ..errors import FloodwatchError
+
+    if (aoi is None) == (bbox is None):
+        raise FloodwatchError("--aoi/--bbox: give exactly one of them")
+    if bbox is not None:
+        geom = parse_bbox(bbox)
+        return geom, "bbox_" + "_".join(f"{v:.4f}" for v in geom.bounds)
+    if Path(aoi).is_file() or aoi.lower().endswith((".json", ".geojson")):
+        return read_aoi(aoi), Path(aoi).stem
+    return None, aoi
+
+
+def fetch_cmd(
+    aoi: Optional[Path] = typer.Option(None, "--aoi", help="AOI polygon(s), GeoJSON in EPSG:4326."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI as W,S,E,N in degrees."),
+    start: str = typer.Option(..., "--start", help="First day (YYYY-MM-DD) or ISO time."),
+    end: str = typer.Option(..., "--end", help="Last day (inclusive) or ISO time."),
+    source: str = typer.Option("pc-rtc", "--source", help=SOURCE_HELP),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Collection (with a URL --source)."),
+    stac: Optional[str] = typer.Option(None, "--stac", help="Another API root for --source (a mirror or proxy)."),
+    units: str = typer.Option("auto", "--units", help="Asset pixel units: auto (as the source says), db, linear."),
+    min_coverage: float = typer.Option(0.5, "--min-coverage", help="Skip dates covering less of the AOI (0-1)."),
+    out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder: <date>/scene.tif and fetch.json."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Fetch Sentinel-1 VV/VH (dB, one GeoTIFF per date) over an AOI from a public STAC catalog."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..acquisition import fetch
+
+    geom, _ = _area(str(aoi) if aoi else None, bbox)
+    res = fetch(geom, start, end, out_dir, source=_source(source, collection, stac, units),
+                min_coverage=min_coverage, progress=not quiet)
+    table = Table("date", "acquired", "items", "AOI coverage", "source units", "scene")
+    for s in res.scenes:
+        table.add_row(s.key, s.acquired, str(len(s.items)), f"{100 * s.coverage:.0f}%", s.units_in, str(s.path))
+    Console().print(table)
+    Console().print(f"manifest: {res.manifest}")
+
+
+def run_cmd(
+    aoi: Optional[str] = typer.Option(None, "--aoi", help="A stored AOI name, or a GeoJSON file (EPSG:4326)."),
+    bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI as W,S,E,N in degrees."),
+    date: str = typer.Option(..., "--date", help="Day (YYYY-MM-DD): the first acquisition from then is mapped."),
+    days: int = typer.Option(1, "--days", min=1, help="Look this many days from --date for an acquisition."),
+    model: Optional[Path] = typer.Option(None, "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+    out_dir: Path = typer.Option(Path("floodwatch_run"), "-o", "--output", help="Output folder."),
+    name: Optional[str] = typer.Option(None, "--name", help="AOI name to store a new --aoi FILE / --bbox under."),
+    source: str = typer.Option("pc-rtc", "--source", help=SOURCE_HELP),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Collection (with a URL --source)."),
+    stac: Optional[str] = typer.Option(None, "--stac", help="Another API root for --source (a mirror or proxy)."),
+    units: str = typer.Option("auto", "--units", help="Asset pixel units: auto (as the source says), db, linear."),
+    min_coverage: float = typer.Option(0.5, "--min-coverage", help="Refuse dates covering less of the AOI (0-1)."),
+    threshold_km2: Optional[float] = typer.Option(None, "--threshold-km2", help="Alert rule for a new AOI."),
+    rise_percent: Optional[float] = typer.Option(None, "--rise-percent", help="Alert rule for a new AOI."),
+    tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
+                                     help="Monitoring database (default ~/.floodwatch)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Fetch, map, record in the AOI's history and raise its alerts: a place and a date to km² in one step."""
+    from rich.console import Console
+
+    from ..monitoring.run import run_aoi
+    from ..monitoring.store import Store
+
+    geom, default_name = _area(aoi, bbox)
+    src = _source(source, collection, stac, units)
+    predictor = _predictor(model)
+    with Store(db) as store:
+        res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
+                      min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
+                      overlap=min(64, tile // 4), threshold=threshold, progress=not quiet)
+        rec = store.record(res.record_ids[0], False) if res.record_ids else None
+    console = Console()
+    console.print(f"{res.aoi}: {res.scene.key} ({len(res.scene.items)} item(s), {100 * res.scene.coverage:.0f}% of "
+                  f"the AOI) -> {res.map.out_dir}")
+    if rec is not None:
+        console.print(f"flooded {rec['flooded_km2']:.3f} km² in AOI '{res.aoi}'; {len(res.alert_ids)} new alert(s)")
+
+
+def _predictor(model: Optional[Path]):
+    from ..errors import FloodwatchError
+    from ..inference import load_predictor
+
+    # TODO(lead): once floodwatch.models.zoo.resolve_model lands, replace this check with
+    #   load_predictor(resolve_model(model))  # None -> the shipped default model
+    if model is None:
+        raise FloodwatchError("-m/--model: required until the default model ships (give a .pt or .onnx)")
+    return load_predictor(model)

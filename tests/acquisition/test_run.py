@@ -1,0 +1,91 @@
+"""`run`: fetch -> map -> record in the AOI's history -> alert, on the loopback Planetary Computer."""
+import json
+
+import pytest
+
+from floodwatch.acquisition import Retries, resolve_source
+from floodwatch.errors import MonitoringError
+from floodwatch.monitoring.geo import geodesic_area_km2
+from floodwatch.monitoring.run import run_aoi
+from floodwatch.monitoring.store import Store
+
+import fake_pc
+import monitoring_helpers
+from fake_pc import X0, Y1, utm_aoi
+from monitoring_helpers import DarkWaterPredictor
+
+FAST = Retries(attempts=3, backoff_s=0.01)
+AOI = utm_aoi(X0 + 500, Y1 - 5100, X0 + 3500, Y1 - 2500)  # inside item C; C's water is rows 300-500, cols 100-300
+WATER = utm_aoi(X0 + 1000, Y1 - 5000, X0 + 3000, Y1 - 3000)
+CORNER = utm_aoi(X0 + 2500, Y1 - 3500, X0 + 3500, Y1 - 2500)  # 100 x 100 px over the water's corner (cheap to map)
+
+
+@pytest.fixture
+def pc(tmp_path, stac_api, file_server, monkeypatch):
+    return fake_pc.start(stac_api, file_server, tmp_path / "blobs", monkeypatch)
+
+
+def test_run_maps_records_and_alerts(pc, tmp_path):
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        res = run_aoi(store, "valley", "2024-04-25", DarkWaterPredictor(), tmp_path / "run", geometry=AOI,
+                      source=src, days=10, threshold_km2=1.0, tile=128, overlap=16, retries=FAST, progress=False)
+        # the first acquisition in [Apr 25, May 5) is item C on May 1
+        assert res.scene.key == "2024-05-01" and [i["id"] for i in res.scene.items] == [pc.items[2]["id"]]
+        assert (res.map.out_dir / "flood_mask.tif").is_file() and (res.map.out_dir / "quicklook.png").is_file()
+        assert res.map.out_dir == tmp_path / "run" / "maps" / "2024-05-01" / "scene"
+        (row,) = store.history("valley")
+        assert row["scene_id"] == pc.items[2]["id"] and row["acquired"] == "2024-05-01T04:58:02Z"
+        # the dark box, measured independently on the ellipsoid (the model smooths its edges by ~2 px)
+        assert row["flooded_km2"] == pytest.approx(geodesic_area_km2(WATER), rel=0.05)
+        assert row["coverage"] == pytest.approx(1.0, abs=0.02)
+        (alert,) = store.alerts("valley")
+        assert res.alert_ids == [alert["id"]] and alert["rule"] == "threshold"
+        # `aoi watch` on the same catalog will skip the item `run` recorded
+        assert store.is_processed(f"{pc.api.url}#sentinel-1-rtc", pc.items[2]["id"], "valley")
+        # a stored AOI runs by name; the same name with another place is refused
+        again = run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "run", source=src,
+                        tile=128, overlap=16, retries=FAST, progress=False)
+        assert again.scene.key == "2024-04-19" and not again.alert_ids
+        assert [h["acquired"][:10] for h in store.history("valley")] == ["2024-04-19", "2024-05-01"]
+        with pytest.raises(MonitoringError, match="already stored with another geometry"):
+            run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "run",
+                    geometry=utm_aoi(X0, Y1 - 900, X0 + 900, Y1), source=src, progress=False)
+
+
+def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint):
+    db, out = tmp_path / "cli.db", tmp_path / "out"
+    aoi_file = tmp_path / "valley.geojson"
+    aoi_file.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": CORNER.__geo_interface__}))
+    ok = run_cli("run", "--aoi", aoi_file, "--date", "2024-05-01", "-m", tiny_checkpoint, "--stac", pc.api.url,
+                 "--threshold-km2", "0", "--tile", "128", "--db", db, "-o", out, "-q")
+    assert ok.returncode == 0, ok.stderr
+    assert (out / "inputs" / "2024-05-01" / "scene.tif").is_file() and (out / "inputs" / "fetch.json").is_file()
+    stats = json.loads((out / "maps" / "2024-05-01" / "scene" / "stats.json").read_text())
+    with Store(db) as store:
+        (row,) = store.history("valley")
+        alerts = store.alerts("valley")
+    assert row["scene_id"] == pc.items[2]["id"] and "valley: 2024-05-01" in ok.stdout
+    # an untrained model floods what it floods; the threshold rule (0 km²) fires exactly when that is > 0
+    assert len(alerts) == (row["flooded_km2"] > 0) and stats["valid_km2"] > 0
+    missing = run_cli("run", "--aoi", "valley", "--date", "2024-05-01", "--stac", pc.api.url, "--db", db,
+                      "-o", out)
+    assert missing.returncode == 2 and "-m/--model" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_aoi_watch_uses_the_same_source_layer(pc, tmp_path):
+    from floodwatch.monitoring.stac import watch_aoi
+
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", geometry=AOI, source=src,
+                tile=128, overlap=16, retries=FAST, progress=False)
+        # watch signs PC hrefs with the same token layer, reads linear power, and skips what `run` recorded
+        out = watch_aoi(store, "valley", pc.api.url, "sentinel-1-rtc", DarkWaterPredictor(), tmp_path / "watch",
+                        units="linear", tile=128, overlap=16, progress=False)
+        assert [(o.item_id, o.status) for o in out] == [(pc.items[0]["id"], "mapped"), (pc.items[1]["id"], "mapped"),
+                                                        (pc.items[2]["id"], "skipped")]
+        assert pc.token_requests
+        assert all(fake_pc.SIG in p for p, *_ in monitoring_helpers.RangeHandler.range_requests)
+        by_scene = {h["scene_id"]: h for h in store.history("valley")}
+        assert by_scene[pc.items[2]["id"]]["flooded_km2"] > 1 > by_scene[pc.items[0]["id"]]["flooded_km2"]
