@@ -91,8 +91,11 @@ def score(checkpoint: Path, samples: list) -> dict[str, dict]:
     for region, m in r["regions"].items():
         event = "NorthAL" if region.startswith("northal") else "Bangladesh" if region.startswith("bangladesh") \
             else region
+        (tn, fp), (fn, tp) = m["confusion"]
+        (otn, ofp), _ = m["otsu"]["confusion"]
         out[event] = {"water_iou": m["water_iou"], "precision": m["precision"], "recall": m["recall"],
-                      "otsu_water_iou": m["otsu"]["water_iou"], "pixels": m["pixels"]}
+                      "otsu_water_iou": m["otsu"]["water_iou"], "pixels": m["pixels"], "water_pixels": fn + tp,
+                      "false_water_share": fp / max(1, tn + fp), "otsu_false_water_share": ofp / max(1, otn + ofp)}
     return out
 
 
@@ -146,6 +149,10 @@ def to_json_safe(obj):
     return safe(obj)
 
 
+def _has_water(row: dict | None) -> bool:
+    return row is not None and row.get("recall") is not None  # recall is undefined (null) without water
+
+
 def _clean(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
@@ -170,8 +177,10 @@ def table(rows_by_recipe: dict[str, list[dict]]) -> str:
             for row in rows:
                 by_seed.setdefault(row["seed"], {}).update(row["events"])
             if event == "mean over events":
-                per_seed = {seed: [_clean(ev[e]["water_iou"]) for e in events if e in ev] for seed, ev in by_seed.items()}
-                otsu = {seed: [_clean(ev[e]["otsu_water_iou"]) for e in events if e in ev] for seed, ev in by_seed.items()}
+                per_seed = {seed: [_clean(ev[e]["water_iou"]) for e in events if _has_water(ev.get(e))]
+                            for seed, ev in by_seed.items()}
+                otsu = {seed: [_clean(ev[e]["otsu_water_iou"]) for e in events if _has_water(ev.get(e))]
+                        for seed, ev in by_seed.items()}
                 n = {len(v) for v in per_seed.values()}
                 lines.append(f"| **mean over {'/'.join(map(str, sorted(n)))} events** | {name} | "
                              f"{cell([float(np.nanmean(v)) for v in per_seed.values()])} | | | "
@@ -179,6 +188,12 @@ def table(rows_by_recipe: dict[str, list[dict]]) -> str:
                 continue
             got = [ev[event] for ev in by_seed.values() if event in ev]
             if not got:
+                continue
+            if not _has_water(got[0]):  # IoU is 0 or undefined without water: show how much land became water
+                lines.append(f"| {event} (no labelled water) | {name} | false water "
+                             f"{cell([100 * g.get('false_water_share', float('nan')) for g in got])} % of land | | | "
+                             f"Otsu {cell([100 * g.get('otsu_false_water_share', float('nan')) for g in got])} % | "
+                             f"{len(got)} |")
                 continue
             lines.append(f"| {event} | {name} | {cell([_clean(g['water_iou']) for g in got])} | "
                          f"{cell([_clean(g['precision']) for g in got])} | {cell([_clean(g['recall']) for g in got])} | "
