@@ -211,3 +211,25 @@ def test_terrain_option_errors_name_the_field(tmp_path):
         map_scene(tmp_path / "s.tif", ThresholdPredictor(), tmp_path / "o",
                   terrain=Terrain(dem=tmp_path / "nope.tif", hand_from_dem=False))
     assert not (tmp_path / "o" / "s").exists()
+
+
+def test_shapefile_water_mask_is_rasterised_on_the_scene_grid(tmp_path):
+    import shapefile
+    from pyproj import CRS
+
+    dark = np.zeros((40, 60), bool)
+    dark[10:30, 10:50] = True
+    scene = write_sar(tmp_path / "s.tif", dark)
+    x0, y0 = 400000 + 10 * PIXEL, 5300000 - 30 * PIXEL  # columns 10-30, rows 10-30 in UTM 33N
+    x1, y1 = 400000 + 30 * PIXEL, 5300000 - 10 * PIXEL
+    with shapefile.Writer(str(tmp_path / "lake"), shapeType=shapefile.POLYGON) as w:
+        w.field("name", "C")
+        w.poly([[(x0, y0), (x0, y1), (x1, y1), (x1, y0), (x0, y0)]])
+        w.record("lake")
+    (tmp_path / "lake.prj").write_text(CRS.from_epsg(32633).to_wkt("WKT1_ESRI"))
+    r = map_scene(scene, ThresholdPredictor(), tmp_path / "out", water_mask=tmp_path / "lake.shp", **TILING)
+    mask, _ = read(r.paths["mask"])
+    assert (mask[10:30, 10:30] == 2).all() and (mask[10:30, 30:50] == 1).all()
+    (tmp_path / "lake.prj").unlink()
+    with pytest.raises(DataError, match="lake.shp: water mask has no .prj"):
+        map_scene(scene, ThresholdPredictor(), tmp_path / "out2", water_mask=tmp_path / "lake.shp", **TILING)
