@@ -340,7 +340,7 @@ def _to_scene(data: np.ndarray, src: Grid, dst: Grid, resampling: Resampling) ->
 class TerrainLayers:
     """Exclusion flags (uint8, scene grid) and, for depth, the DEM on the scene grid."""
 
-    def __init__(self, terrain: Terrain, scene: str | Path, ref, margin_m: float = 2000.0):
+    def __init__(self, terrain: Terrain, scene: str | Path, ref, margin_m: float = 1000.0):
         terrain.validate()
         self.terrain = terrain
         scene_grid = grid_of(ref)
