@@ -30,8 +30,16 @@ def register(app: typer.Typer) -> None:
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
         threshold: float = options.THRESHOLD,
-        water_mask: Optional[Path] = typer.Option(None, "--water-mask",
-                                                  help="Permanent-water raster (any CRS); counted apart."),
+        water_mask: Optional[str] = typer.Option(
+            None, "--water-mask", help="Permanent water, counted apart: raster (any CRS), GeoJSON/shapefile, "
+            "or 'jrc-gsw' / 'worldcover' (fetched for the scene)."),
+        hand: Optional[str] = options.HAND,
+        hand_max: float = options.HAND_MAX,
+        dem: Optional[str] = options.DEM,
+        slope_max: float = options.SLOPE_MAX,
+        exclude: Optional[str] = options.EXCLUDE,
+        depth: bool = options.DEPTH,
+        orbit: Optional[str] = options.ORBIT,
         min_area: float = typer.Option(1000.0, "--min-area", help="Drop flood polygons under this many m²."),
         simplify: float = typer.Option(1.0, "--simplify", help="Polygon simplification tolerance in pixels."),
         probability: str = typer.Option("uint8", "--probability", help="Probability raster: uint8 (%) or float32."),
@@ -44,7 +52,8 @@ def register(app: typer.Typer) -> None:
         db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
                                          help="Monitoring database for --acquired (default ~/.floodwatch)."),
     ) -> None:
-        """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook."""
+        """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook;
+        with terrain options also exclusion.tif (bit flags) and, with --depth, flood_depth.tif."""
         from rich.console import Console
         from rich.table import Table
 
@@ -65,8 +74,10 @@ def register(app: typer.Typer) -> None:
             if vh is not None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
+        terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
         kw = dict(vh=vh, units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
-                  water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability)
+                  water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability,
+                  terrain=terrain)
         predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
                             if backend == "triton" else {})
         if tta or tta_transforms:
@@ -85,12 +96,14 @@ def register(app: typer.Typer) -> None:
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = None if backend == "auto" else backend
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]
-        table = Table("scene", "flood km²", "valid km²", "flooded %", "permanent km²", "polygons", "s", "output")
+        table = Table("scene", "flood km²", "valid km²", "flooded %", "permanent km²", "excluded km²", "polygons",
+                      "s", "output")
         for r in results:
             s = r.stats
             table.add_row(Path(r.scene).name, f"{s['flooded_km2']:.3f}", f"{s['valid_km2']:.2f}",
                           f"{100 * s['flooded_fraction']:.1f}", f"{s['permanent_water_km2']:.3f}",
-                          str(s["polygons"]), f"{s['runtime_s']:.1f}", str(r.out_dir))
+                          f"{s['excluded_water_km2']:.3f}", str(s["polygons"]), f"{s['runtime_s']:.1f}",
+                          str(r.out_dir))
         Console().print(table)
         if acquired:
             from ..monitoring.aoi import record_map_result

@@ -10,3 +10,26 @@ TEMPERATURE = typer.Option(None, "--temperature", help="Apply the temperature in
 REFINE = typer.Option(None, "--refine", help="Refine the probability: none, guided (edge-aware guided filter, "
                       "guidance = the SAR input), 'guided:r=4,eps=0.1,min=16' (radius, edge threshold, flip "
                       "regions under 16 px) or 'clean:min=16' (flip only).")
+
+# Terrain (map, run): built into a mapping.terrain.Terrain by `terrain_options`.
+HAND = typer.Option(None, "--hand", help="HAND raster (m), or 'glo30-hand'; computed from --dem when absent.")
+HAND_MAX = typer.Option(15.0, "--hand-max", help="Exclude water more than this many metres above drainage.")
+DEM = typer.Option(None, "--dem", help="DEM raster, or 'glo30-dem': slope, radar shadow/layover, HAND, depth.")
+SLOPE_MAX = typer.Option(15.0, "--slope-max", help="Exclude water on terrain steeper than this (degrees).")
+EXCLUDE = typer.Option(None, "--exclude", help="Exclusion mask: raster (nonzero) or GeoJSON/shapefile.")
+DEPTH = typer.Option(False, "--depth", help="Flood depth COG and per-polygon depth (needs --dem).")
+ORBIT = typer.Option(None, "--orbit", help="ascending or descending, when the scene's metadata do not say.")
+
+
+def terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit):
+    """The Terrain for these option values, or None when no terrain option was given."""
+    from ..errors import FloodwatchError
+    from ..mapping.terrain import Terrain
+
+    if depth and dem is None:
+        raise FloodwatchError("--depth: needs --dem")
+    if orbit is not None and orbit not in ("ascending", "descending"):
+        raise FloodwatchError(f"--orbit: '{orbit}' is not one of ascending, descending")
+    terrain = Terrain(hand=hand, hand_max=hand_max, dem=dem, slope_max=slope_max, exclude=exclude, depth=depth,
+                      orbit=orbit)
+    return terrain if terrain.active else None

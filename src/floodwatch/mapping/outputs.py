@@ -1,4 +1,4 @@
-"""Raster outputs: strip-wise GeoTIFF writers, the COG conversion, permanent-water lookup, quicklook."""
+"""Raster outputs: strip-wise GeoTIFF writers, the COG conversion, quicklook."""
 from __future__ import annotations
 
 import math
@@ -7,17 +7,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
-
-from ..errors import DataError
 
 MASK_NODATA = 255
 PROB_NODATA_U8 = 255
 #: value of detected water that lies inside the permanent-water reference (only with water_mask)
 PERMANENT = 2
+#: value of detected water under a terrain exclusion flag (HAND, slope, shadow, layover, user mask)
+EXCLUDED = 3
 
 
 def open_strip_writer(path: Path, ref, dtype: str, nodata: float):
@@ -40,33 +37,6 @@ def to_cog(src: Path, dst: Path, *, resampling: str, description: str) -> None:
     src.unlink()
 
 
-class PermanentWater:
-    """A permanent-water raster in any CRS/resolution, resampled on the fly onto the scene's grid."""
-
-    def __init__(self, path: str | Path, ref):
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: water mask not found")
-        try:
-            self._src = rasterio.open(path)
-        except RasterioIOError:
-            raise DataError(f"{path}: water mask is not a raster GeoTIFF") from None
-        if self._src.crs is None:
-            self._src.close()
-            raise DataError(f"{path}: water mask has no coordinate reference system")
-        self.path = path
-        self._vrt = WarpedVRT(self._src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
-                              resampling=Resampling.nearest, src_nodata=self._src.nodata, nodata=0)
-
-    def read_rows(self, row0: int, row1: int) -> np.ndarray:
-        data = self._vrt.read(1, window=Window(0, row0, self._vrt.width, row1 - row0))
-        return np.isfinite(data) & (data > 0)
-
-    def close(self) -> None:
-        self._vrt.close()
-        self._src.close()
-
-
 class Quicklook:
     """Keeps every f-th row/column of the SAR backdrop and the mask; renders a PNG at the end."""
 
@@ -80,7 +50,8 @@ class Quicklook:
         self.mask.append(mask[first::self.step, ::self.step].copy())
 
     def save(self, path: Path, title: str) -> None:
-        """PNG: SAR backdrop (VV, -25..0 dB) with flood red, permanent water blue, no data black."""
+        """PNG: SAR backdrop (VV, -25..0 dB) with flood red, permanent water blue, excluded water yellow,
+        no data black."""
         from PIL import Image, ImageDraw
 
         sar = np.concatenate(self.sar) if self.sar else np.zeros((1, 1), np.float32)
@@ -88,6 +59,7 @@ class Quicklook:
         grey = np.clip((np.nan_to_num(sar, nan=-25.0) + 25.0) / 25.0, 0, 1)
         rgb = np.repeat(grey[..., None], 3, axis=-1)
         legend = {"flood": (1, (242, 38, 25)), "permanent water": (PERMANENT, (25, 90, 242)),
+                  "excluded (terrain)": (EXCLUDED, (245, 200, 40)),
                   "no data": (MASK_NODATA, (0, 0, 0))}
         for value, colour in legend.values():
             sel = mask == value

@@ -6,6 +6,7 @@ is O(tile x width) whatever the scene's height.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -20,13 +21,17 @@ from ..errors import FloodwatchError
 from ..inference.tiling import StripBlender, TileGrid
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
-from .outputs import (MASK_NODATA, PERMANENT, PROB_NODATA_U8, PermanentWater, Quicklook, open_strip_writer,
-                      to_cog, write_rows)
+from .masks import open_mask
+from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, Quicklook, open_strip_writer, to_cog,
+                      write_rows)
 from .scene import SceneReader
+from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
 from .vectorize import vectorize_mask
 
 OUTPUT_NAMES = {"mask": "flood_mask.tif", "probability": "flood_probability.tif",
                 "polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
+#: written beside those with terrain options: the exclusion flags, and depth with `Terrain(depth=True)`
+TERRAIN_OUTPUT_NAMES = {"exclusion": "exclusion.tif", "depth": "flood_depth.tif"}
 _DONE = object()
 
 
@@ -41,12 +46,16 @@ class MapResult:
 def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
               units: str = "db", tile: int = 512, overlap: int = 64, batch: int = 4, threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
-              probability: str = "uint8", progress: bool = True, backend: str | None = None) -> MapResult:
+              probability: str = "uint8", progress: bool = True, backend: str | None = None,
+              terrain: Terrain | None = None) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` atomically.
 
     predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability.
     vh: the VH file when `scene` is a single-band VV file. units: 'db' or 'linear' power.
-    water_mask: permanent-water raster (any grid); water inside it is kept apart from new flood.
+    water_mask: permanent-water reference, kept apart from new flood: a raster (any grid), a GeoJSON or
+    shapefile, or a public layer name ('jrc-gsw', 'worldcover').
+    terrain: HAND/DEM/exclusion options (`Terrain`); water under an exclusion flag is counted apart
+    (mask value 3) and an exclusion COG is written; with `depth`, a depth COG too.
     min_area_m2: polygons smaller than this are left out of the GeoJSON (the rasters keep every pixel).
     simplify: polygon simplification tolerance in pixels. probability: 'uint8' (0-100) or 'float32'.
     """
@@ -56,23 +65,43 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
     if batch < 1:
         raise FloodwatchError(f"batch: {batch} must be at least 1")
+    if terrain is not None:
+        terrain.validate()
+        terrain = terrain if terrain.active else None
     t_start = time.perf_counter()
     with SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
         grid = TileGrid(reader.height, reader.width, tile, overlap)
-        water = PermanentWater(water_mask, reader) if water_mask else None
+        water = open_mask(water_mask, reader) if water_mask else None
         try:
+            t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
+            layers = TerrainLayers(terrain, scene, reader) if terrain else None
+            t_terrain, cpu_terrain = time.perf_counter() - t_terrain, time.process_time() - cpu_terrain
             final = Path(out_dir) / reader.stem
             with atomic_dir(final) as tmp:
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
-                           probability=probability)
+                           probability=probability, terrain=layers)
                 run.execute(progress)
                 paths = {k: final / v for k, v in OUTPUT_NAMES.items()}
+                depth = None
+                if layers is not None:
+                    paths["exclusion"] = final / TERRAIN_OUTPUT_NAMES["exclusion"]
+                    if terrain.depth:
+                        t0, cpu0 = time.perf_counter(), time.process_time()
+                        depth = _write_depth(tmp, reader, layers, terrain.depth_percentile)
+                        paths["depth"] = final / TERRAIN_OUTPUT_NAMES["depth"]
+                        t_terrain += time.perf_counter() - t0
+                        cpu_terrain += time.process_time() - cpu0
                 poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
                                       min_area_m2=min_area_m2, simplify=simplify,
-                                      max_pixel_m2=float(run.area.pixel_m2.max()))
+                                      max_pixel_m2=float(run.area.pixel_m2.max()),
+                                      properties=depth.properties if depth is not None else None)
                 stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
                                   backend=backend or getattr(predictor, "backend", type(predictor).__name__),
                                   polygons=poly, runtime_s=time.perf_counter() - t_start)
+                if layers is not None:
+                    # layer building and depth (the per-strip flag bookkeeping runs inside the writer thread)
+                    stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
+                                        "depth": depth.summary if depth is not None else None}
                 run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
                                    f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
                                    f"({100 * stats['flooded_fraction']:.1f}% of {stats['valid_km2']:.1f} km2 imaged)")
@@ -83,13 +112,29 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
 
 
+def _write_depth(tmp: Path, ref, layers: TerrainLayers, percentile: float) -> FloodDepth:
+    """Depth of every flood pixel from the finished mask and the DEM, written as a float32 COG."""
+    import rasterio
+
+    with rasterio.open(tmp / OUTPUT_NAMES["mask"]) as ds:
+        flood = ds.read(1) == 1
+    depth = FloodDepth.compute(flood, layers.dem, percentile)
+    part = tmp / ".flood_depth.full.tif"
+    with open_strip_writer(part, ref, "float32", float("nan")) as ds:
+        write_rows(ds, 0, depth.depth)
+    to_cog(part, tmp / TERRAIN_OUTPUT_NAMES["depth"], resampling="average",
+           description=f"flood depth (m): DEM p{percentile:g} along each flood area's edge minus the ground")
+    return depth
+
+
 class _Run:
     """One pass over a scene: reader thread -> blending on the caller's thread -> writer thread."""
 
     def __init__(self, reader: SceneReader, grid: TileGrid, predictor, tmp: Path, *, batch: int, threshold: float,
-                 water: PermanentWater | None, probability: str):
+                 water, probability: str, terrain: TerrainLayers | None = None):
         self.reader, self.grid, self.predictor, self.tmp = reader, grid, predictor, tmp
         self.batch, self.threshold, self.water, self.probability = batch, threshold, water, probability
+        self.terrain = terrain
         self.area = AreaCounter(reader.crs, reader.transform, reader.height, reader.width)
         self.quicklook = Quicklook(reader.height, reader.width)
         self.tiles_predicted = 0
@@ -144,8 +189,12 @@ class _Run:
         mask_tmp, prob_tmp = self.tmp / ".flood_mask.full.tif", self.tmp / ".flood_probability.full.tif"
         prob_dtype, prob_nodata = (("uint8", PROB_NODATA_U8) if self.probability == "uint8"
                                    else ("float32", float("nan")))
-        with open_strip_writer(mask_tmp, ref, "uint8", MASK_NODATA) as mds, \
-                open_strip_writer(prob_tmp, ref, prob_dtype, prob_nodata) as pds:
+        excl_tmp = self.tmp / ".exclusion.full.tif"
+        with contextlib.ExitStack() as stack:
+            mds = stack.enter_context(open_strip_writer(mask_tmp, ref, "uint8", MASK_NODATA))
+            pds = stack.enter_context(open_strip_writer(prob_tmp, ref, prob_dtype, prob_nodata))
+            eds = (stack.enter_context(open_strip_writer(excl_tmp, ref, "uint8", EXCLUSION_NODATA))
+                   if self.terrain is not None else None)
             while True:
                 item = q_out.get()
                 if item is _DONE:
@@ -153,14 +202,18 @@ class _Run:
                 if self.stop.is_set():
                     continue  # drain so the producer never blocks
                 row0, prob, valid, vv = item
-                self._write_rows(mds, pds, row0, prob, valid, vv)
+                self._write_rows(mds, pds, eds, row0, prob, valid, vv)
         if not self.stop.is_set():
             to_cog(mask_tmp, self.tmp / OUTPUT_NAMES["mask"], resampling="nearest",
-                   description="flood: 1 flood, 0 dry, 2 permanent water, 255 no data")
+                   description="flood: 1 flood, 0 dry, 2 permanent water, 3 water-like but excluded by terrain, "
+                               "255 no data")
+            if eds is not None:
+                to_cog(excl_tmp, self.tmp / TERRAIN_OUTPUT_NAMES["exclusion"], resampling="nearest",
+                       description=EXCLUSION_DESCRIPTION)
             to_cog(prob_tmp, self.tmp / OUTPUT_NAMES["probability"], resampling="average",
                    description="water probability" + (" (percent)" if prob_dtype == "uint8" else ""))
 
-    def _write_rows(self, mds, pds, row0: int, prob: np.ndarray, valid: np.ndarray, vv: np.ndarray) -> None:
+    def _write_rows(self, mds, pds, eds, row0: int, prob: np.ndarray, valid: np.ndarray, vv: np.ndarray) -> None:
         valid = valid & np.isfinite(prob)
         water = valid & (prob >= self.threshold)
         mask = np.where(valid, np.uint8(0), np.uint8(MASK_NODATA))
@@ -172,6 +225,16 @@ class _Run:
             self.area.add("permanent_detected", row0, water & reference)
         else:
             flood = water
+        if self.terrain is not None:
+            # Known water (the reference) wins over terrain: a lake in a steep valley is still a lake.
+            flags = self.terrain.read_rows(row0, row0 + len(prob))
+            excluded = flood & (flags != 0)
+            flood = flood & ~excluded
+            mask[excluded] = EXCLUDED
+            self.area.add("excluded_water", row0, excluded)
+            for bit, name in FLAG_NAMES.items():
+                self.area.add(f"excluded_{name}", row0, valid & ((flags & bit) != 0))
+            write_rows(eds, row0, np.where(valid, flags, np.uint8(EXCLUSION_NODATA)))
         mask[flood] = 1
         if self.probability == "uint8":
             out = np.where(valid, np.rint(np.nan_to_num(prob) * 100), PROB_NODATA_U8).astype(np.uint8)
@@ -179,7 +242,7 @@ class _Run:
             out = np.where(valid, prob, np.float32(np.nan)).astype(np.float32)
         write_rows(mds, row0, mask)
         write_rows(pds, row0, out)
-        for name, sel in (("valid", valid), ("water", water), ("flood", flood)):
+        for name, sel in (("valid", valid), ("water", water), ("flood", flood), ("dry", valid & ~water)):
             self.area.add(name, row0, sel)
         self.quicklook.add(row0, vv, mask)
 
@@ -244,6 +307,8 @@ class _Run:
     def stats(self, *, scene, vh, units, water_mask, threshold, backend, polygons, runtime_s) -> dict[str, Any]:
         a, r = self.area, self.reader
         valid, flood = a.km2("valid"), a.km2("flood")
+        split = {"flood": flood, "permanent_water": a.km2("permanent_detected"),
+                 "excluded_water": a.km2("excluded_water"), "dry": a.km2("dry")}
         return {
             "scene": str(scene), "vh": str(vh) if vh else None, "units": units, "backend": backend,
             "crs": r.crs.to_string(), "transform": list(r.transform)[:6], "width": r.width, "height": r.height,
@@ -253,6 +318,11 @@ class _Run:
             "flooded_fraction": flood / valid if valid > 0 else 0.0,
             "permanent_water_km2": a.km2("permanent_detected"),
             "permanent_water_reference_km2": a.km2("permanent_reference"),
+            "excluded_water_km2": split["excluded_water"],
+            # flood + permanent water + dark-but-excluded + dry = the valid (imaged) area
+            "area_split_km2": split,
+            "excluded_area_km2": ({name: a.km2(f"excluded_{name}") for name in FLAG_NAMES.values()}
+                                  if self.terrain is not None else None),
             "water_mask": str(water_mask) if water_mask else None,
             "valid_pixels": a.pixels("valid"), "flooded_pixels": a.pixels("flood"),
             "polygons": polygons["features"], "polygon_area_km2": polygons["area_km2"],

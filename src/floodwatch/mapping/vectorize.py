@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import rasterio
@@ -67,12 +68,15 @@ def _pixel_polygons(src, value: int, block: int, min_pixels: int) -> tuple[list,
 
 
 def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 1, min_area_m2: float = 0.0,
-                   simplify: float = 1.0, max_pixel_m2: float | None = None, block: int = VECTOR_BLOCK) -> dict:
+                   simplify: float = 1.0, max_pixel_m2: float | None = None, block: int = VECTOR_BLOCK,
+                   properties: Callable[[Any], dict] | None = None) -> dict:
     """Write the polygons of `value` in a uint8 mask GeoTIFF as a GeoJSON FeatureCollection (EPSG:4326).
 
     simplify: Douglas-Peucker tolerance in pixels (0 keeps the exact pixel outlines).
     min_area_m2: polygons smaller than this on the ellipsoid are dropped (speckle).
     max_pixel_m2: the largest ground area of one pixel, to drop specks cheaply before vectorising.
+    properties: called with each polygon in pixel coordinates (col, row; before simplification) for extra
+    GeoJSON properties (e.g. flood depth).
     Returns {"features": n, "area_km2": total of the kept polygons, "removed": n dropped}."""
     with rasterio.open(mask_path) as src:
         min_pixels = int(min_area_m2 / max_pixel_m2) if max_pixel_m2 and min_area_m2 > 0 else 0
@@ -84,12 +88,13 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 
         x, y = a * xy[:, 0] + b * xy[:, 1] + c, d * xy[:, 0] + e * xy[:, 1] + f
         return np.column_stack(to_lonlat.transform(x, y))
 
+    extra = [properties(p) for p in polys] if properties else [{}] * len(polys)
     geoms = np.array(polys, dtype=object)
     if simplify > 0 and len(geoms):
         geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
     geoms = shapely.transform(geoms, pixel_to_lonlat) if len(geoms) else geoms
     feats, total = [], 0.0
-    for geom in geoms:
+    for geom, more in zip(geoms, extra):
         if geom.is_empty:
             continue
         if not geom.is_valid:
@@ -100,7 +105,7 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 
             continue
         total += area_m2
         feats.append({"type": "Feature", "id": len(feats),
-                      "properties": {"id": len(feats), "area_km2": round(area_m2 / 1e6, 6)},
+                      "properties": {"id": len(feats), "area_km2": round(area_m2 / 1e6, 6), **more},
                       "geometry": mapping(geom)})
     with atomic_path(out_path) as tmp:
         tmp.write_text(json.dumps({"type": "FeatureCollection", "name": Path(out_path).stem,

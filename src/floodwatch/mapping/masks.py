@@ -1,0 +1,147 @@
+"""Boolean layers on the scene's grid, read by strips of rows: a raster (any CRS/resolution), a vector
+file (GeoJSON or shapefile, rasterised per strip) or a registered public water layer.
+
+Used for the permanent-water reference (`water_mask`) and the user's exclusion mask (`exclude`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from pyproj import CRS, Transformer
+from rasterio import features
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from shapely.geometry import box, shape
+
+from ..errors import DataError
+from .terrain_sources import Grid, fetch_layer, public_layer
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".shp")
+
+
+def grid_of(ref) -> Grid:
+    return Grid(ref.crs, ref.transform, ref.height, ref.width)
+
+
+class RasterMask:
+    """Nonzero, finite pixels of band 1, resampled (nearest) onto the scene's grid on the fly."""
+
+    def __init__(self, path: Path, ref, what: str):
+        try:
+            self._src = rasterio.open(path)
+        except RasterioIOError:
+            raise DataError(f"{path}: {what} is not a raster GeoTIFF or a vector file "
+                            f"({', '.join(VECTOR_SUFFIXES)})") from None
+        if self._src.crs is None:
+            self._src.close()
+            raise DataError(f"{path}: {what} has no coordinate reference system")
+        self._vrt = WarpedVRT(self._src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
+                              resampling=Resampling.nearest, src_nodata=self._src.nodata, nodata=0)
+
+    def read_rows(self, row0: int, row1: int) -> np.ndarray:
+        data = self._vrt.read(1, window=Window(0, row0, self._vrt.width, row1 - row0))
+        return np.isfinite(data) & (data > 0)
+
+    def close(self) -> None:
+        self._vrt.close()
+        self._src.close()
+
+
+def _read_geojson(path: Path, what: str) -> tuple[list, CRS]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: {what} is not valid GeoJSON ({exc})") from None
+    if doc.get("type") == "FeatureCollection":
+        geoms = [f.get("geometry") for f in doc.get("features", [])]
+    elif doc.get("type") == "Feature":
+        geoms = [doc.get("geometry")]
+    else:
+        geoms = [doc]
+    crs = CRS.from_epsg(4326)  # RFC 7946; the old "crs" member is still honoured
+    name = (doc.get("crs") or {}).get("properties", {}).get("name")
+    if name:
+        try:
+            crs = CRS.from_user_input(name)
+        except Exception:  # pyproj raises CRSError; any unreadable name is the same input error
+            raise DataError(f"{path}: {what} has an unknown crs '{name}'") from None
+    try:
+        return [shape(g) for g in geoms if g], crs
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+        raise DataError(f"{path}: {what} holds an invalid geometry ({exc})") from None
+
+
+def _read_shapefile(path: Path, what: str) -> tuple[list, CRS]:
+    try:
+        import shapefile  # pyshp: pure Python, so no GDAL/OGR build (fiona) is needed for one mask
+    except ImportError:
+        raise DataError(f"{path}: reading shapefiles needs pyshp: pip install 'floodwatch[terrain]'") from None
+    prj = path.with_suffix(".prj")
+    if not prj.is_file():
+        raise DataError(f"{path}: {what} has no .prj file, so its coordinate reference system is unknown")
+    try:
+        crs = CRS.from_wkt(prj.read_text())
+        with shapefile.Reader(str(path)) as r:
+            geoms = [shape(s.__geo_interface__) for s in r.shapes() if s.shapeType != shapefile.NULL]
+    except Exception as exc:  # pyshp raises bare ShapefileException/struct errors on corrupt files
+        raise DataError(f"{path}: {what} is not a readable shapefile ({exc})") from None
+    return geoms, crs
+
+
+class VectorMask:
+    """Polygons from a GeoJSON or shapefile, reprojected to the scene's CRS and rasterised per strip
+    (a pixel is inside when its centre is)."""
+
+    def __init__(self, path: Path, ref, what: str):
+        reader = _read_shapefile if path.suffix.lower() == ".shp" else _read_geojson
+        geoms, crs = reader(path, what)
+        to_scene = Transformer.from_crs(crs, CRS.from_user_input(ref.crs), always_xy=True)
+        geoms = [shapely.transform(g, lambda xy: np.column_stack(to_scene.transform(xy[:, 0], xy[:, 1])))
+                 for g in geoms]
+        scene_box = box(*grid_of(ref).bounds)
+        self._geoms = [g for g in geoms if not g.is_empty and g.intersects(scene_box)]
+        self._transform, self._width = ref.transform, ref.width
+
+    def read_rows(self, row0: int, row1: int) -> np.ndarray:
+        shape_ = (row1 - row0, self._width)
+        if not self._geoms:
+            return np.zeros(shape_, bool)
+        transform = self._transform @ rasterio.Affine.translation(0, row0)
+        return features.rasterize(self._geoms, out_shape=shape_, transform=transform, fill=0,
+                                  default_value=1, dtype="uint8").astype(bool)
+
+    def close(self) -> None:
+        pass
+
+
+class ArrayMask:
+    """A layer already on the scene's grid (a fetched public water layer)."""
+
+    def __init__(self, data: np.ndarray):
+        self._data = data
+
+    def read_rows(self, row0: int, row1: int) -> np.ndarray:
+        return self._data[row0:row1]
+
+    def close(self) -> None:
+        pass
+
+
+def open_mask(source: str | Path, ref, what: str = "water mask"):
+    """A boolean layer on `ref`'s grid (anything with crs, transform, height, width) from a raster, a vector
+    file, or the name of a public water layer ('jrc-gsw', 'worldcover')."""
+    layer = public_layer(str(source), kind="water")
+    if layer is not None:
+        return ArrayMask(fetch_layer(layer, grid_of(ref)) > 0)
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    if path.suffix.lower() in VECTOR_SUFFIXES:
+        return VectorMask(path, ref, what)
+    return RasterMask(path, ref, what)

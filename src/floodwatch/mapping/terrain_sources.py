@@ -1,0 +1,171 @@
+"""Public terrain and reference-water layers, read by AOI window straight from their tiled COGs over HTTP.
+
+`read_cog_window` is the one reader: it opens a COG through GDAL's /vsicurl/, warps it onto the target
+grid and reads only that window, so GDAL fetches just the internal tiles (HTTP range requests) the AOI
+needs. It is deliberately small and free of floodwatch types so it can move into `acquisition/` later.
+
+Tiling schemes (checked against each provider's documentation):
+- Copernicus GLO-30 DEM on AWS (`copernicus-dem-30m`): 1° tiles named by their south-west corner,
+  `Copernicus_DSM_COG_10_N50_00_E010_00_DEM/<same>.tif`; ocean has no tile (read as missing).
+- GLO-30 HAND (ASF, `glo-30-hand`, v1/2021): the same 1° tiles, `..._HAND.tif`.
+- JRC Global Surface Water v1.4 (1984-2021) occurrence: 10° tiles named by their north-west corner,
+  `occurrence_10E_50Nv1_4_2021.tif`; values 0-100 %, 255 no data.
+- ESA WorldCover 2021 v200: 3° tiles named by their south-west corner,
+  `ESA_WorldCover_10m_2021_v200_N51E003_Map.tif`; class 80 is permanent water bodies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+
+from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A target raster grid: where the windowed reads land."""
+
+    crs: object
+    transform: object
+    height: int
+    width: int
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width]
+        ys = [t.f, t.f + t.e * self.height]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+def read_cog_window(url: str, grid: Grid, *, resampling: Resampling = Resampling.bilinear,
+                    nodata: float | None = None) -> np.ndarray | None:
+    """Band 1 of the COG at `url` (http(s) or a local path), warped onto `grid`, as float32 with NaN where
+    the source has no data. Only the blocks under the window are fetched. None when the file is absent
+    (404: e.g. an ocean DEM tile)."""
+    path = f"/vsicurl/{url}" if url.startswith(("http://", "https://")) else url
+    env = dict(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
+               GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1")
+    try:
+        with rasterio.Env(**env), rasterio.open(path) as src:
+            src_nodata = src.nodata if nodata is None else nodata
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=resampling, src_nodata=src_nodata, nodata=np.nan,
+                           dtype="float32") as vrt:
+                return vrt.read(1)
+    except RasterioIOError as exc:
+        text = str(exc)
+        if "404" in text or "No such file" in text or "does not exist" in text:
+            return None
+        raise DataError(f"{url}: cannot read ({text.splitlines()[0][:160]})") from None
+
+
+def _ns(lat: int, width: int) -> str:
+    return f"{'N' if lat >= 0 else 'S'}{abs(lat):0{width}d}"
+
+
+def _ew(lon: int, width: int) -> str:
+    return f"{'E' if lon >= 0 else 'W'}{abs(lon):0{width}d}"
+
+
+def _copernicus(kind: str) -> Callable[[int, int], str]:
+    def name(lat: int, lon: int) -> str:
+        return f"Copernicus_DSM_COG_10_{_ns(lat, 2)}_00_{_ew(lon, 3)}_00_{kind}"
+    return name
+
+
+def _dem_path(lat: int, lon: int) -> str:
+    n = _copernicus("DEM")(lat, lon)
+    return f"{n}/{n}.tif"
+
+
+def _hand_path(lat: int, lon: int) -> str:
+    return f"v1/2021/{_copernicus('HAND')(lat, lon)}.tif"
+
+
+def _jrc_path(lat: int, lon: int) -> str:
+    # JRC names a tile by its north-west corner; (lat, lon) here is the south-west one.
+    top = lat + 10
+    lon_s = f"{abs(lon)}{'E' if lon >= 0 else 'W'}"
+    lat_s = f"{abs(top)}{'N' if top >= 0 else 'S'}"
+    return f"occurrence_{lon_s}_{lat_s}v1_4_2021.tif"
+
+
+def _worldcover_path(lat: int, lon: int) -> str:
+    return f"ESA_WorldCover_10m_2021_v200_{_ns(lat, 2)}{_ew(lon, 3)}_Map.tif"
+
+
+@dataclass(frozen=True)
+class PublicLayer:
+    """A global tiled COG dataset: `base_url/path(lat, lon)` for each tile's south-west corner."""
+
+    name: str
+    base_url: str
+    tile_deg: int
+    path: Callable[[int, int], str]
+    resampling: Resampling
+    #: what the layer holds: 'elevation' / 'hand' (metres) or 'water' (a boolean reference)
+    kind: str
+    #: raw tile values -> True where water (kind 'water' only)
+    water: Callable[[np.ndarray], np.ndarray] | None = None
+    nodata: float | None = None
+
+    def tile_urls(self, lonlat_bounds: tuple[float, float, float, float]) -> list[str]:
+        w, s, e, n = lonlat_bounds
+        d = self.tile_deg
+        lats = range(math.floor(s / d) * d, math.ceil(n / d) * d, d)
+        lons = range(math.floor(w / d) * d, math.ceil(e / d) * d, d)
+        return [f"{self.base_url.rstrip('/')}/{self.path(lat, lon)}" for lat in lats for lon in lons]
+
+
+#: JRC occurrence at or above this (% of valid observations 1984-2021) counts as permanent water.
+JRC_PERMANENT_PERCENT = 50
+WORLDCOVER_WATER = 80
+
+PUBLIC_LAYERS: dict[str, PublicLayer] = {
+    "glo30-dem": PublicLayer("glo30-dem", "https://copernicus-dem-30m.s3.amazonaws.com", 1, _dem_path,
+                             Resampling.bilinear, "elevation"),
+    "glo30-hand": PublicLayer("glo30-hand", "https://glo-30-hand.s3.amazonaws.com", 1, _hand_path,
+                              Resampling.bilinear, "hand"),
+    "jrc-gsw": PublicLayer("jrc-gsw", "https://storage.googleapis.com/global-surface-water/downloads2021/occurrence",
+                           10, _jrc_path, Resampling.nearest, "water",
+                           water=lambda v: v >= JRC_PERMANENT_PERCENT, nodata=255),
+    "worldcover": PublicLayer("worldcover", "https://esa-worldcover.s3.eu-central-1.amazonaws.com/v200/2021/map",
+                              3, _worldcover_path, Resampling.nearest, "water",
+                              water=lambda v: v == WORLDCOVER_WATER, nodata=0),
+}
+
+
+def public_layer(name: str, kind: str | None = None) -> PublicLayer | None:
+    """The registered layer called `name` (None when `name` is not one, e.g. a file path)."""
+    layer = PUBLIC_LAYERS.get(str(name))
+    if layer is not None and kind is not None and layer.kind != kind:
+        raise DataError(f"{name}: holds {layer.kind}, not {kind}")
+    return layer
+
+
+def fetch_layer(layer: PublicLayer, grid: Grid) -> np.ndarray:
+    """The layer mosaicked onto `grid` from every tile the grid touches (float32, NaN = no data; water
+    layers come back as 1.0/0.0). Missing tiles (ocean) stay NaN; a DEM has 0 m there."""
+    lonlat = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21)
+    out = np.full((grid.height, grid.width), np.nan, np.float32)
+    for url in layer.tile_urls(lonlat):
+        part = read_cog_window(url, grid, resampling=layer.resampling, nodata=layer.nodata)
+        if part is None:
+            continue
+        fill = np.isnan(out) & np.isfinite(part)
+        out[fill] = part[fill]
+    if layer.kind == "elevation":
+        out = np.where(np.isnan(out), np.float32(0.0), out)  # the provider's rule for tile-less ocean
+    if layer.water is not None:
+        known = np.isfinite(out)
+        out = np.where(known, layer.water(np.nan_to_num(out)).astype(np.float32), np.float32(0.0))
+    return out

@@ -1,0 +1,53 @@
+"""`floodwatch map` with terrain options: outputs, the extra table column, and one-line errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from floodwatch.cli.main import main
+
+from .terrain_scenes import hill, write_raster, write_sar
+
+
+def run(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+@pytest.fixture
+def scene(tmp_path):
+    dark = np.zeros((64, 64), bool)
+    dark[20:40, 30:60] = True
+    write_sar(tmp_path / "s.tif", dark, tags={"ORBIT_DIRECTION": "ASCENDING"})
+    write_raster(tmp_path / "dem.tif", hill((64, 64), (32, 16), 200.0, 60.0))
+    return tmp_path
+
+
+def test_map_with_dem_depth_and_exclude(scene, tiny_checkpoint, capsys):
+    (scene / "no.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    code = run(["map", str(scene / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "out"), "--dem",
+                str(scene / "dem.tif"), "--depth", "--exclude", str(scene / "no.geojson"), "--hand-max", "10",
+                "--tile", "64", "--overlap", "0", "-q"])
+    assert code in (0, None), capsys.readouterr().err
+    out = scene / "out" / "s"
+    assert {"exclusion.tif", "flood_depth.tif"} <= {p.name for p in out.iterdir()}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["terrain"]["hand_max_m"] == 10 and stats["terrain"]["hand_source"].startswith("pysheds")
+    assert "ascending" in stats["terrain"]["look_geometry"]["source"]
+    assert sum(stats["area_split_km2"].values()) == pytest.approx(stats["valid_km2"], rel=1e-9)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--depth"], "--depth: needs --dem"),
+    (["--dem", "missing.tif"], "missing.tif: DEM not found"),
+    (["--orbit", "sideways"], "--orbit: 'sideways' is not one of ascending, descending"),
+    (["--exclude", "nothing.geojson"], "nothing.geojson: exclusion mask not found"),
+])
+def test_terrain_errors_are_one_line(scene, tiny_checkpoint, capsys, extra, message):
+    code = run(["map", str(scene / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "out"), "-q", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (scene / "out" / "s").exists()
