@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_SUBSCRIPTION_KEY), pc-grd, "
                "earth-search-grd, cdse-grd, or a STAC API URL (with --collection).")
 
@@ -84,9 +86,17 @@ def run_cmd(
     threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
     db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
                                      help="Monitoring database (default ~/.floodwatch)."),
+    hand: Optional[str] = options.HAND,
+    hand_max: float = options.HAND_MAX,
+    dem: Optional[str] = options.DEM,
+    slope_max: float = options.SLOPE_MAX,
+    exclude: Optional[str] = options.EXCLUDE,
+    depth: bool = options.DEPTH,
+    orbit: Optional[str] = options.ORBIT,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
-    """Fetch, map, record in the AOI's history and raise its alerts: a place and a date to km² in one step."""
+    """Fetch, map, record in the AOI's history and raise its alerts: a place and a date to km² in one step.
+    The terrain options are map's (docs/terrain.md)."""
     from rich.console import Console
 
     from ..monitoring.run import run_aoi
@@ -98,7 +108,8 @@ def run_cmd(
     with Store(db) as store:
         res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
                       min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
-                      overlap=min(64, tile // 4), threshold=threshold, progress=not quiet)
+                      overlap=min(64, tile // 4), threshold=threshold, progress=not quiet,
+                      terrain=options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit))
         rec = store.record(res.record_ids[0], False) if res.record_ids else None
     console = Console()
     console.print(f"{res.aoi}: {res.scene.key} ({len(res.scene.items)} item(s), {100 * res.scene.coverage:.0f}% of "
