@@ -185,7 +185,8 @@ def test_layers_legend_chart_and_swipe(map_server, built, browser, tmp_path):
     assert browser.find_elements(By.CSS_SELECTOR, "path.basemap-land")
     # the flood raster's tiles load, and their red shows on screen
     wait.until(lambda d: loaded_tiles(d, ".raster-flood") > 0)
-    wait.until(lambda d: d.execute_script("return document.querySelectorAll('.raster-flood img:not(.leaflet-tile-loaded)').length") == 0)
+    wait.until(lambda d: d.execute_script(
+        "return document.querySelectorAll('.raster-flood img:not(.leaflet-tile-loaded)').length") == 0)
     assert flood_coloured(shot(browser, tmp_path, "web_desktop.png")) > 2000
     legend = browser.find_element(By.ID, "legend")
     assert legend.is_displayed() and "flood" in legend.text and "permanent water" in legend.text

@@ -185,7 +185,9 @@ def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopbac
                                                   show_default=False,
                                                   help="Turn on the write endpoints (POST /api/alerts/retry) for "
                                                        "requests with 'Authorization: Bearer TOKEN'; read-only "
-                                                       "without it. Prefer the environment variable.")) -> None:
+                                                       "without it. Prefer the environment variable."),
+        access_log: bool = typer.Option(False, "--access-log", help="Log every request (off: a map view asks "
+                                        "for dozens of tiles).")) -> None:
     """Serve the monitoring web map (read-only unless a write token is set)."""
     from ..errors import FloodwatchError
     from ..monitoring.web import serve
@@ -201,4 +203,5 @@ def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopbac
     except FloodwatchError as exc:
         raise FloodwatchError(f"--{exc}") from None
     console.print(f"floodwatch web on http://{host}:{port}/" + (" (write endpoints on)" if write_token else ""))
-    serve(db, outputs, host=host, port=port, basemap=tile_url or basemap, write_token=write_token)
+    serve(db, outputs, host=host, port=port, basemap=tile_url or basemap, write_token=write_token,
+          access_log=access_log)

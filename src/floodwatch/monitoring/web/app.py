@@ -24,14 +24,16 @@ import csv
 import hmac
 import io
 import re
+import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from ...errors import MonitoringError
 from ..store import Store, utc_iso
@@ -49,6 +51,7 @@ DOWNLOADS = {"flood_mask": "flood_mask.tif", "flood_probability": "flood_probabi
              "flood_polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
 TILE_CACHE_CONTROL = "public, max-age=3600"  # a re-run may rewrite a record's COG; the ETag changes with it
 HISTORY_PAGE = 500
+SOURCES_TTL_S = 10.0  # how long a record's files are trusted before the store is asked again (a re-run)
 CSV_COLUMNS = ("acquired", "kind", "scene_id", "flooded_km2", "permanent_water_km2", "valid_km2", "coverage",
                "recorded")
 
@@ -96,8 +99,8 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         return JSONResponse({"detail": [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]},
                             status_code=422)
 
-    def get_store() -> Iterator[Store]:
-        yield shared
+    async def get_store() -> Store:  # async: FastAPI would run a sync dependency on a thread for nothing
+        return shared
 
     def aoi_or_404(store: Store, name: str):
         try:
@@ -127,7 +130,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         return out
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/api/config")
@@ -213,14 +216,30 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
             raise HTTPException(404, f"record {record_id} has no file '{key}'")
         return FileResponse(path, filename=f"{rec['aoi']}_{rec['acquired'][:10]}_{rec['kind']}_{DOWNLOADS[key]}")
 
+    sources: dict[int, tuple[float, dict]] = {}  # record id -> (when looked up, its layer sources)
+
+    def sources_of(record_id: int) -> dict:
+        src = layer_sources(record_or_404(shared, record_id)["paths"])
+        if len(sources) > 10_000:
+            sources.clear()
+        sources[record_id] = (time.monotonic(), src)
+        return src
+
+    # async, unlike the other endpoints: a tile already rendered is answered on the event loop with no
+    # database query and no thread hand-off; only the store lookup and rio-tiler's rendering go to threads
     @app.get("/tiles/{record_id}/{layer}/{z}/{x}/{y}.png")
-    def tile(record_id: int, layer: str, z: int, x: int, y: int, store: Store = Depends(get_store),
-             if_none_match: str | None = Header(None)) -> Response:
-        src = layer_sources(record_or_404(store, record_id)["paths"]).get(layer)
+    async def tile(record_id: int, layer: str, z: int, x: int, y: int,
+                   if_none_match: str | None = Header(None)) -> Response:
+        hit = sources.get(record_id)
+        srcs = hit[1] if hit and time.monotonic() - hit[0] < SOURCES_TTL_S else \
+            await run_in_threadpool(sources_of, record_id)
+        src = srcs.get(layer)
         if src is None:
             raise HTTPException(404, f"record {record_id} has no '{layer}' layer")
         try:
-            png, etag = renderer.tile(src, z, x, y)
+            png, etag, _ = renderer.cached(src, z, x, y)
+            if png is None:
+                png, etag = await run_in_threadpool(renderer.tile, src, z, x, y)
         except TileError as exc:
             raise HTTPException(404, str(exc)) from None
         headers = {"Cache-Control": TILE_CACHE_CONTROL, "ETag": etag}
@@ -284,10 +303,13 @@ def _flood_collection(rec: dict[str, Any], props: dict[str, Any]) -> dict[str, A
 
 
 def serve(db: str | Path | None = None, outputs: str | Path | None = None, host: str = "127.0.0.1",
-          port: int = 8080, basemap: str | None = OSM_URL, write_token: str | None = None) -> None:
-    """Run the web map with uvicorn (blocking)."""
+          port: int = 8080, basemap: str | None = OSM_URL, write_token: str | None = None,
+          access_log: bool = False) -> None:
+    """Run the web map with uvicorn (blocking). access_log: a line per request (a map view asks for dozens of
+    tiles, so it is off by default)."""
     import uvicorn
 
     if not 1 <= int(port) <= 65535:
         raise MonitoringError(f"port: {port} is not a TCP port (1-65535)")
-    uvicorn.run(create_app(db, outputs, basemap, write_token), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(db, outputs, basemap, write_token), host=host, port=port, log_level="info",
+                access_log=access_log)

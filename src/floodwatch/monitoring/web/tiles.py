@@ -93,8 +93,8 @@ class TileRenderer:
         with Reader(str(src.path)) as r:
             return list(r.get_geographic_bounds(r.tms.rasterio_geographic_crs))
 
-    def tile(self, src: Source, z: int, x: int, y: int) -> tuple[bytes, str]:
-        """(PNG bytes, ETag). Raises TileError for a tile outside the raster or the tile matrix."""
+    def cached(self, src: Source, z: int, x: int, y: int) -> tuple[bytes | None, str, tuple]:
+        """(PNG bytes or None when not rendered yet, ETag, cache key); cheap: one stat() of the file."""
         if not (0 <= z <= MAX_ZOOM and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
             raise TileError(f"no tile {z}/{x}/{y}")
         try:
@@ -107,7 +107,14 @@ class TileRenderer:
             if png is not None:
                 self._cache.move_to_end(key)
                 self.hits += 1
-                return png, etag
+        return png, etag, key
+
+    def tile(self, src: Source, z: int, x: int, y: int) -> tuple[bytes, str]:
+        """(PNG bytes, ETag), rendered on a cache miss. Raises TileError for a tile outside the raster or the
+        tile matrix."""
+        png, etag, key = self.cached(src, z, x, y)
+        if png is not None:
+            return png, etag
         png = self._render(src, z, x, y)
         with self._lock:
             self.misses += 1

@@ -40,10 +40,10 @@ function esc(s) {
 function fmt(x, digits = 3) { return x === null || x === undefined ? "–" : Number(x).toFixed(digits); }
 const enc = encodeURIComponent;
 
-async function setupBasemap(cfg) {
+async function setupBasemap(cfg, outlines) {
   // The Natural Earth outlines are always drawn, under any online basemap: when its tiles cannot be reached
   // (air-gapped, offline) the map still shows land, sea and borders.
-  const ne = L.geoJSON(await getJSON(cfg.fallback_basemap), {
+  const ne = L.geoJSON(await outlines, {
     pane: "fallback", interactive: false, attribution: "Natural Earth (public domain)",
     style: (f) => (f.properties.kind === "land"
       ? { color: "#8d9aa6", weight: 0.8, fillColor: "#f2efe6", fillOpacity: 1, className: "basemap-land" }
@@ -83,9 +83,11 @@ function legendControl() {
 }
 
 async function init() {
+  // independent requests go out together; the page waits only where one needs another's answer
+  const aois = getJSON("/api/aois"), alerts = loadAlerts();
   state.cfg = await getJSON("/api/config");
-  const { bases } = await setupBasemap(state.cfg);
-  state.aois = await getJSON("/api/aois");
+  const { bases } = await setupBasemap(state.cfg, getJSON(state.cfg.fallback_basemap));
+  state.aois = await aois;
   state.outlines = L.geoJSON(state.aois, {
     style: { color: "#1b1b1b", weight: 2, fill: false, dashArray: "5 4", className: "aoi" },
     onEachFeature: (f, layer) => layer.on("click", () => selectAoi(f.properties.name)),
@@ -128,7 +130,7 @@ async function init() {
   } else {
     $("aoi-info").textContent = "No AOI yet: floodwatch aoi add NAME --geojson FILE";
   }
-  await loadAlerts();
+  await alerts;
   document.body.dataset.ready = "1";
 }
 
