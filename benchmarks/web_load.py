@@ -51,17 +51,17 @@ def start_server(db: Path, outputs: Path) -> tuple[subprocess.Popen, str]:
                              "--basemap", "offline", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + 300  # a shared, loaded machine can take minutes to import the stack
     while time.time() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"floodwatch web exited: {proc.stderr.read().decode()[-2000:]}")
         try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(url + "/healthz", timeout=5).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit("floodwatch web did not start in 60 s")
+    raise SystemExit("floodwatch web did not start in 300 s")
 
 
 def tile_urls(url: str, records: list[dict], bounds: list[float], zooms=range(11, 16)) -> list[str]:
@@ -202,7 +202,7 @@ def main() -> None:
             db, outputs, records = web_store(work, n=args.records, size=args.size)
         proc, url = start_server(db, outputs)
         try:
-            bounds = httpx.get(f"{url}/api/records/{records[-1]['id']}").json()["bounds"]["flood"]
+            bounds = httpx.get(f"{url}/api/records/{records[-1]['id']}", timeout=60).json()["bounds"]["flood"]
             cold_urls = tile_urls(url, [records[0], records[-1]], bounds)
             phases = {}
             with Progress(console=console, transient=True) as progress:
