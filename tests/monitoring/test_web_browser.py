@@ -118,7 +118,7 @@ def phone(tmp_path):
 
 def open_page(browser, url):
     browser.get(url)
-    wait = WebDriverWait(browser, 30)
+    wait = WebDriverWait(browser, 120)  # generous: the shared test machine can be very loaded
     body = browser.find_element(By.TAG_NAME, "body")
     wait.until(lambda d: body.get_attribute("data-ready") == "1" or body.get_attribute("data-error"))
     assert not body.get_attribute("data-error")

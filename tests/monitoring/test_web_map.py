@@ -95,7 +95,8 @@ def test_tile_cache_headers_and_etag(client, built):
     "/tiles/1/nosuch/14/8817/5886.png", "/tiles/999/flood/14/8817/5886.png",
     "/tiles/abc/flood/14/8817/5886.png", "/tiles/1/flood/14/x/5886.png", "/tiles/1/flood/14/8817/5886.jpg",
     "/tiles/99999999999999999999999/flood/14/8817/5886.png",
-    "/api/records/999", "/api/records/abc", "/api/records/1/files/secret", "/api/records/1/files/..%2f..%2fetc",
+    "/api/records/999", "/api/records/abc", "/api/records/0", "/api/records/-1",
+    "/api/records/1/files/secret", "/api/records/1/files/..%2f..%2fetc",
     "/api/records/1/files/quicklook",     # a known key this record has no file for
     "/api/aois/nowhere/history.csv", "/api/nothing", "/nothing",
     "/files/%00", "/files/a%00b.png", "/files/" + "x" * 5000, "/files/" + "d/" * 3000 + "f",
@@ -176,3 +177,24 @@ def test_read_only_by_default_and_writes_need_the_token(built, client):
 def test_json_is_strict(client):
     for url in ("/api/aois", "/api/aois/delta/history", "/api/records/1"):
         json.loads(client.get(url).text, parse_constant=lambda c: pytest.fail(f"{url}: {c} in JSON"))
+
+
+def test_no_tile_reads_more_than_the_limit(built, monkeypatch):
+    """A raster without overviews (the SAR scene) gets a least zoom: below it a tile would read more than
+    MAX_READ_PX source pixels, so the page does not ask and the API answers 404."""
+    import floodwatch.monitoring.web.tiles as tiles
+
+    db, outputs, expected = built
+    rid = expected[0]["id"]
+    with TestClient(create_app(db, outputs, basemap="offline")) as c:
+        normal = c.get(f"/api/records/{rid}").json()["minzoom"]
+    assert normal == {"flood": 0, "probability": 0, "sar": 0}  # 256 px rasters: any zoom reads <= 256²
+    monkeypatch.setattr(tiles, "MAX_READ_PX", 100 * 100)  # less than the whole 256² scene
+    with TestClient(create_app(db, outputs, basemap="offline")) as c:
+        least = c.get(f"/api/records/{rid}").json()["minzoom"]["sar"]
+        assert least > 10
+        lon, lat = lonlat(128, 128)
+        x, y, _, _ = tile_pixel(lon, lat, least)
+        assert c.get(f"/tiles/{rid}/sar/{least}/{x}/{y}.png").status_code == 200
+        x, y, _, _ = tile_pixel(lon, lat, least - 1)
+        assert c.get(f"/tiles/{rid}/sar/{least - 1}/{x}/{y}.png").status_code == 404

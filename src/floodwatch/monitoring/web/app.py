@@ -27,9 +27,10 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -49,6 +50,8 @@ OFFLINE = ("", "none", "offline")
 DOWNLOADS = {"flood_mask": "flood_mask.tif", "flood_probability": "flood_probability.tif",
              "change_mask": "change_mask.tif", "change_score": "change_score.tif",
              "flood_polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
+#: a record id in a path: out of range (a bigint overflow in PostgreSQL) is a bad path, hence 404
+RecordId = Annotated[int, PathParam(ge=1, le=2 ** 63 - 1)]
 TILE_CACHE_CONTROL = "public, max-age=3600"  # a re-run may rewrite a record's COG; the ETag changes with it
 HISTORY_PAGE = 500
 SOURCES_TTL_S = 10.0  # how long a record's files are trusted before the store is asked again (a re-run)
@@ -188,20 +191,21 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         return _flood_collection(records[-1], public(records[-1]))
 
     @app.get("/api/records/{record_id}")
-    def record(record_id: int, store: Store = Depends(get_store)) -> dict[str, Any]:
+    def record(record_id: RecordId, store: Store = Depends(get_store)) -> dict[str, Any]:
         rec = record_or_404(store, record_id)
         out = public(rec)
-        bounds = {}
+        out["bounds"], out["minzoom"] = {}, {}
         for name, src in layer_sources(rec["paths"]).items():
             try:
-                bounds[name] = renderer.bounds(src)
+                info = renderer.info(src)
             except Exception:  # an unreadable file: the layer is left out rather than failing the record
                 out["layers"].pop(name, None)
-        out["bounds"] = bounds
+                continue
+            out["bounds"][name], out["minzoom"][name] = info["bounds"], info["minzoom"]
         return out
 
     @app.get("/api/records/{record_id}/floods.geojson")
-    def record_floods(record_id: int, store: Store = Depends(get_store)) -> JSONResponse:
+    def record_floods(record_id: RecordId, store: Store = Depends(get_store)) -> JSONResponse:
         rec = record_or_404(store, record_id, with_floods=True)
         fname = f"{rec['aoi']}_{rec['acquired'][:10]}_{rec['kind']}_floods.geojson"
         return JSONResponse(_flood_collection(rec, public(rec)),
@@ -209,7 +213,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
                             media_type="application/geo+json")
 
     @app.get("/api/records/{record_id}/files/{key}")
-    def record_file(record_id: int, key: str, store: Store = Depends(get_store)) -> FileResponse:
+    def record_file(record_id: RecordId, key: str, store: Store = Depends(get_store)) -> FileResponse:
         rec = record_or_404(store, record_id)
         path = rec["paths"].get(key) if key in DOWNLOADS else None
         if not path or not Path(path).is_file():
@@ -228,7 +232,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
     # async, unlike the other endpoints: a tile already rendered is answered on the event loop with no
     # database query and no thread hand-off; only the store lookup and rio-tiler's rendering go to threads
     @app.get("/tiles/{record_id}/{layer}/{z}/{x}/{y}.png")
-    async def tile(record_id: int, layer: str, z: int, x: int, y: int,
+    async def tile(record_id: RecordId, layer: str, z: int, x: int, y: int,
                    if_none_match: str | None = Header(None)) -> Response:
         hit = sources.get(record_id)
         srcs = hit[1] if hit and time.monotonic() - hit[0] < SOURCES_TTL_S else \

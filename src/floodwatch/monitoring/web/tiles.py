@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ FLOOD_COLOURS = {1: (230, 40, 30, 235), 2: (30, 90, 210, 235)}  # flood red, per
 SAR_RANGE_DB = (-25.0, 0.0)  # as the quicklook's backdrop
 MAX_ZOOM = 22
 TILE_CACHE_SIZE = 4096  # ~ 4096 x (1-20 kB) PNGs
+MAX_READ_PX = 4096 * 4096  # the most source pixels one tile may read (see TileRenderer.info)
 
 
 def _probability_colormap() -> dict[int, tuple[int, int, int, int]]:
@@ -83,15 +85,40 @@ class TileRenderer:
     def __init__(self, cache_size: int = TILE_CACHE_SIZE):
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self._info: dict[tuple, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def bounds(self, src: Source) -> list[float]:
-        """[west, south, east, north] in degrees: the page asks only for tiles inside them."""
+    def info(self, src: Source) -> dict[str, Any]:
+        """{'bounds': [west, south, east, north] in degrees, 'minzoom': int}: the page asks only for tiles
+        inside the bounds and from `minzoom` up.
+
+        Below `minzoom` a tile would read more than MAX_READ_PX source pixels: a scene without overviews
+        (the SAR backdrop is the scene `map` read, often a plain GeoTIFF) seen from far out."""
+        try:
+            key = src.key()
+        except OSError:
+            raise TileError(f"{src.path.name} is gone") from None
+        with self._lock:
+            if key in self._info:
+                return self._info[key]
         from rio_tiler.io import Reader
 
         with Reader(str(src.path)) as r:
-            return list(r.get_geographic_bounds(r.tms.rasterio_geographic_crs))
+            bounds = list(r.get_geographic_bounds(r.tms.rasterio_geographic_crs))
+            factor = max(r.dataset.overviews(1) or [1])
+            w, h = r.dataset.width / factor, r.dataset.height / factor
+            cheapest = r.maxzoom - int(math.log2(factor))  # the zoom whose pixels match the coarsest overview
+        minzoom = 0
+        for z in range(cheapest, -1, -1):
+            side = 256 * 2.0 ** (cheapest - z)
+            if min(side, w) * min(side, h) > MAX_READ_PX:
+                minzoom = z + 1
+                break
+        out = {"bounds": bounds, "minzoom": minzoom}
+        with self._lock:
+            self._info[key] = out
+        return out
 
     def cached(self, src: Source, z: int, x: int, y: int) -> tuple[bytes | None, str, tuple]:
         """(PNG bytes or None when not rendered yet, ETag, cache key); cheap: one stat() of the file."""
@@ -115,6 +142,9 @@ class TileRenderer:
         png, etag, key = self.cached(src, z, x, y)
         if png is not None:
             return png, etag
+        if z < self.info(src)["minzoom"]:
+            raise TileError(f"zoom {z} is below {src.path.name}'s least zoom {self.info(src)['minzoom']} "
+                            "(it has no overviews for it)")
         png = self._render(src, z, x, y)
         with self._lock:
             self.misses += 1

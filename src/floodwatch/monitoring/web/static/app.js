@@ -186,7 +186,8 @@ async function recordDetail(id) {
 function rasterLayer(detail, name, pane) {
   const b = detail.bounds[name];  // [west, south, east, north]: tiles outside are never asked for
   const layer = L.tileLayer(detail.layers[name], {
-    pane, maxZoom: 22, opacity: state.opacity, zIndex: Z[name], className: `raster raster-${name}`,
+    pane, maxZoom: 22, minZoom: detail.minzoom[name] || 0, opacity: state.opacity, zIndex: Z[name],
+    className: `raster raster-${name}`,
     bounds: b ? L.latLngBounds([b[1], b[0]], [b[3], b[2]]) : undefined,
   });
   layer.on("tileload", () => {
