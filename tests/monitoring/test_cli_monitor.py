@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from floodwatch.data.synthetic import write_scene
 from floodwatch.errors import DataError, MonitoringError
 
@@ -69,3 +71,26 @@ def test_change_command_logratio(tmp_path):
     assert out.returncode == 0, out.exception
     stats = json.loads((tmp_path / "chg" / "stats.json").read_text())
     assert stats["method"] == "logratio" and stats["new_water_pixels"] > 0.5 * truth.sum()
+
+
+
+@pytest.mark.parametrize("args,named", [
+    (["--port", "-5"], "--port"),
+    (["--port", "70000"], "--port"),
+    (["--outputs", "/nonexistent/floodwatch"], "--outputs"),
+    (["--outputs", "{file}"], "--outputs"),  # a regular file, not a folder
+    (["--basemap", "ftp://tiles.example/{z}/{x}/{y}.png"], "--basemap"),
+    (["--basemap", "https://tiles.example/tile.png"], "--basemap"),  # no {z}/{x}/{y}
+])
+def test_web_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, named):
+    """Each row: exit 2, one line on stderr naming the flag, and the server never starts."""
+    import floodwatch.monitoring.web as web
+
+    monkeypatch.setattr(web, "serve", lambda *a, **k: pytest.fail("the server started on bad input"))
+    afile = tmp_path / "plain.txt"
+    afile.write_text("x")
+    argv = ["web", "--db", str(tmp_path / "fw.db")] + [a.replace("{file}", str(afile)) for a in args]
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and named in err and "Traceback" not in err

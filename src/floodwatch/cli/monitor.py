@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
 DB_HELP = ("Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
            "default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db.")
 db_option = typer.Option(None, "--db", envvar="FLOODWATCH_DB", help=DB_HELP)
@@ -174,13 +175,33 @@ def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
 
 
 def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopback by default)."),
-        port: int = typer.Option(8080, "--port"), db: Optional[str] = db_option,
-        outputs: Optional[Path] = typer.Option(None, "--outputs", help="Folder whose quicklooks may be served."),
-        tile_url: Optional[str] = typer.Option(None, "--tile-url",
-                                               help="Local XYZ tile URL for a basemap, e.g. http://127.0.0.1:8081/{z}/{x}/{y}.png")
-        ) -> None:
-    """Serve the monitoring web map (read-only)."""
+        port: int = typer.Option(8080, "--port", help="TCP port, 1-65535."), db: Optional[str] = db_option,
+        outputs: Optional[Path] = typer.Option(None, "--outputs",
+                                               help="Folder whose files (quicklooks) /files/ may serve."),
+        basemap: str = typer.Option(OSM_URL, "--basemap", help="XYZ tile URL with {z}/{x}/{y} for the basemap "
+                                    "(default OpenStreetMap), or 'offline' for the bundled Natural Earth outlines."),
+        tile_url: Optional[str] = typer.Option(None, "--tile-url", hidden=True, help="Old name of --basemap."),
+        write_token: Optional[str] = typer.Option(None, "--write-token", envvar="FLOODWATCH_WEB_TOKEN",
+                                                  show_default=False,
+                                                  help="Turn on the write endpoints (POST /api/alerts/retry) for "
+                                                       "requests with 'Authorization: Bearer TOKEN'; read-only "
+                                                       "without it. Prefer the environment variable."),
+        access_log: bool = typer.Option(False, "--access-log", help="Log every request (off: a map view asks "
+                                        "for dozens of tiles).")) -> None:
+    """Serve the monitoring web map (read-only unless a write token is set)."""
+    from ..errors import FloodwatchError
     from ..monitoring.web import serve
 
-    console.print(f"floodwatch web on http://{host}:{port}/")
-    serve(db, outputs, host=host, port=port, tile_url=tile_url)
+    if not 1 <= port <= 65535:
+        raise FloodwatchError(f"--port: {port} is not a TCP port (1-65535)")
+    if outputs is not None and not outputs.is_dir():
+        raise FloodwatchError(f"--outputs: '{outputs}' is not a folder")
+    try:
+        from ..monitoring.web.app import basemap_config
+
+        basemap_config(tile_url or basemap)
+    except FloodwatchError as exc:
+        raise FloodwatchError(f"--{exc}") from None
+    console.print(f"floodwatch web on http://{host}:{port}/" + (" (write endpoints on)" if write_token else ""))
+    serve(db, outputs, host=host, port=port, basemap=tile_url or basemap, write_token=write_token,
+          access_log=access_log)

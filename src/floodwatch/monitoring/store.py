@@ -266,14 +266,26 @@ class Store:
             return int(conn.execute(self._sa.select(t.c.id).where(
                 t.c.aoi == aoi, t.c.scene_id == scene_id, t.c.kind == kind)).scalar_one())
 
-    def history(self, aoi: str, kind: str | None = None, with_floods: bool = False) -> list[dict[str, Any]]:
-        """Records of one AOI, oldest first."""
+    def history(self, aoi: str, kind: str | None = None, with_floods: bool = False, offset: int = 0,
+                limit: int | None = None) -> list[dict[str, Any]]:
+        """Records of one AOI, oldest first; `offset`/`limit` page through them (the web API does)."""
         self.get_aoi(aoi)
         t = self.tables.records
         stmt = t.select().where(t.c.aoi == aoi)
         if kind:
             stmt = stmt.where(t.c.kind == kind)
-        return [self._record(r, with_floods) for r in self._rows(stmt.order_by(t.c.acquired, t.c.id))]
+        stmt = stmt.order_by(t.c.acquired, t.c.id).offset(int(offset))
+        if limit is not None:
+            stmt = stmt.limit(int(limit))
+        return [self._record(r, with_floods) for r in self._rows(stmt)]
+
+    def count_records(self, aoi: str, kind: str | None = None) -> int:
+        t, sa = self.tables.records, self._sa
+        stmt = sa.select(sa.func.count()).select_from(t).where(t.c.aoi == aoi)
+        if kind:
+            stmt = stmt.where(t.c.kind == kind)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def record(self, record_id: int, with_floods: bool = True) -> dict[str, Any]:
         t = self.tables.records
