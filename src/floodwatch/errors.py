@@ -31,3 +31,11 @@ class ServingError(FloodwatchError):
 
 class MonitoringError(FloodwatchError):
     """AOI store, STAC, alert or web problems."""
+
+
+class ModelError(FloodwatchError):
+    """An unknown model name, a bad model card, or a model download that failed or did not verify."""
+
+
+class NoDefaultModelError(ModelError):
+    """No model given and no default model installed."""

@@ -1,9 +1,10 @@
-"""What the commands share: hidden flag aliases, the allowed values of enumerated options, -q/--quiet and a
-console that never cuts names or paths."""
+"""What the commands share: hidden flag aliases, the allowed values of enumerated options, -q/--quiet, a
+console that never cuts names or paths, and what -m/--model means."""
 from __future__ import annotations
 
 import os
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -51,7 +52,8 @@ def aliased(aliases: dict[str, str]) -> type[typer.core.TyperCommand]:
 
 OUT_ALIAS = aliased({"--out": "--output"})
 
-QUIET = typer.Option(False, "-q", "--quiet", help="No progress bars or progress messages; errors and results still print.")
+QUIET = typer.Option(False, "-q", "--quiet",
+                     help="No progress bars or progress messages; errors and results still print.")
 
 
 class Backend(str, Enum):
@@ -95,3 +97,21 @@ class DataFormat(str, Enum):
 def value(choice: Enum | None) -> str | None:
     """The plain string of an enumerated option (the library takes strings)."""
     return None if choice is None else choice.value
+
+
+MODEL_HELP = ("A .pt/.onnx file, a name from `floodwatch models list`, or https://.../FILE#sha256=HEX "
+              "(downloaded once, verified); default: the default model.")
+
+
+def resolve_models(refs: list[str] | str | None, kind: str) -> list[Path]:
+    """-m values (none: the default model) -> local files; `kind` picks a registered model's checkpoint or
+    ONNX file (floodwatch.models.zoo.resolve_model)."""
+    from ..errors import NoDefaultModelError
+    from ..models.zoo import resolve_model
+
+    refs = [refs] if isinstance(refs, str) else list(refs or [None])
+    try:
+        return [resolve_model(r, kind) for r in refs]
+    except NoDefaultModelError as exc:
+        raise NoDefaultModelError(f"{exc}: give -m with a model file, a name from `floodwatch models list`, "
+                                  "or URL#sha256=HEX") from None

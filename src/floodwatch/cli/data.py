@@ -9,6 +9,8 @@ import typer
 
 from .common import QUIET, DataFormat, esc, make_console, value
 
+FORMAT = typer.Option(None, "--format", help="Dataset layout (default: detected).")
+
 
 class SplitMethod(str, Enum):
     random = "random"
@@ -31,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
     @data_app.command("inspect")
     def inspect(path: Path = typer.Argument(..., help="Data folder (layout detected)."),
-                format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset layout (default: detected)."),
+                format: Optional[DataFormat] = FORMAT,
                 json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
                 quiet: bool = QUIET) -> None:
         """Layout, chip counts per split and region, class balance, nodata, empty chips, problems."""
@@ -71,7 +73,7 @@ def register(app: typer.Typer) -> None:
     def stats(paths: list[Path] = typer.Argument(..., help="Data folder(s); several only with --plot or -o."),
               output: Optional[Path] = typer.Option(None, "-o", "--output",
                                                     help="JSON file to write (several folders: one entry each)."),
-              format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset layout (default: detected)."),
+              format: Optional[DataFormat] = FORMAT,
               split: Optional[str] = typer.Option(None, "--split", help="Only this split of the source."),
               max_pixels: int = typer.Option(2_000_000, "--max-pixels", help="Pixels sampled for percentiles."),
               plot: Optional[Path] = typer.Option(
@@ -105,7 +107,7 @@ def register(app: typer.Typer) -> None:
     def convert(path: Path = typer.Argument(..., help="Data folder."),
                 out: Path = typer.Argument(..., help="Output folder."),
                 to: ConvertTarget = typer.Option(ConvertTarget.images_masks, "--to", help="Layout to write."),
-                format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset layout (default: detected)."),
+                format: Optional[DataFormat] = FORMAT,
                 split_csv: Optional[Path] = typer.Option(None, "--split", help="id,split CSV: write split subfolders."),
                 quiet: bool = QUIET) -> None:
         """Write a dataset in the course's images/ + masks/ PNG layout (with class_map.json)."""
@@ -137,7 +139,7 @@ def register(app: typer.Typer) -> None:
               fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="Shares train,val[,test]."),
               seed: int = typer.Option(0, "--seed", help="Random seed."),
               block: int = typer.Option(4, "--block", help="Tiles per block side (method blocked)."),
-              format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset layout (default: detected).")) -> None:
+              format: Optional[DataFormat] = FORMAT) -> None:
         """Split chips into train/val/test at random, by region, or in spatial blocks."""
         from ..data import open_dataset
         from ..data.splits import make_split, write_split_csv
@@ -156,7 +158,7 @@ def register(app: typer.Typer) -> None:
                 output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
                 n: int = typer.Option(8, "--n", help="Number of chips shown."),
                 seed: int = typer.Option(0, "--seed", help="Random seed for the chips and augmentations."),
-                format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset layout (default: detected).")) -> None:
+                format: Optional[DataFormat] = FORMAT) -> None:
         """A grid of chips with their masks (and augmented views)."""
         from ..augment.preview import preview_grid
 

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import FloodwatchError
 from . import options
-from .common import Backend, DataFormat, QUIET, esc, make_console, value
+from .common import MODEL_HELP, Backend, DataFormat, QUIET, esc, make_console, resolve_models, value
 
 
 def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
@@ -44,8 +44,7 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_cmd(
-        model: list[Path] = typer.Option(..., "-m", "--model",
-                                         help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
+        model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (any layout floodwatch reads)."),
         format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
         spec: Optional[Path] = typer.Option(None, "-e", "--experiment-spec",
@@ -81,12 +80,14 @@ def register(app: typer.Typer) -> None:
         from ..inference.refine import RefinePredictor
         from ..inference.tta import parse_transforms
         from ..io import write_json
+        from ..models.zoo import kind_for_backend
 
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
+        model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)

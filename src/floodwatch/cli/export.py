@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import QUIET, aliased, esc, make_console, value
+from .common import MODEL_HELP, QUIET, aliased, esc, make_console, resolve_models, value
 
 
 class ExportFormat(str, Enum):
@@ -41,7 +41,7 @@ class Norm(str, Enum):
 
 
 def export(
-    model: Path = typer.Option(..., "-m", "--model", help="floodwatch checkpoint (.pt)."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="floodwatch checkpoint (.pt). " + MODEL_HELP),
     output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx, or .plan for TensorRT."),
     format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="Model file format to write."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Numeric precision (int8 needs "
@@ -49,7 +49,8 @@ def export(
     calibration_data: Optional[Path] = typer.Option(None, "--calibration-data",
                                                     help="Dataset folder or .npy/.npz of dB chips (int8)."),
     validation_data: Optional[Path] = typer.Option(None, "--validation-data",
-                                                   help="Labelled chips for the int8 IoU check (default: calibration)."),
+                                                   help="Labelled chips for the int8 IoU check (default: "
+                                                        "calibration)."),
     triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Add the result to this Triton repository."),
     triton_model: Optional[str] = typer.Option(None, "--triton-model", help="Model name in the Triton repository."),
     max_batch_size: int = typer.Option(16, "--max-batch-size", help="Triton's max_batch_size for the model."),
@@ -70,6 +71,7 @@ def export(
     from ..export.pipeline import export_model, parse_version_policy
 
     console = make_console()
+    model = resolve_models(model, "checkpoint")[0]  # a registered model: its fp32 checkpoint
     policy = parse_version_policy(version_policy)
     with console.status(esc(f"exporting {model} -> {output}")) if not (quiet or json_out) else nullcontext():
         report = export_model(model, output, format=value(format), precision=value(precision),

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import DataError
 from . import options
-from .common import Backend, QUIET, esc, make_console, value
+from .common import MODEL_HELP, Backend, QUIET, esc, make_console, resolve_models, value
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -31,8 +31,7 @@ def register(app: typer.Typer) -> None:
     @app.command("infer")
     def infer_cmd(
         inputs: list[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG) or folders of them."),
-        model: list[Path] = typer.Option(..., "-m", "--model",
-                                         help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
+        model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
         threshold: float = options.THRESHOLD,
         backend: Backend = options.BACKEND,
@@ -45,8 +44,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""
         from ..inference.chips import infer_chips
+        from ..models.zoo import kind_for_backend
         from .evaluate import model_options_predictor
 
+        model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold)
         records = infer_chips(predictor, expand_inputs(inputs), output, threshold=threshold,

@@ -16,9 +16,9 @@ err_console = Console(stderr=True)
 
 
 def _register_all() -> None:
-    from . import data, demo, evaluate, export, infer, mapping, monitor, serve, spec, train
+    from . import data, demo, evaluate, export, infer, mapping, models, monitor, serve, spec, train
 
-    for module in (data, spec, train, evaluate, infer, demo, export, mapping, serve, monitor):
+    for module in (data, spec, train, evaluate, infer, demo, export, mapping, serve, monitor, models):
         module.register(app)
 
 

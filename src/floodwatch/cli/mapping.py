@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from . import options
-from .common import QUIET, MapBackend, Probability, Protocol, Units, esc, make_console, value
+from .common import (MODEL_HELP, QUIET, MapBackend, Probability, Protocol, Units, esc, make_console, resolve_models,
+                     value)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,13 +16,14 @@ def register(app: typer.Typer) -> None:
     def map_cmd(
         scenes: Optional[List[Path]] = typer.Argument(
             None, help="Scene GeoTIFFs with VV and VH bands; a folder maps every GeoTIFF in it."),
-        model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model (ignored by triton)."),
+        model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
         out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder; each scene gets <stem>/ in it."),
         vv: Optional[Path] = typer.Option(None, "--vv", help="Single-band VV file (with --vh) instead of SCENE."),
         vh: Optional[Path] = typer.Option(None, "--vh", help="Single-band VH file on the same grid as the VV one."),
         units: Units = typer.Option(Units.db, "--units", help="Input pixel units: dB, or linear power."),
         backend: MapBackend = typer.Option(MapBackend.auto, "--backend",
-                                           help="Model back-end; auto picks by the file suffix; triton calls a server."),
+                                           help="Model back-end; auto picks by the file suffix; triton "
+                                                "calls a server."),
         url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
         triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
         protocol: Protocol = typer.Option(Protocol.http, "--protocol", help="Triton protocol (backend triton)."),
@@ -52,6 +54,7 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import FloodwatchError
         from ..mapping import map_scene, map_scenes, scene_files
+        from ..models.zoo import kind_for_backend
 
         units, backend, protocol, probability = (value(units), value(backend), value(protocol),
                                                  value(probability))
@@ -70,6 +73,8 @@ def register(app: typer.Typer) -> None:
             if vh is not None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
+        if backend != "triton":  # the server names its own model
+            model = resolve_models(model, kind_for_backend(backend))[0]
         kw = dict(vh=vh, units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability)
         predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from .common import QUIET, Units, aliased, esc, make_console, value
+from .common import MODEL_HELP, QUIET, Units, aliased, esc, make_console, resolve_models, value
 
 console = make_console()
 DB_HELP = ("Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
@@ -38,7 +38,8 @@ class ChangeMethod(str, Enum):
 
 def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF (VV, VH in dB)."),
            after: Path = typer.Option(..., "--after", help="Post-event GeoTIFF (VV, VH in dB)."),
-           model: Optional[Path] = typer.Option(None, "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+           model: Optional[str] = typer.Option(None, "-m", "--model",
+                                               help=MODEL_HELP + " Not used by --method logratio."),
            output: Path = typer.Option(..., "-o", "--output", help="Output folder (replaced atomically)."),
            method: ChangeMethod = typer.Option(ChangeMethod.difference, "--method",
                                                help="Water after and not before (difference, bitemporal: the "
@@ -55,13 +56,13 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF 
     from ..monitoring.change import detect_change
 
     predictor = None
-    if model is not None:
+    if model is not None or method != ChangeMethod.logratio:
         from ..inference.predictor import load_predictor
 
-        predictor = load_predictor(model)
+        predictor = load_predictor(resolve_models(model, "onnx")[0])
     lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
-    res = detect_change(before, after, predictor, output, method=value(method), threshold=threshold, logratio_threshold=lr,
-                        band=band, tile=tile, batch=batch)
+    res = detect_change(before, after, predictor, output, method=value(method), threshold=threshold,
+                        logratio_threshold=lr, band=band, tile=tile, batch=batch)
     km2 = res.stats["flooded_km2"]
     console.print(f"new water: {res.stats['new_water_pixels']} px" + (f", {km2:.3f} km²" if km2 is not None else "")
                   + f" -> {esc(output)}")
@@ -107,12 +108,13 @@ def aoi_list(db: Optional[str] = db_option) -> None:
     from ..monitoring.store import Store
 
     with Store(db) as store:
-        t = Table(Column("name", overflow="fold"), "area km²", "alert km²", "alert rise %", "webhooks", "records", "latest", "flooded km²")
+        t = Table(Column("name", overflow="fold"), "area km²", "alert km²", "alert rise %", "webhooks", "records",
+                  "latest", "flooded km²")
         for a in store.aois():
             hist = store.history(a.name)
             last = hist[-1] if hist else None
-            t.add_row(esc(a.name), f"{a.area_km2:.3f}", _opt(a.threshold_km2), _opt(a.rise_percent), str(len(a.webhooks)),
-                      str(len(hist)), last["acquired"] if last else "-",
+            t.add_row(esc(a.name), f"{a.area_km2:.3f}", _opt(a.threshold_km2), _opt(a.rise_percent),
+                      str(len(a.webhooks)), str(len(hist)), last["acquired"] if last else "-",
                       f"{last['flooded_km2']:.3f}" if last else "-")
         console.print(t)
 
@@ -121,18 +123,19 @@ def _opt(v: float | None, fmt: str = "g") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def aoi_history(name: str = typer.Argument(..., help="AOI name."), png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
+def aoi_history(name: str = typer.Argument(..., help="AOI name."),
+                png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
                 db: Optional[str] = db_option) -> None:
     """Time series of one AOI: flooded km², permanent water, coverage per acquisition."""
     from ..monitoring.store import Store
 
     with Store(db) as store:
         hist = store.history(name)
-    t = Table("acquired", "kind", Column("scene", overflow="fold"), "flooded km²", "permanent water km²", "valid km²",
-              "coverage", title=f"AOI {esc(name)}")
+    t = Table("acquired", "kind", Column("scene", overflow="fold"), "flooded km²", "permanent water km²",
+              "valid km²", "coverage", title=f"AOI {esc(name)}")
     for r in hist:
-        t.add_row(r["acquired"], r["kind"], esc(r["scene_id"]), f"{r['flooded_km2']:.3f}", _opt(r["permanent_water_km2"],
-                  ".3f"), _opt(r["valid_km2"], ".3f"), _opt(r["coverage"], ".0%"))
+        t.add_row(r["acquired"], r["kind"], esc(r["scene_id"]), f"{r['flooded_km2']:.3f}",
+                  _opt(r["permanent_water_km2"], ".3f"), _opt(r["valid_km2"], ".3f"), _opt(r["coverage"], ".0%"))
     console.print(t)
     if png:
         from ..monitoring.plots import plot_history
@@ -157,7 +160,7 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               stac: str = typer.Option(..., "--stac", help="STAC API URL or static catalog JSON."),
               collection: str = typer.Option(..., "--collection", help="STAC collection of Sentinel-1 items."),
               since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
-              model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+              model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
               output: Path = typer.Option(Path("watch_out"), "-o", "--output", help="Where windows and maps go."),
               units: Units = typer.Option(Units.db, "--units", help="Pixel units of the items: dB, or linear power."),
               tile: int = typer.Option(512, "--tile", help="Tile size in pixels."), db: Optional[str] = db_option,
@@ -168,8 +171,9 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
     from ..monitoring.store import Store
 
     with Store(db) as store:
-        outcomes = watch_aoi(store, name, stac, collection, load_predictor(model), output, since=since,
-                             units=value(units), tile=tile, progress=not quiet)
+        predictor = load_predictor(resolve_models(model, "onnx")[0])
+        outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since, units=value(units),
+                             tile=tile, progress=not quiet)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
             km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"
