@@ -72,7 +72,8 @@ def reproduce_card_rows(model: ZooModel, data_root: Path) -> list[tuple[object, 
     return out
 
 
-def card_for_test_files(name: str, files: dict[str, tuple[str, str, Path]], reproduce: list[dict] | None = None) -> dict:
+def card_for_test_files(name: str, files: dict[str, tuple[str, str, Path]],
+                        reproduce: list[dict] | None = None) -> dict:
     """A card for generated test files: every field filled, no accuracy claimed (no figures)."""
     return {
         "format_version": 1, "name": name, "version": "0.0.test",

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import MODEL_HELP, QUIET, aliased, esc, make_console, resolve_models, value
+from .common import MODEL_HELP, OUT_ALIAS, QUIET, aliased, esc, make_console, resolve_models, value
 
 
 class ExportFormat(str, Enum):
@@ -70,6 +70,10 @@ def export(
     from ..evaluation.evaluate import to_json_safe
     from ..export.pipeline import export_model, parse_version_policy
 
+    from ..errors import ExportError
+
+    if triton_repo is not None and not triton_model:
+        raise ExportError("--triton-repo: needs --triton-model NAME, the model's name in the repository")
     console = make_console()
     model = resolve_models(model, "checkpoint")[0]  # a registered model: its fp32 checkpoint
     policy = parse_version_policy(version_policy)
@@ -126,4 +130,4 @@ def prune(
 
 def register(app: typer.Typer) -> None:
     app.command("export", cls=aliased({"--out": "--output", "--model-name": "--triton-model"}))(export)
-    app.command("prune", cls=aliased({"--out": "--output"}))(prune)
+    app.command("prune", cls=OUT_ALIAS)(prune)

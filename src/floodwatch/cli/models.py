@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     def info_cmd(name: Optional[str] = typer.Argument(None, help="Model name (default: the default model)."),
                  markdown: bool = typer.Option(False, "--markdown", help="Print the card's Markdown source.")) -> None:
         """A model's card: inputs, training data and licences, recipe, accuracy beside Otsu, use, failure modes."""
+        from rich.console import Console
         from rich.markdown import Markdown
 
         from ..errors import NoDefaultModelError
@@ -48,5 +49,5 @@ def register(app: typer.Typer) -> None:
         text = card_markdown(model.card, default=model.is_default)
         if markdown:
             typer.echo(text, nl=False)
-        else:
-            make_console().print(Markdown(text))
+        else:  # prose wraps to the terminal (80 columns when piped), unlike the tables of make_console()
+            Console().print(Markdown(text))

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from .common import MODEL_HELP, QUIET, Units, aliased, esc, make_console, resolve_models, value
+from .common import MODEL_HELP, OUT_ALIAS, QUIET, Units, esc, make_console, resolve_models, value
 
 console = make_console()
 DB_HELP = ("Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
@@ -17,14 +17,14 @@ db_option = typer.Option(None, "--db", envvar="FLOODWATCH_DB", help=DB_HELP)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("change", cls=aliased({"--out": "--output"}))(change)
+    app.command("change", cls=OUT_ALIAS)(change)
     aoi_app = typer.Typer(help="Areas of interest: define them, record runs over them, watch a STAC catalog.",
                           no_args_is_help=True)
     aoi_app.command("add")(aoi_add)
     aoi_app.command("list")(aoi_list)
     aoi_app.command("history")(aoi_history)
     aoi_app.command("record")(aoi_record)
-    aoi_app.command("watch", cls=aliased({"--out": "--output"}))(aoi_watch)
+    aoi_app.command("watch", cls=OUT_ALIAS)(aoi_watch)
     aoi_app.command("retry-alerts")(aoi_retry_alerts)
     app.add_typer(aoi_app, name="aoi")
     app.command("web")(web)
