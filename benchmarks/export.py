@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
@@ -156,7 +157,7 @@ def main() -> None:
     for name, (speed, iou) in rows.items():
         table.add_row(name, f"{speed:.2f}", f"{speed / base_speed:.2f}", f"{iou:.4f}", f"{100 * (iou - base_iou):+.2f}")
     console.print(table)
-    console.print(f"files in {work}")
+    console.print(f"files in {escape(str(work))}")
 
 
 if __name__ == "__main__":

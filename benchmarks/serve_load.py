@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace, work: Path, console: Console) -> int:
     console.print(table)
     for r in rows:
         if r["failures"]:
-            console.print(f"[red]{r['clients']} clients: {r['failures']} failures, first: {r['first_failure']}")
+            console.print(f"[red]{r['clients']} clients: {r['failures']} failures, first: {escape(str(r['first_failure']))}")
     return 1 if any(r["failures"] for r in rows) else 0
 
 

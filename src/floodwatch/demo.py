@@ -124,7 +124,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     for name, path in (("data", data_dir), ("spec", spec_path), ("checkpoint", checkpoint),
                        ("metrics", metrics_json), ("prediction overlays", out / "predictions"),
                        ("chip inference", out / "inference"), ("report", report)):
-        console.print(f"  {name:<20} {path}")
+        console.print(f"  {name:<20} {path}", markup=False)
     console.print(f"done in {sum(seconds.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
     return DemoResult(out, data_dir, spec_path, checkpoint, metrics_json, out / "predictions", out / "inference",
                       report, metrics, seconds)

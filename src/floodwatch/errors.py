@@ -55,3 +55,11 @@ class CoverageError(AcquisitionError):
 
 class UnitsError(AcquisitionError):
     """Pixel values that are not backscatter floodwatch can map (e.g. uncalibrated GRD digital numbers)."""
+
+
+class ModelError(FloodwatchError):
+    """An unknown model name, a bad model card, or a model download that failed or did not verify."""
+
+
+class NoDefaultModelError(ModelError):
+    """No model given and no default model installed."""

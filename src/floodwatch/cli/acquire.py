@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from . import options
+from .common import MODEL_HELP, resolve_models
 
 SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_SUBSCRIPTION_KEY), pc-grd, "
                "earth-search-grd, cdse-grd, or a STAC API URL (with --collection).")
@@ -72,7 +73,7 @@ def run_cmd(
     bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI as W,S,E,N in degrees."),
     date: str = typer.Option(..., "--date", help="Day (YYYY-MM-DD): the first acquisition from then is mapped."),
     days: int = typer.Option(1, "--days", min=1, help="Look this many days from --date for an acquisition."),
-    model: Optional[Path] = typer.Option(None, "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
     out_dir: Path = typer.Option(Path("floodwatch_run"), "-o", "--output", help="Output folder."),
     name: Optional[str] = typer.Option(None, "--name", help="AOI name to store a new --aoi FILE / --bbox under."),
     source: str = typer.Option("pc-rtc", "--source", help=SOURCE_HELP),
@@ -118,12 +119,7 @@ def run_cmd(
         console.print(f"flooded {rec['flooded_km2']:.3f} km² in AOI '{res.aoi}'; {len(res.alert_ids)} new alert(s)")
 
 
-def _predictor(model: Optional[Path]):
-    from ..errors import FloodwatchError
+def _predictor(model: Optional[str]):
     from ..inference import load_predictor
 
-    # TODO(lead): once floodwatch.models.zoo.resolve_model lands, replace this check with
-    #   load_predictor(resolve_model(model))  # None -> the shipped default model
-    if model is None:
-        raise FloodwatchError("-m/--model: required until the default model ships (give a .pt or .onnx)")
-    return load_predictor(model)
+    return load_predictor(resolve_models(model, "onnx")[0])  # none: the default model's INT8 ONNX

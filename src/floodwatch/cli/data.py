@@ -7,6 +7,10 @@ from typing import Optional
 
 import typer
 
+from .common import QUIET, DataFormat, esc, make_console, value
+
+FORMAT = typer.Option(None, "--format", help="Dataset layout (default: detected).")
+
 
 class SplitMethod(str, Enum):
     random = "random"
@@ -29,37 +33,39 @@ def register(app: typer.Typer) -> None:
 
     @data_app.command("inspect")
     def inspect(path: Path = typer.Argument(..., help="Data folder (layout detected)."),
-                format: Optional[str] = typer.Option(None, "--format", help="sen1floods11, etci, ombria, folders."),
-                json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON.")) -> None:
+                format: Optional[DataFormat] = FORMAT,
+                json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+                quiet: bool = QUIET) -> None:
         """Layout, chip counts per split and region, class balance, nodata, empty chips, problems."""
-        from rich.console import Console
-        from rich.table import Table
+        from rich.table import Column, Table
 
         from ..data.inspect import inspect_dataset
         from ..io import write_json
 
-        r = inspect_dataset(path, format)
-        console = Console()
-        console.print(f"[bold]{r['path']}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
+        r = inspect_dataset(path, value(format), progress=False if quiet else None)
+        console = make_console()
+        console.print(f"[bold]{esc(r['path'])}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
                       f"sizes {', '.join(f'{k} ({v})' for k, v in r['sizes'].items())}")
         cb = r["class_balance"]
         console.print(f"pixels: water {cb['water']:,}, not water {cb['not_water']:,}, ignore {cb['ignore']:,}; "
                       f"water share {_share(cb['water_share'])}; nodata share {_share(r['nodata_share'])}")
-        table = Table("region", "chips", "water", "not water", "water share", title="per region")
+        table = Table(Column("region", overflow="fold"), "chips", "water", "not water", "water share",
+                      title="per region")
         for name, v in r["per_region"].items():
             n = v["water"] + v["not_water"]
-            table.add_row(name, str(v["chips"]), f"{v['water']:,}", f"{v['not_water']:,}",
+            table.add_row(esc(name), str(v["chips"]), f"{v['water']:,}", f"{v['not_water']:,}",
                           _share(v["water"] / n if n else None))
         console.print(table)
         splits = Table("split", "chips", title="per split (the source's own lists)")
         for name, n in r["per_split"].items():
-            splits.add_row(name, str(n))
+            splits.add_row(esc(name), str(n))
         console.print(splits)
         for key, label in (("empty_chips", "empty (all nodata or all ignore)"), ("no_water_chips", "no water")):
             if r[key]:
-                console.print(f"{label}: {len(r[key])}: {', '.join(r[key][:10])}{' ...' if len(r[key]) > 10 else ''}")
+                console.print(esc(f"{label}: {len(r[key])}: {', '.join(r[key][:10])}"
+                                  f"{' ...' if len(r[key]) > 10 else ''}"))
         for p in r["problems"]:
-            console.print(f"[yellow]problem:[/] {p}", soft_wrap=True)
+            console.print(f"[yellow]problem:[/] {esc(p)}", soft_wrap=True)
         if json_out:
             write_json(json_out, r)
 
@@ -67,12 +73,13 @@ def register(app: typer.Typer) -> None:
     def stats(paths: list[Path] = typer.Argument(..., help="Data folder(s); several only with --plot or -o."),
               output: Optional[Path] = typer.Option(None, "-o", "--output",
                                                     help="JSON file to write (several folders: one entry each)."),
-              format: Optional[str] = typer.Option(None, "--format"),
+              format: Optional[DataFormat] = FORMAT,
               split: Optional[str] = typer.Option(None, "--split", help="Only this split of the source."),
               max_pixels: int = typer.Option(2_000_000, "--max-pixels", help="Pixels sampled for percentiles."),
               plot: Optional[Path] = typer.Option(
                   None, "--plot", help="PNG of the harmonised per-band dB histograms of all the folders."),
-              plot_chips: int = typer.Option(200, "--plot-chips", help="Chips per folder for --plot (random).")) -> None:
+              plot_chips: int = typer.Option(200, "--plot-chips", help="Chips per folder for --plot (random)."),
+              quiet: bool = QUIET) -> None:
         """Per-band mean/std/percentiles, class balance, nodata share and normalisation inputs -> JSON;
         --plot draws the datasets' harmonised dB histograms side by side."""
         from ..data import open_dataset
@@ -80,10 +87,12 @@ def register(app: typer.Typer) -> None:
         from ..errors import DataError
         from ..io import write_json
 
+        format, show = value(format), False if quiet else None
         if output is None and plot is None:
             raise DataError("stats: give -o FILE.json and/or --plot FILE.png")
         if output is not None:
-            all_stats = {str(p): compute_stats(open_dataset(p, format, split=split), max_pixels=max_pixels)
+            all_stats = {str(p): compute_stats(open_dataset(p, format, split=split), max_pixels=max_pixels,
+                                                 progress=show)
                          for p in paths}
             write_json(output, next(iter(all_stats.values())) if len(paths) == 1 else all_stats)
             typer.echo(f"wrote {output}")
@@ -91,29 +100,31 @@ def register(app: typer.Typer) -> None:
             from ..data.harmonise_plot import harmonised_histograms_png
 
             # --format names one format for all folders; mixed sources are detected per folder
-            harmonised_histograms_png(paths, plot, [format] * len(paths), max_chips=plot_chips)
+            harmonised_histograms_png(paths, plot, [format] * len(paths), max_chips=plot_chips, progress=show)
             typer.echo(f"wrote {plot}")
 
     @data_app.command("convert")
     def convert(path: Path = typer.Argument(..., help="Data folder."),
                 out: Path = typer.Argument(..., help="Output folder."),
-                to: ConvertTarget = typer.Option(ConvertTarget.images_masks, "--to"),
-                format: Optional[str] = typer.Option(None, "--format"),
-                split_csv: Optional[Path] = typer.Option(None, "--split", help="id,split CSV: write split subfolders.")) -> None:
+                to: ConvertTarget = typer.Option(ConvertTarget.images_masks, "--to", help="Layout to write."),
+                format: Optional[DataFormat] = FORMAT,
+                split_csv: Optional[Path] = typer.Option(None, "--split", help="id,split CSV: write split subfolders."),
+                quiet: bool = QUIET) -> None:
         """Write a dataset in the course's images/ + masks/ PNG layout (with class_map.json)."""
         from ..data import open_dataset
         from ..data.convert import to_images_masks
         from ..data.splits import read_split_csv
 
         split = read_split_csv(split_csv) if split_csv else None
-        ds = open_dataset(path, format)
-        to_images_masks(ds, out, split=split)
+        ds = open_dataset(path, value(format))
+        to_images_masks(ds, out, split=split, progress=False if quiet else None)
         typer.echo(f"wrote {len(ds)} chips to {out}")
 
     @data_app.command("synth")
     def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout)."),
-              chips: int = typer.Option(16, "--chips"), size: int = typer.Option(64, "--size"),
-              seed: int = typer.Option(0, "--seed")) -> None:
+              chips: int = typer.Option(16, "--chips", help="Number of chips to write."),
+              size: int = typer.Option(64, "--size", help="Chip height and width in pixels."),
+              seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data).")) -> None:
         """Write a synthetic labelled dataset in the Sen1Floods11 layout."""
         from ..data.synthetic import write_synthetic_dataset
 
@@ -123,10 +134,12 @@ def register(app: typer.Typer) -> None:
     @data_app.command("split")
     def split(path: Path = typer.Argument(..., help="Data folder."),
               output: Path = typer.Option(..., "-o", "--output", help="CSV (id,split) to write."),
-              method: SplitMethod = typer.Option(SplitMethod.random, "--method"),
-              fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="train,val[,test]"),
-              seed: int = typer.Option(0, "--seed"), block: int = typer.Option(4, "--block"),
-              format: Optional[str] = typer.Option(None, "--format")) -> None:
+              method: SplitMethod = typer.Option(SplitMethod.random, "--method",
+                                                 help="Chips at random, whole regions, or spatial blocks."),
+              fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="Shares train,val[,test]."),
+              seed: int = typer.Option(0, "--seed", help="Random seed."),
+              block: int = typer.Option(4, "--block", help="Tiles per block side (method blocked)."),
+              format: Optional[DataFormat] = FORMAT) -> None:
         """Split chips into train/val/test at random, by region, or in spatial blocks."""
         from ..data import open_dataset
         from ..data.splits import make_split, write_split_csv
@@ -136,17 +149,18 @@ def register(app: typer.Typer) -> None:
             fr = tuple(float(f) for f in fractions.split(","))
         except ValueError:
             raise DataError(f"--fractions '{fractions}': expected numbers separated by commas") from None
-        result = make_split(open_dataset(path, format), method.value, fr, seed=seed, block=block)
+        result = make_split(open_dataset(path, value(format)), method.value, fr, seed=seed, block=block)
         write_split_csv(result, output)
         typer.echo(f"wrote {output}: " + ", ".join(f"{k} {len(v)}" for k, v in result.items()))
 
     @data_app.command("preview")
     def preview(path: Path = typer.Argument(..., help="Data folder."),
                 output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
-                n: int = typer.Option(8, "--n"), seed: int = typer.Option(0, "--seed"),
-                format: Optional[str] = typer.Option(None, "--format")) -> None:
+                n: int = typer.Option(8, "--n", help="Number of chips shown."),
+                seed: int = typer.Option(0, "--seed", help="Random seed for the chips and augmentations."),
+                format: Optional[DataFormat] = FORMAT) -> None:
         """A grid of chips with their masks (and augmented views)."""
         from ..augment.preview import preview_grid
 
-        preview_grid(path, output, n=n, seed=seed, format=format)
+        preview_grid(path, output, n=n, seed=seed, format=value(format))
         typer.echo(f"wrote {output}")

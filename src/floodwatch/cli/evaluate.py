@@ -8,6 +8,7 @@ import typer
 
 from ..errors import FloodwatchError
 from . import options
+from .common import MODEL_HELP, Backend, DataFormat, QUIET, esc, make_console, resolve_models, value
 
 
 def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
@@ -43,19 +44,18 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_cmd(
-        model: list[Path] = typer.Option(..., "-m", "--model",
-                                         help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
+        model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (any layout floodwatch reads)."),
-        format: Optional[str] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
+        format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
         spec: Optional[Path] = typer.Option(None, "-e", "--experiment-spec",
                                             help="Use this spec's test split (else its validation split)."),
         split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val/test)."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the metrics here as JSON."),
         save_predictions: Optional[Path] = typer.Option(
             None, "--save-predictions", help="Folder for one PNG per chip: SAR | model vs truth | Otsu vs truth."),
-        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        batch_size: int = typer.Option(8, "--batch-size", min=1, help="Chips per model call."),
         threshold: float = options.THRESHOLD,
-        backend: str = options.BACKEND,
+        backend: Backend = options.BACKEND,
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         weights: Optional[str] = options.WEIGHTS,
@@ -64,31 +64,31 @@ def register(app: typer.Typer) -> None:
         calibrate: Optional[Path] = typer.Option(
             None, "--calibrate",
             help="Fit a temperature on this labelled dataset folder (or a spec's val split); report ECE before/after."),
-        calibrate_format: Optional[str] = typer.Option(None, "--calibrate-format",
+        calibrate_format: Optional[DataFormat] = typer.Option(None, "--calibrate-format",
                                                        help="Its format (default: detected)."),
         save_temperature: Optional[Path] = typer.Option(None, "--save-temperature",
                                                         help="With --calibrate: write the fitted T here (JSON)."),
         report: Optional[Path] = typer.Option(None, "--report",
                                               help="Write an HTML accuracy report (DIR/index.html + pictures)."),
         no_otsu: bool = typer.Option(False, "--no-otsu", help="Skip the Otsu baseline."),
-        quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+        quiet: bool = QUIET,
     ) -> None:
         """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu; ECE."""
-        from rich.console import Console
-
         from ..evaluation.calibration import load_temperature
         from ..evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
         from ..evaluation.report import print_metrics_table
         from ..inference.refine import RefinePredictor
         from ..inference.tta import parse_transforms
         from ..io import write_json
+        from ..models.zoo import kind_for_backend
 
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
-        samples, described = evaluation_samples(data, format=format, spec=spec, split=split)
-        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature, refine,
+        samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
+        model = resolve_models(model, kind_for_backend(value(backend)))
+        predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
@@ -98,9 +98,9 @@ def register(app: typer.Typer) -> None:
                   "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
                   "temperature": load_temperature(temperature) if temperature else None,
                   "refine": predictor.describe() if refined else None, **result}
-        console = Console()
+        console = make_console()
         extras = (" +TTA" if tta or tta_transforms else "") + (f" +refine {result['refine']}" if refined else "")
-        print_metrics_table(result, console, title=f"{names}{extras} on {described}")
+        print_metrics_table(result, console, title=esc(f"{names}{extras} on {described}"))
         console.print(f"ECE (15 bins): {result['ece']:.4f}")
         calibration_view = None
         if calibrate is not None:
@@ -110,23 +110,23 @@ def register(app: typer.Typer) -> None:
             if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
                 fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
             else:
-                fit_samples = list(open_dataset(calibrate, format=calibrate_format))
+                fit_samples = list(open_dataset(calibrate, format=value(calibrate_format)))
             # the temperature is applied before refinement (load_predictor), so it is fitted without it
             cal = fit(predictor.base if refined else predictor, fit_samples, samples, progress=not quiet)
             result["calibration"] = {"data": str(calibrate), **cal}
             t, f, c = cal["temperature"], cal["fit"], cal["check"]
-            console.print(f"temperature T = {t:.4f} (fitted on {calibrate}); ECE on it {f['ece_before']:.4f} -> "
-                          f"{f['ece_after']:.4f}; on {described} {c['ece_before']:.4f} -> {c['ece_after']:.4f}")
+            console.print(esc(f"temperature T = {t:.4f} (fitted on {calibrate}); ECE on it {f['ece_before']:.4f} -> "
+                              f"{f['ece_after']:.4f}; on {described} {c['ece_before']:.4f} -> {c['ece_after']:.4f}"))
             calibration_view = {"temperature": t, "data": f"{calibrate}; ECE measured on {described}", **c}
             if save_temperature is not None:
                 save_t(save_temperature, t, fitted_on=str(calibrate), model=result["model"],
                        ece_before=c["ece_before"], ece_after=c["ece_after"])
-                console.print(f"temperature: {save_temperature}")
+                console.print(esc(f"temperature: {save_temperature}"))
         if output is not None:
             write_json(output, to_json_safe(result))
-            console.print(f"metrics: {output}")
+            console.print(esc(f"metrics: {output}"))
         if save_predictions is not None:
-            console.print(f"prediction overlays: {save_predictions}/")
+            console.print(esc(f"prediction overlays: {save_predictions}/"))
         if report is not None:
             from ..evaluation.accuracy_report import write_accuracy_report
 
@@ -135,4 +135,4 @@ def register(app: typer.Typer) -> None:
                                           title=f"{names} accuracy", notes=[f"model: {result['model']}",
                                                                             f"TTA: {result['tta'] or 'none'}",
                                                                             f"refine: {result['refine'] or 'none'}"])
-            console.print(f"report: {index}")
+            console.print(esc(f"report: {index}"))

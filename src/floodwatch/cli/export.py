@@ -2,78 +2,132 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
+from .common import MODEL_HELP, OUT_ALIAS, QUIET, aliased, esc, make_console, resolve_models, value
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    tensorrt = "tensorrt"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class TritonKind(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Exporter(str, Enum):
+    auto = "auto"
+    dynamo = "dynamo"
+    torchscript = "torchscript"
+
+
+class Norm(str, Enum):
+    l1 = "l1"
+    l2 = "l2"
 
 
 def export(
-    model: Path = typer.Option(..., "-m", "--model", help="floodwatch checkpoint (.pt)"),
-    out: Path = typer.Option(..., "-o", "--out", help="output file: .onnx, or .plan for TensorRT"),
-    format: str = typer.Option("onnx", "--format", help="onnx | tensorrt"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8"),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="floodwatch checkpoint (.pt). " + MODEL_HELP),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx, or .plan for TensorRT."),
+    format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="Model file format to write."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="Numeric precision (int8 needs "
+                                        "--calibration-data)."),
     calibration_data: Optional[Path] = typer.Option(None, "--calibration-data",
-                                                    help="dataset folder or .npy/.npz of dB chips (int8)"),
+                                                    help="Dataset folder or .npy/.npz of dB chips (int8)."),
     validation_data: Optional[Path] = typer.Option(None, "--validation-data",
-                                                   help="labelled chips for the int8 IoU check (default: calibration)"),
-    triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="add the result to this Triton repository"),
-    model_name: Optional[str] = typer.Option(None, "--model-name", help="model name in the Triton repository"),
-    max_batch_size: int = typer.Option(16, "--max-batch-size"),
-    instances: int = typer.Option(1, "--instances", help="Triton instance count"),
-    triton_kind: str = typer.Option("auto", "--triton-kind",
-                                    help="cpu (local Triton, Python backend), gpu (NVIDIA's container), or auto"),
-    version_policy: str = typer.Option("latest", "--version-policy", help="latest | all | N,M"),
-    height: Optional[int] = typer.Option(None, "--height", help="fix the input height (default dynamic)"),
-    width: Optional[int] = typer.Option(None, "--width", help="fix the input width (default dynamic)"),
-    exporter: str = typer.Option("auto", "--exporter", help="auto | dynamo | torchscript"),
+                                                   help="Labelled chips for the int8 IoU check (default: "
+                                                        "calibration)."),
+    triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Add the result to this Triton repository."),
+    triton_model: Optional[str] = typer.Option(None, "--triton-model", help="Model name in the Triton repository."),
+    max_batch_size: int = typer.Option(16, "--max-batch-size", help="Triton's max_batch_size for the model."),
+    instances: int = typer.Option(1, "--instances", help="Triton instance count."),
+    triton_kind: TritonKind = typer.Option(TritonKind.auto, "--triton-kind",
+                                           help="cpu (local Triton, Python backend), gpu (NVIDIA's container), "
+                                                "or auto."),
+    version_policy: str = typer.Option("latest", "--version-policy", help="Triton version policy: latest, all, "
+                                       "or version numbers 'N,M'."),
+    height: Optional[int] = typer.Option(None, "--height", help="Fix the input height (default dynamic)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Fix the input width (default dynamic)."),
+    exporter: Exporter = typer.Option(Exporter.auto, "--exporter", help="torch's ONNX exporter to use."),
+    json_out: bool = typer.Option(False, "--json", help="Print the full export report as JSON (and nothing else)."),
+    quiet: bool = QUIET,
 ) -> None:
     """Export a checkpoint to ONNX (checked against torch) or a TensorRT engine."""
+    from ..evaluation.evaluate import to_json_safe
     from ..export.pipeline import export_model, parse_version_policy
 
+    from ..errors import ExportError
+
+    if triton_repo is not None and not triton_model:
+        raise ExportError("--triton-repo: needs --triton-model NAME, the model's name in the repository")
+    console = make_console()
+    model = resolve_models(model, "checkpoint")[0]  # a registered model: its fp32 checkpoint
     policy = parse_version_policy(version_policy)
-    with console.status(f"exporting {model} -> {out}"):
-        report = export_model(model, out, format=format, precision=precision, calibration_data=calibration_data,
-                              validation_data=validation_data, triton_repo=triton_repo, model_name=model_name,
-                              max_batch_size=max_batch_size, instances=instances, version_policy=policy,
-                              height=height, width=width, exporter=exporter, triton_kind=triton_kind)
+    with console.status(esc(f"exporting {model} -> {output}")) if not (quiet or json_out) else nullcontext():
+        report = export_model(model, output, format=value(format), precision=value(precision),
+                              calibration_data=calibration_data, validation_data=validation_data,
+                              triton_repo=triton_repo, model_name=triton_model, max_batch_size=max_batch_size,
+                              instances=instances, version_policy=policy, height=height, width=width,
+                              exporter=value(exporter), triton_kind=value(triton_kind))
+    if json_out:
+        typer.echo(json.dumps(to_json_safe(report), default=str, allow_nan=False, indent=2))
+        return
+    for line in export_summary(report, output):
+        console.print(line, highlight=False)
+
+
+def export_summary(report: dict, output: Path) -> list[str]:
+    """A few lines: the file written, its parity with torch, the int8 check and the Triton entry."""
     parity = report["onnx_export"]["parity"]
-    console.print(f"[green]wrote[/] {out}  parity: max |Δ logits| {parity['max_abs_diff']:.2e}, "
-                  f"mask agreement {parity['mask_agreement']:.4%}")
+    lines = [f"[green]wrote[/] {esc(output)}  parity with torch: max |Δ logits| {parity['max_abs_diff']:.2e}, "
+             f"mask agreement {parity['mask_agreement']:.4%}"]
     if "int8" in report:
         v = report["int8"]["validation"]
         line = f"int8 vs fp32: mask agreement {v['mask_agreement']:.4%}"
         if "iou_change_pt" in v:
             line += f", water IoU {v['iou_fp32']:.4f} -> {v['iou_candidate']:.4f} ({v['iou_change_pt']:+.2f} pt)"
-        console.print(line)
+        lines.append(line)
     if "triton" in report:
-        console.print(f"[green]triton[/] {report['triton']}")
-    console.print_json(json.dumps(report, default=str))
+        lines.append(f"[green]triton[/] {esc(report['triton'])}")
+    lines.append("full report: add --json")
+    return lines
 
 
 def prune(
-    model: Path = typer.Option(..., "-m", "--model", help="floodwatch checkpoint (.pt)"),
-    out: Path = typer.Option(..., "-o", "--out", help="pruned checkpoint to write"),
-    ratio: Optional[float] = typer.Option(None, "--ratio", help="fraction of filters to remove per layer"),
+    model: Path = typer.Option(..., "-m", "--model", help="floodwatch checkpoint (.pt)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Pruned checkpoint to write."),
+    ratio: Optional[float] = typer.Option(None, "--ratio", help="Fraction of filters to remove per layer."),
     threshold: Optional[float] = typer.Option(None, "--threshold",
-                                              help="remove filters below this fraction of the layer's largest norm"),
-    min_filters: int = typer.Option(8, "--min-filters", help="keep at least this many filters per layer"),
-    norm: str = typer.Option("l1", "--norm", help="l1 | l2"),
+                                              help="Remove filters below this fraction of the layer's largest norm."),
+    min_filters: int = typer.Option(8, "--min-filters", help="Keep at least this many filters per layer."),
+    norm: Norm = typer.Option(Norm.l1, "--norm", help="Filter importance: L1 or L2 norm of its weights."),
     multiple_of: int = typer.Option(8, "--multiple-of",
-                                    help="round kept filters up to a multiple of this (fast CPU/GPU kernels)"),
+                                    help="Round kept filters up to a multiple of this (fast CPU/GPU kernels)."),
 ) -> None:
     """Structured pruning: remove conv filters for a smaller, faster dense model (fine-tune it after)."""
     from ..export.prune import prune_checkpoint
 
-    report = prune_checkpoint(model, out, ratio=ratio, threshold=threshold, min_filters=min_filters, norm=norm,
-                              multiple_of=multiple_of)
-    console.print(f"[green]wrote[/] {out}: params x{report['params_ratio']:.3f}, "
-                  f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune with `floodwatch train -m {out}`")
+    report = prune_checkpoint(model, output, ratio=ratio, threshold=threshold, min_filters=min_filters,
+                              norm=value(norm), multiple_of=multiple_of)
+    make_console().print(f"[green]wrote[/] {esc(output)}: params x{report['params_ratio']:.3f}, "
+                         f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune with "
+                         f"`floodwatch train -m {esc(output)}`", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
-    app.command("prune")(prune)
+    app.command("export", cls=aliased({"--out": "--output", "--model-name": "--triton-model"}))(export)
+    app.command("prune", cls=OUT_ALIAS)(prune)

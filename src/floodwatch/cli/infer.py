@@ -8,6 +8,7 @@ import typer
 
 from ..errors import DataError
 from . import options
+from .common import MODEL_HELP, Backend, QUIET, esc, make_console, resolve_models, value
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -30,29 +31,28 @@ def register(app: typer.Typer) -> None:
     @app.command("infer")
     def infer_cmd(
         inputs: list[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG) or folders of them."),
-        model: list[Path] = typer.Option(..., "-m", "--model",
-                                         help="Checkpoint (.pt) or ONNX model; repeat for an ensemble."),
+        model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
         threshold: float = options.THRESHOLD,
-        backend: str = options.BACKEND,
+        backend: Backend = options.BACKEND,
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         weights: Optional[str] = options.WEIGHTS,
         temperature: Optional[Path] = options.TEMPERATURE,
         refine: Optional[str] = options.REFINE,
-        quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+        quiet: bool = QUIET,
     ) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""
-        from rich.console import Console
-
         from ..inference.chips import infer_chips
+        from ..models.zoo import kind_for_backend
         from .evaluate import model_options_predictor
 
-        predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature, refine,
+        model = resolve_models(model, kind_for_backend(value(backend)))
+        predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold)
         records = infer_chips(predictor, expand_inputs(inputs), output, threshold=threshold,
                               progress=not quiet)
-        console = Console()
+        console = make_console()
         for r in records:
-            console.print(f"{r['id']}: water {100 * r['water_fraction']:.1f}% of valid pixels")
-        console.print(f"{len(records)} chip(s) -> {output}/ (summary.json)")
+            console.print(esc(f"{r['id']}: water {100 * r['water_fraction']:.1f}% of valid pixels"))
+        console.print(esc(f"{len(records)} chip(s) -> {output}/ (summary.json)"))

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import FloodwatchError
 
@@ -15,9 +16,9 @@ err_console = Console(stderr=True)
 
 
 def _register_all() -> None:
-    from . import acquire, data, demo, evaluate, export, infer, mapping, monitor, serve, spec, train
+    from . import acquire, data, demo, evaluate, export, infer, mapping, models, monitor, serve, spec, train
 
-    for module in (data, spec, train, evaluate, infer, demo, export, mapping, serve, monitor, acquire):
+    for module in (data, spec, train, evaluate, infer, demo, export, mapping, serve, monitor, acquire, models):
         module.register(app)
 
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except FloodwatchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # the message is data (paths, extras such as floodwatch[dali]), never markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -7,6 +7,8 @@ from typing import List, Optional
 import typer
 
 from . import options
+from .common import (MODEL_HELP, QUIET, MapBackend, Probability, Protocol, Units, esc, make_console, resolve_models,
+                     value)
 
 
 def register(app: typer.Typer) -> None:
@@ -14,15 +16,17 @@ def register(app: typer.Typer) -> None:
     def map_cmd(
         scenes: Optional[List[Path]] = typer.Argument(
             None, help="Scene GeoTIFFs with VV and VH bands; a folder maps every GeoTIFF in it."),
-        model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model (ignored by triton)."),
+        model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
         out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder; each scene gets <stem>/ in it."),
         vv: Optional[Path] = typer.Option(None, "--vv", help="Single-band VV file (with --vh) instead of SCENE."),
         vh: Optional[Path] = typer.Option(None, "--vh", help="Single-band VH file on the same grid as the VV one."),
-        units: str = typer.Option("db", "--units", help="Input units: db or linear (power)."),
-        backend: str = typer.Option("auto", "--backend", help="torch, onnx, triton, or auto (by file suffix)."),
+        units: Units = typer.Option(Units.db, "--units", help="Input pixel units: dB, or linear power."),
+        backend: MapBackend = typer.Option(MapBackend.auto, "--backend",
+                                           help="Model back-end; auto picks by the file suffix; triton "
+                                                "calls a server."),
         url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
         triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
-        protocol: str = typer.Option("http", "--protocol", help="Triton protocol: http or grpc."),
+        protocol: Protocol = typer.Option(Protocol.http, "--protocol", help="Triton protocol (backend triton)."),
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         refine: Optional[str] = options.REFINE,
@@ -42,11 +46,12 @@ def register(app: typer.Typer) -> None:
         orbit: Optional[str] = options.ORBIT,
         min_area: float = typer.Option(1000.0, "--min-area", help="Drop flood polygons under this many m²."),
         simplify: float = typer.Option(1.0, "--simplify", help="Polygon simplification tolerance in pixels."),
-        probability: str = typer.Option("uint8", "--probability", help="Probability raster: uint8 (%) or float32."),
+        probability: Probability = typer.Option(Probability.uint8, "--probability",
+                                                help="Probability raster: uint8 (percent) or float32."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                               help="Map scenes in parallel on a local Dask cluster."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address to use instead."),
-        quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+        quiet: bool = QUIET,
         acquired: Optional[str] = typer.Option(
             None, "--acquired", help="Acquisition time (ISO-8601): record the result in every intersecting AOI."),
         db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
@@ -54,11 +59,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook;
         with terrain options also exclusion.tif (bit flags) and, with --depth, flood_depth.tif."""
-        from rich.console import Console
-        from rich.table import Table
+        from rich.table import Column, Table
 
         from ..errors import FloodwatchError
         from ..mapping import map_scene, map_scenes, scene_files
+        from ..models.zoo import kind_for_backend
+
+        units, backend, protocol, probability = (value(units), value(backend), value(protocol),
+                                                 value(probability))
 
         if vh is not None and vv is None and len(scenes or []) == 1:
             vv, scenes = scenes[0], []
@@ -75,6 +83,8 @@ def register(app: typer.Typer) -> None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
+        if backend != "triton":  # the server names its own model
+            model = resolve_models(model, kind_for_backend(backend))[0]
         kw = dict(vh=vh, units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability,
                   terrain=terrain)
@@ -96,15 +106,17 @@ def register(app: typer.Typer) -> None:
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = None if backend == "auto" else backend
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]
-        table = Table("scene", "flood km²", "valid km²", "flooded %", "permanent km²", "excluded km²", "polygons",
-                      "s", "output")
+        # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
+        table = Table(Column("scene", overflow="fold"), "flood km²", "valid km²", "flooded %", "permanent km²",
+                      "excluded km²", "polygons", "s", Column("output", overflow="fold"))
         for r in results:
             s = r.stats
-            table.add_row(Path(r.scene).name, f"{s['flooded_km2']:.3f}", f"{s['valid_km2']:.2f}",
+            table.add_row(esc(Path(r.scene).name), f"{s['flooded_km2']:.3f}", f"{s['valid_km2']:.2f}",
                           f"{100 * s['flooded_fraction']:.1f}", f"{s['permanent_water_km2']:.3f}",
                           f"{s['excluded_water_km2']:.3f}", str(s["polygons"]), f"{s['runtime_s']:.1f}",
-                          str(r.out_dir))
-        Console().print(table)
+                          esc(r.out_dir))
+        console = make_console()
+        console.print(table)
         if acquired:
             from ..monitoring.aoi import record_map_result
             from ..monitoring.store import Store
@@ -112,4 +124,4 @@ def register(app: typer.Typer) -> None:
             with Store(db) as store:
                 n = sum(len(record_map_result(store, r, acquired=acquired, scene_id=Path(r.scene).stem))
                         for r in results)
-            Console().print(f"recorded in {n} AOI time series")
+            console.print(f"recorded in {n} AOI time series")

@@ -1,14 +1,16 @@
 """`floodwatch change`, `floodwatch aoi ...` and `floodwatch web`: thin wrappers over floodwatch.monitoring."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-console = Console()
+from .common import MODEL_HELP, OUT_ALIAS, QUIET, Units, esc, make_console, resolve_models, value
+
+console = make_console()
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
 DB_HELP = ("Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
            "default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db.")
@@ -16,28 +18,38 @@ db_option = typer.Option(None, "--db", envvar="FLOODWATCH_DB", help=DB_HELP)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("change")(change)
+    app.command("change", cls=OUT_ALIAS)(change)
     aoi_app = typer.Typer(help="Areas of interest: define them, record runs over them, watch a STAC catalog.",
                           no_args_is_help=True)
     aoi_app.command("add")(aoi_add)
     aoi_app.command("list")(aoi_list)
     aoi_app.command("history")(aoi_history)
     aoi_app.command("record")(aoi_record)
-    aoi_app.command("watch")(aoi_watch)
+    aoi_app.command("watch", cls=OUT_ALIAS)(aoi_watch)
     aoi_app.command("retry-alerts")(aoi_retry_alerts)
     app.add_typer(aoi_app, name="aoi")
     app.command("web")(web)
 
 
+class ChangeMethod(str, Enum):
+    difference = "difference"
+    bitemporal = "bitemporal"
+    logratio = "logratio"
+
+
 def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF (VV, VH in dB)."),
            after: Path = typer.Option(..., "--after", help="Post-event GeoTIFF (VV, VH in dB)."),
-           model: Optional[Path] = typer.Option(None, "-m", "--model", help="Checkpoint (.pt) or ONNX model."),
-           out: Path = typer.Option(..., "-o", "--out", help="Output folder (replaced atomically)."),
-           method: str = typer.Option("difference", "--method", help="difference | bitemporal | logratio"),
+           model: Optional[str] = typer.Option(None, "-m", "--model",
+                                               help=MODEL_HELP + " Not used by --method logratio."),
+           output: Path = typer.Option(..., "-o", "--output", help="Output folder (replaced atomically)."),
+           method: ChangeMethod = typer.Option(ChangeMethod.difference, "--method",
+                                               help="Water after and not before (difference, bitemporal: the "
+                                                    "model on both dates) or the backscatter log-ratio."),
            threshold: float = typer.Option(0.5, "--threshold", help="Water / new-water probability threshold."),
            logratio_threshold: str = typer.Option("-3", "--logratio-threshold", help="dB, or 'otsu'."),
            band: str = typer.Option("VV", "--band", help="Band for the log-ratio."),
-           tile: int = typer.Option(256, "--tile"), batch: int = typer.Option(4, "--batch"),
+           tile: int = typer.Option(256, "--tile", help="Tile size in pixels."),
+           batch: int = typer.Option(4, "--batch", help="Tiles per predictor call."),
            acquired: Optional[str] = typer.Option(None, "--acquired",
                                                   help="Post-event time: record the change in intersecting AOIs."),
            db: Optional[str] = db_option) -> None:
@@ -45,16 +57,16 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF 
     from ..monitoring.change import detect_change
 
     predictor = None
-    if model is not None:
+    if model is not None or method != ChangeMethod.logratio:
         from ..inference.predictor import load_predictor
 
-        predictor = load_predictor(model)
+        predictor = load_predictor(resolve_models(model, "onnx")[0])
     lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
-    res = detect_change(before, after, predictor, out, method=method, threshold=threshold, logratio_threshold=lr,
-                        band=band, tile=tile, batch=batch)
+    res = detect_change(before, after, predictor, output, method=value(method), threshold=threshold,
+                        logratio_threshold=lr, band=band, tile=tile, batch=batch)
     km2 = res.stats["flooded_km2"]
     console.print(f"new water: {res.stats['new_water_pixels']} px" + (f", {km2:.3f} km²" if km2 is not None else "")
-                  + f" -> {out}")
+                  + f" -> {esc(output)}")
     if acquired:
         from ..monitoring.aoi import record_map_result
         from ..monitoring.store import Store
@@ -89,7 +101,7 @@ def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ -
     with Store(db) as store:
         a = add_aoi(store, name, geojson, threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=webhook,
                     replace=replace)
-        console.print(f"AOI '{a.name}': {a.area_km2:.3f} km² in {store.path}")
+        console.print(f"AOI '{esc(a.name)}': {a.area_km2:.3f} km² in {esc(store.path)}")
 
 
 def aoi_list(db: Optional[str] = db_option) -> None:
@@ -97,12 +109,13 @@ def aoi_list(db: Optional[str] = db_option) -> None:
     from ..monitoring.store import Store
 
     with Store(db) as store:
-        t = Table("name", "area km²", "alert km²", "alert rise %", "webhooks", "records", "latest", "flooded km²")
+        t = Table(Column("name", overflow="fold"), "area km²", "alert km²", "alert rise %", "webhooks", "records",
+                  "latest", "flooded km²")
         for a in store.aois():
             hist = store.history(a.name)
             last = hist[-1] if hist else None
-            t.add_row(a.name, f"{a.area_km2:.3f}", _opt(a.threshold_km2), _opt(a.rise_percent), str(len(a.webhooks)),
-                      str(len(hist)), last["acquired"] if last else "-",
+            t.add_row(esc(a.name), f"{a.area_km2:.3f}", _opt(a.threshold_km2), _opt(a.rise_percent),
+                      str(len(a.webhooks)), str(len(hist)), last["acquired"] if last else "-",
                       f"{last['flooded_km2']:.3f}" if last else "-")
         console.print(t)
 
@@ -111,23 +124,24 @@ def _opt(v: float | None, fmt: str = "g") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def aoi_history(name: str, png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
+def aoi_history(name: str = typer.Argument(..., help="AOI name."),
+                png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
                 db: Optional[str] = db_option) -> None:
     """Time series of one AOI: flooded km², permanent water, coverage per acquisition."""
     from ..monitoring.store import Store
 
     with Store(db) as store:
         hist = store.history(name)
-    t = Table("acquired", "kind", "scene", "flooded km²", "permanent water km²", "valid km²", "coverage",
-              title=f"AOI {name}")
+    t = Table("acquired", "kind", Column("scene", overflow="fold"), "flooded km²", "permanent water km²",
+              "valid km²", "coverage", title=f"AOI {esc(name)}")
     for r in hist:
-        t.add_row(r["acquired"], r["kind"], r["scene_id"], f"{r['flooded_km2']:.3f}", _opt(r["permanent_water_km2"],
-                  ".3f"), _opt(r["valid_km2"], ".3f"), _opt(r["coverage"], ".0%"))
+        t.add_row(r["acquired"], r["kind"], esc(r["scene_id"]), f"{r['flooded_km2']:.3f}",
+                  _opt(r["permanent_water_km2"], ".3f"), _opt(r["valid_km2"], ".3f"), _opt(r["coverage"], ".0%"))
     console.print(t)
     if png:
         from ..monitoring.plots import plot_history
 
-        console.print(f"plot: {plot_history(hist, png, title=f'AOI {name}')}")
+        console.print(esc(f"plot: {plot_history(hist, png, title=f'AOI {name}')}"))
 
 
 def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `floodwatch change` output folder."),
@@ -143,25 +157,28 @@ def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `
     console.print(f"recorded in {len(ids)} AOI(s)")
 
 
-def aoi_watch(name: str, stac: str = typer.Option(..., "--stac", help="STAC API URL or static catalog JSON."),
-              collection: str = typer.Option(..., "--collection"),
+def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
+              stac: str = typer.Option(..., "--stac", help="STAC API URL or static catalog JSON."),
+              collection: str = typer.Option(..., "--collection", help="STAC collection of Sentinel-1 items."),
               since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
-              model: Path = typer.Option(..., "-m", "--model"),
-              out: Path = typer.Option(Path("watch_out"), "-o", "--out", help="Where windows and maps go."),
-              units: str = typer.Option("db", "--units", help="db or linear (power) pixel values."),
-              tile: int = typer.Option(512, "--tile"), db: Optional[str] = db_option) -> None:
+              model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
+              output: Path = typer.Option(Path("watch_out"), "-o", "--output", help="Where windows and maps go."),
+              units: Units = typer.Option(Units.db, "--units", help="Pixel units of the items: dB, or linear power."),
+              tile: int = typer.Option(512, "--tile", help="Tile size in pixels."), db: Optional[str] = db_option,
+              quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped."""
     from ..inference.predictor import load_predictor
     from ..monitoring.stac import watch_aoi
     from ..monitoring.store import Store
 
     with Store(db) as store:
-        outcomes = watch_aoi(store, name, stac, collection, load_predictor(model), out, since=since, units=units,
-                             tile=tile)
-        t = Table("item", "acquired", "status", "flooded km²")
+        predictor = load_predictor(resolve_models(model, "onnx")[0])
+        outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since, units=value(units),
+                             tile=tile, progress=not quiet)
+        t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
             km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"
-            t.add_row(o.item_id, o.acquired, o.status, km2)
+            t.add_row(esc(o.item_id), o.acquired, esc(o.status), km2)
     console.print(t)
 
 
@@ -171,7 +188,8 @@ def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
     from ..monitoring.store import Store
 
     with Store(db) as store:
-        console.print(retry_undelivered(store))
+        counts = retry_undelivered(store)
+        console.print(f"delivered {counts['delivered']}, still failing {counts['failed']}")
 
 
 def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopback by default)."),

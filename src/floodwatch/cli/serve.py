@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
+from .common import QUIET, Protocol, aliased, esc, make_console, value
+
+console = make_console()
 
 
 def serve(model_repository: Path = typer.Option(..., "--model-repository", help="Triton model repository folder."),
@@ -32,7 +33,7 @@ def serve(model_repository: Path = typer.Option(..., "--model-repository", help=
 
     def ready(s: TritonServer) -> None:
         for name, url in s.endpoints().items():
-            console.print(f"[bold green]{name:>8}[/] {url}")
+            console.print(f"[bold green]{name:>8}[/] {esc(url)}")
         console.print("Triton is ready; Ctrl-C to stop.")
         console.file.flush()  # a supervisor reading a pipe should see "ready" now, not at exit
 
@@ -41,26 +42,28 @@ def serve(model_repository: Path = typer.Option(..., "--model-repository", help=
 
 
 def client(inputs: List[Path] = typer.Argument(..., help="GeoTIFF chips in dB (bands as the model expects)."),
-           out: Path = typer.Option(..., "-o", "--out", help="Output folder for <stem>_mask.tif and .png."),
+           output: Path = typer.Option(..., "-o", "--output", help="Output folder for <stem>_mask.tif and .png."),
            url: str = typer.Option("127.0.0.1:8000", help="Server address (HTTP port, or gRPC port with "
                                    "--protocol grpc)."),
-           protocol: str = typer.Option("http", help="http or grpc."),
-           model: str = typer.Option("flood", "--model", help="Model name in the repository."),
+           protocol: Protocol = typer.Option(Protocol.http, "--protocol", help="Triton protocol."),
+           triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
            model_version: str = typer.Option("", "--model-version", help="Version (default: the server's "
                                              "policy)."),
            threshold: float = typer.Option(0.5, help="Water probability at or above which a pixel is water."),
            timeout: float = typer.Option(30.0, help="Seconds per request."),
-           retries: int = typer.Option(2, help="Retries with backoff on transient failures.")):
+           retries: int = typer.Option(2, help="Retries with backoff on transient failures."),
+           quiet: bool = QUIET):
     """Classify chips with a model on a Triton server and write water masks (1 water, 0 not, 255 nodata)."""
     from ..serving.client import FloodClient
     from ..serving.masks import classify_rasters
 
-    with FloodClient(url, protocol=protocol, model_name=model, model_version=model_version, timeout_s=timeout,
-                     retries=retries) as c:
-        written = classify_rasters(c, inputs, out, threshold=threshold)
-    console.print(f"wrote {len(written)} mask(s) to {out}")
+    with FloodClient(url, protocol=value(protocol), model_name=triton_model, model_version=model_version,
+                     timeout_s=timeout, retries=retries) as c:
+        written = classify_rasters(c, inputs, output, threshold=threshold, progress=not quiet)
+    console.print(f"wrote {len(written)} mask(s) to {esc(output)}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-    app.command("client")(client)
+    # --model was the Triton name here; -m/--model means a model file everywhere else
+    app.command("client", cls=aliased({"--out": "--output", "--model": "--triton-model"}))(client)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from .common import esc, make_console
+
 
 def register(app: typer.Typer) -> None:
     spec_app = typer.Typer(help="Experiment specs: convert TAO specs, validate.", no_args_is_help=True)
@@ -14,30 +16,27 @@ def register(app: typer.Typer) -> None:
     def convert(tao_spec: Path = typer.Argument(..., help="TAO UNet spec (protobuf text)."),
                 output: Path = typer.Option(..., "-o", "--output", help="YAML spec to write.")) -> None:
         """Convert a TAO UNet spec to floodwatch YAML (paths re-expressed relative to the output)."""
-        from rich.console import Console
-
         from ..config import convert_tao_spec
 
         ignored = convert_tao_spec(tao_spec, output)
-        console = Console()
+        console = make_console()
         if ignored:
-            console.print(f"[yellow]not used by floodwatch, dropped:[/] {', '.join(ignored)}")
-        console.print(f"wrote {output}")
+            console.print(f"[yellow]not used by floodwatch, dropped:[/] {esc(', '.join(ignored))}")
+        console.print(esc(f"wrote {output}"))
 
     @spec_app.command("validate")
     def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text).")) -> None:
         """Check a spec; prints a one-line summary, or the first error with its field path (exit 2)."""
-        from rich.console import Console
-
         from ..config import load_spec
 
         s = load_spec(spec)
         ds, m, t = s.dataset_config, s.model, s.training_config
         data = ds.data_root or ds.train_images_path
-        Console().print(f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
-                        f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}); {t.epochs} epochs, "
-                        f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}"
-                        + (f"; semi-supervised: {s.semi_supervised.rounds} round(s) on "
-                           f"{len(s.semi_supervised.unlabelled)} unlabelled folder(s), confidence "
-                           f"{s.semi_supervised.confidence:g}, {s.semi_supervised.teacher} teacher"
-                           if s.semi_supervised else ""), highlight=False, soft_wrap=True)
+        line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
+                f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}); {t.epochs} epochs, "
+                f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}"
+                + (f"; semi-supervised: {s.semi_supervised.rounds} round(s) on "
+                   f"{len(s.semi_supervised.unlabelled)} unlabelled folder(s), confidence "
+                   f"{s.semi_supervised.confidence:g}, {s.semi_supervised.teacher} teacher"
+                   if s.semi_supervised else ""))
+        make_console().print(esc(line), highlight=False, soft_wrap=True)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .common import QUIET, esc, make_console
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
@@ -22,31 +24,30 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(
             None, "--seed", help="Replace training_config.random_seed (the split keeps its own): one spec, "
                                  "several seeds, an ensemble (evaluate/infer/map -m A -m B)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        quiet: bool = QUIET,
     ) -> None:
         """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU.
 
         A spec with a semi_supervised section trains in pseudo-labelling rounds (RESULTS_DIR/NAME/round_<r>/,
         semi_supervised.json, best.pt = the last round's best)."""
-        from rich.console import Console
-
         from ..training import train
         from ..training.loop import best_row
 
         result = train(experiment_spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
                        progress=not quiet, seed=seed)
         best = best_row(result.history)
-        console = Console()
+        console = make_console()
         rounds = getattr(result, "rounds", None)
         if rounds is not None:  # semi-supervised: one line per round
             for r in rounds:
                 iou = r.get("val_water_iou")
                 what = ("supervised" if r.get("supervised") else
                         f"{r.get('chips_pseudo_labelled', 0)}/{r.get('chips', 0)} chips pseudo-labelled")
-                console.print(f"round {r['round']} ({what}): best water IoU "
-                              f"{'n/a' if iou is None else format(iou, '.3f')} -> {r['best_checkpoint']}")
-            console.print(f"final model: {result.best_checkpoint}; summary: {result.summary}")
+                console.print(esc(f"round {r['round']} ({what}): best water IoU "
+                                  f"{'n/a' if iou is None else format(iou, '.3f')} -> {r['best_checkpoint']}"))
+            console.print(esc(f"final model: {result.best_checkpoint}; summary: {result.summary}"))
             return
         if best is not None:
-            console.print(f"best epoch {best['epoch']}: water IoU {best['water_iou']:.3f} -> {result.best_checkpoint}")
-        console.print(f"last: {result.last_checkpoint}; metrics: {result.results_dir / 'metrics.csv'}")
+            console.print(esc(f"best epoch {best['epoch']}: water IoU {best['water_iou']:.3f} -> "
+                              f"{result.best_checkpoint}"))
+        console.print(esc(f"last: {result.last_checkpoint}; metrics: {result.results_dir / 'metrics.csv'}"))

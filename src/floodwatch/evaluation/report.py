@@ -36,14 +36,16 @@ METRIC_COLUMNS = ["region", "chips", "IoU", "chip IoU", "F1", "prec.", "recall",
 def print_metrics_table(result: dict[str, Any], console: Any = None, title: str = "water segmentation") -> None:
     """Model beside Otsu, overall and per region (water IoU pixel-aggregated; 'chip IoU' = mean over chips)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(METRIC_COLUMNS):
-        table.add_column(col, justify="left" if i == 0 else "right", style="bold" if col == "IoU" else None)
+        table.add_column(col, justify="left" if i == 0 else "right", style="bold" if col == "IoU" else None,
+                         overflow="fold" if i == 0 else "ellipsis")
     for i, r in enumerate(metrics_rows(result)):
-        table.add_row(*r, end_section=(i == 0))
+        table.add_row(escape(r[0]), *r[1:], end_section=(i == 0))  # region names are data, not markup
     console.print(table)
     notes = [f"water IoU over {result['pixels']:,} pixels at threshold {result.get('threshold', 0.5)}; "
              "chip IoU: mean over chips where it is defined"]

@@ -33,7 +33,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     if precision == "int8" and calibration_data is None:
         raise ExportError("--precision int8 needs --calibration-data (chips to calibrate activation ranges)")
     if triton_repo is not None and not model_name:
-        raise ExportError("--triton-repo needs --model-name")
+        raise ExportError("triton_repo: needs model_name, the model's name in the repository")
     if max_batch_size < 1 or instances < 1:
         raise ExportError("--max-batch-size and --instances must be >= 1")
     if format == "tensorrt":

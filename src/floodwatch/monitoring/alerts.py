@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from .store import Store
 
@@ -88,12 +89,13 @@ def check_alerts(store: Store, record_id: int, *, console: Console | None = None
         if alert_id is None:
             continue  # this event was raised before
         new_ids.append(alert_id)
-        console.print(f"[bold yellow]ALERT[/] {message['text']}", highlight=False)
+        console.print(f"[bold yellow]ALERT[/] {escape(message['text'])}", highlight=False)
         for url in store.get_aoi(message["aoi"]).webhooks:
             ok = deliver(store, alert_id, url, message, client=client, retries=retries, backoff_s=backoff_s)
             if not ok:
                 d = store.delivery(alert_id, url)
-                console.print(f"[red]webhook {url} failed after {d['attempts']} attempts: {d['last_error']}[/]",
+                console.print(f"[red]webhook {escape(url)} failed after {d['attempts']} attempts: "
+                              f"{escape(str(d['last_error']))}[/]",
                               highlight=False)
     return new_ids
 

@@ -390,8 +390,9 @@ class Trainer:
         if not last.is_file():
             if self.ctx.is_main:
                 from rich.console import Console
+                from rich.markup import escape
 
-                Console(stderr=True).print(f"[yellow]--resume: no {last}; starting from epoch 1[/]")
+                Console(stderr=True).print(f"[yellow]--resume: no {escape(str(last))}; starting from epoch 1[/]")
             return
         state = read_checkpoint(last)
         core = getattr(self.model, "module", self.model)

@@ -1,0 +1,175 @@
+"""CLI conventions every command keeps (issue 16): one output flag, hidden old spellings, allowed values and
+help text on every option, -q on long commands, brackets printed as typed, rows never cut."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+
+import pytest
+import typer
+
+from floodwatch.cli.common import PIPE_WIDTH, DataFormat, make_console
+
+
+# typer carries its own copy of click: commands, groups and parameters are told apart by duck typing
+def _root():
+    from floodwatch.cli import main
+
+    if not main.app.registered_commands:
+        main._register_all()
+    return typer.main.get_command(main.app)
+
+
+def _commands(group, prefix: tuple[str, ...] = ()):
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, prefix + (name,))
+        else:
+            yield prefix + (name,), cmd
+
+
+def _command(*path: str):
+    return dict(_commands(_root()))[path]
+
+
+def _options(cmd) -> list:
+    return [p for p in cmd.params if p.param_type_name == "option" and p.name != "help"]
+
+
+def test_every_option_and_argument_has_help_text():
+    missing = [f"{' '.join(path)} {p.opts[0] if p.param_type_name == 'option' else p.name.upper()}"
+               for path, cmd in _commands(_root()) for p in cmd.params
+               if p.name != "help" and not (getattr(p, "help", None) or "").strip()]
+    assert len(list(_commands(_root()))) >= 25
+    assert missing == []
+
+
+#: flags whose values are a fixed set, wherever a command has them
+ENUMERATED = {"--backend", "--units", "--precision", "--format", "--probability", "--norm", "--protocol",
+              "--method", "--triton-kind", "--exporter", "--calibrate-format", "--to"}
+
+
+def test_enumerated_options_are_choices_everywhere():
+    seen, not_choice = set(), []
+    for path, cmd in _commands(_root()):
+        for p in _options(cmd):
+            flag = next((o for o in p.opts if o in ENUMERATED), None)
+            if flag:
+                seen.add(flag)
+                annotation = p.type_descriptor.annotation
+                if not (isinstance(annotation, type) and issubclass(annotation, Enum)):
+                    not_choice.append(f"{' '.join(path)} {flag}")
+    assert not_choice == []
+    assert {"--backend", "--units", "--precision", "--format", "--probability", "--norm"} <= seen
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (("export", "--help"), ["<onnx|tensorrt>", "<fp32|fp16|int8>", "<auto|dynamo|torchscript>"]),
+    (("prune", "--help"), ["<l1|l2>"]),
+    (("map", "--help"), ["<auto|torch|onnx|triton>", "<db|linear>", "<uint8|float32>", "<http|grpc>"]),
+    (("evaluate", "--help"), ["<auto|torch|onnx>", "<sen1floods11|etci|ombria|folders>"]),
+    (("change", "--help"), ["<difference|bitemporal|logratio>"]),
+])
+def test_help_shows_the_allowed_values(run_cli, argv, shown):
+    r = run_cli(*argv)
+    assert r.returncode == 0
+    for text in shown:
+        assert text in r.stdout, text
+    assert "<str>" not in " ".join(line for line in r.stdout.splitlines()
+                                   if any(f in line for f in ("--backend", "--units", "--format", "--precision")))
+
+
+def test_dataset_format_choices_are_the_readers():
+    from floodwatch.data import FORMATS
+
+    assert [f.value for f in DataFormat] == list(FORMATS)
+
+
+def test_one_output_flag_and_old_spellings_hidden():
+    for path, cmd in _commands(_root()):
+        flags = {o for p in _options(cmd) for o in p.opts}
+        assert "--out" not in flags, path
+        if "-o" in flags:
+            assert "--output" in flags, path
+        for alias, target in getattr(cmd, "hidden_aliases", {}).items():
+            assert alias not in flags and target in flags, (path, alias)
+    assert _command("client").hidden_aliases == {"--out": "--output", "--model": "--triton-model"}
+    # the Triton model name has one spelling; -m/--model is a model file wherever it exists
+    for path in (("client",), ("map",), ("export",)):
+        assert "--triton-model" in {o for p in _options(_command(*path)) for o in p.opts}, path
+    assert "--model" not in {o for p in _options(_command("client")) for o in p.opts}
+
+
+def test_old_out_flag_still_works(run_cli, tmp_path, tiny_checkpoint):
+    out = tmp_path / "pruned.pt"
+    r = run_cli("prune", "-m", tiny_checkpoint, "--out", out, "--ratio", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert out.is_file()
+    r = run_cli("prune", "-m", tiny_checkpoint, f"--out={tmp_path / 'eq.pt'}", "--ratio", "0.5")
+    assert r.returncode == 0 and (tmp_path / "eq.pt").is_file(), r.stderr
+    assert "--out " not in run_cli("prune", "--help").stdout
+
+
+LONG = [("map",), ("evaluate",), ("infer",), ("train",), ("export",), ("demo",), ("client",), ("aoi", "watch"),
+        ("data", "inspect"), ("data", "stats"), ("data", "convert")]
+
+
+@pytest.mark.parametrize("path", LONG, ids=" ".join)
+def test_long_commands_take_quiet(path):
+    flags = {o for p in _options(_command(*path)) for o in p.opts}
+    assert {"-q", "--quiet"} <= flags
+
+
+def test_bracketed_path_survives_in_an_error(run_cli, tmp_path):
+    folder = tmp_path / "floodwatch[dali]"
+    folder.mkdir()
+    r = run_cli("data", "inspect", folder)
+    assert r.returncode == 2
+    assert f"{folder}: " in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_piped_console_is_wide():
+    console = make_console()  # pytest captures stdout: not a terminal
+    if "COLUMNS" not in os.environ:
+        assert console.width == PIPE_WIDTH
+
+
+def test_long_bracketed_scene_name_is_whole_when_piped(tmp_path, tiny_checkpoint):
+    """A real pipe, no COLUMNS: the results row keeps the full scene name and output path on one line."""
+    from tests.mapping.helpers import make_scene
+
+    name = "S1A_IW_GRDH_1SDV_20240501T052345_20240501T052410_053679_0685A1_[flood-event-2024]_rtc_vv_vh"
+    make_scene(tmp_path / f"{name}.tif", 40, 40)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, "-m", "floodwatch", "map", str(tmp_path / f"{name}.tif"), "-m",
+                        str(tiny_checkpoint), "-o", str(tmp_path / "out"), "--tile", "64", "--overlap", "16", "-q"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if name in line)
+    assert f"{name}.tif" in row and str(tmp_path / "out" / name) in row
+    assert "…" not in r.stdout
+
+
+def test_export_prints_a_summary_and_json_on_request(run_cli, tmp_path, tiny_checkpoint):
+    r = run_cli("export", "-m", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--exporter", "torchscript")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) <= 5 and "wrote" in lines[0] and "parity" in lines[0]
+    assert "{" not in r.stdout
+    r = run_cli("export", "-m", tiny_checkpoint, "--out", tmp_path / "j.onnx", "--exporter", "torchscript",
+                "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["onnx_export"]["parity"]["mask_agreement"] > 0.99
+    assert (tmp_path / "j.onnx").is_file()
+
+
+def test_triton_repo_without_a_name_names_the_new_flag(run_cli, tmp_path, tiny_checkpoint):
+    r = run_cli("export", "-m", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--triton-repo", tmp_path / "repo")
+    assert r.returncode == 2 and "--triton-model" in r.stderr and "--model-name" not in r.stderr
+    assert not (tmp_path / "m.onnx").exists()
