@@ -76,7 +76,7 @@ def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
     from floodwatch.data import open_dataset
 
     if fold in ETCI:
-        opts = {"harmonise": "fixed"} if fixed else {"reference": reference}
+        opts = {"harmonise": "fixed"} if fixed else {"harmonise": "scene", "reference": reference}
         return list(open_dataset(ETCI[fold], **opts))
     return [s for s in open_dataset(S1) if s.region in FOLDS[fold]]
 
@@ -150,7 +150,8 @@ def to_json_safe(obj):
 
 
 def _has_water(row: dict | None) -> bool:
-    return row is not None and row.get("recall") is not None  # recall is undefined (null) without water
+    # recall is undefined (nan, or null once written as JSON) without labelled water
+    return row is not None and not math.isnan(_clean(row.get("recall")))
 
 
 def _clean(value: float | None) -> float:

@@ -1,12 +1,15 @@
 """8-bit SAR pictures (ETCI, OMBRIA, the course's PNG folders) to dB, so every reader returns dB.
 
-Per scene (ETCI's default since 2026-11-30): the map is fitted on the scene's own pixels, without labels,
+Per scene (the ETCI reader's `harmonise="scene"`): the map is fitted on the scene's own pixels, without labels,
 when the reader first loads one of its tiles: the scene's 8-bit dark and bright mode medians are put on
 `REFERENCE_MODES` (`scene_map`). ETCI renders each scene differently (flood at median VV 16 of 255 in North
 Alabama, 84 in Bangladesh), so one fixed map per source puts one scene's flood where another's land is.
 This is a step of inference on the scene itself, with no labels: it costs one extra pass over the scene's
-VV/VH pictures (a histogram; about as long as reading the scene once). The fixed maps below stay available
-(`harmonise="fixed"`) and are what the course's PNG folders and OMBRIA use.
+VV/VH pictures (a histogram; about as long as reading the scene once). It is not the default: in the
+leave-one-event-out table (docs/benchmarks.md, 2026-11-30) a model trained with scene maps on every other
+event scored 0.08 on North Alabama (Otsu 0.14) and 0.40 on Bangladesh, where the fixed map's North-Alabama
+model scored 0.55. The dark mode's median moves with how much of a scene is water (5 % in North Alabama),
+so matching it puts a scene's water at another dB than the reference's mixture of water and dark land.
 
 ETCI's and OMBRIA's 8-bit renderings come without a documented dB scale, so the maps here are fitted on
 the shared data's statistics, without labels: a straight line dB = a * v + b that puts the source's dark

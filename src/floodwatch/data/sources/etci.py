@@ -1,7 +1,7 @@
 """ETCI 2021: <scene>/tiles/{vv,vh,flood_label,water_body_label}/, 8-bit PNGs (RGB with equal channels).
 
-VV/VH are converted to dB by a map fitted on each scene's own pixels (`harmonise.scene_map`, no labels;
-`harmonise="fixed"`: the one fitted ETCI map). 0 is data; 255 in both VV and VH is no data
+VV/VH are converted to dB with the one fitted ETCI map (`harmonise`), or with `harmonise="scene"` by a map
+fitted on each scene's own pixels (`harmonise.scene_map`, no labels). 0 is data; 255 in both VV and VH is no data
 (outside the radar swath, as in the Bangladesh scene) where it covers an area, not a speck. flood_label 0/255 is the mask; water_body_label (permanent water) is kept in `extra["water_body"]`; the tile's grid position
 `_x-<col>_y-<row>` goes to `extra["grid"]` = (col, row). A root may hold one scene or several.
 """
@@ -35,7 +35,7 @@ def looks_like(path: Path) -> bool:
 
 
 def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = True, water_body: bool = True,
-              harmonise: Literal["scene", "fixed"] = "scene",
+              harmonise: Literal["scene", "fixed"] = "fixed",
               reference: dict[str, tuple[float, float]] | None = None, **_) -> ChipDataset:
     """water_body=False skips the permanent-water PNG: a quarter of the decoding, for readers that only train.
 
@@ -44,6 +44,8 @@ def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = Tru
     """
     if harmonise not in ("scene", "fixed"):
         raise DataError(f"harmonise: '{harmonise}' is not one of scene, fixed")
+    if reference is not None and harmonise != "scene":
+        raise DataError("reference: only used with harmonise='scene'")
     if split is not None:
         if not (root / split).is_dir():
             raise DataError(f"{root}: ETCI has no split lists; no '{split}' subfolder either")
