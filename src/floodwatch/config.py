@@ -200,10 +200,11 @@ class ModelConfig(_Section):
         return v
 
     def build_kwargs(self) -> dict[str, Any]:
-        """The kwargs of `floodwatch.models.build_model` (plus `temporal`, which it ignores but inference needs)."""
+        """Keyword arguments of `floodwatch.models.build_model`, and nothing else (checkpoints record
+        `temporal` beside them: see `Trainer._model`)."""
         return {"arch": self.arch, "num_layers": self.num_layers, "in_channels": self.model_input_channels,
                 "num_classes": 2, "all_projections": self.all_projections,
-                "use_batch_norm": self.use_batch_norm, "temporal": self.temporal}
+                "use_batch_norm": self.use_batch_norm}
 
 
 # -- training_config ----------------------------------------------------------------------------------

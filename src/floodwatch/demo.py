@@ -57,12 +57,13 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
 
     from .config import load_spec
     from .data import write_synthetic_dataset
-    from .evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
-    from .evaluation.overlay import safe_name
+    from .evaluation.evaluate import evaluate, to_json_safe
     from .evaluation.report import learning_curve_png, print_metrics_table, write_html_report
     from .inference import load_predictor
     from .inference.chips import infer_chips
+    from .inference.overlay import safe_name
     from .training import train
+    from .training.data import evaluation_samples
 
     console = console or Console()
     cfg = QUICK if quick else FULL

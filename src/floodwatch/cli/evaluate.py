@@ -28,8 +28,8 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
                             threshold: float = 0.5):
     """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature,
     refinement (its small-region clean-up uses the command's --threshold unless the spec sets t=)."""
-    from ..evaluation.calibration import load_temperature
     from ..inference import load_predictor
+    from ..inference.temperature import load_temperature
     from ..inference.refine import parse_refine
 
     if tta_transforms and not tta:
@@ -76,17 +76,20 @@ def register(app: typer.Typer) -> None:
         """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu; ECE."""
         from rich.console import Console
 
-        from ..evaluation.calibration import load_temperature
-        from ..evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
+        from ..evaluation.evaluate import evaluate, to_json_safe
         from ..evaluation.report import print_metrics_table
         from ..inference.refine import RefinePredictor
+        from ..inference.temperature import load_temperature
         from ..inference.tta import parse_transforms
         from ..io import write_json
+        from ..training.data import evaluation_samples
 
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
+        if (data is None) == (spec is None):
+            raise FloodwatchError("evaluate: give either --data PATH or -e SPEC (not both)")
         samples, described = evaluation_samples(data, format=format, spec=spec, split=split)
         predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature, refine,
                                             threshold)
@@ -105,7 +108,8 @@ def register(app: typer.Typer) -> None:
         calibration_view = None
         if calibrate is not None:
             from ..data import open_dataset
-            from ..evaluation.calibration import calibrate as fit, save_temperature as save_t
+            from ..evaluation.calibration import calibrate as fit
+            from ..inference.temperature import save_temperature as save_t
 
             if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
                 fit_samples, _ = evaluation_samples(spec=calibrate, split="val")

@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except FloodwatchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from .flags import command_flags, with_flags
+
+        flags = command_flags(typer.main.get_command(app), sys.argv[1:] if argv is None else argv)
+        err_console.print(f"[bold red]error:[/] {with_flags(str(exc), flags)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -58,7 +58,7 @@ def to_8bit(db: np.ndarray, source: str, band: str) -> np.ndarray:
 
 def mode_medians(values: np.ndarray) -> tuple[float, float]:
     """(dark, bright) medians of the two classes an Otsu threshold splits the finite `values` into."""
-    from ..evaluation.otsu import otsu_threshold  # the generic histogram split; no model or labels involved
+    from .stats import otsu_threshold  # the generic histogram split; no model or labels involved
 
     v = np.asarray(values, np.float64).ravel()
     v = v[np.isfinite(v)]

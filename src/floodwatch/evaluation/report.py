@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import DataError
 from ..io import atomic_path, save_figure
-from .overlay import COLOURS
+from ..inference.overlay import COLOURS
 
 
 def _fmt(v: Any) -> str:

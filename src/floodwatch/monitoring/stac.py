@@ -53,14 +53,14 @@ def find_items(source: str, collection: str, aoi: BaseGeometry, *, since: dateti
         try:
             root = pystac.read_file(source)
         except Exception as exc:  # pystac raises many types for unreadable or non-STAC JSON
-            raise MonitoringError(f"--stac {source}: cannot read the STAC catalog ({type(exc).__name__}: "
+            raise MonitoringError(f"source: {source}: cannot read the STAC catalog ({type(exc).__name__}: "
                                   f"{exc})") from None
         if isinstance(root, pystac.Collection) and root.id == collection:
             coll = root
         else:
             coll = root.get_child(collection, recursive=True) if isinstance(root, pystac.Catalog) else None
             if coll is None:
-                raise MonitoringError(f"--collection: '{collection}' not found in {source}")
+                raise MonitoringError(f"collection: '{collection}' not found in {source}")
         items = [i for i in coll.get_items(recursive=True) if _matches(i, aoi, since, until)]
     else:
         items = _search_api(source, collection, aoi, since, until)
@@ -82,7 +82,7 @@ def _search_api(source: str, collection: str, aoi: BaseGeometry, since: datetime
         client = Client.open(source)
         # an unknown collection is an empty search on most APIs: say so, as for a static catalog
         if client.get_collection(collection) is None:
-            raise MonitoringError(f"--collection: '{collection}' not found in {source}")
+            raise MonitoringError(f"collection: '{collection}' not found in {source}")
         # POST is optional in the spec (a search link without `method` is GET); GET cannot carry a geometry
         # everywhere, so it sends the AOI's bbox and the footprints are checked below
         methods = {link.extra_fields.get("method") or "GET" for link in client.links if link.rel == "search"}
@@ -93,7 +93,7 @@ def _search_api(source: str, collection: str, aoi: BaseGeometry, since: datetime
         items = list(search.items())
     except (APIError, OSError, ValueError, pystac.STACError, pystac.STACTypeError, PystacClientWarning) as exc:
         text = " ".join(str(exc).split())  # servers answer with multi-line JSON or HTML
-        raise MonitoringError(f"--stac {source}: search failed ({type(exc).__name__}: "
+        raise MonitoringError(f"source: {source}: search failed ({type(exc).__name__}: "
                               f"{text[:300] or 'no detail'})") from None
     # the footprint and time checks again: a bbox search, or a lax server, may return more
     return [i for i in items if _matches(i, aoi, since, until)]
@@ -168,7 +168,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
     from ..mapping import map_scene
 
     aoi = aoi_geometry(store.get_aoi(aoi_name))
-    since_dt = parse_time(since, "--since") if isinstance(since, str) else since
+    since_dt = parse_time(since, "since") if isinstance(since, str) else since
     out_dir = Path(out_dir)
     key = f"{source}#{collection}"
     outcomes = []

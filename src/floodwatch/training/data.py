@@ -5,6 +5,7 @@ process or worker draws it: that is what makes resume and 1-vs-N-process runs re
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -14,7 +15,7 @@ import torch
 from ..config import Spec
 from ..data.preprocess import DEFAULT_CLIP, Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, Sample
-from ..errors import DataError, SpecError
+from ..errors import DataError, InvalidArgumentError, SpecError
 
 
 _ALIASES = {"valid": "val", "validation": "val", "training": "train"}
@@ -22,12 +23,16 @@ _ALIASES = {"valid": "val", "validation": "val", "training": "train"}
 
 def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sample]]:
     """{'train': [...], 'val': [...], 'test': [...]} with empty chips (no data / nothing labelled) dropped."""
-    from ..data import open_dataset
+    from ..data.formats import open_dataset, reader_options, resolve_format
 
     ds = spec.dataset_config
     class_map = ds.class_map()
     if ds.data_root:
-        samples = open_dataset(ds.data_root, format=ds.format, class_map=class_map, water_body=False)
+        fmt = resolve_format(ds.data_root, ds.format)
+        # the class map is the folders layout's (other sources have fixed label values); training needs no
+        # permanent-water layer (ETCI's)
+        wanted = {"class_map": class_map, "water_body": False}
+        samples = open_dataset(ds.data_root, fmt, **{k: v for k, v in wanted.items() if k in reader_options(fmt)})
         parts = _split(samples, spec)
     else:
         def folders(images: str, masks: str | None):
@@ -49,6 +54,27 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
         if not out.get(name):
             raise DataError(f"dataset_config: the {name} split has no labelled, non-empty chips")
     return out
+
+
+def evaluation_samples(data: str | os.PathLike | None = None, *, format: str | None = None,
+                       spec: str | os.PathLike | None = None, split: str | None = None) -> tuple[list[Sample], str]:
+    """The chips to score and a description: a dataset folder (`data`, optional `format`/`split`), or a
+    spec's held-out chips (its test split when it has one, else validation; `split` picks one). It lives
+    with the training data because a spec's splits are drawn here, exactly as training drew them."""
+    if (data is None) == (spec is None):
+        raise InvalidArgumentError("data, spec: give one of them (a data folder or a spec), not both")
+    if spec is not None:
+        from ..config import load_spec
+
+        parts = load_samples(load_spec(spec))
+        name = split or ("test" if parts.get("test") else "val")
+        if name not in parts:
+            raise DataError(f"{spec}: the spec has no '{name}' split (it has {', '.join(sorted(parts))})")
+        return list(parts[name]), f"{spec} ({name} split)"
+    from ..data import open_dataset
+
+    samples = list(open_dataset(data, format=format, split=split))
+    return samples, f"{data}{f' ({split} split)' if split else ''}"
 
 
 def _split(dataset, spec: Spec) -> dict[str, Sequence[Sample]]:

@@ -1,7 +1,8 @@
-"""`train(spec, results_dir)`: the spec-driven training run behind `floodwatch train`.
+"""One supervised training run: `train_supervised(spec, results_dir)` and its `Trainer` (what
+`floodwatch.training.train`, and so `floodwatch train`, runs for a spec without `semi_supervised`).
 
 Layout of a run (`<results_dir>/<name>/`): best.pt (highest validation water IoU), last.pt (every epoch,
-what --resume continues from), epoch_NNN.pt (every checkpoint_interval epochs), metrics.csv, events.* for
+what `resume` continues from), epoch_NNN.pt (every checkpoint_interval epochs), metrics.csv, events.* for
 TensorBoard, spec.yaml (the validated spec). Every checkpoint is a floodwatch checkpoint (weights, spec,
 pre-processing, class map) plus optimizer / scheduler / scaler / RNG state and the history so far.
 
@@ -11,7 +12,6 @@ crops and the augmenter. A resumed run therefore repeats exactly the epochs the 
 """
 from __future__ import annotations
 
-import copy
 import csv
 import math
 import random
@@ -25,10 +25,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..config import Spec, load_spec, save_spec
+from ..config import Spec, save_spec
 from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX
-from ..errors import CheckpointError, FloodwatchError
+from ..errors import CheckpointError, FloodwatchError, InvalidArgumentError
 from ..io import atomic_path
 from ..models import build_model
 from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint, save_checkpoint
@@ -48,31 +48,14 @@ class TrainResult:
     results_dir: Path = Path(".")
 
 
-def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str = "model",
-          pretrained: str | Path | None = None, gpus: int = 1, resume: bool = False,
-          progress: bool = True, seed: int | None = None) -> TrainResult:
-    """Train a U-Net as the spec says; `pretrained`: torchvision ResNet weights (file/URL, encoder only) or a
-    floodwatch checkpoint (whole model, its model_config wins: fine-tuning, e.g. after pruning).
-    `seed` replaces training_config.random_seed (initialisation, order, augmentation; not the data split), so
-    one spec trains the members of a seed ensemble.
-    A spec with a `semi_supervised` section runs `floodwatch.training.semi.train_semi_supervised` instead
-    (its result, a SemiSupervisedResult, is a TrainResult too)."""
-    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
-    if seed is not None:
-        spec = copy.deepcopy(spec)  # the caller's Spec stays as it was
-        spec.training_config.random_seed = int(seed)
+def train_supervised(spec: Spec, results_dir: str | Path, *, name: str = "model", pretrained: str | Path | None = None,
+                     gpus: int = 1, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Supervised training of the spec's U-Net into `<results_dir>/<name>/`, in `gpus` processes (DDP when
+    more than one). Called through `floodwatch.training.train`, which also picks semi-supervised runs."""
     if gpus < 1:
-        raise FloodwatchError(f"--gpus: must be at least 1, got {gpus}")
-    if spec.semi_supervised is not None:  # pseudo-labelling rounds: floodwatch.training.semi
-        if gpus != 1:
-            raise FloodwatchError(f"--gpus: semi-supervised training (the spec's semi_supervised section) runs in "
-                                  f"one process; got --gpus {gpus}")
-        from .semi import train_semi_supervised
-
-        return train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
-                                     progress=progress)
+        raise InvalidArgumentError(f"gpus: must be at least 1, got {gpus}")
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
-        raise FloodwatchError(f"--gpus: {gpus} requested but {torch.cuda.device_count()} CUDA device(s) visible")
+        raise InvalidArgumentError(f"gpus: {gpus} requested but {torch.cuda.device_count()} CUDA device(s) visible")
     out = Path(results_dir) / name
     args = (spec.to_dict(), str(out), str(pretrained) if pretrained else None, resume, progress)
     if gpus == 1:
@@ -193,9 +176,9 @@ class Trainer:
             if self.spec.dataset_config.preprocessing is not None:
                 prep = fit_preprocessing(self.spec, train_samples)
             return model, cfg, prep
-        cfg = mc.build_kwargs()
         prep = fit_preprocessing(self.spec, train_samples)
-        model = build_model(**cfg)
+        model = build_model(**mc.build_kwargs())
+        cfg = {**mc.build_kwargs(), "temporal": mc.temporal}  # the checkpoint's model_config
         _initialise(model, mc.initializer)
         if pretrained:
             from ..models.weights import load_encoder_weights
@@ -391,7 +374,7 @@ class Trainer:
             if self.ctx.is_main:
                 from rich.console import Console
 
-                Console(stderr=True).print(f"[yellow]--resume: no {last}; starting from epoch 1[/]")
+                Console(stderr=True).print(f"[yellow]resume: no {last}; starting from epoch 1[/]")
             return
         state = read_checkpoint(last)
         core = getattr(self.model, "module", self.model)
@@ -400,7 +383,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer_state"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{last}: does not fit this spec's model ({str(exc).splitlines()[0]}); "
-                                  "use another results folder or drop --resume") from None
+                                  "use another results folder or drop `resume`") from None
         self.scheduler.load_state_dict(state["scheduler_state"])
         self.scaler.load_state_dict(state.get("scaler_state", {}) or self.scaler.state_dict())
         self.history = list(state.get("history", []))

@@ -32,8 +32,7 @@ def looks_like(path: Path) -> bool:
     return bool(scene_folders(path))
 
 
-def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = True, water_body: bool = True,
-              **_) -> ChipDataset:
+def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = True, water_body: bool = True) -> ChipDataset:
     """water_body=False skips the permanent-water PNG: a quarter of the decoding, for readers that only train."""
     if split is not None:
         if not (root / split).is_dir():
