@@ -24,7 +24,7 @@ as `pretrained` (then nothing is trained for round 0). Round r = 1..R:
    (`ConsistencyLoss`).
 
 Layout of a run (`<results_dir>/<name>/`): `round_<r>/` (a normal training run folder each: best.pt,
-last.pt, metrics.csv, spec.yaml, ...),
+metrics.csv, spec.yaml, ..., and last.pt/epoch_NNN.pt as training_config.checkpoints says),
 `semi_supervised.json` (per round: teacher, chips pseudo-labelled and skipped, confident pixel share,
 pseudo water share, the Otsu check's band and threshold and the share of the teacher's water it ignored,
 best validation water IoU) and `best.pt`, a copy of the last round's best.pt (the final model).
@@ -512,7 +512,8 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
     save_summary()
     last_dir = final.parent
     history = read_metrics(last_dir / "metrics.csv")
-    return SemiSupervisedResult(best_checkpoint=out / "best.pt", last_checkpoint=last_dir / "last.pt",
+    last = last_dir / "last.pt"
+    return SemiSupervisedResult(best_checkpoint=out / "best.pt", last_checkpoint=last if last.is_file() else None,
                                 history=history, results_dir=out, rounds=rounds, summary=summary_path)
 
 
