@@ -12,7 +12,7 @@ from floodwatch.data.preprocess import DEFAULT_CLIP
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
 from floodwatch.training.data import load_samples
-from floodwatch.models import build_model
+from floodwatch.models import build_model, model_from_config
 from floodwatch.training import distributed as dist_util
 from floodwatch.training.loop import PRECISE_BN_BATCHES, Trainer, _initialise, seed_everything
 
@@ -168,7 +168,7 @@ def test_ddp_two_processes_equal_one_process(synth_root, tmp_path, make_spec):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
     # ... and training did move the weights well beyond that tolerance
     seed_everything(7)
-    init = build_model(**read_checkpoint(one.last_checkpoint)["model_config"])
+    init = model_from_config(read_checkpoint(one.last_checkpoint)["model_config"])  # it records temporal too
     _initialise(init, "HE_NORMAL")
     assert max(float((init.state_dict()[k] - a[k]).abs().max()) for k in a) > 1e-3
     assert two.history[0]["water_iou"] == pytest.approx(one.history[0]["water_iou"], abs=1e-6)
