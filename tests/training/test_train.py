@@ -12,7 +12,7 @@ from floodwatch.data.preprocess import DEFAULT_CLIP
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
 from floodwatch.training.data import load_samples
-from floodwatch.models import build_model, model_from_config
+from floodwatch.models import model_from_config
 from floodwatch.training import distributed as dist_util
 from floodwatch.training.loop import PRECISE_BN_BATCHES, Trainer, _initialise, seed_everything
 
