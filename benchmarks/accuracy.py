@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
     from floodwatch.data import open_dataset
-    from floodwatch.evaluation.calibration import TemperaturePredictor, calibrate
+    from floodwatch.evaluation.calibration import calibrate
+    from floodwatch.inference.temperature import TemperaturePredictor
     from floodwatch.evaluation.evaluate import evaluate
     from floodwatch.evaluation.otsu import OtsuBaseline
     from floodwatch.inference import load_predictor

@@ -31,5 +31,20 @@ def test_quick_demo_end_to_end(tmp_path):
         with rasterio.open(src_path) as src:
             assert m.crs == src.crs and m.transform == src.transform
         assert set(np.unique(m.read(1))) <= {0, 1, 255}
+    # only best.pt is kept (training_config.checkpoints: best): last.pt went when training ended
+    assert sorted(p.name for p in result.checkpoint.parent.glob("*.pt")) == ["best.pt"]
+    # the flood map of the synthetic scene, on the scene's grid, with its km2 beside the known truth
+    stats = json.loads((result.map_dir / "stats.json").read_text())
+    assert stats["flooded_km2"] == pytest.approx(result.map_stats["flooded_km2"])
+    assert 0 < stats["flooded_km2"] < stats["valid_km2"]
+    with rasterio.open(result.map_dir / "flood_mask.tif") as m, rasterio.open(
+            result.out_dir / "scene" / "synthetic_scene.tif") as scene:
+        assert m.crs == scene.crs and m.transform == scene.transform and m.shape == scene.shape
+    assert (result.map_dir / "quicklook.png").is_file() and str(result.map_dir) in text
     html = result.report.read_text()
-    assert "Otsu" in html and html.count("data:image/png;base64") >= 4  # learning curve + 3 overlays
+    # learning curve + 3 overlays + the map against the truth + the map's quicklook
+    assert "Otsu" in html and html.count("data:image/png;base64") >= 6
+    assert "U-Net with a ResNet-10 encoder" in html  # the architecture is named
+    assert "SAR backscatter (VH)" in html and "Otsu threshold vs truth" in html  # panels labelled
+    assert "TP / (TP + FP)" in html and "TP / (TP + FN)" in html  # precision and recall defined
+    assert f"{stats['flooded_km2']:.2f} km²" in html and "Next steps" in html

@@ -223,10 +223,11 @@ class ModelConfig(_Section):
         return v
 
     def build_kwargs(self) -> dict[str, Any]:
-        """The kwargs of `floodwatch.models.build_model` (plus `temporal`, which it ignores but inference needs)."""
+        """Keyword arguments of `floodwatch.models.build_model`, and nothing else (checkpoints record
+        `temporal` beside them: see `Trainer._model`)."""
         return {"arch": self.arch, "num_layers": self.num_layers, "in_channels": self.model_input_channels,
                 "num_classes": 2, "all_projections": self.all_projections,
-                "use_batch_norm": self.use_batch_norm, "temporal": self.temporal,
+                "use_batch_norm": self.use_batch_norm,
                 **({"widths": dict(self.widths)} if self.widths else {})}
 
 
@@ -257,7 +258,11 @@ class TrainingConfig(_Section):
     batch_size: int = Field(4, gt=0)  # per GPU, as in TAO
     epochs: int = Field(10, gt=0)
     log_summary_steps: int = Field(10, gt=0)
-    checkpoint_interval: int = Field(1, gt=0)
+    # Which checkpoints a run keeps: 'best' (best.pt only; last.pt exists while training, for --resume after
+    # a kill, and goes when the run ends), 'last' (best.pt and last.pt) or 'all' (also epoch_NNN.pt every
+    # checkpoint_interval epochs). Each full checkpoint is ~3x best.pt's size (optimizer state).
+    checkpoints: Literal["best", "last", "all"] = "best"
+    checkpoint_interval: int = Field(1, gt=0)  # epochs between epoch_NNN.pt, with checkpoints: all
     loss: Literal["cross_entropy", "dice", "cross_dice_sum", "focal"] = "cross_entropy"
     weight: Optional[list[float]] = None  # class weights, [not water, water]
     focal_gamma: float = Field(2.0, ge=0)

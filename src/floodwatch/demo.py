@@ -1,5 +1,6 @@
 """The whole path on synthetic data, on a laptop CPU: data -> spec -> train -> evaluate beside Otsu ->
-chip inference -> report.html. `floodwatch demo` is a thin shell over `run_demo`.
+chip inference -> a flood map of a georeferenced scene -> report.html. `floodwatch demo` is a thin shell
+over `run_demo`.
 
 Sizes are chosen so the full demo takes a few minutes on 2 CPU cores and `quick=True` about a minute;
 the synthetic chips have known water, so the numbers mean something (a model that learned nothing
@@ -17,9 +18,11 @@ import yaml
 
 from .io import atomic_path, write_json
 
-#: (chips, chip size px, epochs, ResNet depth); the quick variant is what the test suite runs.
-FULL = dict(chips=96, size=64, epochs=10, num_layers=10, batch_size=8)
-QUICK = dict(chips=24, size=32, epochs=2, num_layers=10, batch_size=8)
+#: (chips, chip size px, epochs, ResNet depth, side of the mapped scene in px); the quick variant is what
+#: the test suite runs.
+FULL = dict(chips=96, size=64, epochs=10, num_layers=10, batch_size=8, scene=512)
+QUICK = dict(chips=24, size=32, epochs=2, num_layers=10, batch_size=8, scene=192)
+SCENE_SEED = 2024  # not a training chip's seed: the scene is new to the model
 
 
 @dataclass
@@ -31,8 +34,10 @@ class DemoResult:
     metrics_json: Path
     predictions_dir: Path
     inference_dir: Path
+    map_dir: Path
     report: Path
     metrics: dict[str, Any]
+    map_stats: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -45,8 +50,7 @@ def demo_spec(data_dir: str, *, size: int, epochs: int, num_layers: int, batch_s
                          "model_input_width": size, "model_input_channels": 2},
         "training_config": {"batch_size": batch_size, "epochs": epochs, "learning_rate": 0.003,
                             "loss": "cross_dice_sum", "lr_scheduler": "cosine", "random_seed": 0,
-                            # one epoch_NNN.pt at the end: best.pt and last.pt already cover the demo
-                            "checkpoint_interval": epochs, "log_summary_steps": 5},
+                            "checkpoints": "best", "log_summary_steps": 5},
     }
 
 
@@ -57,12 +61,13 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
 
     from .config import load_spec
     from .data import write_synthetic_dataset
-    from .evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
-    from .evaluation.overlay import safe_name
+    from .evaluation.evaluate import evaluate, to_json_safe
     from .evaluation.report import learning_curve_png, print_metrics_table, write_html_report
     from .inference import load_predictor
     from .inference.chips import infer_chips
+    from .inference.overlay import safe_name
     from .training import train
+    from .training.data import evaluation_samples
 
     console = console or Console()
     cfg = QUICK if quick else FULL
@@ -78,7 +83,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
         clock = now
 
     console.rule(f"[bold]floodwatch demo{' (quick)' if quick else ''}")
-    console.print(f"1/5 synthetic data: {cfg['chips']} chips of {cfg['size']} px, 4 regions")
+    console.print(f"1/6 synthetic data: {cfg['chips']} chips of {cfg['size']} px, 4 regions")
     data_dir = write_synthetic_dataset(out / "data", chips=cfg["chips"], size=cfg["size"], seed=0)
     spec_path = out / "spec.yaml"
     with atomic_path(spec_path) as tmp:
@@ -88,12 +93,12 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     load_spec(spec_path)  # fail here, with the field named, rather than inside training
     stage("data")
 
-    console.print(f"2/5 training U-Net/ResNet-{cfg['num_layers']} for {cfg['epochs']} epochs")
+    console.print(f"2/6 training {ARCHITECTURE.format(**cfg)} for {cfg['epochs']} epochs")
     trained = train(spec_path, out / "results", name="demo", progress=progress)
     checkpoint = Path(trained.best_checkpoint)
     stage("train")
 
-    console.print("3/5 evaluating on the held-out test regions, beside Otsu")
+    console.print("3/6 evaluating on the held-out test regions, beside Otsu")
     samples, described = evaluation_samples(spec=spec_path)
     predictor = load_predictor(checkpoint)
     metrics = evaluate(predictor, samples, save_predictions=out / "predictions", progress=progress)
@@ -102,32 +107,143 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     print_metrics_table(metrics, console, title="demo: model beside Otsu on held-out regions")
     stage("evaluate")
 
-    console.print("4/5 chip inference (GeoTIFF in -> masks, probabilities, overlays)")
+    console.print("4/6 chip inference (GeoTIFF in -> masks, probabilities, overlays)")
     chosen = sorted(metrics["per_chip"], key=lambda r: -r["water_pixels"])[:3]
     inputs = [data_dir / "S1Hand" / f"{r['id']}_S1Hand.tif" for r in chosen]
     infer_chips(predictor, inputs, out / "inference", progress=progress)
     stage("infer")
 
-    console.print("5/5 report")
+    side = cfg["scene"]
+    console.print(f"5/6 flood map of a new georeferenced scene ({side} x {side} px at 10 m, UTM 16N)")
+    flood_map = map_synthetic_scene(predictor, out / "scene", out / "map", side=side, progress=progress)
+    console.print(f"  mapped flood {flood_map['stats']['flooded_km2']:.2f} km2, true water "
+                  f"{flood_map['true_water_km2']:.2f} km2 (water IoU of the map {flood_map['water_iou']:.3f})")
+    stage("map")
+
+    console.print("6/6 report")
     curve = None
+    history = trained.history
     metrics_csv = Path(trained.results_dir) / "metrics.csv"
     if metrics_csv.is_file():
         curve = learning_curve_png(metrics_csv, out / "learning_curve.png")
     overlays = [out / "predictions" / f"{safe_name(r['id'])}.png" for r in chosen]
+    n_params = sum(p.numel() for p in getattr(predictor, "model").parameters())
     report = write_html_report(
         out / "report.html", title="floodwatch demo (synthetic Sentinel-1 chips)", metrics=metrics,
-        learning_curve=curve, overlays=overlays,
-        overlay_caption="Each: SAR (VH) | model vs truth | Otsu vs truth, on test chips with the most water.",
-        sections=[("Run", _run_html(cfg, seconds, checkpoint, out))])
+        intro=_intro_html(cfg, n_params), learning_curve=curve, learning_curve_note=_curve_note(history),
+        overlays=overlays, overlay_labels=("SAR backscatter (VH)", "model vs truth", "Otsu threshold vs truth"),
+        overlay_caption=("Three held-out test chips with the most water. Each picture: the radar image, then "
+                         "the model's water and Otsu's, both coloured against the true water."),
+        sections=[("Flood map of a scene", _map_html(flood_map, out)), ("Run", _run_html(cfg, seconds, checkpoint, out)),
+                  ("Next steps", NEXT_STEPS_HTML)])
     stage("report")
 
     for name, path in (("data", data_dir), ("spec", spec_path), ("checkpoint", checkpoint),
                        ("metrics", metrics_json), ("prediction overlays", out / "predictions"),
-                       ("chip inference", out / "inference"), ("report", report)):
+                       ("chip inference", out / "inference"), ("flood map", flood_map["dir"]), ("report", report)):
         console.print(f"  {name:<20} {path}", markup=False)
     console.print(f"done in {sum(seconds.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
     return DemoResult(out, data_dir, spec_path, checkpoint, metrics_json, out / "predictions", out / "inference",
-                      report, metrics, seconds)
+                      flood_map["dir"], report, metrics, flood_map["stats"], seconds)
+
+
+ARCHITECTURE = "U-Net with a ResNet-{num_layers} encoder"
+
+
+def map_synthetic_scene(predictor: Any, scene_dir: Path, map_dir: Path, *, side: int, progress: bool = True
+                        ) -> dict[str, Any]:
+    """Write a synthetic dual-pol GeoTIFF scene (with its true water as a label file), map it as
+    `floodwatch map` does (`mapping.map_scene`) and score the map against the truth.
+
+    Returns {'dir', 'stats' (the map's stats.json), 'true_water_km2', 'water_iou', 'comparison' (a PNG:
+    radar | mapped flood vs truth)}."""
+    import rasterio
+
+    from .data.sample import WATER
+    from .data.synthetic import synth_scene, write_scene
+    from .inference.overlay import comparison_rgb, sar_backdrop, save_png, side_by_side
+    from .mapping import map_scene
+
+    scene = synth_scene(side, side, seed=SCENE_SEED, water_fraction=0.18, nodata_border=side // 24,
+                        id="synthetic_scene", region="scene")
+    scene_dir.mkdir(parents=True, exist_ok=True)
+    tif = write_scene(scene, scene_dir / "synthetic_scene.tif", label_path=scene_dir / "synthetic_scene_label.tif")
+    result = map_scene(tif, predictor, map_dir, tile=256, overlap=32, batch=4, progress=progress)
+    with rasterio.open(result.paths["mask"]) as src:
+        mapped = src.read(1) == 1  # 1 flood; 0 dry, 255 no data
+    truth, valid = scene.mask == WATER, scene.valid
+    union = int((valid & (mapped | truth)).sum())
+    backdrop = sar_backdrop(scene.image[1], valid)
+    comparison = save_png(result.out_dir / "map_vs_truth.png",
+                          side_by_side([backdrop, comparison_rgb(backdrop, mapped, truth, valid)]))
+    pixel_km2 = abs(scene.georef.transform[0] * scene.georef.transform[4]) / 1e6
+    return {"dir": result.out_dir, "stats": result.stats, "comparison": comparison,
+            "true_water_km2": float((truth & valid).sum()) * pixel_km2,
+            "water_iou": float((valid & mapped & truth).sum()) / union if union else float("nan")}
+
+
+def _intro_html(cfg: dict[str, Any], n_params: int) -> str:
+    import html
+
+    arch = ARCHITECTURE.format(**cfg)
+    return (f"<p>Model: <b>{html.escape(arch)}</b> (floodwatch.models; TAO's <code>resnet</code> arch), "
+            f"{n_params / 1e6:.2f} M parameters, trained from scratch on {cfg['chips']} synthetic dual-pol "
+            f"(VV, VH) chips of {cfg['size']} px for {cfg['epochs']} epochs on the CPU. Input: the two bands in "
+            "dB, clipped and normalised; output: per-pixel probability of water. The chips come from a "
+            "generator with known water, so every score below is measured against a true answer.</p>")
+
+
+def _curve_note(history: list[dict[str, float]]) -> str:
+    first = history[0] if history else {}
+    return ("<p class=note>train_loss: mean loss over the epoch's training steps (augmented crops, BatchNorm in "
+            "training mode). val_loss and the scores: the validation chips after each epoch, the model in "
+            "inference mode with its BatchNorm statistics re-estimated on that epoch's training crops (without "
+            "that, the running averages after a handful of steps still carry their initial values, and the first "
+            "epoch's val_loss was 585 instead of 0.25)."
+            + (f" Epoch 1: val_loss {first['val_loss']:.3g}, water IoU {first['water_iou']:.3f}." if first else "")
+            + "</p>")
+
+
+def _map_html(flood_map: dict[str, Any], out: Path) -> str:
+    import html
+
+    from .evaluation.report import _img_tag
+
+    st = flood_map["stats"]
+    rows = [("imaged (valid) area", f"{st['valid_km2']:.2f} km²"),
+            ("mapped flood", f"{st['flooded_km2']:.2f} km² ({100 * st['flooded_fraction']:.1f} % of it)"),
+            ("true water (the generator's mask)", f"{flood_map['true_water_km2']:.2f} km²"),
+            ("water IoU of the map against the truth", f"{flood_map['water_iou']:.3f}"),
+            ("flood polygons (GeoJSON, at least 1000 m²)", f"{st['polygons']}"),
+            ("tiles of 256 px, 32 px overlap", f"{st['tiles']}, {st['runtime_s']:.1f} s")]
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    folder = os.path.relpath(flood_map["dir"], out)
+    return (f"<p>The trained model maps a new {st['width']} x {st['height']} px synthetic scene (10 m pixels, "
+            f"{html.escape(st['crs'])}), tile by tile, as <code>floodwatch map</code> does: a GeoTIFF flood mask "
+            f"and probability, flood polygons, stats.json and a quicklook in <code>{html.escape(folder)}/</code>."
+            f"</p><table>{table}</table>"
+            "<figure style=\"width:640px\"><div class=panels style=\"grid-template-columns:1fr 1fr\"><span>SAR "
+            "backscatter (VH)</span><span>mapped flood vs true water</span></div>"
+            f"{_img_tag(flood_map['comparison'], 'flood map vs truth')}<figcaption>Colours as in the examples: "
+            "blue water found, red false alarm, yellow missed water, dark no data.</figcaption></figure>"
+            f"<figure style=\"width:330px\">{_img_tag(flood_map['dir'] / 'quicklook.png', 'quicklook')}"
+            "<figcaption>The map's own quicklook.png (VV backdrop, flood in red).</figcaption></figure>")
+
+
+#: where to go after the demo, with the commands that do it
+NEXT_STEPS_HTML = """<ol>
+<li>Look at real data: <code>floodwatch data inspect ../shared/data/sen1floods11</code> (also ETCI 2021 and
+OMBRIA; the layout is detected).</li>
+<li>Train on it: <code>floodwatch train -e examples/sen1floods11.yaml -r runs -n s1f11</code>; add
+<code>--resume</code> after an interruption. A GPU makes real runs practical.</li>
+<li>Score it beside Otsu on held-out chips, with calibration and an HTML report:
+<code>floodwatch evaluate -m runs/s1f11/best.pt -e examples/sen1floods11.yaml --report eval/</code>.</li>
+<li>Map a whole Sentinel-1 scene: <code>floodwatch map SCENE.tif -m runs/s1f11/best.pt -o maps/</code>
+(GeoTIFF mask, polygons, km²).</li>
+<li>Deploy: <code>floodwatch export</code> to ONNX (fp16/int8) and <code>floodwatch serve</code> for Triton;
+watch an area with <code>floodwatch aoi add</code>, <code>floodwatch aoi watch</code> (a STAC catalog) and
+<code>floodwatch web</code>.</li>
+</ol>"""
 
 
 def _run_html(cfg: dict[str, Any], seconds: dict[str, float], checkpoint: Path, out: Path) -> str:

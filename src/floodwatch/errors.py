@@ -5,6 +5,11 @@ class FloodwatchError(Exception):
     """Base class: the message names the file or field and what is wrong."""
 
 
+class InvalidArgumentError(FloodwatchError, ValueError):
+    """A function argument (or the option behind it) with a value or name the function does not take; the
+    message starts with the parameter's name, which the CLI may map to its flag."""
+
+
 class DataError(FloodwatchError):
     """Unreadable, corrupt, missing or inconsistent input data."""
 

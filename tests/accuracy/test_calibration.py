@@ -5,9 +5,9 @@ import pytest
 
 from floodwatch.data.sample import IGNORE_INDEX
 from floodwatch.errors import DataError
-from floodwatch.evaluation.calibration import (CalibrationAccumulator, TemperaturePredictor, apply_temperature,
-                                               calibrate, expected_calibration_error, fit_temperature,
-                                               load_temperature, reliability_png, save_temperature)
+from floodwatch.evaluation.calibration import (CalibrationAccumulator, calibrate, expected_calibration_error,
+                                               fit_temperature, reliability_png)
+from floodwatch.inference.temperature import TemperaturePredictor, apply_temperature, load_temperature, save_temperature
 
 from .conftest import ConstantPredictor
 

@@ -8,7 +8,7 @@ import rasterio
 from floodwatch.data import IGNORE_INDEX, WATER, detect_format, open_dataset
 from floodwatch.data.harmonise import to_8bit, to_db
 from floodwatch.data.synthetic import synth_chips
-from floodwatch.errors import DataError, LayoutError
+from floodwatch.errors import DataError, InvalidArgumentError, LayoutError
 
 from . import fakes
 
@@ -225,3 +225,22 @@ def test_etci_scenes_rendered_differently_land_on_the_same_db(tmp_path):
     assert np.isnan(b.image[:, :, :12]).all() and set(b.extra["db_map"]) == {"VV", "VH"}
     with pytest.raises(DataError, match="harmonise"):
         open_dataset(tmp_path, harmonise="quantile")
+
+
+@pytest.mark.parametrize("reader, make, option", [
+    ("sen1floods11", lambda p: fakes.sen1floods11(p, chips=2, splits=False), "labeled_only"),  # misspelt
+    ("etci", lambda p: fakes.etci(p, cols=1, rows=1), "class_map"),  # the folders layout's option
+    ("folders", lambda p: fakes.folders(p), "water_body"),  # ETCI's option
+])
+def test_open_dataset_refuses_an_option_the_reader_does_not_take(tmp_path, reader, make, option):
+    root = make(tmp_path / reader)
+    with pytest.raises(InvalidArgumentError, match=rf"^{option}: not an option of the {reader} reader \(it takes: split, "):
+        open_dataset(root, **{option: False})
+
+
+def test_open_dataset_forwards_declared_options(tmp_path):
+    from floodwatch.data.formats import reader_options
+
+    assert reader_options("etci") == ("split", "labelled_only", "water_body", "harmonise", "reference")
+    root = fakes.sen1floods11(tmp_path / "s1", chips=2, splits=False)
+    assert len(open_dataset(root, labelled_only=False)) >= len(open_dataset(root, labelled_only=True))

@@ -189,17 +189,17 @@ def test_parse_refine_and_its_errors():
         "method": "guided", "threshold": 0.4, "radius": 8, "eps": 0.01, "guide": "VV", "min_region": 16}
     for bad, words in [("foo", "unknown method"), ("guided:r=two", "not a number"), ("guided:x=1", "key=value"),
                        ("guided:r", "key=value")]:
-        with pytest.raises(FloodwatchError, match="--refine") as exc:
+        with pytest.raises(FloodwatchError, match="^refine: ") as exc:
             parse_refine(bad)
         assert words in str(exc.value)
     for kwargs in [dict(radius=0), dict(eps=0.0), dict(eps=-1.0), dict(guide="HH"), dict(min_region=-2),
                    dict(method="clean")]:
-        with pytest.raises(FloodwatchError, match="--refine"):
+        with pytest.raises(FloodwatchError, match="^refine: "):
             RefinePredictor(NoisyStub(), **kwargs)
 
 
 def test_load_predictor_puts_refinement_last(tiny_checkpoint):
-    from floodwatch.evaluation.calibration import TemperaturePredictor
+    from floodwatch.inference.temperature import TemperaturePredictor
     from floodwatch.inference import load_predictor
 
     p = load_predictor(tiny_checkpoint, refine="guided:r=2", temperature=1.5, tta="hflip")

@@ -44,7 +44,7 @@ def _single_band(src_path, dst_path, band, shift=0.0):
 
 def test_single_band_without_vh(tmp_path, scene):
     _single_band(scene, tmp_path / "vv.tif", 1)
-    with pytest.raises(DataError, match=r"vv.tif: 1 band.*--vh"):
+    with pytest.raises(DataError, match=r"vv.tif: 1 band.*`vh`"):
         map_scene(tmp_path / "vv.tif", ThresholdPredictor(), tmp_path / "out", **TILING)
     assert_nothing_written(tmp_path / "out")
 

@@ -94,3 +94,41 @@ def test_checkpoint_with_impossible_model_config_is_a_checkpoint_error(tmp_path)
     torch.save({k: v for k, v in state.items() if k != "preprocessing"}, tmp_path / "nopre.pt")
     with pytest.raises(CheckpointError, match="lacks preprocessing"):
         load_model(tmp_path / "nopre.pt")
+
+
+def test_build_model_refuses_a_misspelt_parameter():
+    with pytest.raises(TypeError, match="num_layer"):
+        build_model(num_layer=10)  # noqa: the misspelling is the point
+
+
+def test_build_kwargs_are_exactly_build_model_parameters():
+    import inspect
+
+    from floodwatch.config import ModelConfig
+
+    kwargs = ModelConfig(num_layers=10, model_input_channels=3, temporal="bitemporal").build_kwargs()
+    assert set(kwargs) <= set(inspect.signature(build_model).parameters)
+    model = build_model(**kwargs)
+    assert model.encoder.conv1.in_channels == 3 and "temporal" not in kwargs
+
+
+def test_model_from_config_skips_metadata_and_names_an_unknown_key():
+    from floodwatch.errors import InvalidArgumentError
+    from floodwatch.models import model_from_config
+
+    model = model_from_config({"num_layers": 10, "in_channels": 4, "temporal": "bitemporal", "pretrained": "x.pth"})
+    assert model.encoder.conv1.in_channels == 4  # 'pretrained' is not fetched: the checkpoint has the weights
+    with pytest.raises(InvalidArgumentError, match=r"^num_layer: not a model_config parameter"):
+        model_from_config({"num_layer": 10})
+
+
+def test_checkpoint_with_a_misspelt_model_config_key_is_a_checkpoint_error(tmp_path):
+    from floodwatch.data.preprocess import Preprocessing
+    from floodwatch.errors import CheckpointError
+    from floodwatch.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+    cfg = {"num_layers": 10, "in_channels": 2}
+    path = save_checkpoint(tmp_path / "ok.pt", build_model(**cfg), model_config=cfg, preprocessing=Preprocessing())
+    torch.save({**read_checkpoint(path), "model_config": {**cfg, "in_chanels": 2}}, tmp_path / "typo.pt")
+    with pytest.raises(CheckpointError, match="typo.pt.*in_chanels"):
+        load_model(tmp_path / "typo.pt")

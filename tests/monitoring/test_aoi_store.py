@@ -53,9 +53,9 @@ def test_bad_aoi_geometry(store, geojson, match):
 def test_bad_aoi_fields(store, tmp_path):
     with pytest.raises(MonitoringError, match="AOI name"):
         add_aoi(store, "../etc", WEST_HALF)
-    with pytest.raises(MonitoringError, match="--webhook"):
+    with pytest.raises(MonitoringError, match="^webhooks: "):
         add_aoi(store, "a", WEST_HALF, webhooks=["ftp://x"])
-    with pytest.raises(MonitoringError, match="--threshold-km2"):
+    with pytest.raises(MonitoringError, match="^threshold_km2: "):
         add_aoi(store, "a", WEST_HALF, threshold_km2=-1)
     with pytest.raises(MonitoringError, match="not found"):
         add_aoi(store, "a", tmp_path / "missing.geojson")

@@ -51,7 +51,7 @@ def test_watch_static_catalog_over_http(tmp_path, file_server, predictor, receiv
         since = watch_aoi(store, "mid", url, "s1", predictor, tmp_path / "out", since="2024-05-05",
                           progress=False)
         assert [o.item_id for o in since] == ["S1_1"]
-        with pytest.raises(MonitoringError, match="--collection"):
+        with pytest.raises(MonitoringError, match="^collection: "):
             watch_aoi(store, "mid", url, "nope", predictor, tmp_path / "out", progress=False)
         with pytest.raises(MonitoringError, match="cannot read"):
             watch_aoi(store, "mid", f"{base}/missing.json", "s1", predictor, tmp_path / "out", progress=False)

@@ -58,7 +58,7 @@ def test_watch_stac_api(tmp_path, served, stac_api, predictor, receiver):
                           progress=False)
         assert [o.item_id for o in since] == ["S1_1"]
         assert _searches(api)[-1][1]["datetime"] == "2024-05-05T00:00:00Z/.."
-        with pytest.raises(MonitoringError, match="--collection: 'nope' not found"):
+        with pytest.raises(MonitoringError, match="^collection: 'nope' not found"):
             watch_aoi(store, "mid", api.url, "nope", predictor, tmp_path / "out", progress=False)
 
 
@@ -96,4 +96,4 @@ def test_unreachable_api_is_one_line(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(MonitoringError, match="search failed") as err:
         find_items(url, "s1", shape(MID))
-    assert str(err.value).startswith(f"--stac {url}: ") and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"source: {url}: ") and "\n" not in str(err.value)

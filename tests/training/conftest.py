@@ -25,6 +25,7 @@ def _make_spec(root, **training) -> dict:
             "model_config": {"num_layers": 10, "use_batch_norm": False, "model_input_height": 32,
                              "model_input_width": 32, "model_input_channels": 2},
             "training_config": {"batch_size": 2, "epochs": 2, "learning_rate": 0.003, "loss": "cross_entropy",
-                                "checkpoint_interval": 1, "log_summary_steps": 1, "random_seed": 7}}
+                                "checkpoints": "all", "checkpoint_interval": 1, "log_summary_steps": 1,
+                                "random_seed": 7}}
     spec["training_config"].update(training)
     return copy.deepcopy(spec)

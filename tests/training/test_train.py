@@ -12,8 +12,9 @@ from floodwatch.data.preprocess import DEFAULT_CLIP
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
 from floodwatch.training.data import load_samples
-from floodwatch.models import build_model
-from floodwatch.training.loop import Trainer, _initialise, seed_everything
+from floodwatch.models import model_from_config
+from floodwatch.training import distributed as dist_util
+from floodwatch.training.loop import PRECISE_BN_BATCHES, Trainer, _initialise, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,50 @@ def test_two_epochs_learn_and_write_everything(full_run):
     assert h[1]["lr"] < h[0]["lr"]
     # no writes left half-done
     assert not list(run.glob(".*.part*"))
+
+
+def _checkpoint_files(run):
+    return sorted(p.name for p in run.glob("*.pt"))
+
+
+def test_default_keeps_best_only_and_a_killed_run_still_resumes(full_run, tmp_path, monkeypatch, synth_root,
+                                                                 make_spec):
+    spec_dict = make_spec(synth_root, loss="cross_dice_sum", regularizer={"type": "L2", "weight": 1e-5},
+                          lr_scheduler="cosine")
+    del spec_dict["training_config"]["checkpoints"]  # the default
+    spec = spec_from_dict(spec_dict)
+    assert spec.training_config.checkpoints == "best"
+    original = Trainer._train_epoch
+
+    def killed_in_epoch_2(self, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, tmp_path, name="run", progress=False)
+    assert _checkpoint_files(tmp_path / "run") == ["best.pt", "last.pt"]  # last.pt: what resume needs
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed = train(spec, tmp_path, name="run", resume=True, progress=False)
+    assert _checkpoint_files(tmp_path / "run") == ["best.pt"] and resumed.last_checkpoint is None
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    # the same weights as the run that kept every checkpoint, wherever best.pt landed
+    best_epoch = max(resumed.history, key=lambda r: r["water_iou"])["epoch"]
+    a, b = _weights(full_run[1] / "full" / f"epoch_{best_epoch:03d}.pt"), _weights(tmp_path / "run" / "best.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    # resuming a finished run trains nothing and keeps its history
+    monkeypatch.setattr(Trainer, "_train_epoch", lambda *a: pytest.fail("a finished run trained again"))
+    again = train(spec, tmp_path, name="run", resume=True, progress=False)
+    assert [r["epoch"] for r in again.history] == [1, 2] and _checkpoint_files(tmp_path / "run") == ["best.pt"]
+
+
+def test_checkpoints_last_keeps_last_but_no_epoch_files(tmp_path, synth_root, make_spec):
+    spec = spec_from_dict(make_spec(synth_root, epochs=1, checkpoints="last"))
+    result = train(spec, tmp_path, name="run", progress=False)
+    assert _checkpoint_files(tmp_path / "run") == ["best.pt", "last.pt"]
+    assert result.last_checkpoint == tmp_path / "run" / "last.pt"
 
 
 def test_preprocessing_is_fitted_on_the_training_chips(full_run):
@@ -123,8 +168,28 @@ def test_ddp_two_processes_equal_one_process(synth_root, tmp_path, make_spec):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
     # ... and training did move the weights well beyond that tolerance
     seed_everything(7)
-    init = build_model(**read_checkpoint(one.last_checkpoint)["model_config"])
+    init = model_from_config(read_checkpoint(one.last_checkpoint)["model_config"])  # it records temporal too
     _initialise(init, "HE_NORMAL")
     assert max(float((init.state_dict()[k] - a[k]).abs().max()) for k in a) > 1e-3
     assert two.history[0]["water_iou"] == pytest.approx(one.history[0]["water_iou"], abs=1e-6)
     assert two.history[0]["train_loss"] == pytest.approx(one.history[0]["train_loss"], rel=1e-5)
+
+
+def test_batchnorm_statistics_describe_the_final_weights(tmp_path, synth_root, make_spec):
+    """After an epoch the running mean of the first BatchNorm is the mean of its input over the epoch's
+    (un-augmented) training crops under the final weights, not a momentum average over older weights."""
+    spec_dict = make_spec(synth_root, epochs=1)
+    spec_dict["model_config"]["use_batch_norm"] = True
+    trainer = Trainer(spec_from_dict(spec_dict), tmp_path / "run", dist_util.init(0, 1, 0), progress=False)
+    trainer.fit()
+    bn = trainer.model.encoder.bn1  # its input (conv1's output) depends on no BatchNorm statistics
+    means = []
+    hook = bn.register_forward_hook(lambda m, inputs, out: means.append(inputs[0].double().mean(dim=(0, 2, 3))))
+    trainer.model.eval()
+    with torch.no_grad():
+        for image, *_ in trainer.train_loader:  # the same crops, in the same order, as the epoch's
+            trainer.model(image)
+    hook.remove()
+    expected = torch.stack(means[:PRECISE_BN_BATCHES]).mean(0)  # batches weigh equally, as BatchNorm does
+    torch.testing.assert_close(bn.running_mean.double(), expected, rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.1  # training's own momentum is back

@@ -49,9 +49,9 @@ def parse_bbox(text: str) -> BaseGeometry:
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
-        raise AcquisitionError(f"--bbox: '{text}' is not four numbers W,S,E,N") from None
+        raise AcquisitionError(f"bbox: '{text}' is not four numbers W,S,E,N") from None
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-        raise AcquisitionError(f"--bbox: '{text}' is not W,S,E,N in degrees with W < E and S < N")
+        raise AcquisitionError(f"bbox: '{text}' is not W,S,E,N in degrees with W < E and S < N")
     return box(w, s, e, n)
 
 
@@ -64,15 +64,15 @@ def read_aoi(path: str | Path) -> BaseGeometry:
         feats = doc["features"] if kind == "FeatureCollection" else [doc] if kind == "Feature" else [{"geometry": doc}]
         geoms = [shapely.make_valid(shape(f["geometry"])) for f in feats if f.get("geometry")]
     except FileNotFoundError:
-        raise AcquisitionError(f"--aoi: {path}: file not found") from None
+        raise AcquisitionError(f"aoi: {path}: file not found") from None
     except (ValueError, KeyError, TypeError, AttributeError, OSError, shapely.errors.GEOSException) as exc:
-        raise AcquisitionError(f"--aoi: {path}: not a GeoJSON geometry ({type(exc).__name__}: {exc})") from None
+        raise AcquisitionError(f"aoi: {path}: not a GeoJSON geometry ({type(exc).__name__}: {exc})") from None
     geom = shapely.union_all([g for g in geoms if g.area > 0]) if geoms else shapely.Polygon()
     if geom.is_empty:
-        raise AcquisitionError(f"--aoi: {path}: no polygon (an AOI needs an area)")
+        raise AcquisitionError(f"aoi: {path}: no polygon (an AOI needs an area)")
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise AcquisitionError(f"--aoi: {path}: coordinates are not lon/lat degrees (GeoJSON is EPSG:4326)")
+        raise AcquisitionError(f"aoi: {path}: coordinates are not lon/lat degrees (GeoJSON is EPSG:4326)")
     return geom
 
 
@@ -91,12 +91,12 @@ def parse_day(text: str | date | datetime, opt: str) -> datetime:
 
 def day_range(start: Any, end: Any) -> tuple[datetime, datetime]:
     """[start, end] where a bare end date means the whole of that day."""
-    lo = parse_day(start, "--start")
-    hi = parse_day(end, "--end")
+    lo = parse_day(start, "start")
+    hi = parse_day(end, "end")
     if isinstance(end, str) and len(end.strip()) == 10:
         hi = hi + timedelta(days=1) - timedelta(microseconds=1)
     if hi < lo:
-        raise AcquisitionError(f"--end: {end} is before --start {start}")
+        raise AcquisitionError(f"end: {end} is before `start` {start}")
     return lo, hi
 
 
@@ -114,7 +114,7 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
     console = console or Console(stderr=True)
     src = source if isinstance(source, Source) else resolve_source(source)
     if not 0.0 <= min_coverage <= 1.0:
-        raise AcquisitionError(f"--min-coverage: {min_coverage} must be between 0 and 1")
+        raise AcquisitionError(f"min_coverage: {min_coverage} must be between 0 and 1")
     since, until = day_range(start, end)
     label = f"{src.name} ({src.url}, {src.collection})" if src.name != src.url else f"{src.url} ({src.collection})"
     if src.units == "dn":  # refuse before any request: these numbers are not backscatter
@@ -153,7 +153,7 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
     if not result.scenes:
         best = max(result.skipped, key=lambda s: s["coverage"])
         raise CoverageError(f"{label}: the items {when} cover at most {100 * best['coverage']:.0f}% of the AOI "
-                            f"({best['key']}), below --min-coverage {100 * min_coverage:.0f}%")
+                            f"({best['key']}), below `min_coverage` {100 * min_coverage:.0f}%")
     _write_manifest(result, src, aoi, since, until, min_coverage)
     return result
 
@@ -182,7 +182,7 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
     data = to_db(data, units_in)
     coverage = aoi_coverage(data, aoi, grid)
     if coverage < max(min_coverage, 1e-9):
-        console.print(f"warning: {key}: the items cover {100 * coverage:.0f}% of the AOI, below --min-coverage "
+        console.print(f"warning: {key}: the items cover {100 * coverage:.0f}% of the AOI, below `min_coverage` "
                       f"{100 * min_coverage:.0f}%: skipped", highlight=False)
         result.skipped.append({"key": key, "coverage": coverage, "items": [i.id for i in group]})
         return None
@@ -212,7 +212,7 @@ def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
         raise AcquisitionError(f"STAC item '{item.id}': asset '{key}' has no CRS")
     grid = grid_for(aoi, crs, transform, pad_px)
     if grid.width * grid.height > MAX_PIXELS:
-        raise AcquisitionError(f"--aoi: {grid.width} x {grid.height} px at {abs(transform.a):g} m is more than "
+        raise AcquisitionError(f"aoi: {grid.width} x {grid.height} px at {abs(transform.a):g} m is more than "
                                f"{MAX_PIXELS / 1e6:.0f} Mpx per date; split the AOI into smaller ones")
     return grid
 

@@ -73,7 +73,7 @@ def search_api(url: str, collection: str, aoi: BaseGeometry, since: datetime | N
         coll = client.get_collection(collection)
         # an unknown collection is an empty search on most APIs: say so instead
         if coll is None:
-            raise AcquisitionError(f"--collection: '{collection}' not found in {url}")
+            raise AcquisitionError(f"collection: '{collection}' not found in {url}")
         # POST is optional in the spec (a search link without `method` is GET); GET cannot carry a geometry
         # everywhere, so it sends the AOI's bbox and the footprints are checked below
         methods = {link.extra_fields.get("method") or "GET" for link in client.links if link.rel == "search"}

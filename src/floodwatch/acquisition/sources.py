@@ -15,7 +15,7 @@ PC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
 UNITS = ("auto", "db", "linear", "dn")
 PC_KEY_HINT = ("a Planetary Computer account: set PC_SDK_SUBSCRIPTION_KEY to your API key "
                "(https://planetarycomputer.microsoft.com/account/request)")
-GRD_ADVICE = ("use --source pc-rtc (terrain-corrected gamma0), or calibrate the GRD to sigma0/gamma0 dB with "
+GRD_ADVICE = ("use `source` pc-rtc (terrain-corrected gamma0), or calibrate the GRD to sigma0/gamma0 dB with "
               "ESA SNAP (or pyroSAR, ASF HyP3 RTC) and map that GeoTIFF with `floodwatch map`")
 
 
@@ -58,7 +58,7 @@ def resolve_source(name: str | None = None, *, collection: str | None = None, ur
     `url` replaces a registered source's API root; `units` other than 'auto' overrides what the source says.
     """
     if units not in UNITS:
-        raise AcquisitionError(f"--units: '{units}' is not one of {', '.join(UNITS)}")
+        raise AcquisitionError(f"units: '{units}' is not one of {', '.join(UNITS)}")
     name = name or DEFAULT_SOURCE
     if name in SOURCES:
         src = SOURCES[name].with_url(url)
@@ -66,12 +66,12 @@ def resolve_source(name: str | None = None, *, collection: str | None = None, ur
             src = replace(src, collection=collection)
     elif urlparse(name).scheme in ("http", "https"):
         if not collection:
-            raise AcquisitionError(f"--collection: needed with a STAC API URL as --source ({name})")
+            raise AcquisitionError(f"collection: needed with a STAC API URL as `source` ({name})")
         pc = urlparse(name).hostname == urlparse(PC_URL).hostname
         src = Source(name, name.rstrip("/"), collection, "auto", "planetary-computer" if pc else None,
                      PC_KEY_HINT if pc else "an account or token of that catalog",
                      f"STAC API {name}")
     else:
-        raise AcquisitionError(f"--source: '{name}' is neither a known source ({', '.join(SOURCES)}) "
+        raise AcquisitionError(f"source: '{name}' is neither a known source ({', '.join(SOURCES)}) "
                                "nor an http(s) STAC API URL")
     return src if units == "auto" else replace(src, units=units)

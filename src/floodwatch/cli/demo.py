@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         quick: bool = typer.Option(False, "--quick", help="Smaller data and model: about a minute."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
     ) -> None:
-        """Synthetic data -> train -> evaluate beside Otsu -> chip inference -> report.html, on CPU in minutes."""
+        """Synthetic data -> train -> evaluate beside Otsu -> chip inference -> flood map -> report.html, on CPU in minutes."""
         from ..demo import run_demo
 
         run_demo(output, quick=quick, progress=not quiet)

@@ -29,8 +29,8 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
                             threshold: float = 0.5):
     """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature,
     refinement (its small-region clean-up uses the command's --threshold unless the spec sets t=)."""
-    from ..evaluation.calibration import load_temperature
     from ..inference import load_predictor
+    from ..inference.temperature import load_temperature
     from ..inference.refine import parse_refine
 
     if tta_transforms and not tta:
@@ -74,13 +74,14 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET,
     ) -> None:
         """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu; ECE."""
-        from ..evaluation.calibration import load_temperature
-        from ..evaluation.evaluate import evaluate, evaluation_samples, to_json_safe
+        from ..evaluation.evaluate import evaluate, to_json_safe
         from ..evaluation.report import print_metrics_table
         from ..inference.refine import RefinePredictor
+        from ..inference.temperature import load_temperature
         from ..inference.tta import parse_transforms
         from ..io import write_json
         from ..models.zoo import kind_for_backend
+        from ..training.data import evaluation_samples
 
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
@@ -105,7 +106,8 @@ def register(app: typer.Typer) -> None:
         calibration_view = None
         if calibrate is not None:
             from ..data import open_dataset
-            from ..evaluation.calibration import calibrate as fit, save_temperature as save_t
+            from ..evaluation.calibration import calibrate as fit
+            from ..inference.temperature import save_temperature as save_t
 
             if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
                 fit_samples, _ = evaluation_samples(spec=calibrate, split="val")

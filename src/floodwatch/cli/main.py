@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except FloodwatchError as exc:
+        from .flags import command_flags, with_flags
+
+        flags = command_flags(typer.main.get_command(app), sys.argv[1:] if argv is None else argv)
         # the message is data (paths, extras such as floodwatch[dali]), never markup
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(with_flags(str(exc), flags))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
             None, "-m", "--pretrained-model",
             help="torchvision ResNet weights (file or URL) for the encoder, or a floodwatch checkpoint to fine-tune."),
         gpus: int = typer.Option(1, "--gpus", help="Processes (one per GPU; gloo on CPU)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue from RESULTS_DIR/NAME/last.pt."),
+        resume: bool = typer.Option(False, "--resume", help="Continue a killed run from RESULTS_DIR/NAME/last.pt."),
         seed: Optional[int] = typer.Option(
             None, "--seed", help="Replace training_config.random_seed (the split keeps its own): one spec, "
                                  "several seeds, an ensemble (evaluate/infer/map -m A -m B)."),
@@ -50,4 +50,5 @@ def register(app: typer.Typer) -> None:
         if best is not None:
             console.print(esc(f"best epoch {best['epoch']}: water IoU {best['water_iou']:.3f} -> "
                               f"{result.best_checkpoint}"))
-        console.print(esc(f"last: {result.last_checkpoint}; metrics: {result.results_dir / 'metrics.csv'}"))
+        last = f"last: {result.last_checkpoint}; " if result.last_checkpoint else ""
+        console.print(esc(f"{last}metrics: {result.results_dir / 'metrics.csv'}"))

@@ -1,11 +1,12 @@
 """Layout auto-detection and `open_dataset`, the one entry point to every source reader."""
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import LayoutError
+from ..errors import InvalidArgumentError, LayoutError
 from .dataset import ChipDataset
 from .sources import etci, folders, ombria, sen1floods11
 
@@ -40,20 +41,38 @@ def detect_format(path: str | os.PathLike) -> str:
                       "ETCI <scene>/tiles/vv/, OMBRIA {train,test}/AFTER/, or images/+masks/)")
 
 
-def open_dataset(path: str | os.PathLike, format: str | None = None, *, split: str | None = None,
-                 class_map: Any = None, **opts: Any) -> ChipDataset:
-    """Open a folder of chips as a lazy ChipDataset of Samples.
-
-    format: one of FORMATS (None: detect). split: a source's own split (Sen1Floods11's official lists,
-    or a train/val/test subfolder). class_map: for the 'folders' layout. opts go to the reader, e.g.
-    labelled_only=False to include unlabelled chips (mask None), images=/masks= for explicit folders.
-    """
+def resolve_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The FORMATS name of `format` (aliases allowed) or, when None, of the layout detected in `path`."""
     path = Path(path)
     if format is None:
-        format = detect_format(path)
-    else:
-        _check_folder(path)
+        return detect_format(path)
+    _check_folder(path)
     name = _ALIASES.get(format.lower(), format.lower())
     if name not in FORMATS:
         raise LayoutError(f"format '{format}': not one of {', '.join(FORMATS)}")
-    return FORMATS[name][1](path, split=split, class_map=class_map, **opts)
+    return name
+
+
+def reader_options(format: str) -> tuple[str, ...]:
+    """The keyword options the reader of `format` (a FORMATS name) declares, e.g. ('split', 'labelled_only')."""
+    params = inspect.signature(FORMATS[format][1]).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def open_dataset(path: str | os.PathLike, format: str | None = None, **options: Any) -> ChipDataset:
+    """Open a folder of chips as a lazy ChipDataset of Samples.
+
+    format: one of FORMATS (None: detect). options go to the reader, and only those it declares (see
+    `reader_options`); any other is an InvalidArgumentError naming it, so a misspelt option cannot be
+    ignored. Every reader takes `split` (a source's own split: Sen1Floods11's official lists, or a
+    train/val/test subfolder) and `labelled_only` (False includes unlabelled chips, mask None); 'folders'
+    also takes class_map and images=/masks= for explicit folders, 'etci' water_body=False to skip the
+    permanent-water layer.
+    """
+    name = resolve_format(path, format)
+    accepted = reader_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidArgumentError(f"{unknown[0]}: not an option of the {name} reader (it takes: "
+                                   f"{', '.join(accepted)})")
+    return FORMATS[name][1](Path(path), **options)

@@ -75,7 +75,7 @@ def to_8bit(db: np.ndarray, source: str, band: str) -> np.ndarray:
 
 def mode_medians(values: np.ndarray) -> tuple[float, float]:
     """(dark, bright) medians of the two classes an Otsu threshold splits the finite `values` into."""
-    from ..evaluation.otsu import otsu_threshold  # the generic histogram split; no model or labels involved
+    from .stats import otsu_threshold  # the generic histogram split; no model or labels involved
 
     v = np.asarray(values, np.float64).ravel()
     v = v[np.isfinite(v)]
@@ -88,7 +88,7 @@ def mode_medians(values: np.ndarray) -> tuple[float, float]:
 
 def histogram_mode_medians(counts: np.ndarray) -> tuple[float, float]:
     """(dark, bright) medians of a 256-bin 8-bit histogram split in two by its Otsu threshold."""
-    from ..evaluation.otsu import otsu_from_histogram
+    from .stats import otsu_from_histogram
 
     counts = np.asarray(counts, np.float64)
     if counts.sum() == 0:

@@ -56,7 +56,7 @@ def harmonised_histograms_png(paths: Sequence[str | os.PathLike], out_png: str |
 
     formats = list(formats) if formats else [None] * len(paths)
     if len(formats) != len(paths):
-        raise DataError(f"--format: {len(formats)} formats for {len(paths)} datasets")
+        raise DataError(f"formats: {len(formats)} formats for {len(paths)} datasets")
     hists: dict[str, dict[str, np.ndarray]] = {}
     for path, fmt in zip(paths, formats):
         ds = open_dataset(path, fmt)

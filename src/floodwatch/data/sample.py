@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
+
 #: Mask value for pixels that are not scored and not learned from (nodata, unlabelled).
 IGNORE_INDEX = 255
 #: Class indices used throughout floodwatch (the course's notflood/flood).
@@ -70,3 +72,22 @@ class Sample:
         if not self.valid.any():
             return True
         return self.mask is not None and not (self.mask != IGNORE_INDEX).any()
+
+
+def band_index(sample: Sample, band: str) -> int:
+    """Index of `band` in the sample; the first band when the sample's bands are not named that way."""
+    names = [b.upper() for b in sample.bands]
+    if band.upper() in names:
+        return names.index(band.upper())
+    if sample.image.shape[0] == 0:
+        raise DataError(f"{sample.id}: image has no bands")
+    return 0
+
+
+def require_band(sample: Sample, band: str, purpose: str = "") -> int:
+    """Index of `band` in the sample, with no fall-back: a sample without it is a DataError (naming `purpose`)."""
+    names = [b.upper() for b in sample.bands]
+    if band.upper() not in names:
+        raise DataError(f"{sample.id}: no {band} band{' for ' + purpose if purpose else ''} "
+                        f"(has {', '.join(sample.bands) or 'none'})")
+    return names.index(band.upper())

@@ -80,3 +80,37 @@ def preprocessing_from_stats(stats: dict[str, Any], derived: Derived = "none") -
         raise DataError(f"statistics: no normalisation entry for derived='{derived}' "
                         "(derived channels need 2 bands; recompute with compute_stats)") from None
     return Preprocessing.from_stats(norm["mean"], norm["std"], bands=bands, derived=derived)
+
+
+# -- Otsu's threshold: the generic histogram split (the Otsu baseline is evaluation.otsu) ------------------
+def otsu_from_histogram(counts: np.ndarray, edges: np.ndarray) -> float:
+    """Threshold (a bin edge) maximising the between-class variance of a histogram; nan if it is empty."""
+    counts = np.asarray(counts, np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    w0 = np.cumsum(counts)[:-1]  # pixels at or below each candidate split
+    w1 = total - w0
+    s0 = np.cumsum(counts * centres)[:-1]
+    s1 = float((counts * centres).sum()) - s0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # between-class variance times total**2 (same argmax): w0 * w1 * (mean0 - mean1)**2
+        between = w0 * w1 * (s0 / w0 - s1 / w1) ** 2
+    between = np.where((w0 > 0) & (w1 > 0), between, -1.0)
+    if between.max() < 0:  # a single occupied bin: no split exists
+        return float(edges[-1])
+    return float(edges[1:-1][int(np.argmax(between))])
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of the finite values (256 bins over their range, as in scikit-image)."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    lo, hi = float(v.min()), float(v.max())
+    if lo == hi:
+        return hi
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    return otsu_from_histogram(counts, edges)

@@ -21,7 +21,7 @@ import numpy as np
 from ..data.sample import WATER, Sample
 from ..io import atomic_dir
 from .calibration import reliability_png
-from .overlay import COLOURS, comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, water_rgb
+from ..inference.overlay import COLOURS, comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, water_rgb
 from .report import _fmt
 
 COLUMNS = ["set", "region", "chips", "IoU", "chip IoU", "F1", "prec.", "recall", "ECE", "Otsu IoU", "Otsu F1"]
@@ -49,8 +49,8 @@ def worst_chips(result: dict[str, Any], n: int) -> list[dict[str, Any]]:
 def _gallery(folder: Path, set_name: str, result: dict[str, Any], samples: Sequence[Sample], predictor: Any,
              n: int, threshold: float) -> list[tuple[str, str]]:
     from ..data.preprocess import network_input
-    from .evaluate import predictor_temporal
-    from .otsu import band_index
+    from ..data.sample import band_index
+    from ..inference.base import predictor_temporal
 
     by_id = {s.id: s for s in samples}
     out = []

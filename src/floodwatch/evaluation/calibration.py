@@ -7,12 +7,11 @@ labelled pixels only.
 
 Temperature scaling (Guo et al. 2017) divides the logits by one number T fitted on held-out data. For a
 2-class softmax only the logit difference matters, so p' = sigmoid(logit(p) / T) does the same from
-probabilities, and any Predictor can be wrapped (`TemperaturePredictor`). T > 1 softens an over-confident
+probabilities, and any Predictor can be wrapped (`inference.temperature.TemperaturePredictor`). T > 1 softens an over-confident
 model; the ranking of pixels, hence the 0.5-threshold mask, does not change.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,11 +19,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.sample import IGNORE_INDEX, WATER, Sample
-from ..errors import DataError, FloodwatchError
-from ..io import atomic_path, write_json
+from ..errors import DataError
+from ..inference.base import predictor_temporal, progress_bar
+from ..inference.temperature import _EPS, apply_temperature, logit
+from ..io import atomic_path
 
 N_BINS = 15
-_EPS = 1e-7  # float32 softmax saturates at 1.0; keep logit() finite
 
 
 class CalibrationAccumulator:
@@ -109,18 +109,7 @@ def reliability_png(reliability: dict[str, list] | Sequence[tuple[str, dict[str,
     return out_png
 
 
-# -- temperature scaling ------------------------------------------------------------------------------------
-def logit(prob: Any) -> np.ndarray:
-    p = np.clip(np.asarray(prob, np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def apply_temperature(prob: Any, temperature: float) -> np.ndarray:
-    """sigmoid(logit(p) / T) as float32."""
-    z = logit(prob) / float(temperature)
-    return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # sigmoid without overflow
-
-
+# -- temperature scaling (the wrapper itself, TemperaturePredictor, is in inference/temperature.py) -------
 def fit_temperature(prob: Any, target: Any, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """T minimising the binary NLL of sigmoid(logit(prob)/T) against 0/1 `target` (1-D, bounded, in log T)."""
     from scipy.optimize import minimize_scalar
@@ -146,7 +135,6 @@ def calibration_pixels(predictor: Any, samples: Sequence[Sample], max_pixels: in
     """(probability, label) of a random subset of the valid, labelled pixels of `samples` under `predictor`,
     at most `max_pixels` in all (an equal share per chip), for fitting a temperature."""
     from ..data.preprocess import network_input
-    from .evaluate import predictor_temporal, progress_bar
 
     chips = [s for s in samples if s.mask is not None and not s.is_empty]
     if not chips:
@@ -173,45 +161,6 @@ def _predict_group(predictor: Any, group: list[Sample], temporal: str, network_i
     if len({x.shape for x in inputs}) == 1:
         return list(np.asarray(predictor.predict(np.stack(inputs))))
     return [np.asarray(predictor.predict(x[None]))[0] for x in inputs]  # mixed chip sizes cannot stack
-
-
-class TemperaturePredictor:
-    """A Predictor whose probabilities are `base`'s with temperature T applied."""
-
-    def __init__(self, base: Any, temperature: float):
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise FloodwatchError(f"temperature: {temperature} must be a positive number")
-        self.base, self.temperature = base, float(temperature)
-        self.preprocessing = base.preprocessing
-
-    @property
-    def meta(self) -> dict:
-        return getattr(self.base, "meta", None) or {}
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return apply_temperature(self.base.predict(batch), self.temperature)
-
-    def __repr__(self) -> str:
-        return f"TemperaturePredictor({self.base!r}, T={self.temperature:.4g})"
-
-
-def save_temperature(path: str | os.PathLike, temperature: float, **info: Any) -> Path:
-    return write_json(path, {"temperature": float(temperature), **info})
-
-
-def load_temperature(path: str | os.PathLike) -> float:
-    """T from a JSON file written by save_temperature (or a bare number in the file)."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: temperature file not found") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a JSON temperature file ({exc})") from None
-    t = obj.get("temperature") if isinstance(obj, dict) else obj
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t) or t <= 0:
-        raise DataError(f"{path}: 'temperature' must be a positive number, got {t!r}")
-    return float(t)
 
 
 def _before_after(prob: np.ndarray, label: np.ndarray, temperature: float) -> dict[str, Any]:

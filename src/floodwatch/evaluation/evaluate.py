@@ -5,50 +5,20 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..data.preprocess import Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
-from ..inference.predictor import Predictor, load_predictor
+from ..inference.base import Predictor, equal_shape_batches, predictor_temporal, progress_bar
+from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side
+from ..inference.predictor import load_predictor
 from ..io import atomic_dir
 from .calibration import CalibrationAccumulator
 from .metrics import ConfusionAccumulator, scores
 from .otsu import OtsuBaseline, band_index
-from .overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side
-
-
-def predictor_temporal(predictor: Any) -> str:
-    """'bitemporal' when the model was trained on before+after stacks (checkpoint model_config), else 'single'."""
-    meta = getattr(predictor, "meta", None) or {}
-    temporal = (meta.get("model_config") or {}).get("temporal") or getattr(predictor, "temporal", None)
-    return "bitemporal" if temporal == "bitemporal" else "single"
-
-
-def _batches(items: list[tuple[Sample, np.ndarray]], size: int) -> Iterator[list[tuple[Sample, np.ndarray]]]:
-    """Consecutive runs of equal-shaped inputs, at most `size` long (chips of mixed sizes cannot stack)."""
-    batch: list[tuple[Sample, np.ndarray]] = []
-    for item in items:
-        if batch and (len(batch) == size or batch[0][1].shape != item[1].shape):
-            yield batch
-            batch = []
-        batch.append(item)
-    if batch:
-        yield batch
-
-
-def progress_bar(enabled: bool, total: int, description: str):
-    """A rich progress bar context (yields the Progress, one task) or, when disabled, a context yielding None."""
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        transient=True)
-    progress.add_task(description, total=total)
-    return progress
 
 
 def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample], *, batch_size: int = 8,
@@ -87,7 +57,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
 
         def flush() -> None:
             items = [(s, network_input(s, pp, temporal)) for s in pending]
-            for batch in _batches(items, batch_size):
+            for batch in equal_shape_batches(items, batch_size):
                 prob = np.asarray(predictor.predict(np.stack([x for _, x in batch])))
                 expected = (len(batch),) + batch[0][0].shape
                 if prob.shape != expected:
@@ -155,27 +125,6 @@ def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None,
         if otsu_pred is not None:
             panels.append(comparison_rgb(backdrop, otsu_pred, truth, scored))
         save_png(out_dir / f"{safe_name(sample.id)}.png", side_by_side(panels))
-
-
-def evaluation_samples(data: str | os.PathLike | None = None, *, format: str | None = None,
-                       spec: str | os.PathLike | None = None, split: str | None = None) -> tuple[list[Sample], str]:
-    """The chips to score and a description: a dataset folder (`data`, optional `format`/`split`), or a
-    spec's held-out chips (its test split when it has one, else validation; `split` picks one)."""
-    if (data is None) == (spec is None):
-        raise DataError("evaluate: give either --data PATH or -e SPEC (not both)")
-    if spec is not None:
-        from ..config import load_spec
-        from ..training.data import load_samples
-
-        parts = load_samples(load_spec(spec))
-        name = split or ("test" if parts.get("test") else "val")
-        if name not in parts:
-            raise DataError(f"{spec}: the spec has no '{name}' split (it has {', '.join(sorted(parts))})")
-        return list(parts[name]), f"{spec} ({name} split)"
-    from ..data import open_dataset
-
-    samples = list(open_dataset(data, format=format, split=split))
-    return samples, f"{data}{f' ({split} split)' if split else ''}"
 
 
 def to_json_safe(obj: Any) -> Any:

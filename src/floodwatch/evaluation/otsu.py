@@ -11,63 +11,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..data.sample import Sample
+from ..data.sample import Sample, band_index, require_band
+from ..data.stats import otsu_from_histogram, otsu_threshold
 from ..errors import DataError
 
 #: Fixed histogram edges for scene-wide thresholds: histograms of many chips can then simply be summed.
 SCENE_EDGES = np.linspace(-50.0, 5.0, 1101)  # 0.05 dB bins over the pre-processing clip range
-
-
-def otsu_from_histogram(counts: np.ndarray, edges: np.ndarray) -> float:
-    """Threshold (a bin edge) maximising the between-class variance of a histogram; nan if it is empty."""
-    counts = np.asarray(counts, np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
-    total = counts.sum()
-    if total == 0:
-        return float("nan")
-    w0 = np.cumsum(counts)[:-1]  # pixels at or below each candidate split
-    w1 = total - w0
-    s0 = np.cumsum(counts * centres)[:-1]
-    s1 = float((counts * centres).sum()) - s0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # between-class variance times total**2 (same argmax): w0 * w1 * (mean0 - mean1)**2
-        between = w0 * w1 * (s0 / w0 - s1 / w1) ** 2
-    between = np.where((w0 > 0) & (w1 > 0), between, -1.0)
-    if between.max() < 0:  # a single occupied bin: no split exists
-        return float(edges[-1])
-    return float(edges[1:-1][int(np.argmax(between))])
-
-
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of the finite values (256 bins over their range, as in scikit-image)."""
-    v = np.asarray(values, np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan")
-    lo, hi = float(v.min()), float(v.max())
-    if lo == hi:
-        return hi
-    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
-    return otsu_from_histogram(counts, edges)
-
-
-def band_index(sample: Sample, band: str) -> int:
-    """Index of `band` in the sample; the first band when the sample's bands are not named that way."""
-    names = [b.upper() for b in sample.bands]
-    if band.upper() in names:
-        return names.index(band.upper())
-    if sample.image.shape[0] == 0:
-        raise DataError(f"{sample.id}: image has no bands")
-    return 0
-
-
-def require_band(sample: Sample, band: str, purpose: str = "") -> int:
-    """Index of `band` in the sample, with no fall-back: a sample without it is a DataError (naming `purpose`)."""
-    names = [b.upper() for b in sample.bands]
-    if band.upper() not in names:
-        raise DataError(f"{sample.id}: no {band} band{' for ' + purpose if purpose else ''} "
-                        f"(has {', '.join(sample.bands) or 'none'})")
-    return names.index(band.upper())
 
 
 def otsu_water(image_db: np.ndarray, valid: np.ndarray, threshold: float | None = None) -> np.ndarray:

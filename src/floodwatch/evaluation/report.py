@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import DataError
 from ..io import atomic_path, save_figure
-from .overlay import COLOURS
+from ..inference.overlay import COLOURS
 
 
 def _fmt(v: Any) -> str:
@@ -107,8 +107,8 @@ def learning_curve_png(metrics_csv: str | os.PathLike, out_png: str | os.PathLik
         if group:
             ax.legend(fontsize=8)
     axes[1].set_ylim(0, 1)
-    # Early validation losses (BatchNorm statistics not settled yet) can be 100x the rest: log scale keeps
-    # the later, informative epochs readable.
+    # Losses spanning more than 100x (a diverging run, or an early epoch far off): log scale keeps the
+    # later, informative epochs readable.
     positive = [v for ys in losses.values() for v in ys if not math.isnan(v) and v > 0]
     if positive and max(positive) / min(positive) > 100:
         axes[0].set_yscale("log")
@@ -129,42 +129,77 @@ def _img_tag(path: Path, alt: str, upscale_below: int | None = None) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"{w}>'
 
 
+def _figure(path: Path, caption: str, labels: Sequence[str] = ()) -> str:
+    """A picture (enlarged when small) with its panels labelled above it and a caption below."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        width = im.size[0]
+    shown = width * max(1, 500 // max(width, 1))
+    head = ""
+    if labels:
+        cells = "".join(f"<span>{html.escape(t)}</span>" for t in labels)
+        head = (f'<div class=panels style="width:{shown}px;grid-template-columns:repeat({len(labels)},1fr)">'
+                f"{cells}</div>")
+    return (f"<figure>{head}{_img_tag(path, caption, upscale_below=500)}"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def _metrics_html(result: dict[str, Any]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in METRIC_COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in metrics_rows(result))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+#: What the metric columns mean, for readers of a report (TP: water called water, FP: land called water,
+#: FN: water missed; all counted over scored pixels).
+METRIC_DEFINITIONS = [
+    ("IoU", "intersection over union of predicted and true water, TP / (TP + FP + FN), over all scored "
+            "pixels of the rows' chips together"),
+    ("chip IoU", "the same per chip, averaged over chips that have water or a water prediction"),
+    ("prec.", "precision, TP / (TP + FP): of the pixels called water, the share that is water"),
+    ("recall", "TP / (TP + FN): of the water, the share that was found"),
+    ("F1", "2 · precision · recall / (precision + recall)"),
+]
+
+
 def write_html_report(out_path: str | os.PathLike, *, title: str, metrics: dict[str, Any] | None = None,
-                      learning_curve: str | os.PathLike | None = None,
+                      learning_curve: str | os.PathLike | None = None, learning_curve_note: str = "",
                       overlays: Sequence[str | os.PathLike] = (), overlay_caption: str = "",
+                      overlay_labels: Sequence[str] = (), intro: str = "",
                       sections: Iterable[tuple[str, str]] = ()) -> Path:
     """A single self-contained HTML file (images embedded): metrics table, learning curve, overlays.
 
+    intro: HTML under the title. learning_curve_note: HTML under the curve. overlay_labels: one label per
+    panel of every overlay picture (panels side by side, equal widths), shown above each picture.
     sections: extra (heading, HTML) pairs appended at the end, e.g. by later pipeline stages.
     """
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts = [f"<h1>{html.escape(title)}</h1>", intro]
     if metrics is not None:
+        terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRIC_DEFINITIONS)
         parts += ["<h2>Evaluation: model beside Otsu</h2>", _metrics_html(metrics),
                   f"<p class=note>Water IoU is pixel-aggregated over {metrics['pixels']:,} scored pixels; "
                   "'chip IoU' averages chips where water IoU is defined. "
-                  f"{html.escape((metrics.get('otsu') or {}).get('method', ''))}</p>"]
+                  f"{html.escape((metrics.get('otsu') or {}).get('method', ''))}</p>",
+                  f"<dl class=terms>{terms}</dl>"]
     if learning_curve is not None:
-        parts += ["<h2>Learning curve</h2>", _img_tag(Path(learning_curve), "learning curve")]
+        parts += ["<h2>Learning curve</h2>", _img_tag(Path(learning_curve), "learning curve"), learning_curve_note]
     if overlays:
         legend = " ".join(f'<span class=sw style="background:rgb{c}"></span>{html.escape(n)}'
                           for n, c in COLOURS.items())
         parts += ["<h2>Examples</h2>", f"<p>{html.escape(overlay_caption)}</p><p>{legend}</p>"]
         for p in overlays:
-            parts.append(f"<figure>{_img_tag(Path(p), Path(p).stem, upscale_below=500)}"
-                         f"<figcaption>{html.escape(Path(p).stem)}</figcaption></figure>")
+            parts.append(_figure(Path(p), Path(p).stem, overlay_labels))
     for heading, content in sections:
         parts += [f"<h2>{html.escape(heading)}</h2>", content]
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:90%}"
-             "img{image-rendering:pixelated;max-width:100%}figure{display:inline-block;margin:6px}"
-             ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}")
+             "img{image-rendering:pixelated;max-width:100%}figure{display:inline-block;margin:6px;vertical-align:top}"
+             ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}"
+             ".panels{display:grid;font-size:85%;text-align:center;color:#444}"
+             ".terms{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:90%}"
+             ".terms dt{font-weight:bold}.terms dd{margin:0}")
     doc = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
     out_path = Path(out_path)

@@ -23,19 +23,19 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
     TensorRT and fp16, else cpu)."""
     out = Path(out)
     if triton_kind not in ("auto", "cpu", "gpu"):
-        raise ExportError(f"--triton-kind: '{triton_kind}' is not auto, cpu or gpu")
+        raise ExportError(f"triton_kind: '{triton_kind}' is not auto, cpu or gpu")
     if triton_kind == "auto":
         triton_kind = "gpu" if format == "tensorrt" or precision == "fp16" else "cpu"
     if format not in ("onnx", "tensorrt"):
-        raise ExportError(f"--format: '{format}' is not onnx or tensorrt")
+        raise ExportError(f"format: '{format}' is not onnx or tensorrt")
     if precision not in ("fp32", "fp16", "int8"):
-        raise ExportError(f"--precision: '{precision}' is not one of fp32, fp16, int8")
+        raise ExportError(f"precision: '{precision}' is not one of fp32, fp16, int8")
     if precision == "int8" and calibration_data is None:
-        raise ExportError("--precision int8 needs --calibration-data (chips to calibrate activation ranges)")
+        raise ExportError("precision: int8 needs `calibration_data` (chips to calibrate activation ranges)")
     if triton_repo is not None and not model_name:
         raise ExportError("triton_repo: needs model_name, the model's name in the repository")
     if max_batch_size < 1 or instances < 1:
-        raise ExportError("--max-batch-size and --instances must be >= 1")
+        raise ExportError("max_batch_size, instances: must be >= 1")
     if format == "tensorrt":
         from .tensorrt import _tensorrt
 
@@ -83,7 +83,7 @@ def add_to_triton(model_path: Path, repo: str | Path, name: str, *, max_batch_si
     try:
         from ..serving.repository import add_model_version
     except ImportError as exc:
-        raise ExportError(f"--triton-repo needs floodwatch.serving.repository ({exc})") from None
+        raise ExportError(f"triton_repo: needs floodwatch.serving.repository ({exc})") from None
     version_dir = add_model_version(repo, name, model_path, max_batch_size=max_batch_size, instance_count=instances,
                                     kind=kind, dynamic_batching=True, version_policy=version_policy,
                                     preprocessing=preprocessing, class_map=class_map)
@@ -98,7 +98,7 @@ def parse_version_policy(text: str) -> str | list[int]:
     try:
         versions = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ExportError(f"--version-policy: '{text}' is not latest, all or a list like 1,3") from None
+        raise ExportError(f"version_policy: '{text}' is not latest, all or a list like 1,3") from None
     if not versions or min(versions) < 1:
-        raise ExportError(f"--version-policy: '{text}' needs positive version numbers")
+        raise ExportError(f"version_policy: '{text}' needs positive version numbers")
     return versions

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError
-from ..models.build import build_model
+from ..models.build import model_from_config
 from ..models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
 
@@ -99,7 +99,7 @@ def prune_model(model: nn.Module, model_config: dict[str, Any], *, ratio: float 
         layers[g["name"]] = [int(len(scores)), int(len(keep))]
     config = {**model_config, "widths": widths}
     config.pop("pretrained", None)  # the pruned weights are the starting point now, not ImageNet
-    small = build_model(**config)
+    small = model_from_config(config)
     small.load_state_dict(state)
     return small.eval(), config, layers
 

@@ -99,9 +99,9 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
                 out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
     """Predict water on each chip file and write its outputs (see the module doc); returns one record per chip."""
     from ..data.preprocess import network_input
-    from ..evaluation.evaluate import predictor_temporal, progress_bar
-    from ..evaluation.overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
-    from ..evaluation.otsu import band_index
+    from ..data.sample import band_index
+    from .base import predictor_temporal, progress_bar
+    from .overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
 
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)

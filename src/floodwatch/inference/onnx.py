@@ -9,7 +9,7 @@ import numpy as np
 from ..data.preprocess import Preprocessing
 from ..errors import ExportError
 from ..export.onnx import INPUT_NAME, onnx_session, read_metadata
-from .predictor import water_probability
+from .base import water_probability
 
 
 class OnnxPredictor:

@@ -1,35 +1,21 @@
-"""The Predictor interface: whatever runs underneath, `predict(batch) -> water probability`.
-
-Evaluation, chip inference, scene mapping and the serving tests all talk to this, so the torch, ONNX
-Runtime and Triton back-ends are interchangeable.
+"""The torch back-end and `load_predictor`, which picks a back-end and wraps it (ensemble, TTA, temperature,
+refinement). The Predictor interface itself lives in `base.py`.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ..data.preprocess import Preprocessing
-from ..errors import FloodwatchError
+from ..errors import InvalidArgumentError
 from ..models.checkpoint import load_model
+from .base import Predictor, water_probability
 
-
-@runtime_checkable
-class Predictor(Protocol):
-    preprocessing: Preprocessing
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """batch: (N, C, H, W) float32, already pre-processed -> (N, H, W) float32 water probability."""
-        ...
-
-
-def water_probability(logits: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(N, K, H, W) logits -> (N, H, W) softmax probability of class 1 (water/flood)."""
-    t = torch.as_tensor(logits).float()
-    return torch.softmax(t, dim=1)[:, 1].cpu().numpy()
+__all__ = ["Predictor", "TorchPredictor", "load_predictor", "water_probability"]
 
 
 class TorchPredictor:
@@ -63,10 +49,10 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
     # a single path (or None: Triton names its model itself) vs a list of models for an ensemble
     models = [model] if model is None or isinstance(model, (str, os.PathLike)) else list(model)
     if not models:
-        raise FloodwatchError("--model: no model given")
+        raise InvalidArgumentError("model: no model given")
     if len(models) == 1:
         if weights is not None:
-            raise FloodwatchError("--weights: ensemble weights need more than one model")
+            raise InvalidArgumentError("weights: ensemble weights need more than one model")
         predictor = _load_one(models[0], backend, **kwargs)
     else:
         from .ensemble import EnsemblePredictor
@@ -78,7 +64,7 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
 
         predictor = TTAPredictor(predictor, tta)
     if temperature is not None:
-        from ..evaluation.calibration import TemperaturePredictor
+        from .temperature import TemperaturePredictor
 
         predictor = TemperaturePredictor(predictor, temperature)
     if refine is not None:
@@ -108,4 +94,4 @@ def _load_one(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predic
         from ..serving.client import TritonPredictor
 
         return TritonPredictor(**kwargs)
-    raise FloodwatchError(f"--backend: unknown back-end '{backend}' (torch, onnx, triton)")
+    raise InvalidArgumentError(f"backend: unknown back-end '{backend}' (torch, onnx, triton)")

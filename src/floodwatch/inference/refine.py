@@ -153,17 +153,17 @@ class RefinePredictor:
     def __init__(self, base: Any, method: str = "guided", radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS,
                  guide: str | int = "mean", min_region: int = 0, threshold: float = 0.5):
         if method not in METHODS:
-            raise FloodwatchError(f"--refine: unknown method '{method}' ({', '.join(METHODS)}, none)")
+            raise FloodwatchError(f"refine: unknown method '{method}' ({', '.join(METHODS)}, none)")
         if isinstance(radius, bool) or int(radius) != radius or radius < 1:
-            raise FloodwatchError(f"--refine: radius r={radius} must be a whole number >= 1")
+            raise FloodwatchError(f"refine: radius r={radius} must be a whole number >= 1")
         if not (np.isfinite(eps) or eps == np.inf) or eps <= 0:
-            raise FloodwatchError(f"--refine: eps={eps} must be a positive number")
+            raise FloodwatchError(f"refine: eps={eps} must be a positive number")
         if isinstance(min_region, bool) or int(min_region) != min_region or min_region < 0:
-            raise FloodwatchError(f"--refine: min={min_region} must be a whole number >= 0")
+            raise FloodwatchError(f"refine: min={min_region} must be a whole number >= 0")
         if not 0.0 <= threshold <= 1.0:
-            raise FloodwatchError(f"--refine: threshold t={threshold} must be in [0, 1]")
+            raise FloodwatchError(f"refine: threshold t={threshold} must be in [0, 1]")
         if method == "clean" and min_region <= 1:
-            raise FloodwatchError("--refine: 'clean' needs min=N (regions under N pixels flip), e.g. clean:min=16")
+            raise FloodwatchError("refine: 'clean' needs min=N (regions under N pixels flip), e.g. clean:min=16")
         self.base, self.method = base, method
         self.radius, self.eps = int(radius), float(eps)
         self.min_region, self.threshold = int(min_region), float(threshold)
@@ -183,7 +183,7 @@ class RefinePredictor:
         except (TypeError, ValueError):
             index = -1
         if not 0 <= index < channels:
-            raise FloodwatchError(f"--refine: guide '{guide}' is not 'mean', a band ({', '.join(bands)}) "
+            raise FloodwatchError(f"refine: guide '{guide}' is not 'mean', a band ({', '.join(bands)}) "
                                   f"or a channel index 0..{channels - 1}")
         return index
 
@@ -226,7 +226,7 @@ class RefinePredictor:
 
 
 def parse_refine(spec: str | dict | None, threshold: float = 0.5) -> dict[str, Any] | None:
-    """'--refine' text -> RefinePredictor keywords, or None for no refinement.
+    """'refine' text -> RefinePredictor keywords, or None for no refinement.
 
     'none' | 'guided' | 'guided:r=4,eps=0.1,guide=mean,min=16,t=0.5' | 'clean:min=16'. `threshold` is the
     default for t (the CLI passes its --threshold). A dict is taken as keywords already."""
@@ -240,19 +240,19 @@ def parse_refine(spec: str | dict | None, threshold: float = 0.5) -> dict[str, A
     method, _, rest = text.partition(":")
     method = method.strip().lower()
     if method not in METHODS:
-        raise FloodwatchError(f"--refine '{text}': unknown method '{method}' (guided, clean, none)")
+        raise FloodwatchError(f"refine: '{text}': unknown method '{method}' (guided, clean, none)")
     out: dict[str, Any] = {"method": method, "threshold": threshold}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip().lower()
         if not eq or key not in _KEYS:
-            raise FloodwatchError(f"--refine '{text}': '{item}' is not key=value with key r, eps, guide, min or t")
+            raise FloodwatchError(f"refine: '{text}': '{item}' is not key=value with key r, eps, guide, min or t")
         name, value = _KEYS[key], value.strip()
         try:
             out[name] = (int(value) if name in ("radius", "min_region")
                          else value if name == "guide" else float(value))
         except ValueError:
-            raise FloodwatchError(f"--refine '{text}': {key}={value} is not a number") from None
+            raise FloodwatchError(f"refine: '{text}': {key}={value} is not a number") from None
     return out
 
 

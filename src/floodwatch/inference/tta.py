@@ -44,9 +44,9 @@ def parse_transforms(spec: str | Sequence[str] | bool | None) -> tuple[str, ...]
     names = tuple(str(s).lower() for s in spec)
     unknown = [n for n in names if n not in TRANSFORMS]
     if unknown:
-        raise FloodwatchError(f"--tta: unknown transform(s) {', '.join(unknown)} (known: {', '.join(TRANSFORMS)}, d4)")
+        raise FloodwatchError(f"tta: unknown transform(s) {', '.join(unknown)} (known: {', '.join(TRANSFORMS)}, d4)")
     if not names:
-        raise FloodwatchError("--tta: no transforms given")
+        raise FloodwatchError("tta: no transforms given")
     return names
 
 

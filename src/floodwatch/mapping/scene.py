@@ -65,14 +65,14 @@ class SceneReader:
         if vh is None:
             if main.count < len(self.bands):
                 raise DataError(f"{scene}: {main.count} band(s) but the model needs {'+'.join(self.bands)}; "
-                                f"give the VH file with --vh")
+                                f"give the VH file as `vh`")
             return [(main, _band_index(main, b, i + 1), main.nodatavals[_band_index(main, b, i + 1) - 1])
                     for i, b in enumerate(self.bands)]
         other = _open(vh)
         self._datasets.append(other)
         for ds, p in ((main, scene), (other, vh)):
             if ds.count != 1:
-                raise DataError(f"{p}: expected a single-band file with --vh, found {ds.count} bands")
+                raise DataError(f"{p}: with a separate VH file (`vh`) each file must have one band, found {ds.count}")
         if (main.crs, main.transform, main.shape) != (other.crs, other.transform, other.shape):
             raise DataError(f"{vh}: grid ({other.crs}, {other.shape}, {tuple(other.transform)[:6]}) does not match "
                             f"{scene} ({main.crs}, {main.shape}, {tuple(main.transform)[:6]})")

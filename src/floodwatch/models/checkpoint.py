@@ -2,7 +2,7 @@
 
 Format (a plain dict, so `torch.load(..., weights_only=True)` reads it):
     {"format": "floodwatch-checkpoint", "version": 1,
-     "model_state": state_dict, "model_config": {...build_model kwargs...},
+     "model_state": state_dict, "model_config": {...build_model kwargs, temporal...},
      "preprocessing": Preprocessing.to_dict(), "class_map": [{"name", "label_id", "mapping_class"}...],
      "spec": full spec dict or {}, "epoch": int, "metrics": {...},
      "optimizer_state": ... (optional), "scheduler_state": ... (optional), "rng_state": ... (optional)}
@@ -18,7 +18,7 @@ from torch import nn
 from ..data.preprocess import Preprocessing
 from ..errors import CheckpointError, FloodwatchError
 from ..io import atomic_path
-from .build import build_model
+from .build import model_from_config
 
 FORMAT = "floodwatch-checkpoint"
 
@@ -73,10 +73,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     missing = [k for k in ("model_config", "model_state", "preprocessing") if k not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    cfg = dict(state["model_config"])
-    cfg.pop("pretrained", None)
     try:
-        model = build_model(**cfg)
+        model = model_from_config(state["model_config"])
         model.load_state_dict(state["model_state"])
         preprocessing = Preprocessing.from_dict(state["preprocessing"])
     except (TypeError, ValueError, RuntimeError, FloodwatchError) as exc:

@@ -44,13 +44,13 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326)")
-    for value, opt in ((threshold_km2, "--threshold-km2"), (rise_percent, "--rise-percent")):
+    for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
     hooks = [h.strip() for h in webhooks]
     for h in hooks:
         if not re.match(r"^https?://[^\s/]+", h):
-            raise MonitoringError(f"--webhook: '{h}' is not an http(s) URL")
+            raise MonitoringError(f"webhooks: '{h}' is not an http(s) URL")
     record = AOIRecord(name=name, geometry=mapping(geom), area_km2=geodesic_area_km2(geom),
                        threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=hooks)
     store.add_aoi(record, replace=replace)

@@ -113,7 +113,7 @@ def _band(sample: Sample, name: str) -> np.ndarray:
         return sample.image[sample.bands.index(name)]
     if sample.image.shape[0] == 1:
         return sample.image[0]
-    raise FloodwatchError(f"--band: '{name}' is not one of the scene's bands ({', '.join(sample.bands)})")
+    raise FloodwatchError(f"band: '{name}' is not one of the scene's bands ({', '.join(sample.bands)})")
 
 
 def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarray,
@@ -123,8 +123,8 @@ def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarr
     valid = valid & np.isfinite(diff)
     if isinstance(threshold, str):
         if threshold != "otsu":
-            raise FloodwatchError(f"--logratio-threshold: '{threshold}' is neither a number of dB nor 'otsu'")
-        from ..evaluation.otsu import otsu_threshold
+            raise FloodwatchError(f"logratio_threshold: '{threshold}' is neither a number of dB nor 'otsu'")
+        from ..data.stats import otsu_threshold
 
         threshold = otsu_threshold(diff[valid]) if valid.any() else LOGRATIO_DB
     return (diff < float(threshold)) & valid, np.where(valid, diff, np.nan), float(threshold)
@@ -136,25 +136,25 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
     """(new water bool, score float32, valid bool) on `after`'s grid; the score is the new-water probability
     (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio."""
     if method not in METHODS:
-        raise FloodwatchError(f"--method: '{method}' is not one of {', '.join(METHODS)}")
+        raise FloodwatchError(f"method: '{method}' is not one of {', '.join(METHODS)}")
     before = align(before, after)
     valid = before.valid & after.valid
     if method == "logratio":
         new, score, _ = logratio_change(_band(before, band), _band(after, band), valid, logratio_threshold)
         return new, score, valid
     if predictor is None:
-        raise FloodwatchError(f"--model: method '{method}' needs a model")
+        raise FloodwatchError(f"predictor: method '{method}' needs a model")
     pre = predictor.preprocessing
     kind = model_temporal(predictor)
     if method == "bitemporal":
         if kind != "bitemporal":
-            raise FloodwatchError("--method bitemporal: the model is not bi-temporal (model_config temporal: "
-                                  f"'{kind}'); use --method difference with a single-date model")
+            raise FloodwatchError("method: 'bitemporal' needs a bi-temporal model (this one's model_config temporal "
+                                  f"is '{kind}'); use 'difference' with a single-date model")
         x = np.concatenate([pre.apply(before.image, before.valid), pre.apply(after.image, after.valid)], axis=0)
         score = tiled_probability(x, predictor, tile, overlap, batch)
     else:
         if kind == "bitemporal":
-            raise FloodwatchError("--method difference: the model is bi-temporal; use --method bitemporal")
+            raise FloodwatchError("method: 'difference' needs a single-date model; this one is bi-temporal: use 'bitemporal'")
         p_before = tiled_probability(pre.apply(before.image, before.valid), predictor, tile, overlap, batch)
         p_after = tiled_probability(pre.apply(after.image, after.valid), predictor, tile, overlap, batch)
         # Hard rule for the mask (water after, not before); soft product as the score for plotting.

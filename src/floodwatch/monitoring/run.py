@@ -37,11 +37,11 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
     if store.has_aoi(name):
         stored = aoi_geometry(store.get_aoi(name))
         if geometry is not None and stored.symmetric_difference(geometry).area > 1e-6 * stored.area:
-            raise MonitoringError(f"--name: AOI '{name}' is already stored with another geometry; give another "
-                                  "--name, or use --aoi NAME to run over the stored one")
+            raise MonitoringError(f"name: AOI '{name}' is already stored with another geometry; give another "
+                                  "`name`, or use `aoi` NAME to run over the stored one")
         return stored
     if geometry is None:
-        raise MonitoringError(f"--aoi: '{name}' is neither a stored AOI nor a GeoJSON file")
+        raise MonitoringError(f"aoi: '{name}' is neither a stored AOI nor a GeoJSON file")
     add_aoi(store, name, mapping(geometry), threshold_km2=threshold_km2, rise_percent=rise_percent)
     return geometry
 
@@ -60,10 +60,10 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     from ..mapping import map_scene
 
     if days < 1:
-        raise MonitoringError(f"--days: {days} must be at least 1")
+        raise MonitoringError(f"days: {days} must be at least 1")
     src = source if isinstance(source, Source) else resolve_source(source)
     aoi = ensure_aoi(store, name, geometry, threshold_km2=threshold_km2, rise_percent=rise_percent)
-    start = parse_day(day, "--date")
+    start = parse_day(day, "date")
     end = start + timedelta(days=days) - timedelta(microseconds=1)
     out_dir = Path(out_dir)
     fetched = fetch(aoi, start, end, out_dir / "inputs", source=src, min_coverage=min_coverage, first_only=True,

@@ -51,20 +51,20 @@ def _find(source: str, collection: str, aoi: BaseGeometry, since: datetime | Non
 
     if not _is_static(source):  # a STAC API: the search of floodwatch.acquisition (what `fetch` uses)
         try:
-            return search_api(source, collection, aoi, since, until, label=f"--stac {source}")
+            return search_api(source, collection, aoi, since, until, label=f"`stac` {source}")
         except AcquisitionError as exc:
             raise MonitoringError(str(exc)) from None
     try:
         root = pystac.read_file(source)
     except Exception as exc:  # pystac raises many types for unreadable or non-STAC JSON
-        raise MonitoringError(f"--stac {source}: cannot read the STAC catalog ({type(exc).__name__}: "
+        raise MonitoringError(f"`stac` {source}: cannot read the STAC catalog ({type(exc).__name__}: "
                               f"{exc})") from None
     if isinstance(root, pystac.Collection) and root.id == collection:
         coll = root
     else:
         coll = root.get_child(collection, recursive=True) if isinstance(root, pystac.Catalog) else None
         if coll is None:
-            raise MonitoringError(f"--collection: '{collection}' not found in {source}")
+            raise MonitoringError(f"collection: '{collection}' not found in {source}")
     items = [i for i in coll.get_items(recursive=True) if matches(i, aoi, since, until)]
     return None, sorted(items, key=lambda i: (_acquired(i), i.id))
 
@@ -72,7 +72,7 @@ def _find(source: str, collection: str, aoi: BaseGeometry, since: datetime | Non
 def _signer(source: str, collection: dict | None) -> Callable[[str], str]:
     """Planetary Computer collections (they name their blob storage account) get SAS-signed hrefs."""
     if collection is not None and collection.get("msft:storage_account"):
-        return planetary_computer_signer(collection, label=f"--stac {source}")
+        return planetary_computer_signer(collection, label=f"`stac` {source}")
     return no_signing
 
 
@@ -118,7 +118,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
     from ..mapping import map_scene
 
     aoi = aoi_geometry(store.get_aoi(aoi_name))
-    since_dt = parse_time(since, "--since") if isinstance(since, str) else since
+    since_dt = parse_time(since, "since") if isinstance(since, str) else since
     out_dir = Path(out_dir)
     key = f"{source}#{collection}"
     outcomes = []

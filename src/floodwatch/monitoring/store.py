@@ -130,7 +130,7 @@ def _engine(url_or_path: str | os.PathLike | None) -> tuple[Any, Path | str]:
     scheme = text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
     if scheme in ("file", "sqlite"):
         if scheme == "sqlite" and not text.startswith("sqlite:///"):
-            raise MonitoringError(f"--db: '{text}' is not a sqlite:///path URL")
+            raise MonitoringError(f"db: '{text}' is not a sqlite:///path URL")
         path = Path(text[len("sqlite:///"):] if scheme == "sqlite" else text).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,11 +142,11 @@ def _engine(url_or_path: str | os.PathLike | None) -> tuple[Any, Path | str]:
         sa.event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys = ON"))
         return engine, path
     if scheme not in ("postgresql", "postgres"):
-        raise MonitoringError(f"--db: '{scheme}' databases are not supported (use {SCHEMES})")
+        raise MonitoringError(f"db: '{scheme}' databases are not supported (use {SCHEMES})")
     try:
         url = sa.make_url(text)
     except (sa.exc.ArgumentError, ValueError):
-        raise MonitoringError(f"--db: not a database URL (use {SCHEMES})") from None  # may hold a password
+        raise MonitoringError(f"db: not a database URL (use {SCHEMES})") from None  # may hold a password
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")  # the driver the monitor extra installs
     shown = url.render_as_string(hide_password=True)
@@ -224,7 +224,7 @@ class Store:
                     conn.execute(t.delete().where(t.c.name == aoi.name))
                 conn.execute(t.insert().values(**values))
         except sa.exc.IntegrityError:
-            raise MonitoringError(f"AOI '{aoi.name}' already exists (use --replace)") from None
+            raise MonitoringError(f"AOI '{aoi.name}' already exists (use `replace`)") from None
 
     def aois(self) -> list[AOIRecord]:
         t = self.tables.aois

@@ -6,7 +6,8 @@
 
 A spec with a `semi_supervised` section trains in pseudo-labelling rounds (`floodwatch.training.semi`).
 """
-from .loop import TrainResult, train
+from .api import train
+from .loop import TrainResult
 from .losses import build_loss
 
 

@@ -5,6 +5,7 @@ process or worker draws it: that is what makes resume and 1-vs-N-process runs re
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -14,7 +15,7 @@ import torch
 from ..config import Spec
 from ..data.preprocess import DEFAULT_CLIP, Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, Sample
-from ..errors import DataError, SpecError
+from ..errors import DataError, InvalidArgumentError, SpecError
 
 
 _ALIASES = {"valid": "val", "validation": "val", "training": "train"}
@@ -22,7 +23,7 @@ _ALIASES = {"valid": "val", "validation": "val", "training": "train"}
 
 def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sample]]:
     """{'train': [...], 'val': [...], 'test': [...]} with empty chips (no data / nothing labelled) dropped."""
-    from ..data import open_dataset
+    from ..data.formats import open_dataset
 
     ds = spec.dataset_config
     class_map = ds.class_map()
@@ -34,7 +35,7 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
                 train = _ALIASES.get(name.lower(), name.lower()) == "train"
                 parts.append((name, part, source.repeat if train else 1))
     elif ds.data_root:
-        samples = open_dataset(ds.data_root, format=ds.format, class_map=class_map, water_body=False)
+        samples = _open_for_training(ds.data_root, ds.format, class_map)
         parts = [(name, part, 1) for name, part in _split(samples, spec).items()]
     else:
         def folders(images: str, masks: str | None):
@@ -60,10 +61,7 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
 
 def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
     """One entry of dataset_config.sources, kept to its regions and split on its own."""
-    from ..data import open_dataset
-
-    dataset = open_dataset(source.path, format=source.format, class_map=spec.dataset_config.class_map(),
-                           **{"water_body": False, **source.options})
+    dataset = _open_for_training(source.path, source.format, spec.dataset_config.class_map(), source.options)
     if source.regions is not None:
         unknown = sorted(set(source.regions) - set(dataset.regions))
         if unknown:
@@ -74,6 +72,39 @@ def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
     if not keep:
         raise DataError(f"dataset_config.sources: no chips of {source.path} are left after regions/exclude_regions")
     return _split(dataset.subset(keep), spec, source.split)
+
+
+def _open_for_training(path, format: str | None, class_map, options: dict | None = None):
+    """A labelled set opened as training reads it: the class map is the folders layout's (other sources have
+    fixed label values) and no permanent-water layer (ETCI's); `options` are the spec's for the reader."""
+    from ..data import open_dataset
+    from ..data.formats import reader_options, resolve_format
+
+    fmt = resolve_format(path, format)
+    wanted = {"class_map": class_map, "water_body": False}
+    return open_dataset(path, fmt, **{k: v for k, v in wanted.items() if k in reader_options(fmt)},
+                        **(options or {}))
+
+
+def evaluation_samples(data: str | os.PathLike | None = None, *, format: str | None = None,
+                       spec: str | os.PathLike | None = None, split: str | None = None) -> tuple[list[Sample], str]:
+    """The chips to score and a description: a dataset folder (`data`, optional `format`/`split`), or a
+    spec's held-out chips (its test split when it has one, else validation; `split` picks one). It lives
+    with the training data because a spec's splits are drawn here, exactly as training drew them."""
+    if (data is None) == (spec is None):
+        raise InvalidArgumentError("data, spec: give one of them (a data folder or a spec), not both")
+    if spec is not None:
+        from ..config import load_spec
+
+        parts = load_samples(load_spec(spec))
+        name = split or ("test" if parts.get("test") else "val")
+        if name not in parts:
+            raise DataError(f"{spec}: the spec has no '{name}' split (it has {', '.join(sorted(parts))})")
+        return list(parts[name]), f"{spec} ({name} split)"
+    from ..data import open_dataset
+
+    samples = list(open_dataset(data, format=format, split=split))
+    return samples, f"{data}{f' ({split} split)' if split else ''}"
 
 
 def _split(dataset, spec: Spec, split=None) -> dict[str, Sequence[Sample]]:

@@ -1,6 +1,6 @@
 """Semi-supervised training: pseudo-labelling rounds (Noisy Student style) and FixMatch-style consistency.
 
-`train_semi_supervised(spec, results_dir)` is what `floodwatch train` runs when the spec has a
+`train_semi_supervised(spec, results_dir)` is what `floodwatch.training.train` (and `floodwatch train`) runs when the spec has a
 `semi_supervised` section (see `floodwatch.config` for its fields).
 
 Round 0 is the supervised model: trained from the spec (into `round_0/`), or the floodwatch checkpoint given
@@ -23,12 +23,13 @@ as `pretrained` (then nothing is trained for round 0). Round r = 1..R:
    With `consistency.enabled`, every step also adds a FixMatch loss on a batch of unlabelled chips
    (`ConsistencyLoss`).
 
-Layout of a run (`<results_dir>/<name>/`): `round_<r>/` (a normal training run folder each: best.pt, last.pt,
-metrics.csv, spec.yaml, ...), `semi_supervised.json` (per round: teacher, chips pseudo-labelled and skipped,
-confident pixel share, pseudo water share, the Otsu check's band and threshold and the share of the
-teacher's water it ignored, best validation water IoU) and `best.pt`, a copy of the last round's best.pt
-(the final model). `resume=True` skips the rounds the summary records as finished and
-continues an unfinished round from its last.pt.
+Layout of a run (`<results_dir>/<name>/`): `round_<r>/` (a normal training run folder each: best.pt,
+metrics.csv, spec.yaml, ..., and last.pt/epoch_NNN.pt as training_config.checkpoints says),
+`semi_supervised.json` (per round: teacher, chips pseudo-labelled and skipped, confident pixel share,
+pseudo water share, the Otsu check's band and threshold and the share of the teacher's water it ignored,
+best validation water IoU) and `best.pt`, a copy of the last round's best.pt (the final model).
+`resume=True` skips the rounds the summary records as finished and continues an unfinished round from its
+last.pt.
 
 Runs in one process (`--gpus 1`); the teacher and the student use the GPU when there is one.
 """
@@ -112,7 +113,7 @@ def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample
     """Water probability (H, W) per sample, in order. `teacher`: a Predictor or a list of them (their mean;
     each member builds its input with its own pre-processing, so members need not share it)."""
     from ..data.preprocess import network_input
-    from ..evaluation.evaluate import _batches, predictor_temporal
+    from ..inference.base import equal_shape_batches, predictor_temporal
     from ..data.progress import track
 
     members = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
@@ -127,7 +128,7 @@ def teacher_probabilities(teacher: Any | Sequence[Any], samples: Sequence[Sample
         for member in members:
             temporal = predictor_temporal(member)
             items = [(i, network_input(s, member.preprocessing, temporal)) for i, s in enumerate(part)]
-            for batch in _batches(items, batch_size):
+            for batch in equal_shape_batches(items, batch_size):
                 prob = np.asarray(member.predict(np.stack([x for _, x in batch])), np.float64)
                 expected = (len(batch),) + batch[0][1].shape[-2:]
                 if prob.shape != expected:
@@ -511,7 +512,8 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
     save_summary()
     last_dir = final.parent
     history = read_metrics(last_dir / "metrics.csv")
-    return SemiSupervisedResult(best_checkpoint=out / "best.pt", last_checkpoint=last_dir / "last.pt",
+    last = last_dir / "last.pt"
+    return SemiSupervisedResult(best_checkpoint=out / "best.pt", last_checkpoint=last if last.is_file() else None,
                                 history=history, results_dir=out, rounds=rounds, summary=summary_path)
 
 

@@ -36,7 +36,7 @@ def looks_like(path: Path) -> bool:
 
 def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = True, water_body: bool = True,
               harmonise: Literal["scene", "fixed"] = "fixed",
-              reference: dict[str, tuple[float, float]] | None = None, **_) -> ChipDataset:
+              reference: dict[str, tuple[float, float]] | None = None) -> ChipDataset:
     """water_body=False skips the permanent-water PNG: a quarter of the decoding, for readers that only train.
 
     harmonise: 'scene' fits each scene's 8-bit -> dB map on its own pixels (put on `reference`, default

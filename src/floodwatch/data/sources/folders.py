@@ -81,7 +81,7 @@ def load_class_map(class_map: Any) -> dict[int, int]:
 
 
 def open_folders(root: Path, *, split: str | None = None, class_map: Any = None, images: Path | None = None,
-                 masks: Path | None = None, labelled_only: bool = True, **_) -> ChipDataset:
+                 masks: Path | None = None, labelled_only: bool = True) -> ChipDataset:
     if images is not None:
         triples = [(split or "", Path(images), Path(masks) if masks else None)]
         if not triples[0][1].is_dir():

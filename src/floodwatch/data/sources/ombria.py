@@ -33,7 +33,7 @@ def looks_like(path: Path) -> bool:
     return bool(split_folders(path))
 
 
-def open_ombria(root: Path, *, split: str | None = None, labelled_only: bool = True, **_) -> ChipDataset:
+def open_ombria(root: Path, *, split: str | None = None, labelled_only: bool = True) -> ChipDataset:
     folders = split_folders(root)
     if split is not None:
         folders = [f for f in folders if f.name.lower() == split.lower()]

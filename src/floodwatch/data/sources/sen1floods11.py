@@ -48,7 +48,7 @@ def read_split_lists(root: Path) -> dict[str, set[str]]:
     return lists
 
 
-def open_sen1floods11(root: Path, *, split: str | None = None, labelled_only: bool = True, **_) -> ChipDataset:
+def open_sen1floods11(root: Path, *, split: str | None = None, labelled_only: bool = True) -> ChipDataset:
     images = sorted((root / "S1Hand").glob("*_S1Hand.tif"))
     unlabelled = sorted((root / "S1Hand_nolabel").glob("*_S1Hand.tif")) if not labelled_only else []
     if not images and not unlabelled:

@@ -274,7 +274,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
     @app.get("/files/{path:path}")
     def files(path: str) -> FileResponse:
         if outputs_root is None:
-            raise HTTPException(404, "no outputs folder is served (start with --outputs)")
+            raise HTTPException(404, "no outputs folder is served (the app was created without `outputs`)")
         try:
             target = (outputs_root / path).resolve()
             # resolve() follows '..' and symlinks, so anything escaping the outputs folder is caught here

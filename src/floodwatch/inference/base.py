@@ -1,0 +1,64 @@
+"""The Predictor interface and what every caller of one shares: the model's temporal layout, batching of
+equal-shaped inputs and an optional progress bar.
+
+Evaluation, calibration, chip inference, pseudo-labelling and the serving tests all talk to a Predictor, so
+the torch, ONNX Runtime and Triton back-ends (and the wrappers around them) are interchangeable.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
+
+import numpy as np
+import torch
+
+from ..data.preprocess import Preprocessing
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    preprocessing: Preprocessing
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """batch: (N, C, H, W) float32, already pre-processed -> (N, H, W) float32 water probability."""
+        ...
+
+
+def water_probability(logits: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N, K, H, W) logits -> (N, H, W) softmax probability of class 1 (water/flood)."""
+    t = torch.as_tensor(logits).float()
+    return torch.softmax(t, dim=1)[:, 1].cpu().numpy()
+
+
+def predictor_temporal(predictor: Any) -> str:
+    """'bitemporal' when the model was trained on before+after stacks (checkpoint model_config), else 'single'."""
+    meta = getattr(predictor, "meta", None) or {}
+    temporal = (meta.get("model_config") or {}).get("temporal") or getattr(predictor, "temporal", None)
+    return "bitemporal" if temporal == "bitemporal" else "single"
+
+
+def equal_shape_batches(items: Sequence[tuple[T, np.ndarray]], size: int) -> Iterator[list[tuple[T, np.ndarray]]]:
+    """Consecutive runs of (key, input) pairs with equal-shaped inputs, at most `size` long (chips of mixed
+    sizes cannot stack into one batch)."""
+    batch: list[tuple[T, np.ndarray]] = []
+    for item in items:
+        if batch and (len(batch) == size or batch[0][1].shape != item[1].shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def progress_bar(enabled: bool, total: int, description: str):
+    """A rich progress bar context (yields the Progress, one task) or, when disabled, a context yielding None."""
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        transient=True)
+    progress.add_task(description, total=total)
+    return progress
