@@ -1,12 +1,13 @@
 """`floodwatch export` and `floodwatch prune`: thin wrappers over floodwatch.export."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+
+from ..io import dumps_json
 
 console = Console()
 
@@ -51,7 +52,7 @@ def export(
         console.print(line)
     if "triton" in report:
         console.print(f"[green]triton[/] {report['triton']}")
-    console.print_json(json.dumps(report, default=str))
+    console.print_json(dumps_json(report, default=str))
 
 
 def prune(

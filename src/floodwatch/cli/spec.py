@@ -29,9 +29,10 @@ def register(app: typer.Typer) -> None:
         """Check a spec; prints a one-line summary, or the first error with its field path (exit 2)."""
         from rich.console import Console
 
-        from ..config import load_spec
+        from ..config import check_spec_paths, load_spec
 
         s = load_spec(spec)
+        check_spec_paths(s)
         ds, m, t = s.dataset_config, s.model, s.training_config
         data = ds.data_root or ds.train_images_path
         Console().print(f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import DataError, FloodwatchError
-from ..io import atomic_path, write_json
+from ..io import atomic_path, read_text, write_json
 
 N_BINS = 15
 _EPS = 1e-7  # float32 softmax saturates at 1.0; keep logit() finite
@@ -203,10 +203,8 @@ def load_temperature(path: str | os.PathLike) -> float:
     """T from a JSON file written by save_temperature (or a bare number in the file)."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: temperature file not found") from None
-    except (OSError, ValueError) as exc:
+        obj = json.loads(read_text(path, error=DataError, what="temperature file"))
+    except ValueError as exc:
         raise DataError(f"{path}: not a JSON temperature file ({exc})") from None
     t = obj.get("temperature") if isinstance(obj, dict) else obj
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t) or t <= 0:

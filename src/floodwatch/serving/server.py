@@ -74,6 +74,8 @@ class TritonServer:
                  log_verbose: int = 0, log_file: str | Path | None = None, startup_timeout_s: float = 120.0,
                  exit_timeout_s: int = 5, stop_grace_s: float = 15.0, echo: bool = False):
         self.model_repository = Path(model_repository).resolve()
+        if self.model_repository.exists() and not self.model_repository.is_dir():
+            raise ServingError(f"{model_repository}: is a file, not a model repository folder")
         if not self.model_repository.is_dir():
             raise ServingError(f"{model_repository}: model repository folder not found")
         self.host, self.poll_seconds, self.log_verbose = host, poll_seconds, log_verbose

@@ -29,7 +29,7 @@ from ..config import Spec, load_spec, save_spec
 from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX
 from ..errors import CheckpointError, FloodwatchError
-from ..io import atomic_path
+from ..io import atomic_path, check_output_dir
 from ..models import build_model
 from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint, save_checkpoint
 from . import distributed as dist_util
@@ -63,6 +63,7 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         spec.training_config.random_seed = int(seed)
     if gpus < 1:
         raise FloodwatchError(f"--gpus: must be at least 1, got {gpus}")
+    check_output_dir(Path(results_dir) / name)  # a file in the way fails now, not after the first epoch
     if spec.semi_supervised is not None:  # pseudo-labelling rounds: floodwatch.training.semi
         if gpus != 1:
             raise FloodwatchError(f"--gpus: semi-supervised training (the spec's semi_supervised section) runs in "
