@@ -81,12 +81,15 @@ def register(app: typer.Typer) -> None:
         from ..evaluation.report import print_metrics_table
         from ..inference.refine import RefinePredictor
         from ..inference.tta import parse_transforms
-        from ..io import write_json
+        from ..io import check_output_dir, write_json
 
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
+        for target in (output, report, save_temperature):  # a file in the way fails now, not after scoring
+            if target is not None:
+                check_output_dir(target.parent)
         samples, described = evaluation_samples(data, format=format, spec=spec, split=split)
         predictor = model_options_predictor(model, backend, tta, tta_transforms, weights, temperature, refine,
                                             threshold)

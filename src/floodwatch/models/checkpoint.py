@@ -52,7 +52,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:
         from .weights import load_failure
 
-        raise CheckpointError(f"{path}: not a floodwatch checkpoint ({load_failure(exc)})") from None
+        raise CheckpointError(f"{path}: not a floodwatch checkpoint ({load_failure(exc, path)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a floodwatch checkpoint (no '{FORMAT}' header)")
     return state
