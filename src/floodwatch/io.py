@@ -22,6 +22,8 @@ def check_output_dir(directory: str | os.PathLike) -> Path:
     no write permission on the nearest folder that exists. Long runs call this before they start."""
     directory = Path(directory)
     existing = next(p for p in (directory, *directory.parents) if p.exists() or p == p.parent)
+    if existing == directory and not existing.is_dir():
+        raise FloodwatchError(f"{directory} is a file, not a folder (an output folder was expected)")
     if not existing.is_dir():  # mkdir would only say "File exists" or "Not a directory"
         raise FloodwatchError(f"{directory}: cannot create output folder ({existing} is a file, not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):

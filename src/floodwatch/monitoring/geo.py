@@ -77,6 +77,8 @@ def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJ
             raise MonitoringError(f"{path}: JSON nested too deeply to be GeoJSON") from None
         except ValueError as exc:
             raise MonitoringError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(source, dict) or not isinstance(source.get("type"), str):
+        raise MonitoringError(f"{label}: not a GeoJSON object (no 'type' member)")
     try:
         kind = source.get("type")
         if kind == "FeatureCollection":
