@@ -19,7 +19,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
-from ..io import atomic_path
+from ..io import atomic_path, check_output_dir
 from .aoi import aoi_geometry, record_map_result
 from .geo import from_wgs84
 from .store import Store, parse_time, utc_iso
@@ -169,7 +169,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
 
     aoi = aoi_geometry(store.get_aoi(aoi_name))
     since_dt = parse_time(since, "--since") if isinstance(since, str) else since
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)  # before any download: a file in the way fails now
     key = f"{source}#{collection}"
     outcomes = []
     for item in find_items(source, collection, aoi, since=since_dt):
