@@ -21,6 +21,28 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# Under CI=true a test skipped for want of one of these is a missing install step in .ci/run, not a pass.
+INSTALL_STEP_WORDS = ("chromium", "chromedriver", "selenium", "dali", "postgresql", "initdb", "psycopg")
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[-1] if isinstance(longrepr, tuple) else longrepr)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("CI") != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    missing = [r for r in skipped if any(w in _skip_reason(r).lower() for w in INSTALL_STEP_WORDS)]
+    for report in missing:
+        reporter.write_line(f"CI=true: skipped for a missing install step: {report.nodeid}: {_skip_reason(report)}")
+    if missing:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared_data" in getattr(item, "fixturenames", ()):

@@ -61,8 +61,8 @@ class SplitConfig(_Section):
     def _fractions_sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
         if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"train/val/test fractions must be >= 0 and sum to 1, got {list(v)}")
-        if v[0] <= 0 or v[1] <= 0:
-            raise ValueError("train and val fractions must be > 0")
+        if v[0] <= 0:
+            raise ValueError("the train fraction must be > 0")  # an empty val split is refused when read
         return v
 
 
@@ -115,10 +115,33 @@ TAO_PATH_FIELDS = ("train_images_path", "train_masks_path", "val_images_path", "
                    "test_images_path", "test_masks_path")
 
 
+class DataSource(_Section):
+    """One labelled data set of a multi-source spec (`dataset_config.sources`)."""
+
+    path: str
+    format: Optional[str] = None  # None: the reader detects it
+    split: Optional[SplitConfig] = None  # default: dataset_config.split
+    regions: Optional[list[str]] = None  # keep only these regions (events, scenes)
+    exclude_regions: list[str] = Field(default_factory=list)  # e.g. the event a leave-one-out fold holds out
+    repeat: int = Field(1, ge=1)  # each training chip is drawn this many times per epoch (small sources)
+    options: dict[str, Any] = Field(default_factory=dict)  # the reader's own, e.g. {harmonise: fixed} for ETCI
+
+    _split_shorthand = field_validator("split", mode="before")(lambda cls, v: _split_block(v))
+
+
+def _split_block(v: Any) -> Any:
+    # `split: splits.csv` or `split: blocked` as shorthands for the full block.
+    if isinstance(v, str):
+        return {"csv": v} if v.lower().endswith(".csv") else {"method": v}
+    return v
+
+
 class DatasetConfig(_Section):
     dataset: str = "custom"  # TAO's; kept so TAO specs convert unchanged
     input_image_type: Literal["grayscale", "color"] = "grayscale"
     data_root: Optional[str] = None
+    #: several labelled data sets trained together (instead of data_root), each split on its own
+    sources: Optional[list[DataSource]] = Field(None, min_length=1)
     format: Optional[str] = None  # None: the reader detects it
     split: Optional[SplitConfig] = None
     train_images_path: Optional[str] = None
@@ -132,20 +155,16 @@ class DatasetConfig(_Section):
     augmentation_config: Optional[AugmentationConfig] = None
     preprocessing: Optional[PreprocessingOverride] = None
 
-    @field_validator("split", mode="before")
-    @classmethod
-    def _split_shorthand(cls, v: Any) -> Any:
-        # `split: splits.csv` or `split: blocked` as shorthands for the full block.
-        if isinstance(v, str):
-            return {"csv": v} if v.lower().endswith(".csv") else {"method": v}
-        return v
+    _split_shorthand = field_validator("split", mode="before")(lambda cls, v: _split_block(v))
 
     @model_validator(mode="after")
     def _one_data_source(self) -> "DatasetConfig":
         tao = [f for f in TAO_PATH_FIELDS if getattr(self, f)]
         if self.data_root and tao:
             raise ValueError(f"give either data_root or TAO's *_path fields, not both (found {', '.join(tao)})")
-        if not self.data_root:
+        if self.sources and (self.data_root or tao):
+            raise ValueError("give either sources or data_root / TAO's *_path fields, not both")
+        if not self.data_root and not self.sources:
             missing = [f for f in ("train_images_path", "train_masks_path", "val_images_path", "val_masks_path")
                        if not getattr(self, f)]
             if missing:
@@ -184,6 +203,10 @@ class ModelConfig(_Section):
     model_input_width: int = Field(256, gt=0)
     model_input_channels: int = Field(2, gt=0)
     temporal: Literal["single", "bitemporal"] = "single"
+    #: output channels of prunable convs ({conv name: channels}, as a pruned checkpoint records them): a
+    #: slimmer net from the start, e.g. narrowing encoder.layer4.0.conv1 and decoder.0 (6 of ResNet-10's 8 M
+    #: parameters, at 1/32 and 1/16 resolution, so they cost little time)
+    widths: Optional[dict[str, int]] = None
 
     @field_validator("model_input_height", "model_input_width")
     @classmethod
@@ -204,7 +227,8 @@ class ModelConfig(_Section):
         """The kwargs of `floodwatch.models.build_model` (plus `temporal`, which it ignores but inference needs)."""
         return {"arch": self.arch, "num_layers": self.num_layers, "in_channels": self.model_input_channels,
                 "num_classes": 2, "all_projections": self.all_projections,
-                "use_batch_norm": self.use_batch_norm, "temporal": self.temporal}
+                "use_batch_norm": self.use_batch_norm, "temporal": self.temporal,
+                **({"widths": dict(self.widths)} if self.widths else {})}
 
 
 # -- training_config ----------------------------------------------------------------------------------
@@ -398,8 +422,11 @@ def resolve_paths(spec: Spec, base_dir: Path) -> Spec:
     for f in ("data_root", *TAO_PATH_FIELDS):
         if getattr(ds, f):
             setattr(ds, f, absolute(getattr(ds, f)))
-    if ds.split is not None and ds.split.csv:
-        ds.split.csv = absolute(ds.split.csv)
+    for split in [ds.split, *(src.split for src in ds.sources or [])]:
+        if split is not None and split.csv:
+            split.csv = absolute(split.csv)
+    for src in ds.sources or []:
+        src.path = absolute(src.path)
     if spec.semi_supervised is not None:
         for source in spec.semi_supervised.unlabelled:
             source.path = absolute(source.path)
@@ -467,8 +494,11 @@ def save_spec(spec: Spec, path: str | Path, relative_to: str | Path | None = Non
     for f in ("data_root", *TAO_PATH_FIELDS):
         if ds.get(f):
             ds[f] = os.path.relpath(ds[f], base) if os.path.isabs(ds[f]) else ds[f]
-    if ds.get("split", {}).get("csv") and os.path.isabs(ds["split"]["csv"]):
-        ds["split"]["csv"] = os.path.relpath(ds["split"]["csv"], base)
+    for block in [ds, *ds.get("sources", [])]:
+        if block.get("split", {}).get("csv") and os.path.isabs(block["split"]["csv"]):
+            block["split"]["csv"] = os.path.relpath(block["split"]["csv"], base)
+    for src in ds.get("sources", []):
+        src["path"] = os.path.relpath(src["path"], base) if os.path.isabs(src["path"]) else src["path"]
     for source in (data.get("semi_supervised") or {}).get("unlabelled", []):
         if os.path.isabs(source["path"]):
             source["path"] = os.path.relpath(source["path"], base)

@@ -171,3 +171,57 @@ def test_bad_label_values(tmp_path):
     Image.fromarray(np.full((fakes.SIZE, fakes.SIZE), 3, np.uint8)).save(root / "train" / "MASK" / "S1_mask_0001.png")
     with pytest.raises(DataError, match=r"S1_mask_0001.png: mask value 3 is not 0 or 255"):
         open_dataset(root)[0]
+
+
+def _rendered_scene(root, scene: str, maps: dict, seed: int = 0, no_data_cols: int = 0):
+    """One 2x2-tile ETCI scene of the same dB truth (water -20/-27 dB, land -9/-15 dB VV/VH), rendered to 8 bits
+    with `maps` {band: (slope, intercept)} of dB = slope * v + intercept; the first columns may be no data."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for x in range(2):
+        for y in range(2):
+            water = rng.random((fakes.SIZE, fakes.SIZE)) < 0.3
+            name = f"{scene}_x-{x}_y-{y}"
+            for band, (w_db, l_db) in (("VV", (-20.0, -9.0)), ("VH", (-27.0, -15.0))):
+                db = np.where(water, w_db, l_db) + rng.normal(0, 0.7, water.shape)
+                v = np.clip(np.rint((db - maps[band][1]) / maps[band][0]), 0, 254).astype(np.uint8)
+                v[:, :no_data_cols] = 255
+                v[5, 5] = 255  # a saturated speck in both bands: data, not no data
+                path = root / scene / "tiles" / band.lower() / f"{name}_{band.lower()}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.stack([v] * 3, -1)).save(path)
+            label = root / scene / "tiles" / "flood_label" / f"{name}.png"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((water * 255).astype(np.uint8)).save(label)
+
+
+def test_etci_scenes_rendered_differently_land_on_the_same_db(tmp_path):
+    from floodwatch.data.harmonise import EIGHT_BIT_TO_DB, REFERENCE_MODES
+
+    _rendered_scene(tmp_path, "a_20200101t000000", EIGHT_BIT_TO_DB["etci"], seed=1)
+    _rendered_scene(tmp_path, "b_20200101t000000", {"VV": (0.116, -26.9), "VH": (0.14, -43.8)}, seed=2,
+                    no_data_cols=12)
+
+    def water_land_medians(harmonise):
+        ds = open_dataset(tmp_path, harmonise=harmonise)
+        out = {}
+        for region in ("a_20200101t000000", "b_20200101t000000"):
+            chips = [s for s in ds if s.region == region]
+            out[region] = [(np.median(np.concatenate([c.image[b][(c.mask == k) & c.valid] for c in chips])))
+                           for b in (0, 1) for k in (WATER, 0)]
+        return out, ds
+
+    scene, ds = water_land_medians("scene")
+    fixed, _ = water_land_medians("fixed")
+    # each scene's own map puts both renderings on the same dB (the reference modes), within half a dB
+    assert np.allclose(scene["a_20200101t000000"], scene["b_20200101t000000"], atol=0.5)
+    assert np.allclose(scene["a_20200101t000000"], [REFERENCE_MODES["VV"][0], REFERENCE_MODES["VV"][1],
+                                                    REFERENCE_MODES["VH"][0], REFERENCE_MODES["VH"][1]], atol=0.5)
+    # one fixed map leaves scene b's water over 2 dB off scene a's (a's saturates at the map's floor)
+    assert abs(fixed["a_20200101t000000"][0] - fixed["b_20200101t000000"][0]) > 2
+    b = ds.get("b_20200101t000000_x-0_y-0")
+    assert not b.valid[:, :12].any() and b.valid[:, 12:].all()  # the no-data band is out, the speck stays in
+    assert np.isnan(b.image[:, :, :12]).all() and set(b.extra["db_map"]) == {"VV", "VH"}
+    with pytest.raises(DataError, match="harmonise"):
+        open_dataset(tmp_path, harmonise="quantile")

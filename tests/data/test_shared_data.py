@@ -39,13 +39,29 @@ def test_sen1floods11_inspect(shared_data):
 
 def test_etci_real_scene(shared_data):
     ds = open_dataset(shared_data / ETCI_SCENE)
-    assert ds.format == "etci" and len(ds) == 356 and len(open_dataset(shared_data / "etci2021")) == 356
+    assert ds.format == "etci" and len(ds) == 356
+    assert len(open_dataset(shared_data / "etci2021")) == 356 + 799  # North Alabama + Bangladesh
     grids = [r.extra["grid"] for r in ds.records]
     assert len(set(grids)) == 356
+    fixed = open_dataset(shared_data / ETCI_SCENE, harmonise="fixed").get("northal_20190302t234651_x-10_y-10")
     s = ds.get("northal_20190302t234651_x-10_y-10")
     assert s.image.shape == (2, 256, 256) and s.valid.all() and s.extra["grid"] == (10, 10)
     lo, hi = EIGHT_BIT_TO_DB["etci"]["VV"][1], EIGHT_BIT_TO_DB["etci"]["VV"][1] + 255 * EIGHT_BIT_TO_DB["etci"]["VV"][0]
-    assert lo - 1e-3 <= s.image[0].min() and s.image[0].max() <= hi + 1e-3
+    assert lo - 1e-3 <= fixed.image[0].min() and fixed.image[0].max() <= hi + 1e-3
+    # the scene's own map lands within 0.2 dB of the source map fitted on the same scene's modes
+    assert np.abs(s.image - fixed.image).max() < 0.2
+
+
+def test_etci_scenes_get_their_own_db_maps(shared_data):
+    """Bangladesh renders flood brighter (median VV 84 of 255 against 16): its own map puts its dark mode on
+    the same dB as North Alabama's. Labels are used here only to check, never to fit."""
+    bangla = open_dataset(shared_data / "etci2021" / "bangladesh_20170314t115609")
+    s = bangla.get("bangladesh_20170314t115609_x-0_y-33")  # 48 % outside the swath: 255 in VV and VH
+    assert 0.50 < s.valid.mean() < 0.53 and np.isnan(s.image[:, ~s.valid]).all()
+    vv_map = s.extra["db_map"]["VV"]
+    assert vv_map[0] > 2 * EIGHT_BIT_TO_DB["etci"]["VV"][0]  # a steeper map than North Alabama's
+    flood_vv = np.concatenate([c.image[0][(c.mask == WATER) & c.valid] for c in (bangla[i] for i in range(0, 799, 40))])
+    assert np.median(flood_vv) < -14.0  # was -11.6 dB (84 of 255) through the fixed map: land-like
 
 
 def test_ombria_real(shared_data):

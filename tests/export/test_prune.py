@@ -46,7 +46,7 @@ def test_kept_widths_round_up_to_the_multiple():
 
 
 def test_half_ratio_halves_channels_and_fine_tuning_recovers(tmp_path, trained_ckpt, train_data, trainer):
-    train_steps, mean_loss = trainer
+    train_steps, mean_loss, recalibrate_batchnorm = trainer
     out = tmp_path / "pruned.pt"
     report = prune_checkpoint(trained_ckpt, out, ratio=0.5, min_filters=8)
     for name, (before, after) in report["layers"].items():
@@ -59,10 +59,13 @@ def test_half_ratio_halves_channels_and_fine_tuning_recovers(tmp_path, trained_c
     x, y = train_data
     big, _ = load_model(trained_ckpt)
     loss_trained, loss_pruned = mean_loss(big, x, y), mean_loss(small, x, y)
-    train_steps(small, x, y, steps=15, seed=5)
+    train_steps(small, x, y, steps=30, seed=5)
+    recalibrate_batchnorm(small, x)
     loss_tuned = mean_loss(small, x, y)
-    assert loss_pruned > loss_trained  # pruning costs something...
-    assert loss_tuned < loss_pruned and loss_tuned < loss_trained + 0.5 * (loss_pruned - loss_trained)  # ...a few steps win it back
+    # The fixture is converged (loss ~0.02 on every BLAS build and thread count seen); halving every layer
+    # costs 0.6-0.9 and 30 steps win nearly all of it back (~0.04), so the margins below are wide.
+    assert loss_pruned > loss_trained + 0.2  # pruning costs something...
+    assert loss_tuned < loss_trained + 0.25 * (loss_pruned - loss_trained)  # ...and fine-tuning wins it back
 
 
 def test_threshold_l2_and_bad_arguments(tmp_path, trained_ckpt):

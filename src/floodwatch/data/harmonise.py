@@ -1,5 +1,13 @@
 """8-bit SAR pictures (ETCI, OMBRIA, the course's PNG folders) to dB, so every reader returns dB.
 
+Per scene (ETCI's default since 2026-11-30): the map is fitted on the scene's own pixels, without labels,
+when the reader first loads one of its tiles: the scene's 8-bit dark and bright mode medians are put on
+`REFERENCE_MODES` (`scene_map`). ETCI renders each scene differently (flood at median VV 16 of 255 in North
+Alabama, 84 in Bangladesh), so one fixed map per source puts one scene's flood where another's land is.
+This is a step of inference on the scene itself, with no labels: it costs one extra pass over the scene's
+VV/VH pictures (a histogram; about as long as reading the scene once). The fixed maps below stay available
+(`harmonise="fixed"`) and are what the course's PNG folders and OMBRIA use.
+
 ETCI's and OMBRIA's 8-bit renderings come without a documented dB scale, so the maps here are fitted on
 the shared data's statistics, without labels: a straight line dB = a * v + b that puts the source's dark
 and bright modes on Sen1Floods11's. Each side is split in two by an Otsu threshold of its pooled pixels and
@@ -43,6 +51,12 @@ EIGHT_BIT_TO_DB: dict[str, dict[str, tuple[float, float]]] = {
 EIGHT_BIT_TO_DB["folders"] = EIGHT_BIT_TO_DB["etci"]
 
 
+#: dB of the dark and bright modes (Otsu-split medians) that a scene's 8-bit modes are put on, per band:
+#: Sen1Floods11's pooled modes (the table above). `benchmarks/generalisation.py` refits them per fold on the
+#: training events' Sen1Floods11 chips only.
+REFERENCE_MODES: dict[str, tuple[float, float]] = {"VV": (-14.25, -9.03), "VH": (-25.51, -15.45)}
+
+
 def to_db(values: np.ndarray, source: str, band: str) -> np.ndarray:
     """8-bit values of one band -> float32 dB with the fitted map of `source`."""
     slope, intercept = EIGHT_BIT_TO_DB[source][band]
@@ -67,6 +81,34 @@ def mode_medians(values: np.ndarray) -> tuple[float, float]:
     if dark.size == 0 or bright.size == 0:
         raise ValueError("the values have a single mode: no dark/bright split to anchor a map on")
     return float(np.median(dark)), float(np.median(bright))
+
+
+def histogram_mode_medians(counts: np.ndarray) -> tuple[float, float]:
+    """(dark, bright) medians of a 256-bin 8-bit histogram split in two by its Otsu threshold."""
+    from ..evaluation.otsu import otsu_from_histogram
+
+    counts = np.asarray(counts, np.float64)
+    if counts.sum() == 0:
+        raise ValueError("no data pixels")
+    t = otsu_from_histogram(counts, np.arange(257, dtype=np.float64))
+    cut = int(np.clip(np.ceil(t), 1, 255))
+    halves = [(np.arange(0, cut), counts[:cut]), (np.arange(cut, 256), counts[cut:])]
+    if any(c.sum() == 0 for _, c in halves):
+        raise ValueError("the histogram has a single mode: no dark/bright split to anchor a map on")
+    return tuple(float(v[np.searchsorted(np.cumsum(c), c.sum() / 2)]) for v, c in halves)
+
+
+def scene_map(counts: np.ndarray, reference: tuple[float, float]) -> tuple[float, float]:
+    """(slope, intercept) putting a scene's 8-bit dark/bright mode medians on the `reference` dB modes."""
+    s_dark, s_bright = histogram_mode_medians(counts)
+    slope = (reference[1] - reference[0]) / (s_bright - s_dark)
+    return float(slope), float(reference[0] - slope * s_dark)
+
+
+def remap_modes(db: np.ndarray, source: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
+    """dB put on `source` modes, re-put on `target` modes (exact: both maps are straight lines in v)."""
+    slope = (target[1] - target[0]) / (source[1] - source[0])
+    return (np.asarray(db, np.float32) - np.float32(source[0])) * np.float32(slope) + np.float32(target[0])
 
 
 def fit_mode_map(source_values: np.ndarray, reference_db: np.ndarray) -> tuple[float, float]:

@@ -26,37 +26,62 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
 
     ds = spec.dataset_config
     class_map = ds.class_map()
-    if ds.data_root:
+    # (name, chips, times each is drawn per epoch)
+    parts: list[tuple[str, Sequence[Sample], int]] = []
+    if ds.sources:
+        for source in ds.sources:
+            for name, part in _source_parts(source, spec).items():
+                train = _ALIASES.get(name.lower(), name.lower()) == "train"
+                parts.append((name, part, source.repeat if train else 1))
+    elif ds.data_root:
         samples = open_dataset(ds.data_root, format=ds.format, class_map=class_map, water_body=False)
-        parts = _split(samples, spec)
+        parts = [(name, part, 1) for name, part in _split(samples, spec).items()]
     else:
         def folders(images: str, masks: str | None):
             return open_dataset(Path(images).parent, format="folders", images=images, masks=masks,
                                 class_map=class_map)
 
-        parts = {"train": folders(ds.train_images_path, ds.train_masks_path),
-                 "val": folders(ds.val_images_path, ds.val_masks_path)}
+        parts = [("train", folders(ds.train_images_path, ds.train_masks_path), 1),
+                 ("val", folders(ds.val_images_path, ds.val_masks_path), 1)]
     from ..data.progress import track
 
     out: dict[str, list[Sample]] = {}
-    for name, part in parts.items():
+    for name, part, repeat in parts:
         name = _ALIASES.get(name.lower(), name.lower())
         # read once and keep in memory: chips are re-cropped every epoch, files need not be re-read
-        out.setdefault(name, []).extend(s for s in track(part, f"reading {name} chips", total=len(part),
-                                                          show=progress)
-                                        if not s.is_empty and s.mask is not None)
+        chips = [s for s in track(part, f"reading {name} chips", total=len(part), show=progress)
+                 if not s.is_empty and s.mask is not None]
+        out.setdefault(name, []).extend(chips * repeat)
     for name in ("train", "val"):
         if not out.get(name):
             raise DataError(f"dataset_config: the {name} split has no labelled, non-empty chips")
     return out
 
 
-def _split(dataset, spec: Spec) -> dict[str, Sequence[Sample]]:
-    """The spec's split of a data_root data set: a CSV (id,split) or make_split's method and fractions."""
+def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
+    """One entry of dataset_config.sources, kept to its regions and split on its own."""
+    from ..data import open_dataset
+
+    dataset = open_dataset(source.path, format=source.format, class_map=spec.dataset_config.class_map(),
+                           **{"water_body": False, **source.options})
+    if source.regions is not None:
+        unknown = sorted(set(source.regions) - set(dataset.regions))
+        if unknown:
+            raise DataError(f"dataset_config.sources: {source.path} has no region '{unknown[0]}' "
+                            f"(it has {', '.join(sorted(set(dataset.regions)))})")
+    keep = [r.id for r in dataset.records if r.region not in source.exclude_regions
+            and (source.regions is None or r.region in source.regions)]
+    if not keep:
+        raise DataError(f"dataset_config.sources: no chips of {source.path} are left after regions/exclude_regions")
+    return _split(dataset.subset(keep), spec, source.split)
+
+
+def _split(dataset, spec: Spec, split=None) -> dict[str, Sequence[Sample]]:
+    """The spec's split of a data set: a CSV (id,split) or make_split's method and fractions."""
     from ..config import SplitConfig
     from ..data.splits import make_split, read_split_csv
 
-    split = spec.dataset_config.split or SplitConfig()
+    split = split or spec.dataset_config.split or SplitConfig()
     if split.csv:
         ids = read_split_csv(split.csv)
     else:

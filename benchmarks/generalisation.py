@@ -1,0 +1,238 @@
+"""How well does a recipe map floods it has never seen? Leave-one-event-out over every labelled event.
+
+    python benchmarks/generalisation.py [--recipe examples/all_events.yaml] [--seeds 42,1,2]
+           [--folds S1-A,NorthAL] [--baseline] [--quick] [--work benchmarks/.cache/loeo] [--out loeo.md]
+
+Events (../shared/data): the Sen1Floods11 events (Ghana, India, Mekong, Paraguay, Somalia, Spain, Sri-Lanka)
+in three folds, ETCI 2021 North Alabama, ETCI 2021 Bangladesh. OMBRIA is not scored: its pictures are one
+band (VV) and the recipe's model takes VV and VH. Paraguay's only chip holds no data (all NaN): it is held
+out with its fold and scores nothing.
+
+For each fold everything is fitted on the other events only:
+- the recipe's `dataset_config.sources` lose the held-out event (an ETCI scene source is dropped, a
+  Sen1Floods11 event goes into the source's `exclude_regions`);
+- the dB modes that ETCI scenes are put on (`harmonise.REFERENCE_MODES`) are refitted on the training
+  folds' Sen1Floods11 chips (their images; no labels);
+- weights, normalisation (fitted on the training chips by `train`), and the model chosen by validation
+  tiles of the training events' ETCI scenes.
+The held-out scene's own pixels are used only by the step a user's inference runs on it too: fitting
+that ETCI scene's 8-bit -> dB map from its own histogram (one extra pass over its pictures, label-free).
+
+Printed per event: water IoU (pixel-aggregated), precision, recall, and per-chip Otsu (VH, one threshold per
+chip) on the same pixels; then the mean over events and, over seeds, the spread (min-max) of every row.
+`--baseline` adds the old single-scene recipe: North Alabama only, its fixed 8-bit map, the same model and
+budget (trained once, with the first seed; scored on every event but North Alabama).
+Results of finished folds are kept in --work and reused, so a run can be stopped and resumed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+S1 = SHARED / "sen1floods11"
+ETCI = {"NorthAL": SHARED / "etci2021" / "northal_20190302t234651",
+        "Bangladesh": SHARED / "etci2021" / "bangladesh_20170314t115609"}
+#: fold -> Sen1Floods11 events it holds out (or an ETCI scene key)
+FOLDS = {"S1-A": ["Ghana", "Mekong", "Paraguay"], "S1-B": ["India", "Somalia"], "S1-C": ["Spain", "Sri-Lanka"],
+         "NorthAL": [], "Bangladesh": []}
+
+
+def reference_modes(chips) -> dict[str, tuple[float, float]]:
+    """The dark/bright dB mode medians of Sen1Floods11 chips' pooled valid pixels, per band (no labels)."""
+    from floodwatch.data.harmonise import mode_medians
+
+    return {band: mode_medians(np.concatenate([c.image[i][c.valid] for c in chips]))
+            for i, band in enumerate(("VV", "VH"))}
+
+
+def fold_spec(recipe, fold: str, reference: dict) -> object:
+    """The recipe with the fold's event removed and ETCI sources put on the fold's reference modes."""
+    spec = copy.deepcopy(recipe)
+    kept = []
+    for source in spec.dataset_config.sources:
+        path = Path(source.path).resolve()
+        if fold in ETCI and path == ETCI[fold].resolve():
+            continue
+        if path == S1.resolve():
+            source.exclude_regions = sorted(set(source.exclude_regions) | set(FOLDS[fold]))
+        if source.format and source.format.lower().startswith("etci"):
+            source.options = {**source.options, "reference": reference}
+        kept.append(source)
+    spec.dataset_config.sources = kept
+    return spec
+
+
+def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
+    from floodwatch.data import open_dataset
+
+    if fold in ETCI:
+        opts = {"harmonise": "fixed"} if fixed else {"reference": reference}
+        return list(open_dataset(ETCI[fold], **opts))
+    return [s for s in open_dataset(S1) if s.region in FOLDS[fold]]
+
+
+def score(checkpoint: Path, samples: list) -> dict[str, dict]:
+    """{event: {water_iou, precision, recall, otsu_water_iou, pixels}} on the held-out samples."""
+    from floodwatch.evaluation.evaluate import evaluate
+    from floodwatch.evaluation.otsu import OtsuBaseline
+
+    r = evaluate(checkpoint, samples, otsu=OtsuBaseline(band="VH", scope="chip"), progress=False)
+    out = {}
+    for region, m in r["regions"].items():
+        event = "NorthAL" if region.startswith("northal") else "Bangladesh" if region.startswith("bangladesh") \
+            else region
+        out[event] = {"water_iou": m["water_iou"], "precision": m["precision"], "recall": m["recall"],
+                      "otsu_water_iou": m["otsu"]["water_iou"], "pixels": m["pixels"]}
+    return out
+
+
+def run_fold(recipe, fold: str, seed: int, work: Path, epochs: int | None, s1_chips: list) -> dict:
+    from floodwatch.training import train
+
+    done = work / f"{fold}_s{seed}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    train_chips = [c for c in s1_chips if c.region not in FOLDS[fold]]
+    reference = reference_modes(train_chips)
+    spec = fold_spec(recipe, fold, reference)
+    if epochs:
+        spec.training_config.epochs = epochs
+    start = time.perf_counter()
+    result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, progress=False)
+    seconds = time.perf_counter() - start
+    events = score(result.best_checkpoint, held_out(fold, reference))
+    row = {"fold": fold, "seed": seed, "train_seconds": round(seconds, 1), "reference_modes": reference,
+           "events": events}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
+
+
+def run_baseline(recipe, seed: int, work: Path, epochs: int | None) -> dict:
+    """North Alabama only, the fixed ETCI map: scored on every other event."""
+    from floodwatch.training import train
+
+    done = work / f"baseline_s{seed}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    spec = copy.deepcopy(recipe)
+    spec.dataset_config.sources = [copy.deepcopy(s) for s in spec.dataset_config.sources
+                                   if Path(s.path).resolve() == ETCI["NorthAL"].resolve()]
+    spec.dataset_config.sources[0].options = {"harmonise": "fixed"}
+    if epochs:
+        spec.training_config.epochs = epochs
+    result = train(spec, work / "runs", name=f"baseline_s{seed}", seed=seed, progress=False)
+    events = {}
+    for fold in FOLDS:
+        if fold != "NorthAL":
+            events.update(score(result.best_checkpoint, held_out(fold, {}, fixed=True)))
+    row = {"fold": "baseline", "seed": seed, "events": events}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
+
+
+def to_json_safe(obj):
+    from floodwatch.evaluation.evaluate import to_json_safe as safe  # nan -> None
+
+    return safe(obj)
+
+
+def _clean(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def table(rows_by_recipe: dict[str, list[dict]]) -> str:
+    """Markdown: per event and the event mean, per recipe: seed mean (min-max) of IoU, P, R; Otsu."""
+    events = ["Ghana", "India", "Mekong", "Somalia", "Spain", "Sri-Lanka", "NorthAL", "Bangladesh"]
+    lines = ["| event | recipe | water IoU | precision | recall | per-chip Otsu IoU | seeds |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cell(values: list[float]) -> str:
+        values = [v for v in values if not math.isnan(v)]
+        if not values:
+            return "–"
+        mean = statistics.fmean(values)
+        return f"{mean:.3f}" + (f" ({min(values):.3f}–{max(values):.3f})" if len(values) > 1 else "")
+
+    means: dict[str, dict[int, list[float]]] = {}
+    for event in [*events, "mean over events"]:
+        for name, rows in rows_by_recipe.items():
+            by_seed: dict[int, dict] = {}
+            for row in rows:
+                by_seed.setdefault(row["seed"], {}).update(row["events"])
+            if event == "mean over events":
+                per_seed = {seed: [_clean(ev[e]["water_iou"]) for e in events if e in ev] for seed, ev in by_seed.items()}
+                otsu = {seed: [_clean(ev[e]["otsu_water_iou"]) for e in events if e in ev] for seed, ev in by_seed.items()}
+                n = {len(v) for v in per_seed.values()}
+                lines.append(f"| **mean over {'/'.join(map(str, sorted(n)))} events** | {name} | "
+                             f"{cell([float(np.nanmean(v)) for v in per_seed.values()])} | | | "
+                             f"{cell([float(np.nanmean(v)) for v in otsu.values()])} | {len(by_seed)} |")
+                continue
+            got = [ev[event] for ev in by_seed.values() if event in ev]
+            if not got:
+                continue
+            lines.append(f"| {event} | {name} | {cell([_clean(g['water_iou']) for g in got])} | "
+                         f"{cell([_clean(g['precision']) for g in got])} | {cell([_clean(g['recall']) for g in got])} | "
+                         f"{cell([_clean(g['otsu_water_iou']) for g in got])} | {len(got)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", type=Path, default=ROOT / "examples" / "all_events.yaml")
+    ap.add_argument("--seeds", default="42,1,2", help="training seeds, comma-separated")
+    ap.add_argument("--folds", default=",".join(FOLDS), help=f"subset of {', '.join(FOLDS)}")
+    ap.add_argument("--baseline", action="store_true", help="also the North-Alabama-only fixed-map recipe")
+    ap.add_argument("--quick", action="store_true", help="one seed, one epoch: for iterating, not for claims")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
+    ap.add_argument("--out", type=Path, help="also write the markdown table here")
+    args = ap.parse_args(argv)
+    if not SHARED.is_dir():
+        print(f"needs the real data at {SHARED}", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    from floodwatch.config import load_spec
+    from floodwatch.data import open_dataset
+
+    recipe = load_spec(args.recipe)
+    seeds = [int(s) for s in args.seeds.split(",")][:1 if args.quick else None]
+    epochs = 1 if args.quick else None
+    folds = [f for f in args.folds.split(",") if f]
+    unknown = [f for f in folds if f not in FOLDS]
+    if unknown:
+        print(f"--folds: unknown fold '{unknown[0]}' (known: {', '.join(FOLDS)})", file=sys.stderr)
+        return 2
+    work = args.work / (args.recipe.stem + ("_quick" if args.quick else ""))
+    work.mkdir(parents=True, exist_ok=True)
+    s1_chips = [s for s in open_dataset(S1) if s.valid.any()]
+    rows: dict[str, list[dict]] = {args.recipe.stem: []}
+    for seed in seeds:
+        for fold in folds:
+            row = run_fold(recipe, fold, seed, work, epochs, s1_chips)
+            rows[args.recipe.stem].append(row)
+            print(f"[{time.strftime('%H:%M:%S')}] {fold} seed {seed}: " + ", ".join(
+                f"{e} {_clean(m['water_iou']):.3f} (Otsu {_clean(m['otsu_water_iou']):.3f})"
+                for e, m in row["events"].items()), flush=True)
+        if args.baseline and seed == seeds[0]:  # the comparison row: one seed (it is not the recipe claimed)
+            rows["NorthAL only, fixed map"] = [run_baseline(recipe, seed, work, epochs)]
+        print(table(rows), flush=True)  # the table so far: a long run can be read (or stopped) between seeds
+    text = table(rows)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

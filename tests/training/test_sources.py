@@ -1,0 +1,67 @@
+"""dataset_config.sources: several labelled data sets trained together, each kept to its regions and split."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from floodwatch.config import load_spec, save_spec, spec_from_dict
+from floodwatch.errors import DataError, SpecError
+from floodwatch.training.data import load_samples
+
+from tests.data import fakes
+
+
+@pytest.fixture
+def two_sources(tmp_path, synth_root):
+    etci = fakes.etci(tmp_path / "etci", cols=8, rows=8)  # 64 tiles, 4 blocks of 4x4: a blocked split is possible
+    return {"dataset_config": {"sources": [
+        {"path": str(etci), "format": "etci2021", "split": {"method": "blocked", "fractions": [0.75, 0.25, 0.0]}},
+        {"path": str(synth_root), "format": "sen1floods11", "exclude_regions": ["SynthA"], "repeat": 3,
+         "split": {"method": "random", "fractions": [1.0, 0.0, 0.0]}}]},
+        "model_config": {"num_layers": 10, "model_input_height": 32, "model_input_width": 32}}
+
+
+def test_sources_are_split_on_their_own_filtered_and_repeated(two_sources):
+    parts = load_samples(spec_from_dict(two_sources), progress=False)
+    etci_train = [s for s in parts["train"] if s.extra.get("source") == "etci2021"]
+    synth_train = [s for s in parts["train"] if s.extra.get("source") != "etci2021"]
+    assert len(etci_train) + len([s for s in parts["val"]]) == 64 and len(parts["val"]) == 16
+    assert all(s.extra.get("source") == "etci2021" for s in parts["val"])  # the synthetic source keeps no val
+    # 8 synthetic chips less SynthA's 2, each drawn 3 times (the same Sample, not a copy)
+    assert len(synth_train) == 18 and len({id(s) for s in synth_train}) == 6
+    assert "SynthA" not in {s.region for s in synth_train}
+
+
+def test_only_regions_and_bad_sources(two_sources):
+    two_sources["dataset_config"]["sources"][1].update(regions=["SynthB"], exclude_regions=[])
+    parts = load_samples(spec_from_dict(two_sources), progress=False)
+    assert {s.region for s in parts["train"] if s.extra.get("source") != "etci2021"} == {"SynthB"}
+    two_sources["dataset_config"]["sources"][1]["regions"] = ["Atlantis"]
+    with pytest.raises(DataError, match="no region 'Atlantis'"):
+        load_samples(spec_from_dict(two_sources), progress=False)
+    two_sources["dataset_config"]["sources"][1].update(regions=["SynthB"], exclude_regions=["SynthB"])
+    with pytest.raises(DataError, match="no chips .* left"):
+        load_samples(spec_from_dict(two_sources), progress=False)
+    with pytest.raises(SpecError, match="not both"):
+        spec_from_dict({**two_sources, "dataset_config": {**two_sources["dataset_config"], "data_root": "x"}})
+
+
+def test_sources_paths_round_trip_relative(tmp_path, two_sources):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(two_sources))
+    saved = save_spec(load_spec(spec_file), tmp_path / "out" / "spec.yaml")
+    written = yaml.safe_load(saved.read_text())["dataset_config"]["sources"]
+    assert all(not s["path"].startswith("/") for s in written)  # relative to the written spec's folder
+    again = load_spec(saved)
+    assert [s.path for s in again.dataset_config.sources] == [s["path"] for s in two_sources["dataset_config"]["sources"]]
+
+
+def test_model_config_widths_build_a_slimmer_net(two_sources):
+    from floodwatch.models import build_model
+
+    two_sources["model_config"]["widths"] = {"encoder.layer4.0.conv1": 128, "decoder.0.conv1": 128,
+                                             "decoder.0.conv2": 128}
+    slim = build_model(**spec_from_dict(two_sources).model.build_kwargs())
+    full = build_model(num_layers=10)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(slim) < 0.5 * count(full) and slim.encoder.layer4[0].conv1.out_channels == 128
