@@ -461,6 +461,10 @@ def check_spec_paths(spec: Spec) -> None:
                                                   for f in ("data_root", *TAO_PATH_FIELDS)]
     if ds.split is not None:
         fields.append(("dataset_config.split.csv", ds.split.csv, False))
+    for i, src in enumerate(ds.sources or []):
+        fields.append((f"dataset_config.sources[{i}].path", src.path, True))
+        if src.split is not None:
+            fields.append((f"dataset_config.sources[{i}].split.csv", src.split.csv, False))
     if spec.semi_supervised is not None:
         fields += [(f"semi_supervised.unlabelled[{i}].path", s.path, True)
                    for i, s in enumerate(spec.semi_supervised.unlabelled)]

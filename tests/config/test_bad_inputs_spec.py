@@ -21,7 +21,8 @@ def files(tmp_path_factory):
                        "data_is_file": "{data_root: a_file}",
                        "split_is_folder": "{data_root: data, split: data/split.csv}",
                        "tao_path_missing": "{train_images_path: data, train_masks_path: data, "
-                                           "val_images_path: data, val_masks_path: missing_folder}"}.items():
+                                           "val_images_path: data, val_masks_path: missing_folder}",
+                       "source_missing": "{sources: [{path: data}, {path: missing_folder}]}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(f"dataset_config: {body}\n")
     return f
@@ -34,6 +35,7 @@ CASES = [
     Case("data-root-is-file", "spec validate {data_is_file}", ("dataset_config.data_root", "{file}", "not a folder")),
     Case("split-csv-is-folder", "spec validate {split_is_folder}", ("dataset_config.split.csv", "not a file")),
     Case("tao-path-missing", "spec validate {tao_path_missing}", ("dataset_config.val_masks_path", "{missing_folder}")),
+    Case("source-path-missing", "spec validate {source_missing}", ("dataset_config.sources[1].path", "{missing_folder}")),
     Case("convert-out-under-file", "spec convert {tao} -o {file}/s.yaml", ("{file} is a file",)),
 ]
 

@@ -55,6 +55,7 @@ CASES = [
          absent=()),
     Case("aoi-binary", "aoi add x --geojson {binary_geojson} --db {db}", ("{binary_geojson}", "not UTF-8"),
          absent=()),
+    Case("db-under-file", "aoi list --db {file}/fw.db", ("{file}",), absent=()),
     Case("aoi-record-not-output", "aoi record {file} --acquired 2024-05-01T00:00:00Z --db {db}", ("{file}",),
          absent=()),
 ]
