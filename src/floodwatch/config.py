@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .augment.config import AugmentationConfig
 from .errors import SpecError
+from .io import read_text
 
 
 class _Section(BaseModel):
@@ -442,7 +443,7 @@ def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
-    text = path.read_text()
+    text = read_text(path, error=SpecError, what="spec file")
     if looks_like_tao(text):
         from .tao import tao_to_dict
 
@@ -455,6 +456,33 @@ def load_spec(path: str | Path) -> Spec:
             where = f" at line {mark.line + 1}" if mark else ""
             raise SpecError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
     return spec_from_dict(data, source=path.name, base_dir=path.resolve().parent)
+
+
+def check_spec_paths(spec: Spec) -> None:
+    """SpecError naming the first field whose path does not exist (a spec can parse and still point nowhere).
+    Paths are absolute after load_spec."""
+    ds = spec.dataset_config
+    fields: list[tuple[str, str | None, bool]] = [(f"dataset_config.{f}", getattr(ds, f), True)
+                                                  for f in ("data_root", *TAO_PATH_FIELDS)]
+    if ds.split is not None:
+        fields.append(("dataset_config.split.csv", ds.split.csv, False))
+    for i, src in enumerate(ds.sources or []):
+        fields.append((f"dataset_config.sources[{i}].path", src.path, True))
+        if src.split is not None:
+            fields.append((f"dataset_config.sources[{i}].split.csv", src.split.csv, False))
+    if spec.semi_supervised is not None:
+        fields += [(f"semi_supervised.unlabelled[{i}].path", s.path, True)
+                   for i, s in enumerate(spec.semi_supervised.unlabelled)]
+    for field, value, folder in fields:
+        if not value:
+            continue
+        path = Path(value)
+        if not path.exists():
+            raise SpecError(f"{field}: {path} does not exist")
+        if folder and not path.is_dir():
+            raise SpecError(f"{field}: {path} is a file, not a folder")
+        if not folder and not path.is_file():
+            raise SpecError(f"{field}: {path} is a folder, not a file")
 
 
 def looks_like_tao(text: str) -> bool:
@@ -496,7 +524,7 @@ def convert_tao_spec(tao_path: str | Path, output: str | Path) -> list[str]:
     if not tao_path.is_file():
         raise SpecError(f"{tao_path}: spec file not found")
     ignored: list[str] = []
-    data = tao_to_dict(tao_path.read_text(), source=str(tao_path), ignored=ignored)
+    data = tao_to_dict(read_text(tao_path, error=SpecError, what="spec file"), source=str(tao_path), ignored=ignored)
     spec = spec_from_dict(data, source=tao_path.name, base_dir=tao_path.resolve().parent)
     save_spec(spec, output)
     return ignored

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .io import atomic_path, write_json
+from .io import atomic_path, ensure_output_dir, write_json
 
 #: (chips, chip size px, epochs, ResNet depth, side of the mapped scene in px); the quick variant is what
 #: the test suite runs.
@@ -72,7 +72,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     console = console or Console()
     cfg = QUICK if quick else FULL
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 

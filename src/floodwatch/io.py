@@ -7,42 +7,176 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import FloodwatchError
 
 
-def _check_dir_writable(directory: Path) -> None:
+def check_output_dir(directory: str | os.PathLike) -> Path:
+    """Fail early, creating nothing, when `directory` could not be made or written: a file in the way, or
+    no write permission on the nearest folder that exists. Long runs call this before they start."""
+    directory = Path(directory)
+    existing = next(p for p in (directory, *directory.parents) if p.exists() or p == p.parent)
+    if existing == directory and not existing.is_dir():
+        raise FloodwatchError(f"{directory} is a file, not a folder (an output folder was expected)")
+    if not existing.is_dir():  # mkdir would only say "File exists" or "Not a directory"
+        raise FloodwatchError(f"{directory}: cannot create output folder ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FloodwatchError(f"{directory}: output folder is not writable ({existing})")
+    return directory
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create `directory` and its missing parents (mode 0777 less the umask, like mkdir -p); return the ones
+    created, deepest first, so a failed run can remove what it made and leave no empty output folder."""
+    check_output_dir(directory)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FloodwatchError(f"{directory}: cannot create output folder ({exc.strerror})") from None
     if not os.access(directory, os.W_OK):
         raise FloodwatchError(f"{directory}: output folder is not writable")
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for d in created:  # deepest first; stops at the first folder something else has written into
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def ensure_output_dir(directory: str | os.PathLike) -> Path:
+    """Create an output folder (and its parents) or raise a one-line FloodwatchError saying why not."""
+    directory = Path(directory)
+    _make_dirs(directory)
+    return directory
+
+
+@contextlib.contextmanager
+def output_folder(directory: str | os.PathLike) -> Iterator[Path]:
+    """Create an output folder for a block of work; if the block fails, the folders it created are removed
+    again when nothing was written into them (a failed run leaves no empty output folder behind)."""
+    directory = Path(directory)
+    created = _make_dirs(directory)
+    try:
+        yield directory
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _umask() -> int:
+    # Read, not set-and-restore: os.umask(0) would briefly widen the mode of files other threads create.
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+# Temporary names carry their owner (pid and host) so a later run can tell a dead run's leftovers, safe to
+# delete, from another live run's work in progress: .<name>.pid<pid>@<host>.<random>.part[<suffix>]
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_OWNED = re.compile(r"^\..+\.pid(\d+)@([A-Za-z0-9-]+)\.[a-z0-9_]+\.part(\.[A-Za-z0-9]+)?$")
+#: Leftovers named before owners were recorded (.<name>.<random>.part) are removed after this long.
+LEGACY_PART_AGE_S = 24 * 3600
+
+
+def _tmp_prefix(target: Path) -> str:
+    return f".{target.name}.pid{os.getpid()}@{_HOST}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _is_stale(entry: Path, legacy: re.Pattern | None) -> bool:
+    import time
+
+    owned = _OWNED.match(entry.name)
+    if owned:
+        pid = int(owned.group(1))
+        return owned.group(2) == _HOST and pid != os.getpid() and not _pid_alive(pid)
+    if legacy is not None and legacy.match(entry.name):
+        try:
+            return time.time() - entry.lstat().st_mtime > LEGACY_PART_AGE_S
+        except OSError:
+            return False
+    return False
+
+
+def clean_stale_parts(folder: str | os.PathLike, target_name: str | None = None) -> list[Path]:
+    """Remove temporary outputs in `folder` left by killed runs: ones whose owning process (on this host) is
+    gone, and, for `target_name`, old unowned ones (LEGACY_PART_AGE_S). Live runs' work is never touched."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    legacy = (re.compile(rf"^\.{re.escape(target_name)}\.[a-z0-9_]{{8}}\.part(\.[A-Za-z0-9]+)?$")
+              if target_name else None)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if _is_stale(entry, legacy):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def read_text(path: str | os.PathLike, *, error: type[FloodwatchError] = FloodwatchError, what: str = "file") -> str:
+    """A UTF-8 text file's content; a missing, unreadable or binary file is one `error` naming it."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: {what} is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {what} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                    f"{exc.start}; binary file?)") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror})") from None
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` if the block succeeds."""
     target = Path(target)
-    _check_dir_writable(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
+    created = _make_dirs(target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".part" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         # mkstemp makes 0600 files; outputs get the usual permissions (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
         if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~umask)
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        _remove_empty(created)
         raise
 
 
@@ -50,10 +184,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds."""
     target = Path(target)
-    _check_dir_writable(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    created = _make_dirs(target.parent)
+    clean_stale_parts(target.parent, target.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".part", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get mkdir's usual mode
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():
@@ -65,6 +201,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise
 
 
@@ -72,8 +209,41 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write JSON atomically (indent 2, keys in insertion order)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(dumps_json(obj, indent=2) + "\n")
     return path
+
+
+def dumps_json(obj: Any, *, indent: int | None = None, sort_keys: bool = False,
+               default: Callable[[Any], Any] | None = None) -> str:
+    """Strict JSON text: NaN and infinities become null (strict parsers reject them), numpy and paths are
+    converted, other objects go to `default` (else TypeError). Every JSON floodwatch writes goes through here."""
+    def fallback(o: Any) -> Any:
+        try:
+            return _finite(_json_default(o))
+        except TypeError:
+            if default is None:
+                raise
+            return _finite(default(o))
+
+    return json.dumps(_finite(obj), allow_nan=False, default=fallback, indent=indent, sort_keys=sort_keys)
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -141,7 +141,13 @@ def _cli(capsys, *args):
 
 
 def test_cli_validate_and_convert(tmp_path, capsys):
-    code, out, _ = _cli(capsys, "spec", "validate", str(EXAMPLES / "synthetic.yaml"))
+    import shutil
+
+    spec = shutil.copy(EXAMPLES / "synthetic.yaml", tmp_path / "synthetic.yaml")
+    code, _, err = _cli(capsys, "spec", "validate", str(spec))  # its data folder is not there yet
+    assert code == 2 and "dataset_config.data_root" in err and "does not exist" in err
+    (tmp_path / "data" / "synthetic").mkdir(parents=True)
+    code, out, _ = _cli(capsys, "spec", "validate", str(spec))
     assert code == 0 and "valid" in out
     target = tmp_path / "c.yaml"
     code, _, _ = _cli(capsys, "spec", "convert", str(EXAMPLES / "tao_unet_resnet18.txt"), "-o", str(target))

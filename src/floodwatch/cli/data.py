@@ -40,8 +40,11 @@ def register(app: typer.Typer) -> None:
         from rich.table import Column, Table
 
         from ..data.inspect import inspect_dataset
-        from ..io import write_json
+        from ..errors import DataError
+        from ..io import check_output_dir, write_json
 
+        if json_out is not None:
+            check_output_dir(json_out.parent)
         r = inspect_dataset(path, value(format), progress=False if quiet else None)
         console = make_console()
         console.print(f"[bold]{esc(r['path'])}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
@@ -68,6 +71,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]problem:[/] {esc(p)}", soft_wrap=True)
         if json_out:
             write_json(json_out, r)
+        if r["unreadable_chips"]:  # the report is printed; the exit status says the data is not usable as is
+            raise DataError(f"{len(r['unreadable_chips'])} chip(s) could not be read; first: {r['problems'][0]}")
 
     @data_app.command("stats")
     def stats(paths: list[Path] = typer.Argument(..., help="Data folder(s); several only with --plot or -o."),
@@ -85,11 +90,14 @@ def register(app: typer.Typer) -> None:
         from ..data import open_dataset
         from ..data.stats import compute_stats
         from ..errors import DataError
-        from ..io import write_json
+        from ..io import check_output_dir, write_json
 
         format, show = value(format), False if quiet else None
         if output is None and plot is None:
             raise DataError("stats: give -o FILE.json and/or --plot FILE.png")
+        for target in (output, plot):  # a file in the way fails now, not after reading every chip
+            if target is not None:
+                check_output_dir(target.parent)
         if output is not None:
             all_stats = {str(p): compute_stats(open_dataset(p, format, split=split), max_pixels=max_pixels,
                                                  progress=show)

@@ -1,7 +1,6 @@
 """`floodwatch export` and `floodwatch prune`: thin wrappers over floodwatch.export."""
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..io import dumps_json
 from .common import MODEL_HELP, OUT_ALIAS, QUIET, aliased, esc, make_console, resolve_models, value
 
 
@@ -84,7 +84,7 @@ def export(
                               instances=instances, version_policy=policy, height=height, width=width,
                               exporter=value(exporter), triton_kind=value(triton_kind))
     if json_out:
-        typer.echo(json.dumps(to_json_safe(report), default=str, allow_nan=False, indent=2))
+        typer.echo(dumps_json(to_json_safe(report), default=str, indent=2))
         return
     for line in export_summary(report, output):
         console.print(line, highlight=False)

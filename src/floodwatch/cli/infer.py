@@ -54,5 +54,7 @@ def register(app: typer.Typer) -> None:
                               progress=not quiet)
         console = make_console()
         for r in records:
-            console.print(esc(f"{r['id']}: water {100 * r['water_fraction']:.1f}% of valid pixels"))
+            share = r["water_fraction"]
+            console.print(esc(f"{r['id']}: " + ("no valid pixels" if share is None else
+                                                f"water {100 * share:.1f}% of valid pixels")))
         console.print(esc(f"{len(records)} chip(s) -> {output}/ (summary.json)"))

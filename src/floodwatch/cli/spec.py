@@ -27,9 +27,10 @@ def register(app: typer.Typer) -> None:
     @spec_app.command("validate")
     def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text).")) -> None:
         """Check a spec; prints a one-line summary, or the first error with its field path (exit 2)."""
-        from ..config import load_spec
+        from ..config import check_spec_paths, load_spec
 
         s = load_spec(spec)
+        check_spec_paths(s)
         ds, m, t = s.dataset_config, s.model, s.training_config
         data = ds.data_root or ds.train_images_path
         line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"

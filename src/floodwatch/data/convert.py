@@ -1,7 +1,6 @@
 """Write any dataset in the course's PNG layout (images/ + masks/, optional split subfolders)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_dir
+from ..io import atomic_dir, dumps_json
 from .harmonise import to_8bit
 from .progress import track
 from .sample import IGNORE_INDEX, NOT_WATER, WATER
@@ -64,5 +63,5 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
                                         "but the class map has no class for them")
                     mask[hit] = value
             Image.fromarray(mask, mode="L").save(sub / "masks" / f"{s.id}.png")
-        (tmp / "class_map.json").write_text(json.dumps(class_map, indent=2) + "\n")
+        (tmp / "class_map.json").write_text(dumps_json(class_map, indent=2) + "\n")
     return out_dir

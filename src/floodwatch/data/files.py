@@ -30,6 +30,46 @@ def read_geotiff(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, G
         raise DataError(f"{path}: unreadable GeoTIFF ({str(exc).splitlines()[0][:200]})") from None
 
 
+def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, GeoRef | None, tuple]:
+    """A GeoTIFF of backscatter in dB, as read_geotiff; integer pixels (DN, int8 quick-looks) are refused
+    by every reader alike, since no dB scale can be assumed for them."""
+    data, georef, descriptions = read_geotiff(path, bands=bands)
+    require_float(data.dtype, path)
+    return data, georef, descriptions
+
+
+def require_float(dtype: np.dtype, path: Path) -> None:
+    if not np.issubdtype(dtype, np.floating):
+        raise DataError(f"{path}: pixel type {dtype}; expected float backscatter in dB")
+
+
+def check_same_grid(ref: GeoRef | None, ref_path: Path, other: GeoRef | None, other_path: Path) -> None:
+    """A label (or second image) must lie on its image's grid: same CRS and transform, not only the size."""
+    if ref is None and other is None:
+        return
+    if (ref is None) != (other is None):
+        which = "has no georeference" if other is None else "is georeferenced"
+        raise DataError(f"{other_path}: {which} but {Path(ref_path).name} "
+                        f"{'is georeferenced' if other is None else 'has none'}; expected the same grid")
+    if _crs_differs(ref.crs, other.crs):
+        raise DataError(f"{other_path}: CRS {other.crs} does not match {Path(ref_path).name} ({ref.crs})")
+    if not np.allclose(ref.transform, other.transform, rtol=0, atol=1e-6 * max(1.0, abs(ref.transform[0]))):
+        raise DataError(f"{other_path}: transform (origin {other.transform[2]:.6g}, {other.transform[5]:.6g}; "
+                        f"pixel {other.transform[0]:.6g}) does not match {Path(ref_path).name} "
+                        f"(origin {ref.transform[2]:.6g}, {ref.transform[5]:.6g}; pixel {ref.transform[0]:.6g})")
+
+
+def _crs_differs(a: str, b: str) -> bool:
+    if a == b:
+        return False
+    from rasterio.crs import CRS
+
+    try:
+        return CRS.from_user_input(a) != CRS.from_user_input(b)
+    except Exception:  # an unparsable CRS string: compare the text
+        return True
+
+
 def read_picture(path: Path) -> np.ndarray:
     """An 8-bit PNG/JPG as (H,W) for gray or (H,W,C) for colour; palette and 16-bit images are converted."""
     from PIL import Image, UnidentifiedImageError

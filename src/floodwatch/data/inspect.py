@@ -15,12 +15,13 @@ from .sample import IGNORE_INDEX, NOT_WATER, WATER
 
 def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress: bool | None = None,
                     **opts: Any) -> dict[str, Any]:
-    """Read every chip once and report; per-chip read errors are collected under 'problems', not raised."""
+    """Read every chip once and report; per-chip read errors are collected under 'problems' (their ids under
+    'unreadable_chips'), not raised, so one report lists them all."""
     ds = open_dataset(path, format, labelled_only=False, **opts)
     counts = Counter(water=0, not_water=0, ignore=0)
     per_region: dict[str, dict[str, int]] = {}
     sizes: Counter = Counter()
-    problems, empty, unlabelled, no_water = [], [], [], []
+    problems, empty, unlabelled, no_water, unreadable = [], [], [], [], []
     pixels = invalid = 0
     for i in track(range(len(ds)), "inspecting", total=len(ds), show=progress):
         rec = ds.records[i]
@@ -30,6 +31,7 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
             s = ds[i]
         except DataError as exc:
             problems.append(str(exc))
+            unreadable.append(rec.id)
             continue
         sizes[f"{s.shape[0]}x{s.shape[1]}"] += 1
         pixels += s.valid.size
@@ -55,5 +57,6 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
         "sizes": dict(sizes),
         "class_balance": {**dict(counts), "water_share": counts["water"] / labelled if labelled else None},
         "nodata_share": invalid / pixels if pixels else None,
-        "empty_chips": empty, "no_water_chips": no_water, "unlabelled_chips": unlabelled, "problems": problems,
+        "empty_chips": empty, "no_water_chips": no_water, "unlabelled_chips": unlabelled,
+        "unreadable_chips": unreadable, "problems": problems,
     }

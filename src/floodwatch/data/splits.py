@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import atomic_path, read_text
 
 SPLIT_NAMES = ("train", "val", "test")
 METHODS = ("random", "region", "blocked")
@@ -73,17 +74,21 @@ def read_split_csv(path: str | os.PathLike) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: expected a CSV with columns id,split")
-        out: dict[str, list[str]] = {}
-        seen = set()
-        for n, row in enumerate(reader, start=2):
-            if not row["id"] or not row["split"]:
-                raise DataError(f"{path}: line {n} has an empty id or split")
-            if row["id"] in seen:
-                raise DataError(f"{path}: line {n}: id '{row['id']}' is listed twice")
-            seen.add(row["id"])
-            out.setdefault(row["split"], []).append(row["id"])
+    text = read_text(path, error=DataError, what="split file")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        fields, rows = reader.fieldnames, list(reader)
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    if fields is None or not {"id", "split"} <= set(fields):
+        raise DataError(f"{path}: expected a CSV with columns id,split")
+    out: dict[str, list[str]] = {}
+    seen = set()
+    for n, row in enumerate(rows, start=2):
+        if not row["id"] or not row["split"]:
+            raise DataError(f"{path}: line {n} has an empty id or split")
+        if row["id"] in seen:
+            raise DataError(f"{path}: line {n}: id '{row['id']}' is listed twice")
+        seen.add(row["id"])
+        out.setdefault(row["split"], []).append(row["id"])
     return out

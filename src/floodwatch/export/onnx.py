@@ -24,7 +24,7 @@ import torch
 
 from ..data.preprocess import Preprocessing
 from ..errors import ExportError
-from ..io import atomic_path
+from ..io import atomic_path, dumps_json
 from ..models.checkpoint import load_model
 
 METADATA_KEY = "floodwatch"
@@ -153,7 +153,7 @@ def metadata_for(meta: dict[str, Any], *, precision: str) -> dict[str, Any]:
 
 def set_metadata(proto: Any, info: dict[str, Any]) -> None:
     prep = Preprocessing.from_dict(info["preprocessing"])
-    readable = {METADATA_KEY: json.dumps(info, default=str),
+    readable = {METADATA_KEY: dumps_json(info, default=str),
                 f"{METADATA_KEY}.bands": ",".join(prep.bands) + ("" if prep.derived == "none" else f",{prep.derived}"),
                 f"{METADATA_KEY}.offsets": ";".join(f"{v:.6g}" for v in prep.offset),
                 f"{METADATA_KEY}.scales": ";".join(f"{v:.9g}" for v in prep.scale),

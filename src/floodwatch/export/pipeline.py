@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ExportError
+from ..io import check_output_dir, ensure_output_dir
 from .onnx import export_onnx, read_metadata
 
 
@@ -42,9 +43,14 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
         _tensorrt()  # fail in a second, before exporting, when there is no GPU/TensorRT
     if format == "onnx" and out.suffix.lower() != ".onnx":
         raise ExportError(f"{out}: ONNX output name must end in .onnx")
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; give the output file's name")
+    check_output_dir(out.parent)
+    if triton_repo is not None:
+        check_output_dir(triton_repo)
 
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "format": format, "precision": precision}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out.parent)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmpdir:
         direct = format == "onnx" and precision != "int8"
         onnx_path = out if direct else Path(tmpdir) / "model.onnx"

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError
-from ..io import atomic_path, write_json
+from ..io import atomic_path, check_output_dir, write_json
 from .predictor import Predictor, load_predictor
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -57,7 +57,7 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None) -> Sa
     GeoTIFFs hold float dB (Sen1Floods11's S1Hand layout); PNG/JPG hold 8-bit renderings (see _png_bands).
     bands: the model's bands, to name unnamed GeoTIFF bands and to choose how PNGs are read.
     """
-    from ..data.files import read_geotiff
+    from ..data.files import read_backscatter
 
     path = Path(path)
     if not path.is_file():
@@ -65,9 +65,7 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None) -> Sa
     suffix = path.suffix.lower()
     georef = None
     if suffix in TIFF_SUFFIXES:
-        data, georef, descriptions = read_geotiff(path)
-        if not np.issubdtype(data.dtype, np.floating):
-            raise DataError(f"{path}: pixel type {data.dtype}; expected float backscatter in dB")
+        data, georef, descriptions = read_backscatter(path)
         image = data.astype(np.float32)
         if descriptions and all(descriptions) and len(descriptions) == image.shape[0]:
             names = tuple(descriptions)
@@ -113,7 +111,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     if temporal == "bitemporal":
         raise DataError("infer: bi-temporal models need before/after pairs; use `floodwatch evaluate` on a dataset")
     pp = predictor.preprocessing
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)
     records: list[dict[str, Any]] = []
     stems: set[str] = set()
     with progress_bar(progress, len(inputs), "inferring") as bar:
@@ -140,7 +138,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
                 _write_geotiff(files["prob_tif"], prob, sample.georef, nodata=float("nan"))
             n_valid = int(sample.valid.sum())
             records.append({"input": str(path), "id": sample.id,
-                            "water_fraction": float(water.sum() / n_valid) if n_valid else float("nan"),
+                            "water_fraction": float(water.sum() / n_valid) if n_valid else None,
                             "valid_pixels": n_valid, "outputs": {k: str(v) for k, v in files.items()}})
             if bar is not None:
                 bar.advance(bar.task_ids[0])

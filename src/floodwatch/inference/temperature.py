@@ -55,12 +55,12 @@ def save_temperature(path: str | os.PathLike, temperature: float, **info: Any) -
 
 def load_temperature(path: str | os.PathLike) -> float:
     """T from a JSON file written by save_temperature (or a bare number in the file)."""
+    from ..io import read_text
+
     path = Path(path)
     try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: temperature file not found") from None
-    except (OSError, ValueError) as exc:
+        obj = json.loads(read_text(path, error=DataError, what="temperature file"))
+    except ValueError as exc:
         raise DataError(f"{path}: not a JSON temperature file ({exc})") from None
     t = obj.get("temperature") if isinstance(obj, dict) else obj
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t) or t <= 0:

@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 from rich.progress import Progress
 
 from ..errors import DataError, FloodwatchError
+from ..io import output_folder
 from .pipeline import MapResult, map_scene
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -68,28 +69,28 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
             raise DataError(f"{f}: file not found")
     if kw.get("vh") and len(files) > 1:
         raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    cluster = None if scheduler else LocalCluster(n_workers=workers or 1, threads_per_worker=1,
-                                                   processes=processes, dashboard_address=None)
-    try:
-        with Client(scheduler or cluster) as client:
-            futures = {client.submit(_map_one, str(f), model, str(out_dir), backend, predictor_kwargs or {},
-                                     dict(kw), key=f"map-{i}-{f.stem}", pure=False): i
-                       for i, f in enumerate(files)}
-            results: list[MapResult | None] = [None] * len(files)
-            failures: list[str] = []
-            with Progress(disable=not progress) as bar:
-                task = bar.add_task("scenes", total=len(files))
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        results[i] = fut.result()
-                    except FloodwatchError as exc:
-                        failures.append(f"{files[i].name}: {exc}")
-                    bar.advance(task)
-    finally:
-        if cluster is not None:
-            cluster.close()
-    if failures:
-        raise FloodwatchError(f"{len(failures)} of {len(files)} scenes failed: " + "; ".join(failures))
+    with output_folder(out_dir):
+        cluster = None if scheduler else LocalCluster(n_workers=workers or 1, threads_per_worker=1,
+                                                       processes=processes, dashboard_address=None)
+        try:
+            with Client(scheduler or cluster) as client:
+                futures = {client.submit(_map_one, str(f), model, str(out_dir), backend, predictor_kwargs or {},
+                                         dict(kw), key=f"map-{i}-{f.stem}", pure=False): i
+                           for i, f in enumerate(files)}
+                results: list[MapResult | None] = [None] * len(files)
+                failures: list[str] = []
+                with Progress(disable=not progress) as bar:
+                    task = bar.add_task("scenes", total=len(files))
+                    for fut in as_completed(futures):
+                        i = futures[fut]
+                        try:
+                            results[i] = fut.result()
+                        except FloodwatchError as exc:
+                            failures.append(f"{files[i].name}: {exc}")
+                        bar.advance(task)
+        finally:
+            if cluster is not None:
+                cluster.close()
+        if failures:
+            raise FloodwatchError(f"{len(failures)} of {len(files)} scenes failed: " + "; ".join(failures))
     return results  # type: ignore[return-value]

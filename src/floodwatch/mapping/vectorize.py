@@ -5,7 +5,6 @@ a polygon cut by block edges share exact vertices and merge cleanly; only those 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +18,7 @@ from scipy import ndimage
 from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 
-from ..io import atomic_path
+from ..io import atomic_path, dumps_json
 
 GEOD = Geod(ellps="WGS84")
 VECTOR_BLOCK = 2048
@@ -108,6 +107,6 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 
                       "properties": {"id": len(feats), "area_km2": round(area_m2 / 1e6, 6), **more},
                       "geometry": mapping(geom)})
     with atomic_path(out_path) as tmp:
-        tmp.write_text(json.dumps({"type": "FeatureCollection", "name": Path(out_path).stem,
+        tmp.write_text(dumps_json({"type": "FeatureCollection", "name": Path(out_path).stem,
                                    "features": feats}))
     return {"features": len(feats), "area_km2": total / 1e6, "removed": removed}

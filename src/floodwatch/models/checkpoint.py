@@ -50,7 +50,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a floodwatch checkpoint ({type(exc).__name__})") from None
+        from .weights import load_failure
+
+        raise CheckpointError(f"{path}: not a floodwatch checkpoint ({load_failure(exc, path)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a floodwatch checkpoint (no '{FORMAT}' header)")
     return state

@@ -22,13 +22,32 @@ def read_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
     except CheckpointError:
         raise
     except Exception as exc:  # pickle errors, truncated zip, network errors: one line for the user
-        raise CheckpointError(f"{src}: not a readable torch weights file ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{src}: not a readable torch weights file ({load_failure(exc, src)})") from None
     for key in ("state_dict", "model_state", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{src}: does not hold a state dict of tensors")
     return obj
+
+
+def load_failure(exc: BaseException, path: str | Path | None = None) -> str:
+    """Why torch.load failed, in a few words. Safe loading's own message runs to several lines and
+    advises weights_only=False, i.e. running the file's code: floodwatch never does, nor suggests it."""
+    if path is not None and Path(path).is_file():
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch's zip format nor a legacy pickle
+            return "not a torch file"
+    text = str(exc)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds Python objects besides tensors, which safe loading refuses to run"
+    if "zip archive" in text:
+        return "truncated or corrupt file"
+    if isinstance(exc, (KeyError, EOFError)) or "load key" in text:
+        return "not a torch file"
+    first = text.strip().splitlines()[0][:160] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from ..io import dumps_json
 from .store import Store
 
 DEFAULT_RETRIES = 3
@@ -62,7 +63,7 @@ def deliver(store: Store, alert_id: int, url: str, message: dict[str, Any], *, c
                 time.sleep(backoff_s * 2 ** (i - 1))
             attempts += 1
             try:
-                resp = client.post(url, json=message)
+                resp = client.post(url, content=dumps_json(message), headers={"Content-Type": "application/json"})
                 code = resp.status_code
                 if resp.is_success:
                     status, error = "delivered", None

@@ -19,6 +19,7 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
+from ..io import read_text
 from .geo import EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometry, to_wgs84
 from .store import AOIRecord, Store, utc_iso
 
@@ -167,7 +168,9 @@ def record_output_dir(store: Store, out_dir: str | Path, *, acquired: datetime |
     if not stats_path.is_file():
         raise MonitoringError(f"{out_dir}: no stats.json (not a floodwatch map or change output folder)")
     try:
-        stats = json.loads(stats_path.read_text())
+        stats = json.loads(read_text(stats_path, error=MonitoringError))
+    except RecursionError:
+        raise MonitoringError(f"{stats_path}: JSON nested too deeply") from None
     except ValueError as exc:
         raise MonitoringError(f"{stats_path}: not valid JSON ({exc})") from None
     is_change = (out_dir / "change_mask.tif").is_file()

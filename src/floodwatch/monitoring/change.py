@@ -45,15 +45,24 @@ def read_scene(path: str | os.PathLike) -> Sample:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: scene not found")
+    from ..data.files import require_float
+
     try:
         with rasterio.open(path) as src:
+            require_float(np.dtype(src.dtypes[0]), path)
             image = src.read(masked=True).astype(np.float32).filled(np.nan)
             georef = GeoRef.from_rasterio(src) if src.crs else None
             bands = tuple(d or n for d, n in zip(src.descriptions, ("VV", "VH", "B3", "B4")))
     except rasterio.errors.RasterioIOError as exc:
         raise DataError(f"{path}: not a readable raster ({exc})") from None
     valid = np.isfinite(image).all(axis=0)
-    return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=bands)
+    return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=bands,
+                  extra={"path": str(path)})
+
+
+def _name(sample: Sample) -> str:
+    """The file a scene came from (what error messages name), else its id."""
+    return sample.extra.get("path", f"'{sample.id}'")
 
 
 def _as_sample(x: Sample | str | os.PathLike) -> Sample:
@@ -65,16 +74,29 @@ def align(before: Sample, after: Sample) -> Sample:
     if before.shape == after.shape and before.georef == after.georef:
         return before
     if before.georef is None or after.georef is None:
-        raise DataError(f"before '{before.id}' {before.shape} and after '{after.id}' {after.shape} differ in "
+        raise DataError(f"{_name(before)}: {before.shape} and after {_name(after)} {after.shape} differ in "
                         "size and are not both georeferenced, so they cannot be aligned")
-    from rasterio.warp import Resampling, reproject
+    from rasterio.transform import array_bounds
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    # Footprints first: a scene elsewhere (wrong file, wrong CRS label) is a mistake, not "no change".
+    b_south, b_west, b_north, b_east = array_bounds(*before.shape, before.georef.affine())
+    a_south, a_west, a_north, a_east = array_bounds(*after.shape, after.georef.affine())
+    try:
+        a_west, a_south, a_east, a_north = transform_bounds(after.georef.rasterio_crs(), before.georef.rasterio_crs(),
+                                                            a_west, a_south, a_east, a_north)
+    except Exception:  # no transformation between the two CRSs: they cannot describe the same place
+        a_west = a_south = a_east = a_north = float("nan")
+    if not (a_west < b_east and b_west < a_east and a_south < b_north and b_south < a_north):
+        raise DataError(f"{_name(before)}: does not overlap the after scene {_name(after)} "
+                        f"(CRS {before.georef.crs} vs {after.georef.crs}); expected two images of the same place")
 
     out = np.full((before.image.shape[0],) + after.shape, np.nan, np.float32)
     reproject(before.image, out, src_transform=before.georef.affine(), src_crs=before.georef.rasterio_crs(),
               dst_transform=after.georef.affine(), dst_crs=after.georef.rasterio_crs(),
               src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
     return Sample(image=out, mask=None, valid=np.isfinite(out).all(axis=0), id=before.id, georef=after.georef,
-                  bands=before.bands)
+                  bands=before.bands, extra=before.extra)
 
 
 def tiled_probability(x: np.ndarray, predictor: Any, tile: int = 256, overlap: int = 32,
@@ -137,8 +159,17 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
     (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio."""
     if method not in METHODS:
         raise FloodwatchError(f"method: '{method}' is not one of {', '.join(METHODS)}")
+    if method != "logratio" and predictor is not None:
+        wanted = predictor.preprocessing.bands
+        for s in (before, after):
+            if s.image.shape[0] != len(wanted):
+                raise DataError(f"{_name(s)}: {s.image.shape[0]} band(s), the model expects {len(wanted)} "
+                                f"({', '.join(wanted)})")
     before = align(before, after)
     valid = before.valid & after.valid
+    if not valid.any():
+        raise DataError(f"{_name(before)}: no valid pixel in common with {_name(after)} (they do not overlap, "
+                        "or one of them is all no-data)")
     if method == "logratio":
         new, score, _ = logratio_change(_band(before, band), _band(after, band), valid, logratio_threshold)
         return new, score, valid

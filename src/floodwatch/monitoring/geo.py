@@ -13,6 +13,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
+from ..io import read_text
 
 WGS84 = Geod(ellps="WGS84")
 EMPTY = shapely.MultiPolygon()
@@ -71,9 +72,13 @@ def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJ
         if not path.is_file():
             raise MonitoringError(f"{path}: GeoJSON file not found")
         try:
-            source = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as exc:
+            source = json.loads(read_text(path, error=MonitoringError, what="GeoJSON file"))
+        except RecursionError:
+            raise MonitoringError(f"{path}: JSON nested too deeply to be GeoJSON") from None
+        except ValueError as exc:
             raise MonitoringError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(source, dict) or not isinstance(source.get("type"), str):
+        raise MonitoringError(f"{label}: not a GeoJSON object (no 'type' member)")
     try:
         kind = source.get("type")
         if kind == "FeatureCollection":
@@ -82,7 +87,9 @@ def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJ
             geoms = [shape(source["geometry"])] if source.get("geometry") else []
         else:
             geoms = [shape(source)]
-    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
-        raise MonitoringError(f"{label}: not a GeoJSON geometry ({exc})") from None
+    except RecursionError:
+        raise MonitoringError(f"{label}: geometry nested too deeply to be GeoJSON") from None
+    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
+        raise MonitoringError(f"{label}: not a GeoJSON geometry ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     geoms = [shapely.make_valid(g) for g in geoms if not g.is_empty]
     return shapely.union_all(geoms) if geoms else EMPTY

@@ -20,7 +20,7 @@ from ..acquisition.read import BANDS, GDAL_HTTP_ENV, band_assets, grid_for, read
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
-from ..io import atomic_path
+from ..io import atomic_path, check_output_dir
 from .aoi import aoi_geometry, record_map_result
 from .store import Store, parse_time, utc_iso
 
@@ -119,7 +119,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
 
     aoi = aoi_geometry(store.get_aoi(aoi_name))
     since_dt = parse_time(since, "since") if isinstance(since, str) else since
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)  # before any download: a file in the way fails now
     key = f"{source}#{collection}"
     outcomes = []
     coll, items = _find(source, collection, aoi, since_dt, None)

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 
 from ..errors import MonitoringError
+from ..io import dumps_json
 
 DEFAULT_DB = Path("~/.floodwatch/floodwatch.db")
 SCHEMES = "a file path, sqlite:///path or postgresql://user:password@host/db"
@@ -215,9 +216,9 @@ class Store:
         """Add an AOI; `replace` deletes the old one first, and with it (cascade) its records and alerts:
         they were clipped to the old geometry (this is what sqlite's INSERT OR REPLACE did before)."""
         t, sa = self.tables.aois, self._sa
-        values = dict(name=aoi.name, geometry=json.dumps(aoi.geometry), area_km2=aoi.area_km2,
+        values = dict(name=aoi.name, geometry=dumps_json(aoi.geometry), area_km2=aoi.area_km2,
                       threshold_km2=aoi.threshold_km2, rise_percent=aoi.rise_percent,
-                      webhooks=json.dumps(aoi.webhooks), created=aoi.created or now_iso())
+                      webhooks=dumps_json(aoi.webhooks), created=aoi.created or now_iso())
         try:
             with self.engine.begin() as conn:
                 if replace:
@@ -255,7 +256,7 @@ class Store:
         t = self.tables.records
         numbers = dict(acquired=utc_iso(acquired), flooded_km2=float(flooded_km2),
                        permanent_water_km2=permanent_water_km2, valid_km2=valid_km2, coverage=coverage,
-                       floods=json.dumps(floods), paths=json.dumps({k: str(v) for k, v in paths.items()}),
+                       floods=dumps_json(floods), paths=dumps_json({k: str(v) for k, v in paths.items()}),
                        recorded=now_iso())
         stmt = self._insert(t).values(aoi=aoi, scene_id=scene_id, kind=kind, **numbers)
         stmt = stmt.on_conflict_do_update(index_elements=[t.c.aoi, t.c.scene_id, t.c.kind],
@@ -327,7 +328,7 @@ class Store:
     def add_alert(self, aoi: str, record_id: int, rule: str, message: dict[str, Any]) -> int | None:
         """Create the alert once; returns its id, or None when this event was already raised."""
         t = self.tables.alerts
-        stmt = self._insert(t).values(aoi=aoi, record_id=record_id, rule=rule, message=json.dumps(message),
+        stmt = self._insert(t).values(aoi=aoi, record_id=record_id, rule=rule, message=dumps_json(message),
                                       created=now_iso()).on_conflict_do_nothing()
         with self.engine.begin() as conn:
             if self.engine.dialect.insert_returning:  # rowcount is unreliable once RETURNING is implicit (PG)

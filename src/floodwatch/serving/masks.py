@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.sample import IGNORE_INDEX, NOT_WATER, WATER
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import atomic_path, check_output_dir
 from .client import FloodClient
 
 
@@ -56,7 +56,7 @@ def classify_rasters(client: FloodClient, inputs: Iterable[str | Path], out_dir:
     """Each input chip -> `<out_dir>/<stem>_mask.tif` (uint8: 1 water, 0 not, 255 nodata) (+ `_mask.png`)."""
     from rich.progress import track
 
-    inputs, out_dir = [Path(p) for p in inputs], Path(out_dir)
+    inputs, out_dir = [Path(p) for p in inputs], check_output_dir(out_dir)
     for p in inputs:
         if not p.is_file():
             raise DataError(f"{p}: input chip not found")

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from ..data.preprocess import Preprocessing
 from ..errors import ServingError
-from ..io import atomic_dir, atomic_path
+from ..io import atomic_dir, atomic_path, dumps_json, read_text
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -125,8 +125,8 @@ def build_config(name: str, *, kind: str, model_file: str, input_dims: Sequence[
             raise ServingError(f"preferred_batch_sizes: {sizes} must lie in 1..max_batch_size ({max_batch_size})")
         cfg.dynamic_batching.preferred_batch_size.extend(sizes)
     _version_policy(cfg, version_policy)
-    cfg.parameters[PREPROCESSING_KEY].string_value = json.dumps(preprocessing.to_dict())
-    cfg.parameters[CLASS_MAP_KEY].string_value = json.dumps(class_map or [])
+    cfg.parameters[PREPROCESSING_KEY].string_value = dumps_json(preprocessing.to_dict())
+    cfg.parameters[CLASS_MAP_KEY].string_value = dumps_json(class_map or [])
     if kind == "cpu":
         cfg.parameters["ort_intra_op_threads"].string_value = str(int(ort_threads))
     return cfg
@@ -151,7 +151,7 @@ def read_config(path: str | Path):
     if not path.is_file():
         raise ServingError(f"{path}: config.pbtxt not found")
     try:
-        return text_format.Parse(path.read_text(), pb.ModelConfig())
+        return text_format.Parse(read_text(path, error=ServingError, what="config.pbtxt"), pb.ModelConfig())
     except text_format.ParseError as exc:
         raise ServingError(f"{path}: not a valid Triton ModelConfig ({exc})") from None
 

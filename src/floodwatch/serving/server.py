@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from ..errors import ServingError
+from ..io import ensure_output_dir
 
 PYTHON_BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 
@@ -74,6 +75,8 @@ class TritonServer:
                  log_verbose: int = 0, log_file: str | Path | None = None, startup_timeout_s: float = 120.0,
                  exit_timeout_s: int = 5, stop_grace_s: float = 15.0, echo: bool = False):
         self.model_repository = Path(model_repository).resolve()
+        if self.model_repository.exists() and not self.model_repository.is_dir():
+            raise ServingError(f"{model_repository}: is a file, not a model repository folder")
         if not self.model_repository.is_dir():
             raise ServingError(f"{model_repository}: model repository folder not found")
         self.host, self.poll_seconds, self.log_verbose = host, poll_seconds, log_verbose
@@ -82,6 +85,10 @@ class TritonServer:
         # Triton waits this long for open client connections on SIGTERM before it unloads the models.
         self.exit_timeout_s = exit_timeout_s
         self._log_file = Path(log_file) if log_file else None
+        if self._log_file is not None:
+            if self._log_file.is_dir():
+                raise ServingError(f"{log_file}: is a folder; --log-file takes a file name")
+            ensure_output_dir(self._log_file.parent)
         self._proc: subprocess.Popen | None = None
         self._workdir: Path | None = None
         self._log: IO | None = None

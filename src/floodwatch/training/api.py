@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import Spec, load_spec
 from ..errors import InvalidArgumentError
+from ..io import check_output_dir
 from .loop import TrainResult, train_supervised
 
 
@@ -44,6 +45,7 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         spec.training_config.random_seed = int(seed)
     if gpus < 1:
         raise InvalidArgumentError(f"gpus: must be at least 1, got {gpus}")
+    check_output_dir(Path(results_dir) / name)  # a file in the way fails now, not after the first epoch
     if spec.semi_supervised is None:
         return train_supervised(spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
                                 progress=progress)

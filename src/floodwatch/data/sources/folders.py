@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import DataError, LayoutError
+from ...io import read_text
 from ..dataset import ChipDataset, Record
 from ..files import check_same_size, gray, read_picture
 from ..harmonise import to_db
@@ -60,7 +61,8 @@ def load_class_map(class_map: Any) -> dict[int, int]:
         import yaml
 
         try:
-            class_map = (json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text()))
+            text = read_text(path, error=DataError, what="class map file")
+            class_map = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
             raise DataError(f"{path}: not valid JSON/YAML ({str(exc).splitlines()[0]})") from None
     if isinstance(class_map, dict):

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError, LayoutError
+from ...io import read_text
 from ..dataset import ChipDataset, Record
-from ..files import check_same_size, read_geotiff
+from ..files import check_same_grid, check_same_size, read_backscatter, read_geotiff
 from ..sample import IGNORE_INDEX, NOT_WATER, WATER, Sample
 
 FORMAT = "sen1floods11"
@@ -40,7 +41,7 @@ def read_split_lists(root: Path) -> dict[str, set[str]]:
         if not m or m.group(1) not in _SPLIT_NAMES.values() or m.group(1) in lists:
             continue
         ids = set()
-        for line in f.read_text().splitlines():
+        for line in read_text(f, error=DataError, what="split list").splitlines():
             first = line.split(",")[0].strip()
             if first:  # csv rows are '<id>_S1Hand.tif,<id>_LabelHand.tif'; txt rows are bare ids
                 ids.add(re.sub(r"_S1Hand(\.tif)?$", "", first))
@@ -78,13 +79,14 @@ def open_sen1floods11(root: Path, *, split: str | None = None, labelled_only: bo
 
 
 def load_chip(rec: Record) -> Sample:
-    image, georef, _ = read_geotiff(rec.paths["image"], bands=2)
+    image, georef, _ = read_backscatter(rec.paths["image"], bands=2)
     image = image.astype(np.float32, copy=False)
     valid = np.isfinite(image).all(axis=0)
     mask = None
     if rec.paths["label"] is not None:
-        label, _, _ = read_geotiff(rec.paths["label"], bands=1)
+        label, label_georef, _ = read_geotiff(rec.paths["label"], bands=1)
         check_same_size(image.shape, rec.paths["image"], label.shape, rec.paths["label"])
+        check_same_grid(georef, rec.paths["image"], label_georef, rec.paths["label"])
         label = label[0]
         bad = (label < -1) | (label > 1)
         if bad.any():

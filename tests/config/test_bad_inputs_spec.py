@@ -1,0 +1,45 @@
+"""Bad input to `floodwatch spec ...`: the catalogue (see tests/bad_inputs.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.bad_inputs import Case, binary_file, check, params, plain_file
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad_spec")
+    f = {"file": plain_file(d / "a_file"), "binary_spec": binary_file(d / "spec.yaml"),
+         "tao": EXAMPLES / "tao_unet_resnet18.txt", "missing_folder": d / "missing_folder",
+         "data": d / "data", "split_folder": d / "data" / "split.csv"}
+    f["split_folder"].mkdir(parents=True)
+    for name, body in {"no_data": "{data_root: missing_folder}",
+                       "data_is_file": "{data_root: a_file}",
+                       "split_is_folder": "{data_root: data, split: data/split.csv}",
+                       "tao_path_missing": "{train_images_path: data, train_masks_path: data, "
+                                           "val_images_path: data, val_masks_path: missing_folder}",
+                       "source_missing": "{sources: [{path: data}, {path: missing_folder}]}"}.items():
+        f[name] = d / f"{name}.yaml"
+        f[name].write_text(f"dataset_config: {body}\n")
+    return f
+
+
+CASES = [
+    Case("binary-spec", "spec validate {binary_spec}", ("{binary_spec}", "not UTF-8")),
+    Case("binary-spec-convert", "spec convert {binary_spec} -o {out}", ("{binary_spec}", "not UTF-8")),
+    Case("data-root-missing", "spec validate {no_data}", ("dataset_config.data_root", "{missing_folder}")),
+    Case("data-root-is-file", "spec validate {data_is_file}", ("dataset_config.data_root", "{file}", "not a folder")),
+    Case("split-csv-is-folder", "spec validate {split_is_folder}", ("dataset_config.split.csv", "not a file")),
+    Case("tao-path-missing", "spec validate {tao_path_missing}", ("dataset_config.val_masks_path", "{missing_folder}")),
+    Case("source-path-missing", "spec validate {source_missing}", ("dataset_config.sources[1].path", "{missing_folder}")),
+    Case("convert-out-under-file", "spec convert {tao} -o {file}/s.yaml", ("{file} is a file",)),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input(case, files, run_cli, tmp_path):
+    check(case, files, run_cli, tmp_path)

@@ -1,0 +1,54 @@
+"""Bad input to `floodwatch data ...`: the catalogue (see tests/bad_inputs.py)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.bad_inputs import (Case, binary_file, check, first_image, first_label, params, plain_file,
+                              rewrite_raster, sen1floods11_copy)
+
+from . import fakes
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad_data")
+    good = fakes.sen1floods11(d / "good", chips=3)
+    f = {"good": good, "file": plain_file(d / "a_file"), "binary_csv": binary_file(d / "split.csv")}
+    f["binary_split_list"] = sen1floods11_copy(good, d / "binary_list", lambda i, l: None)
+    binary_file(f["binary_split_list"] / "splits" / "flood_valid_data.txt")
+    f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
+    f["label_shifted"] = sen1floods11_copy(good, d / "label_shifted", lambda i, l: rewrite_raster(l, l, shift_px=3))
+    f["int8"] = sen1floods11_copy(good, d / "int8", lambda i, l: rewrite_raster(i, i, dtype="int8"))
+    for name in ("label_crs", "label_shifted"):
+        f[name + "_label"] = first_label(f[name])
+    f["int8_image"] = first_image(f["int8"])
+    return f
+
+
+CASES = [
+    # non-UTF-8 text where text is read
+    Case("split-list-binary", "data inspect {binary_split_list}",
+         ("{binary_split_list}/splits/flood_valid_data.txt", "not UTF-8")),
+    Case("split-list-binary-stats", "data stats {binary_split_list} -o {out}",
+         ("flood_valid_data.txt", "not UTF-8")),
+    Case("split-csv-binary", "data convert {good} {out} --split {binary_csv}", ("{binary_csv}", "not UTF-8")),
+    # an output path under a regular file
+    Case("stats-out-under-file", "data stats {good} -o {file}/x.json", ("{file} is a file",)),
+    Case("split-out-under-file", "data split {good} -o {file}/x.csv", ("{file} is a file",)),
+    Case("convert-out-under-file", "data convert {good} {file}/c", ("{file} is a file",)),
+    Case("synth-out-under-file", "data synth {file}/s --chips 2 --size 32", ("{file} is a file",)),
+    Case("preview-out-under-file", "data preview {good} -o {file}/p.png", ("{file} is a file",)),
+    Case("inspect-json-under-file", "data inspect {good} --json {file}/r.json", ("{file} is a file",)),
+    # a label on another grid than its image (same size), and integer chips: refused by every reader
+    Case("label-other-crs-inspect", "data inspect {label_crs}", ("{label_crs_label}", "CRS")),
+    Case("label-other-crs-stats", "data stats {label_crs} -o {out}", ("{label_crs_label}", "CRS")),
+    Case("label-shifted-inspect", "data inspect {label_shifted}", ("{label_shifted_label}", "transform")),
+    Case("label-shifted-stats", "data stats {label_shifted} -o {out}", ("{label_shifted_label}", "transform")),
+    Case("int8-chip-inspect", "data inspect {int8}", ("{int8_image}", "int8")),
+    Case("int8-chip-stats", "data stats {int8} -o {out}", ("{int8_image}", "int8")),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input(case, files, run_cli, tmp_path):
+    check(case, files, run_cli, tmp_path)

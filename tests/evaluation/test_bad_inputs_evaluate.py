@@ -1,0 +1,40 @@
+"""Bad input to `floodwatch evaluate`: the catalogue (see tests/bad_inputs.py)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.bad_inputs import (Case, binary_file, check, first_label, params, plain_file, rewrite_raster,
+                              sen1floods11_copy, unsafe_checkpoint)
+from tests.data import fakes
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_checkpoint):
+    d = tmp_path_factory.mktemp("bad_evaluate")
+    good = fakes.sen1floods11(d / "good", chips=3)
+    f = {"good": good, "model": tiny_checkpoint, "file": plain_file(d / "a_file"),
+         "unsafe": unsafe_checkpoint(d / "unsafe.pt"), "binary_json": binary_file(d / "t.json")}
+    f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
+    f["label_shifted"] = sen1floods11_copy(good, d / "label_shifted", lambda i, l: rewrite_raster(l, l, shift_px=3))
+    f["label_crs_label"], f["label_shifted_label"] = first_label(f["label_crs"]), first_label(f["label_shifted"])
+    return f
+
+
+CASES = [
+    Case("label-other-crs", "evaluate -m {model} --data {label_crs} -o {out}", ("{label_crs_label}", "CRS")),
+    Case("label-shifted", "evaluate -m {model} --data {label_shifted} -o {out}",
+         ("{label_shifted_label}", "transform")),
+    Case("metrics-under-file", "evaluate -m {model} --data {good} -o {file}/m.json", ("{file} is a file",)),
+    Case("report-under-file", "evaluate -m {model} --data {good} --report {file}/r", ("{file} is a file",)),
+    Case("predictions-under-file", "evaluate -m {model} --data {good} --save-predictions {file}/p",
+         ("{file} is a file",)),
+    Case("unsafe-checkpoint", "evaluate -m {unsafe} --data {good}", ("{unsafe}", "safe loading"),
+         forbid=("weights_only", "Traceback", "this must never run")),
+    Case("binary-temperature", "evaluate -m {model} --data {good} --temperature {binary_json}",
+         ("{binary_json}", "not UTF-8")),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input(case, files, run_cli, tmp_path):
+    check(case, files, run_cli, tmp_path)

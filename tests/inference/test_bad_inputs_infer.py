@@ -1,0 +1,57 @@
+"""Bad input to `floodwatch infer`: the catalogue (see tests/bad_inputs.py), and strict JSON for a chip
+without one valid pixel."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.bad_inputs import (Case, check, first_image, params, plain_file, rewrite_raster, unsafe_checkpoint)
+from tests.data import fakes
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_checkpoint):
+    d = tmp_path_factory.mktemp("bad_infer")
+    good = fakes.sen1floods11(d / "good", chips=2)
+    chip = first_image(good)
+    f = {"chip": chip, "model": tiny_checkpoint, "file": plain_file(d / "a_file"),
+         "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
+         "int8": rewrite_raster(chip, d / "int8.tif", dtype="int8"),
+         "uint16": rewrite_raster(chip, d / "uint16.tif", dtype="uint16"),
+         "one_band": rewrite_raster(chip, d / "one_band.tif", bands=[1])}
+    return f
+
+
+CASES = [
+    Case("int8-chip", "infer {int8} -m {model} -o {out}", ("{int8}", "int8")),
+    Case("uint16-chip", "infer {uint16} -m {model} -o {out}", ("{uint16}", "uint16")),
+    Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),
+    Case("unsafe-checkpoint", "infer {chip} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
+         forbid=("weights_only", "Traceback", "this must never run")),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input(case, files, run_cli, tmp_path):
+    check(case, files, run_cli, tmp_path)
+
+
+def _no_nan(token):
+    raise AssertionError(f"non-standard JSON constant {token}")
+
+
+def test_all_nan_chip_writes_strict_json(files, run_cli, tmp_path):
+    import rasterio
+
+    nan_chip = tmp_path / "nan.tif"
+    with rasterio.open(files["chip"]) as src:
+        profile = src.profile
+    with rasterio.open(nan_chip, "w", **profile) as dst:
+        dst.write(np.full((profile["count"], profile["height"], profile["width"]), np.nan, np.float32))
+    out = run_cli("infer", nan_chip, "-m", files["model"], "-o", tmp_path / "o")
+    assert out.returncode == 0, out.stderr
+    assert "no valid pixels" in out.stdout
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(), parse_constant=_no_nan)
+    assert summary["chips"][0]["water_fraction"] is None and summary["chips"][0]["valid_pixels"] == 0

@@ -1,0 +1,127 @@
+"""Bad input to `floodwatch map`, and what a killed or failed run leaves: the catalogue (see
+tests/bad_inputs.py) plus the .part clean-up, run end to end with a real SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from floodwatch.mapping import map_scene
+from tests.bad_inputs import Case, check, params, plain_file, rewrite_raster, unsafe_checkpoint
+
+from .helpers import ThresholdPredictor, make_scene
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_checkpoint):
+    d = tmp_path_factory.mktemp("bad_map")
+    f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
+         "scene": d / "scene.tif", "not_raster": plain_file(d / "notes.tif")}
+    make_scene(f["scene"], 64, 64)
+    f["vv"] = rewrite_raster(f["scene"], d / "vv.tif", bands=[1])
+    f["vh_shifted"] = rewrite_raster(f["scene"], d / "vh.tif", bands=[2], shift_px=3)
+    return f
+
+
+CASES = [
+    Case("output-under-file", "map {scene} -m {model} -o {file}/m --tile 64 --overlap 16", ("{file} is a file",)),
+    Case("not-a-raster", "map {not_raster} -m {model} -o {out}", ("{not_raster}", "not a raster")),
+    Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
+    Case("unsafe-checkpoint", "map {scene} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
+         forbid=("weights_only", "Traceback", "this must never run")),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input(case, files, run_cli, tmp_path):
+    check(case, files, run_cli, tmp_path)
+
+
+_SLOW_MAP = """
+import sys, time
+from floodwatch.mapping import map_scene
+from tests.mapping.helpers import ThresholdPredictor
+
+class Slow(ThresholdPredictor):
+    def predict(self, batch):
+        time.sleep(0.5)
+        return super().predict(batch)
+
+map_scene(sys.argv[1], Slow(), sys.argv[2], tile=32, overlap=8, batch=1, progress=False)
+"""
+
+
+@pytest.mark.slow  # a subprocess that imports the mapping stack, then a SIGKILL
+def test_a_killed_runs_part_folder_is_removed_by_the_next_run(tmp_path):
+    scene = tmp_path / "s.tif"
+    make_scene(scene, 96, 96)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_MAP, str(scene), str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(out.glob(".s.*.part"))):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the mapping subprocess never started writing"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    [leftover] = out.glob(".s.*.part")
+    assert f".pid{proc.pid}@" in leftover.name
+    result = map_scene(scene, ThresholdPredictor(), out, tile=64, overlap=16, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["s"] and result.paths["mask"].is_file()
+
+
+def test_a_live_runs_part_folder_is_left_alone(tmp_path):
+    scene = tmp_path / "s.tif"
+    make_scene(scene, 40, 40)
+    out = tmp_path / "out"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = out / f".s.pid{sleeper.pid}@{_host()}.abcd1234.part"
+        live.mkdir(parents=True)
+        map_scene(scene, ThresholdPredictor(), out, tile=64, overlap=16, progress=False)
+        assert live.is_dir()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _host() -> str:
+    from floodwatch.io import _HOST
+
+    return _HOST
+
+
+def test_a_failed_run_leaves_no_output_folder(tmp_path):
+    scene = tmp_path / "s.tif"
+    make_scene(scene, 90, 70)
+
+    class Failing(ThresholdPredictor):
+        def predict(self, batch):
+            raise RuntimeError("model fell over")
+
+    with pytest.raises(RuntimeError):
+        map_scene(scene, Failing(), tmp_path / "new" / "out", tile=64, overlap=16, progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_scene_folder_and_files_follow_the_umask(tmp_path):
+    scene = tmp_path / "s.tif"
+    make_scene(scene, 40, 40)
+    old = os.umask(0o022)
+    try:
+        result = map_scene(scene, ThresholdPredictor(), tmp_path / "out", tile=64, overlap=16, progress=False)
+    finally:
+        os.umask(old)
+    assert (result.out_dir.stat().st_mode & 0o777) == 0o755
+    assert {p.stat().st_mode & 0o777 for p in result.out_dir.iterdir()} == {0o644}

@@ -1,0 +1,119 @@
+"""floodwatch.io: strict JSON, text files read as UTF-8 or refused in one line, output folders checked
+before work starts, temporary names that a later run can safely clean up."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from floodwatch.errors import DataError, FloodwatchError
+from floodwatch.io import (LEGACY_PART_AGE_S, _HOST, atomic_dir, atomic_path, check_output_dir, clean_stale_parts,
+                           dumps_json, read_text, write_json)
+
+
+def _strict(text):
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_is_strict_nan_and_infinities_become_null():
+    obj = {"a": math.nan, "b": [math.inf, -math.inf, 1.5], "c": np.float32("nan"), "d": np.array([1.0, np.nan]),
+           "e": (np.int64(3), np.float64(2.5)), "f": {"g": float("nan")}}
+    assert _strict(dumps_json(obj)) == {"a": None, "b": [None, None, 1.5], "c": None, "d": [1.0, None],
+                                        "e": [3, 2.5], "f": {"g": None}}
+
+
+def test_write_json_and_unknown_objects(tmp_path):
+    write_json(tmp_path / "x.json", {"v": np.nan, "p": tmp_path})
+    assert _strict((tmp_path / "x.json").read_text()) == {"v": None, "p": str(tmp_path)}
+    with pytest.raises(TypeError):
+        dumps_json({"o": object()})
+    assert _strict(dumps_json({"o": object()}, default=lambda o: "obj")) == {"o": "obj"}
+
+
+def test_read_text_names_the_file(tmp_path):
+    (tmp_path / "ok.txt").write_text("héllo\n", encoding="utf-8")
+    assert read_text(tmp_path / "ok.txt") == "héllo\n"
+    (tmp_path / "bin").write_bytes(b"ab\xffcd")
+    with pytest.raises(DataError, match=r"bin: list is not UTF-8 text \(byte 0xff at offset 2"):
+        read_text(tmp_path / "bin", error=DataError, what="list")
+    with pytest.raises(FloodwatchError, match="nope: file not found"):
+        read_text(tmp_path / "nope")
+    with pytest.raises(FloodwatchError, match="is a folder, not a file"):
+        read_text(tmp_path)
+
+
+def test_output_folder_checks_create_nothing(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    with pytest.raises(FloodwatchError, match=f"{blocker} is a file, not a folder"):
+        check_output_dir(blocker / "a" / "b")
+    with pytest.raises(FloodwatchError, match=f"{blocker} is a file, not a folder"):
+        check_output_dir(blocker)
+    assert check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()
+
+
+def test_failed_writes_remove_the_folders_they_created(tmp_path):
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "kept" / "a" / "b" / "x.json") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("failed while writing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "d" / "scene") as tmp:
+            (tmp / "file").write_text("half")
+            raise RuntimeError("failed while writing")
+    assert not (tmp_path / "d").exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_clean_stale_parts_removes_only_dead_or_old_leftovers(tmp_path):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = _dead_pid()
+        names = {"dead_dir": f".s.pid{dead}@{_HOST}.abcd1234.part",
+                 "dead_file": f".x.json.pid{dead}@{_HOST}.abcd1234.part.json",
+                 "live": f".s.pid{live.pid}@{_HOST}.abcd1234.part",
+                 "other_host": f".s.pid{dead}@elsewhere-{_HOST}.abcd1234.part",
+                 "legacy_old": ".s.k2j4h5g6.part", "legacy_new": ".s.a1b2c3d4.part",
+                 "legacy_other_target": ".t.k2j4h5g6.part", "unrelated": ".s.part"}
+        for key, name in names.items():
+            path = tmp_path / name
+            (path.write_text("x") if key == "dead_file" else path.mkdir())
+        old = time.time() - LEGACY_PART_AGE_S - 60
+        for key in ("legacy_old", "legacy_other_target"):
+            os.utime(tmp_path / names[key], (old, old))
+        removed = clean_stale_parts(tmp_path, "s")
+        assert sorted(p.name for p in removed) == sorted([names["dead_dir"], names["dead_file"], names["legacy_old"]])
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            names[k] for k in ("live", "other_host", "legacy_new", "legacy_other_target", "unrelated"))
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_outputs_get_the_usual_modes(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            with atomic_path(tmp / "f.txt") as f:
+                f.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "d" / "f.txt").stat().st_mode & 0o777 == 0o640
