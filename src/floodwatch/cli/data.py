@@ -129,13 +129,24 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {len(ds)} chips to {out}")
 
     @data_app.command("synth")
-    def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout)."),
+    def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout), or with --scene a "
+                                                   "GeoTIFF file."),
               chips: int = typer.Option(16, "--chips", help="Number of chips to write."),
-              size: int = typer.Option(64, "--size", help="Chip height and width in pixels."),
-              seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data).")) -> None:
-        """Write a synthetic labelled dataset in the Sen1Floods11 layout."""
-        from ..data.synthetic import write_synthetic_dataset
+              size: int = typer.Option(64, "--size", help="Chip (or --scene) height and width in pixels."),
+              seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
+              scene: bool = typer.Option(False, "--scene", help="Write one georeferenced dual-pol dB scene "
+                                         "(UTM, 10 m) to OUT, and its water mask beside it as OUT_label.tif, "
+                                         "for trying `floodwatch map`.")) -> None:
+        """Write a synthetic labelled dataset in the Sen1Floods11 layout, or one scene GeoTIFF (--scene)."""
+        from ..data.synthetic import synth_scene, write_scene, write_synthetic_dataset
+        from ..io import check_output_dir
 
+        if scene:
+            check_output_dir(out.parent)
+            label = out.with_name(f"{out.stem}_label{out.suffix or '.tif'}")
+            write_scene(synth_scene(size, size, seed=seed), out, label_path=label)
+            typer.echo(f"wrote a {size}x{size} synthetic scene to {out} (water mask: {label})")
+            return
         write_synthetic_dataset(out, chips=chips, size=size, seed=seed)
         typer.echo(f"wrote {chips} synthetic chips of {size}x{size} to {out}")
 
