@@ -1,11 +1,15 @@
 """Scene-scale flood mapping: any-size SAR GeoTIFF in, georeferenced flood map and km² out.
 
-Three threads overlap the work: a reader fetches the next strip of rows while the predictor runs on the
-current one, and a writer thresholds, counts and writes the finished rows. Queues are bounded, so memory
-is O(tile x width) whatever the scene's height.
+Three threads overlap the work: a reader fetches the next window (a chunk of tile columns of one row of
+tiles) while the predictor runs on the current one, and a writer thresholds, counts and writes the
+finished pixels. Queues are bounded and windows have a fixed width, so memory stays flat whatever the
+scene's size: O(tile x chunk) for the windows plus O(overlap x width) of blending carried between rows.
+GDAL's block cache is capped (`GDAL_CACHEMAX`, 128 MB unless the environment sets it): its default, 5% of
+the machine's memory, would otherwise fill with the scene's blocks and grow with the scene.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -14,19 +18,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError
-from ..inference.tiling import StripBlender, TileGrid
+from ..inference.tiling import TileGrid, WindowBlender
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
-from .outputs import (MASK_NODATA, PERMANENT, PROB_NODATA_U8, PermanentWater, Quicklook, open_strip_writer,
-                      to_cog, write_rows)
+from .outputs import (MASK_NODATA, PERMANENT, PROB_NODATA_U8, PermanentWater, Quicklook, build_overviews,
+                      open_strip_writer, to_cog, write_window)
+from .profile import StageClock
 from .scene import SceneReader
 from .vectorize import vectorize_mask
 
 OUTPUT_NAMES = {"mask": "flood_mask.tif", "probability": "flood_probability.tif",
                 "polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
+#: GDAL block cache while mapping, MB (the environment's GDAL_CACHEMAX wins)
+GDAL_CACHE_MB = 128
+#: tile columns per window: 8 x 448 + 64 = 3,648 px wide at the default tiling
+CHUNK_TILES = 8
 _DONE = object()
 
 
@@ -41,7 +51,8 @@ class MapResult:
 def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
               units: str = "db", tile: int = 512, overlap: int = 64, batch: int = 4, threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
-              probability: str = "uint8", progress: bool = True, backend: str | None = None) -> MapResult:
+              probability: str = "uint8", progress: bool = True, backend: str | None = None,
+              chunk_tiles: int = CHUNK_TILES) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` atomically.
 
     predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability.
@@ -49,6 +60,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     water_mask: permanent-water raster (any grid); water inside it is kept apart from new flood.
     min_area_m2: polygons smaller than this are left out of the GeoJSON (the rasters keep every pixel).
     simplify: polygon simplification tolerance in pixels. probability: 'uint8' (0-100) or 'float32'.
+    chunk_tiles: tile columns per window (memory against per-window overhead).
+    stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
     """
     if not 0.0 < threshold < 1.0:
         raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
@@ -56,26 +69,34 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
     if batch < 1:
         raise FloodwatchError(f"batch: {batch} must be at least 1")
+    if chunk_tiles < 1:
+        raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
     t_start = time.perf_counter()
-    with SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
+    clock = StageClock()
+    env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
         grid = TileGrid(reader.height, reader.width, tile, overlap)
         water = PermanentWater(water_mask, reader) if water_mask else None
         try:
             final = Path(out_dir) / reader.stem
             with atomic_dir(final) as tmp:
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
-                           probability=probability)
+                           probability=probability, clock=clock, chunk_tiles=chunk_tiles)
                 run.execute(progress)
                 paths = {k: final / v for k, v in OUTPUT_NAMES.items()}
-                poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
-                                      min_area_m2=min_area_m2, simplify=simplify,
-                                      max_pixel_m2=float(run.area.pixel_m2.max()))
-                stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
-                                  backend=backend or getattr(predictor, "backend", type(predictor).__name__),
-                                  polygons=poly, runtime_s=time.perf_counter() - t_start)
-                run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
-                                   f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
-                                   f"({100 * stats['flooded_fraction']:.1f}% of {stats['valid_km2']:.1f} km2 imaged)")
+                with clock.stage("vectorise"):
+                    poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
+                                          min_area_m2=min_area_m2, simplify=simplify,
+                                          max_pixel_m2=float(run.area.pixel_m2.max()))
+                with clock.stage("stats"):
+                    stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
+                                      backend=backend or getattr(predictor, "backend", type(predictor).__name__),
+                                      polygons=poly, runtime_s=time.perf_counter() - t_start)
+                    run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
+                                       f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
+                                       f"({100 * stats['flooded_fraction']:.1f}% of {stats['valid_km2']:.1f} km2 "
+                                       f"imaged)")
+                stats["stage_seconds"] = clock.as_dict()
                 write_json(tmp / OUTPUT_NAMES["stats"], stats)
         finally:
             if water is not None:
@@ -84,11 +105,13 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
 
 
 class _Run:
-    """One pass over a scene: reader thread -> blending on the caller's thread -> writer thread."""
+    """One pass over a scene, window by window: reader thread -> predicting and blending on the caller's
+    thread -> writer thread."""
 
     def __init__(self, reader: SceneReader, grid: TileGrid, predictor, tmp: Path, *, batch: int, threshold: float,
-                 water: PermanentWater | None, probability: str):
+                 water: PermanentWater | None, probability: str, clock: StageClock, chunk_tiles: int):
         self.reader, self.grid, self.predictor, self.tmp = reader, grid, predictor, tmp
+        self.clock, self.blender = clock, WindowBlender(grid, chunk_tiles)
         self.batch, self.threshold, self.water, self.probability = batch, threshold, water, probability
         self.area = AreaCounter(reader.crs, reader.transform, reader.height, reader.width)
         self.quicklook = Quicklook(reader.height, reader.width)
@@ -131,10 +154,17 @@ class _Run:
             self.errors.append(exc)
             self.stop.set()
 
+    def _windows(self):
+        for i in range(len(self.grid.row_origins)):
+            for j in range(len(self.blender.chunks)):
+                yield i, j
+
     def _read(self, q_in: queue.Queue) -> None:
         try:
-            for i in range(len(self.grid.row_origins)):
-                if not self._put(q_in, (i, *self.reader.read_rows(*self.grid.strip_rows(i)))):
+            for i, j in self._windows():
+                with self.clock.stage("read"):
+                    image, valid = self.reader.read_window(*self.blender.window(i, j))
+                if not self._put(q_in, (i, j, image, valid)):
                     return
         finally:
             self._put(q_in, _DONE)
@@ -152,24 +182,30 @@ class _Run:
                     break
                 if self.stop.is_set():
                     continue  # drain so the producer never blocks
-                row0, prob, valid, vv = item
-                self._write_rows(mds, pds, row0, prob, valid, vv)
+                with self.clock.stage("write"):
+                    self._write_window(mds, pds, *item)
         if not self.stop.is_set():
-            to_cog(mask_tmp, self.tmp / OUTPUT_NAMES["mask"], resampling="nearest",
-                   description="flood: 1 flood, 0 dry, 2 permanent water, 255 no data")
-            to_cog(prob_tmp, self.tmp / OUTPUT_NAMES["probability"], resampling="average",
-                   description="water probability" + (" (percent)" if prob_dtype == "uint8" else ""))
+            for tmp, name, resampling, description in (
+                    (mask_tmp, "mask", "nearest", "flood: 1 flood, 0 dry, 2 permanent water, 255 no data"),
+                    (prob_tmp, "probability", "average",
+                     "water probability" + (" (percent)" if prob_dtype == "uint8" else ""))):
+                with self.clock.stage("overviews"):
+                    build_overviews(tmp, resampling=resampling, description=description)
+                with self.clock.stage("cog"):
+                    to_cog(tmp, self.tmp / OUTPUT_NAMES[name])
 
-    def _write_rows(self, mds, pds, row0: int, prob: np.ndarray, valid: np.ndarray, vv: np.ndarray) -> None:
+    def _write_window(self, mds, pds, row0: int, col0: int, prob: np.ndarray, valid: np.ndarray,
+                      vv: np.ndarray) -> None:
         valid = valid & np.isfinite(prob)
         water = valid & (prob >= self.threshold)
         mask = np.where(valid, np.uint8(0), np.uint8(MASK_NODATA))
+        rows, cols = prob.shape
         if self.water is not None:
-            reference = self.water.read_rows(row0, row0 + len(prob)) & valid
+            reference = self.water.read_window(row0, row0 + rows, col0, col0 + cols) & valid
             flood = water & ~reference
             mask[water & reference] = PERMANENT
-            self.area.add("permanent_reference", row0, reference)
-            self.area.add("permanent_detected", row0, water & reference)
+            self.area.add("permanent_reference", row0, reference, col0)
+            self.area.add("permanent_detected", row0, water & reference, col0)
         else:
             flood = water
         mask[flood] = 1
@@ -177,11 +213,11 @@ class _Run:
             out = np.where(valid, np.rint(np.nan_to_num(prob) * 100), PROB_NODATA_U8).astype(np.uint8)
         else:
             out = np.where(valid, prob, np.float32(np.nan)).astype(np.float32)
-        write_rows(mds, row0, mask)
-        write_rows(pds, row0, out)
+        write_window(mds, row0, col0, mask)
+        write_window(pds, row0, col0, out)
         for name, sel in (("valid", valid), ("water", water), ("flood", flood)):
-            self.area.add(name, row0, sel)
-        self.quicklook.add(row0, vv, mask)
+            self.area.add(name, row0, sel, col0)
+        self.quicklook.add(row0, vv, mask, col0)
 
     # -- the caller's thread: tiles -> predictor -> blender ----------------------------------------------
     def execute(self, show_progress: bool) -> None:
@@ -192,7 +228,6 @@ class _Run:
                                   daemon=True)
         reader.start()
         writer.start()
-        blender = StripBlender(self.grid)
         t0 = time.perf_counter()
         try:
             with _progress(show_progress) as bar:
@@ -201,13 +236,15 @@ class _Run:
                     item = self._get(q_in)
                     if item is _DONE:
                         break
-                    _, image, valid = item
-                    self._predict_strip(blender, image, valid)
-                    row0, row1, prob = blender.finish_strip()
-                    n = row1 - row0
-                    if not self._put(q_out, (row0, prob, valid[:n], image[0, :n])):
+                    i, j, image, valid = item
+                    self.blender.start(i, j)
+                    self._predict_window(image, valid, self.blender.chunks[j])
+                    with self.clock.stage("blend"):
+                        row0, col0, prob = self.blender.finish()
+                    n, m = prob.shape
+                    if not self._put(q_out, (row0, col0, prob, valid[:n, :m].copy(), image[0, :n, :m].copy())):
                         break
-                    self.tiles_done += len(self.grid.col_origins)
+                    self.tiles_done += len(self.blender.chunks[j])
                     dt = max(time.perf_counter() - t0, 1e-9)
                     km2 = self.area.km2("valid") if show_progress else 0.0
                     bar.update(task, completed=self.tiles_done,
@@ -222,23 +259,28 @@ class _Run:
         if self.errors:
             raise self.errors[0]
 
-    def _predict_strip(self, blender: StripBlender, image: np.ndarray, valid: np.ndarray) -> None:
+    def _predict_window(self, image: np.ndarray, valid: np.ndarray, chunk: list[int]) -> None:
         t, (h, w) = self.grid.tile, image.shape[-2:]
-        if h < t or w < t:  # only when the scene is smaller than a tile along that axis
-            pad = ((0, 0), (0, t - h if h < t else 0), (0, t - w if w < t else 0))
+        c0 = chunk[0]
+        if h < t or w < chunk[-1] - c0 + t:  # only when the scene is smaller than a tile along that axis
+            pad = ((0, 0), (0, t - h), (0, chunk[-1] - c0 + t - w))
             image = np.pad(image, pad, constant_values=np.nan)
             valid = np.pad(valid, pad[1:], constant_values=False)
-        cols = [col for col in self.grid.col_origins if valid[:, col:col + t].any()]  # all-nodata tiles skipped
-        for i in range(0, len(cols), self.batch):
-            chunk = cols[i:i + self.batch]
-            x = np.stack([image[:, :, col:col + t] for col in chunk])
-            v = np.stack([valid[:, col:col + t] for col in chunk])
-            prob = np.asarray(self.predictor.predict(self.predictor.preprocessing.apply(x, v)), np.float32)
-            if prob.shape != (len(chunk), t, t):
-                raise FloodwatchError(f"predictor returned shape {prob.shape}, expected {(len(chunk), t, t)}")
-            for col, p in zip(chunk, prob):
-                blender.add(col, p)
-            self.tiles_predicted += len(chunk)
+        cols = [col for col in chunk if valid[:, col - c0:col - c0 + t].any()]  # all-nodata tiles skipped
+        for k in range(0, len(cols), self.batch):
+            part = cols[k:k + self.batch]
+            with self.clock.stage("preprocess"):
+                x = np.stack([image[:, :, col - c0:col - c0 + t] for col in part])
+                v = np.stack([valid[:, col - c0:col - c0 + t] for col in part])
+                x = self.predictor.preprocessing.apply(x, v)
+            with self.clock.stage("predict"):
+                prob = np.asarray(self.predictor.predict(x), np.float32)
+            if prob.shape != (len(part), t, t):
+                raise FloodwatchError(f"predictor returned shape {prob.shape}, expected {(len(part), t, t)}")
+            with self.clock.stage("blend"):
+                for col, p in zip(part, prob):
+                    self.blender.add(col, p)
+            self.tiles_predicted += len(part)
 
     # -- summary -----------------------------------------------------------------------------------------
     def stats(self, *, scene, vh, units, water_mask, threshold, backend, polygons, runtime_s) -> dict[str, Any]:

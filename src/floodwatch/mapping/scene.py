@@ -1,6 +1,6 @@
 """Open a Sentinel-1 scene for windowed reading: one GeoTIFF with VV and VH bands, or one file per band.
 
-Nothing here reads the whole scene: `read_rows` returns one strip of rows in dB with its validity mask.
+Nothing here reads the whole scene: `read_window` returns one window in dB with its validity mask.
 """
 from __future__ import annotations
 
@@ -87,9 +87,14 @@ class SceneReader:
     # -- reading -------------------------------------------------------------------------------------
     def read_rows(self, row0: int, row1: int) -> tuple[np.ndarray, np.ndarray]:
         """(image (C, n, W) float32 dB with NaN at nodata, valid (n, W) bool) for rows [row0, row1)."""
-        window = Window(0, row0, self.width, row1 - row0)
-        image = np.empty((len(self._sources), row1 - row0, self.width), np.float32)
-        valid = np.ones((row1 - row0, self.width), bool)
+        return self.read_window(row0, row1, 0, self.width)
+
+    def read_window(self, row0: int, row1: int, col0: int, col1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image (C, n, m) float32 dB with NaN at nodata, valid (n, m) bool) for rows [row0, row1) and
+        columns [col0, col1)."""
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+        image = np.empty((len(self._sources), row1 - row0, col1 - col0), np.float32)
+        valid = np.ones((row1 - row0, col1 - col0), bool)
         for c, (ds, band, nodata) in enumerate(self._sources):
             try:
                 x = ds.read(band, window=window, out_dtype=np.float32)
