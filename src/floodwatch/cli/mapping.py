@@ -12,12 +12,14 @@ from . import options
 def register(app: typer.Typer) -> None:
     @app.command("map")
     def map_cmd(
-        scenes: Optional[List[Path]] = typer.Argument(
-            None, help="Scene GeoTIFFs with VV and VH bands; a folder maps every GeoTIFF in it."),
+        scenes: Optional[List[str]] = typer.Argument(
+            None, help="Scene GeoTIFFs with VV and VH bands (paths or https/s3/gs URLs); a folder maps every "
+                       "GeoTIFF in it."),
         model: Path = typer.Option(..., "-m", "--model", help="Checkpoint (.pt) or ONNX model (ignored by triton)."),
-        out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder; each scene gets <stem>/ in it."),
-        vv: Optional[Path] = typer.Option(None, "--vv", help="Single-band VV file (with --vh) instead of SCENE."),
-        vh: Optional[Path] = typer.Option(None, "--vh", help="Single-band VH file on the same grid as the VV one."),
+        out_dir: str = typer.Option(..., "-o", "--output",
+                                    help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it."),
+        vv: Optional[str] = typer.Option(None, "--vv", help="Single-band VV file (with --vh) instead of SCENE."),
+        vh: Optional[str] = typer.Option(None, "--vh", help="Single-band VH file on the same grid as the VV one."),
         units: str = typer.Option("db", "--units", help="Input units: db or linear (power)."),
         backend: str = typer.Option("auto", "--backend", help="torch, onnx, triton, or auto (by file suffix)."),
         url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
         threshold: float = options.THRESHOLD,
-        water_mask: Optional[Path] = typer.Option(None, "--water-mask",
+        water_mask: Optional[str] = typer.Option(None, "--water-mask",
                                                   help="Permanent-water raster (any CRS); counted apart."),
         min_area: float = typer.Option(1000.0, "--min-area", help="Drop flood polygons under this many m²."),
         simplify: float = typer.Option(1.0, "--simplify", help="Polygon simplification tolerance in pixels."),

@@ -13,6 +13,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..errors import DataError
+from .locations import is_remote_input
 
 MASK_NODATA = 255
 PROB_NODATA_U8 = 255
@@ -60,9 +61,10 @@ class PermanentWater:
     """A permanent-water raster in any CRS/resolution, resampled on the fly onto the scene's grid."""
 
     def __init__(self, path: str | Path, ref):
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: water mask not found")
+        if not is_remote_input(path):
+            path = Path(path)
+            if not path.is_file():
+                raise DataError(f"{path}: water mask not found")
         try:
             self._src = rasterio.open(path)
         except RasterioIOError:

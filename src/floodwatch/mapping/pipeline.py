@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from ..errors import FloodwatchError
 from ..inference.tiling import TileGrid, WindowBlender
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
+from .locations import is_remote_output, resolve_output, upload_dir
 from .outputs import (MASK_NODATA, PERMANENT, PROB_NODATA_U8, PermanentWater, Quicklook, build_overviews,
                       open_strip_writer, to_cog, write_window)
 from .profile import StageClock
@@ -42,9 +44,11 @@ _DONE = object()
 
 @dataclass
 class MapResult:
+    """out_dir and paths are Paths, or URL strings when the output went to object storage."""
+
     scene: str
-    out_dir: Path
-    paths: dict[str, Path] = field(default_factory=dict)
+    out_dir: Path | str
+    paths: dict[str, Path | str] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,6 +58,9 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
               chunk_tiles: int = CHUNK_TILES) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` atomically.
+
+    scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
+    folder or an fsspec URL (s3://, gs://, memory://), see `floodwatch.mapping.locations`.
 
     predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability.
     vh: the VH file when `scene` is a single-band VV file. units: 'db' or 'linear' power.
@@ -71,6 +78,16 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         raise FloodwatchError(f"batch: {batch} must be at least 1")
     if chunk_tiles < 1:
         raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
+    if is_remote_output(out_dir):  # map into a local folder, then upload it
+        with tempfile.TemporaryDirectory(prefix="floodwatch-map-") as staging:
+            local = map_scene(scene, predictor, staging, vh=vh, units=units, tile=tile, overlap=overlap, batch=batch,
+                              threshold=threshold, water_mask=water_mask, min_area_m2=min_area_m2,
+                              simplify=simplify, probability=probability, progress=progress, backend=backend,
+                              chunk_tiles=chunk_tiles)
+            url = upload_dir(local.out_dir, f"{resolve_output(out_dir)}/{local.out_dir.name}")
+        return MapResult(scene=local.scene, out_dir=url, paths={k: f"{url}/{v}" for k, v in OUTPUT_NAMES.items()},
+                         stats=local.stats)
+    out_dir = resolve_output(out_dir)
     t_start = time.perf_counter()
     clock = StageClock()
     env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}

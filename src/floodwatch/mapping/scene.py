@@ -14,12 +14,13 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import DataError
+from .locations import input_stem, is_remote_input
 
 UNITS = ("db", "linear")
 
 
-def _open(path: Path):
-    if not path.is_file():
+def _open(path: str):
+    if not is_remote_input(path) and not Path(path).is_file():
         raise DataError(f"{path}: file not found")
     try:
         return rasterio.open(path)
@@ -36,18 +37,19 @@ def _band_index(ds, name: str, default: int) -> int:
 
 
 class SceneReader:
-    """VV/VH (or whichever bands the model wants) of one scene, read by strips of rows, in dB."""
+    """VV/VH (or whichever bands the model wants) of one scene, read by windows, in dB. `scene` and `vh`
+    are local paths or URLs GDAL reads (https://, s3://, gs://: see `floodwatch.mapping.locations`)."""
 
     def __init__(self, scene: str | Path, *, vh: str | Path | None = None, units: str = "db",
                  bands: Sequence[str] = ("VV", "VH")):
         if units not in UNITS:
             raise DataError(f"units: '{units}' is not one of {', '.join(UNITS)}")
-        self.path = Path(scene)
+        self.path = str(scene) if is_remote_input(scene) else Path(scene)
         self.units = units
         self.bands = [b.upper() for b in bands]
         self._datasets = []
         try:
-            self._sources = self._resolve(Path(scene), Path(vh) if vh else None)
+            self._sources = self._resolve(str(scene), str(vh) if vh else None)
         except BaseException:
             self.close()
             raise
@@ -58,7 +60,7 @@ class SceneReader:
             raise DataError(f"{self.path}: no coordinate reference system, cannot map areas")
 
     # -- opening -------------------------------------------------------------------------------------
-    def _resolve(self, scene: Path, vh: Path | None) -> list[tuple]:
+    def _resolve(self, scene: str, vh: str | None) -> list[tuple]:
         """[(dataset, band index, nodata)] in the order of self.bands."""
         main = _open(scene)
         self._datasets.append(main)
@@ -114,7 +116,7 @@ class SceneReader:
 
     @property
     def stem(self) -> str:
-        return self.path.stem
+        return input_stem(self.path)
 
     def close(self) -> None:
         for ds in self._datasets:
