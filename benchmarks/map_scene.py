@@ -173,8 +173,8 @@ def train_reference(num_layers: int, steps: int) -> Path:
         loss.backward()
         opt.step()
     save_checkpoint(path, model.eval(), model_config=cfg, preprocessing=prep)
-    print(f"(fitted ResNet-{num_layers} reference, {steps} steps, last loss {loss.item():.3f}, "
-          f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    last = f", last loss {loss.item():.3f}" if steps else " (untrained: speed only, IoU means nothing)"
+    print(f"(fitted ResNet-{num_layers} reference, {steps} steps{last}, {time.perf_counter() - t0:.0f} s)", flush=True)
     return path
 
 
