@@ -2,16 +2,14 @@
 
     python benchmarks/int8_profile.py MODEL.int8.onnx [MODEL.onnx ...] [--size 512 --batch 4 --runs 3]
 
-ONNX Runtime's own profiler times every node; nodes are grouped by the U-Net part they belong to (stem,
-encoder layer1-4, decoder blocks 0-4 with the resolution each runs at, head) and by op type. For a QDQ
-model it also lists the compute ops that run in float: those not fed by DequantizeLinear or not followed
-by QuantizeLinear in the graph ONNX Runtime actually runs (after its QDQ fusions).
+ONNX Runtime's own profiler times every node; nodes are grouped by encoder/decoder and the resolution they
+write (the exporter keeps no module names), and by op type. For a QDQ model it also lists the compute ops
+that still run on float data in the graph ONNX Runtime actually runs (after its QDQ fusions).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -19,23 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-QDQ = {"QuantizeLinear", "DequantizeLinear"}
-
-
-def part(name: str) -> str:
-    """U-Net part of an exported node name ('/decoder.4/conv1/...' -> 'decoder.4')."""
-    m = re.search(r"(decoder[._](\d))|(encoder[._](layer\d|conv1|bn1|stem))|(head)", name)
-    if not m:
-        return "other"
-    if m.group(1):
-        return f"decoder.{m.group(2)}"
-    if m.group(3):
-        return "encoder." + ("stem" if m.group(4) in ("conv1", "bn1", "stem") else m.group(4))
-    return "head"
-
-
 def fp32_ops(path: Path) -> dict[str, int]:
-    """Compute ops of the optimised graph that neither take dequantised inputs nor feed a quantiser."""
+    """Compute ops of the graph ONNX Runtime runs (after its QDQ fusions) whose data input is float.
+
+    Dtypes are propagated: QuantizeLinear and QLinear* give 8-bit tensors, DequantizeLinear float, every
+    other op keeps its first input's type (Resize, MaxPool, Concat, Transpose run on either)."""
     import onnx
     import onnxruntime as ort
 
@@ -45,25 +31,31 @@ def fp32_ops(path: Path) -> dict[str, int]:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         graph = onnx.load(opts.optimized_model_filepath).graph
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers = defaultdict(list)
-    for n in graph.node:
-        for i in n.input:
-            consumers[i].append(n)
+    kinds = {onnx.TensorProto.UINT8: "8bit", onnx.TensorProto.INT8: "8bit", onnx.TensorProto.FLOAT: "float"}
+    kind = {i.name: kinds.get(i.data_type, "int") for i in graph.initializer}
+    kind.update({i.name: "float" for i in graph.input})
     out: dict[str, int] = defaultdict(int)
-    for n in graph.node:
-        if n.op_type in QDQ or n.op_type.startswith("QLinear") or n.op_type in ("Shape", "Gather", "Constant",
-                                                                                  "Unsqueeze", "Cast", "Slice"):
-            continue
-        ins = [producer.get(i) for i in n.input if i in producer]
-        fed = any(p is not None and p.op_type == "DequantizeLinear" for p in ins)
-        feeds = any(c.op_type == "QuantizeLinear" for o in n.output for c in consumers[o])
-        if not (fed and feeds):
-            out[f"{n.op_type} ({part(n.name)})"] += 1
+    for n in graph.node:  # the optimised graph is topologically sorted
+        first = next((kind[i] for i in n.input if i in kind), "int")
+        if n.op_type == "QuantizeLinear" or n.op_type.startswith("QLinear"):
+            result = "8bit"
+        elif n.op_type == "DequantizeLinear":
+            result = "float"
+        elif n.op_type == "Shape":
+            result = "int"  # shape arithmetic (sizes for Resize) is int64, not model compute
+        else:
+            result = first
+            if first == "float":
+                out[n.op_type] += 1
+        for o in n.output:
+            kind[o] = result
     return dict(out)
 
 
 def profile(path: Path, size: int, batch: int, runs: int, threads: int) -> tuple[dict, dict, float]:
+    """(ms per chip by part, ms per chip by op type, total ms per chip). A part is encoder or decoder (nodes
+    after the first Resize, the first upsampling, in execution order) and the resolution a node writes
+    (full, 1/2, ...); the last conv (the classes) is the head."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,19 +71,29 @@ def profile(path: Path, size: int, batch: int, runs: int, threads: int) -> tuple
         for _ in range(runs):
             sess.run(None, {name: x})
         events = json.loads(Path(sess.end_profiling()).read_text())
-    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    runs_seen = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
-    first_timed = sorted(e["ts"] for e in runs_seen)[1] if len(runs_seen) > 1 else 0
+    starts = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+    nodes = sorted((e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")),
+                   key=lambda e: e["ts"])
     by_part: dict[str, float] = defaultdict(float)
     by_op: dict[str, float] = defaultdict(float)
-    for e in nodes:
-        if e["ts"] < first_timed:
-            continue
-        us = e["dur"] / runs
-        by_part[part(e["name"])] += us
-        by_op[e["args"].get("op_name", "?")] += us
+    for k in range(1, len(starts)):  # every timed run
+        lo, hi = starts[k], starts[k + 1] if k + 1 < len(starts) else float("inf")
+        run = [e for e in nodes if lo <= e["ts"] < hi]
+        first_up = next((i for i, e in enumerate(run) if e["args"].get("op_name") == "Resize"), len(run))
+        last_conv = max((i for i, e in enumerate(run) if "Conv" in e["args"].get("op_name", "")), default=-1)
+        for i, e in enumerate(run):
+            op = e["args"].get("op_name", "?")
+            us = e["dur"] / (len(starts) - 1)
+            by_op[op] += us
+            if i == last_conv:
+                by_part["head (full)"] += us
+                continue
+            shapes = [list(d.values())[0] for d in e["args"].get("output_type_shape", [])]
+            h = shapes[0][-2] if shapes and len(shapes[0]) == 4 else 0
+            res = "full" if h == size else (f"1/{round(size / h)}" if h else "-")
+            by_part[f"{'decoder' if i >= first_up else 'encoder'} ({res})"] += us
     per_chip = sum(by_part.values()) / batch / 1e3
-    return dict(by_part), dict(by_op), per_chip
+    return {k: v / batch / 1e3 for k, v in by_part.items()}, {k: v / batch / 1e3 for k, v in by_op.items()}, per_chip
 
 
 def main() -> None:
@@ -102,30 +104,22 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    order = ["encoder.stem"] + [f"encoder.layer{i}" for i in range(1, 5)] + [f"decoder.{i}" for i in range(5)] + \
-            ["head", "other"]
-    scale = {"encoder.stem": 2, "encoder.layer1": 4, "encoder.layer2": 8, "encoder.layer3": 16, "encoder.layer4": 32,
-             "decoder.0": 16, "decoder.1": 8, "decoder.2": 4, "decoder.3": 2, "decoder.4": 1, "head": 1}
     results = {m: profile(m, args.size, args.batch, args.runs, args.threads) for m in args.models}
-    print(f"kernel ms per {args.size}² chip (batch {args.batch}, {args.runs} runs), share of the model's time")
-    print("| part | resolution | " + " | ".join(m.name for m in args.models) + " |\n|---|---|" +
+    parts = sorted({p for r in results.values() for p in r[0]},
+                   key=lambda p: (p.startswith("head"), p.startswith("decoder"), p))
+    print(f"kernel ms per {args.size}² chip (batch {args.batch}, {args.runs} runs) and share of the model's time")
+    print("| part (resolution it writes) | " + " | ".join(m.name for m in args.models) + " |\n|---|" +
           "---|" * len(args.models))
-    for p in order:
-        if any(p in r[0] for r in results.values()):
-            cells = []
-            for m, (by_part, _, per_chip) in results.items():
-                ms = by_part.get(p, 0.0) / args.batch / 1e3
-                cells.append(f"{ms:.1f} ({100 * ms / per_chip:.0f}%)")
-            res = f"1/{scale[p]}" if p in scale and scale[p] > 1 else ("full" if p in scale else "")
-            print(f"| {p} | {res} | " + " | ".join(cells) + " |")
-    print("| total | | " + " | ".join(f"{r[2]:.1f}" for r in results.values()) + " |")
+    for p in parts:
+        print(f"| {p} | " + " | ".join(f"{r[0].get(p, 0.0):.1f} ({100 * r[0].get(p, 0.0) / r[2]:.0f}%)"
+                                       for r in results.values()) + " |")
+    print("| total | " + " | ".join(f"{r[2]:.1f}" for r in results.values()) + " |")
     for m, (_, by_op, per_chip) in results.items():
         top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
-        print(f"\n{m.name}: top op types: " + ", ".join(
-            f"{k} {v / args.batch / 1e3:.1f} ms ({100 * v / args.batch / 1e3 / per_chip:.0f}%)" for k, v in top))
+        print(f"\n{m.name}: top op types: " + ", ".join(f"{k} {v:.1f} ms ({100 * v / per_chip:.0f}%)" for k, v in top))
         if "int8" in m.name:
             left = fp32_ops(m)
-            print(f"{m.name}: compute ops left in fp32 after ORT's QDQ fusion: " +
+            print(f"{m.name}: compute ops on float data after ORT's QDQ fusion: " +
                   (", ".join(f"{k} x{v}" for k, v in sorted(left.items())) or "none"))
 
 
