@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from floodwatch.errors import FloodwatchError
-from floodwatch.inference.tiling import StripBlender, TileGrid, blend_weight, tile_origins
+from floodwatch.inference.tiling import StripBlender, TileGrid, WindowBlender, blend_weight, tile_origins
 
 
 @pytest.mark.parametrize("size,tile,overlap", [(1, 64, 16), (64, 64, 16), (65, 64, 16), (200, 64, 16),
@@ -74,3 +74,40 @@ def test_blending_weights_tile_centres_over_edges():
     assert out[32, 10] == 0 and out[32, 100] == 1
     np.testing.assert_allclose(out[32, 55:57].mean(), 0.5, atol=1e-6)
     assert np.all(np.diff(out[32, 48:64]) >= 0)  # a smooth ramp, not a step
+
+
+def _blend_windows(field: np.ndarray, grid: TileGrid, fn, chunk_tiles: int) -> np.ndarray:
+    t = grid.tile
+    out = np.full(field.shape, np.nan, np.float32)
+    blender = WindowBlender(grid, chunk_tiles)
+    padded = np.pad(field, ((0, max(0, t - field.shape[0])), (0, max(0, t - field.shape[1]))))
+    for i, r in enumerate(grid.row_origins):
+        for j, chunk in enumerate(blender.chunks):
+            blender.start(i, j)
+            for c in chunk:
+                blender.add(c, fn(padded[r:r + t, c:c + t]))
+            r0, c0, rows = blender.finish()
+            assert np.isnan(out[r0:r0 + rows.shape[0], c0:c0 + rows.shape[1]]).all()  # each pixel once
+            out[r0:r0 + rows.shape[0], c0:c0 + rows.shape[1]] = rows
+    return out
+
+
+@pytest.mark.parametrize("shape,chunk", [((150, 97), 1), ((150, 97), 2), ((40, 30), 3), ((300, 410), 2),
+                                         ((300, 410), 100)])
+def test_window_blender_matches_the_strip_blender(shape, chunk):
+    rng = np.random.default_rng(1)
+    field = rng.uniform(0, 1, shape).astype(np.float32)
+    grid = TileGrid(*shape, tile=64, overlap=16)
+
+    def model(x):  # not pointwise: the blend weights matter, so both blenders must weigh alike
+        return (x + x.mean()).astype(np.float32)
+
+    np.testing.assert_allclose(_blend_windows(field, grid, model, chunk), _blend(field, grid, model),
+                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(_blend_windows(field, grid, lambda x: x ** 2, chunk), field ** 2, atol=1e-6)
+
+
+def test_window_blender_refuses_chunks_out_of_order():
+    blender = WindowBlender(TileGrid(200, 200, 64, 16), chunk_tiles=1)
+    with pytest.raises(FloodwatchError, match="out of order"):
+        blender.start(0, 1)

@@ -11,7 +11,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from floodwatch.mapping.outputs import to_cog
+from floodwatch.mapping.outputs import build_overviews, to_cog
 
 from monitoring_helpers import utm_box_ll
 
@@ -35,8 +35,9 @@ def write_tif(path: Path, array: np.ndarray, nodata, cog: bool, description: str
     with rasterio.open(tmp, "w", **profile) as ds:
         ds.write(array if array.ndim == 3 else array[None])
     if cog:  # the same COG conversion `map` uses
-        to_cog(tmp, path, resampling="nearest" if array.dtype == np.uint8 and nodata == 255 else "average",
-               description=description)
+        build_overviews(tmp, resampling="nearest" if array.dtype == np.uint8 and nodata == 255 else "average",
+                        description=description)
+        to_cog(tmp, path)
 
 
 def scene_arrays(k: int, n: int, size: int):

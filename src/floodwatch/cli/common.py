@@ -113,5 +113,5 @@ def resolve_models(refs: list[str] | str | None, kind: str) -> list[Path]:
     try:
         return [resolve_model(r, kind) for r in refs]
     except NoDefaultModelError as exc:
-        raise NoDefaultModelError(f"{exc}: give -m with a model file, a name from `floodwatch models list`, "
+        raise NoDefaultModelError(f"{exc}: give -m/--model with a model file, a name from `floodwatch models list`, "
                                   "or URL#sha256=HEX") from None

@@ -14,12 +14,15 @@ from .common import (MODEL_HELP, QUIET, MapBackend, Probability, Protocol, Units
 def register(app: typer.Typer) -> None:
     @app.command("map")
     def map_cmd(
-        scenes: Optional[List[Path]] = typer.Argument(
-            None, help="Scene GeoTIFFs with VV and VH bands; a folder maps every GeoTIFF in it."),
+        scenes: Optional[List[str]] = typer.Argument(
+            None, help="Scene GeoTIFFs with VV and VH bands (paths or https/s3/gs URLs); a folder maps every "
+                       "GeoTIFF in it."),
         model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
-        out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder; each scene gets <stem>/ in it."),
-        vv: Optional[Path] = typer.Option(None, "--vv", help="Single-band VV file (with --vh) instead of SCENE."),
-        vh: Optional[Path] = typer.Option(None, "--vh", help="Single-band VH file on the same grid as the VV one."),
+        out_dir: str = typer.Option(..., "-o", "--output",
+                                    help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it."),
+        vv: Optional[str] = typer.Option(None, "--vv", help="Single-band VV file or URL (with --vh) instead of SCENE."),
+        vh: Optional[str] = typer.Option(None, "--vh",
+                                         help="Single-band VH file or URL on the same grid as the VV one."),
         units: Units = typer.Option(Units.db, "--units", help="Input pixel units: dB, or linear power."),
         backend: MapBackend = typer.Option(MapBackend.auto, "--backend",
                                            help="Model back-end; auto picks by the file suffix; triton "
@@ -35,8 +38,8 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
         threshold: float = options.THRESHOLD,
         water_mask: Optional[str] = typer.Option(
-            None, "--water-mask", help="Permanent water, counted apart: raster (any CRS), GeoJSON/shapefile, "
-            "or 'jrc-gsw' / 'worldcover' (fetched for the scene)."),
+            None, "--water-mask", help="Permanent water, counted apart: raster (any CRS; path or URL), "
+            "GeoJSON/shapefile, or 'jrc-gsw' / 'worldcover' (fetched for the scene)."),
         hand: Optional[str] = options.HAND,
         hand_max: float = options.HAND_MAX,
         dem: Optional[str] = options.DEM,
@@ -63,6 +66,7 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import FloodwatchError
         from ..mapping import map_scene, map_scenes, scene_files
+        from ..mapping.locations import input_stem
         from ..models.zoo import kind_for_backend
 
         units, backend, protocol, probability = (value(units), value(backend), value(protocol),
@@ -122,6 +126,6 @@ def register(app: typer.Typer) -> None:
             from ..monitoring.store import Store
 
             with Store(db) as store:
-                n = sum(len(record_map_result(store, r, acquired=acquired, scene_id=Path(r.scene).stem))
+                n = sum(len(record_map_result(store, r, acquired=acquired, scene_id=input_stem(r.scene)))
                         for r in results)
             console.print(f"recorded in {n} AOI time series")

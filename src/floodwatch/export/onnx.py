@@ -226,12 +226,17 @@ def synthetic_inputs(prep: Preprocessing, n: int, height: int, width: int, seed:
     return rng.standard_normal((n, prep.channels, height, width)).astype(np.float32)
 
 
-def onnx_session(path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None):
+def onnx_session(path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None,
+                 spinning: bool | None = None):
+    """spinning: False stops idle intra-op threads from busy-waiting (ONNX Runtime's default spins), which
+    leaves the CPU to the reader and writer threads of a pipeline; None keeps the default."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = int(threads)
+    if spinning is not None:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     available = ort.get_available_providers()
     wanted = [p for p in (providers or ("TensorrtExecutionProvider", "CUDAExecutionProvider",
                                         "CPUExecutionProvider")) if p in available]

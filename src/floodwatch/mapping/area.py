@@ -47,14 +47,19 @@ class AreaCounter:
         self.pixel_m2 = area / npix
         self.counts: dict[str, np.ndarray] = {}
 
-    def add(self, name: str, row0: int, mask: np.ndarray) -> None:
-        """Count the True pixels of `mask` (rows row0.. of the raster, full width) under `name`."""
+    def add(self, name: str, row0: int, mask: np.ndarray, col0: int = 0) -> None:
+        """Count the True pixels of `mask` (a window of the raster at row0, col0) under `name`."""
         counts = self.counts.setdefault(name, np.zeros(self.pixel_m2.shape, np.int64))
-        row1 = row0 + mask.shape[0]
+        row1, col1 = row0 + mask.shape[0], col0 + mask.shape[1]
+        if mask.shape[1] == 0:
+            return
+        # block columns the window touches, and where each starts inside the window
+        b0, b1 = col0 // self.block, (col1 - 1) // self.block + 1
+        starts = np.maximum(self._col_starts[b0:b1] - col0, 0)
         for b in range(row0 // self.block, (row1 - 1) // self.block + 1):
             a, z = max(row0, b * self.block), min(row1, (b + 1) * self.block)
             colsum = mask[a - row0:z - row0].sum(axis=0, dtype=np.int64)
-            counts[b] += np.add.reduceat(colsum, self._col_starts)
+            counts[b, b0:b1] += np.add.reduceat(colsum, starts)
 
     def km2(self, name: str) -> float:
         c = self.counts.get(name)

@@ -1,5 +1,6 @@
-"""Boolean layers on the scene's grid, read by strips of rows: a raster (any CRS/resolution), a vector
-file (GeoJSON or shapefile, rasterised per strip) or a registered public water layer.
+"""Boolean layers on the scene's grid, read by windows (rows and columns): a raster (any CRS/resolution;
+a path or a URL GDAL reads), a vector file (GeoJSON or shapefile, rasterised per window) or a registered
+public water layer.
 
 Used for the permanent-water reference (`water_mask`) and the user's exclusion mask (`exclude`).
 """
@@ -20,6 +21,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from ..errors import DataError
+from .locations import is_remote_input
 from .terrain_sources import Grid, fetch_layer, public_layer
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".shp")
@@ -32,7 +34,7 @@ def grid_of(ref) -> Grid:
 class RasterMask:
     """Nonzero, finite pixels of band 1, resampled (nearest) onto the scene's grid on the fly."""
 
-    def __init__(self, path: Path, ref, what: str):
+    def __init__(self, path: str | Path, ref, what: str):
         try:
             self._src = rasterio.open(path)
         except RasterioIOError:
@@ -44,8 +46,8 @@ class RasterMask:
         self._vrt = WarpedVRT(self._src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
                               resampling=Resampling.nearest, src_nodata=self._src.nodata, nodata=0)
 
-    def read_rows(self, row0: int, row1: int) -> np.ndarray:
-        data = self._vrt.read(1, window=Window(0, row0, self._vrt.width, row1 - row0))
+    def read_window(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        data = self._vrt.read(1, window=Window(col0, row0, col1 - col0, row1 - row0))
         return np.isfinite(data) & (data > 0)
 
     def close(self) -> None:
@@ -95,7 +97,7 @@ def _read_shapefile(path: Path, what: str) -> tuple[list, CRS]:
 
 
 class VectorMask:
-    """Polygons from a GeoJSON or shapefile, reprojected to the scene's CRS and rasterised per strip
+    """Polygons from a GeoJSON or shapefile, reprojected to the scene's CRS and rasterised per window
     (a pixel is inside when its centre is)."""
 
     def __init__(self, path: Path, ref, what: str):
@@ -106,13 +108,13 @@ class VectorMask:
                  for g in geoms]
         scene_box = box(*grid_of(ref).bounds)
         self._geoms = [g for g in geoms if not g.is_empty and g.intersects(scene_box)]
-        self._transform, self._width = ref.transform, ref.width
+        self._transform = ref.transform
 
-    def read_rows(self, row0: int, row1: int) -> np.ndarray:
-        shape_ = (row1 - row0, self._width)
-        if not self._geoms:
+    def read_window(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        shape_ = (row1 - row0, col1 - col0)
+        if not self._geoms or 0 in shape_:
             return np.zeros(shape_, bool)
-        transform = self._transform @ rasterio.Affine.translation(0, row0)
+        transform = self._transform @ rasterio.Affine.translation(col0, row0)
         return features.rasterize(self._geoms, out_shape=shape_, transform=transform, fill=0,
                                   default_value=1, dtype="uint8").astype(bool)
 
@@ -126,8 +128,8 @@ class ArrayMask:
     def __init__(self, data: np.ndarray):
         self._data = data
 
-    def read_rows(self, row0: int, row1: int) -> np.ndarray:
-        return self._data[row0:row1]
+    def read_window(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        return self._data[row0:row1, col0:col1]
 
     def close(self) -> None:
         pass
@@ -135,10 +137,13 @@ class ArrayMask:
 
 def open_mask(source: str | Path, ref, what: str = "water mask"):
     """A boolean layer on `ref`'s grid (anything with crs, transform, height, width) from a raster, a vector
-    file, or the name of a public water layer ('jrc-gsw', 'worldcover')."""
+    file, or the name of a public water layer ('jrc-gsw', 'worldcover'). Every reader answers
+    `read_window(row0, row1, col0, col1)` with a boolean array of that window."""
     layer = public_layer(str(source), kind="water")
     if layer is not None:
         return ArrayMask(fetch_layer(layer, grid_of(ref)) > 0)
+    if is_remote_input(source):  # https://, s3://, gs://: a raster GDAL reads in place
+        return RasterMask(str(source), ref, what)
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")

@@ -1,6 +1,8 @@
 """Many scenes at once on a Dask distributed cluster; every task loads its own predictor."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -8,15 +10,22 @@ from rich.progress import Progress
 
 from ..errors import DataError, FloodwatchError
 from ..io import output_folder
+from .locations import input_stem, is_remote_input, is_remote_output, resolve_input, resolve_output
 from .pipeline import MapResult, map_scene
+from .terrain_sources import public_layer
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 
 
-def scene_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given; a folder stands for every GeoTIFF directly inside it (sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
+def scene_files(paths: Sequence[str | Path]) -> list[Path | str]:
+    """Files as given; a folder stands for every GeoTIFF directly inside it (sorted); URLs (https://, s3://,
+    gs://) stay strings."""
+    out: list[Path | str] = []
+    for given in paths:
+        if is_remote_input(given):
+            out.append(str(given))
+            continue
+        p = Path(given)
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.suffix.lower() in GEOTIFF_SUFFIXES and f.is_file())
             if not found:
@@ -25,6 +34,14 @@ def scene_files(paths: Sequence[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _resolve_source(source):
+    """A layer location workers can open: public layer names ('jrc-gsw', 'glo30-dem') and URLs unchanged,
+    local paths absolute."""
+    if source is None or public_layer(str(source)) is not None:
+        return source
+    return resolve_input(source)
 
 
 def _load(model, backend: str, predictor_kwargs: dict):
@@ -65,17 +82,28 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
     if not files:
         raise DataError("no scenes given")
     for f in files:
-        if not f.is_file():
+        if not is_remote_input(f) and not Path(f).is_file():
             raise DataError(f"{f}: file not found")
     if kw.get("vh") and len(files) > 1:
         raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
-    with output_folder(out_dir):
+    # Workers of a real cluster run in other folders (or on other machines): send absolute paths or URLs.
+    files = [resolve_input(f) for f in files]
+    kw = {k: _resolve_source(v) if k in ("vh", "water_mask") and v else v for k, v in kw.items()}
+    if kw.get("terrain") is not None:
+        t = kw["terrain"]
+        kw["terrain"] = replace(t, hand=_resolve_source(t.hand), dem=_resolve_source(t.dem),
+                                exclude=_resolve_source(t.exclude))
+    if isinstance(model, (str, Path)) and not is_remote_input(model):
+        model = resolve_input(model)
+    out_dir = resolve_output(out_dir)
+    # a local output folder that this run created is removed again if every scene fails
+    with output_folder(out_dir) if not is_remote_output(out_dir) else nullcontext():
         cluster = None if scheduler else LocalCluster(n_workers=workers or 1, threads_per_worker=1,
                                                        processes=processes, dashboard_address=None)
         try:
             with Client(scheduler or cluster) as client:
-                futures = {client.submit(_map_one, str(f), model, str(out_dir), backend, predictor_kwargs or {},
-                                         dict(kw), key=f"map-{i}-{f.stem}", pure=False): i
+                futures = {client.submit(_map_one, f, model, out_dir, backend, predictor_kwargs or {},
+                                         dict(kw), key=f"map-{i}-{input_stem(f)}", pure=False): i
                            for i, f in enumerate(files)}
                 results: list[MapResult | None] = [None] * len(files)
                 failures: list[str] = []
@@ -86,7 +114,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
                         try:
                             results[i] = fut.result()
                         except FloodwatchError as exc:
-                            failures.append(f"{files[i].name}: {exc}")
+                            failures.append(f"{str(files[i]).rsplit('/', 1)[-1]}: {exc}")
                         bar.advance(task)
         finally:
             if cluster is not None:

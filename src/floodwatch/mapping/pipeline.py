@@ -1,13 +1,21 @@
 """Scene-scale flood mapping: any-size SAR GeoTIFF in, georeferenced flood map and km² out.
 
-Three threads overlap the work: a reader fetches the next strip of rows while the predictor runs on the
-current one, and a writer thresholds, counts and writes the finished rows. Queues are bounded, so memory
-is O(tile x width) whatever the scene's height.
+Three threads overlap the work: a reader fetches the next window (a chunk of tile columns of one row of
+tiles) while the predictor runs on the current one, and a writer thresholds, counts and writes the
+finished pixels (with terrain options it also applies that window's rows and columns of the exclusion
+flags). Queues are bounded and windows have a fixed width, so memory stays flat whatever the
+scene's size: O(tile x chunk) for the windows plus O(overlap x width) of blending carried between rows.
+GDAL's block cache is capped (`GDAL_CACHEMAX`, 128 MB unless the environment sets it): its default, 5% of
+the machine's memory, would otherwise fill with the scene's blocks and grow with the scene.
+Terrain options are the exception: their layers are whole-scene arrays (uint8 flags, the float32 DEM with
+depth; see `floodwatch.mapping.terrain`), sized for AOI scenes.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,15 +23,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError
-from ..inference.tiling import StripBlender, TileGrid
+from ..inference.tiling import TileGrid, WindowBlender
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
+from .locations import is_remote_output, resolve_output, upload_dir
 from .masks import open_mask
-from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, Quicklook, open_strip_writer, to_cog,
-                      write_rows)
+from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, Quicklook, build_overviews, open_strip_writer,
+                      to_cog, write_window)
+from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
 from .vectorize import vectorize_mask
@@ -32,14 +43,20 @@ OUTPUT_NAMES = {"mask": "flood_mask.tif", "probability": "flood_probability.tif"
                 "polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
 #: written beside those with terrain options: the exclusion flags, and depth with `Terrain(depth=True)`
 TERRAIN_OUTPUT_NAMES = {"exclusion": "exclusion.tif", "depth": "flood_depth.tif"}
+#: GDAL block cache while mapping, MB (the environment's GDAL_CACHEMAX wins)
+GDAL_CACHE_MB = 128
+#: tile columns per window: 8 x 448 + 64 = 3,648 px wide at the default tiling
+CHUNK_TILES = 8
 _DONE = object()
 
 
 @dataclass
 class MapResult:
+    """out_dir and paths are Paths, or URL strings when the output went to object storage."""
+
     scene: str
-    out_dir: Path
-    paths: dict[str, Path] = field(default_factory=dict)
+    out_dir: Path | str
+    paths: dict[str, Path | str] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -47,8 +64,11 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
               units: str = "db", tile: int = 512, overlap: int = 64, batch: int = 4, threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
-              terrain: Terrain | None = None) -> MapResult:
+              terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` atomically.
+
+    scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
+    folder or an fsspec URL (s3://, gs://, memory://), see `floodwatch.mapping.locations`.
 
     predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability.
     vh: the VH file when `scene` is a single-band VV file. units: 'db' or 'linear' power.
@@ -58,6 +78,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     (mask value 3) and an exclusion COG is written; with `depth`, a depth COG too.
     min_area_m2: polygons smaller than this are left out of the GeoJSON (the rasters keep every pixel).
     simplify: polygon simplification tolerance in pixels. probability: 'uint8' (0-100) or 'float32'.
+    chunk_tiles: tile columns per window (memory against per-window overhead).
+    stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
     """
     if not 0.0 < threshold < 1.0:
         raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
@@ -65,11 +87,25 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
     if batch < 1:
         raise FloodwatchError(f"batch: {batch} must be at least 1")
+    if chunk_tiles < 1:
+        raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
     if terrain is not None:
         terrain.validate()
         terrain = terrain if terrain.active else None
+    if is_remote_output(out_dir):  # map into a local folder, then upload it
+        with tempfile.TemporaryDirectory(prefix="floodwatch-map-") as staging:
+            local = map_scene(scene, predictor, staging, vh=vh, units=units, tile=tile, overlap=overlap, batch=batch,
+                              threshold=threshold, water_mask=water_mask, min_area_m2=min_area_m2,
+                              simplify=simplify, probability=probability, progress=progress, backend=backend,
+                              terrain=terrain, chunk_tiles=chunk_tiles)
+            url = upload_dir(local.out_dir, f"{resolve_output(out_dir)}/{local.out_dir.name}")
+        return MapResult(scene=local.scene, out_dir=url,
+                         paths={k: f"{url}/{Path(v).name}" for k, v in local.paths.items()}, stats=local.stats)
+    out_dir = resolve_output(out_dir)
     t_start = time.perf_counter()
-    with SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
+    clock = StageClock()
+    env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
         grid = TileGrid(reader.height, reader.width, tile, overlap)
         water = open_mask(water_mask, reader) if water_mask else None
         try:
@@ -79,7 +115,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             final = Path(out_dir) / reader.stem
             with atomic_dir(final) as tmp:
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
-                           probability=probability, terrain=layers)
+                           probability=probability, clock=clock, chunk_tiles=chunk_tiles, terrain=layers)
                 run.execute(progress)
                 paths = {k: final / v for k, v in OUTPUT_NAMES.items()}
                 depth = None
@@ -87,24 +123,29 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                     paths["exclusion"] = final / TERRAIN_OUTPUT_NAMES["exclusion"]
                     if terrain.depth:
                         t0, cpu0 = time.perf_counter(), time.process_time()
+                        # timed in stats["terrain"] (runtime_s, cpu_s), not a stage of every run
                         depth = _write_depth(tmp, reader, layers, terrain.depth_percentile)
                         paths["depth"] = final / TERRAIN_OUTPUT_NAMES["depth"]
                         t_terrain += time.perf_counter() - t0
                         cpu_terrain += time.process_time() - cpu0
-                poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
-                                      min_area_m2=min_area_m2, simplify=simplify,
-                                      max_pixel_m2=float(run.area.pixel_m2.max()),
-                                      properties=depth.properties if depth is not None else None)
-                stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
-                                  backend=backend or getattr(predictor, "backend", type(predictor).__name__),
-                                  polygons=poly, runtime_s=time.perf_counter() - t_start)
-                if layers is not None:
-                    # layer building and depth (the per-strip flag bookkeeping runs inside the writer thread)
-                    stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
-                                        "depth": depth.summary if depth is not None else None}
-                run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
-                                   f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
-                                   f"({100 * stats['flooded_fraction']:.1f}% of {stats['valid_km2']:.1f} km2 imaged)")
+                with clock.stage("vectorise"):
+                    poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
+                                          min_area_m2=min_area_m2, simplify=simplify,
+                                          max_pixel_m2=float(run.area.pixel_m2.max()),
+                                          properties=depth.properties if depth is not None else None)
+                with clock.stage("stats"):
+                    stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
+                                      backend=backend or getattr(predictor, "backend", type(predictor).__name__),
+                                      polygons=poly, runtime_s=time.perf_counter() - t_start)
+                    if layers is not None:
+                        # layer building and depth (the per-window flag bookkeeping runs inside the writer thread)
+                        stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
+                                            "depth": depth.summary if depth is not None else None}
+                    run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
+                                       f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
+                                       f"({100 * stats['flooded_fraction']:.1f}% of {stats['valid_km2']:.1f} km2 "
+                                       f"imaged)")
+                stats["stage_seconds"] = clock.as_dict()
                 write_json(tmp / OUTPUT_NAMES["stats"], stats)
         finally:
             if water is not None:
@@ -121,18 +162,22 @@ def _write_depth(tmp: Path, ref, layers: TerrainLayers, percentile: float) -> Fl
     depth = FloodDepth.compute(flood, layers.dem, percentile)
     part = tmp / ".flood_depth.full.tif"
     with open_strip_writer(part, ref, "float32", float("nan")) as ds:
-        write_rows(ds, 0, depth.depth)
-    to_cog(part, tmp / TERRAIN_OUTPUT_NAMES["depth"], resampling="average",
-           description=f"flood depth (m): DEM p{percentile:g} along each flood area's edge minus the ground")
+        write_window(ds, 0, 0, depth.depth)
+    build_overviews(part, resampling="average",
+                    description=f"flood depth (m): DEM p{percentile:g} along each flood area's edge minus the ground")
+    to_cog(part, tmp / TERRAIN_OUTPUT_NAMES["depth"])
     return depth
 
 
 class _Run:
-    """One pass over a scene: reader thread -> blending on the caller's thread -> writer thread."""
+    """One pass over a scene, window by window: reader thread -> predicting and blending on the caller's
+    thread -> writer thread."""
 
     def __init__(self, reader: SceneReader, grid: TileGrid, predictor, tmp: Path, *, batch: int, threshold: float,
-                 water, probability: str, terrain: TerrainLayers | None = None):
+                 water, probability: str, clock: StageClock, chunk_tiles: int,
+                 terrain: TerrainLayers | None = None):
         self.reader, self.grid, self.predictor, self.tmp = reader, grid, predictor, tmp
+        self.clock, self.blender = clock, WindowBlender(grid, chunk_tiles)
         self.batch, self.threshold, self.water, self.probability = batch, threshold, water, probability
         self.terrain = terrain
         self.area = AreaCounter(reader.crs, reader.transform, reader.height, reader.width)
@@ -176,10 +221,17 @@ class _Run:
             self.errors.append(exc)
             self.stop.set()
 
+    def _windows(self):
+        for i in range(len(self.grid.row_origins)):
+            for j in range(len(self.blender.chunks)):
+                yield i, j
+
     def _read(self, q_in: queue.Queue) -> None:
         try:
-            for i in range(len(self.grid.row_origins)):
-                if not self._put(q_in, (i, *self.reader.read_rows(*self.grid.strip_rows(i)))):
+            for i, j in self._windows():
+                with self.clock.stage("read"):
+                    image, valid = self.reader.read_window(*self.blender.window(i, j))
+                if not self._put(q_in, (i, j, image, valid)):
                     return
         finally:
             self._put(q_in, _DONE)
@@ -201,50 +253,56 @@ class _Run:
                     break
                 if self.stop.is_set():
                     continue  # drain so the producer never blocks
-                row0, prob, valid, vv = item
-                self._write_rows(mds, pds, eds, row0, prob, valid, vv)
+                with self.clock.stage("write"):
+                    self._write_window(mds, pds, eds, *item)
         if not self.stop.is_set():
-            to_cog(mask_tmp, self.tmp / OUTPUT_NAMES["mask"], resampling="nearest",
-                   description="flood: 1 flood, 0 dry, 2 permanent water, 3 water-like but excluded by terrain, "
-                               "255 no data")
+            finished = [(mask_tmp, OUTPUT_NAMES["mask"], "nearest",
+                         "flood: 1 flood, 0 dry, 2 permanent water, 3 water-like but excluded by terrain, "
+                         "255 no data"),
+                        (prob_tmp, OUTPUT_NAMES["probability"], "average",
+                         "water probability" + (" (percent)" if prob_dtype == "uint8" else ""))]
             if eds is not None:
-                to_cog(excl_tmp, self.tmp / TERRAIN_OUTPUT_NAMES["exclusion"], resampling="nearest",
-                       description=EXCLUSION_DESCRIPTION)
-            to_cog(prob_tmp, self.tmp / OUTPUT_NAMES["probability"], resampling="average",
-                   description="water probability" + (" (percent)" if prob_dtype == "uint8" else ""))
+                finished.append((excl_tmp, TERRAIN_OUTPUT_NAMES["exclusion"], "nearest", EXCLUSION_DESCRIPTION))
+            for tmp, name, resampling, description in finished:
+                with self.clock.stage("overviews"):
+                    build_overviews(tmp, resampling=resampling, description=description)
+                with self.clock.stage("cog"):
+                    to_cog(tmp, self.tmp / name)
 
-    def _write_rows(self, mds, pds, eds, row0: int, prob: np.ndarray, valid: np.ndarray, vv: np.ndarray) -> None:
+    def _write_window(self, mds, pds, eds, row0: int, col0: int, prob: np.ndarray, valid: np.ndarray,
+                      vv: np.ndarray) -> None:
         valid = valid & np.isfinite(prob)
         water = valid & (prob >= self.threshold)
         mask = np.where(valid, np.uint8(0), np.uint8(MASK_NODATA))
+        rows, cols = prob.shape
         if self.water is not None:
-            reference = self.water.read_rows(row0, row0 + len(prob)) & valid
+            reference = self.water.read_window(row0, row0 + rows, col0, col0 + cols) & valid
             flood = water & ~reference
             mask[water & reference] = PERMANENT
-            self.area.add("permanent_reference", row0, reference)
-            self.area.add("permanent_detected", row0, water & reference)
+            self.area.add("permanent_reference", row0, reference, col0)
+            self.area.add("permanent_detected", row0, water & reference, col0)
         else:
             flood = water
         if self.terrain is not None:
             # Known water (the reference) wins over terrain: a lake in a steep valley is still a lake.
-            flags = self.terrain.read_rows(row0, row0 + len(prob))
+            flags = self.terrain.read_window(row0, row0 + rows, col0, col0 + cols)
             excluded = flood & (flags != 0)
             flood = flood & ~excluded
             mask[excluded] = EXCLUDED
-            self.area.add("excluded_water", row0, excluded)
+            self.area.add("excluded_water", row0, excluded, col0)
             for bit, name in FLAG_NAMES.items():
-                self.area.add(f"excluded_{name}", row0, valid & ((flags & bit) != 0))
-            write_rows(eds, row0, np.where(valid, flags, np.uint8(EXCLUSION_NODATA)))
+                self.area.add(f"excluded_{name}", row0, valid & ((flags & bit) != 0), col0)
+            write_window(eds, row0, col0, np.where(valid, flags, np.uint8(EXCLUSION_NODATA)))
         mask[flood] = 1
         if self.probability == "uint8":
             out = np.where(valid, np.rint(np.nan_to_num(prob) * 100), PROB_NODATA_U8).astype(np.uint8)
         else:
             out = np.where(valid, prob, np.float32(np.nan)).astype(np.float32)
-        write_rows(mds, row0, mask)
-        write_rows(pds, row0, out)
+        write_window(mds, row0, col0, mask)
+        write_window(pds, row0, col0, out)
         for name, sel in (("valid", valid), ("water", water), ("flood", flood), ("dry", valid & ~water)):
-            self.area.add(name, row0, sel)
-        self.quicklook.add(row0, vv, mask)
+            self.area.add(name, row0, sel, col0)
+        self.quicklook.add(row0, vv, mask, col0)
 
     # -- the caller's thread: tiles -> predictor -> blender ----------------------------------------------
     def execute(self, show_progress: bool) -> None:
@@ -255,7 +313,6 @@ class _Run:
                                   daemon=True)
         reader.start()
         writer.start()
-        blender = StripBlender(self.grid)
         t0 = time.perf_counter()
         try:
             with _progress(show_progress) as bar:
@@ -264,13 +321,15 @@ class _Run:
                     item = self._get(q_in)
                     if item is _DONE:
                         break
-                    _, image, valid = item
-                    self._predict_strip(blender, image, valid)
-                    row0, row1, prob = blender.finish_strip()
-                    n = row1 - row0
-                    if not self._put(q_out, (row0, prob, valid[:n], image[0, :n])):
+                    i, j, image, valid = item
+                    self.blender.start(i, j)
+                    self._predict_window(image, valid, self.blender.chunks[j])
+                    with self.clock.stage("blend"):
+                        row0, col0, prob = self.blender.finish()
+                    n, m = prob.shape
+                    if not self._put(q_out, (row0, col0, prob, valid[:n, :m].copy(), image[0, :n, :m].copy())):
                         break
-                    self.tiles_done += len(self.grid.col_origins)
+                    self.tiles_done += len(self.blender.chunks[j])
                     dt = max(time.perf_counter() - t0, 1e-9)
                     km2 = self.area.km2("valid") if show_progress else 0.0
                     bar.update(task, completed=self.tiles_done,
@@ -285,23 +344,28 @@ class _Run:
         if self.errors:
             raise self.errors[0]
 
-    def _predict_strip(self, blender: StripBlender, image: np.ndarray, valid: np.ndarray) -> None:
+    def _predict_window(self, image: np.ndarray, valid: np.ndarray, chunk: list[int]) -> None:
         t, (h, w) = self.grid.tile, image.shape[-2:]
-        if h < t or w < t:  # only when the scene is smaller than a tile along that axis
-            pad = ((0, 0), (0, t - h if h < t else 0), (0, t - w if w < t else 0))
+        c0 = chunk[0]
+        if h < t or w < chunk[-1] - c0 + t:  # only when the scene is smaller than a tile along that axis
+            pad = ((0, 0), (0, t - h), (0, chunk[-1] - c0 + t - w))
             image = np.pad(image, pad, constant_values=np.nan)
             valid = np.pad(valid, pad[1:], constant_values=False)
-        cols = [col for col in self.grid.col_origins if valid[:, col:col + t].any()]  # all-nodata tiles skipped
-        for i in range(0, len(cols), self.batch):
-            chunk = cols[i:i + self.batch]
-            x = np.stack([image[:, :, col:col + t] for col in chunk])
-            v = np.stack([valid[:, col:col + t] for col in chunk])
-            prob = np.asarray(self.predictor.predict(self.predictor.preprocessing.apply(x, v)), np.float32)
-            if prob.shape != (len(chunk), t, t):
-                raise FloodwatchError(f"predictor returned shape {prob.shape}, expected {(len(chunk), t, t)}")
-            for col, p in zip(chunk, prob):
-                blender.add(col, p)
-            self.tiles_predicted += len(chunk)
+        cols = [col for col in chunk if valid[:, col - c0:col - c0 + t].any()]  # all-nodata tiles skipped
+        for k in range(0, len(cols), self.batch):
+            part = cols[k:k + self.batch]
+            with self.clock.stage("preprocess"):
+                x = np.stack([image[:, :, col - c0:col - c0 + t] for col in part])
+                v = np.stack([valid[:, col - c0:col - c0 + t] for col in part])
+                x = self.predictor.preprocessing.apply(x, v)
+            with self.clock.stage("predict"):
+                prob = np.asarray(self.predictor.predict(x), np.float32)
+            if prob.shape != (len(part), t, t):
+                raise FloodwatchError(f"predictor returned shape {prob.shape}, expected {(len(part), t, t)}")
+            with self.clock.stage("blend"):
+                for col, p in zip(part, prob):
+                    self.blender.add(col, p)
+            self.tiles_predicted += len(part)
 
     # -- summary -----------------------------------------------------------------------------------------
     def stats(self, *, scene, vh, units, water_mask, threshold, backend, polygons, runtime_s) -> dict[str, Any]:

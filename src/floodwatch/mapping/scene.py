@@ -1,6 +1,6 @@
 """Open a Sentinel-1 scene for windowed reading: one GeoTIFF with VV and VH bands, or one file per band.
 
-Nothing here reads the whole scene: `read_rows` returns one strip of rows in dB with its validity mask.
+Nothing here reads the whole scene: `read_window` returns one window in dB with its validity mask.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import DataError
+from .locations import input_stem, is_remote_input
 
 UNITS = ("db", "linear")
 
 
-def _open(path: Path):
-    if not path.is_file():
+def _open(path: str):
+    if not is_remote_input(path) and not Path(path).is_file():
         raise DataError(f"{path}: file not found")
     try:
         return rasterio.open(path)
@@ -36,18 +37,19 @@ def _band_index(ds, name: str, default: int) -> int:
 
 
 class SceneReader:
-    """VV/VH (or whichever bands the model wants) of one scene, read by strips of rows, in dB."""
+    """VV/VH (or whichever bands the model wants) of one scene, read by windows, in dB. `scene` and `vh`
+    are local paths or URLs GDAL reads (https://, s3://, gs://: see `floodwatch.mapping.locations`)."""
 
     def __init__(self, scene: str | Path, *, vh: str | Path | None = None, units: str = "db",
                  bands: Sequence[str] = ("VV", "VH")):
         if units not in UNITS:
             raise DataError(f"units: '{units}' is not one of {', '.join(UNITS)}")
-        self.path = Path(scene)
+        self.path = str(scene) if is_remote_input(scene) else Path(scene)
         self.units = units
         self.bands = [b.upper() for b in bands]
         self._datasets = []
         try:
-            self._sources = self._resolve(Path(scene), Path(vh) if vh else None)
+            self._sources = self._resolve(str(scene), str(vh) if vh else None)
         except BaseException:
             self.close()
             raise
@@ -58,7 +60,7 @@ class SceneReader:
             raise DataError(f"{self.path}: no coordinate reference system, cannot map areas")
 
     # -- opening -------------------------------------------------------------------------------------
-    def _resolve(self, scene: Path, vh: Path | None) -> list[tuple]:
+    def _resolve(self, scene: str, vh: str | None) -> list[tuple]:
         """[(dataset, band index, nodata)] in the order of self.bands."""
         main = _open(scene)
         self._datasets.append(main)
@@ -87,9 +89,14 @@ class SceneReader:
     # -- reading -------------------------------------------------------------------------------------
     def read_rows(self, row0: int, row1: int) -> tuple[np.ndarray, np.ndarray]:
         """(image (C, n, W) float32 dB with NaN at nodata, valid (n, W) bool) for rows [row0, row1)."""
-        window = Window(0, row0, self.width, row1 - row0)
-        image = np.empty((len(self._sources), row1 - row0, self.width), np.float32)
-        valid = np.ones((row1 - row0, self.width), bool)
+        return self.read_window(row0, row1, 0, self.width)
+
+    def read_window(self, row0: int, row1: int, col0: int, col1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image (C, n, m) float32 dB with NaN at nodata, valid (n, m) bool) for rows [row0, row1) and
+        columns [col0, col1)."""
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+        image = np.empty((len(self._sources), row1 - row0, col1 - col0), np.float32)
+        valid = np.ones((row1 - row0, col1 - col0), bool)
         for c, (ds, band, nodata) in enumerate(self._sources):
             try:
                 x = ds.read(band, window=window, out_dtype=np.float32)
@@ -109,7 +116,7 @@ class SceneReader:
 
     @property
     def stem(self) -> str:
-        return self.path.stem
+        return input_stem(self.path)
 
     def close(self) -> None:
         for ds in self._datasets:

@@ -26,6 +26,7 @@ from rasterio.warp import reproject
 from scipy import ndimage
 
 from ..errors import DataError, FloodwatchError
+from .locations import is_remote_input
 from .masks import grid_of, open_mask
 from .terrain_sources import Grid, fetch_layer, public_layer, read_cog_window
 
@@ -118,15 +119,18 @@ _HEADING = ("platform_heading", "heading", "heading_deg")
 _ORBIT = ("orbit_direction", "sat:orbit_state", "orbit_state", "pass", "pass_direction")
 
 
-def scene_metadata(scene: Path) -> dict[str, Any]:
+def scene_metadata(scene: str | Path) -> dict[str, Any]:
     """GeoTIFF tags of the scene, overlaid by a sidecar `<scene>.json` (flat, or a STAC Item whose
-    `properties` are used), with lower-case keys."""
+    `properties` are used), with lower-case keys. A remote scene (URL) has its tags only."""
     meta: dict[str, Any] = {}
     try:
         with rasterio.open(scene) as ds:
             meta.update({k.lower(): v for k, v in ds.tags().items()})
     except RasterioIOError:
         pass
+    if is_remote_input(scene):
+        return meta
+    scene = Path(scene)
     for side in (scene.with_suffix(".json"), Path(str(scene) + ".json")):
         if side.is_file():
             try:
@@ -157,7 +161,7 @@ def ascending_heading(lat_deg: float) -> float:
     return math.degrees(math.asin(max(-1.0, min(1.0, s))))
 
 
-def look_geometry(terrain: Terrain, scene: Path, lat_deg: float, range_extent_m: float) -> LookGeometry:
+def look_geometry(terrain: Terrain, scene: str | Path, lat_deg: float, range_extent_m: float) -> LookGeometry:
     """Options first, then the scene's metadata, then the Sentinel-1 IW approximation."""
     meta = scene_metadata(scene)
     sources = []
@@ -351,17 +355,17 @@ class TerrainLayers:
                                      "hand_source": None}
         self.dem: np.ndarray | None = None
         if terrain.dem is not None or terrain.hand is not None:
-            self._terrain_flags(terrain, Path(scene), ref, scene_grid, margin_m)
+            self._terrain_flags(terrain, scene, ref, scene_grid, margin_m)
         if terrain.exclude is not None:
             mask = open_mask(terrain.exclude, ref, what="exclusion mask")
             try:
-                self.flags[mask.read_rows(0, ref.height)] |= USER_MASK
+                self.flags[mask.read_window(0, ref.height, 0, ref.width)] |= USER_MASK
             finally:
                 mask.close()
         if terrain.depth:
             self.dem = _read_on(terrain.dem, scene_grid, "elevation", "DEM")
 
-    def _terrain_flags(self, terrain: Terrain, scene: Path, ref, scene_grid: Grid, margin_m: float) -> None:
+    def _terrain_flags(self, terrain: Terrain, scene: str | Path, ref, scene_grid: Grid, margin_m: float) -> None:
         sx, sy = pixel_size_m(ref.crs, ref.transform, ref.height, ref.width)
         source, what = (terrain.dem, "DEM") if terrain.dem is not None else (terrain.hand, "HAND")
         grid, _ = _terrain_grid(ref, min(sx, sy), _source_resolution_m(source, what), margin_m)
@@ -391,8 +395,9 @@ class TerrainLayers:
         self.flags |= _to_scene(coarse, grid, scene_grid, Resampling.nearest)
         self.info["terrain_grid_m"] = [round(gx, 2), round(gy, 2)]
 
-    def read_rows(self, row0: int, row1: int) -> np.ndarray:
-        return self.flags[row0:row1]
+    def read_window(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """The exclusion flags of one window of the scene (a view, not a copy)."""
+        return self.flags[row0:row1, col0:col1]
 
 
 def _name(source) -> str | None:

@@ -1,0 +1,68 @@
+"""Where scenes come from and maps go: local paths, remote rasters and object-storage outputs.
+
+Inputs: a local path (made absolute, so Dask workers with another working folder find it), or a URL that
+GDAL reads through its virtual file systems: https:// (a COG or a STAC asset href, /vsicurl/), s3:// (/vsis3/),
+gs:// (/vsigs/), az:// (/vsiaz/); credentials come from GDAL's usual environment variables.
+Outputs: a local folder, or an fsspec URL (s3://, gs://, memory://, ...): the scene is mapped into a local
+temporary folder and its files are uploaded, stats.json last, so a listed stats.json means a complete map.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+#: URL schemes GDAL reads directly (rasterio maps them onto its /vsi... file systems)
+REMOTE_INPUT_SCHEMES = ("http", "https", "s3", "gs", "az", "azure")
+
+
+def scheme(location: str | os.PathLike) -> str:
+    s = str(location)
+    return urlparse(s).scheme.lower() if "://" in s else ""
+
+
+def is_remote_input(location: str | os.PathLike) -> bool:
+    return scheme(location) in REMOTE_INPUT_SCHEMES
+
+
+def resolve_input(location: str | os.PathLike) -> str:
+    """A raster location every worker can open: URLs unchanged, file:// and local paths absolute."""
+    s = str(location)
+    if scheme(s) == "file":
+        return str(Path(unquote(urlparse(s).path)).resolve())
+    if is_remote_input(s) or scheme(s):
+        return s
+    return str(Path(s).expanduser().resolve())
+
+
+def input_stem(location: str | os.PathLike) -> str:
+    """File name without suffix, also of a URL (its path's last part, the query left out)."""
+    s = str(location)
+    name = unquote(urlparse(s).path).rstrip("/").rsplit("/", 1)[-1] if scheme(s) else Path(s).name
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def is_remote_output(location: str | os.PathLike) -> bool:
+    """fsspec URLs other than file:// (which is written in place like a local folder)."""
+    return scheme(location) not in ("", "file")
+
+
+def resolve_output(location: str | os.PathLike) -> str:
+    s = str(location)
+    if scheme(s) == "file":
+        return str(Path(unquote(urlparse(s).path)).resolve())
+    if is_remote_output(s):
+        return s.rstrip("/")
+    return str(Path(s).expanduser().resolve())
+
+
+def upload_dir(local: Path, url: str) -> str:
+    """Copy the files of `local` into `url`/ with fsspec, stats.json last; returns the folder's URL."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.makedirs(root, exist_ok=True)
+    files = sorted((p for p in local.iterdir() if p.is_file()), key=lambda p: p.name == "stats.json")
+    for f in files:
+        fs.put_file(str(f), f"{root}/{f.name}")
+    return url
