@@ -1,13 +1,14 @@
 """`floodwatch fetch` and `floodwatch run`: thin wrappers over floodwatch.acquisition and monitoring.run."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options
-from .common import MODEL_HELP, resolve_models
+from .common import MODEL_HELP, resolve_models, value
 
 SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_SUBSCRIPTION_KEY), pc-grd, "
                "earth-search-grd, cdse-grd, or a STAC API URL (with --collection).")
@@ -18,10 +19,16 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
 
 
-def _source(source: str, collection: Optional[str], stac: Optional[str], units: str):
+class AssetUnits(str, Enum):
+    auto = "auto"
+    db = "db"
+    linear = "linear"
+
+
+def _source(source: str, collection: Optional[str], stac: Optional[str], units: "AssetUnits"):
     from ..acquisition import resolve_source
 
-    return resolve_source(source, collection=collection, url=stac, units=units)
+    return resolve_source(source, collection=collection, url=stac, units=value(units))
 
 
 def _area(aoi: Optional[str], bbox: Optional[str]):
@@ -47,7 +54,8 @@ def fetch_cmd(
     source: str = typer.Option("pc-rtc", "--source", help=SOURCE_HELP),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection (with a URL --source)."),
     stac: Optional[str] = typer.Option(None, "--stac", help="Another API root for --source (a mirror or proxy)."),
-    units: str = typer.Option("auto", "--units", help="Asset pixel units: auto (as the source says), db, linear."),
+    units: AssetUnits = typer.Option(AssetUnits.auto, "--units",
+                                     help="Asset pixel units: auto (as the source says), dB or linear power."),
     min_coverage: float = typer.Option(0.5, "--min-coverage", help="Skip dates covering less of the AOI (0-1)."),
     out_dir: Path = typer.Option(..., "-o", "--output", help="Output folder: <date>/scene.tif and fetch.json."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
@@ -79,7 +87,8 @@ def run_cmd(
     source: str = typer.Option("pc-rtc", "--source", help=SOURCE_HELP),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection (with a URL --source)."),
     stac: Optional[str] = typer.Option(None, "--stac", help="Another API root for --source (a mirror or proxy)."),
-    units: str = typer.Option("auto", "--units", help="Asset pixel units: auto (as the source says), db, linear."),
+    units: AssetUnits = typer.Option(AssetUnits.auto, "--units",
+                                     help="Asset pixel units: auto (as the source says), dB or linear power."),
     min_coverage: float = typer.Option(0.5, "--min-coverage", help="Refuse dates covering less of the AOI (0-1)."),
     threshold_km2: Optional[float] = typer.Option(None, "--threshold-km2", help="Alert rule for a new AOI."),
     rise_percent: Optional[float] = typer.Option(None, "--rise-percent", help="Alert rule for a new AOI."),
