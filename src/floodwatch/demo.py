@@ -118,6 +118,10 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     flood_map = map_synthetic_scene(predictor, out / "scene", out / "map", side=side, progress=progress)
     console.print(f"  mapped flood {flood_map['stats']['flooded_km2']:.2f} km2, true water "
                   f"{flood_map['true_water_km2']:.2f} km2 (water IoU of the map {flood_map['water_iou']:.3f})")
+    default_map = _map_with_default_model(out, side, progress)
+    if default_map is not None:
+        console.print(f"  the shipped default model on the same scene: {default_map['stats']['flooded_km2']:.2f} "
+                      f"km2 (water IoU {default_map['water_iou']:.3f}) -> {default_map['dir']}", markup=False)
     stage("map")
 
     console.print("6/6 report")
@@ -134,7 +138,10 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
         overlays=overlays, overlay_labels=("SAR backscatter (VH)", "model vs truth", "Otsu threshold vs truth"),
         overlay_caption=("Three held-out test chips with the most water. Each picture: the radar image, then "
                          "the model's water and Otsu's, both coloured against the true water."),
-        sections=[("Flood map of a scene", _map_html(flood_map, out)), ("Run", _run_html(cfg, seconds, checkpoint, out)),
+        sections=[("Flood map of a scene", _map_html(flood_map, out)),
+                  *([("The same scene with the shipped default model", _map_html(default_map, out))]
+                    if default_map is not None else []),
+                  ("Run", _run_html(cfg, seconds, checkpoint, out)),
                   ("Next steps", NEXT_STEPS_HTML)])
     stage("report")
 
@@ -148,6 +155,21 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
 
 
 ARCHITECTURE = "U-Net with a ResNet-{num_layers} encoder"
+
+
+def _map_with_default_model(out: Path, side: int, progress: bool) -> dict[str, Any] | None:
+    """The demo's scene mapped by the shipped default model (`floodwatch models info`), as a user's
+    `floodwatch map scene.tif` does without -m; None when no default model is installed."""
+    from .errors import NoDefaultModelError
+    from .inference import load_predictor
+    from .models.zoo import resolve_model
+
+    try:
+        model = resolve_model(None, "onnx")
+    except NoDefaultModelError:
+        return None
+    return map_synthetic_scene(load_predictor(model), out / "scene", out / "map_default_model", side=side,
+                               progress=progress)
 
 
 def map_synthetic_scene(predictor: Any, scene_dir: Path, map_dir: Path, *, side: int, progress: bool = True

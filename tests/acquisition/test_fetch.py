@@ -125,13 +125,13 @@ def test_several_dates_and_partial_coverage(pc, tmp_path, capsys):
     assert [s.key for s in res.scenes] == ["2024-04-19", "2024-05-01"]
     assert [s.coverage for s in res.scenes] == pytest.approx([0.6, 0.6], abs=0.02)
     assert "partial coverage, the items cover 60% of the AOI" in capsys.readouterr().err
-    with pytest.raises(CoverageError, match=r"cover at most 60% of the AOI \(2024-04-19\), below --min-coverage 80%"):
+    with pytest.raises(CoverageError, match=r"cover at most 60% of the AOI \(2024-04-19\), below `min_coverage` 80%"):
         fetch(aoi, "2024-04-01", "2024-05-31", tmp_path / "out2", source=src, min_coverage=0.8, retries=FAST,
               progress=False)
 
 
 def test_uncalibrated_grd_refused(pc, tmp_path):
-    with pytest.raises(UnitsError, match="uncalibrated GRD digital numbers.*use --source pc-rtc.*SNAP"):
+    with pytest.raises(UnitsError, match="uncalibrated GRD digital numbers.*use `source` pc-rtc.*SNAP"):
         fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source="pc-grd", progress=False)
     # a generic catalog whose assets say uint16: refused from the metadata, before any pixel is read
     for item in pc.items:

@@ -149,7 +149,7 @@ def test_earth_search_recorded_pages_hh_only(stac, tmp_path, stac_api):
     assert len(api.requests) == n
     # an unknown collection: the recorded Earth Search 404 body
     api.not_found_body = json.loads((stac / "errors" / "earth-search_404_collection_not_found.json").read_text())
-    with pytest.raises(AcquisitionError, match="--collection: 'foo' not found"):
+    with pytest.raises(AcquisitionError, match="collection: 'foo' not found"):
         fetch(box(76.0, -47.5, 76.2, -47.3), "2025-07-31", "2025-07-31", tmp_path / "out",
               source=resolve_source(api.url, collection="foo"), progress=False)
 

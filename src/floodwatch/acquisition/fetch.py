@@ -182,7 +182,7 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
     data = to_db(data, units_in)
     coverage = aoi_coverage(data, aoi, grid)
     if coverage < max(min_coverage, 1e-9):
-        console.print(f"warning: {key}: the items cover {100 * coverage:.0f}% of the AOI, below `min_coverage` "
+        console.print(f"warning: {key}: the items cover {100 * coverage:.0f}% of the AOI, below the minimum coverage "
                       f"{100 * min_coverage:.0f}%: skipped", highlight=False)
         result.skipped.append({"key": key, "coverage": coverage, "items": [i.id for i in group]})
         return None
