@@ -59,7 +59,8 @@ def agreement_problems(a: dict) -> list[str]:
 def reproduce_card_rows(model: ZooModel, data_root: Path) -> list[tuple[object, float]]:
     """(row, measured) for each `evaluation.reproduce` row of the card: the row's file of the model scored
     on data_root/row.dataset (its format and split) at the card's threshold, without Otsu."""
-    from floodwatch.evaluation.evaluate import evaluate, evaluation_samples
+    from floodwatch.evaluation.evaluate import evaluate
+    from floodwatch.training.data import evaluation_samples
     from floodwatch.inference import load_predictor
 
     ev = model.card.evaluation

@@ -51,13 +51,13 @@ def _find(source: str, collection: str, aoi: BaseGeometry, since: datetime | Non
 
     if not _is_static(source):  # a STAC API: the search of floodwatch.acquisition (what `fetch` uses)
         try:
-            return search_api(source, collection, aoi, since, until, label=f"`stac` {source}")
+            return search_api(source, collection, aoi, since, until, label=f"source: {source}")
         except AcquisitionError as exc:
             raise MonitoringError(str(exc)) from None
     try:
         root = pystac.read_file(source)
     except Exception as exc:  # pystac raises many types for unreadable or non-STAC JSON
-        raise MonitoringError(f"`stac` {source}: cannot read the STAC catalog ({type(exc).__name__}: "
+        raise MonitoringError(f"source: {source}: cannot read the STAC catalog ({type(exc).__name__}: "
                               f"{exc})") from None
     if isinstance(root, pystac.Collection) and root.id == collection:
         coll = root
@@ -72,7 +72,7 @@ def _find(source: str, collection: str, aoi: BaseGeometry, since: datetime | Non
 def _signer(source: str, collection: dict | None) -> Callable[[str], str]:
     """Planetary Computer collections (they name their blob storage account) get SAS-signed hrefs."""
     if collection is not None and collection.get("msft:storage_account"):
-        return planetary_computer_signer(collection, label=f"`stac` {source}")
+        return planetary_computer_signer(collection, label=f"source: {source}")
     return no_signing
 
 
