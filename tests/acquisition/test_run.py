@@ -53,7 +53,7 @@ def test_run_maps_records_and_alerts(pc, tmp_path):
                     geometry=utm_aoi(X0, Y1 - 900, X0 + 900, Y1), source=src, progress=False)
 
 
-def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint):
+def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint, monkeypatch):
     db, out = tmp_path / "cli.db", tmp_path / "out"
     aoi_file = tmp_path / "valley.geojson"
     aoi_file.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": CORNER.__geo_interface__}))
@@ -68,6 +68,8 @@ def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint):
     assert row["scene_id"] == pc.items[2]["id"] and "valley: 2024-05-01" in ok.stdout
     # an untrained model floods what it floods; the threshold rule (0 km²) fires exactly when that is > 0
     assert len(alerts) == (row["flooded_km2"] > 0) and stats["valid_km2"] > 0
+    monkeypatch.setenv("FLOODWATCH_ZOO", str(tmp_path / "empty_zoo"))  # no default model to fall back on
+    (tmp_path / "empty_zoo").mkdir()
     missing = run_cli("run", "--aoi", "valley", "--date", "2024-05-01", "--stac", pc.api.url, "--db", db,
                       "-o", out)
     assert missing.returncode == 2 and "-m/--model" in missing.stderr and missing.stderr.count("\n") == 1
