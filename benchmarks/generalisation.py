@@ -127,9 +127,9 @@ def run_fold(recipe, fold: str, seed: int, work: Path, epochs: int | None, s1_ch
 
 
 def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> dict:
-    """A recipe trained on ETCI North Alabama alone (e.g. examples/etci_northal_slim.yaml, the shipped default
-    model's), with its fixed 8-bit map, scored on every other event: it never sees any of them, so one training
-    per seed serves every fold."""
+    """A recipe trained on ETCI North Alabama (e.g. examples/etci_northal_slim.yaml), with its fixed 8-bit map,
+    and optionally on data no event is scored on (synthetic chips), scored on every other event: it never sees
+    any of them, so one training per seed serves every fold."""
     from floodwatch.config import load_spec
     from floodwatch.training import train
 
@@ -137,9 +137,14 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
     if done.is_file():
         return json.loads(done.read_text())
     spec = load_spec(path)
-    others = [s.path for s in spec.dataset_config.sources if Path(s.path).resolve() != ETCI["NorthAL"].resolve()]
+    scored = {S1.resolve(), ETCI["Bangladesh"].resolve()}  # labelled events it must never train on
+    others = [s.path for s in spec.dataset_config.sources if Path(s.path).resolve() in scored]
     if others:
-        raise SystemExit(f"{path}: trains on {others[0]} too; a scene recipe trains on North Alabama alone")
+        raise SystemExit(f"{path}: trains on {others[0]} too; a scene recipe trains on North Alabama (and data "
+                         f"that no event is scored on, such as synthetic chips) alone")
+    missing = [s.path for s in spec.dataset_config.sources if not Path(s.path).exists()]
+    if missing:
+        raise SystemExit(f"{path}: source {missing[0]} not found (see the recipe's header for how to write it)")
     if epochs:
         spec.training_config.epochs = epochs
     result = train(spec, work / "runs", name=f"scene_s{seed}", seed=seed, progress=False)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -98,7 +98,8 @@ class PreprocessingOverride(_Section):
     """Overrides the pre-processing fitted on the training chips; offset/scale given -> nothing is fitted."""
 
     derived: Literal["none", "diff", "ratio"] = "none"
-    clip: Optional[tuple[float, float]] = None
+    #: dB range of every band, [low, high], or one range per band in the readers' band order ([[VV], [VH]])
+    clip: Optional[Union[tuple[float, float], list[tuple[float, float]]]] = None
     offset: Optional[list[float]] = None
     scale: Optional[list[float]] = None
 
@@ -106,9 +107,18 @@ class PreprocessingOverride(_Section):
     def _offset_with_scale(self) -> "PreprocessingOverride":
         if (self.offset is None) != (self.scale is None):
             raise ValueError("give both offset and scale, or neither (then they are fitted on the training set)")
-        if self.clip is not None and self.clip[0] >= self.clip[1]:
-            raise ValueError(f"clip: low {self.clip[0]} must be below high {self.clip[1]}")
+        for low, high in self.clip_ranges(1) if self.clip is not None else []:
+            if low >= high:
+                raise ValueError(f"clip: low {low} must be below high {high}")
         return self
+
+    def clip_ranges(self, bands: int) -> list[tuple[float, float]] | None:
+        """One (low, high) per band, or None when no clip is given."""
+        if self.clip is None:
+            return None
+        if isinstance(self.clip, tuple):
+            return [tuple(self.clip)] * bands
+        return [tuple(c) for c in self.clip]
 
 
 TAO_PATH_FIELDS = ("train_images_path", "train_masks_path", "val_images_path", "val_masks_path",

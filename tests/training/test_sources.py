@@ -1,6 +1,7 @@
 """dataset_config.sources: several labelled data sets trained together, each kept to its regions and split."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -65,3 +66,22 @@ def test_model_config_widths_build_a_slimmer_net(two_sources):
     full = build_model(num_layers=10)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(slim) < 0.5 * count(full) and slim.encoder.layer4[0].conv1.out_channels == 128
+
+
+def test_clip_per_band_is_kept_in_the_fitted_preprocessing(synth_root):
+    from floodwatch.data import open_dataset
+    from floodwatch.training.data import fit_preprocessing
+
+    chips = list(open_dataset(synth_root))
+    spec = {"dataset_config": {"data_root": str(synth_root), "format": "sen1floods11",
+                               "preprocessing": {"clip": [[-15.1, -4.5], [-28.4, -12.3]]}},
+            "model_config": {"num_layers": 10}}
+    pp = fit_preprocessing(spec_from_dict(spec), chips)
+    assert pp.clip == [(-15.1, -4.5), (-28.4, -12.3)]
+    x = pp.derive(np.array([[[-40.0]], [[0.0]]], np.float32))  # darker than VV's floor, brighter than VH's top
+    assert x[:, 0, 0].tolist() == pytest.approx([-15.1, -12.3])
+    spec["dataset_config"]["preprocessing"]["clip"] = [[-15.1, -4.5]]
+    with pytest.raises(SpecError, match="preprocessing.clip: 1 ranges for 2 bands"):
+        fit_preprocessing(spec_from_dict(spec), chips)
+    spec["dataset_config"]["preprocessing"]["clip"] = [-30, 0]  # one range for every band, as before
+    assert fit_preprocessing(spec_from_dict(spec), chips).clip == [(-30.0, 0.0)] * 2

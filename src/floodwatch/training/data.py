@@ -125,7 +125,10 @@ def fit_preprocessing(spec: Spec, train: Sequence[Sample]) -> Preprocessing:
     over = spec.dataset_config.preprocessing
     bands = list(train[0].bands)
     derived = over.derived if over else "none"
-    clip = [tuple(over.clip)] * len(bands) if over and over.clip else [DEFAULT_CLIP] * len(bands)
+    clip = (over.clip_ranges(len(bands)) if over else None) or [DEFAULT_CLIP] * len(bands)
+    if len(clip) != len(bands):
+        raise SpecError(f"dataset_config.preprocessing.clip: {len(clip)} ranges for {len(bands)} bands "
+                        f"({', '.join(bands)})")
     if over and over.offset is not None:
         return Preprocessing(bands=bands, clip=clip, derived=derived, offset=over.offset, scale=over.scale)
     from ..data.stats import compute_stats, preprocessing_from_stats
