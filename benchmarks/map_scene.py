@@ -225,6 +225,8 @@ def pipeline(scene: Path, model: Path, out: Path, backend: str, args) -> dict:
 
     kind = "onnx" if backend.startswith("onnx") else "torch"
     kwargs = {"threads": args.ort_threads} if kind == "onnx" and args.ort_threads else {}
+    if kind == "onnx" and args.ort_spinning != "default":
+        kwargs["spinning"] = args.ort_spinning == "on"
     result = map_scene(scene, load_predictor(model, kind, **kwargs), out, tile=args.tile, overlap=args.overlap,
                        batch=args.batch, progress=False, backend=backend, chunk_tiles=args.chunk_tiles)
     s = result.stats
@@ -262,7 +264,7 @@ def measure(mode: str, scene: Path, model: Path, args, label: str) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--scene", str(scene), "--model-file", str(model),
            "--out", str(out), "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch", str(args.batch),
            "--threads", str(args.threads), "--chunk-tiles", str(args.chunk_tiles),
-           "--ort-threads", str(args.ort_threads or 0)]
+           "--ort-threads", str(args.ort_threads or 0), "--ort-spinning", args.ort_spinning]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
@@ -305,6 +307,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--ort-threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    ap.add_argument("--ort-spinning", choices=("default", "on", "off"), default="default",
+                    help="whether idle ONNX Runtime threads busy-wait (off leaves the CPU to reading and writing)")
     ap.add_argument("--chunk-tiles", type=int, default=8, help="tile columns per pipeline window")
     ap.add_argument("--no-naive", action="store_true")
     for hidden in ("--child", "--scene", "--model-file", "--out"):
@@ -322,7 +326,8 @@ def main() -> None:
     print(f"scene {shape[1]:,} x {shape[0]:,} px ({shape[0] * shape[1] / 1e4:,.0f} km² at 10 m, "
           f"{100 * NODATA_SHARE:.0f}% no data), tile {args.tile}, overlap {args.overlap}, batch {args.batch}, "
           f"windows of {args.chunk_tiles} tiles, {args.threads} torch threads, "
-          f"ORT threads {args.ort_threads or 'default'}; default model {default.name}", flush=True)
+          f"ORT threads {args.ort_threads or 'default'}, spinning {args.ort_spinning}; default model {default.name}",
+          flush=True)
 
     runs: dict[str, dict] = {}
     if not args.no_naive:
