@@ -221,10 +221,12 @@ def naive(scene: Path, model: Path, out: Path, tile: int) -> dict:
 
 def pipeline(scene: Path, model: Path, out: Path, backend: str, args) -> dict:
     from floodwatch.inference import load_predictor
-    from floodwatch.mapping import map_scene
+    from floodwatch.mapping import map_scene, predictor_options
 
     kind = "onnx" if backend.startswith("onnx") else "torch"
-    kwargs = {"threads": args.ort_threads} if kind == "onnx" and args.ort_threads else {}
+    kwargs = predictor_options(model, kind)  # what `floodwatch map` uses
+    if kind == "onnx" and args.ort_threads:
+        kwargs["threads"] = args.ort_threads
     if kind == "onnx" and args.ort_spinning != "default":
         kwargs["spinning"] = args.ort_spinning == "on"
     result = map_scene(scene, load_predictor(model, kind, **kwargs), out, tile=args.tile, overlap=args.overlap,
@@ -308,7 +310,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--ort-threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     ap.add_argument("--ort-spinning", choices=("default", "on", "off"), default="default",
-                    help="whether idle ONNX Runtime threads busy-wait (off leaves the CPU to reading and writing)")
+                    help="whether idle ONNX Runtime threads busy-wait (default: as `floodwatch map`, off)")
     ap.add_argument("--chunk-tiles", type=int, default=8, help="tile columns per pipeline window")
     ap.add_argument("--no-naive", action="store_true")
     for hidden in ("--child", "--scene", "--model-file", "--out"):

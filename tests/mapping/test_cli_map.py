@@ -80,3 +80,26 @@ def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path
     _, meta_t = read(tmp_path / "tta" / "s2" / "flood_mask.tif")
     assert meta_p["transform"] == meta_t["transform"] and meta_p["crs"] == meta_t["crs"]
     assert json.loads((tmp_path / "tta" / "s2" / "stats.json").read_text())["backend"] != "TorchPredictor"
+
+
+def test_map_runs_onnx_runtime_without_spinning_threads(tmp_path, tiny_checkpoint, monkeypatch):
+    """The reader and writer threads need the CPU that idle ONNX Runtime threads would spin on."""
+    from floodwatch.export.onnx import export_onnx
+    from floodwatch.inference import onnx as onnx_backend
+    from floodwatch.mapping import predictor_options
+
+    assert predictor_options("m.onnx") == {"spinning": False, "memory_pattern": False} == predictor_options("m.bin",
+                                                                                                             "onnx")
+    assert predictor_options("m.pt") == {} == predictor_options("m.onnx", "torch") == predictor_options(None, "triton")
+    seen = []
+    real = onnx_backend.onnx_session
+    monkeypatch.setattr(onnx_backend, "onnx_session",
+                        lambda path, providers=None, threads=None, spinning=None, memory_pattern=None:
+                        seen.append((spinning, memory_pattern)) or real(path, providers, threads, spinning,
+                                                                        memory_pattern))
+    model = tmp_path / "m.onnx"
+    export_onnx(tiny_checkpoint, model)
+    make_scene(tmp_path / "s.tif", 40, 40)
+    assert run(["map", str(tmp_path / "s.tif"), "-m", str(model), "-o", str(tmp_path / "out"), "--tile", "32",
+                "--overlap", "8", "-q"]) in (0, None)
+    assert seen == [(False, False)]

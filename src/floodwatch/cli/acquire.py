@@ -130,5 +130,7 @@ def run_cmd(
 
 def _predictor(model: Optional[str]):
     from ..inference import load_predictor
+    from ..mapping import predictor_options
 
-    return load_predictor(resolve_models(model, "onnx")[0])  # none: the default model's INT8 ONNX
+    path = resolve_models(model, "onnx")[0]  # none: the default model's INT8 ONNX
+    return load_predictor(path, **predictor_options(path))

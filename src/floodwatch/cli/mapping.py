@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Column, Table
 
         from ..errors import FloodwatchError
-        from ..mapping import map_scene, map_scenes, scene_files
+        from ..mapping import map_scene, map_scenes, predictor_options, scene_files
         from ..mapping.locations import input_stem
         from ..models.zoo import kind_for_backend
 
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability,
                   terrain=terrain)
         predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
-                            if backend == "triton" else {})
+                            if backend == "triton" else predictor_options(model, backend))
         if tta or tta_transforms:
             predictor_kwargs["tta"] = tta_transforms or True
         from ..inference.refine import parse_refine

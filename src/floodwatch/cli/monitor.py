@@ -171,8 +171,11 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
     from ..monitoring.stac import watch_aoi
     from ..monitoring.store import Store
 
+    from ..mapping import predictor_options
+
     with Store(db) as store:
-        predictor = load_predictor(resolve_models(model, "onnx")[0])
+        path = resolve_models(model, "onnx")[0]
+        predictor = load_predictor(path, **predictor_options(path))
         outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since, units=value(units),
                              tile=tile, progress=not quiet)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")

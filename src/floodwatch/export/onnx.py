@@ -227,9 +227,11 @@ def synthetic_inputs(prep: Preprocessing, n: int, height: int, width: int, seed:
 
 
 def onnx_session(path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None,
-                 spinning: bool | None = None):
+                 spinning: bool | None = None, memory_pattern: bool | None = None):
     """spinning: False stops idle intra-op threads from busy-waiting (ONNX Runtime's default spins), which
-    leaves the CPU to the reader and writer threads of a pipeline; None keeps the default."""
+    leaves the CPU to the reader and writer threads of a pipeline. memory_pattern: False stops ONNX Runtime
+    from pre-planning one block for all of a run's intermediate tensors per input shape (batches of 1 to 4
+    tiles are different shapes); None keeps either default."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -237,6 +239,8 @@ def onnx_session(path: str | Path, providers: Iterable[str] | None = None, threa
         opts.intra_op_num_threads = int(threads)
     if spinning is not None:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if memory_pattern is not None:
+        opts.enable_mem_pattern = bool(memory_pattern)
     available = ort.get_available_providers()
     wanted = [p for p in (providers or ("TensorrtExecutionProvider", "CUDAExecutionProvider",
                                         "CPUExecutionProvider")) if p in available]

@@ -16,18 +16,18 @@ class OnnxPredictor:
     """predict(N,C,H,W pre-processed float32) -> (N,H,W) water probability, with ONNX Runtime.
 
     providers: ONNX Runtime execution providers in order of preference; by default TensorRT, then CUDA,
-    then CPU, whichever this onnxruntime build has. threads / spinning: see `onnx_session`. The
-    pre-processing comes from the file's metadata.
+    then CPU, whichever this onnxruntime build has. threads / spinning / memory_pattern: see `onnx_session`.
+    The pre-processing comes from the file's metadata.
     """
 
     def __init__(self, path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None,
-                 spinning: bool | None = None):
+                 spinning: bool | None = None, memory_pattern: bool | None = None):
         self.path = Path(path)
         self.meta = read_metadata(self.path)
         if "preprocessing" not in self.meta:
             raise ExportError(f"{self.path}: 'floodwatch' metadata has no 'preprocessing'")
         self.preprocessing: Preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
-        self.session = onnx_session(self.path, providers, threads, spinning)
+        self.session = onnx_session(self.path, providers, threads, spinning, memory_pattern)
         self.providers = self.session.get_providers()
         self.input_name = self.session.get_inputs()[0].name or INPUT_NAME
         self.output_name = self.session.get_outputs()[0].name
