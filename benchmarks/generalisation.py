@@ -137,12 +137,20 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
     if done.is_file():
         return json.loads(done.read_text())
     spec = load_spec(path)
-    scored = {S1.resolve(), ETCI["Bangladesh"].resolve()}  # labelled events it must never train on
-    others = [s.path for s in spec.dataset_config.sources if Path(s.path).resolve() in scored]
+    dc = spec.dataset_config
+    if not dc.sources:
+        raise SystemExit(f"{path}: give its data as dataset_config.sources (North Alabama, and data no event is "
+                         f"scored on), so the events it trains on can be checked")
+    scored = [S1.resolve(), ETCI["Bangladesh"].resolve()]  # labelled events it must never train on
+
+    def overlaps(p: Path) -> bool:  # the same folder, one inside the other either way
+        return any(p == r or r in p.parents or p in r.parents for r in scored)
+
+    others = [s.path for s in dc.sources if overlaps(Path(s.path).resolve())]
     if others:
         raise SystemExit(f"{path}: trains on {others[0]} too; a scene recipe trains on North Alabama (and data "
                          f"that no event is scored on, such as synthetic chips) alone")
-    missing = [s.path for s in spec.dataset_config.sources if not Path(s.path).exists()]
+    missing = [s.path for s in dc.sources if not Path(s.path).exists()]
     if missing:
         raise SystemExit(f"{path}: source {missing[0]} not found (see the recipe's header for how to write it)")
     if epochs:
@@ -169,11 +177,18 @@ def nested_choice(rows_by_recipe: dict[str, list[dict]]) -> tuple[list[dict], di
             by_seed.setdefault(row["seed"], {}).update(row["events"])
         by_recipe[name] = by_seed
     seeds = sorted(set.intersection(*(set(b) for b in by_recipe.values())))
+    if not seeds:
+        raise SystemExit("nested choice: the recipes share no seed")
     events = sorted(set.intersection(*(set(b[s]) for b in by_recipe.values() for s in seeds)))
     wet = [e for e in events if all(_has_water(b[s][e]) for b in by_recipe.values() for s in seeds)]
+    if len(wet) < 2:
+        raise SystemExit(f"nested choice: needs two events with labelled water that every recipe scored in the "
+                         f"same seeds; found {len(wet)}")
 
     def mean_iou(name: str, over: list[str]) -> float:
-        return statistics.fmean(_clean(by_recipe[name][s][e]["water_iou"]) for s in seeds for e in over)
+        values = [_clean(by_recipe[name][s][e]["water_iou"]) for s in seeds for e in over]
+        values = [v for v in values if not math.isnan(v)]
+        return statistics.fmean(values) if values else float("-inf")
 
     overall = max(by_recipe, key=lambda n: mean_iou(n, wet))
     choice = {e: (max(by_recipe, key=lambda n: mean_iou(n, [o for o in wet if o != e])) if e in wet else overall)
@@ -249,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-only", action="store_true", help="only that recipe, for every seed")
     ap.add_argument("--scene-recipes", default="",
                     help="comma-separated North-Alabama-only recipes, each trained per seed and scored on every "
-                         "other event, then chosen among per held-out event on the other events' scores")
+                         "other event, then chosen among per held-out event on the other events' scores; "
+                         "replaces --recipe's folds and --baseline. Results are cached per recipe file name")
     ap.add_argument("--quick", action="store_true", help="one seed, one epoch: for iterating, not for claims")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
     ap.add_argument("--out", type=Path, help="also write the markdown table here")

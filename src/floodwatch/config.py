@@ -103,13 +103,25 @@ class PreprocessingOverride(_Section):
     offset: Optional[list[float]] = None
     scale: Optional[list[float]] = None
 
+    @field_validator("clip", mode="before")
+    @classmethod
+    def _clip_shape(cls, value: Any) -> Any:
+        def pair(v: Any) -> bool:
+            return isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+
+        if value is None or pair(value) or (isinstance(value, (list, tuple)) and value and all(map(pair, value))):
+            return value
+        raise ValueError(f"{value!r}: give [low, high] in dB for every band, or one [low, high] per band")
+
     @model_validator(mode="after")
     def _offset_with_scale(self) -> "PreprocessingOverride":
         if (self.offset is None) != (self.scale is None):
             raise ValueError("give both offset and scale, or neither (then they are fitted on the training set)")
-        for low, high in self.clip_ranges(1) if self.clip is not None else []:
+        ranges = self.clip_ranges(1) if self.clip is not None else []
+        for i, (low, high) in enumerate(ranges):
             if low >= high:
-                raise ValueError(f"clip: low {low} must be below high {high}")
+                where = "clip" if isinstance(self.clip, tuple) else f"clip[{i}]"
+                raise ValueError(f"{where}: low {low} must be below high {high}")
         return self
 
     def clip_ranges(self, bands: int) -> list[tuple[float, float]] | None:

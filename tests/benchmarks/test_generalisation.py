@@ -47,3 +47,19 @@ def test_a_scene_recipe_must_train_on_north_alabama_alone(gen, tmp_path):
     path.write_text(recipe.replace("../../shared", str(ROOT.parent / "shared")))
     with pytest.raises(SystemExit, match="North Alabama"):
         gen.run_scene_recipe(path, 42, tmp_path, None)
+
+
+def test_nested_choice_refuses_what_it_cannot_choose_on(gen):
+    with pytest.raises(SystemExit, match="needs two events"):
+        gen.nested_choice({"A": _rows({"X": 0.9}), "B": _rows({"X": 0.1})})
+    with pytest.raises(SystemExit, match="share no seed"):
+        gen.nested_choice({"A": _rows({"X": 0.9, "Y": 0.1}, seeds=(1,)), "B": _rows({"X": 0.1, "Y": 0.2}, seeds=(2,))})
+
+
+def test_a_scene_recipe_may_not_reach_a_scored_event_through_a_parent_folder(gen, tmp_path):
+    recipe = (ROOT / "examples" / "etci_northal_slim.yaml").read_text()
+    path = tmp_path / "parent.yaml"
+    path.write_text(recipe.replace("../../shared/data/etci2021/northal_20190302t234651",
+                                   str(ROOT.parent / "shared" / "data")))
+    with pytest.raises(SystemExit, match="North Alabama"):
+        gen.run_scene_recipe(path, 42, tmp_path, None)

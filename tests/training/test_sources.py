@@ -85,3 +85,16 @@ def test_clip_per_band_is_kept_in_the_fitted_preprocessing(synth_root):
         fit_preprocessing(spec_from_dict(spec), chips)
     spec["dataset_config"]["preprocessing"]["clip"] = [-30, 0]  # one range for every band, as before
     assert fit_preprocessing(spec_from_dict(spec), chips).clip == [(-30.0, 0.0)] * 2
+
+
+@pytest.mark.parametrize("clip, message", [
+    ([], r"clip: \[\]: give \[low, high\] in dB for every band, or one \[low, high\] per band"),
+    ([[-15, -4.5], [-28]], r"clip: \[\[-15, -4.5\], \[-28\]\]: give \[low, high\]"),
+    ([[-15, -16], [-28, -12]], r"clip\[0\]: low -15.0 must be below high -16.0"),
+    ([0, -1], r"clip: low 0.0 must be below high -1.0"),
+])
+def test_bad_clips_are_one_line_errors_naming_the_range(clip, message):
+    spec = {"dataset_config": {"data_root": "/tmp", "format": "sen1floods11", "preprocessing": {"clip": clip}},
+            "model_config": {"num_layers": 10}}
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict(spec)
