@@ -136,6 +136,7 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
     done = work / f"scene_s{seed}.json"
     if done.is_file():
         return json.loads(done.read_text())
+    work.mkdir(parents=True, exist_ok=True)
     spec = load_spec(path)
     dc = spec.dataset_config
     if not dc.sources:
@@ -289,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     suffix = "_quick" if args.quick else ""
     work = args.work / (args.recipe.stem + suffix)
-    work.mkdir(parents=True, exist_ok=True)
     s1_chips = [s for s in open_dataset(S1) if s.valid.any()]
     scene_recipes = [Path(p) for p in args.scene_recipes.split(",") if p]
     if args.baseline_only:
         scene_recipes = scene_recipes or [BASELINE]
+    if not scene_recipes:  # the folds of --recipe run
+        work.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict]] = {} if scene_recipes else {args.recipe.stem: []}
     for seed in seeds:
         for fold in ([] if scene_recipes else folds):
@@ -306,9 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.setdefault(BASELINE.stem, []).append(
                 run_scene_recipe(BASELINE, seed, args.work / (BASELINE.stem + suffix), epochs))
         for path in scene_recipes:
-            sub = args.work / (path.stem + suffix)
-            sub.mkdir(parents=True, exist_ok=True)
-            rows.setdefault(path.stem, []).append(run_scene_recipe(path, seed, sub, epochs))
+            row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
+            rows.setdefault(path.stem, []).append(row)
         print(table(rows), flush=True)  # the table so far: a long run can be read (or stopped) between seeds
     if len(scene_recipes) > 1:
         rows["nested choice"], choice = nested_choice({p.stem: rows[p.stem] for p in scene_recipes})

@@ -168,10 +168,9 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped."""
     from ..inference.predictor import load_predictor
+    from ..mapping import predictor_options
     from ..monitoring.stac import watch_aoi
     from ..monitoring.store import Store
-
-    from ..mapping import predictor_options
 
     with Store(db) as store:
         path = resolve_models(model, "onnx")[0]

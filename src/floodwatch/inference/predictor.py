@@ -15,7 +15,7 @@ from ..errors import InvalidArgumentError
 from ..models.checkpoint import load_model
 from .base import Predictor, water_probability
 
-__all__ = ["Predictor", "TorchPredictor", "load_predictor", "water_probability"]
+__all__ = ["Predictor", "TorchPredictor", "backend_for", "load_predictor", "water_probability"]
 
 
 class TorchPredictor:
@@ -80,10 +80,15 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
     return predictor
 
 
-def _load_one(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predictor:
-    suffix = Path(str(model)).suffix.lower()
+def backend_for(model: str | os.PathLike | None, backend: str = "auto") -> str:
+    """The back-end that runs `model`: 'auto' is ONNX Runtime for an .onnx file and torch for anything else."""
     if backend == "auto":
-        backend = "onnx" if suffix == ".onnx" else "torch"
+        return "onnx" if Path(str(model)).suffix.lower() == ".onnx" else "torch"
+    return backend
+
+
+def _load_one(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predictor:
+    backend = backend_for(model, backend)
     if backend == "torch":
         return TorchPredictor(model, **kwargs)
     if backend == "onnx":

@@ -3,4 +3,5 @@ from .parallel import map_scenes, scene_files
 from .pipeline import OUTPUT_NAMES, TERRAIN_OUTPUT_NAMES, MapResult, map_scene, predictor_options
 from .terrain import Terrain
 
-__all__ = ["map_scene", "map_scenes", "predictor_options", "scene_files", "MapResult", "OUTPUT_NAMES", "TERRAIN_OUTPUT_NAMES", "Terrain"]
+__all__ = ["map_scene", "map_scenes", "predictor_options", "scene_files", "MapResult", "OUTPUT_NAMES",
+           "TERRAIN_OUTPUT_NAMES", "Terrain"]

@@ -65,9 +65,9 @@ def predictor_options(model: str | os.PathLike | None, backend: str = "auto") ->
     docs/benchmarks.md): ONNX Runtime's idle intra-op threads stop busy-waiting, which leaves the CPU to the
     reader and writer threads (INT8: 14 % less CPU, 5 % less wall time), and it stops pre-planning memory per
     batch shape (peak RSS: INT8 -80 MB, fp32 1.48 -> 1.12 GB, at the same speed)."""
-    # the same rule as load_predictor's "auto"
-    onnx = backend == "onnx" or (backend == "auto" and Path(str(model or "")).suffix.lower() == ".onnx")
-    return {"spinning": False, "memory_pattern": False} if onnx else {}
+    from ..inference.predictor import backend_for
+
+    return {"spinning": False, "memory_pattern": False} if backend_for(model, backend) == "onnx" else {}
 
 
 def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
