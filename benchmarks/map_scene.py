@@ -229,6 +229,8 @@ def pipeline(scene: Path, model: Path, out: Path, backend: str, args) -> dict:
         kwargs["threads"] = args.ort_threads
     if kind == "onnx" and args.ort_spinning != "default":
         kwargs["spinning"] = args.ort_spinning == "on"
+    if args.downsample > 1:
+        kwargs["downsample"] = args.downsample  # `floodwatch map --downsample N`
     result = map_scene(scene, load_predictor(model, kind, **kwargs), out, tile=args.tile, overlap=args.overlap,
                        batch=args.batch, progress=False, backend=backend, chunk_tiles=args.chunk_tiles)
     s = result.stats
@@ -261,12 +263,13 @@ def child(args) -> None:
     print("RESULT " + json.dumps(info))
 
 
-def measure(mode: str, scene: Path, model: Path, args, label: str) -> dict:
-    out = CACHE / "out" / f"{label}_{mode}_{scene.stem}"
+def measure(mode: str, scene: Path, model: Path, args, label: str, downsample: int = 1) -> dict:
+    out = CACHE / "out" / (f"{label}_{mode}_{scene.stem}" + (f"_d{downsample}" if downsample > 1 else ""))
     cmd = [sys.executable, __file__, "--child", mode, "--scene", str(scene), "--model-file", str(model),
            "--out", str(out), "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch", str(args.batch),
            "--threads", str(args.threads), "--chunk-tiles", str(args.chunk_tiles),
-           "--ort-threads", str(args.ort_threads or 0), "--ort-spinning", args.ort_spinning]
+           "--ort-threads", str(args.ort_threads or 0), "--ort-spinning", args.ort_spinning,
+           "--downsample", str(downsample)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
@@ -313,6 +316,9 @@ def main() -> None:
                     help="whether idle ONNX Runtime threads busy-wait (default: as `floodwatch map`, off)")
     ap.add_argument("--chunk-tiles", type=int, default=8, help="tile columns per pipeline window")
     ap.add_argument("--no-naive", action="store_true")
+    ap.add_argument("--downsample", type=int, default=1, help=argparse.SUPPRESS)  # the child's factor
+    ap.add_argument("--downsamples", default="1", help="grid factors the default model's back-ends run at, "
+                    "e.g. '1,2' (`floodwatch map --downsample`); comparison models run at 1")
     for hidden in ("--child", "--scene", "--model-file", "--out"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -335,13 +341,15 @@ def main() -> None:
     if not args.no_naive:
         crop = crop_path(scene, min(CROP, *shape))
         runs["naive torch loop (crop)"] = measure("naive", crop, models["default"]["torch"], args, "default")
+    factors = [int(f) for f in args.downsamples.split(",") if f]
     for label, files in models.items():
         for b in (args.backends if label == "default" else args.compare_backends).split(","):
-            if b:
-                r = measure(b, scene, files[b], args, label)
+            for factor in (factors if label == "default" else [1]) if b else []:
+                r = measure(b, scene, files[b], args, label, factor)
                 r["iou"] = iou_against_truth(Path(r["mask"]), truth)
-                runs[f"{label} {b}"] = r
-                print(f"  {label} {b}: {r['seconds']:.1f} s", flush=True)
+                name = f"{label} {b}" + (f" downsample {factor}" if factor > 1 else "")
+                runs[name] = r
+                print(f"  {name}: {r['seconds']:.1f} s", flush=True)
 
     def rate(r):
         return r["km2"] / r["seconds"]
@@ -362,6 +370,11 @@ def main() -> None:
     if "default onnx" in runs and "default onnx-int8" in runs:
         loss = 100 * (runs["default onnx"]["iou"] - runs["default onnx-int8"]["iou"])
         print(f"\nINT8 IoU loss against fp32 (default model, scene truth): {loss:+.2f} pt")
+    for name, r in runs.items():
+        plain = runs.get(name.split(" downsample ")[0])
+        if " downsample " in name and plain:
+            print(f"{name}: {plain['seconds'] / r['seconds']:.2f}x faster, IoU {100 * (r['iou'] - plain['iou']):+.2f} pt "
+                  f"against factor 1 (scene truth)")
 
     print("\nwhere the seconds go (stage seconds summed over the reader, predictor and writer threads):")
     print("| run | wall | " + " | ".join(STAGES) + " |\n|---|---|" + "---|" * len(STAGES))

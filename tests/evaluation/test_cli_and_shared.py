@@ -31,6 +31,16 @@ def test_cli_evaluate_writes_json_and_table(synth_dir, tiny_checkpoint, tmp_path
     assert len(list((tmp_path / "p").glob("*.png"))) == 6
 
 
+def test_cli_evaluate_downsample_is_recorded(synth_dir, tiny_checkpoint, tmp_path, capsys):
+    code, out, err = run_cli(["evaluate", "-m", str(tiny_checkpoint), "--data", str(synth_dir), "-q",
+                              "--downsample", "2", "-o", str(tmp_path / "m.json")], capsys)
+    assert code in (0, None), err
+    assert json.loads((tmp_path / "m.json").read_text())["downsample"] == 2 and "downsample 2" in out
+    code, out, err = run_cli(["evaluate", "-m", str(tiny_checkpoint), "--data", str(synth_dir), "-q",
+                              "--downsample", "0"], capsys)
+    assert code == 2 and "--downsample" in err
+
+
 def test_cli_not_a_checkpoint_is_one_line(synth_dir, tmp_path, capsys):
     fake = tmp_path / "model.pt"
     fake.write_bytes(b"not a checkpoint")

@@ -103,3 +103,22 @@ def test_map_runs_onnx_runtime_without_spinning_threads(tmp_path, tiny_checkpoin
     assert run(["map", str(tmp_path / "s.tif"), "-m", str(model), "-o", str(tmp_path / "out"), "--tile", "32",
                 "--overlap", "8", "-q"]) in (0, None)
     assert seen == [(False, False)]
+
+
+def test_map_downsample_predicts_on_a_coarser_grid_and_keeps_the_georeference(tmp_path, tiny_checkpoint, monkeypatch):
+    from floodwatch.inference import downsample
+
+    seen = []
+    real = downsample.DownsampledPredictor.predict
+    monkeypatch.setattr(downsample.DownsampledPredictor, "predict",
+                        lambda self, batch: seen.append(batch.shape) or real(self, batch))
+    make_scene(tmp_path / "s2.tif", 64, 64)
+    for name, extra in (("plain", []), ("coarse", ["--downsample", "2"])):
+        code = run(["map", str(tmp_path / "s2.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / name),
+                    "--tile", "64", "--overlap", "16", "-q", *extra])
+        assert code in (0, None)
+    assert seen and all(s[-2:] == (64, 64) for s in seen)  # full-size tiles in, the model sees 32²
+    mask_p, meta_p = read(tmp_path / "plain" / "s2" / "flood_mask.tif")
+    mask_c, meta_c = read(tmp_path / "coarse" / "s2" / "flood_mask.tif")
+    assert mask_p.shape == mask_c.shape and meta_p["transform"] == meta_c["transform"]
+    assert json.loads((tmp_path / "coarse" / "s2" / "stats.json").read_text())["backend"] == "DownsampledPredictor"

@@ -26,7 +26,7 @@ def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[f
 
 def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_transforms: Optional[str],
                             weights: Optional[str], temperature: Optional[Path], refine: Optional[str] = None,
-                            threshold: float = 0.5):
+                            threshold: float = 0.5, downsample: int = 1):
     """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature,
     refinement (its small-region clean-up uses the command's --threshold unless the spec sets t=)."""
     from ..inference import load_predictor
@@ -38,7 +38,7 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
     refine_kwargs = parse_refine(refine, threshold)  # before loading: a bad --refine fails fast
     return load_predictor(model, backend, tta=(tta_transforms or True) if tta else None,
                           temperature=load_temperature(temperature) if temperature else None,
-                          weights=parse_weights(weights, model), refine=refine_kwargs)
+                          weights=parse_weights(weights, model), refine=refine_kwargs, downsample=downsample)
 
 
 def register(app: typer.Typer) -> None:
@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         backend: Backend = options.BACKEND,
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+        downsample: int = options.DOWNSAMPLE,
         weights: Optional[str] = options.WEIGHTS,
         temperature: Optional[Path] = options.TEMPERATURE,
         refine: Optional[str] = options.REFINE,
@@ -93,17 +94,19 @@ def register(app: typer.Typer) -> None:
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
-                                            threshold)
+                                            threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
                           save_predictions=save_predictions, progress=not quiet)
         names = " + ".join(m.name for m in model)
         result = {"model": [str(m) for m in model] if len(model) > 1 else str(model[0]), "data": described,
                   "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
+                  "downsample": downsample,
                   "temperature": load_temperature(temperature) if temperature else None,
                   "refine": predictor.describe() if refined else None, **result}
         console = make_console()
-        extras = (" +TTA" if tta or tta_transforms else "") + (f" +refine {result['refine']}" if refined else "")
+        extras = (" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "") \
+            + (f" +refine {result['refine']}" if refined else "")
         print_metrics_table(result, console, title=esc(f"{names}{extras} on {described}"))
         console.print(f"ECE (15 bins): {result['ece']:.4f}")
         calibration_view = None

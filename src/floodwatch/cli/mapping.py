@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         refine: Optional[str] = options.REFINE,
+        downsample: int = options.DOWNSAMPLE,
         tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
         overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
@@ -96,6 +97,8 @@ def register(app: typer.Typer) -> None:
                             if backend == "triton" else predictor_options(model, backend))
         if tta or tta_transforms:
             predictor_kwargs["tta"] = tta_transforms or True
+        if downsample != 1:
+            predictor_kwargs["downsample"] = downsample
         from ..inference.refine import parse_refine
 
         refine_kwargs = parse_refine(refine, threshold)  # per tile: the blender averages refined probabilities

@@ -7,6 +7,9 @@ THRESHOLD = typer.Option(0.5, "--threshold", help="Water probability threshold."
 BACKEND = typer.Option(Backend.auto, "--backend", help="Model back-end; auto picks by the file suffix.")
 TTA = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip, vflip, rot90).")
 TTA_TRANSFORMS = typer.Option(None, "--tta-transforms", help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta).")
+DOWNSAMPLE = typer.Option(1, "--downsample", min=1, help="Run the model on an N-times coarser grid (block means) and "
+                          "interpolate its water probability back: about N² less model arithmetic; its accuracy "
+                          "cost is in docs/benchmarks.md.")
 WEIGHTS = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'.")
 TEMPERATURE = typer.Option(None, "--temperature", help="Apply the temperature in this JSON file.")
 REFINE = typer.Option(None, "--refine", help="Refine the probability: none, guided (edge-aware guided filter, "

@@ -38,9 +38,11 @@ class TorchPredictor:
 def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "auto", *,
                    tta: bool | str | Sequence[str] | None = None, temperature: float | None = None,
                    weights: Sequence[float] | None = None, refine: str | dict | None = None,
-                   **kwargs: Any) -> Predictor:
+                   downsample: int = 1, **kwargs: Any) -> Predictor:
     """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix.
 
+    `downsample` > 1 runs the model(s) on a that-many-times coarser grid (DownsampledPredictor) and returns
+    probabilities on the input's grid; TTA, temperature and refinement then act on those.
     Several models (a list) make an EnsemblePredictor (`weights` optional); `tta` (True, 'd4' or transform
     names) wraps it in a TTAPredictor; `temperature` then rescales the averaged probabilities; `refine`
     ('guided', 'guided:r=4,eps=0.1', 'clean:min=16', a dict of RefinePredictor keywords, or None/'none')
@@ -59,6 +61,10 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
 
         predictor = EnsemblePredictor([_load_one(m, backend, **kwargs) for m in models], weights,
                                       names=[str(m) for m in models])
+    if downsample != 1:
+        from .downsample import DownsampledPredictor
+
+        predictor = DownsampledPredictor(predictor, downsample)
     if tta:
         from .tta import TTAPredictor
 
