@@ -71,11 +71,18 @@ def fold_spec(recipe, fold: str, reference: dict) -> object:
             continue
         if path == S1.resolve():
             source.exclude_regions = sorted(set(source.exclude_regions) | set(FOLDS[fold]))
-        if source.format and source.format.lower().startswith("etci"):
+        if source.format and source.format.lower().startswith("etci") and source.options.get("harmonise") == "scene":
             source.options = {**source.options, "reference": reference}
         kept.append(source)
     spec.dataset_config.sources = kept
     return spec
+
+
+def uses_fixed_map(recipe) -> bool:
+    """Whether the recipe reads its ETCI scenes with the one fixed 8-bit map (the reader's default), so that a
+    held-out ETCI scene is read that way too, not with a map fitted on its own pixels."""
+    return all(s.options.get("harmonise", "fixed") != "scene" for s in recipe.dataset_config.sources
+               if s.format and s.format.lower().startswith("etci"))
 
 
 def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
@@ -87,12 +94,16 @@ def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
     return [s for s in open_dataset(S1) if s.region in FOLDS[fold]]
 
 
-def score(checkpoint: Path, samples: list) -> dict[str, dict]:
-    """{event: {water_iou, precision, recall, otsu_water_iou, pixels}} on the held-out samples."""
+def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int = 1) -> dict[str, dict]:
+    """{event: {water_iou, precision, recall, otsu_water_iou, pixels}} on the held-out samples; `adapt`
+    re-estimates BatchNorm statistics on each event's own chips first (evaluate's test-time adaptation),
+    `downsample` predicts on a that-many-times coarser grid."""
+    from floodwatch.inference.predictor import load_predictor
     from floodwatch.evaluation.evaluate import evaluate
     from floodwatch.evaluation.otsu import OtsuBaseline
 
-    r = evaluate(checkpoint, samples, otsu=OtsuBaseline(band="VH", scope="chip"), progress=False)
+    predictor = load_predictor(checkpoint, downsample=downsample)
+    r = evaluate(predictor, samples, otsu=OtsuBaseline(band="VH", scope="chip"), adapt=adapt, progress=False)
     out = {}
     for region, m in r["regions"].items():
         event = "NorthAL" if region.startswith("northal") else "Bangladesh" if region.startswith("bangladesh") \
@@ -119,7 +130,7 @@ def run_fold(recipe, fold: str, seed: int, work: Path, epochs: int | None, s1_ch
     start = time.perf_counter()
     result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, progress=False)
     seconds = time.perf_counter() - start
-    events = score(result.best_checkpoint, held_out(fold, reference))
+    events = score(result.best_checkpoint, held_out(fold, reference, fixed=uses_fixed_map(recipe)))
     row = {"fold": fold, "seed": seed, "train_seconds": round(seconds, 1), "reference_modes": reference,
            "events": events}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
@@ -162,6 +173,27 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
         if fold != "NorthAL":
             events.update(score(result.best_checkpoint, held_out(fold, {}, fixed=True)))
     row = {"fold": "scene", "seed": seed, "recipe": path.name, "events": events}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
+
+
+#: inference variants a scene recipe's models can also be scored with: name -> score() keywords
+VARIANTS = {"adapt": {"adapt": True},   # BatchNorm statistics re-estimated on each held-out event's own chips
+            "downsample2": {"downsample": 2}}  # predicted on a 2x coarser grid (inference/downsample.py)
+
+
+def scene_recipe_variant(path: Path, seed: int, work: Path, epochs: int | None, variant: str) -> dict:
+    """The scene recipe's model of `seed` (trained if it is not yet), scored with an inference variant."""
+    done = work / f"scene_s{seed}_{variant}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    run_scene_recipe(path, seed, work, epochs)
+    checkpoint = work / "runs" / f"scene_s{seed}" / "best.pt"
+    events = {}
+    for fold in FOLDS:
+        if fold != "NorthAL":
+            events.update(score(checkpoint, held_out(fold, {}, fixed=True), **VARIANTS[variant]))
+    row = {"fold": "scene", "seed": seed, "recipe": path.name, "variant": variant, "events": events}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
     return row
 
@@ -267,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated North-Alabama-only recipes, each trained per seed and scored on every "
                          "other event, then chosen among per held-out event on the other events' scores; "
                          "replaces --recipe's folds and --baseline. Results are cached per recipe file name")
+    ap.add_argument("--variants", default="",
+                    help="with --scene-recipes: also score each recipe's models with these inference variants, "
+                         "comma-separated: adapt (BatchNorm statistics re-estimated on each held-out event's own "
+                         "chips), downsample2 (predicted on a 2x coarser grid)")
     ap.add_argument("--quick", action="store_true", help="one seed, one epoch: for iterating, not for claims")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
     ap.add_argument("--out", type=Path, help="also write the markdown table here")
@@ -287,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [f for f in folds if f not in FOLDS]
     if unknown:
         print(f"--folds: unknown fold '{unknown[0]}' (known: {', '.join(FOLDS)})", file=sys.stderr)
+        return 2
+    variants = [v for v in args.variants.split(",") if v]
+    if any(v not in VARIANTS for v in variants):
+        print(f"--variants: unknown variant in '{args.variants}' (known: {', '.join(VARIANTS)})", file=sys.stderr)
         return 2
     suffix = "_quick" if args.quick else ""
     work = args.work / (args.recipe.stem + suffix)
@@ -310,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in scene_recipes:
             row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
             rows.setdefault(path.stem, []).append(row)
+            for variant in variants:
+                rows.setdefault(f"{path.stem} + {variant}", []).append(
+                    scene_recipe_variant(path, seed, args.work / (path.stem + suffix), epochs, variant))
         print(table(rows), flush=True)  # the table so far: a long run can be read (or stopped) between seeds
     if len(scene_recipes) > 1:
         rows["nested choice"], choice = nested_choice({p.stem: rows[p.stem] for p in scene_recipes})

@@ -63,3 +63,21 @@ def test_a_scene_recipe_may_not_reach_a_scored_event_through_a_parent_folder(gen
                                    str(ROOT.parent / "shared" / "data")))
     with pytest.raises(SystemExit, match="North Alabama"):
         gen.run_scene_recipe(path, 42, tmp_path, None)
+
+
+def test_folds_drop_the_held_out_event_and_keep_each_recipes_8bit_map(gen):
+    from floodwatch.config import load_spec
+
+    fixed = load_spec(ROOT / "examples" / "all_events_fixed.yaml")
+    scene = load_spec(ROOT / "examples" / "all_events.yaml")
+    assert gen.uses_fixed_map(fixed) and not gen.uses_fixed_map(scene)
+    reference = {"VV": (-14.0, -9.0), "VH": (-25.0, -15.0)}
+    spec = gen.fold_spec(fixed, "Bangladesh", reference)
+    paths = [Path(s.path).resolve() for s in spec.dataset_config.sources]
+    assert gen.ETCI["Bangladesh"].resolve() not in paths and gen.ETCI["NorthAL"].resolve() in paths
+    assert all("reference" not in s.options for s in spec.dataset_config.sources)  # the fixed map takes none
+    spec = gen.fold_spec(fixed, "S1-B", reference)
+    s1 = [s for s in spec.dataset_config.sources if Path(s.path).resolve() == gen.S1.resolve()][0]
+    assert {"India", "Somalia"} <= set(s1.exclude_regions) and len(spec.dataset_config.sources) == 3
+    spec = gen.fold_spec(scene, "NorthAL", reference)
+    assert [s.options["reference"] for s in spec.dataset_config.sources if s.format == "etci2021"] == [reference]
