@@ -41,3 +41,20 @@ def test_failures_are_collected_in_one_error(scenes, tmp_path):
         map_scenes([scenes / "scene_0.tif", bad], ThresholdPredictor, tmp_path / "out", workers=1, **KW)
     with pytest.raises(DataError, match="no GeoTIFF"):
         map_scenes([tmp_path / "out"], ThresholdPredictor, tmp_path / "out2", **KW)
+
+
+def test_triton_workers_load_the_servers_model_without_a_model_file(scenes, tmp_path, monkeypatch):
+    """`map --backend triton --workers N` passes no model: each task asks load_predictor for the server's."""
+    import floodwatch.inference
+
+    calls = []
+
+    def fake_load(model, backend="auto", **kwargs):
+        calls.append((model, backend, kwargs))
+        return ThresholdPredictor()
+
+    monkeypatch.setattr(floodwatch.inference, "load_predictor", fake_load)
+    results = map_scenes([scenes / "scene_2.tif"], None, tmp_path / "t", workers=1, backend="triton",
+                         predictor_kwargs={"url": "127.0.0.1:8000", "model_name": "flood"}, **KW)
+    assert calls == [(None, "triton", {"url": "127.0.0.1:8000", "model_name": "flood"})]
+    assert results[0].stats["flooded_km2"] > 0

@@ -45,7 +45,7 @@ def _resolve_source(source):
 
 
 def _load(model, backend: str, predictor_kwargs: dict):
-    if isinstance(model, (str, Path)):
+    if model is None or isinstance(model, (str, Path)):  # None: the Triton server names its own model
         from ..inference import load_predictor
 
         return load_predictor(model, backend, **predictor_kwargs)
@@ -72,7 +72,8 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
                **kw: Any) -> list[MapResult]:
     """Map every scene (folders expand to their GeoTIFFs) in parallel with dask.distributed.
 
-    model: a model path (each task calls `load_predictor(model, backend, **predictor_kwargs)`), or a
+    model: a model path (each task calls `load_predictor(model, backend, **predictor_kwargs)`), None with
+    backend 'triton' (the server's model, `predictor_kwargs` naming the server), or a
     zero-argument callable (e.g. a class) returning a Predictor. scheduler: address of a running cluster; otherwise a
     LocalCluster of `workers` single-threaded workers. Other keywords go to `map_scene`.
     Results come back in the order of `scenes`; failed scenes are reported together in one error."""
