@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         backend: Backend = options.BACKEND,
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+        downsample: int = options.DOWNSAMPLE,
         weights: Optional[str] = options.WEIGHTS,
         temperature: Optional[Path] = options.TEMPERATURE,
         refine: Optional[str] = options.REFINE,
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
-                                            threshold)
+                                            threshold, downsample)
         records = infer_chips(predictor, expand_inputs(inputs), output, threshold=threshold,
                               progress=not quiet)
         console = make_console()
