@@ -92,3 +92,17 @@ def test_no_outputs_folder_serves_no_files(recorded):
     with TestClient(create_app(db)) as c:
         assert c.get("/files/anything").status_code == 404
         assert c.get("/api/aois/west/history").json()["records"][0]["quicklook_url"] is None
+
+
+def test_json_responses_are_strict(client):
+    """Every JSON response goes through io.dumps_json: NaN is null, numpy numbers are numbers."""
+    import json
+
+    import numpy as np
+
+    from floodwatch.monitoring.web.app import StrictJSONResponse
+
+    body = StrictJSONResponse({"a": float("nan"), "b": np.float32(1.5), "c": [float("inf")]}).body
+    assert json.loads(body) == {"a": None, "b": 1.5, "c": [None]}
+    assert client.app.router.default_response_class is StrictJSONResponse
+    assert client.get("/api/records/abc").json() == {"detail": "not found"}

@@ -37,6 +37,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import MonitoringError
+from ...io import dumps_json
 from ..store import Store, utc_iso
 from .tiles import LAYERS, TileError, TileRenderer, layer_sources
 
@@ -57,6 +58,14 @@ HISTORY_PAGE = 500
 SOURCES_TTL_S = 10.0  # how long a record's files are trusted before the store is asked again (a re-run)
 CSV_COLUMNS = ("acquired", "kind", "scene_id", "flooded_km2", "permanent_water_km2", "valid_km2", "coverage",
                "recorded")
+
+
+class StrictJSONResponse(JSONResponse):
+    """JSON through `io.dumps_json`, like every JSON floodwatch writes: NaN and infinities become null (FastAPI's
+    own response would fail the request on them), numpy values and paths are converted."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_json(content).encode("utf-8")
 
 
 def basemap_config(basemap: str | None) -> dict[str, Any] | None:
@@ -89,7 +98,8 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
     # and opening it here makes a bad path or URL fail at start-up rather than on the first request.
     shared = Store(db)
     renderer = TileRenderer()
-    app = FastAPI(title="floodwatch monitor", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="floodwatch monitor", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  default_response_class=StrictJSONResponse)
     app.router.on_shutdown.append(shared.close)
     app.state.renderer = renderer
 
@@ -98,8 +108,8 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         # a malformed path (a record id that is not a number, a tile z/x/y) names nothing: 404, like any
         # unknown path; bad query parameters keep FastAPI's 422 with the field named
         if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
-            return JSONResponse({"detail": "not found"}, status_code=404)
-        return JSONResponse({"detail": [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]},
+            return StrictJSONResponse({"detail": "not found"}, status_code=404)
+        return StrictJSONResponse({"detail": [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]},
                             status_code=422)
 
     async def get_store() -> Store:  # async: FastAPI would run a sync dependency on a thread for nothing
@@ -205,10 +215,10 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         return out
 
     @app.get("/api/records/{record_id}/floods.geojson")
-    def record_floods(record_id: RecordId, store: Store = Depends(get_store)) -> JSONResponse:
+    def record_floods(record_id: RecordId, store: Store = Depends(get_store)) -> StrictJSONResponse:
         rec = record_or_404(store, record_id, with_floods=True)
         fname = f"{rec['aoi']}_{rec['acquired'][:10]}_{rec['kind']}_floods.geojson"
-        return JSONResponse(_flood_collection(rec, public(rec)),
+        return StrictJSONResponse(_flood_collection(rec, public(rec)),
                             headers={"Content-Disposition": f'attachment; filename="{fname}"'},
                             media_type="application/geo+json")
 
