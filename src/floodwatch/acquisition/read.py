@@ -30,10 +30,33 @@ INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
 
 @dataclass(frozen=True)
 class Grid:
+    """A target raster grid, where windowed reads land (scenes from a catalog, terrain layers)."""
+
     crs: Any
-    transform: Any  # affine.Affine
-    width: int
+    transform: Any  # affine.Affine, north-up
     height: int
+    width: int
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width]
+        ys = [t.f, t.f + t.e * self.height]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+def warp_to_grid(src: Any, grid: Grid, band: int = 1, *, resampling: Any = None,
+                 src_nodata: float | None = None) -> np.ndarray:
+    """Band `band` of an open rasterio dataset warped onto `grid` as float32, NaN where the source has no data
+    (`src_nodata`, default the file's). Only the blocks under the grid are read. resampling: default nearest."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                   resampling=Resampling.nearest if resampling is None else resampling,
+                   src_nodata=src.nodata if src_nodata is None else src_nodata, nodata=np.nan,
+                   dtype="float32") as vrt:
+        return vrt.read(band).astype(np.float32, copy=False)
 
 
 def to_crs(geom: BaseGeometry, crs: Any) -> BaseGeometry:
@@ -56,7 +79,7 @@ def grid_for(aoi: BaseGeometry, crs: Any, ref_transform: Any, pad_px: int = 0) -
     col1 = math.ceil((maxx - c) / a - 1e-9) + pad_px
     row0 = math.floor((maxy - f) / e + 1e-9) - pad_px
     row1 = math.ceil((miny - f) / e - 1e-9) + pad_px
-    return Grid(crs, Affine(a, 0.0, c + col0 * a, 0.0, e, f + row0 * e), col1 - col0, row1 - row0)
+    return Grid(crs, Affine(a, 0.0, c + col0 * a, 0.0, e, f + row0 * e), height=row1 - row0, width=col1 - col0)
 
 
 def band_assets(item: Any) -> list[tuple[str, int, Any]]:
@@ -127,8 +150,6 @@ def _gdal_error(exc: Exception, item_id: str, href: str, access: str, log: HttpL
 def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str = "an account or token") -> np.ndarray:
     """VV and VH of one item on `grid` as float32 (2, H, W) in the asset's units; NaN where no data."""
     import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
 
     layers = []
     with rasterio.Env(**GDAL_HTTP_ENV), HttpLog() as log:
@@ -141,10 +162,7 @@ def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str 
                         bands = asset.extra_fields.get("raster:bands") or [{}]
                         nodata = bands[0].get("nodata")
                     # nearest: values stay measured backscatter (and exact on a shared lattice)
-                    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
-                                   height=grid.height, resampling=Resampling.nearest, src_nodata=nodata,
-                                   nodata=np.nan, dtype="float32") as vrt:
-                        data = vrt.read(band).astype(np.float32)
+                    data = warp_to_grid(src, grid, band, src_nodata=nodata)
             except rasterio.errors.RasterioIOError as exc:
                 raise _gdal_error(exc, item.id, key, access, log) from None
             if nodata is not None and not np.isnan(nodata):

@@ -23,27 +23,10 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
+from ..acquisition.read import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: terrain's grids are these)
 from ..errors import DataError
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A target raster grid: where the windowed reads land."""
-
-    crs: object
-    transform: object
-    height: int
-    width: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        t = self.transform
-        xs = [t.c, t.c + t.a * self.width]
-        ys = [t.f, t.f + t.e * self.height]
-        return min(xs), min(ys), max(xs), max(ys)
 
 
 def read_cog_window(url: str, grid: Grid, *, resampling: Resampling = Resampling.bilinear,
@@ -56,11 +39,7 @@ def read_cog_window(url: str, grid: Grid, *, resampling: Resampling = Resampling
                GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1")
     try:
         with rasterio.Env(**env), rasterio.open(path) as src:
-            src_nodata = src.nodata if nodata is None else nodata
-            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                           resampling=resampling, src_nodata=src_nodata, nodata=np.nan,
-                           dtype="float32") as vrt:
-                return vrt.read(1)
+            return warp_to_grid(src, grid, resampling=resampling, src_nodata=nodata)
     except RasterioIOError as exc:
         text = str(exc)
         if "404" in text or "No such file" in text or "does not exist" in text:
