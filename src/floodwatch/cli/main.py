@@ -36,10 +36,35 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Flood mapping from Sentinel-1 SAR, end to end."""
 
 
+def _click_exceptions():
+    try:
+        from typer._click import exceptions  # typer >= 0.24 carries its own copy of click
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
 def main(argv: list[str] | None = None) -> None:
+    click = _click_exceptions()
     _register_all()
     try:
-        app(args=argv, standalone_mode=True)
+        # not standalone: click would print a usage error as a multi-line box; here it is one line like the rest
+        code = app(args=argv, standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.NoArgsIsHelpError as exc:  # a bare `floodwatch` or group: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "--help"
+        err_console.print(f"[bold red]error:[/] {escape(exc.format_message())} (see {escape(where)})",
+                          highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[bold red]aborted[/]")
+        sys.exit(1)
     except FloodwatchError as exc:
         from .flags import command_flags, with_flags
 
