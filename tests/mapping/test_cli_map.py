@@ -121,4 +121,4 @@ def test_map_downsample_predicts_on_a_coarser_grid_and_keeps_the_georeference(tm
     mask_p, meta_p = read(tmp_path / "plain" / "s2" / "flood_mask.tif")
     mask_c, meta_c = read(tmp_path / "coarse" / "s2" / "flood_mask.tif")
     assert mask_p.shape == mask_c.shape and meta_p["transform"] == meta_c["transform"]
-    assert json.loads((tmp_path / "coarse" / "s2" / "stats.json").read_text())["backend"] == "DownsampledPredictor"
+    assert json.loads((tmp_path / "coarse" / "s2" / "stats.json").read_text())["backend"] == "TorchPredictor, downsample 2"

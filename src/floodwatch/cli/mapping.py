@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             from ..inference import load_predictor
 
             predictor = load_predictor(model, backend, **predictor_kwargs)
-            label = None if backend == "auto" else backend
+            label = None if backend == "auto" or downsample > 1 else backend  # None: the predictor says
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
         table = Table(Column("scene", overflow="fold"), "flood km²", "valid km²", "flooded %", "permanent km²",

@@ -32,6 +32,11 @@ class DownsampledPredictor:
     def meta(self) -> dict:
         return getattr(self.base, "meta", None) or {}
 
+    @property
+    def backend(self) -> str:
+        """What runs underneath and at what grid: the label `map` records in stats.json."""
+        return f"{getattr(self.base, 'backend', type(self.base).__name__)}, downsample {self.factor}"
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if self.factor == 1:
             return self.base.predict(batch)
