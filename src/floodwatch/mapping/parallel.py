@@ -57,8 +57,8 @@ def _load(model, backend: str, predictor_kwargs: dict):
 def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: dict, kw: dict) -> MapResult:
     predictor = _load(model, backend, predictor_kwargs)
     # None: the predictor names itself (a wrapper such as downsampling says what runs underneath)
-    label = (None if backend == "auto" or not isinstance(model, (str, Path)) or predictor_kwargs.get("downsample", 1) > 1
-             else backend)
+    named_by_predictor = not isinstance(model, (str, Path)) or predictor_kwargs.get("downsample", 1) > 1
+    label = None if backend == "auto" or named_by_predictor else backend
     try:
         return map_scene(scene, predictor, out_dir, progress=False, backend=label, **kw)
     except FloodwatchError as exc:
