@@ -27,6 +27,9 @@ on every event but North Alabama). `--baseline-only` runs just that recipe, for 
 `--scene-recipes a.yaml,b.yaml` trains each such North-Alabama-only recipe for every seed, and with more than
 one adds a "nested choice" row: for each held-out event the recipe with the best mean over the *other* events
 supplies its score, so choosing among recipes never looks at the event it is scored on.
+`--variants adapt,downsample2` also scores each scene recipe's models with an inference step: `adapt`
+re-estimates BatchNorm statistics on each held-out event's own chips (inference/adapt.py; labels unused),
+`downsample2` predicts on a 2x coarser grid (`map --downsample 2`).
 Results of finished folds are kept in --work and reused, so a run can be stopped and resumed.
 """
 from __future__ import annotations
@@ -96,14 +99,34 @@ def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
 
 def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int = 1) -> dict[str, dict]:
     """{event: {water_iou, precision, recall, otsu_water_iou, pixels}} on the held-out samples; `adapt`
-    re-estimates BatchNorm statistics on each event's own chips first (evaluate's test-time adaptation),
-    `downsample` predicts on a that-many-times coarser grid."""
+    re-estimates BatchNorm statistics on each event's own chips first (inference/adapt.py), `downsample`
+    predicts on a that-many-times coarser grid."""
     from floodwatch.inference.predictor import load_predictor
+
+    if not adapt:
+        return _score(load_predictor(checkpoint, downsample=downsample), samples)
+    from floodwatch.data.preprocess import network_input
+    from floodwatch.inference.adapt import adapt_batchnorm, mostly_valid
+
+    out = {}
+    for region in dict.fromkeys(s.region for s in samples):  # each event alone, in the order they come
+        own = [s for s in samples if s.region == region]
+        if all(s.mask is None or s.is_empty for s in own):
+            continue  # nothing to score (Paraguay's only chip holds no data)
+        predictor = load_predictor(checkpoint, downsample=downsample)
+        inputs = [network_input(s, predictor.preprocessing) for s in own if not s.is_empty and mostly_valid(s.valid)]
+        if inputs:  # else the training statistics stay
+            model = getattr(predictor, "base", predictor).model  # under the downsampling wrapper, if any
+            adapt_batchnorm(model, [np.stack(inputs[i:i + 8]) for i in range(0, len(inputs), 8)])
+        out.update(_score(predictor, own))
+    return out
+
+
+def _score(predictor, samples: list) -> dict[str, dict]:
     from floodwatch.evaluation.evaluate import evaluate
     from floodwatch.evaluation.otsu import OtsuBaseline
 
-    predictor = load_predictor(checkpoint, downsample=downsample)
-    r = evaluate(predictor, samples, otsu=OtsuBaseline(band="VH", scope="chip"), adapt=adapt, progress=False)
+    r = evaluate(predictor, samples, otsu=OtsuBaseline(band="VH", scope="chip"), progress=False)
     out = {}
     for region, m in r["regions"].items():
         event = "NorthAL" if region.startswith("northal") else "Bangladesh" if region.startswith("bangladesh") \

@@ -12,7 +12,6 @@ import numpy as np
 from ..data.preprocess import Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
-from ..inference.adapt import SceneAdapter, mostly_valid, torch_models
 from ..inference.base import Predictor, equal_shape_batches, predictor_temporal, progress_bar
 from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side
 from ..inference.predictor import load_predictor
@@ -24,8 +23,7 @@ from .otsu import OtsuBaseline, band_index
 
 def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample], *, batch_size: int = 8,
              threshold: float = 0.5, otsu: bool | OtsuBaseline = True,
-             save_predictions: str | os.PathLike | None = None, adapt: bool = False,
-             progress: bool = True) -> dict[str, Any]:
+             save_predictions: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Pixel-aggregated and per-chip-mean scores of `predictor` on `dataset`, per region, beside Otsu.
 
     predictor: a Predictor or a model file (checkpoint / ONNX). Pixels with mask == IGNORE_INDEX or no
@@ -34,10 +32,6 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     baseline for the data (see OtsuBaseline.for_dataset), or pass an OtsuBaseline; False skips it.
     save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth.
     `ece` (overall and per region) and `reliability` (15 bins) describe calibration (see calibration.py).
-    adapt: re-estimate the model's BatchNorm statistics on each region's own chips before scoring it
-    (test-time adaptation, inference/adapt.py; torch back-end only). Labels are not used; it costs one more
-    forward pass over the chips. `adapted` then counts the chips each region's statistics came from. It lowers
-    the leave-one-event-out scores (inference/adapt.py), so it is an experiment, not a command option.
     """
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
@@ -48,7 +42,6 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     pp: Preprocessing = predictor.preprocessing
     temporal = predictor_temporal(predictor)
     baseline = (OtsuBaseline.for_dataset(dataset) if otsu is True else otsu) or None
-    adapters = [SceneAdapter(m) for m in torch_models(predictor)] if adapt else []
 
     model_acc, otsu_acc = ConfusionAccumulator(), ConfusionAccumulator()
     calibration: dict[str, CalibrationAccumulator] = {}  # "" = all chips, else per region
@@ -57,10 +50,6 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     skipped = {"empty": 0, "unlabelled": 0}
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        for a in adapters:
-            stack.callback(a.restore)  # the caller's model keeps its training statistics, even on error
-        if adapters:
-            _observe_regions(dataset, pp, temporal, adapters, batch_size, progress)
         out_dir = Path(stack.enter_context(atomic_dir(save_predictions))) if save_predictions else None
         bar = stack.enter_context(progress_bar(progress, len(dataset), "evaluating"))
         # One streaming pass (lazy datasets read each chip once); inputs are built per batch, never all at once.
@@ -68,8 +57,6 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
 
         def flush() -> None:
             items = [(s, network_input(s, pp, temporal)) for s in pending]
-            for a in adapters:
-                a.use(pending[0].region or "(none)")
             for batch in equal_shape_batches(items, batch_size):
                 prob = np.asarray(predictor.predict(np.stack([x for _, x in batch])))
                 expected = (len(batch),) + batch[0][0].shape
@@ -89,8 +76,6 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
                 if bar is not None:
                     bar.advance(bar.task_ids[0])
                 continue
-            if adapters and pending and sample.region != pending[0].region:
-                flush()  # one region's statistics per batch
             pending.append(sample)
             if len(pending) >= batch_size:
                 flush()
@@ -111,36 +96,9 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
         result["regions"][region] = {**m.compute(), "ece": calibration[region].ece(),
                                      **({"otsu": o.compute()} if baseline is not None else {})}
     result["per_chip"] = per_chip
-    if adapters:
-        result["adapted"] = dict(adapters[0].chips)
     if out_dir is not None:
         result["predictions_dir"] = str(Path(save_predictions))
     return result
-
-
-def _observe_regions(dataset: Sequence[Sample], pp: Preprocessing, temporal: str, adapters: list[SceneAdapter],
-                     batch_size: int, progress: bool) -> None:
-    """The adaptation pass: every mostly-valid chip (labelled or not) adds to its region's statistics."""
-    pending: dict[str, list[np.ndarray]] = {}
-
-    def flush(region: str) -> None:
-        items = [(None, x) for x in pending.pop(region, [])]
-        for batch in equal_shape_batches(items, batch_size):
-            x = np.stack([x for _, x in batch])
-            for a in adapters:
-                a.observe(region, x)
-
-    with progress_bar(progress, len(dataset), "adapting") as bar:
-        for sample in dataset:
-            if not sample.is_empty and mostly_valid(sample.valid):
-                region = sample.region or "(none)"
-                pending.setdefault(region, []).append(network_input(sample, pp, temporal))
-                if len(pending[region]) >= batch_size:
-                    flush(region)
-            if bar is not None:
-                bar.advance(bar.task_ids[0])
-        for region in list(pending):
-            flush(region)
 
 
 def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None, model_acc: ConfusionAccumulator,
