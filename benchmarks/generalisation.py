@@ -281,11 +281,26 @@ def table(rows_by_recipe: dict[str, list[dict]]) -> str:
         mean = statistics.fmean(values)
         return f"{mean:.3f}" + (f" ({min(values):.3f}–{max(values):.3f})" if len(values) > 1 else "")
 
-    for event in [*events, "mean over events"]:
-        for name, rows in rows_by_recipe.items():
-            by_seed: dict[int, dict] = {}
-            for row in rows:
-                by_seed.setdefault(row["seed"], {}).update(row["events"])
+    seeded = {}
+    for name, rows in rows_by_recipe.items():
+        by_seed: dict[int, dict] = {}
+        for row in rows:
+            by_seed.setdefault(row["seed"], {}).update(row["events"])
+        seeded[name] = by_seed
+    wet = {name: {e for ev in b.values() for e in events if _has_water(ev.get(e))} for name, b in seeded.items()}
+    shared = [e for e in events if all(e in w for w in wet.values())]
+    means = ["mean over events"] + (["mean over shared events"] if len(set(map(frozenset, wet.values()))) > 1 else [])
+    for event in [*events, *means]:
+        for name, by_seed in seeded.items():
+            if event == "mean over shared events":  # rows scored on different events: compare on the common ones
+                def shared_mean(ev: dict, key: str) -> float:  # nan while a seed's fold is still missing
+                    return float(np.mean([_clean(ev[e][key]) if e in ev else math.nan for e in shared]))
+
+                per_seed = [shared_mean(ev, "water_iou") for ev in by_seed.values()]
+                otsu = [shared_mean(ev, "otsu_water_iou") for ev in by_seed.values()]
+                lines.append(f"| **mean over the {len(shared)} events every row scored ({', '.join(shared)})** | "
+                             f"{name} | {cell(per_seed)} | | | {cell(otsu)} | {len(by_seed)} |")
+                continue
             if event == "mean over events":
                 per_seed = {seed: [_clean(ev[e]["water_iou"]) for e in events if _has_water(ev.get(e))]
                             for seed, ev in by_seed.items()}
@@ -326,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --scene-recipes: also score each recipe's models with these inference variants, "
                          "comma-separated: adapt (BatchNorm statistics re-estimated on each held-out event's own "
                          "chips), downsample2 (predicted on a 2x coarser grid)")
+    ap.add_argument("--beside", default="",
+                    help="comma-separated North-Alabama-only recipes shown beside --recipe's folds, every seed "
+                         "(trained if not cached); the table then adds the mean over the events every row scored")
     ap.add_argument("--quick", action="store_true", help="one seed, one epoch: for iterating, not for claims")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
     ap.add_argument("--out", type=Path, help="also write the markdown table here")
@@ -355,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work / (args.recipe.stem + suffix)
     s1_chips = [s for s in open_dataset(S1) if s.valid.any()]
     scene_recipes = [Path(p) for p in args.scene_recipes.split(",") if p]
+    beside = [Path(p) for p in args.beside.split(",") if p]
     if args.baseline_only:
         scene_recipes = scene_recipes or [BASELINE]
     if not scene_recipes:  # the folds of --recipe run
@@ -370,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline and not scene_recipes and seed == seeds[0]:  # --baseline: one seed, for comparison
             rows.setdefault(BASELINE.stem, []).append(
                 run_scene_recipe(BASELINE, seed, args.work / (BASELINE.stem + suffix), epochs))
+        for path in ([] if scene_recipes else beside):
+            rows.setdefault(path.stem, []).append(run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs))
         for path in scene_recipes:
             row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
             rows.setdefault(path.stem, []).append(row)

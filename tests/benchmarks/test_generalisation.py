@@ -81,3 +81,17 @@ def test_folds_drop_the_held_out_event_and_keep_each_recipes_8bit_map(gen):
     assert {"India", "Somalia"} <= set(s1.exclude_regions) and len(spec.dataset_config.sources) == 3
     spec = gen.fold_spec(scene, "NorthAL", reference)
     assert [s.options["reference"] for s in spec.dataset_config.sources if s.format == "etci2021"] == [reference]
+
+
+def test_rows_scored_on_different_events_are_compared_on_the_shared_ones(gen):
+    folds = _rows({"India": 0.8, "Spain": 0.4, "NorthAL": 0.1})  # a fold recipe also scores North Alabama
+    scene = _rows({"India": 0.6, "Spain": 0.5})
+    for rows in (folds, scene):
+        for row in rows:
+            for m in row["events"].values():
+                m.update(otsu_water_iou=0.2, precision=0.5)
+    text = gen.table({"folds": folds, "scene": scene})
+    shared = [line for line in text.splitlines() if "every row scored" in line]
+    assert len(shared) == 2 and "(India, Spain)" in shared[0]
+    assert "| folds | 0.600 (0.600–0.600) |" in shared[0] and "| scene | 0.550 (0.550–0.550) |" in shared[1]
+    assert "every row scored" not in gen.table({"scene": scene})  # one set of events: no extra row
