@@ -221,17 +221,21 @@ def scene_recipe_variant(path: Path, seed: int, work: Path, epochs: int | None, 
     return row
 
 
+def events_by_seed(rows_by_recipe: dict[str, list[dict]]) -> dict[str, dict[int, dict]]:
+    """{recipe: {seed: {event: scores}}}: a recipe's fold rows of one seed merged."""
+    out: dict[str, dict[int, dict]] = {}
+    for name, rows in rows_by_recipe.items():
+        for row in rows:
+            out.setdefault(name, {}).setdefault(row["seed"], {}).update(row["events"])
+    return out
+
+
 def nested_choice(rows_by_recipe: dict[str, list[dict]]) -> tuple[list[dict], dict[str, str]]:
     """Choosing among recipes without looking at the held-out event: for each event, the recipe with the best
     mean water IoU over the *other* events (seed mean) supplies that event's rows. Returns (rows, {event:
     recipe}). Only events every recipe scored take part; events without labelled water are shown from the
     recipe chosen over all events."""
-    by_recipe = {}
-    for name, rows in rows_by_recipe.items():
-        by_seed: dict[int, dict] = {}
-        for row in rows:
-            by_seed.setdefault(row["seed"], {}).update(row["events"])
-        by_recipe[name] = by_seed
+    by_recipe = events_by_seed(rows_by_recipe)
     seeds = sorted(set.intersection(*(set(b) for b in by_recipe.values())))
     if not seeds:
         raise SystemExit("nested choice: the recipes share no seed")
@@ -281,12 +285,7 @@ def table(rows_by_recipe: dict[str, list[dict]]) -> str:
         mean = statistics.fmean(values)
         return f"{mean:.3f}" + (f" ({min(values):.3f}–{max(values):.3f})" if len(values) > 1 else "")
 
-    seeded = {}
-    for name, rows in rows_by_recipe.items():
-        by_seed: dict[int, dict] = {}
-        for row in rows:
-            by_seed.setdefault(row["seed"], {}).update(row["events"])
-        seeded[name] = by_seed
+    seeded = events_by_seed(rows_by_recipe)
     wet = {name: {e for ev in b.values() for e in events if _has_water(ev.get(e))} for name, b in seeded.items()}
     shared = [e for e in events if all(e in w for w in wet.values())]
     means = ["mean over events"] + (["mean over shared events"] if len(set(map(frozenset, wet.values()))) > 1 else [])
