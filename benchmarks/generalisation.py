@@ -83,9 +83,10 @@ def fold_spec(recipe, fold: str, reference: dict) -> object:
 
 def uses_fixed_map(recipe) -> bool:
     """Whether the recipe reads its ETCI scenes with the one fixed 8-bit map (the reader's default), so that a
-    held-out ETCI scene is read that way too, not with a map fitted on its own pixels."""
-    return all(s.options.get("harmonise", "fixed") != "scene" for s in recipe.dataset_config.sources
-               if s.format and s.format.lower().startswith("etci"))
+    held-out ETCI scene is read that way too, not with a map fitted on its own pixels. A recipe without ETCI
+    sources keeps the scene map for held-out ETCI scenes, as before this rule."""
+    etci = [s for s in recipe.dataset_config.sources or [] if s.format and s.format.lower().startswith("etci")]
+    return bool(etci) and all(s.options.get("harmonise", "fixed") != "scene" for s in etci)
 
 
 def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
@@ -297,8 +298,9 @@ def table(rows_by_recipe: dict[str, list[dict]]) -> str:
 
                 per_seed = [shared_mean(ev, "water_iou") for ev in by_seed.values()]
                 otsu = [shared_mean(ev, "otsu_water_iou") for ev in by_seed.values()]
+                done = sum(not math.isnan(v) for v in per_seed)  # seeds with every shared event scored
                 lines.append(f"| **mean over the {len(shared)} events every row scored ({', '.join(shared)})** | "
-                             f"{name} | {cell(per_seed)} | | | {cell(otsu)} | {len(by_seed)} |")
+                             f"{name} | {cell(per_seed)} | | | {cell(otsu)} | {done} |")
                 continue
             if event == "mean over events":
                 per_seed = {seed: [_clean(ev[e]["water_iou"]) for e in events if _has_water(ev.get(e))]
@@ -365,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--folds: unknown fold '{unknown[0]}' (known: {', '.join(FOLDS)})", file=sys.stderr)
         return 2
     variants = [v for v in args.variants.split(",") if v]
+    if variants and not args.scene_recipes:
+        print("--variants: needs --scene-recipes (the variants score those recipes' models)", file=sys.stderr)
+        return 2
+    if args.beside and args.scene_recipes:
+        print("--beside: shows recipes beside --recipe's folds; with --scene-recipes list them there", file=sys.stderr)
+        return 2
     if any(v not in VARIANTS for v in variants):
         print(f"--variants: unknown variant in '{args.variants}' (known: {', '.join(VARIANTS)})", file=sys.stderr)
         return 2
@@ -389,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.setdefault(BASELINE.stem, []).append(
                 run_scene_recipe(BASELINE, seed, args.work / (BASELINE.stem + suffix), epochs))
         for path in ([] if scene_recipes else beside):
-            rows.setdefault(path.stem, []).append(run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs))
+            row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
+            rows.setdefault(path.stem, []).append(row)
         for path in scene_recipes:
             row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
             rows.setdefault(path.stem, []).append(row)

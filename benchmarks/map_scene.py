@@ -229,8 +229,8 @@ def pipeline(scene: Path, model: Path, out: Path, backend: str, args) -> dict:
         kwargs["threads"] = args.ort_threads
     if kind == "onnx" and args.ort_spinning != "default":
         kwargs["spinning"] = args.ort_spinning == "on"
-    if args.downsample > 1:
-        kwargs["downsample"] = args.downsample  # `floodwatch map --downsample N`
+    if args.child_downsample > 1:
+        kwargs["downsample"] = args.child_downsample  # `floodwatch map --downsample N`
     result = map_scene(scene, load_predictor(model, kind, **kwargs), out, tile=args.tile, overlap=args.overlap,
                        batch=args.batch, progress=False, backend=backend, chunk_tiles=args.chunk_tiles)
     s = result.stats
@@ -269,7 +269,7 @@ def measure(mode: str, scene: Path, model: Path, args, label: str, downsample: i
            "--out", str(out), "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch", str(args.batch),
            "--threads", str(args.threads), "--chunk-tiles", str(args.chunk_tiles),
            "--ort-threads", str(args.ort_threads or 0), "--ort-spinning", args.ort_spinning,
-           "--downsample", str(downsample)]
+           "--child-downsample", str(downsample)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
@@ -316,7 +316,7 @@ def main() -> None:
                     help="whether idle ONNX Runtime threads busy-wait (default: as `floodwatch map`, off)")
     ap.add_argument("--chunk-tiles", type=int, default=8, help="tile columns per pipeline window")
     ap.add_argument("--no-naive", action="store_true")
-    ap.add_argument("--downsample", type=int, default=1, help=argparse.SUPPRESS)  # the child's factor
+    ap.add_argument("--child-downsample", type=int, default=1, help=argparse.SUPPRESS)  # the child's factor
     ap.add_argument("--downsamples", default="1", help="grid factors the default model's back-ends run at, "
                     "e.g. '1,2' (`floodwatch map --downsample`); comparison models run at 1")
     for hidden in ("--child", "--scene", "--model-file", "--out"):
@@ -341,7 +341,9 @@ def main() -> None:
     if not args.no_naive:
         crop = crop_path(scene, min(CROP, *shape))
         runs["naive torch loop (crop)"] = measure("naive", crop, models["default"]["torch"], args, "default")
-    factors = [int(f) for f in args.downsamples.split(",") if f]
+    factors = list(dict.fromkeys(int(f) for f in args.downsamples.split(",") if f))
+    if not factors or min(factors) < 1:
+        raise SystemExit(f"--downsamples: whole numbers >= 1, comma-separated (got '{args.downsamples}')")
     for label, files in models.items():
         for b in (args.backends if label == "default" else args.compare_backends).split(","):
             for factor in (factors if label == "default" else [1]) if b else []:
@@ -373,8 +375,9 @@ def main() -> None:
     for name, r in runs.items():
         plain = runs.get(name.split(" downsample ")[0])
         if " downsample " in name and plain:
-            print(f"{name}: {plain['seconds'] / r['seconds']:.2f}x faster, IoU {100 * (r['iou'] - plain['iou']):+.2f} pt "
-                  f"against factor 1 (scene truth)")
+            gain = 100 * (r["iou"] - plain["iou"])
+            print(f"{name}: {plain['seconds'] / r['seconds']:.2f}x faster, IoU {gain:+.2f} pt against factor 1 "
+                  f"(scene truth)")
 
     print("\nwhere the seconds go (stage seconds summed over the reader, predictor and writer threads):")
     print("| run | wall | " + " | ".join(STAGES) + " |\n|---|---|" + "---|" * len(STAGES))
@@ -399,8 +402,11 @@ def main() -> None:
             big = runs[f"default {b}"]["peak_rss_mb"]
             print(f"| {b} | " + " | ".join(f"{v:.0f}" for v in small) + f" | {big:.0f} | {big / small[0]:.3f} |")
 
-    main_run = runs.get("default onnx-int8") or next((r for k, r in runs.items() if k.startswith("default")), None)
+    defaults = [k for k in runs if k.startswith("default")]
+    main_name = "default onnx-int8" if "default onnx-int8" in runs else (defaults[0] if defaults else None)
+    main_run = runs.get(main_name) if main_name else None
     if main_run:
+        print(f"(RESULT is the '{main_name}' run)")
         ratio = rate(main_run) / rate(base) if base else float("nan")
         print(f"RESULT seconds={main_run['seconds']:.1f} km2_per_s={rate(main_run):.1f} "
               f"peak_rss_mb={main_run['peak_rss_mb']:.0f} ratio_vs_naive={ratio:.2f}")

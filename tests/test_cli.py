@@ -9,3 +9,17 @@ def test_version_and_help():
     assert out.returncode == 0 and out.stdout.strip() == __version__
     out = subprocess.run([sys.executable, "-m", "floodwatch", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "floodwatch" in out.stdout
+
+
+def test_usage_errors_are_one_line_naming_the_help():
+    """What the command line itself catches (unknown option, missing option, value out of range) is one line
+    on stderr with exit 2, like every other bad input; a bare `floodwatch` prints its help."""
+    cases = [(["map", "--bogus"], "No such option: --bogus"), (["map", "x.tif"], "Missing option '-o'"),
+             (["infer", "x.tif", "-o", "o", "--downsample", "0"], "--downsample")]
+    for argv, named in cases:
+        out = subprocess.run([sys.executable, "-m", "floodwatch", *argv], capture_output=True, text=True)
+        err = out.stderr.strip()
+        assert out.returncode == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: ") and named in err and f"{argv[0]} --help" in err, err
+    out = subprocess.run([sys.executable, "-m", "floodwatch"], capture_output=True, text=True)
+    assert out.returncode == 2 and "Commands" in out.stdout + out.stderr

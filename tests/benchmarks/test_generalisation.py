@@ -71,6 +71,7 @@ def test_folds_drop_the_held_out_event_and_keep_each_recipes_8bit_map(gen):
     fixed = load_spec(ROOT / "examples" / "all_events_fixed.yaml")
     scene = load_spec(ROOT / "examples" / "all_events.yaml")
     assert gen.uses_fixed_map(fixed) and not gen.uses_fixed_map(scene)
+    assert not gen.uses_fixed_map(load_spec(ROOT / "examples" / "sen1floods11.yaml"))  # no ETCI source
     reference = {"VV": (-14.0, -9.0), "VH": (-25.0, -15.0)}
     spec = gen.fold_spec(fixed, "Bangladesh", reference)
     paths = [Path(s.path).resolve() for s in spec.dataset_config.sources]

@@ -231,6 +231,9 @@ def test_cli_evaluate_and_infer_with_refine(run_cli, tiny_checkpoint, synth_dir,
                   "--refine", "guided:r=2,eps=0.05,min=4")
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "o").glob("*_prob.png"))) == 3
+    out = run_cli("infer", "-m", tiny_checkpoint, synth_dir / "S1Hand", "-o", tmp_path / "d", "-q", "--downsample", "2")
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "d").glob("*_prob.png"))) == 3
 
 
 @pytest.mark.parametrize("command", ["evaluate", "infer", "map"])

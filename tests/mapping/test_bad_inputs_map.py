@@ -34,7 +34,7 @@ CASES = [
     Case("output-under-file", "map {scene} -m {model} -o {file}/m --tile 64 --overlap 16", ("{file} is a file",)),
     Case("not-a-raster", "map {not_raster} -m {model} -o {out}", ("{not_raster}", "not a raster")),
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
-    Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "greater than or equal to 1")),
+    Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("unsafe-checkpoint", "map {scene} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -18,6 +17,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AccessError, AcquisitionError, RateLimitError
+from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: fetch builds these)
 
 #: GDAL settings for COGs over HTTP: no directory listing per file, merge neighbouring range requests,
 #: retry 429/5xx answers with back-off.
@@ -26,37 +26,6 @@ GDAL_HTTP_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MERGE_C
                  "VSI_CACHE": "TRUE"}
 BANDS = ("VV", "VH")
 INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A target raster grid, where windowed reads land (scenes from a catalog, terrain layers)."""
-
-    crs: Any
-    transform: Any  # affine.Affine, north-up
-    height: int
-    width: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        t = self.transform
-        xs = [t.c, t.c + t.a * self.width]
-        ys = [t.f, t.f + t.e * self.height]
-        return min(xs), min(ys), max(xs), max(ys)
-
-
-def warp_to_grid(src: Any, grid: Grid, band: int = 1, *, resampling: Any = None,
-                 src_nodata: float | None = None) -> np.ndarray:
-    """Band `band` of an open rasterio dataset warped onto `grid` as float32, NaN where the source has no data
-    (`src_nodata`, default the file's). Only the blocks under the grid are read. resampling: default nearest."""
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                   resampling=Resampling.nearest if resampling is None else resampling,
-                   src_nodata=src.nodata if src_nodata is None else src_nodata, nodata=np.nan,
-                   dtype="float32") as vrt:
-        return vrt.read(band).astype(np.float32, copy=False)
 
 
 def to_crs(geom: BaseGeometry, crs: Any) -> BaseGeometry:

@@ -142,5 +142,6 @@ def register(app: typer.Typer) -> None:
                                           samples={described: samples}, calibration=calibration_view,
                                           title=f"{names} accuracy", notes=[f"model: {result['model']}",
                                                                             f"TTA: {result['tta'] or 'none'}",
+                                                                            f"downsample: {downsample}",
                                                                             f"refine: {result['refine'] or 'none'}"])
             console.print(esc(f"report: {index}"))

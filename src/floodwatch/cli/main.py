@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         # not standalone: click would print a usage error as a multi-line box; here it is one line like the rest
         code = app(args=argv, standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except click.NoArgsIsHelpError as exc:  # a bare `floodwatch` or group: the help, as click shows it
+    # a bare `floodwatch` or group: the help, as click shows it (click >= 8.2 raises this; () catches nothing)
+    except getattr(click, "NoArgsIsHelpError", ()) as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.UsageError as exc:

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import FloodwatchError
         from ..mapping import map_scene, map_scenes, predictor_options, scene_files
+        from ..mapping.parallel import backend_label
         from ..mapping.locations import input_stem
         from ..models.zoo import kind_for_backend
 
@@ -111,7 +112,7 @@ def register(app: typer.Typer) -> None:
             from ..inference import load_predictor
 
             predictor = load_predictor(model, backend, **predictor_kwargs)
-            label = None if backend == "auto" or downsample > 1 else backend  # None: the predictor says
+            label = backend_label(model, backend, downsample)
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
         table = Table(Column("scene", overflow="fold"), "flood km²", "valid km²", "flooded %", "permanent km²",

@@ -32,11 +32,6 @@ class DownsampledPredictor:
     def meta(self) -> dict:
         return getattr(self.base, "meta", None) or {}
 
-    @property
-    def backend(self) -> str:
-        """What runs underneath and at what grid: the label `map` records in stats.json."""
-        return f"{getattr(self.base, 'backend', type(self.base).__name__)}, downsample {self.factor}"
-
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if self.factor == 1:
             return self.base.predict(batch)
@@ -48,7 +43,9 @@ class DownsampledPredictor:
         if prob.shape != coarse.shape[:1] + coarse.shape[2:]:
             raise FloodwatchError(f"downsample: predictor returned shape {tuple(prob.shape)} for input "
                                   f"{tuple(coarse.shape)}")
-        # align_corners=False maps each coarse pixel's centre onto its block's centre
+        # align_corners=False maps each coarse pixel's centre onto its block's centre; within one coarse pixel
+        # of the border values are approximate (interpolation clamps there, and a partial last block of an odd
+        # size is placed as if it were whole)
         fine = F.interpolate(prob[:, None], scale_factor=self.factor, mode="bilinear", align_corners=False)
         return fine[:, 0, :h, :w].numpy()
 

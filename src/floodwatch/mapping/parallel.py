@@ -54,11 +54,21 @@ def _load(model, backend: str, predictor_kwargs: dict):
     return model()  # a factory or class: lets callers plug in any Predictor
 
 
+def backend_label(model, backend: str, downsample: int = 1) -> str | None:
+    """What `map` records as the back-end in stats.json: None for 'auto' (the predictor's class names it),
+    else the back-end; with --downsample the resolved back-end and the factor ('onnx, downsample 2')."""
+    if downsample > 1:
+        from ..inference.predictor import backend_for
+
+        return f"{backend_for(model, backend)}, downsample {downsample}"
+    return None if backend == "auto" else backend
+
+
 def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: dict, kw: dict) -> MapResult:
     predictor = _load(model, backend, predictor_kwargs)
-    # None: the predictor names itself (a wrapper such as downsampling says what runs underneath)
-    named_by_predictor = not isinstance(model, (str, Path)) or predictor_kwargs.get("downsample", 1) > 1
-    label = None if backend == "auto" or named_by_predictor else backend
+    # a ready predictor or a factory names itself; a model file or the Triton server gets the back-end's name
+    label = backend_label(model, backend, predictor_kwargs.get("downsample", 1)) \
+        if model is None or isinstance(model, (str, Path)) else None
     try:
         return map_scene(scene, predictor, out_dir, progress=False, backend=label, **kw)
     except FloodwatchError as exc:

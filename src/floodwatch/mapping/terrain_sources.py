@@ -1,8 +1,8 @@
 """Public terrain and reference-water layers, read by AOI window straight from their tiled COGs over HTTP.
 
 `read_cog_window` is the one reader: it opens a COG through GDAL's /vsicurl/, warps it onto the target
-grid and reads only that window, so GDAL fetches just the internal tiles (HTTP range requests) the AOI
-needs. It is deliberately small and free of floodwatch types so it can move into `acquisition/` later.
+grid and reads only that window (`floodwatch.grid.warp_to_grid`, the warp catalog scenes use too), so GDAL
+fetches just the internal tiles (HTTP range requests) the AOI needs.
 
 Tiling schemes (checked against each provider's documentation):
 - Copernicus GLO-30 DEM on AWS (`copernicus-dem-30m`): 1° tiles named by their south-west corner,
@@ -25,8 +25,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import transform_bounds
 
-from ..acquisition.read import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: terrain's grids are these)
 from ..errors import DataError
+from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: terrain's grids are these)
 
 
 def read_cog_window(url: str, grid: Grid, *, resampling: Resampling = Resampling.bilinear,

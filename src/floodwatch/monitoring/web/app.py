@@ -62,7 +62,7 @@ CSV_COLUMNS = ("acquired", "kind", "scene_id", "flooded_km2", "permanent_water_k
 
 class StrictJSONResponse(JSONResponse):
     """JSON through `io.dumps_json`, like every JSON floodwatch writes: NaN and infinities become null (FastAPI's
-    own response would fail the request on them), numpy values and paths are converted."""
+    own response would fail the request on them). Routes returning data go through FastAPI's encoder first."""
 
     def render(self, content: Any) -> bytes:
         return dumps_json(content).encode("utf-8")
