@@ -64,6 +64,10 @@ def reference_modes(chips) -> dict[str, tuple[float, float]]:
             for i, band in enumerate(("VV", "VH"))}
 
 
+def is_etci(source) -> bool:
+    return bool(source.format) and source.format.lower().startswith("etci")
+
+
 def fold_spec(recipe, fold: str, reference: dict) -> object:
     """The recipe with the fold's event removed and ETCI sources put on the fold's reference modes."""
     spec = copy.deepcopy(recipe)
@@ -74,7 +78,7 @@ def fold_spec(recipe, fold: str, reference: dict) -> object:
             continue
         if path == S1.resolve():
             source.exclude_regions = sorted(set(source.exclude_regions) | set(FOLDS[fold]))
-        if source.format and source.format.lower().startswith("etci") and source.options.get("harmonise") == "scene":
+        if is_etci(source) and source.options.get("harmonise") == "scene":
             source.options = {**source.options, "reference": reference}
         kept.append(source)
     spec.dataset_config.sources = kept
@@ -85,7 +89,7 @@ def uses_fixed_map(recipe) -> bool:
     """Whether the recipe reads its ETCI scenes with the one fixed 8-bit map (the reader's default), so that a
     held-out ETCI scene is read that way too, not with a map fitted on its own pixels. A recipe without ETCI
     sources keeps the scene map for held-out ETCI scenes, as before this rule."""
-    etci = [s for s in recipe.dataset_config.sources or [] if s.format and s.format.lower().startswith("etci")]
+    etci = [s for s in recipe.dataset_config.sources or [] if is_etci(s)]
     return bool(etci) and all(s.options.get("harmonise", "fixed") != "scene" for s in etci)
 
 
@@ -161,6 +165,15 @@ def run_fold(recipe, fold: str, seed: int, work: Path, epochs: int | None, s1_ch
     return row
 
 
+def score_unseen(checkpoint: Path, **variant) -> dict[str, dict]:
+    """A North-Alabama model scored on every other event, each read as it was trained (the fixed 8-bit map)."""
+    events = {}
+    for fold in FOLDS:
+        if fold != "NorthAL":
+            events.update(score(checkpoint, held_out(fold, {}, fixed=True), **variant))
+    return events
+
+
 def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> dict:
     """A recipe trained on ETCI North Alabama (e.g. examples/etci_northal_slim.yaml), with its fixed 8-bit map,
     and optionally on data no event is scored on (synthetic chips), scored on every other event: it never sees
@@ -192,11 +205,7 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
     if epochs:
         spec.training_config.epochs = epochs
     result = train(spec, work / "runs", name=f"scene_s{seed}", seed=seed, progress=False)
-    events = {}
-    for fold in FOLDS:
-        if fold != "NorthAL":
-            events.update(score(result.best_checkpoint, held_out(fold, {}, fixed=True)))
-    row = {"fold": "scene", "seed": seed, "recipe": path.name, "events": events}
+    row = {"fold": "scene", "seed": seed, "recipe": path.name, "events": score_unseen(result.best_checkpoint)}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
     return row
 
@@ -212,11 +221,7 @@ def scene_recipe_variant(path: Path, seed: int, work: Path, epochs: int | None, 
     if done.is_file():
         return json.loads(done.read_text())
     run_scene_recipe(path, seed, work, epochs)
-    checkpoint = work / "runs" / f"scene_s{seed}" / "best.pt"
-    events = {}
-    for fold in FOLDS:
-        if fold != "NorthAL":
-            events.update(score(checkpoint, held_out(fold, {}, fixed=True), **VARIANTS[variant]))
+    events = score_unseen(work / "runs" / f"scene_s{seed}" / "best.pt", **VARIANTS[variant])
     row = {"fold": "scene", "seed": seed, "recipe": path.name, "variant": variant, "events": events}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
     return row

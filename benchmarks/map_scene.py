@@ -345,8 +345,9 @@ def main() -> None:
     if not factors or min(factors) < 1:
         raise SystemExit(f"--downsamples: whole numbers >= 1, comma-separated (got '{args.downsamples}')")
     for label, files in models.items():
-        for b in (args.backends if label == "default" else args.compare_backends).split(","):
-            for factor in (factors if label == "default" else [1]) if b else []:
+        backends = [b for b in (args.backends if label == "default" else args.compare_backends).split(",") if b]
+        for b in backends:
+            for factor in factors if label == "default" else [1]:
                 r = measure(b, scene, files[b], args, label, factor)
                 r["iou"] = iou_against_truth(Path(r["mask"]), truth)
                 name = f"{label} {b}" + (f" downsample {factor}" if factor > 1 else "")

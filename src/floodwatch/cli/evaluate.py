@@ -105,8 +105,8 @@ def register(app: typer.Typer) -> None:
                   "temperature": load_temperature(temperature) if temperature else None,
                   "refine": predictor.describe() if refined else None, **result}
         console = make_console()
-        extras = (" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "") \
-            + (f" +refine {result['refine']}" if refined else "")
+        extras = ((" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "")
+                  + (f" +refine {result['refine']}" if refined else ""))
         print_metrics_table(result, console, title=esc(f"{names}{extras} on {described}"))
         console.print(f"ECE (15 bins): {result['ece']:.4f}")
         calibration_view = None

@@ -110,7 +110,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
             return StrictJSONResponse({"detail": "not found"}, status_code=404)
         return StrictJSONResponse({"detail": [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]},
-                            status_code=422)
+                                  status_code=422)
 
     async def get_store() -> Store:  # async: FastAPI would run a sync dependency on a thread for nothing
         return shared
@@ -219,8 +219,8 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         rec = record_or_404(store, record_id, with_floods=True)
         fname = f"{rec['aoi']}_{rec['acquired'][:10]}_{rec['kind']}_floods.geojson"
         return StrictJSONResponse(_flood_collection(rec, public(rec)),
-                            headers={"Content-Disposition": f'attachment; filename="{fname}"'},
-                            media_type="application/geo+json")
+                                  headers={"Content-Disposition": f'attachment; filename="{fname}"'},
+                                  media_type="application/geo+json")
 
     @app.get("/api/records/{record_id}/files/{key}")
     def record_file(record_id: RecordId, key: str, store: Store = Depends(get_store)) -> FileResponse:
