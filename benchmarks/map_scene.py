@@ -193,13 +193,14 @@ def onnx_models(checkpoint: Path) -> dict[str, Path]:
 
 # -- the measured runs (each in its own process) ---------------------------------------------------------
 def naive(scene: Path, model: Path, out: Path, tile: int) -> dict:
-    """Torch eager, one chip at a time: read a tile, predict, write it; no overlap, no threads."""
+    """Torch eager, one chip at a time: read a tile, predict, write it; no overlap, no threads, and the model in
+    torch's default (NCHW) layout, as a plain loop has it: the yardstick the issue measured, kept fixed."""
     import rasterio
     from rasterio.windows import Window
 
     from floodwatch.inference import load_predictor
 
-    pred = load_predictor(model, "torch")
+    pred = load_predictor(model, "torch", channels_last=False)
     valid_px = 0
     with rasterio.open(scene) as src:
         profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint8", crs=src.crs,
