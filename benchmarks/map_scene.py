@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from floodwatch.inference.tiling import DEFAULT_OVERLAP
+
 CACHE = Path(__file__).resolve().parent / ".cache"
 REAL = (16000, 25000)  # rows x columns of an IW GRD scene at 10 m
 CROP = 4096
@@ -309,7 +311,7 @@ def main() -> None:
     ap.add_argument("--compare-backends", default="onnx-int8", help="back-ends of the comparison models")
     ap.add_argument("--fit-steps", type=int, default=150, help="Adam steps of the reference models")
     ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="default: map's")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--ort-threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")

@@ -173,3 +173,17 @@ def test_triton_repo_without_a_name_names_the_new_flag(run_cli, tmp_path, tiny_c
     r = run_cli("export", "-m", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--triton-repo", tmp_path / "repo")
     assert r.returncode == 2 and "--triton-model" in r.stderr and "--model-name" not in r.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_map_overlap_default_is_the_library_default():
+    """`--overlap` is written out in cli/options.py so the CLI starts without torch; it must stay the library's."""
+    import inspect
+
+    from floodwatch.cli import options
+    from floodwatch.inference.tiling import DEFAULT_OVERLAP
+    from floodwatch.mapping import map_scene
+    from floodwatch.monitoring.run import run_aoi
+
+    assert options.OVERLAP.default == DEFAULT_OVERLAP
+    for fn in (map_scene, run_aoi):
+        assert inspect.signature(fn).parameters["overlap"].default == DEFAULT_OVERLAP

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         refine: Optional[str] = options.REFINE,
         downsample: int = options.DOWNSAMPLE,
         tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
-        overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between tiles in pixels."),
+        overlap: int = options.OVERLAP,
         batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
         threshold: float = options.THRESHOLD,
         water_mask: Optional[str] = typer.Option(

@@ -27,7 +27,7 @@ import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError
-from ..inference.tiling import TileGrid, WindowBlender
+from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
 from .locations import is_remote_output, resolve_output, upload_dir
@@ -71,7 +71,7 @@ def predictor_options(model: str | os.PathLike | None, backend: str = "auto") ->
 
 
 def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
-              units: str = "db", tile: int = 512, overlap: int = 64, batch: int = 4, threshold: float = 0.5,
+              units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP, batch: int = 4, threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
               terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES) -> MapResult:

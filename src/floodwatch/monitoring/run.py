@@ -15,6 +15,7 @@ from ..acquisition.fetch import parse_day
 from ..acquisition.search import Retries
 from ..acquisition.sources import Source, resolve_source
 from ..errors import MonitoringError
+from ..inference.tiling import DEFAULT_OVERLAP
 from .aoi import add_aoi, aoi_geometry, record_map_result
 from .store import Store
 
@@ -49,7 +50,7 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
 def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Path, *,
             geometry: BaseGeometry | None = None, source: Source | str | None = None, days: int = 1,
             min_coverage: float = 0.5, threshold_km2: float | None = None, rise_percent: float | None = None,
-            tile: int = 512, overlap: int = 64, batch: int = 4, threshold: float = 0.5,
+            tile: int = 512, overlap: int = DEFAULT_OVERLAP, batch: int = 4, threshold: float = 0.5,
             retries: Retries = Retries(), progress: bool = True, notify: bool = True,
             console: Any = None, terrain: Any = None) -> RunResult:
     """Fetch the first acquisition over AOI `name` in [day, day + days), map it, record it, raise alerts.

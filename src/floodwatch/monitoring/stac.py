@@ -20,6 +20,7 @@ from ..acquisition.read import BANDS, GDAL_HTTP_ENV, band_assets, grid_for, read
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
+from ..inference.tiling import DEFAULT_OVERLAP
 from ..io import atomic_path, check_output_dir
 from .aoi import aoi_geometry, record_map_result
 from .store import Store, parse_time, utc_iso
@@ -111,7 +112,7 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
 
 
 def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predictor: Any, out_dir: str | Path, *,
-              since: datetime | str | None = None, units: str = "db", tile: int = 512, overlap: int = 64,
+              since: datetime | str | None = None, units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP,
               batch: int = 4, threshold: float = 0.5, progress: bool = True, notify: bool = True,
               console: Any = None) -> list[WatchOutcome]:
     """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed."""
