@@ -1,6 +1,6 @@
 """How well does a recipe map floods it has never seen? Leave-one-event-out over every labelled event.
 
-    python benchmarks/generalisation.py [--recipe examples/all_events.yaml] [--seeds 42,1,2]
+    python benchmarks/generalisation.py [--recipe examples/all_events.yaml[,b.yaml]] [--seeds 42,1,2]
            [--folds S1-A,NorthAL] [--baseline] [--quick] [--work benchmarks/.cache/loeo] [--out loeo.md]
     python benchmarks/generalisation.py --scene-recipes examples/etci_northal_slim.yaml,examples/etci_northal_contrast.yaml
 
@@ -334,7 +334,8 @@ def table(rows_by_recipe: dict[str, list[dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", type=Path, default=ROOT / "examples" / "all_events.yaml")
+    ap.add_argument("--recipe", default=str(ROOT / "examples" / "all_events.yaml"),
+                    help="recipe(s) whose folds run, comma-separated: each gets its rows in one table")
     ap.add_argument("--seeds", default="42,1,2", help="training seeds, comma-separated")
     ap.add_argument("--folds", default=",".join(FOLDS), help=f"subset of {', '.join(FOLDS)}")
     ap.add_argument("--baseline", action="store_true", help="also the North-Alabama-only fixed-map recipe")
@@ -363,7 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     from floodwatch.config import load_spec
     from floodwatch.data import open_dataset
 
-    recipe = load_spec(args.recipe)
+    missing = [p for p in args.recipe.split(",") if p and not Path(p).is_file()]
+    if missing:
+        print(f"--recipe: {missing[0]}: file not found", file=sys.stderr)
+        return 2
+    recipes = {Path(p): load_spec(Path(p)) for p in args.recipe.split(",") if p}
     seeds = [int(s) for s in args.seeds.split(",")][:1 if args.quick else None]
     epochs = 1 if args.quick else None
     folds = [f for f in args.folds.split(",") if f]
@@ -382,22 +387,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--variants: unknown variant in '{args.variants}' (known: {', '.join(VARIANTS)})", file=sys.stderr)
         return 2
     suffix = "_quick" if args.quick else ""
-    work = args.work / (args.recipe.stem + suffix)
     s1_chips = [s for s in open_dataset(S1) if s.valid.any()]
     scene_recipes = [Path(p) for p in args.scene_recipes.split(",") if p]
     beside = [Path(p) for p in args.beside.split(",") if p]
     if args.baseline_only:
         scene_recipes = scene_recipes or [BASELINE]
-    if not scene_recipes:  # the folds of --recipe run
-        work.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list[dict]] = {} if scene_recipes else {args.recipe.stem: []}
+    rows: dict[str, list[dict]] = {} if scene_recipes else {path.stem: [] for path in recipes}
     for seed in seeds:
-        for fold in ([] if scene_recipes else folds):
-            row = run_fold(recipe, fold, seed, work, epochs, s1_chips)
-            rows[args.recipe.stem].append(row)
-            print(f"[{time.strftime('%H:%M:%S')}] {fold} seed {seed}: " + ", ".join(
-                f"{e} {_clean(m['water_iou']):.3f} (Otsu {_clean(m['otsu_water_iou']):.3f})"
-                for e, m in row["events"].items()), flush=True)
+        for path, recipe in ([] if scene_recipes else recipes.items()):  # the folds of --recipe
+            work = args.work / (path.stem + suffix)
+            work.mkdir(parents=True, exist_ok=True)
+            for fold in folds:
+                row = run_fold(recipe, fold, seed, work, epochs, s1_chips)
+                rows[path.stem].append(row)
+                print(f"[{time.strftime('%H:%M:%S')}] {path.stem} {fold} seed {seed}: " + ", ".join(
+                    f"{e} {_clean(m['water_iou']):.3f} (Otsu {_clean(m['otsu_water_iou']):.3f})"
+                    for e, m in row["events"].items()), flush=True)
         if args.baseline and not scene_recipes and seed == seeds[0]:  # --baseline: one seed, for comparison
             rows.setdefault(BASELINE.stem, []).append(
                 run_scene_recipe(BASELINE, seed, args.work / (BASELINE.stem + suffix), epochs))

@@ -96,3 +96,10 @@ def test_rows_scored_on_different_events_are_compared_on_the_shared_ones(gen):
     assert len(shared) == 2 and "(India, Spain)" in shared[0]
     assert "| folds | 0.600 (0.600–0.600) |" in shared[0] and "| scene | 0.550 (0.550–0.550) |" in shared[1]
     assert "every row scored" not in gen.table({"scene": scene})  # one set of events: no extra row
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
+def test_a_missing_recipe_in_the_list_is_named(gen, tmp_path, capsys):
+    assert gen.main(["--recipe", f"{ROOT}/examples/all_events_fixed.yaml,{tmp_path}/nope.yaml",
+                     "--work", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"--recipe: {tmp_path}/nope.yaml: file not found"
