@@ -133,6 +133,26 @@ def test_cog_has_overviews(tmp_path):
         assert read(r.paths[key])[1]["overviews"]
 
 
+def test_a_failing_cog_beside_vectorising_leaves_nothing(tmp_path, monkeypatch):
+    """The probability COG is made on another thread while the polygons are written: its error still stops
+    the run, and the output folder is not left half-written."""
+    import floodwatch.mapping.pipeline as pipeline
+
+    make_scene(tmp_path / "s.tif", 300, 200, seed=1)
+    real = pipeline.to_cog
+
+    def failing(src, dst):
+        if "probability" in dst.name:
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(pipeline, "to_cog", failing)
+    with pytest.raises(OSError, match="disk full"):
+        map_scene(tmp_path / "s.tif", ThresholdPredictor(), tmp_path / "out", tile=128, overlap=32, progress=False)
+    assert not (tmp_path / "out" / "s").exists()
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
 def test_two_linear_single_band_files_equal_one_db_file(tmp_path):
     make_scene(tmp_path / "both.tif", 130, 90, seed=2)
     with rasterio.open(tmp_path / "both.tif") as src:
