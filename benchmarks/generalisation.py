@@ -355,6 +355,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
     ap.add_argument("--out", type=Path, help="also write the markdown table here")
     args = ap.parse_args(argv)
+    names = [p for p in args.recipe.split(",") if p]
+    missing = [p for p in names if not Path(p).is_file()]
+    if missing:
+        print(f"--recipe: {missing[0]}: file not found", file=sys.stderr)
+        return 2
+    stems = [Path(p).stem for p in names]
+    if len(set(stems)) < len(stems):  # rows and cached folds are keyed by the file name
+        print(f"--recipe: two recipes named '{next(s for s in stems if stems.count(s) > 1)}'", file=sys.stderr)
+        return 2
     if not SHARED.is_dir():
         print(f"needs the real data at {SHARED}", file=sys.stderr)
         return 2
@@ -364,10 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     from floodwatch.config import load_spec
     from floodwatch.data import open_dataset
 
-    missing = [p for p in args.recipe.split(",") if p and not Path(p).is_file()]
-    if missing:
-        print(f"--recipe: {missing[0]}: file not found", file=sys.stderr)
-        return 2
     recipes = {Path(p): load_spec(Path(p)) for p in args.recipe.split(",") if p}
     seeds = [int(s) for s in args.seeds.split(",")][:1 if args.quick else None]
     epochs = 1 if args.quick else None

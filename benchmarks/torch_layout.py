@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     model, _ = load_model(args.model, "cpu")
     model.eval()
     print(f"{args.model.name}, {args.threads} threads, median of {args.repeats}")
-    print("| inference | batch | s per 512² tile | × NCHW eager | max |p - p_NCHW| |")
+    print("| inference | batch | s per 512² tile | × NCHW eager | largest probability difference to NCHW |")
     print("|---|---|---|---|---|")
     for batch in (int(b) for b in args.batches.split(",")):
         x = torch.randn(batch, 2, 512, 512)

@@ -98,8 +98,11 @@ def test_rows_scored_on_different_events_are_compared_on_the_shared_ones(gen):
     assert "every row scored" not in gen.table({"scene": scene})  # one set of events: no extra row
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
-def test_a_missing_recipe_in_the_list_is_named(gen, tmp_path, capsys):
+def test_a_missing_or_repeated_recipe_in_the_list_is_named(gen, tmp_path, capsys):
     assert gen.main(["--recipe", f"{ROOT}/examples/all_events_fixed.yaml,{tmp_path}/nope.yaml",
                      "--work", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"--recipe: {tmp_path}/nope.yaml: file not found"
+    (tmp_path / "all_events_fixed.yaml").write_text("{}")
+    assert gen.main(["--recipe", f"{ROOT}/examples/all_events_fixed.yaml,{tmp_path}/all_events_fixed.yaml",
+                     "--work", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "--recipe: two recipes named 'all_events_fixed'"

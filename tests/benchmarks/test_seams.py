@@ -31,7 +31,7 @@ class PixelWise:
         return 1 / (1 + np.exp(batch[:, 0] + 15))
 
 
-@pytest.mark.parametrize("overlap", [0, 16, 64])
+@pytest.mark.parametrize("overlap", [0, 16, 32, 64])
 def test_pixel_wise_predictor_is_unchanged_by_tiling(seams, overlap):
     rng = np.random.default_rng(1)
     image = rng.normal(-12, 5, (2, 300, 700)).astype(np.float32)

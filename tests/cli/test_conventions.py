@@ -183,7 +183,20 @@ def test_map_overlap_default_is_the_library_default():
     from floodwatch.inference.tiling import DEFAULT_OVERLAP
     from floodwatch.mapping import map_scene
     from floodwatch.monitoring.run import run_aoi
+    from floodwatch.monitoring.stac import watch_aoi
 
     assert options.OVERLAP.default == DEFAULT_OVERLAP
-    for fn in (map_scene, run_aoi):
+    for fn in (map_scene, run_aoi, watch_aoi):
         assert inspect.signature(fn).parameters["overlap"].default == DEFAULT_OVERLAP
+
+
+def test_cli_and_light_modules_start_without_torch():
+    """torch takes seconds to import: the CLI's start-up, the tiling constants and monitoring load it only when
+    a model runs (inference/__init__.py resolves its names on first use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, floodwatch.cli.main, floodwatch.inference.tiling, floodwatch.monitoring.run, "
+            "floodwatch.monitoring.stac; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -46,7 +46,7 @@ OUTPUT_NAMES = {"mask": "flood_mask.tif", "probability": "flood_probability.tif"
 TERRAIN_OUTPUT_NAMES = {"exclusion": "exclusion.tif", "depth": "flood_depth.tif"}
 #: GDAL block cache while mapping, MB (the environment's GDAL_CACHEMAX wins)
 GDAL_CACHE_MB = 128
-#: tile columns per window: 8 x 448 + 64 = 3,648 px wide at the default tiling
+#: tile columns per window: 8 x 480 + 32 = 3,872 px wide at the default tiling
 CHUNK_TILES = 8
 _DONE = object()
 
@@ -72,7 +72,8 @@ def predictor_options(model: str | os.PathLike | None, backend: str = "auto") ->
 
 
 def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
-              units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP, batch: int = 4, threshold: float = 0.5,
+              units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP, batch: int = 4,
+              threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
               terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES) -> MapResult:
