@@ -1,21 +1,15 @@
 """benchmarks/pixel_ceiling.py: the per-pixel oracle ceilings against brute force and known cases."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ceiling():
-    spec = importlib.util.spec_from_file_location("pixel_ceiling", ROOT / "benchmarks" / "pixel_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pixel_ceiling")
 
 
 def _iou(pred: np.ndarray, truth: np.ndarray) -> float:

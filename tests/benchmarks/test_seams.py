@@ -1,21 +1,15 @@
 """benchmarks/seams.py: a pixel-wise predictor leaves no seam at any overlap; border bands by known geometry."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def seams():
-    spec = importlib.util.spec_from_file_location("seams", ROOT / "benchmarks" / "seams.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("seams")
 
 
 class PixelWise:
