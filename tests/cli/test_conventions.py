@@ -176,7 +176,7 @@ def test_triton_repo_without_a_name_names_the_new_flag(run_cli, tmp_path, tiny_c
 
 
 def test_map_overlap_default_is_the_library_default():
-    """`--overlap` is written out in cli/options.py so the CLI starts without torch; it must stay the library's."""
+    """`--overlap` is written out in cli/options.py so the CLI starts without numpy; it must stay the library's."""
     import inspect
 
     from floodwatch.cli import options

@@ -10,7 +10,7 @@ TTA_TRANSFORMS = typer.Option(None, "--tta-transforms", help="TTA views, e.g. 'h
 DOWNSAMPLE = typer.Option(1, "--downsample", min=1, help="Run the model on an N-times coarser grid (block means) and "
                           "interpolate its water probability back: about N² less model arithmetic; its accuracy "
                           "cost is in docs/benchmarks.md.")
-# = inference.tiling.DEFAULT_OVERLAP, written out so the CLI starts without loading torch (a test checks they agree)
+# = inference.tiling.DEFAULT_OVERLAP, written out so the CLI starts without numpy (a test checks they agree)
 OVERLAP = typer.Option(32, "--overlap", min=0, help="Overlap between tiles in pixels.")
 WEIGHTS = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'.")
 TEMPERATURE = typer.Option(None, "--temperature", help="Apply the temperature in this JSON file.")
