@@ -22,8 +22,8 @@ class TorchPredictor:
     """A floodwatch checkpoint run by torch (CPU or CUDA; fp16 autocast on CUDA when `amp`).
 
     `channels_last` runs the convolutions on NHWC tensors, which oneDNN and cuDNN prefer: on the 2-core CPU
-    here a batch of four 512² tiles went 1.65x faster, one tile 1.19x (docs/benchmarks.md, ninth session).
-    The probabilities are the same to float rounding (2e-6).
+    here a batch of four 512² tiles went 1.54x faster, one tile 1.37x (docs/benchmarks.md, ninth session).
+    The probabilities are the same to float rounding.
     """
 
     def __init__(self, checkpoint: str | Path, device: str | None = None, amp: bool = True,
