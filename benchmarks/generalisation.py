@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     from floodwatch.config import load_spec
     from floodwatch.data import open_dataset
 
-    recipes = {Path(p): load_spec(Path(p)) for p in args.recipe.split(",") if p}
+    recipes = {Path(p): load_spec(Path(p)) for p in names}
     seeds = [int(s) for s in args.seeds.split(",")][:1 if args.quick else None]
     epochs = 1 if args.quick else None
     folds = [f for f in args.folds.split(",") if f]

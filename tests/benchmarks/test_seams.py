@@ -1,8 +1,11 @@
-"""benchmarks/seams.py: a pixel-wise predictor leaves no seam at any overlap; border bands by known geometry."""
+"""benchmarks/seams.py: a pixel-wise predictor (the mapping tests' fake) leaves no seam at any overlap; border
+bands by known geometry."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from tests.mapping.helpers import WATER_DB, ThresholdPredictor
 
 from .helpers import load_benchmark
 
@@ -12,26 +15,13 @@ def seams():
     return load_benchmark("seams")
 
 
-class PixelWise:
-    """Probability = a function of each pixel's own VV: any tiling must give back exactly that."""
-
-    class preprocessing:  # noqa: N801 - stands in for a Preprocessing instance
-        @staticmethod
-        def apply(x, valid):
-            return np.where(valid[:, None], x, 0.0).astype(np.float32)
-
-    @staticmethod
-    def predict(batch):
-        return 1 / (1 + np.exp(batch[:, 0] + 15))
-
-
 @pytest.mark.parametrize("overlap", [0, 16, 32, 64])
 def test_pixel_wise_predictor_is_unchanged_by_tiling(seams, overlap):
     rng = np.random.default_rng(1)
     image = rng.normal(-12, 5, (2, 300, 700)).astype(np.float32)
     valid = np.ones((300, 700), bool)
-    got = seams.sliding_window(PixelWise(), image, valid, tile=128, overlap=overlap)
-    np.testing.assert_allclose(got, PixelWise.predict(image[None])[0], rtol=1e-5)
+    got = seams.sliding_window(ThresholdPredictor(), image, valid, tile=128, overlap=overlap)
+    np.testing.assert_allclose(got, (image[0] < WATER_DB).astype(np.float32), rtol=1e-5)
 
 
 def test_border_band_geometry(seams):
