@@ -118,7 +118,7 @@ def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int 
         own = [s for s in samples if s.region == region]
         if all(s.mask is None or s.is_empty for s in own):
             continue  # nothing to score (Paraguay's only chip holds no data)
-        predictor = load_predictor(checkpoint, downsample=downsample)
+        predictor = load_predictor(checkpoint, downsample=downsample, fold_batch_norm=False)  # keep BN to adapt
         inputs = [network_input(s, predictor.preprocessing) for s in own if not s.is_empty and mostly_valid(s.valid)]
         if inputs:  # else the training statistics stay
             model = getattr(predictor, "base", predictor).model  # under the downsampling wrapper, if any

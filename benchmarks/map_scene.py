@@ -179,7 +179,8 @@ def train_reference(num_layers: int, steps: int) -> Path:
 
 
 def onnx_models(checkpoint: Path) -> dict[str, Path]:
-    """{'torch': checkpoint, 'onnx': fp32, 'onnx-int8': int8}, exported once per checkpoint content."""
+    """{'torch' and 'torch-fp32': checkpoint, 'onnx': fp32, 'onnx-int8': int8}, exported once per checkpoint
+    content."""
     from floodwatch.data.synthetic import synth_scene
     from floodwatch.export import export_onnx, quantize_int8
 
@@ -190,19 +191,20 @@ def onnx_models(checkpoint: Path) -> dict[str, Path]:
     if not int8.exists():
         calib = np.stack([synth_scene(256, 256, 300 + s, looks=4.4).image for s in range(16)])
         quantize_int8(fp32, int8, calib)
-    return {"torch": checkpoint, "onnx": fp32, "onnx-int8": int8}
+    return {"torch": checkpoint, "torch-fp32": checkpoint, "onnx": fp32, "onnx-int8": int8}
 
 
 # -- the measured runs (each in its own process) ---------------------------------------------------------
 def naive(scene: Path, model: Path, out: Path, tile: int) -> dict:
     """Torch eager, one chip at a time: read a tile, predict, write it; no overlap, no threads, and the model in
-    torch's default (NCHW) layout, as a plain loop has it: the yardstick the issue measured, kept fixed."""
+    torch's default (NCHW) layout, float32, with its BatchNorm layers, as a plain loop has it: the yardstick the
+    issue measured, kept fixed."""
     import rasterio
     from rasterio.windows import Window
 
     from floodwatch.inference import load_predictor
 
-    pred = load_predictor(model, "torch", channels_last=False)
+    pred = load_predictor(model, "torch", channels_last=False, fold_batch_norm=False)
     valid_px = 0
     with rasterio.open(scene) as src:
         profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint8", crs=src.crs,
@@ -228,6 +230,8 @@ def pipeline(scene: Path, model: Path, out: Path, backend: str, args) -> dict:
 
     kind = "onnx" if backend.startswith("onnx") else "torch"
     kwargs = predictor_options(model, kind)  # what `floodwatch map` uses
+    if backend == "torch-fp32":  # map's torch predictor without bfloat16, to see what bfloat16 buys
+        kwargs["bf16_cpu"] = False
     if kind == "onnx" and args.ort_threads:
         kwargs["threads"] = args.ort_threads
     if kind == "onnx" and args.ort_spinning != "default":
@@ -307,7 +311,8 @@ def main() -> None:
     ap.add_argument("-m", "--model", type=Path, default=None,
                     help="default model checkpoint (.pt); none: the ResNet-10 reference fitted here")
     ap.add_argument("--compare", default="18", help="ResNet depths fitted the same way for comparison ('' none)")
-    ap.add_argument("--backends", default="onnx-int8,onnx,torch", help="back-ends of the default model")
+    ap.add_argument("--backends", default="onnx-int8,onnx,torch", help="back-ends of the default model: onnx-int8, "
+                    "onnx, torch (as `map` runs it: bfloat16 where the CPU has it), torch-fp32")
     ap.add_argument("--compare-backends", default="onnx-int8", help="back-ends of the comparison models")
     ap.add_argument("--fit-steps", type=int, default=150, help="Adam steps of the reference models")
     ap.add_argument("--tile", type=int, default=512)

@@ -3,10 +3,13 @@
     python benchmarks/torch_layout.py [-m model.pt] [--batches 4,1] [--repeats 6] [--threads 2]
 
 Inference: the model (a floodwatch checkpoint; default the shipped floodwatch-s1) on random 512² tiles, in
-torch's default NCHW layout, channels-last (NHWC), and TorchScript frozen with `optimize_for_inference`
-(NCHW and NHWC). Training: one step (batch 8, 128², cross-entropy, Adam) of the same network, NCHW against
-NHWC. Prints seconds per tile (median of the repeats, after a warm-up) and the ratio to NCHW eager, and the
-largest probability difference to NCHW eager.
+torch's default NCHW layout, channels-last (NHWC), TorchScript frozen with `optimize_for_inference` (NCHW
+and NHWC), NHWC with BatchNorm folded into the convolutions, and that under bfloat16 autocast (only on a CPU
+with bfloat16 in hardware): the last two are what `map`'s torch predictor runs. Training: one step (batch 8,
+128², cross-entropy, Adam) of the same network, NCHW against NHWC. Prints seconds per tile (median of the
+repeats, after a warm-up) and the ratio to NCHW eager, and the largest probability difference to NCHW eager.
+With `../shared/data` beside the repository it also compares bfloat16's masks with float32's on real labelled
+chips (Sen1Floods11, the first 400 Bangladesh tiles): agreement and water IoU of each.
 """
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ import time
 from pathlib import Path
 
 import torch
+
+from floodwatch.inference.predictor import cpu_has_native_bf16
+from floodwatch.models import fold_batch_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "floodwatch" / "models" / "zoo" / "floodwatch-s1" / "model.pt"
@@ -42,10 +48,55 @@ def inference_variants(model: torch.nn.Module, example: torch.Tensor) -> dict:
         return lambda x: frozen(x.contiguous(memory_format=layout))
 
     nhwc = copy.deepcopy(model).to(memory_format=NHWC)
-    return {"NCHW eager (torch's default)": model,
-            "NHWC eager (channels-last)": lambda x: nhwc(x.contiguous(memory_format=NHWC)),
-            "TorchScript frozen, NCHW": scripted(torch.contiguous_format),
-            "TorchScript frozen, NHWC": scripted(NHWC)}
+    folded = fold_batch_norm(copy.deepcopy(model)).to(memory_format=NHWC)
+
+    def bf16(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return folded(x.contiguous(memory_format=NHWC)).float()
+
+    variants = {"NCHW eager (torch's default)": model,
+                "NHWC eager (channels-last)": lambda x: nhwc(x.contiguous(memory_format=NHWC)),
+                "TorchScript frozen, NCHW": scripted(torch.contiguous_format),
+                "TorchScript frozen, NHWC": scripted(NHWC),
+                "NHWC, BatchNorm folded": lambda x: folded(x.contiguous(memory_format=NHWC))}
+    if cpu_has_native_bf16():
+        variants["NHWC, BatchNorm folded, bfloat16 autocast (`map`)"] = bf16
+    return variants
+
+
+def bf16_on_real_chips(checkpoint: Path) -> list[str]:
+    """Markdown rows: float32 against bfloat16 TorchPredictor masks on real labelled chips (needs ../shared)."""
+    import numpy as np
+
+    from floodwatch.data import open_dataset
+    from floodwatch.data.preprocess import network_input
+    from floodwatch.inference.predictor import TorchPredictor
+
+    data = ROOT.parent / "shared" / "data"
+    sets = {"Sen1Floods11": data / "sen1floods11", "ETCI Bangladesh (400 tiles)":
+            data / "etci2021" / "bangladesh_20170314t115609"}
+    fp32, bf16 = TorchPredictor(checkpoint, "cpu"), TorchPredictor(checkpoint, "cpu", bf16_cpu=True)
+    rows = []
+    for name, path in sets.items():
+        if not path.is_dir():
+            continue
+        hits = {"fp32": [0, 0], "bf16": [0, 0]}
+        same = total = 0
+        for sample in list(open_dataset(path))[:400]:
+            if sample.is_empty or sample.mask is None:
+                continue
+            x = network_input(sample, fp32.preprocessing)[None]
+            scored = sample.valid & (sample.mask != 255)
+            water = sample.mask == 1
+            masks = {k: p.predict(x)[0] >= 0.5 for k, p in (("fp32", fp32), ("bf16", bf16))}
+            for k, m in masks.items():
+                hits[k][0] += int((m & water & scored).sum())
+                hits[k][1] += int(((m | water) & scored).sum())
+            same += int((masks["fp32"] == masks["bf16"])[sample.valid].sum())
+            total += int(sample.valid.sum())
+        iou = {k: a / b if b else float("nan") for k, (a, b) in hits.items()}
+        rows.append(f"| {name} | {100 * same / max(total, 1):.3f} % | {iou['fp32']:.4f} | {iou['bf16']:.4f} |")
+    return rows
 
 
 def training_step_seconds(model: torch.nn.Module, layout, repeats: int) -> float:
@@ -90,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                 base = base or seconds
                 diff = float((torch.softmax(fn(x), 1)[:, 1] - reference).abs().max())
                 print(f"| {name} | {batch} | {seconds:.3f} | {base / seconds:.2f} | {diff:.1e} |", flush=True)
+    if cpu_has_native_bf16():
+        rows = bf16_on_real_chips(args.model)
+        if rows:
+            print("| chips | mask agreement, bfloat16 against float32 | water IoU float32 | water IoU bfloat16 |")
+            print("|---|---|---|---|\n" + "\n".join(rows), flush=True)
     nchw = training_step_seconds(model, torch.contiguous_format, args.repeats)
     nhwc = training_step_seconds(model, NHWC, args.repeats)
     print("| training step (batch 8, 128²) | s per step | × NCHW |\n|---|---|---|")

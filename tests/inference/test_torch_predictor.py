@@ -1,4 +1,5 @@
-"""TorchPredictor runs channels-last (NHWC) by default: the same probabilities as a plain NCHW forward pass."""
+"""TorchPredictor runs channels-last (NHWC) with BatchNorm folded by default: the same probabilities as a plain
+NCHW forward pass of the unfolded model (the folding itself: tests/models/test_fold.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,7 @@ def test_channels_last_matches_a_plain_forward_pass(tiny_checkpoint):
     nhwc = TorchPredictor(tiny_checkpoint, device="cpu")
     conv = next(m for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in nhwc.model.modules())
     got = nhwc.predict(x)
     assert got.shape == (3, 64, 96) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -26,3 +28,9 @@ def test_channels_last_matches_a_plain_forward_pass(tiny_checkpoint):
     conv = next(m for m in nchw.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(nchw.predict(x), expected, atol=1e-5)
+
+
+def test_batch_norm_is_kept_on_request(tiny_checkpoint):
+    """Test-time adaptation (inference/adapt.py) re-estimates BatchNorm statistics: it needs them unfolded."""
+    kept = TorchPredictor(tiny_checkpoint, device="cpu", fold_batch_norm=False)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in kept.model.modules())

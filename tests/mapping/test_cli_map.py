@@ -90,7 +90,8 @@ def test_map_runs_onnx_runtime_without_spinning_threads(tmp_path, tiny_checkpoin
 
     assert predictor_options("m.onnx") == {"spinning": False, "memory_pattern": False} == predictor_options("m.bin",
                                                                                                              "onnx")
-    assert predictor_options("m.pt") == {} == predictor_options("m.onnx", "torch") == predictor_options(None, "triton")
+    assert predictor_options("m.pt") == {"bf16_cpu": True} == predictor_options("m.onnx", "torch")
+    assert predictor_options(None, "triton") == {}
     seen = []
     real = onnx_backend.onnx_session
     monkeypatch.setattr(onnx_backend, "onnx_session",
@@ -124,3 +125,22 @@ def test_map_downsample_predicts_on_a_coarser_grid_and_keeps_the_georeference(tm
     assert mask_p.shape == mask_c.shape and meta_p["transform"] == meta_c["transform"]
     assert json.loads((tmp_path / "coarse" / "s2" / "stats.json").read_text())["backend"] == "torch, downsample 2"
     assert json.loads((tmp_path / "plain" / "s2" / "stats.json").read_text())["backend"] == "TorchPredictor"
+
+
+def test_map_runs_torch_in_bfloat16_only_where_the_cpu_has_it(tiny_checkpoint, monkeypatch):
+    """`map`'s torch predictor asks for bfloat16; a CPU without it in hardware keeps float32 (emulated bf16 is
+    slower), and the probabilities stay close to float32's where it is used."""
+    import numpy as np
+    import torch
+
+    from floodwatch.inference import predictor as torch_backend
+    from floodwatch.mapping import predictor_options
+
+    x = np.random.default_rng(0).normal(0, 1, (2, 2, 64, 64)).astype(np.float32)
+    fp32 = torch_backend.TorchPredictor(tiny_checkpoint, device="cpu")
+    assert fp32.autocast_dtype is None
+    for native in (False, True):
+        monkeypatch.setattr(torch_backend, "cpu_has_native_bf16", lambda: native)
+        p = torch_backend.TorchPredictor(tiny_checkpoint, device="cpu", **predictor_options(tiny_checkpoint))
+        assert p.autocast_dtype == (torch.bfloat16 if native else None)
+        np.testing.assert_allclose(p.predict(x), fp32.predict(x), atol=0.02 if native else 1e-6)

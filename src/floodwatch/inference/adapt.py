@@ -7,7 +7,7 @@ for practical domain adaptation") replaces them with the target scene's own, mea
 over it without labels; the weights stay as trained. It costs one extra forward pass over the chips it adapts
 on (about as long again as predicting them).
 
-    predictor = TorchPredictor("best.pt")
+    predictor = TorchPredictor("best.pt", fold_batch_norm=False)   # keep the BatchNorm layers
     adapt_batchnorm(predictor.model, batches)   # batches: pre-processed (N, C, H, W) arrays of one scene
 
 Measured, and not offered by the commands: in the leave-one-event-out table (docs/benchmarks.md, eighth
@@ -46,7 +46,8 @@ def adapt_batchnorm(model: nn.Module, batches: Iterable[np.ndarray]) -> int:
     it was, when it has no BatchNorm layer or `batches` holds no chip."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not layers:
-        raise FloodwatchError("adapt: the model has no BatchNorm layer to adapt (trained with use_batch_norm: false)")
+        raise FloodwatchError("adapt: the model has no BatchNorm layer to adapt (trained with use_batch_norm: false, "
+                              "or folded: load it with TorchPredictor(..., fold_batch_norm=False))")
     device = next(model.parameters()).device
     saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
              for m in layers]
