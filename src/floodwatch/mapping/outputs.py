@@ -18,11 +18,22 @@ PERMANENT = 2
 EXCLUDED = 3
 
 
-def open_strip_writer(path: Path, ref, dtype: str, nodata: float):
-    """A tiled GeoTIFF on the scene's grid, written window by window and converted to a COG at the end."""
+def open_strip_writer(path: Path, ref, dtype: str, nodata: float, block: tuple[int, int] = (256, 256)):
+    """A tiled GeoTIFF on the scene's grid, written window by window and converted to a COG at the end.
+    block: (height, width) of its tiles; `aligned_block` picks tiles that the windows fill whole."""
     return rasterio.open(path, "w", driver="GTiff", width=ref.width, height=ref.height, count=1, dtype=dtype,
-                         crs=ref.crs, transform=ref.transform, nodata=nodata, tiled=True, blockxsize=256,
-                         blockysize=256, compress="deflate", zlevel=1, bigtiff="if_safer")
+                         crs=ref.crs, transform=ref.transform, nodata=nodata, tiled=True, blockxsize=block[1],
+                         blockysize=block[0], compress="deflate", zlevel=1, bigtiff="if_safer")
+
+
+def aligned_block(row_step: int, col_step: int) -> tuple[int, int]:
+    """(height, width) of GeoTIFF tiles that windows starting at multiples of row_step and col_step fill
+    whole: the largest multiple of 16 (TIFF's rule) up to 512 that divides each step, else 256. A window
+    that fills a tile only in part makes GDAL compress it, read it back and compress it again when the next
+    window fills the rest."""
+    def side(step: int) -> int:
+        return next((s for s in range(512, 15, -16) if step % s == 0), 256)
+    return side(row_step), side(col_step)
 
 
 def write_window(ds, row0: int, col0: int, data: np.ndarray) -> None:
@@ -65,11 +76,22 @@ class Quicklook:
         self.mask = np.full(shape, MASK_NODATA, np.uint8)
 
     def add(self, row0: int, vv_db: np.ndarray, mask: np.ndarray, col0: int = 0) -> None:
+        self.add_sar(row0, vv_db, col0)
+        self.add_mask(row0, mask, col0)
+
+    def add_sar(self, row0: int, vv_db: np.ndarray, col0: int = 0) -> None:
+        """The backdrop alone: `map_scene` keeps it as soon as a window is read, so that the window's full
+        VV need not wait in the writer's queue."""
+        self._put(self.sar, row0, col0, vv_db)
+
+    def add_mask(self, row0: int, mask: np.ndarray, col0: int = 0) -> None:
+        self._put(self.mask, row0, col0, mask)
+
+    def _put(self, target: np.ndarray, row0: int, col0: int, window: np.ndarray) -> None:
         r, c = (-row0) % self.step, (-col0) % self.step
-        sar, m = vv_db[r::self.step, c::self.step], mask[r::self.step, c::self.step]
+        part = window[r::self.step, c::self.step]
         i, j = (row0 + r) // self.step, (col0 + c) // self.step
-        self.sar[i:i + sar.shape[0], j:j + sar.shape[1]] = sar
-        self.mask[i:i + m.shape[0], j:j + m.shape[1]] = m
+        target[i:i + part.shape[0], j:j + part.shape[1]] = part
 
     def save(self, path: Path, title: str) -> None:
         """PNG: SAR backdrop (VV, -25..0 dB) with flood red, permanent water blue, excluded water yellow,

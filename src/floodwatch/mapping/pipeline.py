@@ -33,8 +33,8 @@ from ..io import atomic_dir, write_json
 from .area import AreaCounter
 from .locations import is_remote_output, resolve_output, upload_dir
 from .masks import open_mask
-from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, Quicklook, build_overviews, open_strip_writer,
-                      to_cog, write_window)
+from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, Quicklook, aligned_block, build_overviews,
+                      open_strip_writer, to_cog, write_window)
 from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
@@ -263,9 +263,12 @@ class _Run:
                                    else ("float32", float("nan")))
         excl_tmp = self.tmp / ".exclusion.full.tif"
         with contextlib.ExitStack() as stack:
-            mds = stack.enter_context(open_strip_writer(mask_tmp, ref, "uint8", MASK_NODATA))
-            pds = stack.enter_context(open_strip_writer(prob_tmp, ref, prob_dtype, prob_nodata))
-            eds = (stack.enter_context(open_strip_writer(excl_tmp, ref, "uint8", EXCLUSION_NODATA))
+            # windows finish rows at multiples of the tile step and columns at multiples of a chunk's width
+            step = self.grid.tile - self.grid.overlap
+            block = aligned_block(step, step * len(self.blender.chunks[0]))
+            mds = stack.enter_context(open_strip_writer(mask_tmp, ref, "uint8", MASK_NODATA, block))
+            pds = stack.enter_context(open_strip_writer(prob_tmp, ref, prob_dtype, prob_nodata, block))
+            eds = (stack.enter_context(open_strip_writer(excl_tmp, ref, "uint8", EXCLUSION_NODATA, block))
                    if self.terrain is not None else None)
             while True:
                 item = q_out.get()
@@ -300,8 +303,7 @@ class _Run:
         while self.pending_rasters:
             self._to_cog(*self.pending_rasters.pop(0))
 
-    def _write_window(self, mds, pds, eds, row0: int, col0: int, prob: np.ndarray, valid: np.ndarray,
-                      vv: np.ndarray) -> None:
+    def _write_window(self, mds, pds, eds, row0: int, col0: int, prob: np.ndarray, valid: np.ndarray) -> None:
         valid = valid & np.isfinite(prob)
         water = valid & (prob >= self.threshold)
         mask = np.where(valid, np.uint8(0), np.uint8(MASK_NODATA))
@@ -333,12 +335,14 @@ class _Run:
         write_window(pds, row0, col0, out)
         for name, sel in (("valid", valid), ("water", water), ("flood", flood), ("dry", valid & ~water)):
             self.area.add(name, row0, sel, col0)
-        self.quicklook.add(row0, vv, mask, col0)
+        self.quicklook.add_mask(row0, mask, col0)
 
     # -- the caller's thread: tiles -> predictor -> blender ----------------------------------------------
     def execute(self, show_progress: bool) -> None:
-        q_in: queue.Queue = queue.Queue(maxsize=2)
-        q_out: queue.Queue = queue.Queue(maxsize=2)
+        # One window waits in each queue: enough to keep reading, predicting and writing overlapped, and
+        # each slot is a window's worth of memory (a 3,872 px wide window of two bands: 16 MB).
+        q_in: queue.Queue = queue.Queue(maxsize=1)
+        q_out: queue.Queue = queue.Queue(maxsize=1)
         reader = threading.Thread(target=self._guard, args=(self._read, q_in), name="floodwatch-read", daemon=True)
         writer = threading.Thread(target=self._guard, args=(self._write, q_out), name="floodwatch-write",
                                   daemon=True)
@@ -358,7 +362,8 @@ class _Run:
                     with self.clock.stage("blend"):
                         row0, col0, prob = self.blender.finish()
                     n, m = prob.shape
-                    if not self._put(q_out, (row0, col0, prob, valid[:n, :m].copy(), image[0, :n, :m].copy())):
+                    self.quicklook.add_sar(row0, image[0, :n, :m], col0)
+                    if not self._put(q_out, (row0, col0, prob, valid[:n, :m].copy())):
                         break
                     self.tiles_done += len(self.blender.chunks[j])
                     dt = max(time.perf_counter() - t0, 1e-9)

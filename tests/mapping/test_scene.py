@@ -1,0 +1,93 @@
+"""SceneReader: the model's bands in its order, nodata and linear units, whether VV and VH share a file
+(read in one call: pixel-interleaved blocks hold both) or come in two."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.io
+from rasterio.transform import from_origin
+
+from floodwatch.mapping.scene import SceneReader
+
+H, W = 40, 56
+
+
+def _write(path, bands: np.ndarray, descriptions, nodata=None, interleave="pixel"):
+    profile = dict(driver="GTiff", width=W, height=H, count=len(bands), dtype="float32", crs="EPSG:32633",
+                   transform=from_origin(500000, 4000000, 10, 10), nodata=nodata, interleave=interleave,
+                   tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(bands)
+        for i, d in enumerate(descriptions, start=1):
+            ds.set_band_description(i, d)
+    return path
+
+
+@pytest.fixture
+def bands():
+    rng = np.random.default_rng(3)
+    vv, vh = rng.normal(-12, 3, (H, W)).astype(np.float32), rng.normal(-19, 3, (H, W)).astype(np.float32)
+    vv[:5, :7] = -9999.0  # nodata in VV only: invalid in both channels
+    vh[30:, 50:] = np.nan
+    return vv, vh
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    calls = []
+    real = rasterio.io.DatasetReader.read
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.name)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", counting)
+    return calls
+
+
+def _expected(vv, vh, window):
+    r0, r1, c0, c1 = window
+    v, h = vv[r0:r1, c0:c1], vh[r0:r1, c0:c1]
+    valid = (v != -9999.0) & np.isfinite(h)
+    image = np.stack([np.where(valid, v, np.nan), np.where(valid, h, np.nan)])
+    return image, valid
+
+
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_stacked_file_in_the_models_order_one_read_per_window(tmp_path, bands, reads, interleave):
+    vv, vh = bands
+    # VH first in the file: the descriptions, not the order, say which band is which
+    path = _write(tmp_path / "s.tif", np.stack([vh, vv]), ["VH", "VV"], nodata=-9999.0, interleave=interleave)
+    with SceneReader(path) as reader:
+        for window in [(0, H, 0, W), (3, 21, 5, 44)]:
+            reads.clear()
+            image, valid = reader.read_window(*window)
+            assert len(reads) == 1
+            want_image, want_valid = _expected(vv, vh, window)
+            np.testing.assert_array_equal(valid, want_valid)
+            np.testing.assert_array_equal(image, want_image)
+
+
+def test_separate_vv_and_vh_files_match_the_stack(tmp_path, bands, reads):
+    vv, vh = bands
+    stack = _write(tmp_path / "s.tif", np.stack([vv, vh]), ["VV", "VH"], nodata=-9999.0)
+    vv_path = _write(tmp_path / "vv.tif", vv[None], ["VV"], nodata=-9999.0)
+    vh_path = _write(tmp_path / "vh.tif", vh[None], ["VH"])
+    with SceneReader(stack) as one, SceneReader(vv_path, vh=vh_path) as two:
+        reads.clear()
+        got = two.read_window(2, 33, 1, 50)
+        assert len(reads) == 2
+        for a, b in zip(got, one.read_window(2, 33, 1, 50)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_linear_units_become_db_and_zero_power_is_no_data(tmp_path, bands):
+    vv, vh = bands
+    lin = np.stack([10 ** (np.nan_to_num(vv, nan=-20) / 10), 10 ** (np.nan_to_num(vh, nan=-20) / 10)])
+    lin[:, 10, :] = 0.0
+    path = _write(tmp_path / "lin.tif", lin.astype(np.float32), ["VV", "VH"])
+    with SceneReader(path, units="linear") as reader:
+        image, valid = reader.read_window(0, H, 0, W)
+    assert not valid[10].any() and valid[11].all()
+    np.testing.assert_allclose(image[:, 11], np.stack([np.nan_to_num(vv, nan=-20), np.nan_to_num(vh, nan=-20)])[:, 11],
+                               atol=1e-4)
