@@ -12,7 +12,9 @@ scenes, so IoU against the truth and the INT8 loss mean something. `--compare 18
 the same way. In the same run the naive torch loop maps a 4,096² crop of the scene for the ratio.
 
 Every run is a separate subprocess reporting its wall time and peak RSS (VmHWM), so runs share no caches
-and do not inflate each other's memory. The last line, for machines, is for the default model's INT8 run:
+and do not inflate each other's memory. For scenes large enough that `map` makes the probability COG in a
+helper process, that process's CPU time is added, and the peak RSS is the larger of this process's VmHWM and
+the largest sum of both processes' RSS sampled every 0.1 s. The last line, for machines, is for the default model's INT8 run:
     RESULT seconds=S km2_per_s=K peak_rss_mb=M ratio_vs_naive=R
 """
 from __future__ import annotations
@@ -238,11 +240,54 @@ def pipeline(scene: Path, model: Path, out: Path, backend: str, args) -> dict:
         kwargs["spinning"] = args.ort_spinning == "on"
     if args.child_downsample > 1:
         kwargs["downsample"] = args.child_downsample  # `floodwatch map --downsample N`
+    if args.cog_helper == "thread":
+        import floodwatch.mapping.pipeline as mapping_pipeline
+
+        mapping_pipeline.COG_PROCESS_PIXELS = float("inf")
     result = map_scene(scene, load_predictor(model, kind, **kwargs), out, tile=args.tile, overlap=args.overlap,
                        batch=args.batch, progress=False, backend=backend, chunk_tiles=args.chunk_tiles)
     s = result.stats
     return {"km2": s["valid_km2"], "tiles": s["tiles"], "tiles_predicted": s["tiles_predicted"],
             "stage_seconds": s["stage_seconds"], "mask": str(result.paths["mask"])}
+
+
+class RssSampler:
+    """Samples, every 0.1 s, this process's RSS plus its child processes' (map's COG helper), and keeps the
+    largest sum: the pair's peak. (ru_maxrss of children would not do: on Linux it carries the RSS a forked
+    child had before exec, i.e. this process's.)"""
+
+    def __init__(self):
+        import threading
+
+        self.peak_mb = self.child_mb = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _rss_mb(pid: str) -> float:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def _run(self) -> None:
+        tasks = Path("/proc/self/task")
+        while not self._done.wait(0.1):
+            try:
+                kids = {k for t in tasks.iterdir() for k in (t / "children").read_text().split()}
+            except OSError:
+                kids = set()
+            child = sum(self._rss_mb(k) for k in kids)
+            self.child_mb = max(self.child_mb, child)
+            self.peak_mb = max(self.peak_mb, self._rss_mb("self") + child)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def peak_rss_mb() -> float:
@@ -260,13 +305,18 @@ def child(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    together = RssSampler()
     t0 = time.perf_counter()
     if args.child == "naive":
         info = naive(Path(args.scene), Path(args.model_file), Path(args.out), args.tile)
     else:
         info = pipeline(Path(args.scene), Path(args.model_file), Path(args.out), args.child, args)
-    use = resource.getrusage(resource.RUSAGE_SELF)
-    info.update(seconds=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), cpu_s=use.ru_utime + use.ru_stime)
+    seconds = time.perf_counter() - t0
+    together.stop()
+    # map_scene's COG helper process (large scenes) counts too: its CPU, and its memory beside this process's
+    use, helper = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    info.update(seconds=seconds, peak_rss_mb=max(peak_rss_mb(), together.peak_mb), helper_rss_mb=together.child_mb,
+                cpu_s=use.ru_utime + use.ru_stime + helper.ru_utime + helper.ru_stime)
     print("RESULT " + json.dumps(info))
 
 
@@ -276,6 +326,7 @@ def measure(mode: str, scene: Path, model: Path, args, label: str, downsample: i
            "--out", str(out), "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch", str(args.batch),
            "--threads", str(args.threads), "--chunk-tiles", str(args.chunk_tiles),
            "--ort-threads", str(args.ort_threads or 0), "--ort-spinning", args.ort_spinning,
+           "--cog-helper", args.cog_helper,
            "--child-downsample", str(downsample)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -323,6 +374,9 @@ def main() -> None:
     ap.add_argument("--ort-spinning", choices=("default", "on", "off"), default="default",
                     help="whether idle ONNX Runtime threads busy-wait (default: as `floodwatch map`, off)")
     ap.add_argument("--chunk-tiles", type=int, default=8, help="tile columns per pipeline window")
+    ap.add_argument("--cog-helper", choices=("auto", "thread"), default="auto",
+                    help="where map makes the probability COG beside vectorising: auto (as `map`: a process for "
+                         "scenes of 10,000² px or more) or always a thread")
     ap.add_argument("--no-naive", action="store_true")
     ap.add_argument("--child-downsample", type=int, default=1, help=argparse.SUPPRESS)  # the child's factor
     ap.add_argument("--downsamples", default="1", help="grid factors the default model's back-ends run at, "
@@ -342,7 +396,8 @@ def main() -> None:
     print(f"scene {shape[1]:,} x {shape[0]:,} px ({shape[0] * shape[1] / 1e4:,.0f} km² at 10 m, "
           f"{100 * NODATA_SHARE:.0f}% no data), tile {args.tile}, overlap {args.overlap}, batch {args.batch}, "
           f"windows of {args.chunk_tiles} tiles, {args.threads} torch threads, "
-          f"ORT threads {args.ort_threads or 'default'}, spinning {args.ort_spinning}; default model {default.name}",
+          f"ORT threads {args.ort_threads or 'default'}, spinning {args.ort_spinning}, COG helper {args.cog_helper}; "
+          f"default model {default.name}",
           flush=True)
 
     runs: dict[str, dict] = {}

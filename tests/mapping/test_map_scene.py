@@ -134,17 +134,20 @@ def test_cog_has_overviews(tmp_path):
 
 
 def test_a_failing_cog_beside_vectorising_leaves_nothing(tmp_path, monkeypatch):
-    """The probability COG is made on another thread while the polygons are written: its error still stops
-    the run, and the output folder is not left half-written."""
+    """The probability COG is made beside vectorising (on a thread here, as in a Dask worker, so that the
+    failure can be injected): its error still stops the run, and the output folder is not left half-written."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import floodwatch.mapping.pipeline as pipeline
 
     make_scene(tmp_path / "s.tif", 300, 200, seed=1)
+    monkeypatch.setattr(pipeline, "cog_pool", lambda pixels: ThreadPoolExecutor(1))
     real = pipeline.to_cog
 
-    def failing(src, dst):
+    def failing(src, dst, level=6):
         if "probability" in dst.name:
             raise OSError("disk full")
-        real(src, dst)
+        real(src, dst, level)
 
     monkeypatch.setattr(pipeline, "to_cog", failing)
     with pytest.raises(OSError, match="disk full"):
@@ -249,3 +252,45 @@ def test_windows_of_any_width_give_the_same_map_and_every_stage_is_timed(tmp_pat
     assert list(stages) == ["read", "preprocess", "predict", "blend", "write", "overviews", "cog", "vectorise",
                             "stats"]
     assert all(v > 0 for v in stages.values())
+
+
+def test_cog_helper_is_a_process_for_large_scenes_unless_this_one_is_daemonic(tmp_path, monkeypatch):
+    """Dask worker processes are daemonic and may not start processes, and small scenes do not repay one:
+    there the helper is a thread. A failure in the helper process comes back as an error naming the file."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    import floodwatch.mapping.pipeline as pipeline
+
+    large = pipeline.COG_PROCESS_PIXELS
+    with pipeline.cog_pool(large - 1) as pool:
+        assert isinstance(pool, ThreadPoolExecutor)
+    with pipeline.cog_pool(large) as pool:
+        assert isinstance(pool, ProcessPoolExecutor)
+        missing = tmp_path / "missing.tif"
+        job = pool.submit(pipeline.finish_raster, str(missing), str(tmp_path / "out.tif"), "nearest", "x", {})
+        with pytest.raises(Exception, match="missing.tif"):
+            job.result()
+
+    class Daemon:
+        daemon = True
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemon())
+    with pipeline.cog_pool(large) as pool:
+        assert isinstance(pool, ThreadPoolExecutor)
+
+
+def test_a_large_scene_makes_its_probability_cog_in_a_helper_process(tmp_path, monkeypatch):
+    """The process path end to end (the size threshold lowered): the same outputs as the thread path."""
+    import floodwatch.mapping.pipeline as pipeline
+
+    make_scene(tmp_path / "s.tif", 300, 200, seed=1)
+    runs = {}
+    for name, threshold in (("thread", 10**12), ("process", 1)):
+        monkeypatch.setattr(pipeline, "COG_PROCESS_PIXELS", threshold)
+        runs[name] = map_scene(tmp_path / "s.tif", ThresholdPredictor(), tmp_path / name, tile=128, overlap=32,
+                               progress=False)
+    for key in ("mask", "probability"):
+        with rasterio.open(runs["thread"].paths[key]) as a, rasterio.open(runs["process"].paths[key]) as b:
+            assert b.overviews(1) == a.overviews(1)
+            np.testing.assert_array_equal(b.read(), a.read())
+    assert runs["process"].stats["stage_seconds"]["cog"] > 0

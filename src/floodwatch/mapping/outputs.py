@@ -58,10 +58,15 @@ def build_overviews(src: Path, *, resampling: str, description: str) -> None:
             ds.build_overviews(factors, Resampling[resampling])
 
 
-def to_cog(src: Path, dst: Path) -> None:
-    """Copy a tiled GeoTIFF with its overviews (`build_overviews`) to a Cloud-Optimised GeoTIFF."""
-    rasterio.shutil.copy(src, dst, driver="COG", compress="deflate", blocksize=512, overviews="FORCE_USE_EXISTING",
-                         bigtiff="if_safer")
+#: deflate level of the probability COG: 3 takes a third of level 6's CPU for a 12 % larger file (real-size
+#: scene: 6.9 -> 2.2 s, 42 -> 47 MB; docs/benchmarks.md, tenth session). Masks keep 6: they are small either way.
+PROBABILITY_DEFLATE_LEVEL = 3
+
+
+def to_cog(src: Path, dst: Path, level: int = 6) -> None:
+    """Copy a tiled GeoTIFF with its overviews (`build_overviews`) to a Cloud-Optimised GeoTIFF (deflate `level`)."""
+    rasterio.shutil.copy(src, dst, driver="COG", compress="deflate", level=level, blocksize=512,
+                         overviews="FORCE_USE_EXISTING", bigtiff="if_safer")
     src.unlink()
 
 

@@ -13,12 +13,13 @@ depth; see `floodwatch.mapping.terrain`), sized for AOI scenes.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import queue
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,8 +34,8 @@ from ..io import atomic_dir, write_json
 from .area import AreaCounter
 from .locations import is_remote_output, resolve_output, upload_dir
 from .masks import open_mask
-from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, Quicklook, aligned_block, build_overviews,
-                      open_strip_writer, to_cog, write_window)
+from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL, Quicklook,
+                      aligned_block, build_overviews, open_strip_writer, to_cog, write_window)
 from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
@@ -48,6 +49,8 @@ TERRAIN_OUTPUT_NAMES = {"exclusion": "exclusion.tif", "depth": "flood_depth.tif"
 GDAL_CACHE_MB = 128
 #: tile columns per window: 8 x 480 + 32 = 3,872 px wide at the default tiling
 CHUNK_TILES = 8
+#: scenes with at least this many pixels (10,000²) make their probability COG in a helper process (`cog_pool`)
+COG_PROCESS_PIXELS = 100_000_000
 _DONE = object()
 
 
@@ -144,14 +147,15 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                         paths["depth"] = final / TERRAIN_OUTPUT_NAMES["depth"]
                         t_terrain += time.perf_counter() - t0
                         cpu_terrain += time.process_time() - cpu0
-                with ThreadPoolExecutor(1, thread_name_prefix="floodwatch-cog") as pool:
-                    rasters = pool.submit(run.finish_rasters)
+                with cog_pool(reader.height * reader.width) as pool:
+                    rasters = run.finish_rasters(pool, env)
                     with clock.stage("vectorise"):
                         poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
                                               min_area_m2=min_area_m2, simplify=simplify,
                                               max_pixel_m2=float(run.area.pixel_m2.max()),
                                               properties=depth.properties if depth is not None else None)
-                    rasters.result()
+                    for seconds in rasters:
+                        clock.add(seconds.result())
                 with clock.stage("stats"):
                     stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
                                       backend=backend or getattr(predictor, "backend", type(predictor).__name__),
@@ -172,6 +176,30 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
 
 
+def cog_pool(pixels: int) -> Executor:
+    """One worker for the rasters made beside vectorising. For a scene of `COG_PROCESS_PIXELS` or more it is
+    a process, where GDAL's copy and vectorising stop slowing each other (real size: vectorising 10.7 s beside
+    a process against 14.2 s beside a thread, docs/benchmarks.md); starting one costs about a second, more
+    than a small scene's whole tail. A thread otherwise, and in `map --workers`' Dask worker processes,
+    which are daemonic and may not start processes."""
+    if pixels < COG_PROCESS_PIXELS or multiprocessing.current_process().daemon:
+        return ThreadPoolExecutor(1, thread_name_prefix="floodwatch-cog")
+    # spawn, not fork: this process runs reader, writer and ONNX Runtime threads, which fork would copy mid-work
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def finish_raster(part: str, final: str, resampling: str, description: str, gdal_env: dict,
+                  level: int = 6) -> dict[str, float]:
+    """Overviews into the finished strip GeoTIFF `part`, then its COG at `final` with deflate `level` (`part` is
+    removed); returns the seconds of each stage. Top-level so that a `cog_pool` process can run it."""
+    with rasterio.Env(**gdal_env):
+        t0 = time.perf_counter()
+        build_overviews(Path(part), resampling=resampling, description=description)
+        t1 = time.perf_counter()
+        to_cog(Path(part), Path(final), level)
+    return {"overviews": t1 - t0, "cog": time.perf_counter() - t1}
+
+
 def _write_depth(tmp: Path, ref, layers: TerrainLayers, percentile: float) -> FloodDepth:
     """Depth of every flood pixel from the finished mask and the DEM, written as a float32 COG."""
     import rasterio
@@ -182,9 +210,9 @@ def _write_depth(tmp: Path, ref, layers: TerrainLayers, percentile: float) -> Fl
     part = tmp / ".flood_depth.full.tif"
     with open_strip_writer(part, ref, "float32", float("nan")) as ds:
         write_window(ds, 0, 0, depth.depth)
-    build_overviews(part, resampling="average",
-                    description=f"flood depth (m): DEM p{percentile:g} along each flood area's edge minus the ground")
-    to_cog(part, tmp / TERRAIN_OUTPUT_NAMES["depth"])
+    # timed with the terrain steps (stats["terrain"]), not as stages of every run
+    finish_raster(str(part), str(tmp / TERRAIN_OUTPUT_NAMES["depth"]), "average",
+                  f"flood depth (m): DEM p{percentile:g} along each flood area's edge minus the ground", {})
     return depth
 
 
@@ -205,7 +233,8 @@ class _Run:
         self.tiles_done = 0
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.pending_rasters: list[tuple[Path, str, str, str]] = []  # (file, name, resampling, description)
+        # (file, name, resampling, description, deflate level)
+        self.pending_rasters: list[tuple[Path, str, str, str, int]] = []
 
     # -- threads ---------------------------------------------------------------------------------------
     def _put(self, q: queue.Queue, item) -> bool:
@@ -283,25 +312,22 @@ class _Run:
             self._to_cog(mask_tmp, OUTPUT_NAMES["mask"], "nearest", "flood: 1 flood, 0 dry, 2 permanent water, "
                          "3 water-like but excluded by terrain, 255 no data")
             self.pending_rasters = [(prob_tmp, OUTPUT_NAMES["probability"], "average", "water probability" +
-                                     (" (percent)" if prob_dtype == "uint8" else ""))]
+                                     (" (percent)" if prob_dtype == "uint8" else ""), PROBABILITY_DEFLATE_LEVEL)]
             if eds is not None:
                 self.pending_rasters.append((excl_tmp, TERRAIN_OUTPUT_NAMES["exclusion"], "nearest",
-                                             EXCLUSION_DESCRIPTION))
+                                             EXCLUSION_DESCRIPTION, 6))
 
-    def _to_cog(self, tmp: Path, name: str, resampling: str, description: str) -> None:
-        with self.clock.stage("overviews"):
-            build_overviews(tmp, resampling=resampling, description=description)
-        with self.clock.stage("cog"):
-            to_cog(tmp, self.tmp / name)
+    def _to_cog(self, tmp: Path, name: str, resampling: str, description: str) -> None:  # the mask
+        self.clock.add(finish_raster(str(tmp), str(self.tmp / name), resampling, description, {}))
 
-    def finish_rasters(self) -> None:
-        """Overviews and COGs of the rasters after the mask (probability, exclusion). `map_scene` runs this
-        beside vectorising, so both cores work after the last window (real size: 111.0 -> 103.8 s,
-        docs/benchmarks.md, ninth session). rasterio holds the GIL while GDAL copies, which slows vectorising
-        from 11 to 14 s beside it; a second process would not, but `map --workers` runs in daemonic Dask
-        workers, which may not start one."""
-        while self.pending_rasters:
-            self._to_cog(*self.pending_rasters.pop(0))
+    def finish_rasters(self, pool: Executor, gdal_env: dict) -> list[Future]:
+        """Start the overviews and COGs of the rasters after the mask (probability, exclusion) on `pool`
+        (`cog_pool`); each future gives its stage seconds. `map_scene` vectorises meanwhile, so both cores
+        work after the last window."""
+        jobs = [pool.submit(finish_raster, str(part), str(self.tmp / name), resampling, description, gdal_env, level)
+                for part, name, resampling, description, level in self.pending_rasters]
+        self.pending_rasters = []
+        return jobs
 
     def _write_window(self, mds, pds, eds, row0: int, col0: int, prob: np.ndarray, valid: np.ndarray) -> None:
         valid = valid & np.isfinite(prob)

@@ -32,5 +32,13 @@ class StageClock:
             with self._lock:
                 self.seconds[name] += dt
 
+    def add(self, seconds: dict[str, float]) -> None:
+        """Stage seconds measured elsewhere (the COG helper process)."""
+        with self._lock:
+            for name, dt in seconds.items():
+                if name not in self.seconds:
+                    raise KeyError(f"unknown stage '{name}' (one of {', '.join(STAGES)})")
+                self.seconds[name] += dt
+
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in self.seconds.items()}
