@@ -14,7 +14,8 @@ the same way. In the same run the naive torch loop maps a 4,096² crop of the sc
 Every run is a separate subprocess reporting its wall time and peak RSS (VmHWM), so runs share no caches
 and do not inflate each other's memory. For scenes large enough that `map` makes the probability COG in a
 helper process, that process's CPU time is added, and the peak RSS is the larger of this process's VmHWM and
-the largest sum of both processes' RSS sampled every 0.1 s. The last line, for machines, is for the default model's INT8 run:
+the largest sum of both processes' RSS sampled every 0.1 s. The last line, for machines, is for the default
+model's INT8 run:
     RESULT seconds=S km2_per_s=K peak_rss_mb=M ratio_vs_naive=R
 """
 from __future__ import annotations

@@ -69,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         shapes[e["name"][:-len("_kernel_time")]] = e["args"].get("output_type_shape")
     total = sum(by_type.values()) or 1
     print(f"{args.model.name}: {per_tile:.4f} s per {args.size}² tile (batch {args.batch}, {args.threads} threads, "
-          f"{args.runs} runs)")
+          f"{args.runs} runs, with the profiler on)")
     print("| operator | share of kernel time |\n|---|---|")
     for op, us in by_type.most_common():
         if us / total >= 0.001:
             print(f"| {op} | {100 * us / total:.1f} % |")
-    print(f"\n| largest nodes | operator | share | output |\n|---|---|---|---|")
+    print("\n| largest nodes | operator | share | output |\n|---|---|---|---|")
     for (op, name), us in by_node.most_common(args.top):
         print(f"| {name} | {op} | {100 * us / total:.1f} % | {shapes[name]} |")
     return 0

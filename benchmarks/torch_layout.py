@@ -6,10 +6,11 @@ Inference: the model (a floodwatch checkpoint; default the shipped floodwatch-s1
 torch's default NCHW layout, channels-last (NHWC), TorchScript frozen with `optimize_for_inference` (NCHW
 and NHWC), NHWC with BatchNorm folded into the convolutions, and that under bfloat16 autocast (only on a CPU
 with bfloat16 in hardware): the last two are what `map`'s torch predictor runs. Training: one step (batch 8,
-128², cross-entropy, Adam) of the same network, NCHW against NHWC. Prints seconds per tile (median of the
+128², cross-entropy, Adam) of the same network, NCHW against NHWC (and NHWC under bfloat16 autocast where the
+CPU has it: a measurement only, `train` runs float32). Prints seconds per tile (median of the
 repeats, after a warm-up) and the ratio to NCHW eager, and the largest probability difference to NCHW eager.
 With `../shared/data` beside the repository it also compares bfloat16's masks with float32's on real labelled
-chips (Sen1Floods11, the first 400 Bangladesh tiles): agreement and water IoU of each.
+chips (up to 400 of Sen1Floods11's, the first 400 Bangladesh tiles): agreement and water IoU of each.
 """
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ def bf16_on_real_chips(checkpoint: Path) -> list[str]:
     from floodwatch.inference.predictor import TorchPredictor
 
     data = ROOT.parent / "shared" / "data"
-    sets = {"Sen1Floods11": data / "sen1floods11", "ETCI Bangladesh (400 tiles)":
-            data / "etci2021" / "bangladesh_20170314t115609"}
+    sets = {"Sen1Floods11 (labelled chips, up to 400)": data / "sen1floods11",
+            "ETCI Bangladesh (first 400 tiles)": data / "etci2021" / "bangladesh_20170314t115609"}
     fp32, bf16 = TorchPredictor(checkpoint, "cpu"), TorchPredictor(checkpoint, "cpu", bf16_cpu=True)
     rows = []
     for name, path in sets.items():
@@ -99,7 +100,7 @@ def bf16_on_real_chips(checkpoint: Path) -> list[str]:
     return rows
 
 
-def training_step_seconds(model: torch.nn.Module, layout, repeats: int) -> float:
+def training_step_seconds(model: torch.nn.Module, layout, repeats: int, bf16: bool = False) -> float:
     m = copy.deepcopy(model).train().to(memory_format=layout)
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)
     x = torch.randn(8, 2, 128, 128).contiguous(memory_format=layout)
@@ -107,7 +108,9 @@ def training_step_seconds(model: torch.nn.Module, layout, repeats: int) -> float
 
     def step():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(m(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = m(x)
+        torch.nn.functional.cross_entropy(logits.float(), y).backward()
         opt.step()
     return _median_seconds(step, repeats)
 
@@ -150,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     nhwc = training_step_seconds(model, NHWC, args.repeats)
     print("| training step (batch 8, 128²) | s per step | × NCHW |\n|---|---|---|")
     print(f"| NCHW | {nchw:.3f} | 1.00 |\n| NHWC (channels-last) | {nhwc:.3f} | {nchw / nhwc:.2f} |")
+    if cpu_has_native_bf16():  # a measurement for training recipes; `train` itself stays float32
+        bf16 = training_step_seconds(model, NHWC, args.repeats, bf16=True)
+        print(f"| NHWC, bfloat16 autocast | {bf16:.3f} | {nchw / bf16:.2f} |")
     return 0
 
 

@@ -100,7 +100,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
 
     console.print("3/6 evaluating on the held-out test regions, beside Otsu")
     samples, described = evaluation_samples(spec=spec_path)
-    predictor = load_predictor(checkpoint)
+    predictor = load_predictor(checkpoint, fold_batch_norm=False)  # the report counts the trained parameters
     metrics = evaluate(predictor, samples, save_predictions=out / "predictions", progress=progress)
     metrics = {"model": str(checkpoint), "data": described, **metrics}
     metrics_json = write_json(out / "metrics.json", to_json_safe(metrics))

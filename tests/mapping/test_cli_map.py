@@ -92,6 +92,9 @@ def test_map_runs_onnx_runtime_without_spinning_threads(tmp_path, tiny_checkpoin
                                                                                                              "onnx")
     assert predictor_options("m.pt") == {"bf16_cpu": True} == predictor_options("m.onnx", "torch")
     assert predictor_options(None, "triton") == {}
+    monkeypatch.setenv("FLOODWATCH_TORCH_BF16", "0")
+    assert predictor_options("m.pt") == {"bf16_cpu": False}
+    monkeypatch.delenv("FLOODWATCH_TORCH_BF16")
     seen = []
     real = onnx_backend.onnx_session
     monkeypatch.setattr(onnx_backend, "onnx_session",
@@ -144,3 +147,30 @@ def test_map_runs_torch_in_bfloat16_only_where_the_cpu_has_it(tiny_checkpoint, m
         p = torch_backend.TorchPredictor(tiny_checkpoint, device="cpu", **predictor_options(tiny_checkpoint))
         assert p.autocast_dtype == (torch.bfloat16 if native else None)
         np.testing.assert_allclose(p.predict(x), fp32.predict(x), atol=0.02 if native else 1e-6)
+
+
+def test_stats_record_the_precision_that_ran(tmp_path, tiny_checkpoint, monkeypatch):
+    """The same command gives slightly different masks in bfloat16 and float32: stats.json says which ran,
+    through wrappers and ensembles."""
+    from floodwatch.inference import load_predictor
+    from floodwatch.inference import predictor as torch_backend
+    from floodwatch.mapping import map_scene
+    from floodwatch.mapping.pipeline import predictor_precision
+
+    from .helpers import make_scene
+
+    monkeypatch.setattr(torch_backend, "cpu_has_native_bf16", lambda: True)
+    fp32 = load_predictor(tiny_checkpoint, device="cpu")
+    bf16 = load_predictor(tiny_checkpoint, device="cpu", bf16_cpu=True)
+    assert predictor_precision(fp32) == "float32" and predictor_precision(bf16) == "bfloat16"
+    assert predictor_precision(load_predictor(tiny_checkpoint, device="cpu", bf16_cpu=True, tta=True)) == "bfloat16"
+    both = load_predictor([tiny_checkpoint, tiny_checkpoint], device="cpu")
+    assert predictor_precision(both) == "float32"
+
+    class Onnx:  # what OnnxPredictor carries: the file's floodwatch metadata
+        meta = {"precision": "int8"}
+    assert predictor_precision(Onnx()) == "int8"
+
+    make_scene(tmp_path / "s.tif", 96, 80, seed=4)
+    result = map_scene(tmp_path / "s.tif", bf16, tmp_path / "out", tile=64, overlap=16, progress=False)
+    assert result.stats["precision"] == "bfloat16"

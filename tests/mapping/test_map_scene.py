@@ -134,22 +134,19 @@ def test_cog_has_overviews(tmp_path):
 
 
 def test_a_failing_cog_beside_vectorising_leaves_nothing(tmp_path, monkeypatch):
-    """The probability COG is made beside vectorising (on a thread here, as in a Dask worker, so that the
-    failure can be injected): its error still stops the run, and the output folder is not left half-written."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import floodwatch.mapping.pipeline as pipeline
+    """The probability COG is made beside vectorising (on a thread for a scene this small, so that the failure
+    can be injected): its error still stops the run, and the output folder is not left half-written."""
+    import floodwatch.mapping.outputs as outputs
 
     make_scene(tmp_path / "s.tif", 300, 200, seed=1)
-    monkeypatch.setattr(pipeline, "cog_pool", lambda pixels: ThreadPoolExecutor(1))
-    real = pipeline.to_cog
+    real = outputs.to_cog
 
     def failing(src, dst, level=6):
         if "probability" in dst.name:
             raise OSError("disk full")
         real(src, dst, level)
 
-    monkeypatch.setattr(pipeline, "to_cog", failing)
+    monkeypatch.setattr(outputs, "to_cog", failing)
     with pytest.raises(OSError, match="disk full"):
         map_scene(tmp_path / "s.tif", ThresholdPredictor(), tmp_path / "out", tile=128, overlap=32, progress=False)
     assert not (tmp_path / "out" / "s").exists()
@@ -254,29 +251,14 @@ def test_windows_of_any_width_give_the_same_map_and_every_stage_is_timed(tmp_pat
     assert all(v > 0 for v in stages.values())
 
 
-def test_cog_helper_is_a_process_for_large_scenes_unless_this_one_is_daemonic(tmp_path, monkeypatch):
-    """Dask worker processes are daemonic and may not start processes, and small scenes do not repay one:
-    there the helper is a thread. A failure in the helper process comes back as an error naming the file."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+def test_a_failing_cog_helper_process_names_the_file(tmp_path):
+    """The helper process's error comes back as one FloodwatchError naming the output and the cause."""
+    from floodwatch.errors import FloodwatchError
+    from floodwatch.mapping.outputs import finish_raster_in_process
 
-    import floodwatch.mapping.pipeline as pipeline
-
-    large = pipeline.COG_PROCESS_PIXELS
-    with pipeline.cog_pool(large - 1) as pool:
-        assert isinstance(pool, ThreadPoolExecutor)
-    with pipeline.cog_pool(large) as pool:
-        assert isinstance(pool, ProcessPoolExecutor)
-        missing = tmp_path / "missing.tif"
-        job = pool.submit(pipeline.finish_raster, str(missing), str(tmp_path / "out.tif"), "nearest", "x", {})
-        with pytest.raises(Exception, match="missing.tif"):
-            job.result()
-
-    class Daemon:
-        daemon = True
-    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemon())
-    with pipeline.cog_pool(large) as pool:
-        assert isinstance(pool, ThreadPoolExecutor)
+    with pytest.raises(FloodwatchError, match=r"out\.tif: the COG helper process failed: .*missing\.tif"):
+        finish_raster_in_process(str(tmp_path / "missing.tif"), str(tmp_path / "out.tif"), "nearest", "x", {})
+    assert not (tmp_path / "out.tif").exists()
 
 
 def test_a_large_scene_makes_its_probability_cog_in_a_helper_process(tmp_path, monkeypatch):

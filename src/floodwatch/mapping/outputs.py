@@ -1,7 +1,11 @@
 """Raster outputs: window-wise GeoTIFF writers, overviews, the COG conversion, quicklook."""
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +13,8 @@ import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.windows import Window
+
+from ..errors import FloodwatchError
 
 MASK_NODATA = 255
 PROB_NODATA_U8 = 255
@@ -28,11 +34,11 @@ def open_strip_writer(path: Path, ref, dtype: str, nodata: float, block: tuple[i
 
 def aligned_block(row_step: int, col_step: int) -> tuple[int, int]:
     """(height, width) of GeoTIFF tiles that windows starting at multiples of row_step and col_step fill
-    whole: the largest multiple of 16 (TIFF's rule) up to 512 that divides each step, else 256. A window
-    that fills a tile only in part makes GDAL compress it, read it back and compress it again when the next
-    window fills the rest."""
+    whole: the largest multiple of 16 (TIFF's rule) from 128 to 512 that divides each step, else 256 (smaller
+    tiles would mean tens of thousands of them in a large scene). A window that fills a tile only in part
+    makes GDAL compress it, read it back and compress it again when the next window fills the rest."""
     def side(step: int) -> int:
-        return next((s for s in range(512, 15, -16) if step % s == 0), 256)
+        return next((s for s in range(512, 127, -16) if step % s == 0), 256)
     return side(row_step), side(col_step)
 
 
@@ -70,6 +76,45 @@ def to_cog(src: Path, dst: Path, level: int = 6) -> None:
     src.unlink()
 
 
+def finish_raster(part: str, final: str, resampling: str, description: str, gdal_env: dict,
+                  level: int = 6) -> dict[str, float]:
+    """Overviews into the finished strip GeoTIFF `part`, then its COG at `final` with deflate `level` (`part` is
+    removed); returns the seconds of each stage."""
+    with rasterio.Env(**gdal_env):
+        t0 = time.perf_counter()
+        build_overviews(Path(part), resampling=resampling, description=description)
+        t1 = time.perf_counter()
+        to_cog(Path(part), Path(final), level)
+    return {"overviews": t1 - t0, "cog": time.perf_counter() - t1}
+
+
+def finish_raster_in_process(part: str, final: str, resampling: str, description: str, gdal_env: dict,
+                             level: int = 6) -> dict[str, float]:
+    """`finish_raster` in a fresh Python process (the caller's thread only waits), so that GDAL's copy does
+    not slow what this process does meanwhile. A plain subprocess, not multiprocessing: it never imports the
+    caller's script again and runs inside daemonic Dask workers too. Raises FloodwatchError with the helper's
+    message if it fails."""
+    job = json.dumps({"part": part, "final": final, "resampling": resampling, "description": description,
+                      "gdal_env": gdal_env, "level": level})
+    done = subprocess.run([sys.executable, "-c", "from floodwatch.mapping.outputs import _helper; _helper()"],
+                          input=job, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise FloodwatchError(f"{final}: the COG helper process failed: {lines[-1]}")
+    return json.loads(done.stdout)
+
+
+def _helper() -> None:
+    """The helper process of `finish_raster_in_process`: one job as JSON on stdin, its seconds on stdout."""
+    job = json.loads(sys.stdin.read())
+    try:
+        seconds = finish_raster(**job)
+    except Exception as exc:  # one line for the parent, which raises it
+        print(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(seconds))
+
+
 class Quicklook:
     """Keeps every step-th row/column of the SAR backdrop and the mask in arrays of the quicklook's size
     (filled window by window); renders a PNG at the end."""
@@ -81,6 +126,7 @@ class Quicklook:
         self.mask = np.full(shape, MASK_NODATA, np.uint8)
 
     def add(self, row0: int, vv_db: np.ndarray, mask: np.ndarray, col0: int = 0) -> None:
+        """Backdrop and mask of one window at once (for callers that hold both; `map_scene` adds them apart)."""
         self.add_sar(row0, vv_db, col0)
         self.add_mask(row0, mask, col0)
 

@@ -13,13 +13,12 @@ depth; see `floodwatch.mapping.terrain`), sized for AOI scenes.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import queue
 import tempfile
 import threading
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +34,7 @@ from .area import AreaCounter
 from .locations import is_remote_output, resolve_output, upload_dir
 from .masks import open_mask
 from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL, Quicklook,
-                      aligned_block, build_overviews, open_strip_writer, to_cog, write_window)
+                      aligned_block, finish_raster, finish_raster_in_process, open_strip_writer, write_window)
 from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
@@ -49,7 +48,7 @@ TERRAIN_OUTPUT_NAMES = {"exclusion": "exclusion.tif", "depth": "flood_depth.tif"
 GDAL_CACHE_MB = 128
 #: tile columns per window: 8 x 480 + 32 = 3,872 px wide at the default tiling
 CHUNK_TILES = 8
-#: scenes with at least this many pixels (10,000²) make their probability COG in a helper process (`cog_pool`)
+#: scenes with at least this many pixels (10,000²) make their probability COG in a helper process
 COG_PROCESS_PIXELS = 100_000_000
 _DONE = object()
 
@@ -69,13 +68,33 @@ def predictor_options(model: str | os.PathLike | None, backend: str = "auto") ->
     docs/benchmarks.md): ONNX Runtime's idle intra-op threads stop busy-waiting, which leaves the CPU to the
     reader and writer threads (INT8: 14 % less CPU, 5 % less wall time), and it stops pre-planning memory per
     batch shape (peak RSS: INT8 -80 MB, fp32 1.48 -> 1.12 GB, at the same speed). torch runs in bfloat16 on a
-    CPU that has it in hardware (1.8-1.9x per tile, 99.99 % of the mask unchanged; tenth session)."""
+    CPU that has it in hardware (1.8-1.9x per tile, 99.99 % of the mask unchanged; tenth session), unless the
+    environment sets FLOODWATCH_TORCH_BF16=0."""
     from ..inference.predictor import backend_for
 
     kind = backend_for(model, backend)
     if kind == "onnx":
         return {"spinning": False, "memory_pattern": False}
-    return {"bf16_cpu": True} if kind == "torch" else {}
+    if kind == "torch":  # FLOODWATCH_TORCH_BF16=0 keeps float32 (stats.json records which ran)
+        return {"bf16_cpu": os.environ.get("FLOODWATCH_TORCH_BF16", "1") != "0"}
+    return {}
+
+
+def predictor_precision(predictor) -> str:
+    """The arithmetic a predictor runs in, for stats.json: a torch model's autocast type ('bfloat16' where `map`
+    asked for it and the CPU has it, else 'float32'), an ONNX file's precision ('int8', 'fp32', 'fp16'),
+    through wrappers (TTA, temperature, downsampling, refinement); an ensemble's joined by '+'."""
+    members = getattr(predictor, "members", None)
+    if members:
+        return "+".join(dict.fromkeys(predictor_precision(m) for m in members))
+    base = getattr(predictor, "base", None)
+    if base is not None:
+        return predictor_precision(base)
+    if hasattr(predictor, "autocast_dtype"):
+        dtype = predictor.autocast_dtype
+        return "float32" if dtype is None else str(dtype).replace("torch.", "")
+    meta = getattr(predictor, "meta", None)
+    return str(meta["precision"]) if isinstance(meta, dict) and "precision" in meta else "unknown"
 
 
 def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
@@ -147,7 +166,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                         paths["depth"] = final / TERRAIN_OUTPUT_NAMES["depth"]
                         t_terrain += time.perf_counter() - t0
                         cpu_terrain += time.process_time() - cpu0
-                with cog_pool(reader.height * reader.width) as pool:
+                with ThreadPoolExecutor(1, thread_name_prefix="floodwatch-cog") as pool:
                     rasters = run.finish_rasters(pool, env)
                     with clock.stage("vectorise"):
                         poly = vectorize_mask(tmp / OUTPUT_NAMES["mask"], tmp / OUTPUT_NAMES["polygons"],
@@ -160,6 +179,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                     stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
                                       backend=backend or getattr(predictor, "backend", type(predictor).__name__),
                                       polygons=poly, runtime_s=time.perf_counter() - t_start)
+                    stats["precision"] = predictor_precision(predictor)
                     if layers is not None:
                         # layer building and depth (the per-window flag bookkeeping runs inside the writer thread)
                         stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
@@ -174,30 +194,6 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             if water is not None:
                 water.close()
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
-
-
-def cog_pool(pixels: int) -> Executor:
-    """One worker for the rasters made beside vectorising. For a scene of `COG_PROCESS_PIXELS` or more it is
-    a process, where GDAL's copy and vectorising stop slowing each other (real size: vectorising 10.7 s beside
-    a process against 14.2 s beside a thread, docs/benchmarks.md); starting one costs about a second, more
-    than a small scene's whole tail. A thread otherwise, and in `map --workers`' Dask worker processes,
-    which are daemonic and may not start processes."""
-    if pixels < COG_PROCESS_PIXELS or multiprocessing.current_process().daemon:
-        return ThreadPoolExecutor(1, thread_name_prefix="floodwatch-cog")
-    # spawn, not fork: this process runs reader, writer and ONNX Runtime threads, which fork would copy mid-work
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-
-
-def finish_raster(part: str, final: str, resampling: str, description: str, gdal_env: dict,
-                  level: int = 6) -> dict[str, float]:
-    """Overviews into the finished strip GeoTIFF `part`, then its COG at `final` with deflate `level` (`part` is
-    removed); returns the seconds of each stage. Top-level so that a `cog_pool` process can run it."""
-    with rasterio.Env(**gdal_env):
-        t0 = time.perf_counter()
-        build_overviews(Path(part), resampling=resampling, description=description)
-        t1 = time.perf_counter()
-        to_cog(Path(part), Path(final), level)
-    return {"overviews": t1 - t0, "cog": time.perf_counter() - t1}
 
 
 def _write_depth(tmp: Path, ref, layers: TerrainLayers, percentile: float) -> FloodDepth:
@@ -321,10 +317,14 @@ class _Run:
         self.clock.add(finish_raster(str(tmp), str(self.tmp / name), resampling, description, {}))
 
     def finish_rasters(self, pool: Executor, gdal_env: dict) -> list[Future]:
-        """Start the overviews and COGs of the rasters after the mask (probability, exclusion) on `pool`
-        (`cog_pool`); each future gives its stage seconds. `map_scene` vectorises meanwhile, so both cores
-        work after the last window."""
-        jobs = [pool.submit(finish_raster, str(part), str(self.tmp / name), resampling, description, gdal_env, level)
+        """Start the overviews and COGs of the rasters after the mask (probability, exclusion) on `pool`; each
+        future gives its stage seconds. `map_scene` vectorises meanwhile, so both cores work after the last
+        window. From `COG_PROCESS_PIXELS` up the work runs in a helper process (`finish_raster_in_process`):
+        beside a thread vectorising slowed from 10.7 to 14-17 s at real size, and the process takes about
+        0.4 s to start (docs/benchmarks.md, tenth session), more than a small scene's whole tail."""
+        big = self.reader.height * self.reader.width >= COG_PROCESS_PIXELS
+        finish = finish_raster_in_process if big else finish_raster
+        jobs = [pool.submit(finish, str(part), str(self.tmp / name), resampling, description, gdal_env, level)
                 for part, name, resampling, description, level in self.pending_rasters]
         self.pending_rasters = []
         return jobs
