@@ -71,7 +71,7 @@ def test_get_only_api_and_cli_since(tmp_path, served, stac_api, monkeypatch):
     assert all(m == "GET" and "bbox" in p for m, p in _searches(api)) and len(_searches(api)) == 2
 
     # the CLI, with a stand-in model (load_predictor is imported when the command runs)
-    monkeypatch.setattr("floodwatch.inference.predictor.load_predictor", lambda path: DarkWaterPredictor())
+    monkeypatch.setattr("floodwatch.inference.predictor.load_predictor", lambda path, **options: DarkWaterPredictor())
     from floodwatch.cli import main as cli_main
 
     cli_main._register_all()
