@@ -64,12 +64,14 @@ def build_overviews(src: Path, *, resampling: str, description: str) -> None:
             ds.build_overviews(factors, Resampling[resampling])
 
 
+#: deflate level of the COGs (GDAL's default)
+DEFLATE_LEVEL = 6
 #: deflate level of the probability COG: 3 takes a third of level 6's CPU for a 12 % larger file (real-size
 #: scene: 6.9 -> 2.2 s, 42 -> 47 MB; docs/benchmarks.md, tenth session). Masks keep 6: they are small either way.
 PROBABILITY_DEFLATE_LEVEL = 3
 
 
-def to_cog(src: Path, dst: Path, level: int = 6) -> None:
+def to_cog(src: Path, dst: Path, level: int = DEFLATE_LEVEL) -> None:
     """Copy a tiled GeoTIFF with its overviews (`build_overviews`) to a Cloud-Optimised GeoTIFF (deflate `level`)."""
     rasterio.shutil.copy(src, dst, driver="COG", compress="deflate", level=level, blocksize=512,
                          overviews="FORCE_USE_EXISTING", bigtiff="if_safer")
@@ -77,7 +79,7 @@ def to_cog(src: Path, dst: Path, level: int = 6) -> None:
 
 
 def finish_raster(part: str, final: str, resampling: str, description: str, gdal_env: dict,
-                  level: int = 6) -> dict[str, float]:
+                  level: int = DEFLATE_LEVEL) -> dict[str, float]:
     """Overviews into the finished strip GeoTIFF `part`, then its COG at `final` with deflate `level` (`part` is
     removed); returns the seconds of each stage."""
     with rasterio.Env(**gdal_env):
@@ -89,7 +91,7 @@ def finish_raster(part: str, final: str, resampling: str, description: str, gdal
 
 
 def finish_raster_in_process(part: str, final: str, resampling: str, description: str, gdal_env: dict,
-                             level: int = 6) -> dict[str, float]:
+                             level: int = DEFLATE_LEVEL) -> dict[str, float]:
     """`finish_raster` in a fresh Python process (the caller's thread only waits), so that GDAL's copy does
     not slow what this process does meanwhile. A plain subprocess, not multiprocessing: it never imports the
     caller's script again and runs inside daemonic Dask workers too. Raises FloodwatchError with the helper's

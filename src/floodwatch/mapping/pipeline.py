@@ -33,8 +33,9 @@ from ..io import atomic_dir, write_json
 from .area import AreaCounter
 from .locations import is_remote_output, resolve_output, upload_dir
 from .masks import open_mask
-from .outputs import (EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL, Quicklook,
-                      aligned_block, finish_raster, finish_raster_in_process, open_strip_writer, write_window)
+from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL,
+                      Quicklook, aligned_block, finish_raster, finish_raster_in_process, open_strip_writer,
+                      write_window)
 from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
@@ -311,7 +312,7 @@ class _Run:
                                      (" (percent)" if prob_dtype == "uint8" else ""), PROBABILITY_DEFLATE_LEVEL)]
             if eds is not None:
                 self.pending_rasters.append((excl_tmp, TERRAIN_OUTPUT_NAMES["exclusion"], "nearest",
-                                             EXCLUSION_DESCRIPTION, 6))
+                                             EXCLUSION_DESCRIPTION, DEFLATE_LEVEL))
 
     def _to_cog(self, tmp: Path, name: str, resampling: str, description: str) -> None:  # the mask
         self.clock.add(finish_raster(str(tmp), str(self.tmp / name), resampling, description, {}))

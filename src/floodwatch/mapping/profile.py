@@ -22,8 +22,7 @@ class StageClock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        if name not in self.seconds:
-            raise KeyError(f"unknown stage '{name}' (one of {', '.join(STAGES)})")
+        self._check(name)
         t0 = time.perf_counter()
         try:
             yield
@@ -36,9 +35,12 @@ class StageClock:
         """Stage seconds measured elsewhere (the COG helper process)."""
         with self._lock:
             for name, dt in seconds.items():
-                if name not in self.seconds:
-                    raise KeyError(f"unknown stage '{name}' (one of {', '.join(STAGES)})")
+                self._check(name)
                 self.seconds[name] += dt
+
+    def _check(self, name: str) -> None:
+        if name not in self.seconds:
+            raise KeyError(f"unknown stage '{name}' (one of {', '.join(STAGES)})")
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in self.seconds.items()}
