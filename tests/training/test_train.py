@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from floodwatch.training import train
 from floodwatch.training.data import load_samples
 from floodwatch.models import model_from_config
 from floodwatch.training import distributed as dist_util
-from floodwatch.training.loop import PRECISE_BN_BATCHES, Trainer, _initialise, seed_everything
+from floodwatch.training.loop import PRECISE_BN_BATCHES, Trainer, _initialise, autocast_dtype, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,36 @@ def test_batchnorm_statistics_describe_the_final_weights(tmp_path, synth_root, m
     expected = torch.stack(means[:PRECISE_BN_BATCHES]).mean(0)  # batches weigh equally, as BatchNorm does
     torch.testing.assert_close(bn.running_mean.double(), expected, rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.1  # training's own momentum is back
+
+
+@pytest.mark.parametrize("precision, device, expected", [
+    ("auto", "cpu", None), ("auto", "cuda", torch.float16), ("float32", "cuda", None),
+    ("bfloat16", "cpu", torch.bfloat16), ("bfloat16", "cuda", torch.bfloat16)])
+def test_training_precision_picks_the_autocast_dtype(precision, device, expected):
+    assert autocast_dtype(precision, torch.device(device)) is expected
+
+
+def test_bfloat16_training_computes_in_bfloat16_and_keeps_float32_weights(tmp_path, synth_root, make_spec):
+    spec_dict = make_spec(synth_root, epochs=1, precision="bfloat16")
+    spec_dict["model_config"]["use_batch_norm"] = True
+    trainer = Trainer(spec_from_dict(spec_dict), tmp_path / "run", dist_util.init(0, 1, 0), progress=False)
+    image, *_ = next(iter(trainer.train_loader))
+    trainer.model.eval()
+    with torch.no_grad():
+        reference = trainer.model(image)  # float32, the same weights
+        with trainer._autocast():
+            low = trainer.model(image)
+    assert low.dtype == torch.bfloat16
+    # bfloat16 keeps 8 bits of mantissa: logits agree to a few parts in a hundred, not exactly
+    torch.testing.assert_close(low.float(), reference, rtol=0.05, atol=0.05 * float(reference.abs().max()))
+    assert not torch.equal(low.float(), reference)
+
+    seen = []
+    hook = trainer.model.encoder.conv1.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    trainer.fit()
+    hook.remove()
+    assert set(seen) == {torch.bfloat16}  # every training, recalibration and validation forward pass
+    assert math.isfinite(trainer.history[0]["train_loss"])
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    state = _weights(tmp_path / "run" / "best.pt")
+    assert all(v.dtype == torch.float32 for k, v in state.items() if v.is_floating_point())

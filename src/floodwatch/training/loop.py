@@ -101,6 +101,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training step for training_config.precision on `device` (None: float32)."""
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda":
+        return torch.float16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Mixed precision in `dtype` on `device`'s type; float32 (autocast off) when dtype is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 class Trainer:
     """One training run. Beyond the spec (used by `floodwatch.training.semi`): `splits` (samples already read
     by load_samples), `extra_train` (more training chips, e.g. pseudo-labelled ones, whose loss is weighted by
@@ -154,8 +168,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self._trainable(), lr=tc.learning_rate, betas=(adam.beta1, adam.beta2),
                                           eps=adam.epsilon)
         self.scheduler = self._scheduler()
-        self.amp = ctx.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.autocast_dtype = autocast_dtype(tc.precision, ctx.device)
+        # loss scaling guards float16's narrow range; bfloat16 has float32's exponent and needs none
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.augmenter = None
         aug_cfg = augmentation if augmentation is not None else spec.dataset_config.augmentation()
         if aug_cfg is not None:
@@ -191,6 +206,9 @@ class Trainer:
 
             load_encoder_weights(model.encoder, pretrained)  # after init: pretrained weights win
         return model, cfg, prep
+
+    def _autocast(self) -> torch.autocast:
+        return autocast(self.ctx.device, self.autocast_dtype)
 
     def _trainable(self) -> list[nn.Parameter]:
         core = getattr(self.model, "module", self.model)
@@ -258,7 +276,7 @@ class Trainer:
             if self.augmenter is not None:
                 image, mask, valid = self.augmenter(image, mask, valid)
                 mask = torch.where(valid, mask, torch.full_like(mask, IGNORE_INDEX))
-            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 logits = self.model(image)
             is_extra = extra[0].to(self.ctx.device) if extra else None
             loss = self._loss(logits.float(), mask, is_extra) * self._rank_share(mask) + self._regularization()
@@ -340,7 +358,7 @@ class Trainer:
         for i, (image, *_) in enumerate(self.train_loader):
             if i == PRECISE_BN_BATCHES:
                 break
-            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 core(image.to(self.ctx.device))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -357,7 +375,7 @@ class Trainer:
         loss_sum = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
         for image, mask, valid in self.val_loader:
             image, mask = image.to(self.ctx.device), mask.to(self.ctx.device)
-            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 logits = self.model(image)
             logits = logits.float()
             n_scored = (mask != IGNORE_INDEX).sum()

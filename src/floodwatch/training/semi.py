@@ -53,7 +53,7 @@ from ..evaluation.otsu import pooled_threshold, require_band
 from ..io import atomic_path, write_json
 from . import distributed as dist_util
 from .data import ChipDataset, load_samples
-from .loop import TrainResult, Trainer, best_row, read_metrics
+from .loop import TrainResult, Trainer, autocast, best_row, read_metrics
 
 SUMMARY = "semi_supervised.json"
 _EPS = 1e-6
@@ -290,12 +290,12 @@ class ConsistencyLoss:
 
     def __init__(self, samples: Sequence[Sample], prep, size: tuple[int, int], config: ConsistencyConfig, *,
                  confidence: float, batch_size: int, temporal: str = "single", seed: int = 0,
-                 device: torch.device | str = "cpu", amp: bool = False):
+                 device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None):
         from ..augment import BatchAugmenter
 
         self.confidence = float(config.confidence or confidence)
         self.weight = float(config.weight)
-        self.device, self.amp, self.seed = torch.device(device), amp, int(seed)
+        self.device, self.autocast_dtype, self.seed = torch.device(device), autocast_dtype, int(seed)
         chips = [Sample(image=s.image, mask=np.full(s.shape, IGNORE_INDEX, np.int64), valid=s.valid, id=s.id,
                         region=s.region, bands=s.bands, before=s.before) for s in samples if s.valid.any()]
         if not chips:
@@ -348,10 +348,13 @@ class ConsistencyLoss:
             for m, momentum in zip(norms, saved):
                 m.momentum = momentum
 
+    def _autocast(self) -> torch.autocast:  # the Trainer's precision (training_config.precision)
+        return autocast(self.device, self.autocast_dtype)
+
     def views(self, model: torch.nn.Module, image: torch.Tensor, valid: torch.Tensor):
         """(strong view, its target, weak view, weak target): targets are IGNORE_INDEX where not confident."""
         weak, _, valid_w = self.weak(image, None, valid)
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with torch.no_grad(), self._autocast():
             prob = torch.softmax(model(weak).float(), dim=1)
         conf, target = prob.max(dim=1)
         target = torch.where((conf >= self.confidence) & valid_w, target, torch.full_like(target, IGNORE_INDEX))
@@ -364,7 +367,7 @@ class ConsistencyLoss:
 
         with self.frozen_norm_statistics(model):
             strong, target, _, _ = self.views(model, image, valid)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 logits = model(strong)
         return cross_entropy(logits.float(), target)
 
@@ -495,7 +498,8 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
         if use_consistency:
             trainer.extra_loss = ConsistencyLoss(unlabelled, trainer.prep, size, cons, confidence=semi.confidence,
                                                  batch_size=cons.batch_size or tc.batch_size, temporal=temporal,
-                                                 seed=tc.random_seed + r, device=ctx.device, amp=trainer.amp)
+                                                 seed=tc.random_seed + r, device=ctx.device,
+                                                 autocast_dtype=trainer.autocast_dtype)
         trainer.fit(resume)
         del trainer
         rounds.append({**_round_entry(r, run_dir), "teacher_checkpoints": [str(c) for c in teacher_ckpts],
