@@ -265,16 +265,6 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def _rss_mb(pid: str) -> float:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
-
     def _run(self) -> None:
         tasks = Path("/proc/self/task")
         while not self._done.wait(0.1):
@@ -282,24 +272,30 @@ class RssSampler:
                 kids = {k for t in tasks.iterdir() for k in (t / "children").read_text().split()}
             except OSError:
                 kids = set()
-            child = sum(self._rss_mb(k) for k in kids)
+            child = sum(status_mb(k, "VmRSS") or 0.0 for k in kids)
             self.child_mb = max(self.child_mb, child)
-            self.peak_mb = max(self.peak_mb, self._rss_mb("self") + child)
+            self.peak_mb = max(self.peak_mb, (status_mb("self", "VmRSS") or 0.0) + child)
 
     def stop(self) -> None:
         self._done.set()
         self._thread.join()
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak."""
+def status_mb(pid: str, key: str) -> float | None:
+    """A /proc/<pid>/status memory field (VmRSS, VmHWM, ...) in MB; None where it cannot be read (gone, not Linux)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak."""
+    peak = status_mb("self", "VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(args) -> None:

@@ -71,6 +71,7 @@ def bf16_on_real_chips(checkpoint: Path) -> list[str]:
 
     from floodwatch.data import open_dataset
     from floodwatch.data.preprocess import network_input
+    from floodwatch.evaluation.metrics import confusion_counts, scores
     from floodwatch.inference.predictor import TorchPredictor
 
     data = ROOT.parent / "shared" / "data"
@@ -81,21 +82,18 @@ def bf16_on_real_chips(checkpoint: Path) -> list[str]:
     for name, path in sets.items():
         if not path.is_dir():
             continue
-        hits = {"fp32": [0, 0], "bf16": [0, 0]}
+        counts = {"fp32": np.zeros((2, 2), np.int64), "bf16": np.zeros((2, 2), np.int64)}
         same = total = 0
         for sample in list(open_dataset(path))[:400]:
             if sample.is_empty or sample.mask is None:
                 continue
             x = network_input(sample, fp32.preprocessing)[None]
-            scored = sample.valid & (sample.mask != 255)
-            water = sample.mask == 1
             masks = {k: p.predict(x)[0] >= 0.5 for k, p in (("fp32", fp32), ("bf16", bf16))}
             for k, m in masks.items():
-                hits[k][0] += int((m & water & scored).sum())
-                hits[k][1] += int(((m | water) & scored).sum())
+                counts[k] += confusion_counts(m, sample.mask, valid=sample.valid)
             same += int((masks["fp32"] == masks["bf16"])[sample.valid].sum())
             total += int(sample.valid.sum())
-        iou = {k: a / b if b else float("nan") for k, (a, b) in hits.items()}
+        iou = {k: scores(c)["water_iou"] for k, c in counts.items()}
         rows.append(f"| {name} | {100 * same / max(total, 1):.3f} % | {iou['fp32']:.4f} | {iou['bf16']:.4f} |")
     return rows
 

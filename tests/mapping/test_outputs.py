@@ -29,17 +29,18 @@ def test_aligned_block_is_filled_whole_by_the_windows(tile, overlap, chunk_tiles
         assert c0 % block[1] == 0 and c1 % block[1] == 0
 
 
-def test_quicklook_halves_fill_the_same_pixels_as_add():
+def test_quicklook_keeps_every_step_th_pixel_of_the_raster():
     rng = np.random.default_rng(0)
     vv = rng.normal(-12, 3, (37, 53)).astype(np.float32)
     mask = rng.integers(0, 2, (37, 53)).astype(np.uint8)
-    whole, halves = Quicklook(300, 400, max_side=40), Quicklook(300, 400, max_side=40)
-    assert whole.step == 10
-    whole.add(123, vv, mask, 57)
-    halves.add_sar(123, vv, 57)
-    halves.add_mask(123, mask, 57)
-    np.testing.assert_array_equal(whole.sar, halves.sar)
-    np.testing.assert_array_equal(whole.mask, halves.mask)
-    # pixel (130, 60) of the raster is quicklook cell (13, 6): row 7, column 3 of the window
-    assert whole.sar[13, 6] == vv[7, 3] and whole.mask[13, 6] == mask[7, 3]
-    assert whole.mask[0, 0] == MASK_NODATA
+    look = Quicklook(300, 400, max_side=40)
+    assert look.step == 10
+    look.add_sar(123, vv, 57)
+    look.add_mask(123, mask, 57)
+    # reference: the window pasted into the whole raster, then every 10th row and column of it
+    full_sar = np.full((300, 400), np.nan, np.float32)
+    full_mask = np.full((300, 400), MASK_NODATA, np.uint8)
+    full_sar[123:160, 57:110], full_mask[123:160, 57:110] = vv, mask
+    np.testing.assert_array_equal(look.sar, full_sar[::10, ::10])
+    np.testing.assert_array_equal(look.mask, full_mask[::10, ::10])
+    assert look.sar[13, 6] == vv[7, 3]  # raster pixel (130, 60): row 7, column 3 of the window

@@ -127,11 +127,6 @@ class Quicklook:
         self.sar = np.full(shape, np.nan, np.float32)
         self.mask = np.full(shape, MASK_NODATA, np.uint8)
 
-    def add(self, row0: int, vv_db: np.ndarray, mask: np.ndarray, col0: int = 0) -> None:
-        """Backdrop and mask of one window at once (for callers that hold both; `map_scene` adds them apart)."""
-        self.add_sar(row0, vv_db, col0)
-        self.add_mask(row0, mask, col0)
-
     def add_sar(self, row0: int, vv_db: np.ndarray, col0: int = 0) -> None:
         """The backdrop alone: `map_scene` keeps it as soon as a window is read, so that the window's full
         VV need not wait in the writer's queue."""
