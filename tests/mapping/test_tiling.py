@@ -111,3 +111,22 @@ def test_window_blender_refuses_chunks_out_of_order():
     blender = WindowBlender(TileGrid(200, 200, 64, 16), chunk_tiles=1)
     with pytest.raises(FloodwatchError, match="out of order"):
         blender.start(0, 1)
+
+
+@pytest.mark.parametrize("shape", [(150, 97), (40, 30)])
+def test_window_blender_holds_no_carry_in_the_last_strip_and_nothing_when_done(shape):
+    """Rows the last strip would carry belong to no later strip (with a raster under a tile high they lie
+    past its edge); once the last chunk is out, the blender holds no buffer (it lives on while the outputs
+    are finished)."""
+    grid = TileGrid(*shape, tile=64, overlap=16)
+    blender = WindowBlender(grid, chunk_tiles=1)
+    last = len(grid.row_origins) - 1
+    for i, _ in enumerate(grid.row_origins):
+        for j, chunk in enumerate(blender.chunks):
+            blender.start(i, j)
+            if i == last:
+                assert blender._next_carry.size == 0
+            for c in chunk:
+                blender.add(c, np.ones((64, 64), np.float32))
+            blender.finish()
+    assert blender._carry.size == blender._next_carry.size == blender._right.size == 0

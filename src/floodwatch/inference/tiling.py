@@ -171,7 +171,10 @@ class WindowBlender:
             self._carry, self._right = self._next_carry, np.zeros((2, t, 0), np.float32)
         if j == 0:
             n = self.grid.finished_rows(i)[1] - self._rows[i]
-            self._next_carry = np.zeros((2, max(t - n, 0), self.grid.width), np.float32)
+            # The last strip carries nothing; its rows below the finished ones would be up to a whole tile
+            # by the scene's width (70 MB at 25,000 px), kept for nothing.
+            rows = 0 if i == len(self._rows) - 1 else max(t - n, 0)
+            self._next_carry = np.zeros((2, rows, self.grid.width), np.float32)
         self._pos = (i, j)
         c0 = self.chunks[j][0]
         width = self.chunks[j][-1] + t - c0
@@ -196,9 +199,13 @@ class WindowBlender:
         c0, c1 = self._final_cols(j)
         w = c1 - c0
         self._right = self.buf[:, :, w:].copy()
-        self._next_carry[:, :, c0:c1] = self.buf[:, n:, :w]
+        carry = self._next_carry.shape[1]
+        self._next_carry[:, :, c0:c1] = self.buf[:, n:n + carry, :w]
         acc, wsum = self.buf[0, :n, :w], self.buf[1, :n, :w]
         with np.errstate(invalid="ignore", divide="ignore"):
             out = np.where(wsum > 0, acc / wsum, np.float32(np.nan)).astype(np.float32)
         self.buf = None
+        if (i, j) == (len(self._rows) - 1, len(self.chunks) - 1):  # the scene is done: hold nothing
+            self._carry = self._next_carry = np.zeros((2, 0, self.grid.width), np.float32)
+            self._right = np.zeros((2, self.grid.tile, 0), np.float32)
         return r0, c0, out

@@ -14,9 +14,9 @@ import shapely
 from pyproj import CRS, Geod, Transformer
 from rasterio import features
 from rasterio.windows import Window
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse.csgraph import connected_components
 from shapely.geometry import mapping, shape
-from shapely.ops import unary_union
 
 from ..io import atomic_path, dumps_json
 
@@ -60,10 +60,26 @@ def _pixel_polygons(src, value: int, block: int, min_pixels: int) -> tuple[list,
                 touches_inner_edge = ((inner[0] and y0 == r0) or (inner[1] and y1 == r0 + h)
                                       or (inner[2] and x0 == c0) or (inner[3] and x1 == c0 + w))
                 (cut if touches_inner_edge else whole).append(poly)
-    if cut:
-        merged = unary_union(cut)
-        whole.extend(getattr(merged, "geoms", [merged]))
-    return whole, dropped
+    return whole + _merge_cut(cut), dropped
+
+
+def _merge_cut(pieces: list) -> list:
+    """Union the pieces cut by block edges, one group of touching pieces at a time. The result is the union
+    of all of them, split into polygons; one union over every piece at once built indexes over all of them,
+    170 MB at 25,000 x 16,000 px (docs/benchmarks.md), where a group's union needs only its own."""
+    if not pieces:
+        return []
+    geoms = np.array(pieces, dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    n = len(geoms)
+    touching = sparse.coo_matrix((np.ones(len(left), bool), (left, right)), shape=(n, n))
+    _, group = connected_components(touching, directed=False)
+    order = np.argsort(group, kind="stable")
+    merged = []
+    for members in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+        union = geoms[members[0]] if len(members) == 1 else shapely.union_all(geoms[members])
+        merged.extend(getattr(union, "geoms", [union]))
+    return merged
 
 
 def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 1, min_area_m2: float = 0.0,
