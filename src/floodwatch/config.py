@@ -298,7 +298,8 @@ class TrainingConfig(_Section):
     num_workers: int = Field(0, ge=0)
     # The training step's arithmetic. 'auto': float16 mixed precision on CUDA, float32 on a CPU. 'bfloat16':
     # mixed precision in bfloat16 on either (no loss scaling needed; about 2x a CPU step where the CPU has it
-    # in hardware, docs/benchmarks.md). Weights, optimiser state and checkpoints stay float32 in every mode.
+    # in hardware, AVX512-BF16 or AMX; elsewhere emulated and slower than float32, docs/benchmarks.md).
+    # Weights, optimiser state and checkpoints stay float32 in every mode.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     @field_validator("lr_scheduler", mode="before")

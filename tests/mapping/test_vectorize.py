@@ -25,11 +25,13 @@ def _mask_file(path, mask):
 
 def _blobs(seed: int, shape=(96, 80)) -> np.ndarray:
     """Smoothed noise: blobs of every size, many crossing 16 px block edges, some with holes, and pixels
-    that touch only at a corner (separate polygons with 4-connectivity)."""
+    that touch only at a corner (separate polygons with 4-connectivity), once inside a block and once across
+    block edges (a group of cut pieces whose union is two polygons)."""
     rng = np.random.default_rng(seed)
     mask = ndimage.gaussian_filter(rng.normal(size=shape), 2.0) > 0.05
-    mask[40, 40] = mask[41, 41] = True
-    mask[40, 41] = mask[41, 40] = False
+    for r, c in ((40, 40), (31, 31)):  # the second pair meets at a corner of four 16 px blocks
+        mask[r - 2:r + 4, c - 2:c + 4] = False
+        mask[r, c] = mask[r + 1, c + 1] = True
     return mask
 
 
