@@ -27,6 +27,8 @@ on every event but North Alabama). `--baseline-only` runs just that recipe, for 
 `--scene-recipes a.yaml,b.yaml` trains each such North-Alabama-only recipe for every seed, and with more than
 one adds a "nested choice" row: for each held-out event the recipe with the best mean over the *other* events
 supplies its score, so choosing among recipes never looks at the event it is scored on.
+`--ensemble` also scores each --recipe fold's seed models together (their mean probability: one row, one
+"seed"), which is what a user's `-m a.pt -m b.pt -m c.pt` would get on an unseen event, at 3x the inference.
 `--variants adapt,downsample2` also scores each scene recipe's models with an inference step: `adapt`
 re-estimates BatchNorm statistics on each held-out event's own chips (inference/adapt.py; labels unused),
 `downsample2` predicts on a 2x coarser grid (`map --downsample 2`).
@@ -161,6 +163,22 @@ def run_fold(recipe, fold: str, seed: int, work: Path, epochs: int | None, s1_ch
     events = score(result.best_checkpoint, held_out(fold, reference, fixed=uses_fixed_map(recipe)))
     row = {"fold": fold, "seed": seed, "train_seconds": round(seconds, 1), "reference_modes": reference,
            "events": events}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
+
+
+def run_fold_ensemble(recipe, fold: str, seeds: list[int], work: Path) -> dict:
+    """The fold's seed models together (their mean water probability, `load_predictor` with several models),
+    scored on the held-out event like each seed's. The folds must be trained (run_fold) first."""
+    from floodwatch.inference.predictor import load_predictor
+
+    done = work / f"{fold}_ensemble_{'_'.join(map(str, seeds))}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    reference = json.loads((work / f"{fold}_s{seeds[0]}.json").read_text())["reference_modes"]
+    models = [work / "runs" / f"{fold}_s{seed}" / "best.pt" for seed in seeds]
+    events = _score(load_predictor(models), held_out(fold, reference, fixed=uses_fixed_map(recipe)))
+    row = {"fold": fold, "seed": 0, "ensemble_of": seeds, "events": events}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
     return row
 
@@ -351,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beside", default="",
                     help="comma-separated North-Alabama-only recipes shown beside --recipe's folds, every seed "
                          "(trained if not cached); the table then adds the mean over the events every row scored")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also score each --recipe fold's seed models together (their mean probability), one row "
+                         "per recipe: what `-m a.pt -m b.pt -m c.pt` gives on an unseen event, at 3x the cost")
     ap.add_argument("--quick", action="store_true", help="one seed, one epoch: for iterating, not for claims")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
     ap.add_argument("--out", type=Path, help="also write the markdown table here")
@@ -421,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.setdefault(f"{path.stem} + {variant}", []).append(
                     scene_recipe_variant(path, seed, args.work / (path.stem + suffix), epochs, variant))
         print(table(rows), flush=True)  # the table so far: a long run can be read (or stopped) between seeds
+    if args.ensemble and len(seeds) > 1:
+        for path, recipe in ([] if scene_recipes else recipes.items()):
+            name = f"{path.stem}, seeds {'+'.join(map(str, seeds))} as one ensemble"
+            rows[name] = [run_fold_ensemble(recipe, fold, seeds, args.work / (path.stem + suffix)) for fold in folds]
     if len(scene_recipes) > 1:
         rows["nested choice"], choice = nested_choice({p.stem: rows[p.stem] for p in scene_recipes})
         print("nested choice, per held-out event (best mean over the other events): " +

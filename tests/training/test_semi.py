@@ -179,13 +179,28 @@ class _Threshold(nn.Module):
         return torch.cat([self.k * x[:, :1], -self.k * x[:, :1]], dim=1)
 
 
-def _consistency(weak: dict, strong: dict, confidence: float = 0.9) -> ConsistencyLoss:
+def _consistency(weak: dict, strong: dict, confidence: float = 0.9, **kwargs) -> ConsistencyLoss:
     from floodwatch.config import ConsistencyConfig
 
     prep = Preprocessing(bands=["VV", "VH"], offset=[-14.0, -21.0], scale=[0.2, 0.2])
     cfg = ConsistencyConfig.model_validate({"weak": weak, "strong": strong})
     return ConsistencyLoss(synth_chips(4, size=16, seed=5), prep, (16, 16), cfg, confidence=confidence,
-                           batch_size=4, seed=3)
+                           batch_size=4, seed=3, **kwargs)
+
+
+def test_consistency_runs_in_the_trainers_precision():
+    """With the trainer's bfloat16 (training_config.precision), both views' forward passes run in bfloat16;
+    the loss and the gradients of the float32 weights stay float32."""
+    flips = {"spatial_augmentation": {"hflip_probability": 0.5}}
+    cl = _consistency(flips, flips, confidence=0.5, autocast_dtype=torch.bfloat16)
+    model = nn.Conv2d(2, 2, 1)
+    seen = []
+    model.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    loss = cl(model, epoch=1)
+    assert seen == [torch.bfloat16, torch.bfloat16]  # the weak view (target) and the strong view
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert model.weight.grad.dtype == torch.float32 and torch.isfinite(model.weight.grad).all()
 
 
 def test_consistency_moves_target_and_strong_view_together():
