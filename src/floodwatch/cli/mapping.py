@@ -110,7 +110,9 @@ def register(app: typer.Typer) -> None:
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, **kw)
         else:
             from ..inference import load_predictor
+            from ..mapping.memory import share_one_malloc_arena
 
+            share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]

@@ -36,6 +36,7 @@ from .masks import open_mask
 from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL,
                       Quicklook, aligned_block, finish_raster, finish_raster_in_process, open_strip_writer,
                       write_window)
+from .memory import share_one_malloc_arena
 from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
@@ -141,6 +142,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         return MapResult(scene=local.scene, out_dir=url,
                          paths={k: f"{url}/{Path(v).name}" for k, v in local.paths.items()}, stats=local.stats)
     out_dir = resolve_output(out_dir)
+    share_one_malloc_arena()  # before the reader and writer threads start (see floodwatch.mapping.memory)
     t_start = time.perf_counter()
     clock = StageClock()
     env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
