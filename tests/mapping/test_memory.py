@@ -38,6 +38,25 @@ def test_no_glibc_is_not_an_error(monkeypatch):
 
     monkeypatch.setattr(memory.ctypes, "CDLL", missing)
     assert memory.share_one_malloc_arena() is False
+    assert memory.release_freed_memory() is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_memory_goes_back_to_the_system():
+    """A block freed below the mmap threshold stays in the process until trimmed."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim
+    except (OSError, AttributeError):
+        pytest.skip("not glibc")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(64 * 1024) for _ in range(512)]  # 32 MB in blocks under the mmap threshold
+    for b in blocks:
+        ctypes.memset(b, 1, 64 * 1024)
+    for b in blocks:
+        libc.free(b)
+    assert memory.release_freed_memory() is True
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

@@ -80,7 +80,7 @@ def _blend_windows(field: np.ndarray, grid: TileGrid, fn, chunk_tiles: int) -> n
     t = grid.tile
     out = np.full(field.shape, np.nan, np.float32)
     blender = WindowBlender(grid, chunk_tiles)
-    padded = np.pad(field, ((0, max(0, t - field.shape[0])), (0, max(0, t - field.shape[1]))))
+    padded = np.pad(field, ((0, max(0, grid.row_origins[-1] + t - field.shape[0])), (0, max(0, t - field.shape[1]))))
     for i, r in enumerate(grid.row_origins):
         for j, chunk in enumerate(blender.chunks):
             blender.start(i, j)
@@ -92,12 +92,13 @@ def _blend_windows(field: np.ndarray, grid: TileGrid, fn, chunk_tiles: int) -> n
     return out
 
 
+@pytest.mark.parametrize("pad_last_row", [False, True])
 @pytest.mark.parametrize("shape,chunk", [((150, 97), 1), ((150, 97), 2), ((40, 30), 3), ((300, 410), 2),
                                          ((300, 410), 100)])
-def test_window_blender_matches_the_strip_blender(shape, chunk):
+def test_window_blender_matches_the_strip_blender(shape, chunk, pad_last_row):
     rng = np.random.default_rng(1)
     field = rng.uniform(0, 1, shape).astype(np.float32)
-    grid = TileGrid(*shape, tile=64, overlap=16)
+    grid = TileGrid(*shape, tile=64, overlap=16, pad_last_row=pad_last_row)
 
     def model(x):  # not pointwise: the blend weights matter, so both blenders must weigh alike
         return (x + x.mean()).astype(np.float32)
@@ -134,3 +135,19 @@ def test_window_blender_holds_nothing_once_the_scene_is_done():
                 blender.add(c, np.ones((64, 64), np.float32))
             blender.finish()
     assert blender._carry.size == blender._next_carry.size == blender._right.size == 0
+
+
+def test_a_padded_last_strip_stays_on_the_stride_and_carries_only_the_overlap():
+    shifted, padded = TileGrid(150, 97, 64, 16), TileGrid(150, 97, 64, 16, pad_last_row=True)
+    assert shifted.row_origins == [0, 48, 86] and padded.row_origins == [0, 48, 96]
+    assert padded.col_origins == shifted.col_origins  # columns keep moving back: their carry is one tile high
+    blender = WindowBlender(padded, chunk_tiles=1)
+    carried = []
+    for i, _ in enumerate(padded.row_origins):
+        for j, chunk in enumerate(blender.chunks):
+            blender.start(i, j)
+            carried.append(blender._carry.shape[1])
+            for c in chunk:
+                blender.add(c, np.ones((64, 64), np.float32))
+            blender.finish()
+    assert max(carried) == padded.overlap  # the shifted grid carries 64 - (86 - 48) = 26 rows, up to a tile

@@ -24,16 +24,18 @@ EDGE_WEIGHT = 1e-3
 DEFAULT_OVERLAP = 32
 
 
-def tile_origins(size: int, tile: int, overlap: int) -> list[int]:
+def tile_origins(size: int, tile: int, overlap: int, pad_last: bool = False) -> list[int]:
     """Start offsets along one axis: stride tile-overlap, the last tile shifted back so it ends at the
-    edge (keeping real context instead of padding); a scene smaller than a tile gets one padded tile."""
+    edge (keeping real context instead of padding), or with `pad_last` kept on the stride and padded past
+    the edge; a scene smaller than a tile gets one padded tile."""
     check_tiling(tile, overlap)
     if size <= tile:
         return [0]
     stride = tile - overlap
     n = math.ceil((size - tile) / stride) + 1
     origins = [i * stride for i in range(n)]
-    origins[-1] = size - tile
+    if not pad_last:
+        origins[-1] = size - tile
     return sorted(set(origins))
 
 
@@ -64,6 +66,10 @@ class TileGrid:
     width: int
     tile: int
     overlap: int
+    #: the last strip stays on the stride and reaches past the raster (padded) instead of moving back to end at
+    #: its edge: a shifted last strip overlaps the one before by up to a tile, and WindowBlender would carry
+    #: that many rows of the scene's width (77 MB at 25,000 px) through it
+    pad_last_row: bool = False
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -72,7 +78,7 @@ class TileGrid:
 
     @property
     def row_origins(self) -> list[int]:
-        return tile_origins(self.height, self.tile, self.overlap)
+        return tile_origins(self.height, self.tile, self.overlap, pad_last=self.pad_last_row)
 
     @property
     def col_origins(self) -> list[int]:

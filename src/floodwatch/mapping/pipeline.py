@@ -36,7 +36,7 @@ from .masks import open_mask
 from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL,
                       Quicklook, aligned_block, finish_raster, finish_raster_in_process, open_strip_writer,
                       write_window)
-from .memory import share_one_malloc_arena
+from .memory import release_freed_memory, share_one_malloc_arena
 from .profile import StageClock
 from .scene import SceneReader
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
@@ -147,7 +147,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     clock = StageClock()
     env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
-        grid = TileGrid(reader.height, reader.width, tile, overlap)
+        grid = TileGrid(reader.height, reader.width, tile, overlap, pad_last_row=True)  # memory: see TileGrid
         water = open_mask(water_mask, reader) if water_mask else None
         try:
             t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
@@ -158,6 +158,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
                            probability=probability, clock=clock, chunk_tiles=chunk_tiles, terrain=layers)
                 run.execute(progress)
+                release_freed_memory()  # the loop's windows, before the COG helper and vectorising start
                 paths = {k: final / v for k, v in OUTPUT_NAMES.items()}
                 depth = None
                 if layers is not None:
