@@ -177,8 +177,8 @@ class WindowBlender:
             self._carry, self._right = self._next_carry, np.zeros((2, t, 0), np.float32)
         if j == 0:
             n = self.grid.finished_rows(i)[1] - self._rows[i]
-            # The last strip carries nothing (rows of it below the raster's end exist only when the raster is
-            # under a tile high).
+            # The last strip carries nothing: its rows below the finished ones lie past the raster's end
+            # (a padded last strip, TileGrid.pad_last_row, or a raster under a tile high).
             rows = 0 if i == len(self._rows) - 1 else max(t - n, 0)
             self._next_carry = np.zeros((2, rows, self.grid.width), np.float32)
         self._pos = (i, j)
@@ -211,9 +211,8 @@ class WindowBlender:
         with np.errstate(invalid="ignore", divide="ignore"):
             out = np.where(wsum > 0, acc / wsum, np.float32(np.nan)).astype(np.float32)
         self.buf = None
-        # The scene is done: hold nothing. The last strip's carry came from the one before it, which the
-        # last strip overlaps by up to a tile (384 rows x 25,000 px = 77 MB at 16,000 px high); the blender
-        # lives on while the outputs are finished and vectorised.
+        # The scene is done: hold nothing (the blender lives on while the outputs are finished and vectorised).
+        # Without pad_last_row the last strip's carry is up to a tile high by the scene's width.
         if (i, j) == (len(self._rows) - 1, len(self.chunks) - 1):
             self._carry = self._next_carry = np.zeros((2, 0, self.grid.width), np.float32)
             self._right = np.zeros((2, self.grid.tile, 0), np.float32)
