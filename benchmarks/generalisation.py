@@ -29,9 +29,10 @@ one adds a "nested choice" row: for each held-out event the recipe with the best
 supplies its score, so choosing among recipes never looks at the event it is scored on.
 `--ensemble` also scores each --recipe fold's seed models together (their mean probability: one row, one
 "seed"), which is what a user's `-m a.pt -m b.pt -m c.pt` would get on an unseen event, at 3x the inference.
-`--variants adapt,downsample2` also scores each scene recipe's models with an inference step: `adapt`
-re-estimates BatchNorm statistics on each held-out event's own chips (inference/adapt.py; labels unused),
-`downsample2` predicts on a 2x coarser grid (`map --downsample 2`).
+`--variants adapt,downsample2,tta,refine` also scores each recipe's models (the --recipe folds' or the scene
+recipes') with an inference step: `adapt` re-estimates BatchNorm statistics on each held-out event's own chips
+(inference/adapt.py; labels unused), `downsample2` predicts on a 2x coarser grid (`map --downsample 2`), `tta`
+averages four views (`map --tta`), `refine` runs the guided filter (`map --refine guided`).
 Results of finished folds are kept in --work and reused, so a run can be stopped and resumed.
 """
 from __future__ import annotations
@@ -104,14 +105,15 @@ def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
     return [s for s in open_dataset(S1) if s.region in FOLDS[fold]]
 
 
-def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int = 1) -> dict[str, dict]:
+def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int = 1,
+          **options) -> dict[str, dict]:
     """{event: {water_iou, precision, recall, otsu_water_iou, pixels}} on the held-out samples; `adapt`
     re-estimates BatchNorm statistics on each event's own chips first (inference/adapt.py), `downsample`
-    predicts on a that-many-times coarser grid."""
+    predicts on a that-many-times coarser grid; `options` go to load_predictor (tta, refine)."""
     from floodwatch.inference.predictor import load_predictor
 
     if not adapt:
-        return _score(load_predictor(checkpoint, downsample=downsample), samples)
+        return _score(load_predictor(checkpoint, downsample=downsample, **options), samples)
     from floodwatch.data.preprocess import network_input
     from floodwatch.inference.adapt import adapt_batchnorm, mostly_valid
 
@@ -120,10 +122,13 @@ def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int 
         own = [s for s in samples if s.region == region]
         if all(s.mask is None or s.is_empty for s in own):
             continue  # nothing to score (Paraguay's only chip holds no data)
-        predictor = load_predictor(checkpoint, downsample=downsample, fold_batch_norm=False)  # keep BN to adapt
+        predictor = load_predictor(checkpoint, downsample=downsample, fold_batch_norm=False, **options)  # BN kept
         inputs = [network_input(s, predictor.preprocessing) for s in own if not s.is_empty and mostly_valid(s.valid)]
         if inputs:  # else the training statistics stay
-            model = getattr(predictor, "base", predictor).model  # under the downsampling wrapper, if any
+            model = predictor
+            while not hasattr(model, "model"):  # under the downsampling/TTA/refinement wrappers, if any
+                model = model.base
+            model = model.model
             adapt_batchnorm(model, [np.stack(inputs[i:i + 8]) for i in range(0, len(inputs), 8)])
         out.update(_score(predictor, own))
     return out
@@ -228,9 +233,24 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
     return row
 
 
-#: inference variants a scene recipe's models can also be scored with: name -> score() keywords
+#: inference variants a recipe's models can also be scored with: name -> score() keywords
 VARIANTS = {"adapt": {"adapt": True},   # BatchNorm statistics re-estimated on each held-out event's own chips
-            "downsample2": {"downsample": 2}}  # predicted on a 2x coarser grid (inference/downsample.py)
+            "downsample2": {"downsample": 2},  # predicted on a 2x coarser grid (inference/downsample.py)
+            "tta": {"tta": True},       # `map --tta`: identity, hflip, vflip, rot90 averaged (4x the model's time)
+            "refine": {"refine": "guided"}}  # `map --refine guided`: guided filter, r=1, eps=0.1 (inference/refine.py)
+
+
+def run_fold_variant(recipe, fold: str, seed: int, work: Path, variant: str) -> dict:
+    """A --recipe fold's model of `seed` (trained first by run_fold) scored with an inference variant."""
+    done = work / f"{fold}_s{seed}_{variant}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    reference = json.loads((work / f"{fold}_s{seed}.json").read_text())["reference_modes"]
+    events = score(work / "runs" / f"{fold}_s{seed}" / "best.pt",
+                   held_out(fold, reference, fixed=uses_fixed_map(recipe)), **VARIANTS[variant])
+    row = {"fold": fold, "seed": seed, "variant": variant, "events": events}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
 
 
 def scene_recipe_variant(path: Path, seed: int, work: Path, epochs: int | None, variant: str) -> dict:
@@ -363,9 +383,10 @@ def main(argv: list[str] | None = None) -> int:
                          "other event, then chosen among per held-out event on the other events' scores; "
                          "replaces --recipe's folds and --baseline. Results are cached per recipe file name")
     ap.add_argument("--variants", default="",
-                    help="with --scene-recipes: also score each recipe's models with these inference variants, "
-                         "comma-separated: adapt (BatchNorm statistics re-estimated on each held-out event's own "
-                         "chips), downsample2 (predicted on a 2x coarser grid)")
+                    help="also score each recipe's models (--recipe folds or --scene-recipes) with these inference "
+                         "variants, comma-separated: adapt (BatchNorm statistics re-estimated on each held-out "
+                         "event's own chips), downsample2 (predicted on a 2x coarser grid), tta (map --tta), "
+                         "refine (map --refine guided)")
     ap.add_argument("--beside", default="",
                     help="comma-separated North-Alabama-only recipes shown beside --recipe's folds, every seed "
                          "(trained if not cached); the table then adds the mean over the events every row scored")
@@ -403,9 +424,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--folds: unknown fold '{unknown[0]}' (known: {', '.join(FOLDS)})", file=sys.stderr)
         return 2
     variants = [v for v in args.variants.split(",") if v]
-    if variants and not args.scene_recipes:
-        print("--variants: needs --scene-recipes (the variants score those recipes' models)", file=sys.stderr)
-        return 2
     if args.beside and args.scene_recipes:
         print("--beside: shows recipes beside --recipe's folds; with --scene-recipes list them there", file=sys.stderr)
         return 2
@@ -429,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{time.strftime('%H:%M:%S')}] {path.stem} {fold} seed {seed}: " + ", ".join(
                     f"{e} {_clean(m['water_iou']):.3f} (Otsu {_clean(m['otsu_water_iou']):.3f})"
                     for e, m in row["events"].items()), flush=True)
+                for variant in variants:
+                    vrow = run_fold_variant(recipe, fold, seed, work, variant)
+                    rows.setdefault(f"{path.stem} + {variant}", []).append(vrow)
+                    print(f"[{time.strftime('%H:%M:%S')}] {path.stem} + {variant} {fold} seed {seed}: " + ", ".join(
+                        f"{e} {_clean(m['water_iou']):.3f}" for e, m in vrow["events"].items()), flush=True)
         if args.baseline and not scene_recipes and seed == seeds[0]:  # --baseline: one seed, for comparison
             rows.setdefault(BASELINE.stem, []).append(
                 run_scene_recipe(BASELINE, seed, args.work / (BASELINE.stem + suffix), epochs))

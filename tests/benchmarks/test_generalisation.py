@@ -104,3 +104,23 @@ def test_a_missing_or_repeated_recipe_in_the_list_is_named(gen, tmp_path, capsys
     assert gen.main(["--recipe", f"{ROOT}/examples/all_events_fixed.yaml,{tmp_path}/all_events_fixed.yaml",
                      "--work", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "--recipe: two recipes named 'all_events_fixed'"
+
+
+def test_a_fold_variant_scores_that_folds_model_with_its_keywords_and_is_kept(gen, tmp_path, monkeypatch):
+    import json
+
+    from floodwatch.config import load_spec
+
+    (tmp_path / "S1-B_s42.json").write_text(json.dumps({"reference_modes": {"VV": [-20.0, -8.0]}}))
+    calls = []
+    monkeypatch.setattr(gen, "held_out", lambda fold, ref, fixed=False: calls.append((fold, ref, fixed)) or ["chip"])
+    monkeypatch.setattr(gen, "score", lambda ckpt, samples, **kw: calls.append((ckpt, samples, kw))
+                        or {"India": {"water_iou": 0.5, "otsu_water_iou": 0.4}})
+    recipe = load_spec(ROOT / "examples" / "all_events_context.yaml")  # reads ETCI scenes with the fixed map
+    row = gen.run_fold_variant(recipe, "S1-B", 42, tmp_path, "tta")
+    assert calls == [("S1-B", {"VV": [-20.0, -8.0]}, True),
+                     (tmp_path / "runs" / "S1-B_s42" / "best.pt", ["chip"], {"tta": True})]
+    assert row == {"fold": "S1-B", "seed": 42, "variant": "tta",
+                   "events": {"India": {"water_iou": 0.5, "otsu_water_iou": 0.4}}}
+    calls.clear()
+    assert gen.run_fold_variant(recipe, "S1-B", 42, tmp_path, "tta") == row and not calls  # kept, not rescored
