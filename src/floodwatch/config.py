@@ -210,7 +210,17 @@ class DatasetConfig(_Section):
 
 # -- model_config -------------------------------------------------------------------------------------
 class TrainingPrecision(_Section):
+    """TAO's training arithmetic. It decides training_config.precision only where a spec leaves that unset:
+    FLOAT32 -> 'float32', FLOAT16 -> 'auto' (float16 mixed precision on CUDA, as TAO; float32 on a CPU)."""
+
     backend_floatx: Literal["FLOAT32", "FLOAT16", "INVALID"] = "FLOAT32"
+
+    @field_validator("backend_floatx")
+    @classmethod
+    def _not_invalid(cls, v: str) -> str:
+        if v == "INVALID":
+            raise ValueError("INVALID is TAO's unset value; give FLOAT32 or FLOAT16")
+        return v
 
 
 class ModelConfig(_Section):
@@ -418,6 +428,15 @@ class Spec(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, alias="model_config")
     training_config: TrainingConfig = Field(default_factory=TrainingConfig)
     semi_supervised: Optional[SemiSupervisedConfig] = None
+
+    @model_validator(mode="after")
+    def _tao_precision(self) -> "Spec":
+        # floodwatch's own field wins where both are given: every saved spec carries both, and checkpoints
+        # written before backend_floatx counted say FLOAT32 beside the precision they trained in
+        tao = self.model.training_precision
+        if "backend_floatx" in tao.model_fields_set and "precision" not in self.training_config.model_fields_set:
+            self.training_config.precision = "float32" if tao.backend_floatx == "FLOAT32" else "auto"
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types with TAO's section names (what a checkpoint carries and `save_spec` writes)."""

@@ -32,6 +32,8 @@ def _with(section: str, **fields) -> dict:
     ("dataset_config", {"augmentation_config": {"spatial_augmentation": {"hflip_probability": 2}}},
      "dataset_config.augmentation_config.spatial_augmentation.hflip_probability"),
     ("dataset_config", {"train_images_path": "x"}, "dataset_config: give either data_root or TAO's"),
+    ("model_config", {"training_precision": {"backend_floatx": "INVALID"}},
+     "model_config.training_precision.backend_floatx: INVALID is TAO's unset value"),
 ])
 def test_errors_name_the_field(section, fields, message):
     with pytest.raises(SpecError) as err:
@@ -79,6 +81,24 @@ def test_examples_are_valid(name):
     load_spec(EXAMPLES / name)
 
 
+@pytest.mark.parametrize("floatx, precision, expected", [
+    (None, None, "auto"),            # neither given: floodwatch's default
+    ("FLOAT32", None, "float32"),    # TAO's float32 turns float16 AMP off on CUDA
+    ("FLOAT16", None, "auto"),       # TAO's mixed precision: float16 on CUDA
+    ("FLOAT32", "bfloat16", "bfloat16"),  # floodwatch's own field wins (saved specs carry both)
+    ("FLOAT16", "float32", "float32"),
+])
+def test_tao_training_precision_sets_the_precision(floatx, precision, expected):
+    d = {k: dict(v) for k, v in MINIMAL.items()}
+    if floatx:
+        d["model_config"] = {"training_precision": {"backend_floatx": floatx}}
+    if precision:
+        d["training_config"] = {"precision": precision}
+    spec = spec_from_dict(d)
+    assert spec.training_config.precision == expected
+    assert spec_from_dict(spec.to_dict()).training_config.precision == expected  # a checkpoint's spec reloads
+
+
 def test_text_proto_parser():
     text = '''
     # comment
@@ -112,6 +132,7 @@ def test_tao_example_converts(tmp_path):
     spec = load_spec(out)
     assert spec.model.num_layers == 18 and spec.model.all_projections and not spec.model.use_batch_norm
     assert spec.training_config.loss == "cross_dice_sum"
+    assert spec.training_config.precision == "float32"  # backend_floatx: FLOAT32
     assert spec.training_config.optimizer.adam.beta1 == pytest.approx(0.9)
     assert spec.training_config.regularizer.type == "L2" and spec.training_config.regularizer.weight == 2e-5
     assert [c.label_id for c in spec.dataset_config.data_class_config.target_classes] == [0, 255]
