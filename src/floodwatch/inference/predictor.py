@@ -14,6 +14,7 @@ from ..data.preprocess import Preprocessing
 from ..errors import InvalidArgumentError
 from ..models.checkpoint import load_model
 from ..models.fold import fold_batch_norm as fold_bn
+from ..models.precision import autocast
 from .base import Predictor, water_probability
 
 __all__ = ["Predictor", "TorchPredictor", "backend_for", "cpu_has_native_bf16", "load_predictor", "water_probability"]
@@ -50,7 +51,7 @@ class TorchPredictor:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         x = x.contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+        with autocast(self.device, self.autocast_dtype):
             logits = self.model(x)
         return water_probability(logits)
 

@@ -34,6 +34,7 @@ from ..errors import CheckpointError, FloodwatchError, InvalidArgumentError
 from ..io import atomic_path
 from ..models import build_model
 from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint, save_checkpoint
+from ..models.precision import autocast
 from . import distributed as dist_util
 from .data import ChipDataset, MixedChipDataset, check_channels, fit_preprocessing, load_samples
 from .losses import build_loss
@@ -108,11 +109,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto" and device.type == "cuda":
         return torch.float16
     return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
-    """Mixed precision in `dtype` on `device`'s type; float32 (autocast off) when dtype is None."""
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 class Trainer:

@@ -51,9 +51,10 @@ from ..data.sample import IGNORE_INDEX, NOT_WATER, WATER, Sample
 from ..errors import CheckpointError, DataError, FloodwatchError, LayoutError, SpecError
 from ..evaluation.otsu import pooled_threshold, require_band
 from ..io import atomic_path, write_json
+from ..models.precision import autocast
 from . import distributed as dist_util
 from .data import ChipDataset, load_samples
-from .loop import TrainResult, Trainer, autocast, best_row, read_metrics
+from .loop import TrainResult, Trainer, best_row, read_metrics
 
 SUMMARY = "semi_supervised.json"
 _EPS = 1e-6
