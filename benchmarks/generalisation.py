@@ -21,9 +21,8 @@ that ETCI scene's 8-bit -> dB map from its own histogram (one extra pass over it
 
 Printed per event: water IoU (pixel-aggregated), precision, recall, and per-chip Otsu (VH, one threshold per
 chip) on the same pixels; then the mean over events and, over seeds, the spread (min-max) of every row.
-`--baseline` adds the single-scene recipe (examples/etci_northal_slim.yaml, the shipped default model's):
-North Alabama only, its fixed 8-bit map, the same model and budget (trained once, with the first seed; scored
-on every event but North Alabama). `--baseline-only` runs just that recipe, for every seed.
+`--baseline` is `--beside examples/etci_northal_slim.yaml` (a default model's recipe of the sixth session: North
+Alabama only, its fixed 8-bit map); `--baseline-only` is `--scene-recipes` with that recipe alone.
 `--scene-recipes a.yaml,b.yaml` trains each such North-Alabama-only recipe for every seed, and with more than
 one adds a "nested choice" row: for each held-out event the recipe with the best mean over the *other* events
 supplies its score, so choosing among recipes never looks at the event it is scored on.
@@ -376,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="recipe(s) whose folds run, comma-separated: each gets its rows in one table")
     ap.add_argument("--seeds", default="42,1,2", help="training seeds, comma-separated")
     ap.add_argument("--folds", default=",".join(FOLDS), help=f"subset of {', '.join(FOLDS)}")
-    ap.add_argument("--baseline", action="store_true", help="also the North-Alabama-only fixed-map recipe")
-    ap.add_argument("--baseline-only", action="store_true", help="only that recipe, for every seed")
+    ap.add_argument("--baseline", action="store_true", help=f"--beside {BASELINE.relative_to(ROOT)}")
+    ap.add_argument("--baseline-only", action="store_true", help=f"--scene-recipes {BASELINE.relative_to(ROOT)}")
     ap.add_argument("--scene-recipes", default="",
                     help="comma-separated North-Alabama-only recipes, each trained per seed and scored on every "
                          "other event, then chosen among per held-out event on the other events' scores; "
@@ -433,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "_quick" if args.quick else ""
     s1_chips = [s for s in open_dataset(S1) if s.valid.any()]
     scene_recipes = [Path(p) for p in args.scene_recipes.split(",") if p]
-    beside = [Path(p) for p in args.beside.split(",") if p]
+    beside = [Path(p) for p in args.beside.split(",") if p] + ([BASELINE] if args.baseline else [])
     if args.baseline_only:
         scene_recipes = scene_recipes or [BASELINE]
     rows: dict[str, list[dict]] = {} if scene_recipes else {path.stem: [] for path in recipes}
@@ -452,9 +451,6 @@ def main(argv: list[str] | None = None) -> int:
                     rows.setdefault(f"{path.stem} + {variant}", []).append(vrow)
                     print(f"[{time.strftime('%H:%M:%S')}] {path.stem} + {variant} {fold} seed {seed}: " + ", ".join(
                         f"{e} {_clean(m['water_iou']):.3f}" for e, m in vrow["events"].items()), flush=True)
-        if args.baseline and not scene_recipes and seed == seeds[0]:  # --baseline: one seed, for comparison
-            rows.setdefault(BASELINE.stem, []).append(
-                run_scene_recipe(BASELINE, seed, args.work / (BASELINE.stem + suffix), epochs))
         for path in ([] if scene_recipes else beside):
             row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
             rows.setdefault(path.stem, []).append(row)
