@@ -50,17 +50,20 @@ def mosaic(folder: Path, block: tuple[int, int, int, int]) -> tuple[np.ndarray, 
     return image, valid, label
 
 
-def sliding_window(predictor, image: np.ndarray, valid: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-    """Water probability (H, W): `map`'s tile grid and blending weight, the whole raster in memory."""
+def sliding_window(predictor, image: np.ndarray, valid: np.ndarray, tile: int, overlap: int,
+                   pad_last_row: bool = True) -> np.ndarray:
+    """Water probability (H, W): `map`'s tile grid and blending weight, the whole raster in memory.
+    `pad_last_row` as `map` (TileGrid): the last strip stays on the stride and reaches past the raster; False
+    moves it back to end at the raster's edge, as `map` did before the eleventh session."""
     from floodwatch.inference.tiling import TileGrid, blend_weight
 
-    grid = TileGrid(image.shape[1], image.shape[2], tile, overlap)
+    grid = TileGrid(image.shape[1], image.shape[2], tile, overlap, pad_last_row=pad_last_row)
     weight = blend_weight(tile, overlap)
     acc = np.zeros(image.shape[1:], np.float64)
     wsum = np.zeros(image.shape[1:], np.float64)
     for r in grid.row_origins:
         for c in grid.col_origins:
-            x = np.full((1, image.shape[0], tile, tile), np.nan, np.float32)
+            x = np.full((1, image.shape[0], tile, tile), np.nan, np.float32)  # past the raster: no data, as map
             v = np.zeros((1, tile, tile), bool)
             h, w = min(tile, image.shape[1] - r), min(tile, image.shape[2] - c)
             x[0, :, :h, :w] = image[:, r:r + h, c:c + w]
@@ -72,12 +75,13 @@ def sliding_window(predictor, image: np.ndarray, valid: np.ndarray, tile: int, o
 
 
 def near_tile_borders(shape: tuple[int, int], tile: int, overlap: int) -> np.ndarray:
-    """True within BORDER px of any tile's edge (inside the raster) for this overlap's grid."""
+    """True within BORDER px of any tile's edge (inside the raster) for this overlap's grid (map's: the last
+    strip padded, the last column moved back)."""
     from floodwatch.inference.tiling import tile_origins
 
     near = np.zeros(shape, bool)
     for axis, size in enumerate(shape):
-        for o in tile_origins(size, tile, overlap):
+        for o in tile_origins(size, tile, overlap, pad_last=axis == 0):
             for edge in (o, o + tile):
                 if 0 < edge < size:
                     sl = [slice(None), slice(None)]
@@ -125,7 +129,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {scene.split('_')[0]} {image.shape[2]}x{image.shape[1]} | {o} | "
                   f"{water_iou(masks[o], label, valid):.4f} | {differs[near].mean():.4%} | "
                   f"{differs[far].mean():.4%} |", flush=True)
+    print(bottom_rows_table(predictor, args.tile))
     return 0
+
+
+def bottom_rows_table(predictor, tile: int) -> str:
+    """`map`'s padded last strip against the moved-back one it replaced, on the rows the padded strip predicts
+    (from its origin to the raster's bottom), at map's overlap: water IoU there and the share of changed pixels."""
+    from floodwatch.inference.tiling import DEFAULT_OVERLAP, tile_origins
+
+    lines = [f"\nthe last strip, padded past the raster (map) against moved back to its edge, overlap "
+             f"{DEFAULT_OVERLAP}, rows from the padded strip's origin down:",
+             "| scene | rows | water IoU, padded | water IoU, moved back | mask differs |", "|---|---|---|---|---|"]
+    for scene, block in BLOCKS.items():
+        image, valid, label = mosaic(SHARED / scene, block)
+        height = image.shape[1]
+        start = tile_origins(height, tile, DEFAULT_OVERLAP, pad_last=True)[-1]
+        if start + tile <= height:  # the grid ends on the raster's edge: nothing is padded
+            lines.append(f"| {scene.split('_')[0]} | - | no padded strip at this size | | |")
+            continue
+        padded, moved = (sliding_window(predictor, image, valid, tile, DEFAULT_OVERLAP, pad_last_row=p) >= 0.5
+                         for p in (True, False))
+        rows = np.s_[start:, :]
+        ok = valid[rows]
+        lines.append(f"| {scene.split('_')[0]} {image.shape[2]}x{height} | {start}-{height} | "
+                     f"{water_iou(padded[rows], label[rows], ok):.4f} | {water_iou(moved[rows], label[rows], ok):.4f} | "
+                     f"{(padded[rows] != moved[rows])[ok].mean():.4%} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
