@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "_quick" if args.quick else ""
     s1_chips = [s for s in open_dataset(S1) if s.valid.any()]
     scene_recipes = [Path(p) for p in args.scene_recipes.split(",") if p]
-    beside = [Path(p) for p in args.beside.split(",") if p] + ([BASELINE] if args.baseline else [])
+    beside = list(dict.fromkeys([Path(p) for p in args.beside.split(",") if p] + ([BASELINE] if args.baseline else [])))
     if args.baseline_only:
         scene_recipes = scene_recipes or [BASELINE]
     rows: dict[str, list[dict]] = {} if scene_recipes else {path.stem: [] for path in recipes}
