@@ -118,9 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model.name}, tile {args.tile}, overlaps {overlaps} (reference {overlaps[-1]})")
     print("| scene | overlap | water IoU | mask differs from the reference: within 32 px of a tile border "
           "| elsewhere |\n|---|---|---|---|---|")
+    from floodwatch.inference.tiling import DEFAULT_OVERLAP
+
+    bottom = [f"\nthe last strip, padded past the raster (map) against moved back to its edge, overlap "
+              f"{DEFAULT_OVERLAP}, rows from the padded strip's origin down:",
+              "| scene | rows | water IoU, padded | water IoU, moved back | mask differs |", "|---|---|---|---|---|"]
     for scene, block in BLOCKS.items():
         image, valid, label = mosaic(SHARED / scene, block)
         masks = {o: sliding_window(predictor, image, valid, args.tile, o) >= 0.5 for o in overlaps}
+        bottom.append(bottom_rows(predictor, scene, image, valid, label, args.tile, masks.get(DEFAULT_OVERLAP)))
         reference = masks[overlaps[-1]]
         for o in overlaps:
             near = near_tile_borders(valid.shape, args.tile, o) & valid
@@ -129,33 +135,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {scene.split('_')[0]} {image.shape[2]}x{image.shape[1]} | {o} | "
                   f"{water_iou(masks[o], label, valid):.4f} | {differs[near].mean():.4%} | "
                   f"{differs[far].mean():.4%} |", flush=True)
-    print(bottom_rows_table(predictor, args.tile))
+    print("\n".join(bottom))
     return 0
 
 
-def bottom_rows_table(predictor, tile: int) -> str:
-    """`map`'s padded last strip against the moved-back one it replaced, on the rows the padded strip predicts
-    (from its origin to the raster's bottom), at map's overlap: water IoU there and the share of changed pixels."""
+def bottom_rows(predictor, scene: str, image: np.ndarray, valid: np.ndarray, label: np.ndarray, tile: int,
+                padded: np.ndarray | None = None) -> str:
+    """One table row: `map`'s padded last strip against the moved-back one it replaced, on the rows the padded
+    strip predicts (from its origin to the raster's bottom), at map's overlap: water IoU there and the share of
+    changed pixels. `padded`: the mask map's grid already gave at that overlap, if the caller has it."""
     from floodwatch.inference.tiling import DEFAULT_OVERLAP, tile_origins
 
-    lines = [f"\nthe last strip, padded past the raster (map) against moved back to its edge, overlap "
-             f"{DEFAULT_OVERLAP}, rows from the padded strip's origin down:",
-             "| scene | rows | water IoU, padded | water IoU, moved back | mask differs |", "|---|---|---|---|---|"]
-    for scene, block in BLOCKS.items():
-        image, valid, label = mosaic(SHARED / scene, block)
-        height = image.shape[1]
-        start = tile_origins(height, tile, DEFAULT_OVERLAP, pad_last=True)[-1]
-        if start + tile <= height:  # the grid ends on the raster's edge: nothing is padded
-            lines.append(f"| {scene.split('_')[0]} | - | no padded strip at this size | | |")
-            continue
-        padded, moved = (sliding_window(predictor, image, valid, tile, DEFAULT_OVERLAP, pad_last_row=p) >= 0.5
-                         for p in (True, False))
-        rows = np.s_[start:, :]
-        ok = valid[rows]
-        lines.append(f"| {scene.split('_')[0]} {image.shape[2]}x{height} | {start}-{height} | "
-                     f"{water_iou(padded[rows], label[rows], ok):.4f} | {water_iou(moved[rows], label[rows], ok):.4f} | "
-                     f"{(padded[rows] != moved[rows])[ok].mean():.4%} |")
-    return "\n".join(lines)
+    height = image.shape[1]
+    start = tile_origins(height, tile, DEFAULT_OVERLAP, pad_last=True)[-1]
+    if start + tile <= height:  # the grid ends on the raster's edge: nothing is padded
+        return f"| {scene.split('_')[0]} | - | no padded strip at this size | | |"
+    if padded is None:
+        padded = sliding_window(predictor, image, valid, tile, DEFAULT_OVERLAP) >= 0.5
+    moved = sliding_window(predictor, image, valid, tile, DEFAULT_OVERLAP, pad_last_row=False) >= 0.5
+    rows = np.s_[start:, :]
+    ok = valid[rows]
+    return (f"| {scene.split('_')[0]} {image.shape[2]}x{height} | {start}-{height} | "
+            f"{water_iou(padded[rows], label[rows], ok):.4f} | {water_iou(moved[rows], label[rows], ok):.4f} | "
+            f"{(padded[rows] != moved[rows])[ok].mean():.4%} |")
 
 
 if __name__ == "__main__":
