@@ -34,6 +34,9 @@ def test_synth_inspect_stats_split_convert(tmp_path, cli):
     assert out.returncode == 0 and (tmp_path / "split.csv").read_text().startswith("id,split\n")
     assert cli("convert", tmp_path / "ds", tmp_path / "png", "--to", "images-masks").returncode == 0
     assert len(list((tmp_path / "png" / "masks").glob("*.png"))) == 6
+    out = cli("synth", tmp_path / "look_alikes", "--chips", 2, "--size", 64, "--phenomena", "sand, urban")
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "look_alikes" / "S1Hand").glob("*.tif"))) == 2
 
 
 def _one_line_error(out, *needles):
@@ -55,5 +58,6 @@ def test_bad_inputs_fail_cleanly(tmp_path, cli):
     png.write_bytes(png.read_bytes()[:50])
     _one_line_error(cli("convert", eroot, tmp_path / "png"), "_vh.png", "truncated")
     _one_line_error(cli("split", eroot, "-o", tmp_path / "s.csv", "--fractions", "a,b"), "--fractions")
+    _one_line_error(cli("synth", tmp_path / "syn", "--phenomena", "sand,lava"), "--phenomena", "'lava'")
     # nothing half-written: no output files and no temporary leftovers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e", "empty", "s1"]

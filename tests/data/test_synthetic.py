@@ -7,7 +7,7 @@ import rasterio
 from scipy import special
 
 from floodwatch.data.sample import IGNORE_INDEX, WATER
-from floodwatch.data.synthetic import (LAND_DB, WATER_DB, synth_chips, synth_scene, write_scene,
+from floodwatch.data.synthetic import (LAND_DB, PHENOMENA, WATER_DB, synth_chips, synth_scene, write_scene,
                                        write_synthetic_dataset)
 from floodwatch.errors import DataError
 
@@ -98,3 +98,65 @@ def test_bad_arguments():
         synth_scene(16, 16, water_fraction=1.5)
     with pytest.raises(DataError, match="height and width"):
         synth_scene(1, 16)
+
+
+def _painted(name: str, seed: int = 4):
+    """The scene with one phenomenon, the same scene without, and the pixels it changed. The speckle draws are
+    the same in both, so the dB difference is exactly the change of the mean."""
+    base = synth_scene(256, 256, seed=seed, water_fraction=0.3)
+    with_it = synth_scene(256, 256, seed=seed, water_fraction=0.3, phenomena=[name])
+    change = with_it.image - base.image
+    return base, with_it, change, np.abs(change).max(axis=0) > 1e-3
+
+
+@pytest.mark.parametrize("name", PHENOMENA)
+def test_phenomena_keep_the_labels_and_report_their_share(name):
+    base, s, _, painted = _painted(name)
+    np.testing.assert_array_equal(s.mask, base.mask)  # what is water does not change, only how it looks
+    share = s.extra["phenomena"][name]
+    assert 0.001 < share < 0.5
+    if name == "shadow":  # fore slopes brighten too, beside the shadow the share counts
+        assert painted.mean() > share
+    else:
+        assert painted.mean() == pytest.approx(share, abs=1e-6)
+
+
+def test_land_look_alikes_are_dark_like_water_and_not_water():
+    base = synth_scene(256, 256, seed=4, water_fraction=0.3)
+    open_water_vv = base.image[0][base.mask == WATER].mean()
+    _, sand, _, dunes = _painted("sand")
+    assert (sand.mask[dunes] == 0).all()
+    assert abs(sand.image[0][dunes].mean() - open_water_vv) < 2.0  # as dark as water in VV
+    assert abs(sand.image[1][dunes].mean() - (-29.0)) < 1.0
+    _, shadow, change, _ = _painted("shadow")
+    back = change[0] < -5  # back slopes fall from land (~-8 dB) to the noise floor
+    assert back.any() and (shadow.mask[back] == 0).all()
+    assert abs(shadow.image[0][back].mean() - (-23.0)) < 1.0
+    fore = change[0] > 0
+    np.testing.assert_allclose(change[0][fore], 4.0, atol=1e-3)  # foreshortening: +4 dB VV, +3 dB VH
+    np.testing.assert_allclose(change[1][fore], 3.0, atol=1e-3)
+
+
+def test_bright_land_and_bright_water():
+    base = synth_scene(256, 256, seed=4, water_fraction=0.3)
+    land_vv = base.image[0][base.mask == 0].mean()
+    _, urban, _, town = _painted("urban")
+    assert (urban.mask[town] == 0).all() and urban.image[0][town].mean() > land_vv + 2
+    _, veg, _, flooded = _painted("vegetation")
+    assert (veg.mask[flooded] == WATER).all()  # flooded vegetation is water, brighter than open water
+    assert abs(veg.image[0][flooded].mean() - (-11.0)) < 1.5
+    assert abs(veg.image[1][flooded].mean() - (-19.0)) < 1.5
+    _, wind, change, gust = _painted("wind")
+    assert (wind.mask[gust] == WATER).all()
+    assert (change[0][gust] > 1.0).all()
+    np.testing.assert_allclose(change[1][gust], 0.5 * change[0][gust], atol=1e-3)  # VH roughens half as much
+
+
+def test_all_phenomena_and_bad_names():
+    s = synth_scene(128, 128, seed=2, phenomena=["all"])
+    assert set(s.extra["phenomena"]) == set(PHENOMENA)
+    assert "phenomena" not in synth_scene(128, 128, seed=2).extra
+    with pytest.raises(DataError, match="'lava': not one of the synthetic phenomena sand"):
+        synth_scene(16, 16, phenomena=["sand", "lava"])
+    chips = synth_chips(3, size=32, seed=1, phenomena=["urban"])
+    assert all(set(c.extra["phenomena"]) == {"urban"} for c in chips)

@@ -136,18 +136,27 @@ def register(app: typer.Typer) -> None:
               seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
               scene: bool = typer.Option(False, "--scene", help="Write one georeferenced dual-pol dB scene "
                                          "(UTM, 10 m) to OUT, and its water mask beside it as OUT_label.tif, "
-                                         "for trying `floodwatch map`.")) -> None:
+                                         "for trying `floodwatch map`."),
+              phenomena: str = typer.Option("", "--phenomena", help="Comma-separated look-alikes and hard "
+                                            "cases to add: sand, shadow, urban (land that looks like water "
+                                            "or is bright), vegetation, wind (water that is not dark); or "
+                                            "all.")) -> None:
         """Write a synthetic labelled dataset in the Sen1Floods11 layout, or one scene GeoTIFF (--scene)."""
-        from ..data.synthetic import synth_scene, write_scene, write_synthetic_dataset
+        from ..data.synthetic import check_phenomena, synth_scene, write_scene, write_synthetic_dataset
+        from ..errors import DataError
         from ..io import check_output_dir
 
+        try:
+            names = check_phenomena([n.strip() for n in phenomena.split(",") if n.strip()])
+        except DataError as exc:
+            raise DataError(f"--phenomena {exc}") from None
         if scene:
             check_output_dir(out.parent)
             label = out.with_name(f"{out.stem}_label{out.suffix or '.tif'}")
-            write_scene(synth_scene(size, size, seed=seed), out, label_path=label)
+            write_scene(synth_scene(size, size, seed=seed, phenomena=names), out, label_path=label)
             typer.echo(f"wrote a {size}x{size} synthetic scene to {out} (water mask: {label})")
             return
-        write_synthetic_dataset(out, chips=chips, size=size, seed=seed)
+        write_synthetic_dataset(out, chips=chips, size=size, seed=seed, phenomena=names)
         typer.echo(f"wrote {chips} synthetic chips of {size}x{size} to {out}")
 
     @data_app.command("split")

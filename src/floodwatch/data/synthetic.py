@@ -7,6 +7,10 @@ VV ~ -20, VH ~ -27; land VV ~ -8, VH ~ -15 with smooth and per-field texture), c
 multiplied by gamma speckle (L looks, like a GRD product) and converted back to dB. The speckle's bias in dB
 (E[10 log10 G] < 0) is compensated so the class means in dB land on the targets.
 
+`phenomena` adds what a handful of real events cannot teach: land that looks like water (dry sand, radar
+shadow), bright land (urban), and water that does not look like open water (flooded vegetation, strong wind).
+Each is drawn from its own random stream, so a scene without phenomena is the same as before they existed.
+
 Everything is vectorised numpy / scipy.ndimage: a 4096 x 4096 scene takes a few seconds.
 """
 from __future__ import annotations
@@ -29,6 +33,14 @@ LAND_DB = (-8.0, -15.0)
 LOOKS = 4.0
 #: regions of `synth_chips`, so region-based splits have something to split.
 CHIP_REGIONS = ("SynthA", "SynthB", "SynthC", "SynthD")
+#: what `synth_scene(phenomena=...)` can add, with C-band VV / VH means in dB (Sentinel-1 IW, mid incidence):
+#: sand: dry sand or bare arid soil, as dark as water (VV ~ -21, VH ~ -29), with dune ripples; not water.
+#: shadow: slopes facing away from the radar, at the noise floor (VV ~ -23, VH ~ -29), beside bright slopes
+#:   facing it (foreshortening, +4 dB) in hilly land; not water.
+#: urban: built-up blocks, bright (VV ~ -2, VH ~ -10) with point scatterers; not water.
+#: vegetation: flooded vegetation along shores, brightened by double bounce (VV ~ -11, VH ~ -19); water.
+#: wind: wind-roughened patches of open water (VV up to ~ -13, VH ~ -23); water.
+PHENOMENA = ("sand", "shadow", "urban", "vegetation", "wind")
 
 
 def _interp_matrix(n: int, m: int, cell: float) -> np.ndarray:
@@ -120,19 +132,102 @@ def _speckle_db(rng: np.random.Generator, mean_db: np.ndarray, looks: float) -> 
     return db
 
 
+def check_phenomena(phenomena: Sequence[str]) -> tuple[str, ...]:
+    """The names, checked against PHENOMENA ("all" stands for every one); DataError naming an unknown one."""
+    names = tuple(PHENOMENA) if list(phenomena) == ["all"] else tuple(dict.fromkeys(phenomena))
+    unknown = [n for n in names if n not in PHENOMENA]
+    if unknown:
+        raise DataError(f"'{unknown[0]}': not one of the synthetic phenomena {', '.join(PHENOMENA)} (or all)")
+    return names
+
+
+def _blobs(rng: np.random.Generator, shape: tuple[int, int], cell: float, share: float,
+           allowed: np.ndarray) -> np.ndarray:
+    """Smooth random patches covering about `share` of the `allowed` pixels."""
+    field = _smooth_noise(rng, shape, cell)
+    sub = field[allowed][:: max(1, int(allowed.sum()) // 200_000)]
+    if share <= 0 or sub.size == 0:
+        return np.zeros(shape, bool)
+    return (field >= np.quantile(sub, 1.0 - share)) & allowed
+
+
+def _add_phenomena(rng: np.random.Generator, names: tuple[str, ...], water: np.ndarray, valid: np.ndarray,
+                   channel: np.ndarray, vv: np.ndarray, vh: np.ndarray) -> dict[str, float]:
+    """Paint the phenomena into the mean backscatter (in place); {name: share of valid pixels}."""
+    shape = water.shape
+    size = max(shape)
+    land = valid & ~water
+    painted = np.zeros(shape, bool)  # land phenomena do not overlap, so each keeps its own look
+    shares = {}
+    if "shadow" in names:
+        # Hills: a relief field; the slope along range (x: the radar looks from the left) sets the local
+        # incidence angle. Steep back slopes fall into shadow, fore slopes brighten.
+        hills = _blobs(rng, shape, size / 3, rng.uniform(0.15, 0.4), land)
+        relief = _smooth_noise(rng, shape, size / rng.uniform(10, 20))
+        slope = np.gradient(relief, axis=1) * np.float32(size / 10)
+        back = hills & (slope < -rng.uniform(0.8, 1.2))
+        fore = hills & (slope > 0.8) & ~back
+        vv[back], vh[back] = -23.0, -29.5
+        vv[fore] += 4.0
+        vh[fore] += 3.0
+        painted |= back | fore
+        shares["shadow"] = back
+    if "sand" in names:
+        dunes = _blobs(rng, shape, size / 4, rng.uniform(0.1, 0.35), land & ~painted)
+        theta = rng.uniform(0, np.pi)
+        yy, xx = np.ogrid[: shape[0], : shape[1]]
+        along = xx * np.cos(theta) + yy * np.sin(theta)
+        ripple = np.sin(2 * np.pi * along / rng.uniform(6, 20) + 2.0 * _smooth_noise(rng, shape, size / 8))
+        vv[dunes] = (-21.0 + 1.5 * ripple)[dunes]
+        vh[dunes] = (-29.0 + 1.0 * ripple)[dunes]
+        painted |= dunes
+        shares["sand"] = dunes
+    if "urban" in names:
+        town = _blobs(rng, shape, size / 8, rng.uniform(0.03, 0.12), land & ~painted)
+        cell = int(rng.integers(3, 9))
+        blocks = _parcels(rng, shape, cell)
+        streets = ((np.arange(shape[0]) % cell)[:, None] == 0) | ((np.arange(shape[1]) % cell)[None, :] == 0)
+        town_vv = np.where(streets, -7.0, -2.0 + 2.5 * blocks)
+        town_vv += np.where(rng.random(shape) < 0.02, 10.0, 0.0)  # corner reflectors: a few very bright pixels
+        vv[town] = town_vv[town]
+        vh[town] = (town_vv - 8.0)[town]
+        painted |= town
+        shares["urban"] = town
+    if "vegetation" in names and water.any():
+        # Flooded vegetation stands in shallow water near the shore, not in river channels: a fringe, in patches.
+        depth = ndimage.distance_transform_edt(water)
+        fringe = water & ~channel & (depth <= rng.uniform(0.01, 0.04) * size)
+        flooded = _blobs(rng, shape, size / 10, rng.uniform(0.3, 0.7), fringe)
+        brightening = 1.5 * _smooth_noise(rng, shape, size / 30)
+        vv[flooded] = (-11.0 + brightening)[flooded]
+        vh[flooded] = (-19.0 + brightening)[flooded]
+        shares["vegetation"] = flooded
+    if "wind" in names and water.any():
+        open_water = water & ~shares["vegetation"] if "vegetation" in shares else water
+        gust = _blobs(rng, shape, size / 5, rng.uniform(0.1, 0.4), open_water)
+        rough = rng.uniform(4.0, 7.0) * np.clip(1.0 + 0.5 * _smooth_noise(rng, shape, size / 12), 0.3, 1.5)
+        vv[gust] += rough[gust]
+        vh[gust] += 0.5 * rough[gust]  # cross-pol responds less: wind-roughened water stays darker in VH
+        shares["wind"] = gust
+    n_valid = max(1, int(valid.sum()))
+    return {name: float(shares[name].sum() / n_valid) for name in names if name in shares}
+
+
 def synth_scene(height: int, width: int, seed: int = 0, *, crs: str = "EPSG:32616",
                 origin: tuple[float, float] = (500000.0, 3850000.0), pixel_size: float = 10.0,
                 nodata_border: int = 0, water_fraction: float | None = None, looks: float = LOOKS,
-                id: str | None = None, region: str = "synthetic") -> Sample:
+                id: str | None = None, region: str = "synthetic", phenomena: Sequence[str] = ()) -> Sample:
     """A synthetic dual-pol (VV, VH) dB scene with rivers, lakes and flooded fields, and its water mask.
 
     water_fraction: share of valid pixels that are water (None: drawn from the seed, 2-40 %; 0: none).
     nodata_border: px of NaN (irregular, at least this wide) around the edge; masked as IGNORE_INDEX.
+    phenomena: names from PHENOMENA (or ["all"]) to add; their shares of the valid pixels go in extra.
     """
     if height < 2 or width < 2:
         raise DataError(f"synth_scene: height and width must be at least 2 (got {height}x{width})")
     if water_fraction is not None and not 0.0 <= water_fraction <= 1.0:
         raise DataError(f"synth_scene: water_fraction must be in [0, 1] (got {water_fraction})")
+    names = check_phenomena(phenomena)
     rng = np.random.default_rng(seed)
     shape = (int(height), int(width))
     size = max(shape)
@@ -144,9 +239,11 @@ def synth_scene(height: int, width: int, seed: int = 0, *, crs: str = "EPSG:3261
     field_cell = max(3, int(size / rng.uniform(12, 30)))
     farmland = _smooth_noise(rng, shape, size / 4) > -0.3
     terrain += np.where(farmland, 0.35 * _parcels(rng, shape, field_cell), 0.0).astype(np.float32)
+    channel = np.zeros(shape, bool)
     for _ in range(int(rng.integers(1, 3))):
         dist, half_width = _river_distance(rng, shape)
         terrain -= 1.5 * np.exp(-dist / (8 * half_width))  # floodplain
+        channel |= dist <= half_width
         terrain -= 10.0 * (dist <= half_width)  # the channel itself is water first
     valid = _nodata_valid(rng, shape, int(nodata_border))
 
@@ -161,9 +258,15 @@ def synth_scene(height: int, width: int, seed: int = 0, *, crs: str = "EPSG:3261
     land_vv = LAND_DB[0] + 1.2 * texture + np.where(farmland, 1.2 * crops, 0.0)
     land_vh = LAND_DB[1] + 1.2 * texture + np.where(farmland, 1.5 * crops, 0.0)
     wind = 0.8 * _smooth_noise(rng, shape, size / 6)
+    mean_vv = np.where(water, WATER_DB[0] + wind, land_vv).astype(np.float32)
+    mean_vh = np.where(water, WATER_DB[1] + wind, land_vh).astype(np.float32)
+    shares = {}
+    if names:  # their own stream (after the base scene's), so the base scene does not change
+        shares = _add_phenomena(np.random.default_rng([int(seed), 7]), names, water, valid, channel,
+                                mean_vv, mean_vh)
     image = np.empty((2,) + shape, np.float32)
-    image[0] = _speckle_db(rng, np.where(water, WATER_DB[0] + wind, land_vv).astype(np.float32), looks)
-    image[1] = _speckle_db(rng, np.where(water, WATER_DB[1] + wind, land_vh).astype(np.float32), looks)
+    image[0] = _speckle_db(rng, mean_vv, looks)
+    image[1] = _speckle_db(rng, mean_vh, looks)
     image[:, ~valid] = np.nan
 
     mask = np.where(water, WATER, NOT_WATER).astype(np.int64)
@@ -174,12 +277,14 @@ def synth_scene(height: int, width: int, seed: int = 0, *, crs: str = "EPSG:3261
     return Sample(image=image, mask=mask, valid=valid, id=id or f"synthetic_{seed}", region=region,
                   georef=georef, bands=("VV", "VH"),
                   extra={"seed": seed, "looks": looks,
-                         "water_fraction": float(water.sum() / n_valid) if n_valid else 0.0})
+                         "water_fraction": float(water.sum() / n_valid) if n_valid else 0.0,
+                         **({"phenomena": shares} if names else {})})
 
 
-def synth_chips(n: int, size: int = 64, seed: int = 0) -> list[Sample]:
+def synth_chips(n: int, size: int = 64, seed: int = 0, phenomena: Sequence[str] = ()) -> list[Sample]:
     """`n` small chips over four regions (SynthA..SynthD), varied water share; every 5th chip has no water,
-    every 7th a nodata border. Chip i has id '<Region>_<i>' and its own place on the map."""
+    every 7th a nodata border. Chip i has id '<Region>_<i>' and its own place on the map. `phenomena` as in
+    synth_scene, for every chip (each draws its own shares, some near zero)."""
     chips = []
     for i in range(int(n)):
         child = int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0])
@@ -189,7 +294,7 @@ def synth_chips(n: int, size: int = 64, seed: int = 0) -> list[Sample]:
         origin = (500000.0 + 10.0 * size * (i % 16), 3850000.0 - 10.0 * size * (i // 16))
         chips.append(synth_scene(size, size, seed=child, origin=origin, water_fraction=fraction,
                                  nodata_border=size // 8 if i % 7 == 6 else 0, id=f"{region}_{i}",
-                                 region=region))
+                                 region=region, phenomena=phenomena))
     return chips
 
 
@@ -226,13 +331,13 @@ def write_scene(sample: Sample, path: str | os.PathLike, *, label_path: str | os
 
 
 def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: int = 64, seed: int = 0,
-                            samples: Sequence[Sample] | None = None) -> Path:
+                            samples: Sequence[Sample] | None = None, phenomena: Sequence[str] = ()) -> Path:
     """Write `synth_chips(chips, size, seed)` (or the given samples) in the Sen1Floods11 layout:
     S1Hand/<Region>_<n>_S1Hand.tif and LabelHand/<Region>_<n>_LabelHand.tif. Atomic: all or nothing."""
     if samples is None:
         if chips < 1 or size < 2:
             raise DataError(f"synthetic dataset: need at least 1 chip of at least 2 px (got {chips} x {size})")
-        samples = synth_chips(chips, size=size, seed=seed)
+        samples = synth_chips(chips, size=size, seed=seed, phenomena=phenomena)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         (tmp / "S1Hand").mkdir()
