@@ -82,6 +82,19 @@ def test_folds_drop_the_held_out_event_and_keep_each_recipes_8bit_map(gen):
     assert [s.options["reference"] for s in spec.dataset_config.sources if s.format == "etci2021"] == [reference]
 
 
+def test_a_synthetic_source_stays_in_every_fold_as_it_is(gen):
+    from floodwatch.config import load_spec
+
+    recipe = load_spec(ROOT / "examples" / "all_events_synth.yaml")
+    synth = [s for s in recipe.dataset_config.sources if "synth_phenomena" in s.path]
+    assert len(synth) == 1  # it holds no real event, so no fold may drop or narrow it
+    for fold in gen.FOLDS:
+        spec = gen.fold_spec(recipe, fold, {"VV": (-14.0, -9.0), "VH": (-25.0, -15.0)})
+        kept = [s for s in spec.dataset_config.sources if "synth_phenomena" in s.path]
+        assert [(s.path, s.exclude_regions, s.options) for s in kept] == \
+            [(synth[0].path, synth[0].exclude_regions, synth[0].options)]
+
+
 def test_rows_scored_on_different_events_are_compared_on_the_shared_ones(gen):
     folds = _rows({"India": 0.8, "Spain": 0.4, "NorthAL": 0.1})  # a fold recipe also scores North Alabama
     scene = _rows({"India": 0.6, "Spain": 0.5})
