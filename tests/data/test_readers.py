@@ -244,3 +244,37 @@ def test_open_dataset_forwards_declared_options(tmp_path):
     assert reader_options("etci") == ("split", "labelled_only", "water_body", "harmonise", "reference")
     root = fakes.sen1floods11(tmp_path / "s1", chips=2, splits=False)
     assert len(open_dataset(root, labelled_only=False)) >= len(open_dataset(root, labelled_only=True))
+
+
+def test_synthetic_source_is_written_on_first_use_then_read(tmp_path):
+    root = tmp_path / "cache" / "syn"
+    ds = open_dataset(root, "synthetic", chips=5, size=32, seed=4, phenomena="sand, wind")
+    assert ds.format == "synthetic" and len(ds) == 5 and ds.bands == ("VV", "VH")
+    truth = {s.id: s for s in synth_chips(5, size=32, seed=4, phenomena=["sand", "wind"])}
+    for s in ds:  # the chips the generator makes in memory, through the files
+        np.testing.assert_array_equal(s.image, truth[s.id].image)
+        np.testing.assert_array_equal(s.mask, truth[s.id].mask)
+    written = (root / "synthetic.json").stat().st_mtime_ns
+    again = open_dataset(root, "synthetic", chips=5, size=32, seed=4, phenomena=["sand", "wind"])
+    assert again.ids == ds.ids and (root / "synthetic.json").stat().st_mtime_ns == written  # read, not rewritten
+    assert len(open_dataset(root, "synthetic")) == 5  # options left out are not checked
+    assert detect_format(root) == "sen1floods11"  # detection names the layout
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["syn"]  # no temporary leftovers
+
+
+def test_synthetic_source_refuses_other_chips(tmp_path):
+    root = tmp_path / "syn"
+    open_dataset(root, "synthetic", chips=3, size=32, seed=1)
+    with pytest.raises(DataError, match=r"synthetic.json: written with seed 1, phenomena \[\]; this source asks "
+                                        r"for seed 2, phenomena \['urban'\]"):
+        open_dataset(root, "synthetic", chips=3, size=32, seed=2, phenomena="urban")
+    plain = fakes.sen1floods11(tmp_path / "s1", chips=2)
+    (plain / "synthetic.json").unlink()  # the same layout, but nothing says what it holds
+    with pytest.raises(DataError, match="no synthetic.json"):
+        open_dataset(plain, "synthetic", chips=2)
+    with pytest.raises(DataError, match="'lava': not one of the synthetic phenomena"):
+        open_dataset(tmp_path / "other", "synthetic", phenomena="lava")
+    assert not (tmp_path / "other").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LayoutError, match="not a folder"):
+        open_dataset(tmp_path / "file", "synthetic")

@@ -98,3 +98,17 @@ def test_bad_clips_are_one_line_errors_naming_the_range(clip, message):
             "model_config": {"num_layers": 10}}
     with pytest.raises(SpecError, match=message):
         spec_from_dict(spec)
+
+
+def test_a_synthetic_source_writes_its_chips_once_and_trains_on_them(tmp_path, two_sources):
+    cache = tmp_path / "cache" / "look_alikes"
+    two_sources["dataset_config"]["sources"][1] = {
+        "path": str(cache), "format": "synthetic", "split": {"method": "random", "fractions": [1.0, 0.0, 0.0]},
+        "options": {"chips": 6, "size": 32, "seed": 7, "phenomena": "all"}}
+    parts = load_samples(spec_from_dict(two_sources), progress=False)
+    synth = [s for s in parts["train"] if s.extra.get("source") != "etci2021"]
+    assert sorted(s.id for s in synth) == sorted(p.name[:-len("_S1Hand.tif")] for p in (cache / "S1Hand").iterdir())
+    assert len(synth) == 6
+    two_sources["dataset_config"]["sources"][1]["options"]["seed"] = 8
+    with pytest.raises(DataError, match="written with seed 7"):
+        load_samples(spec_from_dict(two_sources), progress=False)

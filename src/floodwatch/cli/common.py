@@ -92,6 +92,7 @@ class DataFormat(str, Enum):
     etci = "etci"
     ombria = "ombria"
     folders = "folders"
+    synthetic = "synthetic"
 
 
 def value(choice: Enum | None) -> str | None:

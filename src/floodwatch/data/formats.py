@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from ..errors import InvalidArgumentError, LayoutError
 from .dataset import ChipDataset
-from .sources import etci, folders, ombria, sen1floods11
+from .sources import etci, folders, ombria, sen1floods11, synthetic
 
 #: format name -> (layout test, opener). Detection tries them in this order.
 FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., ChipDataset]]] = {
@@ -16,6 +16,8 @@ FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., ChipDataset]]] = 
     "etci": (etci.looks_like, etci.open_etci),
     "ombria": (ombria.looks_like, ombria.open_ombria),
     "folders": (folders.looks_like, folders.open_folders),
+    # after sen1floods11, whose layout it shares, so detection names the layout; named, it writes a missing folder
+    "synthetic": (synthetic.looks_like, synthetic.open_synthetic),
 }
 _ALIASES = {"images-masks": "folders", "course": "folders", "etci2021": "etci", "ombria_s1": "ombria",
             "s1floods11": "sen1floods11"}
@@ -46,10 +48,11 @@ def resolve_format(path: str | os.PathLike, format: str | None = None) -> str:
     path = Path(path)
     if format is None:
         return detect_format(path)
-    _check_folder(path)
     name = _ALIASES.get(format.lower(), format.lower())
     if name not in FORMATS:
         raise LayoutError(f"format '{format}': not one of {', '.join(FORMATS)}")
+    if name != "synthetic":  # its reader writes a missing folder
+        _check_folder(path)
     return name
 
 
@@ -67,7 +70,7 @@ def open_dataset(path: str | os.PathLike, format: str | None = None, **options: 
     ignored. Every reader takes `split` (a source's own split: Sen1Floods11's official lists, or a
     train/val/test subfolder) and `labelled_only` (False includes unlabelled chips, mask None); 'folders'
     also takes class_map and images=/masks= for explicit folders, 'etci' water_body=False to skip the
-    permanent-water layer.
+    permanent-water layer, 'synthetic' chips/size/seed/phenomena (a missing folder is written with them).
     """
     name = resolve_format(path, format)
     accepted = reader_options(name)

@@ -15,6 +15,7 @@ Everything is vectorised numpy / scipy.ndimage: a 4096 x 4096 scene takes a few 
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -333,7 +334,9 @@ def write_scene(sample: Sample, path: str | os.PathLike, *, label_path: str | os
 def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: int = 64, seed: int = 0,
                             samples: Sequence[Sample] | None = None, phenomena: Sequence[str] = ()) -> Path:
     """Write `synth_chips(chips, size, seed)` (or the given samples) in the Sen1Floods11 layout:
-    S1Hand/<Region>_<n>_S1Hand.tif and LabelHand/<Region>_<n>_LabelHand.tif. Atomic: all or nothing."""
+    S1Hand/<Region>_<n>_S1Hand.tif and LabelHand/<Region>_<n>_LabelHand.tif, and (when it generates them)
+    synthetic.json, the options, for `format: synthetic` sources. Atomic: all or nothing."""
+    generated = samples is None
     if samples is None:
         if chips < 1 or size < 2:
             raise DataError(f"synthetic dataset: need at least 1 chip of at least 2 px (got {chips} x {size})")
@@ -342,6 +345,10 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: i
     with atomic_dir(out_dir) as tmp:
         (tmp / "S1Hand").mkdir()
         (tmp / "LabelHand").mkdir()
+        if generated:  # the record that lets a recipe's `format: synthetic` source reuse the folder
+            record = {"chips": int(chips), "size": int(size), "seed": int(seed),
+                      "phenomena": list(check_phenomena(phenomena))}
+            (tmp / "synthetic.json").write_text(json.dumps(record, indent=1) + "\n")
         for s in samples:
             write_scene(s, tmp / "S1Hand" / f"{s.id}_S1Hand.tif", label_path=tmp / "LabelHand" / f"{s.id}_LabelHand.tif")
     return out_dir
