@@ -137,3 +137,21 @@ def test_a_fold_variant_scores_that_folds_model_with_its_keywords_and_is_kept(ge
                    "events": {"India": {"water_iou": 0.5, "otsu_water_iou": 0.4}}}
     calls.clear()
     assert gen.run_fold_variant(recipe, "S1-B", 42, tmp_path, "tta") == row and not calls  # kept, not rescored
+
+
+@pytest.mark.parametrize("variant, chain", [
+    ("tta", ["TTAPredictor", "TorchPredictor"]),
+    ("refine", ["RefinePredictor", "TorchPredictor"]),
+    ("tta_refine", ["RefinePredictor", "TTAPredictor", "TorchPredictor"]),
+    ("d4", ["TTAPredictor", "TorchPredictor"]),
+])
+def test_each_inference_variant_builds_what_map_would(gen, tiny_checkpoint, variant, chain):
+    from floodwatch.inference.predictor import load_predictor
+
+    predictor, names = load_predictor(tiny_checkpoint, **gen.VARIANTS[variant]), []
+    while predictor is not None:
+        names.append(type(predictor).__name__)
+        predictor = getattr(predictor, "base", None)
+    assert names == chain
+    if variant == "d4":
+        assert len(load_predictor(tiny_checkpoint, **gen.VARIANTS["d4"]).transforms) == 8
