@@ -71,7 +71,7 @@ def test_enumerated_options_are_choices_everywhere():
     (("export", "--help"), ["<onnx|tensorrt>", "<fp32|fp16|int8>", "<auto|dynamo|torchscript>"]),
     (("prune", "--help"), ["<l1|l2>"]),
     (("map", "--help"), ["<auto|torch|onnx|triton>", "<db|linear>", "<uint8|float32>", "<http|grpc>"]),
-    (("evaluate", "--help"), ["<auto|torch|onnx>", "<sen1floods11|etci|ombria|folders|synthetic>"]),
+    (("evaluate", "--help"), ["<auto|torch|onnx>", "<sen1floods11|etci|ombria|stac_overflow|folders|synthetic>"]),
     (("change", "--help"), ["<difference|bitemporal|logratio>"]),
 ])
 def test_help_shows_the_allowed_values(run_cli, argv, shown):

@@ -73,3 +73,35 @@ def folders(root: Path, n: int = 3, *, colour: bool = False, split: str | None =
         _png(base / "images" / f"chip_{i}.png", img)
         _png(base / "masks" / f"chip_{i}.png", np.where(mask, mask_values[1], mask_values[0]).astype(np.uint8))
     return root
+
+
+def stac_overflow(root: Path, chips: tuple[str, ...] = ("awc00", "awc01", "kuo05"), *, metadata: bool = True,
+                  features: str = "train_features", labels: str = "train_labels", seed: int = 0) -> Path:
+    """STAC Overflow chips: one float32 dB GeoTIFF per band (UTM, 10 m), uint8 labels 1/0/255, 0.0 = missing;
+    each chip's top-left 4 x 4 px is missing in VH, and labels 255 in its last row."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    from floodwatch.data.synthetic import synth_scene
+
+    for i, chip in enumerate(chips):
+        s = synth_scene(SIZE, SIZE, seed=seed + i, water_fraction=0.3)
+        vv, vh = s.image[0].copy(), s.image[1].copy()
+        vh[:4, :4] = 0.0
+        label = (s.mask == 1).astype(np.uint8)
+        label[-1] = 255
+        profile = dict(driver="GTiff", width=SIZE, height=SIZE, count=1, crs="EPSG:32633", nodata=0.0,
+                       transform=Affine(10.0, 0.0, 400000.0 + 1000 * i, 0.0, -10.0, 5000000.0))
+        (root / features).mkdir(parents=True, exist_ok=True)
+        for band, arr in (("vv", vv), ("vh", vh)):
+            with rasterio.open(root / features / f"{chip}_{band}.tif", "w", dtype="float32", **profile) as dst:
+                dst.write(arr[None])
+        if labels:
+            (root / labels).mkdir(parents=True, exist_ok=True)
+            with rasterio.open(root / labels / f"{chip}.tif", "w", dtype="uint8", **{**profile, "nodata": 255}) as dst:
+                dst.write(label[None])
+    if metadata:
+        rows = ["image_id,chip_id,flood_id,polarization,location,scene_start"]
+        rows += [f"{c}_{b},{c},{'X' + c[:3]},{b},Somewhere,2020-01-01" for c in chips for b in ("vv", "vh")]
+        (root / "flood-training-metadata.csv").write_text("\n".join(rows) + "\n")
+    return root

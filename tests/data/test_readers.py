@@ -7,7 +7,7 @@ import rasterio
 
 from floodwatch.data import IGNORE_INDEX, WATER, detect_format, open_dataset
 from floodwatch.data.harmonise import to_8bit, to_db
-from floodwatch.data.synthetic import synth_chips
+from floodwatch.data.synthetic import synth_chips, synth_scene
 from floodwatch.errors import DataError, InvalidArgumentError, LayoutError
 
 from . import fakes
@@ -278,3 +278,50 @@ def test_synthetic_source_refuses_other_chips(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(LayoutError, match="not a folder"):
         open_dataset(tmp_path / "file", "synthetic")
+
+
+def test_stac_overflow_reads_bands_labels_missing_data_and_events(tmp_path):
+    root = fakes.stac_overflow(tmp_path / "so")
+    assert detect_format(root) == "stac_overflow"
+    ds = open_dataset(root)
+    assert ds.ids == ["awc00", "awc01", "kuo05"] and ds.regions == ["Xawc", "Xawc", "Xkuo"]  # flood_id from the CSV
+    truth = synth_scene(fakes.SIZE, fakes.SIZE, seed=0, water_fraction=0.3)
+    s = ds[0]
+    assert s.georef.rasterio_crs().to_epsg() == 32633
+    assert not s.valid[:4, :4].any() and np.isnan(s.image[:, :4, :4]).all()  # 0.0 in one band is missing data
+    np.testing.assert_array_equal(s.image[:, 4:], truth.image[:, 4:])
+    assert (s.mask[-1] == IGNORE_INDEX).all() and (s.mask[:4, :4] == IGNORE_INDEX).all()
+    np.testing.assert_array_equal(s.mask[4:-1], truth.mask[4:-1])
+    assert s.extra["split"] == "train" and len(open_dataset(root, split="train")) == 3
+    with pytest.raises(DataError, match="no test_features/ folder"):
+        open_dataset(root, split="test")
+
+
+def test_stac_overflow_other_layouts_and_regions_without_metadata(tmp_path):
+    root = fakes.stac_overflow(tmp_path / "flat", chips=("abc12",), metadata=False, features="", labels="labels")
+    ds = open_dataset(root, "stac-overflow")
+    assert ds.format == "stac_overflow" and ds.regions == ["abc"] and ds[0].mask is not None
+    root = fakes.stac_overflow(tmp_path / "test_only", chips=("zzz01",), features="test_features", labels="")
+    with pytest.raises(DataError, match=r"zzz01_vv.tif: image without a matching label"):
+        open_dataset(root)
+    unlabelled = open_dataset(root, labelled_only=False)
+    assert unlabelled[0].mask is None and unlabelled.splits == ["test"]
+
+
+def test_stac_overflow_bad_files_are_named(tmp_path):
+    root = fakes.stac_overflow(tmp_path / "so")
+    (root / "train_features" / "awc01_vh.tif").unlink()
+    with pytest.raises(DataError, match=r"awc01_vv.tif: no matching VH file \(awc01_vh.tif is missing\)"):
+        open_dataset(root)
+    root = fakes.stac_overflow(tmp_path / "so2")
+    with rasterio.open(root / "train_labels" / "awc00.tif", "r+") as dst:
+        arr = dst.read()
+        arr[0, 0, 0] = 7
+        dst.write(arr)
+    with pytest.raises(DataError, match=r"awc00.tif: label value 7 is not one of 1, 0, 255"):
+        open_dataset(root)[0]
+    root = fakes.stac_overflow(tmp_path / "so3", chips=("awc00",))
+    with rasterio.open(root / "train_features" / "awc00_vh.tif", "r+") as dst:
+        dst.transform = rasterio.transform.Affine(10.0, 0.0, 400500.0, 0.0, -10.0, 5000000.0)
+    with pytest.raises(DataError, match=r"awc00_vh.tif: transform .* does not match awc00_vv.tif"):
+        open_dataset(root)[0]

@@ -41,6 +41,20 @@ def test_cli_evaluate_downsample_is_recorded(synth_dir, tiny_checkpoint, tmp_pat
     assert code == 2 and "--downsample" in err
 
 
+def test_cli_evaluate_on_stac_overflow_chips(tiny_checkpoint, tmp_path, capsys):
+    from tests.data import fakes
+
+    root = fakes.stac_overflow(tmp_path / "so")  # one file per band, 0.0 missing, labels 255 missing
+    code, out, err = run_cli(["evaluate", "-m", str(tiny_checkpoint), "--data", str(root), "-q",
+                              "-o", str(tmp_path / "m.json")], capsys)
+    assert code in (0, None), err
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["chips"] == 3 and set(result["regions"]) == {"Xawc", "Xkuo"}  # events from the metadata CSV
+    # scored pixels: neither missing in a band (4 x 4 each) nor labelled 255 (the last row)
+    per_chip = fakes.SIZE * fakes.SIZE - 16 - fakes.SIZE
+    assert sum(r["pixels"] for r in result["regions"].values()) == 3 * per_chip
+
+
 def test_cli_not_a_checkpoint_is_one_line(synth_dir, tmp_path, capsys):
     fake = tmp_path / "model.pt"
     fake.write_bytes(b"not a checkpoint")

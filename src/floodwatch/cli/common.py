@@ -91,6 +91,7 @@ class DataFormat(str, Enum):
     sen1floods11 = "sen1floods11"
     etci = "etci"
     ombria = "ombria"
+    stac_overflow = "stac_overflow"
     folders = "folders"
     synthetic = "synthetic"
 

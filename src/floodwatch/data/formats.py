@@ -8,19 +8,21 @@ from typing import Any, Callable
 
 from ..errors import InvalidArgumentError, LayoutError
 from .dataset import ChipDataset
-from .sources import etci, folders, ombria, sen1floods11, synthetic
+from .sources import etci, folders, ombria, sen1floods11, stac_overflow, synthetic
 
 #: format name -> (layout test, opener). Detection tries them in this order.
 FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[..., ChipDataset]]] = {
     "sen1floods11": (sen1floods11.looks_like, sen1floods11.open_sen1floods11),
     "etci": (etci.looks_like, etci.open_etci),
     "ombria": (ombria.looks_like, ombria.open_ombria),
+    "stac_overflow": (stac_overflow.looks_like, stac_overflow.open_stac_overflow),
     "folders": (folders.looks_like, folders.open_folders),
     # after sen1floods11, whose layout it shares, so detection names the layout; named, it writes a missing folder
     "synthetic": (synthetic.looks_like, synthetic.open_synthetic),
 }
 _ALIASES = {"images-masks": "folders", "course": "folders", "etci2021": "etci", "ombria_s1": "ombria",
-            "s1floods11": "sen1floods11"}
+            "s1floods11": "sen1floods11",
+            "stac-overflow": "stac_overflow", "stacoverflow": "stac_overflow"}
 
 
 def _check_folder(path: Path) -> None:
@@ -40,7 +42,8 @@ def detect_format(path: str | os.PathLike) -> str:
         if looks_like(path):
             return name
     raise LayoutError(f"{path}: unknown layout (expected one of: Sen1Floods11 S1Hand/+LabelHand/, "
-                      "ETCI <scene>/tiles/vv/, OMBRIA {train,test}/AFTER/, or images/+masks/)")
+                      "ETCI <scene>/tiles/vv/, OMBRIA {train,test}/AFTER/, STAC Overflow train_features/"
+                      "<chip>_vv.tif, or images/+masks/)")
 
 
 def resolve_format(path: str | os.PathLike, format: str | None = None) -> str:
