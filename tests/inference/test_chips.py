@@ -106,3 +106,21 @@ def test_bad_inputs_are_one_line_errors(chip_tif, tmp_path):
 
     with pytest.raises(DataError, match="scene5: data has 2 band"):
         infer_chips(ThreeBand(), [path], tmp_path / "o", progress=False)
+
+
+def test_a_chips_missing_pixels_are_its_nodata_nan_and_exact_zero(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.normal(-12, 3, (2, 16, 16)).astype(np.float32)
+    image[0, 0, :4] = -9999.0   # the file's nodata tag
+    image[1, 1, :4] = 0.0       # the fill of dB products that tag none (STAC Overflow, Earth Engine)
+    image[0, 2, :4] = np.nan
+    image[1, 3, 0] = -0.02      # near 0 dB is data
+    path = tmp_path / "c.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=2, dtype="float32",
+                       nodata=-9999.0) as dst:
+        dst.write(image)
+    s = read_chip(path)
+    want = np.ones((16, 16), bool)
+    want[0, :4] = want[1, :4] = want[2, :4] = False
+    np.testing.assert_array_equal(s.valid, want)
+    assert np.isnan(s.image[0, 0, :4]).all() and s.image[1, 3, 0] == np.float32(-0.02)

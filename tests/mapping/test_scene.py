@@ -91,3 +91,15 @@ def test_linear_units_become_db_and_zero_power_is_no_data(tmp_path, bands):
     assert not valid[10].any() and valid[11].all()
     np.testing.assert_allclose(image[:, 11], np.stack([np.nan_to_num(vv, nan=-20), np.nan_to_num(vh, nan=-20)])[:, 11],
                                atol=1e-4)
+
+
+def test_exactly_zero_db_is_fill_without_a_nodata_tag(tmp_path, bands):
+    vv, vh = bands
+    vv, vh = vv.copy(), vh.copy()
+    vh[20, :] = 0.0  # STAC Overflow marks missing pixels 0.0 and need not tag it
+    vv[21, 3] = -0.01  # near 0 dB is data (a bright corner reflector)
+    path = _write(tmp_path / "db.tif", np.stack([vv, vh]), ["VV", "VH"], nodata=-9999.0)
+    with SceneReader(path) as reader:
+        image, valid = reader.read_window(0, H, 0, W)
+    assert not valid[20].any() and np.isnan(image[:, 20]).all()
+    assert valid[21, 3] and image[0, 21, 3] == np.float32(-0.01)

@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
         vv: Optional[str] = typer.Option(None, "--vv", help="Single-band VV file or URL (with --vh) instead of SCENE."),
         vh: Optional[str] = typer.Option(None, "--vh",
                                          help="Single-band VH file or URL on the same grid as the VV one."),
-        units: Units = typer.Option(Units.db, "--units", help="Input pixel units: dB, or linear power."),
+        units: Units = typer.Option(Units.db, "--units", help="Input pixel units: dB, or linear power. Pixels "
+                                    "at the file's nodata, NaN, exactly 0.0 dB or 0 power are no data."),
         backend: MapBackend = typer.Option(MapBackend.auto, "--backend",
                                            help="Model back-end; auto picks by the file suffix; triton "
                                                 "calls a server."),

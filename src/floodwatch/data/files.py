@@ -10,8 +10,10 @@ from ..errors import DataError
 from .sample import GeoRef
 
 
-def read_geotiff(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, GeoRef | None, tuple]:
-    """(array (C,H,W), georef or None, band descriptions). `bands`: the band count required."""
+def read_geotiff(path: Path, *, bands: int | None = None,
+                 nodata_to_nan: bool = False) -> tuple[np.ndarray, GeoRef | None, tuple]:
+    """(array (C,H,W), georef or None, band descriptions). `bands`: the band count required; `nodata_to_nan`
+    puts NaN where a float band holds its nodata value."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
@@ -24,6 +26,10 @@ def read_geotiff(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, G
                 if bands is not None and src.count != bands:
                     raise DataError(f"{path}: has {src.count} band(s), expected {bands}")
                 data = src.read()
+                if nodata_to_nan and np.issubdtype(data.dtype, np.floating):
+                    for band, nodata in zip(data, src.nodatavals):
+                        if nodata is not None and not np.isnan(nodata):
+                            band[band == band.dtype.type(nodata)] = np.nan
                 georef = GeoRef.from_rasterio(src) if src.crs is not None else None
                 return data, georef, tuple(src.descriptions)
     except RasterioError as exc:  # unreadable, truncated or corrupt: GDAL's text is the useful part
@@ -31,11 +37,23 @@ def read_geotiff(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, G
 
 
 def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, GeoRef | None, tuple]:
-    """A GeoTIFF of backscatter in dB, as read_geotiff; integer pixels (DN, int8 quick-looks) are refused
-    by every reader alike, since no dB scale can be assumed for them."""
-    data, georef, descriptions = read_geotiff(path, bands=bands)
+    """A GeoTIFF of backscatter in dB, as read_geotiff, with NaN wherever a pixel holds no data (see
+    `missing_db`); integer pixels (DN, int8 quick-looks) are refused by every reader alike, since no dB scale
+    can be assumed for them."""
+    data, georef, descriptions = read_geotiff(path, bands=bands, nodata_to_nan=True)
     require_float(data.dtype, path)
+    data[missing_db(data)] = np.nan
     return data, georef, descriptions
+
+
+def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:
+    """True where a dB pixel holds no data: NaN or infinite, the file's `nodata`, or exactly 0.0, the fill of
+    dB products that tag none (STAC Overflow's chips, Earth Engine exports unmasked to 0). Every reader of dB
+    rasters (data sources, `infer`, `client`, `map`) decides it here."""
+    missing = ~np.isfinite(x) | (x == 0.0)
+    if nodata is not None and not np.isnan(nodata):
+        missing |= x == x.dtype.type(nodata)
+    return missing
 
 
 def require_float(dtype: np.dtype, path: Path) -> None:

@@ -52,7 +52,8 @@ def _png_bands(path: Path, bands: Sequence[str] | None) -> tuple[np.ndarray, tup
 
 
 def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None) -> Sample:
-    """One chip file as an unlabelled Sample (dB, valid = finite, georef when the file has one).
+    """One chip file as an unlabelled Sample (dB; valid: not missing, see data.files.missing_db; georef when
+    the file has one).
 
     GeoTIFFs hold float dB (Sen1Floods11's S1Hand layout); PNG/JPG hold 8-bit renderings (see _png_bands).
     bands: the model's bands, to name unnamed GeoTIFF bands and to choose how PNGs are read.
@@ -77,7 +78,7 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None) -> Sa
         image, names = _png_bands(path, bands)
     else:
         raise DataError(f"{path}: not a chip file floodwatch reads (GeoTIFF .tif/.tiff or 8-bit .png/.jpg)")
-    valid = np.isfinite(image).all(axis=0)
+    valid = np.isfinite(image).all(axis=0)  # GeoTIFF nodata is NaN by now (read_backscatter)
     return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=names,
                   extra={"path": str(path)})
 

@@ -13,6 +13,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from ..data.files import missing_db
 from ..errors import DataError
 from .locations import input_stem, is_remote_input
 
@@ -111,13 +112,14 @@ class SceneReader:
             except RasterioIOError as exc:
                 raise DataError(f"{ds.name}: read failed at rows {row0}-{row1} ({exc})") from None
             for x, (c, _, nodata) in zip(data, channels):
-                ok = np.isfinite(x)
-                if nodata is not None and not np.isnan(nodata):
-                    ok &= x != np.float32(nodata)
                 if self.units == "linear":
-                    ok &= x > 0  # zero power is the usual fill value of linear products
+                    ok = np.isfinite(x) & (x > 0)  # zero power is the usual fill value of linear products
+                    if nodata is not None and not np.isnan(nodata):
+                        ok &= x != np.float32(nodata)
                     with np.errstate(divide="ignore", invalid="ignore"):
                         x = 10.0 * np.log10(x)
+                else:
+                    ok = ~missing_db(x, nodata)
                 valid &= ok
                 image[c] = x
         image[:, ~valid] = np.nan

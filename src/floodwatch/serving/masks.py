@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..data.files import missing_db
 from ..data.sample import IGNORE_INDEX, NOT_WATER, WATER
 from ..errors import DataError
 from ..io import atomic_path, check_output_dir
@@ -23,9 +24,7 @@ def read_chip(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
             profile = src.profile.copy()
     except rasterio.errors.RasterioError as exc:
         raise DataError(f"{path}: not a readable raster ({exc})") from None
-    valid = np.isfinite(image).all(axis=0)
-    if nodata is not None and np.isfinite(nodata):
-        valid &= (image != nodata).all(axis=0)
+    valid = ~missing_db(image, nodata).any(axis=0)
     return image, valid, profile
 
 

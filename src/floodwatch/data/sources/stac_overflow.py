@@ -98,7 +98,7 @@ def load_chip(rec: Record) -> Sample:
     check_same_size(vv.shape, rec.paths["vv"], vh.shape, rec.paths["vh"])
     check_same_grid(georef, rec.paths["vv"], vh_georef, rec.paths["vh"])
     image = np.concatenate([vv, vh]).astype(np.float32, copy=False)
-    valid = (np.isfinite(image) & (image != 0.0)).all(axis=0)  # the data set marks missing pixels 0.0
+    valid = np.isfinite(image).all(axis=0)  # read_backscatter made 0.0, the data set's missing value, NaN
     image[:, ~valid] = np.nan
     mask = None
     if rec.paths["label"] is not None:
