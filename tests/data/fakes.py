@@ -77,8 +77,8 @@ def folders(root: Path, n: int = 3, *, colour: bool = False, split: str | None =
 
 def stac_overflow(root: Path, chips: tuple[str, ...] = ("awc00", "awc01", "kuo05"), *, metadata: bool = True,
                   features: str = "train_features", labels: str = "train_labels", seed: int = 0) -> Path:
-    """STAC Overflow chips: one float32 dB GeoTIFF per band (UTM, 10 m), uint8 labels 1/0/255, 0.0 = missing;
-    each chip's top-left 4 x 4 px is missing in VH, and labels 255 in its last row."""
+    """STAC Overflow chips: one float32 dB GeoTIFF per band (UTM, 10 m, no nodata tag), uint8 labels 1/0/255,
+    0.0 = missing: each chip's top-left 4 x 4 px in VH and 2 x 2 px below it in VV; labels 255 in its last row."""
     import rasterio
     from rasterio.transform import Affine
 
@@ -88,9 +88,10 @@ def stac_overflow(root: Path, chips: tuple[str, ...] = ("awc00", "awc01", "kuo05
         s = synth_scene(SIZE, SIZE, seed=seed + i, water_fraction=0.3)
         vv, vh = s.image[0].copy(), s.image[1].copy()
         vh[:4, :4] = 0.0
+        vv[4:6, :2] = 0.0
         label = (s.mask == 1).astype(np.uint8)
         label[-1] = 255
-        profile = dict(driver="GTiff", width=SIZE, height=SIZE, count=1, crs="EPSG:32633", nodata=0.0,
+        profile = dict(driver="GTiff", width=SIZE, height=SIZE, count=1, crs="EPSG:32633", nodata=None,
                        transform=Affine(10.0, 0.0, 400000.0 + 1000 * i, 0.0, -10.0, 5000000.0))
         (root / features).mkdir(parents=True, exist_ok=True)
         for band, arr in (("vv", vv), ("vh", vh)):

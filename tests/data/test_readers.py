@@ -1,6 +1,8 @@
 """Every reader on fake data written by tests/data/fakes.py, and every bad-input case."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import rasterio
@@ -246,7 +248,7 @@ def test_open_dataset_forwards_declared_options(tmp_path):
     assert len(open_dataset(root, labelled_only=False)) >= len(open_dataset(root, labelled_only=True))
 
 
-def test_synthetic_source_is_written_on_first_use_then_read(tmp_path):
+def test_synthetic_source_is_written_on_first_use_then_read(tmp_path, monkeypatch):
     root = tmp_path / "cache" / "syn"
     ds = open_dataset(root, "synthetic", chips=5, size=32, seed=4, phenomena="sand, wind")
     assert ds.format == "synthetic" and len(ds) == 5 and ds.bands == ("VV", "VH")
@@ -254,9 +256,13 @@ def test_synthetic_source_is_written_on_first_use_then_read(tmp_path):
     for s in ds:  # the chips the generator makes in memory, through the files
         np.testing.assert_array_equal(s.image, truth[s.id].image)
         np.testing.assert_array_equal(s.mask, truth[s.id].mask)
-    written = (root / "synthetic.json").stat().st_mtime_ns
-    again = open_dataset(root, "synthetic", chips=5, size=32, seed=4, phenomena=["sand", "wind"])
-    assert again.ids == ds.ids and (root / "synthetic.json").stat().st_mtime_ns == written  # read, not rewritten
+    import floodwatch.data.synthetic as generator
+
+    def no_writing(*args, **kwargs):
+        raise AssertionError("an existing folder must be read, not written again")
+    monkeypatch.setattr(generator, "write_synthetic_dataset", no_writing)
+    again = open_dataset(root, "synthetic", chips=5, size=32, seed=4, phenomena=["wind", "sand"])  # any order
+    assert again.ids == ds.ids
     assert len(open_dataset(root, "synthetic")) == 5  # options left out are not checked
     assert detect_format(root) == "sen1floods11"  # detection names the layout
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["syn"]  # no temporary leftovers
@@ -278,6 +284,25 @@ def test_synthetic_source_refuses_other_chips(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(LayoutError, match="not a folder"):
         open_dataset(tmp_path / "file", "synthetic")
+    with pytest.raises(LayoutError, match="typo: folder not found .* only when given its options"):
+        open_dataset(tmp_path / "typo", "synthetic")  # a mistyped path does not fill up with chips
+    for option, value, needle in (("chips", "abc", "chips must be a whole number >= 1 (got 'abc')"),
+                                  ("seed", -1, "seed must be a whole number >= 0"),
+                                  ("size", 2.7, "size must be a whole number >= 2 (got 2.7)"),
+                                  ("phenomena", 123, "phenomena must be names")):
+        with pytest.raises(DataError, match=rf"new: synthetic option {re.escape(needle)}"):
+            open_dataset(tmp_path / "new", "synthetic", **{option: value})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "s1", "syn"]
+
+
+def test_a_synthetic_folder_that_appears_while_writing_is_kept(tmp_path):
+    from floodwatch.data.sources.synthetic import _write_once
+
+    root = tmp_path / "syn"
+    open_dataset(root, "synthetic", chips=2, size=16, seed=1)
+    (root / "marker").write_text("the other process's folder")  # another process moved its copy in first
+    _write_once(root, {"chips": 2, "size": 16, "seed": 1, "phenomena": []})
+    assert (root / "marker").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["syn"]
 
 
 def test_stac_overflow_reads_bands_labels_missing_data_and_events(tmp_path):
@@ -288,10 +313,14 @@ def test_stac_overflow_reads_bands_labels_missing_data_and_events(tmp_path):
     truth = synth_scene(fakes.SIZE, fakes.SIZE, seed=0, water_fraction=0.3)
     s = ds[0]
     assert s.georef.rasterio_crs().to_epsg() == 32633
-    assert not s.valid[:4, :4].any() and np.isnan(s.image[:, :4, :4]).all()  # 0.0 in one band is missing data
-    np.testing.assert_array_equal(s.image[:, 4:], truth.image[:, 4:])
-    assert (s.mask[-1] == IGNORE_INDEX).all() and (s.mask[:4, :4] == IGNORE_INDEX).all()
-    np.testing.assert_array_equal(s.mask[4:-1], truth.mask[4:-1])
+    # 0.0 in either band is missing data in both, though the files tag no nodata value
+    missing = np.zeros(s.valid.shape, bool)
+    missing[:4, :4] = missing[4:6, :2] = True
+    np.testing.assert_array_equal(s.valid, ~missing)
+    assert np.isnan(s.image[:, missing]).all()
+    np.testing.assert_array_equal(s.image[:, ~missing], truth.image[:, ~missing])
+    assert (s.mask[-1] == IGNORE_INDEX).all() and (s.mask[missing] == IGNORE_INDEX).all()
+    np.testing.assert_array_equal(s.mask[:-1][~missing[:-1]], truth.mask[:-1][~missing[:-1]])
     assert s.extra["split"] == "train" and len(open_dataset(root, split="train")) == 3
     with pytest.raises(DataError, match="no test_features/ folder"):
         open_dataset(root, split="test")

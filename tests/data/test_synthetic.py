@@ -154,7 +154,11 @@ def test_bright_land_and_bright_water():
 
 def test_all_phenomena_and_bad_names():
     s = synth_scene(128, 128, seed=2, phenomena=["all"])
-    assert set(s.extra["phenomena"]) == set(PHENOMENA)
+    assert list(s.extra["phenomena"]) == list(PHENOMENA)
+    dry = synth_scene(64, 64, seed=2, water_fraction=0.0, phenomena="wind, sand")  # no water to roughen
+    assert dry.extra["phenomena"]["wind"] == 0.0 and dry.extra["phenomena"]["sand"] > 0
+    reordered = synth_scene(64, 64, seed=2, water_fraction=0.0, phenomena=["sand", "wind", "all"])
+    assert list(reordered.extra["phenomena"]) == list(PHENOMENA)
     assert "phenomena" not in synth_scene(128, 128, seed=2).extra
     with pytest.raises(DataError, match="'lava': not one of the synthetic phenomena sand"):
         synth_scene(16, 16, phenomena=["sand", "lava"])

@@ -50,8 +50,8 @@ def test_cli_evaluate_on_stac_overflow_chips(tiny_checkpoint, tmp_path, capsys):
     assert code in (0, None), err
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["chips"] == 3 and set(result["regions"]) == {"Xawc", "Xkuo"}  # events from the metadata CSV
-    # scored pixels: neither missing in a band (4 x 4 each) nor labelled 255 (the last row)
-    per_chip = fakes.SIZE * fakes.SIZE - 16 - fakes.SIZE
+    # scored pixels: neither missing in a band (4 x 4 in VH, 2 x 2 in VV) nor labelled 255 (the last row)
+    per_chip = fakes.SIZE * fakes.SIZE - 16 - 4 - fakes.SIZE
     assert sum(r["pixels"] for r in result["regions"].values()) == 3 * per_chip
 
 

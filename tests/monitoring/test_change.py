@@ -105,3 +105,17 @@ def test_bad_inputs(tmp_path, pair, predictor):
     with pytest.raises(FloodwatchError, match="bi-temporal"):
         detect_change(before, after, predictor, tmp_path / "o", method="bitemporal")
     assert not (tmp_path / "o").exists()
+
+
+def test_read_scene_takes_untagged_zero_fill_as_no_data(tmp_path):
+    from floodwatch.monitoring.change import read_scene
+
+    image = np.full((2, 8, 8), -12.0, np.float32)
+    image[0, 0, :3] = 0.0       # Earth Engine exports unmasked to 0, no nodata tag
+    image[1, 1, :2] = -9999.0   # the nodata tag
+    with rasterio.open(tmp_path / "s.tif", "w", driver="GTiff", width=8, height=8, count=2, dtype="float32",
+                       nodata=-9999.0) as dst:
+        dst.write(image)
+    s = read_scene(tmp_path / "s.tif")
+    assert not s.valid[0, :3].any() and not s.valid[1, :2].any() and s.valid.sum() == 64 - 5
+    assert np.isnan(s.image[0, 0, :3]).all() and np.isnan(s.image[1, 1, :2]).all()

@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
         from ..io import check_output_dir
 
         try:
-            names = check_phenomena([n.strip() for n in phenomena.split(",") if n.strip()])
+            names = check_phenomena(phenomena)
         except DataError as exc:
             raise DataError(f"--phenomena {exc}") from None
         if scene:

@@ -40,7 +40,8 @@ CHIP_REGIONS = ("SynthA", "SynthB", "SynthC", "SynthD")
 #:   facing it (foreshortening, +4 dB) in hilly land; not water.
 #: urban: built-up blocks, bright (VV ~ -2, VH ~ -10) with point scatterers; not water.
 #: vegetation: flooded vegetation along shores, brightened by double bounce (VV ~ -11, VH ~ -19); water.
-#: wind: wind-roughened patches of open water (VV up to ~ -13, VH ~ -23); water.
+#: wind: wind-roughened patches of open water, +4 to +7 dB VV on average (~ -11, as bright as land in
+#:   places), half that in VH (~ -22); water.
 PHENOMENA = ("sand", "shadow", "urban", "vegetation", "wind")
 
 
@@ -133,13 +134,16 @@ def _speckle_db(rng: np.random.Generator, mean_db: np.ndarray, looks: float) -> 
     return db
 
 
-def check_phenomena(phenomena: Sequence[str]) -> tuple[str, ...]:
-    """The names, checked against PHENOMENA ("all" stands for every one); DataError naming an unknown one."""
-    names = tuple(PHENOMENA) if list(phenomena) == ["all"] else tuple(dict.fromkeys(phenomena))
-    unknown = [n for n in names if n not in PHENOMENA]
+def check_phenomena(phenomena: str | Sequence[str]) -> tuple[str, ...]:
+    """The names (a list, or one comma-separated string) in PHENOMENA's order, which is the order they are
+    painted in; "all" stands for every one. DataError naming an unknown one."""
+    if isinstance(phenomena, str):
+        phenomena = [p.strip() for p in phenomena.split(",") if p.strip()]
+    names = set(phenomena)
+    unknown = sorted(names - set(PHENOMENA) - {"all"})
     if unknown:
         raise DataError(f"'{unknown[0]}': not one of the synthetic phenomena {', '.join(PHENOMENA)} (or all)")
-    return names
+    return tuple(PHENOMENA) if "all" in names else tuple(n for n in PHENOMENA if n in names)
 
 
 def _blobs(rng: np.random.Generator, shape: tuple[int, int], cell: float, share: float,
@@ -210,8 +214,8 @@ def _add_phenomena(rng: np.random.Generator, names: tuple[str, ...], water: np.n
         vv[gust] += rough[gust]
         vh[gust] += 0.5 * rough[gust]  # cross-pol responds less: wind-roughened water stays darker in VH
         shares["wind"] = gust
-    n_valid = max(1, int(valid.sum()))
-    return {name: float(shares[name].sum() / n_valid) for name in names if name in shares}
+    n_valid = max(1, int(valid.sum()))  # every name asked for is reported, 0.0 where it found no room
+    return {name: float(shares[name].sum() / n_valid) if name in shares else 0.0 for name in names}
 
 
 def synth_scene(height: int, width: int, seed: int = 0, *, crs: str = "EPSG:32616",
@@ -337,6 +341,8 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: i
     S1Hand/<Region>_<n>_S1Hand.tif and LabelHand/<Region>_<n>_LabelHand.tif, and (when it generates them)
     synthetic.json, the options, for `format: synthetic` sources. Atomic: all or nothing."""
     generated = samples is None
+    if samples is not None and phenomena:
+        raise DataError("synthetic dataset: give samples or phenomena, not both (samples are written as they are)")
     if samples is None:
         if chips < 1 or size < 2:
             raise DataError(f"synthetic dataset: need at least 1 chip of at least 2 px (got {chips} x {size})")

@@ -39,18 +39,19 @@ class ChangeResult:
 
 
 def read_scene(path: str | os.PathLike) -> Sample:
-    """A dB GeoTIFF (bands VV[, VH], NaN/nodata = no data) -> Sample without a mask."""
+    """A dB GeoTIFF (bands VV[, VH]; no data as data.files.missing_db) -> Sample without a mask."""
     import rasterio
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: scene not found")
-    from ..data.files import require_float
+    from ..data.files import missing_db, require_float
 
     try:
         with rasterio.open(path) as src:
             require_float(np.dtype(src.dtypes[0]), path)
             image = src.read(masked=True).astype(np.float32).filled(np.nan)
+            image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
             georef = GeoRef.from_rasterio(src) if src.crs else None
             bands = tuple(d or n for d, n in zip(src.descriptions, ("VV", "VH", "B3", "B4")))
     except rasterio.errors.RasterioIOError as exc:

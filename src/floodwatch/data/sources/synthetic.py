@@ -1,48 +1,84 @@
 """Synthetic chips that a recipe names like any folder: written on first use, then read like Sen1Floods11.
 
 The folder is `floodwatch data synth`'s layout (S1Hand/, LabelHand/) plus `synthetic.json`, the options that
-wrote it. Opening a missing folder writes it first (all or nothing); opening one written with other options,
-or one without the record, is an error naming the folder, so a recipe never trains on other chips than it names.
+wrote it. Opening a missing folder with options writes it first, all or nothing, and never replaces a folder
+that appeared meanwhile (the processes of a multi-GPU training each open it); opening one written with other
+options, or one without the record, is an error naming the folder, so a recipe never trains on other chips
+than it names.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ...errors import DataError, LayoutError
 from ..dataset import ChipDataset
-from ..synthetic import check_phenomena, write_synthetic_dataset
 from .sen1floods11 import open_sen1floods11
 
 FORMAT = "synthetic"
 MANIFEST = "synthetic.json"
+#: what a missing folder is written with, for options the source does not give
+DEFAULTS = {"chips": 16, "size": 64, "seed": 0, "phenomena": []}
 
 
 def looks_like(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-#: what a missing folder is written with, for options the source does not give
-DEFAULTS = {"chips": 16, "size": 64, "seed": 0, "phenomena": []}
-
-
-def options_record(chips: int | None = None, size: int | None = None, seed: int | None = None,
+def options_record(root: Path, chips: Any = None, size: Any = None, seed: Any = None,
                    phenomena: str | Sequence[str] | None = None) -> dict:
-    """The given generator options as `synthetic.json` holds them (phenomena as checked names)."""
-    if isinstance(phenomena, str):
-        phenomena = [p.strip() for p in phenomena.split(",") if p.strip()]
-    given = {"chips": chips, "size": size, "seed": seed, "phenomena": phenomena}
-    return {k: list(check_phenomena(v)) if k == "phenomena" else int(v) for k, v in given.items() if v is not None}
+    """The given generator options as `synthetic.json` holds them; DataError naming the folder and option."""
+    from ..synthetic import check_phenomena  # the generator (scipy) loads only when a synthetic source is used
+
+    out: dict[str, Any] = {}
+    for name, value, least in (("chips", chips, 1), ("size", size, 2), ("seed", seed, 0)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise DataError(f"{root}: synthetic option {name} must be a whole number >= {least} (got {value!r})")
+        out[name] = value
+    if phenomena is not None:
+        if isinstance(phenomena, str):
+            phenomena = [p.strip() for p in phenomena.split(",") if p.strip()]
+        if not isinstance(phenomena, (list, tuple)) or not all(isinstance(p, str) for p in phenomena):
+            raise DataError(f"{root}: synthetic option phenomena must be names (got {phenomena!r})")
+        try:
+            out["phenomena"] = list(check_phenomena(phenomena))
+        except DataError as exc:
+            raise DataError(f"{root}: synthetic option phenomena: {exc}") from None
+    return out
+
+
+def _write_once(root: Path, options: dict) -> None:
+    """Write the chips beside `root` and move them in only if `root` is still missing."""
+    from ..synthetic import write_synthetic_dataset
+
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.writing")
+    try:
+        write_synthetic_dataset(tmp, **options)
+        try:
+            os.rename(tmp, root)  # fails where another process got there first: its folder is kept
+        except OSError:
+            if not root.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def open_synthetic(root: Path, *, chips: int | None = None, size: int | None = None, seed: int | None = None,
                    phenomena: str | Sequence[str] | None = None, split: str | None = None,
                    labelled_only: bool = True) -> ChipDataset:
-    """Options left out are not checked against an existing folder, and take DEFAULTS when it is written."""
-    wanted = options_record(chips, size, seed, phenomena)
+    """Options left out are not checked against an existing folder, and take DEFAULTS when it is written; a
+    missing folder with no option given is an error (a mistyped path should not fill up with chips)."""
+    wanted = options_record(root, chips, size, seed, phenomena)
     if not root.exists():
-        write_synthetic_dataset(root, **{**DEFAULTS, **wanted})
+        if not wanted:
+            raise LayoutError(f"{root}: folder not found (a synthetic source writes it only when given its "
+                              "options: chips, size, seed, phenomena)")
+        _write_once(root, {**DEFAULTS, **wanted})
     if not root.is_dir():
         raise LayoutError(f"{root}: not a folder")
     record = root / MANIFEST
