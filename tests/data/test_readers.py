@@ -1,6 +1,7 @@
 """Every reader on fake data written by tests/data/fakes.py, and every bad-input case."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -274,6 +275,11 @@ def test_synthetic_source_refuses_other_chips(tmp_path):
     with pytest.raises(DataError, match=r"synthetic.json: written with seed 1, phenomena \[\]; this source asks "
                                         r"for seed 2, phenomena \['urban'\]"):
         open_dataset(root, "synthetic", chips=3, size=32, seed=2, phenomena="urban")
+    record = json.loads((root / "synthetic.json").read_text())
+    (root / "synthetic.json").write_text(json.dumps({**record, "generator": record["generator"] - 1}))
+    with pytest.raises(DataError, match=r"written with generator 0; this source asks for generator 1"):
+        open_dataset(root, "synthetic", chips=3, size=32, seed=1)  # same options, an older generator's chips
+    assert len(open_dataset(root, "synthetic")) == 3  # no options asked: read as it is
     plain = fakes.sen1floods11(tmp_path / "s1", chips=2)
     (plain / "synthetic.json").unlink()  # the same layout, but nothing says what it holds
     with pytest.raises(DataError, match="no synthetic.json"):

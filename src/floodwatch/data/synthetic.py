@@ -43,6 +43,9 @@ CHIP_REGIONS = ("SynthA", "SynthB", "SynthC", "SynthD")
 #: wind: wind-roughened patches of open water, +4 to +7 dB VV on average (~ -11, as bright as land in
 #:   places), half that in VH (~ -22); water.
 PHENOMENA = ("sand", "shadow", "urban", "vegetation", "wind")
+#: raised whenever a change makes the same options give other chips, so a folder written before is refused
+#: (data.sources.synthetic), not silently mixed with chips of a newer generator
+GENERATOR_VERSION = 1
 
 
 def _interp_matrix(n: int, m: int, cell: float) -> np.ndarray:
@@ -353,7 +356,7 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: i
         (tmp / "LabelHand").mkdir()
         if generated:  # the record that lets a recipe's `format: synthetic` source reuse the folder
             record = {"chips": int(chips), "size": int(size), "seed": int(seed),
-                      "phenomena": list(check_phenomena(phenomena))}
+                      "phenomena": list(check_phenomena(phenomena)), "generator": GENERATOR_VERSION}
             (tmp / "synthetic.json").write_text(json.dumps(record, indent=1) + "\n")
         for s in samples:
             write_scene(s, tmp / "S1Hand" / f"{s.id}_S1Hand.tif", label_path=tmp / "LabelHand" / f"{s.id}_LabelHand.tif")

@@ -31,7 +31,7 @@ def looks_like(path: Path) -> bool:
 def options_record(root: Path, chips: Any = None, size: Any = None, seed: Any = None,
                    phenomena: str | Sequence[str] | None = None) -> dict:
     """The given generator options as `synthetic.json` holds them; DataError naming the folder and option."""
-    from ..synthetic import check_phenomena  # the generator (scipy) loads only when a synthetic source is used
+    from ..synthetic import GENERATOR_VERSION, check_phenomena  # scipy loads only when a synthetic source is used
 
     out: dict[str, Any] = {}
     for name, value, least in (("chips", chips, 1), ("size", size, 2), ("seed", seed, 0)):
@@ -49,6 +49,8 @@ def options_record(root: Path, chips: Any = None, size: Any = None, seed: Any = 
             out["phenomena"] = list(check_phenomena(phenomena))
         except DataError as exc:
             raise DataError(f"{root}: synthetic option phenomena: {exc}") from None
+    if out:
+        out["generator"] = GENERATOR_VERSION  # an existing folder is always checked against the generator
     return out
 
 
@@ -78,7 +80,7 @@ def open_synthetic(root: Path, *, chips: int | None = None, size: int | None = N
         if not wanted:
             raise LayoutError(f"{root}: folder not found (a synthetic source writes it only when given its "
                               "options: chips, size, seed, phenomena)")
-        _write_once(root, {**DEFAULTS, **wanted})
+        _write_once(root, {**DEFAULTS, **{k: v for k, v in wanted.items() if k != "generator"}})
     if not root.is_dir():
         raise LayoutError(f"{root}: not a folder")
     record = root / MANIFEST
@@ -91,6 +93,7 @@ def open_synthetic(root: Path, *, chips: int | None = None, size: int | None = N
         raise DataError(f"{record}: not valid JSON ({exc})") from None
     if not isinstance(found, dict):
         raise DataError(f"{record}: expected a JSON object of the generator's options")
+    wanted.setdefault("generator", found.get("generator"))  # bare `--format synthetic`: any generator is read
     differ = [k for k in wanted if found.get(k) != wanted[k]]
     if differ:
         raise DataError(f"{record}: written with {', '.join(f'{k} {found.get(k)!r}' for k in differ)}; this source "
