@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .sample import GeoRef
+from .sample import IGNORE_INDEX, NOT_WATER, WATER, GeoRef
 
 
 def read_geotiff(path: Path, *, bands: int | None = None,
@@ -124,3 +124,21 @@ def check_same_size(shape_a: tuple, path_a: Path, shape_b: tuple, path_b: Path) 
     if tuple(shape_a[-2:]) != tuple(shape_b[-2:]):
         raise DataError(f"{path_b}: size {shape_b[-2]}x{shape_b[-1]} does not match "
                         f"{Path(path_a).name} ({shape_a[-2]}x{shape_a[-1]})")
+
+
+def read_binary_label(path: Path, image_path: Path, shape: tuple, georef: GeoRef | None, valid: np.ndarray,
+                      ignore: int) -> np.ndarray:
+    """A one-band GeoTIFF label on its image's grid (1 water, 0 not water, `ignore` unlabelled) as a mask of
+    WATER / NOT_WATER / IGNORE_INDEX, ignored too where the image holds no data; other values are an error."""
+    label, label_georef, _ = read_geotiff(path, bands=1)
+    check_same_size(shape, image_path, label.shape, path)
+    check_same_grid(georef, image_path, label_georef, path)
+    label = label[0]
+    bad = ~np.isin(label, (0, 1, ignore))
+    if bad.any():
+        raise DataError(f"{path}: label value {label[bad][0]} is not one of 1, 0, {ignore}")
+    mask = np.full(label.shape, IGNORE_INDEX, np.int64)
+    mask[label == 0] = NOT_WATER
+    mask[label == 1] = WATER
+    mask[~valid] = IGNORE_INDEX
+    return mask

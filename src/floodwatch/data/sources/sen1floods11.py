@@ -13,8 +13,8 @@ import numpy as np
 from ...errors import DataError, LayoutError
 from ...io import read_text
 from ..dataset import ChipDataset, Record
-from ..files import check_same_grid, check_same_size, read_backscatter, read_geotiff
-from ..sample import IGNORE_INDEX, NOT_WATER, WATER, Sample
+from ..files import read_backscatter, read_binary_label
+from ..sample import Sample
 
 FORMAT = "sen1floods11"
 BANDS = ("VV", "VH")
@@ -84,16 +84,6 @@ def load_chip(rec: Record) -> Sample:
     valid = np.isfinite(image).all(axis=0)
     mask = None
     if rec.paths["label"] is not None:
-        label, label_georef, _ = read_geotiff(rec.paths["label"], bands=1)
-        check_same_size(image.shape, rec.paths["image"], label.shape, rec.paths["label"])
-        check_same_grid(georef, rec.paths["image"], label_georef, rec.paths["label"])
-        label = label[0]
-        bad = (label < -1) | (label > 1)
-        if bad.any():
-            raise DataError(f"{rec.paths['label']}: label value {label[bad][0]} is not one of 1, 0, -1")
-        mask = np.full(label.shape, IGNORE_INDEX, np.int64)
-        mask[label == 0] = NOT_WATER
-        mask[label == 1] = WATER
-        mask[~valid] = IGNORE_INDEX
+        mask = read_binary_label(rec.paths["label"], rec.paths["image"], image.shape, georef, valid, ignore=-1)
     return Sample(image=image, mask=mask, valid=valid, id=rec.id, region=rec.region, georef=georef,
                   bands=BANDS, extra={"split": rec.split} if rec.split else {})

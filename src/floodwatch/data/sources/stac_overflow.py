@@ -19,8 +19,8 @@ import numpy as np
 
 from ...errors import DataError, LayoutError
 from ..dataset import ChipDataset, Record
-from ..files import check_same_grid, check_same_size, read_backscatter, read_geotiff
-from ..sample import IGNORE_INDEX, NOT_WATER, WATER, Sample
+from ..files import check_same_grid, check_same_size, read_backscatter, read_binary_label
+from ..sample import Sample
 
 FORMAT = "stac_overflow"
 BANDS = ("VV", "VH")
@@ -102,16 +102,6 @@ def load_chip(rec: Record) -> Sample:
     image[:, ~valid] = np.nan
     mask = None
     if rec.paths["label"] is not None:
-        label, label_georef, _ = read_geotiff(rec.paths["label"], bands=1)
-        check_same_size(vv.shape, rec.paths["vv"], label.shape, rec.paths["label"])
-        check_same_grid(georef, rec.paths["vv"], label_georef, rec.paths["label"])
-        label = label[0]
-        bad = ~np.isin(label, (0, 1, 255))
-        if bad.any():
-            raise DataError(f"{rec.paths['label']}: label value {label[bad][0]} is not one of 1, 0, 255")
-        mask = np.full(label.shape, IGNORE_INDEX, np.int64)
-        mask[label == 0] = NOT_WATER
-        mask[label == 1] = WATER
-        mask[~valid] = IGNORE_INDEX
+        mask = read_binary_label(rec.paths["label"], rec.paths["vv"], vv.shape, georef, valid, ignore=255)
     return Sample(image=image, mask=mask, valid=valid, id=rec.id, region=rec.region, georef=georef,
                   bands=BANDS, extra={"split": rec.split} if rec.split else {})
