@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,42 @@ def test_stats_record_the_precision_that_ran(tmp_path, tiny_checkpoint, monkeypa
     make_scene(tmp_path / "s.tif", 96, 80, seed=4)
     result = map_scene(tmp_path / "s.tif", bf16, tmp_path / "out", tile=64, overlap=16, progress=False)
     assert result.stats["precision"] == "bfloat16"
+
+
+def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
+    from floodwatch.mapping import pair_band_files
+
+    files = [Path("d/a_vh.tif"), Path("d/a_vv.tif"), Path("d/b.tif"), Path("d/c_VV.TIF"), Path("d/c_VH.TIF"),
+             Path("d/lonely_vh.tif"), Path("e/a_vv.tif"), "https://h/x/s_vv.tif?sig=1", "https://h/x/s_vh.tif?sig=2"]
+    assert pair_band_files(files) == [
+        (Path("d/a_vv.tif"), Path("d/a_vh.tif")), (Path("d/b.tif"), None), (Path("d/c_VV.TIF"), Path("d/c_VH.TIF")),
+        (Path("d/lonely_vh.tif"), None), (Path("e/a_vv.tif"), None),  # another folder's a_vv has no VH beside it
+        ("https://h/x/s_vv.tif?sig=1", "https://h/x/s_vh.tif?sig=2")]  # signed URLs pair by their paths
+
+
+def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny_checkpoint):
+    import rasterio
+
+    make_scene(tmp_path / "both.tif", 64, 64)
+    (tmp_path / "chips").mkdir()
+    with rasterio.open(tmp_path / "both.tif") as src:
+        for band, name in ((1, "vv"), (2, "vh")):  # STAC Overflow's layout: one file per band, no descriptions
+            with rasterio.open(tmp_path / "chips" / f"awc00_{name}.tif", "w",
+                               **(src.profile | {"count": 1})) as dst:
+                dst.write(src.read(band), 1)
+    common = ["-m", str(tiny_checkpoint), "--tile", "64", "--overlap", "16", "-q"]
+    assert run(["map", str(tmp_path / "chips"), "-o", str(tmp_path / "paired"), *common]) in (0, None)
+    assert run(["map", str(tmp_path / "both.tif"), "-o", str(tmp_path / "stacked"), *common]) in (0, None)
+    assert sorted(p.name for p in (tmp_path / "paired").iterdir()) == ["awc00_vv"]
+    paired, _ = read(tmp_path / "paired" / "awc00_vv" / "flood_probability.tif")
+    stacked, _ = read(tmp_path / "stacked" / "both" / "flood_probability.tif")
+    assert (paired == stacked).all()
+
+    # the library's parallel path pairs the same way (threads of an in-process cluster here)
+    from floodwatch.mapping import map_scenes
+
+    results = map_scenes([tmp_path / "chips"], tiny_checkpoint, tmp_path / "parallel", workers=1, processes=False,
+                         progress=False, tile=64, overlap=16)
+    assert [Path(r.scene).name for r in results] == ["awc00_vv.tif"]
+    parallel, _ = read(tmp_path / "parallel" / "awc00_vv" / "flood_probability.tif")
+    assert (parallel == stacked).all()

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def map_cmd(
         scenes: Optional[List[str]] = typer.Argument(
             None, help="Scene GeoTIFFs with VV and VH bands (paths or https/s3/gs URLs); a folder maps every "
-                       "GeoTIFF in it."),
+                       "GeoTIFF in it. Single-band <stem>_vv.tif and <stem>_vh.tif files pair into one scene."),
         model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
         out_dir: str = typer.Option(..., "-o", "--output",
                                     help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it."),
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Column, Table
 
         from ..errors import FloodwatchError
-        from ..mapping import map_scene, map_scenes, predictor_options, scene_files
+        from ..mapping import map_scene, map_scenes, pair_band_files, predictor_options, scene_files
         from ..mapping.parallel import backend_label
         from ..mapping.locations import input_stem
         from ..models.zoo import kind_for_backend
@@ -82,17 +82,18 @@ def register(app: typer.Typer) -> None:
                 raise FloodwatchError("--vv: give either SCENE arguments or --vv/--vh, not both")
             if vh is None:
                 raise FloodwatchError("--vv: needs the matching --vh file")
-            files = [vv]
+            files, pairs = [vv], [(vv, vh)]
         elif not scenes:
             raise FloodwatchError("SCENE: give at least one scene GeoTIFF or folder (or --vv/--vh)")
         else:
             if vh is not None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
+            pairs = pair_band_files(files)
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
         if backend != "triton":  # the server names its own model
             model = resolve_models(model, kind_for_backend(backend))[0]
-        kw = dict(vh=vh, units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
+        kw = dict(units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability,
                   terrain=terrain)
         predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
@@ -108,7 +109,7 @@ def register(app: typer.Typer) -> None:
             predictor_kwargs["refine"] = refine_kwargs
         if workers or scheduler:
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
-                                 predictor_kwargs=predictor_kwargs, progress=not quiet, **kw)
+                                 predictor_kwargs=predictor_kwargs, progress=not quiet, vh=vh, **kw)
         else:
             from ..inference import load_predictor
             from ..mapping.memory import share_one_malloc_arena
@@ -116,7 +117,8 @@ def register(app: typer.Typer) -> None:
             share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
-            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, **kw) for f in files]
+            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, **kw)
+                       for f, v in pairs]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
         table = Table(Column("scene", overflow="fold"), "flood km²", "valid km²", "flooded %", "permanent km²",
                       "excluded km²", "polygons", "s", Column("output", overflow="fold"))

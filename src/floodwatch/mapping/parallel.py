@@ -1,10 +1,13 @@
 """Many scenes at once on a Dask distributed cluster; every task loads its own predictor."""
 from __future__ import annotations
 
+import re
+
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 from rich.progress import Progress
 
@@ -33,6 +36,33 @@ def scene_files(paths: Sequence[str | Path]) -> list[Path | str]:
             out.extend(found)
         else:
             out.append(p)
+    return out
+
+
+_BAND_FILE = re.compile(r"^(?P<stem>.+)_(?P<band>vv|vh)(?P<suffix>\.tiff?)$", re.IGNORECASE)
+
+
+def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str | Path | None]]:
+    """(scene, VH file or None) per scene: single-band files named <stem>_vv.tif and <stem>_vh.tif side by side
+    (STAC Overflow's chips, Earth Engine exports, one file per band) become one scene; every other file stays
+    a scene of its own, in the order given."""
+    def key(f) -> tuple[str, str] | None:
+        # a URL's query (a signature, different per file) is not part of its name
+        where = urlsplit(str(f))._replace(query="", fragment="").geturl() if is_remote_input(f) else str(f)
+        parent, _, name = where.rpartition("/")
+        m = _BAND_FILE.match(name)
+        return (f"{parent}/{m['stem']}{m['suffix']}".lower(), m["band"].lower()) if m else None
+
+    vh_of = {k[0]: f for f in files if (k := key(f)) and k[1] == "vh"}
+    paired_vv = {k[0] for f in files if (k := key(f)) and k[1] == "vv" and k[0] in vh_of}
+    out: list[tuple[str | Path, str | Path | None]] = []
+    for f in files:
+        k = key(f)
+        if k and k[0] in paired_vv:
+            if k[1] == "vv":
+                out.append((f, vh_of[k[0]]))
+            continue  # the VH file travels with its VV
+        out.append((f, None))
     return out
 
 
@@ -82,7 +112,8 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
                workers: int | None = None, scheduler: str | None = None, backend: str = "auto",
                predictor_kwargs: dict | None = None, processes: bool = True, progress: bool = True,
                **kw: Any) -> list[MapResult]:
-    """Map every scene (folders expand to their GeoTIFFs) in parallel with dask.distributed.
+    """Map every scene (folders expand to their GeoTIFFs; <stem>_vv/_vh files pair, `pair_band_files`) in
+    parallel with dask.distributed.
 
     model: a model path (each task calls `load_predictor(model, backend, **predictor_kwargs)`), None with
     backend 'triton' (the server's model, `predictor_kwargs` naming the server), or a
@@ -100,7 +131,9 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
     if kw.get("vh") and len(files) > 1:
         raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
     # Workers of a real cluster run in other folders (or on other machines): send absolute paths or URLs.
-    files = [resolve_input(f) for f in files]
+    pairs = [(resolve_input(f), vh if vh is None else resolve_input(vh))
+             for f, vh in (pair_band_files(files) if not kw.get("vh") else [(files[0], None)])]
+    files = [f for f, _ in pairs]
     kw = {k: _resolve_source(v) if k in ("vh", "water_mask") and v else v for k, v in kw.items()}
     if kw.get("terrain") is not None:
         t = kw["terrain"]
@@ -116,8 +149,9 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
         try:
             with Client(scheduler or cluster) as client:
                 futures = {client.submit(_map_one, f, model, out_dir, backend, predictor_kwargs or {},
-                                         dict(kw), key=f"map-{i}-{input_stem(f)}", pure=False): i
-                           for i, f in enumerate(files)}
+                                         dict(kw, vh=vh) if vh else dict(kw), key=f"map-{i}-{input_stem(f)}",
+                                         pure=False): i
+                           for i, (f, vh) in enumerate(pairs)}
                 results: list[MapResult | None] = [None] * len(files)
                 failures: list[str] = []
                 with Progress(disable=not progress) as bar:
