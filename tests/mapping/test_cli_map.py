@@ -178,6 +178,7 @@ def test_stats_record_the_precision_that_ran(tmp_path, tiny_checkpoint, monkeypa
 
 
 def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
+    from floodwatch.errors import DataError
     from floodwatch.mapping import pair_band_files
 
     files = [Path("d/a_vh.tif"), Path("d/a_vv.tif"), Path("d/b.tif"), Path("d/c_VV.TIF"), Path("d/c_VH.TIF"),
@@ -186,6 +187,12 @@ def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
         (Path("d/a_vv.tif"), Path("d/a_vh.tif")), (Path("d/b.tif"), None), (Path("d/c_VV.TIF"), Path("d/c_VH.TIF")),
         (Path("d/lonely_vh.tif"), None), (Path("e/a_vv.tif"), None),  # another folder's a_vv has no VH beside it
         ("https://h/x/s_vv.tif?sig=1", "https://h/x/s_vh.tif?sig=2")]  # signed URLs pair by their paths
+    # paths are case-sensitive: only the band tag and the suffix are not
+    assert pair_band_files([Path("D/a_vv.tif"), Path("d/a_vh.tif"), Path("A_vv.tif"), Path("a_vh.tiff")]) == [
+        (Path("D/a_vv.tif"), None), (Path("d/a_vh.tif"), None), (Path("A_vv.tif"), None), (Path("a_vh.tiff"), None)]
+    assert pair_band_files([Path("a_vv.tiff"), Path("a_VH.tif")]) == [(Path("a_vv.tiff"), Path("a_VH.tif"))]
+    with pytest.raises(DataError, match=r"a_VH.tif: the same VH band as d/a_vh.tif"):
+        pair_band_files([Path("d/a_vv.tif"), Path("d/a_vh.tif"), Path("d/a_VH.tif")])
 
 
 def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny_checkpoint):

@@ -50,11 +50,18 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
         # a URL's query (a signature, different per file) is not part of its name
         where = urlsplit(str(f))._replace(query="", fragment="").geturl() if is_remote_input(f) else str(f)
         parent, _, name = where.rpartition("/")
-        m = _BAND_FILE.match(name)
-        return (f"{parent}/{m['stem']}{m['suffix']}".lower(), m["band"].lower()) if m else None
+        m = _BAND_FILE.match(name)  # paths are case-sensitive (local, S3, GCS); the band tag and suffix are not
+        return (f"{parent}/{m['stem']}{m['suffix'].lower().replace('.tiff', '.tif')}", m["band"].lower()) \
+            if m else None
 
-    vh_of = {k[0]: f for f in files if (k := key(f)) and k[1] == "vh"}
-    paired_vv = {k[0] for f in files if (k := key(f)) and k[1] == "vv" and k[0] in vh_of}
+    claimed: dict[tuple[str, str], str | Path] = {}
+    for f in files:
+        if (k := key(f)) is not None:
+            if k in claimed:
+                raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
+            claimed[k] = f
+    vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
+    paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}
     out: list[tuple[str | Path, str | Path | None]] = []
     for f in files:
         k = key(f)
@@ -131,8 +138,8 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
     if kw.get("vh") and len(files) > 1:
         raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
     # Workers of a real cluster run in other folders (or on other machines): send absolute paths or URLs.
-    pairs = [(resolve_input(f), vh if vh is None else resolve_input(vh))
-             for f, vh in (pair_band_files(files) if not kw.get("vh") else [(files[0], None)])]
+    files = [resolve_input(f) for f in files]  # one spelling per file before pairing
+    pairs = pair_band_files(files) if not kw.get("vh") else [(files[0], None)]
     files = [f for f, _ in pairs]
     kw = {k: _resolve_source(v) if k in ("vh", "water_mask") and v else v for k, v in kw.items()}
     if kw.get("terrain") is not None:
