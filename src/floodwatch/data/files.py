@@ -49,7 +49,7 @@ def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarra
 def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:
     """True where a dB pixel holds no data: NaN or infinite, the file's `nodata`, or exactly 0.0, the fill of
     dB products that tag none (STAC Overflow's chips, Earth Engine exports unmasked to 0). Every reader of dB
-    rasters (data sources, `infer`, `client`, `map`) decides it here."""
+    rasters (data sources, `infer`, `client`, `map`, `change`) decides it here."""
     missing = ~np.isfinite(x) | (x == 0.0)
     if nodata is not None and not np.isnan(nodata):
         missing |= x == x.dtype.type(nodata)
