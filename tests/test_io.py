@@ -117,3 +117,17 @@ def test_outputs_get_the_usual_modes(tmp_path):
         os.umask(old)
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
     assert (tmp_path / "d" / "f.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_atomic_dir_without_replace_keeps_a_folder_written_meanwhile(tmp_path):
+    target = tmp_path / "chips"
+    with atomic_dir(target, replace=False) as tmp:
+        (tmp / "mine").write_text("first")
+    assert (target / "mine").read_text() == "first"  # missing: moved in as usual
+    with atomic_dir(target, replace=False) as tmp:
+        (tmp / "late").write_text("second")  # another process's copy was there first: it stays
+    assert sorted(p.name for p in target.iterdir()) == ["mine"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chips"]  # nothing left behind
+    with atomic_dir(target) as tmp:  # the default still replaces
+        (tmp / "new").write_text("third")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]

@@ -181,8 +181,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds."""
+def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds. With
+    `replace=False` a `target` that exists by then (another process wrote it first) is kept and the temporary
+    folder dropped, so readers of `target` never see it swapped out."""
     target = Path(target)
     created = _make_dirs(target.parent)
     clean_stale_parts(target.parent, target.name)
@@ -190,7 +192,14 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get mkdir's usual mode
-        if target.exists():
+        if not replace:
+            try:
+                os.rename(tmp, target)  # fails onto a non-empty folder: the first writer's stays
+            except OSError:
+                if not target.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        elif target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():
                 shutil.rmtree(old)

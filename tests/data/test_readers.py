@@ -302,12 +302,12 @@ def test_synthetic_source_refuses_other_chips(tmp_path):
 
 
 def test_a_synthetic_folder_that_appears_while_writing_is_kept(tmp_path):
-    from floodwatch.data.sources.synthetic import _write_once
+    from floodwatch.data.synthetic import write_synthetic_dataset
 
     root = tmp_path / "syn"
     open_dataset(root, "synthetic", chips=2, size=16, seed=1)
     (root / "marker").write_text("the other process's folder")  # another process moved its copy in first
-    _write_once(root, {"chips": 2, "size": 16, "seed": 1, "phenomena": []})
+    write_synthetic_dataset(root, chips=2, size=16, seed=1, replace=False)  # what a synthetic source writes with
     assert (root / "marker").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["syn"]
 
 

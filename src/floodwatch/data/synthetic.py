@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage, special
 
 from ..errors import DataError
 from ..io import atomic_dir, atomic_path
@@ -46,6 +45,8 @@ PHENOMENA = ("sand", "shadow", "urban", "vegetation", "wind")
 #: raised whenever a change makes the same options give other chips, so a folder written before is refused
 #: (data.sources.synthetic), not silently mixed with chips of a newer generator
 GENERATOR_VERSION = 1
+#: the record of a generated folder's options, beside its chips
+MANIFEST = "synthetic.json"
 
 
 def _interp_matrix(n: int, m: int, cell: float) -> np.ndarray:
@@ -67,6 +68,8 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float)
     h, w = shape
     cell = max(float(cell), 1.0)
     ch, cw = int(np.ceil(h / cell)) + 2, int(np.ceil(w / cell)) + 2
+    from scipy import ndimage  # here, not at import: data sources import this module's names and records
+
     coarse = ndimage.gaussian_filter(rng.standard_normal((ch, cw)), 0.8, mode="wrap").astype(np.float32)
     fine = _interp_matrix(h, ch, cell) @ coarse @ _interp_matrix(w, cw, cell).T
     sub = fine[:: max(1, h // 256), :: max(1, w // 256)]  # statistics of a subsample are plenty
@@ -128,6 +131,8 @@ def _nodata_valid(rng: np.random.Generator, shape: tuple[int, int], border: int)
 
 def _speckle_db(rng: np.random.Generator, mean_db: np.ndarray, looks: float) -> np.ndarray:
     """Multiplicative gamma speckle in linear power; the dB bias of the speckle is removed from the mean."""
+    from scipy import special
+
     bias_db = 10.0 / np.log(10.0) * (special.digamma(looks) - np.log(looks))
     power = np.power(np.float32(10.0), (mean_db - np.float32(bias_db)) / np.float32(10.0))
     power *= rng.standard_gamma(looks, size=mean_db.shape, dtype=np.float32)
@@ -147,6 +152,13 @@ def check_phenomena(phenomena: str | Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise DataError(f"'{unknown[0]}': not one of the synthetic phenomena {', '.join(PHENOMENA)} (or all)")
     return tuple(PHENOMENA) if "all" in names else tuple(n for n in PHENOMENA if n in names)
+
+
+def options_record(chips: int, size: int, seed: int, phenomena: str | Sequence[str]) -> dict:
+    """What MANIFEST holds: the options that make a folder's chips, phenomena as checked names, and the
+    generator's version."""
+    return {"chips": int(chips), "size": int(size), "seed": int(seed),
+            "phenomena": list(check_phenomena(phenomena)), "generator": GENERATOR_VERSION}
 
 
 def _blobs(rng: np.random.Generator, shape: tuple[int, int], cell: float, share: float,
@@ -203,6 +215,8 @@ def _add_phenomena(rng: np.random.Generator, names: tuple[str, ...], water: np.n
         shares["urban"] = town
     if "vegetation" in names and water.any():
         # Flooded vegetation stands in shallow water near the shore, not in river channels: a fringe, in patches.
+        from scipy import ndimage
+
         depth = ndimage.distance_transform_edt(water)
         fringe = water & ~channel & (depth <= rng.uniform(0.01, 0.04) * size)
         flooded = _blobs(rng, shape, size / 10, rng.uniform(0.3, 0.7), fringe)
@@ -339,10 +353,12 @@ def write_scene(sample: Sample, path: str | os.PathLike, *, label_path: str | os
 
 
 def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: int = 64, seed: int = 0,
-                            samples: Sequence[Sample] | None = None, phenomena: Sequence[str] = ()) -> Path:
+                            samples: Sequence[Sample] | None = None, phenomena: Sequence[str] = (),
+                            replace: bool = True) -> Path:
     """Write `synth_chips(chips, size, seed)` (or the given samples) in the Sen1Floods11 layout:
     S1Hand/<Region>_<n>_S1Hand.tif and LabelHand/<Region>_<n>_LabelHand.tif, and (when it generates them)
-    synthetic.json, the options, for `format: synthetic` sources. Atomic: all or nothing."""
+    synthetic.json (`options_record`), for `format: synthetic` sources. Atomic: all or nothing; with
+    `replace=False` a folder another process wrote meanwhile is kept (io.atomic_dir)."""
     generated = samples is None
     if samples is not None and phenomena:
         raise DataError("synthetic dataset: give samples or phenomena, not both (samples are written as they are)")
@@ -351,13 +367,12 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: i
             raise DataError(f"synthetic dataset: need at least 1 chip of at least 2 px (got {chips} x {size})")
         samples = synth_chips(chips, size=size, seed=seed, phenomena=phenomena)
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, replace=replace) as tmp:
         (tmp / "S1Hand").mkdir()
         (tmp / "LabelHand").mkdir()
         if generated:  # the record that lets a recipe's `format: synthetic` source reuse the folder
-            record = {"chips": int(chips), "size": int(size), "seed": int(seed),
-                      "phenomena": list(check_phenomena(phenomena)), "generator": GENERATOR_VERSION}
-            (tmp / "synthetic.json").write_text(json.dumps(record, indent=1) + "\n")
+            record = options_record(chips, size, seed, phenomena)
+            (tmp / MANIFEST).write_text(json.dumps(record, indent=1) + "\n")
         for s in samples:
             write_scene(s, tmp / "S1Hand" / f"{s.id}_S1Hand.tif", label_path=tmp / "LabelHand" / f"{s.id}_LabelHand.tif")
     return out_dir

@@ -54,17 +54,17 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
         return (f"{parent}/{m['stem']}{m['suffix'].lower().replace('.tiff', '.tif')}", m["band"].lower()) \
             if m else None
 
+    keys = [key(f) for f in files]
     claimed: dict[tuple[str, str], str | Path] = {}
-    for f in files:
-        if (k := key(f)) is not None:
+    for f, k in zip(files, keys):
+        if k is not None:
             if k in claimed:
                 raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
             claimed[k] = f
     vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
     paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}
     out: list[tuple[str | Path, str | Path | None]] = []
-    for f in files:
-        k = key(f)
+    for f, k in zip(files, keys):
         if k and k[0] in paired_vv:
             if k[1] == "vv":
                 out.append((f, vh_of[k[0]]))

@@ -112,14 +112,11 @@ class SceneReader:
             except RasterioIOError as exc:
                 raise DataError(f"{ds.name}: read failed at rows {row0}-{row1} ({exc})") from None
             for x, (c, _, nodata) in zip(data, channels):
+                ok = ~missing_db(x, nodata)
                 if self.units == "linear":
-                    ok = np.isfinite(x) & (x > 0)  # zero power is the usual fill value of linear products
-                    if nodata is not None and not np.isnan(nodata):
-                        ok &= x != np.float32(nodata)
+                    ok &= x > 0  # zero power is the usual fill value of linear products
                     with np.errstate(divide="ignore", invalid="ignore"):
                         x = 10.0 * np.log10(x)
-                else:
-                    ok = ~missing_db(x, nodata)
                 valid &= ok
                 image[c] = x
         image[:, ~valid] = np.nan

@@ -9,17 +9,15 @@ than it names.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import DataError, LayoutError
 from ..dataset import ChipDataset
+from ..synthetic import GENERATOR_VERSION, MANIFEST, check_phenomena, write_synthetic_dataset
 from .sen1floods11 import open_sen1floods11
 
 FORMAT = "synthetic"
-MANIFEST = "synthetic.json"
 #: what a missing folder is written with, for options the source does not give
 DEFAULTS = {"chips": 16, "size": 64, "seed": 0, "phenomena": []}
 
@@ -28,11 +26,10 @@ def looks_like(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-def options_record(root: Path, chips: Any = None, size: Any = None, seed: Any = None,
-                   phenomena: str | Sequence[str] | None = None) -> dict:
-    """The given generator options as `synthetic.json` holds them; DataError naming the folder and option."""
-    from ..synthetic import GENERATOR_VERSION, check_phenomena  # scipy loads only when a synthetic source is used
-
+def given_options(root: Path, chips: Any = None, size: Any = None, seed: Any = None,
+                  phenomena: str | Sequence[str] | None = None) -> dict:
+    """The options a source gives, checked, as MANIFEST holds them (with the generator's version when any is
+    given); DataError naming the folder and the option."""
     out: dict[str, Any] = {}
     for name, value, least in (("chips", chips, 1), ("size", size, 2), ("seed", seed, 0)):
         if value is None:
@@ -41,9 +38,7 @@ def options_record(root: Path, chips: Any = None, size: Any = None, seed: Any = 
             raise DataError(f"{root}: synthetic option {name} must be a whole number >= {least} (got {value!r})")
         out[name] = value
     if phenomena is not None:
-        if isinstance(phenomena, str):
-            phenomena = [p.strip() for p in phenomena.split(",") if p.strip()]
-        if not isinstance(phenomena, (list, tuple)) or not all(isinstance(p, str) for p in phenomena):
+        if not isinstance(phenomena, (str, list, tuple)) or not all(isinstance(p, str) for p in phenomena):
             raise DataError(f"{root}: synthetic option phenomena must be names (got {phenomena!r})")
         try:
             out["phenomena"] = list(check_phenomena(phenomena))
@@ -54,33 +49,19 @@ def options_record(root: Path, chips: Any = None, size: Any = None, seed: Any = 
     return out
 
 
-def _write_once(root: Path, options: dict) -> None:
-    """Write the chips beside `root` and move them in only if `root` is still missing."""
-    from ..synthetic import write_synthetic_dataset
-
-    tmp = root.with_name(f".{root.name}.{os.getpid()}.writing")
-    try:
-        write_synthetic_dataset(tmp, **options)
-        try:
-            os.rename(tmp, root)  # fails where another process got there first: its folder is kept
-        except OSError:
-            if not root.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def open_synthetic(root: Path, *, chips: int | None = None, size: int | None = None, seed: int | None = None,
                    phenomena: str | Sequence[str] | None = None, split: str | None = None,
                    labelled_only: bool = True) -> ChipDataset:
     """Options left out are not checked against an existing folder, and take DEFAULTS when it is written; a
     missing folder with no option given is an error (a mistyped path should not fill up with chips)."""
-    wanted = options_record(root, chips, size, seed, phenomena)
+    wanted = given_options(root, chips, size, seed, phenomena)
     if not root.exists():
         if not wanted:
             raise LayoutError(f"{root}: folder not found (a synthetic source writes it only when given its "
                               "options: chips, size, seed, phenomena)")
-        _write_once(root, {**DEFAULTS, **{k: v for k, v in wanted.items() if k != "generator"}})
+        # replace=False: the processes of a multi-GPU training each open the source; the first folder stays
+        write_synthetic_dataset(root, **{**DEFAULTS, **{k: v for k, v in wanted.items() if k != "generator"}},
+                                replace=False)
     if not root.is_dir():
         raise LayoutError(f"{root}: not a folder")
     record = root / MANIFEST
