@@ -28,11 +28,12 @@ one adds a "nested choice" row: for each held-out event the recipe with the best
 supplies its score, so choosing among recipes never looks at the event it is scored on.
 `--ensemble` also scores each --recipe fold's seed models together (their mean probability: one row, one
 "seed"), which is what a user's `-m a.pt -m b.pt -m c.pt` would get on an unseen event, at 3x the inference.
-`--variants adapt,downsample2,tta,refine,tta_refine,d4` also scores each recipe's models (the --recipe folds'
+`--variants adapt,downsample2,tta,refine,tta_refine,d4,d4_refine` also scores each recipe's models (the --recipe folds'
 or the scene recipes') with an inference step: `adapt` re-estimates BatchNorm statistics on each held-out
 event's own chips (inference/adapt.py; labels unused), `downsample2` predicts on a 2x coarser grid (`map
 --downsample 2`), `tta` averages four views (`map --tta`), `refine` runs the guided filter (`map --refine
-guided`), `tta_refine` both, `d4` averages the eight flips and rotations (`map --tta-transforms d4`).
+guided`), `tta_refine` both, `d4` averages the eight flips and rotations (`map --tta-transforms d4`),
+`d4_refine` those and the guided filter.
 Results of finished folds are kept in --work and reused, so a run can be stopped and resumed.
 """
 from __future__ import annotations
@@ -239,7 +240,8 @@ VARIANTS = {"adapt": {"adapt": True},   # BatchNorm statistics re-estimated on e
             "tta": {"tta": True},       # `map --tta`: identity, hflip, vflip, rot90 averaged (4x the model's time)
             "refine": {"refine": "guided"},  # `map --refine guided`: guided filter, r=1, eps=0.1 (inference/refine.py)
             "tta_refine": {"tta": True, "refine": "guided"},  # `map --tta --refine guided`: both, refined last
-            "d4": {"tta": "d4"}}        # `map --tta-transforms d4`: the eight flips and rotations (8x)
+            "d4": {"tta": "d4"},        # `map --tta-transforms d4`: the eight flips and rotations (8x)
+            "d4_refine": {"tta": "d4", "refine": "guided"}}  # `map --tta-transforms d4 --refine guided`
 
 
 def run_fold_variant(recipe, fold: str, seed: int, work: Path, variant: str) -> dict:
@@ -388,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also score each recipe's models (--recipe folds or --scene-recipes) with these inference "
                          "variants, comma-separated: adapt (BatchNorm statistics re-estimated on each held-out "
                          "event's own chips), downsample2 (predicted on a 2x coarser grid), tta (map --tta), "
-                         "refine (map --refine guided), tta_refine (both), d4 (map --tta-transforms d4)")
+                         "refine (map --refine guided), tta_refine (both), d4 (map --tta-transforms d4), "
+                         "d4_refine (d4 and refine)")
     ap.add_argument("--beside", default="",
                     help="comma-separated North-Alabama-only recipes shown beside --recipe's folds, every seed "
                          "(trained if not cached); the table then adds the mean over the events every row scored")
