@@ -28,7 +28,25 @@ def check_output_dir(directory: str | os.PathLike) -> Path:
         raise FloodwatchError(f"{directory}: cannot create output folder ({existing} is a file, not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise FloodwatchError(f"{directory}: output folder is not writable ({existing})")
+    try:  # os.access answers yes to root even where no file can be made (/proc, read-only mounts)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise FloodwatchError(f"{directory}: output folder is not writable ({existing}: {exc.strerror})") from None
     return directory
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Fail early, creating nothing, when the output file `path` could not be written: it is a folder, or its
+    folder could not be made or written. Commands call this before the work whose result it will hold."""
+    path = Path(path)
+    if path.is_dir():
+        raise FloodwatchError(f"{path}: is a folder; give the output file's name")
+    try:
+        check_output_dir(path.parent)
+    except FloodwatchError as exc:
+        raise FloodwatchError(f"{path}: cannot be written; {exc}") from None
+    return path
 
 
 def _make_dirs(directory: Path) -> list[Path]:
@@ -162,9 +180,13 @@ def read_text(path: str | os.PathLike, *, error: type[FloodwatchError] = Floodwa
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` if the block succeeds."""
-    target = Path(target)
+    target = check_output_file(target)
     created = _make_dirs(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".part" + target.suffix, dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".part" + target.suffix, dir=target.parent)
+    except OSError as exc:  # e.g. /proc: os.access says writable to root, creating a file says otherwise
+        _remove_empty(created)
+        raise FloodwatchError(f"{target}: cannot write here ({exc.strerror})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -186,9 +208,19 @@ def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[P
     `replace=False` a `target` that exists by then (another process wrote it first) is kept and the temporary
     folder dropped, so readers of `target` never see it swapped out."""
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise FloodwatchError(f"{target}: is a file; give a folder name for this output")
+    try:
+        check_output_dir(target.parent)
+    except FloodwatchError as exc:
+        raise FloodwatchError(f"{target}: cannot be written; {exc}") from None
     created = _make_dirs(target.parent)
     clean_stale_parts(target.parent, target.name)
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".part", dir=target.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".part", dir=target.parent))
+    except OSError as exc:
+        _remove_empty(created)
+        raise FloodwatchError(f"{target}: cannot write here ({exc.strerror})") from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get mkdir's usual mode

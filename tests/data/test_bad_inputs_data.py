@@ -13,7 +13,9 @@ from . import fakes
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad_data")
     good = fakes.sen1floods11(d / "good", chips=3)
-    f = {"good": good, "file": plain_file(d / "a_file"), "binary_csv": binary_file(d / "split.csv")}
+    f = {"good": good, "file": plain_file(d / "a_file"), "binary_csv": binary_file(d / "split.csv"),
+         "folder": d / "a_folder"}
+    f["folder"].mkdir()
     f["binary_split_list"] = sen1floods11_copy(good, d / "binary_list", lambda i, l: None)
     binary_file(f["binary_split_list"] / "splits" / "flood_valid_data.txt")
     f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
@@ -39,6 +41,18 @@ CASES = [
     Case("synth-out-under-file", "data synth {file}/s --chips 2 --size 32", ("{file} is a file",)),
     Case("preview-out-under-file", "data preview {good} -o {file}/p.png", ("{file} is a file",)),
     Case("inspect-json-under-file", "data inspect {good} --json {file}/r.json", ("{file} is a file",)),
+    # an output named as an existing folder, or where no file can be made (root may write anywhere but /proc)
+    Case("inspect-json-is-folder", "data inspect {good} --json {folder}", ("{folder}", "is a folder")),
+    Case("stats-out-is-folder", "data stats {good} -o {folder}", ("{folder}", "is a folder")),
+    Case("split-out-is-folder", "data split {good} -o {folder}", ("{folder}", "is a folder")),
+    Case("preview-out-is-folder", "data preview {good} -o {folder}", ("{folder}", "is a folder")),
+    Case("synth-out-is-file", "data synth {file} --chips 2 --size 32", ("{file}", "is a file")),
+    Case("inspect-json-unwritable", "data inspect {good} --json /proc/floodwatch.json", ("/proc/floodwatch.json",)),
+    Case("stats-out-unwritable", "data stats {good} -o /proc/floodwatch.json", ("/proc/floodwatch.json",)),
+    Case("split-out-unwritable", "data split {good} -o /proc/floodwatch.csv", ("/proc/floodwatch.csv",)),
+    Case("preview-out-unwritable", "data preview {good} -o /proc/floodwatch.png", ("/proc/floodwatch.png",)),
+    Case("synth-out-unwritable", "data synth /proc/floodwatch --chips 2 --size 32", ("/proc/floodwatch",)),
+    Case("convert-out-unwritable", "data convert {good} /proc/floodwatch", ("/proc/floodwatch",)),
     # a label on another grid than its image (same size), and integer chips: refused by every reader
     Case("label-other-crs-inspect", "data inspect {label_crs}", ("{label_crs_label}", "CRS")),
     Case("label-other-crs-stats", "data stats {label_crs} -o {out}", ("{label_crs_label}", "CRS")),

@@ -41,10 +41,10 @@ def register(app: typer.Typer) -> None:
 
         from ..data.inspect import inspect_dataset
         from ..errors import DataError
-        from ..io import check_output_dir, write_json
+        from ..io import check_output_file, write_json
 
         if json_out is not None:
-            check_output_dir(json_out.parent)
+            check_output_file(json_out)
         r = inspect_dataset(path, value(format), progress=False if quiet else None)
         console = make_console()
         console.print(f"[bold]{esc(r['path'])}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
@@ -90,14 +90,14 @@ def register(app: typer.Typer) -> None:
         from ..data import open_dataset
         from ..data.stats import compute_stats
         from ..errors import DataError
-        from ..io import check_output_dir, write_json
+        from ..io import check_output_file, write_json
 
         format, show = value(format), False if quiet else None
         if output is None and plot is None:
             raise DataError("stats: give -o FILE.json and/or --plot FILE.png")
         for target in (output, plot):  # a file in the way fails now, not after reading every chip
             if target is not None:
-                check_output_dir(target.parent)
+                check_output_file(target)
         if output is not None:
             all_stats = {str(p): compute_stats(open_dataset(p, format, split=split), max_pixels=max_pixels,
                                                  progress=show)
@@ -144,14 +144,14 @@ def register(app: typer.Typer) -> None:
         """Write a synthetic labelled dataset in the Sen1Floods11 layout, or one scene GeoTIFF (--scene)."""
         from ..data.synthetic import check_phenomena, synth_scene, write_scene, write_synthetic_dataset
         from ..errors import DataError
-        from ..io import check_output_dir
+        from ..io import check_output_file
 
         try:
             names = check_phenomena(phenomena)
         except DataError as exc:
             raise DataError(f"--phenomena {exc}") from None
         if scene:
-            check_output_dir(out.parent)
+            check_output_file(out)
             label = out.with_name(f"{out.stem}_label{out.suffix or '.tif'}")
             write_scene(synth_scene(size, size, seed=seed, phenomena=names), out, label_path=label)
             typer.echo(f"wrote a {size}x{size} synthetic scene to {out} (water mask: {label})")

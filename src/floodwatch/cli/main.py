@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/] {escape(with_flags(str(exc), flags))}", highlight=False,
                           soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:  # a disk, permission or path failure no check foresaw: still one line, naming the file
+        where = next((str(f) for f in (exc.filename, exc.filename2) if f), "")
+        err_console.print(f"[bold red]error:[/] {escape(where + ': ' if where else '')}"
+                          f"{escape(exc.strerror or type(exc).__name__)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
