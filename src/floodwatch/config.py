@@ -27,6 +27,7 @@ FixMatch-style consistency training (`floodwatch.training.semi`):
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -36,6 +37,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .augment.config import AugmentationConfig
 from .errors import SpecError
 from .io import read_text
+
+
+def _check_format(v: Optional[str], extra: tuple[str, ...] = ()) -> Optional[str]:
+    """A format name `open_dataset` (or `extra`) takes, aliases included: a typo fails here, not in training."""
+    if v is None:
+        return v
+    # imported on use, as semi_supervised's check always was: data must never be needed to import config
+    from difflib import get_close_matches
+
+    from .data.formats import _ALIASES, FORMATS
+
+    if _ALIASES.get(v.lower(), v.lower()) not in (*FORMATS, *extra):
+        close = get_close_matches(v.lower(), [*FORMATS, *_ALIASES, *extra], n=1)
+        raise ValueError(f"'{v}' is not a known format ({f'did you mean {close[0]}? ' if close else ''}"
+                         f"known: {', '.join([*FORMATS, *extra])})")
+    return v
+
+
+def _reader_bands(format: Optional[str]) -> Optional[tuple[str, ...]]:
+    """The bands a format's reader always gives (its module's BANDS), or None where they depend on the data."""
+    if format is None:
+        return None
+    from .data.formats import _ALIASES, FORMATS
+
+    opener = FORMATS[_ALIASES.get(format.lower(), format.lower())][1]
+    return getattr(sys.modules[opener.__module__], "BANDS", None)
 
 
 class _Section(BaseModel):
@@ -117,6 +144,9 @@ class PreprocessingOverride(_Section):
     def _offset_with_scale(self) -> "PreprocessingOverride":
         if (self.offset is None) != (self.scale is None):
             raise ValueError("give both offset and scale, or neither (then they are fitted on the training set)")
+        if self.offset is not None and len(self.offset) != len(self.scale):
+            raise ValueError(f"offset and scale need one value per channel each, got {len(self.offset)} and "
+                             f"{len(self.scale)}")
         ranges = self.clip_ranges(1) if self.clip is not None else []
         for i, (low, high) in enumerate(ranges):
             if low >= high:
@@ -149,6 +179,7 @@ class DataSource(_Section):
     options: dict[str, Any] = Field(default_factory=dict)  # the reader's own, e.g. {harmonise: fixed} for ETCI
 
     _split_shorthand = field_validator("split", mode="before")(lambda cls, v: _split_block(v))
+    _known_format = field_validator("format")(lambda cls, v: _check_format(v))
 
 
 def _split_block(v: Any) -> Any:
@@ -178,6 +209,7 @@ class DatasetConfig(_Section):
     preprocessing: Optional[PreprocessingOverride] = None
 
     _split_shorthand = field_validator("split", mode="before")(lambda cls, v: _split_block(v))
+    _known_format = field_validator("format")(lambda cls, v: _check_format(v))
 
     @model_validator(mode="after")
     def _one_data_source(self) -> "DatasetConfig":
@@ -341,17 +373,7 @@ class UnlabelledSource(_Section):
             raise ValueError("empty path")
         return v
 
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, v: Optional[str]) -> Optional[str]:
-        if v is None:
-            return v
-        from .data.formats import _ALIASES, FORMATS
-
-        name = _ALIASES.get(v.lower(), v.lower())
-        if name != "chips" and name not in FORMATS:
-            raise ValueError(f"format '{v}' is not one of {', '.join([*FORMATS, 'chips'])}")
-        return v
+    _known_format = field_validator("format")(lambda cls, v: _check_format(v, extra=("chips",)))
 
 
 #: FixMatch's weak view: flips only.
@@ -444,13 +466,55 @@ class Spec(_Section):
 
 
 # -- reading and writing ------------------------------------------------------------------------------
-def _error_line(source: str, exc: ValidationError) -> str:
-    errs = exc.errors()
-    first = errs[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-    return f"{source}: {loc}: {msg}{more}"
+class SpecProblems(SpecError):
+    """Every problem found in one spec: `lines` lists them all (what `spec validate` prints); the message is
+    the first plus a count, and `hint` says where to see the rest."""
+
+    def __init__(self, lines: list[str], hint: str = ""):
+        more = f" (and {len(lines) - 1} more{f': {hint}' if hint else ''})" if len(lines) > 1 else ""
+        super().__init__(lines[0] + more)
+        self.lines = lines
+
+
+def _error_lines(source: str, exc: ValidationError) -> list[str]:
+    def loc(parts: tuple) -> str:
+        # dataset_config.sources[1].format: list positions as a reader of the YAML counts them
+        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".") or "(top level)"
+
+    return [f"{source}: {loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+
+
+def _channel_problems(spec: Spec) -> list[str]:
+    """What training would reject about the channels, from the spec alone: bands (those every named format's
+    reader gives, or a per-band clip list) plus the derived channel, or offset/scale's length; doubled for
+    bi-temporal models. Where the bands come from the data, nothing is checked here (training does)."""
+    ds, m, pre = spec.dataset_config, spec.model, spec.dataset_config.preprocessing
+    derived = pre.derived if pre else "none"
+    plus = "" if derived == "none" else f" + {derived}"
+    problems, bands, why = [], None, ""
+    formats = [src.format for src in ds.sources] if ds.sources else [ds.format]
+    fixed = {_reader_bands(f) for f in formats}
+    if len(fixed) == 1 and None not in fixed:
+        names = next(iter(fixed))
+        bands, why = len(names), f"{'+'.join(names)} from format {'/'.join(sorted(set(formats)))}"
+    if pre and isinstance(pre.clip, list):
+        if bands is None:
+            bands, why = len(pre.clip), f"{len(pre.clip)} bands per dataset_config.preprocessing.clip"
+        elif len(pre.clip) != bands:
+            problems.append(f"dataset_config.preprocessing.clip: {len(pre.clip)} ranges, but the data have "
+                            f"{bands} band(s) ({why})")
+    known = None if bands is None else (bands + (derived != "none"), why + plus)
+    if pre and pre.offset is not None:
+        if known is None:
+            known = (len(pre.offset), "one per dataset_config.preprocessing.offset value")
+        elif len(pre.offset) != known[0]:
+            problems.append(f"dataset_config.preprocessing.offset: {len(pre.offset)} values, but the data give "
+                            f"{known[0]} channels ({known[1]})")
+    times = 2 if m.temporal == "bitemporal" else 1
+    if known is not None and known[0] * times != m.model_input_channels:
+        problems.append(f"model_config.model_input_channels: the model takes {m.model_input_channels} input channels "
+                        f"but the data give {known[0] * times} ({known[1]}{', x2 before+after' if times == 2 else ''})")
+    return problems
 
 
 def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None = None) -> Spec:
@@ -461,7 +525,10 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None 
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_error_line(source, exc)) from None
+        raise SpecProblems(_error_lines(source, exc)) from None
+    problems = _channel_problems(spec)
+    if problems:
+        raise SpecProblems([f"{source}: {p}" for p in problems])
     if base_dir is not None:
         resolve_paths(spec, Path(base_dir))
     return spec
@@ -484,12 +551,19 @@ def resolve_paths(spec: Spec, base_dir: Path) -> Spec:
     return spec
 
 
-def load_spec(path: str | Path) -> Spec:
-    """A YAML spec, or TAO's protobuf-text spec (detected by content), validated; paths made absolute."""
-    path = Path(path)
+def _read_spec_file(path: Path) -> str:
+    if path.is_dir():
+        raise SpecError(f"{path}: is a folder, not a spec file")
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
-    text = read_text(path, error=SpecError, what="spec file")
+    return read_text(path, error=SpecError, what="spec file")
+
+
+def load_spec(path: str | Path) -> Spec:
+    """A YAML spec, or TAO's protobuf-text spec (detected by content), validated; paths made absolute.
+    Several problems: SpecProblems, whose message points to `floodwatch spec validate` for the full list."""
+    path = Path(path)
+    text = _read_spec_file(path)
     if looks_like_tao(text):
         from .tao import tao_to_dict
 
@@ -501,11 +575,14 @@ def load_spec(path: str | Path) -> Spec:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise SpecError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
-    return spec_from_dict(data, source=path.name, base_dir=path.resolve().parent)
+    try:
+        return spec_from_dict(data, source=path.name, base_dir=path.resolve().parent)
+    except SpecProblems as exc:
+        raise SpecProblems(exc.lines, hint=f"run floodwatch spec validate {path}") from None
 
 
 def check_spec_paths(spec: Spec) -> None:
-    """SpecError naming the first field whose path does not exist (a spec can parse and still point nowhere).
+    """SpecProblems naming each field whose path does not exist (a spec can parse and still point nowhere).
     Paths are absolute after load_spec."""
     ds = spec.dataset_config
     fields: list[tuple[str, str | None, bool]] = [(f"dataset_config.{f}", getattr(ds, f), True)
@@ -519,16 +596,19 @@ def check_spec_paths(spec: Spec) -> None:
     if spec.semi_supervised is not None:
         fields += [(f"semi_supervised.unlabelled[{i}].path", s.path, True)
                    for i, s in enumerate(spec.semi_supervised.unlabelled)]
+    problems = []
     for field, value, folder in fields:
         if not value:
             continue
         path = Path(value)
         if not path.exists():
-            raise SpecError(f"{field}: {path} does not exist")
-        if folder and not path.is_dir():
-            raise SpecError(f"{field}: {path} is a file, not a folder")
-        if not folder and not path.is_file():
-            raise SpecError(f"{field}: {path} is a folder, not a file")
+            problems.append(f"{field}: {path} does not exist")
+        elif folder and not path.is_dir():
+            problems.append(f"{field}: {path} is a file, not a folder")
+        elif not folder and not path.is_file():
+            problems.append(f"{field}: {path} is a folder, not a file")
+    if problems:
+        raise SpecProblems(problems)
 
 
 def looks_like_tao(text: str) -> bool:
@@ -567,10 +647,21 @@ def convert_tao_spec(tao_path: str | Path, output: str | Path) -> list[str]:
     from .tao import tao_to_dict
 
     tao_path = Path(tao_path)
-    if not tao_path.is_file():
-        raise SpecError(f"{tao_path}: spec file not found")
+    text = _read_spec_file(tao_path)
+    if not looks_like_tao(text) and (tao_path.suffix.lower() in (".yaml", ".yml", ".json") or _has_sections(text)):
+        raise SpecError(f"{tao_path}: already a floodwatch spec (YAML/JSON); spec convert takes TAO's protobuf "
+                        f"text spec. Use this file as it is (check it: floodwatch spec validate {tao_path})")
     ignored: list[str] = []
-    data = tao_to_dict(read_text(tao_path, error=SpecError, what="spec file"), source=str(tao_path), ignored=ignored)
+    data = tao_to_dict(text, source=str(tao_path), ignored=ignored)
     spec = spec_from_dict(data, source=tao_path.name, base_dir=tao_path.resolve().parent)
     save_spec(spec, output)
     return ignored
+
+
+def _has_sections(text: str) -> bool:
+    """A YAML/JSON mapping with a spec section: what a floodwatch spec is and a TAO file never parses as."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and bool({"dataset_config", "model_config", "training_config"} & set(data))

@@ -17,6 +17,10 @@ def files(tmp_path_factory):
          "tao": EXAMPLES / "tao_unet_resnet18.txt", "missing_folder": d / "missing_folder",
          "data": d / "data", "split_folder": d / "data" / "split.csv"}
     f["split_folder"].mkdir(parents=True)
+    # a floodwatch spec given to `spec convert`: by suffix, and by content under TAO's .txt suffix
+    f["yaml_spec"] = EXAMPLES / "etci_northal.yaml"
+    f["yaml_as_txt"] = d / "yaml_spec.txt"
+    f["yaml_as_txt"].write_text("dataset_config:\n  data_root: data\nmodel_config: {num_layers: 18}\n")
     for name, body in {"no_data": "{data_root: missing_folder}",
                        "data_is_file": "{data_root: a_file}",
                        "split_is_folder": "{data_root: data, split: data/split.csv}",
@@ -37,6 +41,11 @@ CASES = [
     Case("tao-path-missing", "spec validate {tao_path_missing}", ("dataset_config.val_masks_path", "{missing_folder}")),
     Case("source-path-missing", "spec validate {source_missing}", ("dataset_config.sources[1].path", "{missing_folder}")),
     Case("convert-out-under-file", "spec convert {tao} -o {file}/s.yaml", ("{file} is a file",)),
+    Case("spec-is-folder", "spec validate {data}", ("{data}", "is a folder, not a spec file")),
+    Case("convert-folder", "spec convert {data} -o {out}", ("{data}", "is a folder, not a spec file")),
+    Case("convert-yaml-spec", "spec convert {yaml_spec} -o {out}",
+         ("{yaml_spec}", "already a floodwatch spec", "TAO's protobuf text"), forbid=("Traceback", "line ")),
+    Case("convert-yaml-as-txt", "spec convert {yaml_as_txt} -o {out}", ("{yaml_as_txt}", "already a floodwatch spec")),
 ]
 
 

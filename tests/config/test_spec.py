@@ -1,4 +1,5 @@
 """Spec validation: every error names its field; TAO's protobuf-text spec parses and converts."""
+import re
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,75 @@ def test_cli_validate_and_convert(tmp_path, capsys):
     assert "Traceback" not in err
     code, _, err = _cli(capsys, "spec", "validate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "not found" in err
+
+
+@pytest.mark.parametrize("dataset, message", [
+    ({"data_root": "d", "format": "etcii"},
+     "dataset_config.format: 'etcii' is not a known format (did you mean etci? known: sen1floods11, etci,"),
+    ({"sources": [{"path": "a", "format": "etci2021"}, {"path": "b", "format": "etcii"}]},
+     "dataset_config.sources[1].format: 'etcii' is not a known format"),
+    ({"data_root": "d", "format": "chips"}, "dataset_config.format: 'chips' is not a known format"),  # unlabelled only
+])
+def test_unknown_formats_are_named_with_their_field(dataset, message):
+    with pytest.raises(SpecError) as err:
+        spec_from_dict({"dataset_config": dataset}, source="spec.yaml")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["etci", "ETCI2021", "images-masks", "stac-overflow", "s1floods11", "synthetic"])
+def test_formats_and_aliases_open_dataset_takes_are_valid(fmt):
+    spec_from_dict({"dataset_config": {"sources": [{"path": "a", "format": fmt}], "format": fmt,
+                                       "data_root": None}})
+
+
+@pytest.mark.parametrize("dataset, model, message", [
+    ({"format": "etci"}, {"model_input_channels": 5},
+     "model_config.model_input_channels: the model takes 5 input channels but the data give 2 "
+     "(VV+VH from format etci)"),
+    ({"format": "etci", "preprocessing": {"derived": "diff"}}, {"model_input_channels": 2}, "give 3 (VV+VH"),
+    ({"format": "ombria"}, {"model_input_channels": 2}, "give 1 (VV from format ombria)"),
+    ({"format": "ombria"}, {"model_input_channels": 1, "temporal": "bitemporal"}, "give 2 (VV"),
+    ({"preprocessing": {"clip": [[-20, 0], [-30, 0]], "derived": "ratio"}}, {"model_input_channels": 2},
+     "give 3 (2 bands per dataset_config.preprocessing.clip + ratio)"),
+    ({"preprocessing": {"offset": [0, 0, 0], "scale": [1, 1, 1]}}, {}, "takes 2 input channels but the data give 3"),
+    ({"format": "sen1floods11", "preprocessing": {"offset": [0], "scale": [1]}}, {},
+     "dataset_config.preprocessing.offset: 1 values, but the data give 2 channels"),
+    ({"preprocessing": {"offset": [0, 0], "scale": [1]}}, {}, "offset and scale need one value per channel each"),
+])
+def test_input_channels_that_contradict_the_spec_are_rejected(dataset, model, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        spec_from_dict({"dataset_config": {"data_root": "d", **dataset}, "model_config": model})
+
+
+@pytest.mark.parametrize("dataset, model", [
+    ({"format": "etci"}, {"model_input_channels": 2}),
+    ({"format": "ombria"}, {"model_input_channels": 2, "temporal": "bitemporal"}),
+    ({}, {"model_input_channels": 5}),  # bands from the data: training checks them, the spec cannot
+    ({"format": "folders"}, {"model_input_channels": 5}),  # 1 or 2 bands, whichever the images have
+    ({"preprocessing": {"clip": [-30, 0], "derived": "diff"}}, {"model_input_channels": 7}),  # one range for all
+])
+def test_input_channels_the_spec_cannot_know_or_gets_right_pass(dataset, model):
+    spec_from_dict({"dataset_config": {"data_root": "d", **dataset}, "model_config": model})
+
+
+def test_several_errors_are_all_listed(tmp_path, capsys):
+    spec = tmp_path / "many.yaml"
+    spec.write_text("dataset_config:\n  sources: [{path: a, format: etcii}]\n"
+                    "model_config: {num_layers: 19}\ntraining_config: {epochs: 0}\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)  # what train and the other commands print: one line that says where the rest are
+    assert str(err.value).endswith(f"(and 2 more: run floodwatch spec validate {spec})")
+    code, out, err = _cli(capsys, "spec", "validate", str(spec))
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 3 and "Traceback" not in err
+    for line, field in zip(lines, ["dataset_config.sources[0].format", "model_config.num_layers",
+                                   "training_config.epochs"]):
+        assert line.startswith(f"error: many.yaml: {field}: ")
+
+
+def test_every_missing_path_is_listed(tmp_path, capsys):
+    spec = tmp_path / "paths.yaml"
+    spec.write_text("dataset_config: {sources: [{path: a}, {path: b, split: b.csv}]}\n")
+    code, _, err = _cli(capsys, "spec", "validate", str(spec))
+    assert code == 2 and [line.split(": ")[1] for line in err.strip().splitlines()] == [
+        "dataset_config.sources[0].path", "dataset_config.sources[1].path", "dataset_config.sources[1].split.csv"]

@@ -81,6 +81,10 @@ def test_clip_per_band_is_kept_in_the_fitted_preprocessing(synth_root):
     x = pp.derive(np.array([[[-40.0]], [[0.0]]], np.float32))  # darker than VV's floor, brighter than VH's top
     assert x[:, 0, 0].tolist() == pytest.approx([-15.1, -12.3])
     spec["dataset_config"]["preprocessing"]["clip"] = [[-15.1, -4.5]]
+    with pytest.raises(SpecError, match=r"preprocessing.clip: 1 ranges, but the data have 2 band\(s\) \(VV\+VH"):
+        spec_from_dict(spec)  # sen1floods11 always gives VV+VH: the spec alone tells
+    del spec["dataset_config"]["format"]  # detected: the bands come from the data, so training tells
+    spec["model_config"]["model_input_channels"] = 1  # as the clip says, or the spec alone contradicts itself
     with pytest.raises(SpecError, match="preprocessing.clip: 1 ranges for 2 bands"):
         fit_preprocessing(spec_from_dict(spec), chips)
     spec["dataset_config"]["preprocessing"]["clip"] = [-30, 0]  # one range for every band, as before

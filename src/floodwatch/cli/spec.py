@@ -26,11 +26,18 @@ def register(app: typer.Typer) -> None:
 
     @spec_app.command("validate")
     def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text).")) -> None:
-        """Check a spec; prints a one-line summary, or the first error with its field path (exit 2)."""
-        from ..config import check_spec_paths, load_spec
+        """Check a spec; prints a one-line summary, or every error, one a line, with its field path (exit 2)."""
+        from ..config import SpecProblems, check_spec_paths, load_spec
 
-        s = load_spec(spec)
-        check_spec_paths(s)
+        try:
+            s = load_spec(spec)
+            check_spec_paths(s)
+        except SpecProblems as exc:
+            # here, unlike in the commands that load a spec to use it, every problem is the output
+            err = make_console(stderr=True)
+            for problem in exc.lines:
+                err.print(f"[bold red]error:[/] {esc(problem)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         ds, m, t = s.dataset_config, s.model, s.training_config
         data = ds.data_root or ds.train_images_path
         line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
