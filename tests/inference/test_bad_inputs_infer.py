@@ -16,17 +16,26 @@ def files(tmp_path_factory, tiny_checkpoint):
     d = tmp_path_factory.mktemp("bad_infer")
     good = fakes.sen1floods11(d / "good", chips=2)
     chip = first_image(good)
+    (d / "lone").mkdir()
     f = {"chip": chip, "model": tiny_checkpoint, "file": plain_file(d / "a_file"),
          "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
          "int8": rewrite_raster(chip, d / "int8.tif", dtype="int8"),
          "uint16": rewrite_raster(chip, d / "uint16.tif", dtype="uint16"),
-         "one_band": rewrite_raster(chip, d / "one_band.tif", bands=[1])}
+         "one_band": rewrite_raster(chip, d / "one_band.tif", bands=[1]),
+         "lone_vv": rewrite_raster(chip, d / "lone" / "c_vv.tif", bands=[1]),  # its c_vh.tif is missing
+         "png_dir": d / "pngs"}
+    from PIL import Image
+
+    f["png_dir"].mkdir()
+    Image.fromarray(np.full((32, 32), 120, np.uint8)).save(f["png_dir"] / "t_vv.png")  # no t_vh.png
     return f
 
 
 CASES = [
     Case("int8-chip", "infer {int8} -m {model} -o {out}", ("{int8}", "int8")),
     Case("uint16-chip", "infer {uint16} -m {model} -o {out}", ("{uint16}", "uint16")),
+    Case("vv-tif-without-vh", "infer {lone_vv} -m {model} -o {out}", ("{lone_vv}", "needs VV and VH", "c_vh.tif")),
+    Case("vv-png-without-vh", "infer {png_dir} -m {model} -o {out}", ("{png_dir}/t_vv.png", "t_vh.png")),
     Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),
     Case("unsafe-checkpoint", "infer {chip} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),

@@ -124,3 +124,149 @@ def test_a_chips_missing_pixels_are_its_nodata_nan_and_exact_zero(tmp_path):
     want[0, :4] = want[1, :4] = want[2, :4] = False
     np.testing.assert_array_equal(s.valid, want)
     assert np.isnan(s.image[0, 0, :4]).all() and s.image[1, 3, 0] == np.float32(-0.02)
+
+
+# -- paired band files and data set folders: what `map` and `evaluate` read, `infer` reads alike ----------
+def _outputs(records, *names):
+    """{chip id: {output name: array}} of infer_chips' records."""
+    out = {}
+    for r in records:
+        arrays = {}
+        for name in names:
+            if name.endswith("_tif"):
+                with rasterio.open(r["outputs"][name]) as src:
+                    arrays[name] = src.read(1)
+            else:
+                arrays[name] = np.asarray(Image.open(r["outputs"][name]))
+        out[r["id"]] = arrays
+    return out
+
+
+def _assert_same_outputs(got, want):
+    assert sorted(got) == sorted(want)
+    for chip in want:
+        for name, array in want[chip].items():
+            np.testing.assert_array_equal(got[chip][name], array, err_msg=f"{chip} {name}")
+
+
+def test_a_folder_of_vv_vh_png_pairs_predicts_as_the_same_chips_stacked(tmp_path):
+    from floodwatch.data.harmonise import EIGHT_BIT_TO_DB
+
+    rng = np.random.default_rng(3)
+    pairs, stacked = tmp_path / "pairs", tmp_path / "stacked"
+    pairs.mkdir(), stacked.mkdir()
+    expected = {}
+    for chip in ("t_x-0_y-0", "t_x-1_y-0"):
+        water = rng.random((24, 20)) < 0.3
+        vv = np.where(water, rng.integers(0, 40, water.shape), rng.integers(110, 230, water.shape)).astype(np.uint8)
+        vh = np.where(water, rng.integers(0, 40, water.shape), rng.integers(90, 200, water.shape)).astype(np.uint8)
+        Image.fromarray(np.stack([vv] * 3, -1)).save(pairs / f"{chip}_vv.png")  # ETCI's RGB-of-grey PNGs
+        Image.fromarray(vh).save(pairs / f"{chip}_vh.png")
+        # the same chip as one two-band dB GeoTIFF, through the documented 8-bit map written out by hand
+        db = np.stack([v.astype(np.float32) * np.float32(EIGHT_BIT_TO_DB["etci"][b][0])
+                       + np.float32(EIGHT_BIT_TO_DB["etci"][b][1]) for v, b in ((vv, "VV"), (vh, "VH"))])
+        with rasterio.open(stacked / f"{chip}.tif", "w", driver="GTiff", width=20, height=24, count=2,
+                           dtype="float32") as dst:
+            dst.write(db)
+        expected[chip] = DarkIsWater().predict(Preprocessing().apply(db, np.ones((24, 20), bool))[None])[0]
+    got = infer_chips(DarkIsWater(), [pairs], tmp_path / "o_pairs", progress=False)
+    want = infer_chips(DarkIsWater(), [stacked], tmp_path / "o_stacked", progress=False)
+    assert [r["id"] for r in got] == ["t_x-0_y-0", "t_x-1_y-0"]  # one chip per pair, named without _vv
+    assert [r["input"] for r in got] == [str(pairs / "t_x-0_y-0_vv.png"), str(pairs / "t_x-1_y-0_vv.png")]
+    assert sorted(p.name for p in (tmp_path / "o_pairs").iterdir()) == sorted(
+        [f"{c}_{k}.png" for c in expected for k in ("mask", "prob", "overlay")] + ["summary.json"])
+    names = ("mask_png", "prob_png", "overlay_png")
+    _assert_same_outputs(_outputs(got, *names), _outputs(want, *names))
+    for chip, prob in expected.items():
+        mask = np.asarray(Image.open(tmp_path / "o_pairs" / f"{chip}_mask.png"))
+        np.testing.assert_array_equal(mask, np.where(prob >= 0.5, 255, 0))
+        assert 0 < (mask == 255).mean() < 1
+
+
+@pytest.fixture
+def stac_pairs(tmp_path):
+    """STAC Overflow-style single-band dB GeoTIFF pairs, and the same chips stacked into two-band GeoTIFFs
+    (written with rasterio from the band files, not by floodwatch)."""
+    from tests.data import fakes
+
+    fakes.stac_overflow(tmp_path / "so", labels="", metadata=False)
+    pairs = tmp_path / "so" / "train_features"
+    stacked = tmp_path / "stacked"
+    stacked.mkdir()
+    for vv in sorted(pairs.glob("*_vv.tif")):
+        chip = vv.name[:-len("_vv.tif")]
+        with rasterio.open(vv) as a, rasterio.open(pairs / f"{chip}_vh.tif") as b:
+            profile = {**a.profile, "count": 2}
+            bands = np.concatenate([a.read(), b.read()])
+        with rasterio.open(stacked / f"{chip}.tif", "w", **profile) as dst:
+            dst.write(bands)
+    return pairs, stacked
+
+
+def test_vv_vh_geotiff_pairs_predict_as_the_same_chips_stacked(stac_pairs, tmp_path):
+    pairs, stacked = stac_pairs
+    names = ("mask_tif", "prob_tif", "mask_png", "prob_png", "overlay_png")
+    want = infer_chips(DarkIsWater(), [stacked], tmp_path / "o_stacked", progress=False)
+    folder = infer_chips(DarkIsWater(), [pairs], tmp_path / "o_folder", progress=False)
+    files = infer_chips(DarkIsWater(), sorted(pairs.iterdir(), reverse=True), tmp_path / "o_files", progress=False)
+    assert [r["id"] for r in folder] == ["awc00", "awc01", "kuo05"]
+    assert [r["id"] for r in files] == ["kuo05", "awc01", "awc00"]  # files as given, each VH with its VV
+    _assert_same_outputs(_outputs(folder, *names), _outputs(want, *names))
+    _assert_same_outputs(_outputs(files, *names), _outputs(want, *names))
+    with rasterio.open(pairs / "awc01_vv.tif") as src, rasterio.open(folder[1]["outputs"]["prob_tif"]) as p:
+        assert p.crs == src.crs and p.transform == src.transform
+        vv = src.read(1)
+        prob = p.read(1)
+    # the fixture's missing pixels (0.0, top-left of each chip, in VH or in VV only) are no data in the pair
+    assert np.isnan(prob[:6, :2]).all() and np.isnan(prob[:4, :4]).all() and np.isfinite(prob[6:, 4:]).all()
+    assert (vv[:4, :2] != 0).all()  # VV has data where only VH is missing: the pair's rule, both bands
+
+
+def test_an_etci_data_set_folder_is_read_as_evaluate_reads_it(tmp_path):
+    from floodwatch.data import open_dataset
+    from tests.data import fakes
+
+    root = fakes.etci(tmp_path / "etci", scene="sc_20200101t000000", cols=2, rows=2)
+    records = infer_chips(DarkIsWater(), [root], tmp_path / "o", progress=False)
+    ids = sorted(f"sc_20200101t000000_x-{x}_y-{y}" for x in range(2) for y in range(2))
+    assert sorted(r["id"] for r in records) == ids
+    dataset = open_dataset(root, labelled_only=False)  # what `evaluate --data` reads
+    for r in records:
+        s = dataset.get(r["id"])
+        assert r["input"] == str(root / "sc_20200101t000000" / "tiles" / "vv" / f"{r['id']}_vv.png")
+        prob = DarkIsWater().predict(Preprocessing().apply(s.image, s.valid)[None])[0]
+        mask = np.asarray(Image.open(r["outputs"]["mask_png"]))
+        np.testing.assert_array_equal(mask, np.where(s.valid & (prob >= 0.5), 255, 0))
+        assert 0 < (mask == 255).mean() < 1
+    # its tiles/vv/ folder alone: the same chips, the same predictions
+    vv_only = infer_chips(DarkIsWater(), [root / "sc_20200101t000000" / "tiles" / "vv"], tmp_path / "o_vv",
+                          progress=False)
+    names = ("mask_png", "prob_png")
+    _assert_same_outputs(_outputs(vv_only, *names), _outputs(records, *names))
+
+
+def test_a_band_file_without_its_partner_is_an_error_naming_it(stac_pairs, tmp_path):
+    pairs, _ = stac_pairs
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(lone / "c_vv.png")
+    with pytest.raises(DataError, match=r"lone/c_vv.png: the model needs VV and VH; no c_vh.png beside it"):
+        infer_chips(DarkIsWater(), [lone], tmp_path / "o", progress=False)
+    (pairs / "awc00_vh.tif").rename(lone / "awc00_vh.tif")
+    with pytest.raises(DataError, match=r"train_features/awc00_vv.tif: .*awc00_vh.tif"):  # as a file
+        infer_chips(DarkIsWater(), [pairs / "awc00_vv.tif"], tmp_path / "o", progress=False)
+    with pytest.raises(DataError, match=r"train_features/awc00_vv.tif: .*awc00_vh.tif"):  # in its folder
+        infer_chips(DarkIsWater(), [pairs], tmp_path / "o", progress=False)
+    (lone / "c_vv.png").unlink()
+    with pytest.raises(DataError, match=r"lone/awc00_vh.tif: the model needs VV and VH; no awc00_vv.tif"):
+        infer_chips(DarkIsWater(), [lone], tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+    # a one-band VV model needs no partner: the VV file alone is its chip, named without _vv
+    class VVOnly(DarkIsWater):
+        preprocessing = Preprocessing(bands=["VV"], clip=[(-50, 5)], offset=[-10.0], scale=[0.2])
+
+        def predict(self, batch):
+            return (batch[:, 0] < 0.0).astype(np.float32)
+
+    rec = infer_chips(VVOnly(), [pairs / "awc01_vv.tif"], tmp_path / "o1", progress=False)[0]
+    assert rec["id"] == "awc01" and rec["valid_pixels"] > 0

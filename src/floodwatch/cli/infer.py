@@ -6,31 +6,16 @@ from typing import Optional
 
 import typer
 
-from ..errors import DataError
 from . import options
 from .common import MODEL_HELP, Backend, QUIET, esc, make_console, resolve_models, value
-
-
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders expand to the chip files directly inside them (sorted)."""
-    from ..inference.chips import PNG_SUFFIXES, TIFF_SUFFIXES
-
-    out: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
-            if not found:
-                raise DataError(f"{p}: folder holds no .tif/.tiff/.png/.jpg chips")
-            out += found
-        else:
-            out.append(p)
-    return out
 
 
 def register(app: typer.Typer) -> None:
     @app.command("infer")
     def infer_cmd(
-        inputs: list[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG) or folders of them."),
+        inputs: list[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG; <chip>_vv/<chip>_vh "
+                                            "files pair), folders of them, or data set folders (ETCI, Sen1Floods11, "
+                                            "STAC Overflow: as evaluate --data reads them)."),
         model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
         threshold: float = options.THRESHOLD,
@@ -51,8 +36,7 @@ def register(app: typer.Typer) -> None:
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold, downsample)
-        records = infer_chips(predictor, expand_inputs(inputs), output, threshold=threshold,
-                              progress=not quiet)
+        records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
         console = make_console()
         for r in records:
             share = r["water_fraction"]

@@ -1,13 +1,65 @@
 """Reading one raster or picture file, turning every failure into a DataError that names the file."""
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from ..errors import DataError
 from .sample import IGNORE_INDEX, NOT_WATER, WATER, GeoRef
+
+
+#: one band of a chip or scene per file: <stem>_vv.<ext> and <stem>_vh.<ext> (the tag and suffix in any case)
+_BAND_FILE = re.compile(r"^(?P<stem>.+)_(?P<band>vv|vh)(?P<suffix>\.(?:tiff?|png|jpe?g))$", re.IGNORECASE)
+_SAME_SUFFIX = {".tiff": ".tif", ".jpeg": ".jpg"}
+
+
+def band_file(name: str) -> tuple[str, str, str] | None:
+    """(stem, 'vv' or 'vh', suffix as written) of a file name `<stem>_vv.<ext>` / `<stem>_vh.<ext>` (GeoTIFF,
+    PNG or JPG); None for any other name."""
+    m = _BAND_FILE.match(name)
+    return (m["stem"], m["band"].lower(), m["suffix"]) if m else None
+
+
+def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str | Path | None]]:
+    """(file, VH file or None) per chip or scene: single-band files named <stem>_vv.<ext> and <stem>_vh.<ext>
+    side by side (STAC Overflow's chips, ETCI's tiles, Earth Engine exports: one file per band) become one,
+    the VV file first; every other file stays one of its own, in the order given. .tif pairs with .tiff and
+    .jpg with .jpeg, never a GeoTIFF with a picture. URLs pair by their paths (a query, such as a signature
+    that differs per file, is not part of the name). `map` and `infer` both pair with this."""
+    def key(f) -> tuple[str, str] | None:
+        where = str(f)
+        if "://" in where:
+            where = urlsplit(where)._replace(query="", fragment="").geturl()
+        parent, _, name = where.rpartition("/")
+        named = band_file(name)  # paths are case-sensitive (local, S3, GCS); the band tag and suffix are not
+        if named is None:
+            return None
+        stem, band, suffix = named
+        suffix = suffix.lower()
+        return f"{parent}/{stem}{_SAME_SUFFIX.get(suffix, suffix)}", band
+
+    keys = [key(f) for f in files]
+    claimed: dict[tuple[str, str], str | Path] = {}
+    for f, k in zip(files, keys):
+        if k is not None:
+            if k in claimed:
+                raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
+            claimed[k] = f
+    vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
+    paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}
+    out: list[tuple[str | Path, str | Path | None]] = []
+    for f, k in zip(files, keys):
+        if k and k[0] in paired_vv:
+            if k[1] == "vv":
+                out.append((f, vh_of[k[0]]))
+            continue  # the VH file travels with its VV
+        out.append((f, None))
+    return out
 
 
 def read_geotiff(path: Path, *, bands: int | None = None,

@@ -1,6 +1,8 @@
-"""Run a model on individual chip files (GeoTIFF in dB, or 8-bit PNG) and write masks, probabilities, overlays.
+"""Run a model on chips and write masks, probabilities, overlays.
 
-For each input `<stem>` the output folder receives
+Chips are files (GeoTIFF in dB, or 8-bit PNG/JPG), `<stem>_vv`/`<stem>_vh` pairs of single-band files, folders
+of them, or data set folders that `evaluate --data` reads (see `chip_sources`). For each chip `<stem>` (a
+file's stem, a pair's stem without _vv/_vh, a data set's chip id) the output folder receives
     <stem>_mask.png     water 255 / not water 0 (nodata 0)
     <stem>_prob.png     water probability x 255
     <stem>_overlay.png  SAR backdrop | predicted water in cyan
@@ -12,13 +14,14 @@ plus `summary.json` (water fraction per chip). Every file is written atomically.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from ..data.sample import GeoRef, Sample
-from ..errors import DataError
+from ..errors import DataError, LayoutError
 from ..io import atomic_path, check_output_dir, write_json
 from .predictor import Predictor, load_predictor
 
@@ -26,61 +29,139 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def _png_bands(path: Path, bands: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
-    """8-bit picture(s) -> dB with the readers' fitted 8-bit map (ETCI's, which the course's folders use).
+class ChipSource(NamedTuple):
+    """One chip `infer` predicts: where it comes from (its file; a data set chip's first file) and its reader."""
 
-    One grey picture is one band (the model's, when it takes one). ETCI-style pairs are joined: for a
-    two-band VV+VH model, `<tile>_vv.png` is read with `<tile>_vh.png` beside it or in `../vh/`.
+    input: str
+    read: Callable[[], Sample]
+
+
+def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | None = None) -> list[ChipSource]:
+    """The chips that `inputs` (files and folders, in the order given) stand for.
+
+    A folder in a data set layout (`data.formats.detect_format`: ETCI, Sen1Floods11, STAC Overflow, ...) gives
+    its chips, unlabelled ones included, read by that data set's reader, so `infer` and `evaluate --data` agree
+    on what a chip is; any other folder stands for the chip files directly inside it (sorted). Single-band
+    files `<stem>_vv.<ext>` and `<stem>_vh.<ext>` side by side are one chip (`data.files.pair_band_files`, as
+    for `map`); every other file is read by `read_chip`. bands: the model's, passed to `read_chip`.
     """
-    from ..data.files import check_same_size, gray, read_picture
+    from ..data.files import pair_band_files
+    from ..data.formats import detect_format, open_dataset
+
+    entries: list[Path | ChipSource] = []
+    for given in inputs:
+        path = Path(given)
+        if not path.is_dir():
+            entries.append(path)
+            continue
+        try:
+            layout = detect_format(path)
+        except LayoutError:
+            layout = None
+        if layout is not None:
+            dataset = open_dataset(path, layout, labelled_only=False)
+            entries += [ChipSource(str(next(p for p in r.paths.values() if p is not None)),  # ETCI's vv, ...
+                                   partial(dataset.__getitem__, i)) for i, r in enumerate(dataset.records)]
+            continue
+        found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
+        if not found:
+            raise DataError(f"{path}: folder holds no .tif/.tiff/.png/.jpg chips and no data set layout")
+        entries += found
+    vh_of = dict(pair_band_files([e for e in entries if isinstance(e, Path)]))  # a VH file with its VV: absent
+    return [e if isinstance(e, ChipSource) else ChipSource(str(e), partial(read_chip, e, bands, vh=vh_of[e]))
+            for e in entries if isinstance(e, ChipSource) or e in vh_of]
+
+
+def _png_band(path: Path, band: str) -> np.ndarray:
+    """One 8-bit grey picture -> dB of `band` with the readers' fitted 8-bit map (ETCI's, which the course's
+    folders use)."""
+    from ..data.files import gray, read_picture
     from ..data.harmonise import EIGHT_BIT_TO_DB, to_db
 
-    wanted = [b.upper() for b in bands] if bands else ["VV"]
-    vv = gray(read_picture(path), path)
-    if wanted == ["VV", "VH"] and path.stem.lower().endswith("_vv"):
-        name = path.stem[:-3] + "_vh" + path.suffix
-        partner = next((p for p in (path.with_name(name), path.parent.parent / "vh" / name) if p.is_file()), None)
-        if partner is None:
-            raise DataError(f"{path}: the model needs VV and VH; no {name} beside it or in ../vh/")
-        vh = gray(read_picture(partner), partner)
-        check_same_size(vv.shape, path, vh.shape, partner)
-        return np.stack([to_db(vv, "folders", "VV"), to_db(vh, "folders", "VH")]), ("VV", "VH")
-    band = wanted[0] if len(wanted) == 1 else "VV"
     if band not in EIGHT_BIT_TO_DB["folders"]:
         raise DataError(f"{path}: no 8-bit-to-dB map for band {band} (known: {', '.join(EIGHT_BIT_TO_DB['folders'])})")
-    return to_db(vv, "folders", band)[None], (band,)
+    return to_db(gray(read_picture(path), path), "folders", band)[None]
 
 
-def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None) -> Sample:
-    """One chip file as an unlabelled Sample (dB; valid: not missing, see data.files.missing_db; georef when
-    the file has one).
+def _partner(path: Path, stem: str, band: str, suffix: str, wanted: Sequence[str]) -> Path:
+    """The other band's file of `<stem>_<band><suffix>`: beside it or, ETCI's layout (tiles/vv/, tiles/vh/), in
+    ../vh/ (../vv/); DataError naming the file when there is none."""
+    other = "vh" if band == "vv" else "vv"
+    name = f"{stem}_{other.upper() if path.name[len(stem) + 1:][:2].isupper() else other}{suffix}"
+    for candidate in (path.with_name(name), path.parent.parent / other / name):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{path}: the model needs {' and '.join(wanted)}; no {name} beside it or in ../{other}/")
 
-    GeoTIFFs hold float dB (Sen1Floods11's S1Hand layout); PNG/JPG hold 8-bit renderings (see _png_bands).
-    bands: the model's bands, to name unnamed GeoTIFF bands and to choose how PNGs are read.
+
+def _read_pair(vv: Path, vh: Path) -> Sample:
+    """A VV file and its VH file, by the data set reader of their kind: STAC Overflow's for GeoTIFFs (dB),
+    ETCI's for 8-bit pictures."""
+    from ..data.dataset import Record
+    from ..data.files import band_file
+    from ..data.sources import etci, stac_overflow
+
+    kinds = {p.suffix.lower() in TIFF_SUFFIXES for p in (vv, vh)}
+    if len(kinds) != 1:
+        raise DataError(f"{vh}: one band is a GeoTIFF and the other a picture ({vv.name}); expected two of a kind")
+    if not vh.is_file():
+        raise DataError(f"{vh}: input chip not found")
+    named = band_file(vv.name)
+    chip_id = named[0] if named else vv.stem
+    if kinds == {True}:
+        sample = stac_overflow.load_chip(Record(chip_id, "", {"vv": vv, "vh": vh, "label": None}))
+    else:
+        sample = etci.load_tile(Record(chip_id, "", {"vv": vv, "vh": vh, "label": None, "water_body": None}))
+    sample.extra["path"] = str(vv)
+    return sample
+
+
+def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
+              vh: str | os.PathLike | None = None) -> Sample:
+    """One chip as an unlabelled Sample (dB; valid: not missing, see data.files.missing_db; georef when the
+    file has one).
+
+    GeoTIFFs hold float dB (Sen1Floods11's S1Hand layout); PNG/JPG hold 8-bit renderings, one grey picture
+    per band. bands: the model's bands, to name unnamed bands. vh: the VH file of the VV file `path`
+    (`data.files.pair_band_files`): the two are read as STAC Overflow (GeoTIFFs) or ETCI (pictures) reads its
+    chips, id the stem without `_vv`. A `<stem>_vv` or `<stem>_vh` file read alone holds that band; when the
+    model needs the other one too, its partner beside it (or in ETCI's ../vh/) is read with it, and with none
+    there the error names the file.
     """
-    from ..data.files import read_backscatter
+    from ..data.files import band_file, read_backscatter
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: input chip not found")
     suffix = path.suffix.lower()
+    if suffix not in TIFF_SUFFIXES + PNG_SUFFIXES:
+        raise DataError(f"{path}: not a chip file floodwatch reads (GeoTIFF .tif/.tiff or 8-bit .png/.jpg)")
+    wanted = [b.upper() for b in bands] if bands else []
+    named = band_file(path.name)
+    tag = named[1].upper() if named else None
+    if vh is not None:
+        return _read_pair(path, Path(vh))
+    if named is not None and ("VH" if tag == "VV" else "VV") in wanted:
+        partner = _partner(path, *named, wanted)
+        return _read_pair(*((path, partner) if tag == "VV" else (partner, path)))
     georef = None
     if suffix in TIFF_SUFFIXES:
         data, georef, descriptions = read_backscatter(path)
         image = data.astype(np.float32)
         if descriptions and all(descriptions) and len(descriptions) == image.shape[0]:
             names = tuple(descriptions)
+        elif tag is not None and image.shape[0] == 1:
+            names = (tag,)
         elif bands is not None and len(bands) == image.shape[0]:
             names = tuple(bands)
         else:
             names = tuple(f"B{i + 1}" for i in range(image.shape[0]))
-    elif suffix in PNG_SUFFIXES:
-        image, names = _png_bands(path, bands)
     else:
-        raise DataError(f"{path}: not a chip file floodwatch reads (GeoTIFF .tif/.tiff or 8-bit .png/.jpg)")
+        names = (tag or (wanted[0] if len(wanted) == 1 else "VV"),)
+        image = _png_band(path, names[0])
     valid = np.isfinite(image).all(axis=0)  # GeoTIFF nodata is NaN by now (read_backscatter)
-    return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=names,
-                  extra={"path": str(path)})
+    return Sample(image=image, mask=None, valid=valid, id=named[0] if named else path.stem, georef=georef,
+                  bands=names, extra={"path": str(path)})
 
 
 def _write_geotiff(path: Path, array: np.ndarray, georef: GeoRef, nodata: float) -> None:
@@ -96,7 +177,9 @@ def _write_geotiff(path: Path, array: np.ndarray, georef: GeoRef, nodata: float)
 
 def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
-    """Predict water on each chip file and write its outputs (see the module doc); returns one record per chip."""
+    """Predict water on each chip and write its outputs (see the module doc); returns one record per chip.
+
+    inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs)."""
     from ..data.preprocess import network_input
     from ..data.sample import band_index
     from .base import predictor_temporal, progress_bar
@@ -112,12 +195,13 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     if temporal == "bitemporal":
         raise DataError("infer: bi-temporal models need before/after pairs; use `floodwatch evaluate` on a dataset")
     pp = predictor.preprocessing
+    sources = chip_sources(inputs, bands=pp.bands)
     out_dir = check_output_dir(out_dir)
     records: list[dict[str, Any]] = []
     stems: set[str] = set()
-    with progress_bar(progress, len(inputs), "inferring") as bar:
-        for path in inputs:
-            sample = read_chip(path, bands=pp.bands)
+    with progress_bar(progress, len(sources), "inferring") as bar:
+        for source in sources:
+            sample = source.read()
             prob = np.asarray(predictor.predict(network_input(sample, pp, temporal)[None]))[0]
             prob = np.where(sample.valid, prob, np.nan).astype(np.float32)
             water = sample.valid & (prob >= threshold)
@@ -138,7 +222,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
                 _write_geotiff(files["mask_tif"], mask, sample.georef, nodata=255)
                 _write_geotiff(files["prob_tif"], prob, sample.georef, nodata=float("nan"))
             n_valid = int(sample.valid.sum())
-            records.append({"input": str(path), "id": sample.id,
+            records.append({"input": source.input, "id": sample.id,
                             "water_fraction": float(water.sum() / n_valid) if n_valid else None,
                             "valid_pixels": n_valid, "outputs": {k: str(v) for k, v in files.items()}})
             if bar is not None:
