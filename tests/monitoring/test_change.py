@@ -119,3 +119,61 @@ def test_read_scene_takes_untagged_zero_fill_as_no_data(tmp_path):
     s = read_scene(tmp_path / "s.tif")
     assert not s.valid[0, :3].any() and not s.valid[1, :2].any() and s.valid.sum() == 64 - 5
     assert np.isnan(s.image[0, 0, :3]).all() and np.isnan(s.image[1, 1, :2]).all()
+
+
+def _reprojected(src_path, dst_path, crs="EPSG:4326"):
+    """`src_path` warped into `crs` at about its own resolution (bilinear, NaN outside), as another tool would."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(src_path) as src:
+        transform, w, h = calculate_default_transform(src.crs, crs, src.width, src.height, *src.bounds)
+        out = np.full((src.count, h, w), np.nan, np.float32)
+        reproject(src.read(), out, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
+                  dst_crs=crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
+        profile = dict(src.profile, crs=crs, transform=transform, width=w, height=h, nodata=np.nan)
+    with rasterio.open(dst_path, "w", **profile) as dst:
+        dst.write(out)
+    return dst_path
+
+
+def test_before_in_another_crs_gives_the_same_change(tmp_path, predictor):
+    before, after, truth = scene_pair(size=96)
+    write_scene(before, tmp_path / "b.tif")
+    write_scene(after, tmp_path / "a.tif")
+    _reprojected(tmp_path / "b.tif", tmp_path / "b_4326.tif")
+    with rasterio.open(tmp_path / "b_4326.tif") as src:
+        assert src.crs.to_epsg() == 4326 and after.georef.crs == "EPSG:32633"
+    same = detect_change(tmp_path / "b.tif", tmp_path / "a.tif", predictor, tmp_path / "same", tile=64)
+    other = detect_change(tmp_path / "b_4326.tif", tmp_path / "a.tif", predictor, tmp_path / "other", tile=64)
+    # two bilinear warps blur the before scene a little and may cut its edge pixels
+    assert other.valid.sum() > 0.99 * same.valid.sum()
+    assert iou(other.new_water, same.new_water) > 0.9
+    assert iou(other.new_water, truth) > 0.75
+
+
+def test_stats_bounds_are_west_south_east_north(tmp_path):
+    before, after, _ = scene_pair(size=64)
+    write_scene(before, tmp_path / "b.tif")
+    write_scene(after, tmp_path / "a.tif")
+    res = detect_change(tmp_path / "b.tif", tmp_path / "a.tif", None, tmp_path / "out", method="logratio")
+    with rasterio.open(tmp_path / "a.tif") as src:
+        expected = list(src.bounds)
+    assert json.loads(res.paths["stats"].read_text())["bounds"] == pytest.approx(expected)
+    # known geometry: 64 px of 10 m from the top-left corner (400000, 5000000) in UTM 33N
+    assert expected == pytest.approx([400000.0, 5000000.0 - 640.0, 400000.0 + 640.0, 5000000.0])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("threshold", 2.0, "^threshold: 2.0 must be between 0 and 1"),
+    ("threshold", 0.0, "^threshold: "),
+    ("batch", 0, "^batch: 0 must be at least 1"),
+    ("batch", -1, "^batch: -1 must be at least 1"),
+    ("tile", -5, "^tile: -5 px is too small"),
+    ("tile", 0, "^tile: "),
+    ("tile", 7, "^tile: 7 px is too small"),
+])
+def test_bad_options_are_refused_before_any_output(tmp_path, pair, predictor, option, value, message):
+    before, after, _ = pair
+    with pytest.raises(FloodwatchError, match=message):
+        detect_change(before, after, predictor, tmp_path / "o", **{option: value})
+    assert not (tmp_path / "o").exists()

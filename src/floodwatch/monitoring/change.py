@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, FloodwatchError
+from ..inference.tiling import blend_weight, check_tiling, tile_origins
 from ..io import atomic_dir, write_json
 from .geo import feature_collection, geodesic_area_km2, mask_polygons
 
@@ -81,8 +82,8 @@ def align(before: Sample, after: Sample) -> Sample:
     from rasterio.warp import Resampling, reproject, transform_bounds
 
     # Footprints first: a scene elsewhere (wrong file, wrong CRS label) is a mistake, not "no change".
-    b_south, b_west, b_north, b_east = array_bounds(*before.shape, before.georef.affine())
-    a_south, a_west, a_north, a_east = array_bounds(*after.shape, after.georef.affine())
+    b_west, b_south, b_east, b_north = array_bounds(*before.shape, before.georef.affine())
+    a_west, a_south, a_east, a_north = array_bounds(*after.shape, after.georef.affine())
     try:
         a_west, a_south, a_east, a_north = transform_bounds(after.georef.rasterio_crs(), before.georef.rasterio_crs(),
                                                             a_west, a_south, a_east, a_north)
@@ -100,11 +101,9 @@ def align(before: Sample, after: Sample) -> Sample:
                   bands=before.bands, extra=before.extra)
 
 
-def tiled_probability(x: np.ndarray, predictor: Any, tile: int = 256, overlap: int = 32,
+def tiled_probability(x: np.ndarray, predictor: Any, tile: int = 512, overlap: int = 32,
                       batch: int = 4) -> np.ndarray:
     """Blended sliding-window water probability of a normalised (C, H, W) array."""
-    from ..inference.tiling import blend_weight, tile_origins
-
     c, h, w = x.shape
     t = min(tile, max(h, w))
     t = max(32, 32 * int(np.ceil(t / 32)))  # U-Nets need sizes divisible by 32
@@ -155,11 +154,17 @@ def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarr
 
 def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, method: Method = "difference",
                   threshold: float = 0.5, logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV",
-                  tile: int = 256, overlap: int = 32, batch: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  tile: int = 512, overlap: int = 32, batch: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(new water bool, score float32, valid bool) on `after`'s grid; the score is the new-water probability
     (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio."""
     if method not in METHODS:
         raise FloodwatchError(f"method: '{method}' is not one of {', '.join(METHODS)}")
+    # the limits map_scene sets; the overlap is clamped to the tile below, so only its sign is checked here
+    if not 0.0 < threshold < 1.0:
+        raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
+    if batch < 1:
+        raise FloodwatchError(f"batch: {batch} must be at least 1")
+    check_tiling(tile, min(overlap, tile // 2))
     if method != "logratio" and predictor is not None:
         wanted = predictor.preprocessing.bands
         for s in (before, after):
@@ -199,7 +204,7 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
 def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.PathLike, predictor: Any,
                   out_dir: str | os.PathLike, *, method: Method = "difference", threshold: float = 0.5,
                   logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV", min_pixels: int = 4,
-                  tile: int = 256, overlap: int = 32, batch: int = 4, quicklook: bool = True) -> ChangeResult:
+                  tile: int = 512, overlap: int = 32, batch: int = 4, quicklook: bool = True) -> ChangeResult:
     """Map new water between two dates and write it to `out_dir` (atomically):
 
     change_mask.tif (uint8 1 new water, 0 none, 255 no data; georeferenced like `after`), change_score.tif,
@@ -254,8 +259,7 @@ def _bounds(georef: GeoRef | None, h: int, w: int) -> list[float] | None:
         return None
     from rasterio.transform import array_bounds
 
-    south, west, north, east = array_bounds(h, w, georef.affine())
-    return [west, south, east, north]
+    return list(array_bounds(h, w, georef.affine()))  # west, south, east, north, as rasterio's dataset.bounds
 
 
 def _write_raster(path: Path, data: np.ndarray, georef: GeoRef | None, dtype: str, nodata: float) -> None:
