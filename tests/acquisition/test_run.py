@@ -91,3 +91,20 @@ def test_aoi_watch_uses_the_same_source_layer(pc, tmp_path):
         assert all(fake_pc.SIG in p for p, *_ in monitoring_helpers.RangeHandler.range_requests)
         by_scene = {h["scene_id"]: h for h in store.history("valley")}
         assert by_scene[pc.items[2]["id"]]["flooded_km2"] > 1 > by_scene[pc.items[0]["id"]]["flooded_km2"]
+
+
+def test_run_counts_permanent_water_apart(pc, tmp_path):
+    """--water-mask, as map's: water inside the reference is permanent, not flood, in the map and the history."""
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    lake = tmp_path / "lake.geojson"
+    lake.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": WATER.__geo_interface__}]}))
+    with Store(tmp_path / "fw.db") as store:
+        res = run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", geometry=AOI,
+                      source=src, tile=128, overlap=16, retries=FAST, progress=False, water_mask=lake)
+        (row,) = store.history("valley")
+    stats = json.loads((res.map.out_dir / "stats.json").read_text())
+    assert stats["water_mask"] == str(lake)
+    # the dark box is the lake: measured on the ellipsoid, counted as permanent water, not as flood
+    assert stats["permanent_water_km2"] == pytest.approx(geodesic_area_km2(WATER), rel=0.05)
+    assert row["flooded_km2"] < 0.05 * geodesic_area_km2(WATER)

@@ -200,3 +200,49 @@ def test_cli_and_light_modules_start_without_torch():
             "floodwatch.monitoring.stac; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _flags_of(cmd) -> set[str]:
+    return {o for p in _options(cmd) for o in p.opts}
+
+
+def test_batch_has_one_name_and_the_other_spelling_is_hidden(run_cli):
+    with_batch = {path for path, cmd in _commands(_root()) if "--batch" in _flags_of(cmd)}
+    assert {("map",), ("change",), ("evaluate",)} <= with_batch
+    for path, cmd in _commands(_root()):
+        assert "--batch-size" not in _flags_of(cmd), path
+        if path in with_batch:
+            assert getattr(cmd, "hidden_aliases", {}).get("--batch-size") == "--batch", path
+    for command in ("map", "change", "evaluate"):
+        assert "--batch-size" not in run_cli(command, "--help").stdout
+        # the hidden spelling reaches the same option: its bad value is reported under the shown name
+        r = run_cli(command, "--batch-size=0")
+        assert r.returncode == 2 and "'--batch'" in r.stderr, r.stderr
+
+
+def test_batch_size_spelling_runs(run_cli, tmp_path, tiny_checkpoint):
+    from tests.mapping.helpers import make_scene
+
+    make_scene(tmp_path / "a.tif", 40, 40, seed=0)
+    make_scene(tmp_path / "b.tif", 40, 40, seed=1)
+    r = run_cli("change", "--before", tmp_path / "b.tif", "--after", tmp_path / "a.tif", "-m", tiny_checkpoint,
+                "-o", tmp_path / "c", "--batch-size", "1")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "c" / "stats.json").is_file()
+
+
+def test_tile_and_db_mean_the_same_in_every_command():
+    import inspect
+
+    from floodwatch.mapping import map_scene
+    from floodwatch.monitoring.change import detect_change
+    from floodwatch.monitoring.store import DEFAULT_DB
+
+    def param(path, name):
+        return next(p for p in _command(*path).params if p.name == name)
+
+    tiles = {param(path, "tile").default for path in (("map",), ("change",), ("run",), ("aoi", "watch"))}
+    assert tiles == {inspect.signature(map_scene).parameters["tile"].default,
+                     inspect.signature(detect_change).parameters["tile"].default}
+    helps = {param(path, "db").help for path in (("map",), ("change",), ("aoi", "list"), ("aoi", "watch"))}
+    assert len(helps) == 1 and str(DEFAULT_DB) in helps.pop()

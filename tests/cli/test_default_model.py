@@ -76,6 +76,14 @@ def test_a_registered_name_works_as_m(run_cli, tmp_path, default_zoo, scene):
     assert r.returncode == 0, r.stderr
 
 
+def test_prune_takes_a_registered_name_as_m_like_every_command(run_cli, tmp_path, default_zoo):
+    import torch
+
+    r = run_cli("prune", "-m", DEFAULT_MODEL, "-o", tmp_path / "p.pt", "--ratio", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert "model_state" in torch.load(tmp_path / "p.pt", weights_only=True)
+
+
 def test_models_list_and_info(run_cli, default_zoo):
     r = run_cli("models", "list")
     assert r.returncode == 0 and f"{DEFAULT_MODEL} *" in r.stdout

@@ -53,3 +53,11 @@ def test_library_messages_name_no_flags():
                  if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
                  and "floodwatch " not in n.value and re.search(r"(^|[\s'\"(`\]])--[a-z]", n.value)]
     assert hits == []
+
+
+def test_tta_value_errors_name_the_flag_that_gives_the_transforms():
+    message = "tta: unknown transform(s) spin (known: identity, hflip)"
+    for command in ("map", "evaluate", "infer"):
+        assert with_flags(message, _flags(command)) == "--tta-transforms" + message[len("tta"):]
+    # elsewhere a `tta` parameter is still its own flag
+    assert with_flags(message, {"tta": "--tta"}).startswith("--tta: ")

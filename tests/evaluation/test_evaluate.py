@@ -79,7 +79,13 @@ def test_save_predictions_writes_one_panel_per_chip(chips, oracle, tmp_path):
     pngs = sorted(out.glob("*.png"))
     assert [p.stem for p in pngs] == sorted(s.id for s in chips[:3])
     with Image.open(pngs[0]) as im:
-        assert im.size == (3 * 32 + 2 * 4, 32) and im.mode == "RGB"
+        assert im.size[0] == 3 * 32 + 2 * 4 and im.size[1] > 32 and im.mode == "RGB"
+        legend = np.asarray(im)[32:]
+    # below the panels, a legend: a swatch of each comparison colour that fits the width
+    from floodwatch.inference.overlay import COLOURS
+
+    hit = tuple(COLOURS["hit (water, found)"])
+    assert (legend == hit).all(axis=-1).sum() >= 50
     assert not list(tmp_path.glob(".*part"))  # nothing half-written left beside it
 
 

@@ -10,7 +10,7 @@ from tests.bad_inputs import Case, check, params, plain_file, unsafe_checkpoint
 def files(tmp_path_factory, tiny_checkpoint):
     d = tmp_path_factory.mktemp("bad_export")
     f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
-         "folder": d / "folder.onnx", "garbage": plain_file(d / "garbage.pt")}
+         "folder": d / "folder.onnx", "garbage": plain_file(d / "garbage.pt"), "onnx": plain_file(d / "m.onnx")}
     f["folder"].mkdir()
     return f
 
@@ -24,6 +24,9 @@ CASES = [
          forbid=("weights_only", "Traceback", "this must never run"), absent=("{out}.onnx",)),
     Case("garbage-checkpoint", "export -m {garbage} -o {out}.onnx", ("{garbage}", "not a torch file"),
          absent=("{out}.onnx",)),
+    Case("onnx-as-model", "export -m {onnx} -o {out}.onnx", ("{onnx}", "ONNX file", "checkpoint")),
+    Case("prune-onnx-as-model", "prune -m {onnx} -o {out}.pt --ratio 0.5", ("{onnx}", "ONNX file")),
+    Case("prune-unknown-model-name", "prune -m no-such-model -o {out}.pt --ratio 0.5", ("no-such-model",)),
     Case("prune-under-file", "prune -m {model} -o {file}/x.pt --ratio 0.5", ("{file} is a file",)),
     Case("prune-unsafe", "prune -m {unsafe} -o {out}.pt --ratio 0.5", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback"), absent=("{out}.pt",)),

@@ -35,6 +35,8 @@ CASES = [
     Case("not-a-raster", "map {not_raster} -m {model} -o {out}", ("{not_raster}", "not a raster")),
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
+    Case("tta-transforms-unknown", "map {scene} -m {model} -o {out} --tta-transforms spin",
+         ("--tta-transforms: unknown transform(s) spin",)),
     Case("unsafe-checkpoint", "map {scene} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from floodwatch.cli.main import main
@@ -221,3 +222,29 @@ def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny
     assert [Path(r.scene).name for r in results] == ["awc00_vv.tif"]
     parallel, _ = read(tmp_path / "parallel" / "awc00_vv" / "flood_probability.tif")
     assert (parallel == stacked).all()
+
+
+def test_map_keeps_same_named_scenes_from_different_folders_apart(tmp_path, tiny_checkpoint):
+    # the layout fetch writes: one scene.tif per date
+    for day, seed in (("2024-05-01", 1), ("2024-05-13", 2)):
+        make_scene(tmp_path / "s1" / day / "scene.tif", 40, 40, seed=seed)
+    code = run(["map", *(str(tmp_path / "s1" / d / "scene.tif") for d in ("2024-05-01", "2024-05-13")),
+                "-m", str(tiny_checkpoint), "-o", str(tmp_path / "maps"), "--tile", "64", "--overlap", "16", "-q"])
+    assert code in (0, None)
+    for day in ("2024-05-01", "2024-05-13"):
+        stats = json.loads((tmp_path / "maps" / day / "scene" / "stats.json").read_text())
+        assert stats["scene"] == str(tmp_path / "s1" / day / "scene.tif")
+
+
+def test_a_scene_without_valid_pixels_maps_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+    import rasterio
+
+    make_scene(tmp_path / "s.tif", 40, 40)
+    with rasterio.open(tmp_path / "s.tif", "r+") as ds:
+        ds.write(np.full((2, 40, 40), np.nan, np.float32))
+    code = run(["map", str(tmp_path / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out"),
+                "--tile", "64", "--overlap", "16", "-q"])
+    assert code in (0, None)
+    assert json.loads((tmp_path / "out" / "s" / "stats.json").read_text())["valid_km2"] == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "s.tif" in err and "no valid pixels" in err

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from floodwatch.mapping.locations import (input_stem, is_remote_input, is_remote_output, resolve_input,
-                                          resolve_output)
+import pytest
+
+from floodwatch.errors import DataError
+from floodwatch.mapping.locations import (input_stem, is_remote_input, is_remote_output, output_names,
+                                          resolve_input, resolve_output)
 
 
 def test_local_paths_become_absolute_and_urls_stay(tmp_path, monkeypatch):
@@ -28,3 +31,14 @@ def test_outputs_file_urls_are_local_folders(tmp_path, monkeypatch):
     assert resolve_output(f"file://{tmp_path}/m") == str(tmp_path / "m") and not is_remote_output("file:///x")
     assert is_remote_output("s3://b/maps/") and resolve_output("s3://b/maps/") == "s3://b/maps"
     assert is_remote_output("memory://maps")
+
+
+def test_output_names_tell_same_named_scenes_apart_by_their_folders():
+    # fetch writes <date>/scene.tif: the dates name the maps; a stem given once keeps its plain name
+    assert output_names(["s1/2024-05-01/scene.tif", "s1/2024-05-13/scene.tif", "other/b.tif"]) == \
+        ["2024-05-01/scene", "2024-05-13/scene", "b"]
+    assert output_names(["/x/a/2024/scene.tif", "/y/b/2024/scene.tif", "s3://bk/2024/scene.tif"]) == \
+        ["a/2024/scene", "b/2024/scene", "2024/scene"]  # a URL's path: the bucket is not a folder
+    assert output_names(["a.tif", "https://h/c/a.tif?sig=1"]) == ["a", "c/a"]
+    with pytest.raises(DataError, match="given twice"):
+        output_names(["s1/a.tif", "s1/a.tif"])

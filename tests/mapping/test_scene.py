@@ -93,6 +93,22 @@ def test_linear_units_become_db_and_zero_power_is_no_data(tmp_path, bands):
                                atol=1e-4)
 
 
+def test_linear_units_refuse_a_db_file_and_keep_a_few_negative_powers(tmp_path, bands):
+    from floodwatch.errors import DataError
+
+    vv, vh = bands
+    path = _write(tmp_path / "db.tif", np.stack([vv, vh]), ["VV", "VH"])
+    with SceneReader(path, units="linear") as reader, pytest.raises(DataError, match="looks like dB"):
+        reader.read_window(0, H, 0, W)
+    # noise-removed power dips below 0 in places: those pixels are no data, the rest maps
+    lin = 10 ** (np.stack([np.nan_to_num(vv, nan=-20), np.nan_to_num(vh, nan=-20)]) / 10)
+    lin[:, :4, :] = -1e-3
+    path = _write(tmp_path / "lin.tif", lin.astype(np.float32), ["VV", "VH"])
+    with SceneReader(path, units="linear") as reader:
+        _, valid = reader.read_window(0, H, 0, W)
+    assert not valid[:4].any() and valid[5:].all()  # row 4 holds VV's -9999 fill: zero power
+
+
 def test_exactly_zero_db_is_fill_without_a_nodata_tag(tmp_path, bands):
     vv, vh = bands
     vv, vh = vv.copy(), vh.copy()

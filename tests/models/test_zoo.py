@@ -34,6 +34,11 @@ def test_card_figures_render_as_tables(default_zoo):
     path.write_text(json.dumps(card))
     md = card_markdown(read_card(path))
     assert "| Bolivia | 15 | 0.250 | 0.125 |" in md
+    # rows without chip counts (the shipped card's): no empty column
+    card["evaluation"]["leave_one_event_out"][0].pop("chips")
+    path.write_text(json.dumps(card))
+    md = card_markdown(read_card(path))
+    assert "| Bolivia | 0.250 | 0.125 |" in md and "| chips |" not in md
     assert "| x/y | all | checkpoint | water_iou | 0.500 | 0.250 |" in md
 
 

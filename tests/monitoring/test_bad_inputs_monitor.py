@@ -32,6 +32,8 @@ def files(tmp_path_factory, tiny_checkpoint):
     return f
 
 
+CHANGE = "change --before {before} --after {after} -m {model} -o {out}"
+
 CASES = [
     # before/after that are not two images of one place: refused, not "0 km² of new water"
     Case("change-elsewhere", "change --before {elsewhere} --after {after} -m {model} -o {out}",
@@ -47,6 +49,15 @@ CASES = [
     Case("change-int8", "change --before {int8} --after {after} -m {model} -o {out}", ("{int8}", "int8")),
     Case("change-out-under-file", "change --before {before} --after {after} -m {model} -o {file}/c",
          ("{file} is a file",)),
+    # the limits map sets on the same flags (typer's min for --tile and --batch, the library's for --threshold)
+    Case("change-batch-negative", CHANGE + " --batch -1", ("'--batch'",)),
+    Case("change-batch-zero", CHANGE + " --batch 0", ("'--batch'",)),
+    Case("change-batch-size-zero", CHANGE + " --batch-size 0", ("'--batch'",)),
+    Case("change-threshold-2", CHANGE + " --threshold 2", ("--threshold: 2.0 must be between 0 and 1",)),
+    Case("change-threshold-0", CHANGE + " --threshold 0", ("--threshold: 0.0 must be between 0 and 1",)),
+    Case("change-tile-negative", CHANGE + " --tile -5", ("'--tile'",)),
+    Case("change-tile-zero", CHANGE + " --tile 0", ("'--tile'",)),
+    Case("change-tile-7", CHANGE + " --tile 7", ("'--tile'",)),
     # AOIs from GeoJSON that is not GeoJSON
     Case("aoi-unknown-type", "aoi add x --geojson {hexagon} --db {db}", ("{hexagon}", "hexagon"), absent=()),
     Case("aoi-no-type", "aoi add x --geojson {no_type} --db {db}", ("{no_type}", "not a GeoJSON"), absent=()),

@@ -92,10 +92,10 @@ def run_cmd(
     min_coverage: float = typer.Option(0.5, "--min-coverage", help="Refuse dates covering less of the AOI (0-1)."),
     threshold_km2: Optional[float] = typer.Option(None, "--threshold-km2", help="Alert rule for a new AOI."),
     rise_percent: Optional[float] = typer.Option(None, "--rise-percent", help="Alert rule for a new AOI."),
-    tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Water probability threshold."),
-    db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
-                                     help="Monitoring database (default ~/.floodwatch)."),
+    tile: int = options.TILE,
+    threshold: float = options.THRESHOLD,
+    db: Optional[str] = options.DB,
+    water_mask: Optional[str] = options.WATER_MASK,
     hand: Optional[str] = options.HAND,
     hand_max: float = options.HAND_MAX,
     dem: Optional[str] = options.DEM,
@@ -106,7 +106,7 @@ def run_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Fetch, map, record in the AOI's history and raise its alerts: a place and a date to km² in one step.
-    The terrain options are map's (docs/terrain.md)."""
+    --water-mask and the terrain options are map's (docs/terrain.md)."""
     from rich.console import Console
 
     from ..inference.tiling import DEFAULT_OVERLAP
@@ -120,7 +120,8 @@ def run_cmd(
         res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
                       min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
                       overlap=min(DEFAULT_OVERLAP, tile // 4), threshold=threshold, progress=not quiet,
-                      terrain=options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit))
+                      terrain=options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit),
+                      water_mask=water_mask)
         rec = store.record(res.record_ids[0], False) if res.record_ids else None
     console = Console()
     console.print(f"{res.aoi}: {res.scene.key} ({len(res.scene.items)} item(s), {100 * res.scene.coverage:.0f}% of "

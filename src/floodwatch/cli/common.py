@@ -51,6 +51,8 @@ def aliased(aliases: dict[str, str]) -> type[typer.core.TyperCommand]:
 
 
 OUT_ALIAS = aliased({"--out": "--output"})
+#: evaluate's old spelling of --batch, the name map and change already used
+BATCH_SIZE = {"--batch-size": "--batch"}
 
 QUIET = typer.Option(False, "-q", "--quiet",
                      help="No progress bars or progress messages; errors and results still print.")
@@ -103,6 +105,19 @@ def value(choice: Enum | None) -> str | None:
 
 MODEL_HELP = ("A .pt/.onnx file, a name from `floodwatch models list`, or https://.../FILE#sha256=HEX "
               "(downloaded once, verified); default: the default model.")
+#: -m of the commands that change a model (export, prune): they start from its fp32 checkpoint
+CHECKPOINT_HELP = ("A floodwatch checkpoint (.pt), a name from `floodwatch models list` (its checkpoint), or "
+                   "https://.../FILE#sha256=HEX")
+
+
+def resolve_checkpoint(ref: str | None) -> Path:
+    """-m of export and prune -> a local checkpoint; an ONNX file is refused by name (nothing to start from)."""
+    from ..errors import ExportError
+
+    path = resolve_models(ref, "checkpoint")[0]
+    if path.suffix.lower() == ".onnx":
+        raise ExportError(f"{path}: is an ONNX file; give the checkpoint (.pt) it was exported from")
+    return path
 
 
 def resolve_models(refs: list[str] | str | None, kind: str) -> list[Path]:

@@ -8,7 +8,8 @@ import typer
 
 from ..errors import FloodwatchError
 from . import options
-from .common import MODEL_HELP, Backend, DataFormat, QUIET, esc, make_console, resolve_models, value
+from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, esc, make_console, resolve_models,
+                     value)
 
 
 def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
@@ -42,7 +43,7 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
+    @app.command("evaluate", cls=aliased(BATCH_SIZE))
     def evaluate_cmd(
         model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (any layout floodwatch reads)."),
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the metrics here as JSON."),
         save_predictions: Optional[Path] = typer.Option(
             None, "--save-predictions", help="Folder for one PNG per chip: SAR | model vs truth | Otsu vs truth."),
-        batch_size: int = typer.Option(8, "--batch-size", min=1, help="Chips per model call."),
+        batch_size: int = typer.Option(8, "--batch", min=1, help="Chips per model call."),
         threshold: float = options.THRESHOLD,
         backend: Backend = options.BACKEND,
         tta: bool = options.TTA,
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from ..inference.refine import RefinePredictor
         from ..inference.temperature import load_temperature
         from ..inference.tta import parse_transforms
-        from ..io import check_output_dir, write_json
+        from ..io import check_output_file, write_json
         from ..models.zoo import kind_for_backend
         from ..training.data import evaluation_samples
 
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
         for target in (output, report, save_temperature):  # a file in the way fails now, not after scoring
             if target is not None:
-                check_output_dir(target.parent)
+                check_output_file(target)
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..io import dumps_json
-from .common import MODEL_HELP, OUT_ALIAS, QUIET, aliased, esc, make_console, resolve_models, value
+from .common import CHECKPOINT_HELP, OUT_ALIAS, QUIET, aliased, esc, make_console, resolve_checkpoint, value
 
 
 class ExportFormat(str, Enum):
@@ -41,7 +41,8 @@ class Norm(str, Enum):
 
 
 def export(
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="floodwatch checkpoint (.pt). " + MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help=CHECKPOINT_HELP + "; default: the default "
+                                        "model's."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx, or .plan for TensorRT."),
     format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="Model file format to write."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Numeric precision (int8 needs "
@@ -75,7 +76,7 @@ def export(
     if triton_repo is not None and not triton_model:
         raise ExportError("--triton-repo: needs --triton-model NAME, the model's name in the repository")
     console = make_console()
-    model = resolve_models(model, "checkpoint")[0]  # a registered model: its fp32 checkpoint
+    model = resolve_checkpoint(model)
     policy = parse_version_policy(version_policy)
     with console.status(esc(f"exporting {model} -> {output}")) if not (quiet or json_out) else nullcontext():
         report = export_model(model, output, format=value(format), precision=value(precision),
@@ -108,7 +109,7 @@ def export_summary(report: dict, output: Path) -> list[str]:
 
 
 def prune(
-    model: Path = typer.Option(..., "-m", "--model", help="floodwatch checkpoint (.pt)."),
+    model: str = typer.Option(..., "-m", "--model", help=CHECKPOINT_HELP + "."),
     output: Path = typer.Option(..., "-o", "--output", help="Pruned checkpoint to write."),
     ratio: Optional[float] = typer.Option(None, "--ratio", help="Fraction of filters to remove per layer."),
     threshold: Optional[float] = typer.Option(None, "--threshold",
@@ -121,7 +122,7 @@ def prune(
     """Structured pruning: remove conv filters for a smaller, faster dense model (fine-tune it after)."""
     from ..export.prune import prune_checkpoint
 
-    report = prune_checkpoint(model, output, ratio=ratio, threshold=threshold, min_filters=min_filters,
+    report = prune_checkpoint(resolve_checkpoint(model), output, ratio=ratio, threshold=threshold, min_filters=min_filters,
                               norm=value(norm), multiple_of=multiple_of)
     make_console().print(f"[green]wrote[/] {esc(output)}: params x{report['params_ratio']:.3f}, "
                          f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune with "

@@ -8,6 +8,9 @@ from typing import Any, Sequence
 
 #: library parameter -> the CLI parameter that feeds it, where their names differ
 ALIASES = {"predictor": "model", "source": "stac", "webhooks": "webhook", "formats": "format"}
+#: library parameters whose values come from another CLI parameter even where one of the same name exists:
+#: `tta` takes the transform names, which only --tta-transforms gives (--tta is on/off)
+VALUE_FROM = {"tta": "tta_transforms"}
 
 _HEAD = re.compile(r"^([a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*):")
 _TICKED = re.compile(r"`([a-z_][a-z0-9_]*)`")
@@ -33,7 +36,7 @@ def command_flags(root: Any, argv: Sequence[str]) -> dict[str, str]:
 
 def with_flags(message: str, flags: dict[str, str]) -> str:
     def flag(name: str) -> str | None:
-        return flags.get(name) or flags.get(ALIASES.get(name, ""))
+        return flags.get(VALUE_FROM.get(name, "")) or flags.get(name) or flags.get(ALIASES.get(name, ""))
 
     head = _HEAD.match(message)
     if head and all(flag(n) for n in head.group(1).split(", ")):

@@ -7,12 +7,12 @@ from typing import List, Optional
 import typer
 
 from . import options
-from .common import (MODEL_HELP, QUIET, MapBackend, Probability, Protocol, Units, esc, make_console, resolve_models,
-                     value)
+from .common import (BATCH_SIZE, MODEL_HELP, QUIET, MapBackend, Probability, Protocol, Units, aliased, esc,
+                     make_console, resolve_models, value)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("map")
+    @app.command("map", cls=aliased(BATCH_SIZE))
     def map_cmd(
         scenes: Optional[List[str]] = typer.Argument(
             None, help="Scene GeoTIFFs with VV and VH bands (paths or https/s3/gs URLs); a folder maps every "
@@ -35,13 +35,11 @@ def register(app: typer.Typer) -> None:
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         refine: Optional[str] = options.REFINE,
         downsample: int = options.DOWNSAMPLE,
-        tile: int = typer.Option(512, "--tile", min=8, help="Tile size in pixels."),
+        tile: int = options.TILE,
         overlap: int = options.OVERLAP,
-        batch: int = typer.Option(4, "--batch", min=1, help="Tiles per predictor call."),
+        batch: int = options.BATCH,
         threshold: float = options.THRESHOLD,
-        water_mask: Optional[str] = typer.Option(
-            None, "--water-mask", help="Permanent water, counted apart: raster (any CRS; path or URL), "
-            "GeoJSON/shapefile, or 'jrc-gsw' / 'worldcover' (fetched for the scene)."),
+        water_mask: Optional[str] = options.WATER_MASK,
         hand: Optional[str] = options.HAND,
         hand_max: float = options.HAND_MAX,
         dem: Optional[str] = options.DEM,
@@ -59,8 +57,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET,
         acquired: Optional[str] = typer.Option(
             None, "--acquired", help="Acquisition time (ISO-8601): record the result in every intersecting AOI."),
-        db: Optional[str] = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
-                                         help="Monitoring database for --acquired (default ~/.floodwatch)."),
+        db: Optional[str] = options.DB,
     ) -> None:
         """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook;
         with terrain options also exclusion.tif (bit flags) and, with --depth, flood_depth.tif."""
@@ -69,7 +66,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import FloodwatchError
         from ..mapping import map_scene, map_scenes, pair_band_files, predictor_options, scene_files
         from ..mapping.parallel import backend_label
-        from ..mapping.locations import input_stem
+        from ..mapping.locations import input_stem, output_names
         from ..models.zoo import kind_for_backend
 
         units, backend, protocol, probability = (value(units), value(backend), value(protocol),
@@ -117,8 +114,9 @@ def register(app: typer.Typer) -> None:
             share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
-            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, **kw)
-                       for f, v in pairs]
+            names = output_names([f for f, _ in pairs])
+            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, **kw)
+                       for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
         table = Table(Column("scene", overflow="fold"), "flood km²", "valid km²", "flooded %", "permanent km²",
                       "excluded km²", "polygons", "s", Column("output", overflow="fold"))
@@ -130,6 +128,10 @@ def register(app: typer.Typer) -> None:
                           esc(r.out_dir))
         console = make_console()
         console.print(table)
+        for r in results:  # exit 0 (the maps are written), but an all-no-data scene is rarely what was meant
+            if r.stats["valid_km2"] == 0:
+                make_console(stderr=True).print(f"[yellow]warning:[/] {esc(r.scene)}: no valid pixels (all no data: "
+                                                f"NaN, the file's nodata or 0.0); its map is empty", highlight=False)
         if acquired:
             from ..monitoring.aoi import record_map_result
             from ..monitoring.store import Store

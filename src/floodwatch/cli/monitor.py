@@ -8,17 +8,16 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from .common import MODEL_HELP, OUT_ALIAS, QUIET, Units, esc, make_console, resolve_models, value
+from . import options
+from .common import BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, Units, aliased, esc, make_console, resolve_models, value
 
 console = make_console()
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
-DB_HELP = ("Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
-           "default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db.")
-db_option = typer.Option(None, "--db", envvar="FLOODWATCH_DB", help=DB_HELP)
+db_option = options.DB
 
 
 def register(app: typer.Typer) -> None:
-    app.command("change", cls=OUT_ALIAS)(change)
+    app.command("change", cls=aliased({"--out": "--output", **BATCH_SIZE}))(change)
     aoi_app = typer.Typer(help="Areas of interest: define them, record runs over them, watch a STAC catalog.",
                           no_args_is_help=True)
     aoi_app.command("add")(aoi_add)
@@ -48,8 +47,8 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF 
            threshold: float = typer.Option(0.5, "--threshold", help="Water / new-water probability threshold."),
            logratio_threshold: str = typer.Option("-3", "--logratio-threshold", help="dB, or 'otsu'."),
            band: str = typer.Option("VV", "--band", help="Band for the log-ratio."),
-           tile: int = typer.Option(256, "--tile", help="Tile size in pixels."),
-           batch: int = typer.Option(4, "--batch", help="Tiles per predictor call."),
+           tile: int = options.TILE,
+           batch: int = options.BATCH,
            acquired: Optional[str] = typer.Option(None, "--acquired",
                                                   help="Post-event time: record the change in intersecting AOIs."),
            db: Optional[str] = db_option) -> None:
@@ -164,7 +163,7 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
               output: Path = typer.Option(Path("watch_out"), "-o", "--output", help="Where windows and maps go."),
               units: Units = typer.Option(Units.db, "--units", help="Pixel units of the items: dB, or linear power."),
-              tile: int = typer.Option(512, "--tile", help="Tile size in pixels."), db: Optional[str] = db_option,
+              tile: int = options.TILE, db: Optional[str] = db_option,
               quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped."""
     from ..inference.predictor import load_predictor

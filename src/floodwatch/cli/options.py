@@ -1,4 +1,4 @@
-"""Options shared by the commands that run a model (evaluate, infer, map), declared once."""
+"""Options shared by the commands that run a model (evaluate, infer, map, change), declared once."""
 import typer
 
 from .common import Backend
@@ -10,6 +10,8 @@ TTA_TRANSFORMS = typer.Option(None, "--tta-transforms", help="TTA views, e.g. 'h
 DOWNSAMPLE = typer.Option(1, "--downsample", min=1, help="Run the model on an N-times coarser grid (block means) and "
                           "interpolate its water probability back: about N² less model arithmetic; its accuracy "
                           "cost is in docs/benchmarks.md.")
+TILE = typer.Option(512, "--tile", min=8, help="Tile size in pixels.")
+BATCH = typer.Option(4, "--batch", min=1, help="Tiles per predictor call.")
 # = inference.tiling.DEFAULT_OVERLAP, written out so the CLI starts without numpy (a test checks they agree)
 OVERLAP = typer.Option(32, "--overlap", min=0, help="Overlap between tiles in pixels.")
 WEIGHTS = typer.Option(None, "--weights", help="Ensemble weights, one per -m: '2,1'.")
@@ -17,6 +19,13 @@ TEMPERATURE = typer.Option(None, "--temperature", help="Apply the temperature in
 REFINE = typer.Option(None, "--refine", help="Refine the probability: none, guided (edge-aware guided filter, "
                       "guidance = the SAR input), 'guided:r=4,eps=0.1,min=16' (radius, edge threshold, flip "
                       "regions under 16 px) or 'clean:min=16' (flip only).")
+# the default as monitoring.store.default_db_path() finds it (a test checks they agree)
+DB = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
+                  help="Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
+                       "default $FLOODWATCH_DB or ~/.floodwatch/floodwatch.db.")
+
+WATER_MASK = typer.Option(None, "--water-mask", help="Permanent water, counted apart: raster (any CRS; path or URL), "
+                          "GeoJSON/shapefile, or 'jrc-gsw' / 'worldcover' (fetched for the scene).")
 
 # Terrain (map, run): built into a mapping.terrain.Terrain by `terrain_options`.
 HAND = typer.Option(None, "--hand", help="HAND raster (m), or 'glo30-hand'; computed from --dem when absent.")

@@ -13,7 +13,7 @@ from ..data.preprocess import Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
 from ..inference.base import Predictor, equal_shape_batches, predictor_temporal, progress_bar
-from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side
+from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
 from ..inference.predictor import load_predictor
 from ..io import atomic_dir
 from .calibration import CalibrationAccumulator
@@ -124,7 +124,8 @@ def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None,
         panels = [backdrop, comparison_rgb(backdrop, pred, truth, scored)]
         if otsu_pred is not None:
             panels.append(comparison_rgb(backdrop, otsu_pred, truth, scored))
-        save_png(out_dir / f"{safe_name(sample.id)}.png", side_by_side(panels))
+        titles = ["SAR (VH)" if "VH" in sample.bands else "SAR", "model vs truth", "Otsu vs truth"][:len(panels)]
+        save_png(out_dir / f"{safe_name(sample.id)}.png", with_legend(side_by_side(panels), titles))
 
 
 def to_json_safe(obj: Any) -> Any:

@@ -63,6 +63,27 @@ def side_by_side(panels: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
+def with_legend(rgb: np.ndarray, titles: Sequence[str] = (), colours: dict = COLOURS) -> np.ndarray:
+    """`rgb` with a white strip below: the panels' titles (left to right, evenly spaced) on one line and a
+    swatch and name per colour on the next, so a saved picture explains itself."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    line = 14
+    strip = Image.new("RGB", (rgb.shape[1], 2 * line + 8), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for i, title in enumerate(titles):
+        draw.text((4 + i * rgb.shape[1] // len(titles), 2), title, fill=(0, 0, 0), font=font)
+    x = 4
+    for name, colour in colours.items():
+        if x > rgb.shape[1]:
+            break  # a narrow chip shows what fits; the colours are also in the report's legend
+        draw.rectangle((x, line + 6, x + 9, line + 15), fill=tuple(colour))
+        draw.text((x + 13, line + 4), name, fill=(0, 0, 0), font=font)
+        x += 13 + int(draw.textlength(name, font=font)) + 12
+    return np.concatenate([rgb, np.asarray(strip, np.uint8)], axis=0)
+
+
 def save_png(path: str | os.PathLike, array: np.ndarray) -> Path:
     """uint8 (H, W) or (H, W, 3) -> PNG, written atomically."""
     path = Path(path)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import unquote, urlparse
+
+from ..errors import DataError
 
 #: URL schemes GDAL reads directly (rasterio maps them onto its /vsi... file systems)
 REMOTE_INPUT_SCHEMES = ("http", "https", "s3", "gs", "az", "azure")
@@ -40,6 +43,24 @@ def input_stem(location: str | os.PathLike) -> str:
     s = str(location)
     name = unquote(urlparse(s).path).rstrip("/").rsplit("/", 1)[-1] if scheme(s) else Path(s).name
     return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def output_names(locations: Sequence[str | os.PathLike]) -> list[str]:
+    """Each scene's output folder under `-o`: its stem, or where stems repeat (fetch writes `<date>/scene.tif`)
+    the stem under as many of its parent folders as tell the scenes apart: `2024-05-01/scene`."""
+    parts = [[*(unquote(urlparse(str(f)).path) if scheme(str(f)) else str(Path(f))).split("/")[:-1], input_stem(f)]
+             for f in locations]
+    names = []
+    for p in parts:
+        same = [q for q in parts if q[-1] == p[-1]]
+        depth = 1
+        while depth < len(p) and sum(q[-depth:] == p[-depth:] for q in same) > 1:
+            depth += 1
+        names.append("/".join(x for x in p[-depth:] if x))
+    twice = next((f for f, n in zip(locations, names) if names.count(n) > 1), None)
+    if twice is not None:
+        raise DataError(f"{twice}: given twice")
+    return names
 
 
 def is_remote_output(location: str | os.PathLike) -> bool:

@@ -1,19 +1,18 @@
 """Many scenes at once on a Dask distributed cluster; every task loads its own predictor."""
 from __future__ import annotations
 
-import re
-
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import urlsplit
 
 from rich.progress import Progress
 
+from ..data.files import pair_band_files
 from ..errors import DataError, FloodwatchError
 from ..io import output_folder
-from .locations import input_stem, is_remote_input, is_remote_output, resolve_input, resolve_output
+from .locations import (input_stem, is_remote_input, is_remote_output, output_names, resolve_input,
+                        resolve_output)
 from .pipeline import MapResult, map_scene
 from .terrain_sources import public_layer
 
@@ -36,40 +35,6 @@ def scene_files(paths: Sequence[str | Path]) -> list[Path | str]:
             out.extend(found)
         else:
             out.append(p)
-    return out
-
-
-_BAND_FILE = re.compile(r"^(?P<stem>.+)_(?P<band>vv|vh)(?P<suffix>\.tiff?)$", re.IGNORECASE)
-
-
-def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str | Path | None]]:
-    """(scene, VH file or None) per scene: single-band files named <stem>_vv.tif and <stem>_vh.tif side by side
-    (STAC Overflow's chips, Earth Engine exports, one file per band) become one scene; every other file stays
-    a scene of its own, in the order given."""
-    def key(f) -> tuple[str, str] | None:
-        # a URL's query (a signature, different per file) is not part of its name
-        where = urlsplit(str(f))._replace(query="", fragment="").geturl() if is_remote_input(f) else str(f)
-        parent, _, name = where.rpartition("/")
-        m = _BAND_FILE.match(name)  # paths are case-sensitive (local, S3, GCS); the band tag and suffix are not
-        return (f"{parent}/{m['stem']}{m['suffix'].lower().replace('.tiff', '.tif')}", m["band"].lower()) \
-            if m else None
-
-    keys = [key(f) for f in files]
-    claimed: dict[tuple[str, str], str | Path] = {}
-    for f, k in zip(files, keys):
-        if k is not None:
-            if k in claimed:
-                raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
-            claimed[k] = f
-    vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
-    paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}
-    out: list[tuple[str | Path, str | Path | None]] = []
-    for f, k in zip(files, keys):
-        if k and k[0] in paired_vv:
-            if k[1] == "vv":
-                out.append((f, vh_of[k[0]]))
-            continue  # the VH file travels with its VV
-        out.append((f, None))
     return out
 
 
@@ -120,7 +85,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
                predictor_kwargs: dict | None = None, processes: bool = True, progress: bool = True,
                **kw: Any) -> list[MapResult]:
     """Map every scene (folders expand to their GeoTIFFs; <stem>_vv/_vh files pair, `pair_band_files`) in
-    parallel with dask.distributed.
+    parallel with dask.distributed, each into `out_dir/<stem>/` (same stems: `locations.output_names`).
 
     model: a model path (each task calls `load_predictor(model, backend, **predictor_kwargs)`), None with
     backend 'triton' (the server's model, `predictor_kwargs` naming the server), or a
@@ -141,6 +106,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
     files = [resolve_input(f) for f in files]  # one spelling per file before pairing
     pairs = pair_band_files(files) if not kw.get("vh") else [(files[0], None)]
     files = [f for f, _ in pairs]
+    names = output_names(files)
     kw = {k: _resolve_source(v) if k in ("vh", "water_mask") and v else v for k, v in kw.items()}
     if kw.get("terrain") is not None:
         t = kw["terrain"]
@@ -156,8 +122,8 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
         try:
             with Client(scheduler or cluster) as client:
                 futures = {client.submit(_map_one, f, model, out_dir, backend, predictor_kwargs or {},
-                                         dict(kw, vh=vh) if vh else dict(kw), key=f"map-{i}-{input_stem(f)}",
-                                         pure=False): i
+                                         dict(kw, vh=vh, name=names[i]) if vh else dict(kw, name=names[i]),
+                                         key=f"map-{i}-{input_stem(f)}", pure=False): i
                            for i, (f, vh) in enumerate(pairs)}
                 results: list[MapResult | None] = [None] * len(files)
                 failures: list[str] = []

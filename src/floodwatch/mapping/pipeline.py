@@ -104,8 +104,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
               threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
-              terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES) -> MapResult:
-    """Map floods in one scene and write `out_dir/<scene stem>/` atomically.
+              terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES, name: str | None = None) -> MapResult:
+    """Map floods in one scene and write `out_dir/<scene stem>/` (or `out_dir/<name>/`) atomically.
 
     scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
     folder or an fsspec URL (s3://, gs://, memory://), see `floodwatch.mapping.locations`.
@@ -119,6 +119,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     min_area_m2: polygons smaller than this are left out of the GeoJSON (the rasters keep every pixel).
     simplify: polygon simplification tolerance in pixels. probability: 'uint8' (0-100) or 'float32'.
     chunk_tiles: tile columns per window (memory against per-window overhead).
+    name: the output folder under `out_dir` (`mapping.locations.output_names` tells same-named scenes apart).
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
     """
     if not 0.0 < threshold < 1.0:
@@ -137,8 +138,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             local = map_scene(scene, predictor, staging, vh=vh, units=units, tile=tile, overlap=overlap, batch=batch,
                               threshold=threshold, water_mask=water_mask, min_area_m2=min_area_m2,
                               simplify=simplify, probability=probability, progress=progress, backend=backend,
-                              terrain=terrain, chunk_tiles=chunk_tiles)
-            url = upload_dir(local.out_dir, f"{resolve_output(out_dir)}/{local.out_dir.name}")
+                              terrain=terrain, chunk_tiles=chunk_tiles, name=name)
+            url = upload_dir(local.out_dir, f"{resolve_output(out_dir)}/{name or local.out_dir.name}")
         return MapResult(scene=local.scene, out_dir=url,
                          paths={k: f"{url}/{Path(v).name}" for k, v in local.paths.items()}, stats=local.stats)
     out_dir = resolve_output(out_dir)
@@ -153,7 +154,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
             layers = TerrainLayers(terrain, scene, reader) if terrain else None
             t_terrain, cpu_terrain = time.perf_counter() - t_terrain, time.process_time() - cpu_terrain
-            final = Path(out_dir) / reader.stem
+            final = Path(out_dir) / (name or reader.stem)
             with atomic_dir(final) as tmp:
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
                            probability=probability, clock=clock, chunk_tiles=chunk_tiles, terrain=layers)

@@ -120,9 +120,11 @@ def card_markdown(card: Card, *, default: bool = False) -> str:
     out += ["", f"**Recipe:** `{card.recipe}`", "", "## Accuracy", "", ev.protocol, ""]
     if ev.leave_one_event_out:
         out += ["Leave one event out (water IoU; each row a model trained without that event):", ""]
-        out += _table(["held-out event", "chips", "model", "Otsu"],
-                      [[r.held_out, "" if r.chips is None else str(r.chips), f"{r.model_water_iou:.3f}",
-                        f"{r.otsu_water_iou:.3f}"] for r in ev.leave_one_event_out])
+        rows = ev.leave_one_event_out
+        counted = any(r.chips is not None for r in rows)  # no column that no row fills
+        out += _table(["held-out event", *(["chips"] if counted else []), "model", "Otsu"],
+                      [[r.held_out, *(["" if r.chips is None else str(r.chips)] if counted else []),
+                        f"{r.model_water_iou:.3f}", f"{r.otsu_water_iou:.3f}"] for r in rows])
         out.append("")
     if ev.reproduce:
         out += [f"This model (threshold {ev.threshold:g}), reproducible on the data named:", ""]
