@@ -438,6 +438,25 @@ def test_cli_semi_supervised_refuses_several_gpus(run_cli, tmp_path, synth_root,
 
 
 # -- the example on the real data -------------------------------------------------------------------------
+def test_unlabelled_vv_vh_picture_pairs_are_one_chip_each(tmp_path):
+    from PIL import Image
+
+    from floodwatch.config import SemiSupervisedConfig
+    from floodwatch.training.semi import open_unlabelled
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for stem, (vv, vh) in {"t0": (40, 90), "t1": (60, 120)}.items():
+        Image.fromarray(np.full((32, 32), vv, np.uint8)).save(folder / f"{stem}_vv.png")
+        Image.fromarray(np.full((32, 32), vh, np.uint8)).save(folder / f"{stem}_vh.png")
+    (chips,) = open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(folder), "format": "chips"}]))
+    assert len(chips) == 2
+    read = chips.read(["VV", "VH"], "single")
+    assert [c.id for c in read] == ["t0", "t1"] and all(c.image.shape == (2, 32, 32) for c in read)
+    # the VH picture is read as VH: brighter grey, a different dB map from VV's
+    assert all(np.isfinite(c.image).all() and c.image[0, 0, 0] != c.image[1, 0, 0] for c in read)
+
+
 def test_etci_semi_example_reads_its_unlabelled_chips(shared_data):
     from pathlib import Path
 

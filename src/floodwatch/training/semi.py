@@ -196,7 +196,7 @@ class UnlabelledSet:
     path: Path
     format: str
     bands: tuple[str, ...] | None  # None: decided per file (bare chip files)
-    items: Sequence[Any]  # a data.ChipDataset, or chip file paths
+    items: Sequence[Any]  # a data.ChipDataset, or (chip file, its VH file or None) pairs
 
     def __len__(self) -> int:
         return len(self.items)
@@ -210,7 +210,7 @@ class UnlabelledSet:
             if self.format == "chips":
                 from ..inference.chips import read_chip
 
-                s = read_chip(item, bands=bands)
+                s = read_chip(item[0], bands=bands, vh=item[1])
             else:
                 s = item
             out.append(self._fit(s, bands, temporal))
@@ -244,6 +244,7 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
     """Open every `unlabelled` entry (lazily: files are listed, not read); a missing or unreadable folder is a
     one-line DataError naming the entry."""
     from ..data import open_dataset
+    from ..data.files import pair_band_files
     from ..data.formats import _ALIASES, detect_format
     from ..inference.chips import PNG_SUFFIXES, TIFF_SUFFIXES
 
@@ -267,7 +268,8 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
                 raise DataError(f"{name}: split applies to a data set layout, not to a folder of chip files")
             if not files:
                 raise DataError(f"{name}: {path}: no chip files (GeoTIFF/PNG/JPG) and no known data set layout")
-            sets.append(UnlabelledSet(name, path, fmt, None, files))
+            # <chip>_vv/<chip>_vh files are one chip, as for infer and map
+            sets.append(UnlabelledSet(name, path, fmt, None, pair_band_files(files)))
             continue
         try:
             ds = open_dataset(path, format=fmt, split=source.split, labelled_only=False)
