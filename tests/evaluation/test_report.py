@@ -27,6 +27,16 @@ def test_table_rows_and_console_output(result):
     assert "Otsu IoU" in text and "SynthC" in text and f"{r['otsu']['water_iou']:.3f}" in text
 
 
+def test_skipped_chips_are_noted_only_when_there_are_some(result):
+    r, _ = result
+    for counts, expected in (({}, None), ({"empty_chips": 2}, "skipped: 2 empty (all no data or ignore)"),
+                             ({"empty_chips": 2, "unlabelled_chips": 1}, "2 empty (all no data or ignore), 1 unlabelled")):
+        console = Console(record=True, width=300)
+        print_metrics_table({**r, "empty_chips": 0, "unlabelled_chips": 0, **counts}, console)
+        text = console.export_text()
+        assert ("skipped" not in text) if expected is None else (expected in text)
+
+
 def test_json_safe_turns_nan_into_null():
     assert to_json_safe({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
 

@@ -49,8 +49,10 @@ def print_metrics_table(result: dict[str, Any], console: Any = None, title: str 
     console.print(table)
     notes = [f"water IoU over {result['pixels']:,} pixels at threshold {result.get('threshold', 0.5)}; "
              "chip IoU: mean over chips where it is defined"]
-    if result.get("empty_chips") or result.get("unlabelled_chips"):
-        notes.append(f"skipped: {result.get('empty_chips', 0)} empty, {result.get('unlabelled_chips', 0)} unlabelled")
+    skipped = [f"{result[k]} {what}" for k, what in (("empty_chips", "empty (all no data or ignore)"),
+                                                      ("unlabelled_chips", "unlabelled")) if result.get(k)]
+    if skipped:  # the readers leave chips without a label file out before this; only what was seen is counted
+        notes.append("skipped: " + ", ".join(skipped))
     if "otsu" in result:
         notes.append(result["otsu"].get("method", "Otsu"))
     console.print("; ".join(notes), style="dim")
