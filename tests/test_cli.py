@@ -23,3 +23,23 @@ def test_usage_errors_are_one_line_naming_the_help():
         assert err.startswith("error: ") and named in err and f"{argv[0]} --help" in err, err
     out = subprocess.run([sys.executable, "-m", "floodwatch"], capture_output=True, text=True)
     assert out.returncode == 2 and "Commands" in out.stdout + out.stderr
+
+
+def test_operating_system_failures_no_check_foresaw_are_one_line(monkeypatch, capsys, tmp_path):
+    import pytest
+    from rasterio.errors import RasterioIOError
+
+    import floodwatch.data.inspect
+    from floodwatch.cli.main import main
+
+    (tmp_path / "d").mkdir()
+    for exc, named in ((PermissionError(13, "Permission denied", "/srv/x.tif"), "/srv/x.tif: Permission denied"),
+                       (RasterioIOError("x.tif: TIFFReadDirectory failed"), "x.tif: TIFFReadDirectory failed"),
+                       (TimeoutError(), "TimeoutError")):
+        def fail(*args, exc=exc, **kwargs):
+            raise exc
+        monkeypatch.setattr(floodwatch.data.inspect, "inspect_dataset", fail)
+        with pytest.raises(SystemExit) as code:
+            main(["data", "inspect", str(tmp_path / "d")])
+        err = capsys.readouterr().err.strip()
+        assert code.value.code == 2 and err == f"error: {named}" and "Traceback" not in err

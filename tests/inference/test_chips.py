@@ -222,6 +222,17 @@ def test_vv_vh_geotiff_pairs_predict_as_the_same_chips_stacked(stac_pairs, tmp_p
     assert (vv[:4, :2] != 0).all()  # VV has data where only VH is missing: the pair's rule, both bands
 
 
+def test_a_folder_mixing_pairs_and_stacked_chips_keeps_every_chip(stac_pairs, chip_tif, tmp_path):
+    import shutil
+
+    pairs, _ = stac_pairs
+    mixed = tmp_path / "mixed"
+    shutil.copytree(pairs, mixed)
+    shutil.copy(chip_tif[0], mixed / "scene5.tif")  # a stacked chip beside the pairs: not dropped
+    records = infer_chips(DarkIsWater(), [mixed], tmp_path / "out", progress=False)
+    assert [r["id"] for r in records] == ["awc00", "awc01", "kuo05", "scene5"]
+
+
 def test_an_etci_data_set_folder_is_read_as_evaluate_reads_it(tmp_path):
     from floodwatch.data import open_dataset
     from tests.data import fakes

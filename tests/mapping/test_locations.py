@@ -39,6 +39,16 @@ def test_output_names_tell_same_named_scenes_apart_by_their_folders():
         ["2024-05-01/scene", "2024-05-13/scene", "b"]
     assert output_names(["/x/a/2024/scene.tif", "/y/b/2024/scene.tif", "s3://bk/2024/scene.tif"]) == \
         ["a/2024/scene", "b/2024/scene", "2024/scene"]  # a URL's path: the bucket is not a folder
-    assert output_names(["a.tif", "https://h/c/a.tif?sig=1"]) == ["a", "c/a"]
+    assert output_names(["/w/a.tif", "https://h/c/a.tif?sig=1"]) == ["w/a", "c/a"]
+    assert output_names(["t/x.tif", "t/x.tiff"]) == ["x_tif", "x_tiff"]  # two files, one stem
     with pytest.raises(DataError, match="given twice"):
         output_names(["s1/a.tif", "s1/a.tif"])
+
+
+def test_output_names_never_lead_out_of_the_output_folder(tmp_path, monkeypatch):
+    (tmp_path / "s1" / "d2").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "s1" / "d2")
+    names = output_names(["../../scene.tif", "scene.tif"])
+    assert names == [f"{tmp_path.name}/scene", "d2/scene"] and not any(".." in n for n in names)
+    with pytest.raises(DataError, match="given twice"):  # one file, two spellings
+        output_names(["scene.tif", "./../d2/scene.tif"])

@@ -103,10 +103,11 @@ def test_linear_units_refuse_a_db_file_and_keep_a_few_negative_powers(tmp_path, 
     # noise-removed power dips below 0 in places: those pixels are no data, the rest maps
     lin = 10 ** (np.stack([np.nan_to_num(vv, nan=-20), np.nan_to_num(vh, nan=-20)]) / 10)
     lin[:, :4, :] = -1e-3
+    lin[1, 20:, :] = -2e-4  # VH over a lake: mostly a little below 0 after noise removal, still power
     path = _write(tmp_path / "lin.tif", lin.astype(np.float32), ["VV", "VH"])
     with SceneReader(path, units="linear") as reader:
         _, valid = reader.read_window(0, H, 0, W)
-    assert not valid[:4].any() and valid[5:].all()  # row 4 holds VV's -9999 fill: zero power
+    assert not valid[:4].any() and valid[5:20].all() and not valid[20:].any()  # row 4: VV's -9999 fill
 
 
 def test_exactly_zero_db_is_fill_without_a_nodata_tag(tmp_path, bands):

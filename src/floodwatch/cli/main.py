@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except OSError as exc:  # a disk, permission or path failure no check foresaw: still one line, naming the file
         where = next((str(f) for f in (exc.filename, exc.filename2) if f), "")
-        err_console.print(f"[bold red]error:[/] {escape(where + ': ' if where else '')}"
-                          f"{escape(exc.strerror or type(exc).__name__)}", highlight=False, soft_wrap=True)
+        # rasterio's and urllib's OSErrors carry no strerror, only their text
+        what = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+        err_console.print(f"[bold red]error:[/] {escape(where + ': ' if where else '')}{escape(what)}",
+                          highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

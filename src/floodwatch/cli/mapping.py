@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
                        "GeoTIFF in it. Single-band <stem>_vv.tif and <stem>_vh.tif files pair into one scene."),
         model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
         out_dir: str = typer.Option(..., "-o", "--output",
-                                    help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it."),
+                                    help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it "
+                                    "(same-named scenes: <folder>/<stem>/)."),
         vv: Optional[str] = typer.Option(None, "--vv", help="Single-band VV file or URL (with --vh) instead of SCENE."),
         vh: Optional[str] = typer.Option(None, "--vh",
                                          help="Single-band VH file or URL on the same grid as the VV one."),

@@ -39,9 +39,9 @@ class ChipSource(NamedTuple):
 def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | None = None) -> list[ChipSource]:
     """The chips that `inputs` (files and folders, in the order given) stand for.
 
-    A folder in a data set layout (`data.formats.detect_format`: ETCI, Sen1Floods11, STAC Overflow, ...) gives
-    its chips, unlabelled ones included, read by that data set's reader, so `infer` and `evaluate --data` agree
-    on what a chip is; any other folder stands for the chip files directly inside it (sorted). Single-band
+    A folder holding chip files stands for those files (sorted); one holding none but in a data set layout
+    (`data.formats.detect_format`: ETCI, Sen1Floods11, ...) gives its chips, unlabelled ones included, read by
+    that data set's reader, so `infer` and `evaluate --data` agree on what a chip is. Single-band
     files `<stem>_vv.<ext>` and `<stem>_vh.<ext>` side by side are one chip (`data.files.pair_band_files`, as
     for `map`); every other file is read by `read_chip`. bands: the model's, passed to `read_chip`.
     """
@@ -54,16 +54,18 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
         if not path.is_dir():
             entries.append(path)
             continue
-        try:
-            layout = detect_format(path)
-        except LayoutError:
-            layout = None
+        found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
+        layout = None
+        if not found:  # chip files in the folder itself are the chips, whatever a reader would make of them
+            try:
+                layout = detect_format(path)
+            except LayoutError:
+                pass
         if layout is not None:
             dataset = open_dataset(path, layout, labelled_only=False)
             entries += [ChipSource(str(next(p for p in r.paths.values() if p is not None)),  # ETCI's vv, ...
                                    partial(dataset.__getitem__, i)) for i, r in enumerate(dataset.records)]
             continue
-        found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
         if not found:
             raise DataError(f"{path}: folder holds no .tif/.tiff/.png/.jpg chips and no data set layout")
         entries += found

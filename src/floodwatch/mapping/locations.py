@@ -47,19 +47,27 @@ def input_stem(location: str | os.PathLike) -> str:
 
 def output_names(locations: Sequence[str | os.PathLike]) -> list[str]:
     """Each scene's output folder under `-o`: its stem, or where stems repeat (fetch writes `<date>/scene.tif`)
-    the stem under as many of its parent folders as tell the scenes apart: `2024-05-01/scene`."""
-    parts = [[*(unquote(urlparse(str(f)).path) if scheme(str(f)) else str(Path(f))).split("/")[:-1], input_stem(f)]
-             for f in locations]
+    the stem under as many of its parent folders as tell the scenes apart: `2024-05-01/scene`. Local paths
+    count as absolute (no `..` leads out of `-o`); two names of one file are an error."""
+    where = [resolve_input(f) for f in locations]
+    twice = next((f for f, w in zip(locations, where) if where.count(w) > 1), None)
+    if twice is not None:
+        raise DataError(f"{twice}: given twice")
+
+    def parts(w: str) -> list[str]:
+        folders = (unquote(urlparse(w).path) if scheme(w) else w).split("/")[:-1]
+        return [*(f for f in folders if f), input_stem(w)]
+
+    split = [parts(w) for w in where]
     names = []
-    for p in parts:
-        same = [q for q in parts if q[-1] == p[-1]]
+    for w, p in zip(where, split):
+        same = [q for q in split if q[-1] == p[-1]]
         depth = 1
         while depth < len(p) and sum(q[-depth:] == p[-depth:] for q in same) > 1:
             depth += 1
-        names.append("/".join(x for x in p[-depth:] if x))
-    twice = next((f for f, n in zip(locations, names) if names.count(n) > 1), None)
-    if twice is not None:
-        raise DataError(f"{twice}: given twice")
+        if sum(q == p for q in same) > 1:  # x.tif beside x.tiff: only the suffix tells them apart
+            p, depth = [input_stem(w) + "_" + w.rsplit(".", 1)[-1].split("?")[0].lower()], 1
+        names.append("/".join(p[-depth:]))
     return names
 
 

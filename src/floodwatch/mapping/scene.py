@@ -114,8 +114,9 @@ class SceneReader:
             for x, (c, _, nodata) in zip(data, channels):
                 ok = ~missing_db(x, nodata)
                 if self.units == "linear":
-                    # noise-removed power may dip below 0 here and there; dB values are below 0 almost everywhere
-                    if np.count_nonzero(ok & (x < 0)) > 0.5 * max(1, np.count_nonzero(ok)):
+                    # noise-removed power dips a little below 0 (a lake's VH may be mostly so); below -1 it
+                    # cannot go, where dB backscatter almost always is
+                    if np.count_nonzero(ok & (x < -1.0)) > 0.5 * max(1, np.count_nonzero(ok)):
                         raise DataError(f"{ds.name}: most values are negative, which power in linear units cannot "
                                         f"be; the file looks like dB (units 'db', map's default)")
                     ok &= x > 0  # zero power is the usual fill value of linear products
