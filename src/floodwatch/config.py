@@ -484,27 +484,34 @@ def _error_lines(source: str, exc: ValidationError) -> list[str]:
     return [f"{source}: {loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
 
 
-def _channel_problems(spec: Spec) -> list[str]:
-    """What training would reject about the channels, from the spec alone: bands (those every named format's
-    reader gives, or a per-band clip list) plus the derived channel, or offset/scale's length; doubled for
-    bi-temporal models. Where the bands come from the data, nothing is checked here (training does)."""
+def spec_channel_problems(spec: Spec) -> list[str]:
+    """What training would reject about the channels, from the spec alone (each line starts with its field).
+
+    Only where the spec states the pre-processing (a dataset_config.preprocessing block, even an empty one:
+    training then fits it from the spec whether or not it starts from a checkpoint): its clip list and
+    offset/scale against the bands (those every named format's reader gives, or the clip list's), and
+    model_input_channels against bands + derived channel (doubled for bi-temporal models). Without the
+    block nothing is checked here: fine-tuning (`train -m checkpoint`) then takes the checkpoint's
+    pre-processing (derived channel included) and model_config, so the data's channels are unknown until
+    then, and training checks them against the model it builds or loads."""
     ds, m, pre = spec.dataset_config, spec.model, spec.dataset_config.preprocessing
-    derived = pre.derived if pre else "none"
-    plus = "" if derived == "none" else f" + {derived}"
+    if pre is None:
+        return []
+    plus = "" if pre.derived == "none" else f" + {pre.derived}"
     problems, bands, why = [], None, ""
     formats = [src.format for src in ds.sources] if ds.sources else [ds.format]
     fixed = {_reader_bands(f) for f in formats}
     if len(fixed) == 1 and None not in fixed:
         names = next(iter(fixed))
         bands, why = len(names), f"{'+'.join(names)} from format {'/'.join(sorted(set(formats)))}"
-    if pre and isinstance(pre.clip, list):
+    if isinstance(pre.clip, list):
         if bands is None:
             bands, why = len(pre.clip), f"{len(pre.clip)} bands per dataset_config.preprocessing.clip"
         elif len(pre.clip) != bands:
             problems.append(f"dataset_config.preprocessing.clip: {len(pre.clip)} ranges, but the data have "
                             f"{bands} band(s) ({why})")
-    known = None if bands is None else (bands + (derived != "none"), why + plus)
-    if pre and pre.offset is not None:
+    known = None if bands is None else (bands + (pre.derived != "none"), why + plus)
+    if pre.offset is not None:
         if known is None:
             known = (len(pre.offset), "one per dataset_config.preprocessing.offset value")
         elif len(pre.offset) != known[0]:
@@ -517,8 +524,11 @@ def _channel_problems(spec: Spec) -> list[str]:
     return problems
 
 
-def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None = None) -> Spec:
-    """Validate a dict; relative paths are resolved against `base_dir` (the spec file's folder)."""
+def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None = None, *,
+                   check_channels: bool = True) -> Spec:
+    """Validate a dict; relative paths are resolved against `base_dir` (the spec file's folder).
+    Field errors: SpecProblems listing them all. Then, with `check_channels`, SpecProblems listing
+    `spec_channel_problems` (False: the caller checks them itself, as `spec validate` does beside the paths)."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping of sections (dataset_config, model_config, "
                         f"training_config), got {type(data).__name__}")
@@ -526,7 +536,7 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None 
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecProblems(_error_lines(source, exc)) from None
-    problems = _channel_problems(spec)
+    problems = spec_channel_problems(spec) if check_channels else []
     if problems:
         raise SpecProblems([f"{source}: {p}" for p in problems])
     if base_dir is not None:
@@ -559,9 +569,10 @@ def _read_spec_file(path: Path) -> str:
     return read_text(path, error=SpecError, what="spec file")
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, *, check_channels: bool = True) -> Spec:
     """A YAML spec, or TAO's protobuf-text spec (detected by content), validated; paths made absolute.
-    Several problems: SpecProblems, whose message points to `floodwatch spec validate` for the full list."""
+    Several problems: SpecProblems, whose message points to `floodwatch spec validate` for the full list.
+    `check_channels`: as spec_from_dict's (paths are never checked here: see spec_path_problems)."""
     path = Path(path)
     text = _read_spec_file(path)
     if looks_like_tao(text):
@@ -576,14 +587,15 @@ def load_spec(path: str | Path) -> Spec:
             where = f" at line {mark.line + 1}" if mark else ""
             raise SpecError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
     try:
-        return spec_from_dict(data, source=path.name, base_dir=path.resolve().parent)
+        return spec_from_dict(data, source=path.name, base_dir=path.resolve().parent,
+                              check_channels=check_channels)
     except SpecProblems as exc:
         raise SpecProblems(exc.lines, hint=f"run floodwatch spec validate {path}") from None
 
 
-def check_spec_paths(spec: Spec) -> None:
-    """SpecProblems naming each field whose path does not exist (a spec can parse and still point nowhere).
-    Paths are absolute after load_spec."""
+def spec_path_problems(spec: Spec) -> list[str]:
+    """Every field whose path does not exist or is of the wrong kind, one line each starting with the field
+    (a spec can parse and still point nowhere). Paths are absolute after load_spec."""
     ds = spec.dataset_config
     fields: list[tuple[str, str | None, bool]] = [(f"dataset_config.{f}", getattr(ds, f), True)
                                                   for f in ("data_root", *TAO_PATH_FIELDS)]
@@ -607,8 +619,14 @@ def check_spec_paths(spec: Spec) -> None:
             problems.append(f"{field}: {path} is a file, not a folder")
         elif not folder and not path.is_file():
             problems.append(f"{field}: {path} is a folder, not a file")
+    return problems
+
+
+def check_spec_paths(spec: Spec, source: str | None = None) -> None:
+    """SpecProblems listing `spec_path_problems`, each line prefixed with `source: ` when given."""
+    problems = spec_path_problems(spec)
     if problems:
-        raise SpecProblems(problems)
+        raise SpecProblems([f"{source}: {p}" if source else p for p in problems])
 
 
 def looks_like_tao(text: str) -> bool:

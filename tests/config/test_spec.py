@@ -177,7 +177,8 @@ def test_cli_validate_and_convert(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset_config: {data_root: x}\ntraining_config: {epochs: 0}\n")
     code, _, err = _cli(capsys, "spec", "validate", str(bad))
-    assert code == 2 and err.strip().count("\n") == 0 and "training_config.epochs" in err
+    assert code == 2 and "training_config.epochs" in err
+    assert err.strip().splitlines()[1:] == ["fix these first; data paths and channel counts are checked after"]
     assert "Traceback" not in err
     code, _, err = _cli(capsys, "spec", "validate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "not found" in err
@@ -202,13 +203,16 @@ def test_formats_and_aliases_open_dataset_takes_are_valid(fmt):
                                        "data_root": None}})
 
 
+# only where the spec states the pre-processing (a preprocessing block, even empty): without one, fine-tuning
+# (train -m checkpoint) takes the checkpoint's, derived channel included, so the spec cannot know the channels
 @pytest.mark.parametrize("dataset, model, message", [
-    ({"format": "etci"}, {"model_input_channels": 5},
+    ({"format": "etci", "preprocessing": {}}, {"model_input_channels": 5},
      "model_config.model_input_channels: the model takes 5 input channels but the data give 2 "
      "(VV+VH from format etci)"),
     ({"format": "etci", "preprocessing": {"derived": "diff"}}, {"model_input_channels": 2}, "give 3 (VV+VH"),
-    ({"format": "ombria"}, {"model_input_channels": 2}, "give 1 (VV from format ombria)"),
-    ({"format": "ombria"}, {"model_input_channels": 1, "temporal": "bitemporal"}, "give 2 (VV"),
+    ({"format": "ombria", "preprocessing": {}}, {"model_input_channels": 2}, "give 1 (VV from format ombria)"),
+    ({"format": "ombria", "preprocessing": {"derived": "none"}}, {"model_input_channels": 1,
+                                                                   "temporal": "bitemporal"}, "give 2 (VV"),
     ({"preprocessing": {"clip": [[-20, 0], [-30, 0]], "derived": "ratio"}}, {"model_input_channels": 2},
      "give 3 (2 bands per dataset_config.preprocessing.clip + ratio)"),
     ({"preprocessing": {"offset": [0, 0, 0], "scale": [1, 1, 1]}}, {}, "takes 2 input channels but the data give 3"),
@@ -223,7 +227,11 @@ def test_input_channels_that_contradict_the_spec_are_rejected(dataset, model, me
 
 @pytest.mark.parametrize("dataset, model", [
     ({"format": "etci"}, {"model_input_channels": 2}),
-    ({"format": "ombria"}, {"model_input_channels": 2, "temporal": "bitemporal"}),
+    ({"format": "ombria", "preprocessing": {}}, {"model_input_channels": 2, "temporal": "bitemporal"}),
+    # no preprocessing block: a checkpoint's may add a derived channel (train -m), so training checks
+    ({"format": "etci"}, {"model_input_channels": 3}),
+    ({"format": "etci"}, {"model_input_channels": 5}),
+    ({"format": "ombria"}, {"model_input_channels": 1, "temporal": "bitemporal"}),
     ({}, {"model_input_channels": 5}),  # bands from the data: training checks them, the spec cannot
     ({"format": "folders"}, {"model_input_channels": 5}),  # 1 or 2 bands, whichever the images have
     ({"preprocessing": {"clip": [-30, 0], "derived": "diff"}}, {"model_input_channels": 7}),  # one range for all
@@ -241,7 +249,8 @@ def test_several_errors_are_all_listed(tmp_path, capsys):
     assert str(err.value).endswith(f"(and 2 more: run floodwatch spec validate {spec})")
     code, out, err = _cli(capsys, "spec", "validate", str(spec))
     lines = err.strip().splitlines()
-    assert code == 2 and out == "" and len(lines) == 3 and "Traceback" not in err
+    assert code == 2 and out == "" and len(lines) == 4 and "Traceback" not in err
+    assert lines[3] == "fix these first; data paths and channel counts are checked after"
     for line, field in zip(lines, ["dataset_config.sources[0].format", "model_config.num_layers",
                                    "training_config.epochs"]):
         assert line.startswith(f"error: many.yaml: {field}: ")
@@ -251,5 +260,31 @@ def test_every_missing_path_is_listed(tmp_path, capsys):
     spec = tmp_path / "paths.yaml"
     spec.write_text("dataset_config: {sources: [{path: a}, {path: b, split: b.csv}]}\n")
     code, _, err = _cli(capsys, "spec", "validate", str(spec))
-    assert code == 2 and [line.split(": ")[1] for line in err.strip().splitlines()] == [
+    lines = err.strip().splitlines()
+    assert code == 2 and all(line.startswith("error: paths.yaml: ") for line in lines)  # as field errors
+    assert [line.split(": ")[2] for line in lines] == [
         "dataset_config.sources[0].path", "dataset_config.sources[1].path", "dataset_config.sources[1].split.csv"]
+    assert "fix these first" not in err  # the spec parsed: nothing is left unchecked
+
+
+def test_channel_and_path_problems_come_in_one_run(tmp_path, capsys):
+    spec = tmp_path / "mixed.yaml"
+    body = ("dataset_config: {data_root: nowhere, format: %s, preprocessing: {}}\n"
+            "model_config: {model_input_channels: 3}\n")
+    spec.write_text(body % "etcii")
+    code, _, err = _cli(capsys, "spec", "validate", str(spec))  # a field error: nothing else can be checked
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 2
+    assert lines[0].startswith("error: mixed.yaml: dataset_config.format: 'etcii' is not a known format (did you "
+                               "mean etci?")
+    assert lines[1] == "fix these first; data paths and channel counts are checked after"
+    spec.write_text(body % "etci")
+    code, out, err = _cli(capsys, "spec", "validate", str(spec))
+    assert code == 2 and out == "" and err.strip().splitlines() == [
+        "error: mixed.yaml: model_config.model_input_channels: the model takes 3 input channels but the data "
+        "give 2 (VV+VH from format etci)",
+        f"error: mixed.yaml: dataset_config.data_root: {tmp_path / 'nowhere'} does not exist"]
+    with pytest.raises(SpecError) as exc:  # the commands that use a spec stop at the channels, as before
+        load_spec(spec)
+    assert str(exc.value) == ("mixed.yaml: model_config.model_input_channels: the model takes 3 input channels "
+                              "but the data give 2 (VV+VH from format etci)")

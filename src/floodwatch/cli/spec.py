@@ -26,18 +26,28 @@ def register(app: typer.Typer) -> None:
 
     @spec_app.command("validate")
     def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text).")) -> None:
-        """Check a spec; prints a one-line summary, or every error, one a line, with its field path (exit 2)."""
-        from ..config import SpecProblems, check_spec_paths, load_spec
+        """Check a spec; prints a one-line summary, or every error, one a line, each starting with the spec's
+        file name and the field (exit 2). Field errors (typos, wrong values) come alone: until they are fixed
+        there is no spec whose data paths and channel counts could be checked; those two come together."""
+        from ..config import SpecProblems, load_spec, spec_channel_problems, spec_path_problems
+
+        err = make_console(stderr=True)
+
+        def fail(problems: list[str], note: str = "") -> None:
+            # here, unlike in the commands that load a spec to use it, every problem is the output
+            for problem in problems:
+                err.print(f"[bold red]error:[/] {esc(problem)}", highlight=False, soft_wrap=True)
+            if note:
+                err.print(esc(note), highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
 
         try:
-            s = load_spec(spec)
-            check_spec_paths(s)
+            s = load_spec(spec, check_channels=False)  # channels are listed below, with the paths
         except SpecProblems as exc:
-            # here, unlike in the commands that load a spec to use it, every problem is the output
-            err = make_console(stderr=True)
-            for problem in exc.lines:
-                err.print(f"[bold red]error:[/] {esc(problem)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            fail(exc.lines, "fix these first; data paths and channel counts are checked after")
+        problems = spec_channel_problems(s) + spec_path_problems(s)
+        if problems:
+            fail([f"{spec.name}: {p}" for p in problems])  # as field errors start: file name, then field
         ds, m, t = s.dataset_config, s.model, s.training_config
         data = ds.data_root or ds.train_images_path
         line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"

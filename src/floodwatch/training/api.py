@@ -39,7 +39,9 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         InvalidArgumentError: gpus below 1, or above 1 for a semi-supervised spec.
         SpecError, DataError, CheckpointError: from reading the spec, the data or `pretrained`.
     """
-    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    # with `pretrained`, a checkpoint's model (its input channels) may win over the spec's: training checks then
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path,
+                                                                        check_channels=pretrained is None)
     if seed is not None:
         spec = copy.deepcopy(spec)  # the caller's Spec stays as it was
         spec.training_config.random_seed = int(seed)
