@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from floodwatch.errors import DataError, FloodwatchError
-from floodwatch.io import (LEGACY_PART_AGE_S, _HOST, atomic_dir, atomic_path, check_output_dir, clean_stale_parts,
-                           dumps_json, read_text, write_json)
+from floodwatch.io import (LEGACY_PART_AGE_S, _HOST, atomic_dir, atomic_path, check_output_dir, check_replaceable,
+                           clean_stale_parts, dumps_json, read_text, write_json)
 
 
 def _strict(text):
@@ -131,3 +131,61 @@ def test_atomic_dir_without_replace_keeps_a_folder_written_meanwhile(tmp_path):
     with atomic_dir(target) as tmp:  # the default still replaces
         (tmp / "new").write_text("third")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
+
+
+def _txt(entry):
+    return entry.suffix == ".txt" and entry.is_file()
+
+
+def test_atomic_dir_with_ours_never_deletes_what_it_did_not_write(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "old.txt").write_text("earlier run")
+    (keep / "notes.txt").write_text("the user's")
+    (keep / "photo.jpg").write_text("the user's")
+    message = f"{keep}: holds photo.jpg, which tally did not write; give a new or empty folder"
+    with pytest.raises(FloodwatchError) as err:
+        check_replaceable(keep, _txt, "tally")
+    assert str(err.value) == message
+    entered = []
+    with pytest.raises(FloodwatchError) as err:
+        with atomic_dir(keep, ours=_txt, writer="tally") as tmp:
+            entered.append(tmp)
+    assert str(err.value) == message and not entered  # refused before the block runs
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt", "old.txt", "photo.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]  # nothing left beside it
+
+
+def test_atomic_dir_with_ours_checks_again_before_replacing(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "old.txt").write_text("earlier run")
+    with pytest.raises(FloodwatchError, match=r"holds notes\.md, which tally did not write"):
+        with atomic_dir(keep, ours=_txt, writer="tally") as tmp:
+            (tmp / "new.txt").write_text("this run")
+            (keep / "notes.md").write_text("put there while the run worked")
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.md", "old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+
+
+@pytest.mark.parametrize("earlier", [[], ["old.txt", "new.txt"]], ids=["empty", "earlier-outputs"])
+def test_atomic_dir_with_ours_replaces_an_empty_folder_or_an_earlier_run(tmp_path, earlier):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    for name in earlier:
+        (keep / name).write_text("earlier run")
+    assert check_replaceable(keep, _txt, "tally") == keep
+    with atomic_dir(keep, ours=_txt, writer="tally") as tmp:
+        (tmp / "new.txt").write_text("this run")
+    assert sorted(p.name for p in keep.iterdir()) == ["new.txt"]
+    assert (keep / "new.txt").read_text() == "this run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+
+
+def test_a_folder_named_like_an_output_is_not_ours(tmp_path):
+    keep = tmp_path / "keep"
+    (keep / "data.txt").mkdir(parents=True)  # a folder, not a file this output consists of
+    (keep / "data.txt" / "inside").write_text("the user's")
+    with pytest.raises(FloodwatchError, match="holds data.txt, which"):
+        check_replaceable(keep, _txt, "tally")
+    assert (keep / "data.txt" / "inside").exists()

@@ -202,11 +202,32 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-@contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds. With
-    `replace=False` a `target` that exists by then (another process wrote it first) is kept and the temporary
-    folder dropped, so readers of `target` never see it swapped out."""
+def _shown(name: str) -> str:
+    return name if name.isprintable() else ascii(name)  # a file name with a newline stays one line
+
+
+def _check_ours(target: Path, ours: Callable[[Path], bool], writer: str) -> None:
+    try:
+        entries = sorted(target.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:  # cannot see what it holds, so cannot tell that replacing it loses nothing
+        raise FloodwatchError(f"{target}: cannot list the folder ({exc.strerror}), so it is not replaced; "
+                              "give a new or empty folder") from None
+    foreign = [e for e in entries if not ours(e)]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise FloodwatchError(f"{target}: holds {_shown(foreign[0].name)}{more}, which {writer} did not write; "
+                              "give a new or empty folder")
+
+
+def check_replaceable(target: str | os.PathLike, ours: Callable[[Path], bool] | None = None,
+                      writer: str = "this command") -> Path:
+    """Fail early, changing nothing, when `target` cannot be written as one output folder (atomic_dir): a file
+    in the way, an unwritable parent, or, with `ours`, an existing folder holding an entry for which
+    `ours(entry)` is False (something the user keeps there, that replacing the folder would delete). A
+    missing or empty folder, or one holding only an earlier run's outputs, passes. `writer` names the command
+    in the message. Commands call this before their work; atomic_dir checks again."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise FloodwatchError(f"{target}: is a file; give a folder name for this output")
@@ -214,6 +235,23 @@ def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[P
         check_output_dir(target.parent)
     except FloodwatchError as exc:
         raise FloodwatchError(f"{target}: cannot be written; {exc}") from None
+    if ours is not None:
+        _check_ours(target, ours, writer)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike, *, replace: bool = True, ours: Callable[[Path], bool] | None = None,
+               writer: str = "this command") -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds. With
+    `replace=False` a `target` that exists by then (another process wrote it first) is kept and the temporary
+    folder dropped, so readers of `target` never see it swapped out.
+
+    `ours`: for a `target` the user names (it may hold other files), a predicate over its entries, True for
+    one this kind of output consists of. An existing folder holding anything else is refused (before the
+    block, and again just before replacing it; see check_replaceable) rather than deleted. Without `ours`
+    an existing `target` is replaced whole, whatever it holds: only for folders the caller names itself."""
+    target = check_replaceable(target, ours, writer)
     created = _make_dirs(target.parent)
     clean_stale_parts(target.parent, target.name)
     try:
@@ -232,6 +270,8 @@ def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[P
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)
         elif target.exists():
+            if ours is not None:  # the user may have put something there while the block ran
+                _check_ours(target, ours, writer)
             old = target.with_name(f".{target.name}.old")
             if old.exists():
                 shutil.rmtree(old)

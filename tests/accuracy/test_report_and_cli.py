@@ -62,9 +62,16 @@ def test_cli_evaluate_ensemble_tta_calibrate_report(run_cli, synth_dataset, tiny
     assert t == pytest.approx(metrics["calibration"]["temperature"])
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "id=calibration" in page and (tmp_path / "rep" / "calibration.png").is_file()
-    # the saved temperature applies and single-model evaluate still works
-    out = run_cli("evaluate", "-m", a, "--data", synth_dataset, "--temperature", tmp_path / "t.json", "-q")
+    # the saved temperature applies and single-model evaluate still works; a rerun replaces the report
+    out = run_cli("evaluate", "-m", a, "--data", synth_dataset, "--temperature", tmp_path / "t.json", "-q",
+                  "--report", tmp_path / "rep")
     assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "rep" / "calibration.png").exists()  # this run fitted no temperature
+    # but never a folder holding what the report did not write
+    (tmp_path / "rep" / "notes.txt").write_text("mine")
+    out = run_cli("evaluate", "-m", a, "--data", synth_dataset, "-q", "--report", tmp_path / "rep")
+    assert out.returncode == 2 and "notes.txt" in out.stderr and out.stderr.count("\n") == 1
+    assert (tmp_path / "rep" / "notes.txt").read_text() == "mine"
 
 
 def test_cli_bad_options_are_one_line(run_cli, synth_dataset, tiny_checkpoints, tmp_path):

@@ -16,6 +16,9 @@ def files(tmp_path_factory):
     f = {"good": good, "file": plain_file(d / "a_file"), "binary_csv": binary_file(d / "split.csv"),
          "folder": d / "a_folder"}
     f["folder"].mkdir()
+    f["kept"] = d / "kept"
+    f["kept"].mkdir()
+    (f["kept"] / "notes.txt").write_text("the user's")
     f["binary_split_list"] = sen1floods11_copy(good, d / "binary_list", lambda i, l: None)
     binary_file(f["binary_split_list"] / "splits" / "flood_valid_data.txt")
     f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
@@ -53,6 +56,9 @@ CASES = [
     Case("preview-out-unwritable", "data preview {good} -o /proc/floodwatch.png", ("/proc/floodwatch.png",)),
     Case("synth-out-unwritable", "data synth /proc/floodwatch --chips 2 --size 32", ("/proc/floodwatch",)),
     Case("convert-out-unwritable", "data convert {good} /proc/floodwatch", ("/proc/floodwatch",)),
+    # an output folder holding the user's own files is refused, not replaced with them in it
+    Case("synth-into-kept-folder", "data synth {kept} --chips 2 --size 32", ("{kept}", "notes.txt"), absent=()),
+    Case("convert-into-kept-folder", "data convert {good} {kept}", ("{kept}", "notes.txt"), absent=()),
     # a label on another grid than its image (same size), and integer chips: refused by every reader
     Case("label-other-crs-inspect", "data inspect {label_crs}", ("{label_crs_label}", "CRS")),
     Case("label-other-crs-stats", "data stats {label_crs} -o {out}", ("{label_crs_label}", "CRS")),

@@ -14,6 +14,9 @@ def files(tmp_path_factory, tiny_checkpoint):
     good = fakes.sen1floods11(d / "good", chips=3)
     f = {"good": good, "model": tiny_checkpoint, "file": plain_file(d / "a_file"),
          "unsafe": unsafe_checkpoint(d / "unsafe.pt"), "binary_json": binary_file(d / "t.json")}
+    f["keep"] = d / "keep"  # the user's own folder, holding a file evaluate does not write
+    f["keep"].mkdir()
+    (f["keep"] / "notes.txt").write_text("mine\n")
     f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
     f["label_shifted"] = sen1floods11_copy(good, d / "label_shifted", lambda i, l: rewrite_raster(l, l, shift_px=3))
     f["label_crs_label"], f["label_shifted_label"] = first_label(f["label_crs"]), first_label(f["label_shifted"])
@@ -28,6 +31,8 @@ CASES = [
     Case("report-under-file", "evaluate -m {model} --data {good} --report {file}/r", ("{file} is a file",)),
     Case("predictions-under-file", "evaluate -m {model} --data {good} --save-predictions {file}/p",
          ("{file} is a file",)),
+    Case("predictions-in-user-folder", "evaluate -m {model} --data {good} --save-predictions {keep}",
+         ("{keep}: holds notes.txt, which evaluate did not write",), absent=()),
     Case("unsafe-checkpoint", "evaluate -m {unsafe} --data {good}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
     Case("binary-temperature", "evaluate -m {model} --data {good} --temperature {binary_json}",
@@ -38,3 +43,4 @@ CASES = [
 @pytest.mark.parametrize("case", params(CASES))
 def test_bad_input(case, files, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+    assert sorted(p.name for p in files["keep"].iterdir()) == ["notes.txt"]  # never replaced by a refused run

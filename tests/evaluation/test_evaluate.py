@@ -7,7 +7,7 @@ from PIL import Image
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.sample import IGNORE_INDEX, Sample
 from floodwatch.data.synthetic import synth_chips
-from floodwatch.errors import DataError
+from floodwatch.errors import DataError, FloodwatchError
 from floodwatch.data.preprocess import network_input
 from floodwatch.evaluation.evaluate import evaluate
 from floodwatch.evaluation.metrics import confusion_counts, scores
@@ -123,3 +123,27 @@ def test_real_checkpoint_path_runs(chips, tiny_checkpoint):
 def test_nothing_scorable_raises(chips, oracle):
     with pytest.raises(DataError, match="no labelled chip"):
         evaluate(oracle(chips), chips[-2:], progress=False)
+
+
+def test_save_predictions_refuses_a_folder_holding_the_users_files(chips, oracle, tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    predictor = oracle(chips)
+    with pytest.raises(FloodwatchError) as err:
+        evaluate(predictor, chips[:3], save_predictions=keep, progress=False)
+    assert str(err.value) == f"{keep}: holds notes.txt, which evaluate did not write; give a new or empty folder"
+    assert predictor.calls == 0  # refused before any chip was scored
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt"]
+    assert (keep / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+
+
+def test_save_predictions_replaces_an_earlier_run_and_fills_an_empty_folder(chips, oracle, tmp_path):
+    out = tmp_path / "pred"
+    out.mkdir()  # empty
+    evaluate(oracle(chips), chips[:3], save_predictions=out, progress=False)
+    assert sorted(p.stem for p in out.iterdir()) == sorted(s.id for s in chips[:3])
+    evaluate(oracle(chips), chips[3:5], save_predictions=out, progress=False)  # rerun: its PNGs replace the last
+    assert sorted(p.stem for p in out.iterdir()) == sorted(s.id for s in chips[3:5])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred"]

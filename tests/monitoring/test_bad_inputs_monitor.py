@@ -25,6 +25,9 @@ def files(tmp_path_factory, tiny_checkpoint):
                        "no_type": {"coordinates": [0, 0]}}.items():
         f[name] = d / f"{name}.geojson"
         f[name].write_text(json.dumps(body))
+    f["keep"] = d / "keep"  # the user's own folder, holding a file change does not write
+    f["keep"].mkdir()
+    (f["keep"] / "notes.txt").write_text("mine\n")
     f["deep"] = d / "deep.geojson"
     f["deep"].write_text("[" * 100_000 + "]" * 100_000)
     f["deep_coords"] = d / "deep_coords.geojson"
@@ -49,6 +52,8 @@ CASES = [
     Case("change-int8", "change --before {int8} --after {after} -m {model} -o {out}", ("{int8}", "int8")),
     Case("change-out-under-file", "change --before {before} --after {after} -m {model} -o {file}/c",
          ("{file} is a file",)),
+    Case("change-out-holds-user-file", "change --before {before} --after {after} -m {model} -o {keep}",
+         ("{keep}: holds notes.txt, which change did not write",), absent=()),
     # the limits map sets on the same flags (typer's min for --tile and --batch, the library's for --threshold)
     Case("change-batch-negative", CHANGE + " --batch -1", ("'--batch'",)),
     Case("change-batch-zero", CHANGE + " --batch 0", ("'--batch'",)),
@@ -75,6 +80,7 @@ CASES = [
 @pytest.mark.parametrize("case", params(CASES))
 def test_bad_input(case, files, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+    assert sorted(p.name for p in files["keep"].iterdir()) == ["notes.txt"]  # never replaced by a refused run
 
 
 def test_refused_aois_were_not_stored(files, run_cli, tmp_path):

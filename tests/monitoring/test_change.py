@@ -177,3 +177,46 @@ def test_bad_options_are_refused_before_any_output(tmp_path, pair, predictor, op
     with pytest.raises(FloodwatchError, match=message):
         detect_change(before, after, predictor, tmp_path / "o", **{option: value})
     assert not (tmp_path / "o").exists()
+
+
+def _logratio(before, after, out):
+    return detect_change(before, after, None, out, method="logratio")
+
+
+def test_an_output_folder_holding_the_users_files_is_refused_and_kept(tmp_path, pair, monkeypatch):
+    before, after, _ = pair
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    import floodwatch.monitoring.change as change
+
+    worked = []
+    real = change.change_arrays
+    monkeypatch.setattr(change, "change_arrays", lambda *a, **k: (worked.append(1), real(*a, **k))[1])
+    with pytest.raises(FloodwatchError) as err:
+        _logratio(before, after, keep)
+    assert str(err.value) == f"{keep}: holds notes.txt, which change did not write; give a new or empty folder"
+    assert not worked  # refused before the change was computed
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt"]
+    assert (keep / "notes.txt").read_text() == "mine"
+    # the same beside an earlier run's outputs: they stay too
+    res = _logratio(before, after, tmp_path / "run")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(FloodwatchError, match="holds notes.txt, which change did not write"):
+        _logratio(before, after, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(
+        [p.name for p in res.paths.values()] + ["notes.txt"])
+
+
+def test_rerun_replaces_its_own_outputs_and_an_empty_folder_works(tmp_path, pair):
+    before, after, _ = pair
+    out = tmp_path / "out"
+    out.mkdir()  # empty, as `mkdir out` leaves it
+    first = _logratio(before, after, out)
+    names = sorted(p.name for p in first.paths.values())
+    assert sorted(p.name for p in out.iterdir()) == names
+    (out / "stats.json").write_text("{}")  # an earlier run's output: replaced, not refused
+    _logratio(before, after, out)
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert json.loads((out / "stats.json").read_text())["method"] == "logratio"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from ..inference.refine import RefinePredictor
         from ..inference.temperature import load_temperature
         from ..inference.tta import parse_transforms
-        from ..io import check_output_file, write_json
+        from ..io import check_output_file, check_replaceable, write_json
         from ..models.zoo import kind_for_backend
         from ..training.data import evaluation_samples
 
@@ -89,9 +89,13 @@ def register(app: typer.Typer) -> None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
-        for target in (output, report, save_temperature):  # a file in the way fails now, not after scoring
+        for target in (output, save_temperature):  # a file in the way fails now, not after scoring
             if target is not None:
                 check_output_file(target)
+        if report is not None:
+            from ..evaluation.accuracy_report import report_entry
+
+            check_replaceable(report, report_entry, "evaluate --report")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,

@@ -38,7 +38,12 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
     values = _pixel_values(class_map)
     where = {i: name for name, ids in (split or {}).items() for i in ids}
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    def ours(entry: Path) -> bool:  # what an earlier conversion into out_dir wrote (a rerun replaces it)
+        layout = {"images", "masks"}
+        return (entry.is_file() and entry.name == "class_map.json") or (entry.is_dir() and (
+            entry.name in layout or (entry.name in (split or {}) and {e.name for e in entry.iterdir()} <= layout)))
+
+    with atomic_dir(out_dir, ours=ours, writer="data convert") as tmp:
         for s in track(dataset, "converting", total=len(dataset), show=progress):
             sub = tmp / where[s.id] if split else tmp
             if split and s.id not in where:

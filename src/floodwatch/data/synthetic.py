@@ -367,7 +367,8 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: i
             raise DataError(f"synthetic dataset: need at least 1 chip of at least 2 px (got {chips} x {size})")
         samples = synth_chips(chips, size=size, seed=seed, phenomena=phenomena)
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir, replace=replace) as tmp:
+    ours = lambda e: e.name == MANIFEST if e.is_file() else e.name in ("S1Hand", "LabelHand")  # noqa: E731
+    with atomic_dir(out_dir, replace=replace, ours=ours, writer="data synth") as tmp:
         (tmp / "S1Hand").mkdir()
         (tmp / "LabelHand").mkdir()
         if generated:  # the record that lets a recipe's `format: synthetic` source reuse the folder

@@ -39,6 +39,11 @@ def score_rows(sets: Mapping[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def report_entry(entry: Path) -> bool:
+    """What a report folder consists of (index.html and its pictures): a rerun may replace only these."""
+    return entry.is_file() and (entry.name == "index.html" or entry.suffix == ".png")
+
+
 def worst_chips(result: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """The n per-chip rows with the lowest defined water IoU (chips without water either side are no error)."""
     rows = [r for r in result.get("per_chip", []) if r.get("water_iou") is not None
@@ -85,7 +90,7 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
     """
     threshold = next(iter(sets.values())).get("threshold", 0.5) if sets else 0.5
     parts = [f"<h1>{html.escape(title)}</h1>"] + [f"<p class=note>{html.escape(n)}</p>" for n in notes]
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, ours=report_entry, writer="evaluate --report") as tmp:
         head = "".join(f"<th>{c}</th>" for c in COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in score_rows(sets))
         methods = sorted({(r.get("otsu") or {}).get("method", "") for r in sets.values()} - {""})

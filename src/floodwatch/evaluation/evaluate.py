@@ -15,7 +15,7 @@ from ..errors import CheckpointError, DataError
 from ..inference.base import Predictor, equal_shape_batches, predictor_temporal, progress_bar
 from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
 from ..inference.predictor import load_predictor
-from ..io import atomic_dir
+from ..io import atomic_dir, check_replaceable
 from .calibration import CalibrationAccumulator
 from .metrics import ConfusionAccumulator, scores
 from .otsu import OtsuBaseline, band_index
@@ -30,9 +30,12 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     data are excluded from everything; chips without a scorable pixel are skipped and counted
     (`empty_chips`), unlabelled ones too (`unlabelled_chips`). `otsu`: True picks the conventional
     baseline for the data (see OtsuBaseline.for_dataset), or pass an OtsuBaseline; False skips it.
-    save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth.
+    save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth. It replaces
+    an existing folder only when that holds nothing but PNG files (an earlier run's); anything else is refused.
     `ece` (overall and per region) and `reliability` (15 bins) describe calibration (see calibration.py).
     """
+    if save_predictions:  # the user's folder: one holding other files is refused now, not after the scoring
+        check_replaceable(save_predictions, is_prediction_png, "evaluate")
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
     if not 0.0 < threshold < 1.0:
@@ -50,7 +53,8 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     skipped = {"empty": 0, "unlabelled": 0}
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        out_dir = Path(stack.enter_context(atomic_dir(save_predictions))) if save_predictions else None
+        out_dir = (Path(stack.enter_context(atomic_dir(save_predictions, ours=is_prediction_png, writer="evaluate")))
+                   if save_predictions else None)
         bar = stack.enter_context(progress_bar(progress, len(dataset), "evaluating"))
         # One streaming pass (lazy datasets read each chip once); inputs are built per batch, never all at once.
         pending: list[Sample] = []
@@ -99,6 +103,11 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     if out_dir is not None:
         result["predictions_dir"] = str(Path(save_predictions))
     return result
+
+
+def is_prediction_png(entry: Path) -> bool:
+    """True for an entry of a save_predictions folder that an earlier evaluate wrote: <chip>.png files."""
+    return entry.suffix == ".png" and entry.is_file()
 
 
 def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None, model_acc: ConfusionAccumulator,

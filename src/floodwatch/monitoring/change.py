@@ -19,7 +19,7 @@ import numpy as np
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, FloodwatchError
 from ..inference.tiling import blend_weight, check_tiling, tile_origins
-from ..io import atomic_dir, write_json
+from ..io import atomic_dir, check_replaceable, write_json
 from .geo import feature_collection, geodesic_area_km2, mask_polygons
 
 Method = Literal["difference", "logratio", "bitemporal"]
@@ -27,6 +27,14 @@ METHODS = ("difference", "logratio", "bitemporal")
 #: A drop of 3 dB (half the backscattered power) is the usual log-ratio flood threshold.
 LOGRATIO_DB = -3.0
 NODATA = 255
+#: What detect_change writes into its output folder (by key of ChangeResult.paths).
+OUTPUT_NAMES = {"change_mask": "change_mask.tif", "change_score": "change_score.tif",
+                "flood_polygons": "change_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
+
+
+def is_change_output(entry: Path) -> bool:
+    """True for an entry of an output folder that an earlier detect_change wrote (so a rerun may replace it)."""
+    return entry.name in OUTPUT_NAMES.values() and entry.is_file()
 
 
 @dataclass
@@ -209,8 +217,11 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
 
     change_mask.tif (uint8 1 new water, 0 none, 255 no data; georeferenced like `after`), change_score.tif,
     change_polygons.geojson (EPSG:4326), stats.json, quicklook.png. `min_pixels`: patches smaller than this
-    are sieved out (speckle). `predictor` may be None for logratio.
+    are sieved out (speckle). `predictor` may be None for logratio. An existing `out_dir` is replaced only
+    when it holds nothing but these files (an earlier run's); one holding anything else is a FloodwatchError.
     """
+    # The folder is the user's: one holding other files is refused now, before the work, not replaced after it.
+    check_replaceable(out_dir, is_change_output, "change")
     b, a = _as_sample(before), _as_sample(after)
     new, score, valid = change_arrays(b, a, predictor, method=method, threshold=threshold,
                                       logratio_threshold=logratio_threshold, band=band, tile=tile,
@@ -234,9 +245,8 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
         "bounds": _bounds(georef, h, w), "width": w, "height": h,
         "threshold": threshold if method != "logratio" else logratio_threshold}
     out_dir = Path(out_dir)
-    names = {"change_mask": "change_mask.tif", "change_score": "change_score.tif",
-             "flood_polygons": "change_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
-    with atomic_dir(out_dir) as tmp:
+    names = dict(OUTPUT_NAMES)
+    with atomic_dir(out_dir, ours=is_change_output, writer="change") as tmp:
         code = np.where(valid, new.astype(np.uint8), NODATA).astype(np.uint8)
         _write_raster(tmp / names["change_mask"], code[None], georef, "uint8", NODATA)
         _write_raster(tmp / names["change_score"], score[None].astype(np.float32), georef, "float32", np.nan)
