@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         if report is not None:
             from ..evaluation.accuracy_report import report_entry
 
-            check_replaceable(report, report_entry, "evaluate --report")
+            check_replaceable(report, report_entry, "the accuracy report")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,

@@ -90,7 +90,7 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
     """
     threshold = next(iter(sets.values())).get("threshold", 0.5) if sets else 0.5
     parts = [f"<h1>{html.escape(title)}</h1>"] + [f"<p class=note>{html.escape(n)}</p>" for n in notes]
-    with atomic_dir(out_dir, ours=report_entry, writer="evaluate --report") as tmp:
+    with atomic_dir(out_dir, ours=report_entry, writer="the accuracy report") as tmp:
         head = "".join(f"<th>{c}</th>" for c in COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in score_rows(sets))
         methods = sorted({(r.get("otsu") or {}).get("method", "") for r in sets.values()} - {""})
