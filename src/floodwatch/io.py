@@ -251,7 +251,7 @@ def atomic_dir(target: str | os.PathLike, *, replace: bool = True, ours: Callabl
     one this kind of output consists of. An existing folder holding anything else is refused (before the
     block, and again just before replacing it; see check_replaceable) rather than deleted. Without `ours`
     an existing `target` is replaced whole, whatever it holds: only for folders the caller names itself."""
-    target = check_replaceable(target, ours, writer)
+    target = check_replaceable(target, ours if replace else None, writer)  # replace=False never removes one
     created = _make_dirs(target.parent)
     clean_stale_parts(target.parent, target.name)
     try:
