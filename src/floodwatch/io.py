@@ -39,14 +39,30 @@ def check_output_dir(directory: str | os.PathLike) -> Path:
 def check_output_file(path: str | os.PathLike) -> Path:
     """Fail early, creating nothing, when the output file `path` could not be written: it is a folder, or its
     folder could not be made or written. Commands call this before the work whose result it will hold."""
-    path = Path(path)
+    path = _file_target(Path(path))
+    _for_output(path, check_output_dir)
+    return path
+
+
+def _file_target(path: Path) -> Path:
     if path.is_dir():
         raise FloodwatchError(f"{path}: is a folder; give the output file's name")
-    try:
-        check_output_dir(path.parent)
-    except FloodwatchError as exc:
-        raise FloodwatchError(f"{path}: cannot be written; {exc}") from None
     return path
+
+
+def _folder_target(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise FloodwatchError(f"{path}: is a file; give a folder name for this output")
+    return path
+
+
+def _for_output(target: Path, prepare: Callable[[Path], Any]) -> Any:
+    """`prepare(target.parent)` (check_output_dir, or _make_dirs, which checks first), its errors naming the
+    output rather than only its folder."""
+    try:
+        return prepare(target.parent)
+    except FloodwatchError as exc:
+        raise FloodwatchError(f"{target}: cannot be written; {exc}") from None
 
 
 def _make_dirs(directory: Path) -> list[Path]:
@@ -180,8 +196,8 @@ def read_text(path: str | os.PathLike, *, error: type[FloodwatchError] = Floodwa
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` if the block succeeds."""
-    target = check_output_file(target)
-    created = _make_dirs(target.parent)
+    target = _file_target(Path(target))
+    created = _for_output(target, _make_dirs)  # checks the folder as check_output_file does, once
     try:
         fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".part" + target.suffix, dir=target.parent)
     except OSError as exc:  # e.g. /proc: os.access says writable to root, creating a file says otherwise
@@ -228,13 +244,8 @@ def check_replaceable(target: str | os.PathLike, ours: Callable[[Path], bool] | 
     `ours(entry)` is False (something the user keeps there, that replacing the folder would delete). A
     missing or empty folder, or one holding only an earlier run's outputs, passes. `writer` names the command
     in the message. Commands call this before their work; atomic_dir checks again."""
-    target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise FloodwatchError(f"{target}: is a file; give a folder name for this output")
-    try:
-        check_output_dir(target.parent)
-    except FloodwatchError as exc:
-        raise FloodwatchError(f"{target}: cannot be written; {exc}") from None
+    target = _folder_target(Path(target))
+    _for_output(target, check_output_dir)
     if ours is not None:
         _check_ours(target, ours, writer)
     return target
@@ -251,8 +262,10 @@ def atomic_dir(target: str | os.PathLike, *, replace: bool = True, ours: Callabl
     one this kind of output consists of. An existing folder holding anything else is refused (before the
     block, and again just before replacing it; see check_replaceable) rather than deleted. Without `ours`
     an existing `target` is replaced whole, whatever it holds: only for folders the caller names itself."""
-    target = check_replaceable(target, ours if replace else None, writer)  # replace=False never removes one
-    created = _make_dirs(target.parent)
+    target = _folder_target(Path(target))
+    if ours is not None and replace:  # replace=False never removes an existing folder
+        _check_ours(target, ours, writer)
+    created = _for_output(target, _make_dirs)  # checks the folder as check_replaceable does, once
     clean_stale_parts(target.parent, target.name)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".part", dir=target.parent))

@@ -39,6 +39,15 @@ def tile_origins(size: int, tile: int, overlap: int, pad_last: bool = False) -> 
     return sorted(set(origins))
 
 
+def check_prediction(threshold: float, batch: int) -> None:
+    """The limits every sliding-window prediction (map_scene, change) sets: a water threshold inside (0, 1) and
+    at least one tile per predictor call."""
+    if not 0.0 < threshold < 1.0:
+        raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
+    if batch < 1:
+        raise FloodwatchError(f"batch: {batch} must be at least 1")
+
+
 def check_tiling(tile: int, overlap: int) -> None:
     if tile < 8:
         raise FloodwatchError(f"tile: {tile} px is too small (at least 8)")

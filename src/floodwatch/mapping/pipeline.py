@@ -28,7 +28,7 @@ import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError
-from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender
+from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
 from .locations import is_remote_output, resolve_output, upload_dir
@@ -122,12 +122,9 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     name: the output folder under `out_dir` (`mapping.locations.output_names` tells same-named scenes apart).
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
     """
-    if not 0.0 < threshold < 1.0:
-        raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
+    check_prediction(threshold, batch)
     if probability not in ("uint8", "float32"):
         raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
-    if batch < 1:
-        raise FloodwatchError(f"batch: {batch} must be at least 1")
     if chunk_tiles < 1:
         raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
     if terrain is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, FloodwatchError
-from ..inference.tiling import blend_weight, check_tiling, tile_origins
+from ..inference.tiling import blend_weight, check_prediction, check_tiling, tile_origins
 from ..io import atomic_dir, check_replaceable, write_json
 from .geo import feature_collection, geodesic_area_km2, mask_polygons
 
@@ -167,11 +167,8 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
     (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio."""
     if method not in METHODS:
         raise FloodwatchError(f"method: '{method}' is not one of {', '.join(METHODS)}")
-    # the limits map_scene sets; the overlap is clamped to the tile below, so only its sign is checked here
-    if not 0.0 < threshold < 1.0:
-        raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
-    if batch < 1:
-        raise FloodwatchError(f"batch: {batch} must be at least 1")
+    # map_scene's limits; the overlap is clamped to the tile below, so only its sign is checked here
+    check_prediction(threshold, batch)
     check_tiling(tile, min(overlap, tile // 2))
     if method != "logratio" and predictor is not None:
         wanted = predictor.preprocessing.bands
