@@ -24,6 +24,17 @@ def _root():
     return typer.main.get_command(main.app)
 
 
+def test_commands_are_registered_once_however_often_main_runs(run_cli):
+    from floodwatch.cli import main
+
+    assert run_cli("--version").returncode == 0
+    counts = len(main.app.registered_commands), len(main.app.registered_groups)
+    assert counts[0] + counts[1] >= 10  # every command family
+    for _ in range(3):  # each call used to add every command again, and typer rebuilt them all per call
+        assert run_cli("--version").returncode == 0
+    assert (len(main.app.registered_commands), len(main.app.registered_groups)) == counts
+
+
 def _commands(group, prefix: tuple[str, ...] = ()):
     for name, cmd in group.commands.items():
         if hasattr(cmd, "commands"):

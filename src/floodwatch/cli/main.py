@@ -2,6 +2,7 @@
 module with a `register(app)` function; errors from the library print as one line and exit 2."""
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
@@ -15,7 +16,10 @@ app = typer.Typer(name="floodwatch", help="Flood mapping from Sentinel-1 SAR, en
 err_console = Console(stderr=True)
 
 
+@functools.cache
 def _register_all() -> None:
+    """Once per process: each `register` adds its commands again, and typer rebuilds every registered command
+    on each call, so a process calling `main` many times (tests, a notebook) would slow with each call."""
     from . import acquire, data, demo, evaluate, export, infer, mapping, models, monitor, serve, spec, train
 
     for module in (data, spec, train, evaluate, infer, demo, export, mapping, serve, monitor, acquire, models):
