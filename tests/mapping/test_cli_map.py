@@ -209,8 +209,8 @@ def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny
     common = ["-m", str(tiny_checkpoint), "--tile", "64", "--overlap", "16", "-q"]
     assert run(["map", str(tmp_path / "chips"), "-o", str(tmp_path / "paired"), *common]) in (0, None)
     assert run(["map", str(tmp_path / "both.tif"), "-o", str(tmp_path / "stacked"), *common]) in (0, None)
-    assert sorted(p.name for p in (tmp_path / "paired").iterdir()) == ["awc00_vv"]
-    paired, _ = read(tmp_path / "paired" / "awc00_vv" / "flood_probability.tif")
+    assert sorted(p.name for p in (tmp_path / "paired").iterdir()) == ["awc00"]  # the pair's name, not its VV file's
+    paired, _ = read(tmp_path / "paired" / "awc00" / "flood_probability.tif")
     stacked, _ = read(tmp_path / "stacked" / "both" / "flood_probability.tif")
     assert (paired == stacked).all()
 
@@ -220,8 +220,11 @@ def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny
     results = map_scenes([tmp_path / "chips"], tiny_checkpoint, tmp_path / "parallel", workers=1, processes=False,
                          progress=False, tile=64, overlap=16)
     assert [Path(r.scene).name for r in results] == ["awc00_vv.tif"]
-    parallel, _ = read(tmp_path / "parallel" / "awc00_vv" / "flood_probability.tif")
+    parallel, _ = read(tmp_path / "parallel" / "awc00" / "flood_probability.tif")
     assert (parallel == stacked).all()
+    assert run(["map", "--vv", str(tmp_path / "chips" / "awc00_vv.tif"), "--vh", str(tmp_path / "chips" / "awc00_vh.tif"),
+                "-o", str(tmp_path / "flags"), *common]) in (0, None)
+    assert sorted(p.name for p in (tmp_path / "flags").iterdir()) == ["awc00"]
 
 
 def test_map_keeps_same_named_scenes_from_different_folders_apart(tmp_path, tiny_checkpoint):

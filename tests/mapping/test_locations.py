@@ -41,6 +41,9 @@ def test_output_names_tell_same_named_scenes_apart_by_their_folders():
         ["a/2024/scene", "b/2024/scene", "2024/scene"]  # a URL's path: the bucket is not a folder
     assert output_names(["/w/a.tif", "https://h/c/a.tif?sig=1"]) == ["w/a", "c/a"]
     assert output_names(["t/x.tif", "t/x.tiff"]) == ["x_tif", "x_tiff"]  # two files, one stem
+    # the VV file of a _vv/_vh pair names the pair; beside a stacked x.tif each keeps its file's name
+    assert output_names(["t/x_vv.tif", "u/y_VV.TIF", "t/z_vv.tif"], paired=[True, True, False]) == ["x", "y", "z_vv"]
+    assert output_names(["t/x_vv.tif", "t/x.tif"], paired=[True, False]) == ["x_vv", "x_tif"]
     with pytest.raises(DataError, match="given twice"):
         output_names(["s1/a.tif", "s1/a.tif"])
 

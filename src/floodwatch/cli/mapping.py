@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
             share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
-            names = output_names([f for f, _ in pairs])
+            names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, **kw)
                        for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis

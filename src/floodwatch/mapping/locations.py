@@ -45,28 +45,43 @@ def input_stem(location: str | os.PathLike) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
-def output_names(locations: Sequence[str | os.PathLike]) -> list[str]:
+def scene_stem(location: str | os.PathLike, *, paired: bool = False) -> str:
+    """A scene's name: its file's stem; for the VV file of a `<stem>_vv`/`<stem>_vh` pair, the pair's stem."""
+    stem = input_stem(location)
+    if paired:
+        from ..data.files import band_file
+
+        named = band_file(stem + ".tif")
+        if named is not None:
+            return named[0]
+    return stem
+
+
+def output_names(locations: Sequence[str | os.PathLike], *, paired: Sequence[bool] = ()) -> list[str]:
     """Each scene's output folder under `-o`: its stem, or where stems repeat (fetch writes `<date>/scene.tif`)
     the stem under as many of its parent folders as tell the scenes apart: `2024-05-01/scene`. Local paths
-    count as absolute (no `..` leads out of `-o`); two names of one file are an error."""
+    count as absolute (no `..` leads out of -o); two names of one file are an error. `paired[i]`: location i
+    is the VV file of a `_vv`/`_vh` pair, named by the pair's stem (`abc_vv.tif` -> `abc`)."""
     where = [resolve_input(f) for f in locations]
     twice = next((f for f, w in zip(locations, where) if where.count(w) > 1), None)
     if twice is not None:
         raise DataError(f"{twice}: given twice")
+    stems = [scene_stem(w, paired=i < len(paired) and paired[i]) for i, w in enumerate(where)]
 
-    def parts(w: str) -> list[str]:
+    def parts(w: str, stem: str) -> list[str]:
         folders = (unquote(urlparse(w).path) if scheme(w) else w).split("/")[:-1]
-        return [*(f for f in folders if f), input_stem(w)]
+        return [*(f for f in folders if f), stem]
 
-    split = [parts(w) for w in where]
+    split = [parts(w, stem) for w, stem in zip(where, stems)]
     names = []
-    for w, p in zip(where, split):
+    for w, stem, p in zip(where, stems, split):
         same = [q for q in split if q[-1] == p[-1]]
         depth = 1
         while depth < len(p) and sum(q[-depth:] == p[-depth:] for q in same) > 1:
             depth += 1
-        if sum(q == p for q in same) > 1:  # x.tif beside x.tiff: only the suffix tells them apart
-            p, depth = [input_stem(w) + "_" + w.rsplit(".", 1)[-1].split("?")[0].lower()], 1
+        if sum(q == p for q in same) > 1:  # x.tif beside x.tiff, or beside the pair x_vv.tif + x_vh.tif
+            suffix = w.rsplit(".", 1)[-1].split("?")[0].lower()
+            p, depth = [input_stem(w) if input_stem(w) != stem else f"{stem}_{suffix}"], 1
         names.append("/".join(p[-depth:]))
     return names
 

@@ -106,7 +106,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
     files = [resolve_input(f) for f in files]  # one spelling per file before pairing
     pairs = pair_band_files(files) if not kw.get("vh") else [(files[0], None)]
     files = [f for f, _ in pairs]
-    names = output_names(files)
+    names = output_names(files, paired=[v is not None for _, v in pairs] if not kw.get("vh") else [True])
     kw = {k: _resolve_source(v) if k in ("vh", "water_mask") and v else v for k, v in kw.items()}
     if kw.get("terrain") is not None:
         t = kw["terrain"]
