@@ -62,7 +62,7 @@ def test_all_nan_chip_is_empty_not_an_error(tmp_path):
 
 def test_etci(tmp_path):
     root = fakes.etci(tmp_path / "etci")
-    for path in (root, root / "scene_20200101t000000"):  # several scenes or one scene folder
+    for path in (root, root / "scene_20200101t000000", root / "scene_20200101t000000" / "tiles"):  # or its tiles/
         ds = open_dataset(path)
         assert ds.format == "etci" and len(ds) == 6
     s = ds[0]

@@ -254,6 +254,9 @@ def test_an_etci_data_set_folder_is_read_as_evaluate_reads_it(tmp_path):
                           progress=False)
     names = ("mask_png", "prob_png")
     _assert_same_outputs(_outputs(vv_only, *names), _outputs(records, *names))
+    # or its tiles/ folder (vv/, vh/, flood_label/ in it), as evaluate --data reads it
+    tiles = infer_chips(DarkIsWater(), [root / "sc_20200101t000000" / "tiles"], tmp_path / "o_tiles", progress=False)
+    _assert_same_outputs(_outputs(tiles, *names), _outputs(records, *names))
 
 
 def test_a_band_file_without_its_partner_is_an_error_naming_it(stac_pairs, tmp_path):

@@ -3,7 +3,8 @@
 VV/VH are converted to dB with the one fitted ETCI map (`harmonise`), or with `harmonise="scene"` by a map
 fitted on each scene's own pixels (`harmonise.scene_map`, no labels). 0 is data; 255 in both VV and VH is no data
 (outside the radar swath, as in the Bangladesh scene) where it covers an area, not a speck. flood_label 0/255 is the mask; water_body_label (permanent water) is kept in `extra["water_body"]`; the tile's grid position
-`_x-<col>_y-<row>` goes to `extra["grid"]` = (col, row). A root may hold one scene or several.
+`_x-<col>_y-<row>` goes to `extra["grid"]` = (col, row). A root may hold one scene or several, or be a
+scene's tiles/ folder.
 """
 from __future__ import annotations
 
@@ -25,8 +26,12 @@ _GRID = re.compile(r"_x-(\d+)_y-(\d+)$")
 
 
 def scene_folders(root: Path) -> list[Path]:
+    """The scene folders under `root`: root itself, its `<scene>/` subfolders, or (root a scene's `tiles/`
+    folder) its scene."""
     if (root / "tiles" / "vv").is_dir():
         return [root]
+    if root.name == "tiles" and (root / "vv").is_dir():
+        return [root.parent]
     return sorted(p for p in root.iterdir() if (p / "tiles" / "vv").is_dir()) if root.is_dir() else []
 
 
