@@ -194,6 +194,8 @@ def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
     assert pair_band_files([Path("a_vv.tiff"), Path("a_VH.tif")]) == [(Path("a_vv.tiff"), Path("a_VH.tif"))]
     with pytest.raises(DataError, match=r"a_VH.tif: the same VH band as d/a_vh.tif"):
         pair_band_files([Path("d/a_vv.tif"), Path("d/a_vh.tif"), Path("d/a_VH.tif")])
+    with pytest.raises(DataError, match=r"^d/a_vv.tif: given twice$"):
+        pair_band_files([Path("d/a_vv.tif"), Path("d/a_vh.tif"), Path("d/a_vv.tif")])
 
 
 def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny_checkpoint):

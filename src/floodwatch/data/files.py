@@ -13,6 +13,16 @@ from ..errors import DataError
 from .sample import IGNORE_INDEX, NOT_WATER, WATER, GeoRef
 
 
+TIFF_SUFFIXES = (".tif", ".tiff")
+PNG_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def chip_files(folder: Path) -> list[Path]:
+    """The chip files directly in `folder` (GeoTIFF, PNG, JPG; any case), sorted: what `infer` and a
+    semi-supervised `chips` folder read from a plain folder."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
+
+
 #: one band of a chip or scene per file: <stem>_vv.<ext> and <stem>_vh.<ext> (the tag and suffix in any case)
 _BAND_FILE = re.compile(r"^(?P<stem>.+)_(?P<band>vv|vh)(?P<suffix>\.(?:tiff?|png|jpe?g))$", re.IGNORECASE)
 _SAME_SUFFIX = {".tiff": ".tif", ".jpeg": ".jpg"}
@@ -48,7 +58,8 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
     for f, k in zip(files, keys):
         if k is not None:
             if k in claimed:
-                raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
+                raise DataError(f"{f}: given twice" if str(claimed[k]) == str(f) else
+                                f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
             claimed[k] = f
     vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
     paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}

@@ -20,13 +20,12 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_path, check_output_dir, write_json
 from .predictor import Predictor, load_predictor
 
-TIFF_SUFFIXES = (".tif", ".tiff")
-PNG_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class ChipSource(NamedTuple):
@@ -45,7 +44,7 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
     files `<stem>_vv.<ext>` and `<stem>_vh.<ext>` side by side are one chip (`data.files.pair_band_files`, as
     for `map`); every other file is read by `read_chip`. bands: the model's, passed to `read_chip`.
     """
-    from ..data.files import pair_band_files
+    from ..data.files import chip_files, pair_band_files
     from ..data.formats import detect_format, open_dataset
 
     entries: list[Path | ChipSource] = []
@@ -54,7 +53,7 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
         if not path.is_dir():
             entries.append(path)
             continue
-        found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
+        found = chip_files(path)
         layout = None
         if not found:  # chip files in the folder itself are the chips, whatever a reader would make of them
             try:
@@ -69,6 +68,13 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
         if not found:
             raise DataError(f"{path}: folder holds no .tif/.tiff/.png/.jpg chips and no data set layout")
         entries += found
+    seen: dict[str, str] = {}
+    for e in entries:  # one chip twice would be predicted twice, under two names
+        name = e.input if isinstance(e, ChipSource) else str(e)
+        where = str(Path(name).resolve())
+        if where in seen:
+            raise DataError(f"{name}: given twice" + ("" if seen[where] == name else f" (also as {seen[where]})"))
+        seen[where] = name
     vh_of = dict(pair_band_files([e for e in entries if isinstance(e, Path)]))  # a VH file with its VV: absent
     return [e if isinstance(e, ChipSource) else ChipSource(str(e), partial(read_chip, e, bands, vh=vh_of[e]))
             for e in entries if isinstance(e, ChipSource) or e in vh_of]

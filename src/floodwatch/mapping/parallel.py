@@ -8,15 +8,13 @@ from typing import Any, Callable, Sequence
 
 from rich.progress import Progress
 
-from ..data.files import pair_band_files
+from ..data.files import TIFF_SUFFIXES, pair_band_files
 from ..errors import DataError, FloodwatchError
 from ..io import output_folder
 from .locations import (input_stem, is_remote_input, is_remote_output, output_names, resolve_input,
                         resolve_output)
 from .pipeline import MapResult, map_scene
 from .terrain_sources import public_layer
-
-GEOTIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def scene_files(paths: Sequence[str | Path]) -> list[Path | str]:
@@ -29,7 +27,7 @@ def scene_files(paths: Sequence[str | Path]) -> list[Path | str]:
             continue
         p = Path(given)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in GEOTIFF_SUFFIXES and f.is_file())
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file())
             if not found:
                 raise DataError(f"{p}: folder holds no GeoTIFF (.tif/.tiff)")
             out.extend(found)

@@ -244,9 +244,8 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
     """Open every `unlabelled` entry (lazily: files are listed, not read); a missing or unreadable folder is a
     one-line DataError naming the entry."""
     from ..data import open_dataset
-    from ..data.files import pair_band_files
+    from ..data.files import chip_files, pair_band_files
     from ..data.formats import _ALIASES, detect_format
-    from ..inference.chips import PNG_SUFFIXES, TIFF_SUFFIXES
 
     sets = []
     for i, source in enumerate(config.unlabelled):
@@ -263,7 +262,7 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
             except LayoutError:
                 fmt = "chips"  # a bare folder of chip files
         if fmt == "chips":
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES + PNG_SUFFIXES)
+            files = chip_files(path)
             if source.split is not None:
                 raise DataError(f"{name}: split applies to a data set layout, not to a folder of chip files")
             if not files:
