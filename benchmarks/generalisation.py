@@ -234,6 +234,66 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
     return row
 
 
+#: the semi-supervised recipe's folds: each Sen1Floods11 fold's events are left out of its unlabelled chips;
+#: Bangladesh (in no unlabelled set) is scored by the first fold's model, North Alabama (labelled) by none
+SEMI_FOLDS = {"S1-A": ["Bangladesh"], "S1-B": [], "S1-C": []}
+
+
+def run_semi_round0(path: Path, seed: int, work: Path, epochs: int | None) -> dict:
+    """Round 0 of a semi-supervised recipe (its supervised North Alabama model, the spec without its
+    semi_supervised section), trained once per seed and scored on every other event."""
+    from floodwatch.config import load_spec
+    from floodwatch.training import train
+
+    done = work / f"round0_s{seed}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    spec = load_spec(path)
+    spec.semi_supervised = None
+    if epochs:
+        spec.training_config.epochs = epochs
+    result = train(spec, work / "runs", name=f"round0_s{seed}", seed=seed, progress=False)
+    row = {"fold": "scene", "seed": seed, "recipe": path.name, "round": 0,
+           "events": score_unseen(result.best_checkpoint)}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
+
+
+def run_semi_fold(path: Path, fold: str, seed: int, work: Path, epochs: int | None) -> dict:
+    """A semi-supervised recipe (labelled North Alabama, unlabelled Sen1Floods11 chips, e.g.
+    examples/etci_semi.yaml) with the fold's events left out of its unlabelled chips: its rounds start from
+    round 0 (run_semi_round0's model, the one the recipe itself would train first), and the last round's best
+    model is scored on the fold's events (and SEMI_FOLDS' others)."""
+    from floodwatch.config import load_spec
+    from floodwatch.training import train
+
+    done = work / f"{fold}_s{seed}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    round0 = work / "runs" / f"round0_s{seed}" / "best.pt"
+    spec = load_spec(path)
+    if spec.semi_supervised is None:
+        raise SystemExit(f"{path}: --semi-recipe needs a semi_supervised section")
+    for source in spec.semi_supervised.unlabelled:
+        p = Path(source.path).resolve()
+        if p == S1.resolve():
+            source.exclude_regions = sorted(set(source.exclude_regions) | set(FOLDS[fold]))
+        elif any(p == e.resolve() or e.resolve() in p.parents for e in ETCI.values()) or S1.resolve() in p.parents:
+            raise SystemExit(f"{path}: unlabelled {source.path}: only Sen1Floods11's folder can leave events out")
+    if epochs:
+        spec.semi_supervised.epochs_per_round = epochs
+    start = time.perf_counter()
+    result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, pretrained=round0, progress=False)
+    seconds = time.perf_counter() - start
+    events = score(result.best_checkpoint, held_out(fold, {}, fixed=True))
+    for other in SEMI_FOLDS[fold]:
+        events.update(score(result.best_checkpoint, held_out(other, {}, fixed=True)))
+    row = {"fold": fold, "seed": seed, "recipe": path.name, "train_seconds": round(seconds, 1), "events": events}
+    done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
+    return row
+
+
 #: inference variants a recipe's models can also be scored with: name -> score() keywords
 VARIANTS = {"adapt": {"adapt": True},   # BatchNorm statistics re-estimated on each held-out event's own chips
             "downsample2": {"downsample": 2},  # predicted on a 2x coarser grid (inference/downsample.py)
@@ -398,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ensemble", action="store_true",
                     help="also score each --recipe fold's seed models together (their mean probability), one row "
                          "per recipe: what `-m a.pt -m b.pt -m c.pt` gives on an unseen event, at 3x the cost")
+    ap.add_argument("--semi-recipe", default="",
+                    help="a semi-supervised recipe (North Alabama labelled, Sen1Floods11 unlabelled, e.g. "
+                         "examples/etci_semi.yaml): its round 0 trained once per seed, its rounds once per "
+                         "Sen1Floods11 fold with the fold's events out of the unlabelled chips; rows '<name> "
+                         "round 0' and '<name>' beside --recipe's folds")
     ap.add_argument("--quick", action="store_true", help="one seed, one epoch: for iterating, not for claims")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "loeo")
     ap.add_argument("--out", type=Path, help="also write the markdown table here")
@@ -460,6 +525,16 @@ def main(argv: list[str] | None = None) -> int:
         for path in ([] if scene_recipes else beside):
             row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
             rows.setdefault(path.stem, []).append(row)
+        if args.semi_recipe:
+            semi = Path(args.semi_recipe)
+            work = args.work / (semi.stem + suffix)
+            rows.setdefault(f"{semi.stem} round 0", []).append(run_semi_round0(semi, seed, work, epochs))
+            for fold in SEMI_FOLDS:
+                row = run_semi_fold(semi, fold, seed, work, epochs)
+                rows.setdefault(semi.stem, []).append(row)
+                print(f"[{time.strftime('%H:%M:%S')}] {semi.stem} {fold} seed {seed}: " + ", ".join(
+                    f"{e} {_clean(m['water_iou']):.3f} (Otsu {_clean(m['otsu_water_iou']):.3f})"
+                    for e, m in row["events"].items()), flush=True)
         for path in scene_recipes:
             row = run_scene_recipe(path, seed, args.work / (path.stem + suffix), epochs)
             rows.setdefault(path.stem, []).append(row)

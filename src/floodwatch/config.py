@@ -365,6 +365,7 @@ class UnlabelledSource(_Section):
     path: str
     format: Optional[str] = None
     split: Optional[str] = None  # a source's own split (e.g. OMBRIA's train/test folders)
+    exclude_regions: list[str] = Field(default_factory=list)  # events left out, e.g. a leave-one-out fold's
 
     @field_validator("path")
     @classmethod

@@ -155,3 +155,35 @@ def test_each_inference_variant_builds_what_map_would(gen, tiny_checkpoint, vari
     assert names == chain
     if variant == "d4":
         assert len(load_predictor(tiny_checkpoint, **gen.VARIANTS["d4"]).transforms) == 8
+
+
+def test_a_semi_fold_leaves_its_events_out_of_the_unlabelled_chips_and_starts_from_round_0(gen, tmp_path,
+                                                                                           monkeypatch):
+    import floodwatch.training as training
+
+    trained, scored = [], []
+
+    class Result:
+        best_checkpoint = tmp_path / "best.pt"
+
+    def fake_train(spec, results, name, seed, pretrained=None, progress=False):
+        trained.append((spec, name, seed, pretrained))
+        return Result()
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(gen, "held_out", lambda fold, ref, fixed=False: [(fold, fixed)])
+    monkeypatch.setattr(gen, "score", lambda ckpt, samples: scored.append(samples[0]) or
+                        {samples[0][0]: {"water_iou": 0.5, "otsu_water_iou": 0.4}})
+    recipe = ROOT / "examples" / "etci_semi.yaml"
+    row = gen.run_semi_fold(recipe, "S1-A", 42, tmp_path, None)
+    ((spec, name, seed, pretrained),) = trained
+    (unlabelled,) = spec.semi_supervised.unlabelled
+    assert unlabelled.exclude_regions == sorted(gen.FOLDS["S1-A"])  # Ghana, Mekong, Paraguay: no pseudo-labels
+    assert (name, seed, pretrained) == ("S1-A_s42", 42, tmp_path / "runs" / "round0_s42" / "best.pt")
+    assert scored == [("S1-A", True), ("Bangladesh", True)]  # both read with the fixed 8-bit map it trains on
+    assert set(row["events"]) == {"S1-A", "Bangladesh"}
+    assert gen.run_semi_fold(recipe, "S1-A", 42, tmp_path, None) == row and len(trained) == 1  # kept
+
+    gen.run_semi_fold(recipe, "S1-B", 42, tmp_path, None)
+    assert trained[-1][0].semi_supervised.unlabelled[0].exclude_regions == ["India", "Somalia"]
+    assert scored[-1] == ("S1-B", True)  # Bangladesh only once, by the first fold

@@ -475,3 +475,24 @@ def test_etci_semi_example_reads_its_unlabelled_chips(shared_data):
 
     band, threshold = _otsu_agreement(spec.semi_supervised, ["VV", "VH"], chips)
     assert band == "VH" and threshold == pytest.approx(-20.7, abs=0.05)
+
+
+def test_unlabelled_sources_leave_out_excluded_regions(tmp_path):
+    from floodwatch.config import SemiSupervisedConfig
+    from floodwatch.training.semi import open_unlabelled
+    from tests.data import fakes
+
+    root = fakes.sen1floods11(tmp_path / "s1", chips=4)
+    (full,) = open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(root)}]))
+    regions = sorted(set(full.items.regions))
+    assert len(regions) >= 2
+    (kept,) = open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(root), "exclude_regions": regions[:1]}]))
+    assert regions[0] not in kept.items.regions
+    assert len(kept) == sum(r != regions[0] for r in full.items.regions)
+    with pytest.raises(DataError, match=r"unlabelled\[0\].exclude_regions: .* has no region 'Atlantis'"):
+        open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(root), "exclude_regions": ["Atlantis"]}]))
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    with pytest.raises(DataError, match=r"unlabelled\[0\]: exclude_regions applies to a data set layout"):
+        open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(chips), "format": "chips",
+                                                          "exclude_regions": ["x"]}]))

@@ -263,8 +263,9 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
                 fmt = "chips"  # a bare folder of chip files
         if fmt == "chips":
             files = chip_files(path)
-            if source.split is not None:
-                raise DataError(f"{name}: split applies to a data set layout, not to a folder of chip files")
+            if source.split is not None or source.exclude_regions:
+                which = "split" if source.split is not None else "exclude_regions"
+                raise DataError(f"{name}: {which} applies to a data set layout, not to a folder of chip files")
             if not files:
                 raise DataError(f"{name}: {path}: no chip files (GeoTIFF/PNG/JPG) and no known data set layout")
             # <chip>_vv/<chip>_vh files are one chip, as for infer and map
@@ -274,6 +275,12 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
             ds = open_dataset(path, format=fmt, split=source.split, labelled_only=False)
         except DataError as exc:
             raise DataError(f"{name}: {exc}") from None
+        if source.exclude_regions:
+            unknown = sorted(set(source.exclude_regions) - set(ds.regions))
+            if unknown:
+                raise DataError(f"{name}.exclude_regions: {path} has no region '{unknown[0]}' "
+                                f"(it has {', '.join(sorted(set(ds.regions)))})")
+            ds = ds.subset([r.id for r in ds.records if r.region not in source.exclude_regions])
         if len(ds) == 0:
             raise DataError(f"{name}: {path}: no chips")
         sets.append(UnlabelledSet(name, path, fmt, tuple(ds.bands), ds))
