@@ -41,9 +41,15 @@ def test_output_names_tell_same_named_scenes_apart_by_their_folders():
         ["a/2024/scene", "b/2024/scene", "2024/scene"]  # a URL's path: the bucket is not a folder
     assert output_names(["/w/a.tif", "https://h/c/a.tif?sig=1"]) == ["w/a", "c/a"]
     assert output_names(["t/x.tif", "t/x.tiff"]) == ["x_tif", "x_tiff"]  # two files, one stem
-    # the VV file of a _vv/_vh pair names the pair; beside a stacked x.tif each keeps its file's name
+    # the VV file of a _vv/_vh pair names the pair; beside a stacked x.tif the pair keeps its VV file's name
     assert output_names(["t/x_vv.tif", "u/y_VV.TIF", "t/z_vv.tif"], paired=[True, True, False]) == ["x", "y", "z_vv"]
-    assert output_names(["t/x_vv.tif", "t/x.tif"], paired=[True, False]) == ["x_vv", "x_tif"]
+    assert output_names(["t/x_vv.tif", "t/x.tif"], paired=[True, False]) == ["x_vv", "x"]
+    # and the folders still tell such scenes apart
+    assert output_names(["/d1/a.tif", "/d1/a_vv.tif", "/d2/a.tif", "/d2/a_vv.tif"], paired=[False, True] * 2) == \
+        ["d1/a", "d1/a_vv", "d2/a", "d2/a_vv"]
+    assert output_names(["/d1/x.tif", "/d1/x.tiff", "/d2/x.tif"]) == ["x_tif", "x_tiff", "x"]  # already apart
+    with pytest.raises(DataError, match=r"s3://b1/a.tif: its map would be written over s3://b2/a.tif's"):
+        output_names(["s3://b1/a.tif", "s3://b2/a.tif"])  # one path in two buckets: no folder tells them apart
     with pytest.raises(DataError, match="given twice"):
         output_names(["s1/a.tif", "s1/a.tif"])
 

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
         out_dir: str = typer.Option(..., "-o", "--output",
                                     help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it "
-                                    "(same-named scenes: <folder>/<stem>/)."),
+                                    "(same-named scenes: <folder>/<stem>/; a _vv/_vh pair: the pair's stem)."),
         vv: Optional[str] = typer.Option(None, "--vv", help="Single-band VV file or URL (with --vh) instead of SCENE."),
         vh: Optional[str] = typer.Option(None, "--vh",
                                          help="Single-band VH file or URL on the same grid as the VV one."),
@@ -88,6 +88,8 @@ def register(app: typer.Typer) -> None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
             pairs = pair_band_files(files)
+        if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
+            names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
         if backend != "triton":  # the server names its own model
             model = resolve_models(model, kind_for_backend(backend))[0]
@@ -115,7 +117,6 @@ def register(app: typer.Typer) -> None:
             share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
-            names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, **kw)
                        for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis

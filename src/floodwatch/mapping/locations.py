@@ -60,29 +60,39 @@ def scene_stem(location: str | os.PathLike, *, paired: bool = False) -> str:
 def output_names(locations: Sequence[str | os.PathLike], *, paired: Sequence[bool] = ()) -> list[str]:
     """Each scene's output folder under `-o`: its stem, or where stems repeat (fetch writes `<date>/scene.tif`)
     the stem under as many of its parent folders as tell the scenes apart: `2024-05-01/scene`. Local paths
-    count as absolute (no `..` leads out of -o); two names of one file are an error. `paired[i]`: location i
-    is the VV file of a `_vv`/`_vh` pair, named by the pair's stem (`abc_vv.tif` -> `abc`)."""
+    count as absolute (no `..` leads out of -o). `paired[i]`: location i is the VV file of a `_vv`/`_vh` pair,
+    named by the pair's stem (`abc_vv.tif` -> `abc`) unless a scene beside it has that stem (then `abc_vv`).
+    Two names of one file, or scenes no folder tells apart, are an error: no map may overwrite another."""
     where = [resolve_input(f) for f in locations]
     twice = next((f for f, w in zip(locations, where) if where.count(w) > 1), None)
     if twice is not None:
         raise DataError(f"{twice}: given twice")
+
+    def folders(w: str) -> list[str]:
+        return [f for f in (unquote(urlparse(w).path) if scheme(w) else w).split("/")[:-1] if f]
+
+    split = [folders(w) for w in where]
     stems = [scene_stem(w, paired=i < len(paired) and paired[i]) for i, w in enumerate(where)]
 
-    def parts(w: str, stem: str) -> list[str]:
-        folders = (unquote(urlparse(w).path) if scheme(w) else w).split("/")[:-1]
-        return [*(f for f in folders if f), stem]
+    def clashes(i: int) -> bool:  # another scene in the same folder with the same stem
+        return any(j != i and split[j] == split[i] and stems[j] == stems[i] for j in range(len(where)))
 
-    split = [parts(w, stem) for w, stem in zip(where, stems)]
+    stems = [input_stem(w) if stem != input_stem(w) and clashes(i) else stem  # a pair beside a plain a.tif
+             for i, (w, stem) in enumerate(zip(where, stems))]
+    stems = [f"{stem}_{w.rsplit('.', 1)[-1].split('?')[0].lower()}" if clashes(i) else stem  # x.tif, x.tiff
+             for i, (w, stem) in enumerate(zip(where, stems))]
+    paths = [[*f, stem] for f, stem in zip(split, stems)]
     names = []
-    for w, stem, p in zip(where, stems, split):
-        same = [q for q in split if q[-1] == p[-1]]
+    for p in paths:
         depth = 1
-        while depth < len(p) and sum(q[-depth:] == p[-depth:] for q in same) > 1:
+        while depth < len(p) and sum(q[-depth:] == p[-depth:] for q in paths) > 1:
             depth += 1
-        if sum(q == p for q in same) > 1:  # x.tif beside x.tiff, or beside the pair x_vv.tif + x_vh.tif
-            suffix = w.rsplit(".", 1)[-1].split("?")[0].lower()
-            p, depth = [input_stem(w) if input_stem(w) != stem else f"{stem}_{suffix}"], 1
         names.append("/".join(p[-depth:]))
+    same = next((f for f, n in zip(locations, names) if names.count(n) > 1), None)
+    if same is not None:
+        other = next(g for g, n in zip(locations, names) if n == names[locations.index(same)] and g != same)
+        raise DataError(f"{same}: its map would be written over {other}'s ({names[locations.index(same)]}/); "
+                        f"give them from different folders, or map them apart")
     return names
 
 
