@@ -250,6 +250,9 @@ def run_semi_round0(path: Path, seed: int, work: Path, epochs: int | None) -> di
         return json.loads(done.read_text())
     work.mkdir(parents=True, exist_ok=True)
     spec = load_spec(path)
+    if spec.dataset_config.sources or Path(spec.dataset_config.data_root or "").resolve() != ETCI["NorthAL"].resolve():
+        raise SystemExit(f"{path}: --semi-recipe: its labelled data must be North Alabama alone (data_root), so "
+                         f"round 0 sees no scored event")
     spec.semi_supervised = None
     if epochs:
         spec.training_config.epochs = epochs
@@ -272,6 +275,8 @@ def run_semi_fold(path: Path, fold: str, seed: int, work: Path, epochs: int | No
     if done.is_file():
         return json.loads(done.read_text())
     round0 = work / "runs" / f"round0_s{seed}" / "best.pt"
+    if not round0.is_file():
+        raise SystemExit(f"{round0}: round 0's model is missing; remove {work / f'round0_s{seed}.json'} to train it again")
     spec = load_spec(path)
     if spec.semi_supervised is None:
         raise SystemExit(f"{path}: --semi-recipe needs a semi_supervised section")
@@ -493,6 +498,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"--folds: unknown fold '{unknown[0]}' (known: {', '.join(FOLDS)})", file=sys.stderr)
         return 2
+    if args.semi_recipe and not Path(args.semi_recipe).is_file():
+        print(f"--semi-recipe: {args.semi_recipe}: file not found", file=sys.stderr)
+        return 2
+    if args.semi_recipe and Path(args.semi_recipe).stem in stems:  # rows and cached folds are keyed by the name
+        print(f"--semi-recipe: '{Path(args.semi_recipe).stem}' is also a --recipe", file=sys.stderr)
+        return 2
     variants = [v for v in args.variants.split(",") if v]
     if args.beside and args.scene_recipes:
         print("--beside: shows recipes beside --recipe's folds; with --scene-recipes list them there", file=sys.stderr)
@@ -529,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             semi = Path(args.semi_recipe)
             work = args.work / (semi.stem + suffix)
             rows.setdefault(f"{semi.stem} round 0", []).append(run_semi_round0(semi, seed, work, epochs))
-            for fold in SEMI_FOLDS:
+            for fold in [f for f in SEMI_FOLDS if f in folds]:
                 row = run_semi_fold(semi, fold, seed, work, epochs)
                 rows.setdefault(semi.stem, []).append(row)
                 print(f"[{time.strftime('%H:%M:%S')}] {semi.stem} {fold} seed {seed}: " + ", ".join(

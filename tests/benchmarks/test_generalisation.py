@@ -175,6 +175,10 @@ def test_a_semi_fold_leaves_its_events_out_of_the_unlabelled_chips_and_starts_fr
     monkeypatch.setattr(gen, "score", lambda ckpt, samples: scored.append(samples[0]) or
                         {samples[0][0]: {"water_iou": 0.5, "otsu_water_iou": 0.4}})
     recipe = ROOT / "examples" / "etci_semi.yaml"
+    with pytest.raises(SystemExit, match="round 0's model is missing"):
+        gen.run_semi_fold(recipe, "S1-A", 42, tmp_path, None)
+    (tmp_path / "runs" / "round0_s42").mkdir(parents=True)
+    (tmp_path / "runs" / "round0_s42" / "best.pt").write_bytes(b"")
     row = gen.run_semi_fold(recipe, "S1-A", 42, tmp_path, None)
     ((spec, name, seed, pretrained),) = trained
     (unlabelled,) = spec.semi_supervised.unlabelled

@@ -60,11 +60,15 @@ def test_all_nan_chip_is_empty_not_an_error(tmp_path):
     assert s.is_empty and (s.mask == IGNORE_INDEX).all()
 
 
-def test_etci(tmp_path):
+def test_etci(tmp_path, monkeypatch):
     root = fakes.etci(tmp_path / "etci")
     for path in (root, root / "scene_20200101t000000", root / "scene_20200101t000000" / "tiles"):  # or its tiles/
         ds = open_dataset(path)
         assert ds.format == "etci" and len(ds) == 6
+    for inside, given in (("scene_20200101t000000", "."), ("scene_20200101t000000", "tiles"),
+                          ("scene_20200101t000000/tiles", ".")):  # relative paths name the scene too
+        monkeypatch.chdir(root / inside)
+        assert set(open_dataset(given).regions) == {"scene_20200101t000000"}
     s = ds[0]
     assert s.id == "scene_20200101t000000_x-0_y-0" and s.region == "scene_20200101t000000"
     assert s.extra["grid"] == (0, 0) and s.extra["water_body"].dtype == bool

@@ -9,7 +9,7 @@ from PIL import Image
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.synthetic import synth_scene, write_scene
 from floodwatch.errors import DataError
-from floodwatch.inference.chips import infer_chips, read_chip
+from floodwatch.inference.chips import chip_sources, infer_chips, read_chip
 from floodwatch.inference.predictor import water_probability
 
 
@@ -91,6 +91,18 @@ def test_etci_style_vv_png_finds_its_vh_partner(tmp_path):
     (tmp_path / "vh" / "t_x-1_y-2_vh.png").unlink()
     with pytest.raises(DataError, match="no t_x-1_y-2_vh.png"):
         read_chip(tmp_path / "vv" / "t_x-1_y-2_vv.png", bands=["VV", "VH"])
+
+
+def test_one_chip_given_by_both_its_band_files_is_refused(tmp_path):
+    for band in ("vv", "vh"):  # ETCI's layout: each band in its own folder
+        (tmp_path / "tiles" / band).mkdir(parents=True)
+        Image.fromarray(np.full((16, 16), 100, np.uint8)).save(tmp_path / "tiles" / band / f"t_{band}.png")
+    vv, vh = tmp_path / "tiles" / "vv" / "t_vv.png", tmp_path / "tiles" / "vh" / "t_vh.png"
+    assert [c.input for c in chip_sources([vv], bands=["VV", "VH"])] == [str(vv)]  # reads its VH from ../vh/
+    with pytest.raises(DataError, match=f"^{vh}: the same chip as {vv} \\(its other band\\)"):
+        chip_sources([vv, vh], bands=["VV", "VH"])
+    with pytest.raises(DataError, match="the same chip as"):
+        chip_sources([tmp_path / "tiles" / "vv", tmp_path / "tiles" / "vh"], bands=["VV", "VH"])
 
 
 def test_bad_inputs_are_one_line_errors(chip_tif, tmp_path):

@@ -192,6 +192,7 @@ def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
     assert pair_band_files([Path("D/a_vv.tif"), Path("d/a_vh.tif"), Path("A_vv.tif"), Path("a_vh.tiff")]) == [
         (Path("D/a_vv.tif"), None), (Path("d/a_vh.tif"), None), (Path("A_vv.tif"), None), (Path("a_vh.tiff"), None)]
     assert pair_band_files([Path("a_vv.tiff"), Path("a_VH.tif")]) == [(Path("a_vv.tiff"), Path("a_VH.tif"))]
+    assert pair_band_files(["a_vv.tif", "./a_vh.tif"]) == [("a_vv.tif", "./a_vh.tif")]  # one folder, two spellings
     with pytest.raises(DataError, match=r"a_VH.tif: the same VH band as d/a_vh.tif"):
         pair_band_files([Path("d/a_vv.tif"), Path("d/a_vh.tif"), Path("d/a_VH.tif")])
     with pytest.raises(DataError, match=r"^d/a_vv.tif: given twice$"):

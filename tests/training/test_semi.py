@@ -491,6 +491,8 @@ def test_unlabelled_sources_leave_out_excluded_regions(tmp_path):
     assert len(kept) == sum(r != regions[0] for r in full.items.regions)
     with pytest.raises(DataError, match=r"unlabelled\[0\].exclude_regions: .* has no region 'Atlantis'"):
         open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(root), "exclude_regions": ["Atlantis"]}]))
+    with pytest.raises(DataError, match=r"unlabelled\[0\].exclude_regions: leaves no chip of"):
+        open_unlabelled(SemiSupervisedConfig(unlabelled=[{"path": str(root), "exclude_regions": regions}]))
     chips = tmp_path / "chips"
     chips.mkdir()
     with pytest.raises(DataError, match=r"unlabelled\[0\]: exclude_regions applies to a data set layout"):

@@ -38,7 +38,10 @@ def test_only_regions_and_bad_sources(two_sources):
     parts = load_samples(spec_from_dict(two_sources), progress=False)
     assert {s.region for s in parts["train"] if s.extra.get("source") != "etci2021"} == {"SynthB"}
     two_sources["dataset_config"]["sources"][1]["regions"] = ["Atlantis"]
-    with pytest.raises(DataError, match="no region 'Atlantis'"):
+    with pytest.raises(DataError, match=r"sources\[\].regions: .* no region 'Atlantis'"):
+        load_samples(spec_from_dict(two_sources), progress=False)
+    two_sources["dataset_config"]["sources"][1].update(regions=None, exclude_regions=["Atlantis"])  # a typo
+    with pytest.raises(DataError, match=r"sources\[\].exclude_regions: .* no region 'Atlantis'"):
         load_samples(spec_from_dict(two_sources), progress=False)
     two_sources["dataset_config"]["sources"][1].update(regions=["SynthB"], exclude_regions=["SynthB"])
     with pytest.raises(DataError, match="no chips .* left"):

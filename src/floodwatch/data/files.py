@@ -1,6 +1,7 @@
 """Reading one raster or picture file, turning every failure into a DataError that names the file."""
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -45,6 +46,8 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
         where = str(f)
         if "://" in where:
             where = urlsplit(where)._replace(query="", fragment="").geturl()
+        else:  # a_vv.tif and ./a_vh.tif lie side by side
+            where = os.path.abspath(where)
         parent, _, name = where.rpartition("/")
         named = band_file(name)  # paths are case-sensitive (local, S3, GCS); the band tag and suffix are not
         if named is None:

@@ -76,8 +76,28 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
             raise DataError(f"{name}: given twice" + ("" if seen[where] == name else f" (also as {seen[where]})"))
         seen[where] = name
     vh_of = dict(pair_band_files([e for e in entries if isinstance(e, Path)]))  # a VH file with its VV: absent
-    return [e if isinstance(e, ChipSource) else ChipSource(str(e), partial(read_chip, e, bands, vh=vh_of[e]))
-            for e in entries if isinstance(e, ChipSource) or e in vh_of]
+    sources = [e if isinstance(e, ChipSource) else ChipSource(str(e), partial(read_chip, e, bands, vh=vh_of[e]))
+               for e in entries if isinstance(e, ChipSource) or e in vh_of]
+    chips: dict[tuple[str, str], str] = {}
+    for source in sources:  # tiles/vv/x_vv.png and tiles/vh/x_vh.png, given apart, are one chip read twice
+        key = _chip_key(Path(source.input))
+        if key in chips:
+            raise DataError(f"{source.input}: the same chip as {chips[key]} (its other band); give one of them")
+        chips[key] = source.input
+    return sources
+
+
+def _chip_key(path: Path) -> tuple[str, str]:
+    """What a chip file stands for: itself, or for a `<stem>_vv`/`_vh` band file the chip `<stem>` of its
+    folder (ETCI's tiles/vv/ and tiles/vh/ count as one folder, as `_partner` reads them)."""
+    from ..data.files import band_file
+
+    path = path.resolve()
+    named = band_file(path.name)
+    if named is None:
+        return str(path), ""
+    folder = path.parent.parent if path.parent.name.lower() in ("vv", "vh") else path.parent
+    return str(folder), named[0]
 
 
 def _png_band(path: Path, band: str) -> np.ndarray:

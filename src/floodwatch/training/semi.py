@@ -278,9 +278,12 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
         if source.exclude_regions:
             unknown = sorted(set(source.exclude_regions) - set(ds.regions))
             if unknown:
-                raise DataError(f"{name}.exclude_regions: {path} has no region '{unknown[0]}' "
+                where = f" split '{source.split}'" if source.split is not None else ""
+                raise DataError(f"{name}.exclude_regions: {path}{where} has no region '{unknown[0]}' "
                                 f"(it has {', '.join(sorted(set(ds.regions)))})")
             ds = ds.subset([r.id for r in ds.records if r.region not in source.exclude_regions])
+            if len(ds) == 0:
+                raise DataError(f"{name}.exclude_regions: leaves no chip of {path}")
         if len(ds) == 0:
             raise DataError(f"{name}: {path}: no chips")
         sets.append(UnlabelledSet(name, path, fmt, tuple(ds.bands), ds))

@@ -27,7 +27,8 @@ _GRID = re.compile(r"_x-(\d+)_y-(\d+)$")
 
 def scene_folders(root: Path) -> list[Path]:
     """The scene folders under `root`: root itself, its `<scene>/` subfolders, or (root a scene's `tiles/`
-    folder) its scene."""
+    folder) its scene. Absolute, so that `.` or `tiles` given from inside a scene still name it."""
+    root = Path(root).absolute()
     if (root / "tiles" / "vv").is_dir():
         return [root]
     if root.name == "tiles" and (root / "vv").is_dir():
@@ -51,6 +52,7 @@ def open_etci(root: Path, *, split: str | None = None, labelled_only: bool = Tru
         raise DataError(f"harmonise: '{harmonise}' is not one of scene, fixed")
     if reference is not None and harmonise != "scene":
         raise DataError("reference: only used with harmonise='scene'")
+    root = Path(root).absolute()  # a scene's name is its folder's, also when given as `.`
     if split is not None:
         if not (root / split).is_dir():
             raise DataError(f"{root}: ETCI has no split lists; no '{split}' subfolder either")
