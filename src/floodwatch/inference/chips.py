@@ -27,7 +27,6 @@ from ..io import atomic_path, check_output_dir, write_json
 from .predictor import Predictor, load_predictor
 
 
-
 class ChipSource(NamedTuple):
     """One chip `infer` predicts: where it comes from (its file; a data set chip's first file) and its reader."""
 

@@ -88,11 +88,11 @@ def output_names(locations: Sequence[str | os.PathLike], *, paired: Sequence[boo
         while depth < len(p) and sum(q[-depth:] == p[-depth:] for q in paths) > 1:
             depth += 1
         names.append("/".join(p[-depth:]))
-    same = next((f for f, n in zip(locations, names) if names.count(n) > 1), None)
-    if same is not None:
-        other = next(g for g, n in zip(locations, names) if n == names[locations.index(same)] and g != same)
-        raise DataError(f"{same}: its map would be written over {other}'s ({names[locations.index(same)]}/); "
-                        f"give them from different folders, or map them apart")
+    clash = next((i for i, n in enumerate(names) if names.count(n) > 1), None)
+    if clash is not None:
+        other = next(j for j, n in enumerate(names) if n == names[clash] and j != clash)
+        raise DataError(f"{locations[clash]}: its map would be written over {locations[other]}'s "
+                        f"({names[clash]}/); give them from different folders, or map them apart")
     return names
 
 
