@@ -42,13 +42,14 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
     the VV file first; every other file stays one of its own, in the order given. .tif pairs with .tiff and
     .jpg with .jpeg, never a GeoTIFF with a picture. URLs pair by their paths (a query, such as a signature
     that differs per file, is not part of the name). `map` and `infer` both pair with this."""
-    def key(f) -> tuple[str, str] | None:
+    def location(f) -> str:
         where = str(f)
         if "://" in where:
-            where = urlsplit(where)._replace(query="", fragment="").geturl()
-        else:  # a_vv.tif and ./a_vh.tif lie side by side
-            where = os.path.abspath(where)
-        parent, _, name = where.rpartition("/")
+            return urlsplit(where)._replace(query="", fragment="").geturl()
+        return os.path.abspath(where)  # a_vv.tif and ./a_vh.tif lie side by side
+
+    def key(f) -> tuple[str, str] | None:
+        parent, _, name = location(f).rpartition("/")
         named = band_file(name)  # paths are case-sensitive (local, S3, GCS); the band tag and suffix are not
         if named is None:
             return None
@@ -60,9 +61,11 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
     claimed: dict[tuple[str, str], str | Path] = {}
     for f, k in zip(files, keys):
         if k is not None:
+            if k in claimed and location(claimed[k]) == location(f):
+                also = "" if str(claimed[k]) == str(f) else f" (also as {claimed[k]})"
+                raise DataError(f"{f}: given twice{also}")
             if k in claimed:
-                raise DataError(f"{f}: given twice" if str(claimed[k]) == str(f) else
-                                f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
+                raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
             claimed[k] = f
     vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
     paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}

@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES
+from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_path, check_output_dir, write_json
@@ -43,7 +43,6 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
     files `<stem>_vv.<ext>` and `<stem>_vh.<ext>` side by side are one chip (`data.files.pair_band_files`, as
     for `map`); every other file is read by `read_chip`. bands: the model's, passed to `read_chip`.
     """
-    from ..data.files import chip_files, pair_band_files
     from ..data.formats import detect_format, open_dataset
 
     entries: list[Path | ChipSource] = []
@@ -67,30 +66,25 @@ def chip_sources(inputs: Sequence[str | os.PathLike], bands: Sequence[str] | Non
         if not found:
             raise DataError(f"{path}: folder holds no .tif/.tiff/.png/.jpg chips and no data set layout")
         entries += found
-    seen: dict[str, str] = {}
-    for e in entries:  # one chip twice would be predicted twice, under two names
-        name = e.input if isinstance(e, ChipSource) else str(e)
-        where = str(Path(name).resolve())
-        if where in seen:
-            raise DataError(f"{name}: given twice" + ("" if seen[where] == name else f" (also as {seen[where]})"))
-        seen[where] = name
     vh_of = dict(pair_band_files([e for e in entries if isinstance(e, Path)]))  # a VH file with its VV: absent
     sources = [e if isinstance(e, ChipSource) else ChipSource(str(e), partial(read_chip, e, bands, vh=vh_of[e]))
                for e in entries if isinstance(e, ChipSource) or e in vh_of]
     chips: dict[tuple[str, str], str] = {}
-    for source in sources:  # tiles/vv/x_vv.png and tiles/vh/x_vh.png, given apart, are one chip read twice
+    for source in sources:  # one chip twice would be predicted twice, under two names
         key = _chip_key(Path(source.input))
-        if key in chips:
+        if key not in chips:
+            chips[key] = source.input
+        elif Path(chips[key]).resolve() == Path(source.input).resolve():  # one file, given twice
+            also = "" if chips[key] == source.input else f" (also as {chips[key]})"
+            raise DataError(f"{source.input}: given twice{also}")
+        else:  # tiles/vv/x_vv.png and tiles/vh/x_vh.png, given apart
             raise DataError(f"{source.input}: the same chip as {chips[key]} (its other band); give one of them")
-        chips[key] = source.input
     return sources
 
 
 def _chip_key(path: Path) -> tuple[str, str]:
     """What a chip file stands for: itself, or for a `<stem>_vv`/`_vh` band file the chip `<stem>` of its
     folder (ETCI's tiles/vv/ and tiles/vh/ count as one folder, as `_partner` reads them)."""
-    from ..data.files import band_file
-
     path = path.resolve()
     named = band_file(path.name)
     if named is None:
@@ -125,7 +119,6 @@ def _read_pair(vv: Path, vh: Path) -> Sample:
     """A VV file and its VH file, by the data set reader of their kind: STAC Overflow's for GeoTIFFs (dB),
     ETCI's for 8-bit pictures."""
     from ..data.dataset import Record
-    from ..data.files import band_file
     from ..data.sources import etci, stac_overflow
 
     kinds = {p.suffix.lower() in TIFF_SUFFIXES for p in (vv, vh)}
@@ -155,7 +148,7 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
     model needs the other one too, its partner beside it (or in ETCI's ../vh/) is read with it, and with none
     there the error names the file.
     """
-    from ..data.files import band_file, read_backscatter
+    from ..data.files import read_backscatter
 
     path = Path(path)
     if not path.is_file():
