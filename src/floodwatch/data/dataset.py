@@ -73,6 +73,13 @@ class ChipDataset(Sequence):
             raise DataError(f"{self.root}: {len(missing)} id(s) not in the data set, e.g. '{missing[0]}'")
         return self._with([self.records[self._index[i]] for i in ids])
 
+    def check_regions(self, names: Iterable[str], what: str) -> None:
+        """DataError "<what> has no region 'X' (it has ...)" for a name none of the chips' regions is: a
+        misspelt event in a region list would otherwise be silently kept (or trained on)."""
+        unknown = sorted(set(names) - set(self.regions))
+        if unknown:
+            raise DataError(f"{what} has no region '{unknown[0]}' (it has {', '.join(sorted(set(self.regions)))})")
+
     def _with(self, records: list[Record]) -> "ChipDataset":
         return ChipDataset(records, self._loader, format=self.format, root=self.root, bands=self.bands)
 

@@ -63,10 +63,7 @@ def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
     """One entry of dataset_config.sources, kept to its regions and split on its own."""
     dataset = _open_for_training(source.path, source.format, spec.dataset_config.class_map(), source.options)
     for field, names in (("regions", source.regions or []), ("exclude_regions", source.exclude_regions)):
-        unknown = sorted(set(names) - set(dataset.regions))  # a misspelt event would be trained on silently
-        if unknown:
-            raise DataError(f"dataset_config.sources[].{field}: {source.path} has no region '{unknown[0]}' "
-                            f"(it has {', '.join(sorted(set(dataset.regions)))})")
+        dataset.check_regions(names, f"dataset_config.sources[].{field}: {source.path}")
     keep = [r.id for r in dataset.records if r.region not in source.exclude_regions
             and (source.regions is None or r.region in source.regions)]
     if not keep:

@@ -276,11 +276,8 @@ def open_unlabelled(config: SemiSupervisedConfig) -> list[UnlabelledSet]:
         except DataError as exc:
             raise DataError(f"{name}: {exc}") from None
         if source.exclude_regions:
-            unknown = sorted(set(source.exclude_regions) - set(ds.regions))
-            if unknown:
-                where = f" split '{source.split}'" if source.split is not None else ""
-                raise DataError(f"{name}.exclude_regions: {path}{where} has no region '{unknown[0]}' "
-                                f"(it has {', '.join(sorted(set(ds.regions)))})")
+            where = f" split '{source.split}'" if source.split is not None else ""
+            ds.check_regions(source.exclude_regions, f"{name}.exclude_regions: {path}{where}")
             ds = ds.subset([r.id for r in ds.records if r.region not in source.exclude_regions])
             if len(ds) == 0:
                 raise DataError(f"{name}.exclude_regions: leaves no chip of {path}")
