@@ -28,12 +28,13 @@ one adds a "nested choice" row: for each held-out event the recipe with the best
 supplies its score, so choosing among recipes never looks at the event it is scored on.
 `--ensemble` also scores each --recipe fold's seed models together (their mean probability: one row, one
 "seed"), which is what a user's `-m a.pt -m b.pt -m c.pt` would get on an unseen event, at 3x the inference.
-`--variants adapt,downsample2,tta,refine,tta_refine,d4,d4_refine` also scores each recipe's models (the --recipe folds'
+`--variants adapt,downsample2,tta,refine,tta_refine,d4,d4_refine,selftrain` also scores each recipe's models (the --recipe folds'
 or the scene recipes') with an inference step: `adapt` re-estimates BatchNorm statistics on each held-out
 event's own chips (inference/adapt.py; labels unused), `downsample2` predicts on a 2x coarser grid (`map
 --downsample 2`), `tta` averages four views (`map --tta`), `refine` runs the guided filter (`map --refine
 guided`), `tta_refine` both, `d4` averages the eight flips and rotations (`map --tta-transforms d4`),
-`d4_refine` those and the guided filter.
+`d4_refine` those and the guided filter, `selftrain` fine-tunes the model on each held-out event's own confident
+predictions before predicting it (`map --self-train`, inference/selftrain.py; labels unused).
 Results of finished folds are kept in --work and reused, so a run can be stopped and resumed.
 """
 from __future__ import annotations
@@ -106,13 +107,16 @@ def held_out(fold: str, reference: dict, fixed: bool = False) -> list:
     return [s for s in open_dataset(S1) if s.region in FOLDS[fold]]
 
 
-def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int = 1,
+def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int = 1, self_train: bool = False,
           **options) -> dict[str, dict]:
     """{event: {water_iou, precision, recall, otsu_water_iou, pixels}} on the held-out samples; `adapt`
-    re-estimates BatchNorm statistics on each event's own chips first (inference/adapt.py), `downsample`
+    re-estimates BatchNorm statistics on each event's own chips first (inference/adapt.py), `self_train`
+    fine-tunes on each event's own confident predictions first (inference/selftrain.py), `downsample`
     predicts on a that-many-times coarser grid; `options` go to load_predictor (tta, refine)."""
     from floodwatch.inference.predictor import load_predictor
 
+    if self_train:
+        return _score_self_trained(load_predictor(checkpoint, downsample=downsample, **options), samples)
     if not adapt:
         return _score(load_predictor(checkpoint, downsample=downsample, **options), samples)
     from floodwatch.data.preprocess import network_input
@@ -132,6 +136,28 @@ def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int 
             model = model.model
             adapt_batchnorm(model, [np.stack(inputs[i:i + 8]) for i in range(0, len(inputs), 8)])
         out.update(_score(predictor, own))
+    return out
+
+
+def _score_self_trained(predictor, samples: list) -> dict[str, dict]:
+    """Each event scored by the model fine-tuned on that event's own chips (its pseudo-labels, no label read),
+    the trained weights put back before the next event."""
+    from floodwatch.data.preprocess import network_input
+    from floodwatch.inference.selftrain import self_trained
+
+    out = {}
+    for region in dict.fromkeys(s.region for s in samples):
+        own = [s for s in samples if s.region == region]
+        chips = [s for s in own if not s.is_empty]
+        if not chips:
+            continue  # nothing to score (Paraguay's only chip holds no data)
+        with self_trained(predictor, [network_input(s, predictor.preprocessing) for s in chips],
+                          [s.valid for s in chips]) as info:
+            print(f"  self-training on {region}: {info['chips']} chips, "
+                  f"{info['labelled_pixels'] / max(1, info['pixels']):.0%} of pixels pseudo-labelled "
+                  f"({info['pseudo_water_pixels'] / max(1, info['labelled_pixels']):.1%} water), "
+                  f"{info['seconds']:.0f} s", flush=True)
+            out.update(_score(predictor, own))
     return out
 
 
@@ -306,7 +332,8 @@ VARIANTS = {"adapt": {"adapt": True},   # BatchNorm statistics re-estimated on e
             "refine": {"refine": "guided"},  # `map --refine guided`: guided filter, r=1, eps=0.1 (inference/refine.py)
             "tta_refine": {"tta": True, "refine": "guided"},  # `map --tta --refine guided`: both, refined last
             "d4": {"tta": "d4"},        # `map --tta-transforms d4`: the eight flips and rotations (8x)
-            "d4_refine": {"tta": "d4", "refine": "guided"}}  # `map --tta-transforms d4 --refine guided`
+            "d4_refine": {"tta": "d4", "refine": "guided"},  # `map --tta-transforms d4 --refine guided`
+            "selftrain": {"self_train": True}}  # `map --self-train`: fine-tuned on the event's confident pixels
 
 
 def run_fold_variant(recipe, fold: str, seed: int, work: Path, variant: str) -> dict:
