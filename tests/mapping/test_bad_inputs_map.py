@@ -37,6 +37,8 @@ CASES = [
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("tta-transforms-unknown", "map {scene} -m {model} -o {out} --tta-transforms spin",
          ("--tta-transforms: unknown transform(s) spin",)),
+    Case("self-train-onnx-backend", "map {scene} -m {model} -o {out} --backend onnx --self-train",
+         ("--self-train", "cannot learn")),
     # before the model is loaded (the unsafe checkpoint would be the error otherwise)
     Case("scene-given-twice", "map {scene} {scene} -m {unsafe} -o {out}", ("{scene}: given twice",)),
     Case("unsafe-checkpoint", "map {scene} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),

@@ -254,3 +254,41 @@ def test_a_scene_without_valid_pixels_maps_with_a_warning(tmp_path, tiny_checkpo
     assert json.loads((tmp_path / "out" / "s" / "stats.json").read_text())["valid_km2"] == 0
     err = capsys.readouterr().err
     assert "warning" in err and "s.tif" in err and "no valid pixels" in err
+
+
+def test_map_self_train_learns_per_scene_and_each_scene_starts_from_the_same_model(tmp_path, tiny_checkpoint):
+    """`map_scene(self_train=...)` fine-tunes on tiles of the scene (stats.json says what it did) and puts the
+    weights back, so a second scene starts from the model as loaded."""
+    import torch
+
+    from floodwatch.inference import load_predictor
+    from floodwatch.inference.selftrain import SelfTraining
+    from floodwatch.mapping import map_scene
+
+    make_scene(tmp_path / "a.tif", 150, 140, seed=1)
+    predictor = load_predictor(tiny_checkpoint, device="cpu")
+    before = {k: v.clone() for k, v in predictor.model.state_dict().items()}
+    # confidence 0.51: the untrained model is unsure of everything, and this test wants steps that change weights
+    options = SelfTraining(steps=2, batch=2, crop=32, max_chips=3, learning_rate=0.1, confidence=0.51)
+    result = map_scene(tmp_path / "a.tif", predictor, tmp_path / "out", tile=64, overlap=16, progress=False,
+                       self_train=options)
+    st = result.stats["self_training"]
+    assert st["chips"] == 3 and st["crop"] == 32 and st["pixels"] == 3 * 64 * 64  # 4 whole 64 px tiles fit; 3 drawn
+    assert st["steps_run"] == 2 and st["labelled_pixels"] > 0 and st["seconds"] >= st["read_seconds"] >= 0
+    for k, v in predictor.model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_map_self_train_takes_the_default_models_checkpoint(tmp_path, monkeypatch, capsys):
+    """Without -m, --self-train maps with the default model's torch checkpoint (its ONNX file cannot learn)."""
+    import functools
+
+    from floodwatch.inference import selftrain
+
+    monkeypatch.setattr(selftrain, "SelfTraining", functools.partial(selftrain.SelfTraining, steps=1, batch=1,
+                                                                     max_chips=1))
+    make_scene(tmp_path / "s.tif", 64, 64, seed=2)
+    code = run(["map", str(tmp_path / "s.tif"), "-o", str(tmp_path / "out"), "--self-train", "-q"])
+    assert code in (0, None), capsys.readouterr().err
+    stats = json.loads((tmp_path / "out" / "s" / "stats.json").read_text())
+    assert stats["backend"] == "TorchPredictor" and stats["self_training"]["chips"] == 1

@@ -120,3 +120,23 @@ def test_exactly_zero_db_is_fill_without_a_nodata_tag(tmp_path, bands):
         image, valid = reader.read_window(0, H, 0, W)
     assert not valid[20].any() and np.isnan(image[:, 20]).all()
     assert valid[21, 3] and image[0, 21, 3] == np.float32(-0.01)
+
+
+def test_sample_tiles_draws_whole_tiles_of_data_and_skips_nodata(tmp_path, bands):
+    from floodwatch.mapping.scene import sample_tiles
+
+    vv, vh = (b.copy() for b in bands)
+    vv[:, :16] = np.nan  # the first column of 16 px tiles is no data
+    path = _write(tmp_path / "s.tif", np.stack([vv, vh]), ["VV", "VH"])
+    with SceneReader(path) as reader:
+        everything = sample_tiles(reader, 16, 99)
+        # the 2 x 3 grid of whole 16 px tiles (40 x 56 px), less its first column
+        assert len(everything) == 4
+        for image, valid in everything:
+            assert image.shape == (2, 16, 16) and valid.all()
+            assert any(np.array_equal(image[0], vv[r:r + 16, c:c + 16]) for r in (0, 16) for c in (16, 32))
+        two = sample_tiles(reader, 16, 2, seed=5)
+        assert len(two) == 2 and all(np.array_equal(a[0], b[0]) for a, b in zip(two, sample_tiles(reader, 16, 2, seed=5)))
+        whole = sample_tiles(reader, 512, 4, min_valid=0.5)  # a scene smaller than a tile: itself
+        assert len(whole) == 1 and whole[0][0].shape == (2, H, W)
+        assert sample_tiles(reader, 512, 4, min_valid=0.9) == []  # 16 of 56 columns are no data

@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         refine: Optional[str] = options.REFINE,
         downsample: int = options.DOWNSAMPLE,
+        self_train: bool = options.SELF_TRAIN,
         tile: int = options.TILE,
         overlap: int = options.OVERLAP,
         batch: int = options.BATCH,
@@ -91,11 +92,18 @@ def register(app: typer.Typer) -> None:
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
-        if backend != "triton":  # the server names its own model
-            model = resolve_models(model, kind_for_backend(backend))[0]
+        if self_train and backend in ("onnx", "triton"):
+            raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; --backend {backend} "
+                                  "runs a model that cannot learn")
+        if backend != "triton":  # the server names its own model; self-training needs the default's checkpoint
+            model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(backend))[0]
         kw = dict(units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability,
                   terrain=terrain)
+        if self_train:
+            from ..inference.selftrain import SelfTraining
+
+            kw["self_train"] = SelfTraining()
         predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
                             if backend == "triton" else predictor_options(model, backend))
         if tta or tta_transforms:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import FloodwatchError, InvalidArgumentError
-from .base import equal_shape_batches
+from .base import equal_shape_batches, progress_bar
 
 #: the pseudo-label of a pixel left out of the loss
 IGNORE = -1
@@ -81,11 +81,12 @@ def torch_model(predictor: Any) -> nn.Module:
 
 
 def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.ndarray],
-               options: SelfTraining | None = None) -> dict[str, Any]:
+               options: SelfTraining | None = None, progress: bool = False) -> dict[str, Any]:
     """Fine-tune the torch model inside `predictor` in place on its own confident predictions over `inputs`
     (pre-processed (C, H, W) arrays of one scene; chips smaller than `crop` make every crop that small) with
     `valid` their (H, W) masks. The pseudo-labels come from `predictor` itself, wrappers included (TTA then
-    gives steadier labels). Returns what it did, for stats.json. See `self_trained` to undo it afterwards."""
+    gives steadier labels). Returns what it did, for stats.json. See `self_trained` to undo it afterwards.
+    `progress` shows a bar over the optimiser steps."""
     options = (options or SelfTraining()).validate()
     if len(inputs) != len(valid):
         raise InvalidArgumentError(f"self_train: {len(inputs)} inputs but {len(valid)} valid masks")
@@ -115,8 +116,10 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
     optimiser = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
     usable = [i for i, lab in enumerate(labels) if (lab != IGNORE).any()]
-    with torch.enable_grad():
+    with torch.enable_grad(), progress_bar(progress, options.steps, "self-training") as bar:
         for _ in range(options.steps):
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
             xs, ys = zip(*(_crop(inputs[i], labels[i], crop, rng) for i in rng.choice(usable, options.batch)))
             x = torch.from_numpy(np.stack(xs)).to(device)
             y = torch.from_numpy(np.stack(ys)).to(device)
@@ -133,12 +136,12 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
 
 @contextlib.contextmanager
 def self_trained(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.ndarray],
-                 options: SelfTraining | None = None) -> Iterator[dict[str, Any]]:
+                 options: SelfTraining | None = None, progress: bool = False) -> Iterator[dict[str, Any]]:
     """`self_train` for the length of a `with` block; the model's trained weights are put back on leaving it."""
     model = torch_model(predictor)
     saved = copy.deepcopy(model.state_dict())
     try:
-        yield self_train(predictor, inputs, valid, options)
+        yield self_train(predictor, inputs, valid, options, progress)
     finally:
         model.load_state_dict(saved)
         model.eval()

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import rasterio
@@ -38,9 +38,12 @@ from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODA
                       write_window)
 from .memory import release_freed_memory, share_one_malloc_arena
 from .profile import StageClock
-from .scene import SceneReader
+from .scene import SceneReader, sample_tiles
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
 from .vectorize import vectorize_mask
+
+if TYPE_CHECKING:  # torch loads only when a scene is self-trained
+    from ..inference.selftrain import SelfTraining
 
 OUTPUT_NAMES = {"mask": "flood_mask.tif", "probability": "flood_probability.tif",
                 "polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
@@ -104,7 +107,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
               threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
-              terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES, name: str | None = None) -> MapResult:
+              terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES, name: str | None = None,
+              self_train: SelfTraining | None = None) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` (or `out_dir/<name>/`) atomically.
 
     scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
@@ -120,6 +124,9 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     simplify: polygon simplification tolerance in pixels. probability: 'uint8' (0-100) or 'float32'.
     chunk_tiles: tile columns per window (memory against per-window overhead).
     name: the output folder under `out_dir` (`mapping.locations.output_names` tells same-named scenes apart).
+    self_train: fine-tune the (torch) model on its own confident predictions over up to `max_chips` tiles of this
+    scene before mapping it (`floodwatch.inference.selftrain`); the trained weights are back afterwards, so
+    the next scene starts from the same model. stats.json's `self_training` says what it did and its seconds.
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
     """
     check_prediction(threshold, batch)
@@ -127,6 +134,11 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
     if chunk_tiles < 1:
         raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
+    if self_train is not None:
+        from ..inference.selftrain import torch_model
+
+        self_train.validate()
+        torch_model(predictor)  # an ONNX/Triton model is refused before the scene is read
     if terrain is not None:
         terrain.validate()
         terrain = terrain if terrain.active else None
@@ -135,7 +147,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             local = map_scene(scene, predictor, staging, vh=vh, units=units, tile=tile, overlap=overlap, batch=batch,
                               threshold=threshold, water_mask=water_mask, min_area_m2=min_area_m2,
                               simplify=simplify, probability=probability, progress=progress, backend=backend,
-                              terrain=terrain, chunk_tiles=chunk_tiles, name=name)
+                              terrain=terrain, chunk_tiles=chunk_tiles, name=name, self_train=self_train)
             url = upload_dir(local.out_dir, f"{resolve_output(out_dir)}/{name or local.out_dir.name}")
         return MapResult(scene=local.scene, out_dir=url,
                          paths={k: f"{url}/{Path(v).name}" for k, v in local.paths.items()}, stats=local.stats)
@@ -144,7 +156,11 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     t_start = time.perf_counter()
     clock = StageClock()
     env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
-    with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader:
+    with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader, \
+            contextlib.ExitStack() as adapted:
+        self_training = None
+        if self_train is not None:  # the weights are put back when `adapted` closes, before the reader does
+            self_training = adapted.enter_context(_self_trained(reader, predictor, self_train, tile, progress))
         grid = TileGrid(reader.height, reader.width, tile, overlap, pad_last_row=True)  # memory: see TileGrid
         water = open_mask(water_mask, reader) if water_mask else None
         try:
@@ -182,6 +198,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                                       backend=backend or getattr(predictor, "backend", type(predictor).__name__),
                                       polygons=poly, runtime_s=time.perf_counter() - t_start)
                     stats["precision"] = predictor_precision(predictor)
+                    if self_training is not None:
+                        stats["self_training"] = self_training
                     if layers is not None:
                         # layer building and depth (the per-window flag bookkeeping runs inside the writer thread)
                         stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
@@ -196,6 +214,20 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             if water is not None:
                 water.close()
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
+
+
+@contextlib.contextmanager
+def _self_trained(reader: SceneReader, predictor, options: SelfTraining, tile: int, progress: bool):
+    """`self_trained` on up to `options.max_chips` tiles drawn from the scene; yields its record for stats.json
+    with the seconds spent reading them and in all."""
+    from ..inference.selftrain import self_trained
+
+    t0 = time.perf_counter()
+    windows = sample_tiles(reader, tile, options.max_chips, seed=options.seed)
+    read_s = time.perf_counter() - t0
+    inputs = [predictor.preprocessing.apply(image[None], valid[None])[0] for image, valid in windows]
+    with self_trained(predictor, inputs, [valid for _, valid in windows], options, progress) as info:
+        yield {**info, "read_seconds": round(read_s, 2), "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _write_depth(tmp: Path, ref, layers: TerrainLayers, percentile: float) -> FloodDepth:

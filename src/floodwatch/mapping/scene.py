@@ -141,3 +141,22 @@ class SceneReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def sample_tiles(reader: SceneReader, tile: int, count: int, seed: int = 0,
+                 min_valid: float = 0.5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to `count` windows of tile² px (the whole scene along an axis shorter than a tile), drawn at random
+    with `seed` from the scene's grid of non-overlapping tiles, each at least `min_valid` data: [(image (C, t, t)
+    dB with NaN at nodata, valid (t, t))]. For steps that learn from the scene itself (`map --self-train`)."""
+    th, tw = min(tile, reader.height), min(tile, reader.width)
+    origins = [(r, c) for r in range(0, reader.height - th + 1, th) for c in range(0, reader.width - tw + 1, tw)]
+    order = np.random.default_rng(seed).permutation(len(origins))
+    windows = []
+    for k in order:  # reads only until enough are found: a scene mostly of data reads about `count` windows
+        r, c = origins[k]
+        image, valid = reader.read_window(r, r + th, c, c + tw)
+        if valid.mean() >= min_valid:
+            windows.append((image, valid))
+            if len(windows) == count:
+                break
+    return windows
