@@ -115,8 +115,10 @@ def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int 
     predicts on a that-many-times coarser grid; `options` go to load_predictor (tta, refine)."""
     from floodwatch.inference.predictor import load_predictor
 
-    if self_train:
-        return _score_self_trained(load_predictor(checkpoint, downsample=downsample, **options), samples)
+    if self_train:  # each event fine-tuned on alone, the weights put back before the next (evaluate's self_train)
+        from floodwatch.inference.selftrain import SelfTraining
+
+        return _score(load_predictor(checkpoint, downsample=downsample, **options), samples, SelfTraining())
     if not adapt:
         return _score(load_predictor(checkpoint, downsample=downsample, **options), samples)
     from floodwatch.data.preprocess import network_input
@@ -139,33 +141,16 @@ def score(checkpoint: Path, samples: list, adapt: bool = False, downsample: int 
     return out
 
 
-def _score_self_trained(predictor, samples: list) -> dict[str, dict]:
-    """Each event scored by the model fine-tuned on that event's own chips (its pseudo-labels, no label read),
-    the trained weights put back before the next event."""
-    from floodwatch.data.preprocess import network_input
-    from floodwatch.inference.selftrain import self_trained
-
-    out = {}
-    for region in dict.fromkeys(s.region for s in samples):
-        own = [s for s in samples if s.region == region]
-        chips = [s for s in own if not s.is_empty]
-        if not chips:
-            continue  # nothing to score (Paraguay's only chip holds no data)
-        with self_trained(predictor, [network_input(s, predictor.preprocessing) for s in chips],
-                          [s.valid for s in chips]) as info:
-            print(f"  self-training on {region}: {info['chips']} chips, "
-                  f"{info['labelled_pixels'] / max(1, info['pixels']):.0%} of pixels pseudo-labelled "
-                  f"({info['pseudo_water_pixels'] / max(1, info['labelled_pixels']):.1%} water), "
-                  f"{info['seconds']:.0f} s", flush=True)
-            out.update(_score(predictor, own))
-    return out
-
-
-def _score(predictor, samples: list) -> dict[str, dict]:
+def _score(predictor, samples: list, self_train=None) -> dict[str, dict]:
     from floodwatch.evaluation.evaluate import evaluate
     from floodwatch.evaluation.otsu import OtsuBaseline
 
-    r = evaluate(predictor, samples, otsu=OtsuBaseline(band="VH", scope="chip"), progress=False)
+    r = evaluate(predictor, samples, otsu=OtsuBaseline(band="VH", scope="chip"), progress=False, self_train=self_train)
+    for region, info in r.get("self_training", {}).items():
+        print(f"  self-training on {region}: {info['chips']} chips, "
+              f"{info['labelled_pixels'] / max(1, info['pixels']):.0%} of pixels pseudo-labelled "
+              f"({info['pseudo_water_pixels'] / max(1, info['labelled_pixels']):.1%} water), "
+              f"{info['seconds']:.0f} s", flush=True)
     out = {}
     for region, m in r["regions"].items():
         event = "NorthAL" if region.startswith("northal") else "Bangladesh" if region.startswith("bangladesh") \

@@ -35,6 +35,12 @@ CASES = [
          ("{keep}: holds notes.txt, which evaluate did not write",), absent=()),
     Case("unsafe-checkpoint", "evaluate -m {unsafe} --data {good}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
+    Case("self-train-onnx-backend", "evaluate -m {model} --data {good} -o {out} --backend onnx --self-train",
+         ("--self-train", "cannot learn")),
+    Case("self-train-ensemble", "evaluate -m {model} -m {model} --data {good} -o {out} --self-train",
+         ("--self-train", "an ensemble")),
+    Case("self-train-and-calibrate", "evaluate -m {model} --data {good} -o {out} --self-train --calibrate {good}",
+         ("--self-train", "--calibrate")),
     Case("binary-temperature", "evaluate -m {model} --data {good} --temperature {binary_json}",
          ("{binary_json}", "not UTF-8")),
 ]

@@ -41,6 +41,20 @@ def test_cli_evaluate_downsample_is_recorded(synth_dir, tiny_checkpoint, tmp_pat
     assert code == 2 and "--downsample" in err
 
 
+def test_cli_evaluate_self_train_records_each_regions_step(synth_dir, tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import functools
+
+    from floodwatch.inference import selftrain
+
+    monkeypatch.setattr(selftrain, "SelfTraining", functools.partial(selftrain.SelfTraining, steps=1, batch=1))
+    code, out, err = run_cli(["evaluate", "-m", str(tiny_checkpoint), "--data", str(synth_dir), "-q",
+                              "--self-train", "-o", str(tmp_path / "m.json")], capsys)
+    assert code in (0, None), err
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert set(result["self_training"]) == {"SynthA", "SynthB", "SynthC", "SynthD"} and "self-train" in out
+    assert sum(info["chips"] for info in result["self_training"].values()) == 6
+
+
 def test_cli_evaluate_on_stac_overflow_chips(tiny_checkpoint, tmp_path, capsys):
     from tests.data import fakes
 

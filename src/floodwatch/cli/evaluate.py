@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         weights: Optional[str] = options.WEIGHTS,
         temperature: Optional[Path] = options.TEMPERATURE,
         refine: Optional[str] = options.REFINE,
+        self_train: bool = options.SELF_TRAIN,
         calibrate: Optional[Path] = typer.Option(
             None, "--calibrate",
             help="Fit a temperature on this labelled dataset folder (or a spec's val split); report ECE before/after."),
@@ -87,6 +88,9 @@ def register(app: typer.Typer) -> None:
 
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
+        if self_train and calibrate is not None:
+            raise FloodwatchError("--self-train: a temperature is fitted for the model as trained; do not also give "
+                                  "--calibrate")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
         for target in (output, save_temperature):  # a file in the way fails now, not after scoring
@@ -96,13 +100,21 @@ def register(app: typer.Typer) -> None:
             from ..evaluation.accuracy_report import report_entry
 
             check_replaceable(report, report_entry, "the accuracy report")
+        if self_train and value(backend) in ("onnx", "triton"):
+            raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; --backend {value(backend)} "
+                                  "runs a model that cannot learn")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
-        model = resolve_models(model, kind_for_backend(value(backend)))
+        model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(value(backend)))
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
+        self_training = None
+        if self_train:
+            from ..inference.selftrain import SelfTraining
+
+            self_training = SelfTraining()
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
-                          save_predictions=save_predictions, progress=not quiet)
+                          save_predictions=save_predictions, progress=not quiet, self_train=self_training)
         names = " + ".join(m.name for m in model)
         result = {"model": [str(m) for m in model] if len(model) > 1 else str(model[0]), "data": described,
                   "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
@@ -111,7 +123,7 @@ def register(app: typer.Typer) -> None:
                   "refine": predictor.describe() if refined else None, **result}
         console = make_console()
         extras = ((" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "")
-                  + (f" +refine {result['refine']}" if refined else ""))
+                  + (f" +refine {result['refine']}" if refined else "") + (" +self-train" if self_train else ""))
         print_metrics_table(result, console, title=esc(f"{names}{extras} on {described}"))
         console.print(f"ECE (15 bins): {result['ece']:.4f}")
         calibration_view = None
@@ -143,10 +155,12 @@ def register(app: typer.Typer) -> None:
         if report is not None:
             from ..evaluation.accuracy_report import write_accuracy_report
 
-            index = write_accuracy_report(report, {described: result}, predictor=predictor,
+            # the gallery predicts its chips again: with --self-train the per-region models are gone by now
+            index = write_accuracy_report(report, {described: result}, predictor=None if self_train else predictor,
                                           samples={described: samples}, calibration=calibration_view,
                                           title=f"{names} accuracy", notes=[f"model: {result['model']}",
                                                                             f"TTA: {result['tta'] or 'none'}",
                                                                             f"downsample: {downsample}",
-                                                                            f"refine: {result['refine'] or 'none'}"])
+                                                                            f"refine: {result['refine'] or 'none'}",
+                                                                            f"self-train: {'yes' if self_train else 'no'}"])
             console.print(esc(f"report: {index}"))

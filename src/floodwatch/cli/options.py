@@ -10,11 +10,11 @@ TTA_TRANSFORMS = typer.Option(None, "--tta-transforms", help="TTA views, e.g. 'h
 DOWNSAMPLE = typer.Option(1, "--downsample", min=1, help="Run the model on an N-times coarser grid (block means) and "
                           "interpolate its water probability back: about N² less model arithmetic; its accuracy "
                           "cost is in docs/benchmarks.md.")
-SELF_TRAIN = typer.Option(False, "--self-train", help="Before mapping each scene, fine-tune the model on its own "
-                          "confident predictions over up to 64 of the scene's tiles (50 steps; no label is read) and "
-                          "map with that; needs a torch checkpoint (-m x.pt, or the default model's). Costs about "
-                          "one more scene's mapping time on a CPU; its effect on floods never seen is in "
-                          "docs/benchmarks.md (sixteenth session).")
+SELF_TRAIN = typer.Option(False, "--self-train", help="Fine-tune the model on its own confident predictions over "
+                          "each scene (map) or each region of the data (evaluate) before predicting it: up to 64 "
+                          "tiles, 50 steps, no label read; the weights go back after each. Needs a torch checkpoint "
+                          "(-m x.pt, or the default model's). Costs about one more scene's mapping time on a CPU; "
+                          "its effect on floods never seen: docs/benchmarks.md, sixteenth session.")
 TILE = typer.Option(512, "--tile", min=8, help="Tile size in pixels.")
 BATCH = typer.Option(4, "--batch", min=1, help="Tiles per predictor call.")
 # = inference.tiling.DEFAULT_OVERLAP, written out so the CLI starts without numpy (a test checks they agree)

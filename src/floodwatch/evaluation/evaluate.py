@@ -5,7 +5,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from ..errors import CheckpointError, DataError
 from ..inference.base import Predictor, equal_shape_batches, predictor_temporal, progress_bar
 from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
 from ..inference.predictor import load_predictor
+from ..inference.selftrain import SelfTraining, self_trained, torch_model
 from ..io import atomic_dir, check_replaceable
 from .calibration import CalibrationAccumulator
 from .metrics import ConfusionAccumulator, scores
@@ -23,7 +24,8 @@ from .otsu import OtsuBaseline, band_index
 
 def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample], *, batch_size: int = 8,
              threshold: float = 0.5, otsu: bool | OtsuBaseline = True,
-             save_predictions: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+             save_predictions: str | os.PathLike | None = None, progress: bool = True,
+             self_train: SelfTraining | None = None) -> dict[str, Any]:
     """Pixel-aggregated and per-chip-mean scores of `predictor` on `dataset`, per region, beside Otsu.
 
     predictor: a Predictor or a model file (checkpoint / ONNX). Pixels with mask == IGNORE_INDEX or no
@@ -33,6 +35,10 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth. It replaces
     an existing folder only when that holds nothing but PNG files (an earlier run's); anything else is refused.
     `ece` (overall and per region) and `reliability` (15 bins) describe calibration (see calibration.py).
+    self_train: each region (an event, a scene) is predicted by the model fine-tuned on its own chips' confident
+    predictions (`floodwatch.inference.selftrain`; no label is read), as `map --self-train` does per scene; the
+    weights are put back after each region, and `self_training` records what each region's step did. The
+    dataset is then held in memory, to be grouped by region.
     """
     if save_predictions:  # the user's folder: one holding other files is refused now, not after the scoring
         check_replaceable(save_predictions, is_prediction_png, "evaluate")
@@ -42,6 +48,9 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
         raise DataError(f"threshold: {threshold} is not between 0 and 1")
     if batch_size < 1:
         raise DataError(f"batch_size: {batch_size} must be at least 1")
+    if self_train is not None:  # an ONNX model or an ensemble is refused before any chip is read
+        self_train.validate()
+        torch_model(predictor)
     pp: Preprocessing = predictor.preprocessing
     temporal = predictor_temporal(predictor)
     baseline = (OtsuBaseline.for_dataset(dataset) if otsu is True else otsu) or None
@@ -50,6 +59,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     calibration: dict[str, CalibrationAccumulator] = {}  # "" = all chips, else per region
     regions: dict[str, tuple[ConfusionAccumulator, ConfusionAccumulator]] = {}
     per_chip: list[dict[str, Any]] = []
+    learned: dict[str, dict[str, Any]] = {}  # region -> what its self-training did
     skipped = {"empty": 0, "unlabelled": 0}
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -74,7 +84,10 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
                     bar.advance(bar.task_ids[0], len(batch))
             pending.clear()
 
-        for sample in dataset:
+        stream = dataset
+        if self_train is not None:
+            stream = _self_trained_by_region(dataset, predictor, self_train, temporal, flush, learned)
+        for sample in stream:
             if sample.mask is None or sample.is_empty:
                 skipped["unlabelled" if sample.mask is None else "empty"] += 1
                 if bar is not None:
@@ -100,9 +113,44 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
         result["regions"][region] = {**m.compute(), "ece": calibration[region].ece(),
                                      **({"otsu": o.compute()} if baseline is not None else {})}
     result["per_chip"] = per_chip
+    if self_train is not None:
+        result["self_training"] = learned
     if out_dir is not None:
         result["predictions_dir"] = str(Path(save_predictions))
     return result
+
+
+def _self_trained_by_region(dataset: Sequence[Sample], predictor: Predictor, options: SelfTraining, temporal: str,
+                            flush: Callable[[], None], learned: dict[str, dict[str, Any]]) -> Iterator[Sample]:
+    """The dataset's samples region by region, each region's yielded while the model is fine-tuned on it; `flush`
+    runs before the weights go back, so every chip is predicted by its own region's model."""
+    by_region: dict[str, list[Sample]] = {}
+    for sample in dataset:
+        by_region.setdefault(sample.region or "(none)", []).append(sample)
+    pp = predictor.preprocessing
+    for region, own in by_region.items():
+        chips = [s for s in own if not s.is_empty]
+        if not chips:
+            yield from own  # skipped and counted by the caller
+            continue
+        inputs = _LazyInputs(chips, pp, temporal)
+        with self_trained(predictor, inputs, [s.valid for s in chips], options) as info:
+            learned[region] = info
+            yield from own
+            flush()
+
+
+class _LazyInputs(Sequence):
+    """Network inputs built when indexed: self-training reads only the chips it draws."""
+
+    def __init__(self, samples: list[Sample], pp: Preprocessing, temporal: str):
+        self.samples, self.pp, self.temporal = samples, pp, temporal
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return network_input(self.samples[i], self.pp, self.temporal)
 
 
 def is_prediction_png(entry: Path) -> bool:

@@ -94,9 +94,10 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
         raise FloodwatchError("self_train: no chip of the scene holds data to learn from")
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
-    if len(inputs) > options.max_chips:
-        keep = np.sort(rng.choice(len(inputs), options.max_chips, replace=False))
-        inputs, valid = [inputs[i] for i in keep], [valid[i] for i in keep]
+    # only the drawn chips are read: `inputs` may be a lazy sequence that builds each one when indexed
+    keep = (np.sort(rng.choice(len(inputs), options.max_chips, replace=False)) if len(inputs) > options.max_chips
+            else range(len(inputs)))
+    inputs, valid = [inputs[i] for i in keep], [valid[i] for i in keep]
     labels: list[np.ndarray] = [None] * len(inputs)
     for batch in equal_shape_batches(list(enumerate(inputs)), options.batch):
         probs = np.asarray(predictor.predict(np.stack([np.asarray(x, np.float32) for _, x in batch])), np.float32)
