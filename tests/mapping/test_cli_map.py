@@ -277,6 +277,10 @@ def test_map_self_train_learns_per_scene_and_each_scene_starts_from_the_same_mod
     assert st["steps_run"] == 2 and st["labelled_pixels"] > 0 and st["seconds"] >= st["read_seconds"] >= 0
     for k, v in predictor.model.state_dict().items():
         torch.testing.assert_close(v, before[k])
+    make_scene(tmp_path / "edge.tif", 150, 140, seed=1, nodata_border=50)  # no tile is half data: mapped as it is
+    result = map_scene(tmp_path / "edge.tif", predictor, tmp_path / "out", tile=64, overlap=16, progress=False,
+                       self_train=options)
+    assert result.stats["self_training"]["chips"] == 0 and "half data" in result.stats["self_training"]["skipped"]
 
 
 def test_map_self_train_takes_the_default_models_checkpoint(tmp_path, monkeypatch, capsys):

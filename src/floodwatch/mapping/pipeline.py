@@ -225,6 +225,10 @@ def _self_trained(reader: SceneReader, predictor, options: SelfTraining, tile: i
     t0 = time.perf_counter()
     windows = sample_tiles(reader, tile, options.max_chips, seed=options.seed)
     read_s = time.perf_counter() - t0
+    if not windows:  # mapped as it is: there is nothing to learn from, and an error would lose the map
+        yield {"chips": 0, "steps_run": 0, "skipped": "no tile of the scene is at least half data",
+               "read_seconds": round(read_s, 2), "seconds": round(read_s, 2)}
+        return
     inputs = [predictor.preprocessing.apply(image[None], valid[None])[0] for image, valid in windows]
     with self_trained(predictor, inputs, [valid for _, valid in windows], options, progress) as info:
         yield {**info, "read_seconds": round(read_s, 2), "seconds": round(time.perf_counter() - t0, 2)}
