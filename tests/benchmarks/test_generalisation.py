@@ -191,3 +191,16 @@ def test_a_semi_fold_leaves_its_events_out_of_the_unlabelled_chips_and_starts_fr
     gen.run_semi_fold(recipe, "S1-B", 42, tmp_path, None)
     assert trained[-1][0].semi_supervised.unlabelled[0].exclude_regions == ["India", "Somalia"]
     assert scored[-1] == ("S1-B", True)  # Bangladesh only once, by the first fold
+
+
+def test_the_selftrain_variant_scores_with_the_settings_declared(gen, tiny_checkpoint, monkeypatch):
+    """docs/benchmarks.md (sixteenth session) declared these settings before any score: the variant and `map
+    --self-train` (SelfTraining's defaults) must both still be them."""
+    from floodwatch.inference.selftrain import SelfTraining
+
+    seen = []
+    monkeypatch.setattr(gen, "_score", lambda predictor, samples, self_train=None: seen.append(self_train) or {})
+    gen.score(tiny_checkpoint, ["chip"], **gen.VARIANTS["selftrain"])
+    assert seen == [SelfTraining()]
+    assert SelfTraining() == SelfTraining(steps=50, batch=8, crop=256, learning_rate=3e-4, confidence=0.9,
+                                          max_chips=64, seed=0)
