@@ -468,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
                          "variants, comma-separated: adapt (BatchNorm statistics re-estimated on each held-out "
                          "event's own chips), downsample2 (predicted on a 2x coarser grid), tta (map --tta), "
                          "refine (map --refine guided), tta_refine (both), d4 (map --tta-transforms d4), "
-                         "d4_refine (d4 and refine)")
+                         "d4_refine (d4 and refine), selftrain (map --self-train: fine-tuned on each held-out "
+                         "event's own confident predictions)")
     ap.add_argument("--beside", default="",
                     help="comma-separated North-Alabama-only recipes shown beside --recipe's folds, every seed "
                          "(trained if not cached); the table then adds the mean over the events every row scored")
