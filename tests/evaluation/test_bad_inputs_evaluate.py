@@ -37,6 +37,8 @@ CASES = [
          forbid=("weights_only", "Traceback", "this must never run")),
     Case("self-train-onnx-backend", "evaluate -m {model} --data {good} -o {out} --backend onnx --self-train",
          ("--self-train", "cannot learn")),
+    Case("self-train-downsample", "evaluate -m {model} --data {good} -o {out} --self-train --downsample 2",
+         ("--self-train", "not with --downsample")),
     Case("self-train-ensemble", "evaluate -m {model} -m {model} --data {good} -o {out} --self-train",
          ("--self-train", "an ensemble")),
     Case("self-train-and-calibrate", "evaluate -m {model} --data {good} -o {out} --self-train --calibrate {good}",

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from floodwatch.errors import FloodwatchError, InvalidArgumentError
+from floodwatch.errors import DataError, InvalidArgumentError
 from floodwatch.inference.base import water_probability
 from floodwatch.inference.selftrain import IGNORE, SelfTraining, pseudo_labels, self_train, self_trained, torch_model
 
@@ -102,6 +102,28 @@ def test_small_chips_make_small_crops_and_many_chips_are_sampled():
     assert info["chips"] == 4 and info["steps_run"] == 3
 
 
+def test_an_edge_chip_smaller_than_a_crop_sits_out_and_leaves_the_crops_whole(monkeypatch):
+    from floodwatch.inference import selftrain
+
+    sizes = []
+    crop = selftrain._crop
+    monkeypatch.setattr(selftrain, "_crop", lambda x, labels, size, rng: sizes.append((x.shape, size))
+                        or crop(x, labels, size, rng))
+    chips = [chip([-4.0, 3.0], size=16), chip([-4.0, 3.0], size=4)]
+    info = self_train(PixelPredictor(), chips, [np.ones((16, 16), bool), np.ones((4, 4), bool)],
+                      SelfTraining(steps=4, batch=2, crop=8))
+    assert info["steps_run"] == 4 and {size for _, size in sizes} == {8} and {s for s, _ in sizes} == {(2, 16, 16)}
+
+
+def test_steps_without_a_labelled_pixel_are_not_counted():
+    # the top half of a 16 px chip confident, the rest not: about half the 2 px crops hold no labelled pixel
+    # (8 of 15 crop rows do), so among 20 single-crop batches some are skipped and some are not
+    x = np.zeros((2, 16, 16), np.float32)  # p = sigmoid(-1.5 * 2) = 0.047: land
+    x[0, 8:] = -2.0  # p = 0.5: unsure, left out
+    info = self_train(PixelPredictor(), [x], [np.ones((16, 16), bool)], SelfTraining(steps=20, batch=1, crop=2))
+    assert info["labelled_pixels"] == 8 * 16 and 0 < info["steps_run"] < 20
+
+
 def test_refuses_what_cannot_learn_and_bad_settings():
     class OnnxLike:
         preprocessing = None
@@ -115,5 +137,16 @@ def test_refuses_what_cannot_learn_and_bad_settings():
         SelfTraining(confidence=0.4).validate()
     with pytest.raises(InvalidArgumentError, match="self_train: steps 0"):
         SelfTraining(steps=0).validate()
-    with pytest.raises(FloodwatchError, match="no chip"):
+    with pytest.raises(InvalidArgumentError, match="self_train: seed -1 must be at least 0"):
+        SelfTraining(seed=-1).validate()
+    with pytest.raises(InvalidArgumentError, match="self_train: steps 2.5 must be an integer"):
+        SelfTraining(steps=2.5).validate()
+
+    class Downsampled:  # what load_predictor(..., downsample=2) wraps the torch back-end in
+        def __init__(self, base):
+            self.base, self.preprocessing = base, None
+    Downsampled.__name__ = "DownsampledPredictor"
+    with pytest.raises(InvalidArgumentError, match="self_train: .*not with `downsample`"):
+        torch_model(Downsampled(PixelPredictor()))
+    with pytest.raises(DataError, match="no chip"):
         self_train(PixelPredictor(), [], [])

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def files(tmp_path_factory, tiny_checkpoint):
     d = tmp_path_factory.mktemp("bad_map")
     f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
-         "scene": d / "scene.tif", "not_raster": plain_file(d / "notes.tif")}
+         "scene": d / "scene.tif", "not_raster": plain_file(d / "notes.tif"), "onnx": plain_file(d / "m.onnx")}
     make_scene(f["scene"], 64, 64)
     f["vv"] = rewrite_raster(f["scene"], d / "vv.tif", bands=[1])
     f["vh_shifted"] = rewrite_raster(f["scene"], d / "vh.tif", bands=[2], shift_px=3)
@@ -39,6 +39,10 @@ CASES = [
          ("--tta-transforms: unknown transform(s) spin",)),
     Case("self-train-onnx-backend", "map {scene} -m {model} -o {out} --backend onnx --self-train",
          ("--self-train", "cannot learn")),
+    Case("self-train-onnx-file", "map {scene} -m {onnx} -o {out} --self-train --workers 2",  # before any cluster
+         ("--self-train", "{onnx} runs on onnx")),
+    Case("self-train-downsample", "map {scene} -m {model} -o {out} --self-train --downsample 2",
+         ("--self-train", "not with --downsample")),
     # before the model is loaded (the unsafe checkpoint would be the error otherwise)
     Case("scene-given-twice", "map {scene} {scene} -m {unsafe} -o {out}", ("{scene}: given twice",)),
     Case("unsafe-checkpoint", "map {scene} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),

@@ -296,3 +296,16 @@ def test_map_self_train_takes_the_default_models_checkpoint(tmp_path, monkeypatc
     assert code in (0, None), capsys.readouterr().err
     stats = json.loads((tmp_path / "out" / "s" / "stats.json").read_text())
     assert stats["backend"] == "TorchPredictor" and stats["self_training"]["chips"] == 1
+
+
+def test_map_scenes_refuses_to_self_train_one_predictor_shared_by_threads(tmp_path, tiny_checkpoint):
+    from floodwatch.errors import FloodwatchError
+    from floodwatch.inference import load_predictor
+    from floodwatch.inference.selftrain import SelfTraining
+    from floodwatch.mapping import map_scenes
+
+    make_scene(tmp_path / "a.tif", 64, 64)
+    with pytest.raises(FloodwatchError, match="self_train: each scene fine-tunes its own copy"):
+        map_scenes([tmp_path / "a.tif"], load_predictor(tiny_checkpoint, device="cpu"), tmp_path / "out",
+                   workers=2, processes=False, self_train=SelfTraining())
+    assert not (tmp_path / "out").exists()

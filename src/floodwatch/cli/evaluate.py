@@ -100,11 +100,11 @@ def register(app: typer.Typer) -> None:
             from ..evaluation.accuracy_report import report_entry
 
             check_replaceable(report, report_entry, "the accuracy report")
-        if self_train and value(backend) in ("onnx", "triton"):
-            raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; --backend {value(backend)} "
-                                  "runs a model that cannot learn")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
         model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(value(backend)))
+        if self_train:
+            for m in model:
+                options.check_self_train(m, value(backend), downsample)
         predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)

@@ -55,3 +55,16 @@ def terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit):
     terrain = Terrain(hand=hand, hand_max=hand_max, dem=dem, slope_max=slope_max, exclude=exclude, depth=depth,
                       orbit=orbit)
     return terrain if terrain.active else None
+
+
+def check_self_train(model, backend: str, downsample: int) -> None:
+    """--self-train's refusals, before any data is read: a model that cannot learn, or a coarser grid."""
+    from ..errors import FloodwatchError
+    from ..inference.predictor import backend_for
+
+    kind = backend_for(model, backend)
+    if kind != "torch":
+        raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; {model} runs on {kind}, "
+                              "which cannot learn")
+    if downsample != 1:
+        raise FloodwatchError("--self-train: fine-tunes the model at full resolution; not with --downsample")

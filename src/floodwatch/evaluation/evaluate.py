@@ -86,7 +86,9 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
 
         stream = dataset
         if self_train is not None:
-            stream = _self_trained_by_region(dataset, predictor, self_train, temporal, flush, learned)
+            # closed with the stack: a failure mid-region puts the weights back now, not when garbage-collected
+            stream = stack.enter_context(contextlib.closing(
+                _self_trained_by_region(dataset, predictor, self_train, temporal, flush, learned)))
         for sample in stream:
             if sample.mask is None or sample.is_empty:
                 skipped["unlabelled" if sample.mask is None else "empty"] += 1
@@ -129,7 +131,7 @@ def _self_trained_by_region(dataset: Sequence[Sample], predictor: Predictor, opt
         by_region.setdefault(sample.region or "(none)", []).append(sample)
     pp = predictor.preprocessing
     for region, own in by_region.items():
-        chips = [s for s in own if not s.is_empty]
+        chips = [s for s in own if s.valid.any()]  # by the SAR alone: no label decides what it learns from
         if not chips:
             yield from own  # skipped and counted by the caller
             continue

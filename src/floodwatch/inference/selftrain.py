@@ -13,7 +13,9 @@ is read.
     # leaving the block puts the trained weights back, so the next scene starts from the same model
 
 The BatchNorm layers keep their training statistics (the model stays in eval mode while it learns): re-estimating
-them on one scene (`inference/adapt.py`) made mostly-water events look average and lost them.
+them on one scene (`inference/adapt.py`) made mostly-water events look average and lost them. A predictor loaded
+with its BatchNorm folded into the convolutions (TorchPredictor's default, what `map`, `evaluate` and the measured
+runs use) has no BatchNorm layer left: the folded convolutions are what learns.
 Cost: one prediction pass over the sampled chips plus `steps` optimiser steps of `batch` crops of `crop` px.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import FloodwatchError, InvalidArgumentError
+from ..errors import DataError, InvalidArgumentError
 from .base import equal_shape_batches, progress_bar
 
 #: the pseudo-label of a pixel left out of the loss
@@ -47,12 +49,15 @@ class SelfTraining:
     seed: int = 0
 
     def validate(self) -> "SelfTraining":
-        for name in ("steps", "batch", "crop", "max_chips"):
-            if getattr(self, name) < 1:
-                raise InvalidArgumentError(f"self_train: {name} {getattr(self, name)} must be at least 1")
-        if not 0.5 < self.confidence < 1.0:
+        for name in ("steps", "batch", "crop", "max_chips", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidArgumentError(f"self_train: {name} {value!r} must be an integer")
+            if value < (0 if name == "seed" else 1):
+                raise InvalidArgumentError(f"self_train: {name} {value} must be at least {0 if name == 'seed' else 1}")
+        if not isinstance(self.confidence, (int, float)) or not 0.5 < self.confidence < 1.0:
             raise InvalidArgumentError(f"self_train: confidence {self.confidence} must lie in (0.5, 1)")
-        if not self.learning_rate > 0:
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise InvalidArgumentError(f"self_train: learning_rate {self.learning_rate} must be above 0")
         return self
 
@@ -68,9 +73,13 @@ def pseudo_labels(prob: np.ndarray, valid: np.ndarray, confidence: float) -> np.
 
 
 def torch_model(predictor: Any) -> nn.Module:
-    """The torch network under a predictor's wrappers (TTA, temperature, downsampling, refinement)."""
+    """The torch network under a predictor's wrappers (TTA, temperature, refinement). A model run on a coarser
+    grid (downsampling) is refused: self-training would tune it at a resolution it does not map at."""
     found = predictor
     while not hasattr(found, "model") and getattr(found, "base", None) is not None:
+        if type(found).__name__ == "DownsampledPredictor":
+            raise InvalidArgumentError("self_train: fine-tunes the model at full resolution; not with `downsample`, "
+                                       "which runs it on a coarser grid")
         found = found.base
     model = getattr(found, "model", None)
     if not isinstance(model, nn.Module):
@@ -91,7 +100,7 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
     if len(inputs) != len(valid):
         raise InvalidArgumentError(f"self_train: {len(inputs)} inputs but {len(valid)} valid masks")
     if not inputs:
-        raise FloodwatchError("self_train: no chip of the scene holds data to learn from")
+        raise DataError("self_train: no chip of the scene holds data to learn from")
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
     # only the drawn chips are read: `inputs` may be a lazy sequence that builds each one when indexed
@@ -103,12 +112,16 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
         probs = np.asarray(predictor.predict(np.stack([np.asarray(x, np.float32) for _, x in batch])), np.float32)
         for (i, _), prob in zip(batch, probs):
             labels[i] = pseudo_labels(prob, np.asarray(valid[i], bool), options.confidence)
-    crop = min([options.crop] + [d for lab in labels for d in lab.shape])  # crops of one size stack into a batch
+    # crops of one size stack into a batch: chips smaller than `crop` (a scene's edge) are left out of training
+    # unless every chip is, and then the crops are as small as the smallest
+    whole = [i for i, lab in enumerate(labels) if min(lab.shape) >= options.crop]
+    crop = options.crop if whole else min(d for lab in labels for d in lab.shape)
+    usable = [i for i in (whole or range(len(labels))) if (labels[i] != IGNORE).any()]
     labelled = sum(int((lab != IGNORE).sum()) for lab in labels)
     water = sum(int((lab == 1).sum()) for lab in labels)
     info = {**asdict(options), "chips": len(inputs), "labelled_pixels": labelled, "pseudo_water_pixels": water,
             "pixels": sum(int(lab.size) for lab in labels)}
-    if labelled == 0:  # nothing confident: the model stays as it is
+    if labelled == 0 or not usable:  # nothing confident: the model stays as it is
         info.update(steps_run=0, seconds=round(time.perf_counter() - t0, 2))
         return info
     model = torch_model(predictor)
@@ -116,7 +129,7 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
     model.eval()  # BatchNorm statistics and dropout stay as trained; the weights still take gradients
     optimiser = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
-    usable = [i for i, lab in enumerate(labels) if (lab != IGNORE).any()]
+    steps_run = 0
     with torch.enable_grad(), progress_bar(progress, options.steps, "self-training") as bar:
         for _ in range(options.steps):
             if bar is not None:
@@ -130,8 +143,9 @@ def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            steps_run += 1
     model.eval()
-    info.update(steps_run=options.steps, seconds=round(time.perf_counter() - t0, 2))
+    info.update(steps_run=steps_run, seconds=round(time.perf_counter() - t0, 2))
     return info
 
 

@@ -100,6 +100,10 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
             raise DataError(f"{f}: file not found")
     if kw.get("vh") and len(files) > 1:
         raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
+    if kw.get("self_train") is not None and not processes and hasattr(model, "predict"):
+        # threads would fine-tune one shared network on several scenes at once
+        raise FloodwatchError("self_train: each scene fine-tunes its own copy of the model; give `model` as a file "
+                              "or a factory, not a ready predictor shared by threads")
     # Workers of a real cluster run in other folders (or on other machines): send absolute paths or URLs.
     files = [resolve_input(f) for f in files]  # one spelling per file before pairing
     pairs = pair_band_files(files) if not kw.get("vh") else [(files[0], None)]

@@ -158,15 +158,15 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     env = {} if os.environ.get("GDAL_CACHEMAX") else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader, \
             contextlib.ExitStack() as adapted:
-        self_training = None
-        if self_train is not None:  # the weights are put back when `adapted` closes, before the reader does
-            self_training = adapted.enter_context(_self_trained(reader, predictor, self_train, tile, progress))
         grid = TileGrid(reader.height, reader.width, tile, overlap, pad_last_row=True)  # memory: see TileGrid
         water = open_mask(water_mask, reader) if water_mask else None
         try:
             t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
             layers = TerrainLayers(terrain, scene, reader) if terrain else None
             t_terrain, cpu_terrain = time.perf_counter() - t_terrain, time.process_time() - cpu_terrain
+            self_training = None
+            if self_train is not None:  # after the inputs that can fail; the weights go back when `adapted` closes
+                self_training = adapted.enter_context(_self_trained(reader, predictor, self_train, tile, progress))
             final = Path(out_dir) / (name or reader.stem)
             with atomic_dir(final) as tmp:
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
