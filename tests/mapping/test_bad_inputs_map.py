@@ -41,6 +41,7 @@ CASES = [
          ("--self-train", "cannot learn")),
     Case("self-train-onnx-file", "map {scene} -m {onnx} -o {out} --self-train --workers 2",  # before any cluster
          ("--self-train", "{onnx} runs on onnx")),
+    Case("self-train-output-under-file", "map {scene} -m {model} -o {file}/m --self-train", ("{file} is a file",)),
     Case("self-train-downsample", "map {scene} -m {model} -o {out} --self-train --downsample 2",
          ("--self-train", "not with --downsample")),
     # before the model is loaded (the unsafe checkpoint would be the error otherwise)

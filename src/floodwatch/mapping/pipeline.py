@@ -164,11 +164,13 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
             layers = TerrainLayers(terrain, scene, reader) if terrain else None
             t_terrain, cpu_terrain = time.perf_counter() - t_terrain, time.process_time() - cpu_terrain
-            self_training = None
-            if self_train is not None:  # after the inputs that can fail; the weights go back when `adapted` closes
-                self_training = adapted.enter_context(_self_trained(reader, predictor, self_train, tile, progress))
             final = Path(out_dir) / (name or reader.stem)
             with atomic_dir(final) as tmp:
+                self_training = None
+                if self_train is not None:  # once every input and the output folder passed their checks; the
+                    # weights go back when `adapted` closes
+                    self_training = adapted.enter_context(_self_trained(reader, predictor, self_train, tile,
+                                                                        progress))
                 run = _Run(reader, grid, predictor, tmp, batch=batch, threshold=threshold, water=water,
                            probability=probability, clock=clock, chunk_tiles=chunk_tiles, terrain=layers)
                 run.execute(progress)
