@@ -39,6 +39,8 @@ CASES = [
          ("--tta-transforms: unknown transform(s) spin",)),
     Case("self-train-onnx-backend", "map {scene} -m {model} -o {out} --backend onnx --self-train",
          ("--self-train", "cannot learn")),
+    Case("self-train-triton", "map {scene} -o {out} --backend triton --self-train",
+         ("--self-train", "--backend triton runs a model on a server")),
     Case("self-train-onnx-file", "map {scene} -m {onnx} -o {out} --self-train --workers 2",  # before any cluster
          ("--self-train", "{onnx} runs on onnx")),
     Case("self-train-output-under-file", "map {scene} -m {model} -o {file}/m --self-train", ("{file} is a file",)),

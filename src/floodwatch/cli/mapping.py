@@ -92,9 +92,6 @@ def register(app: typer.Typer) -> None:
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
-        if self_train and backend == "triton":
-            raise FloodwatchError("--self-train: needs a torch checkpoint to fine-tune; --backend triton runs a "
-                                  "model on a server, which cannot learn")
         if backend != "triton":  # the server names its own model; self-training needs the default's checkpoint
             model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(backend))[0]
         if self_train:  # before a cluster starts: an ONNX file cannot learn (its workers would each fail)

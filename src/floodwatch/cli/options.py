@@ -13,9 +13,10 @@ DOWNSAMPLE = typer.Option(1, "--downsample", min=1, help="Run the model on an N-
 SELF_TRAIN = typer.Option(False, "--self-train", help="Fine-tune the model on its own confident predictions over "
                           "each scene (map) or each region of the data (evaluate) before predicting it: up to 64 "
                           "tiles, 50 steps, no label read; the weights go back after each. Needs a torch checkpoint "
-                          "(-m x.pt, or the default model's). Costs about 90 s a scene on 2 busy CPU cores. Left out, 7 unseen events: 0.562 against 0.563 "
-                          "plain (Spain +2 points, Somalia -3: it helps scenes with water to learn from, hurts "
-                          "scenes with almost none); docs/benchmarks.md, sixteenth session.")
+                          "(-m x.pt, or the default model's). Costs about 90 s a scene on 2 busy CPU cores. Left "
+                          "out, 7 unseen events: 0.562 against 0.563 plain (Spain +2 points, Somalia -3: it helps "
+                          "scenes with water to learn from, hurts scenes with almost none); docs/benchmarks.md, "
+                          "sixteenth session.")
 TILE = typer.Option(512, "--tile", min=8, help="Tile size in pixels.")
 BATCH = typer.Option(4, "--batch", min=1, help="Tiles per predictor call.")
 # = inference.tiling.DEFAULT_OVERLAP, written out so the CLI starts without numpy (a test checks they agree)
@@ -63,8 +64,8 @@ def check_self_train(model, backend: str, downsample: int) -> None:
     from ..inference.predictor import backend_for
 
     kind = backend_for(model, backend)
-    if kind != "torch":
-        raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; {model} runs on {kind}, "
-                              "which cannot learn")
+    if kind != "torch":  # `map --backend triton` has no model file: the server runs its own
+        runs = f"{model} runs on {kind}" if model is not None else f"--backend {kind} runs a model on a server"
+        raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; {runs}, which cannot learn")
     if downsample != 1:
         raise FloodwatchError("--self-train: fine-tunes the model at full resolution; not with --downsample")

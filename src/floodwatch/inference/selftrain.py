@@ -92,8 +92,8 @@ def torch_model(predictor: Any) -> nn.Module:
 def self_train(predictor: Any, inputs: Sequence[np.ndarray], valid: Sequence[np.ndarray],
                options: SelfTraining | None = None, progress: bool = False) -> dict[str, Any]:
     """Fine-tune the torch model inside `predictor` in place on its own confident predictions over `inputs`
-    (pre-processed (C, H, W) arrays of one scene; chips smaller than `crop` make every crop that small) with
-    `valid` their (H, W) masks. The pseudo-labels come from `predictor` itself, wrappers included (TTA then
+    (pre-processed (C, H, W) arrays of one scene; chips smaller than `crop` sit out, unless every chip is, when
+    the crops are as small as the smallest) with `valid` their (H, W) masks. The pseudo-labels come from `predictor` itself, wrappers included (TTA then
     gives steadier labels). Returns what it did, for stats.json. See `self_trained` to undo it afterwards.
     `progress` shows a bar over the optimiser steps."""
     options = (options or SelfTraining()).validate()
