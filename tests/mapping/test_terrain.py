@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -233,3 +234,19 @@ def test_shapefile_water_mask_is_rasterised_on_the_scene_grid(tmp_path):
     (tmp_path / "lake.prj").unlink()
     with pytest.raises(DataError, match="lake.shp: water mask has no .prj"):
         map_scene(scene, ThresholdPredictor(), tmp_path / "out2", water_mask=tmp_path / "lake.shp", **TILING)
+
+
+@pytest.mark.parametrize("doc, message", [
+    ([], "not GeoJSON (a JSON list, not an object)"),
+    ("lake", "not GeoJSON (a JSON str, not an object)"),
+    ({"type": "FeatureCollection", "features": ["lake"]}, "invalid geometry"),
+    ({"type": "Polygon", "coordinates": [[0, 0]]}, "invalid geometry"),
+    ({"type": "Feature", "crs": "EPSG:4326", "geometry": {"type": "Point", "coordinates": "x"}}, "invalid geometry"),
+])
+def test_malformed_geojson_masks_are_one_line_errors(tmp_path, doc, message):
+    from floodwatch.mapping.masks import open_mask
+
+    scene = write_sar(tmp_path / "s.tif", np.zeros((20, 20), bool))
+    (tmp_path / "bad.geojson").write_text(json.dumps(doc))
+    with rasterio.open(scene) as ref, pytest.raises(DataError, match=rf"bad.geojson: water mask .*{re.escape(message)}"):
+        open_mask(tmp_path / "bad.geojson", ref)

@@ -60,22 +60,25 @@ def _read_geojson(path: Path, what: str) -> tuple[list, CRS]:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: {what} is not valid GeoJSON ({exc})") from None
-    if doc.get("type") == "FeatureCollection":
-        geoms = [f.get("geometry") for f in doc.get("features", [])]
-    elif doc.get("type") == "Feature":
-        geoms = [doc.get("geometry")]
-    else:
-        geoms = [doc]
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: {what} is not GeoJSON (a JSON {type(doc).__name__}, not an object)")
     crs = CRS.from_epsg(4326)  # RFC 7946; the old "crs" member is still honoured
-    name = (doc.get("crs") or {}).get("properties", {}).get("name")
+    props = doc["crs"].get("properties") if isinstance(doc.get("crs"), dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
     if name:
         try:
             crs = CRS.from_user_input(name)
         except Exception:  # pyproj raises CRSError; any unreadable name is the same input error
             raise DataError(f"{path}: {what} has an unknown crs '{name}'") from None
-    try:
+    try:  # members of the wrong JSON type (a feature that is a string, ...) are invalid geometry too
+        if doc.get("type") == "FeatureCollection":
+            geoms = [f.get("geometry") for f in doc.get("features", [])]
+        elif doc.get("type") == "Feature":
+            geoms = [doc.get("geometry")]
+        else:
+            geoms = [doc]
         return [shape(g) for g in geoms if g], crs
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, RecursionError, shapely.errors.GEOSException) as exc:
         raise DataError(f"{path}: {what} holds an invalid geometry ({exc})") from None
 
 
