@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from floodwatch.errors import FloodwatchError
-from floodwatch.inference.tiling import StripBlender, TileGrid, WindowBlender, blend_weight, tile_origins
+from floodwatch.inference.tiling import (DEFAULT_OVERLAP, StripBlender, TileGrid, WindowBlender, blend_weight,
+                                        check_tiling, default_overlap, tile_origins)
 
 
 @pytest.mark.parametrize("size,tile,overlap", [(1, 64, 16), (64, 64, 16), (65, 64, 16), (200, 64, 16),
@@ -151,3 +152,11 @@ def test_a_padded_last_strip_stays_on_the_stride_and_carries_only_the_overlap():
                 blender.add(c, np.ones((64, 64), np.float32))
             blender.finish()
     assert max(carried) == padded.overlap  # the shifted grid carries 64 - (86 - 48) = 26 rows, up to a tile
+
+
+@pytest.mark.parametrize("tile", [8, 31, 32, 64, 127, 128, 512, 1024])
+def test_default_overlap_fits_every_allowed_tile(tile):
+    # run and aoi watch have no --overlap: their default must pass the tiling check for any --tile map accepts
+    overlap = default_overlap(tile)
+    check_tiling(tile, overlap)
+    assert overlap == (DEFAULT_OVERLAP if tile >= 4 * DEFAULT_OVERLAP else tile // 4)

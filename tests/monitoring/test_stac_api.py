@@ -35,8 +35,8 @@ def test_watch_stac_api(tmp_path, served, stac_api, predictor, receiver):
     api = stac_api(*served, page_size=1)  # one item per page: the client must follow `next`
     with Store(tmp_path / "fw.db") as store:
         add_aoi(store, "mid", MID, rise_percent=100, webhooks=[receiver.url])
-        out = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=64, overlap=16,
-                        progress=False)
+        out = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=32,
+                        progress=False)  # overlap left to the default for a 32 px tile
         assert [(o.item_id, o.status) for o in out] == [("S1_0", "mapped"), ("S1_1", "mapped")]
         (first, params), (_, page2) = _searches(api)
         assert first == "POST" and params["collections"] == ["s1"] and params["intersects"]["type"] == "Polygon"

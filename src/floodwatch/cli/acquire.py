@@ -109,7 +109,6 @@ def run_cmd(
     --water-mask and the terrain options are map's (docs/terrain.md)."""
     from rich.console import Console
 
-    from ..inference.tiling import DEFAULT_OVERLAP
     from ..monitoring.run import run_aoi
     from ..monitoring.store import Store
 
@@ -119,7 +118,7 @@ def run_cmd(
     with Store(db) as store:
         res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
                       min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
-                      overlap=min(DEFAULT_OVERLAP, tile // 4), threshold=threshold, progress=not quiet,
+                      threshold=threshold, progress=not quiet,
                       terrain=options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit),
                       water_mask=water_mask)
         rec = store.record(res.record_ids[0], False) if res.record_ids else None

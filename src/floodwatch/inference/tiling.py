@@ -48,6 +48,11 @@ def check_prediction(threshold: float, batch: int) -> None:
         raise FloodwatchError(f"batch: {batch} must be at least 1")
 
 
+def default_overlap(tile: int) -> int:
+    """The overlap `run` and `aoi watch` use (they have no --overlap): DEFAULT_OVERLAP, at most a quarter tile."""
+    return min(DEFAULT_OVERLAP, tile // 4)
+
+
 def check_tiling(tile: int, overlap: int) -> None:
     if tile < 8:
         raise FloodwatchError(f"tile: {tile} px is too small (at least 8)")

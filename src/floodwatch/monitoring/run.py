@@ -15,7 +15,7 @@ from ..acquisition.fetch import parse_day
 from ..acquisition.search import Retries
 from ..acquisition.sources import Source, resolve_source
 from ..errors import MonitoringError
-from ..inference.tiling import DEFAULT_OVERLAP
+from ..inference.tiling import default_overlap
 from .aoi import add_aoi, aoi_geometry, record_map_result
 from .store import Store
 
@@ -50,14 +50,14 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
 def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Path, *,
             geometry: BaseGeometry | None = None, source: Source | str | None = None, days: int = 1,
             min_coverage: float = 0.5, threshold_km2: float | None = None, rise_percent: float | None = None,
-            tile: int = 512, overlap: int = DEFAULT_OVERLAP, batch: int = 4, threshold: float = 0.5,
+            tile: int = 512, overlap: int | None = None, batch: int = 4, threshold: float = 0.5,
             retries: Retries = Retries(), progress: bool = True, notify: bool = True,
             console: Any = None, terrain: Any = None, water_mask: str | Path | None = None) -> RunResult:
     """Fetch the first acquisition over AOI `name` in [day, day + days), map it, record it, raise alerts.
 
     `geometry` (EPSG:4326) defines the AOI when `name` is not stored yet. `terrain`: a
     `floodwatch.mapping.Terrain` (exclusion, depth), and `water_mask` (permanent water, counted apart from the
-    flood), as `map_scene` takes them. Outputs: `out_dir/inputs/` (what
+    flood), as `map_scene` takes them; `overlap` None: `default_overlap(tile)`. Outputs: `out_dir/inputs/` (what
     `fetch` writes) and `out_dir/maps/<date>/scene/` (what `map` writes)."""
     from ..mapping import map_scene
 
@@ -71,8 +71,9 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     fetched = fetch(aoi, start, end, out_dir / "inputs", source=src, min_coverage=min_coverage, first_only=True,
                     retries=retries, progress=progress, console=console)
     scene = fetched.scenes[0]
-    result = map_scene(scene.path, predictor, out_dir / "maps" / scene.key, tile=tile, overlap=overlap,
-                       batch=batch, threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
+    overlap = default_overlap(tile) if overlap is None else overlap
+    result = map_scene(scene.path, predictor, out_dir / "maps" / scene.key, tile=tile, overlap=overlap, batch=batch,
+                       threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
     ids = [i["id"] for i in scene.items]
     scene_id = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
     before = {a["id"] for a in store.alerts(name)}

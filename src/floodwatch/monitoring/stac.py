@@ -20,7 +20,7 @@ from ..acquisition.read import BANDS, GDAL_HTTP_ENV, band_assets, grid_for, read
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
-from ..inference.tiling import DEFAULT_OVERLAP
+from ..inference.tiling import default_overlap
 from ..io import atomic_path, check_output_dir
 from .aoi import aoi_geometry, record_map_result
 from .store import Store, parse_time, utc_iso
@@ -112,12 +112,14 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
 
 
 def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predictor: Any, out_dir: str | Path, *,
-              since: datetime | str | None = None, units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP,
+              since: datetime | str | None = None, units: str = "db", tile: int = 512, overlap: int | None = None,
               batch: int = 4, threshold: float = 0.5, progress: bool = True, notify: bool = True,
               console: Any = None) -> list[WatchOutcome]:
-    """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed."""
+    """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed.
+    `overlap` None: `default_overlap(tile)`."""
     from ..mapping import map_scene
 
+    overlap = default_overlap(tile) if overlap is None else overlap
     aoi = aoi_geometry(store.get_aoi(aoi_name))
     since_dt = parse_time(since, "since") if isinstance(since, str) else since
     out_dir = check_output_dir(out_dir)  # before any download: a file in the way fails now
@@ -140,8 +142,8 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
             store.mark_processed(key, item.id, aoi_name)
             outcomes.append(WatchOutcome(item.id, acquired, "outside", []))
             continue
-        result = map_scene(window, predictor, out_dir / "maps", units=units, tile=tile, overlap=overlap,
-                           batch=batch, threshold=threshold, progress=progress)
+        result = map_scene(window, predictor, out_dir / "maps", units=units, tile=tile, overlap=overlap, batch=batch,
+                           threshold=threshold, progress=progress)
         ids = record_map_result(store, result, acquired=acquired, scene_id=item.id, aois=[aoi_name],
                                 notify=notify, console=console)
         store.mark_processed(key, item.id, aoi_name)
