@@ -147,3 +147,13 @@ def test_save_predictions_replaces_an_earlier_run_and_fills_an_empty_folder(chip
     evaluate(oracle(chips), chips[3:5], save_predictions=out, progress=False)  # rerun: its PNGs replace the last
     assert sorted(p.stem for p in out.iterdir()) == sorted(s.id for s in chips[3:5])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred"]
+
+
+def test_bands_stored_in_another_order_are_picked_by_name(chips):
+    # a GeoTIFF written VH, VV (band descriptions say so) must reach the model as VV, VH, as map reads it
+    s = chips[0]
+    swapped = Sample(image=s.image[::-1].copy(), mask=s.mask, valid=s.valid, id="swapped", bands=("VH", "VV"))
+    pp = Preprocessing(offset=[-10.0, -20.0], scale=[0.5, 0.25])
+    np.testing.assert_array_equal(network_input(swapped, pp), network_input(s, pp))
+    unnamed = Sample(image=s.image, mask=s.mask, valid=s.valid, id="unnamed", bands=("B1", "B2"))
+    np.testing.assert_array_equal(network_input(unnamed, pp), network_input(s, pp))  # no names: kept as stored

@@ -128,8 +128,9 @@ def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = 
     names = [b.upper() for b in sample.bands]
 
     def pick(image: np.ndarray) -> np.ndarray:
-        if image.shape[0] != len(expected) and all(b.upper() in names for b in expected):
-            image = image[[names.index(b.upper()) for b in expected]]  # e.g. a VH-only model on VV+VH data
+        order = [names.index(b.upper()) for b in expected] if all(b.upper() in names for b in expected) else None
+        if order is not None and order != list(range(image.shape[0])):
+            image = image[order]  # by name: a VH-only model on VV+VH data, a file stored VH, VV
         if image.shape[0] != len(expected):
             raise DataError(f"{sample.id}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
                             f"the model expects {len(expected)} ({', '.join(expected)})")
