@@ -8,6 +8,7 @@ import rasterio
 import rasterio.io
 from rasterio.transform import from_origin
 
+from floodwatch.errors import DataError
 from floodwatch.mapping.scene import SceneReader
 
 H, W = 40, 56
@@ -140,3 +141,28 @@ def test_sample_tiles_draws_whole_tiles_of_data_and_skips_nodata(tmp_path, bands
         whole = sample_tiles(reader, 512, 4, min_valid=0.5)  # a scene smaller than a tile: itself
         assert len(whole) == 1 and whole[0][0].shape == (2, H, W)
         assert sample_tiles(reader, 512, 4, min_valid=0.9) == []  # 16 of 56 columns are no data
+
+
+def test_bands_are_found_by_name_and_unnamed_ones_only_when_there_is_no_choice(tmp_path, bands):
+    vv, vh = bands
+    extra = np.full_like(vv, 35.0)  # e.g. an incidence-angle band
+    # one band named (VH) and one not: the unnamed one is VV
+    with SceneReader(_write(tmp_path / "half.tif", np.stack([vh, vv]), ["VH", ""])) as r:
+        image, _ = r.read_window(10, 20, 10, 20)
+        np.testing.assert_array_equal(image, np.stack([vv, vh])[:, 10:20, 10:20])
+    with SceneReader(_write(tmp_path / "named3.tif", np.stack([extra, vh, vv]), ["angle", "VH", "VV"])) as r:
+        image, _ = r.read_window(10, 20, 10, 20)
+        np.testing.assert_array_equal(image, np.stack([vv, vh])[:, 10:20, 10:20])
+    # three unnamed bands: which two are VV and VH cannot be known
+    with pytest.raises(DataError, match=r"three.tif: 3 bands and no band description names VV/VH"):
+        SceneReader(_write(tmp_path / "three.tif", np.stack([vv, vh, extra]), ["", "", ""]))
+
+
+def test_integer_pixels_are_refused_as_infer_refuses_them(tmp_path, bands):
+    profile = dict(driver="GTiff", width=W, height=H, count=2, dtype="uint8", crs="EPSG:32633",
+                   transform=from_origin(500000, 4000000, 10, 10))
+    with rasterio.open(tmp_path / "u8.tif", "w", **profile) as ds:
+        ds.write(np.zeros((2, H, W), np.uint8))
+    for units in ("db", "linear"):
+        with pytest.raises(DataError, match=r"u8.tif: pixel type uint8; expected float backscatter in dB"):
+            SceneReader(tmp_path / "u8.tif", units=units)

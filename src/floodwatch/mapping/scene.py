@@ -13,7 +13,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import missing_db
+from ..data.files import missing_db, require_float
 from ..errors import DataError
 from .locations import input_stem, is_remote_input
 
@@ -29,12 +29,19 @@ def _open(path: str):
         raise DataError(f"{path}: not a raster GeoTIFF ({str(exc).splitlines()[0][:120]})") from None
 
 
-def _band_index(ds, name: str, default: int) -> int:
-    """1-based band index: the band whose description names it (VV/VH), else the conventional order."""
+def _band_index(ds, name: str) -> int | None:
+    """1-based index of the band whose description names it (VV/VH), None when no band does."""
     for i, desc in enumerate(ds.descriptions, start=1):
         if desc and name.upper() in re.split(r"[^A-Z0-9]+", desc.upper()):
             return i
-    return default
+    return None
+
+
+def _check_pixel_type(ds, path: str) -> None:
+    # integer pixels (DN, 8-bit quick-looks) have no dB or power scale that could be assumed; infer and
+    # evaluate refuse them alike (data.files.require_float)
+    for dtype in set(ds.dtypes):
+        require_float(np.dtype(dtype), path)
 
 
 class SceneReader:
@@ -70,14 +77,23 @@ class SceneReader:
         """[(dataset, band index, nodata)] in the order of self.bands."""
         main = _open(scene)
         self._datasets.append(main)
+        _check_pixel_type(main, scene)
         if vh is None:
             if main.count < len(self.bands):
                 raise DataError(f"{scene}: {main.count} band(s) but the model needs {'+'.join(self.bands)}; "
                                 f"give the VH file as `vh`")
-            return [(main, _band_index(main, b, i + 1), main.nodatavals[_band_index(main, b, i + 1) - 1])
-                    for i, b in enumerate(self.bands)]
+            index = [_band_index(main, b) for b in self.bands]
+            if None in index:  # unnamed bands are taken in the conventional order only when there is no choice
+                if main.count != len(self.bands):
+                    missing = [b for b, i in zip(self.bands, index) if i is None]
+                    raise DataError(f"{scene}: {main.count} bands and no band description names "
+                                    f"{'/'.join(missing)}; name the bands or give one file per band")
+                rest = iter(i for i in range(1, main.count + 1) if i not in index)
+                index = [next(rest) if i is None else i for i in index]
+            return [(main, i, main.nodatavals[i - 1]) for i in index]
         other = _open(vh)
         self._datasets.append(other)
+        _check_pixel_type(other, vh)
         for ds, p in ((main, scene), (other, vh)):
             if ds.count != 1:
                 raise DataError(f"{p}: with a separate VH file (`vh`) each file must have one band, found {ds.count}")
