@@ -13,6 +13,7 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from floodwatch.data.sample import WATER
+from floodwatch.errors import FloodwatchError
 from floodwatch.mapping import OUTPUT_NAMES, map_scene
 
 from .helpers import WATER_DB, ConstantPredictor, ThresholdPredictor, make_scene, pixel_polygons, read
@@ -276,3 +277,11 @@ def test_a_large_scene_makes_its_probability_cog_in_a_helper_process(tmp_path, m
             assert b.overviews(1) == a.overviews(1)
             np.testing.assert_array_equal(b.read(), a.read())
     assert runs["process"].stats["stage_seconds"]["cog"] > 0
+
+
+@pytest.mark.parametrize("option", [{"min_area_m2": -1.0}, {"simplify": -0.5}, {"simplify": float("nan")}])
+def test_negative_polygon_options_are_refused_before_any_output(tmp_path, option):
+    make_scene(tmp_path / "s.tif", 32, 32)
+    with pytest.raises(FloodwatchError, match=rf"{next(iter(option))}: .* must be at least 0"):
+        map_scene(tmp_path / "s.tif", ThresholdPredictor(), tmp_path / "out", tile=32, overlap=8, **option)
+    assert not (tmp_path / "out").exists()

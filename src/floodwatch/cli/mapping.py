@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
         exclude: Optional[str] = options.EXCLUDE,
         depth: bool = options.DEPTH,
         orbit: Optional[str] = options.ORBIT,
-        min_area: float = typer.Option(1000.0, "--min-area", help="Drop flood polygons under this many m²."),
-        simplify: float = typer.Option(1.0, "--simplify", help="Polygon simplification tolerance in pixels."),
+        min_area: float = typer.Option(1000.0, "--min-area", min=0, help="Drop flood polygons under this many m²."),
+        simplify: float = typer.Option(1.0, "--simplify", min=0, help="Polygon simplification tolerance in pixels."),
         probability: Probability = typer.Option(Probability.uint8, "--probability",
                                                 help="Probability raster: uint8 (percent) or float32."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1,
@@ -89,6 +89,10 @@ def register(app: typer.Typer) -> None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
             pairs = pair_band_files(files)
+        if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
+            from ..monitoring.store import parse_time
+
+            parse_time(acquired, "--acquired")
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
