@@ -17,6 +17,8 @@ def files(tmp_path_factory, tiny_checkpoint):
     f["keep"] = d / "keep"  # the user's own folder, holding a file evaluate does not write
     f["keep"].mkdir()
     (f["keep"] / "notes.txt").write_text("mine\n")
+    f["empty"] = d / "empty"
+    f["empty"].mkdir()
     f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
     f["label_shifted"] = sen1floods11_copy(good, d / "label_shifted", lambda i, l: rewrite_raster(l, l, shift_px=3))
     f["label_crs_label"], f["label_shifted_label"] = first_label(f["label_crs"]), first_label(f["label_shifted"])
@@ -43,6 +45,11 @@ CASES = [
          ("--self-train", "an ensemble")),
     Case("self-train-and-calibrate", "evaluate -m {model} --data {good} -o {out} --self-train --calibrate {good}",
          ("--self-train", "--calibrate")),
+    # --calibrate's data is read before the evaluation, so nothing of it is written (--save-predictions: {out})
+    Case("calibrate-empty-folder", "evaluate -m {model} --data {good} --save-predictions {out} --calibrate {empty}",
+         ("{empty}", "empty folder")),
+    Case("calibrate-missing", "evaluate -m {model} --data {good} --save-predictions {out} --calibrate {empty}/nope",
+         ("{empty}/nope", "not found")),
     Case("binary-temperature", "evaluate -m {model} --data {good} --temperature {binary_json}",
          ("{binary_json}", "not UTF-8")),
 ]

@@ -101,6 +101,14 @@ def register(app: typer.Typer) -> None:
 
             check_replaceable(report, report_entry, "the accuracy report")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
+        fit_samples = None
+        if calibrate is not None:  # read before the evaluation: a bad --calibrate must not cost a whole run
+            from ..data import open_dataset
+
+            if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
+                fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
+            else:
+                fit_samples = list(open_dataset(calibrate, format=value(calibrate_format)))
         model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(value(backend)))
         if self_train:
             for m in model:
@@ -128,14 +136,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"ECE (15 bins): {result['ece']:.4f}")
         calibration_view = None
         if calibrate is not None:
-            from ..data import open_dataset
             from ..evaluation.calibration import calibrate as fit
             from ..inference.temperature import save_temperature as save_t
 
-            if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
-                fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
-            else:
-                fit_samples = list(open_dataset(calibrate, format=value(calibrate_format)))
             # the temperature is applied before refinement (load_predictor), so it is fitted without it
             cal = fit(predictor.base if refined else predictor, fit_samples, samples, progress=not quiet)
             result["calibration"] = {"data": str(calibrate), **cal}
