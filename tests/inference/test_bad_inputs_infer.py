@@ -36,6 +36,8 @@ CASES = [
     Case("uint16-chip", "infer {uint16} -m {model} -o {out}", ("{uint16}", "uint16")),
     Case("vv-tif-without-vh", "infer {lone_vv} -m {model} -o {out}", ("{lone_vv}", "needs VV and VH", "c_vh.tif")),
     Case("vv-png-without-vh", "infer {png_dir} -m {model} -o {out}", ("{png_dir}/t_vv.png", "t_vh.png")),
+    # the good chip's outputs, written first, go with the run when a later chip fails
+    Case("good-chip-then-one-band", "infer {chip} {one_band} -m {model} -o {out}", ("{one_band}: data has 1 band(s)",)),
     Case("chip-given-twice", "infer {chip} {chip} -m {model} -o {out}", ("{chip}: given twice",)),
     Case("png-given-twice", "infer {png_dir}/t_vv.png {png_dir} -m {model} -o {out}", ("t_vv.png: given twice",)),
     Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),

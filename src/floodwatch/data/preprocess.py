@@ -126,13 +126,14 @@ def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = 
     Data whose bands do not fit the model -> DataError naming the chip."""
     expected = list(preprocessing.bands)
     names = [b.upper() for b in sample.bands]
+    where = sample.extra.get("path", sample.id)  # infer's chips name their file
 
     def pick(image: np.ndarray) -> np.ndarray:
         order = [names.index(b.upper()) for b in expected] if all(b.upper() in names for b in expected) else None
         if order is not None and order != list(range(image.shape[0])):
             image = image[order]  # by name: a VH-only model on VV+VH data, a file stored VH, VV
         if image.shape[0] != len(expected):
-            raise DataError(f"{sample.id}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
+            raise DataError(f"{where}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
                             f"the model expects {len(expected)} ({', '.join(expected)})")
         return image
 
@@ -140,5 +141,5 @@ def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = 
     if temporal != "bitemporal":
         return after
     if sample.before is None:
-        raise DataError(f"{sample.id}: the model is bi-temporal but the chip has no 'before' image")
+        raise DataError(f"{where}: the model is bi-temporal but the chip has no 'before' image")
     return np.concatenate([preprocessing.apply(pick(sample.before), sample.valid), after], axis=0)

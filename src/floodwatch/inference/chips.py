@@ -13,6 +13,7 @@ plus `summary.json` (water fraction per chip). Every file is written atomically.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import partial
 from pathlib import Path
@@ -200,10 +201,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     """Predict water on each chip and write its outputs (see the module doc); returns one record per chip.
 
     inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs)."""
-    from ..data.preprocess import network_input
-    from ..data.sample import band_index
-    from .base import predictor_temporal, progress_bar
-    from .overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
+    from .base import predictor_temporal
 
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
@@ -218,6 +216,30 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     sources = chip_sources(inputs, bands=pp.bands)
     out_dir = check_output_dir(out_dir)
     records: list[dict[str, Any]] = []
+    written: list[Path] = []
+    existed = out_dir.exists()
+    try:
+        _infer_each(predictor, sources, out_dir, threshold, progress, records, written)
+    except BaseException:  # a chip that fails (unreadable, wrong bands) takes the run's earlier outputs with it
+        for path in written:
+            path.unlink(missing_ok=True)
+        if not existed:
+            with contextlib.suppress(OSError):  # kept if anything else was put there meanwhile
+                out_dir.rmdir()
+        raise
+    write_json(out_dir / "summary.json", {"threshold": threshold, "chips": records})
+    return records
+
+
+def _infer_each(predictor, sources, out_dir: Path, threshold: float, progress: bool, records: list,
+                written: list) -> None:
+    """infer_chips' loop: appends each chip's record to `records`, and each file to `written` before writing it."""
+    from ..data.preprocess import network_input
+    from ..data.sample import band_index
+    from .base import predictor_temporal, progress_bar
+    from .overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
+
+    pp, temporal = predictor.preprocessing, predictor_temporal(predictor)
     stems: set[str] = set()
     with progress_bar(progress, len(sources), "inferring") as bar:
         for source in sources:
@@ -231,13 +253,14 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
             stems.add(stem)
             files = {"mask_png": out_dir / f"{stem}_mask.png", "prob_png": out_dir / f"{stem}_prob.png",
                      "overlay_png": out_dir / f"{stem}_overlay.png"}
+            if sample.georef is not None:
+                files |= {"mask_tif": out_dir / f"{stem}_mask.tif", "prob_tif": out_dir / f"{stem}_prob.tif"}
+            written.extend(files.values())
             save_png(files["mask_png"], np.where(water, 255, 0).astype(np.uint8))
             save_png(files["prob_png"], np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
             backdrop = sar_backdrop(sample.image[band_index(sample, "VH")], sample.valid)
             save_png(files["overlay_png"], side_by_side([backdrop, water_rgb(backdrop, water)]))
             if sample.georef is not None:
-                files["mask_tif"] = out_dir / f"{stem}_mask.tif"
-                files["prob_tif"] = out_dir / f"{stem}_prob.tif"
                 mask = np.where(sample.valid, water.astype(np.uint8), 255).astype(np.uint8)
                 _write_geotiff(files["mask_tif"], mask, sample.georef, nodata=255)
                 _write_geotiff(files["prob_tif"], prob, sample.georef, nodata=float("nan"))
@@ -247,5 +270,3 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
                             "valid_pixels": n_valid, "outputs": {k: str(v) for k, v in files.items()}})
             if bar is not None:
                 bar.advance(bar.task_ids[0])
-    write_json(out_dir / "summary.json", {"threshold": threshold, "chips": records})
-    return records
