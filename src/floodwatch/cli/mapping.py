@@ -128,6 +128,11 @@ def register(app: typer.Typer) -> None:
             share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
+            if len(pairs) > 1:  # every scene opens before the first is mapped: a bad last one leaves no maps
+                from ..mapping.scene import SceneReader
+
+                for f, v in pairs:
+                    SceneReader(f, vh=v, units=units, bands=predictor.preprocessing.bands).close()
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, **kw)
                        for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
