@@ -93,16 +93,18 @@ def test_etci_style_vv_png_finds_its_vh_partner(tmp_path):
         read_chip(tmp_path / "vv" / "t_x-1_y-2_vv.png", bands=["VV", "VH"])
 
 
-def test_one_chip_given_by_both_its_band_files_is_refused(tmp_path):
-    for band in ("vv", "vh"):  # ETCI's layout: each band in its own folder
+def test_etci_band_folders_pair_as_files_side_by_side_do(tmp_path):
+    for band, value in (("vv", 100), ("vh", 200)):  # ETCI's layout: each band in its own folder
         (tmp_path / "tiles" / band).mkdir(parents=True)
-        Image.fromarray(np.full((16, 16), 100, np.uint8)).save(tmp_path / "tiles" / band / f"t_{band}.png")
+        Image.fromarray(np.full((16, 16), value, np.uint8)).save(tmp_path / "tiles" / band / f"t_{band}.png")
     vv, vh = tmp_path / "tiles" / "vv" / "t_vv.png", tmp_path / "tiles" / "vh" / "t_vh.png"
-    assert [c.input for c in chip_sources([vv], bands=["VV", "VH"])] == [str(vv)]  # reads its VH from ../vh/
-    with pytest.raises(DataError, match=f"^{vh}: the same chip as {vv} \\(its other band\\)"):
-        chip_sources([vv, vh], bands=["VV", "VH"])
-    with pytest.raises(DataError, match="the same chip as"):
-        chip_sources([tmp_path / "tiles" / "vv", tmp_path / "tiles" / "vh"], bands=["VV", "VH"])
+    alone = chip_sources([vv], bands=["VV", "VH"])  # reads its VH from ../vh/
+    assert [c.input for c in alone] == [str(vv)]
+    for given in ([vv, vh], [vh, vv], [tmp_path / "tiles" / "vv", tmp_path / "tiles" / "vh"]):
+        [source] = chip_sources(given, bands=["VV", "VH"])
+        np.testing.assert_array_equal(source.read().image, alone[0].read().image)
+    with pytest.raises(DataError, match=f"^{vv}: given twice"):
+        chip_sources([vv, vh, vv], bands=["VV", "VH"])
 
 
 def test_bad_inputs_are_one_line_errors(chip_tif, tmp_path):
@@ -116,7 +118,7 @@ def test_bad_inputs_are_one_line_errors(chip_tif, tmp_path):
     class ThreeBand(DarkIsWater):
         preprocessing = Preprocessing(bands=["VV", "VH", "HH"], clip=[(-50, 5)] * 3, offset=[0] * 3, scale=[1] * 3)
 
-    with pytest.raises(DataError, match="scene5: data has 2 band"):
+    with pytest.raises(DataError, match="scene5.tif: data has 2 band"):
         infer_chips(ThreeBand(), [path], tmp_path / "o", progress=False)
 
 

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     def map_cmd(
         scenes: Optional[List[str]] = typer.Argument(
             None, help="Scene GeoTIFFs with VV and VH bands (paths or https/s3/gs URLs); a folder maps every "
-                       "GeoTIFF in it. Single-band <stem>_vv.tif and <stem>_vh.tif files pair into one scene."),
+                       "GeoTIFF in it. Single-band <stem>_vv.tif and <stem>_vh.tif files pair into one scene; a "
+                       "lone one takes its partner from its folder."),
         model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
         out_dir: str = typer.Option(..., "-o", "--output",
                                     help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it "
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Column, Table
 
         from ..errors import FloodwatchError
+        from ..data.files import complete_pairs
         from ..mapping import map_scene, map_scenes, pair_band_files, predictor_options, scene_files
         from ..mapping.parallel import backend_label
         from ..mapping.locations import input_stem, output_names
@@ -88,7 +90,7 @@ def register(app: typer.Typer) -> None:
             if vh is not None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
-            pairs = pair_band_files(files)
+            pairs = complete_pairs(pair_band_files(files))  # a lone <stem>_vv.tif finds its _vh beside it
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
             from ..monitoring.store import parse_time
 

@@ -40,7 +40,8 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
     """(file, VH file or None) per chip or scene: single-band files named <stem>_vv.<ext> and <stem>_vh.<ext>
     side by side (STAC Overflow's chips, ETCI's tiles, Earth Engine exports: one file per band) become one,
     the VV file first; every other file stays one of its own, in the order given. .tif pairs with .tiff and
-    .jpg with .jpeg, never a GeoTIFF with a picture. URLs pair by their paths (a query, such as a signature
+    .jpg with .jpeg, never a GeoTIFF with a picture; so do ETCI's tiles/vv/<stem>_vv.png and tiles/vh/<stem>_vh.png.
+    URLs pair by their paths (a query, such as a signature
     that differs per file, is not part of the name). `map` and `infer` both pair with this."""
     def location(f) -> str:
         where = str(f)
@@ -55,6 +56,9 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
             return None
         stem, band, suffix = named
         suffix = suffix.lower()
+        grand, _, folder = parent.rpartition("/")
+        if folder.lower() == band:  # ETCI's layout: tiles/vv/<stem>_vv.png beside tiles/vh/<stem>_vh.png
+            parent = f"{grand}/<band>"
         return f"{parent}/{stem}{_SAME_SUFFIX.get(suffix, suffix)}", band
 
     keys = [key(f) for f in files]
@@ -76,6 +80,30 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
                 out.append((f, vh_of[k[0]]))
             continue  # the VH file travels with its VV
         out.append((f, None))
+    return out
+
+
+def partner_file(path: str | Path) -> Path | None:
+    """The other band's file of a local `<stem>_vv.<ext>` / `<stem>_vh.<ext>` file: beside it or, ETCI's layout
+    (tiles/vv/, tiles/vh/), in ../vh/ (../vv/); None when there is none or the name is not a band file's."""
+    path = Path(path)
+    named = band_file(path.name)
+    if named is None:
+        return None
+    stem, band, suffix = named
+    other = "vh" if band == "vv" else "vv"
+    name = f"{stem}_{other.upper() if path.name[len(stem) + 1:][:2].isupper() else other}{suffix}"
+    return next((c for c in (path.with_name(name), path.parent.parent / other / name) if c.is_file()), None)
+
+
+def complete_pairs(pairs: Sequence[tuple[str | Path, str | Path | None]]) -> list[tuple[str | Path, str | Path | None]]:
+    """`pair_band_files`' pairs, where a lone local `<stem>_vv`/`<stem>_vh` file takes its partner from its folder
+    (`partner_file`), as `infer` reads a lone band file: (VV file, VH file)."""
+    out = []
+    for f, vh in pairs:
+        named = band_file(Path(str(f)).name) if vh is None and "://" not in str(f) else None
+        other = partner_file(f) if named else None
+        out.append((f, vh) if other is None else (f, other) if named[1] == "vv" else (other, f))
     return out
 
 

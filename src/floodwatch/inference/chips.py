@@ -21,7 +21,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files
+from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files, partner_file
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_path, check_output_dir, write_json
@@ -105,15 +105,14 @@ def _png_band(path: Path, band: str) -> np.ndarray:
     return to_db(gray(read_picture(path), path), "folders", band)[None]
 
 
-def _partner(path: Path, stem: str, band: str, suffix: str, wanted: Sequence[str]) -> Path:
-    """The other band's file of `<stem>_<band><suffix>`: beside it or, ETCI's layout (tiles/vv/, tiles/vh/), in
-    ../vh/ (../vv/); DataError naming the file when there is none."""
-    other = "vh" if band == "vv" else "vv"
-    name = f"{stem}_{other.upper() if path.name[len(stem) + 1:][:2].isupper() else other}{suffix}"
-    for candidate in (path.with_name(name), path.parent.parent / other / name):
-        if candidate.is_file():
-            return candidate
-    raise DataError(f"{path}: the model needs {' and '.join(wanted)}; no {name} beside it or in ../{other}/")
+def _partner(path: Path, band: str, wanted: Sequence[str]) -> Path:
+    """`data.files.partner_file`, or a DataError naming the file when there is none."""
+    found = partner_file(path)
+    if found is None:
+        other = "vh" if band == "vv" else "vv"
+        raise DataError(f"{path}: the model needs {' and '.join(wanted)}; no {path.name[:-len(path.suffix) - 2]}"
+                        f"{other}{path.suffix} beside it or in ../{other}/")
+    return found
 
 
 def _read_pair(vv: Path, vh: Path) -> Sample:
@@ -163,7 +162,7 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
     if vh is not None:
         return _read_pair(path, Path(vh))
     if named is not None and ("VH" if tag == "VV" else "VV") in wanted:
-        partner = _partner(path, *named, wanted)
+        partner = _partner(path, named[1], wanted)
         return _read_pair(*((path, partner) if tag == "VV" else (partner, path)))
     georef = None
     if suffix in TIFF_SUFFIXES:
