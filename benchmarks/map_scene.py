@@ -422,8 +422,8 @@ def main() -> None:
         return r["km2"] / r["cpu_s"]
 
     # CPU seconds count the work whatever else the machine runs; on a shared machine compare those.
-    print(f"\n| run | seconds | km²/s (valid) | × naive | CPU s | km² per CPU s | × naive (CPU) | peak RSS MB "
-          f"| water IoU |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| run | seconds | km²/s (valid) | × naive | CPU s | km² per CPU s | × naive (CPU) | peak RSS MB "
+          "| water IoU |\n|---|---|---|---|---|---|---|---|---|")
     for name, r in runs.items():
         ratio = f"{rate(r) / rate(base):.2f}" if base else "-"
         cpu_ratio = f"{cpu_rate(r) / cpu_rate(base):.2f}" if base else "-"
@@ -454,7 +454,7 @@ def main() -> None:
 
     sizes = [int(s) for s in args.rss_sizes.split(",") if s]
     if sizes:
-        print(f"\npeak RSS (MB), default model, same settings:\n| run | " +
+        print("\npeak RSS (MB), default model, same settings:\n| run | " +
               " | ".join(f"{s:,}²" for s in sizes) + f" | {shape[1]:,} x {shape[0]:,} | ratio |\n|---|" +
               "---|" * (len(sizes) + 2))
         for b in [b for b in ("onnx-int8", "onnx") if f"default {b}" in runs]:

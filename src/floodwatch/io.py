@@ -32,7 +32,8 @@ def check_output_dir(directory: str | os.PathLike) -> Path:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise FloodwatchError(f"{directory}: output folder is not writable ({existing}: {exc.strerror})") from None
+        raise FloodwatchError(f"{directory}: output folder is not writable (no file can be made in {existing}: "
+                              f"{exc.strerror})") from None
     return directory
 
 
@@ -175,6 +176,16 @@ def clean_stale_parts(folder: str | os.PathLike, target_name: str | None = None)
                     entry.unlink()
             removed.append(entry)
     return removed
+
+
+def require_file(path: str | os.PathLike, what: str = "file", *, error: type[FloodwatchError] = FloodwatchError) -> Path:
+    """`path` when it is a file; else one `error` naming it: not found, or a folder where a file was expected."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a {what}")
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    return path
 
 
 def read_text(path: str | os.PathLike, *, error: type[FloodwatchError] = FloodwatchError, what: str = "file") -> str:

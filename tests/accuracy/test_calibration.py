@@ -79,6 +79,9 @@ def test_temperature_file_roundtrip_and_errors(tmp_path):
         load_temperature(tmp_path / "bad.json")
     with pytest.raises(DataError, match="missing.json: temperature file not found"):
         load_temperature(tmp_path / "missing.json")
+    (tmp_path / "key.json").write_text(json.dumps({"temp": 2}))
+    with pytest.raises(DataError, match=r"key.json: no 'temperature' key \(keys: temp\)"):
+        load_temperature(tmp_path / "key.json")
 
 
 def test_calibrate_on_chips_and_reliability_png(tmp_path):

@@ -42,6 +42,8 @@ CASES = [
     Case("split-out-under-file", "data split {good} -o {file}/x.csv", ("{file} is a file",)),
     Case("convert-out-under-file", "data convert {good} {file}/c", ("{file} is a file",)),
     Case("synth-out-under-file", "data synth {file}/s --chips 2 --size 32", ("{file} is a file",)),
+    Case("synth-size-negative", "data synth {out} --scene --size -100", ("--size", "Invalid value")),
+    Case("synth-scene-with-chips", "data synth {out} --scene --chips 5", ("--chips: --scene writes one scene",)),
     Case("preview-out-under-file", "data preview {good} -o {file}/p.png", ("{file} is a file",)),
     Case("inspect-json-under-file", "data inspect {good} --json {file}/r.json", ("{file} is a file",)),
     # an output named as an existing folder, or where no file can be made (root may write anywhere but /proc)

@@ -1,6 +1,5 @@
 """`evaluate(self_train=...)`: each region scored by the model fine-tuned on that region alone, checked against
 doing it by hand one region at a time; the weights come back."""
-import numpy as np
 import pytest
 import torch
 

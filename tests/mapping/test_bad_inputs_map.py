@@ -25,6 +25,8 @@ def files(tmp_path_factory, tiny_checkpoint):
     f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
          "scene": d / "scene.tif", "not_raster": plain_file(d / "notes.tif"), "onnx": plain_file(d / "m.onnx")}
     make_scene(f["scene"], 64, 64)
+    f["dir"] = d / "a_folder"
+    f["dir"].mkdir()
     f["vv"] = rewrite_raster(f["scene"], d / "vv.tif", bands=[1])
     f["vh_shifted"] = rewrite_raster(f["scene"], d / "vh.tif", bands=[2], shift_px=3)
     return f
@@ -32,6 +34,10 @@ def files(tmp_path_factory, tiny_checkpoint):
 
 CASES = [
     Case("output-under-file", "map {scene} -m {model} -o {file}/m --tile 64 --overlap 16", ("{file} is a file",)),
+    Case("scene-is-a-folder", "map --vv {dir} --vh {scene} -m {model} -o {out}", ("{dir}: is a folder, not a file",)),
+    Case("model-is-a-folder", "map {scene} -m {dir} -o {out}", ("{dir}: is a folder, not a checkpoint",)),
+    Case("water-mask-is-a-folder", "map {scene} -m {model} -o {out} --water-mask {dir}",
+         ("{dir}: is a folder, not a water mask",)),
     Case("not-a-raster", "map {not_raster} -m {model} -o {out}", ("{not_raster}", "not a raster")),
     # every scene is opened before the first is mapped: no map of the good one is left (-o {out} absent)
     Case("second-scene-not-a-raster", "map {scene} {not_raster} -m {model} -o {out} --tile 64 --overlap 16",
@@ -47,7 +53,7 @@ CASES = [
     Case("tta-transforms-unknown", "map {scene} -m {model} -o {out} --tta-transforms spin",
          ("--tta-transforms: unknown transform(s) spin",)),
     Case("self-train-onnx-backend", "map {scene} -m {model} -o {out} --backend onnx --self-train",
-         ("--self-train", "cannot learn")),
+         ("--self-train", "--backend onnx runs it, which cannot learn"), forbid=("{model} runs on onnx",)),
     Case("self-train-triton", "map {scene} -o {out} --backend triton --self-train",
          ("--self-train", "--backend triton runs a model on a server")),
     Case("self-train-onnx-file", "map {scene} -m {onnx} -o {out} --self-train --workers 2",  # before any cluster

@@ -17,7 +17,7 @@ from floodwatch.mapping.terrain import (HAND_ABOVE, LAYOVER, SHADOW, STEEP, USER
                                         look_geometry, shadow_layover)
 
 from .helpers import ThresholdPredictor, read
-from .terrain_scenes import (DARK_DB, PIXEL, bowl, brute_force_shadow, hill, write_raster, write_sar)
+from .terrain_scenes import (PIXEL, bowl, brute_force_shadow, hill, write_raster, write_sar)
 
 TILING = dict(tile=64, overlap=16, batch=4, progress=False)
 SHAPE = (120, 160)

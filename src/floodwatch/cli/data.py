@@ -131,8 +131,9 @@ def register(app: typer.Typer) -> None:
     @data_app.command("synth")
     def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout), or with --scene a "
                                                    "GeoTIFF file."),
-              chips: int = typer.Option(16, "--chips", help="Number of chips to write."),
-              size: int = typer.Option(64, "--size", help="Chip (or --scene) height and width in pixels."),
+              chips: Optional[int] = typer.Option(None, "--chips", min=1, show_default="16",
+                                                  help="Number of chips to write (not with --scene)."),
+              size: int = typer.Option(64, "--size", min=8, help="Chip (or --scene) height and width in pixels."),
               seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
               scene: bool = typer.Option(False, "--scene", help="Write one georeferenced dual-pol dB scene "
                                          "(UTM, 10 m) to OUT, and its water mask beside it as OUT_label.tif, "
@@ -151,11 +152,14 @@ def register(app: typer.Typer) -> None:
         except DataError as exc:
             raise DataError(f"--phenomena {exc}") from None
         if scene:
+            if chips is not None:
+                raise DataError("--chips: --scene writes one scene, not chips")
             check_output_file(out)
             label = out.with_name(f"{out.stem}_label{out.suffix or '.tif'}")
             write_scene(synth_scene(size, size, seed=seed, phenomena=names), out, label_path=label)
             typer.echo(f"wrote a {size}x{size} synthetic scene to {out} (water mask: {label})")
             return
+        chips = 16 if chips is None else chips
         write_synthetic_dataset(out, chips=chips, size=size, seed=seed, phenomena=names)
         typer.echo(f"wrote {chips} synthetic chips of {size}x{size} to {out}")
 

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
         spec: Optional[Path] = typer.Option(None, "-e", "--experiment-spec",
                                             help="Use this spec's test split (else its validation split)."),
-        split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val/test)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val/test, or a data set's own, e.g. Sen1Floods11's bolivia)."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the metrics here as JSON."),
         save_predictions: Optional[Path] = typer.Option(
             None, "--save-predictions", help="Folder for one PNG per chip: SAR | model vs truth | Otsu vs truth."),

@@ -65,7 +65,8 @@ def check_self_train(model, backend: str, downsample: int) -> None:
 
     kind = backend_for(model, backend)
     if kind != "torch":  # `map --backend triton` has no model file: the server runs its own
-        runs = f"{model} runs on {kind}" if model is not None else f"--backend {kind} runs a model on a server"
+        runs = (f"{model} runs on {kind}" if backend == "auto" else  # an .onnx file
+                f"--backend {kind} runs a model on a server" if kind == "triton" else f"--backend {kind} runs it")
         raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; {runs}, which cannot learn")
     if downsample != 1:
         raise FloodwatchError("--self-train: fine-tunes the model at full resolution; not with --downsample")

@@ -62,6 +62,8 @@ def load_temperature(path: str | os.PathLike) -> float:
         obj = json.loads(read_text(path, error=DataError, what="temperature file"))
     except ValueError as exc:
         raise DataError(f"{path}: not a JSON temperature file ({exc})") from None
+    if isinstance(obj, dict) and "temperature" not in obj:
+        raise DataError(f"{path}: no 'temperature' key (keys: {', '.join(map(str, obj)) or 'none'})")
     t = obj.get("temperature") if isinstance(obj, dict) else obj
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t) or t <= 0:
         raise DataError(f"{path}: 'temperature' must be a positive number, got {t!r}")

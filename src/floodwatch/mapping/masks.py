@@ -21,6 +21,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from ..errors import DataError
+from ..io import require_file
 from .locations import is_remote_input
 from .terrain_sources import Grid, fetch_layer, public_layer
 
@@ -147,9 +148,7 @@ def open_mask(source: str | Path, ref, what: str = "water mask"):
         return ArrayMask(fetch_layer(layer, grid_of(ref)) > 0)
     if is_remote_input(source):  # https://, s3://, gs://: a raster GDAL reads in place
         return RasterMask(str(source), ref, what)
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(f"{path}: {what} not found")
+    path = require_file(source, what, error=DataError)
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return VectorMask(path, ref, what)
     return RasterMask(path, ref, what)

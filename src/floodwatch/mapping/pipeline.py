@@ -134,9 +134,9 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
         raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
     if chunk_tiles < 1:
         raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
-    for field, value in (("min_area_m2", min_area_m2), ("simplify", simplify)):
+    for option, value in (("min_area_m2", min_area_m2), ("simplify", simplify)):
         if not value >= 0:
-            raise FloodwatchError(f"{field}: {value} must be at least 0")
+            raise FloodwatchError(f"{option}: {value} must be at least 0")
     if self_train is not None:
         from ..inference.selftrain import torch_model
 

@@ -15,14 +15,15 @@ from rasterio.windows import Window
 
 from ..data.files import missing_db, require_float
 from ..errors import DataError
+from ..io import require_file
 from .locations import input_stem, is_remote_input
 
 UNITS = ("db", "linear")
 
 
 def _open(path: str):
-    if not is_remote_input(path) and not Path(path).is_file():
-        raise DataError(f"{path}: file not found")
+    if not is_remote_input(path):
+        require_file(path, error=DataError)
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data.preprocess import Preprocessing
 from ..errors import CheckpointError, FloodwatchError
-from ..io import atomic_path
+from ..io import atomic_path, require_file
 from .build import model_from_config
 
 FORMAT = "floodwatch-checkpoint"
@@ -44,9 +44,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, model_config: dict[st
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+    path = require_file(path, "checkpoint", error=CheckpointError)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

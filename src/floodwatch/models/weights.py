@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..io import require_file
 
 
 def read_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
@@ -16,8 +17,7 @@ def read_state_dict(source: str | Path) -> dict[str, torch.Tensor]:
         if src.startswith(("http://", "https://")):
             obj = torch.hub.load_state_dict_from_url(src, map_location="cpu", weights_only=True, progress=True)
         else:
-            if not Path(src).is_file():
-                raise CheckpointError(f"{src}: weights file not found")
+            require_file(src, "weights file", error=CheckpointError)
             obj = torch.load(src, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
