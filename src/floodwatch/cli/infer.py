@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         refine: Optional[str] = options.REFINE,
         quiet: bool = QUIET,
     ) -> None:
-        """Predict water on each chip: <stem>_mask/_prob/_overlay.png and, when georeferenced, _mask/_prob.tif."""
+        """Predict water on each chip: <stem>_mask/_prob/_overlay.png (previews; the mask PNG is 255 water, 0 not
+        water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif."""
         from ..inference.chips import infer_chips
         from ..models.zoo import kind_for_backend
         from .evaluate import model_options_predictor
