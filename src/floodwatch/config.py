@@ -623,13 +623,6 @@ def spec_path_problems(spec: Spec) -> list[str]:
     return problems
 
 
-def check_spec_paths(spec: Spec, source: str | None = None) -> None:
-    """SpecProblems listing `spec_path_problems`, each line prefixed with `source: ` when given."""
-    problems = spec_path_problems(spec)
-    if problems:
-        raise SpecProblems([f"{source}: {p}" if source else p for p in problems])
-
-
 def looks_like_tao(text: str) -> bool:
     """TAO's protobuf text opens its sections with `name {`; YAML never has a bare `{` after a key."""
     import re

@@ -108,12 +108,6 @@ def scene_map(counts: np.ndarray, reference: tuple[float, float]) -> tuple[float
     return float(slope), float(reference[0] - slope * s_dark)
 
 
-def remap_modes(db: np.ndarray, source: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
-    """dB put on `source` modes, re-put on `target` modes (exact: both maps are straight lines in v)."""
-    slope = (target[1] - target[0]) / (source[1] - source[0])
-    return (np.asarray(db, np.float32) - np.float32(source[0])) * np.float32(slope) + np.float32(target[0])
-
-
 def fit_mode_map(source_values: np.ndarray, reference_db: np.ndarray) -> tuple[float, float]:
     """(slope, intercept) putting the source's dark and bright modes on the reference's (two anchors, no labels)."""
     (s_dark, s_bright), (r_dark, r_bright) = mode_medians(source_values), mode_medians(reference_db)

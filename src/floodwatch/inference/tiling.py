@@ -101,11 +101,6 @@ class TileGrid:
     def __len__(self) -> int:
         return len(self.row_origins) * len(self.col_origins)
 
-    def strip_rows(self, i: int) -> tuple[int, int]:
-        """Rows [start, stop) that strip i reads (clipped to the raster)."""
-        r0 = self.row_origins[i]
-        return r0, min(r0 + self.tile, self.height)
-
     def finished_rows(self, i: int) -> tuple[int, int]:
         """Rows that no later strip touches once strip i is blended: they can be written."""
         origins = self.row_origins

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError
+
 STAGES = {10: ("basic", [1, 1, 1, 1]), 18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]),
           50: ("bottleneck", [3, 4, 6, 3])}
 
@@ -82,7 +84,7 @@ class ResNetEncoder(nn.Module):
                  use_batch_norm: bool = True, widths: dict[str, int] | None = None):
         super().__init__()
         if depth not in STAGES:
-            raise ValueError(f"num_layers must be one of {sorted(STAGES)}, got {depth}")
+            raise InvalidArgumentError(f"num_layers must be one of {sorted(STAGES)}, got {depth}")
         kind, blocks = STAGES[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
         self.depth, self.in_channels = depth, in_channels

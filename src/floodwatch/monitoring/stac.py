@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
@@ -154,7 +154,3 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
 def _safe(item_id: str) -> str:
     """An item id as a file name (ids may contain '/' or ':')."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id).lstrip(".") or "item"
-
-
-def item_ids(outcomes: Iterable[WatchOutcome], status: str) -> list[str]:
-    return [o.item_id for o in outcomes if o.status == status]

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.sample import IGNORE_INDEX
+from ..errors import InvalidArgumentError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -74,7 +75,7 @@ LOSSES = {"cross_entropy": cross_entropy, "dice": dice, "cross_dice_sum": cross_
 def build_loss(name: str, weight: Sequence[float] | None = None, focal_gamma: float = 2.0) -> LossFn:
     """The spec's `training_config.loss` as a function of (logits, target)."""
     if name not in LOSSES:
-        raise ValueError(f"training_config.loss: unknown loss '{name}' ({', '.join(LOSSES)})")
+        raise InvalidArgumentError(f"training_config.loss: unknown loss '{name}' ({', '.join(LOSSES)})")
     fn = LOSSES[name]
     if name == "focal":
         return lambda logits, target: focal(logits, target, weight, gamma=focal_gamma)
