@@ -71,7 +71,11 @@ def test_change_command_logratio(tmp_path):
     assert out.returncode == 0, out.exception
     stats = json.loads((tmp_path / "chg" / "stats.json").read_text())
     assert stats["method"] == "logratio" and stats["new_water_pixels"] > 0.5 * truth.sum()
-
+    # -m is not used by the log-ratio, so it is not loaded either (a file that is no model passes)
+    (tmp_path / "junk.onnx").write_text("not a model")
+    again = fw("change", "--before", tmp_path / "b.tif", "--after", tmp_path / "a.tif", "-o", tmp_path / "chg2",
+               "--method", "logratio", "--logratio-threshold", "otsu", "-m", tmp_path / "junk.onnx")
+    assert again.returncode == 0, again.exception
 
 
 @pytest.mark.parametrize("args,named", [
