@@ -109,6 +109,9 @@ def test_one_output_flag_and_old_spellings_hidden():
         for alias, target in getattr(cmd, "hidden_aliases", {}).items():
             assert alias not in flags and target in flags, (path, alias)
     assert _command("client").hidden_aliases == {"--out": "--output", "--model": "--triton-model"}
+    # one thing, one name across commands: the repository export writes, the polygon fetch/run take
+    assert _command("serve").hidden_aliases == {"--triton-repo": "--model-repository"}
+    assert _command("aoi", "add").hidden_aliases == {"--aoi": "--geojson"}
     # the Triton model name has one spelling; -m/--model is a model file wherever it exists
     for path in (("client",), ("map",), ("export",)):
         assert "--triton-model" in {o for p in _options(_command(*path)) for o in p.opts}, path
@@ -191,14 +194,17 @@ def test_map_overlap_default_is_the_library_default():
     import inspect
 
     from floodwatch.cli import options
-    from floodwatch.inference.tiling import DEFAULT_OVERLAP
+    from floodwatch.inference.tiling import DEFAULT_OVERLAP, default_overlap
     from floodwatch.mapping import map_scene
     from floodwatch.monitoring.run import run_aoi
     from floodwatch.monitoring.stac import watch_aoi
 
     assert options.OVERLAP.default == DEFAULT_OVERLAP
-    for fn in (map_scene, run_aoi, watch_aoi):
-        assert inspect.signature(fn).parameters["overlap"].default == DEFAULT_OVERLAP
+    assert inspect.signature(map_scene).parameters["overlap"].default == DEFAULT_OVERLAP
+    for fn in (run_aoi, watch_aoi):  # no --overlap flag: None is default_overlap(tile), the same at the default tile
+        params = inspect.signature(fn).parameters
+        assert params["overlap"].default is None
+        assert default_overlap(params["tile"].default) == DEFAULT_OVERLAP
 
 
 def test_cli_and_light_modules_start_without_torch():

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("change", cls=aliased({"--out": "--output", **BATCH_SIZE}))(change)
     aoi_app = typer.Typer(help="Areas of interest: define them, record runs over them, watch a STAC catalog.",
                           no_args_is_help=True)
-    aoi_app.command("add")(aoi_add)
+    aoi_app.command("add", cls=aliased({"--aoi": "--geojson"}))(aoi_add)  # fetch/run's name for the polygon
     aoi_app.command("list")(aoi_list)
     aoi_app.command("history")(aoi_history)
     aoi_app.command("record")(aoi_record)

@@ -64,6 +64,6 @@ def client(inputs: List[Path] = typer.Argument(..., help="GeoTIFF chips in dB (b
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", cls=aliased({"--triton-repo": "--model-repository"}))(serve)  # export's name for it
     # --model was the Triton name here; -m/--model means a model file everywhere else
     app.command("client", cls=aliased({"--out": "--output", "--model": "--triton-model"}))(client)
