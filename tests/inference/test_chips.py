@@ -298,3 +298,20 @@ def test_a_band_file_without_its_partner_is_an_error_naming_it(stac_pairs, tmp_p
 
     rec = infer_chips(VVOnly(), [pairs / "awc01_vv.tif"], tmp_path / "o1", progress=False)[0]
     assert rec["id"] == "awc01" and rec["valid_pixels"] > 0
+
+
+def test_a_failing_run_leaves_the_folder_as_it_was(chip_tif, tmp_path):
+    path, _ = chip_tif
+    out = tmp_path / "out"
+    infer_chips(DarkIsWater(), [path], out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    one_band = tmp_path / "one_band.tif"
+    with rasterio.open(path) as src:
+        with rasterio.open(one_band, "w", **(src.profile | {"count": 1})) as dst:
+            dst.write(src.read(1), 1)
+    with pytest.raises(DataError, match="one_band.tif: data has 1 band"):  # after scene5 was predicted again
+        infer_chips(DarkIsWater(), [path, one_band], out, threshold=0.9, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no .part folder, nothing overwritten
+    with pytest.raises(DataError):
+        infer_chips(DarkIsWater(), [path, one_band], tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()

@@ -13,7 +13,6 @@ plus `summary.json` (water fraction per chip). Every file is written atomically.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from functools import partial
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files, partner_file
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
-from ..io import atomic_path, check_output_dir, write_json
+from ..io import atomic_path, check_output_dir, staged_files, write_json
 from .predictor import Predictor, load_predictor
 
 
@@ -215,24 +214,17 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     sources = chip_sources(inputs, bands=pp.bands)
     out_dir = check_output_dir(out_dir)
     records: list[dict[str, Any]] = []
-    written: list[Path] = []
-    existed = out_dir.exists()
-    try:
-        _infer_each(predictor, sources, out_dir, threshold, progress, records, written)
-    except BaseException:  # a chip that fails (unreadable, wrong bands) takes the run's earlier outputs with it
-        for path in written:
-            path.unlink(missing_ok=True)
-        if not existed:
-            with contextlib.suppress(OSError):  # kept if anything else was put there meanwhile
-                out_dir.rmdir()
-        raise
-    write_json(out_dir / "summary.json", {"threshold": threshold, "chips": records})
+    # every chip's files appear together at the end: a chip that fails (unreadable, wrong bands) leaves the
+    # folder as it was, earlier runs' outputs included
+    with staged_files(out_dir) as stage:
+        _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
+        write_json(stage / "summary.json", {"threshold": threshold, "chips": records})
     return records
 
 
-def _infer_each(predictor, sources, out_dir: Path, threshold: float, progress: bool, records: list,
-                written: list) -> None:
-    """infer_chips' loop: appends each chip's record to `records`, and each file to `written` before writing it."""
+def _infer_each(predictor, sources, stage: Path, out_dir: Path, threshold: float, progress: bool,
+                records: list) -> None:
+    """infer_chips' loop: writes each chip's files into `stage` and appends its record (paths in `out_dir`)."""
     from ..data.preprocess import network_input
     from ..data.sample import band_index
     from .base import predictor_temporal, progress_bar
@@ -250,11 +242,10 @@ def _infer_each(predictor, sources, out_dir: Path, threshold: float, progress: b
             if stem in stems:  # same file name in two folders: keep both
                 stem = f"{stem}_{len(stems)}"
             stems.add(stem)
-            files = {"mask_png": out_dir / f"{stem}_mask.png", "prob_png": out_dir / f"{stem}_prob.png",
-                     "overlay_png": out_dir / f"{stem}_overlay.png"}
+            files = {"mask_png": stage / f"{stem}_mask.png", "prob_png": stage / f"{stem}_prob.png",
+                     "overlay_png": stage / f"{stem}_overlay.png"}
             if sample.georef is not None:
-                files |= {"mask_tif": out_dir / f"{stem}_mask.tif", "prob_tif": out_dir / f"{stem}_prob.tif"}
-            written.extend(files.values())
+                files |= {"mask_tif": stage / f"{stem}_mask.tif", "prob_tif": stage / f"{stem}_prob.tif"}
             save_png(files["mask_png"], np.where(water, 255, 0).astype(np.uint8))
             save_png(files["prob_png"], np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
             backdrop = sar_backdrop(sample.image[band_index(sample, "VH")], sample.valid)
@@ -266,6 +257,6 @@ def _infer_each(predictor, sources, out_dir: Path, threshold: float, progress: b
             n_valid = int(sample.valid.sum())
             records.append({"input": source.input, "id": sample.id,
                             "water_fraction": float(water.sum() / n_valid) if n_valid else None,
-                            "valid_pixels": n_valid, "outputs": {k: str(v) for k, v in files.items()}})
+                            "valid_pixels": n_valid, "outputs": {k: str(out_dir / v.name) for k, v in files.items()}})
             if bar is not None:
                 bar.advance(bar.task_ids[0])
