@@ -483,7 +483,7 @@ class _Run:
             "crs": r.crs.to_string(), "transform": list(r.transform)[:6], "width": r.width, "height": r.height,
             "tile": self.grid.tile, "overlap": self.grid.overlap, "batch": self.batch, "threshold": threshold,
             "tiles": len(self.grid), "tiles_predicted": self.tiles_predicted,
-            "valid_km2": valid, "water_km2": a.km2("water"), "flooded_km2": flood, "new_flood_km2": flood,
+            "valid_km2": valid, "water_km2": a.km2("water"), "flooded_km2": flood,
             "flooded_fraction": flood / valid if valid > 0 else 0.0,
             "permanent_water_km2": a.km2("permanent_detected"),
             "permanent_water_reference_km2": a.km2("permanent_reference"),
