@@ -197,7 +197,7 @@ def test_permanent_water_mask_in_another_grid_is_counted_apart(tmp_path):
     np.testing.assert_array_equal(mask == 1, water & ~reference)
     s = r.stats
     assert s["permanent_water_km2"] > 0 and s["flooded_km2"] > 0
-    assert s["permanent_water_km2"] + s["new_flood_km2"] == pytest.approx(s["water_km2"])
+    assert s["permanent_water_km2"] + s["flooded_km2"] == pytest.approx(s["water_km2"])
     assert s["permanent_water_reference_km2"] >= s["permanent_water_km2"]
 
 
