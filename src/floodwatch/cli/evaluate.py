@@ -12,36 +12,6 @@ from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased
                      value)
 
 
-def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
-    """'--weights 2,1' -> [2.0, 1.0] (one per -m)."""
-    if weights is None:
-        return None
-    try:
-        values = [float(w) for w in weights.split(",")]
-    except ValueError:
-        raise FloodwatchError(f"--weights '{weights}': expected numbers separated by commas") from None
-    if len(values) != len(models):
-        raise FloodwatchError(f"--weights: {len(values)} weights for {len(models)} models (-m)")
-    return values
-
-
-def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_transforms: Optional[str],
-                            weights: Optional[str], temperature: Optional[Path], refine: Optional[str] = None,
-                            threshold: float = 0.5, downsample: int = 1):
-    """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature,
-    refinement (its small-region clean-up uses the command's --threshold unless the spec sets t=)."""
-    from ..inference import load_predictor
-    from ..inference.temperature import load_temperature
-    from ..inference.refine import parse_refine
-
-    if tta_transforms and not tta:
-        tta = True
-    refine_kwargs = parse_refine(refine, threshold)  # before loading: a bad --refine fails fast
-    return load_predictor(model, backend, tta=(tta_transforms or True) if tta else None,
-                          temperature=load_temperature(temperature) if temperature else None,
-                          weights=parse_weights(weights, model), refine=refine_kwargs, downsample=downsample)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("evaluate", cls=aliased(BATCH_SIZE))
     def evaluate_cmd(
@@ -113,7 +83,7 @@ def register(app: typer.Typer) -> None:
         if self_train:
             for m in model:
                 options.check_self_train(m, value(backend), downsample)
-        predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
+        predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
         self_training = None

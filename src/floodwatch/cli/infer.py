@@ -32,10 +32,9 @@ def register(app: typer.Typer) -> None:
         water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif."""
         from ..inference.chips import infer_chips
         from ..models.zoo import kind_for_backend
-        from .evaluate import model_options_predictor
 
         model = resolve_models(model, kind_for_backend(value(backend)))
-        predictor = model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
+        predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
                                             threshold, downsample)
         records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
         console = make_console()

@@ -1,4 +1,7 @@
 """Options shared by the commands that run a model (evaluate, infer, map, change), declared once."""
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 from .common import Backend
@@ -70,3 +73,35 @@ def check_self_train(model, backend: str, downsample: int) -> None:
         raise FloodwatchError(f"--self-train: needs a torch checkpoint to fine-tune; {runs}, which cannot learn")
     if downsample != 1:
         raise FloodwatchError("--self-train: fine-tunes the model at full resolution; not with --downsample")
+
+
+def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
+    """'--weights 2,1' -> [2.0, 1.0] (one per -m)."""
+    from ..errors import FloodwatchError
+
+    if weights is None:
+        return None
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise FloodwatchError(f"--weights '{weights}': expected numbers separated by commas") from None
+    if len(values) != len(models):
+        raise FloodwatchError(f"--weights: {len(values)} weights for {len(models)} models (-m)")
+    return values
+
+
+def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_transforms: Optional[str],
+                            weights: Optional[str], temperature: Optional[Path], refine: Optional[str] = None,
+                            threshold: float = 0.5, downsample: int = 1):
+    """The Predictor the shared model options describe: one model or an ensemble, TTA, temperature,
+    refinement (its small-region clean-up uses the command's --threshold unless the spec sets t=)."""
+    from ..inference import load_predictor
+    from ..inference.temperature import load_temperature
+    from ..inference.refine import parse_refine
+
+    if tta_transforms and not tta:
+        tta = True
+    refine_kwargs = parse_refine(refine, threshold)  # before loading: a bad --refine fails fast
+    return load_predictor(model, backend, tta=(tta_transforms or True) if tta else None,
+                          temperature=load_temperature(temperature) if temperature else None,
+                          weights=parse_weights(weights, model), refine=refine_kwargs, downsample=downsample)
