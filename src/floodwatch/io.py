@@ -195,7 +195,8 @@ def clean_stale_parts(folder: str | os.PathLike, target_name: str | None = None)
     return removed
 
 
-def require_file(path: str | os.PathLike, what: str = "file", *, error: type[FloodwatchError] = FloodwatchError) -> Path:
+def require_file(path: str | os.PathLike, what: str = "file", *,
+                 error: type[FloodwatchError] = FloodwatchError) -> Path:
     """`path` when it is a file; else one `error` naming it: not found, or a folder where a file was expected."""
     path = Path(path)
     if path.is_dir():

@@ -157,3 +157,11 @@ def test_bands_stored_in_another_order_are_picked_by_name(chips):
     np.testing.assert_array_equal(network_input(swapped, pp), network_input(s, pp))
     unnamed = Sample(image=s.image, mask=s.mask, valid=s.valid, id="unnamed", bands=("B1", "B2"))
     np.testing.assert_array_equal(network_input(unnamed, pp), network_input(s, pp))  # no names: kept as stored
+    half = Sample(image=s.image[::-1].copy(), mask=s.mask, valid=s.valid, id="half", bands=("VH", "B2"))
+    np.testing.assert_array_equal(network_input(half, pp), network_input(s, pp))  # the named band fixes the order
+    with pytest.raises(DataError, match=r"other: data has 2 band\(s\) \(HH, HV\).*no band is named VV/VH"):
+        network_input(Sample(image=s.image, mask=s.mask, valid=s.valid, id="other", bands=("HH", "HV")), pp)
+    # a VH-only model on a one-channel sample whose names do not fit its image: taken as stored
+    one = Sample(image=s.image[1:], mask=s.mask, valid=s.valid, id="one")  # bands default to VV, VH
+    vh_model = Preprocessing(bands=["VH"], clip=[(-50, 5)], offset=[0.0], scale=[1.0])
+    np.testing.assert_array_equal(network_input(one, vh_model), network_input(s, vh_model))

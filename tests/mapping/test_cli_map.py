@@ -196,6 +196,9 @@ def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
     # ETCI's layout: tiles/vv/<stem>_vv.png and tiles/vh/<stem>_vh.png; other folders do not pair
     assert pair_band_files(["t/vh/x_vh.png", "t/vv/x_vv.png", "t/vv/y_vv.png", "u/vh/y_vh.png", "t/vv/z_vh.png"]) == [
         ("t/vv/x_vv.png", "t/vh/x_vh.png"), ("t/vv/y_vv.png", None), ("u/vh/y_vh.png", None), ("t/vv/z_vh.png", None)]
+    # side by side wins, even in a folder called vv: files are paired across band folders only when left over
+    assert pair_band_files(["d/vv/x_vv.tif", "d/vv/x_vh.tif", "d/vh/x_vh.tif"]) == [
+        ("d/vv/x_vv.tif", "d/vv/x_vh.tif"), ("d/vh/x_vh.tif", None)]
     with pytest.raises(DataError, match=r"a_VH.tif: the same VH band as d/a_vh.tif"):
         pair_band_files([Path("d/a_vv.tif"), Path("d/a_vh.tif"), Path("d/a_VH.tif")])
     with pytest.raises(DataError, match=r"^d/a_vv.tif: given twice$"):
@@ -231,10 +234,10 @@ def test_map_folder_of_single_band_pairs_equals_the_stacked_scene(tmp_path, tiny
     assert run(["map", "--vv", str(tmp_path / "chips" / "awc00_vv.tif"), "--vh", str(tmp_path / "chips" / "awc00_vh.tif"),
                 "-o", str(tmp_path / "flags"), *common]) in (0, None)
     assert sorted(p.name for p in (tmp_path / "flags").iterdir()) == ["awc00"]
-    # either band file alone finds its partner beside it, as infer reads a lone band file
-    for given in ("awc00_vv.tif", "awc00_vh.tif"):
-        assert run(["map", str(tmp_path / "chips" / given), "-o", str(tmp_path / given), *common]) in (0, None)
-        lone, _ = read(tmp_path / given / "awc00" / "flood_probability.tif")
+    # either band file alone finds its partner beside it, as infer reads a lone band file (named as given)
+    for given in ("awc00_vv", "awc00_vh"):
+        assert run(["map", str(tmp_path / "chips" / f"{given}.tif"), "-o", str(tmp_path / given), *common]) in (0, None)
+        lone, _ = read(tmp_path / given / given / "flood_probability.tif")
         assert (lone == stacked).all()
 
 

@@ -154,8 +154,28 @@ def test_bands_are_found_by_name_and_unnamed_ones_only_when_there_is_no_choice(t
         image, _ = r.read_window(10, 20, 10, 20)
         np.testing.assert_array_equal(image, np.stack([vv, vh])[:, 10:20, 10:20])
     # three unnamed bands: which two are VV and VH cannot be known
-    with pytest.raises(DataError, match=r"three.tif: 3 bands and no band description names VV/VH"):
+    with pytest.raises(DataError, match=r"three.tif: data has 3 band\(s\) \(unnamed, unnamed, unnamed\).*no band is "
+                                        r"named VV/VH"):
         SceneReader(_write(tmp_path / "three.tif", np.stack([vv, vh, extra]), ["", "", ""]))
+    # bands named something else are never taken for VV or VH
+    for names in (["VV", "angle"], ["HH", "HV"]):
+        with pytest.raises(DataError, match=r"no band is named V"):
+            SceneReader(_write(tmp_path / "other.tif", np.stack([vv, extra]), names))
+    with pytest.raises(DataError, match=r"no band is named VV"):  # a one-band VH file for a VV model
+        SceneReader(_write(tmp_path / "vh_only.tif", vh[None], ["VH"]), bands=["VV"])
+
+
+def test_a_lone_band_file_takes_its_partner_only_when_the_model_needs_it(tmp_path, bands):
+    vv, vh = bands
+    _write(tmp_path / "s_vv.tif", vv[None], [""])
+    _write(tmp_path / "s_vh.tif", vh[None], [""])
+    for given in ("s_vv.tif", "s_vh.tif"):
+        with SceneReader(tmp_path / given) as r:
+            image, _ = r.read_window(10, 20, 10, 20)
+            np.testing.assert_array_equal(image, np.stack([vv, vh])[:, 10:20, 10:20])
+    # a VV-only model reads the VV file alone (its name gives its band) and refuses the VH file
+    with SceneReader(tmp_path / "s_vv.tif", bands=["VV"]) as r:
+        np.testing.assert_array_equal(r.read_window(10, 20, 10, 20)[0], vv[None, 10:20, 10:20])
 
 
 def test_integer_pixels_are_refused_as_infer_refuses_them(tmp_path, bands):
@@ -164,5 +184,5 @@ def test_integer_pixels_are_refused_as_infer_refuses_them(tmp_path, bands):
     with rasterio.open(tmp_path / "u8.tif", "w", **profile) as ds:
         ds.write(np.zeros((2, H, W), np.uint8))
     for units in ("db", "linear"):
-        with pytest.raises(DataError, match=r"u8.tif: pixel type uint8; expected float backscatter in dB"):
+        with pytest.raises(DataError, match=r"u8.tif: pixel type uint8; expected float backscatter \(dB or linear power\)"):
             SceneReader(tmp_path / "u8.tif", units=units)

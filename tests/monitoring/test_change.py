@@ -220,3 +220,18 @@ def test_rerun_replaces_its_own_outputs_and_an_empty_folder_works(tmp_path, pair
     assert sorted(p.name for p in out.iterdir()) == names
     assert json.loads((out / "stats.json").read_text())["method"] == "logratio"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_scenes_stored_vh_vv_are_read_by_band_name(pair, predictor, tmp_path):
+    from floodwatch.data.sample import Sample
+
+    before, after, _ = pair
+    plain = detect_change(before, after, predictor, tmp_path / "plain", tile=64, overlap=16)
+    paths = []
+    for s, name in ((before, "b.tif"), (after, "a.tif")):  # written VH first, the descriptions say so
+        swapped = Sample(image=s.image[::-1].copy(), mask=None, valid=s.valid, id=s.id, georef=s.georef,
+                         bands=("VH", "VV"))
+        write_scene(swapped, tmp_path / name)
+        paths.append(tmp_path / name)
+    res = detect_change(*paths, predictor, tmp_path / "swapped", tile=64, overlap=16)
+    np.testing.assert_array_equal(res.new_water, plain.new_water)

@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
         format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
         spec: Optional[Path] = typer.Option(None, "-e", "--experiment-spec",
                                             help="Use this spec's test split (else its validation split)."),
-        split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val/test, or a data set's own, e.g. Sen1Floods11's bolivia)."),
+        split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val/test, or a data set's "
+                                            "own, e.g. Sen1Floods11's bolivia)."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the metrics here as JSON."),
         save_predictions: Optional[Path] = typer.Option(
             None, "--save-predictions", help="Folder for one PNG per chip: SAR | model vs truth | Otsu vs truth."),
@@ -71,6 +72,10 @@ def register(app: typer.Typer) -> None:
 
             check_replaceable(report, report_entry, "the accuracy report")
         samples, described = evaluation_samples(data, format=value(format), spec=spec, split=split)
+        model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(value(backend)))
+        if self_train:
+            for m in model:
+                options.check_self_train(m, value(backend), downsample)
         fit_samples = None
         if calibrate is not None:  # read before the evaluation: a bad --calibrate must not cost a whole run
             from ..data import open_dataset
@@ -79,12 +84,8 @@ def register(app: typer.Typer) -> None:
                 fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
             else:
                 fit_samples = list(open_dataset(calibrate, format=value(calibrate_format)))
-        model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(value(backend)))
-        if self_train:
-            for m in model:
-                options.check_self_train(m, value(backend), downsample)
-        predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
-                                            threshold, downsample)
+        predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
+                                                    refine, threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
         self_training = None
         if self_train:

@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         from ..models.zoo import kind_for_backend
 
         model = resolve_models(model, kind_for_backend(value(backend)))
-        predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature, refine,
-                                            threshold, downsample)
+        predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
+                                                    refine, threshold, downsample)
         records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
         console = make_console()
         for r in records:

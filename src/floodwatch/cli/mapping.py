@@ -67,7 +67,6 @@ def register(app: typer.Typer) -> None:
         from rich.table import Column, Table
 
         from ..errors import FloodwatchError
-        from ..data.files import complete_pairs
         from ..mapping import map_scene, map_scenes, pair_band_files, predictor_options, scene_files
         from ..mapping.parallel import backend_label
         from ..mapping.locations import input_stem, output_names
@@ -90,7 +89,7 @@ def register(app: typer.Typer) -> None:
             if vh is not None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
-            pairs = complete_pairs(pair_band_files(files))  # a lone <stem>_vv.tif finds its _vh beside it
+            pairs = pair_band_files(files)
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
             from ..monitoring.store import parse_time
 

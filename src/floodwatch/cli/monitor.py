@@ -58,10 +58,8 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF 
     predictor = None
     if method != ChangeMethod.logratio:  # the log-ratio needs no model: -m is not even loaded
         from ..inference.predictor import load_predictor
-        from ..mapping import predictor_options
 
-        path = resolve_models(model, "onnx")[0]
-        predictor = load_predictor(path, **predictor_options(path))  # as map loads it for sliding windows
+        predictor = load_predictor(resolve_models(model, "onnx")[0])
     lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
     res = detect_change(before, after, predictor, output, method=value(method), threshold=threshold,
                         logratio_threshold=lr, band=band, tile=tile, batch=batch)

@@ -41,7 +41,8 @@ WATER_MASK = typer.Option(None, "--water-mask", help="Permanent water, counted a
 HAND = typer.Option(None, "--hand", help="HAND raster (m), or 'glo30-hand'; computed from --dem when absent.")
 HAND_MAX = typer.Option(15.0, "--hand-max", min=0, help="Exclude water more than this many metres above drainage.")
 DEM = typer.Option(None, "--dem", help="DEM raster, or 'glo30-dem': slope, radar shadow/layover, HAND, depth.")
-SLOPE_MAX = typer.Option(15.0, "--slope-max", min=0, max=90, help="Exclude water on terrain steeper than this (degrees).")
+SLOPE_MAX = typer.Option(15.0, "--slope-max", min=0, max=90,
+                         help="Exclude water on terrain steeper than this (degrees).")
 EXCLUDE = typer.Option(None, "--exclude", help="Exclusion mask: raster (nonzero) or GeoJSON/shapefile.")
 DEPTH = typer.Option(False, "--depth", help="Flood depth COG and per-polygon depth (needs --dem).")
 ORBIT = typer.Option(None, "--orbit", help="ascending or descending, when the scene's metadata do not say.")

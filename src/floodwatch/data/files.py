@@ -40,71 +40,72 @@ def pair_band_files(files: Sequence[str | Path]) -> list[tuple[str | Path, str |
     """(file, VH file or None) per chip or scene: single-band files named <stem>_vv.<ext> and <stem>_vh.<ext>
     side by side (STAC Overflow's chips, ETCI's tiles, Earth Engine exports: one file per band) become one,
     the VV file first; every other file stays one of its own, in the order given. .tif pairs with .tiff and
-    .jpg with .jpeg, never a GeoTIFF with a picture; so do ETCI's tiles/vv/<stem>_vv.png and tiles/vh/<stem>_vh.png.
-    URLs pair by their paths (a query, such as a signature
-    that differs per file, is not part of the name). `map` and `infer` both pair with this."""
+    .jpg with .jpeg, never a GeoTIFF with a picture. Files left unpaired pair across ETCI's band folders
+    (tiles/vv/<stem>_vv.png with tiles/vh/<stem>_vh.png). URLs pair by their paths (a query, such as a
+    signature that differs per file, is not part of the name). `map` and `infer` both pair with this."""
     def location(f) -> str:
         where = str(f)
         if "://" in where:
             return urlsplit(where)._replace(query="", fragment="").geturl()
         return os.path.abspath(where)  # a_vv.tif and ./a_vh.tif lie side by side
 
-    def key(f) -> tuple[str, str] | None:
+    def keys(f) -> tuple[tuple[str, str], tuple[str, str] | None] | None:
+        """(key beside, key across band folders or None); None for a file that is not a band file."""
         parent, _, name = location(f).rpartition("/")
         named = band_file(name)  # paths are case-sensitive (local, S3, GCS); the band tag and suffix are not
         if named is None:
             return None
         stem, band, suffix = named
-        suffix = suffix.lower()
+        suffix = _SAME_SUFFIX.get(suffix.lower(), suffix.lower())
         grand, _, folder = parent.rpartition("/")
-        if folder.lower() == band:  # ETCI's layout: tiles/vv/<stem>_vv.png beside tiles/vh/<stem>_vh.png
-            parent = f"{grand}/<band>"
-        return f"{parent}/{stem}{_SAME_SUFFIX.get(suffix, suffix)}", band
+        across = (f"{grand}/<band>/{stem}{suffix}", band) if folder.lower() == band else None
+        return (f"{parent}/{stem}{suffix}", band), across
 
-    keys = [key(f) for f in files]
+    found = [keys(f) for f in files]
     claimed: dict[tuple[str, str], str | Path] = {}
-    for f, k in zip(files, keys):
+    for f, k in zip(files, found):
         if k is not None:
+            k = k[0]
             if k in claimed and location(claimed[k]) == location(f):
                 also = "" if str(claimed[k]) == str(f) else f" (also as {claimed[k]})"
                 raise DataError(f"{f}: given twice{also}")
             if k in claimed:
                 raise DataError(f"{f}: the same {k[1].upper()} band as {claimed[k]}; keep one of them")
             claimed[k] = f
-    vh_of = {k[0]: f for k, f in claimed.items() if k[1] == "vh"}
-    paired_vv = {k[0] for k in claimed if k[1] == "vv" and k[0] in vh_of}
-    out: list[tuple[str | Path, str | Path | None]] = []
-    for f, k in zip(files, keys):
-        if k and k[0] in paired_vv:
-            if k[1] == "vv":
-                out.append((f, vh_of[k[0]]))
-            continue  # the VH file travels with its VV
-        out.append((f, None))
-    return out
+    partner: dict[int, int] = {}  # index of a VV file -> index of its VH file
+
+    def pair_by(which: int) -> None:
+        vh = {k[which][0]: i for i, k in enumerate(found) if k and k[which] and k[which][1] == "vh"
+              and i not in partner.values()}
+        for i, k in enumerate(found):
+            if k and k[which] and k[which][1] == "vv" and i not in partner and k[which][0] in vh:
+                partner[i] = vh.pop(k[which][0])
+
+    pair_by(0)  # side by side first; then what is left, across band folders
+    pair_by(1)
+    taken = set(partner.values())
+    return [(f, files[partner[i]] if i in partner else None) for i, f in enumerate(files) if i not in taken]
 
 
 def partner_file(path: str | Path) -> Path | None:
     """The other band's file of a local `<stem>_vv.<ext>` / `<stem>_vh.<ext>` file: beside it or, ETCI's layout
     (tiles/vv/, tiles/vh/), in ../vh/ (../vv/); None when there is none or the name is not a band file's."""
     path = Path(path)
-    named = band_file(path.name)
+    name = partner_name(path.name)
+    if name is None:
+        return None
+    other = "vh" if band_file(path.name)[1] == "vv" else "vv"
+    return next((c for c in (path.with_name(name), path.parent.parent / other / name) if c.is_file()), None)
+
+
+def partner_name(name: str) -> str | None:
+    """`x_VH.png` for `x_VV.png`, `x_vv.tif` for `x_vh.tif` (the tag's case kept); None for other names."""
+    named = band_file(name)
     if named is None:
         return None
     stem, band, suffix = named
     other = "vh" if band == "vv" else "vv"
-    name = f"{stem}_{other.upper() if path.name[len(stem) + 1:][:2].isupper() else other}{suffix}"
-    return next((c for c in (path.with_name(name), path.parent.parent / other / name) if c.is_file()), None)
-
-
-def complete_pairs(pairs: Sequence[tuple[str | Path, str | Path | None]]) -> list[tuple[str | Path, str | Path | None]]:
-    """`pair_band_files`' pairs, where a lone local `<stem>_vv`/`<stem>_vh` file takes its partner from its folder
-    (`partner_file`), as `infer` reads a lone band file: (VV file, VH file)."""
-    out = []
-    for f, vh in pairs:
-        named = band_file(Path(str(f)).name) if vh is None and "://" not in str(f) else None
-        other = partner_file(f) if named else None
-        out.append((f, vh) if other is None else (f, other) if named[1] == "vv" else (other, f))
-    return out
+    return f"{stem}_{other.upper() if name[len(stem) + 1:][:2].isupper() else other}{suffix}"
 
 
 def read_geotiff(path: Path, *, bands: int | None = None,
@@ -155,7 +156,7 @@ def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:
 
 def require_float(dtype: np.dtype, path: Path) -> None:
     if not np.issubdtype(dtype, np.floating):
-        raise DataError(f"{path}: pixel type {dtype}; expected float backscatter in dB")
+        raise DataError(f"{path}: pixel type {dtype}; expected float backscatter (dB or linear power)")
 
 
 def check_same_grid(ref: GeoRef | None, ref_path: Path, other: GeoRef | None, other_path: Path) -> None:

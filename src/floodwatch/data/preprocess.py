@@ -16,7 +16,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ..errors import DataError, FloodwatchError
-from .sample import Sample
+from .sample import Sample, band_order
 
 Derived = Literal["none", "diff", "ratio"]
 
@@ -125,17 +125,16 @@ def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = 
     evaluation, inference, calibration and INT8 calibration all call it, so none can drift from the others.
     Data whose bands do not fit the model -> DataError naming the chip."""
     expected = list(preprocessing.bands)
-    names = [b.upper() for b in sample.bands]
     where = sample.extra.get("path", sample.id)  # infer's chips name their file
 
     def pick(image: np.ndarray) -> np.ndarray:
-        order = [names.index(b.upper()) for b in expected] if all(b.upper() in names for b in expected) else None
-        if order is not None and order != list(range(image.shape[0])):
-            image = image[order]  # by name: a VH-only model on VV+VH data, a file stored VH, VV
-        if image.shape[0] != len(expected):
+        if image.shape[0] < len(expected):
             raise DataError(f"{where}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
                             f"the model expects {len(expected)} ({', '.join(expected)})")
-        return image
+        # by name (a VH-only model on VV+VH data, a file stored VH, VV); names that do not fit the image are none
+        names = list(sample.bands) if len(sample.bands) == image.shape[0] else [None] * image.shape[0]
+        order = band_order(names, expected, where)
+        return image if order == list(range(image.shape[0])) else image[order]
 
     after = preprocessing.apply(pick(sample.image), sample.valid)
     if temporal != "bitemporal":

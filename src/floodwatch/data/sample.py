@@ -1,8 +1,9 @@
 """The one sample type every reader returns."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -72,6 +73,33 @@ class Sample:
         if not self.valid.any():
             return True
         return self.mask is not None and not (self.mask != IGNORE_INDEX).any()
+
+
+def _names_band(name: str | None, band: str) -> bool:
+    # a description names a band when one of its words is the band: "VV", "Sigma0_VV", "vv (dB)"
+    return bool(name) and band.upper() in re.split(r"[^A-Z0-9]+", name.upper())
+
+
+def _unnamed(name: str | None) -> bool:
+    return not name or re.fullmatch(r"B\d+", name.upper()) is not None  # B1, B2: readers' placeholders
+
+
+def band_order(names: Sequence[str | None], wanted: Sequence[str], where: str) -> list[int]:
+    """0-based index of each `wanted` band among bands called `names` (descriptions or Sample.bands): the band
+    that names it; bands named by none are taken in stored order, for the wanted bands left, only when there
+    are exactly as many bands as wanted. Anything else (more bands than wanted and some not named, a band
+    named something else where one is missing: HH, angle) is a DataError naming `where`."""
+    order: list[int | None] = [next((i for i, n in enumerate(names) if _names_band(n, b)), None) for b in wanted]
+    if None in order:
+        free = iter(i for i, n in enumerate(names) if _unnamed(n) and i not in order)
+        if len(names) == len(wanted):
+            order = [next(free, None) if i is None else i for i in order]
+    if None in order:
+        missing = [b for b, i in zip(wanted, order) if i is None]
+        shown = ", ".join(n or "unnamed" for n in names)
+        raise DataError(f"{where}: data has {len(names)} band(s) ({shown}) but the model expects {len(wanted)} "
+                        f"({', '.join(wanted)}); no band is named {'/'.join(missing)}")
+    return order  # type: ignore[return-value]
 
 
 def band_index(sample: Sample, band: str) -> int:

@@ -20,7 +20,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..data.files import PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files, partner_file
+from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files, partner_file,
+                          partner_name)
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_path, check_output_dir, staged_files, write_json
@@ -109,8 +110,8 @@ def _partner(path: Path, band: str, wanted: Sequence[str]) -> Path:
     found = partner_file(path)
     if found is None:
         other = "vh" if band == "vv" else "vv"
-        raise DataError(f"{path}: the model needs {' and '.join(wanted)}; no {path.name[:-len(path.suffix) - 2]}"
-                        f"{other}{path.suffix} beside it or in ../{other}/")
+        raise DataError(f"{path}: the model needs {' and '.join(wanted)}; no {partner_name(path.name)} beside it "
+                        f"or in ../{other}/")
     return found
 
 
@@ -167,8 +168,8 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
     if suffix in TIFF_SUFFIXES:
         data, georef, descriptions = read_backscatter(path)
         image = data.astype(np.float32)
-        if descriptions and all(descriptions) and len(descriptions) == image.shape[0]:
-            names = tuple(descriptions)
+        if descriptions and any(descriptions) and len(descriptions) == image.shape[0]:
+            names = tuple(d or f"B{i + 1}" for i, d in enumerate(descriptions))  # band_order fills the unnamed
         elif tag is not None and image.shape[0] == 1:
             names = (tag,)
         elif bands is not None and len(bands) == image.shape[0]:

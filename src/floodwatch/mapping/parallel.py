@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from rich.progress import Progress
 
-from ..data.files import TIFF_SUFFIXES, complete_pairs, pair_band_files
+from ..data.files import TIFF_SUFFIXES, pair_band_files
 from ..errors import DataError, FloodwatchError
 from ..io import output_folder
 from .locations import (input_stem, is_remote_input, is_remote_output, output_names, resolve_input,
@@ -106,7 +106,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
                               "or a factory, not a ready predictor shared by threads")
     # Workers of a real cluster run in other folders (or on other machines): send absolute paths or URLs.
     files = [resolve_input(f) for f in files]  # one spelling per file before pairing
-    pairs = complete_pairs(pair_band_files(files)) if not kw.get("vh") else [(files[0], None)]
+    pairs = pair_band_files(files) if not kw.get("vh") else [(files[0], None)]
     files = [f for f, _ in pairs]
     names = output_names(files, paired=[v is not None for _, v in pairs] if not kw.get("vh") else [True])
     kw = {k: _resolve_source(v) if k in ("vh", "water_mask") and v else v for k, v in kw.items()}

@@ -4,7 +4,6 @@ Nothing here reads the whole scene: `read_window` returns one window in dB with 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +12,8 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import missing_db, require_float
+from ..data.files import band_file, missing_db, partner_file, require_float
+from ..data.sample import band_order
 from ..errors import DataError
 from ..io import require_file
 from .locations import input_stem, is_remote_input
@@ -28,14 +28,6 @@ def _open(path: str):
         return rasterio.open(path)
     except RasterioIOError as exc:
         raise DataError(f"{path}: not a raster GeoTIFF ({str(exc).splitlines()[0][:120]})") from None
-
-
-def _band_index(ds, name: str) -> int | None:
-    """1-based index of the band whose description names it (VV/VH), None when no band does."""
-    for i, desc in enumerate(ds.descriptions, start=1):
-        if desc and name.upper() in re.split(r"[^A-Z0-9]+", desc.upper()):
-            return i
-    return None
 
 
 def _check_pixel_type(ds, path: str) -> None:
@@ -79,19 +71,25 @@ class SceneReader:
         main = _open(scene)
         self._datasets.append(main)
         _check_pixel_type(main, scene)
+        named = None if is_remote_input(scene) else band_file(Path(scene).name)  # <stem>_vv.tif: its band
+        tag = named[1].upper() if named and main.count == 1 else None
+        if vh is None and tag and any(b != tag for b in self.bands):
+            partner = partner_file(scene)  # a lone band file takes its other band from beside it, as infer does
+            if partner is not None and tag == "VH":  # the VH file was given: the VV file leads
+                main.close()
+                self._datasets.remove(main)
+                scene, partner = str(partner), scene
+                main = _open(scene)
+                self._datasets.append(main)
+                _check_pixel_type(main, scene)
+            vh = None if partner is None else str(partner)
         if vh is None:
             if main.count < len(self.bands):
                 raise DataError(f"{scene}: {main.count} band(s) but the model needs {'+'.join(self.bands)}; "
                                 f"give the VH file as `vh`")
-            index = [_band_index(main, b) for b in self.bands]
-            if None in index:  # unnamed bands are taken in the conventional order only when there is no choice
-                if main.count != len(self.bands):
-                    missing = [b for b, i in zip(self.bands, index) if i is None]
-                    raise DataError(f"{scene}: {main.count} bands and no band description names "
-                                    f"{'/'.join(missing)}; name the bands or give one file per band")
-                rest = iter(i for i in range(1, main.count + 1) if i not in index)
-                index = [next(rest) if i is None else i for i in index]
-            return [(main, i, main.nodatavals[i - 1]) for i in index]
+            names = (tag,) if tag and not main.descriptions[0] else main.descriptions
+            index = band_order(names, self.bands, scene)
+            return [(main, i + 1, main.nodatavals[i]) for i in index]
         other = _open(vh)
         self._datasets.append(other)
         _check_pixel_type(other, vh)

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data.sample import GeoRef, Sample
+from ..data.preprocess import network_input
+from ..data.sample import GeoRef, Sample, band_order
 from ..errors import DataError, FloodwatchError
 from ..inference.tiling import blend_weight, check_prediction, check_tiling, tile_origins
 from ..io import atomic_dir, check_replaceable, write_json
@@ -62,7 +63,9 @@ def read_scene(path: str | os.PathLike) -> Sample:
             image = src.read(masked=True).astype(np.float32).filled(np.nan)
             image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
             georef = GeoRef.from_rasterio(src) if src.crs else None
-            bands = tuple(d or n for d, n in zip(src.descriptions, ("VV", "VH", "B3", "B4")))
+            # unnamed bands are VV, VH in that order; a file that names some bands has the others unnamed (B<n>)
+            bands = tuple(d or (f"B{i + 1}" if any(src.descriptions) else ("VV", "VH")[i] if i < 2 else f"B{i + 1}")
+                          for i, d in enumerate(src.descriptions))
     except rasterio.errors.RasterioIOError as exc:
         raise DataError(f"{path}: not a readable raster ({exc})") from None
     valid = np.isfinite(image).all(axis=0)
@@ -172,10 +175,11 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
     check_tiling(tile, min(overlap, tile // 2))
     if method != "logratio" and predictor is not None:
         wanted = predictor.preprocessing.bands
-        for s in (before, after):
-            if s.image.shape[0] != len(wanted):
+        for s in (before, after):  # before any work: bands picked by name as map picks them (network_input)
+            if s.image.shape[0] < len(wanted):
                 raise DataError(f"{_name(s)}: {s.image.shape[0]} band(s), the model expects {len(wanted)} "
                                 f"({', '.join(wanted)})")
+            band_order(s.bands if len(s.bands) == s.image.shape[0] else [None] * s.image.shape[0], wanted, _name(s))
     before = align(before, after)
     valid = before.valid & after.valid
     if not valid.any():
@@ -192,13 +196,13 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
         if kind != "bitemporal":
             raise FloodwatchError("method: 'bitemporal' needs a bi-temporal model (this one's model_config temporal "
                                   f"is '{kind}'); use 'difference' with a single-date model")
-        x = np.concatenate([pre.apply(before.image, before.valid), pre.apply(after.image, after.valid)], axis=0)
+        x = np.concatenate([network_input(before, pre), network_input(after, pre)], axis=0)
         score = tiled_probability(x, predictor, tile, overlap, batch)
     else:
         if kind == "bitemporal":
             raise FloodwatchError("method: 'difference' needs a single-date model; this one is bi-temporal: use 'bitemporal'")
-        p_before = tiled_probability(pre.apply(before.image, before.valid), predictor, tile, overlap, batch)
-        p_after = tiled_probability(pre.apply(after.image, after.valid), predictor, tile, overlap, batch)
+        p_before = tiled_probability(network_input(before, pre), predictor, tile, overlap, batch)
+        p_after = tiled_probability(network_input(after, pre), predictor, tile, overlap, batch)
         # Hard rule for the mask (water after, not before); soft product as the score for plotting.
         score = p_after * (1.0 - p_before)
         new = (p_after >= threshold) & (p_before < threshold) & valid

@@ -15,7 +15,7 @@ from ..acquisition.fetch import parse_day
 from ..acquisition.search import Retries
 from ..acquisition.sources import Source, resolve_source
 from ..errors import MonitoringError
-from ..inference.tiling import default_overlap
+from ..inference.tiling import check_prediction, check_tiling, default_overlap
 from .aoi import add_aoi, aoi_geometry, record_map_result
 from .store import Store
 
@@ -63,6 +63,9 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
 
     if days < 1:
         raise MonitoringError(f"days: {days} must be at least 1")
+    overlap = default_overlap(tile) if overlap is None else overlap
+    check_tiling(tile, overlap)  # before the download, not after it
+    check_prediction(threshold, batch)
     src = source if isinstance(source, Source) else resolve_source(source)
     aoi = ensure_aoi(store, name, geometry, threshold_km2=threshold_km2, rise_percent=rise_percent)
     start = parse_day(day, "date")
@@ -71,7 +74,6 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     fetched = fetch(aoi, start, end, out_dir / "inputs", source=src, min_coverage=min_coverage, first_only=True,
                     retries=retries, progress=progress, console=console)
     scene = fetched.scenes[0]
-    overlap = default_overlap(tile) if overlap is None else overlap
     result = map_scene(scene.path, predictor, out_dir / "maps" / scene.key, tile=tile, overlap=overlap, batch=batch,
                        threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
     ids = [i["id"] for i in scene.items]
