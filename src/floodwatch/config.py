@@ -328,7 +328,7 @@ class TrainingConfig(_Section):
     # checkpoint_interval epochs). Each full checkpoint is ~3x best.pt's size (optimizer state).
     checkpoints: Literal["best", "last", "all"] = "best"
     checkpoint_interval: int = Field(1, gt=0)  # epochs between epoch_NNN.pt, with checkpoints: all
-    loss: Literal["cross_entropy", "dice", "cross_dice_sum", "focal"] = "cross_entropy"
+    loss: Literal["cross_entropy", "dice", "cross_dice_sum", "focal", "lovasz", "cross_lovasz_sum"] = "cross_entropy"
     weight: Optional[list[float]] = None  # class weights, [not water, water]
     focal_gamma: float = Field(2.0, ge=0)
     learning_rate: float = Field(1e-3, gt=0)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from floodwatch.training.losses import build_loss, cross_entropy, dice, focal
+from floodwatch.training.losses import build_loss, cross_entropy, dice, focal, lovasz_softmax
 
 # pixels: A logits (2, 0) target 0; B logits (0, 0) target 1; C logits (5, -5) target 255 (ignored)
 LOGITS = torch.tensor([[2.0, 0.0, 5.0], [0.0, 0.0, -5.0]]).reshape(1, 2, 1, 3)
@@ -35,7 +35,7 @@ def test_focal_by_hand_and_gamma_zero_is_cross_entropy():
     assert focal(LOGITS, TARGET, gamma=0.0).item() == pytest.approx(cross_entropy(LOGITS, TARGET).item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["cross_entropy", "dice", "cross_dice_sum", "focal"])
+@pytest.mark.parametrize("name", ["cross_entropy", "dice", "cross_dice_sum", "focal", "lovasz", "cross_lovasz_sum"])
 def test_ignored_pixels_do_not_count(name):
     fn = build_loss(name)
     changed = LOGITS.clone()
@@ -62,3 +62,40 @@ def test_all_ignored_batch_gives_zero_with_a_graph():
 def test_unknown_loss_names_the_field():
     with pytest.raises(ValueError, match="training_config.loss"):
         build_loss("hinge")
+
+
+def _iou(pred, truth):
+    return (pred & truth).sum().item() / max((pred | truth).sum().item(), 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lovasz_on_hard_probabilities_is_one_minus_iou_per_class(seed):
+    # the Lovasz extension equals the set function at 0/1 points: with saturated logits, 1 - IoU exactly
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, 2, (2, 6, 7), generator=g)
+    pred = torch.randint(0, 2, (2, 6, 7), generator=g)
+    target[0, 0, :3] = 255  # ignored pixels
+    logits = torch.stack([(pred == 0).float(), (pred == 1).float()], dim=1) * 60.0
+    keep = target != 255
+    expected = sum(1 - _iou((pred == c) & keep, (target == c) & keep) for c in (0, 1)) / 2
+    assert lovasz_softmax(logits, target).item() == pytest.approx(expected, abs=1e-6)
+    # class weights weight the per-class terms
+    w = [1.0, 3.0]
+    per_class = [1 - _iou((pred == c) & keep, (target == c) & keep) for c in (0, 1)]
+    assert lovasz_softmax(logits, target, weight=w).item() == pytest.approx(
+        (per_class[0] + 3 * per_class[1]) / 4, abs=1e-6)
+
+
+def test_lovasz_falls_as_predictions_improve_and_skips_absent_classes():
+    target = torch.tensor([[[1, 1, 0, 0, 0, 0]]])
+    good = torch.tensor([[[-2.0, -2.0, 2.0, 2.0, 2.0, 2.0], [2.0, 2.0, -2.0, -2.0, -2.0, -2.0]]]).reshape(1, 2, 1, 6)
+    loss_good = lovasz_softmax(good, target).item()
+    assert lovasz_softmax(-good, target).item() > loss_good > 0
+    # no water in the batch: land's term alone (1 - 4/6 with two pixels called water), not averaged with water's
+    assert lovasz_softmax(good * 30.0, torch.zeros_like(target)).item() == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_cross_lovasz_sum_is_the_sum():
+    total = build_loss("cross_lovasz_sum")(LOGITS, TARGET).item()
+    assert total == pytest.approx(cross_entropy(LOGITS, TARGET).item() + lovasz_softmax(LOGITS, TARGET).item(),
+                                  rel=1e-6)

@@ -53,6 +53,41 @@ def cross_dice_sum(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[
     return cross_entropy(logits, target, weight, ignore_index) + dice(logits, target, weight, ignore_index)
 
 
+def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
+                   ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Lovasz-softmax (Berman et al., CVPR 2018): the Lovasz extension of 1 - IoU per class, over all scored
+    pixels of the batch pooled (as `dice`), averaged over the classes present (weighted with class weights).
+    On hard probabilities (0 or 1) it equals 1 - IoU per class exactly; softmax makes it a tight surrogate."""
+    keep = target != ignore_index
+    if not keep.any():
+        return logits.sum() * 0.0
+    prob = torch.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)[keep]  # (P, K)
+    labels = target[keep]
+    w = _weights(weight, logits)
+    losses, weights = [], []
+    for c in range(prob.shape[1]):
+        fg = (labels == c).float()
+        if fg.sum() == 0:  # a class absent from the batch has no IoU to lose
+            continue
+        errors = (fg - prob[:, c]).abs()
+        errors, order = torch.sort(errors, descending=True)
+        gt = fg[order]
+        inter = gt.sum() - gt.cumsum(0)
+        union = gt.sum() + (1.0 - gt).cumsum(0)
+        jaccard = 1.0 - inter / union
+        grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])  # the extension's weights
+        losses.append(torch.dot(errors, grad))
+        weights.append(1.0 if w is None else w[c])
+    weights = torch.as_tensor(weights, dtype=torch.float32, device=logits.device)
+    return (torch.stack(losses) * weights).sum() / weights.sum()
+
+
+def cross_lovasz_sum(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
+                     ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Cross-entropy + Lovasz-softmax: `cross_dice_sum` with the IoU surrogate in place of Dice."""
+    return cross_entropy(logits, target, weight, ignore_index) + lovasz_softmax(logits, target, weight, ignore_index)
+
+
 def focal(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | None = None,
           ignore_index: int = IGNORE_INDEX, gamma: float = 2.0) -> torch.Tensor:
     """Focal loss (Lin et al. 2017): mean over scored pixels of -alpha_t (1 - p_t)^gamma log p_t."""
@@ -69,7 +104,8 @@ def focal(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | 
     return loss.mean()
 
 
-LOSSES = {"cross_entropy": cross_entropy, "dice": dice, "cross_dice_sum": cross_dice_sum, "focal": focal}
+LOSSES = {"cross_entropy": cross_entropy, "dice": dice, "cross_dice_sum": cross_dice_sum, "focal": focal,
+          "lovasz": lovasz_softmax, "cross_lovasz_sum": cross_lovasz_sum}
 
 
 def build_loss(name: str, weight: Sequence[float] | None = None, focal_gamma: float = 2.0) -> LossFn:
