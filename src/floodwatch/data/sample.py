@@ -96,7 +96,7 @@ def band_order(names: Sequence[str | None], wanted: Sequence[str], where: str) -
             order = [next(free, None) if i is None else i for i in order]
     if None in order:
         missing = [b for b, i in zip(wanted, order) if i is None]
-        shown = ", ".join(n or "unnamed" for n in names)
+        shown = ", ".join("unnamed" if _unnamed(n) else n for n in names)
         raise DataError(f"{where}: data has {len(names)} band(s) ({shown}) but the model expects {len(wanted)} "
                         f"({', '.join(wanted)}); no band is named {'/'.join(missing)}")
     return order  # type: ignore[return-value]
