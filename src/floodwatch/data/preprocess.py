@@ -124,21 +124,29 @@ def network_input(sample: Sample, preprocessing: Preprocessing, temporal: str = 
     bi-temporal models, before and after each pre-processed alike and stacked before-first. Training,
     evaluation, inference, calibration and INT8 calibration all call it, so none can drift from the others.
     Data whose bands do not fit the model -> DataError naming the chip."""
-    expected = list(preprocessing.bands)
-    where = sample.extra.get("path", sample.id)  # infer's chips name their file
+    order = model_band_order(sample, preprocessing.bands)
 
     def pick(image: np.ndarray) -> np.ndarray:
-        if image.shape[0] < len(expected):
-            raise DataError(f"{where}: data has {image.shape[0]} band(s) ({', '.join(sample.bands)}) but "
-                            f"the model expects {len(expected)} ({', '.join(expected)})")
-        # by name (a VH-only model on VV+VH data, a file stored VH, VV); names that do not fit the image are none
-        names = list(sample.bands) if len(sample.bands) == image.shape[0] else [None] * image.shape[0]
-        order = band_order(names, expected, where)
         return image if order == list(range(image.shape[0])) else image[order]
 
     after = preprocessing.apply(pick(sample.image), sample.valid)
     if temporal != "bitemporal":
         return after
     if sample.before is None:
-        raise DataError(f"{where}: the model is bi-temporal but the chip has no 'before' image")
+        raise DataError(f"{_where(sample)}: the model is bi-temporal but the chip has no 'before' image")
     return np.concatenate([preprocessing.apply(pick(sample.before), sample.valid), after], axis=0)
+
+
+def _where(sample: Sample) -> str:
+    return sample.extra.get("path", sample.id)  # infer's and change's inputs name their file
+
+
+def model_band_order(sample: Sample, bands: Sequence[str]) -> list[int]:
+    """Index of each of the model's `bands` in the sample, by name (a VH-only model on VV+VH data, a file stored
+    VH, VV; `band_order`); names that do not fit the image count as none. Too few bands, or bands that cannot be
+    told apart: a DataError naming the sample's file (else its id)."""
+    n = sample.image.shape[0]
+    if n < len(bands):
+        raise DataError(f"{_where(sample)}: data has {n} band(s) ({', '.join(sample.bands)}) but the model expects "
+                        f"{len(bands)} ({', '.join(bands)})")
+    return band_order(list(sample.bands) if len(sample.bands) == n else [None] * n, list(bands), _where(sample))

@@ -73,16 +73,11 @@ class SceneReader:
         _check_pixel_type(main, scene)
         named = None if is_remote_input(scene) else band_file(Path(scene).name)  # <stem>_vv.tif: its band
         tag = named[1].upper() if named and main.count == 1 else None
-        if vh is None and tag and any(b != tag for b in self.bands):
-            partner = partner_file(scene)  # a lone band file takes its other band from beside it, as infer does
-            if partner is not None and tag == "VH":  # the VH file was given: the VV file leads
-                main.close()
-                self._datasets.remove(main)
-                scene, partner = str(partner), scene
-                main = _open(scene)
-                self._datasets.append(main)
-                _check_pixel_type(main, scene)
-            vh = None if partner is None else str(partner)
+        partner = partner_file(scene) if vh is None and tag and any(b != tag for b in self.bands) else None
+        if partner is not None:  # a lone band file takes its other band from beside it, as infer does
+            main.close()
+            self._datasets.remove(main)
+            return self._resolve(*((scene, str(partner)) if tag == "VV" else (str(partner), scene)))
         if vh is None:
             if main.count < len(self.bands):
                 raise DataError(f"{scene}: {main.count} band(s) but the model needs {'+'.join(self.bands)}; "

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data.preprocess import network_input
-from ..data.sample import GeoRef, Sample, band_order
+from ..data.preprocess import model_band_order, network_input
+from ..data.sample import GeoRef, Sample
 from ..errors import DataError, FloodwatchError
 from ..inference.tiling import blend_weight, check_prediction, check_tiling, tile_origins
-from ..io import atomic_dir, check_replaceable, write_json
+from ..io import atomic_dir, check_replaceable, require_file, write_json
 from .geo import feature_collection, geodesic_area_km2, mask_polygons
 
 Method = Literal["difference", "logratio", "bitemporal"]
@@ -52,9 +52,7 @@ def read_scene(path: str | os.PathLike) -> Sample:
     """A dB GeoTIFF (bands VV[, VH]; no data as data.files.missing_db) -> Sample without a mask."""
     import rasterio
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: scene not found")
+    path = require_file(path, "scene", error=DataError)
     from ..data.files import missing_db, require_float
 
     try:
@@ -63,8 +61,9 @@ def read_scene(path: str | os.PathLike) -> Sample:
             image = src.read(masked=True).astype(np.float32).filled(np.nan)
             image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
             georef = GeoRef.from_rasterio(src) if src.crs else None
-            # unnamed bands are VV, VH in that order; a file that names some bands has the others unnamed (B<n>)
-            bands = tuple(d or (f"B{i + 1}" if any(src.descriptions) else ("VV", "VH")[i] if i < 2 else f"B{i + 1}")
+            # a file that names no band holds VV, VH in that order; one that names some leaves the others unnamed
+            defaults = () if any(src.descriptions) else ("VV", "VH")
+            bands = tuple(d or (defaults[i] if i < len(defaults) else f"B{i + 1}")
                           for i, d in enumerate(src.descriptions))
     except rasterio.errors.RasterioIOError as exc:
         raise DataError(f"{path}: not a readable raster ({exc})") from None
@@ -174,12 +173,8 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
     check_prediction(threshold, batch)
     check_tiling(tile, min(overlap, tile // 2))
     if method != "logratio" and predictor is not None:
-        wanted = predictor.preprocessing.bands
         for s in (before, after):  # before any work: bands picked by name as map picks them (network_input)
-            if s.image.shape[0] < len(wanted):
-                raise DataError(f"{_name(s)}: {s.image.shape[0]} band(s), the model expects {len(wanted)} "
-                                f"({', '.join(wanted)})")
-            band_order(s.bands if len(s.bands) == s.image.shape[0] else [None] * s.image.shape[0], wanted, _name(s))
+            model_band_order(s, predictor.preprocessing.bands)
     before = align(before, after)
     valid = before.valid & after.valid
     if not valid.any():
