@@ -42,6 +42,8 @@ CASES = [
     # every scene is opened before the first is mapped: no map of the good one is left (-o {out} absent)
     Case("second-scene-not-a-raster", "map {scene} {not_raster} -m {model} -o {out} --tile 64 --overlap 16",
          ("{not_raster}", "not a raster")),
+    Case("second-scene-not-a-raster-workers", "map {scene} {not_raster} -m {model} -o {out} --workers 2",
+         ("{not_raster}", "not a raster")),  # also before a cluster starts: not one failure among the maps
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("min-area-negative", "map {scene} -m {model} -o {out} --min-area -100", ("--min-area", "Invalid value")),

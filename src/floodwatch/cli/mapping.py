@@ -120,6 +120,11 @@ def register(app: typer.Typer) -> None:
         if refine_kwargs is not None:
             predictor_kwargs["refine"] = refine_kwargs
         if workers or scheduler:
+            if len(pairs) > 1 and backend != "triton":  # as below; the model is loaded here once for its bands
+                from ..inference import load_predictor
+
+                bands = load_predictor(model, backend, **predictor_kwargs).preprocessing.bands
+                _open_each(pairs, units, bands, remote=False)  # workers may hold credentials the client lacks
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, vh=vh, **kw)
         else:
@@ -130,10 +135,7 @@ def register(app: typer.Typer) -> None:
             predictor = load_predictor(model, backend, **predictor_kwargs)
             label = backend_label(model, backend, downsample)
             if len(pairs) > 1:  # every scene opens before the first is mapped: a bad last one leaves no maps
-                from ..mapping.scene import SceneReader
-
-                for f, v in pairs:
-                    SceneReader(f, vh=v, units=units, bands=predictor.preprocessing.bands).close()
+                _open_each(pairs, units, predictor.preprocessing.bands)
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, **kw)
                        for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
@@ -159,3 +161,14 @@ def register(app: typer.Typer) -> None:
                 n = sum(len(record_map_result(store, r, acquired=acquired, scene_id=input_stem(r.scene)))
                         for r in results)
             console.print(f"recorded in {n} AOI time series")
+
+
+def _open_each(pairs, units: str, bands, remote: bool = True) -> None:
+    """Open every scene's header as `map_scene` will (bands, pixel type, grid): a bad file fails the run
+    before any map is written."""
+    from ..mapping.locations import is_remote_input
+    from ..mapping.scene import SceneReader
+
+    for f, v in pairs:
+        if remote or not (is_remote_input(f) or (v is not None and is_remote_input(v))):
+            SceneReader(f, vh=v, units=units, bands=bands).close()
