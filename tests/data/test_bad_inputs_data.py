@@ -36,7 +36,7 @@ CASES = [
          ("{binary_split_list}/splits/flood_valid_data.txt", "not UTF-8")),
     Case("split-list-binary-stats", "data stats {binary_split_list} -o {out}",
          ("flood_valid_data.txt", "not UTF-8")),
-    Case("split-csv-binary", "data convert {good} {out} --split {binary_csv}", ("{binary_csv}", "not UTF-8")),
+    Case("split-csv-binary", "data convert {good} {out} --split-csv {binary_csv}", ("{binary_csv}", "not UTF-8")),
     # an output path under a regular file
     Case("stats-out-under-file", "data stats {good} -o {file}/x.json", ("{file} is a file",)),
     Case("split-out-under-file", "data split {good} -o {file}/x.csv", ("{file} is a file",)),
@@ -45,9 +45,9 @@ CASES = [
     Case("synth-size-negative", "data synth {out} --scene --size -100", ("--size", "Invalid value")),
     Case("synth-scene-with-chips", "data synth {out} --scene --chips 5", ("--chips: --scene writes one scene",)),
     Case("preview-out-under-file", "data preview {good} -o {file}/p.png", ("{file} is a file",)),
-    Case("inspect-json-under-file", "data inspect {good} --json {file}/r.json", ("{file} is a file",)),
+    Case("inspect-json-under-file", "data inspect {good} --report {file}/r.json", ("{file} is a file",)),
     # an output named as an existing folder, or where no file can be made (root may write anywhere but /proc)
-    Case("inspect-json-is-folder", "data inspect {good} --json {folder}", ("{folder}", "is a folder")),
+    Case("inspect-json-is-folder", "data inspect {good} --report {folder}", ("{folder}", "is a folder")),
     Case("stats-out-is-folder", "data stats {good} -o {folder}", ("{folder}", "is a folder")),
     Case("split-out-is-folder", "data split {good} -o {folder}", ("{folder}", "is a folder")),
     Case("preview-out-is-folder", "data preview {good} -o {folder}", ("{folder}", "is a folder")),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import QUIET, DataFormat, esc, make_console, value
+from .common import QUIET, DataFormat, aliased, esc, make_console, value
 
 FORMAT = typer.Option(None, "--format", help="Dataset layout (default: detected).")
 
@@ -31,10 +31,12 @@ def register(app: typer.Typer) -> None:
                            no_args_is_help=True)
     app.add_typer(data_app, name="data")
 
-    @data_app.command("inspect")
+    # --json was inspect's name for it; `evaluate --report` writes its JSON report, export's --json prints one
+    @data_app.command("inspect", cls=aliased({"--json": "--report"}))
     def inspect(path: Path = typer.Argument(..., help="Data folder (layout detected)."),
                 format: Optional[DataFormat] = FORMAT,
-                json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON."),
+                json_out: Optional[Path] = typer.Option(None, "--report", help="Also write the report to this JSON "
+                                                        "file."),
                 quiet: bool = QUIET) -> None:
         """Layout, chip counts per split and region, class balance, nodata, empty chips, problems."""
         from rich.table import Column, Table
@@ -111,12 +113,14 @@ def register(app: typer.Typer) -> None:
             harmonised_histograms_png(paths, plot, [format] * len(paths), max_chips=plot_chips, progress=show)
             typer.echo(f"wrote {plot}")
 
-    @data_app.command("convert")
+    # --split was convert's name for the CSV; elsewhere (stats, evaluate) --split names one split
+    @data_app.command("convert", cls=aliased({"--split": "--split-csv"}))
     def convert(path: Path = typer.Argument(..., help="Data folder."),
                 out: Path = typer.Argument(..., help="Output folder."),
                 to: ConvertTarget = typer.Option(ConvertTarget.images_masks, "--to", help="Layout to write."),
                 format: Optional[DataFormat] = FORMAT,
-                split_csv: Optional[Path] = typer.Option(None, "--split", help="id,split CSV: write split subfolders."),
+                split_csv: Optional[Path] = typer.Option(None, "--split-csv",
+                                                           help="id,split CSV (`data split`): write split subfolders."),
                 quiet: bool = QUIET) -> None:
         """Write a dataset in the course's images/ + masks/ PNG layout (with class_map.json)."""
         from ..data import open_dataset

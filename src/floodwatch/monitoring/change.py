@@ -57,7 +57,8 @@ def read_scene(path: str | os.PathLike) -> Sample:
 
     try:
         with rasterio.open(path) as src:
-            require_float(np.dtype(src.dtypes[0]), path)
+            for dtype in set(src.dtypes):
+                require_float(np.dtype(dtype), path)
             image = src.read(masked=True).astype(np.float32).filled(np.nan)
             image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
             georef = GeoRef.from_rasterio(src) if src.crs else None
