@@ -111,6 +111,24 @@ def test_linear_units_refuse_a_db_file_and_keep_a_few_negative_powers(tmp_path, 
     assert not valid[:4].any() and valid[5:20].all() and not valid[20:].any()  # row 4: VV's -9999 fill
 
 
+def test_db_units_refuse_a_linear_power_file_and_keep_bright_db(tmp_path, bands):
+    """Planetary Computer's RTC gamma0 is linear power: read as dB it would map as brighter than any land."""
+    from floodwatch.errors import DataError
+
+    vv, vh = bands
+    lin = 10 ** (np.stack([np.nan_to_num(vv, nan=-20), np.nan_to_num(vh, nan=-20)]) / 10)
+    lin[:, :4, :] = -1e-3  # noise removal
+    path = _write(tmp_path / "lin.tif", lin.astype(np.float32), ["VV", "VH"])
+    with SceneReader(path) as reader, pytest.raises(DataError, match="looks like linear power"):
+        reader.read_window(0, H, 0, W)
+    city = np.stack([vv, vh]).copy()
+    city[0, : H // 2] = 1.5  # half the window a bright city: VV above 0 dB is rare but real
+    path = _write(tmp_path / "city.tif", city, ["VV", "VH"])
+    with SceneReader(path) as reader:
+        _, valid = reader.read_window(0, H, 0, W)
+    assert valid.any()
+
+
 def test_exactly_zero_db_is_fill_without_a_nodata_tag(tmp_path, bands):
     vv, vh = bands
     vv, vh = vv.copy(), vh.copy()

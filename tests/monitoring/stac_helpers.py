@@ -41,8 +41,9 @@ def _write_cog(path, band, georef):
         dst.write(band[None])
 
 
-def make_catalog(root):
-    """A static catalog: two dates over the AOI (more water on the second) and one item elsewhere."""
+def make_catalog(root, linear: bool = False):
+    """A static catalog: two dates over the AOI (more water on the second) and one item elsewhere; with
+    `linear` the assets hold power in linear units, as Planetary Computer's sentinel-1-rtc does."""
     cat = pystac.Catalog("root", "test catalog")
     coll = pystac.Collection("s1", "Sentinel-1 test", pystac.Extent(
         pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]])))
@@ -54,7 +55,7 @@ def make_catalog(root):
                            datetime(2024, 5, day, 5, tzinfo=timezone.utc), {})
         for b, name in enumerate(("vv", "vh")):
             p = root / f"S1_{i}_{name}.tif"
-            _write_cog(p, s.image[b], s.georef)
+            _write_cog(p, 10 ** (s.image[b] / 10) if linear else s.image[b], s.georef)
             item.add_asset(name, pystac.Asset(str(p), media_type=pystac.MediaType.COG, roles=["data"]))
         coll.add_item(item)
     cat.normalize_hrefs(str(root))

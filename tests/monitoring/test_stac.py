@@ -55,3 +55,28 @@ def test_watch_static_catalog_over_http(tmp_path, file_server, predictor, receiv
             watch_aoi(store, "mid", url, "nope", predictor, tmp_path / "out", progress=False)
         with pytest.raises(MonitoringError, match="cannot read"):
             watch_aoi(store, "mid", f"{base}/missing.json", "s1", predictor, tmp_path / "out", progress=False)
+
+
+def test_watch_reads_linear_power_items_as_db(tmp_path, predictor):
+    """Planetary Computer's RTC items are linear power: watch finds that per item (no value is negative) and maps
+    them as the same scenes in dB; told they are dB, the map refuses them instead of finding no water."""
+    from floodwatch.errors import DataError
+
+    aoi = mapping(to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM))
+    flooded = {}
+    for kind in ("db", "linear"):
+        (tmp_path / kind).mkdir()
+        catalog = make_catalog(tmp_path / kind, linear=kind == "linear")
+        with Store(tmp_path / f"{kind}.db") as store:
+            add_aoi(store, "mid", aoi)
+            watch_aoi(store, "mid", str(catalog), "s1", predictor, tmp_path / f"out_{kind}", tile=64, overlap=16,
+                      progress=False)
+            flooded[kind] = [h["flooded_km2"] for h in store.history("mid")]
+        with rasterio.open(tmp_path / f"out_{kind}" / "inputs" / "S1_0.tif") as src:
+            assert src.tags()["units"] == "dB" and src.tags()["source_units"] == kind
+    assert flooded["db"][1] > 0.01 and flooded["linear"] == pytest.approx(flooded["db"], rel=1e-3)
+    with Store(tmp_path / "told_db.db") as store:
+        add_aoi(store, "mid", aoi)
+        with pytest.raises(DataError, match="looks like linear power"):
+            watch_aoi(store, "mid", str(tmp_path / "linear" / "catalog.json"), "s1", predictor, tmp_path / "out_told",
+                      units="db", tile=64, overlap=16, progress=False)

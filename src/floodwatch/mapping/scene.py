@@ -37,6 +37,16 @@ def _check_pixel_type(ds, path: str) -> None:
         require_float(np.dtype(dtype), path)
 
 
+def _check_not_linear(x: np.ndarray, ok: np.ndarray, name: str) -> None:
+    # Power in linear units (Planetary Computer's RTC gamma0, 0.001-0.5) read as dB would be mapped as
+    # backscatter near 0 dB, brighter than any land: no water at all, silently. In dB almost no pixel lies
+    # in [0, 2]; a window of mostly such values is linear power (noise removal dips it a little below 0).
+    n = np.count_nonzero(ok)
+    if n >= 100 and np.count_nonzero(ok & (x > -0.05) & (x <= 2)) > 0.9 * n:
+        raise DataError(f"{name}: most values lie between 0 and 2, where backscatter in dB almost never is; the "
+                        f"file looks like linear power (units 'linear': map's and aoi watch's --units linear)")
+
+
 class SceneReader:
     """VV/VH (or whichever bands the model wants) of one scene, read by windows, in dB. `scene` and `vh`
     are local paths or URLs GDAL reads (https://, s3://, gs://: see `floodwatch.mapping.locations`)."""
@@ -123,7 +133,9 @@ class SceneReader:
                 raise DataError(f"{ds.name}: read failed at rows {row0}-{row1} ({exc})") from None
             for x, (c, _, nodata) in zip(data, channels):
                 ok = ~missing_db(x, nodata)
-                if self.units == "linear":
+                if self.units == "db":
+                    _check_not_linear(x, ok, ds.name)
+                elif self.units == "linear":
                     # noise-removed power dips a little below 0 (a lake's VH may be mostly so); below -1 it
                     # cannot go, where dB backscatter almost always is
                     if np.count_nonzero(ok & (x < -1.0)) > 0.5 * max(1, np.count_nonzero(ok)):

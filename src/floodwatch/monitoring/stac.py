@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from ..acquisition.read import BANDS, GDAL_HTTP_ENV, band_assets, grid_for, read_item  # noqa: F401 (re-exported)
+from ..acquisition.read import (BANDS, GDAL_HTTP_ENV, band_assets, detect_units,  # noqa: F401 (re-exported)
+                                 grid_for, read_item, to_db)
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
@@ -85,9 +86,10 @@ def _acquired(item: Any) -> datetime:
 
 
 def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 16,
-                    sign: Callable[[str], str] = no_signing) -> Path | None:
+                    sign: Callable[[str], str] = no_signing, units: str = "auto") -> Path | None:
     """Read only the window of the item's VV/VH COGs that covers the AOI (HTTP range requests for remote
-    files) into a 2-band GeoTIFF, in the assets' own units; None when the item has no pixels over the AOI."""
+    files) into a 2-band GeoTIFF in dB; None when the item has no pixels over the AOI. `units`: the assets'
+    ('db', 'linear' power, or 'auto': linear unless a value is negative, as `fetch` decides)."""
     import rasterio
 
     key = "?"
@@ -102,23 +104,29 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
         raise MonitoringError(f"STAC item '{item.id}': cannot read {key} ({exc})") from None
     if not np.isfinite(data).any():
         return None
+    units_in = detect_units(data) if units == "auto" else units
+    data = to_db(data, units_in)
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=len(BANDS), dtype="float32",
                    crs=grid.crs, transform=grid.transform, nodata=float("nan"), compress="deflate")
     with atomic_path(out_path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
             dst.descriptions = BANDS
+            dst.update_tags(units="dB", source_units=units_in)
     return out_path
 
 
 def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predictor: Any, out_dir: str | Path, *,
-              since: datetime | str | None = None, units: str = "db", tile: int = 512, overlap: int | None = None,
+              since: datetime | str | None = None, units: str = "auto", tile: int = 512, overlap: int | None = None,
               batch: int = 4, threshold: float = 0.5, progress: bool = True, notify: bool = True,
               console: Any = None) -> list[WatchOutcome]:
     """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed.
-    `overlap` None: `default_overlap(tile)`."""
+    `units`: the items' pixels, 'db', 'linear' power (Planetary Computer's sentinel-1-rtc) or 'auto' (per item:
+    linear unless a value is negative); windows are stored in dB. `overlap` None: `default_overlap(tile)`."""
     from ..mapping import map_scene
 
+    if units not in ("auto", "db", "linear"):
+        raise MonitoringError(f"units: '{units}' is not one of auto, db, linear")
     overlap = default_overlap(tile) if overlap is None else overlap
     aoi = aoi_geometry(store.get_aoi(aoi_name))
     since_dt = parse_time(since, "since") if isinstance(since, str) else since
@@ -137,12 +145,12 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
                 sign = _signer(source, coll)
             except AcquisitionError as exc:
                 raise MonitoringError(str(exc)) from None
-        window = read_aoi_window(item, aoi, out_dir / "inputs" / f"{_safe(item.id)}.tif", sign=sign)
+        window = read_aoi_window(item, aoi, out_dir / "inputs" / f"{_safe(item.id)}.tif", sign=sign, units=units)
         if window is None:
             store.mark_processed(key, item.id, aoi_name)
             outcomes.append(WatchOutcome(item.id, acquired, "outside", []))
             continue
-        result = map_scene(window, predictor, out_dir / "maps", units=units, tile=tile, overlap=overlap, batch=batch,
+        result = map_scene(window, predictor, out_dir / "maps", tile=tile, overlap=overlap, batch=batch,
                            threshold=threshold, progress=progress)
         ids = record_map_result(store, result, acquired=acquired, scene_id=item.id, aois=[aoi_name],
                                 notify=notify, console=console)
