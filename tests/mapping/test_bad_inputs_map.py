@@ -29,6 +29,10 @@ def files(tmp_path_factory, tiny_checkpoint):
     f["dir"].mkdir()
     f["vv"] = rewrite_raster(f["scene"], d / "vv.tif", bands=[1])
     f["vh_shifted"] = rewrite_raster(f["scene"], d / "vh.tif", bands=[2], shift_px=3)
+    from floodwatch.export import export_onnx
+
+    f["fixed_onnx"] = d / "fixed.onnx"  # `export --height 64 --width 64`: no other input size
+    export_onnx(tiny_checkpoint, f["fixed_onnx"], height=64, width=64)
     return f
 
 
@@ -44,6 +48,8 @@ CASES = [
          ("{not_raster}", "not a raster")),
     Case("second-scene-not-a-raster-workers", "map {scene} {not_raster} -m {model} -o {out} --workers 2",
          ("{not_raster}", "not a raster")),  # also before a cluster starts: not one failure among the maps
+    Case("onnx-of-fixed-size-other-tile", "map {scene} -m {fixed_onnx} -o {out} --tile 32 --overlap 8",
+         ("{fixed_onnx}", "64 x 64 px only", "--tile 64")),
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("min-area-negative", "map {scene} -m {model} -o {out} --min-area -100", ("--min-area", "Invalid value")),

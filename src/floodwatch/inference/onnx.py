@@ -29,14 +29,21 @@ class OnnxPredictor:
         self.preprocessing: Preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])
         self.session = onnx_session(self.path, providers, threads, spinning, memory_pattern)
         self.providers = self.session.get_providers()
-        self.input_name = self.session.get_inputs()[0].name or INPUT_NAME
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name or INPUT_NAME
         self.output_name = self.session.get_outputs()[0].name
+        #: (H, W) of a file exported with --height/--width; None for a dynamic axis (export's default)
+        self.input_hw = tuple(d if isinstance(d, int) else None for d in first.shape[2:4])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != self.preprocessing.channels:
             raise ExportError(f"{self.path}: expected a (N, {self.preprocessing.channels}, H, W) batch, "
                               f"got shape {x.shape}")
+        if any(want is not None and want != got for want, got in zip(self.input_hw, x.shape[2:])):
+            h, w = (d or "any" for d in self.input_hw)
+            raise ExportError(f"{self.path}: takes inputs of {h} x {w} px only (exported with --height/--width), "
+                              f"got {x.shape[2]} x {x.shape[3]}; map with --tile {h}, or export without them")
         return self.session.run([self.output_name], {self.input_name: x})[0].astype(np.float32, copy=False)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
