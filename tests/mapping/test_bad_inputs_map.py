@@ -50,6 +50,8 @@ CASES = [
          ("{not_raster}", "not a raster")),  # also before a cluster starts: not one failure among the maps
     Case("onnx-of-fixed-size-other-tile", "map {scene} -m {fixed_onnx} -o {out} --tile 32 --overlap 8",
          ("{fixed_onnx}", "64 x 64 px only", "--tile 64")),
+    Case("model-with-triton", "map {scene} -m {model} -o {out} --backend triton",
+         ("-m/--model", "not used with --backend triton")),
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("min-area-negative", "map {scene} -m {model} -o {out} --min-area -100", ("--min-area", "Invalid value")),

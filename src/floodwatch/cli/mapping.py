@@ -90,6 +90,9 @@ def register(app: typer.Typer) -> None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
             pairs = pair_band_files(files)
+        if backend == "triton" and model is not None:  # a file given here would be silently not the one mapping
+            raise FloodwatchError("-m/--model: not used with --backend triton, which runs the server's model "
+                                  "(--triton-model names it)")
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
             from ..monitoring.store import parse_time
 
