@@ -1,6 +1,7 @@
 """Bad input to `floodwatch export` and `prune`: the catalogue (see tests/bad_inputs.py)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.bad_inputs import Case, check, params, plain_file, unsafe_checkpoint
@@ -12,6 +13,12 @@ def files(tmp_path_factory, tiny_checkpoint):
     f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
          "folder": d / "folder.onnx", "garbage": plain_file(d / "garbage.pt"), "onnx": plain_file(d / "m.onnx")}
     f["folder"].mkdir()
+    nan = np.full((2, 2, 16, 16), np.nan, np.float32)
+    sparse = nan.copy()
+    sparse[0, :, 0, 0] = -15.0  # 1 valid pixel of 512: under the 1% calibration needs
+    for name, array in {"nan": nan, "sparse": sparse, "flat": np.zeros(10, np.float32)}.items():
+        np.save(d / f"{name}.npy", array)
+        f[name] = d / f"{name}.npy"
     return f
 
 
@@ -30,6 +37,24 @@ CASES = [
     Case("prune-under-file", "prune -m {model} -o {file}/x.pt --ratio 0.5", ("{file} is a file",)),
     Case("prune-unsafe", "prune -m {unsafe} -o {out}.pt --ratio 0.5", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback"), absent=("{out}.pt",)),
+    Case("int8-calibration-all-nan", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data {nan}",
+         ("{nan}", "no valid pixel")),
+    Case("int8-calibration-few-valid", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data "
+         "{sparse}", ("{sparse}", "only 1 valid pixels of 512")),
+    Case("int8-calibration-not-chips", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data {flat}",
+         ("{flat}", "(N, C, H, W)", "C = 2", "(10,)")),
+    Case("height-negative", "export -m {model} -o {out}.onnx --height -5", ("--height",), absent=("{out}.onnx",)),
+    Case("width-zero", "export -m {model} -o {out}.onnx --width 0", ("--width",), absent=("{out}.onnx",)),
+    Case("prune-onnx-output", "prune -m {model} -o {out}.onnx --ratio 0.5", ("{out}.onnx", ".pt or .pth"),
+         absent=("{out}.onnx",)),
+    Case("prune-min-filters-negative", "prune -m {model} -o {out}.pt --ratio 0.5 --min-filters -3",
+         ("--min-filters",), absent=("{out}.pt",)),
+    Case("prune-neither-ratio-nor-threshold", "prune -m {model} -o {out}.pt", ("--ratio, --threshold",),
+         absent=("{out}.pt",)),
+    Case("prune-ratio-out-of-range", "prune -m {model} -o {out}.pt --ratio 1.5", ("--ratio: 1.5",),
+         absent=("{out}.pt",)),
+    Case("prune-multiple-of-zero", "prune -m {model} -o {out}.pt --ratio 0.5 --multiple-of 0", ("--multiple-of",),
+         absent=("{out}.pt",)),
 ]
 
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from floodwatch.cli.main import main
+from floodwatch.data.synthetic import synth_chips
 
 
 def run_cli(argv, capsys):
@@ -39,10 +40,32 @@ def test_bad_inputs_are_one_line_errors(tmp_path, trained_ckpt, capsys):
     code, _, err = run_cli(["export", "-m", str(junk), "-o", str(tmp_path / "x.onnx")], capsys)
     assert code == 2 and "junk.pt" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["prune", "-m", str(trained_ckpt), "-o", str(tmp_path / "p.pt")], capsys)
-    assert code == 2 and "ratio or threshold" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--ratio, --threshold" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(tmp_path / "x.onnx"),
                             "--precision", "int8"], capsys)
     assert code == 2 and "--calibration-data" in err
+
+
+def test_int8_export_to_relative_paths(tmp_path, trained_ckpt, capsys, monkeypatch):
+    """-o, --triton-repo relative to the working directory; the report names the files written; a failed
+    export leaves no folder behind."""
+    import json
+
+    import numpy as np
+
+    np.save(tmp_path / "calib.npy", np.stack([c.image for c in synth_chips(4, size=32, seed=3)]))
+    np.save(tmp_path / "nan.npy", np.full((2, 2, 32, 32), np.nan, np.float32))
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run_cli(["export", "-m", str(trained_ckpt), "-o", "sub/m.onnx", "--exporter", "torchscript",
+                                 "--precision", "int8", "--calibration-data", "calib.npy", "--triton-repo", "repo",
+                                 "--triton-model", "flood", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["onnx_export"]["onnx"] == report["int8"]["onnx"] == "sub/m.onnx"
+    assert (tmp_path / "sub" / "m.onnx").is_file() and (tmp_path / "repo" / "flood" / "1" / "model.onnx").is_file()
+    code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", "new/m.onnx", "--exporter", "torchscript",
+                            "--precision", "int8", "--calibration-data", "nan.npy"], capsys)
+    assert code == 2 and "nan.npy" in err and not (tmp_path / "new").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: TensorRT may work here")

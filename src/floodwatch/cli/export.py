@@ -48,21 +48,22 @@ def export(
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Numeric precision (int8 needs "
                                         "--calibration-data)."),
     calibration_data: Optional[Path] = typer.Option(None, "--calibration-data",
-                                                    help="Dataset folder or .npy/.npz of dB chips (int8)."),
+                                                    help="Dataset folder or .npy/.npz of dB chips, shape (N, "
+                                                         "bands, H, W) (int8)."),
     validation_data: Optional[Path] = typer.Option(None, "--validation-data",
                                                    help="Labelled chips for the int8 IoU check (default: "
                                                         "calibration)."),
     triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Add the result to this Triton repository."),
     triton_model: Optional[str] = typer.Option(None, "--triton-model", help="Model name in the Triton repository."),
-    max_batch_size: int = typer.Option(16, "--max-batch-size", help="Triton's max_batch_size for the model."),
-    instances: int = typer.Option(1, "--instances", help="Triton instance count."),
+    max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Triton's max_batch_size for the model."),
+    instances: int = typer.Option(1, "--instances", min=1, help="Triton instance count."),
     triton_kind: TritonKind = typer.Option(TritonKind.auto, "--triton-kind",
                                            help="cpu (local Triton, Python backend), gpu (NVIDIA's container), "
                                                 "or auto."),
     version_policy: str = typer.Option("latest", "--version-policy", help="Triton version policy: latest, all, "
                                        "or version numbers 'N,M'."),
-    height: Optional[int] = typer.Option(None, "--height", help="Fix the input height (default dynamic)."),
-    width: Optional[int] = typer.Option(None, "--width", help="Fix the input width (default dynamic)."),
+    height: Optional[int] = typer.Option(None, "--height", min=1, help="Fix the input height (default dynamic)."),
+    width: Optional[int] = typer.Option(None, "--width", min=1, help="Fix the input width (default dynamic)."),
     exporter: Exporter = typer.Option(Exporter.auto, "--exporter", help="torch's ONNX exporter to use."),
     json_out: bool = typer.Option(False, "--json", help="Print the full export report as JSON (and nothing else)."),
     quiet: bool = QUIET,
@@ -110,13 +111,13 @@ def export_summary(report: dict, output: Path) -> list[str]:
 
 def prune(
     model: str = typer.Option(..., "-m", "--model", help=CHECKPOINT_HELP + "."),
-    output: Path = typer.Option(..., "-o", "--output", help="Pruned checkpoint to write."),
+    output: Path = typer.Option(..., "-o", "--output", help="Pruned checkpoint to write (.pt or .pth)."),
     ratio: Optional[float] = typer.Option(None, "--ratio", help="Fraction of filters to remove per layer."),
     threshold: Optional[float] = typer.Option(None, "--threshold",
                                               help="Remove filters below this fraction of the layer's largest norm."),
-    min_filters: int = typer.Option(8, "--min-filters", help="Keep at least this many filters per layer."),
+    min_filters: int = typer.Option(8, "--min-filters", min=1, help="Keep at least this many filters per layer."),
     norm: Norm = typer.Option(Norm.l1, "--norm", help="Filter importance: L1 or L2 norm of its weights."),
-    multiple_of: int = typer.Option(8, "--multiple-of",
+    multiple_of: int = typer.Option(8, "--multiple-of", min=1,
                                     help="Round kept filters up to a multiple of this (fast CPU/GPU kernels)."),
 ) -> None:
     """Structured pruning: remove conv filters for a smaller, faster dense model (fine-tune it after)."""

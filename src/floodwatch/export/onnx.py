@@ -47,6 +47,8 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
         raise ExportError(f"precision: '{precision}' is not one of {', '.join(TOLERANCE)} (int8: use quantize_int8)")
     if opset < 17:
         raise ExportError(f"opset: {opset} is too old; floodwatch exports opset >= 17")
+    if (height is not None and height < 1) or (width is not None and width < 1):
+        raise ExportError(f"height, width: {height} x {width} is not a positive input size (None: dynamic)")
     model, meta = load_model(checkpoint)
     prep: Preprocessing = meta["preprocessing_obj"]
     out_path = Path(out_path)

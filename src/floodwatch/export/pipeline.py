@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ExportError
-from ..io import check_output_dir, ensure_output_dir
+from ..io import check_output_dir, output_folder
 from .onnx import export_onnx, read_metadata
 
 
@@ -50,13 +50,15 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
         check_output_dir(triton_repo)
 
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "format": format, "precision": precision}
-    ensure_output_dir(out.parent)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmpdir:
+    # a failed export leaves no output folder it created behind
+    with output_folder(out.parent), tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmpdir:
         direct = format == "onnx" and precision != "int8"
         onnx_path = out if direct else Path(tmpdir) / "model.onnx"
         onnx_precision = precision if direct else "fp32"
         report["onnx_export"] = export_onnx(checkpoint, onnx_path, opset=opset, precision=onnx_precision,
                                             height=height, width=width, exporter=exporter, nvinfer_config=direct)
+        # an intermediate fp32 file is deleted with tmpdir: name the ONNX file the export wrote (a plan is no ONNX)
+        report["onnx_export"]["onnx"] = str(out) if format == "onnx" else None
         meta = read_metadata(onnx_path)  # a TensorRT plan cannot carry it; Triton's config gets it from here
         if precision == "int8":
             from .quantize import quantize_int8

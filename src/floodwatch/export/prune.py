@@ -70,15 +70,17 @@ def prune_model(model: nn.Module, model_config: dict[str, Any], *, ratio: float 
                 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """(smaller model with copied weights, its model_config, per-layer report). The input model is unchanged."""
     if (ratio is None) == (threshold is None):
-        raise ExportError("prune: give exactly one of ratio or threshold")
+        raise ExportError("ratio, threshold: give exactly one of the two")
     if ratio is not None and not 0.0 <= ratio < 1.0:
-        raise ExportError(f"prune ratio: {ratio} is not in [0, 1)")
+        raise ExportError(f"ratio: {ratio} is not in [0, 1) (fraction of filters to remove)")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ExportError(f"prune threshold: {threshold} is not in [0, 1] (fraction of the layer's largest norm)")
+        raise ExportError(f"threshold: {threshold} is not in [0, 1] (fraction of the layer's largest norm)")
     if norm not in ("l1", "l2"):
-        raise ExportError(f"prune norm: '{norm}' is not l1 or l2")
+        raise ExportError(f"norm: '{norm}' is not l1 or l2")
+    if min_filters < 1:
+        raise ExportError(f"min_filters: {min_filters} is not a positive filter count")
     if multiple_of < 1:
-        raise ExportError(f"prune multiple_of: {multiple_of} is not a positive channel count")
+        raise ExportError(f"multiple_of: {multiple_of} is not a positive channel count")
     if not hasattr(model, "prunable_convs"):
         raise ExportError(f"prune: {type(model).__name__} is not a floodwatch U-Net")
     model = model.eval()
@@ -127,6 +129,9 @@ def prune_checkpoint(checkpoint: str | Path, out: str | Path, *, ratio: float | 
                      multiple_of: int = 8) -> dict[str, Any]:
     """Prune a floodwatch checkpoint and write one whose model_config (with `widths`) rebuilds the smaller
     model, so `floodwatch train -m OUT` fine-tunes it and export/inference load it like any other."""
+    if Path(out).suffix.lower() not in (".pt", ".pth"):  # commands pick a model's loader by its suffix
+        raise ExportError(f"{out}: a pruned checkpoint's name must end in .pt or .pth (ONNX: prune, then "
+                          "`floodwatch export` the result)")
     model, meta = load_model(checkpoint)
     state = read_checkpoint(checkpoint)  # for the spec/metrics fields load_model does not interpret
     small, config, layers = prune_model(model, dict(meta["model_config"]), ratio=ratio, threshold=threshold,

@@ -24,36 +24,52 @@ from .onnx import INPUT_NAME, onnx_session, read_metadata, set_metadata, topolog
 
 ChipSource = "str | Path | np.ndarray | Sequence[Sample]"
 
-def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+#: Fewer valid (finite, not nodata) pixels than this fraction of the chips refuse calibration: the rest are
+#: `fill`, so the activation ranges (and entropy/percentile histograms) would describe the fill value rather
+#: than backscatter, and an INT8 model calibrated that way can lose the water/land contrast unnoticed.
+MIN_VALID_FRACTION = 0.01
+
+
+def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None,
+               what: str = "calibration/validation data") -> tuple[np.ndarray, np.ndarray | None]:
     """(N,C,H,W) pre-processed chips and (N,H,W) masks (or None) from a dataset folder, a .npy/.npz of
-    dB images (N,bands,H,W) [with 'mask' in the .npz], an array of dB images, or a list of Samples."""
+    dB images (N,bands,H,W) [with 'mask' in the .npz], an array of dB images, or a list of Samples.
+    `what` names the data in errors (after the file's name, if it is one)."""
     masks = None
+    where = what
     if isinstance(source, (str, Path)):
         path = Path(source)
+        where = f"{path} ({what})"
         if not path.exists():
-            raise ExportError(f"{path}: calibration/validation data not found")
+            raise ExportError(f"{where}: not found")
         if path.suffix in (".npy", ".npz"):
-            data = np.load(path)
-            images = data if isinstance(data, np.ndarray) else data["image"]
-            masks = None if isinstance(data, np.ndarray) or "mask" not in data else data["mask"]
-            return _limit(prep.apply(images), masks, limit)
+            try:
+                data = np.load(path)
+                images = data if isinstance(data, np.ndarray) else data["image"]
+                masks = None if isinstance(data, np.ndarray) or "mask" not in data else data["mask"]
+            except KeyError:
+                raise ExportError(f"{where}: the .npz has no 'image' array (dB images (N, bands, H, W))") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise ExportError(f"{where}: not a readable {path.suffix} file ({str(exc).splitlines()[0]})") from None
+            return _from_array(images, masks, prep, limit, where)
         try:
             from ..data import open_dataset
         except ImportError:
             raise ExportError(f"{path}: reading a dataset folder needs floodwatch.data.open_dataset") from None
         source = open_dataset(path)
     if isinstance(source, np.ndarray):
-        return _limit(prep.apply(source), None, limit)
+        return _from_array(source, None, prep, limit, where)
     samples = []
     for i, s in enumerate(source):
         if limit is not None and i >= limit:
             break
         samples.append(s)
     if not samples:
-        raise ExportError("calibration/validation data: no chips")
+        raise ExportError(f"{where}: no chips")
     shapes = {s.shape for s in samples}
     if len(shapes) > 1:
-        raise ExportError(f"calibration/validation data: chips differ in size {sorted(shapes)[:3]}")
+        raise ExportError(f"{where}: chips differ in size {sorted(shapes)[:3]}")
+    _check_valid(np.stack([s.valid & np.isfinite(s.image).all(0) for s in samples]), where)
     from ..data.preprocess import network_input  # bands picked by name, as everywhere else
 
     x = np.stack([network_input(s, prep) for s in samples])
@@ -61,10 +77,25 @@ def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None) ->
         masks = np.stack([np.where(s.valid, s.mask, IGNORE_INDEX) for s in samples])
     return x, masks
 
-def _limit(x: np.ndarray, m: np.ndarray | None, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    if x.ndim != 4:
-        raise ExportError(f"calibration/validation data: expected (N, bands, H, W) images, got shape {x.shape}")
-    return (x[:limit], None if m is None else m[:limit])
+def _from_array(images: np.ndarray, masks: np.ndarray | None, prep: Preprocessing, limit: int | None,
+                where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    bands = len(prep.bands)
+    if images.ndim != 4 or images.shape[1] != bands or not np.issubdtype(images.dtype, np.number):
+        raise ExportError(f"{where}: expected dB images of shape (N, C, H, W) with the model's C = {bands} "
+                          f"({', '.join(prep.bands)}); got {images.dtype} {images.shape}")
+    if len(images) == 0:
+        raise ExportError(f"{where}: no chips (shape {images.shape})")
+    images = images[:limit]
+    _check_valid(np.isfinite(images).all(1), where)
+    return prep.apply(images), None if masks is None else masks[:limit]
+
+def _check_valid(valid: np.ndarray, where: str) -> None:
+    n = int(valid.sum())
+    if n == 0:
+        raise ExportError(f"{where}: no valid pixel (all NaN or nodata)")
+    if n < MIN_VALID_FRACTION * valid.size:
+        raise ExportError(f"{where}: only {n} valid pixels of {valid.size} (finite, not nodata); "
+                          f"at least {MIN_VALID_FRACTION:.0%} must be valid")
 
 class ChipReader:
     """onnxruntime.quantization.CalibrationDataReader over pre-processed chips, a few at a time."""
@@ -102,7 +133,8 @@ def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    onnx_fp32, out_path = Path(onnx_fp32), Path(out_path)
+    # absolute: the pre-processing step below runs in another working directory
+    onnx_fp32, out_path = Path(onnx_fp32).resolve(), Path(out_path)
     meta = read_metadata(onnx_fp32)
     if meta.get("precision", "fp32") != "fp32":
         raise ExportError(f"{onnx_fp32}: INT8 quantisation needs the fp32 export, this one is {meta['precision']}")
@@ -111,16 +143,16 @@ def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any,
     if method not in methods:
         raise ExportError(f"calibration method: '{method}' is not one of {', '.join(methods)}")
     prep = Preprocessing.from_dict(meta["preprocessing"])
-    calib, calib_masks = load_chips(calibration, prep, limit=max_calibration)
+    calib, calib_masks = load_chips(calibration, prep, limit=max_calibration, what="calibration data")
     with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmpdir:
         tmpdir = str(Path(tmpdir).resolve())
         pre = Path(tmpdir) / "pre.onnx"
         # ORT's symbolic shape inference drops scratch files into the working directory: keep them in tmpdir.
         with _quiet(), _working_directory(tmpdir):
             try:
-                quant_pre_process(str(onnx_fp32.resolve()), str(pre), skip_symbolic_shape=False)
+                quant_pre_process(str(onnx_fp32), str(pre), skip_symbolic_shape=False)
             except Exception:  # symbolic shape inference can fail on exotic graphs; ORT's own fallback
-                quant_pre_process(str(onnx_fp32.resolve()), str(pre), skip_symbolic_shape=True)
+                quant_pre_process(str(onnx_fp32), str(pre), skip_symbolic_shape=True)
         with atomic_path(out_path) as tmp:
             with _quiet():
                 quantize_static(str(pre), str(tmp), ChipReader(calib), quant_format=QuantFormat.QDQ,
@@ -132,7 +164,7 @@ def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any,
             set_metadata(proto, {**meta, "precision": "int8"})
             onnx.save_model(proto, str(tmp))
     if validation is not None:
-        val, val_masks = load_chips(validation, prep)
+        val, val_masks = load_chips(validation, prep, what="validation data")
     else:
         val, val_masks = calib, calib_masks
     report = {"onnx": str(out_path), "precision": "int8", "calibration_chips": int(len(calib)),
