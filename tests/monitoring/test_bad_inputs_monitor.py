@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from floodwatch.monitoring.change import detect_change
 from tests.bad_inputs import Case, binary_file, check, params, plain_file, rewrite_raster
 from tests.mapping.helpers import make_scene
 
@@ -32,10 +34,39 @@ def files(tmp_path_factory, tiny_checkpoint):
     f["deep"].write_text("[" * 100_000 + "]" * 100_000)
     f["deep_coords"] = d / "deep_coords.geojson"
     f["deep_coords"].write_text('{"type": "Polygon", "coordinates": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    # Python's JSON reader takes NaN and turns 1e400 into infinity; GeoJSON allows neither
+    for name, x in (("nan_coords", "NaN"), ("huge_coords", "1e400")):
+        f[name] = d / f"{name}.geojson"
+        f[name].write_text('{"type": "Polygon", "coordinates": [[[0, 0], [' + x + ', 0], [1, 1], [0, 0]]]}')
+    f["folder"] = d / "folder.geojson"
+    f["folder"].mkdir()
+    f["three_bands"] = _three_unnamed_bands(f["after"], d / "three_bands.tif")
+    f["png_before"], f["png_after"] = _picture(d / "before.png", 90), _picture(d / "after.png", 40)
+    f["chg"] = d / "chg"  # a change output folder, for `aoi record`
+    detect_change(f["before"], f["after"], None, f["chg"], method="logratio")
     return f
 
 
+def _three_unnamed_bands(src, dst):
+    """VV, VH and VV again, float32, no band descriptions: nothing says which band is which."""
+    import rasterio
+
+    with rasterio.open(src) as s:
+        data, profile = s.read(), s.profile
+    with rasterio.open(dst, "w", **(profile | {"count": 3})) as out:
+        out.write(np.concatenate([data, data[:1]]))
+    return dst
+
+
+def _picture(path, level):
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32), level, np.uint8)).save(path)
+    return path
+
+
 CHANGE = "change --before {before} --after {after} -m {model} -o {out}"
+LOGRATIO = "change --before {before} --after {after} --method logratio -o {out}"
 
 CASES = [
     # before/after that are not two images of one place: refused, not "0 km² of new water"
@@ -70,6 +101,31 @@ CASES = [
     Case("aoi-deep-coordinates", "aoi add x --geojson {deep_coords} --db {db}", ("{deep_coords}", "nested"),
          absent=()),
     Case("aoi-binary", "aoi add x --geojson {binary_geojson} --db {db}", ("{binary_geojson}", "not UTF-8"),
+         absent=()),
+    Case("aoi-nan-coordinates", "aoi add x --geojson {nan_coords} --db {db}", ("{nan_coords}", "finite"), absent=()),
+    Case("aoi-infinite-coordinates", "aoi add x --geojson {huge_coords} --db {db}", ("{huge_coords}", "finite"),
+         absent=()),
+    Case("aoi-geojson-folder", "aoi add x --geojson {folder} --db {db}",
+         ("{folder}: is a folder, not a GeoJSON file",), absent=()),
+    # unnamed bands are VV, VH only in a file of one or two: in three they could be anything (band_order's rule)
+    Case("change-three-unnamed-bands", "change --before {before} --after {three_bands} -m {model} -o {out}",
+         ("{three_bands}", "3 band(s)")),
+    Case("change-logratio-three-unnamed-bands",
+         "change --before {before} --after {three_bands} --method logratio -o {out}",
+         ("--band", "{three_bands}", "unnamed")),
+    Case("change-logratio-threshold-nan", LOGRATIO + " --logratio-threshold nan", ("--logratio-threshold", "nan")),
+    Case("change-logratio-threshold-minus-inf", LOGRATIO + " --logratio-threshold=-inf",
+         ("--logratio-threshold", "-inf")),
+    Case("change-logratio-threshold-rise", LOGRATIO + " --logratio-threshold 2", ("--logratio-threshold", "below 0")),
+    # pictures have no georeference: nothing to place in an AOI, refused before any output
+    Case("change-picture-acquired", "change --before {png_before} --after {png_after} --method logratio -o {out} "
+         "--acquired 2024-05-01 --db {db}", ("--acquired", "{png_before}", "no georeference")),
+    Case("change-acquired-future", LOGRATIO + " --acquired 2999-01-01 --db {db}", ("--acquired", "in the future")),
+    Case("aoi-record-before-sentinel1", "aoi record {chg} --acquired 1900-01-01 --db {db}",
+         ("--acquired", "before Sentinel-1's launch"), absent=()),
+    Case("aoi-record-future", "aoi record {chg} --acquired 2999-01-01 --db {db}", ("--acquired", "in the future"),
+         absent=()),
+    Case("aoi-record-not-a-date", "aoi record {chg} --acquired notadate --db {db}", ("--acquired: 'notadate'",),
          absent=()),
     Case("db-under-file", "aoi list --db {file}/fw.db", ("{file}",), absent=()),
     Case("aoi-record-not-output", "aoi record {file} --acquired 2024-05-01T00:00:00Z --db {db}", ("{file}",),

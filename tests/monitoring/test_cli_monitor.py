@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from floodwatch.data.synthetic import write_scene
@@ -98,3 +99,131 @@ def test_web_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, named):
         cli_main.main(argv)
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and len(err.splitlines()) == 1 and named in err and "Traceback" not in err
+
+
+def _main(capsys, *argv):
+    """(exit code, stdout, stderr) of the real entry point, in-process (flags named as a user sees them)."""
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+def test_change_takes_quiet_and_band_in_any_case(tmp_path, tiny_checkpoint):
+    before, after, _ = scene_pair(size=64)
+    write_scene(before, tmp_path / "b.tif")
+    write_scene(after, tmp_path / "a.tif")
+    scenes = ["--before", tmp_path / "b.tif", "--after", tmp_path / "a.tif"]
+    stats = []
+    for name, band in (("lower", "vh"), ("upper", "VH")):
+        out = fw("change", *scenes, "-o", tmp_path / name, "--method", "logratio", "--band", band, "-q")
+        assert out.returncode == 0, out.exception
+        stats.append(json.loads((tmp_path / name / "stats.json").read_text())["new_water_pixels"])
+    assert stats[0] == stats[1]
+    # -q silences the model passes' progress bars (as map's -q does), and only them
+    for quiet in ([], ["-q"]):
+        out = fw("change", *scenes, "-o", tmp_path / "model", "-m", tiny_checkpoint, *quiet)
+        assert out.returncode == 0, out.exception
+        assert ("after " in out.stdout) is not bool(quiet) and "new water:" in out.stdout
+
+
+def test_change_reads_an_ombria_style_picture_pair(tmp_path):
+    """8-bit PNGs as OMBRIA's (one band, VV): dB through OMBRIA's map; no georeference, so pixels only."""
+    import warnings
+
+    import rasterio
+    from PIL import Image
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from floodwatch.data.harmonise import to_db
+
+    before = np.full((48, 48), 120, np.uint8)
+    after = before.copy()
+    after[8:24, 8:24] = 30  # (30 - 120) * 0.0645 = 5.8 dB darker
+    for name, picture in (("S1_before_0001.png", before), ("S1_after_0001.png", after)):
+        Image.fromarray(picture).save(tmp_path / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)  # never shown to the user
+        out = fw("change", "--before", tmp_path / "S1_before_0001.png", "--after", tmp_path / "S1_after_0001.png",
+                 "-o", tmp_path / "c", "--method", "logratio")
+    assert out.returncode == 0, out.exception
+    assert "new water: 256 px (no georeference" in out.stdout
+    stats = json.loads((tmp_path / "c" / "stats.json").read_text())
+    assert stats["new_water_pixels"] == 256 and stats["flooded_km2"] is None and stats["crs"] is None
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+        "change_mask.tif", "change_score.tif", "quicklook.png", "stats.json"]  # no polygons without a place
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp_path / "c" / "change_score.tif") as src:
+            score = src.read(1)
+    expected = to_db(np.uint8(30), "ombria", "VV") - to_db(np.uint8(120), "ombria", "VV")
+    assert score[10, 10] == pytest.approx(expected, abs=1e-5) and score[40, 40] == 0
+
+
+def test_a_scene_recorded_again_under_another_time_is_refused_unless_replaced(tmp_path, capsys):
+    from floodwatch.monitoring.store import Store
+
+    db, outputs = recorded_store(tmp_path)
+    record = ["aoi", "record", outputs / "before", "--scene-id", "S1_before", "--db", db]
+
+    def times():
+        with Store(db) as store:
+            return [h["acquired"] for h in store.history("west")]
+
+    code, _, err = _main(capsys, *record, "--acquired", "2024-05-07")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "already recorded as acquired 2024-05-01T05:00:00Z" in err and "--scene-id" in err and "--replace" in err
+    assert times() == ["2024-05-01T05:00:00Z", "2024-05-13T05:00:00Z"]
+    assert _main(capsys, *record, "--acquired", "2024-05-01T05:00:00Z")[0] == 0  # a re-run updates its record
+    assert _main(capsys, *record, "--acquired", "2024-05-07", "--replace")[0] == 0  # a corrected time
+    assert times() == ["2024-05-07T00:00:00Z", "2024-05-13T05:00:00Z"]
+
+
+def test_undelivered_alerts_exit_3_once_the_record_is_stored(tmp_path, capsys, receiver):
+    from floodwatch.monitoring.store import Store
+
+    receiver.fail_first, receiver.status_when_failing = 10 ** 6, 400  # 4xx is final: no retries to wait for
+    db, outputs = recorded_store(tmp_path)
+    gj = tmp_path / "aoi.geojson"
+    gj.write_text(json.dumps(WEST_HALF))
+    assert _main(capsys, "aoi", "add", "w2", "--geojson", gj, "--threshold-km2", "0", "--webhook", receiver.url,
+                 "--db", db)[0] == 0
+    code, out, err = _main(capsys, "aoi", "record", outputs / "after", "--acquired", "2024-05-13T05:00:00Z",
+                           "--scene-id", "S1_after", "--db", db)
+    assert code == 3 and "recorded in" in out and "retry-alerts" in err
+    with Store(db) as store:
+        assert [h["scene_id"] for h in store.history("w2")] == ["S1_after"]
+    code, out, _ = _main(capsys, "aoi", "retry-alerts", "--db", db)
+    assert code == 3 and "still failing 1" in out
+    receiver.fail_first = receiver.hits  # the receiver is back
+    code, out, _ = _main(capsys, "aoi", "retry-alerts", "--db", db)
+    assert code == 0 and "delivered 1, still failing 0" in out
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--db", "{missing}"], "{missing}: monitoring database not found"),
+    (["--db", "{folder}"], "{folder}: is a folder, not a monitoring database"),
+    (["--db", "{corrupt}"], "{corrupt}: cannot open the monitoring database"),
+    (["--db", "{db}", "--write-token", "short"], "--write-token: use at least 16 characters"),
+])
+def test_web_checks_every_input_before_it_announces(tmp_path, monkeypatch, capsys, args, named):
+    """A bad --db or token: one line naming it, nothing announced, no database made where none was."""
+    import uvicorn
+
+    from floodwatch.monitoring.store import Store
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server started on bad input"))
+    files = {"missing": tmp_path / "missing_dir" / "new.db", "folder": tmp_path / "folder",
+             "corrupt": tmp_path / "corrupt.db", "db": tmp_path / "fw.db"}
+    files["folder"].mkdir()
+    files["corrupt"].write_text("not a database\n")
+    Store(files["db"]).close()
+    code, out, err = _main(capsys, "web", *[a.format(**files) for a in args])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and named.format(**files) in err
+    assert out == "" and not (tmp_path / "missing_dir").exists()
+    # the same database with a token of 16 characters: announced, then served
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw["port"]))
+    code, out, _ = _main(capsys, "web", "--db", files["db"], "--port", "18231", "--write-token", "t" * 16)
+    assert code == 0 and served == [18231]
+    assert out.strip() == "floodwatch web on http://127.0.0.1:18231/ (write endpoints on)"

@@ -12,8 +12,11 @@ from . import options
 from .common import BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, Units, aliased, esc, make_console, resolve_models, value
 
 console = make_console()
+err_console = make_console(stderr=True)
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
 db_option = options.DB
+#: exit status of a command that stored its records but could not deliver an alert to a webhook
+ALERTS_UNDELIVERED = 3
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +39,12 @@ class ChangeMethod(str, Enum):
     logratio = "logratio"
 
 
-def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF (VV, VH in dB)."),
-           after: Path = typer.Option(..., "--after", help="Post-event GeoTIFF (VV, VH in dB)."),
+SCENE_HELP = (" GeoTIFF (VV, VH in dB), or an 8-bit PNG as OMBRIA's (VV, through its 8-bit-to-dB map; no "
+              "georeference: outputs in pixels, no polygons or km²).")
+
+
+def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE_HELP),
+           after: Path = typer.Option(..., "--after", help="Post-event" + SCENE_HELP),
            model: Optional[str] = typer.Option(None, "-m", "--model",
                                                help=MODEL_HELP + " Not used by --method logratio."),
            output: Path = typer.Option(..., "-o", "--output", help="Output folder (replaced atomically)."),
@@ -45,26 +52,40 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF 
                                                help="Water after and not before (difference, bitemporal: the "
                                                     "model on both dates) or the backscatter log-ratio."),
            threshold: float = typer.Option(0.5, "--threshold", help="Water / new-water probability threshold."),
-           logratio_threshold: str = typer.Option("-3", "--logratio-threshold", help="dB, or 'otsu'."),
-           band: str = typer.Option("VV", "--band", help="Band for the log-ratio."),
+           logratio_threshold: str = typer.Option("-3", "--logratio-threshold",
+                                                  help="A drop in dB (below 0), or 'otsu'."),
+           band: str = typer.Option("VV", "--band", help="Band for the log-ratio (any case)."),
            tile: int = options.TILE,
            batch: int = options.BATCH,
            acquired: Optional[str] = typer.Option(None, "--acquired",
                                                   help="Post-event time: record the change in intersecting AOIs."),
-           db: Optional[str] = db_option) -> None:
-    """Map new water between two dates (flood = water after and not before)."""
-    from ..monitoring.change import detect_change
+           db: Optional[str] = db_option, quiet: bool = QUIET) -> None:
+    """Map new water between two dates (flood = water after and not before).
 
+    With --acquired, exit status 3 says the change is recorded but a webhook did not take its alert
+    (`floodwatch aoi retry-alerts` sends it again)."""
+    from ..errors import FloodwatchError
+    from ..monitoring.change import detect_change, read_scene
+
+    lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
+    if acquired:  # before any work: a bad time found after the outputs were written would leave them unrecorded
+        from ..monitoring.store import acquisition_time
+
+        acquisition_time(acquired, "--acquired")
+    scenes = read_scene(before), read_scene(after)  # a bad scene fails before the model loads
+    unplaced = [path for path, s in zip((before, after), scenes) if s.georef is None]
+    if acquired and unplaced:
+        raise FloodwatchError(f"--acquired: {unplaced[0]} has no georeference, so the change cannot be placed in an AOI")
     predictor = None
     if method != ChangeMethod.logratio:  # the log-ratio needs no model: -m is not even loaded
         from ..inference.predictor import load_predictor
 
         predictor = load_predictor(resolve_models(model, "onnx")[0])
-    lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
-    res = detect_change(before, after, predictor, output, method=value(method), threshold=threshold,
-                        logratio_threshold=lr, band=band, tile=tile, batch=batch)
+    res = detect_change(*scenes, predictor, output, method=value(method), threshold=threshold,
+                        logratio_threshold=lr, band=band, tile=tile, batch=batch, progress=not quiet)
     km2 = res.stats["flooded_km2"]
-    console.print(f"new water: {res.stats['new_water_pixels']} px" + (f", {km2:.3f} km²" if km2 is not None else "")
+    console.print(f"new water: {res.stats['new_water_pixels']} px"
+                  + (f", {km2:.3f} km²" if km2 is not None else " (no georeference: pixels only, no polygons)")
                   + f" -> {esc(output)}")
     if acquired:
         from ..monitoring.aoi import record_map_result
@@ -73,7 +94,20 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event GeoTIFF 
         with Store(db) as store:
             ids = record_map_result(store, res, acquired=acquired, scene_id=f"{res.stats['before']}->"
                                     f"{res.stats['after']}", kind="change")
-        console.print(f"recorded in {len(ids)} AOI(s)")
+            console.print(f"recorded in {len(ids)} AOI(s)")
+            _exit_if_undelivered(store, ids)
+
+
+def _exit_if_undelivered(store, record_ids: list[int]) -> None:
+    """Exit ALERTS_UNDELIVERED when an alert of these records has not reached a webhook: the records are
+    stored, but cron and scripts must be able to tell that nobody was told."""
+    from ..monitoring.alerts import undelivered
+
+    n = undelivered(store, record_ids)
+    if n:
+        err_console.print(f"[yellow]warning:[/] {n} webhook deliver{'y' if n == 1 else 'ies'} of these alerts not "
+                          "done; `floodwatch aoi retry-alerts` sends them again", highlight=False)
+        raise typer.Exit(ALERTS_UNDELIVERED)
 
 
 def _float(text: str, opt: str) -> float:
@@ -144,16 +178,24 @@ def aoi_history(name: str = typer.Argument(..., help="AOI name."),
 
 
 def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `floodwatch change` output folder."),
-               acquired: str = typer.Option(..., "--acquired", help="Acquisition time (ISO-8601)."),
+               acquired: str = typer.Option(..., "--acquired", help="Acquisition time (ISO-8601), from Sentinel-1's "
+                                            "launch (2014-04-03) to now."),
                scene_id: Optional[str] = typer.Option(None, "--scene-id", help="Default: the folder name."),
+               replace: bool = typer.Option(False, "--replace",
+                                            help="Replace a record of the same scene id under another --acquired "
+                                                 "(to correct its time); without it that is an error."),
                db: Optional[str] = db_option) -> None:
-    """Record a finished map/change run in every AOI it intersects (and check alert rules)."""
+    """Record a finished map/change run in every AOI it intersects (and check alert rules).
+
+    Exit status 3: recorded, but a webhook did not take an alert (`floodwatch aoi retry-alerts` sends it
+    again)."""
     from ..monitoring.aoi import record_output_dir
     from ..monitoring.store import Store
 
     with Store(db) as store:
-        ids = record_output_dir(store, out_dir, acquired=acquired, scene_id=scene_id)
-    console.print(f"recorded in {len(ids)} AOI(s)")
+        ids = record_output_dir(store, out_dir, acquired=acquired, scene_id=scene_id, replace=replace)
+        console.print(f"recorded in {len(ids)} AOI(s)")
+        _exit_if_undelivered(store, ids)
 
 
 def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
@@ -162,7 +204,10 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
               model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
               output: Path = typer.Option(Path("watch_out"), "-o", "--output", help="Where windows and maps go."),
-              units: Units = typer.Option(Units.db, "--units", help="Pixel units of the items: dB, or linear power."),
+              units: Optional[Units] = typer.Option(
+                  None, "--units", show_default="detected per item",
+                  help="Pixel units of the items: dB, or linear power (Planetary Computer's sentinel-1-rtc); by "
+                       "default linear unless a value is negative."),
               tile: int = options.TILE, db: Optional[str] = db_option,
               quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped."""
@@ -174,7 +219,8 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
     with Store(db) as store:
         path = resolve_models(model, "onnx")[0]
         predictor = load_predictor(path, **predictor_options(path))
-        outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since, units=value(units),
+        outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since,
+                             units=value(units) if units else "auto",
                              tile=tile, progress=not quiet)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
@@ -184,13 +230,17 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
 
 
 def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
-    """Send again every alert a webhook has not acknowledged yet."""
+    """Send again every alert a webhook has not acknowledged yet.
+
+    Exit status 3: some are still not delivered."""
     from ..monitoring.alerts import retry_undelivered
     from ..monitoring.store import Store
 
     with Store(db) as store:
         counts = retry_undelivered(store)
         console.print(f"delivered {counts['delivered']}, still failing {counts['failed']}")
+    if counts["failed"]:
+        raise typer.Exit(ALERTS_UNDELIVERED)
 
 
 def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopback by default)."),
@@ -207,7 +257,8 @@ def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopbac
                                                        "without it. Prefer the environment variable."),
         access_log: bool = typer.Option(False, "--access-log", help="Log every request (off: a map view asks "
                                         "for dozens of tiles).")) -> None:
-    """Serve the monitoring web map (read-only unless a write token is set)."""
+    """Serve the monitoring web map (read-only unless a write token is set) of an existing database: `aoi add`
+    or a recorded run makes one."""
     from ..errors import FloodwatchError
     from ..monitoring.web import serve
 
@@ -221,6 +272,6 @@ def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopbac
         basemap_config(tile_url or basemap)
     except FloodwatchError as exc:
         raise FloodwatchError(f"--{exc}") from None
-    console.print(f"floodwatch web on http://{host}:{port}/" + (" (write endpoints on)" if write_token else ""))
     serve(db, outputs, host=host, port=port, basemap=tile_url or basemap, write_token=write_token,
-          access_log=access_log)
+          access_log=access_log, announce=lambda: console.print(f"floodwatch web on http://{host}:{port}/"
+                                                                + (" (write endpoints on)" if write_token else "")))

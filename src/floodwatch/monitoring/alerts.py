@@ -90,15 +90,21 @@ def check_alerts(store: Store, record_id: int, *, console: Console | None = None
         if alert_id is None:
             continue  # this event was raised before
         new_ids.append(alert_id)
-        console.print(f"[bold yellow]ALERT[/] {escape(message['text'])}", highlight=False)
+        console.print(f"[bold yellow]ALERT[/] {escape(message['text'])}", highlight=False, soft_wrap=True)
         for url in store.get_aoi(message["aoi"]).webhooks:
             ok = deliver(store, alert_id, url, message, client=client, retries=retries, backoff_s=backoff_s)
             if not ok:
                 d = store.delivery(alert_id, url)
                 console.print(f"[red]webhook {escape(url)} failed after {d['attempts']} attempts: "
                               f"{escape(str(d['last_error']))}[/]",
-                              highlight=False)
+                              highlight=False, soft_wrap=True)  # one line each, however narrow the terminal
     return new_ids
+
+
+def undelivered(store: Store, record_ids: list[int]) -> int:
+    """How many (alert, webhook) deliveries of these records' alerts have not gone through (yet)."""
+    ids = set(record_ids)
+    return sum(alert["record_id"] in ids for alert, _ in store.iter_undelivered())
 
 
 def retry_undelivered(store: Store, *, client: httpx.Client | None = None, retries: int = DEFAULT_RETRIES,

@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import MonitoringError
 from ..io import read_text
 from .geo import EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometry, to_wgs84
-from .store import AOIRecord, Store, utc_iso
+from .store import AOIRecord, Store, acquisition_time
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: Class codes of mapping's flood_mask raster (overridden by stats['mask_codes'] when a run records them).
@@ -121,11 +121,15 @@ def _mask_areas(mask_path: Path, aoi_geom: BaseGeometry, codes: dict[str, int]) 
 
 
 def record_map_result(store: Store, result: Any, *, acquired: datetime | str, scene_id: str, kind: str = "map",
-                      aois: Iterable[str] | None = None, notify: bool = True, console: Any = None) -> list[int]:
+                      aois: Iterable[str] | None = None, notify: bool = True, console: Any = None,
+                      replace: bool = False) -> list[int]:
     """Record a map (or change) run for every AOI it intersects; returns the record ids.
 
     `result` is a mapping MapResult or change ChangeResult (or a dict with 'stats' and 'paths'). With
-    `notify`, the AOIs' alert rules are checked and webhooks called (see alerts.check_alerts)."""
+    `notify`, the AOIs' alert rules are checked and webhooks called (see alerts.check_alerts). `acquired`
+    must lie between Sentinel-1's launch and now (store.acquisition_time). Recording a scene again updates its
+    record; under another acquisition time that is an error unless `replace` (the time is being corrected)."""
+    acquired = acquisition_time(acquired)
     footprint, mask_path = result_footprint(result)
     paths = {k: str(v) for k, v in result_paths(result).items()}
     stats = _get(result, "stats") or {}
@@ -133,12 +137,17 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
     floods_all = read_geojson_geometry(Path(polys_path)) if polys_path and Path(polys_path).is_file() else None
     codes = stats.get("mask_codes") or (CHANGE_CODES if kind == "change" else MASK_CODES)
     names = list(aois) if aois is not None else [a.name for a in store.aois()]
+    targets = [a for a in map(store.get_aoi, names) if aoi_geometry(a).intersects(footprint)]
+    if not replace:  # every AOI is checked before any is recorded: all of them or none
+        for aoi in targets:
+            old = store.find_record(aoi.name, scene_id, kind)
+            if old is not None and old["acquired"] != acquired:
+                raise MonitoringError(f"AOI '{aoi.name}': {kind} '{scene_id}' is already recorded as acquired "
+                                      f"{old['acquired']} (record {old['id']}); recording it as {acquired} would "
+                                      "replace that: give it another `scene_id`, or `replace` to correct its time")
     ids = []
-    for name in names:
-        aoi = store.get_aoi(name)
-        geom = aoi_geometry(aoi)
-        if not geom.intersects(footprint):
-            continue
+    for aoi in targets:
+        name, geom = aoi.name, aoi_geometry(aoi)
         areas = _mask_areas(mask_path, geom, codes) if mask_path is not None and mask_path.is_file() else {}
         if floods_all is not None:
             floods = shapely.make_valid(floods_all).intersection(geom)
@@ -161,8 +170,10 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
 
 
 def record_output_dir(store: Store, out_dir: str | Path, *, acquired: datetime | str, scene_id: str | None = None,
-                      kind: str | None = None, notify: bool = True) -> list[int]:
-    """Record a finished map or change output folder (its stats.json and files) after the fact."""
+                      kind: str | None = None, notify: bool = True, replace: bool = False) -> list[int]:
+    """Record a finished map or change output folder (its stats.json and files) after the fact (as
+    record_map_result, which says what `acquired` and `replace` may be)."""
+    acquired = acquisition_time(acquired)  # a bad time is named before the folder is read
     out_dir = Path(out_dir)
     stats_path = out_dir / "stats.json"
     if not stats_path.is_file():
@@ -186,5 +197,6 @@ def record_output_dir(store: Store, out_dir: str | Path, *, acquired: datetime |
         if p.is_file():
             paths.setdefault(k, p)
     paths["stats"] = stats_path
-    return record_map_result(store, {"stats": stats, "paths": paths}, acquired=utc_iso(acquired),
-                             scene_id=scene_id or stats.get("scene_id") or out_dir.name, kind=kind, notify=notify)
+    return record_map_result(store, {"stats": stats, "paths": paths}, acquired=acquired,
+                             scene_id=scene_id or stats.get("scene_id") or out_dir.name, kind=kind, notify=notify,
+                             replace=replace)

@@ -10,11 +10,14 @@ Three methods:
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from rich.progress import Progress
 
 from ..data.preprocess import model_band_order, network_input
 from ..data.sample import GeoRef, Sample
@@ -49,28 +52,46 @@ class ChangeResult:
 
 
 def read_scene(path: str | os.PathLike) -> Sample:
-    """A dB GeoTIFF (bands VV[, VH]; no data as data.files.missing_db) -> Sample without a mask."""
+    """A dB GeoTIFF (bands VV[, VH]; no data as data.files.missing_db) -> Sample without a mask. An 8-bit
+    PNG/JPG picture is read as OMBRIA's are (one band, VV, through data.harmonise's OMBRIA map), with no
+    georeference."""
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
     path = require_file(path, "scene", error=DataError)
-    from ..data.files import missing_db, require_float
+    from ..data.files import PNG_SUFFIXES, missing_db, require_float
 
+    if path.suffix.lower() in PNG_SUFFIXES:
+        return _read_picture(path)
     try:
-        with rasterio.open(path) as src:
-            for dtype in set(src.dtypes):
-                require_float(np.dtype(dtype), path)
-            image = src.read(masked=True).astype(np.float32).filled(np.nan)
-            image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
-            georef = GeoRef.from_rasterio(src) if src.crs else None
-            # a file that names no band holds VV, VH in that order; one that names some leaves the others unnamed
-            defaults = () if any(src.descriptions) else ("VV", "VH")
-            bands = tuple(d or (defaults[i] if i < len(defaults) else f"B{i + 1}")
-                          for i, d in enumerate(src.descriptions))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a scene without one is align's to judge
+            with rasterio.open(path) as src:
+                for dtype in set(src.dtypes):
+                    require_float(np.dtype(dtype), path)
+                image = src.read(masked=True).astype(np.float32).filled(np.nan)
+                image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
+                georef = GeoRef.from_rasterio(src) if src.crs else None
+                # Unnamed bands are VV, VH in that order only where they can be nothing else (the rule of
+                # data.sample.band_order): in a file of one or two bands that names none. Otherwise they stay
+                # unnamed, and asking for one fails.
+                defaults = ("VV", "VH") if src.count <= 2 and not any(src.descriptions) else ()
+                bands = tuple(d or (defaults[i] if i < len(defaults) else f"B{i + 1}")
+                              for i, d in enumerate(src.descriptions))
     except rasterio.errors.RasterioIOError as exc:
         raise DataError(f"{path}: not a readable raster ({exc})") from None
     valid = np.isfinite(image).all(axis=0)
     return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=bands,
                   extra={"path": str(path)})
+
+
+def _read_picture(path: Path) -> Sample:
+    from ..data.files import gray, read_picture
+    from ..data.harmonise import to_db
+
+    image = to_db(gray(read_picture(path), path), "ombria", "VV")[None]
+    return Sample(image=image, mask=None, valid=np.ones(image.shape[1:], bool), id=path.stem, georef=None,
+                  bands=("VV",), extra={"path": str(path)})
 
 
 def _name(sample: Sample) -> str:
@@ -87,8 +108,8 @@ def align(before: Sample, after: Sample) -> Sample:
     if before.shape == after.shape and before.georef == after.georef:
         return before
     if before.georef is None or after.georef is None:
-        raise DataError(f"{_name(before)}: {before.shape} and after {_name(after)} {after.shape} differ in "
-                        "size and are not both georeferenced, so they cannot be aligned")
+        raise DataError(f"{_name(before)}: {before.shape} and after {_name(after)} {after.shape} are not on one "
+                        "grid and not both georeferenced, so they cannot be aligned")
     from rasterio.transform import array_bounds
     from rasterio.warp import Resampling, reproject, transform_bounds
 
@@ -113,8 +134,9 @@ def align(before: Sample, after: Sample) -> Sample:
 
 
 def tiled_probability(x: np.ndarray, predictor: Any, tile: int = 512, overlap: int = 32,
-                      batch: int = 4) -> np.ndarray:
-    """Blended sliding-window water probability of a normalised (C, H, W) array."""
+                      batch: int = 4, bar: Progress | None = None, label: str = "") -> np.ndarray:
+    """Blended sliding-window water probability of a normalised (C, H, W) array; `bar` shows the windows
+    done as a task called `label`."""
     c, h, w = x.shape
     t = min(tile, max(h, w))
     t = max(32, 32 * int(np.ceil(t / 32)))  # U-Nets need sizes divisible by 32
@@ -126,12 +148,15 @@ def tiled_probability(x: np.ndarray, predictor: Any, tile: int = 512, overlap: i
     acc = np.zeros((H, W), np.float32)
     wsum = np.zeros((H, W), np.float32)
     windows = [(r, c0) for r in tile_origins(H, t, ov) for c0 in tile_origins(W, t, ov)]
+    task = bar.add_task(label, total=len(windows)) if bar is not None else None
     for i in range(0, len(windows), batch):
         group = windows[i:i + batch]
         prob = np.asarray(predictor.predict(np.stack([xp[:, r:r + t, c0:c0 + t] for r, c0 in group])))
         for (r, c0), p in zip(group, prob):
             acc[r:r + t, c0:c0 + t] += p * weight
             wsum[r:r + t, c0:c0 + t] += weight
+        if bar is not None:
+            bar.advance(task, len(group))
     return (acc / np.maximum(wsum, 1e-12))[:h, :w]
 
 
@@ -142,21 +167,35 @@ def model_temporal(predictor: Any) -> str:
 
 
 def _band(sample: Sample, name: str) -> np.ndarray:
-    if name in sample.bands:
-        return sample.image[sample.bands.index(name)]
+    """The band called `name`, in any case (a one-band scene's only band)."""
+    names = [b.upper() for b in sample.bands]
+    if name.upper() in names:
+        return sample.image[names.index(name.upper())]
     if sample.image.shape[0] == 1:
         return sample.image[0]
-    raise FloodwatchError(f"band: '{name}' is not one of the scene's bands ({', '.join(sample.bands)})")
+    unnamed = all(re.fullmatch(r"B\d+", b) for b in names)  # read_scene's placeholders
+    raise FloodwatchError(f"band: '{name}' is not one of the bands of {_name(sample)} ({', '.join(sample.bands)})"
+                          + ("; unnamed bands are taken as VV, VH only in a file of one or two bands: name them "
+                             "(band descriptions)" if unnamed else ""))
+
+
+def check_logratio_threshold(threshold: float | str) -> None:
+    """A log-ratio threshold is 'otsu' or a finite drop in dB (flood water darkens a scene)."""
+    if isinstance(threshold, str):
+        if threshold != "otsu":
+            raise FloodwatchError(f"logratio_threshold: '{threshold}' is neither a number of dB nor 'otsu'")
+    elif not (np.isfinite(threshold) and threshold < 0):
+        raise FloodwatchError(f"logratio_threshold: {threshold} is not a drop in dB; give a finite number below 0 "
+                              f"(default {LOGRATIO_DB:g}) or 'otsu'")
 
 
 def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarray,
                     threshold: float | str = LOGRATIO_DB) -> tuple[np.ndarray, np.ndarray, float]:
     """(new water, dB difference, threshold used). `threshold` in dB, or 'otsu' to fit it on the difference."""
+    check_logratio_threshold(threshold)
     diff = (np.asarray(after_db, np.float32) - np.asarray(before_db, np.float32))
     valid = valid & np.isfinite(diff)
     if isinstance(threshold, str):
-        if threshold != "otsu":
-            raise FloodwatchError(f"logratio_threshold: '{threshold}' is neither a number of dB nor 'otsu'")
         from ..data.stats import otsu_threshold
 
         threshold = otsu_threshold(diff[valid]) if valid.any() else LOGRATIO_DB
@@ -165,15 +204,21 @@ def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarr
 
 def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, method: Method = "difference",
                   threshold: float = 0.5, logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV",
-                  tile: int = 512, overlap: int = 32, batch: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  tile: int = 512, overlap: int = 32, batch: int = 4,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(new water bool, score float32, valid bool) on `after`'s grid; the score is the new-water probability
-    (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio."""
+    (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio. `progress`: a bar
+    per model pass."""
     if method not in METHODS:
         raise FloodwatchError(f"method: '{method}' is not one of {', '.join(METHODS)}")
     # map_scene's limits; the overlap is clamped to the tile below, so only its sign is checked here
     check_prediction(threshold, batch)
     check_tiling(tile, min(overlap, tile // 2))
-    if method != "logratio" and predictor is not None:
+    if method == "logratio":
+        check_logratio_threshold(logratio_threshold)
+        for s in (before, after):
+            _band(s, band)
+    elif predictor is not None:
         for s in (before, after):  # before any work: bands picked by name as map picks them (network_input)
             model_band_order(s, predictor.preprocessing.bands)
     before = align(before, after)
@@ -188,41 +233,45 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
         raise FloodwatchError(f"predictor: method '{method}' needs a model")
     pre = predictor.preprocessing
     kind = model_temporal(predictor)
-    if method == "bitemporal":
-        if kind != "bitemporal":
-            raise FloodwatchError("method: 'bitemporal' needs a bi-temporal model (this one's model_config temporal "
-                                  f"is '{kind}'); use 'difference' with a single-date model")
-        x = np.concatenate([network_input(before, pre), network_input(after, pre)], axis=0)
-        score = tiled_probability(x, predictor, tile, overlap, batch)
-    else:
-        if kind == "bitemporal":
-            raise FloodwatchError("method: 'difference' needs a single-date model; this one is bi-temporal: use 'bitemporal'")
-        p_before = tiled_probability(network_input(before, pre), predictor, tile, overlap, batch)
-        p_after = tiled_probability(network_input(after, pre), predictor, tile, overlap, batch)
-        # Hard rule for the mask (water after, not before); soft product as the score for plotting.
-        score = p_after * (1.0 - p_before)
-        new = (p_after >= threshold) & (p_before < threshold) & valid
-        return new, np.where(valid, score, np.nan).astype(np.float32), valid
-    return (score >= threshold) & valid, np.where(valid, score, np.nan).astype(np.float32), valid
+    if method == "bitemporal" and kind != "bitemporal":
+        raise FloodwatchError("method: 'bitemporal' needs a bi-temporal model (this one's model_config temporal "
+                              f"is '{kind}'); use 'difference' with a single-date model")
+    if method == "difference" and kind == "bitemporal":
+        raise FloodwatchError("method: 'difference' needs a single-date model; this one is bi-temporal: use 'bitemporal'")
+    with Progress(disable=not progress) as bar:
+        if method == "bitemporal":
+            x = np.concatenate([network_input(before, pre), network_input(after, pre)], axis=0)
+            score = tiled_probability(x, predictor, tile, overlap, batch, bar, "before + after")
+            new = score >= threshold
+        else:
+            p_before = tiled_probability(network_input(before, pre), predictor, tile, overlap, batch, bar, "before")
+            p_after = tiled_probability(network_input(after, pre), predictor, tile, overlap, batch, bar, "after")
+            # Hard rule for the mask (water after, not before); soft product as the score for plotting.
+            score = p_after * (1.0 - p_before)
+            new = (p_after >= threshold) & (p_before < threshold)
+    return new & valid, np.where(valid, score, np.nan).astype(np.float32), valid
 
 
 def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.PathLike, predictor: Any,
                   out_dir: str | os.PathLike, *, method: Method = "difference", threshold: float = 0.5,
                   logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV", min_pixels: int = 4,
-                  tile: int = 512, overlap: int = 32, batch: int = 4, quicklook: bool = True) -> ChangeResult:
+                  tile: int = 512, overlap: int = 32, batch: int = 4, quicklook: bool = True,
+                  progress: bool = False) -> ChangeResult:
     """Map new water between two dates and write it to `out_dir` (atomically):
 
     change_mask.tif (uint8 1 new water, 0 none, 255 no data; georeferenced like `after`), change_score.tif,
-    change_polygons.geojson (EPSG:4326), stats.json, quicklook.png. `min_pixels`: patches smaller than this
-    are sieved out (speckle). `predictor` may be None for logratio. An existing `out_dir` is replaced only
-    when it holds nothing but these files (an earlier run's); one holding anything else is a FloodwatchError.
+    change_polygons.geojson (EPSG:4326), stats.json, quicklook.png. Scenes without georeference (8-bit
+    pictures) give the two rasters in pixel coordinates, no polygons, and areas in pixels only (stats
+    flooded_km2, valid_km2 and crs null). `min_pixels`: patches smaller than this are sieved out (speckle).
+    `predictor` may be None for logratio. An existing `out_dir` is replaced only when it holds nothing but these
+    files (an earlier run's); one holding anything else is a FloodwatchError. `progress`: a bar per model pass.
     """
     # The folder is the user's: one holding other files is refused now, before the work, not replaced after it.
     check_replaceable(out_dir, is_change_output, "change")
     b, a = _as_sample(before), _as_sample(after)
     new, score, valid = change_arrays(b, a, predictor, method=method, threshold=threshold,
                                       logratio_threshold=logratio_threshold, band=band, tile=tile,
-                                      overlap=overlap, batch=batch)
+                                      overlap=overlap, batch=batch, progress=progress)
     if min_pixels > 1 and new.any():
         from rasterio.features import sieve
 
@@ -271,13 +320,16 @@ def _bounds(georef: GeoRef | None, h: int, w: int) -> list[float] | None:
 
 def _write_raster(path: Path, data: np.ndarray, georef: GeoRef | None, dtype: str, nodata: float) -> None:
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
     profile = dict(driver="GTiff", height=data.shape[1], width=data.shape[2], count=data.shape[0], dtype=dtype,
                    nodata=nodata, compress="deflate")
     if georef is not None:
         profile.update(crs=georef.rasterio_crs(), transform=georef.affine())
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # pictures' outputs are in pixels, as documented
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data.astype(dtype))
 
 
 def _quicklook(path: Path, before: Sample, after: Sample, new: np.ndarray, valid: np.ndarray, band: str) -> None:

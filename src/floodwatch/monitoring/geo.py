@@ -13,7 +13,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
-from ..io import read_text
+from ..io import read_text, require_file
 
 WGS84 = Geod(ellps="WGS84")
 EMPTY = shapely.MultiPolygon()
@@ -68,9 +68,7 @@ def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJ
     """A GeoJSON file or dict (geometry, Feature or FeatureCollection) -> the union of its geometries."""
     label = str(source) if not isinstance(source, dict) else what
     if not isinstance(source, dict):
-        path = Path(source)
-        if not path.is_file():
-            raise MonitoringError(f"{path}: GeoJSON file not found")
+        path = require_file(source, "GeoJSON file", error=MonitoringError)
         try:
             source = json.loads(read_text(path, error=MonitoringError, what="GeoJSON file"))
         except RecursionError:
@@ -80,16 +78,20 @@ def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJ
     if not isinstance(source, dict) or not isinstance(source.get("type"), str):
         raise MonitoringError(f"{label}: not a GeoJSON object (no 'type' member)")
     try:
-        kind = source.get("type")
-        if kind == "FeatureCollection":
-            geoms = [shape(f["geometry"]) for f in source.get("features", []) if f.get("geometry")]
-        elif kind == "Feature":
-            geoms = [shape(source["geometry"])] if source.get("geometry") else []
-        else:
-            geoms = [shape(source)]
+        with np.errstate(invalid="ignore"):  # NaN coordinates are refused below, without numpy's warning first
+            kind = source.get("type")
+            if kind == "FeatureCollection":
+                geoms = [shape(f["geometry"]) for f in source.get("features", []) if f.get("geometry")]
+            elif kind == "Feature":
+                geoms = [shape(source["geometry"])] if source.get("geometry") else []
+            else:
+                geoms = [shape(source)]
     except RecursionError:
         raise MonitoringError(f"{label}: geometry nested too deeply to be GeoJSON") from None
     except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
         raise MonitoringError(f"{label}: not a GeoJSON geometry ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    # Python's JSON reader takes NaN, Infinity and 1e400 (no strict JSON has them); GEOS cannot use them
+    if any(not np.isfinite(shapely.get_coordinates(g)).all() for g in geoms):
+        raise MonitoringError(f"{label}: coordinates must be finite numbers (found NaN or infinity)")
     geoms = [shapely.make_valid(g) for g in geoms if not g.is_empty]
     return shapely.union_all(geoms) if geoms else EMPTY

@@ -11,16 +11,20 @@ import functools
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
 
 from ..errors import MonitoringError
-from ..io import dumps_json
+from ..io import dumps_json, require_file
 
 DEFAULT_DB = Path("~/.floodwatch/floodwatch.db")
 SCHEMES = "a file path, sqlite:///path or postgresql://user:password@host/db"
+#: Sentinel-1A's launch: no Sentinel-1 acquisition is older
+SENTINEL1_LAUNCH = datetime(2014, 4, 3, tzinfo=timezone.utc)
+#: how far ahead of this machine's clock an acquisition time may be (a clock or time zone off by hours)
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 def utc_iso(value: datetime | str) -> str:
@@ -38,6 +42,19 @@ def parse_time(text: str, field_name: str = "time") -> datetime:
     except (ValueError, AttributeError):
         raise MonitoringError(f"{field_name}: '{text}' is not an ISO-8601 date or time") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def acquisition_time(value: datetime | str, field_name: str = "acquired") -> str:
+    """utc_iso of a Sentinel-1 acquisition time; one before Sentinel-1's launch or in the future is an error
+    naming `field_name` (a mistyped year would otherwise file the run far from its place in a time series)."""
+    dt = parse_time(value, field_name) if isinstance(value, str) else value
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    if dt < SENTINEL1_LAUNCH:
+        raise MonitoringError(f"{field_name}: {utc_iso(dt)} is before Sentinel-1's launch "
+                              f"({SENTINEL1_LAUNCH:%Y-%m-%d})")
+    if dt > datetime.now(timezone.utc) + FUTURE_TOLERANCE:
+        raise MonitoringError(f"{field_name}: {utc_iso(dt)} is in the future")
+    return utc_iso(dt)
 
 
 def now_iso() -> str:
@@ -123,8 +140,9 @@ def _schema() -> SimpleNamespace:
                            deliveries=deliveries)
 
 
-def _engine(url_or_path: str | os.PathLike | None) -> tuple[Any, Path | str]:
-    """(engine, what to call the database in messages: the file, or the URL with its password hidden)."""
+def _engine(url_or_path: str | os.PathLike | None, create: bool = True) -> tuple[Any, Path | str]:
+    """(engine, what to call the database in messages: the file, or the URL with its password hidden).
+    `create`: a SQLite file (and its folder) that does not exist yet is made; else it is an error."""
     import sqlalchemy as sa
 
     text = str(default_db_path() if url_or_path is None else url_or_path)
@@ -133,6 +151,8 @@ def _engine(url_or_path: str | os.PathLike | None) -> tuple[Any, Path | str]:
         if scheme == "sqlite" and not text.startswith("sqlite:///"):
             raise MonitoringError(f"db: '{text}' is not a sqlite:///path URL")
         path = Path(text[len("sqlite:///"):] if scheme == "sqlite" else text).expanduser()
+        if not create:
+            require_file(path, "monitoring database", error=MonitoringError)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -167,17 +187,19 @@ def _reason(exc: Exception, password: str | None) -> str:
 
 class Store:
     """`Store(path_or_url)`: open (and create) the monitoring database. Use as a context manager or call close().
+    `create=False` opens an existing SQLite file only (a reader such as the web map: a mistyped path would
+    otherwise show an empty database).
 
     `path` is the SQLite file, or the PostgreSQL URL with its password hidden (what messages show)."""
 
-    def __init__(self, url_or_path: str | os.PathLike | None = None):
+    def __init__(self, url_or_path: str | os.PathLike | None = None, create: bool = True):
         try:
             import sqlalchemy as sa
         except ImportError:
             raise MonitoringError("the monitoring database needs SQLAlchemy: pip install 'floodwatch[monitor]'") \
                 from None
         self._sa, self.tables = sa, _schema()
-        self.engine, self.path = _engine(url_or_path)
+        self.engine, self.path = _engine(url_or_path, create)
         self.dialect = self.engine.dialect.name  # 'sqlite' or 'postgresql'
         try:
             self.tables.metadata.create_all(self.engine)
@@ -266,6 +288,12 @@ class Store:
             # a second SELECT, not RETURNING: SQLite before 3.35 has no RETURNING
             return int(conn.execute(self._sa.select(t.c.id).where(
                 t.c.aoi == aoi, t.c.scene_id == scene_id, t.c.kind == kind)).scalar_one())
+
+    def find_record(self, aoi: str, scene_id: str, kind: str) -> dict[str, Any] | None:
+        """The record of this AOI, scene and kind (the one add_record would update), without floods; or None."""
+        t = self.tables.records
+        row = self._first(t.select().where(t.c.aoi == aoi, t.c.scene_id == scene_id, t.c.kind == kind))
+        return None if row is None else self._record(row, False)
 
     def history(self, aoi: str, kind: str | None = None, with_floods: bool = False, offset: int = 0,
                 limit: int | None = None) -> list[dict[str, Any]]:

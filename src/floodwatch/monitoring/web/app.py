@@ -27,7 +27,7 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
@@ -81,7 +81,7 @@ def basemap_config(basemap: str | None) -> dict[str, Any] | None:
 
 def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
                basemap: str | None = OSM_URL, write_token: str | None = None) -> FastAPI:
-    """The app for one database.
+    """The app for one existing database (a path that holds none is an error, not a new empty map).
 
     outputs: the folder whose files (quicklooks) /files/ may serve; it must exist.
     basemap: XYZ tile URL (default OpenStreetMap), or None/'offline' for the bundled Natural Earth outlines.
@@ -93,10 +93,10 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         if not outputs_root.is_dir():
             raise MonitoringError(f"outputs: '{outputs}' is not a folder")
     if write_token is not None and len(write_token) < 16:
-        raise MonitoringError("write token: use at least 16 characters")
+        raise MonitoringError("write_token: use at least 16 characters")
     # One Store for the app: its SQLAlchemy engine pools connections and is safe across request threads,
     # and opening it here makes a bad path or URL fail at start-up rather than on the first request.
-    shared = Store(db)
+    shared = Store(db, create=False)
     renderer = TileRenderer()
     app = FastAPI(title="floodwatch monitor", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   default_response_class=StrictJSONResponse)
@@ -318,12 +318,15 @@ def _flood_collection(rec: dict[str, Any], props: dict[str, Any]) -> dict[str, A
 
 def serve(db: str | Path | None = None, outputs: str | Path | None = None, host: str = "127.0.0.1",
           port: int = 8080, basemap: str | None = OSM_URL, write_token: str | None = None,
-          access_log: bool = False) -> None:
+          access_log: bool = False, announce: Callable[[], Any] | None = None) -> None:
     """Run the web map with uvicorn (blocking). access_log: a line per request (a map view asks for dozens of
-    tiles, so it is off by default)."""
+    tiles, so it is off by default). announce: called once every input is checked and the database open, just
+    before the server starts."""
     import uvicorn
 
     if not 1 <= int(port) <= 65535:
         raise MonitoringError(f"port: {port} is not a TCP port (1-65535)")
-    uvicorn.run(create_app(db, outputs, basemap, write_token), host=host, port=port, log_level="info",
-                access_log=access_log)
+    app = create_app(db, outputs, basemap, write_token)
+    if announce is not None:
+        announce()
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
