@@ -200,6 +200,26 @@ def test_undelivered_alerts_exit_3_once_the_record_is_stored(tmp_path, capsys, r
     assert code == 0 and "delivered 1, still failing 0" in out
 
 
+def test_map_acquired_exits_3_when_an_alert_is_not_delivered(tmp_path, capsys, monkeypatch, tiny_checkpoint):
+    """map --acquired records like `aoi record` and tells cron the same way when a webhook did not take an alert;
+    an acquisition time before Sentinel-1 is refused before any map is written."""
+    import floodwatch.monitoring.alerts as alerts
+    from floodwatch.monitoring.store import Store
+
+    db, _ = recorded_store(tmp_path)
+    scene = tmp_path / f"{scene_pair()[1].id}.tif"  # the after scene recorded_store wrote
+    code, _, err = _main(capsys, "map", scene, "-m", tiny_checkpoint, "-o", tmp_path / "old", "--tile", "64",
+                         "--overlap", "16", "--acquired", "2010-05-20", "--db", db, "-q")
+    assert code == 2 and "--acquired" in err and "before Sentinel-1's launch" in err
+    assert not (tmp_path / "old").exists()
+    monkeypatch.setattr(alerts, "undelivered", lambda store, ids: len(ids))  # every webhook down
+    code, out, err = _main(capsys, "map", scene, "-m", tiny_checkpoint, "-o", tmp_path / "new", "--tile", "64",
+                           "--overlap", "16", "--acquired", "2024-05-20", "--db", db, "-q")
+    assert code == 3 and "recorded in 2 AOI time series" in out and "retry-alerts" in err
+    with Store(db) as store:
+        assert "2024-05-20T00:00:00Z" in [h["acquired"] for h in store.history("west")]
+
+
 @pytest.mark.parametrize("args, named", [
     (["--db", "{missing}"], "{missing}: monitoring database not found"),
     (["--db", "{folder}"], "{folder}: is a folder, not a monitoring database"),

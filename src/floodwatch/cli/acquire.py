@@ -106,7 +106,8 @@ def run_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Fetch, map, record in the AOI's history and raise its alerts: a place and a date to km² in one step.
-    --water-mask and the terrain options are map's (docs/terrain.md)."""
+    --water-mask and the terrain options are map's (docs/terrain.md). Exit status 3: recorded, but a webhook did
+    not take an alert (`floodwatch aoi retry-alerts` sends it again)."""
     from rich.console import Console
 
     from ..monitoring.run import run_aoi
@@ -127,6 +128,8 @@ def run_cmd(
                   f"the AOI) -> {res.map.out_dir}")
     if rec is not None:
         console.print(f"flooded {rec['flooded_km2']:.3f} km² in AOI '{res.aoi}'; {len(res.alert_ids)} new alert(s)")
+    with Store(db) as store:
+        options.exit_if_undelivered(store, res.record_ids)
 
 
 def _predictor(model: Optional[str]):

@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
         db: Optional[str] = options.DB,
     ) -> None:
         """Flood map per scene: COG mask + probability, GeoJSON polygons (EPSG:4326), stats.json, quicklook;
-        with terrain options also exclusion.tif (bit flags) and, with --depth, flood_depth.tif."""
+        with terrain options also exclusion.tif (bit flags) and, with --depth, flood_depth.tif. Exit status 3
+        (with --acquired): recorded, but a webhook did not take an alert (`floodwatch aoi retry-alerts`)."""
         from rich.table import Column, Table
 
         from ..errors import FloodwatchError
@@ -94,9 +95,9 @@ def register(app: typer.Typer) -> None:
             raise FloodwatchError("-m/--model: not used with --backend triton, which runs the server's model "
                                   "(--triton-model names it)")
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
-            from ..monitoring.store import parse_time
+            from ..monitoring.store import acquisition_time
 
-            parse_time(acquired, "--acquired")
+            acquisition_time(acquired, "--acquired")
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
@@ -161,9 +162,10 @@ def register(app: typer.Typer) -> None:
             from ..monitoring.store import Store
 
             with Store(db) as store:
-                n = sum(len(record_map_result(store, r, acquired=acquired, scene_id=input_stem(r.scene)))
-                        for r in results)
-            console.print(f"recorded in {n} AOI time series")
+                ids = [i for r in results
+                       for i in record_map_result(store, r, acquired=acquired, scene_id=input_stem(r.scene))]
+                console.print(f"recorded in {len(ids)} AOI time series")
+                options.exit_if_undelivered(store, ids)
 
 
 def _open_each(pairs, units: str, bands, remote: bool = True) -> None:

@@ -12,11 +12,8 @@ from . import options
 from .common import BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, Units, aliased, esc, make_console, resolve_models, value
 
 console = make_console()
-err_console = make_console(stderr=True)
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
 db_option = options.DB
-#: exit status of a command that stored its records but could not deliver an alert to a webhook
-ALERTS_UNDELIVERED = 3
 
 
 def register(app: typer.Typer) -> None:
@@ -95,19 +92,7 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
             ids = record_map_result(store, res, acquired=acquired, scene_id=f"{res.stats['before']}->"
                                     f"{res.stats['after']}", kind="change")
             console.print(f"recorded in {len(ids)} AOI(s)")
-            _exit_if_undelivered(store, ids)
-
-
-def _exit_if_undelivered(store, record_ids: list[int]) -> None:
-    """Exit ALERTS_UNDELIVERED when an alert of these records has not reached a webhook: the records are
-    stored, but cron and scripts must be able to tell that nobody was told."""
-    from ..monitoring.alerts import undelivered
-
-    n = undelivered(store, record_ids)
-    if n:
-        err_console.print(f"[yellow]warning:[/] {n} webhook deliver{'y' if n == 1 else 'ies'} of these alerts not "
-                          "done; `floodwatch aoi retry-alerts` sends them again", highlight=False)
-        raise typer.Exit(ALERTS_UNDELIVERED)
+            options.exit_if_undelivered(store, ids)
 
 
 def _float(text: str, opt: str) -> float:
@@ -195,7 +180,7 @@ def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `
     with Store(db) as store:
         ids = record_output_dir(store, out_dir, acquired=acquired, scene_id=scene_id, replace=replace)
         console.print(f"recorded in {len(ids)} AOI(s)")
-        _exit_if_undelivered(store, ids)
+        options.exit_if_undelivered(store, ids)
 
 
 def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
@@ -210,7 +195,9 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
                        "default linear unless a value is negative."),
               tile: int = options.TILE, db: Optional[str] = db_option,
               quiet: bool = QUIET) -> None:
-    """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped."""
+    """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped.
+
+    Exit status 3: mapped and recorded, but a webhook did not take an alert (`floodwatch aoi retry-alerts`)."""
     from ..inference.predictor import load_predictor
     from ..mapping import predictor_options
     from ..monitoring.stac import watch_aoi
@@ -226,7 +213,8 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
         for o in outcomes:
             km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"
             t.add_row(esc(o.item_id), o.acquired, esc(o.status), km2)
-    console.print(t)
+        console.print(t)
+        options.exit_if_undelivered(store, [i for o in outcomes for i in o.record_ids])
 
 
 def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
@@ -240,7 +228,7 @@ def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
         counts = retry_undelivered(store)
         console.print(f"delivered {counts['delivered']}, still failing {counts['failed']}")
     if counts["failed"]:
-        raise typer.Exit(ALERTS_UNDELIVERED)
+        raise typer.Exit(options.ALERTS_UNDELIVERED)
 
 
 def web(host: str = typer.Option("127.0.0.1", "--host", help="Interface (loopback by default)."),

@@ -106,3 +106,21 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
     return load_predictor(model, backend, tta=(tta_transforms or True) if tta else None,
                           temperature=load_temperature(temperature) if temperature else None,
                           weights=parse_weights(weights, model), refine=refine_kwargs, downsample=downsample)
+
+
+#: exit status of a command that stored its records but could not deliver an alert to a webhook
+ALERTS_UNDELIVERED = 3
+
+
+def exit_if_undelivered(store, record_ids: list[int]) -> None:
+    """Exit ALERTS_UNDELIVERED when an alert of these records has not reached a webhook: the records are
+    stored, but cron and scripts must be able to tell that nobody was told."""
+    from ..monitoring.alerts import undelivered
+    from .common import make_console
+
+    n = undelivered(store, record_ids)
+    if n:
+        make_console(stderr=True).print(f"[yellow]warning:[/] {n} webhook deliver{'y' if n == 1 else 'ies'} of "
+                                        "these alerts not done; `floodwatch aoi retry-alerts` sends them again",
+                                        highlight=False)
+        raise typer.Exit(ALERTS_UNDELIVERED)
