@@ -343,6 +343,9 @@ class TrainingConfig(_Section):
     # in hardware, AVX512-BF16 or AMX; elsewhere emulated and slower than float32, docs/benchmarks.md).
     # Weights, optimiser state and checkpoints stay float32 in every mode.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Validate and save an exponential moving average of the weights (training/averaging.py) instead of the last
+    # step's: about the last 1 / (1 - ema_decay) steps. None: off.
+    ema_decay: Optional[float] = Field(None, gt=0, lt=1)
 
     @field_validator("lr_scheduler", mode="before")
     @classmethod

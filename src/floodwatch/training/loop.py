@@ -18,6 +18,7 @@ import csv
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self._trainable(), lr=tc.learning_rate, betas=(adam.beta1, adam.beta2),
                                           eps=adam.epsilon)
         self.scheduler = self._scheduler()
+        self.average = None
+        if tc.ema_decay is not None:
+            from .averaging import WeightAverage
+
+            self.average = WeightAverage(self.optimizer.param_groups[0]["params"], tc.ema_decay)
         self.autocast_dtype = autocast_dtype(tc.precision, ctx.device)
         # loss scaling guards float16's narrow range; bfloat16 has float32's exponent and needs none
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
@@ -239,15 +245,18 @@ class Trainer:
                 for epoch in range(self.start_epoch, tc.epochs + 1):
                     t0 = time.perf_counter()
                     train_loss = self._train_epoch(epoch, bar, task, writer)
-                    self._recalibrate_batchnorm()
-                    val = self._validate()
-                    row = {"epoch": epoch, "train_loss": train_loss, **val,
-                           "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-                    self.scheduler.step()
-                    self.history.append(row)
-                    if self.ctx.is_main:
-                        self._record(epoch, row, writer)
-                        bar.console.print(_summary(row, tc.epochs))
+                    # with ema_decay the average is what is validated and saved; training goes on from the
+                    # trained weights (their BatchNorm statistics are re-estimated after the next epoch)
+                    with self.average.applied() if self.average is not None else nullcontext():
+                        self._recalibrate_batchnorm()
+                        val = self._validate()
+                        row = {"epoch": epoch, "train_loss": train_loss, **val,
+                               "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+                        self.scheduler.step()
+                        self.history.append(row)
+                        if self.ctx.is_main:
+                            self._record(epoch, row, writer)
+                            bar.console.print(_summary(row, tc.epochs))
                     dist_util.barrier(self.ctx)
             if self.ctx.is_main and tc.checkpoints == "best":
                 # last.pt was only there to resume a killed run; a finished one keeps best.pt alone
@@ -282,6 +291,8 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.average is not None:
+                self.average.update()
             total += torch.stack([loss.detach().double() * image.shape[0],
                                   torch.tensor(image.shape[0], dtype=torch.float64, device=self.ctx.device)])
             bar.advance(task)
@@ -417,7 +428,8 @@ class Trainer:
         return {"optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
                 "scaler_state": self.scaler.state_dict(),
                 "rng_state": {"torch": torch.get_rng_state(), "python": random.getstate()},
-                "history": list(self.history), "best_water_iou": self.best_iou}
+                "history": list(self.history), "best_water_iou": self.best_iou,
+                **({"weight_average": self.average.state_dict()} if self.average is not None else {})}
 
     def _save(self, path: Path, epoch: int, row: dict[str, float], state: dict[str, Any]) -> None:
         save_checkpoint(path, self.model, model_config=self.model_config, preprocessing=self.prep,
@@ -446,6 +458,11 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{last}: does not fit this spec's model ({str(exc).splitlines()[0]}); "
                                   "use another results folder or drop `resume`") from None
+        if self.average is not None:
+            if "weight_average" not in state:
+                raise CheckpointError(f"{last}: was trained without ema_decay; use another results folder or drop "
+                                      "`resume`")
+            self.average.load_state_dict(state["weight_average"])  # and the trained weights, not the average
         self.scheduler.load_state_dict(state["scheduler_state"])
         self.scaler.load_state_dict(state.get("scaler_state", {}) or self.scaler.state_dict())
         self.history = list(state.get("history", []))
