@@ -49,7 +49,7 @@ CASES = [
     Case("second-scene-not-a-raster-workers", "map {scene} {not_raster} -m {model} -o {out} --workers 2",
          ("{not_raster}", "not a raster")),  # also before a cluster starts: not one failure among the maps
     Case("onnx-of-fixed-size-other-tile", "map {scene} -m {fixed_onnx} -o {out} --tile 32 --overlap 8",
-         ("{fixed_onnx}", "64 x 64 px only", "--tile 64")),
+         ("{fixed_onnx}", "64 x 64 px only", "tiles of 64 px")),
     Case("model-with-triton", "map {scene} -m {model} -o {out} --backend triton",
          ("-m/--model", "not used with --backend triton")),
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),

@@ -42,8 +42,9 @@ class OnnxPredictor:
                               f"got shape {x.shape}")
         if any(want is not None and want != got for want, got in zip(self.input_hw, x.shape[2:])):
             h, w = (d or "any" for d in self.input_hw)
-            raise ExportError(f"{self.path}: takes inputs of {h} x {w} px only (exported with --height/--width), "
-                              f"got {x.shape[2]} x {x.shape[3]}; map with --tile {h}, or export without them")
+            raise ExportError(f"{self.path}: takes inputs of {h} x {w} px only (exported with a fixed height and "
+                              f"width), got {x.shape[2]} x {x.shape[3]}; map it with tiles of {h} px, or export it "
+                              "without a fixed size")
         return self.session.run([self.output_name], {self.input_name: x})[0].astype(np.float32, copy=False)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

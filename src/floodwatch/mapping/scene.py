@@ -44,7 +44,7 @@ def _check_not_linear(x: np.ndarray, ok: np.ndarray, name: str) -> None:
     n = np.count_nonzero(ok)
     if n >= 100 and np.count_nonzero(ok & (x > -0.05) & (x <= 2)) > 0.9 * n:
         raise DataError(f"{name}: most values lie between 0 and 2, where backscatter in dB almost never is; the "
-                        f"file looks like linear power (units 'linear': map's and aoi watch's --units linear)")
+                        f"file looks like linear power (units 'linear')")
 
 
 class SceneReader:
