@@ -38,14 +38,17 @@ def crop(src_path, dst_path, size: int = 96):
     return dst_path
 
 
-def test_client_writes_masks_of_real_chips(triton, onnx_models, shared_data, tmp_path):
+def test_client_writes_what_infer_writes_for_real_chips(triton, onnx_models, shared_data, tmp_path):
     import rasterio
+    from PIL import Image
 
-    chips = [crop(shared_data / "sen1floods11" / "S1Hand" / f"{n}_S1Hand.tif", tmp_path / f"{n}.tif")
-             for n in ("Spain_7370579", "Paraguay_34417")]
+    (tmp_path / "chips").mkdir()
+    chips = [crop(shared_data / "sen1floods11" / "S1Hand" / f"{n}_S1Hand.tif", tmp_path / where / f"{n}.tif")
+             for n, where in (("Spain_7370579", "chips"), ("Paraguay_34417", "."))]
     out = tmp_path / "masks"
-    run = floodwatch("client", *map(str, chips), "-o", str(out), "--url", triton.grpc_url, "--protocol", "grpc",
-                     "--model", "flood", "--model-version", "1")
+    # a folder of chips and a chip file, as infer takes them
+    run = floodwatch("client", str(tmp_path / "chips"), str(chips[1]), "-o", str(out), "--url", triton.grpc_url,
+                     "--protocol", "grpc", "--model", "flood", "--model-version", "1")
     assert run.returncode == 0, run.stderr
     for chip in chips:
         with rasterio.open(chip) as src, rasterio.open(out / f"{chip.stem}_mask.tif") as dst:
@@ -58,8 +61,12 @@ def test_client_writes_masks_of_real_chips(triton, onnx_models, shared_data, tmp
         expected[~valid] = 255
         # pixels within float noise of the threshold may flip; everything else must agree
         assert (mask != expected).mean() < 1e-4
-        assert (out / f"{chip.stem}_mask.png").is_file()
+        # infer's names, infer's content: the mask PNG is one band, 255 water, 0 not water or no data
+        png = np.asarray(Image.open(out / f"{chip.stem}_mask.png"))
+        np.testing.assert_array_equal(png, np.where(mask == 1, 255, 0))
+        assert Image.open(out / f"{chip.stem}_overlay.png").mode == "RGB"
     assert (mask == 255).all()  # Paraguay_34417 is entirely nodata
+    assert (out / "summary.json").is_file()
 
 
 def test_client_against_stopped_server_is_one_line_exit_2(tmp_path):

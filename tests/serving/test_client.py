@@ -42,3 +42,27 @@ def test_client_retries_transient_errors_only():
     with pytest.raises(ServingError, match=r"inference failed: bad input\. \(400\)$"):
         client._call("inference", bad_request)
     assert len(calls) == 1  # a bad request is not worth retrying
+
+
+def test_bad_url_leaves_no_half_built_client_behind(monkeypatch):
+    import gc
+    import sys
+
+    unraisable = []  # what a destructor raises: printed as "Exception ignored in ..." after the one-line error
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    try:
+        FloodClient("notaurl::::", retries=0)
+    except ServingError as exc:
+        assert "notaurl" in str(exc) and "cannot create a Triton client" in str(exc)
+    else:
+        pytest.fail("no ServingError")
+    gc.collect()
+    assert not unraisable, [u.exc_value for u in unraisable]
+
+
+@pytest.mark.parametrize("kwargs, field", [({"retries": -1}, "retries: -1"), ({"timeout_s": 0}, "timeout_s: 0")])
+def test_arguments_are_checked_before_connecting(kwargs, field):
+    from floodwatch.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=field):
+        FloodClient("127.0.0.1:1", **kwargs)

@@ -8,7 +8,8 @@ import pytest
 
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.errors import ServingError
-from floodwatch.serving.repository import PREPROCESSING_KEY, add_model_version, existing_versions, read_config
+from floodwatch.serving.repository import (PREPROCESSING_KEY, add_model_version, check_repository, existing_versions,
+                                          read_config)
 
 pb = pytest.importorskip("tritonclient.grpc.model_config_pb2")
 
@@ -54,6 +55,19 @@ def test_gpu_variant_uses_onnxruntime_platform(tmp_path, onnx_models):
     assert not cfg.HasField("dynamic_batching")
     with pytest.raises(ServingError, match="served by onnxruntime_onnx"):
         add_model_version(tmp_path, "g", onnx_models[0], kind="cpu")
+
+
+def test_check_repository_takes_what_the_local_server_runs(tmp_path, onnx_models):
+    add_model_version(tmp_path / "cpu", "flood", onnx_models[0])
+    add_model_version(tmp_path / "cpu", "flood_b", onnx_models[1])
+    assert check_repository(tmp_path / "cpu") == ["flood", "flood_b"]
+    add_model_version(tmp_path / "gpu", "g", onnx_models[0], kind="gpu")
+    with pytest.raises(ServingError, match=r"g/config.pbtxt: names platform 'onnxruntime_onnx'"):
+        check_repository(tmp_path / "gpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ServingError, match="no model in it"):
+        check_repository(tmp_path / "empty")
+    assert check_repository(tmp_path / "empty", allow_empty=True) == []  # `serve --poll`: models come later
 
 
 def test_tensorrt_plan_needs_gpu(tmp_path):

@@ -6,27 +6,38 @@ from typing import List, Optional
 
 import typer
 
+from . import options
 from .common import QUIET, Protocol, aliased, esc, make_console, value
 
 console = make_console()
 
 
+def positive_seconds(flag: str, seconds: float) -> None:
+    """typer's min= cannot exclude 0; `not > 0` also refuses nan."""
+    from ..errors import InvalidArgumentError
+
+    if not seconds > 0:
+        raise InvalidArgumentError(f"{flag}: {seconds} is not a number of seconds > 0")
+
+
 def serve(model_repository: Path = typer.Option(..., "--model-repository", help="Triton model repository folder."),
           host: str = typer.Option("127.0.0.1", help="Address to bind (all three endpoints)."),
-          http_port: int = typer.Option(8000, help="HTTP/REST port."),
-          grpc_port: int = typer.Option(8001, help="gRPC port."),
-          metrics_port: int = typer.Option(8002, help="Prometheus metrics port."),
+          http_port: int = typer.Option(8000, min=1, max=65535, help="HTTP/REST port."),
+          grpc_port: int = typer.Option(8001, min=1, max=65535, help="gRPC port."),
+          metrics_port: int = typer.Option(8002, min=1, max=65535, help="Prometheus metrics port."),
           poll: Optional[int] = typer.Option(None, "--poll", help="Poll the repository every SECONDS and load "
                                              "new versions without a restart."),
           log_verbose: int = typer.Option(0, help="Triton's --log-verbose level."),
           log_file: Optional[Path] = typer.Option(None, help="Write Triton's log here (default: the terminal)."),
-          startup_timeout: float = typer.Option(120.0, help="Seconds to wait for the models to become ready.")):
+          startup_timeout: float = typer.Option(120.0, help="Seconds (> 0) to wait for the models to become "
+                                                "ready.")):
     """Run NVIDIA Triton Inference Server (CPU, from nvidia-pytriton) in the foreground; Ctrl-C stops it.
 
     On a GPU host you can instead point NVIDIA's Triton container at a repository written with
     kind='gpu' (onnxruntime_onnx / tensorrt_plan on KIND_GPU); `floodwatch client` works against either."""
     from ..serving.server import TritonServer
 
+    positive_seconds("--startup-timeout", startup_timeout)
     server = TritonServer(model_repository, host=host, http_port=http_port, grpc_port=grpc_port,
                           metrics_port=metrics_port, poll_seconds=poll, log_verbose=log_verbose,
                           log_file=log_file, startup_timeout_s=startup_timeout, echo=log_file is None)
@@ -41,26 +52,35 @@ def serve(model_repository: Path = typer.Option(..., "--model-repository", help=
     console.print("Triton stopped.")
 
 
-def client(inputs: List[Path] = typer.Argument(..., help="GeoTIFF chips in dB (bands as the model expects)."),
-           output: Path = typer.Option(..., "-o", "--output", help="Output folder for <stem>_mask.tif and .png."),
+def client(inputs: List[Path] = typer.Argument(..., help="Chip files (GeoTIFF in dB, 8-bit PNG; <chip>_vv/<chip>_vh "
+                                         "files pair), folders of them, or data set folders, as `infer` reads "
+                                         "them."),
+           output: Path = typer.Option(..., "-o", "--output", help="Output folder: what `infer` writes there."),
            url: str = typer.Option("127.0.0.1:8000", help="Server address (HTTP port, or gRPC port with "
                                    "--protocol grpc)."),
            protocol: Protocol = typer.Option(Protocol.http, "--protocol", help="Triton protocol."),
            triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
            model_version: str = typer.Option("", "--model-version", help="Version (default: the server's "
                                              "policy)."),
-           threshold: float = typer.Option(0.5, help="Water probability at or above which a pixel is water."),
-           timeout: float = typer.Option(30.0, help="Seconds per request."),
-           retries: int = typer.Option(2, help="Retries with backoff on transient failures."),
+           threshold: float = options.THRESHOLD,
+           timeout: float = typer.Option(30.0, help="Seconds (> 0) per request."),
+           retries: int = typer.Option(2, min=0, help="Retries with backoff on transient failures."),
            quiet: bool = QUIET):
-    """Classify chips with a model on a Triton server and write water masks (1 water, 0 not, 255 nodata)."""
+    """Predict water on each chip with a model on a Triton server and write what `infer` writes:
+    <stem>_mask/_prob/_overlay.png (the mask PNG is 255 water, 0 not water or no data) and, when
+    georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif, plus summary.json."""
+    from ..errors import DataError
+    from ..inference.chips import infer_chips
     from ..serving.client import FloodClient
-    from ..serving.masks import classify_rasters
 
+    # infer_chips checks it too, but only once the server has answered
+    if not 0.0 < threshold < 1.0:
+        raise DataError(f"threshold: {threshold} is not between 0 and 1")
+    positive_seconds("--timeout", timeout)
     with FloodClient(url, protocol=value(protocol), model_name=triton_model, model_version=model_version,
                      timeout_s=timeout, retries=retries) as c:
-        written = classify_rasters(c, inputs, output, threshold=threshold, progress=not quiet)
-    console.print(f"wrote {len(written)} mask(s) to {esc(output)}")
+        records = infer_chips(c, inputs, output, threshold=threshold, progress=not quiet)
+    console.print(f"wrote {len(records)} chip(s) to {esc(output)} (summary.json)")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from ..data.preprocess import Preprocessing
-from ..errors import ServingError
+from ..errors import InvalidArgumentError, ServingError
 from .repository import PREPROCESSING_KEY
 
 T = TypeVar("T")
@@ -45,6 +45,10 @@ class FloodClient:
                  model_version: str = "", timeout_s: float = 30.0, retries: int = 2, backoff_s: float = 0.2):
         if protocol not in ("http", "grpc"):
             raise ServingError(f"protocol: '{protocol}' is not 'http' or 'grpc'")
+        if retries < 0:
+            raise InvalidArgumentError(f"retries: {retries} is not a number of retries (0 or more)")
+        if not timeout_s > 0:
+            raise InvalidArgumentError(f"timeout_s: {timeout_s} is not a number of seconds > 0")
         self.url, self.protocol = _strip_scheme(url), protocol
         self.model_name, self.model_version = model_name, str(model_version or "")
         self.timeout_s, self.retries, self.backoff_s = float(timeout_s), int(retries), float(backoff_s)
@@ -68,8 +72,12 @@ class FloodClient:
             if self.protocol == "http":
                 import tritonclient.http as tc
 
-                return tc.InferenceServerClient(self.url, connection_timeout=self.timeout_s,
-                                                network_timeout=self.timeout_s)
+                # its __del__ closes what __init__ made: one that fails half-built (a bad url) would print
+                # an AttributeError traceback after our error, so it starts out as closed
+                client = tc.InferenceServerClient.__new__(tc.InferenceServerClient)
+                client._closed = True
+                client.__init__(self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
+                return client
             import tritonclient.grpc as tc
 
             return tc.InferenceServerClient(self.url)

@@ -156,6 +156,31 @@ def read_config(path: str | Path):
         raise ServingError(f"{path}: not a valid Triton ModelConfig ({exc})") from None
 
 
+def check_repository(repo_dir: str | Path, backends: Sequence[str] = ("python",), *,
+                     allow_empty: bool = False) -> list[str]:
+    """The model names in `repo_dir`, after what can be checked without Triton: at least one model (unless
+    `allow_empty`: a polling server loads models exported into it later), each with a config.pbtxt that
+    parses, a backend in `backends` and a version folder. Triton's own errors for these name no file (an
+    unparsed config makes it guess a backend from the model file)."""
+    repo_dir = Path(repo_dir)
+    models = sorted(p for p in repo_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not models and not allow_empty:
+        raise ServingError(f"{repo_dir}: no model in it (a model is a folder NAME/ with config.pbtxt and version "
+                           "folders 1/, 2/, ...; floodwatch export --triton-repo writes one)")
+    for model_dir in models:
+        path = model_dir / "config.pbtxt"
+        cfg = read_config(path)
+        if cfg.backend not in backends:
+            runs = (f"backend '{cfg.backend}'" if cfg.backend else
+                    f"platform '{cfg.platform}'" if cfg.platform else "no backend")
+            raise ServingError(f"{path}: names {runs}; this tritonserver runs backend "
+                               f"{' or '.join(repr(b) for b in backends)} only (floodwatch export --triton-kind "
+                               "cpu writes that; GPU models run in NVIDIA's Triton container)")
+        if not existing_versions(model_dir):
+            raise ServingError(f"{model_dir}: no version folder (1/, 2/, ...) in model '{model_dir.name}'")
+    return [m.name for m in models]
+
+
 def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *, max_batch_size: int = 16,
                       instance_count: int = 1, kind: str = "cpu", dynamic_batching: bool = True,
                       preferred_batch_sizes: Sequence[int] | None = None, max_queue_delay_us: int = 2000,

@@ -21,8 +21,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
-from ..errors import ServingError
+from ..errors import InvalidArgumentError, ServingError
 from ..io import ensure_output_dir
+from .repository import check_repository
 
 PYTHON_BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 
@@ -79,6 +80,11 @@ class TritonServer:
             raise ServingError(f"{model_repository}: is a file, not a model repository folder")
         if not self.model_repository.is_dir():
             raise ServingError(f"{model_repository}: model repository folder not found")
+        for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
+            if not 1 <= port <= 65535:  # tritonserver would take 70000 as 4464, and -5 as nothing it says
+                raise InvalidArgumentError(f"{name}: {port} is not a TCP port (1-65535)")
+        if not startup_timeout_s > 0:
+            raise InvalidArgumentError(f"startup_timeout_s: {startup_timeout_s} is not a number of seconds > 0")
         self.host, self.poll_seconds, self.log_verbose = host, poll_seconds, log_verbose
         self.http_port, self.grpc_port, self.metrics_port = http_port, grpc_port, metrics_port
         self.startup_timeout_s, self.stop_grace_s, self.echo = startup_timeout_s, stop_grace_s, echo
@@ -128,6 +134,8 @@ class TritonServer:
         if self.running:
             return self
         dist = triton_dist()
+        # only the python backend is linked in (_backends_dir); an empty repository would serve nothing
+        check_repository(self.model_repository, backends=("python",), allow_empty=self.poll_seconds is not None)
         self._workdir = Path(tempfile.mkdtemp(prefix="floodwatch-triton-"))
         backends = _backends_dir(dist, self._workdir)
         if self._log_file is None:
@@ -190,7 +198,8 @@ class TritonServer:
         if self._log_file is None or not self._log_file.is_file():
             return "(no log)"
         text = self._log_file.read_text(errors="replace").strip().splitlines()
-        errors = [line for line in text if re.match(r"E\d{4} ", line)]  # glog's error prefix
+        # glog's error prefix; on a host without CUDA every start logs one that is no fault
+        errors = [line for line in text if re.match(r"E\d{4} ", line) and "CudaDriverHelper" not in line]
         return " | ".join((errors or text)[-lines:]) or "(empty log)"
 
     def stop(self) -> None:
