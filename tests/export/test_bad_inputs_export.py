@@ -16,7 +16,8 @@ def files(tmp_path_factory, tiny_checkpoint):
     nan = np.full((2, 2, 16, 16), np.nan, np.float32)
     sparse = nan.copy()
     sparse[0, :, 0, 0] = -15.0  # 1 valid pixel of 512: under the 1% calibration needs
-    for name, array in {"nan": nan, "sparse": sparse, "flat": np.zeros(10, np.float32)}.items():
+    good = np.random.default_rng(0).normal(-15, 3, nan.shape).astype(np.float32)
+    for name, array in {"nan": nan, "sparse": sparse, "flat": np.zeros(10, np.float32), "good": good}.items():
         np.save(d / f"{name}.npy", array)
         f[name] = d / f"{name}.npy"
     return f
@@ -39,6 +40,8 @@ CASES = [
          forbid=("weights_only", "Traceback"), absent=("{out}.pt",)),
     Case("int8-calibration-all-nan", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data {nan}",
          ("{nan}", "no valid pixel")),
+    Case("int8-validation-all-nan", "export -m {model} -o {out}.onnx --precision int8 --calibration-data {good} "
+         "--validation-data {nan}", ("{nan}", "validation data", "no valid pixel"), absent=("{out}.onnx",)),
     Case("int8-calibration-few-valid", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data "
          "{sparse}", ("{sparse}", "only 1 valid pixels of 512")),
     Case("int8-calibration-not-chips", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data {flat}",

@@ -144,6 +144,9 @@ def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any,
         raise ExportError(f"calibration method: '{method}' is not one of {', '.join(methods)}")
     prep = Preprocessing.from_dict(meta["preprocessing"])
     calib, calib_masks = load_chips(calibration, prep, limit=max_calibration, what="calibration data")
+    # read before the INT8 file is written: bad validation data must leave no model behind
+    val, val_masks = (calib, calib_masks) if validation is None else load_chips(validation, prep,
+                                                                                what="validation data")
     with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmpdir:
         tmpdir = str(Path(tmpdir).resolve())
         pre = Path(tmpdir) / "pre.onnx"
@@ -163,10 +166,6 @@ def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any,
             proto = onnx.load(str(tmp))
             set_metadata(proto, {**meta, "precision": "int8"})
             onnx.save_model(proto, str(tmp))
-    if validation is not None:
-        val, val_masks = load_chips(validation, prep, what="validation data")
-    else:
-        val, val_masks = calib, calib_masks
     report = {"onnx": str(out_path), "precision": "int8", "calibration_chips": int(len(calib)),
               "method": method, "per_channel": per_channel,
               "size_mb": round(out_path.stat().st_size / 2**20, 2),
