@@ -36,6 +36,10 @@ def test_average_is_the_weighted_mean_of_the_steps_and_is_taken_back():
         state = avg.state_dict()
     np.testing.assert_array_equal(p.detach().numpy(), seen[-1])  # the trained weights are back
     np.testing.assert_array_equal(state["trained"][0].numpy(), seen[-1])  # ... and what a resume restores
+    from floodwatch.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="ema_decay"):  # a resumed spec with another decay
+        WeightAverage([p], 0.9).load_state_dict(state)
 
 
 def _steps_of(trainer: Trainer) -> list[dict[str, np.ndarray]]:

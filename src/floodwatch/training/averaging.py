@@ -11,6 +11,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ..errors import CheckpointError, InvalidArgumentError
+
 
 class WeightAverage:
     """avg_t = decay * avg_{t-1} + (1 - decay) * w_t from avg_0 = 0, read bias-corrected as avg_t / (1 - decay^t)
@@ -19,7 +21,7 @@ class WeightAverage:
 
     def __init__(self, params: Sequence[torch.nn.Parameter], decay: float):
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema_decay: {decay} is not between 0 and 1")
+            raise InvalidArgumentError(f"ema_decay: {decay} is not between 0 and 1")
         self.params, self.decay, self.steps = list(params), float(decay), 0
         self.avg = [torch.zeros_like(p, dtype=torch.float32) for p in self.params]
         self._trained: list[torch.Tensor] | None = None
@@ -64,7 +66,9 @@ class WeightAverage:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the sums and put the trained weights back into the parameters."""
         if len(state["avg"]) != len(self.params) or float(state["decay"]) != self.decay:
-            raise ValueError("weight average: the checkpoint's does not fit this run (other parameters or decay)")
+            raise CheckpointError(f"ema_decay: the checkpoint's weight average ({state['decay']}, "
+                                  f"{len(state['avg'])} tensors) does not fit this run's ({self.decay}, "
+                                  f"{len(self.params)}); resume with the spec it was trained with")
         self.steps = int(state["steps"])
         for a, s in zip(self.avg, state["avg"]):
             a.copy_(s)
