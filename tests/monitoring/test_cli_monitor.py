@@ -200,9 +200,10 @@ def test_undelivered_alerts_exit_3_once_the_record_is_stored(tmp_path, capsys, r
     assert code == 0 and "delivered 1, still failing 0" in out
 
 
-def test_map_acquired_exits_3_when_an_alert_is_not_delivered(tmp_path, capsys, monkeypatch, tiny_checkpoint):
-    """map --acquired records like `aoi record` and tells cron the same way when a webhook did not take an alert;
-    an acquisition time before Sentinel-1 is refused before any map is written."""
+def test_map_acquired_checks_before_mapping_and_exits_3_on_undelivered(tmp_path, capsys, monkeypatch, tiny_checkpoint):
+    """map --acquired: a time before Sentinel-1, or a scene already recorded under another time, is refused before
+    any map is written; the exit status is 3 when the store counts an alert undelivered (counting itself:
+    test_undelivered_alerts_exit_3_once_the_record_is_stored)."""
     import floodwatch.monitoring.alerts as alerts
     from floodwatch.monitoring.store import Store
 
@@ -218,6 +219,10 @@ def test_map_acquired_exits_3_when_an_alert_is_not_delivered(tmp_path, capsys, m
     assert code == 3 and "recorded in 2 AOI time series" in out and "retry-alerts" in err
     with Store(db) as store:
         assert "2024-05-20T00:00:00Z" in [h["acquired"] for h in store.history("west")]
+    code, _, err = _main(capsys, "map", scene, "-m", tiny_checkpoint, "-o", tmp_path / "again", "--tile", "64",
+                         "--overlap", "16", "--acquired", "2024-05-21", "--db", db, "-q")
+    assert code == 2 and "already recorded as acquired 2024-05-20T00:00:00Z" in err
+    assert not (tmp_path / "again").exists()
 
 
 @pytest.mark.parametrize("args, named", [

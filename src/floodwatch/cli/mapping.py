@@ -95,9 +95,12 @@ def register(app: typer.Typer) -> None:
             raise FloodwatchError("-m/--model: not used with --backend triton, which runs the server's model "
                                   "(--triton-model names it)")
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
-            from ..monitoring.store import acquisition_time
+            from ..monitoring.aoi import check_recordable
+            from ..monitoring.store import Store, acquisition_time
 
             acquisition_time(acquired, "--acquired")
+            with Store(db) as store:  # each scene is recorded under its stem, as below
+                check_recordable(store, [input_stem(f) for f, _ in pairs], acquired)
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)

@@ -73,6 +73,12 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
     unplaced = [path for path, s in zip((before, after), scenes) if s.georef is None]
     if acquired and unplaced:
         raise FloodwatchError(f"--acquired: {unplaced[0]} has no georeference, so the change cannot be placed in an AOI")
+    if acquired:
+        from ..monitoring.aoi import check_recordable
+        from ..monitoring.store import Store
+
+        with Store(db) as store:  # the scene id the record below takes
+            check_recordable(store, [f"{scenes[0].id}->{scenes[1].id}"], acquired, "change")
     predictor = None
     if method != ChangeMethod.logratio:  # the log-ratio needs no model: -m is not even loaded
         from ..inference.predictor import load_predictor
