@@ -172,6 +172,42 @@ def test_cli_fetch(pc, tmp_path, run_cli):
     assert both.returncode == 2 and "exactly one" in both.stderr
 
 
+def test_the_output_folder_is_checked_before_the_search(pc, tmp_path, run_cli):
+    """A file in the way, or a place nothing can be written, fails before any request, not after the download."""
+    from floodwatch.errors import FloodwatchError
+
+    (tmp_path / "a_file").write_text("in the way")
+    for out, what in ((tmp_path / "a_file", "a_file is a file"), (tmp_path / "a_file" / "x", "a_file is a file"),
+                      ("/proc/x", "not writable")):
+        with pytest.raises(FloodwatchError, match=what):
+            fetch(SEAM, "2024-04-19", "2024-04-19", out, source=_source(pc), retries=FAST, progress=False)
+    assert not pc.api.requests and not pc.token_requests
+    w, s, e, n = SEAM.bounds
+    bad = run_cli("fetch", "--bbox", f"{w},{s},{e},{n}", "--start", "2024-04-19", "--end", "2024-04-19",
+                  "--stac", pc.api.url, "-o", "/proc/x")
+    assert bad.returncode == 2 and "/proc/x" in bad.stderr and "fetching" not in bad.stderr + bad.stdout
+    assert not pc.api.requests
+
+
+def test_an_oversized_bbox_is_named_as_the_bbox(pc, tmp_path, run_cli):
+    big = run_cli("fetch", "--bbox", "12,44,15,46", "--start", "2024-04-19", "--end", "2024-04-19",
+                  "--stac", pc.api.url, "-o", tmp_path / "out", "-q")
+    assert big.returncode == 2 and big.stderr.count("\n") == 1
+    assert big.stderr.startswith("error: --bbox: ") and "more than 100 Mpx" in big.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_token_endpoint_is_named(pc, tmp_path, monkeypatch):
+    from floodwatch.errors import AcquisitionError
+    from tests.ports import free_port
+
+    sas = f"http://127.0.0.1:{free_port()}/api/sas/v1/token"  # nothing listens there
+    monkeypatch.setenv("PC_SDK_SAS_URL", sas)
+    with pytest.raises(AcquisitionError, match="SAS token request to " + sas + "/.* failed") as err:
+        fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=_source(pc), retries=FAST, progress=False)
+    assert "\n" not in str(err.value)
+
+
 def test_cog_429_is_retried_then_reported(pc, tmp_path, monkeypatch):
     import floodwatch.acquisition.read as read
 

@@ -108,3 +108,44 @@ def test_run_counts_permanent_water_apart(pc, tmp_path):
     # the dark box is the lake: measured on the ellipsoid, counted as permanent water, not as flood
     assert stats["permanent_water_km2"] == pytest.approx(geodesic_area_km2(WATER), rel=0.05)
     assert row["flooded_km2"] < 0.05 * geodesic_area_km2(WATER)
+
+
+class _Broken(DarkWaterPredictor):
+    def predict(self, batch):
+        raise RuntimeError("the model broke")
+
+
+def test_a_failed_run_leaves_the_database_as_it_was(pc, tmp_path):
+    """A new AOI is stored only with a result: no item found, or a failure while mapping, takes it out again."""
+    from floodwatch.errors import NoItemsError
+
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        with pytest.raises(NoItemsError, match="no Sentinel-1 items"):
+            run_aoi(store, "valley", "2023-01-01", DarkWaterPredictor(), tmp_path / "run", geometry=AOI, source=src,
+                    retries=FAST, progress=False)
+        assert store.aois() == []
+        with pytest.raises(RuntimeError, match="the model broke"):
+            run_aoi(store, "valley", "2024-05-01", _Broken(), tmp_path / "run", geometry=CORNER, source=src,
+                    tile=128, overlap=16, retries=FAST, progress=False)
+        assert store.aois() == []
+        # a stored AOI stays, with its history, when a later run of it fails
+        run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", geometry=CORNER, source=src,
+                tile=128, overlap=16, retries=FAST, progress=False)
+        with pytest.raises(NoItemsError):
+            run_aoi(store, "valley", "2023-01-01", DarkWaterPredictor(), tmp_path / "run", source=src,
+                    retries=FAST, progress=False)
+        assert [a.name for a in store.aois()] == ["valley"] and len(store.history("valley")) == 1
+
+
+def test_run_checks_its_output_folder_before_the_download(pc, tmp_path):
+    from floodwatch.errors import FloodwatchError
+
+    (tmp_path / "a_file").write_text("in the way")
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        with pytest.raises(FloodwatchError, match="a_file is a file"):
+            run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "a_file", geometry=CORNER,
+                    source=src, retries=FAST, progress=False)
+        assert store.aois() == []
+    assert not pc.api.requests  # nothing searched, nothing downloaded

@@ -19,6 +19,7 @@ def files(tmp_path_factory, tiny_checkpoint):
     (f["keep"] / "notes.txt").write_text("mine\n")
     f["empty"] = d / "empty"
     f["empty"].mkdir()
+    f["ombria"] = fakes.ombria(d / "ombria")  # VV only: the two-band model cannot score it
     f["label_crs"] = sen1floods11_copy(good, d / "label_crs", lambda i, l: rewrite_raster(l, l, crs="EPSG:32634"))
     f["label_shifted"] = sen1floods11_copy(good, d / "label_shifted", lambda i, l: rewrite_raster(l, l, shift_px=3))
     f["label_crs_label"], f["label_shifted_label"] = first_label(f["label_crs"]), first_label(f["label_shifted"])
@@ -29,6 +30,11 @@ CASES = [
     Case("label-other-crs", "evaluate -m {model} --data {label_crs} -o {out}", ("{label_crs_label}", "CRS")),
     Case("label-shifted", "evaluate -m {model} --data {label_shifted} -o {out}",
          ("{label_shifted_label}", "transform")),
+    Case("neither-data-nor-spec", "evaluate -m {model} -o {out}",
+         ("--data, --experiment-spec: give one of them",), forbid=("not both", "Traceback")),
+    # a data set's chip names no file of its own: the folder and the chip say where
+    Case("one-band-data-set", "evaluate -m {model} --data {ombria} -o {out}",
+         ("{ombria}: chip ", "data has 1 band(s) (VV)")),
     Case("metrics-under-file", "evaluate -m {model} --data {good} -o {file}/m.json", ("{file} is a file",)),
     Case("report-under-file", "evaluate -m {model} --data {good} --report {file}/r", ("{file} is a file",)),
     Case("predictions-under-file", "evaluate -m {model} --data {good} --save-predictions {file}/p",

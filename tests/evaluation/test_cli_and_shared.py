@@ -92,6 +92,15 @@ def test_cli_channel_mismatch_is_one_line(synth_dir, tmp_path, capsys):
     assert code == 2 and "but the model expects 1 (HH)" in err and len(err.strip().splitlines()) == 1
 
 
+def test_cli_footer_names_8bit_data(tiny_checkpoint, tmp_path, capsys):
+    from tests.data import fakes
+
+    course = fakes.folders(tmp_path / "course", colour=True)  # what `data convert` writes: 8-bit PNGs
+    code, out, err = run_cli(["evaluate", "-m", str(tiny_checkpoint), "--data", str(course), "-q"], capsys)
+    assert code in (0, None), err
+    assert "Otsu on VH of 8-bit pictures (grey levels mapped to dB)" in out and "in dB" not in out
+
+
 def test_cli_infer_folder(synth_dir, tiny_checkpoint, tmp_path, capsys):
     code, out, err = run_cli(["infer", "-m", str(tiny_checkpoint), str(synth_dir / "S1Hand"), "-o",
                               str(tmp_path / "o"), "-q"], capsys)

@@ -96,3 +96,22 @@ def test_etci_samples_as_a_bare_list_get_the_scene_vv_baseline(tmp_path):
     samples = list(open_dataset(fakes.etci(tmp_path, cols=2, rows=1)))
     baseline = OtsuBaseline.for_dataset(samples)
     assert (baseline.band, baseline.scope) == ("VV", "scene")
+
+
+def test_the_description_says_what_otsu_ran_on(tmp_path):
+    """8-bit pictures (the course's folders, OMBRIA, ETCI) were described as "in dB" like measured backscatter,
+    and a VV-only data set as "on VH" though Otsu fell back to its VV band."""
+    from floodwatch.data import open_dataset, write_synthetic_dataset
+    from tests.data import fakes
+
+    def described(root):
+        return OtsuBaseline.for_dataset(list(open_dataset(root))).describe()
+
+    assert described(write_synthetic_dataset(tmp_path / "s1", chips=2, size=32, seed=0)) == \
+        "Otsu on VH in dB, one threshold per chip"
+    assert described(fakes.folders(tmp_path / "course", colour=True)) == \
+        "Otsu on VH of 8-bit pictures (grey levels mapped to dB), one threshold per chip"
+    assert described(fakes.ombria(tmp_path / "ombria")) == \
+        "Otsu on VV of 8-bit pictures (grey levels mapped to dB), one threshold per chip"
+    assert described(fakes.etci(tmp_path / "etci", cols=2, rows=1)) == \
+        "Otsu on VV of 8-bit pictures (grey levels mapped to dB), one threshold per scene"

@@ -38,6 +38,9 @@ CASES = [
     Case("vv-png-without-vh", "infer {png_dir} -m {model} -o {out}", ("{png_dir}/t_vv.png", "t_vh.png")),
     # the good chip's outputs, written first, go with the run when a later chip fails
     Case("good-chip-then-one-band", "infer {chip} {one_band} -m {model} -o {out}", ("{one_band}: data has 1 band(s)",)),
+    # one coarse pixel for the whole chip would be one probability everywhere
+    Case("downsample-past-the-chip", "infer {chip} -m {model} -o {out} --downsample 1000",
+         ("--downsample: a factor of 1000", "at most")),
     Case("chip-given-twice", "infer {chip} {chip} -m {model} -o {out}", ("{chip}: given twice",)),
     Case("png-given-twice", "infer {png_dir}/t_vv.png {png_dir} -m {model} -o {out}", ("t_vv.png: given twice",)),
     Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),

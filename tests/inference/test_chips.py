@@ -315,3 +315,37 @@ def test_a_failing_run_leaves_the_folder_as_it_was(chip_tif, tmp_path):
     with pytest.raises(DataError):
         infer_chips(DarkIsWater(), [path, one_band], tmp_path / "new", progress=False)
     assert not (tmp_path / "new").exists()
+
+
+def test_sigterm_cleans_up_as_ctrl_c_does(chip_tif, tiny_checkpoint, tmp_path, monkeypatch, run_cli):
+    """`kill` during `infer` left .staged.pid...part/ with the chips done so far; now SIGTERM unwinds as Ctrl-C
+    does (exit status 143), and the process's own SIGTERM handler is back afterwards."""
+    import os
+    import signal
+
+    from floodwatch.inference.predictor import TorchPredictor
+
+    path, _ = chip_tif
+    second = tmp_path / "second.tif"
+    second.write_bytes(path.read_bytes())
+    predict = TorchPredictor.predict
+    seen = []
+
+    def killed_on_the_second_chip(self, batch):
+        seen.append(len(seen))
+        if len(seen) == 2:  # the first chip's files are staged by now
+            os.kill(os.getpid(), signal.SIGTERM)
+        return predict(self, batch)
+
+    def ours(signum, frame):  # what runs when main installs nothing: the test fails rather than pytest dying
+        raise SystemExit("SIGTERM reached the caller's handler")
+
+    monkeypatch.setattr(TorchPredictor, "predict", killed_on_the_second_chip)
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        result = run_cli("infer", path, second, "-m", tiny_checkpoint, "-o", tmp_path / "out", "-q")
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.returncode == 143 and result.stderr.strip() == "terminated"
+    assert not (tmp_path / "out").exists()  # the staged chip went with the run, and the folder it made

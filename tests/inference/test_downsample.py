@@ -18,10 +18,10 @@ class FirstBand:
 
 
 def test_the_model_sees_block_means():
-    x = np.random.default_rng(0).normal(size=(2, 2, 8, 12)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(2, 2, 16, 24)).astype(np.float32)
     base = FirstBand()
     DownsampledPredictor(base, 2).predict(x)
-    expected = x.reshape(2, 2, 4, 2, 6, 2).mean(axis=(3, 5))
+    expected = x.reshape(2, 2, 8, 2, 12, 2).mean(axis=(3, 5))
     np.testing.assert_allclose(base.seen, expected, rtol=1e-6, atol=1e-6)
 
 
@@ -46,3 +46,13 @@ def test_a_block_of_water_stays_water_and_factor_one_is_identity():
 def test_bad_factor(factor):
     with pytest.raises(FloodwatchError, match="downsample: the factor"):
         DownsampledPredictor(FirstBand(), factor)
+
+
+def test_a_factor_leaving_too_few_pixels_is_refused():
+    """A 64 px chip at factor 1000 was one coarse pixel: one probability everywhere, exit 0."""
+    x = np.zeros((1, 2, 64, 80), np.float32)
+    assert DownsampledPredictor(FirstBand(), 9).predict(x).shape == (1, 64, 80)  # ceil(64 / 9) = 8 px: enough
+    for factor in (10, 1000):
+        with pytest.raises(FloodwatchError, match=rf"^downsample: a factor of {factor} leaves .*64x80 input.*"
+                                                  r"at most 9 here"):
+            DownsampledPredictor(FirstBand(), factor).predict(x)

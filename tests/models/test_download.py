@@ -77,7 +77,11 @@ def test_wrong_sha256_is_refused_and_nothing_kept(server, cache):
         resolve_model(f"{base}/m/tiny.pt#sha256={'0' * 64}")
     msg = str(exc.value)
     assert "sha256 mismatch" in msg and f"{base}/m/tiny.pt" in msg and "\n" not in msg
-    assert not any(p.is_file() for p in cache.rglob("*"))
+    assert not cache.parent.exists()  # nor the folders made for the file ($FLOODWATCH_CACHE did not exist)
+    (cache / "other").mkdir(parents=True)  # a cache in use keeps its folders
+    with pytest.raises(ModelError):
+        resolve_model(f"{base}/m/tiny.pt#sha256={'0' * 64}")
+    assert [p.name for p in cache.iterdir()] == ["other"]
 
 
 @pytest.mark.parametrize("ref, expected", [
@@ -92,7 +96,7 @@ def test_download_errors_are_one_line(server, cache, ref, expected):
     with pytest.raises(ModelError) as exc:
         resolve_model(ref.format(base=base, closed=free_port()))
     assert expected in str(exc.value) and "\n" not in str(exc.value)
-    assert not any(p.is_file() for p in cache.rglob("*"))
+    assert not cache.parent.exists()
 
 
 def test_map_with_a_model_url(server, cache, tmp_path, tiny_checkpoint, run_cli):

@@ -128,6 +128,27 @@ def test_unreachable_postgres_is_one_line_without_password(tmp_path):
         Store(tmp_path / "not_a_db")
 
 
+@pytest.mark.parametrize("password", ["p", "o", "ed"])
+def test_a_short_password_is_masked_as_a_password_only(password):
+    """Masking every occurrence of the password turned "port 9 failed" into "***ort 9 failed"."""
+    pytest.importorskip("psycopg")
+    from tests.ports import free_port
+
+    port = free_port()
+    with pytest.raises(MonitoringError) as err:
+        Store(f"postgresql://u:{password}@127.0.0.1:{port}/db")
+    msg = str(err.value)
+    assert msg.startswith(f"postgresql+psycopg://u:***@127.0.0.1:{port}/db: cannot open the monitoring database")
+    assert f"port {port} failed" in msg and "connection refused" in msg.lower() and msg.count("***") == 1
+
+
+def test_the_password_is_masked_where_a_driver_echoes_it():
+    from floodwatch.monitoring.store import _reason
+
+    echoed = RuntimeError("bad dsn postgresql://u:p%40ss@h/db, or password='p@ss' port=5")
+    assert _reason(echoed, "p@ss") == "bad dsn postgresql://u:***@h/db, or password='***' port=5"
+
+
 def test_postgres_url_forms_and_wrong_password(pg_url):
     plain = pg_url  # postgresql://user:password@127.0.0.1:port/db
     for url in (plain, plain.replace("postgresql://", "postgres://"),

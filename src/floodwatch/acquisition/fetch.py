@@ -14,7 +14,7 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
-from ..io import atomic_path
+from ..io import atomic_path, check_output_dir
 from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, band_assets, detect_units,
                    fill_gaps, grid_for, has_vv_vh, read_item, to_db)
 from .search import Retries, item_time, search_api, utc_iso
@@ -116,6 +116,7 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
     if not 0.0 <= min_coverage <= 1.0:
         raise AcquisitionError(f"min_coverage: {min_coverage} must be between 0 and 1")
     since, until = day_range(start, end)
+    out_dir = check_output_dir(out_dir)  # a file or a read-only place in the way fails now, not after the download
     label = f"{src.name} ({src.url}, {src.collection})" if src.name != src.url else f"{src.url} ({src.collection})"
     if src.units == "dn":  # refuse before any request: these numbers are not backscatter
         raise UnitsError(f"{label}: serves uncalibrated GRD digital numbers, not backscatter; {GRD_ADVICE}")
@@ -140,7 +141,6 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
         if note:
             console.print(note, highlight=False)
         sign = planetary_computer_signer(coll, label=label, retries=retries)
-    out_dir = Path(out_dir)
     result = FetchResult(out_dir, out_dir / MANIFEST)
     groups = _group(usable)
     with _progress(progress, sum(len(g) for g in groups.values())) as bar:

@@ -47,6 +47,7 @@ def planetary_computer_signer(collection: dict, *, label: str, retries: Retries 
             account, container = collection.get("msft:storage_account"), collection.get("msft:container")
             if not (account and container):
                 return href
+        token_url = f"{Settings.get().sas_url}/{account}/{container}"  # where get_token asks
         try:
             token = planetary_computer.sas.get_token(account, container, retry_total=retries.attempts,
                                                      retry_backoff_factor=retries.backoff_s)
@@ -59,12 +60,14 @@ def planetary_computer_signer(collection: dict, *, label: str, retries: Retries 
                 raise AccessError(f"{label}: SAS token refused (HTTP {code}): {need} and {why}; set "
                                   "PC_SDK_SUBSCRIPTION_KEY to your Planetary Computer API key "
                                   "(https://planetarycomputer.microsoft.com/account/request)") from None
-            raise AcquisitionError(f"{label}: SAS token request failed (HTTP {code})") from None
+            raise AcquisitionError(f"{label}: SAS token request to {token_url} failed (HTTP {code})") from None
         except requests.exceptions.RetryError:
-            raise RateLimitError(f"{label}: SAS token endpoint rate limited (HTTP 429) after {retries.attempts} "
-                                 "retries with back-off; wait a few minutes and run again") from None
+            raise RateLimitError(f"{label}: SAS token endpoint {token_url} rate limited (HTTP 429) after "
+                                 f"{retries.attempts} retries with back-off; wait a few minutes and run "
+                                 "again") from None
         except requests.RequestException as exc:
-            raise AcquisitionError(f"{label}: SAS token request failed ({type(exc).__name__})") from None
+            raise AcquisitionError(f"{label}: SAS token request to {token_url} failed "
+                                   f"({type(exc).__name__})") from None
         return f"{href}{'&' if parsed.query else '?'}{token.token}"
 
     return sign

@@ -1,6 +1,7 @@
 """`floodwatch fetch` and `floodwatch run`: thin wrappers over floodwatch.acquisition and monitoring.run."""
 from __future__ import annotations
 
+import contextlib
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -46,6 +47,20 @@ def _area(aoi: Optional[str], bbox: Optional[str]):
     return None, aoi
 
 
+@contextlib.contextmanager
+def _area_named(bbox: Optional[str]):
+    """The library calls the area `aoi` in its messages ("aoi: ... more than 100 Mpx"); when it came from
+    --bbox, that is the flag to name."""
+    from ..errors import FloodwatchError
+
+    try:
+        yield
+    except FloodwatchError as exc:
+        if bbox is None or not str(exc).startswith("aoi:"):
+            raise
+        raise type(exc)("bbox" + str(exc)[len("aoi"):]) from None
+
+
 def fetch_cmd(
     aoi: Optional[Path] = typer.Option(None, "--aoi", help="AOI polygon(s), GeoJSON in EPSG:4326."),
     bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI as W,S,E,N in degrees."),
@@ -67,8 +82,9 @@ def fetch_cmd(
     from ..acquisition import fetch
 
     geom, _ = _area(str(aoi) if aoi else None, bbox)
-    res = fetch(geom, start, end, out_dir, source=_source(source, collection, stac, units),
-                min_coverage=min_coverage, progress=not quiet)
+    with _area_named(bbox):
+        res = fetch(geom, start, end, out_dir, source=_source(source, collection, stac, units),
+                    min_coverage=min_coverage, progress=not quiet)
     table = Table("date", "acquired", "items", "AOI coverage", "source units", "scene")
     for s in res.scenes:
         table.add_row(s.key, s.acquired, str(len(s.items)), f"{100 * s.coverage:.0f}%", s.units_in, str(s.path))
@@ -116,7 +132,7 @@ def run_cmd(
     geom, default_name = _area(aoi, bbox)
     src = _source(source, collection, stac, units)
     predictor = _predictor(model)
-    with Store(db) as store:
+    with Store(db) as store, _area_named(bbox):
         res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
                       min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
                       threshold=threshold, progress=not quiet,

@@ -57,6 +57,8 @@ def register(app: typer.Typer) -> None:
         from ..models.zoo import kind_for_backend
         from ..training.data import evaluation_samples
 
+        if data is None and spec is None:  # evaluation_samples' message is for both given ("not both")
+            raise FloodwatchError("--data, --experiment-spec: give one of them (a data folder or a spec)")
         if calibrate is not None and temperature is not None:
             raise FloodwatchError("--calibrate: fits a new temperature; do not also give --temperature")
         if self_train and calibrate is not None:
@@ -93,7 +95,8 @@ def register(app: typer.Typer) -> None:
 
             self_training = SelfTraining()
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
-                          save_predictions=save_predictions, progress=not quiet, self_train=self_training)
+                          save_predictions=save_predictions, progress=not quiet, self_train=self_training,
+                          data_name=described)
         names = " + ".join(m.name for m in model)
         result = {"model": [str(m) for m in model] if len(model) > 1 else str(model[0]), "data": described,
                   "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,

@@ -2,8 +2,13 @@
 module with a `register(app)` function; errors from the library print as one line and exit 2."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
+import threading
+from typing import Iterator
 
 import typer
 from rich.console import Console
@@ -48,7 +53,51 @@ def _click_exceptions():
     return exceptions
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a service manager stopping the command), raised in the main thread as Ctrl-C raises
+    KeyboardInterrupt, so that the same clean-up runs: staged and temporary outputs are removed on the way out."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[threading.Event]:
+    """While a command runs, SIGTERM raises Terminated; the event yielded says whether it came. A command that
+    stops on SIGTERM itself (`serve`, which stops Triton) installs its own handler and puts this one back
+    afterwards. Restored on return: a process calling `main` (tests, a notebook) keeps its own handler."""
+    came = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield came
+        return
+    pid = os.getpid()
+
+    def terminate(signum, frame):
+        if os.getpid() != pid:  # a forked worker (a data loader, a pool) ends as SIGTERM ends it by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        came.set()
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield came
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
+    with _sigterm_as_interrupt() as terminated:
+        try:
+            _main(argv)
+        except SystemExit:
+            # typer ends an interrupted command with status 130 (Ctrl-C) whichever signal interrupted it
+            if terminated.is_set():
+                err_console.print("[bold red]terminated[/]")
+                sys.exit(143)  # 128 + SIGTERM, what a shell reports for a process that SIGTERM ended
+            raise
+
+
+def _main(argv: list[str] | None) -> None:
     click = _click_exceptions()
     _register_all()
     try:

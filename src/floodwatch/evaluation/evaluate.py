@@ -25,7 +25,7 @@ from .otsu import OtsuBaseline, band_index
 def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample], *, batch_size: int = 8,
              threshold: float = 0.5, otsu: bool | OtsuBaseline = True,
              save_predictions: str | os.PathLike | None = None, progress: bool = True,
-             self_train: SelfTraining | None = None) -> dict[str, Any]:
+             self_train: SelfTraining | None = None, data_name: str | None = None) -> dict[str, Any]:
     """Pixel-aggregated and per-chip-mean scores of `predictor` on `dataset`, per region, beside Otsu.
 
     predictor: a Predictor or a model file (checkpoint / ONNX). Pixels with mask == IGNORE_INDEX or no
@@ -39,6 +39,8 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     predictions (`floodwatch.inference.selftrain`; no label is read), as `map --self-train` does per scene; the
     weights are put back after each region, and `self_training` records what each region's step did. The
     dataset is then held in memory, to be grouped by region.
+    data_name: what the chips are (the data folder, a spec's split), named with the chip when a chip that names
+    no file of its own cannot be scored (bands the model lacks).
     """
     if save_predictions:  # the user's folder: one holding other files is refused now, not after the scoring
         check_replaceable(save_predictions, is_prediction_png, "evaluate")
@@ -70,7 +72,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
         pending: list[Sample] = []
 
         def flush() -> None:
-            items = [(s, network_input(s, pp, temporal)) for s in pending]
+            items = [(s, _network_input(s, pp, temporal, data_name)) for s in pending]
             for batch in equal_shape_batches(items, batch_size):
                 prob = np.asarray(predictor.predict(np.stack([x for _, x in batch])))
                 expected = (len(batch),) + batch[0][0].shape
@@ -120,6 +122,18 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     if out_dir is not None:
         result["predictions_dir"] = str(Path(save_predictions))
     return result
+
+
+def _network_input(sample: Sample, pp: Preprocessing, temporal: str, data_name: str | None) -> np.ndarray:
+    """network_input, whose errors name the sample's file or, for a data set's chip, only its id (a bare "0013:"):
+    then they name the chip as one, and the data it is of."""
+    try:
+        return network_input(sample, pp, temporal)
+    except DataError as exc:
+        if "path" in sample.extra:
+            raise
+        what = str(exc).removeprefix(f"{sample.id}: ")
+        raise DataError(f"{data_name + ': ' if data_name else ''}chip {sample.id}: {what}") from None
 
 
 def _self_trained_by_region(dataset: Sequence[Sample], predictor: Predictor, options: SelfTraining, temporal: str,

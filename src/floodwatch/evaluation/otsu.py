@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..data.harmonise import EIGHT_BIT_TO_DB, to_8bit, to_db
 from ..data.sample import Sample, band_index, require_band
 from ..data.stats import otsu_from_histogram, otsu_threshold
 from ..errors import DataError
@@ -60,28 +61,45 @@ def pooled_threshold(samples: Iterable[Sample], band: str) -> float:
     return otsu_from_histogram(total, SCENE_EDGES)
 
 
+def _from_8bit(sample: Sample, band: str) -> bool:
+    """Whether `band` of the sample holds whole 8-bit grey levels through one of the readers' 8-bit-to-dB maps
+    (harmonise.EIGHT_BIT_TO_DB: the course's folders, OMBRIA): every value maps back to a grey level and
+    forward to itself. Backscatter measured in dB does not fall on such a lattice."""
+    index = band_index(sample, band)
+    values = sample.image[index][sample.valid & np.isfinite(sample.image[index])]
+    return values.size > 0 and any(
+        np.array_equal(to_db(to_8bit(values, source, band), source, band), values)
+        for source, maps in EIGHT_BIT_TO_DB.items() if band in maps)
+
+
 class OtsuBaseline:
     """Otsu water masks for samples: `scope` 'chip' (threshold per chip) or 'scene' (per region).
 
     Scene scope needs `fit(dataset)` first, a pass over the data to build each scene's histogram.
     """
 
-    def __init__(self, band: str = "VH", scope: str = "chip") -> None:
+    def __init__(self, band: str = "VH", scope: str = "chip", eight_bit: bool = False) -> None:
         if scope not in ("chip", "scene"):
             raise DataError(f"otsu scope: '{scope}' is not one of chip, scene")
         self.band, self.scope = band, scope
+        #: the dB are 8-bit grey levels through a fitted linear map: what `describe` says Otsu ran on
+        self.eight_bit = eight_bit
         self.thresholds: dict[str, float] = {}
 
     @classmethod
     def for_dataset(cls, dataset: Sequence[Sample]) -> "OtsuBaseline":
-        """The conventional baseline for the data: VV per scene for ETCI-like tiles, else VH per chip."""
+        """The conventional baseline for the data: VV per scene for ETCI-like tiles, else VH per chip (the first
+        band where the chips have no VH, as `band_index` picks it, and named so)."""
+        first = next((s for s in dataset if not s.is_empty), None)
         source = str(getattr(dataset, "format", "") or "")
         if not source:
-            first = next((s for s in dataset if not s.is_empty), None)
             source = str(first.extra.get("source", "")) if first is not None else ""
-        if source.lower().startswith("etci"):
-            return cls(band="VV", scope="scene").fit(dataset)
-        return cls(band="VH", scope="chip")
+        band, scope = ("VV", "scene") if source.lower().startswith("etci") else ("VH", "chip")
+        if first is not None:
+            band = first.bands[band_index(first, band)] if len(first.bands) == first.image.shape[0] else band
+        eight_bit = first is not None and (source.lower().startswith("etci") or _from_8bit(first, band))
+        baseline = cls(band=band, scope=scope, eight_bit=eight_bit)
+        return baseline.fit(dataset) if scope == "scene" else baseline
 
     def fit(self, dataset: Iterable[Sample]) -> "OtsuBaseline":
         if self.scope == "scene":
@@ -89,7 +107,9 @@ class OtsuBaseline:
         return self
 
     def describe(self) -> str:
-        return f"Otsu on {self.band} in dB, one threshold per {self.scope}"
+        # a linear map does not move Otsu's split: on 8-bit data it is the split of the grey levels
+        values = "of 8-bit pictures (grey levels mapped to dB)" if self.eight_bit else "in dB"
+        return f"Otsu on {self.band} {values}, one threshold per {self.scope}"
 
     def predict(self, sample: Sample) -> np.ndarray:
         threshold = None

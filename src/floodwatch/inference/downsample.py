@@ -16,7 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import FloodwatchError
+from ..errors import FloodwatchError, InvalidArgumentError
+
+#: Fewest coarse pixels across the shorter side of an input (a chip, a map tile). The probability comes back to
+#: the input's grid by bilinear interpolation from the coarse one, so an input seen as a handful of coarse pixels
+#: gets a handful of values smeared over it (at one pixel, one probability everywhere, whatever it holds), and the
+#: model, whose encoder downsamples by 32, sees no spatial context at all. 8 is a floor against that, not a
+#: measured optimum: the factor docs/benchmarks.md measured (2 on 512 px tiles) leaves 256.
+MIN_COARSE_PX = 8
 
 
 class DownsampledPredictor:
@@ -37,6 +44,13 @@ class DownsampledPredictor:
             return self.base.predict(batch)
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         h, w = x.shape[-2:]
+        side = min(h, w)
+        coarse_px = -(-side // self.factor)  # ceil: a partial last block is a pixel too
+        if coarse_px < MIN_COARSE_PX:
+            most = max(1, (side - 1) // (MIN_COARSE_PX - 1))  # the largest factor leaving MIN_COARSE_PX
+            raise InvalidArgumentError(f"downsample: a factor of {self.factor} leaves {coarse_px} px across the "
+                                       f"shorter side of a {h}x{w} input; a prediction needs at least "
+                                       f"{MIN_COARSE_PX} (a factor of at most {most} here)")
         # ceil_mode: a last partial block is averaged over the pixels it has (no padding counted)
         coarse = F.avg_pool2d(x, self.factor, ceil_mode=True)
         prob = torch.as_tensor(np.asarray(self.base.predict(coarse.numpy()), np.float32))

@@ -66,20 +66,29 @@ def fetch_model(ref: str, *, cache: Path | None = None, timeout_s: float = 60.0,
         if sha256_file(target) == want:
             return target
         target.unlink()  # altered since it was verified: fetch it again
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelError(f"model cache {target.parent}: cannot create it ({exc.strerror})") from None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            got = _download(url, out, timeout_s, progress)
-        if got != want:
-            raise ModelError(f"model URL {url}: sha256 mismatch (expected {want}, got {got}); file discarded")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                got = _download(url, out, timeout_s, progress)
+            if got != want:
+                raise ModelError(f"model URL {url}: sha256 mismatch (expected {want}, got {got}); file discarded")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except BaseException:
+        for folder in made:  # the cache folders this call made; one another download writes into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return target
 
 

@@ -103,8 +103,7 @@ def check_alerts(store: Store, record_id: int, *, console: Console | None = None
 
 def undelivered(store: Store, record_ids: list[int]) -> int:
     """How many (alert, webhook) deliveries of these records' alerts have not gone through (yet)."""
-    ids = set(record_ids)
-    return sum(alert["record_id"] in ids for alert, _ in store.iter_undelivered())
+    return sum(1 for _ in store.iter_undelivered(record_ids))
 
 
 def retry_undelivered(store: Store, *, client: httpx.Client | None = None, retries: int = DEFAULT_RETRIES,

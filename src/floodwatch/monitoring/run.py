@@ -16,6 +16,7 @@ from ..acquisition.search import Retries
 from ..acquisition.sources import Source, resolve_source
 from ..errors import MonitoringError
 from ..inference.tiling import check_prediction, check_tiling, default_overlap
+from ..io import check_output_dir
 from .aoi import add_aoi, aoi_geometry, record_map_result
 from .store import Store
 
@@ -58,7 +59,8 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     `geometry` (EPSG:4326) defines the AOI when `name` is not stored yet. `terrain`: a
     `floodwatch.mapping.Terrain` (exclusion, depth), and `water_mask` (permanent water, counted apart from the
     flood), as `map_scene` takes them; `overlap` None: `default_overlap(tile)`. Outputs: `out_dir/inputs/` (what
-    `fetch` writes) and `out_dir/maps/<date>/scene/` (what `map` writes)."""
+    `fetch` writes) and `out_dir/maps/<date>/scene/` (what `map` writes). A run that fails leaves the database as
+    it was: an AOI it stored is removed again."""
     from ..mapping import map_scene
 
     if days < 1:
@@ -67,22 +69,37 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     check_tiling(tile, overlap)  # before the download, not after it
     check_prediction(threshold, batch)
     src = source if isinstance(source, Source) else resolve_source(source)
-    aoi = ensure_aoi(store, name, geometry, threshold_km2=threshold_km2, rise_percent=rise_percent)
     start = parse_day(day, "date")
     end = start + timedelta(days=days) - timedelta(microseconds=1)
-    out_dir = Path(out_dir)
-    fetched = fetch(aoi, start, end, out_dir / "inputs", source=src, min_coverage=min_coverage, first_only=True,
-                    retries=retries, progress=progress, console=console)
-    scene = fetched.scenes[0]
-    result = map_scene(scene.path, predictor, out_dir / "maps" / scene.key, tile=tile, overlap=overlap, batch=batch,
-                       threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
-    ids = [i["id"] for i in scene.items]
-    scene_id = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
-    before = {a["id"] for a in store.alerts(name)}
-    record_ids = record_map_result(store, result, acquired=scene.acquired, scene_id=scene_id, aois=[name],
-                                   notify=notify, console=console)
-    # `aoi watch` over the same catalog skips what `run` already recorded
-    for item_id in ids:
-        store.mark_processed(f"{src.url}#{src.collection}", item_id, name)
+    out_dir = check_output_dir(out_dir)  # before the AOI is stored and the download starts
+    new = not store.has_aoi(name)
+    # stored now, so that a bad name or geometry fails before the download; a run that then fails takes it out
+    # again (with anything recorded under it), leaving the database as it was
+    aoi = ensure_aoi(store, name, geometry, threshold_km2=threshold_km2, rise_percent=rise_percent)
+    try:
+        fetched = fetch(aoi, start, end, out_dir / "inputs", source=src, min_coverage=min_coverage, first_only=True,
+                        retries=retries, progress=progress, console=console)
+        scene = fetched.scenes[0]
+        result = map_scene(scene.path, predictor, out_dir / "maps" / scene.key, tile=tile, overlap=overlap,
+                           batch=batch, threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
+        ids = [i["id"] for i in scene.items]
+        scene_id = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
+        before = {a["id"] for a in store.alerts(name)}
+        record_ids = record_map_result(store, result, acquired=scene.acquired, scene_id=scene_id, aois=[name],
+                                       notify=notify, console=console)
+        # `aoi watch` over the same catalog skips what `run` already recorded
+        for item_id in ids:
+            store.mark_processed(f"{src.url}#{src.collection}", item_id, name)
+    except BaseException:  # Ctrl-C and SIGTERM too
+        if new:
+            _forget_aoi(store, name)
+        raise
     alerts = [a["id"] for a in store.alerts(name) if a["id"] not in before]
     return RunResult(name, scene, result, record_ids, alerts, fetched.manifest)
+
+
+def _forget_aoi(store: Store, name: str) -> None:
+    """Delete AOI `name` and, as the schema cascades, whatever was recorded under it."""
+    t = store.tables.aois
+    with store.engine.begin() as conn:
+        conn.execute(t.delete().where(t.c.name == name))

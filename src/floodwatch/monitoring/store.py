@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..errors import MonitoringError
 from ..io import dumps_json, require_file
@@ -179,10 +179,20 @@ def _engine(url_or_path: str | os.PathLike | None, create: bool = True) -> tuple
 
 
 def _reason(exc: Exception, password: str | None) -> str:
-    """The driver's message, first line only, password removed (drivers may echo connection strings)."""
+    """The driver's message, first line only, password removed (drivers may echo connection strings).
+
+    Only where it stands as a password (`:password@` of a URL, `password=` of a libpq string), as given or
+    URL-quoted: replacing every occurrence would mask words of the message that contain a short password."""
+    import re
+    from urllib.parse import quote
+
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     text = text[0] if text else type(exc).__name__
-    return text.replace(password, "***") if password else text
+    if not password:
+        return text
+    forms = "|".join(re.escape(p) for p in {password, quote(password, safe="")})
+    text = re.sub(rf":(?:{forms})@", ":***@", text)
+    return re.sub(rf"(password\s*=\s*'?)(?:{forms})(?=['\s]|$)", r"\1***", text)
 
 
 class Store:
@@ -380,12 +390,15 @@ class Store:
         t = self.tables.deliveries
         return self._first(t.select().where(t.c.alert_id == alert_id, t.c.target == target))
 
-    def alerts(self, aoi: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """Newest first, each with its acquisition time and delivery records."""
+    def alerts(self, aoi: str | None = None, limit: int = 200,
+               record_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Newest first, each with its acquisition time and delivery records; of one AOI, or of these records."""
         a, r, d, sa = self.tables.alerts, self.tables.records, self.tables.deliveries, self._sa
         stmt = sa.select(a, r.c.acquired, r.c.scene_id).join(r, r.c.id == a.c.record_id)
         if aoi:
             stmt = stmt.where(a.c.aoi == aoi)
+        if record_ids is not None:
+            stmt = stmt.where(a.c.record_id.in_([int(i) for i in record_ids]))
         with self.engine.connect() as conn:  # one connection: the alerts and their deliveries agree
             out = [dict(row) for row in conn.execute(stmt.order_by(a.c.id.desc()).limit(int(limit))).mappings()]
             for x in out:
@@ -395,10 +408,13 @@ class Store:
                     .where(d.c.alert_id == x["id"]).order_by(d.c.target)).mappings()]
         return out
 
-    def iter_undelivered(self) -> Iterator[tuple[dict[str, Any], str]]:
-        """(alert, webhook) pairs not yet delivered, for a later retry pass."""
-        for a in self.alerts(limit=10_000):
+    def iter_undelivered(self, record_ids: Iterable[int] | None = None) -> Iterator[tuple[dict[str, Any], str]]:
+        """(alert, webhook) pairs not yet delivered, for a later retry pass; only these records' alerts if given."""
+        webhooks: dict[str, list[str]] = {}
+        for a in self.alerts(limit=10_000, record_ids=record_ids):
             done = {d["target"] for d in a["deliveries"] if d["status"] == "delivered"}
-            for hook in self.get_aoi(a["aoi"]).webhooks:
+            if a["aoi"] not in webhooks:
+                webhooks[a["aoi"]] = self.get_aoi(a["aoi"]).webhooks
+            for hook in webhooks[a["aoi"]]:
                 if hook not in done:
                     yield a, hook
