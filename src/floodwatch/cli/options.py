@@ -12,7 +12,8 @@ TTA = typer.Option(False, "--tta", help="Test-time augmentation (identity, hflip
 TTA_TRANSFORMS = typer.Option(None, "--tta-transforms", help="TTA views, e.g. 'hflip,vflip' or 'd4' (implies --tta).")
 DOWNSAMPLE = typer.Option(1, "--downsample", min=1, help="Run the model on an N-times coarser grid (block means) and "
                           "interpolate its water probability back: about N² less model arithmetic; its accuracy "
-                          "cost is in docs/benchmarks.md.")
+                          "cost is in docs/benchmarks.md. The coarse grid keeps at least 8 px across each chip "
+                          "or tile; a larger N is refused.")
 SELF_TRAIN = typer.Option(False, "--self-train", help="Fine-tune the model on its own confident predictions over "
                           "each scene (map) or each region of the data (evaluate) before predicting it: up to 64 "
                           "tiles, 50 steps, no label read; the weights go back after each. Needs a torch checkpoint "
