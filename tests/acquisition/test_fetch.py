@@ -259,3 +259,17 @@ def test_items_in_two_utm_zones_share_the_first_items_grid(tmp_path, stac_api, f
     np.testing.assert_allclose(got[:a_rows], 10 * np.log10(vv_a[r0:r0 + a_rows, c0:c0 + got.shape[1]]), atol=1e-5)
     np.testing.assert_allclose(got[a_rows:], 10 * np.log10(want_b[a_rows:]), atol=1e-5)
     assert np.isin(got[a_rows:], (10 * np.log10(vv_b)).astype(np.float32)).all()  # measured values, not blends
+
+
+def test_unit_detection_goes_by_the_majority():
+    """Noise-removed power dips a little below 0 in places (a calm lake's VH): still power; dB backscatter, bright
+    city corners above 0 dB included, is mostly negative."""
+    from floodwatch.acquisition.read import detect_units
+
+    rng = np.random.default_rng(0)
+    power = 10 ** (rng.normal(-15, 4, (2, 50, 50)) / 10)
+    power[1, :10] = -2e-4
+    db = rng.normal(-14, 5, (2, 50, 50))
+    db[0, :5] = 3.0
+    assert detect_units(power) == "linear" and detect_units(db) == "db"
+    assert detect_units(np.full((2, 4, 4), np.nan)) == "linear"  # nothing to go by: as before, not dB

@@ -149,9 +149,11 @@ def fill_gaps(out: np.ndarray, later: np.ndarray) -> np.ndarray:
 
 
 def detect_units(data: np.ndarray) -> str:
-    """'db' when any valid value is negative (power is never negative), else 'linear'."""
+    """'db' when most valid values are negative, else 'linear'. Backscatter in dB is almost all below 0; power is
+    not, though noise removal leaves some of it a little below 0 (a calm lake's VH), so one negative value
+    does not make a scene dB (mapping.scene's checks of the units given use the same majorities)."""
     valid = data[np.isfinite(data)]
-    return "db" if valid.size and float(valid.min()) < 0 else "linear"
+    return "db" if valid.size and np.count_nonzero(valid < 0) > 0.5 * valid.size else "linear"
 
 
 def to_db(data: np.ndarray, units: str) -> np.ndarray:
