@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import options
-from .common import MODEL_HELP, resolve_models, value
+from .common import MODEL_HELP, AssetUnits, resolve_models, value
 
 SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_SUBSCRIPTION_KEY), pc-grd, "
                "earth-search-grd, cdse-grd, or a STAC API URL (with --collection).")
@@ -18,12 +17,6 @@ SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_S
 def register(app: typer.Typer) -> None:
     app.command("fetch")(fetch_cmd)
     app.command("run")(run_cmd)
-
-
-class AssetUnits(str, Enum):
-    auto = "auto"
-    db = "db"
-    linear = "linear"
 
 
 def _source(source: str, collection: Optional[str], stac: Optional[str], units: "AssetUnits"):

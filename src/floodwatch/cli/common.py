@@ -78,6 +78,13 @@ class Units(str, Enum):
     linear = "linear"
 
 
+class AssetUnits(str, Enum):
+    """Units of STAC assets (fetch, run, aoi watch): auto is what the source says, else found per item."""
+    auto = "auto"
+    db = "db"
+    linear = "linear"
+
+
 class Protocol(str, Enum):
     http = "http"
     grpc = "grpc"

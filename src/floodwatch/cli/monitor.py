@@ -9,7 +9,7 @@ import typer
 from rich.table import Column, Table
 
 from . import options
-from .common import BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, Units, aliased, esc, make_console, resolve_models, value
+from .common import BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, AssetUnits, aliased, esc, make_console, resolve_models, value
 
 console = make_console()
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
@@ -195,10 +195,10 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
               model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
               output: Path = typer.Option(Path("watch_out"), "-o", "--output", help="Where windows and maps go."),
-              units: Optional[Units] = typer.Option(
-                  None, "--units", show_default="detected per item",
-                  help="Pixel units of the items: dB, or linear power (Planetary Computer's sentinel-1-rtc); by "
-                       "default linear unless a value is negative."),
+              units: AssetUnits = typer.Option(
+                  AssetUnits.auto, "--units",
+                  help="Pixel units of the items: auto (per item: linear power, as Planetary Computer's "
+                       "sentinel-1-rtc, unless most values are negative), dB or linear power."),
               tile: int = options.TILE, db: Optional[str] = db_option,
               quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped.
@@ -213,7 +213,7 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
         path = resolve_models(model, "onnx")[0]
         predictor = load_predictor(path, **predictor_options(path))
         outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since,
-                             units=value(units) if units else "auto",
+                             units=value(units),
                              tile=tile, progress=not quiet)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
