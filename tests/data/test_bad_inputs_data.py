@@ -45,9 +45,9 @@ CASES = [
     Case("synth-size-negative", "data synth {out} --scene --size -100", ("--size", "Invalid value")),
     Case("synth-scene-with-chips", "data synth {out} --scene --chips 5", ("--chips: --scene writes one scene",)),
     Case("preview-out-under-file", "data preview {good} -o {file}/p.png", ("{file} is a file",)),
-    Case("inspect-json-under-file", "data inspect {good} --report {file}/r.json", ("{file} is a file",)),
+    Case("inspect-json-under-file", "data inspect {good} -o {file}/r.json", ("{file} is a file",)),
     # an output named as an existing folder, or where no file can be made (root may write anywhere but /proc)
-    Case("inspect-json-is-folder", "data inspect {good} --report {folder}", ("{folder}", "is a folder")),
+    Case("inspect-json-is-folder", "data inspect {good} -o {folder}", ("{folder}", "is a folder")),
     Case("stats-out-is-folder", "data stats {good} -o {folder}", ("{folder}", "is a folder")),
     Case("split-out-is-folder", "data split {good} -o {folder}", ("{folder}", "is a folder")),
     Case("preview-out-is-folder", "data preview {good} -o {folder}", ("{folder}", "is a folder")),

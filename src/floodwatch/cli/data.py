@@ -31,12 +31,12 @@ def register(app: typer.Typer) -> None:
                            no_args_is_help=True)
     app.add_typer(data_app, name="data")
 
-    # --json was inspect's name for it; `evaluate --report` writes its JSON report, export's --json prints one
-    @data_app.command("inspect", cls=aliased({"--json": "--report"}))
+    # --json was inspect's name for it; `data stats` and `evaluate` write their JSON with -o, export's --json prints
+    @data_app.command("inspect", cls=aliased({"--json": "--output"}))
     def inspect(path: Path = typer.Argument(..., help="Data folder (layout detected)."),
                 format: Optional[DataFormat] = FORMAT,
-                json_out: Optional[Path] = typer.Option(None, "--report", help="Also write the report to this JSON "
-                                                        "file."),
+                json_out: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the report to this "
+                                                        "JSON file."),
                 quiet: bool = QUIET) -> None:
         """Layout, chip counts per split and region, class balance, nodata, empty chips, problems."""
         from rich.table import Column, Table
@@ -120,7 +120,8 @@ def register(app: typer.Typer) -> None:
                 to: ConvertTarget = typer.Option(ConvertTarget.images_masks, "--to", help="Layout to write."),
                 format: Optional[DataFormat] = FORMAT,
                 split_csv: Optional[Path] = typer.Option(None, "--split-csv",
-                                                           help="id,split CSV (`data split`): write split subfolders."),
+                                                           help="id,split CSV (`data split`): write images/<split> and "
+                                                                "masks/<split> (the course's TAO layout)."),
                 quiet: bool = QUIET) -> None:
         """Write a dataset in the course's images/ + masks/ PNG layout (with class_map.json)."""
         from ..data import open_dataset
