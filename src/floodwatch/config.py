@@ -81,7 +81,7 @@ class SplitConfig(_Section):
     csv: Optional[str] = None
     method: Literal["random", "region", "blocked"] = "random"
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's generators take no negative seed
 
     @field_validator("fractions")
     @classmethod
@@ -99,6 +99,15 @@ class TargetClass(_Section):
     label_id: int
 
 
+def is_ignore_class(mapping_class: str) -> bool:
+    """A target class whose pixels are not scored (no data, unlabelled): mapping_class `ignore` (or nodata,
+    no_data, void), as `data convert` writes them (label_id 127) and the folders reader reads them."""
+    # imported on use: data must never be needed to import config
+    from .data.sources.folders import _IGNORE_NAMES
+
+    return mapping_class.strip().lower() in _IGNORE_NAMES
+
+
 class DataClassConfig(_Section):
     target_classes: list[TargetClass] = Field(default_factory=lambda: [
         TargetClass(name="notflood", mapping_class="notflood", label_id=0),
@@ -107,9 +116,10 @@ class DataClassConfig(_Section):
     @field_validator("target_classes")
     @classmethod
     def _two_classes(cls, v: list[TargetClass]) -> list[TargetClass]:
-        if len({t.mapping_class for t in v}) != 2:
+        scored = {t.mapping_class for t in v if not is_ignore_class(t.mapping_class)}
+        if len(scored) != 2:
             raise ValueError("floodwatch maps water/not-water: the target classes must map to exactly 2 "
-                             f"mapping_class values, got {sorted({t.mapping_class for t in v})}")
+                             f"mapping_class values besides 'ignore' (pixels not scored), got {sorted(scored)}")
         return v
 
 
@@ -236,8 +246,11 @@ class DatasetConfig(_Section):
             return TAO_DEFAULT_AUGMENTATION
         return self.augmentation_config.model_dump()
 
-    def class_map(self) -> list[dict[str, Any]]:
-        return [t.model_dump() for t in self.data_class_config.target_classes]
+    def class_map(self, scored_only: bool = False) -> list[dict[str, Any]]:
+        """The target classes; `scored_only`: without the ignore classes (the model's output classes, what
+        checkpoints record)."""
+        return [t.model_dump() for t in self.data_class_config.target_classes
+                if not (scored_only and is_ignore_class(t.mapping_class))]
 
 
 # -- model_config -------------------------------------------------------------------------------------
@@ -297,6 +310,20 @@ class ModelConfig(_Section):
 
 
 # -- training_config ----------------------------------------------------------------------------------
+#: the largest random_seed (and `train --seed`)
+MAX_SEED = 2**32 - 1
+#: Adam moves every weight by about learning_rate per step, whatever the gradients' scale, and a U-Net's
+#: weights are mostly well below 1: a larger rate cannot train, it only diverges (typical: 1e-4 to 1e-2).
+MAX_LEARNING_RATE = 1.0
+
+
+def _check_learning_rate(v: Optional[float]) -> Optional[float]:
+    if v is not None and v > MAX_LEARNING_RATE:
+        raise ValueError(f"{v:g} is far too large for Adam, which moves each weight by about this much per step "
+                         f"(at most {MAX_LEARNING_RATE:g}; typical: 1e-4 to 1e-2)")
+    return v
+
+
 class Regularizer(_Section):
     type: Literal["L1", "L2", "NO_REG"] = "NO_REG"
     weight: float = Field(0.0, ge=0)
@@ -336,7 +363,9 @@ class TrainingConfig(_Section):
     optimizer: Optimizer = Field(default_factory=Optimizer)
     lr_scheduler: LRScheduler = Field(default_factory=LRScheduler)
     activation: Literal["softmax"] = "softmax"
-    random_seed: int = 42
+    # numpy's and torch's generators take no negative seed; derived seeds (seed * 1_000_003 + epoch ...) must
+    # stay within torch's 64 bits
+    random_seed: int = Field(42, ge=0, le=MAX_SEED)
     num_workers: int = Field(0, ge=0)
     # The training step's arithmetic. 'auto': float16 mixed precision on CUDA, float32 on a CPU. 'bfloat16':
     # mixed precision in bfloat16 on either (no loss scaling needed; about 2x a CPU step where the CPU has it
@@ -351,6 +380,8 @@ class TrainingConfig(_Section):
     @classmethod
     def _scheduler_shorthand(cls, v: Any) -> Any:
         return {"type": v} if isinstance(v, str) else v
+
+    _learning_rate = field_validator("learning_rate")(lambda cls, v: _check_learning_rate(v))
 
     @field_validator("weight")
     @classmethod
@@ -410,6 +441,7 @@ class SemiSupervisedConfig(_Section):
     teacher_tta: bool | list[str] = False
     epochs_per_round: Optional[int] = Field(None, gt=0)
     student_learning_rate: Optional[float] = Field(None, gt=0)
+    _student_learning_rate = field_validator("student_learning_rate")(lambda cls, v: _check_learning_rate(v))
     unlabelled_weight: float = Field(1.0, gt=0)
     min_confident_fraction: float = Field(0.0, ge=0, le=1)
     augment_students: bool = True
@@ -485,7 +517,9 @@ def _error_lines(source: str, exc: ValidationError) -> list[str]:
         # dataset_config.sources[1].format: list positions as a reader of the YAML counts them
         return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".") or "(top level)"
 
-    return [f"{source}: {loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+    # unknown fields (typos) first: a misspelt section also makes the real one "Field required"
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    return [f"{source}: {loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in errors]
 
 
 def spec_channel_problems(spec: Spec) -> list[str]:
@@ -638,8 +672,16 @@ def save_spec(spec: Spec, path: str | Path, relative_to: str | Path | None = Non
     from .io import atomic_path
 
     path = Path(path)
+    data = spec_file_dict(spec, relative_to or path.resolve().parent)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def spec_file_dict(spec: Spec, base: str | Path) -> dict[str, Any]:
+    """What `save_spec` writes into a file in the folder `base`: `to_dict` with absolute paths made relative."""
     data = spec.to_dict()
-    base = Path(relative_to or path.resolve().parent).resolve()
+    base = Path(base).resolve()
     ds = data["dataset_config"]
     for f in ("data_root", *TAO_PATH_FIELDS):
         if ds.get(f):
@@ -652,23 +694,28 @@ def save_spec(spec: Spec, path: str | Path, relative_to: str | Path | None = Non
     for source in (data.get("semi_supervised") or {}).get("unlabelled", []):
         if os.path.isabs(source["path"]):
             source["path"] = os.path.relpath(source["path"], base)
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return data
 
 
 def convert_tao_spec(tao_path: str | Path, output: str | Path) -> list[str]:
     """TAO protobuf-text spec -> validated YAML spec; returns the TAO-only fields that were dropped."""
     from .tao import tao_to_dict
 
-    tao_path = Path(tao_path)
+    tao_path, output = Path(tao_path), Path(output)
+    if output.resolve() == tao_path.resolve() or (output.exists() and tao_path.exists()
+                                                  and os.path.samefile(output, tao_path)):
+        raise SpecError(f"output: {output} is the TAO spec being converted (it would be overwritten); write "
+                        "the YAML spec to another file")
     text = _read_spec_file(tao_path)
     if not looks_like_tao(text) and (tao_path.suffix.lower() in (".yaml", ".yml", ".json") or _has_sections(text)):
         raise SpecError(f"{tao_path}: already a floodwatch spec (YAML/JSON); spec convert takes TAO's protobuf "
                         f"text spec. Use this file as it is (check it: floodwatch spec validate {tao_path})")
     ignored: list[str] = []
     data = tao_to_dict(text, source=str(tao_path), ignored=ignored)
-    spec = spec_from_dict(data, source=tao_path.name, base_dir=tao_path.resolve().parent)
+    try:
+        spec = spec_from_dict(data, source=tao_path.name, base_dir=tao_path.resolve().parent)
+    except SpecProblems as exc:
+        raise SpecProblems(exc.lines, hint=f"run floodwatch spec validate {tao_path}") from None
     save_spec(spec, output)
     return ignored
 

@@ -94,7 +94,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     stage("data")
 
     console.print(f"2/6 training {ARCHITECTURE.format(**cfg)} for {cfg['epochs']} epochs")
-    trained = train(spec_path, out / "results", name="demo", progress=progress)
+    trained = train(spec_path, out / "results", name="demo", progress=progress, overwrite=True)  # a rerun replaces it
     checkpoint = Path(trained.best_checkpoint)
     stage("train")
 

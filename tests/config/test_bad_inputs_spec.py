@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.bad_inputs import Case, binary_file, check, params, plain_file
+from tests.data import fakes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -29,6 +30,20 @@ def files(tmp_path_factory):
                        "source_missing": "{sources: [{path: data}, {path: missing_folder}]}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(f"dataset_config: {body}\n")
+    labelled = "dataset_config: {data_root: s1, format: sen1floods11}\n"
+    for name, body in {"huge_lr": "training_config: {learning_rate: 1.0e+9}",
+                       "negative_seed": "training_config: {random_seed: -5}",
+                       # the model takes the labelled chips' VV, VH: OMBRIA has VV only, and no chip has HH
+                       "one_band_unlabelled": "semi_supervised: {unlabelled: [{path: ombria, format: ombria}]}",
+                       "otsu_hh": "semi_supervised: {unlabelled: [s1], otsu_agreement: HH}"}.items():
+        f[name] = d / f"{name}.yaml"
+        f[name].write_text(labelled + body + "\n")
+    fakes.sen1floods11(d / "s1")
+    fakes.ombria(d / "ombria")
+    f["tao_copy"] = d / "tao_copy.txt"
+    f["tao_copy"].write_bytes(f["tao"].read_bytes())
+    f["tao_typo"] = d / "tao_typo.txt"
+    f["tao_typo"].write_text("model_config {\n  num_layerz: 18\n}\n")
     return f
 
 
@@ -46,9 +61,29 @@ CASES = [
     Case("convert-yaml-spec", "spec convert {yaml_spec} -o {out}",
          ("{yaml_spec}", "already a floodwatch spec", "TAO's protobuf text"), forbid=("Traceback", "line ")),
     Case("convert-yaml-as-txt", "spec convert {yaml_as_txt} -o {out}", ("{yaml_as_txt}", "already a floodwatch spec")),
+    Case("unlabelled-bands", "spec validate {one_band_unlabelled}",
+         ("one_band_unlabelled.yaml: semi_supervised.unlabelled[0]", "VV, VH")),
+    Case("otsu-band-missing", "spec validate {otsu_hh}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
+    Case("convert-onto-input", "spec convert {tao_copy} -o {tao_copy}", ("--output", "{tao_copy}"), absent=()),
+    Case("convert-typo-named-first", "spec convert {tao_typo} -o {out}",
+         ("tao_typo.txt: model_config.num_layerz", "spec validate {tao_typo}")),
 ]
 
 
 @pytest.mark.parametrize("case", params(CASES))
 def test_bad_input(case, files, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+
+
+@pytest.mark.parametrize("name, field", [("huge_lr", "training_config.learning_rate: 1e+09 is far too large"),
+                                         ("negative_seed", "training_config.random_seed: ")])
+def test_validate_refuses_values_training_cannot_use(files, run_cli, name, field):
+    # field errors: one line each, then validate's note (so not a table row: those are one line in all)
+    result = run_cli("spec", "validate", files[name])
+    assert result.returncode == 2 and f"error: {name}.yaml: {field}" in result.stderr.splitlines()[0]
+
+
+def test_convert_leaves_its_input_alone(files, run_cli):
+    for out in (files["tao_copy"], files["tao_copy"].parent / "." / files["tao_copy"].name):
+        assert run_cli("spec", "convert", files["tao_copy"], "-o", out).returncode == 2
+    assert files["tao_copy"].read_bytes() == files["tao"].read_bytes()

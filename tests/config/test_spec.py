@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from floodwatch.config import convert_tao_spec, load_spec, save_spec, spec_from_dict
+from floodwatch.data.synthetic import write_synthetic_dataset
 from floodwatch.errors import SpecError
 from floodwatch.tao import parse_text_proto, tao_to_dict
 
@@ -169,6 +170,9 @@ def test_cli_validate_and_convert(tmp_path, capsys):
     code, _, err = _cli(capsys, "spec", "validate", str(spec))  # its data folder is not there yet
     assert code == 2 and "dataset_config.data_root" in err and "does not exist" in err
     (tmp_path / "data" / "synthetic").mkdir(parents=True)
+    code, _, err = _cli(capsys, "spec", "validate", str(spec))  # there, but empty: training could not read it
+    assert code == 2 and "synthetic.yaml: dataset_config.data_root: " in err
+    write_synthetic_dataset(tmp_path / "data" / "synthetic", chips=4, size=32)
     code, out, _ = _cli(capsys, "spec", "validate", str(spec))
     assert code == 0 and "valid" in out
     target = tmp_path / "c.yaml"
@@ -288,3 +292,19 @@ def test_channel_and_path_problems_come_in_one_run(tmp_path, capsys):
         load_spec(spec)
     assert str(exc.value) == ("mixed.yaml: model_config.model_input_channels: the model takes 3 input channels "
                               "but the data give 2 (VV+VH from format etci)")
+
+
+@pytest.mark.parametrize("third, ok", [({"name": "nodata", "mapping_class": "ignore", "label_id": 127}, True),
+                                       ({"name": "void", "mapping_class": "VOID", "label_id": 127}, True),
+                                       ({"name": "cloud", "mapping_class": "cloud", "label_id": 127}, False)])
+def test_an_ignore_class_is_a_third_target_class(third, ok):
+    """What `data convert` writes (class_map.json: 127 = ignore) can be declared in a spec."""
+    classes = [{"name": "notflood", "mapping_class": "notflood", "label_id": 0},
+               {"name": "flood", "mapping_class": "flood", "label_id": 255}, third]
+    data = {"dataset_config": {"data_root": "d", "data_class_config": {"target_classes": classes}}}
+    if not ok:
+        with pytest.raises(SpecError, match="exactly 2 mapping_class values besides 'ignore'"):
+            spec_from_dict(data)
+        return
+    ds = spec_from_dict(data).dataset_config
+    assert len(ds.class_map()) == 3 and [c["name"] for c in ds.class_map(scored_only=True)] == ["notflood", "flood"]

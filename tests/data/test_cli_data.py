@@ -34,11 +34,13 @@ def test_synth_inspect_stats_split_convert(tmp_path, cli):
     assert out.returncode == 0 and (tmp_path / "split.csv").read_text().startswith("id,split\n")
     assert cli("convert", tmp_path / "ds", tmp_path / "png", "--to", "images-masks").returncode == 0
     assert len(list((tmp_path / "png" / "masks").glob("*.png"))) == 6
-    # the CSV `data split` wrote sorts the chips into one folder per split; --split was the flag's old name
+    # the CSV `data split` wrote sorts the chips into one folder per split, images/<split> and masks/<split> as
+    # the course's TAO spec reads them; --split was the flag's old name
     for flag, name in (("--split-csv", "by_split"), ("--split", "by_split_old_flag")):
         assert cli("convert", tmp_path / "ds", tmp_path / name, flag, tmp_path / "split.csv").returncode == 0
-        assert len(list((tmp_path / name).glob("*/masks/*.png"))) == 6
-    for flag in ("--report", "--json"):  # --json was the old name of --report (evaluate's name for a JSON report)
+        assert len(list((tmp_path / name).glob("masks/*/*.png"))) == 6
+        assert sorted(p.name for p in (tmp_path / name / "images").iterdir()) == ["test", "train", "val"]
+    for flag in ("--output", "--json"):  # --json was the old name of -o/--output (data stats' and evaluate's)
         assert cli("inspect", tmp_path / "ds", flag, tmp_path / f"{flag[2:]}.json").returncode == 0
         assert json.loads((tmp_path / f"{flag[2:]}.json").read_text())["chips"] == 6
     out = cli("synth", tmp_path / "look_alikes", "--chips", 2, "--size", 64, "--phenomena", "sand, urban")

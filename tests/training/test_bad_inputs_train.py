@@ -9,11 +9,30 @@ from tests.bad_inputs import Case, binary_file, check, params, plain_file, unsaf
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, synth_root, make_spec):
+    from floodwatch.config import load_spec, save_spec
+    from tests.data import fakes
+
     d = tmp_path_factory.mktemp("bad_train")
     f = {"file": plain_file(d / "a_file"), "binary_spec": binary_file(d / "spec.yaml"),
          "unsafe": unsafe_checkpoint(d / "unsafe.pt"), "garbage": plain_file(d / "garbage.pt"),
-         "spec": d / "good.yaml"}
-    f["spec"].write_text(yaml.safe_dump(make_spec(synth_root)))
+         "spec": d / "good.yaml", "runs": d / "runs"}
+    f["spec"].write_text(yaml.safe_dump(make_spec(synth_root, epochs=1)))
+    specs = {"negative_seed": make_spec(synth_root, random_seed=-5),
+             "huge_lr": make_spec(synth_root, learning_rate=1e9)}
+    # unlabelled folders the model (VV, VH) cannot use: one band (OMBRIA), a band the data lack (HH)
+    specs["one_band_unlabelled"] = make_spec(synth_root) | {"semi_supervised": {
+        "unlabelled": [{"path": str(fakes.ombria(d / "ombria")), "format": "ombria"}]}}
+    specs["otsu_hh"] = make_spec(synth_root) | {"semi_supervised": {"unlabelled": [str(synth_root)],
+                                                                    "otsu_agreement": "HH"}}
+    for name, spec in specs.items():
+        f[name] = d / f"{name}.yaml"
+        f[name].write_text(yaml.safe_dump(spec))
+    # a finished run, and a killed one whose spec said 60 epochs
+    (d / "runs" / "done").mkdir(parents=True)
+    plain_file(d / "runs" / "done" / "best.pt")
+    killed = load_spec(f["spec"])
+    killed.training_config.epochs = 60
+    save_spec(killed, plain_file(d / "runs" / "killed" / "last.pt").parent / "spec.yaml")
     return f
 
 
@@ -23,9 +42,34 @@ CASES = [
     Case("unsafe-pretrained", "train -e {spec} -r {out} -m {unsafe}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
     Case("garbage-pretrained", "train -e {spec} -r {out} -m {garbage}", ("{garbage}", "not a torch file")),
+    Case("model-name-unknown", "train -e {spec} -r {out} -m no-such-model", ("no-such-model", "registered")),
+    Case("seed-negative", "train -e {spec} -r {out} --seed -5", ("--seed",)),
+    Case("seed-negative-in-spec", "train -e {negative_seed} -r {out}",
+         ("negative_seed.yaml: training_config.random_seed",)),
+    Case("learning-rate-absurd", "train -e {huge_lr} -r {out}", ("huge_lr.yaml: training_config.learning_rate",
+                                                                   "too large")),
+    Case("name-escapes-results", "train -e {spec} -r {out}/runs -n ../escape", ("--name", "../escape")),
+    Case("name-empty", "train -e {spec} -r {out} -n ''", ("--name", "not a folder name")),
+    Case("name-holds-a-run", "train -e {spec} -r {runs} -n done", ("--name", "best.pt", "--resume", "--overwrite"),
+         absent=()),
+    Case("resume-other-spec", "train -e {spec} -r {runs} -n killed --resume",
+         ("--resume", "training_config.epochs (60 -> 1)"), absent=()),
+    Case("resume-and-overwrite", "train -e {spec} -r {runs} -n done --resume --overwrite",
+         ("--resume, --overwrite",), absent=()),
+    Case("unlabelled-bands", "train -e {one_band_unlabelled} -r {out}",
+         ("one_band_unlabelled.yaml: semi_supervised.unlabelled[0]", "VV, VH")),
+    Case("otsu-band-missing", "train -e {otsu_hh} -r {out}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
 ]
 
 
 @pytest.mark.parametrize("case", params(CASES))
 def test_bad_input(case, files, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+
+
+def test_refused_runs_are_left_as_they_were(files, run_cli, tmp_path):
+    runs = files["runs"]
+    before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    for argv in (("-n", "done"), ("-n", "killed", "--resume")):
+        assert run_cli("train", "-e", files["spec"], "-r", runs, *argv).returncode == 2
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == before

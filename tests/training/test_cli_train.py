@@ -78,3 +78,61 @@ def test_seed_option_trains_as_the_spec_seed_would(capsys, tmp_path, synth_root,
     _, other = weights("other", 7)
     assert all(torch.equal(by_flag[k], by_spec[k]) for k in by_spec)
     assert not all(torch.equal(by_flag[k], other[k]) for k in other)
+
+
+def test_overwrite_replaces_a_run(capsys, tmp_path, synth_root, make_spec):
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))  # checkpoints: all
+    argv = ("train", "-e", str(spec), "-r", str(tmp_path / "runs"), "-n", "run", "-q")
+    assert _run(capsys, *argv)[0] == 0
+    _assert_one_line(*_run(capsys, *argv), "--name", "already holds a training run", "--overwrite")
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1, checkpoints="best"))
+    assert _run(capsys, *argv, "--overwrite")[0] == 0
+    run = tmp_path / "runs" / "run"
+    # nothing of the first run is left beside the second: its epoch_001.pt, last.pt and TensorBoard events
+    assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt"] and len(list(run.glob("events.*"))) == 1
+
+
+def test_model_flag_takes_a_registered_model_to_fine_tune(capsys, tmp_path, monkeypatch, synth_root, make_spec,
+                                                          tiny_checkpoint):
+    from floodwatch.models.checkpoint import read_checkpoint
+    from floodwatch.models.zoo import DEFAULT_MODEL
+    from tests.models.zoo_checks import write_test_zoo
+
+    write_test_zoo(tmp_path / "zoo", DEFAULT_MODEL, tiny_checkpoint)
+    monkeypatch.setenv("FLOODWATCH_ZOO", str(tmp_path / "zoo"))
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))
+    for flag, name in (("--model", "new"), ("--pretrained-model", "old"), ("-m", "short")):  # the old long name
+        code, err = _run(capsys, "train", "-e", str(spec), "-r", str(tmp_path), "-n", name, flag, DEFAULT_MODEL, "-q")
+        assert code == 0, err
+        # whole-model fine-tuning: the registered checkpoint's model (use_batch_norm), not the spec's
+        assert read_checkpoint(tmp_path / name / "best.pt")["model_config"]["use_batch_norm"] is True
+
+
+def test_course_workflow_trains_on_converted_data(capsys, tmp_path, synth_root):
+    """data split + data convert, then the course's TAO spec pointed at the converted folders, with the class
+    data convert writes for no-data pixels (127) declared as ignore."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from floodwatch.models.checkpoint import read_checkpoint
+
+    split = str(tmp_path / "split.csv")
+    assert _run(capsys, "data", "split", str(synth_root), "--method", "random", "-o", split)[0] == 0
+    assert _run(capsys, "data", "convert", str(synth_root), str(tmp_path / "data"), "--split-csv", split)[0] == 0
+    assert any((np.asarray(Image.open(m)) == 127).any() for m in (tmp_path / "data" / "masks").glob("*/*.png"))
+    tao = (Path(__file__).resolve().parents[2] / "examples" / "tao_unet_resnet18.txt").read_text()
+    for old, new in (("512", "32"), ("model_input_channels: 3", "model_input_channels: 2"),
+                     ("num_layers: 18", "num_layers: 10"), ("epochs: 30", "epochs: 1"),
+                     ('label_id: 255\n    }\n', 'label_id: 255\n    }\n    target_classes {\n      name: "nodata"\n'
+                                              '      mapping_class: "ignore"\n      label_id: 127\n    }\n')):
+        assert old in tao
+        tao = tao.replace(old, new)
+    (tmp_path / "tao.txt").write_text(tao)  # its paths (data/images/train, ...) are relative to it
+    code, err = _run(capsys, "train", "-e", str(tmp_path / "tao.txt"), "-r", str(tmp_path / "runs"), "-n", "course",
+                     "-q")
+    assert code == 0, err
+    # the model's classes: the ignore class marks pixels that are not scored, it is not an output
+    assert [c["name"] for c in read_checkpoint(tmp_path / "runs" / "course" / "best.pt")["class_map"]] == \
+        ["notflood", "flood"]

@@ -227,3 +227,54 @@ def test_bfloat16_training_computes_in_bfloat16_and_keeps_float32_weights(tmp_pa
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     state = _weights(tmp_path / "run" / "best.pt")
     assert all(v.dtype == torch.float32 for k, v in state.items() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_a_diverging_run_stops_before_saving_non_finite_weights(epoch, tmp_path, synth_root, make_spec,
+                                                                 monkeypatch):
+    from floodwatch.errors import FloodwatchError
+    from floodwatch.training.loop import read_metrics
+
+    spec = spec_from_dict(make_spec(synth_root, epochs=3))  # checkpoints: all
+    original = Trainer._train_epoch
+
+    def far_too_fast_from(self, e, *args):
+        if e == epoch:  # as a learning rate of 1e9 would do (the spec refuses it)
+            for group in self.optimizer.param_groups:
+                group["lr"] = 1e9
+        return original(self, e, *args)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", far_too_fast_from)
+    with pytest.raises(FloodwatchError, match=f"training diverged in epoch {epoch} .*training_config.learning_rate"):
+        train(spec, tmp_path, name="run", progress=False)
+    run = tmp_path / "run"
+    if epoch == 1:  # nothing worth keeping: no run folder either
+        assert not run.exists()
+        return
+    # the epochs before stay, finite; nothing of the diverged epoch was written
+    assert _checkpoint_files(run) == ["best.pt", "epoch_001.pt", "last.pt"]
+    assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1]
+    for name in ("best.pt", "last.pt"):
+        state = read_checkpoint(run / name)
+        assert state["epoch"] == 1
+        assert all(torch.isfinite(v).all() for v in state["model_state"].values() if v.is_floating_point())
+
+
+def test_resume_takes_only_the_spec_the_run_started_with(full_run, tmp_path, monkeypatch):
+    import shutil
+
+    from floodwatch.errors import SpecError
+
+    spec, out, _ = full_run
+    run = shutil.copytree(out / "full", tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    shorter = spec.model_copy(deep=True)
+    shorter.training_config.epochs = 1
+    with pytest.raises(SpecError, match=r"resume: .*spec\.yaml\) in training_config\.epochs \(2 -> 1\)"):
+        train(shorter, tmp_path, name="run", resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # last.pt and spec.yaml untouched
+    # what changes no weight may differ: here the run is finished, so nothing trains
+    chattier = spec.model_copy(deep=True)
+    chattier.training_config.log_summary_steps = 5
+    monkeypatch.setattr(Trainer, "_train_epoch", lambda *a: pytest.fail("a finished run trained again"))
+    assert [r["epoch"] for r in train(chattier, tmp_path, name="run", resume=True, progress=False).history] == [1, 2]

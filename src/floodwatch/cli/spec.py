@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
     def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text).")) -> None:
         """Check a spec; prints a one-line summary, or every error, one a line, each starting with the spec's
         file name and the field (exit 2). Field errors (typos, wrong values) come alone: until they are fixed
-        there is no spec whose data paths and channel counts could be checked; those two come together."""
+        there is no spec whose data paths and channel counts could be checked; those two come together, and
+        when the paths exist, the data's bands against the model's channels (and the unlabelled folders'
+        bands), as training checks them."""
         from ..config import SpecProblems, load_spec, spec_channel_problems, spec_path_problems
 
         err = make_console(stderr=True)
@@ -46,6 +48,10 @@ def register(app: typer.Typer) -> None:
         except SpecProblems as exc:
             fail(exc.lines, "fix these first; data paths and channel counts are checked after")
         problems = spec_channel_problems(s) + spec_path_problems(s)
+        if not problems:  # the data are there: training's band and channel checks, on the data opened (not read)
+            from ..training.api import spec_data_problems
+
+            problems = spec_data_problems(s)
         if problems:
             fail([f"{spec.name}: {p}" for p in problems])  # as field errors start: file name, then field
         ds, m, t = s.dataset_config, s.model, s.training_config

@@ -1,4 +1,4 @@
-"""`floodwatch train`: TAO's flags (-e spec, -r results, -n name, -m pretrained, --gpus) over
+"""`floodwatch train`: TAO's flags (-e spec, -r results, -n name, -m pretrained model, --gpus) over
 `floodwatch.training.train`."""
 from __future__ import annotations
 
@@ -7,23 +7,30 @@ from typing import Optional
 
 import typer
 
-from .common import QUIET, esc, make_console
+from .common import QUIET, aliased, esc, make_console
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train")
+    # --pretrained-model was -m's long name; every other command says --model
+    @app.command("train", cls=aliased({"--pretrained-model": "--model"}))
     def train_cmd(
         experiment_spec: Path = typer.Option(..., "-e", "--experiment-spec", help="Spec file (YAML or TAO text)."),
         results_dir: Path = typer.Option(..., "-r", "--results-dir", help="Folder for checkpoints and logs."),
-        name: str = typer.Option("model", "-n", "--name", help="Run name: outputs go to RESULTS_DIR/NAME."),
+        name: str = typer.Option("model", "-n", "--name", help="Run name (a folder name): outputs go to "
+                                                                  "RESULTS_DIR/NAME."),
         pretrained: Optional[str] = typer.Option(
-            None, "-m", "--pretrained-model",
-            help="torchvision ResNet weights (file or URL) for the encoder, or a floodwatch checkpoint to fine-tune."),
+            None, "-m", "--model",
+            help="A floodwatch checkpoint to fine-tune (a .pt file, a name from `floodwatch models list`, or "
+                 "https://.../FILE#sha256=HEX), or torchvision ResNet weights (file or URL) for the encoder."),
         gpus: int = typer.Option(1, "--gpus", help="Processes (one per GPU; gloo on CPU)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue a killed run from RESULTS_DIR/NAME/last.pt."),
+        resume: bool = typer.Option(False, "--resume", help="Continue a killed run from RESULTS_DIR/NAME/last.pt "
+                                                            "(with the spec it started with)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in RESULTS_DIR/NAME "
+                                                                  "(one there is refused without this or --resume)."),
         seed: Optional[int] = typer.Option(
-            None, "--seed", help="Replace training_config.random_seed (the split keeps its own): one spec, "
-                                 "several seeds, an ensemble (evaluate/infer/map -m A -m B)."),
+            None, "--seed", min=0, max=2**32 - 1,  # config.MAX_SEED; config is imported on use (slow)
+            help="Replace training_config.random_seed (the split keeps its own): one spec, several seeds, an "
+                 "ensemble (evaluate/infer/map -m A -m B)."),
         quiet: bool = QUIET,
     ) -> None:
         """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU.
@@ -34,7 +41,7 @@ def register(app: typer.Typer) -> None:
         from ..training.loop import best_row
 
         result = train(experiment_spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
-                       progress=not quiet, seed=seed)
+                       progress=not quiet, seed=seed, overwrite=overwrite)
         best = best_row(result.history)
         console = make_console()
         rounds = getattr(result, "rounds", None)

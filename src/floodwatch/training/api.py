@@ -7,9 +7,10 @@ the other's entry point: `semi` uses `loop`'s Trainer, and `loop` knows nothing 
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
-from ..config import Spec, load_spec
+from ..config import MAX_SEED, Spec, SpecProblems, load_spec
 from ..errors import InvalidArgumentError
 from ..io import check_output_dir
 from .loop import TrainResult, train_supervised
@@ -17,37 +18,58 @@ from .loop import TrainResult, train_supervised
 
 def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str = "model",
           pretrained: str | Path | None = None, gpus: int = 1, resume: bool = False,
-          progress: bool = True, seed: int | None = None) -> TrainResult:
+          progress: bool = True, seed: int | None = None, overwrite: bool = False) -> TrainResult:
     """Train a U-Net as the spec says, into `<results_dir>/<name>/`.
 
     Args:
         spec_or_path: a Spec or the path of a spec file.
         results_dir: parent folder of the run folder.
-        name: the run folder's name.
+        name: the run folder's name (one folder name, no path).
         pretrained: torchvision ResNet weights (file/URL, encoder only) or a floodwatch checkpoint (whole
-            model, its model_config wins: fine-tuning, e.g. after pruning).
+            model, its model_config wins: fine-tuning, e.g. after pruning): a file, a name from
+            `floodwatch models list` or https://.../FILE#sha256=HEX, as every command's -m.
         gpus: processes (DDP when more than one); semi-supervised runs take one.
-        resume: continue from the run folder's last.pt (rounds finished stay finished).
+        resume: continue from the run folder's last.pt (rounds finished stay finished), with the spec the run
+            started with (its spec.yaml).
         progress: show progress bars.
         seed: replaces training_config.random_seed (initialisation, order, augmentation; not the data split),
             so one spec trains the members of a seed ensemble.
+        overwrite: replace a run already in the run folder (without it, and without `resume`, such a folder
+            is refused).
 
     Returns:
         A TrainResult (a SemiSupervisedResult, a subclass, when the spec has a `semi_supervised` section).
 
     Raises:
-        InvalidArgumentError: gpus below 1, or above 1 for a semi-supervised spec.
-        SpecError, DataError, CheckpointError: from reading the spec, the data or `pretrained`.
+        InvalidArgumentError: a name that is not one folder name, a run already there, gpus below 1 (or above
+            1 for a semi-supervised spec), a seed out of range.
+        SpecError, DataError, CheckpointError, ModelError: from reading the spec, the data or `pretrained`;
+            FloodwatchError: a run whose training diverged.
     """
+    check_run_name(name)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidArgumentError(f"seed: must be 0 to {MAX_SEED}, got {seed}")
+    if gpus < 1:
+        raise InvalidArgumentError(f"gpus: must be at least 1, got {gpus}")
+    if resume and overwrite:
+        raise InvalidArgumentError("resume, overwrite: give one of them (continue the run, or replace it)")
+    pretrained = resolve_pretrained(pretrained)
     # with `pretrained`, a checkpoint's model (its input channels) may win over the spec's: training checks then
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path,
                                                                         check_channels=pretrained is None)
     if seed is not None:
         spec = copy.deepcopy(spec)  # the caller's Spec stays as it was
         spec.training_config.random_seed = int(seed)
-    if gpus < 1:
-        raise InvalidArgumentError(f"gpus: must be at least 1, got {gpus}")
-    check_output_dir(Path(results_dir) / name)  # a file in the way fails now, not after the first epoch
+    out = Path(results_dir) / name
+    check_output_dir(out)  # a file in the way fails now, not after the first epoch
+    if not isinstance(spec_or_path, Spec):
+        _check_data(spec, Path(spec_or_path), pretrained)
+    found = run_checkpoints(out)
+    if found and not (resume or overwrite):
+        raise InvalidArgumentError(f"name: {out} already holds a training run ({found[0].relative_to(out)}); "
+                                   f"`resume` continues it, `overwrite` replaces it")
+    if overwrite:
+        _clear_run(out)
     if spec.semi_supervised is None:
         return train_supervised(spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
                                 progress=progress)
@@ -58,3 +80,66 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
 
     return train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
                                  progress=progress)
+
+
+def check_run_name(name: str) -> None:
+    """The run goes to RESULTS_DIR/NAME: a path would put it elsewhere ('../x') or into RESULTS_DIR itself."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise InvalidArgumentError(f"name: '{name}' is not a folder name (the run goes to a folder of that name "
+                                   "in the results folder; no '/', not '.' or '..', not empty)")
+
+
+def resolve_pretrained(ref: str | Path | None) -> Path | str | None:
+    """`pretrained` as every command's -m: a file, a registered model name (its checkpoint) or URL#sha256=HEX
+    (downloaded, verified); a URL without a checksum stays a URL (torchvision's encoder weights)."""
+    from ..models.download import is_url
+    from ..models.zoo import resolve_model
+
+    if ref is None or (is_url(str(ref)) and "#sha256=" not in str(ref)):
+        return ref
+    return resolve_model(str(ref), "checkpoint")
+
+
+def run_checkpoints(out: Path) -> list[Path]:
+    """The checkpoints of a run in `out` (a semi-supervised run's rounds included): a run is there."""
+    return sorted(p for pattern in ("best.pt", "last.pt", "round_*/best.pt", "round_*/last.pt")
+                  for p in out.glob(pattern))
+
+
+def _clear_run(out: Path) -> None:
+    """What a run (supervised or semi-supervised) wrote into `out`; other files stay. An emptied folder goes
+    too, so a new run that fails before its first epoch leaves none."""
+    patterns = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "spec.yaml", "events.out.tfevents.*",
+                "semi_supervised.json", "round_*")
+    for path in sorted({p for pattern in patterns for p in out.glob(pattern)}):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _check_data(spec: Spec, path: Path, pretrained: str | Path | None) -> None:
+    """The band and channel checks of `spec validate`, before any chip is read, naming the spec file."""
+    from ..models.checkpoint import checkpoint_or_none
+
+    meta = checkpoint_or_none(pretrained)
+    problems = spec_data_problems(spec, meta["preprocessing"]["bands"] if meta else None, channels=meta is None)
+    if problems:
+        raise SpecProblems([f"{path.name}: {p}" for p in problems], hint=f"run floodwatch spec validate {path}")
+
+
+def spec_data_problems(spec: Spec, model_bands=None, *, channels: bool | None = None) -> list[str]:
+    """What training would reject about the spec's data, one line per problem starting with the field: the
+    labelled data's (`data.labelled_data_problems`, which says what `model_bands` and `channels` mean) and the
+    unlabelled folders' against the model's bands (`semi.unlabelled_problems`). Here, above both modules,
+    because semi imports the trainer, which imports data."""
+    from .data import labelled_data_problems
+
+    problems, bands = labelled_data_problems(spec, model_bands, channels=channels)
+    if spec.semi_supervised is not None and (model_bands or bands):
+        from .semi import unlabelled_problems
+
+        problems += unlabelled_problems(spec.semi_supervised, model_bands or bands)
+    return problems

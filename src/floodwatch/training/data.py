@@ -23,8 +23,6 @@ _ALIASES = {"valid": "val", "validation": "val", "training": "train"}
 
 def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sample]]:
     """{'train': [...], 'val': [...], 'test': [...]} with empty chips (no data / nothing labelled) dropped."""
-    from ..data.formats import open_dataset
-
     ds = spec.dataset_config
     class_map = ds.class_map()
     # (name, chips, times each is drawn per epoch)
@@ -38,12 +36,7 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
         samples = _open_for_training(ds.data_root, ds.format, class_map)
         parts = [(name, part, 1) for name, part in _split(samples, spec).items()]
     else:
-        def folders(images: str, masks: str | None):
-            return open_dataset(Path(images).parent, format="folders", images=images, masks=masks,
-                                class_map=class_map)
-
-        parts = [("train", folders(ds.train_images_path, ds.train_masks_path), 1),
-                 ("val", folders(ds.val_images_path, ds.val_masks_path), 1)]
+        parts = [(part, _open_tao_folders(spec, part), 1) for part in ("train", "val")]
     from ..data.progress import track
 
     out: dict[str, list[Sample]] = {}
@@ -69,6 +62,16 @@ def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
     if not keep:
         raise DataError(f"dataset_config.sources: no chips of {source.path} are left after regions/exclude_regions")
     return _split(dataset.subset(keep), spec, source.split)
+
+
+def _open_tao_folders(spec: Spec, part: str):
+    """TAO's <part>_images_path and <part>_masks_path folders."""
+    from ..data.formats import open_dataset
+
+    ds = spec.dataset_config
+    images = getattr(ds, f"{part}_images_path")
+    return open_dataset(Path(images).parent, format="folders", images=images, masks=getattr(ds, f"{part}_masks_path"),
+                        class_map=ds.class_map())
 
 
 def _open_for_training(path, format: str | None, class_map, options: dict | None = None):
@@ -133,10 +136,6 @@ def fit_preprocessing(spec: Spec, train: Sequence[Sample]) -> Preprocessing:
     # mean/std are those of the default dB clip range; a clip override only changes the clipping
     fitted = preprocessing_from_stats(compute_stats(train, progress=False), derived=derived)
     return Preprocessing(bands=bands, clip=clip, derived=derived, offset=fitted.offset, scale=fitted.scale)
-
-
-def input_channels(prep: Preprocessing, temporal: str) -> int:
-    return prep.channels * (2 if temporal == "bitemporal" else 1)
 
 
 class ChipDataset(torch.utils.data.Dataset):
@@ -232,9 +231,56 @@ def check_channels(samples: Sequence[Sample], prep: Preprocessing, temporal: str
         if s.image.shape[0] != len(prep.bands):
             raise DataError(f"chip '{s.id}' has {s.image.shape[0]} bands but the pre-processing expects "
                             f"{len(prep.bands)} ({', '.join(prep.bands)})")
-    got = input_channels(prep, temporal)
+    check_model_channels(prep.bands, prep.derived, temporal, expected, what)
+
+
+def check_model_channels(bands: Sequence[str], derived: str, temporal: str, expected: int, what: str) -> None:
+    """Bands (+ the derived channel, twice for before+after) that do not make the model's input channels."""
+    got = (len(bands) + (derived != "none")) * (2 if temporal == "bitemporal" else 1)
     if got != expected:
         raise SpecError(f"{what}: the model takes {expected} input channels but the data give {got} "
-                        f"({'+'.join(prep.bands)}{'' if prep.derived == 'none' else '+' + prep.derived}"
+                        f"({'+'.join(bands)}{'' if derived == 'none' else '+' + derived}"
                         f"{', before+after' if temporal == 'bitemporal' else ''})")
 
+
+def labelled_data_problems(spec: Spec, model_bands: Sequence[str] | None = None, *,
+                           channels: bool | None = None) -> tuple[list[str], tuple[str, ...] | None]:
+    """(What training would reject about the spec's labelled data, one line per problem starting with the field;
+    the data's bands, None if no set opened), found by opening the data sets (their file lists and at most a
+    first file; no chip is read): training's own check of the bands against model_config.model_input_channels
+    (`check_model_channels`). `training.api.spec_data_problems` adds the unlabelled folders'.
+
+    `model_bands`: the bands of a floodwatch checkpoint that training starts from; its model then takes the
+    place of model_config (training checks the labelled chips against it). `channels`: whether to check
+    model_input_channels; by default (None) only without `model_bands` and where the spec has a
+    dataset_config.preprocessing block, as `config.spec_channel_problems`: a spec without one may be meant
+    for fine-tuning, whose checkpoint brings the pre-processing (and its derived channel)."""
+    from ..errors import FloodwatchError
+
+    ds = spec.dataset_config
+    class_map = ds.class_map()
+    if ds.sources:
+        labelled = [(f"dataset_config.sources[{i}].path",
+                     lambda src=src: _open_for_training(src.path, src.format, class_map, src.options))
+                    for i, src in enumerate(ds.sources)]
+    elif ds.data_root:
+        labelled = [("dataset_config.data_root", lambda: _open_for_training(ds.data_root, ds.format, class_map))]
+    else:
+        labelled = [(f"dataset_config.{part}_images_path", lambda part=part: _open_tao_folders(spec, part))
+                    for part in ("train", "val")]
+    problems, bands = [], None
+    for field, open_ in labelled:
+        try:
+            bands = bands or tuple(open_().bands)
+        except FloodwatchError as exc:
+            problems.append(f"{field}: {exc}")
+    if channels is None:
+        channels = model_bands is None and ds.preprocessing is not None
+    if channels and bands is not None:
+        derived = ds.preprocessing.derived if ds.preprocessing else "none"
+        try:
+            check_model_channels(bands, derived, spec.model.temporal, spec.model.model_input_channels,
+                                 "model_config.model_input_channels")
+        except SpecError as exc:
+            problems.append(str(exc))
+    return problems, bands

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..config import Spec, save_spec
 from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX
-from ..errors import CheckpointError, FloodwatchError, InvalidArgumentError
+from ..errors import CheckpointError, FloodwatchError, InvalidArgumentError, SpecError
 from ..io import atomic_path
 from ..models import build_model
 from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint, save_checkpoint
@@ -64,6 +65,8 @@ def train_supervised(spec: Spec, results_dir: str | Path, *, name: str = "model"
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
         raise InvalidArgumentError(f"gpus: {gpus} requested but {torch.cuda.device_count()} CUDA device(s) visible")
     out = Path(results_dir) / name
+    if resume:
+        check_resume_spec(spec, out)
     args = (spec.to_dict(), str(out), str(pretrained) if pretrained else None, resume, progress)
     if gpus == 1:
         run(0, 1, 0, *args)
@@ -80,6 +83,45 @@ def train_supervised(spec: Spec, results_dir: str | Path, *, name: str = "model"
     last = out / "last.pt"
     return TrainResult(best_checkpoint=out / "best.pt", last_checkpoint=last if last.is_file() else None,
                        history=history, results_dir=out)
+
+
+#: spec fields a resumed run may change: they decide what is logged, how chips are loaded and which checkpoints
+#: are kept, never the weights
+RESUME_MAY_CHANGE = ("training_config.log_summary_steps", "training_config.num_workers",
+                     "training_config.checkpoints", "training_config.checkpoint_interval")
+
+
+def check_resume_spec(spec: Spec, run_dir: Path) -> None:
+    """`resume` continues the run in `run_dir` only with the spec it started with (its spec.yaml): with
+    another one (fewer epochs, another learning rate or data) it would not continue that run but replace it.
+    Compared as `save_spec` writes them, so paths count by where they point."""
+    import yaml
+
+    from ..config import spec_file_dict, spec_from_dict
+
+    stored = run_dir / "spec.yaml"
+    if not stored.is_file():
+        return
+    try:
+        data = yaml.safe_load(stored.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"resume: {stored}: the run's spec cannot be read ({str(exc).splitlines()[0]})") from None
+    before = _flat(spec_file_dict(spec_from_dict(data, source=str(stored), check_channels=False), run_dir))
+    now = _flat(spec_file_dict(spec, run_dir))
+    changed = [k for k in sorted(before.keys() | now.keys())
+               if before.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE]
+    if changed:
+        shown = [k if isinstance(before.get(k), (list, dict)) or isinstance(now.get(k), (list, dict))
+                 else f"{k} ({before.get(k)} -> {now.get(k)})" for k in changed]
+        raise SpecError(f"resume: the spec differs from the run's own ({stored}) in {', '.join(shown)}; resume "
+                        f"with that spec, or train a new run under another `name`")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def run(rank: int, world_size: int, port: int, spec_dict: dict, out_dir: str, pretrained: str | None,
@@ -184,6 +226,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best_iou = -math.inf
         self.start_epoch = 1
+        self._first_bad_step = 0
 
     # -- setup -----------------------------------------------------------------------------------------
     def _model(self, pretrained: str | None, from_checkpoint: bool,
@@ -235,10 +278,13 @@ class Trainer:
         tc = self.spec.training_config
         if resume:
             self._resume()
+        # the folders this run makes, deepest first: removed again if it fails before its first epoch is saved
+        created = [d for d in (self.out, *self.out.parents) if not d.exists()]
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_spec(self.spec, self.out / "spec.yaml")
         writer = self._writer()
+        saved = False
         try:
             with _progress(self.progress) as bar:
                 task = bar.add_task("training", total=(tc.epochs - self.start_epoch + 1) * len(self.train_loader))
@@ -250,20 +296,51 @@ class Trainer:
                     with self.average.applied() if self.average is not None else nullcontext():
                         self._recalibrate_batchnorm()
                         val = self._validate()
+                        self._check_finite(epoch, train_loss)
                         row = {"epoch": epoch, "train_loss": train_loss, **val,
                                "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
                         self.scheduler.step()
                         self.history.append(row)
                         if self.ctx.is_main:
                             self._record(epoch, row, writer)
+                            saved = True
                             bar.console.print(_summary(row, tc.epochs))
                     dist_util.barrier(self.ctx)
             if self.ctx.is_main and tc.checkpoints == "best":
                 # last.pt was only there to resume a killed run; a finished one keeps best.pt alone
                 (self.out / "last.pt").unlink(missing_ok=True)
+        except BaseException:
+            if writer is not None:
+                writer.close()
+                writer = None
+            if self.ctx.is_main and created and not saved:
+                shutil.rmtree(self.out, ignore_errors=True)
+                for folder in created[1:]:  # parents: only while empty (another run may be writing there)
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+            raise
         finally:
             if writer is not None:
                 writer.close()
+
+    def _check_finite(self, epoch: int, train_loss: float) -> None:
+        """Stop a diverged run before it saves anything of this epoch: non-finite weights (or BatchNorm
+        statistics) would make a best.pt that finds no water anywhere. The loss counts only without float16
+        loss scaling, which skips the steps whose loss overflowed and goes on."""
+        core = getattr(self.model, "module", self.model)
+        loss_bad = not math.isfinite(train_loss) and not self.scaler.is_enabled()
+        bad = [k for k, v in core.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if not (loss_bad or bad):
+            return
+        step = self._first_bad_step if self._first_bad_step < len(self.train_loader) else None
+        what = (f"the training loss is {train_loss:g}" + (f" from step {step + 1}" if step is not None else "")
+                if loss_bad else f"non-finite values in {bad[0]}")
+        kept = "the earlier epochs' checkpoints are kept" if epoch > 1 else "nothing was saved"
+        raise FloodwatchError(f"training diverged in epoch {epoch} ({what}); {kept}. Lower "
+                              f"training_config.learning_rate ({self.spec.training_config.learning_rate:g}) "
+                              "and train again")
 
     def _train_epoch(self, epoch: int, bar, task, writer) -> float:
         tc = self.spec.training_config
@@ -274,6 +351,8 @@ class Trainer:
             self.augmenter.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank)
         total = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
         steps_per_epoch = len(self.train_loader)
+        # the first step whose loss is not finite (steps_per_epoch: none), kept on the device: no sync per step
+        first_bad = torch.tensor(steps_per_epoch, device=self.ctx.device)
         for step, (image, mask, valid, *extra) in enumerate(self.train_loader):
             image = image.to(self.ctx.device, non_blocking=True)
             mask = mask.to(self.ctx.device, non_blocking=True)
@@ -295,11 +374,13 @@ class Trainer:
                 self.average.update()
             total += torch.stack([loss.detach().double() * image.shape[0],
                                   torch.tensor(image.shape[0], dtype=torch.float64, device=self.ctx.device)])
+            first_bad = torch.minimum(first_bad, torch.where(torch.isfinite(loss.detach()), steps_per_epoch, step))
             bar.advance(task)
             global_step = (epoch - 1) * steps_per_epoch + step + 1
             if writer is not None and global_step % tc.log_summary_steps == 0:
                 writer.add_scalar("train/loss_step", float(loss.detach()), global_step)
         total = dist_util.all_sum(self.ctx, total)
+        self._first_bad_step = int(first_bad)
         return float(total[0] / total[1].clamp(min=1))
 
     def _loss(self, logits: torch.Tensor, mask: torch.Tensor, is_extra: torch.Tensor | None) -> torch.Tensor:
@@ -433,8 +514,8 @@ class Trainer:
 
     def _save(self, path: Path, epoch: int, row: dict[str, float], state: dict[str, Any]) -> None:
         save_checkpoint(path, self.model, model_config=self.model_config, preprocessing=self.prep,
-                        class_map=self.spec.dataset_config.class_map(), spec=self.spec.to_dict(), epoch=epoch,
-                        metrics=dict(row), **state)
+                        class_map=self.spec.dataset_config.class_map(scored_only=True), spec=self.spec.to_dict(),
+                        epoch=epoch, metrics=dict(row), **state)
 
     def _resume(self) -> None:
         last = self.out / "last.pt"

@@ -54,7 +54,7 @@ from ..io import atomic_path, write_json
 from ..models.precision import autocast
 from . import distributed as dist_util
 from .data import ChipDataset, load_samples
-from .loop import TrainResult, Trainer, best_row, read_metrics
+from .loop import TrainResult, Trainer, best_row, check_resume_spec, read_metrics
 
 SUMMARY = "semi_supervised.json"
 _EPS = 1e-6
@@ -410,6 +410,9 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
     if semi is None:
         raise SpecError("semi_supervised: the spec has no semi_supervised section")
     out = Path(results_dir) / name
+    if resume:  # each round's run folder holds the spec it trained with: resume only with the same
+        for r in range(semi.rounds + 1):
+            check_resume_spec(spec if r == 0 else _student_spec(spec, semi), out / f"round_{r}")
     sources = open_unlabelled(semi)  # before any training: a wrong folder fails in a second, not after round 0
     tc, mc = spec.training_config, spec.model
     ctx = dist_util.init(0, 1, 0)
@@ -541,14 +544,39 @@ def _otsu_agreement(semi: SemiSupervisedConfig, bands: Sequence[str],
     band = semi.otsu_agreement
     if band is None:
         return None
-    names = [b.upper() for b in bands]
-    if band not in names:
-        raise SpecError(f"semi_supervised.otsu_agreement: band '{band}' is not one of the model's bands "
-                        f"({', '.join(bands)})")
+    check_otsu_band(semi, bands)
     threshold = pooled_threshold(unlabelled, band)
     if not np.isfinite(threshold):
         raise DataError(f"semi_supervised.otsu_agreement: the unlabelled chips have no valid {band} pixel")
     return band, threshold
+
+
+def check_otsu_band(semi: SemiSupervisedConfig, bands: Sequence[str]) -> None:
+    band = semi.otsu_agreement
+    if band is not None and band not in [b.upper() for b in bands]:
+        raise SpecError(f"semi_supervised.otsu_agreement: band '{band}' is not one of the model's bands "
+                        f"({', '.join(bands)})")
+
+
+def unlabelled_problems(semi: SemiSupervisedConfig, bands: Sequence[str]) -> list[str]:
+    """What training checks of the unlabelled folders before it reads a chip, one line per problem: each
+    folder opens and holds the model's `bands`, and otsu_agreement names one of them (`spec validate` and
+    `training.api.spec_data_problems` list them before training)."""
+    problems = []
+    try:
+        sources = open_unlabelled(semi)
+    except DataError as exc:
+        problems, sources = [str(exc)], []
+    for source in sources:
+        try:
+            source.check_bands(bands)
+        except DataError as exc:
+            problems.append(str(exc))
+    try:
+        check_otsu_band(semi, bands)
+    except SpecError as exc:
+        problems.append(str(exc))
+    return problems
 
 
 def _console(progress: bool):
@@ -559,6 +587,6 @@ def _console(progress: bool):
     return Console(stderr=True)
 
 
-__all__ = ["ConsistencyLoss", "PseudoLabelStats", "SemiSupervisedResult", "UnlabelledSet", "load_teacher",
-           "open_unlabelled", "pseudo_label", "pseudo_label_samples", "teacher_probabilities",
-           "train_semi_supervised"]
+__all__ = ["ConsistencyLoss", "PseudoLabelStats", "SemiSupervisedResult", "UnlabelledSet", "check_otsu_band",
+           "load_teacher", "open_unlabelled", "pseudo_label", "pseudo_label_samples", "teacher_probabilities",
+           "train_semi_supervised", "unlabelled_problems"]
