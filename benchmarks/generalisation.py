@@ -175,7 +175,8 @@ def run_fold(recipe, fold: str, seed: int, work: Path, epochs: int | None, s1_ch
     if epochs:
         spec.training_config.epochs = epochs
     start = time.perf_counter()
-    result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, progress=False)
+    result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, progress=False,
+                   overwrite=True)  # a fold killed half-way trains again from scratch (deterministic per seed)
     seconds = time.perf_counter() - start
     events = score(result.best_checkpoint, held_out(fold, reference, fixed=uses_fixed_map(recipe)))
     row = {"fold": fold, "seed": seed, "train_seconds": round(seconds, 1), "reference_modes": reference,
@@ -239,7 +240,8 @@ def run_scene_recipe(path: Path, seed: int, work: Path, epochs: int | None) -> d
         raise SystemExit(f"{path}: source {missing[0]} not found (see the recipe's header for how to write it)")
     if epochs:
         spec.training_config.epochs = epochs
-    result = train(spec, work / "runs", name=f"scene_s{seed}", seed=seed, progress=False)
+    result = train(spec, work / "runs", name=f"scene_s{seed}", seed=seed, progress=False,
+                   overwrite=True)  # a fold killed half-way trains again from scratch (deterministic per seed)
     row = {"fold": "scene", "seed": seed, "recipe": path.name, "events": score_unseen(result.best_checkpoint)}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
     return row
@@ -267,7 +269,8 @@ def run_semi_round0(path: Path, seed: int, work: Path, epochs: int | None) -> di
     spec.semi_supervised = None
     if epochs:
         spec.training_config.epochs = epochs
-    result = train(spec, work / "runs", name=f"round0_s{seed}", seed=seed, progress=False)
+    result = train(spec, work / "runs", name=f"round0_s{seed}", seed=seed, progress=False,
+                   overwrite=True)  # a fold killed half-way trains again from scratch (deterministic per seed)
     row = {"fold": "scene", "seed": seed, "recipe": path.name, "round": 0,
            "events": score_unseen(result.best_checkpoint)}
     done.write_text(json.dumps(to_json_safe(row), indent=1, allow_nan=False))
@@ -300,7 +303,8 @@ def run_semi_fold(path: Path, fold: str, seed: int, work: Path, epochs: int | No
     if epochs:
         spec.semi_supervised.epochs_per_round = epochs
     start = time.perf_counter()
-    result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, pretrained=round0, progress=False)
+    result = train(spec, work / "runs", name=f"{fold}_s{seed}", seed=seed, pretrained=round0, progress=False,
+                   overwrite=True)
     seconds = time.perf_counter() - start
     events = score(result.best_checkpoint, held_out(fold, {}, fixed=True))
     for other in SEMI_FOLDS[fold]:
