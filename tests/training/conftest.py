@@ -29,3 +29,23 @@ def _make_spec(root, **training) -> dict:
                                 "random_seed": 7}}
     spec["training_config"].update(training)
     return copy.deepcopy(spec)
+
+
+@pytest.fixture
+def kill_in_epoch_2(monkeypatch):
+    """Call it to make the next training die in its epoch 2 (KeyboardInterrupt, as a killed process); call what it
+    returns to train normally again."""
+    from floodwatch.training.loop import Trainer
+
+    original = Trainer._train_epoch
+
+    def killed_in_epoch_2(self, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    def kill():
+        monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+        return lambda: monkeypatch.setattr(Trainer, "_train_epoch", original)
+
+    return kill

@@ -72,21 +72,14 @@ def test_trainer_saves_the_average_and_trains_on_undisturbed(tmp_path, synth_roo
         np.testing.assert_array_equal(plain_saved[name].numpy(), plain[-1][name])
 
 
-def test_resume_continues_the_average(tmp_path, synth_root, make_spec, monkeypatch):
+def test_resume_continues_the_average(tmp_path, synth_root, make_spec, kill_in_epoch_2):
     spec = spec_from_dict(make_spec(synth_root, epochs=2, checkpoints="last", ema_decay=0.9))
     whole = Trainer(spec, tmp_path / "whole", dist_util.init(0, 1, 0), progress=False)
     whole.fit()
-    original = Trainer._train_epoch
-
-    def killed_in_epoch_2(self, epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch, *args)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+    revive = kill_in_epoch_2()
     with pytest.raises(KeyboardInterrupt):
         Trainer(spec, tmp_path / "killed", dist_util.init(0, 1, 0), progress=False).fit()
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    revive()
     Trainer(spec, tmp_path / "killed", dist_util.init(0, 1, 0), progress=False).fit(resume=True)
     a = read_checkpoint(tmp_path / "whole" / "last.pt")["model_state"]
     b = read_checkpoint(tmp_path / "killed" / "last.pt")["model_state"]

@@ -61,24 +61,17 @@ def _checkpoint_files(run):
 
 
 def test_default_keeps_best_only_and_a_killed_run_still_resumes(full_run, tmp_path, monkeypatch, synth_root,
-                                                                 make_spec):
+                                                                 make_spec, kill_in_epoch_2):
     spec_dict = make_spec(synth_root, loss="cross_dice_sum", regularizer={"type": "L2", "weight": 1e-5},
                           lr_scheduler="cosine")
     del spec_dict["training_config"]["checkpoints"]  # the default
     spec = spec_from_dict(spec_dict)
     assert spec.training_config.checkpoints == "best"
-    original = Trainer._train_epoch
-
-    def killed_in_epoch_2(self, epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch, *args)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+    revive = kill_in_epoch_2()
     with pytest.raises(KeyboardInterrupt):
         train(spec, tmp_path, name="run", progress=False)
     assert _checkpoint_files(tmp_path / "run") == ["best.pt", "last.pt"]  # last.pt: what resume needs
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    revive()
     resumed = train(spec, tmp_path, name="run", resume=True, progress=False)
     assert _checkpoint_files(tmp_path / "run") == ["best.pt"] and resumed.last_checkpoint is None
     assert [r["epoch"] for r in resumed.history] == [1, 2]
@@ -122,20 +115,13 @@ def test_training_seed_leaves_the_split_alone(synth_root, make_spec):
 
 
 @pytest.mark.slow
-def test_resume_after_a_kill_equals_the_uninterrupted_run(full_run, monkeypatch):
+def test_resume_after_a_kill_equals_the_uninterrupted_run(full_run, kill_in_epoch_2):
     spec, out, result = full_run
-    original = Trainer._train_epoch
-
-    def killed_in_epoch_2(self, epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt  # as if the process died during epoch 2
-        return original(self, epoch, *args)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+    revive = kill_in_epoch_2()
     with pytest.raises(KeyboardInterrupt):
         train(spec, out, name="killed", progress=False)
     assert read_checkpoint(out / "killed" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    revive()
     resumed = train(spec, out, name="killed", resume=True, progress=False)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     a, b = _weights(out / "full" / "last.pt"), _weights(out / "killed" / "last.pt")
