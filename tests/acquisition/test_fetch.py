@@ -272,4 +272,6 @@ def test_unit_detection_goes_by_the_majority():
     db = rng.normal(-14, 5, (2, 50, 50))
     db[0, :5] = 3.0
     assert detect_units(power) == "linear" and detect_units(db) == "db"
+    db[:, :30] = 0.0  # most of the window untagged 0-fill: the rest decides
+    assert detect_units(db) == "db"
     assert detect_units(np.full((2, 4, 4), np.nan)) == "linear"  # nothing to go by: as before, not dB

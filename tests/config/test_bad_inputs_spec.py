@@ -38,6 +38,8 @@ def files(tmp_path_factory):
                        "otsu_hh": "semi_supervised: {unlabelled: [s1], otsu_agreement: HH}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(labelled + body + "\n")
+    f["bad_second_source"] = d / "bad_second_source.yaml"  # the first opens; the second is a folder of no data set
+    f["bad_second_source"].write_text("dataset_config: {sources: [{path: s1, format: sen1floods11}, {path: data}]}\n")
     fakes.sen1floods11(d / "s1")
     fakes.ombria(d / "ombria")
     f["tao_copy"] = d / "tao_copy.txt"
@@ -76,7 +78,8 @@ def test_bad_input(case, files, run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("name, field", [("huge_lr", "training_config.learning_rate: 1e+09 is far too large"),
-                                         ("negative_seed", "training_config.random_seed: ")])
+                                         ("negative_seed", "training_config.random_seed: "),
+                                         ("bad_second_source", "dataset_config.sources[1].path: ")])
 def test_validate_refuses_values_training_cannot_use(files, run_cli, name, field):
     # field errors: one line each, then validate's note (so not a table row: those are one line in all)
     result = run_cli("spec", "validate", files[name])

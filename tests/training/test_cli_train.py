@@ -90,6 +90,16 @@ def test_overwrite_replaces_a_run(capsys, tmp_path, synth_root, make_spec):
     run = tmp_path / "runs" / "run"
     # nothing of the first run is left beside the second: its epoch_001.pt, last.pt and TensorBoard events
     assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt"] and len(list(run.glob("events.*"))) == 1
+    # what is not a run's stays: a folder merely called round_..., and a spec or model inside the run is refused
+    (run / "round_trip_photos").mkdir()
+    (run / "round_trip_photos" / "img.jpg").write_bytes(b"jpeg")
+    inside = run / "my_spec.yaml"
+    inside.write_text(spec.read_text())
+    _assert_one_line(*_run(capsys, "train", "-e", str(inside), "-r", str(tmp_path / "runs"), "-n", "run", "-q",
+                           "--overwrite"), "lies in the run")
+    assert (run / "best.pt").is_file() and inside.is_file()
+    assert _run(capsys, *argv, "--overwrite")[0] == 0
+    assert (run / "round_trip_photos" / "img.jpg").is_file()
 
 
 def test_model_flag_takes_a_registered_model_to_fine_tune(capsys, tmp_path, monkeypatch, synth_root, make_spec,

@@ -152,7 +152,7 @@ def detect_units(data: np.ndarray) -> str:
     """'db' when most valid values are negative, else 'linear'. Backscatter in dB is almost all below 0; power is
     not, though noise removal leaves some of it a little below 0 (a calm lake's VH), so one negative value
     does not make a scene dB (mapping.scene's checks of the units given use the same majorities)."""
-    valid = data[np.isfinite(data)]
+    valid = data[np.isfinite(data) & (data != 0)]  # 0 is fill in either unit (an untagged nodata), not a vote
     return "db" if valid.size and np.count_nonzero(valid < 0) > 0.5 * valid.size else "linear"
 
 

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
     # --json was inspect's name for it; `data stats` and `evaluate` write their JSON with -o, export's --json prints
-    @data_app.command("inspect", cls=aliased({"--json": "--output"}))
+    @data_app.command("inspect", cls=aliased({"--json": "--output", "--report": "--output"}))
     def inspect(path: Path = typer.Argument(..., help="Data folder (layout detected)."),
                 format: Optional[DataFormat] = FORMAT,
                 json_out: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the report to this "

@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
                 err_console.print("[bold red]terminated[/]")
                 sys.exit(143)  # 128 + SIGTERM, what a shell reports for a process that SIGTERM ended
             raise
+        except KeyboardInterrupt:  # one outside typer's handling (while commands register): no traceback either
+            err_console.print(f"[bold red]{'terminated' if terminated.is_set() else 'interrupted'}[/]")
+            sys.exit(143 if terminated.is_set() else 130)
 
 
 def _main(argv: list[str] | None) -> None:

@@ -95,12 +95,10 @@ def register(app: typer.Typer) -> None:
             raise FloodwatchError("-m/--model: not used with --backend triton, which runs the server's model "
                                   "(--triton-model names it)")
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
-            from ..monitoring.aoi import check_recordable
-            from ..monitoring.store import Store, acquisition_time
+            from ..monitoring.store import acquisition_time
 
             acquisition_time(acquired, "--acquired")
-            with Store(db) as store:  # each scene is recorded under its stem, as below
-                check_recordable(store, [input_stem(f) for f, _ in pairs], acquired)
+            _check_recordable(pairs, acquired, db)
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
@@ -180,3 +178,27 @@ def _open_each(pairs, units: str, bands, remote: bool = True) -> None:
     for f, v in pairs:
         if remote or not (is_remote_input(f) or (v is not None and is_remote_input(v))):
             SceneReader(f, vh=v, units=units, bands=bands).close()
+
+
+def _check_recordable(pairs, acquired: str, db) -> None:
+    """Before mapping: no scene (by its stem, as recorded) is in an AOI it overlaps under another time. Local
+    scenes only (a header read each); an existing database only (a failed map makes none)."""
+    import rasterio
+
+    from ..errors import MonitoringError
+    from ..mapping.locations import input_stem, is_remote_input
+    from ..monitoring.aoi import check_recordable, grid_footprint
+    from ..monitoring.store import Store
+
+    try:
+        store = Store(db, create=False)
+    except MonitoringError:  # no database yet (nothing recorded to meet), or one the recording will name
+        return
+    with store:
+        for f, _ in pairs:
+            if is_remote_input(f):
+                continue
+            with rasterio.open(f) as ds:
+                footprint = grid_footprint(ds.bounds, ds.crs) if ds.crs else None
+            if footprint is not None:
+                check_recordable(store, input_stem(f), acquired, footprint=footprint)

@@ -11,7 +11,7 @@ import math
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import shapely
@@ -120,21 +120,26 @@ def _mask_areas(mask_path: Path, aoi_geom: BaseGeometry, codes: dict[str, int]) 
     return {k: geodesic_area_km2(mask_polygons(m, tr, crs).intersection(aoi_geom)) for k, m in out.items()}
 
 
-def check_recordable(store: Store, scene_ids: Iterable[str], acquired: datetime | str, kind: str = "map",
-                     aois: Iterable[str] | None = None) -> None:
-    """Refuse what record_map_result would refuse without `replace`: a scene id already recorded (as `kind`) in
-    one of `aois` (default: every AOI) under another acquisition time. Commands call it before their work, so
-    a conflict leaves no outputs unrecorded; checking every AOI, not only those the result will intersect, can
-    only refuse early what the same scene id would meet later."""
+def check_recordable(store: Store, scene_id: str, acquired: datetime | str, kind: str = "map", *,
+                     footprint: BaseGeometry | None = None, aois: Iterable[str] | None = None) -> None:
+    """Refuse what record_map_result would refuse without `replace`: `scene_id` already recorded (as `kind`)
+    under another acquisition time in one of `aois`, by default the AOIs `footprint` (EPSG:4326, e.g.
+    `grid_footprint` of the scene's header) intersects. Commands call it before their work, so a conflict
+    leaves no outputs unrecorded."""
     acquired = acquisition_time(acquired)
-    names = list(aois) if aois is not None else [a.name for a in store.aois()]
-    for scene_id in scene_ids:
-        for name in names:
-            old = store.find_record(name, scene_id, kind)
-            if old is not None and old["acquired"] != acquired:
-                raise MonitoringError(f"AOI '{name}': {kind} '{scene_id}' is already recorded as acquired "
-                                      f"{old['acquired']} (record {old['id']}); recording it as {acquired} would "
-                                      "replace that: give it another `scene_id`, or `replace` to correct its time")
+    if aois is None:
+        aois = [a.name for a in store.aois() if footprint is None or aoi_geometry(a).intersects(footprint)]
+    for name in aois:
+        old = store.find_record(name, scene_id, kind)
+        if old is not None and old["acquired"] != acquired:
+            raise MonitoringError(f"AOI '{name}': {kind} '{scene_id}' is already recorded as acquired "
+                                  f"{old['acquired']} (record {old['id']}); recording it as {acquired} would "
+                                  "replace that: give it another `scene_id`, or `replace` to correct its time")
+
+
+def grid_footprint(bounds: Sequence[float], crs: Any) -> BaseGeometry:
+    """A raster's bounds (in `crs`) as its footprint in EPSG:4326, as record_map_result places results."""
+    return result_footprint({"stats": {"bounds": list(bounds), "crs": str(crs)}, "paths": {}})[0]
 
 
 def record_map_result(store: Store, result: Any, *, acquired: datetime | str, scene_id: str, kind: str = "map",
@@ -156,7 +161,7 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
     names = list(aois) if aois is not None else [a.name for a in store.aois()]
     targets = [a for a in map(store.get_aoi, names) if aoi_geometry(a).intersects(footprint)]
     if not replace:  # every AOI is checked before any is recorded: all of them or none
-        check_recordable(store, [scene_id], acquired, kind, aois=[a.name for a in targets])
+        check_recordable(store, scene_id, acquired, kind, aois=[a.name for a in targets])
     ids = []
     for aoi in targets:
         name, geom = aoi.name, aoi_geometry(aoi)

@@ -68,14 +68,18 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
     if found and not (resume or overwrite):
         raise InvalidArgumentError(f"name: {out} already holds a training run ({found[0].relative_to(out)}); "
                                    f"`resume` continues it, `overwrite` replaces it")
-    if overwrite:
+    if spec.semi_supervised is not None and gpus != 1:
+        raise InvalidArgumentError(f"gpus: semi-supervised training (the spec's semi_supervised section) runs in "
+                                   f"one process; got {gpus}")
+    if overwrite and found:
+        for what, path in (("spec", spec_or_path), ("pretrained", pretrained)):
+            if isinstance(path, (str, Path)) and Path(path).resolve().is_relative_to(out.resolve()):
+                raise InvalidArgumentError(f"{what}: {path} lies in the run `overwrite` would replace ({out}); "
+                                           "copy it out first or give another name")
         _clear_run(out)
     if spec.semi_supervised is None:
         return train_supervised(spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
                                 progress=progress)
-    if gpus != 1:
-        raise InvalidArgumentError(f"gpus: semi-supervised training (the spec's semi_supervised section) runs in "
-                                   f"one process; got {gpus}")
     from .semi import train_semi_supervised  # imported on use: it pulls in inference and evaluation
 
     return train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
@@ -102,7 +106,7 @@ def resolve_pretrained(ref: str | Path | None) -> Path | str | None:
 
 def run_checkpoints(out: Path) -> list[Path]:
     """The checkpoints of a run in `out` (a semi-supervised run's rounds included): a run is there."""
-    return sorted(p for pattern in ("best.pt", "last.pt", "round_*/best.pt", "round_*/last.pt")
+    return sorted(p for pattern in ("best.pt", "last.pt", "round_[0-9]*/best.pt", "round_[0-9]*/last.pt")
                   for p in out.glob(pattern))
 
 
@@ -110,7 +114,7 @@ def _clear_run(out: Path) -> None:
     """What a run (supervised or semi-supervised) wrote into `out`; other files stay. An emptied folder goes
     too, so a new run that fails before its first epoch leaves none."""
     patterns = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "spec.yaml", "events.out.tfevents.*",
-                "semi_supervised.json", "round_*")
+                "semi_supervised.json", "round_[0-9]*")
     for path in sorted({p for pattern in patterns for p in out.glob(pattern)}):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -251,7 +251,7 @@ def labelled_data_problems(spec: Spec, model_bands: Sequence[str] | None = None,
     (`check_model_channels`). `training.api.spec_data_problems` adds the unlabelled folders'.
 
     `model_bands`: the bands of a floodwatch checkpoint that training starts from; its model then takes the
-    place of model_config (training checks the labelled chips against it). `channels`: whether to check
+    place of model_config (training checks the labelled chips against it when it reads them). `channels`: whether to check
     model_input_channels; by default (None) only without `model_bands` and where the spec has a
     dataset_config.preprocessing block, as `config.spec_channel_problems`: a spec without one may be meant
     for fine-tuning, whose checkpoint brings the pre-processing (and its derived channel)."""
@@ -271,7 +271,8 @@ def labelled_data_problems(spec: Spec, model_bands: Sequence[str] | None = None,
     problems, bands = [], None
     for field, open_ in labelled:
         try:
-            bands = bands or tuple(open_().bands)
+            got = tuple(open_().bands)  # every set opens: a bad second source is found too
+            bands = bands or got
         except FloodwatchError as exc:
             problems.append(f"{field}: {exc}")
     if channels is None:

@@ -340,7 +340,7 @@ class Trainer:
         kept = "the earlier epochs' checkpoints are kept" if epoch > 1 else "nothing was saved"
         raise FloodwatchError(f"training diverged in epoch {epoch} ({what}); {kept}. Lower "
                               f"training_config.learning_rate ({self.spec.training_config.learning_rate:g}) "
-                              "and train again")
+                              "and train again with `overwrite` (or under another name)")
 
     def _train_epoch(self, epoch: int, bar, task, writer) -> float:
         tc = self.spec.training_config
