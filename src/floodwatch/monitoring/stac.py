@@ -89,7 +89,7 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
                     sign: Callable[[str], str] = no_signing, units: str = "auto") -> Path | None:
     """Read only the window of the item's VV/VH COGs that covers the AOI (HTTP range requests for remote
     files) into a 2-band GeoTIFF in dB; None when the item has no pixels over the AOI. `units`: the assets'
-    ('db', 'linear' power, or 'auto': linear unless a value is negative, as `fetch` decides)."""
+    ('db', 'linear' power, or 'auto': linear unless most values are negative, as `fetch` decides)."""
     import rasterio
 
     key = "?"
@@ -122,7 +122,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
               console: Any = None) -> list[WatchOutcome]:
     """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed.
     `units`: the items' pixels, 'db', 'linear' power (Planetary Computer's sentinel-1-rtc) or 'auto' (per item:
-    linear unless a value is negative); windows are stored in dB. `overlap` None: `default_overlap(tile)`."""
+    linear unless most values are negative); windows are stored in dB. `overlap` None: `default_overlap(tile)`."""
     from ..mapping import map_scene
 
     if units not in ("auto", "db", "linear"):
