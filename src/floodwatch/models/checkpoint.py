@@ -58,7 +58,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def checkpoint_or_none(path: str | Path | None) -> dict[str, Any] | None:
     """The floodwatch checkpoint at `path`, or None when `path` is empty, a URL or another kind of file
-    (e.g. torchvision encoder weights), so callers can tell the two kinds of `--pretrained-model` apart."""
+    (e.g. torchvision encoder weights), so callers can tell the two kinds of `pretrained` apart."""
     if not path or str(path).startswith(("http://", "https://")):
         return None
     try:
