@@ -166,7 +166,7 @@ def test_a_semi_fold_leaves_its_events_out_of_the_unlabelled_chips_and_starts_fr
     class Result:
         best_checkpoint = tmp_path / "best.pt"
 
-    def fake_train(spec, results, name, seed, pretrained=None, progress=False):
+    def fake_train(spec, results, name, seed, pretrained=None, progress=False, overwrite=False):
         trained.append((spec, name, seed, pretrained))
         return Result()
 
