@@ -47,6 +47,20 @@ def test_aoi_commands(tmp_path):
     assert out.returncode == 0 and "recorded in 3 AOI(s)" in out.stdout  # west, east, w2, out.exception
 
 
+def test_aoi_remove(tmp_path):
+    db, _ = recorded_store(tmp_path)
+    out = fw("aoi", "remove", "west", "--db", db)  # CliRunner's stdin is no terminal: asking is impossible
+    assert isinstance(out.exception, MonitoringError) and "add --yes" in str(out.exception)
+    out = fw("aoi", "remove", "west", "--yes", "--db", db)
+    assert out.returncode == 0 and "removed AOI 'west' and its" in out.stdout, out.exception
+    out = fw("aoi", "list", "--db", db)
+    assert "east" in out.stdout and "west" not in out.stdout
+    out = fw("aoi", "remove", "west", "-y", "--db", db)
+    assert isinstance(out.exception, MonitoringError) and "AOI 'west' not found" in str(out.exception)
+    out = fw("aoi", "remove", "east", "-y", "--db", tmp_path / "none.db")  # never creates a database
+    assert out.exception is not None and not (tmp_path / "none.db").exists()
+
+
 def test_errors(tmp_path):
     db = tmp_path / "fw.db"
     for args, match in ((("aoi", "history", "nobody", "--db", db), "not found"),

@@ -57,6 +57,29 @@ def test_replace_cascades_and_ids_are_not_reused(store):
     assert store.add_alert("a", _record(store, "s2"), "threshold", {}) > alert
 
 
+def test_remove_and_replace_forget_processed_items(store):
+    _aoi(store)
+    _aoi(store, "b")
+    first = _record(store, "s1")
+    store.add_alert("a", first, "threshold", {})
+    for aoi in ("a", "b"):
+        store.mark_processed("src", "item", aoi)
+    # a new geometry must be mapped again: `aoi watch` would otherwise skip the items behind the dropped records
+    store.add_aoi(AOIRecord("a", mapping(box(13.0, 45.0, 13.2, 45.1)), 170.0), replace=True)
+    assert not store.is_processed("src", "item", "a") and store.is_processed("src", "item", "b")
+    store.mark_processed("src", "item", "a")
+    first = _record(store, "s1")
+    store.remove_aoi("a")
+    assert [a.name for a in store.aois()] == ["b"] and store.alerts() == [] and store.alerts("a") == []
+    assert not store.is_processed("src", "item", "a") and store.is_processed("src", "item", "b")
+    with pytest.raises(MonitoringError, match="not found"):
+        store.record(first)
+    with pytest.raises(MonitoringError, match="AOI 'a' not found"):
+        store.remove_aoi("a")
+    _aoi(store)  # the name is free again
+    assert store.history("a") == []
+
+
 def test_times_are_iso_utc_and_order_history(store):
     _aoi(store)
     cest = timezone(timedelta(hours=2))

@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
                           no_args_is_help=True)
     aoi_app.command("add", cls=aliased({"--aoi": "--geojson"}))(aoi_add)  # fetch/run's name for the polygon
     aoi_app.command("list")(aoi_list)
+    aoi_app.command("remove")(aoi_remove)
     aoi_app.command("history")(aoi_history)
     aoi_app.command("record")(aoi_record)
     aoi_app.command("watch", cls=OUT_ALIAS)(aoi_watch)
@@ -151,6 +152,26 @@ def aoi_list(db: Optional[str] = db_option) -> None:
                       str(len(a.webhooks)), str(len(hist)), last["acquired"] if last else "-",
                       f"{last['flooded_km2']:.3f}" if last else "-")
         console.print(t)
+
+
+def aoi_remove(name: str = typer.Argument(..., help="AOI name."),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask; needed when not at a terminal."),
+               db: Optional[str] = db_option) -> None:
+    """Remove an AOI with its records, alerts and the STAC items `aoi watch` processed for it."""
+    import sys
+
+    from ..errors import MonitoringError
+    from ..monitoring.store import Store
+
+    with Store(db, create=False) as store:
+        n = len(store.history(name))  # an unknown name fails here, before asking
+        what = f"AOI '{esc(name)}' and its {n} record(s)"
+        if not yes:
+            if not sys.stdin.isatty():
+                raise MonitoringError(f"aoi remove: not at a terminal to confirm removing AOI '{name}'; add --yes")
+            typer.confirm(f"Remove {what} from {esc(store.path)}?", abort=True)
+        store.remove_aoi(name)
+        console.print(f"removed {what}")
 
 
 def _opt(v: float | None, fmt: str = "g") -> str:

@@ -92,14 +92,7 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
             store.mark_processed(f"{src.url}#{src.collection}", item_id, name)
     except BaseException:  # Ctrl-C and SIGTERM too
         if new:
-            _forget_aoi(store, name)
+            store.remove_aoi(name)
         raise
     alerts = [a["id"] for a in store.alerts(name) if a["id"] not in before]
     return RunResult(name, scene, result, record_ids, alerts, fetched.manifest)
-
-
-def _forget_aoi(store: Store, name: str) -> None:
-    """Delete AOI `name` and, as the schema cascades, whatever was recorded under it."""
-    t = store.tables.aois
-    with store.engine.begin() as conn:
-        conn.execute(t.delete().where(t.c.name == name))

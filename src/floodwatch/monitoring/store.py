@@ -245,8 +245,8 @@ class Store:
 
     # -- AOIs ---------------------------------------------------------------------------------------
     def add_aoi(self, aoi: AOIRecord, replace: bool = False) -> None:
-        """Add an AOI; `replace` deletes the old one first, and with it (cascade) its records and alerts:
-        they were clipped to the old geometry (this is what sqlite's INSERT OR REPLACE did before)."""
+        """Add an AOI; `replace` removes the old one first (see remove_aoi): its records were clipped to the
+        old geometry, and the STAC items behind them are to be mapped again over the new one."""
         t, sa = self.tables.aois, self._sa
         values = dict(name=aoi.name, geometry=dumps_json(aoi.geometry), area_km2=aoi.area_km2,
                       threshold_km2=aoi.threshold_km2, rise_percent=aoi.rise_percent,
@@ -254,10 +254,22 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 if replace:
-                    conn.execute(t.delete().where(t.c.name == aoi.name))
+                    self._delete_aoi(conn, aoi.name)
                 conn.execute(t.insert().values(**values))
         except sa.exc.IntegrityError:
             raise MonitoringError(f"AOI '{aoi.name}' already exists (use `replace`)") from None
+
+    def remove_aoi(self, name: str) -> None:
+        """Delete AOI `name` with everything recorded under it: records, alerts and their deliveries (the
+        schema cascades) and the STAC items `aoi watch` marked as processed for it."""
+        self.get_aoi(name)  # an unknown name is an error, not a silent no-op
+        with self.engine.begin() as conn:
+            self._delete_aoi(conn, name)
+
+    def _delete_aoi(self, conn, name: str) -> None:
+        processed, aois = self.tables.processed, self.tables.aois
+        conn.execute(processed.delete().where(processed.c.aoi == name))  # no foreign key: keyed by name alone
+        conn.execute(aois.delete().where(aois.c.name == name))
 
     def aois(self) -> list[AOIRecord]:
         t = self.tables.aois
