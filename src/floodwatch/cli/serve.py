@@ -69,13 +69,11 @@ def client(inputs: List[Path] = typer.Argument(..., help="Chip files (GeoTIFF in
     """Predict water on each chip with a model on a Triton server and write what `infer` writes:
     <stem>_mask/_prob/_overlay.png (the mask PNG is 255 water, 0 not water or no data) and, when
     georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif, plus summary.json."""
-    from ..errors import DataError
+    from ..inference.tiling import check_threshold
     from ..inference.chips import infer_chips
     from ..serving.client import FloodClient
 
-    # infer_chips checks it too, but only once the server has answered
-    if not 0.0 < threshold < 1.0:
-        raise DataError(f"threshold: {threshold} is not between 0 and 1")
+    check_threshold(threshold)  # infer_chips checks it too, but only once the server has answered
     positive_seconds("--timeout", timeout)
     with FloodClient(url, protocol=value(protocol), model_name=triton_model, model_version=model_version,
                      timeout_s=timeout, retries=retries) as c:

@@ -16,6 +16,7 @@ from ..inference.base import Predictor, equal_shape_batches, predictor_temporal,
 from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
 from ..inference.predictor import load_predictor
 from ..inference.selftrain import SelfTraining, self_trained, torch_model
+from ..inference.tiling import check_threshold
 from ..io import atomic_dir, check_replaceable
 from .calibration import CalibrationAccumulator
 from .metrics import ConfusionAccumulator, scores
@@ -46,8 +47,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
         check_replaceable(save_predictions, is_prediction_png, "evaluate")
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
-    if not 0.0 < threshold < 1.0:
-        raise DataError(f"threshold: {threshold} is not between 0 and 1")
+    check_threshold(threshold)
     if batch_size < 1:
         raise DataError(f"batch_size: {batch_size} must be at least 1")
     if self_train is not None:  # an ONNX model or an ensemble is refused before any chip is read

@@ -26,6 +26,7 @@ from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_path, check_output_dir, staged_files, write_json
 from .predictor import Predictor, load_predictor
+from .tiling import check_threshold
 
 
 class ChipSource(NamedTuple):
@@ -204,8 +205,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
 
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
-    if not 0.0 < threshold < 1.0:
-        raise DataError(f"threshold: {threshold} is not between 0 and 1")
+    check_threshold(threshold)
     if not inputs:
         raise DataError("infer: no input chips given")
     temporal = predictor_temporal(predictor)

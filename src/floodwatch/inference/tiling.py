@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FloodwatchError
+from ..errors import DataError, FloodwatchError
 
 #: Smallest weight at a tile's outer edge: >0 so scene-border pixels, covered by one tile only, still
 #: get a value, and small so a neighbour's better-informed centre dominates inside the scene.
@@ -39,11 +39,17 @@ def tile_origins(size: int, tile: int, overlap: int, pad_last: bool = False) -> 
     return sorted(set(origins))
 
 
+def check_threshold(threshold: float) -> None:
+    """A water-probability threshold lies strictly between 0 and 1 (0 maps everything as water, 1 nothing);
+    every command that takes one (map, change, infer, client, evaluate) refuses the rest with this message."""
+    if not 0.0 < threshold < 1.0:  # NaN too
+        raise DataError(f"threshold: {threshold} must be between 0 and 1")
+
+
 def check_prediction(threshold: float, batch: int) -> None:
     """The limits every sliding-window prediction (map_scene, change) sets: a water threshold inside (0, 1) and
     at least one tile per predictor call."""
-    if not 0.0 < threshold < 1.0:
-        raise FloodwatchError(f"threshold: {threshold} must be between 0 and 1")
+    check_threshold(threshold)
     if batch < 1:
         raise FloodwatchError(f"batch: {batch} must be at least 1")
 
