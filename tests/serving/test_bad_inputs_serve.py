@@ -45,6 +45,7 @@ CASES = [
     Case("http-port-above-65535", "serve --model-repository {garbled} --http-port 70000", ("--http-port", "65535")),
     Case("grpc-port-zero", "serve --model-repository {garbled} --grpc-port 0", ("--grpc-port",)),
     Case("metrics-port-negative", "serve --model-repository {garbled} --metrics-port -5", ("--metrics-port",)),
+    Case("poll-zero", "serve --model-repository {garbled} --poll 0", ("--poll: 0 is not a number of seconds >= 1",)),
     Case("startup-timeout-negative", "serve --model-repository {garbled} --startup-timeout -1",
          ("--startup-timeout", "> 0")),
     Case("repository-empty", "serve --model-repository {repo}", ("{repo}: no model in it",)),

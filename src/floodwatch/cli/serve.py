@@ -12,14 +12,6 @@ from .common import QUIET, Protocol, aliased, esc, make_console, value
 console = make_console()
 
 
-def positive_seconds(flag: str, seconds: float) -> None:
-    """typer's min= cannot exclude 0; `not > 0` also refuses nan."""
-    from ..errors import InvalidArgumentError
-
-    if not seconds > 0:
-        raise InvalidArgumentError(f"{flag}: {seconds} is not a number of seconds > 0")
-
-
 def serve(model_repository: Path = typer.Option(..., "--model-repository", help="Triton model repository folder."),
           host: str = typer.Option("127.0.0.1", help="Address to bind (all three endpoints)."),
           http_port: int = typer.Option(8000, min=1, max=65535, help="HTTP/REST port."),
@@ -37,7 +29,6 @@ def serve(model_repository: Path = typer.Option(..., "--model-repository", help=
     kind='gpu' (onnxruntime_onnx / tensorrt_plan on KIND_GPU); `floodwatch client` works against either."""
     from ..serving.server import TritonServer
 
-    positive_seconds("--startup-timeout", startup_timeout)
     server = TritonServer(model_repository, host=host, http_port=http_port, grpc_port=grpc_port,
                           metrics_port=metrics_port, poll_seconds=poll, log_verbose=log_verbose,
                           log_file=log_file, startup_timeout_s=startup_timeout, echo=log_file is None)
@@ -74,7 +65,6 @@ def client(inputs: List[Path] = typer.Argument(..., help="Chip files (GeoTIFF in
     from ..serving.client import FloodClient
 
     check_threshold(threshold)  # infer_chips checks it too, but only once the server has answered
-    positive_seconds("--timeout", timeout)
     with FloodClient(url, protocol=value(protocol), model_name=triton_model, model_version=model_version,
                      timeout_s=timeout, retries=retries) as c:
         records = infer_chips(c, inputs, output, threshold=threshold, progress=not quiet)

@@ -83,6 +83,8 @@ class TritonServer:
         for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
             if not 1 <= port <= 65535:  # tritonserver would take 70000 as 4464, and -5 as nothing it says
                 raise InvalidArgumentError(f"{name}: {port} is not a TCP port (1-65535)")
+        if poll_seconds is not None and not poll_seconds >= 1:  # a period of 0 or less is no period
+            raise InvalidArgumentError(f"poll_seconds: {poll_seconds} is not a number of seconds >= 1")
         if not startup_timeout_s > 0:
             raise InvalidArgumentError(f"startup_timeout_s: {startup_timeout_s} is not a number of seconds > 0")
         self.host, self.poll_seconds, self.log_verbose = host, poll_seconds, log_verbose
