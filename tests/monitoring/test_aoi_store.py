@@ -124,3 +124,23 @@ def test_record_change_output_folder(store, tmp_path, pair, predictor):
     assert rec["flooded_km2"] == pytest.approx(res.new_water[:, :48].sum() * 1e-4, rel=0.03)
     with pytest.raises(MonitoringError, match="stats.json"):
         record_output_dir(store, tmp_path, acquired="2024-05-02")
+
+
+def test_check_recordable_meets_only_the_aois_the_scene_overlaps(store):
+    """A scene id recorded under another time conflicts in the AOIs the new footprint overlaps, not elsewhere
+    (scene ids such as 'scene' or a date repeat across places)."""
+    from floodwatch.monitoring.aoi import check_recordable
+
+    add_aoi(store, "here", mapping(box(13.0, 45.0, 13.1, 45.1)))
+    add_aoi(store, "far", mapping(box(90.0, 23.0, 90.1, 23.1)))
+    store.add_record(aoi="far", acquired="2024-05-01T00:00:00Z", scene_id="scene", kind="map", flooded_km2=1.0,
+                     permanent_water_km2=None, valid_km2=None, coverage=None,
+                     floods={"type": "MultiPolygon", "coordinates": []}, paths={})
+    here = box(13.02, 45.02, 13.2, 45.2)  # overlaps 'here' only
+    check_recordable(store, "scene", "2024-06-01", footprint=here)
+    check_recordable(store, "scene", "2024-05-01", footprint=box(89.0, 22.0, 91.0, 24.0))  # same time: no conflict
+    with pytest.raises(MonitoringError, match="AOI 'far': map 'scene' is already recorded as acquired 2024-05-01"):
+        check_recordable(store, "scene", "2024-06-01", footprint=box(89.0, 22.0, 91.0, 24.0))
+    with pytest.raises(MonitoringError, match="AOI 'far'"):
+        check_recordable(store, "scene", "2024-06-01")  # no footprint: every AOI
+    check_recordable(store, "scene", "2024-06-01", kind="change", footprint=box(89.0, 22.0, 91.0, 24.0))
