@@ -35,7 +35,9 @@ def files(tmp_path_factory):
                        "negative_seed": "training_config: {random_seed: -5}",
                        # the model takes the labelled chips' VV, VH: OMBRIA has VV only, and no chip has HH
                        "one_band_unlabelled": "semi_supervised: {unlabelled: [{path: ombria, format: ombria}]}",
-                       "otsu_hh": "semi_supervised: {unlabelled: [s1], otsu_agreement: HH}"}.items():
+                       "otsu_hh": "semi_supervised: {unlabelled: [s1], otsu_agreement: HH}",
+                       # no preprocessing block: from scratch the model is model_config's all the same
+                       "three_channels": "model_config: {model_input_channels: 3}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(labelled + body + "\n")
     f["bad_second_source"] = d / "bad_second_source.yaml"  # the first opens; the second is a folder of no data set
@@ -66,6 +68,11 @@ CASES = [
     Case("unlabelled-bands", "spec validate {one_band_unlabelled}",
          ("one_band_unlabelled.yaml: semi_supervised.unlabelled[0]", "VV, VH")),
     Case("otsu-band-missing", "spec validate {otsu_hh}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
+    Case("channels-from-scratch", "spec validate {three_channels}",
+         ("three_channels.yaml: model_config.model_input_channels", "takes 3", "give 2")),
+    Case("model-missing", "spec validate {three_channels} -m {missing_folder}/best.pt",
+         ("{missing_folder}/best.pt: weights file not found",)),
+    Case("model-is-folder", "spec validate {three_channels} -m {data}", ("{data}: is a folder, not a weights file",)),
     Case("convert-onto-input", "spec convert {tao_copy} -o {tao_copy}", ("--output", "{tao_copy}"), absent=()),
     Case("convert-typo-named-first", "spec convert {tao_typo} -o {out}",
          ("tao_typo.txt: model_config.num_layerz", "spec validate {tao_typo}")),

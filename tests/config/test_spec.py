@@ -137,7 +137,7 @@ def test_tao_example_converts(tmp_path):
     assert spec.training_config.precision == "float32"  # backend_floatx: FLOAT32
     assert spec.training_config.optimizer.adam.beta1 == pytest.approx(0.9)
     assert spec.training_config.regularizer.type == "L2" and spec.training_config.regularizer.weight == 2e-5
-    assert [c.label_id for c in spec.dataset_config.data_class_config.target_classes] == [0, 255]
+    assert [c.label_id for c in spec.dataset_config.data_class_config.target_classes] == [0, 255, 127]
     # the converted spec points at the same folders as the TAO file
     assert spec.dataset_config.train_images_path == str((EXAMPLES / "data/images/train").resolve())
     assert spec.to_dict() == load_spec(tao).to_dict()
@@ -186,6 +186,18 @@ def test_cli_validate_and_convert(tmp_path, capsys):
     assert "Traceback" not in err
     code, _, err = _cli(capsys, "spec", "validate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "not found" in err
+
+
+def test_validate_checks_channels_as_train_would(tmp_path, capsys, tiny_checkpoint):
+    """From scratch, model_config's channels meet the data's bands even in a spec with no preprocessing block;
+    with -m, the checkpoint's model takes model_config's place (as in `train -e SPEC -m CKPT`)."""
+    write_synthetic_dataset(tmp_path / "data", chips=4, size=32)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("dataset_config: {data_root: data}\nmodel_config: {model_input_channels: 3}\n")
+    code, _, err = _cli(capsys, "spec", "validate", str(spec))
+    assert code == 2 and "model_config.model_input_channels: the model takes 3 input channels but the data give 2" in err
+    code, out, err = _cli(capsys, "spec", "validate", str(spec), "-m", str(tiny_checkpoint))
+    assert code == 0 and "valid" in out, err
 
 
 @pytest.mark.parametrize("dataset, message", [

@@ -43,11 +43,14 @@ def diff_checkpoint(tmp_path_factory) -> Path:
                            preprocessing=prep)
 
 
-def test_loads_and_validates(no_preprocessing, run_cli):
+def test_loads_and_validates_as_train_would(no_preprocessing, diff_checkpoint, run_cli):
     spec = load_spec(no_preprocessing)
     assert spec.dataset_config.preprocessing is None and spec.model.model_input_channels == 3
-    result = run_cli("spec", "validate", no_preprocessing)
+    result = run_cli("spec", "validate", no_preprocessing, "-m", diff_checkpoint)
     assert result.returncode == 0 and "valid" in result.stdout, result.stderr
+    result = run_cli("spec", "validate", no_preprocessing)  # from scratch: as train says below
+    assert result.returncode == 2
+    assert "model_config.model_input_channels: the model takes 3 input channels but the data give 2" in result.stderr
 
 
 def test_fine_tuning_from_a_diff_checkpoint_trains(no_preprocessing, diff_checkpoint, tmp_path, run_cli):

@@ -119,8 +119,9 @@ def test_model_flag_takes_a_registered_model_to_fine_tune(capsys, tmp_path, monk
 
 
 def test_course_workflow_trains_on_converted_data(capsys, tmp_path, synth_root):
-    """data split + data convert, then the course's TAO spec pointed at the converted folders, with the class
-    data convert writes for no-data pixels (127) declared as ignore."""
+    """data split + data convert, then the course's TAO spec (examples/, as shipped but smaller and shorter)
+    pointed at the converted folders: its channel count and its ignore class for no-data pixels (127) fit what
+    data convert writes."""
     from pathlib import Path
 
     import numpy as np
@@ -133,10 +134,7 @@ def test_course_workflow_trains_on_converted_data(capsys, tmp_path, synth_root):
     assert _run(capsys, "data", "convert", str(synth_root), str(tmp_path / "data"), "--split-csv", split)[0] == 0
     assert any((np.asarray(Image.open(m)) == 127).any() for m in (tmp_path / "data" / "masks").glob("*/*.png"))
     tao = (Path(__file__).resolve().parents[2] / "examples" / "tao_unet_resnet18.txt").read_text()
-    for old, new in (("512", "32"), ("model_input_channels: 3", "model_input_channels: 2"),
-                     ("num_layers: 18", "num_layers: 10"), ("epochs: 30", "epochs: 1"),
-                     ('label_id: 255\n    }\n', 'label_id: 255\n    }\n    target_classes {\n      name: "nodata"\n'
-                                              '      mapping_class: "ignore"\n      label_id: 127\n    }\n')):
+    for old, new in (("512", "32"), ("num_layers: 18", "num_layers: 10"), ("epochs: 30", "epochs: 1")):
         assert old in tao
         tao = tao.replace(old, new)
     (tmp_path / "tao.txt").write_text(tao)  # its paths (data/images/train, ...) are relative to it

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -25,13 +26,17 @@ def register(app: typer.Typer) -> None:
         console.print(esc(f"wrote {output}"))
 
     @spec_app.command("validate")
-    def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text).")) -> None:
-        """Check a spec; prints a one-line summary, or every error, one a line, each starting with the spec's
-        file name and the field (exit 2). Field errors (typos, wrong values) come alone: until they are fixed
-        there is no spec whose data paths and channel counts could be checked; those two come together, and
-        when the paths exist, the data's bands against the model's channels (and the unlabelled folders'
-        bands), as training checks them."""
+    def validate(spec: Path = typer.Argument(..., help="Spec file (YAML or TAO text)."),
+                 model: Optional[str] = typer.Option(
+                     None, "-m", "--model", help="The checkpoint `train -m` would fine-tune (its model, not "
+                                                 "model_config's, is then checked against the data).")) -> None:
+        """Check a spec as `train -e SPEC [-m MODEL]` would; prints a one-line summary, or every error, one a
+        line, each starting with the spec's file name and the field (exit 2). Field errors (typos, wrong
+        values) come alone: until they are fixed there is no spec whose data paths and channel counts could
+        be checked; those two come together, and when the paths exist, the data's bands against the model's
+        channels (and the unlabelled folders' bands), as training checks them."""
         from ..config import SpecProblems, load_spec, spec_channel_problems, spec_path_problems
+        from ..training.api import resolve_pretrained
 
         err = make_console(stderr=True)
 
@@ -47,11 +52,13 @@ def register(app: typer.Typer) -> None:
             s = load_spec(spec, check_channels=False)  # channels are listed below, with the paths
         except SpecProblems as exc:
             fail(exc.lines, "fix these first; data paths and channel counts are checked after")
-        problems = spec_channel_problems(s) + spec_path_problems(s)
+        pretrained = resolve_pretrained(model)  # a bad -m fails here, as in train
+        # a checkpoint's model may take the place of model_config's (train checks then, as here)
+        problems = (spec_channel_problems(s) if pretrained is None else []) + spec_path_problems(s)
         if not problems:  # the data are there: training's band and channel checks, on the data opened (not read)
-            from ..training.api import spec_data_problems
+            from ..training.api import training_data_problems
 
-            problems = spec_data_problems(s)
+            problems = training_data_problems(s, pretrained)
         if problems:
             fail([f"{spec.name}: {p}" for p in problems])  # as field errors start: file name, then field
         ds, m, t = s.dataset_config, s.model, s.training_config

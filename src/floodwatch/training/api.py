@@ -96,12 +96,15 @@ def check_run_name(name: str) -> None:
 def resolve_pretrained(ref: str | Path | None) -> Path | str | None:
     """`pretrained` as every command's -m: a file, a registered model name (its checkpoint) or URL#sha256=HEX
     (downloaded, verified); a URL without a checksum stays a URL (torchvision's encoder weights)."""
+    from ..errors import CheckpointError
+    from ..io import require_file
     from ..models.download import is_url
     from ..models.zoo import resolve_model
 
     if ref is None or (is_url(str(ref)) and "#sha256=" not in str(ref)):
         return ref
-    return resolve_model(str(ref), "checkpoint")
+    # a missing file fails now, not after the data were opened (and not behind a data problem)
+    return require_file(resolve_model(str(ref), "checkpoint"), "weights file", error=CheckpointError)
 
 
 def run_checkpoints(out: Path) -> list[Path]:
@@ -124,12 +127,20 @@ def _clear_run(out: Path) -> None:
         out.rmdir()
 
 
-def _check_data(spec: Spec, path: Path, pretrained: str | Path | None) -> None:
-    """The band and channel checks of `spec validate`, before any chip is read, naming the spec file."""
+def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> list[str]:
+    """What `train` (from scratch, or fine-tuning the floodwatch checkpoint `pretrained`, already resolved)
+    would reject about the spec's data, one line per problem starting with the field, before any chip is
+    read. From scratch the model's channels are model_config's and are checked against the data; a
+    checkpoint brings its own model, and the data are checked against its bands."""
     from ..models.checkpoint import checkpoint_or_none
 
     meta = checkpoint_or_none(pretrained)
-    problems = spec_data_problems(spec, meta["preprocessing"]["bands"] if meta else None, channels=meta is None)
+    return spec_data_problems(spec, meta["preprocessing"]["bands"] if meta else None, channels=meta is None)
+
+
+def _check_data(spec: Spec, path: Path, pretrained: str | Path | None) -> None:
+    """`training_data_problems`, as the error `spec validate` would print, naming the spec file."""
+    problems = training_data_problems(spec, pretrained)
     if problems:
         raise SpecProblems([f"{path.name}: {p}" for p in problems], hint=f"run floodwatch spec validate {path}")
 
