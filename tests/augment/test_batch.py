@@ -6,7 +6,7 @@ import torch
 from floodwatch.augment import BatchAugmenter, parse_config
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.sample import IGNORE_INDEX
-from floodwatch.errors import SpecError
+from floodwatch.errors import FloodwatchError, SpecError
 
 from .conftest import smooth_db
 
@@ -89,6 +89,8 @@ def test_brightness_delta_is_in_db_through_the_channel_scale():
     aug = BatchAugmenter.from_config({"brightness_augmentation": {"delta": 3.0}}, seed=2, db_scale=prep)
     out, _, _ = aug(image, mask, valid)
     db = aug.last_params["brightness_db"]
+    assert db.shape == (4, 3) and (db == db[:, :1]).all()  # one shift per chip, every band
+    db = db[:, 0]
     assert (db.abs() <= 3.0).all() and len(set(db.tolist())) == 4
     diff = out - image
     for i in range(4):
@@ -152,3 +154,29 @@ def test_bad_shapes_are_floodwatch_errors():
         aug(image, mask[:, :10], valid)
     with pytest.raises(Exception, match="db_scale"):
         BatchAugmenter.from_config({"brightness_augmentation": {"delta": 1}}, db_scale=[1.0])(image, mask, valid)
+
+
+def test_band_delta_shifts_each_band_on_its_own_within_bounds():
+    image, mask, valid = batch(n=64)
+    valid[:, :2] = False
+    prep = Preprocessing(offset=[-12, -19], scale=[0.2, 0.25])
+    aug = BatchAugmenter.from_config({"brightness_augmentation": {"delta": 3.0, "band_delta": 2.0}}, seed=5,
+                                     db_scale=prep)
+    out, _, _ = aug(image, mask, valid)
+    db = aug.last_params["brightness_db"].float()
+    common = BatchAugmenter.from_config({"brightness_augmentation": {"delta": 3.0}}, seed=5, db_scale=prep)
+    common(image, mask, valid)
+    own = db - common.last_params["brightness_db"].float()  # the same table: the common shift is the same
+    assert (own.abs() <= 2.0).all() and (own[:, 0] != own[:, 1]).all()
+    assert own.std() > 0.8  # uniform on [-2, 2]: std 1.15
+    assert abs(float(np.corrcoef(own[:, 0], own[:, 1])[0, 1])) < 0.4  # drawn apart per band
+    diff = out - image
+    for i in range(64):
+        np.testing.assert_allclose(diff[i, 0][valid[i]], 0.2 * float(db[i, 0]), atol=1e-5)
+        np.testing.assert_allclose(diff[i, 1][valid[i]], 0.25 * float(db[i, 1]), atol=1e-5)
+        assert torch.all(diff[i, :, ~valid[i]] == 0)
+
+
+def test_band_delta_is_refused_with_a_derived_channel():
+    with pytest.raises(FloodwatchError, match="band_delta: not with the derived channel 'diff'"):
+        BatchAugmenter({"brightness_augmentation": {"band_delta": 1.0}}, db_scale=Preprocessing(derived="diff", offset=[0, 0, 0], scale=[1, 1, 1]))

@@ -73,3 +73,20 @@ def test_dali_channel_dropout_zeroes_one_channel_per_chip_that_drew_it():
     for i, z in enumerate(zeroed):
         kept = [ch for ch in range(2) if ch not in z]
         assert torch.equal(out[i, kept], reference[i, kept])
+
+
+def test_dali_band_delta_shifts_each_band_by_its_own_amount():
+    prep = Preprocessing(fill=-3.0, offset=[-12.0, -19.0], scale=[0.2, 0.25])
+    rng = np.random.default_rng(6)
+    plain_chips = [make_chip(rng, i, plain=True) for i in range(16)]
+    for c in plain_chips:
+        c.valid[-2:] = False
+    reference = torch.cat([b[0] for b in DaliChipLoader(plain_chips, prep, 8, {}, workers=0, shuffle=False)])
+    loader = DaliChipLoader(plain_chips, prep, 8, {"brightness_augmentation": {"band_delta": 2.0}}, seed=1,
+                            workers=0, shuffle=False)
+    out = torch.cat([b[0] for b in loader])
+    assert torch.all(out[:, :, -2:] == -3.0)  # nodata keeps its fill
+    shift = (out - reference)[:, :, :-2]
+    db = shift.mean((-2, -1)) / torch.tensor(prep.scale)  # (N, 2) dB per chip and band
+    assert torch.allclose(shift, (db * torch.tensor(prep.scale))[:, :, None, None].expand_as(shift), atol=1e-4)
+    assert (db.abs() <= 2.0 + 1e-4).all() and (db[:, 0] - db[:, 1]).abs().max() > 0.5

@@ -38,6 +38,11 @@ class BatchAugmenter:
     def __init__(self, config: AugmentationConfig | Mapping[str, Any] | None = None, seed: int = 0, *,
                  db_scale: Sequence[float] | Preprocessing | None = None) -> None:
         self.config = parse_config(config)
+        if self.config.brightness_augmentation.band_delta and isinstance(db_scale, Preprocessing) and \
+                db_scale.channels > len(db_scale.bands):
+            raise FloodwatchError(f"augmentation brightness_augmentation.band_delta: not with the derived channel "
+                                  f"'{db_scale.derived}', which is computed before augmentation and would not "
+                                  "follow the bands' own shifts")
         self.db_scale = _db_scale(db_scale)
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -120,8 +125,11 @@ class BatchAugmenter:
         con = (u[:, _CONTR] < cfg.contrast.probability) & (cfg.contrast.delta > 0)
         factor = torch.where(con, 1 + (2 * u[:, _CONTR_V] - 1) * cfg.contrast.delta, 1.0)
         b = cfg.brightness_augmentation
-        bri = (u[:, _BRIGHT] < b.probability) & (b.delta > 0)
-        shift = torch.where(bri, (2 * u[:, _BRIGHT_V] - 1) * b.delta, 0.0)
+        bri = (u[:, _BRIGHT] < b.probability) & ((b.delta > 0) | (b.band_delta > 0))
+        shift = torch.where(bri, (2 * u[:, _BRIGHT_V] - 1) * b.delta, 0.0)[:, None].expand(-1, c)
+        if b.band_delta:  # drawn apart from the table too: configs without it keep their random stream
+            own = (2 * torch.rand((u.shape[0], c), generator=self.generator, dtype=torch.float64) - 1) * b.band_delta
+            shift = shift + torch.where(bri[:, None], own, 0.0)
         spk = (u[:, _SPECKLE] < cfg.speckle.probability) & (cfg.speckle.std_db > 0)
         return {"contrast": con, "contrast_factor": factor, "brightness": bri, "brightness_db": shift,
                 "speckle": spk, "dropped_channel": drop}
@@ -137,7 +145,7 @@ class BatchAugmenter:
             mean = (image * v).sum((-2, -1), keepdim=True) / v.sum((-2, -1), keepdim=True).clamp_min(1)
             image += (f - 1) * (image - mean) * v
         if p["brightness"].any():
-            image += p["brightness_db"].to(dev, dt).view(-1, 1, 1, 1) * scale * v
+            image += p["brightness_db"].to(dev, dt).view(-1, c, 1, 1) * scale * v
         if p["speckle"].any():
             idx = p["speckle"].nonzero().flatten().to(dev)
             noise = torch.randn((len(idx), *image.shape[1:]), generator=self._generator_for(dev), device=dev,

@@ -41,6 +41,9 @@ class BrightnessAugmentation(_Section):
     probability: float = Field(1.0, ge=0.0, le=1.0)
     #: dB added to every band, drawn uniformly in [-delta, +delta] per chip (0 = off)
     delta: float = Field(0.0, ge=0.0)
+    #: dB added to each band on its own, drawn uniformly in [-band_delta, +band_delta] per chip and band, on top
+    #: of the common shift (0 = off): the bands' balance (VV against VH) differs between sensors' processing
+    band_delta: float = Field(0.0, ge=0.0)
 
 
 class ContrastAugmentation(_Section):
@@ -75,7 +78,7 @@ class AugmentationConfig(_Section):
         s = self.spatial_augmentation
         b = self.brightness_augmentation
         return not any((s.hflip_probability, s.vflip_probability, s.crop_and_resize_prob and s.crop_and_resize_ratio,
-                        s.rotate_probability and s.rotate_max_degrees, b.probability and b.delta,
+                        s.rotate_probability and s.rotate_max_degrees, b.probability and (b.delta or b.band_delta),
                         self.contrast.probability and self.contrast.delta,
                         self.speckle.probability and self.speckle.std_db, self.channel_dropout.probability))
 

@@ -87,9 +87,17 @@ def _augment_graph(image, mask, valid, cfg: AugmentationConfig, chip_size: tuple
             dmath.max(fn.reductions.sum(v, axes=[0, 1], keep_dims=True), 1.0)
         image = image + v * (f - 1.0) * (image - mean)
     b = cfg.brightness_augmentation
-    if b.probability and b.delta:
+    if b.probability and (b.delta or b.band_delta):
         on = _coin(b.probability)
-        image = image + v * scale * on * fn.random.uniform(range=[-b.delta, b.delta])
+        shift = fn.random.uniform(range=[-b.delta, b.delta]) if b.delta else 0.0
+        if b.band_delta:
+            if not channels:
+                raise FloodwatchError("augmentation brightness_augmentation.band_delta: the DALI pipeline needs the "
+                                      "channel count (channels= or db_scale=)")
+            own = fn.reshape(fn.random.uniform(range=[-b.band_delta, b.band_delta], shape=[channels]),
+                             shape=[1, 1, channels])
+            shift = shift + (own.gpu() if on_gpu else own)
+        image = image + v * scale * on * shift
     if cfg.speckle.probability and cfg.speckle.std_db:
         on = _coin(cfg.speckle.probability)
         noise = fn.random.normal(image, stddev=cfg.speckle.std_db)

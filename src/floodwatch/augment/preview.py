@@ -110,7 +110,8 @@ def _describe(p: dict[str, torch.Tensor]) -> str:
     if bool(p["rotate"][0]):
         parts.append(f"rot {float(p['angle'][0]):+.0f}°")
     if bool(p["brightness"][0]):
-        parts.append(f"{float(p['brightness_db'][0]):+.1f} dB")
+        shifts = [round(float(d), 1) for d in p["brightness_db"][0]]  # per band (band_delta), else all equal
+        parts.append(f"{shifts[0]:+.1f} dB" if len(set(shifts)) == 1 else "/".join(f"{d:+.1f}" for d in shifts) + " dB")
     if bool(p["contrast"][0]):
         parts.append(f"contrast x{float(p['contrast_factor'][0]):.2f}")
     if bool(p["speckle"][0]):
