@@ -320,3 +320,12 @@ def test_an_ignore_class_is_a_third_target_class(third, ok):
         return
     ds = spec_from_dict(data).dataset_config
     assert len(ds.class_map()) == 3 and [c["name"] for c in ds.class_map(scored_only=True)] == ["notflood", "flood"]
+
+
+def test_validate_names_the_sources(tmp_path, capsys):
+    for name in ("a", "b"):
+        write_synthetic_dataset(tmp_path / name, chips=4, size=32)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("dataset_config: {sources: [{path: a}, {path: b}]}\n")
+    code, out, err = _cli(capsys, "spec", "validate", str(spec))
+    assert code == 0 and "valid. data 2 source(s): a, b;" in out, err

@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
         if problems:
             fail([f"{spec.name}: {p}" for p in problems])  # as field errors start: file name, then field
         ds, m, t = s.dataset_config, s.model, s.training_config
-        data = ds.data_root or ds.train_images_path
+        data = ds.data_root or ds.train_images_path or \
+            f"{len(ds.sources)} source(s): " + ", ".join(Path(src.path).name for src in ds.sources)
         line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
                 f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}); {t.epochs} epochs, "
                 f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}"
