@@ -156,6 +156,24 @@ def test_corrupt_and_truncated_files(tmp_path):
         open_dataset(eroot)[0]
 
 
+def test_linear_power_chips_are_refused_as_map_refuses_them(tmp_path):
+    """A chip of linear power (RTC gamma0) read as dB would score and map as bright land: no water, silently.
+    Every GeoTIFF reader (data sets for evaluate and train, infer's and client's chips) refuses it."""
+    from floodwatch.inference.chips import read_chip
+
+    root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)
+    img = root / "S1Hand" / "SynthA_0_S1Hand.tif"
+    open_dataset(root)[0]  # in dB: read
+    with rasterio.open(img, "r+") as f:
+        db = f.read()
+        f.write((10 ** (db / 10)).astype(np.float32))
+    with pytest.raises(DataError, match=r"SynthA_0_S1Hand.tif: most values lie between 0 and 2.*looks like "
+                                        r"linear power \(convert it to dB, 10 \* log10\(power\), first"):
+        open_dataset(root)[0]
+    with pytest.raises(DataError, match="looks like linear power"):
+        read_chip(img)
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_size_mismatch_and_band_count(tmp_path):
     root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)

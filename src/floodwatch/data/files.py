@@ -141,7 +141,20 @@ def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarra
     data, georef, descriptions = read_geotiff(path, bands=bands, nodata_to_nan=True)
     require_float(data.dtype, path)
     data[missing_db(data)] = np.nan
+    check_not_linear(data, np.isfinite(data), path, "convert it to dB, 10 * log10(power), first; `floodwatch map "
+                     "--units linear` converts scenes itself")
     return data, georef, descriptions
+
+
+def check_not_linear(x: np.ndarray, ok: np.ndarray, name: str | Path, remedy: str) -> None:
+    """Refuse dB data (`ok`: its valid pixels) that looks like linear power. Power in linear units (Planetary
+    Computer's RTC gamma0, 0.001-0.5) read as dB would be mapped as backscatter near 0 dB, brighter than any
+    land: no water at all, silently. In dB almost no pixel lies in [0, 2]; data of mostly such values is linear
+    power (noise removal dips it a little below 0). `remedy` says what the caller offers instead."""
+    n = np.count_nonzero(ok)
+    if n >= 100 and np.count_nonzero(ok & (x > -0.05) & (x <= 2)) > 0.9 * n:
+        raise DataError(f"{name}: most values lie between 0 and 2, where backscatter in dB almost never is; the "
+                        f"file looks like linear power ({remedy})")
 
 
 def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:

@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import band_file, missing_db, partner_file, require_float
+from ..data.files import band_file, check_not_linear, missing_db, partner_file, require_float
 from ..data.sample import band_order
 from ..errors import DataError
 from ..io import require_file
@@ -35,16 +35,6 @@ def _check_pixel_type(ds, path: str) -> None:
     # evaluate refuse them alike (data.files.require_float)
     for dtype in set(ds.dtypes):
         require_float(np.dtype(dtype), path)
-
-
-def _check_not_linear(x: np.ndarray, ok: np.ndarray, name: str) -> None:
-    # Power in linear units (Planetary Computer's RTC gamma0, 0.001-0.5) read as dB would be mapped as
-    # backscatter near 0 dB, brighter than any land: no water at all, silently. In dB almost no pixel lies
-    # in [0, 2]; a window of mostly such values is linear power (noise removal dips it a little below 0).
-    n = np.count_nonzero(ok)
-    if n >= 100 and np.count_nonzero(ok & (x > -0.05) & (x <= 2)) > 0.9 * n:
-        raise DataError(f"{name}: most values lie between 0 and 2, where backscatter in dB almost never is; the "
-                        f"file looks like linear power (units 'linear')")
 
 
 class SceneReader:
@@ -134,7 +124,7 @@ class SceneReader:
             for x, (c, _, nodata) in zip(data, channels):
                 ok = ~missing_db(x, nodata)
                 if self.units == "db":
-                    _check_not_linear(x, ok, ds.name)
+                    check_not_linear(x, ok, ds.name, "units 'linear'")
                 elif self.units == "linear":
                     # noise-removed power dips a little below 0 (a lake's VH may be mostly so); below -1 it
                     # cannot go, where dB backscatter almost always is
