@@ -56,9 +56,10 @@ def agreement_problems(a: dict) -> list[str]:
     return problems
 
 
-def reproduce_card_rows(model: ZooModel, data_root: Path) -> list[tuple[object, float]]:
-    """(row, measured) for each `evaluation.reproduce` row of the card: the row's file of the model scored
-    on data_root/row.dataset (its format and split) at the card's threshold, without Otsu."""
+def reproduce_card_rows(model: ZooModel, data_root: Path) -> list[tuple[object, float, float | None]]:
+    """(row, measured, Otsu's water IoU) for each `evaluation.reproduce` row of the card: the row's file of the
+    model scored on data_root/row.dataset (its format and split) at the card's threshold, with the Otsu
+    baseline `evaluate` reports beside it where the row states one (None where it does not)."""
     from floodwatch.evaluation.evaluate import evaluate
     from floodwatch.training.data import evaluation_samples
     from floodwatch.inference import load_predictor
@@ -68,8 +69,9 @@ def reproduce_card_rows(model: ZooModel, data_root: Path) -> list[tuple[object, 
     for row in ev.reproduce:
         samples, _ = evaluation_samples(data_root / row.dataset, format=row.format, split=row.split)
         predictor = load_predictor(model.file(row.file), "onnx" if row.file == "onnx" else "torch")
-        result = evaluate(predictor, samples, threshold=ev.threshold, otsu=False, progress=False)
-        out.append((row, float(result[row.metric])))
+        result = evaluate(predictor, samples, threshold=ev.threshold, otsu=row.otsu is not None, progress=False)
+        otsu = float(result["otsu"]["water_iou"]) if row.otsu is not None else None
+        out.append((row, float(result[row.metric]), otsu))
     return out
 
 
