@@ -73,8 +73,9 @@ def open_sen1floods11(root: Path, *, split: str | None = None, labelled_only: bo
         if wanted not in lists:
             raise DataError(f"{root}: no split list for '{split}' (expected splits/**/flood_{wanted}_data.txt or .csv)")
         records = [r for r in records if r.split == wanted]
-        if not records:
-            raise DataError(f"{root}: none of the chips here are in the '{split}' split list")
+        if not records:  # labelled_only: the unlabelled chips (S1Hand_nolabel) were not looked at
+            raise DataError(f"{root}: none of the {'labelled ' if labelled_only else ''}chips here are in the "
+                            f"'{split}' split list")
     return ChipDataset(records, load_chip, format=FORMAT, root=root, bands=BANDS)
 
 
