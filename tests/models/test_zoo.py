@@ -70,6 +70,15 @@ def test_resolve_model(default_zoo, tmp_path, tiny_checkpoint):
     assert zoo.kind_for_backend("auto") == "onnx" and zoo.kind_for_backend("torch") == "checkpoint"
     with pytest.raises(ModelError, match=rf"'nonesuch': not a registered model \(registered: {zoo.DEFAULT_MODEL}\)"):
         zoo.resolve_model("nonesuch")
+    # not the default model, and not the current folder
+    for empty in ("", " "):
+        with pytest.raises(ModelError, match="model: an empty name"):
+            zoo.resolve_model(empty)
+        with pytest.raises(ModelError, match="model: an empty name"):
+            zoo.get_model(empty)
+    # another scheme is not a path ('ftp:/host/...') that then is not found
+    with pytest.raises(ModelError, match="'ftp://host/m.onnx#sha256=ab': only http:// and https:// URLs"):
+        zoo.resolve_model("ftp://host/m.onnx#sha256=ab")
 
 
 def test_checkpoint_only_model_serves_onnx_requests_with_its_checkpoint(tmp_path, monkeypatch, tiny_checkpoint):

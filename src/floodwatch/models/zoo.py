@@ -6,6 +6,7 @@ A registered model is a folder `<zoo>/<name>/` holding `card.json` (docs/models.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +63,8 @@ def list_models() -> list[ZooModel]:
 
 def get_model(name: str | None = None) -> ZooModel:
     """A registered model by name; None: the default model (NoDefaultModelError when absent)."""
+    if name is not None and not name.strip():
+        raise ModelError("model: an empty name (leave it out for the default model)")
     wanted = name or DEFAULT_MODEL
     card_path = zoo_dir() / wanted / CARD
     if "/" in wanted or "\\" in wanted or not card_path.is_file():
@@ -89,6 +92,10 @@ def resolve_model(ref: str | os.PathLike | None, kind: FileKind = "checkpoint") 
         ref = os.fspath(ref)
     if ref is not None and is_url(ref):
         return fetch_model(ref)
+    if ref is not None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", ref):  # a path would fold '//' into '/'
+        raise ModelError(f"model '{ref}': only http:// and https:// URLs are downloaded (with #sha256=HEX)")
+    if ref is not None and not ref.strip():
+        raise ModelError("model: an empty name (leave it out for the default model)")
     if ref is not None and (Path(ref).expanduser().exists() or not _looks_like_name(ref)):
         return Path(ref).expanduser()  # a missing file is reported by the loader, as for any input file
     model = get_model(ref)
