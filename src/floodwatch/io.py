@@ -108,23 +108,6 @@ def output_folder(directory: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-@contextlib.contextmanager
-def staged_files(directory: str | os.PathLike) -> Iterator[Path]:
-    """For outputs added to a folder that may hold other files: yield a temporary folder inside `directory`
-    (created if need be); if the block succeeds its files move into `directory` (replacing same-named ones),
-    otherwise none do, and neither the temporary folder nor a `directory` this created is left behind."""
-    with output_folder(directory) as directory:
-        clean_stale_parts(directory, "staged")
-        prefix = _tmp_prefix(directory / "staged")
-        stage = Path(tempfile.mkdtemp(prefix=prefix, suffix=".part", dir=directory))
-        try:
-            yield stage
-            for entry in sorted(stage.iterdir()):
-                os.replace(entry, directory / entry.name)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-
-
 def _umask() -> int:
     # Read, not set-and-restore: os.umask(0) would briefly widen the mode of files other threads create.
     with contextlib.suppress(OSError, ValueError):

@@ -6,7 +6,7 @@ from PIL import Image
 import floodwatch.data
 from floodwatch.augment import preview_grid
 from floodwatch.augment.preview import preview_samples
-from floodwatch.errors import DataError
+from floodwatch.errors import DataError, InvalidArgumentError
 
 from .conftest import make_chip
 
@@ -40,4 +40,13 @@ def test_preview_without_usable_chips_is_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(floodwatch.data, "open_dataset", lambda p, f=None: empty, raising=False)
     with pytest.raises(DataError, match="no chip"):
         preview_grid("empty_dir", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_preview_grid_needs_at_least_one_chip(chips, tmp_path, monkeypatch, n):
+    """n = -3 drew every chip it read (6 of them), and 0 blamed the data ("no chip with valid pixels")."""
+    monkeypatch.setattr(floodwatch.data, "open_dataset", lambda p, f=None: chips, raising=False)
+    with pytest.raises(InvalidArgumentError, match=f"n: {n} chips"):
+        preview_grid("somewhere", tmp_path / "x.png", n=n)
     assert not (tmp_path / "x.png").exists()

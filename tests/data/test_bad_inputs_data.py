@@ -59,6 +59,20 @@ CASES = [
     Case("synth-out-unwritable", "data synth /proc/floodwatch --chips 2 --size 32", ("/proc/floodwatch",)),
     Case("convert-out-unwritable", "data convert {good} /proc/floodwatch", ("/proc/floodwatch",)),
     # an output folder holding the user's own files is refused, not replaced with them in it
+    # seeds and counts out of range: typer names the flag (numpy raised a ValueError; --n -3 drew every chip)
+    Case("preview-seed-negative", "data preview {good} -o {out}.png --seed -5", ("--seed", "Invalid value"),
+         absent=("{out}.png",)),
+    Case("split-seed-negative", "data split {good} -o {out}.csv --seed -1", ("--seed", "Invalid value"),
+         absent=("{out}.csv",)),
+    Case("synth-seed-negative", "data synth {out} --chips 2 --size 32 --seed -1", ("--seed", "Invalid value")),
+    Case("preview-n-negative", "data preview {good} -o {out}.png --n -3", ("--n", "Invalid value"),
+         absent=("{out}.png",)),
+    Case("preview-n-zero", "data preview {good} -o {out}.png --n 0", ("--n", "Invalid value"),
+         forbid=("Traceback", "no chip with valid pixels"), absent=("{out}.png",)),
+    # a name saying another format than the one written (PNG bytes in a .jpg, CSV in a .json)
+    Case("preview-out-jpg", "data preview {good} -o {out}.jpg", ("-o {out}.jpg", ".png"), absent=("{out}.jpg",)),
+    Case("preview-out-txt", "data preview {good} -o {out}.txt", ("-o {out}.txt", ".png"), absent=("{out}.txt",)),
+    Case("split-out-json", "data split {good} -o {out}.json", ("-o {out}.json", ".csv"), absent=("{out}.json",)),
     Case("synth-into-kept-folder", "data synth {kept} --chips 2 --size 32", ("{kept}", "notes.txt"), absent=()),
     Case("convert-into-kept-folder", "data convert {good} {kept}", ("{kept}", "notes.txt"), absent=()),
     # a label on another grid than its image (same size), and integer chips: refused by every reader

@@ -26,6 +26,9 @@ def files(tmp_path_factory, tiny_checkpoint):
          "png_dir": d / "pngs"}
     from PIL import Image
 
+    f["kept"] = d / "kept"
+    f["kept"].mkdir()
+    (f["kept"] / "notes.txt").write_text("the user's")
     f["png_dir"].mkdir()
     Image.fromarray(np.full((32, 32), 120, np.uint8)).save(f["png_dir"] / "t_vv.png")  # no t_vh.png
     return f
@@ -48,6 +51,8 @@ CASES = [
     Case("chip-given-twice", "infer {chip} {chip} -m {model} -o {out}", ("{chip}: given twice",)),
     Case("png-given-twice", "infer {png_dir}/t_vv.png {png_dir} -m {model} -o {out}", ("t_vv.png: given twice",)),
     Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),
+    # a rerun replaces the output folder whole, so one holding the user's own files is refused, not mixed into
+    Case("output-holds-user-file", "infer {chip} -m {model} -o {kept}", ("{kept}", "notes.txt", "infer"), absent=()),
     Case("unsafe-checkpoint", "infer {chip} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
 ]

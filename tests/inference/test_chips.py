@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.data.synthetic import synth_scene, write_scene
-from floodwatch.errors import DataError
+from floodwatch.errors import DataError, FloodwatchError
 from floodwatch.inference.chips import chip_sources, infer_chips, read_chip
 from floodwatch.inference.predictor import water_probability
 
@@ -349,3 +350,41 @@ def test_sigterm_cleans_up_as_ctrl_c_does(chip_tif, tiny_checkpoint, tmp_path, m
         signal.signal(signal.SIGTERM, previous)
     assert result.returncode == 143 and result.stderr.strip() == "terminated"
     assert not (tmp_path / "out").exists()  # the staged chip went with the run, and the folder it made
+
+
+def test_a_rerun_replaces_the_output_folder(chip_tif, tmp_path):
+    """A second run into the same folder left the first run's chips beside its own, which summary.json did not
+    list; now the folder holds one run's outputs, as evaluate --save-predictions and change -o do."""
+    path, _ = chip_tif
+    other = tmp_path / "other.tif"
+    other.write_bytes(path.read_bytes())
+    out = tmp_path / "out"
+    infer_chips(DarkIsWater(), [path], out, progress=False)
+    records = infer_chips(DarkIsWater(), [other], out, progress=False)
+    listed = {Path(f).name for r in records for f in r["outputs"].values()}
+    assert {p.name for p in out.iterdir()} == listed | {"summary.json"}
+    assert all(n.startswith("other_") for n in listed)
+    assert [c["id"] for c in json.loads((out / "summary.json").read_text())["chips"]] == ["other"]
+
+
+def test_a_folder_holding_other_files_is_refused_unchanged(chip_tif, tmp_path):
+    path, _ = chip_tif
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    with pytest.raises(FloodwatchError, match=r"out: holds notes.txt, which infer did not write"):
+        infer_chips(DarkIsWater(), [path], out, progress=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_an_input_inside_the_output_folder_is_refused(chip_tif, tmp_path):
+    """A chip named like an output (x_mask.tif) inside -o would go with the folder a rerun replaces."""
+    path, _ = chip_tif
+    out = tmp_path / "out"
+    out.mkdir()
+    inside = out / "flood_mask.tif"
+    inside.write_bytes(path.read_bytes())
+    with pytest.raises(DataError, match=r"flood_mask.tif: inside the output folder"):
+        infer_chips(DarkIsWater(), [inside], out, progress=False)
+    assert [p.name for p in out.iterdir()] == ["flood_mask.tif"]

@@ -12,7 +12,7 @@ import torch
 
 from ..data.preprocess import DEFAULT_CLIP, Preprocessing
 from ..data.sample import IGNORE_INDEX, Sample
-from ..errors import DataError
+from ..errors import DataError, InvalidArgumentError
 from ..io import save_figure
 from .batch import BatchAugmenter
 from .config import PREVIEW_CONFIG
@@ -29,6 +29,8 @@ def preview_grid(path: str | os.PathLike, out_png: str | os.PathLike, *, n: int 
     """
     from ..data import open_dataset  # the data stage; imported here so the rest of augment does not need it
 
+    if n < 1:  # _pick would take every chip it reads for n <= 0
+        raise InvalidArgumentError(f"n: {n} chips to show; must be at least 1")
     dataset = open_dataset(path, format)
     return preview_samples(_pick(dataset, n, seed, str(path)), out_png, seed=seed,
                            augmentation_config=augmentation_config)

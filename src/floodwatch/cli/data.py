@@ -26,6 +26,16 @@ def _share(x) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
 
+def _check_output(output: Path, suffix: str, kind: str) -> None:
+    """Before the work: -o can be written, and its name says the format written (not PNG bytes in a .jpg)."""
+    from ..errors import DataError
+    from ..io import check_output_file
+
+    check_output_file(output)
+    if output.suffix.lower() != suffix:
+        raise DataError(f"-o {output}: the file written is {kind}; give a name ending in {suffix}")
+
+
 def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Data: inspect, statistics, conversion, synthetic data, splits, previews.",
                            no_args_is_help=True)
@@ -139,7 +149,8 @@ def register(app: typer.Typer) -> None:
               chips: Optional[int] = typer.Option(None, "--chips", min=1, show_default="16",
                                                   help="Number of chips to write (not with --scene)."),
               size: int = typer.Option(64, "--size", min=8, help="Chip (or --scene) height and width in pixels."),
-              seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
+              seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,  # config.MAX_SEED
+                                       help="Random seed (same seed, same data)."),
               scene: bool = typer.Option(False, "--scene", help="Write one georeferenced dual-pol dB scene "
                                          "(UTM, 10 m) to OUT, and its water mask beside it as OUT_label.tif, "
                                          "for trying `floodwatch map`."),
@@ -174,7 +185,7 @@ def register(app: typer.Typer) -> None:
               method: SplitMethod = typer.Option(SplitMethod.random, "--method",
                                                  help="Chips at random, whole regions, or spatial blocks."),
               fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="Shares train,val[,test]."),
-              seed: int = typer.Option(0, "--seed", help="Random seed."),
+              seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),  # config.MAX_SEED
               block: int = typer.Option(4, "--block", help="Tiles per block side (method blocked)."),
               format: Optional[DataFormat] = FORMAT) -> None:
         """Split chips into train/val/test at random, by region, or in spatial blocks."""
@@ -182,6 +193,7 @@ def register(app: typer.Typer) -> None:
         from ..data.splits import make_split, write_split_csv
         from ..errors import DataError
 
+        _check_output(output, ".csv", "CSV")
         try:
             fr = tuple(float(f) for f in fractions.split(","))
         except ValueError:
@@ -193,11 +205,13 @@ def register(app: typer.Typer) -> None:
     @data_app.command("preview")
     def preview(path: Path = typer.Argument(..., help="Data folder."),
                 output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
-                n: int = typer.Option(8, "--n", help="Number of chips shown."),
-                seed: int = typer.Option(0, "--seed", help="Random seed for the chips and augmentations."),
+                n: int = typer.Option(8, "--n", min=1, help="Number of chips shown."),
+                seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,  # config.MAX_SEED
+                                         help="Random seed for the chips and augmentations."),
                 format: Optional[DataFormat] = FORMAT) -> None:
         """A grid of chips with their masks (and augmented views)."""
         from ..augment.preview import preview_grid
 
+        _check_output(output, ".png", "PNG")
         preview_grid(path, output, n=n, seed=seed, format=value(format))
         typer.echo(f"wrote {output}")

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
                                             "files pair), folders of them, or data set folders (ETCI, Sen1Floods11, "
                                             "STAC Overflow: as evaluate --data reads them)."),
         model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
-        output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
+        output: Path = typer.Option(..., "-o", "--output", help="Output folder (replaced whole by a rerun)."),
         threshold: float = options.THRESHOLD,
         backend: Backend = options.BACKEND,
         tta: bool = options.TTA,
@@ -29,10 +29,13 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET,
     ) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png (previews; the mask PNG is 255 water, 0 not
-        water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif."""
-        from ..inference.chips import infer_chips
+        water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif. A rerun
+        replaces the output folder; one holding other files is refused."""
+        from ..inference.chips import infer_chips, is_infer_output
+        from ..io import check_replaceable
         from ..models.zoo import kind_for_backend
 
+        check_replaceable(output, is_infer_output, "infer")  # before loading the models; infer_chips checks again
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)

@@ -9,7 +9,8 @@ file's stem, a pair's stem without _vv/_vh, a data set's chip id) the output fol
 and, when the input is georeferenced, GeoTIFFs on the input's grid (CRS and transform copied):
     <stem>_mask.tif     uint8 1 water / 0 not water / 255 nodata
     <stem>_prob.tif     float32 probability, NaN nodata
-plus `summary.json` (water fraction per chip). Every file is written atomically.
+plus `summary.json` (water fraction per chip). The folder is written whole and atomically: a rerun replaces
+it, and one holding files of any other name is refused (`is_infer_output`), as evaluate's and change's are.
 """
 from __future__ import annotations
 
@@ -24,9 +25,18 @@ from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pa
                           partner_name)
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
-from ..io import atomic_path, check_output_dir, staged_files, write_json
+from ..io import atomic_dir, atomic_path, check_replaceable, write_json
 from .predictor import Predictor, load_predictor
 from .tiling import check_threshold
+
+
+#: what infer_chips writes per chip, after the chip's stem
+OUTPUT_SUFFIXES = ("_mask.png", "_prob.png", "_overlay.png", "_mask.tif", "_prob.tif")
+
+
+def is_infer_output(entry: Path) -> bool:
+    """True for an entry of an output folder that an earlier infer_chips wrote (so a rerun may replace it)."""
+    return entry.is_file() and (entry.name == "summary.json" or entry.name.endswith(OUTPUT_SUFFIXES))
 
 
 class ChipSource(NamedTuple):
@@ -203,6 +213,8 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs)."""
     from .base import predictor_temporal
 
+    # the user's folder: one holding other files is refused now, not after the predictions
+    out_dir = check_replaceable(out_dir, is_infer_output, "infer")
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
     check_threshold(threshold)
@@ -213,11 +225,12 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
         raise DataError("infer: bi-temporal models need before/after pairs; use `floodwatch evaluate` on a dataset")
     pp = predictor.preprocessing
     sources = chip_sources(inputs, bands=pp.bands)
-    out_dir = check_output_dir(out_dir)
+    inside = next((s.input for s in sources if out_dir.resolve() in Path(s.input).resolve().parents), None)
+    if inside is not None:  # named like an output (x_mask.tif), it would go with the folder it is replaced by
+        raise DataError(f"{inside}: inside the output folder {out_dir}, which infer replaces; give another folder")
     records: list[dict[str, Any]] = []
-    # every chip's files appear together at the end: a chip that fails (unreadable, wrong bands) leaves the
-    # folder as it was, earlier runs' outputs included
-    with staged_files(out_dir) as stage:
+    # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
+    with atomic_dir(out_dir, ours=is_infer_output, writer="infer") as stage:
         _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
         write_json(stage / "summary.json", {"threshold": threshold, "chips": records})
     return records
