@@ -28,7 +28,7 @@ def files(tmp_path_factory, tiny_checkpoint):
 
 CASES = [
     Case("threshold-0", "evaluate -m {model} --data {good} -o {out} --threshold 0",
-         ("--threshold: 0.0 must be between 0 and 1",)),
+         ("--threshold: 0.0 must lie strictly between 0 and 1",)),
     Case("label-other-crs", "evaluate -m {model} --data {label_crs} -o {out}", ("{label_crs_label}", "CRS")),
     Case("label-shifted", "evaluate -m {model} --data {label_shifted} -o {out}",
          ("{label_shifted_label}", "transform")),

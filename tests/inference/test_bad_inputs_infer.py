@@ -37,8 +37,9 @@ def files(tmp_path_factory, tiny_checkpoint):
 CASES = [
     # one rule and one message for every command's --threshold (inference.tiling.check_threshold)
     Case("threshold-above-1", "infer {chip} -m {model} -o {out} --threshold 2",
-         ("--threshold: 2.0 must be between 0 and 1",)),
-    Case("threshold-nan", "infer {chip} -m {model} -o {out} --threshold nan", ("--threshold: nan must be between",)),
+         ("--threshold: 2.0 must lie strictly between 0 and 1",)),
+    Case("threshold-nan", "infer {chip} -m {model} -o {out} --threshold nan",
+         ("--threshold: nan must lie strictly between",)),
     Case("int8-chip", "infer {int8} -m {model} -o {out}", ("{int8}", "int8")),
     Case("uint16-chip", "infer {uint16} -m {model} -o {out}", ("{uint16}", "uint16")),
     Case("vv-tif-without-vh", "infer {lone_vv} -m {model} -o {out}", ("{lone_vv}", "needs VV and VH", "c_vh.tif")),

@@ -37,7 +37,8 @@ def files(tmp_path_factory, tiny_checkpoint):
 
 
 CASES = [
-    Case("threshold-1", "map {scene} -m {model} -o {out} --threshold 1", ("--threshold: 1.0 must be between 0 and 1",)),
+    Case("threshold-1", "map {scene} -m {model} -o {out} --threshold 1",
+         ("--threshold: 1.0 must lie strictly between 0 and 1",)),
     Case("output-under-file", "map {scene} -m {model} -o {file}/m --tile 64 --overlap 16", ("{file} is a file",)),
     Case("scene-is-a-folder", "map --vv {dir} --vh {scene} -m {model} -o {out}", ("{dir}: is a folder, not a file",)),
     Case("model-is-a-folder", "map {scene} -m {dir} -o {out}", ("{dir}: is a folder, not a checkpoint",)),

@@ -164,7 +164,7 @@ def test_stats_bounds_are_west_south_east_north(tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("threshold", 2.0, "^threshold: 2.0 must be between 0 and 1"),
+    ("threshold", 2.0, "^threshold: 2.0 must lie strictly between 0 and 1"),
     ("threshold", 0.0, "^threshold: "),
     ("batch", 0, "^batch: 0 must be at least 1"),
     ("batch", -1, "^batch: -1 must be at least 1"),

@@ -60,7 +60,7 @@ CASES = [
     # nothing listens on port 1: a check that slipped fails on the connection, naming no flag
     Case("client-retries-negative", "client {chip} -o {out} --url 127.0.0.1:1 --retries -1", ("--retries",)),
     Case("client-threshold-above-1", "client {chip} -o {out} --url 127.0.0.1:1 --threshold 2",
-         ("--threshold: 2.0 must be between 0 and 1",)),
+         ("--threshold: 2.0 must lie strictly between 0 and 1",)),
     Case("client-timeout-zero", "client {chip} -o {out} --url 127.0.0.1:1 --timeout 0", ("--timeout", "> 0")),
 ]
 

@@ -43,7 +43,7 @@ def check_threshold(threshold: float) -> None:
     """A water-probability threshold lies strictly between 0 and 1 (0 maps everything as water, 1 nothing);
     every command that takes one (map, change, infer, client, evaluate) refuses the rest with this message."""
     if not 0.0 < threshold < 1.0:  # NaN too
-        raise DataError(f"threshold: {threshold} must be between 0 and 1")
+        raise DataError(f"threshold: {threshold} must lie strictly between 0 and 1")
 
 
 def check_prediction(threshold: float, batch: int) -> None:
