@@ -131,7 +131,13 @@ def read_geotiff(path: Path, *, bands: int | None = None,
                 georef = GeoRef.from_rasterio(src) if src.crs is not None else None
                 return data, georef, tuple(src.descriptions)
     except RasterioError as exc:  # unreadable, truncated or corrupt: GDAL's text is the useful part
-        raise DataError(f"{path}: unreadable GeoTIFF ({str(exc).splitlines()[0][:200]})") from None
+        raise DataError(f"{path}: unreadable GeoTIFF ({gdal_reason(exc, 200)})") from None
+
+
+def gdal_reason(exc: Exception, limit: int) -> str:
+    """GDAL's first line of an error, without rasterio's pointer to a chained exception no one will see."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return text.replace(" See previous exception for details.", "").strip()[:limit]
 
 
 def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarray, GeoRef | None, tuple]:

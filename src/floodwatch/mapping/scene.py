@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import band_file, check_not_linear, missing_db, partner_file, require_float
+from ..data.files import band_file, check_not_linear, gdal_reason, missing_db, partner_file, require_float
 from ..data.sample import band_order
 from ..errors import DataError
 from ..io import require_file
@@ -27,7 +27,7 @@ def _open(path: str):
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
-        raise DataError(f"{path}: not a raster GeoTIFF ({str(exc).splitlines()[0][:120]})") from None
+        raise DataError(f"{path}: not a raster GeoTIFF ({gdal_reason(exc, 120)})") from None
 
 
 def _check_pixel_type(ds, path: str) -> None:
@@ -120,7 +120,7 @@ class SceneReader:
             try:
                 data = ds.read([band for _, band, _ in channels], window=window, out_dtype=np.float32)
             except RasterioIOError as exc:
-                raise DataError(f"{ds.name}: read failed at rows {row0}-{row1} ({exc})") from None
+                raise DataError(f"{ds.name}: read failed at rows {row0}-{row1} ({gdal_reason(exc, 160)})") from None
             for x, (c, _, nodata) in zip(data, channels):
                 ok = ~missing_db(x, nodata)
                 if self.units == "db":
