@@ -85,3 +85,25 @@ def test_inspect_counts(tmp_path):
     assert r["no_water_chips"] == ["SynthA_4"] and len(r["unlabelled_chips"]) == 1
     ds = open_dataset(root)
     assert r["class_balance"]["water"] == sum(int((s.mask == 1).sum()) for s in ds)
+
+
+def test_inspect_counts_the_pixels_evaluate_scores(tmp_path):
+    """ETCI labels its no-data pixels too: the class balance counts only labelled pixels that hold data."""
+    from PIL import Image
+
+    root = fakes.etci(tmp_path / "e", cols=1, rows=1)
+    tiles = root / "scene_20200101t000000" / "tiles"
+    for band in ("vv", "vh"):  # a white (ETCI's no-data) stripe of 8 x 32 px over ground labelled flood
+        png = next((tiles / band).glob("*.png"))
+        a = np.asarray(Image.open(png)).copy()
+        a[:8] = 255
+        Image.fromarray(a).save(png)
+    label = next((tiles / "flood_label").glob("*.png"))
+    m = np.asarray(Image.open(label)).copy()
+    m[:8] = 255
+    Image.fromarray(m).save(label)
+    [s] = list(open_dataset(root))
+    assert (~s.valid[:8]).all() and (s.mask[:8] == 1).all()
+    r = inspect_dataset(root)
+    assert r["class_balance"]["water"] == int(((s.mask == 1) & s.valid).sum()) < int((s.mask == 1).sum())
+    assert r["class_balance"]["water"] + r["class_balance"]["not_water"] + r["class_balance"]["ignore"] == s.mask.size

@@ -10,7 +10,6 @@ from typing import Any
 from ..errors import DataError
 from .formats import open_dataset
 from .progress import track
-from .sample import IGNORE_INDEX, NOT_WATER, WATER
 
 
 def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress: bool | None = None,
@@ -41,8 +40,9 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
         if s.mask is None:
             unlabelled.append(s.id)
             continue
-        w, n = int((s.mask == WATER).sum()), int((s.mask == NOT_WATER).sum())
-        counts.update(water=w, not_water=n, ignore=int((s.mask == IGNORE_INDEX).sum()))
+        c = s.class_counts()
+        counts.update(c)
+        w, n = c["water"], c["not_water"]
         region["water"] += w
         region["not_water"] += n
         if w == 0 and n > 0:

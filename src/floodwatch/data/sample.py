@@ -67,6 +67,15 @@ class Sample:
     def shape(self) -> tuple[int, int]:
         return int(self.image.shape[-2]), int(self.image.shape[-1])
 
+    def class_counts(self) -> dict[str, int]:
+        """Pixels per class among those scored (labelled and holding data: ETCI labels no-data pixels too);
+        'ignore' counts the rest (an ignore label, or no data). All zero for an unlabelled chip."""
+        if self.mask is None:
+            return {"water": 0, "not_water": 0, "ignore": 0}
+        w = int(((self.mask == WATER) & self.valid).sum())
+        n = int(((self.mask == NOT_WATER) & self.valid).sum())
+        return {"water": w, "not_water": n, "ignore": int(self.mask.size) - w - n}
+
     @property
     def is_empty(self) -> bool:
         """True for an all-nodata chip, or a labelled chip without a single scorable pixel."""

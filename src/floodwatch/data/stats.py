@@ -8,7 +8,6 @@ import numpy as np
 from ..errors import DataError
 from .preprocess import Derived, Preprocessing
 from .progress import track
-from .sample import IGNORE_INDEX, NOT_WATER, WATER
 
 PERCENTILES = (1, 5, 50, 95, 99)
 
@@ -30,10 +29,8 @@ def compute_stats(dataset, max_pixels: int = 2_000_000, seed: int = 0, progress:
         if s.image.shape[0] != len(bands):
             raise DataError(f"chip {s.id}: {s.image.shape[0]} bands, the dataset has {len(bands)}")
         n_pixels += s.valid.size
-        if s.mask is not None:
-            counts["water"] += int((s.mask == WATER).sum())
-            counts["not_water"] += int((s.mask == NOT_WATER).sum())
-            counts["ignore"] += int((s.mask == IGNORE_INDEX).sum())
+        for name, count in s.class_counts().items():
+            counts[name] += count
         pixels = s.image[:, s.valid & np.isfinite(s.image).all(0)].astype(np.float64)  # (C, n)
         if pixels.shape[1] == 0:
             continue
