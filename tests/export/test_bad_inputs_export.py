@@ -17,7 +17,10 @@ def files(tmp_path_factory, tiny_checkpoint):
     sparse = nan.copy()
     sparse[0, :, 0, 0] = -15.0  # 1 valid pixel of 512: under the 1% calibration needs
     good = np.random.default_rng(0).normal(-15, 3, nan.shape).astype(np.float32)
-    for name, array in {"nan": nan, "sparse": sparse, "flat": np.zeros(10, np.float32), "good": good}.items():
+    zero, zero16 = np.zeros(nan.shape, np.float32), np.zeros(nan.shape, np.int16)  # exactly 0.0 dB is nodata
+    arrays = {"nan": nan, "sparse": sparse, "flat": np.zeros(10, np.float32), "good": good, "zero": zero,
+              "zero16": zero16}
+    for name, array in arrays.items():
         np.save(d / f"{name}.npy", array)
         f[name] = d / f"{name}.npy"
     return f
@@ -41,11 +44,29 @@ CASES = [
     Case("int8-calibration-all-nan", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data {nan}",
          ("{nan}", "no valid pixel")),
     Case("int8-validation-all-nan", "export -m {model} -o {out}.onnx --precision int8 --calibration-data {good} "
-         "--validation-data {nan}", ("{nan}", "validation data", "no valid pixel"), absent=("{out}.onnx",)),
+         "--validation-data {nan}", ("{nan}", "--validation-data", "no valid pixel"), absent=("{out}.onnx",)),
     Case("int8-calibration-few-valid", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data "
          "{sparse}", ("{sparse}", "only 1 valid pixels of 512")),
     Case("int8-calibration-not-chips", "export -m {model} -o {out}/x.onnx --precision int8 --calibration-data {flat}",
          ("{flat}", "(N, C, H, W)", "C = 2", "(10,)")),
+    Case("int8-calibration-all-zero", "export -m {model} -o {out}.onnx --exporter torchscript --precision int8 "
+         "--calibration-data {zero}", ("{zero}", "--calibration-data", "no valid pixel"), absent=("{out}.onnx",)),
+    Case("int8-calibration-int16-zero", "export -m {model} -o {out}.onnx --exporter torchscript --precision int8 "
+         "--calibration-data {zero16}", ("{zero16}", "no valid pixel"), absent=("{out}.onnx",)),
+    Case("int8-calibration-other-size", "export -m {model} -o {out}.onnx --exporter torchscript --precision int8 "
+         "--calibration-data {good} --height 8 --width 8", ("{good}", "--calibration-data", "16x16", "8x8"),
+         absent=("{out}.onnx",)),
+    Case("triton-model-name-bad", "export -m {model} -o {out}.onnx --triton-repo {out}/repo --triton-model "
+         "'bad name/x'", ("--triton-model", "'bad name/x'"), absent=("{out}", "{out}.onnx",
+                                                                "{out}.onnx.nvinfer_config.txt")),
+    Case("calibration-data-without-int8", "export -m {model} -o {out}.onnx --calibration-data {good}",
+         ("--calibration-data", "int8"), absent=("{out}.onnx",)),
+    Case("validation-data-without-int8", "export -m {model} -o {out}.onnx --precision fp16 --validation-data {good}",
+         ("--validation-data", "int8"), absent=("{out}.onnx",)),
+    Case("plan-without-tensorrt-format", "export -m {model} -o {out}.plan", ("{out}.plan", "--format tensorrt"),
+         absent=("{out}.plan",)),
+    Case("size-under-smallest-tile", "export -m {model} -o {out}.onnx --height 1 --width 1", ("--height",),
+         forbid=("synth_scene", "Traceback"), absent=("{out}.onnx",)),
     Case("height-negative", "export -m {model} -o {out}.onnx --height -5", ("--height",), absent=("{out}.onnx",)),
     Case("width-zero", "export -m {model} -o {out}.onnx --width 0", ("--width",), absent=("{out}.onnx",)),
     Case("prune-onnx-output", "prune -m {model} -o {out}.onnx --ratio 0.5", ("{out}.onnx", ".pt or .pth"),

@@ -74,3 +74,27 @@ def test_tensorrt_without_gpu_is_a_one_line_error(tmp_path, trained_ckpt, capsys
                             "--format", "tensorrt"], capsys)
     assert code == 2 and "TensorRT" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.plan").exists()
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", pytest.param("dynamo", marks=pytest.mark.slow)])
+def test_height_or_width_alone_fixes_only_that_dimension(tmp_path, trained_ckpt, capsys, exporter):
+    """The ONNX input, the --json report and the nvinfer sidecar agree; the other dimension stays dynamic."""
+    import json
+
+    import numpy as np
+    import onnx
+
+    from floodwatch.export.onnx import onnx_session
+
+    for flag, fixed, dynamic, dims, probe in (("--height", 72, "width", "2;72;512", (1, 2, 72, 40)),
+                                             ("--width", 40, "height", "2;512;40", (1, 2, 56, 40))):
+        out = tmp_path / f"{flag[2:]}.onnx"
+        code, stdout, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), "--exporter", exporter,
+                                     flag, str(fixed), "--json"], capsys)
+        assert code == 0, err
+        assert json.loads(stdout)["onnx_export"]["dynamic"] == ["batch", dynamic]
+        shape = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+        assert [d.HasField("dim_value") for d in shape] == [False, True, flag == "--height", flag == "--width"]
+        assert f"infer-dims={dims}" in (tmp_path / f"{out.name}.nvinfer_config.txt").read_text().splitlines()
+        logits = onnx_session(out, ["CPUExecutionProvider"]).run(None, {"input": np.zeros(probe, np.float32)})[0]
+        assert logits.shape == (1, 2, *probe[2:])

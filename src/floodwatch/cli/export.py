@@ -43,7 +43,8 @@ class Norm(str, Enum):
 def export(
     model: Optional[str] = typer.Option(None, "-m", "--model", help=CHECKPOINT_HELP + "; default: the default "
                                         "model's."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx, or .plan for TensorRT."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx, or with --format tensorrt a "
+                                "TensorRT engine .plan (needs TensorRT and an NVIDIA GPU)."),
     format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="Model file format to write."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Numeric precision (int8 needs "
                                         "--calibration-data)."),
@@ -62,8 +63,9 @@ def export(
                                                 "or auto."),
     version_policy: str = typer.Option("latest", "--version-policy", help="Triton version policy: latest, all, "
                                        "or version numbers 'N,M'."),
-    height: Optional[int] = typer.Option(None, "--height", min=1, help="Fix the input height (default dynamic)."),
-    width: Optional[int] = typer.Option(None, "--width", min=1, help="Fix the input width (default dynamic)."),
+    # below 8 px: smaller than any tile `map --tile` cuts
+    height: Optional[int] = typer.Option(None, "--height", min=8, help="Fix the input height (default dynamic)."),
+    width: Optional[int] = typer.Option(None, "--width", min=8, help="Fix the input width (default dynamic)."),
     exporter: Exporter = typer.Option(Exporter.auto, "--exporter", help="torch's ONNX exporter to use."),
     json_out: bool = typer.Option(False, "--json", help="Print the full export report as JSON (and nothing else)."),
     quiet: bool = QUIET,

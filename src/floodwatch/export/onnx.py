@@ -31,6 +31,8 @@ METADATA_KEY = "floodwatch"
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 #: default parity tolerance on max |Δ logits|, relative to max(1, max |logits|)
 TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2}
+#: smallest fixed input height/width: the smallest tile `map --tile` cuts a scene into
+MIN_SIZE = 8
 
 
 def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17, precision: str = "fp32",
@@ -40,15 +42,17 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
     """Export a floodwatch checkpoint; returns a report with the parity numbers.
 
     parity_inputs: (N, C, H, W) pre-processed chips (real data if you have it); else synthetic chips.
-    height/width: fix the spatial size (None = dynamic). Raises ExportError when parity fails; then
-    nothing is written.
+    height/width: fix that spatial dimension (None = dynamic); each is fixed or left dynamic on its own.
+    Raises ExportError when parity fails; then nothing is written.
     """
     if precision not in TOLERANCE:
         raise ExportError(f"precision: '{precision}' is not one of {', '.join(TOLERANCE)} (int8: use quantize_int8)")
     if opset < 17:
         raise ExportError(f"opset: {opset} is too old; floodwatch exports opset >= 17")
-    if (height is not None and height < 1) or (width is not None and width < 1):
-        raise ExportError(f"height, width: {height} x {width} is not a positive input size (None: dynamic)")
+    for name, size in (("height", height), ("width", width)):
+        if size is not None and size < MIN_SIZE:
+            raise ExportError(f"{name}: {size} is under {MIN_SIZE} px, the smallest tile floodwatch maps with "
+                              "(None: dynamic)")
     model, meta = load_model(checkpoint)
     prep: Preprocessing = meta["preprocessing_obj"]
     out_path = Path(out_path)
@@ -56,9 +60,10 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
         raise ExportError(f"{out_path}: output name must end in .onnx")
     exporter = _pick_exporter(exporter)
     example = torch.randn(2, prep.channels, height or 64, width or 64)
+    dynamic = {0: "N", **({2: "H"} if height is None else {}), **({3: "W"} if width is None else {})}
 
     with atomic_path(out_path) as tmp:
-        _torch_export(model, example, tmp, opset=opset, exporter=exporter, dynamic_hw=height is None)
+        _torch_export(model, example, tmp, opset=opset, exporter=exporter, dynamic=dynamic)
         import onnx
 
         proto = onnx.load(str(tmp))
@@ -78,7 +83,7 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
         parity = check_parity(model, tmp, inputs, tolerance=tolerance if tolerance is not None else TOLERANCE[precision],
                               label=out_path)
     report: dict[str, Any] = {"onnx": str(out_path), "opset": opset, "precision": precision, "exporter": exporter,
-                              "dynamic": ["batch"] + (["height", "width"] if height is None else []),
+                              "dynamic": [{"N": "batch", "H": "height", "W": "width"}[d] for d in dynamic.values()],
                               "size_mb": round(out_path.stat().st_size / 2**20, 2),
                               "parity": {**parity, "inputs": "given" if parity_inputs is not None else "synthetic"}}
     if nvinfer_config:
@@ -99,7 +104,8 @@ def _pick_exporter(exporter: str) -> str:
 
 
 def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, *, opset: int, exporter: str,
-                  dynamic_hw: bool) -> None:
+                  dynamic: dict[int, str]) -> None:
+    """dynamic: {axis: name} of the input (and output) axes left dynamic."""
     # Both exporters chatter on stdout, warnings and loggers; the report says what matters.
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
     levels = [lg.level for lg in loggers]
@@ -109,16 +115,14 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, *, 
         warnings.simplefilter("ignore")
         try:
             if exporter == "dynamo":
-                dim = torch.export.Dim.DYNAMIC
-                shapes = {"x": {0: dim, **({2: dim, 3: dim} if dynamic_hw else {})}}
+                shapes = {"x": {axis: torch.export.Dim.DYNAMIC for axis in dynamic}}
                 torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
                                   external_data=False, verbose=False)
             else:
-                axes = {0: "N", **({2: "H", 3: "W"} if dynamic_hw else {})}
                 torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, do_constant_folding=True)
+                                  dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic}, do_constant_folding=True)
         except Exception as exc:
             raise ExportError(f"torch.onnx.export ({exporter}) failed: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -191,6 +195,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         return json.loads(raw)
     except json.JSONDecodeError:
         raise ExportError(f"{path}: metadata '{METADATA_KEY}' is not valid JSON") from None
+
+
+def input_size(path: str | Path) -> tuple[int | None, int | None]:
+    """(height, width) an ONNX file's input is fixed at; None for a dynamic dimension."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    return (fixed[2], fixed[3]) if len(fixed) == 4 else (None, None)
 
 
 def write_nvinfer_config(onnx_path: Path, prep: Preprocessing, class_map: list[dict] | None, precision: str,

@@ -33,14 +33,28 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
         raise ExportError(f"precision: '{precision}' is not one of fp32, fp16, int8")
     if precision == "int8" and calibration_data is None:
         raise ExportError("precision: int8 needs `calibration_data` (chips to calibrate activation ranges)")
+    for name, source in (("calibration_data", calibration_data), ("validation_data", validation_data)):
+        if source is not None and precision != "int8":
+            raise ExportError(f"{name}: only an int8 export uses it (`precision` is {precision})")
+        if isinstance(source, (str, Path)) and not Path(source).exists():
+            raise ExportError(f"{source} (`{name}`): not found")
     if triton_repo is not None and not model_name:
         raise ExportError("triton_repo: needs model_name, the model's name in the repository")
+    if triton_repo is not None:
+        from ..serving.repository import check_model_name
+
+        check_model_name(model_name)  # before the export, not after it
+    if triton_repo is not None and format == "tensorrt" and triton_kind == "cpu":
+        raise ExportError("triton_kind: a TensorRT plan is served by NVIDIA's Triton (gpu), not cpu")
     if max_batch_size < 1 or instances < 1:
         raise ExportError("max_batch_size, instances: must be >= 1")
     if format == "tensorrt":
         from .tensorrt import _tensorrt
 
         _tensorrt()  # fail in a second, before exporting, when there is no GPU/TensorRT
+    if format == "onnx" and out.suffix.lower() in (".plan", ".engine"):
+        raise ExportError(f"{out}: a TensorRT engine needs `format` tensorrt (and TensorRT with an NVIDIA GPU); "
+                          "ONNX output names end in .onnx")
     if format == "onnx" and out.suffix.lower() != ".onnx":
         raise ExportError(f"{out}: ONNX output name must end in .onnx")
     if out.is_dir():
@@ -64,7 +78,8 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
             from .quantize import quantize_int8
 
             q_path = out if format == "onnx" else Path(tmpdir) / "model.int8.onnx"
-            report["int8"] = quantize_int8(onnx_path, q_path, calibration_data, validation=validation_data)
+            report["int8"] = quantize_int8(onnx_path, q_path, calibration_data, validation=validation_data,
+                                           labels=("`calibration_data`", "`validation_data`"))
             onnx_path = q_path
             if format == "onnx":
                 from .onnx import write_nvinfer_config

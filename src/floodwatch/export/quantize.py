@@ -20,7 +20,7 @@ from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX
 from ..errors import ExportError
 from ..io import atomic_path
-from .onnx import INPUT_NAME, onnx_session, read_metadata, set_metadata, topological_sort
+from .onnx import INPUT_NAME, input_size, onnx_session, read_metadata, set_metadata, topological_sort
 
 ChipSource = "str | Path | np.ndarray | Sequence[Sample]"
 
@@ -86,15 +86,19 @@ def _from_array(images: np.ndarray, masks: np.ndarray | None, prep: Preprocessin
     if len(images) == 0:
         raise ExportError(f"{where}: no chips (shape {images.shape})")
     images = images[:limit]
-    _check_valid(np.isfinite(images).all(1), where)
-    return prep.apply(images), None if masks is None else masks[:limit]
+    from ..data.files import missing_db
+
+    # exactly 0.0 dB is no data too, as infer and map read it: an all-zero array must not calibrate
+    valid = ~missing_db(images).any(1)
+    _check_valid(valid, where)
+    return prep.apply(images, valid), None if masks is None else masks[:limit]
 
 def _check_valid(valid: np.ndarray, where: str) -> None:
     n = int(valid.sum())
     if n == 0:
-        raise ExportError(f"{where}: no valid pixel (all NaN or nodata)")
+        raise ExportError(f"{where}: no valid pixel (all NaN, nodata or exactly 0.0 dB)")
     if n < MIN_VALID_FRACTION * valid.size:
-        raise ExportError(f"{where}: only {n} valid pixels of {valid.size} (finite, not nodata); "
+        raise ExportError(f"{where}: only {n} valid pixels of {valid.size} (finite, not nodata or 0.0 dB); "
                           f"at least {MIN_VALID_FRACTION:.0%} must be valid")
 
 class ChipReader:
@@ -124,11 +128,12 @@ def _working_directory(path: str | Path) -> Iterator[None]:
 
 
 def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any, *, validation: Any = None,
-                  max_calibration: int = 64, per_channel: bool = True, method: str = "minmax") -> dict[str, Any]:
+                  max_calibration: int = 64, per_channel: bool = True, method: str = "minmax",
+                  labels: tuple[str, str] = ("calibration data", "validation data")) -> dict[str, Any]:
     """Write an INT8 QDQ copy of an fp32 floodwatch ONNX file; report IoU (fp32 vs int8) and mask agreement.
 
     calibration / validation: see `load_chips`. Without validation data the agreement is measured on the
-    calibration chips (then no IoU against labels unless they carry masks).
+    calibration chips (then no IoU against labels unless they carry masks). labels: how errors name the two.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -143,10 +148,17 @@ def quantize_int8(onnx_fp32: str | Path, out_path: str | Path, calibration: Any,
     if method not in methods:
         raise ExportError(f"calibration method: '{method}' is not one of {', '.join(methods)}")
     prep = Preprocessing.from_dict(meta["preprocessing"])
-    calib, calib_masks = load_chips(calibration, prep, limit=max_calibration, what="calibration data")
+    calib, calib_masks = load_chips(calibration, prep, limit=max_calibration, what=labels[0])
     # read before the INT8 file is written: bad validation data must leave no model behind
     val, val_masks = (calib, calib_masks) if validation is None else load_chips(validation, prep,
-                                                                                what="validation data")
+                                                                                what=labels[1])
+    fixed = input_size(onnx_fp32)
+    for source, label, chips in ((calibration, labels[0], calib), (validation, labels[1], val)):
+        if any(f is not None and f != n for f, n in zip(fixed, chips.shape[2:])):
+            where = f"{source} ({label})" if isinstance(source, (str, Path)) else label
+            size = "x".join("any" if f is None else str(f) for f in fixed)
+            raise ExportError(f"{where}: chips of {chips.shape[2]}x{chips.shape[3]} px do not fit the model's "
+                              f"input, fixed at {size} (height x width)")
     with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmpdir:
         tmpdir = str(Path(tmpdir).resolve())
         pre = Path(tmpdir) / "pre.onnx"

@@ -181,6 +181,12 @@ def check_repository(repo_dir: str | Path, backends: Sequence[str] = ("python",)
     return [m.name for m in models]
 
 
+def check_model_name(name: str) -> None:
+    """A Triton model name is the model's folder in the repository: one folder name, not hidden."""
+    if not name or "/" in name or name.startswith("."):
+        raise ServingError(f"model_name: '{name}' is not a valid folder name")
+
+
 def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *, max_batch_size: int = 16,
                       instance_count: int = 1, kind: str = "cpu", dynamic_batching: bool = True,
                       preferred_batch_sizes: Sequence[int] | None = None, max_queue_delay_us: int = 2000,
@@ -193,8 +199,7 @@ def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *
     `preprocessing` or else from the ONNX file's `floodwatch` metadata (written by floodwatch export).
     """
     repo_dir, model_path = Path(repo_dir), Path(model_path)
-    if not name or "/" in name or name.startswith("."):
-        raise ServingError(f"model name: '{name}' is not a valid folder name")
+    check_model_name(name)
     if not model_path.is_file():
         raise ServingError(f"{model_path}: model file not found")
     suffix = model_path.suffix.lower()
