@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]{esc(r['path'])}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
                       f"sizes {', '.join(f'{k} ({v})' for k, v in r['sizes'].items())}")
         cb = r["class_balance"]
-        console.print(f"pixels: water {cb['water']:,}, not water {cb['not_water']:,}, ignore {cb['ignore']:,}; "
-                      f"water share {_share(cb['water_share'])}; nodata share {_share(r['nodata_share'])}")
+        console.print(f"pixels: water {cb['water']:,}, not water {cb['not_water']:,}, ignore or no data "
+                      f"{cb['ignore']:,}; water share {_share(cb['water_share'])}; nodata share {_share(r['nodata_share'])}")
         table = Table(Column("region", overflow="fold"), "chips", "water", "not water", "water share",
                       title="per region")
         for name, v in r["per_region"].items():
