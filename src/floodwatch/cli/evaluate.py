@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             # the gallery predicts its chips again: with --self-train the per-region models are gone by now
             index = write_accuracy_report(report, {described: result}, predictor=None if self_train else predictor,
                                           samples={described: samples}, calibration=calibration_view,
-                                          title=f"{names} accuracy", notes=[f"model: {result['model']}",
+                                          title=f"{names} accuracy", notes=[f"model: {', '.join(map(str, model))}",
                                                                             f"TTA: {result['tta'] or 'none'}",
                                                                             f"downsample: {downsample}",
                                                                             f"refine: {result['refine'] or 'none'}",
