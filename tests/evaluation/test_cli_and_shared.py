@@ -106,6 +106,8 @@ def test_cli_infer_folder(synth_dir, tiny_checkpoint, tmp_path, capsys):
                               str(tmp_path / "o"), "-q"], capsys)
     assert code in (0, None), err
     assert len(list((tmp_path / "o").glob("*_mask.tif"))) == 6
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["model"] == str(tiny_checkpoint) and summary["threshold"] == 0.5  # what made these masks
 
 
 def test_otsu_on_real_sen1floods11_matches_the_documented_score(shared_data):

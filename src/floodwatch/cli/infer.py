@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
-        records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
+        records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet,
+                              model=[str(m) for m in model] if len(model) > 1 else str(model[0]))
         console = make_console()
         for r in records:
             share = r["water_fraction"]

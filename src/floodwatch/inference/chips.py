@@ -207,14 +207,18 @@ def _write_geotiff(path: Path, array: np.ndarray, georef: GeoRef, nodata: float)
 
 
 def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str | os.PathLike],
-                out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True) -> list[dict[str, Any]]:
+                out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True,
+                model: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Predict water on each chip and write its outputs (see the module doc); returns one record per chip.
 
-    inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs)."""
+    inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs).
+    model: what made the masks, recorded in summary.json (default: `predictor` when it is a path)."""
     from .base import predictor_temporal
 
     # the user's folder: one holding other files is refused now, not after the predictions
     out_dir = check_replaceable(out_dir, is_infer_output, "infer")
+    if model is None and isinstance(predictor, (str, os.PathLike)):
+        model = str(predictor)
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
     check_threshold(threshold)
@@ -232,7 +236,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
     with atomic_dir(out_dir, ours=is_infer_output, writer="infer") as stage:
         _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
-        write_json(stage / "summary.json", {"threshold": threshold, "chips": records})
+        write_json(stage / "summary.json", {"model": model, "threshold": threshold, "chips": records})
     return records
 
 
