@@ -8,7 +8,7 @@ from floodwatch.data import open_dataset
 from floodwatch.data.convert import to_images_masks
 from floodwatch.data.harmonise import EIGHT_BIT_TO_DB
 from floodwatch.data.inspect import inspect_dataset
-from floodwatch.data.splits import make_split, read_split_csv, write_split_csv
+from floodwatch.data.splits import make_split, read_split_csv, split_problems, write_split_csv
 from floodwatch.data.stats import compute_stats, preprocessing_from_stats
 from floodwatch.errors import DataError
 
@@ -49,6 +49,20 @@ def test_random_and_region_splits(tmp_path):
         make_split(ds, "blocked")
     with pytest.raises(DataError, match="fractions"):
         make_split(ds, "random", fractions=(0.5, 0.6))
+
+
+def test_split_problems_name_useless_splits(tmp_path):
+    ds = open_dataset(fakes.sen1floods11(tmp_path / "s1", chips=5, splits=False))
+    dry = [s.id for s in ds if not s.class_counts()["water"]]
+    wet = [s.id for s in ds if s.class_counts()["water"]]
+    assert dry and len(wet) >= 2
+    assert split_problems(ds, {"train": dry, "val": wet[:1], "test": wet[1:2]}, (0.6, 0.2, 0.2)) == []
+    useless = {"train": wet, "val": [], "test": dry}
+    assert split_problems(ds, useless, (0.7, 0.15, 0.15)) == [
+        "val: no chip (asked for 15%; fewer, larger groups than the shares need)",
+        f"test: no labelled water pixel in its {len(dry)} chip(s) ({', '.join(dry[:3])}"
+        f"{' ...' if len(dry) > 3 else ''}): its water IoU is undefined"]
+    assert split_problems(ds, {"train": wet + dry, "val": []}, (1.0, 0.0)) == []  # no share asked: no chip
 
 
 def test_blocked_split_is_spatially_separated(tmp_path):

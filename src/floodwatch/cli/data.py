@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
               format: Optional[DataFormat] = FORMAT) -> None:
         """Split chips into train/val/test at random, by region, or in spatial blocks."""
         from ..data import open_dataset
-        from ..data.splits import make_split, write_split_csv
+        from ..data.splits import make_split, split_problems, write_split_csv
         from ..errors import DataError
 
         _check_output(output, ".csv", "CSV")
@@ -198,9 +198,13 @@ def register(app: typer.Typer) -> None:
             fr = tuple(float(f) for f in fractions.split(","))
         except ValueError:
             raise DataError(f"--fractions '{fractions}': expected numbers separated by commas") from None
-        result = make_split(open_dataset(path, value(format)), method.value, fr, seed=seed, block=block)
+        dataset = open_dataset(path, value(format))
+        result = make_split(dataset, method.value, fr, seed=seed, block=block)
         write_split_csv(result, output)
         typer.echo(f"wrote {output}: " + ", ".join(f"{k} {len(v)}" for k, v in result.items()))
+        err = make_console(stderr=True)
+        for problem in split_problems(dataset, result, fr):  # written all the same: the user may know better
+            err.print(f"[yellow]warning:[/] {esc(problem)}", highlight=False)
 
     @data_app.command("preview")
     def preview(path: Path = typer.Argument(..., help="Data folder."),
