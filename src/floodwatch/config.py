@@ -27,6 +27,7 @@ FixMatch-style consistency training (`floodwatch.training.semi`):
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -488,6 +489,18 @@ class Spec(_Section):
     semi_supervised: Optional[SemiSupervisedConfig] = None
 
     @model_validator(mode="after")
+    def _band_delta_fits(self) -> "Spec":
+        from .augment.config import band_delta_problem
+
+        ds = self.dataset_config
+        derived = ds.preprocessing.derived if ds.preprocessing else "none"  # a checkpoint's: training checks
+        if ds.augment and ds.augmentation_config is not None:
+            problem = band_delta_problem(ds.augmentation_config, derived, self.model.temporal)
+            if problem:
+                raise ValueError(f"dataset_config.augmentation_config.brightness_augmentation.band_delta: {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _tao_precision(self) -> "Spec":
         # floodwatch's own field wins where both are given: every saved spec carries both, and checkpoints
         # written before backend_floatx counted say FLOAT32 beside the precision they trained in
@@ -519,7 +532,13 @@ def _error_lines(source: str, exc: ValidationError) -> list[str]:
 
     # unknown fields (typos) first: a misspelt section also makes the real one "Field required"
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    return [f"{source}: {loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in errors]
+    def line(e: dict) -> str:
+        msg = e["msg"].removeprefix("Value error, ")
+        # a check across sections names its own field (dataset_config.x: ...) in place of "(top level)"
+        named = not e["loc"] and re.match(r"^[a-z_]+(\.[a-z_0-9\[\]]+)+: ", msg)
+        return f"{source}: {msg}" if named else f"{source}: {loc(e['loc'])}: {msg}"
+
+    return [line(e) for e in errors]
 
 
 def spec_channel_problems(spec: Spec) -> list[str]:

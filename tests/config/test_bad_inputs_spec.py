@@ -40,6 +40,13 @@ def files(tmp_path_factory):
                        "three_channels": "model_config: {model_input_channels: 3}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(labelled + body + "\n")
+    # each band shifted on its own: a derived channel or a second date would not follow
+    augmented = "dataset_config: {data_root: s1, format: sen1floods11, augment: true, %s" \
+                "augmentation_config: {brightness_augmentation: {band_delta: 1.0}}}\nmodel_config: {%s}\n"
+    f["band_delta_diff"] = d / "band_delta_diff.yaml"
+    f["band_delta_diff"].write_text(augmented % ("preprocessing: {derived: diff}, ", "model_input_channels: 3"))
+    f["band_delta_bitemporal"] = d / "band_delta_bitemporal.yaml"
+    f["band_delta_bitemporal"].write_text(augmented % ("", "temporal: bitemporal"))
     f["bad_second_source"] = d / "bad_second_source.yaml"  # the first opens; the second is a folder of no data set
     f["bad_second_source"].write_text("dataset_config: {sources: [{path: s1, format: sen1floods11}, {path: data}]}\n")
     fakes.sen1floods11(d / "s1")
@@ -86,7 +93,11 @@ def test_bad_input(case, files, run_cli, tmp_path):
 
 @pytest.mark.parametrize("name, field", [("huge_lr", "training_config.learning_rate: 1e+09 is far too large"),
                                          ("negative_seed", "training_config.random_seed: "),
-                                         ("bad_second_source", "dataset_config.sources[1].path: ")])
+                                         ("bad_second_source", "dataset_config.sources[1].path: "),
+                                         ("band_delta_diff", "dataset_config.augmentation_config.brightness_"
+                                                             "augmentation.band_delta: not with the derived channel"),
+                                         ("band_delta_bitemporal", "dataset_config.augmentation_config.brightness_"
+                                                                   "augmentation.band_delta: not with a bi-temporal")])
 def test_validate_refuses_values_training_cannot_use(files, run_cli, name, field):
     # field errors: one line each, then validate's note (so not a table row: those are one line in all)
     result = run_cli("spec", "validate", files[name])

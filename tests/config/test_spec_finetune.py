@@ -67,3 +67,15 @@ def test_from_scratch_training_still_checks_the_channels(no_preprocessing, tmp_p
     result = run_cli("train", "-e", no_preprocessing, "-r", tmp_path, "-n", "scratch")
     assert result.returncode != 0
     assert "model_config.model_input_channels: the model takes 3 input channels but the data give 2" in result.stderr
+
+
+def test_band_delta_meets_the_checkpoints_derived_channel(no_preprocessing, diff_checkpoint, tmp_path, run_cli):
+    """Without a preprocessing block the derived channel comes from the checkpoint, which the spec cannot see:
+    the trainer refuses each band's own shift there (the derived channel would not follow it)."""
+    spec = yaml.safe_load(no_preprocessing.read_text())
+    spec["dataset_config"].update(augment=True, augmentation_config={"brightness_augmentation": {"band_delta": 1.0}})
+    path = tmp_path / "band_delta.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run_cli("train", "-e", path, "-r", tmp_path, "-n", "tuned", "-m", diff_checkpoint)
+    assert result.returncode == 2 and "band_delta: not with the derived channel 'diff'" in result.stderr
+    assert not (tmp_path / "tuned" / "best.pt").exists()

@@ -20,7 +20,7 @@ from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX
 from ..errors import FloodwatchError
 from . import ops
-from .config import AugmentationConfig, parse_config
+from .config import AugmentationConfig, band_delta_problem, parse_config
 
 #: uniform numbers drawn per chip per call (columns of `_draw`'s table)
 _HFLIP, _VFLIP, _CROP, _CROP_H, _CROP_W, _CROP_Y, _CROP_X, _ROT, _ANGLE, _BRIGHT, _BRIGHT_V, _CONTR, \
@@ -38,11 +38,8 @@ class BatchAugmenter:
     def __init__(self, config: AugmentationConfig | Mapping[str, Any] | None = None, seed: int = 0, *,
                  db_scale: Sequence[float] | Preprocessing | None = None) -> None:
         self.config = parse_config(config)
-        if self.config.brightness_augmentation.band_delta and isinstance(db_scale, Preprocessing) and \
-                db_scale.channels > len(db_scale.bands):
-            raise FloodwatchError(f"augmentation brightness_augmentation.band_delta: not with the derived channel "
-                                  f"'{db_scale.derived}', which is computed before augmentation and would not "
-                                  "follow the bands' own shifts")
+        if isinstance(db_scale, Preprocessing):  # the trainer checks its own (it passes a list)
+            check_band_delta(self.config, db_scale.derived, "single")
         self.db_scale = _db_scale(db_scale)
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -200,6 +197,13 @@ def _crop_thetas(roi: torch.Tensor, h: int, w: int) -> torch.Tensor:
     theta[:, 1, 1] = (y1 - y0) / h
     theta[:, 1, 2] = (y0 + y1) / h - 1
     return theta.float()
+
+
+def check_band_delta(config: AugmentationConfig, derived: str, temporal: str) -> None:
+    """`band_delta_problem` as an error naming the field."""
+    problem = band_delta_problem(config, derived, temporal)
+    if problem:
+        raise FloodwatchError(f"augmentation brightness_augmentation.band_delta: {problem}")
 
 
 def _db_scale(db_scale: Sequence[float] | Preprocessing | None) -> list[float] | None:

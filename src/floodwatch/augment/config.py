@@ -83,6 +83,21 @@ class AugmentationConfig(_Section):
                         self.speckle.probability and self.speckle.std_db, self.channel_dropout.probability))
 
 
+def band_delta_problem(config: AugmentationConfig, derived: str, temporal: str) -> str | None:
+    """Why `brightness_augmentation.band_delta` cannot apply to a model's inputs, or None: a derived channel
+    (VV-VH, VV/VH) is computed before augmentation and would not follow the bands' own shifts, and a
+    before+after stack would get unrelated shifts for the two dates of one band, a change that is not there."""
+    if not config.brightness_augmentation.band_delta:
+        return None
+    if derived != "none":
+        return f"not with the derived channel '{derived}', which is computed before augmentation and would not " \
+               "follow the bands' own shifts"
+    if temporal == "bitemporal":
+        return "not with a bi-temporal model: the two dates of a band would be shifted apart, a change that is " \
+               "not in the scene"
+    return None
+
+
 #: what `floodwatch data preview` shows when the spec gives nothing: every operator visibly on.
 PREVIEW_CONFIG: dict[str, Any] = {
     "spatial_augmentation": {"hflip_probability": 0.5, "vflip_probability": 0.5, "crop_and_resize_prob": 0.5,

@@ -22,7 +22,7 @@ import torch
 from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX, Sample
 from ..errors import FloodwatchError
-from .batch import _db_scale
+from .batch import _db_scale, check_band_delta
 from .config import AugmentationConfig, parse_config
 from .loader import ChipLoader
 
@@ -127,6 +127,8 @@ def augmentation_pipeline(augmentation_config: Mapping[str, Any] | Any, chip_siz
     """
     dali, fn, types = _dali()
     cfg = parse_config(augmentation_config)
+    if isinstance(db_scale, Preprocessing):
+        check_band_delta(cfg, db_scale.derived, "single")
     scale = _db_scale(db_scale)
 
     @dali.pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id, seed=seed,

@@ -219,7 +219,11 @@ class Trainer:
         aug_cfg = augmentation if augmentation is not None else spec.dataset_config.augmentation()
         if aug_cfg is not None:
             from ..augment import BatchAugmenter
+            from ..augment.batch import check_band_delta
+            from ..augment.config import parse_config
 
+            # the derived channel may come from a checkpoint being fine-tuned, so it is checked here too
+            check_band_delta(parse_config(aug_cfg), prep.derived, mc.temporal)
             db = [s for s in prep.scale[:len(prep.bands)]] + [0.0] * (prep.channels - len(prep.bands))
             db = db * (2 if mc.temporal == "bitemporal" else 1)
             self.augmenter = BatchAugmenter.from_config(aug_cfg, seed=tc.random_seed, db_scale=db)
