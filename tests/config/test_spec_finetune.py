@@ -79,3 +79,18 @@ def test_band_delta_meets_the_checkpoints_derived_channel(no_preprocessing, diff
     result = run_cli("train", "-e", path, "-r", tmp_path, "-n", "tuned", "-m", diff_checkpoint)
     assert result.returncode == 2 and "band_delta: not with the derived channel 'diff'" in result.stderr
     assert not (tmp_path / "tuned" / "best.pt").exists()
+
+
+def test_a_preprocessing_block_must_make_the_checkpoints_channels(no_preprocessing, diff_checkpoint, tmp_path,
+                                                                    run_cli):
+    """With a preprocessing block the spec's pre-processing is fitted, not the checkpoint's: VV, VH without the
+    derived channel cannot feed the checkpoint's 3-channel model. validate and train say so before any chip."""
+    spec = yaml.safe_load(no_preprocessing.read_text())
+    spec["dataset_config"]["preprocessing"] = {"derived": "none"}
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    message = "dataset_config.preprocessing: the model takes 3 input channels but the data give 2 (VV+VH)"
+    result = run_cli("spec", "validate", path, "-m", diff_checkpoint)
+    assert result.returncode == 2 and message + " (the model of the checkpoint diff.pt)" in result.stderr
+    result = run_cli("train", "-e", path, "-r", tmp_path, "-n", "tuned", "-m", diff_checkpoint)
+    assert result.returncode == 2 and message in result.stderr

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from ..config import MAX_SEED, Spec, SpecProblems, load_spec
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, SpecError
 from ..io import check_output_dir
 from .loop import TrainResult, train_supervised
 
@@ -135,7 +135,18 @@ def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> 
     from ..models.checkpoint import checkpoint_or_none
 
     meta = checkpoint_or_none(pretrained)
-    return spec_data_problems(spec, meta["preprocessing"]["bands"] if meta else None, channels=meta is None)
+    problems = spec_data_problems(spec, meta["preprocessing"]["bands"] if meta else None, channels=meta is None)
+    pre = spec.dataset_config.preprocessing
+    if meta and pre is not None:  # the spec's pre-processing is fitted, and must make the checkpoint's channels
+        from .data import check_model_channels
+
+        mc = meta.get("model_config") or {}
+        try:
+            check_model_channels(meta["preprocessing"]["bands"], pre.derived, mc.get("temporal", "single"),
+                                 int(mc.get("in_channels", 0)), "dataset_config.preprocessing")
+        except SpecError as exc:
+            problems.append(f"{exc} (the model of the checkpoint {Path(str(pretrained)).name})")
+    return problems
 
 
 def _check_data(spec: Spec, path: Path, pretrained: str | Path | None) -> None:
