@@ -121,3 +121,11 @@ def test_inspect_counts_the_pixels_evaluate_scores(tmp_path):
     r = inspect_dataset(root)
     assert r["class_balance"]["water"] == int(((s.mask == 1) & s.valid).sum()) < int((s.mask == 1).sum())
     assert r["class_balance"]["water"] + r["class_balance"]["not_water"] + r["class_balance"]["ignore"] == s.mask.size
+
+
+def test_split_problems_name_an_unreadable_chip_instead_of_failing(tmp_path):
+    ds = open_dataset(fakes.sen1floods11(tmp_path / "s1", chips=3, splits=False))
+    ids = list(ds.ids)
+    (tmp_path / "s1" / "S1Hand" / f"{ids[-1]}_S1Hand.tif").write_bytes(b"not a tiff")
+    problems = split_problems(ds, {"train": ids[:-1], "test": ids[-1:]}, (0.7, 0.3))
+    assert any(f"{ids[-1]}_S1Hand.tif: unreadable GeoTIFF" in p for p in problems)

@@ -61,14 +61,22 @@ def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (
 def split_problems(dataset, split: dict[str, list[str]], fractions: tuple[float, ...]) -> list[str]:
     """What makes a split useless for choosing or scoring a model, one line per split: no chip where a share
     was asked for (blocks too large for the scene), or no labelled water pixel holding data, where water IoU
-    is undefined. Reads the chips of the validation and test splits (not the training one)."""
-    problems = []
+    is undefined. Reads the chips of the validation and test splits (not the training one); one it cannot read
+    is named too."""
+    def water(chip_id: str) -> int:
+        try:
+            return dataset.get(chip_id).class_counts()["water"]
+        except DataError as exc:  # the split is written already: an unreadable chip is one more warning
+            problems.append(str(exc))
+            return 0
+
+    problems: list[str] = []
     for (name, ids), share in zip(split.items(), fractions):
         if not share:
             continue
         if not ids:
             problems.append(f"{name}: no chip (asked for {share:.0%}; fewer, larger groups than the shares need)")
-        elif name != "train" and not any(dataset.get(i).class_counts()["water"] for i in ids):
+        elif name != "train" and not sum(water(i) for i in ids):
             problems.append(f"{name}: no labelled water pixel in its {len(ids)} chip(s) ({', '.join(ids[:3])}"
                             f"{' ...' if len(ids) > 3 else ''}): its water IoU is undefined")
     return problems
