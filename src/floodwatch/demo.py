@@ -110,7 +110,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     console.print("4/6 chip inference (GeoTIFF in -> masks, probabilities, overlays)")
     chosen = sorted(metrics["per_chip"], key=lambda r: -r["water_pixels"])[:3]
     inputs = [data_dir / "S1Hand" / f"{r['id']}_S1Hand.tif" for r in chosen]
-    infer_chips(predictor, inputs, out / "inference", progress=progress)
+    infer_chips(predictor, inputs, out / "inference", progress=progress, model=str(checkpoint))
     stage("infer")
 
     side = cfg["scene"]

@@ -378,13 +378,34 @@ def test_a_folder_holding_other_files_is_refused_unchanged(chip_tif, tmp_path):
     assert not list(tmp_path.glob(".*part*"))
 
 
+def test_outputs_are_known_by_the_summary_not_by_name(chip_tif, tmp_path):
+    """A user's own truth_mask.tif is not an output because of its name; a GIS sidecar of an output is one."""
+    path, _ = chip_tif
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "truth_mask.tif").write_bytes(b"the user's labels")
+    with pytest.raises(FloodwatchError, match=r"out: holds truth_mask.tif, which infer did not write"):
+        infer_chips(DarkIsWater(), [path], out, progress=False)
+    (out / "truth_mask.tif").unlink()
+    records = infer_chips(DarkIsWater(), [path], out, progress=False)
+    mask_tif = Path(records[0]["outputs"]["mask_tif"])
+    (out / (mask_tif.name + ".aux.xml")).write_text("<PAMDataset/>")  # QGIS opened the mask
+    infer_chips(DarkIsWater(), [path], out, progress=False)  # a rerun replaces both
+    assert not (out / (mask_tif.name + ".aux.xml")).exists() and mask_tif.is_file()
+
+
 def test_an_input_inside_the_output_folder_is_refused(chip_tif, tmp_path):
-    """A chip named like an output (x_mask.tif) inside -o would go with the folder a rerun replaces."""
+    """A chip inside -o would go with the folder a rerun replaces: refused, whether the folder's summary lists
+    it (an earlier run's output, given back as input) or not (then the folder itself is refused)."""
     path, _ = chip_tif
     out = tmp_path / "out"
     out.mkdir()
     inside = out / "flood_mask.tif"
     inside.write_bytes(path.read_bytes())
+    with pytest.raises(FloodwatchError, match=r"out: holds flood_mask.tif, which infer did not write"):
+        infer_chips(DarkIsWater(), [inside], out, progress=False)
+    (out / "summary.json").write_text(json.dumps({"chips": [{"outputs": {"mask_tif": str(inside)}}]}))
     with pytest.raises(DataError, match=r"flood_mask.tif: inside the output folder"):
         infer_chips(DarkIsWater(), [inside], out, progress=False)
+    (out / "summary.json").unlink()
     assert [p.name for p in out.iterdir()] == ["flood_mask.tif"]

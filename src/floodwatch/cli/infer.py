@@ -31,11 +31,11 @@ def register(app: typer.Typer) -> None:
         """Predict water on each chip: <stem>_mask/_prob/_overlay.png (previews; the mask PNG is 255 water, 0 not
         water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif. A rerun
         replaces the output folder; one holding other files is refused."""
-        from ..inference.chips import infer_chips, is_infer_output
+        from ..inference.chips import infer_chips, infer_outputs
         from ..io import check_replaceable
         from ..models.zoo import kind_for_backend
 
-        check_replaceable(output, is_infer_output, "infer")  # before loading the models; infer_chips checks again
+        check_replaceable(output, infer_outputs(output), "infer")  # before loading the models; infer_chips checks again
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)

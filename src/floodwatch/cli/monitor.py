@@ -126,7 +126,9 @@ def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ -
             rise_percent: Optional[float] = typer.Option(None, "--rise-percent",
                                                          help="Alert on this rise since the previous acquisition."),
             webhook: List[str] = typer.Option([], "--webhook", help="Webhook URL for alerts (repeatable)."),
-            replace: bool = typer.Option(False, "--replace", help="Overwrite an AOI of the same name."),
+            replace: bool = typer.Option(False, "--replace", help="Replace an AOI of the same name, with its records, "
+                                                                  "alerts and watched items (they were of the old "
+                                                                  "outline)."),
             db: Optional[str] = db_option) -> None:
     """Add an area of interest."""
     from ..monitoring.aoi import add_aoi
@@ -165,13 +167,13 @@ def aoi_remove(name: str = typer.Argument(..., help="AOI name."),
 
     with Store(db, create=False) as store:
         n = len(store.history(name))  # an unknown name fails here, before asking
-        what = f"AOI '{esc(name)}' and its {n} record(s)"
+        what = f"AOI '{name}' and its {n} record(s)"
         if not yes:
             if not sys.stdin.isatty():
                 raise MonitoringError(f"aoi remove: not at a terminal to confirm removing AOI '{name}'; add --yes")
-            typer.confirm(f"Remove {what} from {esc(store.path)}?", abort=True)
+            typer.confirm(f"Remove {what} from {store.path}?", abort=True)  # plain text: no markup to escape
         store.remove_aoi(name)
-        console.print(f"removed {what}")
+        console.print(esc(f"removed {what}"))
 
 
 def _opt(v: float | None, fmt: str = "g") -> str:

@@ -10,10 +10,12 @@ and, when the input is georeferenced, GeoTIFFs on the input's grid (CRS and tran
     <stem>_mask.tif     uint8 1 water / 0 not water / 255 nodata
     <stem>_prob.tif     float32 probability, NaN nodata
 plus `summary.json` (water fraction per chip). The folder is written whole and atomically: a rerun replaces
-it, and one holding files of any other name is refused (`is_infer_output`), as evaluate's and change's are.
+it, and one holding files an earlier run did not list in its summary is refused (`infer_outputs`), as
+evaluate's and change's are.
 """
 from __future__ import annotations
 
+import json
 import os
 from functools import partial
 from pathlib import Path
@@ -30,13 +32,17 @@ from .predictor import Predictor, load_predictor
 from .tiling import check_threshold
 
 
-#: what infer_chips writes per chip, after the chip's stem
-OUTPUT_SUFFIXES = ("_mask.png", "_prob.png", "_overlay.png", "_mask.tif", "_prob.tif")
-
-
-def is_infer_output(entry: Path) -> bool:
-    """True for an entry of an output folder that an earlier infer_chips wrote (so a rerun may replace it)."""
-    return entry.is_file() and (entry.name == "summary.json" or entry.name.endswith(OUTPUT_SUFFIXES))
+def infer_outputs(out_dir: str | os.PathLike) -> Callable[[Path], bool]:
+    """Which entries of `out_dir` an earlier infer_chips wrote (so a rerun may replace them): its summary.json
+    and the files that summary lists, with GIS sidecars of theirs (QGIS's .aux.xml). By the summary, not by
+    name: a user's own x_mask.tif (ground truth, say) in a folder given as -o is not taken for an output."""
+    listed = {"summary.json"}
+    try:
+        summary = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+        listed |= {Path(p).name for rec in summary.get("chips", []) for p in rec.get("outputs", {}).values()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        listed = set()  # no summary infer wrote: nothing here is known to be infer's
+    return lambda entry: entry.is_file() and (entry.name in listed or entry.name.removesuffix(".aux.xml") in listed)
 
 
 class ChipSource(NamedTuple):
@@ -216,7 +222,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     from .base import predictor_temporal
 
     # the user's folder: one holding other files is refused now, not after the predictions
-    out_dir = check_replaceable(out_dir, is_infer_output, "infer")
+    out_dir = check_replaceable(out_dir, infer_outputs(out_dir), "infer")
     if model is None and isinstance(predictor, (str, os.PathLike)):
         model = str(predictor)
     if not isinstance(predictor, Predictor):
@@ -234,7 +240,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
         raise DataError(f"{inside}: inside the output folder {out_dir}, which infer replaces; give another folder")
     records: list[dict[str, Any]] = []
     # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
-    with atomic_dir(out_dir, ours=is_infer_output, writer="infer") as stage:
+    with atomic_dir(out_dir, ours=infer_outputs(out_dir), writer="infer") as stage:
         _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
         write_json(stage / "summary.json", {"model": model, "threshold": threshold, "chips": records})
     return records
