@@ -263,3 +263,11 @@ def test_tile_and_db_mean_the_same_in_every_command():
                      inspect.signature(detect_change).parameters["tile"].default}
     helps = {param(path, "db").help for path in (("map",), ("change",), ("aoi", "list"), ("aoi", "watch"))}
     assert len(helps) == 1 and str(DEFAULT_DB) in helps.pop()
+
+
+def test_seed_bound_is_the_library_bound():
+    """`--seed`'s bound is written out in cli/common.py so the CLI starts without config; it must stay the spec's."""
+    from floodwatch.cli import common
+    from floodwatch.config import MAX_SEED
+
+    assert common.MAX_SEED == MAX_SEED

@@ -127,6 +127,15 @@ def resolve_checkpoint(ref: str | None) -> Path:
     return path
 
 
+#: = config.MAX_SEED, written out so the CLI starts without importing config (a test checks they agree)
+MAX_SEED = 2**32 - 1
+
+
+def model_label(models: list[Path]) -> str | list[str]:
+    """How an output file records the model(s) it came from: a path, or a list for an ensemble."""
+    return [str(m) for m in models] if len(models) > 1 else str(models[0])
+
+
 def resolve_models(refs: list[str] | str | None, kind: str) -> list[Path]:
     """-m values (none: the default model) -> local files; `kind` picks a registered model's checkpoint or
     ONNX file (floodwatch.models.zoo.resolve_model)."""

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import QUIET, DataFormat, aliased, esc, make_console, value
+from .common import MAX_SEED, QUIET, DataFormat, aliased, esc, make_console, value
 
 FORMAT = typer.Option(None, "--format", help="Dataset layout (default: detected).")
 
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
               chips: Optional[int] = typer.Option(None, "--chips", min=1, show_default="16",
                                                   help="Number of chips to write (not with --scene)."),
               size: int = typer.Option(64, "--size", min=8, help="Chip (or --scene) height and width in pixels."),
-              seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,  # config.MAX_SEED
+              seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED,
                                        help="Random seed (same seed, same data)."),
               scene: bool = typer.Option(False, "--scene", help="Write one georeferenced dual-pol dB scene "
                                          "(UTM, 10 m) to OUT, and its water mask beside it as OUT_label.tif, "
@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
               method: SplitMethod = typer.Option(SplitMethod.random, "--method",
                                                  help="Chips at random, whole regions, or spatial blocks."),
               fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="Shares train,val[,test]."),
-              seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),  # config.MAX_SEED
+              seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed."),
               block: int = typer.Option(4, "--block", help="Tiles per block side (method blocked)."),
               format: Optional[DataFormat] = FORMAT) -> None:
         """Split chips into train/val/test at random, by region, or in spatial blocks."""
@@ -210,7 +210,7 @@ def register(app: typer.Typer) -> None:
     def preview(path: Path = typer.Argument(..., help="Data folder."),
                 output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
                 n: int = typer.Option(8, "--n", min=1, help="Number of chips shown."),
-                seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,  # config.MAX_SEED
+                seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED,
                                          help="Random seed for the chips and augmentations."),
                 format: Optional[DataFormat] = FORMAT) -> None:
         """A grid of chips with their masks (and augmented views)."""

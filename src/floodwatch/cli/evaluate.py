@@ -8,8 +8,8 @@ import typer
 
 from ..errors import FloodwatchError
 from . import options
-from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, esc, make_console, resolve_models,
-                     value)
+from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, esc, make_console, model_label,
+                     resolve_models, value)
 
 
 def register(app: typer.Typer) -> None:
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
                           save_predictions=save_predictions, progress=not quiet, self_train=self_training,
                           data_name=described)
         names = " + ".join(m.name for m in model)
-        result = {"model": [str(m) for m in model] if len(model) > 1 else str(model[0]), "data": described,
+        result = {"model": model_label(model), "data": described,
                   "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
                   "downsample": downsample,
                   "temperature": load_temperature(temperature) if temperature else None,

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from . import options
-from .common import MODEL_HELP, Backend, QUIET, esc, make_console, resolve_models, value
+from .common import MODEL_HELP, Backend, QUIET, esc, make_console, model_label, resolve_models, value
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
         records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet,
-                              model=[str(m) for m in model] if len(model) > 1 else str(model[0]))
+                              model=model_label(model))
         console = make_console()
         for r in records:
             share = r["water_fraction"]

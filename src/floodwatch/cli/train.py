@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import QUIET, aliased, esc, make_console
+from .common import MAX_SEED, QUIET, aliased, esc, make_console
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in RESULTS_DIR/NAME "
                                                                   "(one there is refused without this or --resume)."),
         seed: Optional[int] = typer.Option(
-            None, "--seed", min=0, max=2**32 - 1,  # config.MAX_SEED; config is imported on use (slow)
+            None, "--seed", min=0, max=MAX_SEED,
             help="Replace training_config.random_seed (the split keeps its own): one spec, several seeds, an "
                  "ensemble (evaluate/infer/map -m A -m B)."),
         quiet: bool = QUIET,
