@@ -144,3 +144,28 @@ def test_check_recordable_meets_only_the_aois_the_scene_overlaps(store):
     with pytest.raises(MonitoringError, match="AOI 'far'"):
         check_recordable(store, "scene", "2024-06-01")  # no footprint: every AOI
     check_recordable(store, "scene", "2024-06-01", kind="change", footprint=box(89.0, 22.0, 91.0, 24.0))
+
+
+def test_check_recordable_at_reads_scenes_only_where_a_database_exists(tmp_path):
+    """map and change check a database path: none there means nothing recorded to meet (and no scene header is
+    read); one holding the scene under another time refuses it."""
+    from floodwatch.monitoring.aoi import check_recordable_at
+    from floodwatch.monitoring.store import Store
+
+    def scenes():
+        raise AssertionError("read without a database")
+        yield
+
+    check_recordable_at(str(tmp_path / "none.db"), scenes(), "2024-06-01")
+    assert not (tmp_path / "none.db").exists()
+    db = str(tmp_path / "fw.db")
+    with Store(db) as s:
+        add_aoi(s, "far", mapping(box(90.0, 23.0, 90.1, 23.1)))
+        s.add_record(aoi="far", acquired="2024-05-01T00:00:00Z", scene_id="scene", kind="map", flooded_km2=1.0,
+                     permanent_water_km2=None, valid_km2=None, coverage=None,
+                     floods={"type": "MultiPolygon", "coordinates": []}, paths={})
+    check_recordable_at(db, [("scene", box(89.0, 22.0, 91.0, 24.0))], "2024-05-01")
+    check_recordable_at(db, [("scene", box(89.0, 22.0, 91.0, 24.0))], "2024-06-01", kind="change")
+    with pytest.raises(MonitoringError, match="AOI 'far': map 'scene' is already recorded"):
+        check_recordable_at(db, [("other", box(13.0, 45.0, 13.1, 45.1)), ("scene", box(89.0, 22.0, 91.0, 24.0))],
+                            "2024-06-01")

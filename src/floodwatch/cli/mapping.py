@@ -182,23 +182,17 @@ def _open_each(pairs, units: str, bands, remote: bool = True) -> None:
 
 def _check_recordable(pairs, acquired: str, db) -> None:
     """Before mapping: no scene (by its stem, as recorded) is in an AOI it overlaps under another time. Local
-    scenes only (a header read each); an existing database only (a failed map makes none)."""
+    scenes only (a header read each)."""
     import rasterio
 
-    from ..errors import MonitoringError
     from ..mapping.locations import input_stem, is_remote_input
-    from ..monitoring.aoi import check_recordable, grid_footprint
-    from ..monitoring.store import Store
+    from ..monitoring.aoi import check_recordable_at, grid_footprint
 
-    try:
-        store = Store(db, create=False)
-    except MonitoringError:  # no database yet (nothing recorded to meet), or one the recording will name
-        return
-    with store:
+    def footprints():  # read only where a database exists to check against
         for f, _ in pairs:
-            if is_remote_input(f):
-                continue
-            with rasterio.open(f) as ds:
-                footprint = grid_footprint(ds.bounds, ds.crs) if ds.crs else None
-            if footprint is not None:
-                check_recordable(store, input_stem(f), acquired, footprint=footprint)
+            if not is_remote_input(f):
+                with rasterio.open(f) as ds:
+                    if ds.crs:
+                        yield input_stem(f), grid_footprint(ds.bounds, ds.crs)
+
+    check_recordable_at(db, footprints(), acquired)

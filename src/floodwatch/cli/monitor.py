@@ -75,20 +75,13 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
     if acquired and unplaced:
         raise FloodwatchError(f"--acquired: {unplaced[0]} has no georeference, so the change cannot be placed in an AOI")
     if acquired:
-        from ..monitoring.aoi import check_recordable, grid_footprint
-        from ..monitoring.store import Store
-
         from rasterio.transform import array_bounds
 
-        after_grid = scenes[1].georef  # placed (checked above)
+        from ..monitoring.aoi import check_recordable_at, grid_footprint
+
+        after_grid = scenes[1].georef  # placed (checked above); the scene id and grid the record below takes
         footprint = grid_footprint(array_bounds(*scenes[1].shape, after_grid.affine()), after_grid.crs)
-        try:
-            store = Store(db, create=False)
-        except FloodwatchError:  # no database yet: nothing recorded to meet
-            store = None
-        if store is not None:
-            with store:  # the scene id and grid the record below takes
-                check_recordable(store, f"{scenes[0].id}->{scenes[1].id}", acquired, "change", footprint=footprint)
+        check_recordable_at(db, [(f"{scenes[0].id}->{scenes[1].id}", footprint)], acquired, "change")
     predictor = None
     if method != ChangeMethod.logratio:  # the log-ratio needs no model: -m is not even loaded
         from ..inference.predictor import load_predictor

@@ -137,6 +137,20 @@ def check_recordable(store: Store, scene_id: str, acquired: datetime | str, kind
                                   "replace that: give it another `scene_id`, or `replace` to correct its time")
 
 
+def check_recordable_at(db: str | None, scenes: Iterable[tuple[str, BaseGeometry]], acquired: datetime | str,
+                        kind: str = "map") -> None:
+    """check_recordable for each (scene_id, footprint) against the database at `db` (None: the default), if it
+    exists: with none yet there is nothing recorded to meet, and one that cannot be opened is named by the
+    recording itself. `scenes` is read only when the database exists (it may be a generator reading headers)."""
+    try:
+        store = Store(db, create=False)
+    except MonitoringError:
+        return
+    with store:
+        for scene_id, footprint in scenes:
+            check_recordable(store, scene_id, acquired, kind, footprint=footprint)
+
+
 def grid_footprint(bounds: Sequence[float], crs: Any) -> BaseGeometry:
     """A raster's bounds (in `crs`) as its footprint in EPSG:4326, as record_map_result places results."""
     return result_footprint({"stats": {"bounds": list(bounds), "crs": str(crs)}, "paths": {}})[0]
