@@ -95,6 +95,18 @@ def test_models_list_and_info(run_cli, default_zoo):
     assert r.returncode == 2 and "nonesuch" in r.stderr and DEFAULT_MODEL in r.stderr
 
 
+def test_models_list_names_a_damaged_card_after_the_others(run_cli, default_zoo):
+    """One broken card.json in the zoo does not hide the good models: they are listed, the bad card is named with
+    its field, exit status 2; an unknown name's error still lists the good ones."""
+    (default_zoo / "broken").mkdir()
+    (default_zoo / "broken" / "card.json").write_text('{"name": "broken"}')
+    r = run_cli("models", "list")
+    assert r.returncode == 2 and f"{DEFAULT_MODEL} *" in r.stdout and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and "broken" in r.stderr and "card.json" in r.stderr
+    r = run_cli("models", "info", "nonesuch")
+    assert r.returncode == 2 and f"registered: {DEFAULT_MODEL}" in r.stderr
+
+
 def test_models_without_any_installed(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("FLOODWATCH_ZOO", str(tmp_path / "none"))
     r = run_cli("models", "list")

@@ -14,14 +14,15 @@ def register(app: typer.Typer) -> None:
 
     @models_app.command("list")
     def list_cmd() -> None:
-        """The registered models: name, version, files, summary (* marks the default)."""
+        """The registered models: name, version, files, summary (* marks the default). A damaged card is named
+        on stderr (exit status 2) after the others are listed."""
         from rich.table import Column, Table
 
         from ..models.zoo import list_models, zoo_dir
 
-        console = make_console()
-        models = list_models()
-        if not models:
+        console, problems = make_console(), []
+        models = list_models(problems)
+        if not models and not problems:
             console.print(esc(f"no models installed in {zoo_dir()}"), highlight=False)
             return
         table = Table(Column("name", overflow="fold"), "version", "files", Column("summary", overflow="fold"))
@@ -29,7 +30,13 @@ def register(app: typer.Typer) -> None:
             files = ", ".join(f"{kind} ({f.precision})" for kind, f in m.card.files.items())
             table.add_row(esc(m.name) + (" *" if m.is_default else ""), esc(m.card.version), files,
                           esc(m.card.summary))
-        console.print(table)
+        if models:
+            console.print(table)
+        if problems:  # the good ones are listed; a bad card still fails the command, as it fails any use
+            err = make_console(stderr=True)
+            for problem in problems:
+                err.print(f"[bold red]error:[/] {esc(problem)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
 
     @models_app.command("info")
     def info_cmd(name: Optional[str] = typer.Argument(None, help="Model name (default: the default model)."),

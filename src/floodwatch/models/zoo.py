@@ -52,13 +52,22 @@ def _sha256(path: Path, mtime_ns: int, size: int) -> str:
     return sha256_file(path)  # once per process and file version: several commands may resolve one model
 
 
-def list_models() -> list[ZooModel]:
-    """Every registered model (folders of the zoo with a card.json), by name."""
+def list_models(problems: list[str] | None = None) -> list[ZooModel]:
+    """Every registered model (folders of the zoo with a card.json), by name. A bad card raises ModelError, or,
+    with a `problems` list, is appended there (naming the file and field) and left out, so one damaged model
+    does not hide the others."""
     root = zoo_dir()
     if not root.is_dir():
         return []
-    return [ZooModel(card_path.parent.name, card_path.parent, read_card(card_path))
-            for card_path in sorted(root.glob(f"*/{CARD}"))]
+    models = []
+    for card_path in sorted(root.glob(f"*/{CARD}")):
+        try:
+            models.append(ZooModel(card_path.parent.name, card_path.parent, read_card(card_path)))
+        except ModelError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+    return models
 
 
 def get_model(name: str | None = None) -> ZooModel:
@@ -70,7 +79,7 @@ def get_model(name: str | None = None) -> ZooModel:
     if "/" in wanted or "\\" in wanted or not card_path.is_file():
         if name is None:
             raise NoDefaultModelError(f"no default model installed ({DEFAULT_MODEL}: no {card_path})")
-        known = ", ".join(m.name for m in list_models()) or "none installed"
+        known = ", ".join(m.name for m in list_models(problems=[])) or "none installed"
         raise ModelError(f"model '{name}': not a registered model (registered: {known})")
     return ZooModel(wanted, card_path.parent, read_card(card_path))
 
