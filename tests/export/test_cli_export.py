@@ -46,6 +46,19 @@ def test_bad_inputs_are_one_line_errors(tmp_path, trained_ckpt, capsys):
     assert code == 2 and "--calibration-data" in err
 
 
+@pytest.mark.parametrize("flags, named", [(["--model-name", "flood"], "--triton-model"),
+                                          (["--instances", "2"], "--instances"),
+                                          (["--triton-kind", "gpu"], "--triton-kind"),
+                                          (["--version-policy", "all"], "--version-policy")])
+def test_triton_settings_without_a_repository_are_refused(tmp_path, trained_ckpt, capsys, flags, named):
+    """A Triton repository's settings without --triton-repo would be dropped silently: refused before the export,
+    which writes nothing."""
+    out = tmp_path / "m.onnx"
+    code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), *flags], capsys)
+    assert code == 2 and err.startswith(f"error: {named}:") and "--triton-repo" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_int8_export_to_relative_paths(tmp_path, trained_ckpt, capsys, monkeypatch):
     """-o, --triton-repo relative to the working directory; the report names the files written; a failed
     export leaves no folder behind."""

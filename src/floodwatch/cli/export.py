@@ -40,7 +40,14 @@ class Norm(str, Enum):
     l2 = "l2"
 
 
+def _given(ctx: typer.Context, *names: str) -> list[str]:
+    """The flags (as spelled in --help) among these parameters that the command line set."""
+    return [next(o for o in p.opts if o.startswith("--")) for p in ctx.command.params
+            if p.name in names and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"]
+
+
 def export(
+    ctx: typer.Context,
     model: Optional[str] = typer.Option(None, "-m", "--model", help=CHECKPOINT_HELP + "; default: the default "
                                         "model's."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx, or with --format tensorrt a "
@@ -56,7 +63,9 @@ def export(
                                                         "calibration)."),
     triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Add the result to this Triton repository."),
     triton_model: Optional[str] = typer.Option(None, "--triton-model", help="Model name in the Triton repository."),
-    max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Triton's max_batch_size for the model."),
+    max_batch_size: int = typer.Option(16, "--max-batch-size", min=1,
+                                       help="Largest batch: Triton's max_batch_size, a TensorRT engine's, the INT8 "
+                                            "DeepStream sidecar's."),
     instances: int = typer.Option(1, "--instances", min=1, help="Triton instance count."),
     triton_kind: TritonKind = typer.Option(TritonKind.auto, "--triton-kind",
                                            help="cpu (local Triton, Python backend), gpu (NVIDIA's container), "
@@ -78,6 +87,10 @@ def export(
 
     if triton_repo is not None and not triton_model:
         raise ExportError("--triton-repo: needs --triton-model NAME, the model's name in the repository")
+    if triton_repo is None:  # a repository's settings given without one would be silently dropped
+        given = _given(ctx, "triton_model", "instances", "triton_kind", "version_policy")
+        if given:
+            raise ExportError(f"{given[0]}: sets the Triton repository entry; give --triton-repo DIR too")
     console = make_console()
     model = resolve_checkpoint(model)
     policy = parse_version_policy(version_policy)

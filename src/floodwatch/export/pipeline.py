@@ -40,6 +40,8 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
             raise ExportError(f"{source} (`{name}`): not found")
     if triton_repo is not None and not model_name:
         raise ExportError("triton_repo: needs model_name, the model's name in the repository")
+    if triton_repo is None and model_name is not None:
+        raise ExportError("model_name: names the model in a Triton repository; give `triton_repo` too")
     if triton_repo is not None:
         from ..serving.repository import check_model_name
 
