@@ -253,6 +253,22 @@ def test_map_keeps_same_named_scenes_from_different_folders_apart(tmp_path, tiny
         assert stats["scene"] == str(tmp_path / "s1" / day / "scene.tif")
 
 
+def test_map_records_the_scene_absolute_so_the_web_map_finds_its_backdrop(tmp_path, tiny_checkpoint, monkeypatch):
+    """`map scene.tif` (the README's form) records where the scene is, not the path as typed: the web map shows a
+    record's SAR backdrop only from a path it can open from anywhere."""
+    from floodwatch.monitoring.web.tiles import layer_sources
+
+    make_scene(tmp_path / "in" / "scene.tif", 40, 40)
+    monkeypatch.chdir(tmp_path / "in")
+    code = run(["map", "scene.tif", "-m", str(tiny_checkpoint), "-o", "maps", "--tile", "64", "--overlap", "16", "-q"])
+    assert code in (0, None)
+    out = tmp_path / "in" / "maps" / "scene"
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["scene"] == str((tmp_path / "in" / "scene.tif").resolve())
+    monkeypatch.chdir(tmp_path)
+    assert "sar" in layer_sources({"stats": str(out / "stats.json"), "flood_mask": str(out / "flood_mask.tif")})
+
+
 def test_a_scene_without_valid_pixels_maps_with_a_warning(tmp_path, tiny_checkpoint, capsys):
     import rasterio
 

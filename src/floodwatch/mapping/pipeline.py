@@ -31,7 +31,7 @@ from ..errors import FloodwatchError
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
-from .locations import is_remote_output, resolve_output, upload_dir
+from .locations import is_remote_output, resolve_input, resolve_output, upload_dir
 from .masks import open_mask
 from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL,
                       Quicklook, aligned_block, finish_raster, finish_raster_in_process, open_strip_writer,
@@ -479,7 +479,8 @@ class _Run:
         split = {"flood": flood, "permanent_water": a.km2("permanent_detected"),
                  "excluded_water": a.km2("excluded_water"), "dry": a.km2("dry")}
         return {
-            "scene": str(scene), "vh": str(vh) if vh else None, "units": units, "backend": backend,
+            # absolute, so the record stays usable from elsewhere (the web map's SAR backdrop, `aoi record`)
+            "scene": resolve_input(scene), "vh": resolve_input(vh) if vh else None, "units": units, "backend": backend,
             "crs": r.crs.to_string(), "transform": list(r.transform)[:6], "width": r.width, "height": r.height,
             "tile": self.grid.tile, "overlap": self.grid.overlap, "batch": self.batch, "threshold": threshold,
             "tiles": len(self.grid), "tiles_predicted": self.tiles_predicted,
