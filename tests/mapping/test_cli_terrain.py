@@ -45,8 +45,15 @@ def test_map_with_dem_depth_and_exclude(scene, tiny_checkpoint, capsys):
     (["--dem", "missing.tif"], "missing.tif: DEM not found"),
     (["--orbit", "sideways"], "--orbit: 'sideways' is not one of ascending, descending"),
     (["--exclude", "nothing.geojson"], "nothing.geojson: exclusion mask not found"),
+    # layers of another place: read as all no data, they would exclude nothing, or count all water as flood
+    (["--dem", "far.tif"], "far.tif: DEM has no data over the scene"),
+    (["--hand", "far.tif"], "far.tif: HAND has no data over the scene"),
+    (["--water-mask", "far.tif"], "far.tif: water mask does not reach the scene"),
+    (["--hand", "."], ": is a folder, not a HAND"),
 ])
-def test_terrain_errors_are_one_line(scene, tiny_checkpoint, capsys, extra, message):
+def test_terrain_errors_are_one_line(scene, tiny_checkpoint, capsys, monkeypatch, extra, message):
+    write_raster(scene / "far.tif", hill((64, 64), (32, 16), 200.0, 60.0), origin=(600000.0, 5300000.0))
+    monkeypatch.chdir(scene)
     code = run(["map", str(scene / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "out"), "-q", *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

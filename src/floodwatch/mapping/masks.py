@@ -17,6 +17,7 @@ from rasterio import features
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from shapely.geometry import box, shape
 
@@ -35,7 +36,7 @@ def grid_of(ref) -> Grid:
 class RasterMask:
     """Nonzero, finite pixels of band 1, resampled (nearest) onto the scene's grid on the fly."""
 
-    def __init__(self, path: str | Path, ref, what: str):
+    def __init__(self, path: str | Path, ref, what: str, must_reach: bool = False):
         try:
             self._src = rasterio.open(path)
         except RasterioIOError:
@@ -44,6 +45,10 @@ class RasterMask:
         if self._src.crs is None:
             self._src.close()
             raise DataError(f"{path}: {what} has no coordinate reference system")
+        if must_reach and not box(*transform_bounds(self._src.crs, ref.crs, *self._src.bounds)).intersects(
+                box(*grid_of(ref).bounds)):
+            self._src.close()
+            raise DataError(f"{path}: {what} does not reach the scene (its extent and the scene's do not overlap)")
         self._vrt = WarpedVRT(self._src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
                               resampling=Resampling.nearest, src_nodata=self._src.nodata, nodata=0)
 
@@ -139,16 +144,19 @@ class ArrayMask:
         pass
 
 
-def open_mask(source: str | Path, ref, what: str = "water mask"):
+def open_mask(source: str | Path, ref, what: str = "water mask", must_reach: bool = True):
     """A boolean layer on `ref`'s grid (anything with crs, transform, height, width) from a raster, a vector
     file, or the name of a public water layer ('jrc-gsw', 'worldcover'). Every reader answers
-    `read_window(row0, row1, col0, col1)` with a boolean array of that window."""
+    `read_window(row0, row1, col0, col1)` with a boolean array of that window.
+
+    `must_reach`: a raster whose extent misses the scene is an error (a water reference that is not there would
+    count every water pixel as flood); a vector file may lie elsewhere (a region's polygons, none here)."""
     layer = public_layer(str(source), kind="water")
     if layer is not None:
         return ArrayMask(fetch_layer(layer, grid_of(ref)) > 0)
     if is_remote_input(source):  # https://, s3://, gs://: a raster GDAL reads in place
-        return RasterMask(str(source), ref, what)
+        return RasterMask(str(source), ref, what, must_reach)
     path = require_file(source, what, error=DataError)
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return VectorMask(path, ref, what)
-    return RasterMask(path, ref, what)
+    return RasterMask(path, ref, what, must_reach)

@@ -26,6 +26,7 @@ from rasterio.warp import reproject
 from scipy import ndimage
 
 from ..errors import DataError, FloodwatchError
+from ..io import require_file
 from .locations import is_remote_input
 from .masks import grid_of, open_mask
 from .terrain_sources import Grid, fetch_layer, public_layer, read_cog_window
@@ -301,20 +302,19 @@ def _read_on(source, grid: Grid, kind: str, what: str) -> np.ndarray:
     layer = public_layer(str(source), kind=kind)
     if layer is not None:
         return fetch_layer(layer, grid)
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(f"{path}: {what} not found")
+    path = require_file(source, what, error=DataError)
     data = read_cog_window(str(path), grid, resampling=Resampling.bilinear)
     if data is None:
         raise DataError(f"{path}: {what} is not a raster GeoTIFF")
+    if not np.isfinite(data).any():  # else every pixel would pass the HAND and slope tests unnoticed
+        raise DataError(f"{path}: {what} has no data over the scene (its extent does not reach it)")
     return data
 
 
 def _source_resolution_m(source, what: str) -> float:
     if public_layer(str(source)) is not None:
         return 30.0  # GLO-30: one arc-second
-    if not Path(source).is_file():
-        raise DataError(f"{source}: {what} not found")
+    require_file(source, what, error=DataError)
     try:
         with rasterio.open(source) as ds:
             if ds.crs is None:
@@ -357,7 +357,8 @@ class TerrainLayers:
         if terrain.dem is not None or terrain.hand is not None:
             self._terrain_flags(terrain, scene, ref, scene_grid, margin_m)
         if terrain.exclude is not None:
-            mask = open_mask(terrain.exclude, ref, what="exclusion mask")
+            # a region's exclusions may have none over this scene
+            mask = open_mask(terrain.exclude, ref, what="exclusion mask", must_reach=False)
             try:
                 self.flags[mask.read_window(0, ref.height, 0, ref.width)] |= USER_MASK
             finally:
