@@ -27,6 +27,10 @@ def files(tmp_path_factory):
     for name in ("label_crs", "label_shifted"):
         f[name + "_label"] = first_label(f[name])
     f["int8_image"] = first_image(f["int8"])
+    ids = sorted(p.name[:-len("_S1Hand.tif")] for p in (good / "S1Hand").glob("*.tif"))
+    f["evil_csv"], f["nomatch_csv"] = d / "split_evil.csv", d / "split_nomatch.csv"
+    f["evil_csv"].write_text(f"id,split\n{ids[0]},train\n{ids[1]},../../evil\n")
+    f["nomatch_csv"].write_text("id,split\nnope,train\nnada,val\n")
     return f
 
 
@@ -75,6 +79,11 @@ CASES = [
     Case("split-out-json", "data split {good} -o {out}.json", ("-o {out}.json", ".csv"), absent=("{out}.json",)),
     Case("synth-into-kept-folder", "data synth {kept} --chips 2 --size 32", ("{kept}", "notes.txt"), absent=()),
     Case("convert-into-kept-folder", "data convert {good} {kept}", ("{kept}", "notes.txt"), absent=()),
+    # a split CSV naming a path for a split (images/../../evil), or no chip of the data set
+    Case("convert-split-name-path", "data convert {good} {out} --split-csv {evil_csv}",
+         ("{evil_csv}", "'../../evil'", "plain folder name")),
+    Case("convert-split-csv-no-chip", "data convert {good} {out} --split-csv {nomatch_csv}",
+         ("{nomatch_csv}", "none of its 2 id(s)", "'nope'")),
     # a label on another grid than its image (same size), and integer chips: refused by every reader
     Case("label-other-crs-inspect", "data inspect {label_crs}", ("{label_crs_label}", "CRS")),
     Case("label-other-crs-stats", "data stats {label_crs} -o {out}", ("{label_crs_label}", "CRS")),

@@ -48,6 +48,21 @@ def test_synth_inspect_stats_split_convert(tmp_path, cli):
     assert len(list((tmp_path / "look_alikes" / "S1Hand").glob("*.tif"))) == 2
 
 
+def test_convert_split_csv_writes_inside_out_and_counts_what_it_wrote(tmp_path, cli):
+    root = fakes.sen1floods11(tmp_path / "s1", chips=4, splits=False)
+    a, b = sorted(p.name[:-len("_S1Hand.tif")] for p in (root / "S1Hand").glob("*.tif"))[:2]
+    (tmp_path / "outside.csv").write_text(f"id,split\n{a},train\n{b},../../evil\n")
+    _one_line_error(cli("convert", root, tmp_path / "w" / "png", "--split-csv", tmp_path / "outside.csv"),
+                    "outside.csv", "'../../evil'")
+    assert not list(tmp_path.rglob("evil*")) and not list(tmp_path.rglob("*.png"))
+    (tmp_path / "part.csv").write_text(f"id,split\n{a},train\nnope,val\n")  # one chip, one id that is none
+    out = cli("convert", root, tmp_path / "png", "--split-csv", tmp_path / "part.csv")
+    assert out.returncode == 0, out.stderr
+    assert "wrote 1 chips" in out.stdout and "3 not in" in out.stdout
+    assert "part.csv: 1 of its ids are no chip" in out.stderr and "'nope'" in out.stderr
+    assert [p.name for p in (tmp_path / "png").rglob("*.png")] == [f"{a}.png"] * 2
+
+
 def _one_line_error(out, *needles):
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -91,6 +91,37 @@ def test_convert_round_trip(tmp_path):
         assert np.abs(b.image[0][ok] - s.image[0][ok]).max() <= slope / 2 + 1e-4  # half an 8-bit step
 
 
+def test_convert_marks_no_data_ignore_whatever_the_label_says(tmp_path):
+    """ETCI labels its no-data (white) pixels as ground or flood; other samples mark no data by NaN or `valid`:
+    all of it is the ignore class (127) in the masks, never a class, and reads back as IGNORE_INDEX."""
+    from PIL import Image
+
+    from floodwatch.data import IGNORE_INDEX, Sample
+
+    root = fakes.etci(tmp_path / "e", cols=1, rows=1)
+    tiles = root / "scene_20200101t000000" / "tiles"
+    for band in ("vv", "vh"):  # ETCI's no data: a white stripe of 8 x 32 px in both bands
+        png = next((tiles / band).glob("*.png"))
+        a = np.asarray(Image.open(png)).copy()
+        a[:8] = 255
+        Image.fromarray(a).save(png)
+    [tile] = list(open_dataset(root))
+    image = np.full((2, 4, 4), -10, np.float32)
+    image[1, 0, 0] = np.nan  # no data in one band only, `valid` not saying so
+    odd = Sample(image=image, mask=np.zeros((4, 4), np.int64), valid=np.ones((4, 4), bool), id="odd")
+    valid = np.ones((4, 4), bool)
+    valid[3] = False  # no data said by `valid` alone
+    said = Sample(image=image.copy(), mask=np.ones((4, 4), np.int64), valid=valid, id="said")
+    said.image[1, 0, 0] = -10
+    out = to_images_masks([tile, odd, said], tmp_path / "png")
+    masks = {p.stem: np.asarray(Image.open(p)) for p in (out / "masks").glob("*.png")}
+    assert (masks[tile.id][:8] == 127).all() and not (masks[tile.id][8:] == 127).any()
+    assert masks["odd"][0, 0] == 127 and (masks["odd"] == 127).sum() == 1
+    assert (masks["said"][3] == 127).all() and (masks["said"][:3] == 255).all()
+    back = open_dataset(out).get(tile.id)
+    assert (back.mask[:8] == IGNORE_INDEX).all()
+
+
 def test_inspect_counts(tmp_path):
     root = fakes.sen1floods11(tmp_path / "s1", chips=5, nolabel=1)
     r = inspect_dataset(root)
@@ -129,3 +160,13 @@ def test_split_problems_name_an_unreadable_chip_instead_of_failing(tmp_path):
     (tmp_path / "s1" / "S1Hand" / f"{ids[-1]}_S1Hand.tif").write_bytes(b"not a tiff")
     problems = split_problems(ds, {"train": ids[:-1], "test": ids[-1:]}, (0.7, 0.3))
     assert any(f"{ids[-1]}_S1Hand.tif: unreadable GeoTIFF" in p for p in problems)
+
+
+def test_convert_real_etci_no_data_is_ignore(shared_data, tmp_path):
+    from PIL import Image
+
+    tile = "northal_20190302t234651_x-12_y-2"  # 14,162 no-data pixels, labelled 0 (ground) by ETCI
+    ds = open_dataset(shared_data / "etci2021" / "northal_20190302t234651").subset([tile])
+    [s] = list(ds)
+    mask = np.asarray(Image.open(to_images_masks(ds, tmp_path / "png") / "masks" / f"{tile}.png"))
+    assert int((mask == 127).sum()) == int((~s.valid).sum()) == int(np.isnan(s.image[0]).sum()) == 14162

@@ -135,13 +135,18 @@ def register(app: typer.Typer) -> None:
                 quiet: bool = QUIET) -> None:
         """Write a dataset in the course's images/ + masks/ PNG layout (with class_map.json)."""
         from ..data import open_dataset
-        from ..data.convert import to_images_masks
+        from ..data.convert import split_chips, to_images_masks
         from ..data.splits import read_split_csv
 
         split = read_split_csv(split_csv) if split_csv else None
         ds = open_dataset(path, value(format))
-        to_images_masks(ds, out, split=split, progress=False if quiet else None)
-        typer.echo(f"wrote {len(ds)} chips to {out}")
+        chips, unknown = (split_chips(ds, split, split_csv) if split else (ds.ids, []))
+        to_images_masks(ds, out, split=split, split_source=split_csv or "split", progress=False if quiet else None)
+        left_out = f" ({len(ds) - len(chips)} not in {split_csv} left out)" if len(chips) < len(ds) else ""
+        typer.echo(f"wrote {len(chips)} chips to {out}{left_out}")
+        if unknown:  # written all the same: a CSV made for a larger copy of the data set is fine
+            note = f"{split_csv}: {len(unknown)} of its ids are no chip of {path}, e.g. '{unknown[0]}'"
+            make_console(stderr=True).print(f"[yellow]warning:[/] {esc(note)}", highlight=False)
 
     @data_app.command("synth")
     def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout), or with --scene a "

@@ -28,16 +28,46 @@ def _pixel_values(class_map: list[dict[str, Any]]) -> dict[int, int | None]:
     return {WATER: first(WATER), NOT_WATER: first(NOT_WATER), IGNORE_INDEX: first(IGNORE_INDEX)}
 
 
+def _plain_folder_name(name: str) -> bool:
+    return name not in ("", ".", "..") and not set(name) & {"/", "\\"} and name.isprintable()
+
+
+def split_chips(dataset, split: dict[str, list[str]], source: str | os.PathLike = "split"
+                ) -> tuple[list[str], list[str]]:
+    """(the chips `split` lists, in the dataset's order; its ids that are no chip). DataError, naming `source`,
+    for a split name that is no plain folder name (it becomes images/<name>: '../x' would write outside) or a
+    split that lists none of the chips (nothing would be written)."""
+    for name, ids in split.items():
+        if not _plain_folder_name(name):
+            raise DataError(f"{source}: split {name!r} (id '{ids[0]}') is not a plain folder name for "
+                            "images/<split> and masks/<split> (no '/' or '\\', not '.' or '..', one line)")
+    listed = [i for ids in split.values() for i in ids]
+    ids = dataset.ids if hasattr(dataset, "ids") else [s.id for s in dataset]
+    known, wanted = set(ids), set(listed)
+    chosen, unknown = [i for i in ids if i in wanted], [i for i in listed if i not in known]
+    if not chosen:
+        where = getattr(dataset, "root", "the data set")
+        raise DataError(f"{source}: none of its {len(listed)} id(s) is a chip of {where} "
+                        f"(e.g. '{listed[0]}'; the chips are like '{ids[0] if ids else '-'}')")
+    return chosen, unknown
+
+
 def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[str, Any]] | None = None,
-                    split: dict[str, list[str]] | None = None, progress: bool | None = None) -> Path:
+                    split: dict[str, list[str]] | None = None, progress: bool | None = None,
+                    split_source: str | os.PathLike = "split") -> Path:
     """images/<id>.png (gray for 1 band; RGB = VV, VH, (VV+VH)/2 for 2 bands, 8-bit with the ETCI map) and
-    masks/<id>.png (class map's label_id per pixel), plus class_map.json so the folder reads back as is.
-    With `split` ({name: ids}), chips go to images/<name> and masks/<name>. Atomic: all or nothing."""
+    masks/<id>.png (class map's label_id per pixel; the no-data class wherever the image has no data), plus
+    class_map.json so the folder reads back as is. With `split` ({name: ids}), only the chips it lists are
+    written, to images/<name> and masks/<name> (see `split_chips`; `split_source` names it in errors).
+    Atomic: all or nothing."""
     from PIL import Image
 
     class_map = class_map or CONVERT_CLASS_MAP
     values = _pixel_values(class_map)
     where = {i: name for name, ids in (split or {}).items() for i in ids}
+    if split:
+        chosen = split_chips(dataset, split, split_source)[0]
+        dataset = dataset.subset(chosen) if hasattr(dataset, "subset") else [s for s in dataset if s.id in where]
     out_dir = Path(out_dir)
     def ours(entry: Path) -> bool:  # what an earlier conversion into out_dir wrote (a rerun replaces it)
         layout = {"images", "masks"}
@@ -47,8 +77,6 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
 
     with atomic_dir(out_dir, ours=ours, writer="data convert") as tmp:
         for s in track(dataset, "converting", total=len(dataset), show=progress):
-            if split and s.id not in where:
-                continue
             sub = where[s.id] if split else ""
             images, masks = tmp / "images" / sub, tmp / "masks" / sub
             images.mkdir(parents=True, exist_ok=True)
@@ -62,9 +90,13 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
             picture.save(images / f"{s.id}.png")
             if s.mask is None:
                 continue
+            # some sources label their no-data pixels (ETCI: as ground or flood); none of them is a class.
+            # The image there stays 0 (to_8bit's NaN), as Sen1Floods11's no data always was: the mask marks it
+            no_data = ~s.valid | ~np.isfinite(s.image).all(axis=0)
+            classes = np.where(no_data, IGNORE_INDEX, s.mask)
             mask = np.zeros(s.mask.shape, np.uint8)
             for cls, value in values.items():
-                hit = s.mask == cls
+                hit = classes == cls
                 if hit.any():
                     if value is None:
                         raise DataError(f"chip {s.id}: has {'ignore' if cls == IGNORE_INDEX else cls} pixels "
