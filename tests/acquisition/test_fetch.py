@@ -275,3 +275,24 @@ def test_unit_detection_goes_by_the_majority():
     db[:, :30] = 0.0  # most of the window untagged 0-fill: the rest decides
     assert detect_units(db) == "db"
     assert detect_units(np.full((2, 4, 4), np.nan)) == "linear"  # nothing to go by: as before, not dB
+
+
+def test_the_scene_carries_the_items_orbit_unless_they_mix_passes(pc, tmp_path):
+    """Terrain (mapping.terrain.scene_metadata) reads the pass from the scene's `orbit_direction` tag; a mosaic
+    of an ascending and a descending item gets none (shadow and layover would be on the wrong side of part of
+    it), and fetch.json says why."""
+    res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=_source(pc), retries=FAST,
+                progress=False)
+    with rasterio.open(res.scenes[0].path) as src:
+        assert src.tags().get("orbit_direction") == "descending"
+    (scene,) = _strict(res.manifest)["scenes"]
+    assert scene["orbit_state"] == "descending" and "orbit_note" not in scene
+    a, b = pc.items[:2]
+    pc.api.items = [a, {**b, "properties": {**b["properties"], "sat:orbit_state": "ascending"}}]
+    res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "mixed", source=_source(pc), retries=FAST,
+                progress=False)
+    assert len(res.scenes[0].items) == 2
+    with rasterio.open(res.scenes[0].path) as src:
+        assert "orbit_direction" not in src.tags()
+    (scene,) = _strict(res.manifest)["scenes"]
+    assert scene["orbit_state"] is None and "mix ascending and descending" in scene["orbit_note"]

@@ -1,5 +1,6 @@
 """`run`: fetch -> map -> record in the AOI's history -> alert, on the loopback Planetary Computer."""
 import json
+import re
 
 import pytest
 
@@ -149,3 +150,42 @@ def test_run_checks_its_output_folder_before_the_download(pc, tmp_path):
                     source=src, retries=FAST, progress=False)
         assert store.aois() == []
     assert not pc.api.requests  # nothing searched, nothing downloaded
+
+
+@pytest.mark.parametrize("option", ["hand", "dem", "exclude", "water_mask"])
+def test_run_checks_map_inputs_before_the_download(pc, tmp_path, option):
+    from floodwatch.errors import DataError
+    from floodwatch.mapping import Terrain
+
+    missing = tmp_path / ("nothere.geojson" if option == "exclude" else "nothere.tif")
+    layers = {"water_mask": missing} if option == "water_mask" else {"terrain": Terrain(**{option: missing})}
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        with pytest.raises(DataError, match=f"^{option}: {re.escape(str(missing))}: .* not found$"):
+            run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", geometry=CORNER,
+                    source=src, retries=FAST, progress=False, **layers)
+        assert store.aois() == []
+    assert not pc.api.requests and not (tmp_path / "run").exists()  # nothing searched, fetched or written
+
+
+def test_run_maps_terrain_with_the_fetched_scenes_orbit(pc, tmp_path):
+    """The items say `sat:orbit_state: descending`; the scene fetch writes carries it, so terrain flags shadow
+    and layover for that pass only, not for both."""
+    import numpy as np
+    import rasterio
+
+    from floodwatch.mapping import Terrain
+
+    dem = tmp_path / "dem.tif"  # flat, 30 m, over the AOI and the terrain margin
+    with rasterio.open(dem, "w", driver="GTiff", width=200, height=200, count=1, dtype="float32",
+                       crs=f"EPSG:{fake_pc.EPSG}", transform=rasterio.transform.from_origin(X0, Y1, 30, 30)) as d:
+        d.write(np.full((1, 200, 200), 12.0, np.float32))
+    src = resolve_source("pc-rtc", url=pc.api.url)
+    with Store(tmp_path / "fw.db") as store:
+        res = run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", geometry=CORNER,
+                      source=src, tile=128, overlap=16, retries=FAST, progress=False,
+                      terrain=Terrain(dem=dem, hand_from_dem=False))
+    look = json.loads((res.map.out_dir / "stats.json").read_text())["terrain"]["look_geometry"]
+    assert "heading: descending pass" in look["source"] and len(look["headings_deg"]) == 1
+    scenes = json.loads(res.manifest.read_text())["scenes"]
+    assert [s["orbit_state"] for s in scenes] == ["descending"]

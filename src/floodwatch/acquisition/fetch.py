@@ -22,6 +22,9 @@ from .signing import missing_key_note, no_signing, planetary_computer_signer, re
 from .sources import GRD_ADVICE, Source, resolve_source
 
 MANIFEST = "fetch.json"
+#: the scene tag mapping's terrain reads the pass from (mapping.terrain.scene_metadata; docs/terrain.md)
+ORBIT_TAG = "orbit_direction"
+ORBITS = ("ascending", "descending")
 MAX_PIXELS = 1e8  # per date and band: 800 MB of float32 for VV+VH, about 100 x 100 km at 10 m
 SCENE = "scene.tif"
 
@@ -34,6 +37,8 @@ class FetchedScene:
     coverage: float
     units_in: str
     items: list[dict[str, Any]]
+    orbit: str | None = None  # the pass (ascending/descending) of all the items; None when they differ or do not say
+    orbit_note: str | None = None  # why `orbit` is None, when the items disagree
 
 
 @dataclass
@@ -58,6 +63,8 @@ def parse_bbox(text: str) -> BaseGeometry:
 def read_aoi(path: str | Path) -> BaseGeometry:
     """The union of the polygons of a GeoJSON file (geometry, Feature or FeatureCollection), EPSG:4326."""
     path = Path(path)
+    if path.is_dir():
+        raise AcquisitionError(f"aoi: {path}: is a folder, not a GeoJSON file")
     try:
         doc = json.loads(path.read_text())
         kind = doc.get("type")
@@ -190,9 +197,22 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
         console.print(f"warning: {key}: partial coverage, the items cover {100 * coverage:.0f}% of the AOI",
                       highlight=False)
     path = out_dir / key / SCENE
-    _write_scene(path, data, grid, units_in)
+    orbit, note = _orbit(group)
+    _write_scene(path, data, grid, units_in, orbit)
     return FetchedScene(key, path, utc_iso(item_time(group[0])), coverage, units_in,
-                        [_item_record(i) for i in group])
+                        [_item_record(i) for i in group], orbit, note)
+
+
+def _orbit(group: list[Any]) -> tuple[str | None, str | None]:
+    """(the items' common pass, or None; a note when they mix passes). Terrain takes the shadow and layover
+    side from it, so a mosaic of both passes gets none rather than one that is wrong for part of it."""
+    states = {str(i.properties.get("sat:orbit_state") or "").lower() for i in group}
+    if len(states) == 1 and states <= set(ORBITS):
+        return states.pop(), None
+    if len(states & set(ORBITS)) > 1:
+        return None, (f"items mix ascending and descending passes: no {ORBIT_TAG} tag written, "
+                      "terrain flags both passes")
+    return None, None
 
 
 def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
@@ -217,7 +237,7 @@ def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
     return grid
 
 
-def _write_scene(path: Path, data: np.ndarray, grid: Grid, units_in: str) -> None:
+def _write_scene(path: Path, data: np.ndarray, grid: Grid, units_in: str, orbit: str | None = None) -> None:
     import rasterio
 
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=len(BANDS), dtype="float32",
@@ -232,6 +252,8 @@ def _write_scene(path: Path, data: np.ndarray, grid: Grid, units_in: str) -> Non
             dst.write(data.astype(np.float32))
             dst.descriptions = BANDS
             dst.update_tags(units="dB", source_units=units_in)
+            if orbit is not None:
+                dst.update_tags(**{ORBIT_TAG: orbit})
 
 
 def _item_record(item: Any) -> dict[str, Any]:
@@ -249,7 +271,9 @@ def _write_manifest(result: FetchResult, src: Source, aoi: BaseGeometry, since, 
            "fetched_at": utc_iso(datetime.now(timezone.utc)),
            "scenes": [{"key": s.key, "path": str(s.path.relative_to(result.out_dir)), "acquired": s.acquired,
                        "units": "dB", "source_units": s.units_in, "bands": list(BANDS),
-                       "coverage": round(s.coverage, 6), "items": s.items} for s in result.scenes],
+                       "coverage": round(s.coverage, 6), "orbit_state": s.orbit,
+                       **({"orbit_note": s.orbit_note} if s.orbit_note else {}), "items": s.items}
+                      for s in result.scenes],
            "skipped": [{**s, "coverage": round(s["coverage"], 6)} for s in result.skipped]}
     with atomic_path(result.manifest) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")

@@ -25,8 +25,9 @@ def _source(source: str, collection: Optional[str], stac: Optional[str], units: 
     return resolve_source(source, collection=collection, url=stac, units=value(units))
 
 
-def _area(aoi: Optional[str], bbox: Optional[str]):
-    """(geometry or None, default AOI name) from --aoi FILE|NAME or --bbox."""
+def _area(aoi: Optional[str], bbox: Optional[str], *, stored: bool = True):
+    """(geometry or None, default AOI name) from --aoi FILE|NAME or --bbox. `stored` False: --aoi is a file
+    only (fetch has no AOI database to look a name up in)."""
     from ..acquisition import parse_bbox, read_aoi
     from ..errors import FloodwatchError
 
@@ -35,7 +36,7 @@ def _area(aoi: Optional[str], bbox: Optional[str]):
     if bbox is not None:
         geom = parse_bbox(bbox)
         return geom, "bbox_" + "_".join(f"{v:.4f}" for v in geom.bounds)
-    if Path(aoi).is_file() or aoi.lower().endswith((".json", ".geojson")):
+    if not stored or Path(aoi).is_file() or aoi.lower().endswith((".json", ".geojson")):
         return read_aoi(aoi), Path(aoi).stem
     return None, aoi
 
@@ -74,7 +75,7 @@ def fetch_cmd(
 
     from ..acquisition import fetch
 
-    geom, _ = _area(str(aoi) if aoi else None, bbox)
+    geom, _ = _area(str(aoi) if aoi else None, bbox, stored=False)
     with _area_named(bbox):
         res = fetch(geom, start, end, out_dir, source=_source(source, collection, stac, units),
                     min_coverage=min_coverage, progress=not quiet)

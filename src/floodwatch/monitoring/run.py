@@ -48,6 +48,29 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
     return geometry
 
 
+def _check_layers(terrain: Any, water_mask: str | Path | None) -> None:
+    """map_scene opens these only after the download: a local path that is not there, or a public layer of
+    the wrong kind, fails here instead, before anything is fetched or written."""
+    from ..errors import DataError
+    from ..io import require_file
+    from ..mapping.locations import is_remote_input
+    from ..mapping.terrain_sources import public_layer
+
+    given = [("water_mask", water_mask, "water", "water mask")]
+    if terrain is not None:
+        terrain.validate()
+        given += [("hand", terrain.hand, "hand", "HAND"), ("dem", terrain.dem, "elevation", "DEM"),
+                  ("exclude", terrain.exclude, "water", "exclusion mask")]
+    for option, layer, kind, what in given:
+        if layer is None or is_remote_input(layer):
+            continue
+        try:
+            if public_layer(str(layer), kind=kind) is None:
+                require_file(layer, what, error=DataError)
+        except DataError as exc:
+            raise DataError(f"{option}: {exc}") from None
+
+
 def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Path, *,
             geometry: BaseGeometry | None = None, source: Source | str | None = None, days: int = 1,
             min_coverage: float = 0.5, threshold_km2: float | None = None, rise_percent: float | None = None,
@@ -68,6 +91,7 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     overlap = default_overlap(tile) if overlap is None else overlap
     check_tiling(tile, overlap)  # before the download, not after it
     check_prediction(threshold, batch)
+    _check_layers(terrain, water_mask)
     src = source if isinstance(source, Source) else resolve_source(source)
     start = parse_day(day, "date")
     end = start + timedelta(days=days) - timedelta(microseconds=1)

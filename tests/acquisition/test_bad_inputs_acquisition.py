@@ -1,0 +1,51 @@
+"""Bad input to `floodwatch fetch` and `run`: the catalogue (see tests/bad_inputs.py). Every row is refused before
+the catalog is asked: `{api}` is a loopback port nothing listens on, so a row that got as far as the search
+would fail naming the catalog rather than the flag."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.bad_inputs import Case, check, params
+from tests.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_checkpoint):
+    d = tmp_path_factory.mktemp("bad_acquisition")
+    f = {"model": tiny_checkpoint, "db": d / "fw.db", "folder": d / "folder", "missing": d / "nothere.tif",
+         "missing_geojson": d / "nothere.geojson", "aoi": d / "aoi.geojson",
+         "api": f"http://127.0.0.1:{free_port()}"}
+    f["folder"].mkdir()
+    f["aoi"].write_text(json.dumps({"type": "Polygon", "coordinates": [[[15, 44], [15.01, 44], [15.01, 44.01],
+                                                                         [15, 44.01], [15, 44]]]}))
+    return f
+
+
+FETCH = "fetch --start 2024-04-19 --end 2024-04-19 --source {api} --collection sentinel-1-rtc -o {out}"
+RUN = "run --aoi {aoi} --name x1 --date 2024-04-19 --source {api} --collection sentinel-1-rtc -m {model} " \
+      "--db {db} -o {out}"
+
+CASES = [
+    # fetch has no AOI database: --aoi is a GeoJSON file, and a name or a folder is refused, not a crash
+    Case("fetch-aoi-name", FETCH + " --aoi town", ("--aoi: town: file not found",)),
+    Case("fetch-aoi-folder", FETCH + " --aoi {folder}", ("--aoi: {folder}: is a folder, not a GeoJSON file",)),
+    # map's inputs, checked before the download rather than after it
+    Case("run-hand-missing", RUN + " --hand {missing}", ("--hand: {missing}", "not found")),
+    Case("run-dem-missing", RUN + " --dem {missing}", ("--dem: {missing}", "not found")),
+    Case("run-dem-folder", RUN + " --dem {folder}", ("--dem: {folder}: is a folder",)),
+    Case("run-exclude-missing", RUN + " --exclude {missing_geojson}", ("--exclude: {missing_geojson}", "not found")),
+    Case("run-water-mask-missing", RUN + " --water-mask {missing}", ("--water-mask: {missing}", "not found")),
+    Case("run-hand-wrong-layer", RUN + " --hand jrc-gsw", ("--hand: jrc-gsw: holds water, not hand",)),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_bad_input(case, files, run_cli, tmp_path):
+    from floodwatch.monitoring.store import Store
+
+    check(case, files, run_cli, tmp_path)
+    if case.id.startswith("run-"):
+        with Store(str(files["db"])) as store:
+            assert store.aois() == []  # the AOI is stored only by a run that gets going
