@@ -138,3 +138,25 @@ def test_public_dem_and_reference_water_in_map_scene(tiles, tmp_path, monkeypatc
     mask, _ = read(r.paths["mask"])
     assert (mask[lake] == 2).all() and (mask[wetland] == 1).all()
     assert r.stats["terrain"]["dem"] == "glo30-dem" and r.stats["terrain"]["terrain_grid_m"][0] > 40
+
+
+def test_a_dem_url_is_read_in_place_as_its_file_is(tiles, tmp_path):
+    """`dem='https://.../x.tif'` (any raster URL, as --water-mask takes): the same exclusions as the local file,
+    read by COG windows."""
+    root, paths = tiles
+    grid = utm_grid(10.95, 45.50, 11.0, 45.53, pixel=50.0)
+    scene = write_sar(tmp_path / "s.tif", np.zeros((grid.height, grid.width), bool),
+                      origin=(grid.transform.c, grid.transform.f), pixel=50.0)
+    with rasterio.open(scene, "r+") as ds:
+        ds.crs = UTM32
+    local = map_scene(scene, ThresholdPredictor(), tmp_path / "local", tile=64, overlap=16, progress=False,
+                      terrain=Terrain(dem=str(paths[0]), slope_max=0.1, orbit="ascending"))
+    srv = RangeServer(root)
+    with srv.serve() as base:
+        remote = map_scene(scene, ThresholdPredictor(), tmp_path / "remote", tile=64, overlap=16, progress=False,
+                           terrain=Terrain(dem=f"{base}/{paths[0].relative_to(root)}", slope_max=0.1,
+                                           orbit="ascending"))
+    assert any(r[0] == "GET" for r in srv.requests)
+    a, b = read(local.paths["exclusion"])[0], read(remote.paths["exclusion"])[0]
+    assert (a == b).all() and (a & 2).any()  # the plane slopes about 0.2 degrees
+    assert remote.stats["terrain"]["terrain_grid_m"] == local.stats["terrain"]["terrain_grid_m"]

@@ -39,9 +39,11 @@ WATER_MASK = typer.Option(None, "--water-mask", help="Permanent water, counted a
                           "GeoJSON/shapefile, or 'jrc-gsw' / 'worldcover' (fetched for the scene).")
 
 # Terrain (map, run): built into a mapping.terrain.Terrain by `terrain_options`.
-HAND = typer.Option(None, "--hand", help="HAND raster (m), or 'glo30-hand'; computed from --dem when absent.")
+HAND = typer.Option(None, "--hand", help="HAND raster (m; a path or URL), or 'glo30-hand'; computed from --dem when "
+                    "absent.")
 HAND_MAX = typer.Option(15.0, "--hand-max", min=0, help="Exclude water more than this many metres above drainage.")
-DEM = typer.Option(None, "--dem", help="DEM raster, or 'glo30-dem': slope, radar shadow/layover, HAND, depth.")
+DEM = typer.Option(None, "--dem", help="DEM raster (a path or URL), or 'glo30-dem': slope, radar shadow/layover, HAND, "
+                   "depth.")
 SLOPE_MAX = typer.Option(15.0, "--slope-max", min=0, max=90,
                          help="Exclude water on terrain steeper than this (degrees).")
 EXCLUDE = typer.Option(None, "--exclude", help="Exclusion mask: raster (nonzero) or GeoJSON/shapefile.")

@@ -29,7 +29,7 @@ from ..errors import DataError, FloodwatchError
 from ..io import require_file
 from .locations import is_remote_input
 from .masks import grid_of, open_mask
-from .terrain_sources import Grid, fetch_layer, public_layer, read_cog_window
+from .terrain_sources import Grid, fetch_layer, open_cog, public_layer, read_cog_window
 
 #: exclusion bits (the layer's value is their sum; 0 = not excluded, 255 = outside the imaged area)
 HAND_ABOVE, STEEP, SHADOW, LAYOVER, USER_MASK = 1, 2, 4, 8, 16
@@ -48,8 +48,8 @@ GEOD = Geod(ellps="WGS84")
 
 @dataclass(frozen=True)
 class Terrain:
-    """Terrain options for `map_scene` (and `run`). A source is a file path or a public layer name
-    ('glo30-dem', 'glo30-hand'; see terrain_sources.PUBLIC_LAYERS).
+    """Terrain options for `map_scene` (and `run`). A source is a file path, a raster URL (https, s3, gs) or a
+    public layer name ('glo30-dem', 'glo30-hand'; see terrain_sources.PUBLIC_LAYERS).
 
     Args:
         hand: HAND raster (metres); pixels above `hand_max` are excluded. Computed from `dem` when None.
@@ -302,7 +302,8 @@ def _read_on(source, grid: Grid, kind: str, what: str) -> np.ndarray:
     layer = public_layer(str(source), kind=kind)
     if layer is not None:
         return fetch_layer(layer, grid)
-    path = require_file(source, what, error=DataError)
+    # a URL is read in place, by COG windows, as the public layers are
+    path = str(source) if is_remote_input(source) else require_file(source, what, error=DataError)
     data = read_cog_window(str(path), grid, resampling=Resampling.bilinear)
     if data is None:
         raise DataError(f"{path}: {what} is not a raster GeoTIFF")
@@ -314,9 +315,10 @@ def _read_on(source, grid: Grid, kind: str, what: str) -> np.ndarray:
 def _source_resolution_m(source, what: str) -> float:
     if public_layer(str(source)) is not None:
         return 30.0  # GLO-30: one arc-second
-    require_file(source, what, error=DataError)
+    if not is_remote_input(source):
+        require_file(source, what, error=DataError)
     try:
-        with rasterio.open(source) as ds:
+        with open_cog(str(source)) as ds:
             if ds.crs is None:
                 raise DataError(f"{source}: {what} has no coordinate reference system")
             sx, sy = pixel_size_m(ds.crs, ds.transform, ds.height, ds.width)

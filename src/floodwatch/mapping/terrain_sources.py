@@ -15,9 +15,10 @@ Tiling schemes (checked against each provider's documentation):
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -29,16 +30,24 @@ from ..errors import DataError
 from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: terrain's grids are these)
 
 
+@contextlib.contextmanager
+def open_cog(url: str) -> Iterator[Any]:
+    """The raster at `url` (http(s), s3://, gs:// or a local path) opened for windowed reads: GDAL lists no
+    folder around a URL (one request each, and a server's listing can stall) and retries a failed range."""
+    path = f"/vsicurl/{url}" if url.startswith(("http://", "https://")) else url
+    env = dict(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
+               GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1")
+    with rasterio.Env(**env), rasterio.open(path) as src:
+        yield src
+
+
 def read_cog_window(url: str, grid: Grid, *, resampling: Resampling = Resampling.bilinear,
                     nodata: float | None = None) -> np.ndarray | None:
     """Band 1 of the COG at `url` (http(s) or a local path), warped onto `grid`, as float32 with NaN where
     the source has no data. Only the blocks under the window are fetched. None when the file is absent
     (404: e.g. an ocean DEM tile)."""
-    path = f"/vsicurl/{url}" if url.startswith(("http://", "https://")) else url
-    env = dict(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
-               GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1")
     try:
-        with rasterio.Env(**env), rasterio.open(path) as src:
+        with open_cog(url) as src:
             return warp_to_grid(src, grid, resampling=resampling, src_nodata=nodata)
     except RasterioIOError as exc:
         text = str(exc)
