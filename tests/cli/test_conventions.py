@@ -271,3 +271,11 @@ def test_seed_bound_is_the_library_bound():
     from floodwatch.config import MAX_SEED
 
     assert common.MAX_SEED == MAX_SEED
+
+
+def test_a_dataset_layout_is_asked_the_same_way_everywhere():
+    """`--format` names a data set's layout in every command that reads one (export's names its file format)."""
+    readers = (("evaluate",), ("data", "inspect"), ("data", "stats"), ("data", "convert"), ("data", "preview"))
+    options = [next(p for p in _command(*path).params if p.name == "format") for path in readers]
+    assert {(tuple(p.opts), p.help, p.default) for p in options} == {(("--format",), "Dataset layout (default: "
+                                                                      "detected).", None)}

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         model: Optional[list[str]] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (any layout floodwatch reads)."),
-        format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset format (default: detected)."),
+        format: Optional[DataFormat] = typer.Option(None, "--format", help="Dataset layout (default: detected)."),
         spec: Optional[Path] = typer.Option(None, "-e", "--experiment-spec",
                                             help="Use this spec's test split (else its validation split)."),
         split: Optional[str] = typer.Option(None, "--split", help="Only this split (train/val/test, or a data set's "
