@@ -50,6 +50,7 @@ def test_map_with_dem_depth_and_exclude(scene, tiny_checkpoint, capsys):
     (["--hand", "far.tif"], "far.tif: HAND has no data over the scene"),
     (["--water-mask", "far.tif"], "far.tif: water mask does not reach the scene"),
     (["--hand", "."], ": is a folder, not a HAND"),
+    (["--hand", "s.tif"], "s.tif: HAND has a median of -8.0 m over the scene"),  # the scene's dB, not HAND
 ])
 def test_terrain_errors_are_one_line(scene, tiny_checkpoint, capsys, monkeypatch, extra, message):
     write_raster(scene / "far.tif", hill((64, 64), (32, 16), 200.0, 60.0), origin=(600000.0, 5300000.0))

@@ -377,6 +377,10 @@ class TerrainLayers:
         hand = None
         if terrain.hand is not None:
             hand, self.info["hand_source"] = _read_on(terrain.hand, grid, "hand", "HAND"), "given"
+            median = float(np.nanmedian(hand))
+            if median < -1.0:  # heights above drainage are >= 0: another layer (backscatter in dB, say) was given
+                raise DataError(f"{terrain.hand}: HAND has a median of {median:.1f} m over the scene; heights above "
+                                "the nearest drainage are 0 m or more (is it another layer?)")
         if terrain.dem is not None:
             dem = _read_on(terrain.dem, grid, "elevation", "DEM")
             with np.errstate(invalid="ignore"):
