@@ -51,11 +51,30 @@ def test_map_with_dem_depth_and_exclude(scene, tiny_checkpoint, capsys):
     (["--water-mask", "far.tif"], "far.tif: water mask does not reach the scene"),
     (["--hand", "."], ": is a folder, not a HAND"),
     (["--hand", "s.tif"], "s.tif: HAND has a median of -8.0 m over the scene"),  # the scene's dB, not HAND
+    # in the 1 km margin read around the scene for shadows, not over the scene
+    (["--dem", "beside.tif"], "beside.tif: DEM has no data over the scene"),
 ])
 def test_terrain_errors_are_one_line(scene, tiny_checkpoint, capsys, monkeypatch, extra, message):
     write_raster(scene / "far.tif", hill((64, 64), (32, 16), 200.0, 60.0), origin=(600000.0, 5300000.0))
+    write_raster(scene / "beside.tif", hill((64, 30), (32, 15), 200.0, 60.0), origin=(400840.0, 5300000.0))
     monkeypatch.chdir(scene)
     code = run(["map", str(scene / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "out"), "-q", *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (scene / "out" / "s").exists()
+
+
+def test_a_world_wide_water_mask_in_degrees_reaches_a_utm_scene(scene, tiny_checkpoint, capsys):
+    """One EPSG:4326 layer for the whole world serves every scene, west of a UTM zone's central meridian too
+    (the world's box has no sensible extent in one zone; the scene's box goes into degrees instead)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(scene / "world.tif", "w", driver="GTiff", width=360, height=180, count=1, dtype="uint8",
+                       crs="EPSG:4326", transform=from_origin(-180, 90, 1, 1)) as ds:
+        ds.write(np.ones((1, 180, 360), np.uint8))
+    code = run(["map", str(scene / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "out"), "--water-mask",
+                str(scene / "world.tif"), "--tile", "64", "--overlap", "0", "-q"])
+    assert code in (0, None), capsys.readouterr().err
+    stats = json.loads((scene / "out" / "s" / "stats.json").read_text())
+    assert stats["water_km2"] > 0 and stats["permanent_water_km2"] == pytest.approx(stats["water_km2"])

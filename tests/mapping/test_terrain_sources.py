@@ -145,18 +145,22 @@ def test_a_dem_url_is_read_in_place_as_its_file_is(tiles, tmp_path):
     read by COG windows."""
     root, paths = tiles
     grid = utm_grid(10.95, 45.50, 11.0, 45.53, pixel=50.0)
-    scene = write_sar(tmp_path / "s.tif", np.zeros((grid.height, grid.width), bool),
+    scene = write_sar(tmp_path / "s.tif", np.ones((grid.height, grid.width), bool),  # all water-dark
                       origin=(grid.transform.c, grid.transform.f), pixel=50.0)
     with rasterio.open(scene, "r+") as ds:
         ds.crs = UTM32
+    jrc = PUBLIC_LAYERS["jrc-gsw"].path(40, 10)
     local = map_scene(scene, ThresholdPredictor(), tmp_path / "local", tile=64, overlap=16, progress=False,
-                      terrain=Terrain(dem=str(paths[0]), slope_max=0.1, orbit="ascending"))
+                      water_mask=str(root / jrc), terrain=Terrain(dem=str(paths[0]), slope_max=0.1, orbit="ascending"))
     srv = RangeServer(root)
     with srv.serve() as base:
         remote = map_scene(scene, ThresholdPredictor(), tmp_path / "remote", tile=64, overlap=16, progress=False,
+                           water_mask=f"{base}/{jrc}",  # --water-mask's URL, opened as the DEM's
                            terrain=Terrain(dem=f"{base}/{paths[0].relative_to(root)}", slope_max=0.1,
                                            orbit="ascending"))
     assert any(r[0] == "GET" for r in srv.requests)
     a, b = read(local.paths["exclusion"])[0], read(remote.paths["exclusion"])[0]
     assert (a == b).all() and (a & 2).any()  # the plane slopes about 0.2 degrees
+    mask = read(remote.paths["mask"])[0]
+    assert (read(local.paths["mask"])[0] == mask).all() and (mask == 2).any()  # the lake's edge is known water
     assert remote.stats["terrain"]["terrain_grid_m"] == local.stats["terrain"]["terrain_grid_m"]

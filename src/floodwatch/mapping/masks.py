@@ -6,6 +6,7 @@ Used for the permanent-water reference (`water_mask`) and the user's exclusion m
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from shapely.geometry import box, shape
 from ..errors import DataError
 from ..io import require_file
 from .locations import is_remote_input
-from .terrain_sources import Grid, fetch_layer, public_layer
+from .terrain_sources import Grid, cog_env, cog_path, fetch_layer, public_layer
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".shp")
 
@@ -33,24 +34,39 @@ def grid_of(ref) -> Grid:
     return Grid(ref.crs, ref.transform, ref.height, ref.width)
 
 
+def _reaches(src, ref) -> bool:
+    """Whether a raster's extent meets the scene's. The scene's small box goes into the raster's CRS (densified),
+    not the raster's into the scene's: a world-wide EPSG:4326 layer has no sensible box in one UTM zone."""
+    try:
+        scene = box(*transform_bounds(ref.crs, src.crs, *grid_of(ref).bounds, densify_pts=21))
+    except Exception:  # pyproj/GDAL projection errors: unknown, so the reads decide, as before this check
+        return True
+    return scene.intersects(box(*src.bounds))
+
+
 class RasterMask:
     """Nonzero, finite pixels of band 1, resampled (nearest) onto the scene's grid on the fly."""
 
     def __init__(self, path: str | Path, ref, what: str, must_reach: bool = False):
-        try:
-            self._src = rasterio.open(path)
-        except RasterioIOError:
-            raise DataError(f"{path}: {what} is not a raster GeoTIFF or a vector file "
-                            f"({', '.join(VECTOR_SUFFIXES)})") from None
-        if self._src.crs is None:
-            self._src.close()
-            raise DataError(f"{path}: {what} has no coordinate reference system")
-        if must_reach and not box(*transform_bounds(self._src.crs, ref.crs, *self._src.bounds)).intersects(
-                box(*grid_of(ref).bounds)):
-            self._src.close()
-            raise DataError(f"{path}: {what} does not reach the scene (its extent and the scene's do not overlap)")
-        self._vrt = WarpedVRT(self._src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
-                              resampling=Resampling.nearest, src_nodata=self._src.nodata, nodata=0)
+        # a URL is opened as the terrain layers are (GDAL settings are per thread: they cover the opening,
+        # where a folder listing would be asked for, not the window reads of other threads)
+        env = rasterio.Env(**cog_env(str(path))) if is_remote_input(path) else contextlib.nullcontext()
+        with env:
+            try:
+                self._src = rasterio.open(cog_path(str(path)))
+            except RasterioIOError:
+                raise DataError(f"{path}: {what} is not a raster GeoTIFF or a vector file "
+                                f"({', '.join(VECTOR_SUFFIXES)})") from None
+            if self._src.crs is None:
+                self._src.close()
+                raise DataError(f"{path}: {what} has no coordinate reference system")
+            if must_reach and not _reaches(self._src, ref):
+                self._src.close()
+                raise DataError(f"{path}: {what} does not reach the scene (its extent and the scene's do not "
+                                "overlap)")
+            self._vrt = WarpedVRT(self._src, crs=ref.crs, transform=ref.transform, width=ref.width,
+                                  height=ref.height, resampling=Resampling.nearest, src_nodata=self._src.nodata,
+                                  nodata=0)
 
     def read_window(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         data = self._vrt.read(1, window=Window(col0, row0, col1 - col0, row1 - row0))

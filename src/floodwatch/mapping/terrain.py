@@ -298,18 +298,24 @@ def hand_from_dem(dem: np.ndarray, grid: Grid, channel_cells: float) -> np.ndarr
 
 
 # -- the layers on the scene's grid --------------------------------------------------------------------
-def _read_on(source, grid: Grid, kind: str, what: str) -> np.ndarray:
+def _read_on(source, grid: Grid, kind: str, what: str, margin: int = 0) -> np.ndarray:
+    """`source` on `grid`; `margin` cells on each side of `grid` lie outside the scene."""
     layer = public_layer(str(source), kind=kind)
     if layer is not None:
         return fetch_layer(layer, grid)
     # a URL is read in place, by COG windows, as the public layers are
-    path = str(source) if is_remote_input(source) else require_file(source, what, error=DataError)
+    remote = is_remote_input(source)
+    path = str(source) if remote else require_file(source, what, error=DataError)
     data = read_cog_window(str(path), grid, resampling=Resampling.bilinear)
-    if data is None:
-        raise DataError(f"{path}: {what} is not a raster GeoTIFF")
-    if not np.isfinite(data).any():  # else every pixel would pass the HAND and slope tests unnoticed
+    if data is None:  # read_cog_window's 404 (a local file was checked above)
+        raise DataError(f"{path}: {what} not found" if remote else f"{path}: {what} is not a raster GeoTIFF")
+    if not np.isfinite(_inner(data, margin)).any():  # else every pixel would pass the HAND and slope tests
         raise DataError(f"{path}: {what} has no data over the scene (its extent does not reach it)")
     return data
+
+
+def _inner(data: np.ndarray, margin: int) -> np.ndarray:
+    return data[margin:data.shape[0] - margin, margin:data.shape[1] - margin]
 
 
 def _source_resolution_m(source, what: str) -> float:
@@ -328,12 +334,13 @@ def _source_resolution_m(source, what: str) -> float:
 
 
 def _terrain_grid(ref, scene_px_m: float, dem_res_m: float, margin_m: float) -> tuple[Grid, int]:
-    """The scene's grid coarsened to about the DEM's resolution, widened by `margin_m` on every side."""
+    """(the scene's grid coarsened to about the DEM's resolution and widened by `margin_m` on every side, the
+    width of that margin in cells)."""
     k = max(1, int(round(dem_res_m / scene_px_m)))
     m = int(math.ceil(margin_m / (scene_px_m * k)))
     transform = ref.transform @ rasterio.Affine.scale(k) @ rasterio.Affine.translation(-m, -m)
     return Grid(ref.crs, transform, int(math.ceil(ref.height / k)) + 2 * m,
-                int(math.ceil(ref.width / k)) + 2 * m), k
+                int(math.ceil(ref.width / k)) + 2 * m), m
 
 
 def _to_scene(data: np.ndarray, src: Grid, dst: Grid, resampling: Resampling) -> np.ndarray:
@@ -371,18 +378,18 @@ class TerrainLayers:
     def _terrain_flags(self, terrain: Terrain, scene: str | Path, ref, scene_grid: Grid, margin_m: float) -> None:
         sx, sy = pixel_size_m(ref.crs, ref.transform, ref.height, ref.width)
         source, what = (terrain.dem, "DEM") if terrain.dem is not None else (terrain.hand, "HAND")
-        grid, _ = _terrain_grid(ref, min(sx, sy), _source_resolution_m(source, what), margin_m)
+        grid, margin = _terrain_grid(ref, min(sx, sy), _source_resolution_m(source, what), margin_m)
         gx, gy = pixel_size_m(grid.crs, grid.transform, grid.height, grid.width)
         coarse = np.zeros((grid.height, grid.width), np.uint8)
         hand = None
         if terrain.hand is not None:
-            hand, self.info["hand_source"] = _read_on(terrain.hand, grid, "hand", "HAND"), "given"
-            median = float(np.nanmedian(hand))
+            hand, self.info["hand_source"] = _read_on(terrain.hand, grid, "hand", "HAND", margin), "given"
+            median = float(np.nanmedian(_inner(hand, margin)))
             if median < -1.0:  # heights above drainage are >= 0: another layer (backscatter in dB, say) was given
                 raise DataError(f"{terrain.hand}: HAND has a median of {median:.1f} m over the scene; heights above "
                                 "the nearest drainage are 0 m or more (is it another layer?)")
         if terrain.dem is not None:
-            dem = _read_on(terrain.dem, grid, "elevation", "DEM")
+            dem = _read_on(terrain.dem, grid, "elevation", "DEM", margin)
             with np.errstate(invalid="ignore"):
                 coarse[slope_deg(dem, gx, gy) > terrain.slope_max] |= STEEP
             lat = _centre_lat(ref)

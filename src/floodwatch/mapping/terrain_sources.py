@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
 
 import numpy as np
 import rasterio
@@ -30,14 +32,22 @@ from ..errors import DataError
 from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: terrain's grids are these)
 
 
+def cog_env(url: str) -> dict[str, str]:
+    """GDAL settings for windowed reads of a raster at `url`: no folder listing around it (one request each,
+    and a server's listing can stall), no probing for side-car files of other suffixes, retried ranges."""
+    suffix = PurePosixPath(urlparse(url).path).suffix.lower()
+    return dict(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1",
+                CPL_VSIL_CURL_ALLOWED_EXTENSIONS=",".join(sorted({".tif", ".tiff", suffix} - {""})))
+
+
+def cog_path(url: str) -> str:
+    return f"/vsicurl/{url}" if url.startswith(("http://", "https://")) else url
+
+
 @contextlib.contextmanager
 def open_cog(url: str) -> Iterator[Any]:
-    """The raster at `url` (http(s), s3://, gs:// or a local path) opened for windowed reads: GDAL lists no
-    folder around a URL (one request each, and a server's listing can stall) and retries a failed range."""
-    path = f"/vsicurl/{url}" if url.startswith(("http://", "https://")) else url
-    env = dict(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
-               GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1")
-    with rasterio.Env(**env), rasterio.open(path) as src:
+    """The raster at `url` (http(s), s3://, gs:// or a local path) opened under `cog_env`."""
+    with rasterio.Env(**cog_env(url)), rasterio.open(cog_path(url)) as src:
         yield src
 
 
