@@ -31,6 +31,8 @@ def files(tmp_path_factory):
     f["evil_csv"], f["nomatch_csv"] = d / "split_evil.csv", d / "split_nomatch.csv"
     f["evil_csv"].write_text(f"id,split\n{ids[0]},train\n{ids[1]},../../evil\n")
     f["nomatch_csv"].write_text("id,split\nnope,train\nnada,val\n")
+    f["header_csv"] = d / "split_header.csv"
+    f["header_csv"].write_text("id,split\n")
     return f
 
 
@@ -84,6 +86,8 @@ CASES = [
          ("{evil_csv}", "'../../evil'", "plain folder name")),
     Case("convert-split-csv-no-chip", "data convert {good} {out} --split-csv {nomatch_csv}",
          ("{nomatch_csv}", "none of its 2 id(s)", "'nope'")),
+    Case("convert-split-csv-header-only", "data convert {good} {out} --split-csv {header_csv}",
+         ("{header_csv}", "lists no chip")),  # it converted every chip, as if no CSV were given
     # a label on another grid than its image (same size), and integer chips: refused by every reader
     Case("label-other-crs-inspect", "data inspect {label_crs}", ("{label_crs_label}", "CRS")),
     Case("label-other-crs-stats", "data stats {label_crs} -o {out}", ("{label_crs_label}", "CRS")),

@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
 
         split = read_split_csv(split_csv) if split_csv else None
         ds = open_dataset(path, value(format))
-        chips, unknown = (split_chips(ds, split, split_csv) if split else (ds.ids, []))
+        chips, unknown = (split_chips(ds, split, split_csv) if split is not None else (ds.ids, []))
         to_images_masks(ds, out, split=split, split_source=split_csv or "split", progress=False if quiet else None)
         left_out = f" ({len(ds) - len(chips)} not in {split_csv} left out)" if len(chips) < len(ds) else ""
         typer.echo(f"wrote {len(chips)} chips to {out}{left_out}")

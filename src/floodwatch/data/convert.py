@@ -42,6 +42,8 @@ def split_chips(dataset, split: dict[str, list[str]], source: str | os.PathLike 
             raise DataError(f"{source}: split {name!r} (id '{ids[0]}') is not a plain folder name for "
                             "images/<split> and masks/<split> (no '/' or '\\', not '.' or '..', one line)")
     listed = [i for ids in split.values() for i in ids]
+    if not listed:
+        raise DataError(f"{source}: lists no chip")
     ids = dataset.ids if hasattr(dataset, "ids") else [s.id for s in dataset]
     known, wanted = set(ids), set(listed)
     chosen, unknown = [i for i in ids if i in wanted], [i for i in listed if i not in known]
@@ -65,7 +67,7 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
     class_map = class_map or CONVERT_CLASS_MAP
     values = _pixel_values(class_map)
     where = {i: name for name, ids in (split or {}).items() for i in ids}
-    if split:
+    if split is not None:
         chosen = split_chips(dataset, split, split_source)[0]
         dataset = dataset.subset(chosen) if hasattr(dataset, "subset") else [s for s in dataset if s.id in where]
     out_dir = Path(out_dir)
@@ -77,7 +79,7 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
 
     with atomic_dir(out_dir, ours=ours, writer="data convert") as tmp:
         for s in track(dataset, "converting", total=len(dataset), show=progress):
-            sub = where[s.id] if split else ""
+            sub = where[s.id] if split is not None else ""
             images, masks = tmp / "images" / sub, tmp / "masks" / sub
             images.mkdir(parents=True, exist_ok=True)
             masks.mkdir(parents=True, exist_ok=True)

@@ -115,4 +115,6 @@ def read_split_csv(path: str | os.PathLike) -> dict[str, list[str]]:
             raise DataError(f"{path}: line {n}: id '{row['id']}' is listed twice")
         seen.add(row["id"])
         out.setdefault(row["split"], []).append(row["id"])
+    if not out:  # a header alone would read as "no split given" and select every chip
+        raise DataError(f"{path}: lists no chip (a header, no rows)")
     return out
