@@ -121,6 +121,11 @@ CASES = [
     Case("change-picture-acquired", "change --before {png_before} --after {png_after} --method logratio -o {out} "
          "--acquired 2024-05-01 --db {db}", ("--acquired", "{png_before}", "no georeference")),
     Case("change-acquired-future", LOGRATIO + " --acquired 2999-01-01 --db {db}", ("--acquired", "in the future")),
+    # a database that cannot be opened fails before the work whose recording it would fail
+    Case("change-acquired-corrupt-db", LOGRATIO + " --acquired 2024-05-01 --db {file}",
+         ("{file}", "cannot open the monitoring database")),
+    Case("map-acquired-corrupt-db", "map {after} -m {model} -o {out} --tile 64 --overlap 16 --acquired 2024-05-01 "
+         "--db {file}", ("{file}", "cannot open the monitoring database"), absent=("{out}",)),
     Case("aoi-record-before-sentinel1", "aoi record {chg} --acquired 1900-01-01 --db {db}",
          ("--acquired", "before Sentinel-1's launch"), absent=()),
     Case("aoi-record-future", "aoi record {chg} --acquired 2999-01-01 --db {db}", ("--acquired", "in the future"),

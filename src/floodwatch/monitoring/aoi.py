@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import MonitoringError
 from ..io import read_text
 from .geo import EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometry, to_wgs84
-from .store import AOIRecord, Store, acquisition_time
+from .store import AOIRecord, Store, acquisition_time, sqlite_path
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: Class codes of mapping's flood_mask raster (overridden by stats['mask_codes'] when a run records them).
@@ -139,14 +139,14 @@ def check_recordable(store: Store, scene_id: str, acquired: datetime | str, kind
 
 def check_recordable_at(db: str | None, scenes: Iterable[tuple[str, BaseGeometry]], acquired: datetime | str,
                         kind: str = "map") -> None:
-    """check_recordable for each (scene_id, footprint) against the database at `db` (None: the default), if it
-    exists: with none yet there is nothing recorded to meet, and one that cannot be opened is named by the
-    recording itself. `scenes` is read only when the database exists (it may be a generator reading headers)."""
-    try:
-        store = Store(db, create=False)
-    except MonitoringError:
+    """check_recordable for each (scene_id, footprint) against the database at `db` (None: the default). A SQLite
+    file that is not there yet holds nothing to meet; any other database that cannot be opened is an error
+    now, before the work whose recording would fail. `scenes` is read only when the database exists (it may
+    be a generator reading headers)."""
+    path = sqlite_path(db)
+    if path is not None and not path.exists():
         return
-    with store:
+    with Store(db, create=False) as store:
         for scene_id, footprint in scenes:
             check_recordable(store, scene_id, acquired, kind, footprint=footprint)
 

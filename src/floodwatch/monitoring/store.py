@@ -140,6 +140,17 @@ def _schema() -> SimpleNamespace:
                            deliveries=deliveries)
 
 
+def sqlite_path(url_or_path: str | os.PathLike | None) -> Path | None:
+    """The file of a SQLite database (a path or sqlite:///path; None: the default), or None for a server URL."""
+    text = str(default_db_path() if url_or_path is None else url_or_path)
+    scheme = text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
+    if scheme not in ("file", "sqlite"):
+        return None
+    if scheme == "sqlite" and not text.startswith("sqlite:///"):
+        raise MonitoringError(f"db: '{text}' is not a sqlite:///path URL")
+    return Path(text[len("sqlite:///"):] if scheme == "sqlite" else text).expanduser()
+
+
 def _engine(url_or_path: str | os.PathLike | None, create: bool = True) -> tuple[Any, Path | str]:
     """(engine, what to call the database in messages: the file, or the URL with its password hidden).
     `create`: a SQLite file (and its folder) that does not exist yet is made; else it is an error."""
@@ -147,10 +158,8 @@ def _engine(url_or_path: str | os.PathLike | None, create: bool = True) -> tuple
 
     text = str(default_db_path() if url_or_path is None else url_or_path)
     scheme = text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
-    if scheme in ("file", "sqlite"):
-        if scheme == "sqlite" and not text.startswith("sqlite:///"):
-            raise MonitoringError(f"db: '{text}' is not a sqlite:///path URL")
-        path = Path(text[len("sqlite:///"):] if scheme == "sqlite" else text).expanduser()
+    path = sqlite_path(text)
+    if path is not None:
         if not create:
             require_file(path, "monitoring database", error=MonitoringError)
         try:
