@@ -296,3 +296,14 @@ def test_the_scene_carries_the_items_orbit_unless_they_mix_passes(pc, tmp_path):
         assert "orbit_direction" not in src.tags()
     (scene,) = _strict(res.manifest)["scenes"]
     assert scene["orbit_state"] is None and "mix ascending and descending" in scene["orbit_note"]
+
+
+def test_the_orbit_tag_is_one_terrain_reads():
+    """fetch and mapping's terrain step do not import each other; their orbit names are held together here."""
+    import importlib
+
+    from floodwatch.mapping import terrain
+
+    fetch_module = importlib.import_module("floodwatch.acquisition.fetch")  # the package exports fetch(), a function
+
+    assert fetch_module.ORBIT_TAG == terrain._ORBIT[0] and fetch_module.ORBITS == terrain.ORBITS
