@@ -23,9 +23,8 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from ..errors import DataError
-from ..io import require_file
 from .locations import is_remote_input
-from .terrain_sources import Grid, cog_env, cog_path, fetch_layer, public_layer
+from .terrain_sources import Grid, PublicLayer, cog_env, cog_path, fetch_layer, resolve_layer
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".shp")
 
@@ -167,12 +166,9 @@ def open_mask(source: str | Path, ref, what: str = "water mask", must_reach: boo
 
     `must_reach`: a raster whose extent misses the scene is an error (a water reference that is not there would
     count every water pixel as flood); a vector file may lie elsewhere (a region's polygons, none here)."""
-    layer = public_layer(str(source), kind="water")
-    if layer is not None:
+    layer = resolve_layer(source, "water", what)
+    if isinstance(layer, PublicLayer):
         return ArrayMask(fetch_layer(layer, grid_of(ref)) > 0)
-    if is_remote_input(source):  # https://, s3://, gs://: a raster GDAL reads in place
-        return RasterMask(str(source), ref, what, must_reach)
-    path = require_file(source, what, error=DataError)
-    if path.suffix.lower() in VECTOR_SUFFIXES:
-        return VectorMask(path, ref, what)
-    return RasterMask(path, ref, what, must_reach)
+    if isinstance(layer, Path) and layer.suffix.lower() in VECTOR_SUFFIXES:
+        return VectorMask(layer, ref, what)
+    return RasterMask(layer, ref, what, must_reach)  # a file, or a URL (https://, s3://, gs://) read in place

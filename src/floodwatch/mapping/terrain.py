@@ -26,10 +26,9 @@ from rasterio.warp import reproject
 from scipy import ndimage
 
 from ..errors import DataError, FloodwatchError
-from ..io import require_file
 from .locations import is_remote_input
 from .masks import grid_of, open_mask
-from .terrain_sources import Grid, fetch_layer, open_cog, public_layer, read_cog_window
+from .terrain_sources import Grid, PublicLayer, fetch_layer, open_cog, read_cog_window, resolve_layer
 
 #: exclusion bits (the layer's value is their sum; 0 = not excluded, 255 = outside the imaged area)
 HAND_ABOVE, STEEP, SHADOW, LAYOVER, USER_MASK = 1, 2, 4, 8, 16
@@ -300,17 +299,15 @@ def hand_from_dem(dem: np.ndarray, grid: Grid, channel_cells: float) -> np.ndarr
 # -- the layers on the scene's grid --------------------------------------------------------------------
 def _read_on(source, grid: Grid, kind: str, what: str, margin: int = 0) -> np.ndarray:
     """`source` on `grid`; `margin` cells on each side of `grid` lie outside the scene."""
-    layer = public_layer(str(source), kind=kind)
-    if layer is not None:
+    layer = resolve_layer(source, kind, what)
+    if isinstance(layer, PublicLayer):
         return fetch_layer(layer, grid)
-    # a URL is read in place, by COG windows, as the public layers are
-    remote = is_remote_input(source)
-    path = str(source) if remote else require_file(source, what, error=DataError)
-    data = read_cog_window(str(path), grid, resampling=Resampling.bilinear)
-    if data is None:  # read_cog_window's 404 (a local file was checked above)
-        raise DataError(f"{path}: {what} not found" if remote else f"{path}: {what} is not a raster GeoTIFF")
+    data = read_cog_window(str(layer), grid, resampling=Resampling.bilinear)  # a URL too, by COG windows
+    if data is None:  # read_cog_window's 404 (a local file was checked by resolve_layer)
+        raise DataError(f"{layer}: {what} not found" if isinstance(layer, str) else
+                        f"{layer}: {what} is not a raster GeoTIFF")
     if not np.isfinite(_inner(data, margin)).any():  # else every pixel would pass the HAND and slope tests
-        raise DataError(f"{path}: {what} has no data over the scene (its extent does not reach it)")
+        raise DataError(f"{layer}: {what} has no data over the scene (its extent does not reach it)")
     return data
 
 
@@ -319,10 +316,8 @@ def _inner(data: np.ndarray, margin: int) -> np.ndarray:
 
 
 def _source_resolution_m(source, what: str) -> float:
-    if public_layer(str(source)) is not None:
+    if isinstance(resolve_layer(source, None, what), PublicLayer):
         return 30.0  # GLO-30: one arc-second
-    if not is_remote_input(source):
-        require_file(source, what, error=DataError)
     try:
         with open_cog(str(source)) as ds:
             if ds.crs is None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
@@ -30,6 +31,8 @@ from rasterio.warp import transform_bounds
 
 from ..errors import DataError
 from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: terrain's grids are these)
+from ..io import require_file
+from .locations import is_remote_input
 
 
 def cog_env(url: str) -> dict[str, str]:
@@ -148,6 +151,17 @@ def public_layer(name: str, kind: str | None = None) -> PublicLayer | None:
     if layer is not None and kind is not None and layer.kind != kind:
         raise DataError(f"{name}: holds {layer.kind}, not {kind}")
     return layer
+
+
+def resolve_layer(source: str | os.PathLike, kind: str | None, what: str) -> PublicLayer | str | Path:
+    """What a layer argument (--dem, --hand, --exclude, --water-mask) names: a public layer of `kind`, a URL
+    read in place, or a local file; DataError naming it when the file is missing or a folder."""
+    layer = public_layer(str(source), kind=kind)
+    if layer is not None:
+        return layer
+    if is_remote_input(source):
+        return str(source)
+    return require_file(source, what, error=DataError)
 
 
 def fetch_layer(layer: PublicLayer, grid: Grid) -> np.ndarray:

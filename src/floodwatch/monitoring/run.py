@@ -52,9 +52,7 @@ def _check_layers(terrain: Any, water_mask: str | Path | None) -> None:
     """map_scene opens these only after the download: a local path that is not there, or a public layer of
     the wrong kind, fails here instead, before anything is fetched or written."""
     from ..errors import DataError
-    from ..io import require_file
-    from ..mapping.locations import is_remote_input
-    from ..mapping.terrain_sources import public_layer
+    from ..mapping.terrain_sources import resolve_layer
 
     given = [("water_mask", water_mask, "water", "water mask")]
     if terrain is not None:
@@ -62,13 +60,11 @@ def _check_layers(terrain: Any, water_mask: str | Path | None) -> None:
         given += [("hand", terrain.hand, "hand", "HAND"), ("dem", terrain.dem, "elevation", "DEM"),
                   ("exclude", terrain.exclude, "water", "exclusion mask")]
     for option, layer, kind, what in given:
-        if layer is None or is_remote_input(layer):
-            continue
-        try:
-            if public_layer(str(layer), kind=kind) is None:
-                require_file(layer, what, error=DataError)
-        except DataError as exc:
-            raise DataError(f"{option}: {exc}") from None
+        if layer is not None:
+            try:
+                resolve_layer(layer, kind, what)
+            except DataError as exc:
+                raise DataError(f"{option}: {exc}") from None
 
 
 def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Path, *,
