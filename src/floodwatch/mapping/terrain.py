@@ -379,7 +379,8 @@ class TerrainLayers:
         hand = None
         if terrain.hand is not None:
             hand, self.info["hand_source"] = _read_on(terrain.hand, grid, "hand", "HAND", margin), "given"
-            median = float(np.nanmedian(_inner(hand, margin)))
+            inner = _inner(hand, margin)
+            median = float(np.median(inner[np.isfinite(inner)])) if np.isfinite(inner).any() else 0.0  # ocean
             if median < -1.0:  # heights above drainage are >= 0: another layer (backscatter in dB, say) was given
                 raise DataError(f"{terrain.hand}: HAND has a median of {median:.1f} m over the scene; heights above "
                                 "the nearest drainage are 0 m or more (is it another layer?)")
