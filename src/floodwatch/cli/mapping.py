@@ -192,7 +192,9 @@ def _check_recordable(pairs, acquired: str, db) -> None:
         for f, _ in pairs:
             if not is_remote_input(f):
                 with rasterio.open(f) as ds:
-                    if ds.crs:
-                        yield input_stem(f), grid_footprint(ds.bounds, ds.crs)
+                    crs, bounds = ds.crs, ds.bounds
+                # yielded with the file closed: a generator left at a conflict is finalised later, anywhere
+                if crs:
+                    yield input_stem(f), grid_footprint(bounds, crs)
 
     check_recordable_at(db, footprints(), acquired)
