@@ -55,6 +55,35 @@ def test_cli_evaluate_self_train_records_each_regions_step(synth_dir, tiny_check
     assert sum(info["chips"] for info in result["self_training"].values()) == 6
 
 
+def test_cli_evaluate_lists_every_region_with_its_empty_chips(tiny_checkpoint, tmp_path, capsys):
+    from floodwatch.data.sample import IGNORE_INDEX, Sample
+    from floodwatch.data.synthetic import synth_chips
+
+    chips = synth_chips(4, size=32, seed=1)
+    s = chips[0]
+    ignored = Sample(image=s.image, mask=np.full(s.shape, IGNORE_INDEX), valid=s.valid, id="SynthA_7", region="SynthA")
+    blank = Sample(image=np.full_like(s.image, np.nan), mask=np.zeros(s.shape, np.int64),
+                   valid=np.zeros(s.shape, bool), id="Paraguay_9", region="Paraguay")
+    data = write_synthetic_dataset(tmp_path / "d", samples=chips + [ignored, blank])
+    code, out, err = run_cli(["evaluate", "-m", str(tiny_checkpoint), "--data", str(data), "-q",
+                              "-o", str(tmp_path / "m.json")], capsys)
+    assert code in (0, None), err
+
+    def refuse(name):
+        raise AssertionError(f"not strict JSON: {name}")
+
+    result = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
+    regions = result["regions"]
+    assert set(regions) == {"Paraguay", "SynthA", "SynthB", "SynthC", "SynthD"}
+    assert result["empty_chips"] == 2 and regions["SynthA"]["empty_chips"] == 1
+    assert sum(r["chips"] for r in regions.values()) == result["chips"] == 4
+    assert sum(r["empty_chips"] for r in regions.values()) == result["empty_chips"]
+    paraguay = regions["Paraguay"]
+    assert (paraguay["chips"], paraguay["empty_chips"], paraguay["pixels"]) == (0, 1, 0)
+    assert paraguay["water_iou"] is None and paraguay["ece"] is None and paraguay["otsu"]["water_iou"] is None
+    assert "Paraguay" in out  # the table lists it too
+
+
 def test_cli_evaluate_on_stac_overflow_chips(tiny_checkpoint, tmp_path, capsys):
     from tests.data import fakes
 
@@ -125,3 +154,20 @@ def test_otsu_on_real_sen1floods11_matches_the_documented_score(shared_data):
     assert r["chips"] == 8 and r["empty_chips"] == 2  # all-NaN Paraguay and all-ignore Ghana_83483
     # Ghana_53713 has no water (a real edge case): scored, with no water pixels
     assert next(c for c in r["per_chip"] if c["id"].startswith("Ghana_53713"))["water_pixels"] == 0
+
+
+def test_real_sen1floods11_regions_keep_their_empty_chips(shared_data):
+    from floodwatch.data import open_dataset
+
+    class Dry:
+        preprocessing = Preprocessing()
+
+        def predict(self, batch):
+            return np.zeros((len(batch),) + batch.shape[2:], np.float32)
+
+    r = evaluate(Dry(), open_dataset(shared_data / "sen1floods11"), progress=False, otsu=False)
+    ghana, paraguay = r["regions"]["Ghana"], r["regions"]["Paraguay"]
+    assert (ghana["chips"], ghana["empty_chips"]) == (2, 1)  # Ghana_83483 is all ignore
+    assert (paraguay["chips"], paraguay["empty_chips"], paraguay["pixels"]) == (0, 1, 0)  # all NaN
+    assert sum(reg["chips"] for reg in r["regions"].values()) == r["chips"]
+    assert sum(reg["empty_chips"] for reg in r["regions"].values()) == r["empty_chips"] == 2

@@ -9,7 +9,7 @@ from floodwatch.data.sample import IGNORE_INDEX, Sample
 from floodwatch.data.synthetic import synth_chips
 from floodwatch.errors import DataError, FloodwatchError
 from floodwatch.data.preprocess import network_input
-from floodwatch.evaluation.evaluate import evaluate
+from floodwatch.evaluation.evaluate import evaluate, to_json_safe
 from floodwatch.evaluation.metrics import confusion_counts, scores
 from floodwatch.evaluation.otsu import OtsuBaseline
 
@@ -62,6 +62,28 @@ def test_regions_and_otsu_add_up_to_independent_counts(chips, oracle):
     b_counts = sum(confusion_counts(base.predict(s), s.mask, valid=s.valid) for s in region_b)
     assert r["regions"]["SynthB"]["otsu"]["water_iou"] == pytest.approx(scores(b_counts)["water_iou"])
     assert r["regions"]["SynthB"]["chips"] == len(region_b)
+
+
+def test_regions_count_their_own_skipped_chips(chips, oracle):
+    """An all-ignore chip is counted in its region; a region whose only chip is all no data is still listed,
+    with nothing scored (as Sen1Floods11's Ghana_83483 and Paraguay)."""
+    s = chips[0]
+    ignored = Sample(image=s.image.copy(), mask=np.full(s.shape, IGNORE_INDEX), valid=s.valid.copy(),
+                     id="all_ignore", region="SynthB")
+    blank = Sample(image=np.full_like(s.image, np.nan), mask=np.zeros(s.shape, np.int64),
+                   valid=np.zeros(s.shape, bool), id="blank", region="SynthE")
+    r = evaluate(oracle(chips), chips + [ignored, blank], progress=False)
+    regions = r["regions"]
+    assert set(regions) == {"SynthA", "SynthB", "SynthC", "SynthD", "SynthE"}
+    for key in ("chips", "empty_chips", "unlabelled_chips"):  # the regions add up to the whole
+        assert sum(reg[key] for reg in regions.values()) == r[key], key
+    assert (regions["SynthA"]["empty_chips"], regions["SynthA"]["unlabelled_chips"]) == (1, 1)
+    assert regions["SynthB"]["empty_chips"] == 1 and regions["SynthB"]["water_iou"] == 1.0
+    assert r["otsu"]["empty_chips"] == 3 and regions["SynthB"]["otsu"]["empty_chips"] == 1  # same chips skipped
+    e = regions["SynthE"]
+    assert (e["chips"], e["empty_chips"], e["pixels"]) == (0, 1, 0)
+    assert math.isnan(e["water_iou"]) and math.isnan(e["ece"]) and math.isnan(e["otsu"]["water_iou"])
+    assert to_json_safe(e)["water_iou"] is None and to_json_safe(e)["ece"] is None
 
 
 def test_threshold_applies_to_probabilities(chips, oracle):

@@ -31,7 +31,8 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
 
     predictor: a Predictor or a model file (checkpoint / ONNX). Pixels with mask == IGNORE_INDEX or no
     data are excluded from everything; chips without a scorable pixel are skipped and counted
-    (`empty_chips`), unlabelled ones too (`unlabelled_chips`). `otsu`: True picks the conventional
+    (`empty_chips`), unlabelled ones too (`unlabelled_chips`), overall and in their region: a region none of whose
+    chips can be scored is listed with these counts and undefined (nan) scores. `otsu`: True picks the conventional
     baseline for the data (see OtsuBaseline.for_dataset), or pass an OtsuBaseline; False skips it.
     save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth. It replaces
     an existing folder only when that holds nothing but PNG files (an earlier run's); anything else is refused.
@@ -63,6 +64,7 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     per_chip: list[dict[str, Any]] = []
     learned: dict[str, dict[str, Any]] = {}  # region -> what its self-training did
     skipped = {"empty": 0, "unlabelled": 0}
+    unlabelled_in: dict[str, int] = {}  # region -> its chips without a label
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         out_dir = (Path(stack.enter_context(atomic_dir(save_predictions, ours=is_prediction_png, writer="evaluate")))
@@ -93,7 +95,16 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
                 _self_trained_by_region(dataset, predictor, self_train, temporal, flush, learned)))
         for sample in stream:
             if sample.mask is None or sample.is_empty:
-                skipped["unlabelled" if sample.mask is None else "empty"] += 1
+                region = sample.region or "(none)"
+                # counted in its region, which is listed even when none of its chips can be scored
+                region_accs = regions.setdefault(region, (ConfusionAccumulator(), ConfusionAccumulator()))
+                if sample.mask is None:
+                    skipped["unlabelled"] += 1
+                    unlabelled_in[region] = unlabelled_in.get(region, 0) + 1
+                else:
+                    skipped["empty"] += 1
+                    for acc in (model_acc, otsu_acc, *region_accs):  # Otsu skips the same chips
+                        acc.empty_chips += 1
                 if bar is not None:
                     bar.advance(bar.task_ids[0])
                 continue
@@ -114,7 +125,9 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     result["regions"] = {}
     for region in sorted(regions):
         m, o = regions[region]
-        result["regions"][region] = {**m.compute(), "ece": calibration[region].ece(),
+        # a region with nothing scored has the scores of no pixels: nan (null in JSON), like any undefined ratio
+        result["regions"][region] = {**m.compute(), "ece": calibration.get(region, CalibrationAccumulator()).ece(),
+                                     "unlabelled_chips": unlabelled_in.get(region, 0),
                                      **({"otsu": o.compute()} if baseline is not None else {})}
     result["per_chip"] = per_chip
     if self_train is not None:
