@@ -61,6 +61,89 @@ def test_logratio_baseline_on_files(tmp_path, threshold):
                         logratio_threshold=threshold)
     assert iou(res.new_water, truth) > 0.5
     assert res.stats["before"] == "b" and res.stats["after"] == "a"
+    # the dB threshold the mask was cut at, also when Otsu fitted it, and where it came from
+    assert isinstance(res.stats["threshold"], float) and res.stats["threshold"] < 0
+    assert res.stats["threshold"] == -3.0 if threshold == -3.0 else res.stats["threshold"] != -3.0
+    assert res.stats["threshold_from"] == ("otsu" if threshold == "otsu" else "given")
+    assert res.stats["band"] == "VV" and res.stats["band_from"] == {"before": "name", "after": "name"}
+
+
+def _brightened_pair():
+    """Before, and after = before with a block 6 dB brighter (vegetation, a wet roof): no water came, none left."""
+    from floodwatch.data.sample import Sample
+
+    before, _, _ = scene_pair(size=64, seed=5)
+    image = before.image.copy()
+    image[:, 8:40, 8:40] += 6.0
+    after = Sample(image=image, mask=None, valid=before.valid, id="after", georef=before.georef, bands=before.bands)
+    return before, after
+
+
+def test_an_otsu_fit_that_is_no_drop_maps_no_new_water(tmp_path):
+    """Otsu always splits the histogram; on a pair that only brightened its split lies above the unchanged
+    pixels' level (the median difference, 0 dB here), and cutting there would call them new water."""
+    before, after = _brightened_pair()
+    fitted = logratio_change(before.image[0], after.image[0], before.valid, "otsu")[2]
+    assert fitted > 0  # the pair this test is about
+    res = detect_change(before, after, None, tmp_path / "out", method="logratio", logratio_threshold="otsu")
+    assert res.stats["new_water_pixels"] == 0 and not res.new_water.any()
+    stats = json.loads(res.paths["stats"].read_text())
+    assert stats["threshold"] == pytest.approx(fitted) and stats["threshold_from"] == "otsu"
+    assert stats["threshold_applied"] is False
+    assert len(stats["warnings"]) == 1 and f"+{fitted:.2f} dB" in stats["warnings"][0]
+    # a typed threshold is applied as given (a drop of 3 dB: nothing here dropped)
+    given = detect_change(before, after, None, tmp_path / "given", method="logratio")
+    assert given.stats["threshold_applied"] is True and given.stats["warnings"] == []
+
+
+def test_an_otsu_fit_above_0_db_is_a_drop_on_an_offset_pair(tmp_path):
+    """8-bit renderings (OMBRIA's) put a pair's unchanged pixels several dB apart: the after scene 4 dB brighter
+    overall, its flooded block 2 dB darker than before. Otsu's cut lies above 0 dB but below the unchanged
+    level (the median difference), so it is a drop and is applied."""
+    from floodwatch.data.sample import Sample
+
+    before, _, _ = scene_pair(size=64, seed=5)
+    image = before.image + 4.0 + np.random.default_rng(0).normal(0, 1.0, before.image.shape).astype(np.float32)
+    image[:, 8:40, 8:40] -= 6.0
+    after = Sample(image=image, mask=None, valid=before.valid, id="after", georef=before.georef, bands=before.bands)
+    res = detect_change(before, after, None, tmp_path / "out", method="logratio", logratio_threshold="otsu")
+    assert 0 < res.stats["threshold"] < 3.0 < res.stats["median_difference_db"] < 4.5
+    assert res.stats["threshold_applied"] is True and res.stats["warnings"] == []
+    flooded = np.zeros(res.new_water.shape, bool)
+    flooded[8:40, 8:40] = True
+    assert res.new_water[flooded].mean() > 0.95 and res.new_water[~flooded].mean() < 0.01
+
+
+def test_one_unnamed_band_serves_as_the_asked_band_and_stats_say_so(tmp_path):
+    """A one-band GeoTIFF without a description (as an OMBRIA picture) is taken as --band by position."""
+    import rasterio
+
+    before, after, _ = scene_pair(size=64)
+    paths = []
+    for s in (before, after):
+        write_scene(s, tmp_path / f"{s.id}.tif")
+        with rasterio.open(tmp_path / f"{s.id}.tif") as src:
+            profile, data = src.profile | {"count": 1}, src.read([1])
+        with rasterio.open(tmp_path / f"{s.id}_1.tif", "w", **profile) as dst:
+            dst.write(data)  # no description
+        paths.append(tmp_path / f"{s.id}_1.tif")
+    res = detect_change(*paths, None, tmp_path / "out", method="logratio", band="vh")
+    stats = json.loads(res.paths["stats"].read_text())
+    assert stats["band"] == "VH" and stats["band_from"] == {"before": "position", "after": "position"}
+    named = detect_change(tmp_path / "before.tif", tmp_path / "after.tif", None, tmp_path / "named",
+                          method="logratio", band="VV")
+    np.testing.assert_array_equal(res.new_water, named.new_water)  # the same pixels, the band 1 of both
+
+
+def test_a_named_band_is_not_taken_for_another(tmp_path):
+    from floodwatch.data.sample import Sample
+
+    before, after, _ = scene_pair(size=64)
+    vv = [Sample(image=s.image[:1], mask=None, valid=s.valid, id=s.id, georef=s.georef, bands=("VV",))
+          for s in (before, after)]
+    with pytest.raises(FloodwatchError, match=r"^band: 'VH' is not one of the bands of 'before' \(VV\)$"):
+        detect_change(*vv, None, tmp_path / "o", method="logratio", band="VH")
+    assert not (tmp_path / "o").exists()
 
 
 def test_misaligned_before_is_reprojected(tmp_path, predictor):

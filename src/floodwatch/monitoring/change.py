@@ -20,7 +20,7 @@ import numpy as np
 from rich.progress import Progress
 
 from ..data.preprocess import model_band_order, network_input
-from ..data.sample import GeoRef, Sample
+from ..data.sample import GeoRef, Sample, band_index
 from ..errors import DataError, FloodwatchError
 from ..inference.tiling import blend_weight, check_prediction, check_tiling, tile_origins
 from ..io import atomic_dir, check_replaceable, require_file, write_json
@@ -54,12 +54,14 @@ class ChangeResult:
 def read_scene(path: str | os.PathLike) -> Sample:
     """A dB GeoTIFF (bands VV[, VH]; no data as data.files.missing_db) -> Sample without a mask. An 8-bit
     PNG/JPG picture is read as OMBRIA's are (one band, VV, through data.harmonise's OMBRIA map), with no
-    georeference."""
+    georeference. A GeoTIFF that looks like linear power is a DataError (data.files.check_not_linear, as
+    map's and infer's). extra['bands_by_position'] is True where the file names no band (a picture, a
+    GeoTIFF of one or two bands without descriptions): their names are assumed from their order."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
     path = require_file(path, "scene", error=DataError)
-    from ..data.files import PNG_SUFFIXES, missing_db, require_float
+    from ..data.files import PNG_SUFFIXES, check_not_linear, missing_db, require_float
 
     if path.suffix.lower() in PNG_SUFFIXES:
         return _read_picture(path)
@@ -71,6 +73,9 @@ def read_scene(path: str | os.PathLike) -> Sample:
                     require_float(np.dtype(dtype), path)
                 image = src.read(masked=True).astype(np.float32).filled(np.nan)
                 image[missing_db(image)] = np.nan  # NaN, nodata (masked above) and untagged 0.0 fill alike
+                for band in image:  # band by band, as map checks them
+                    check_not_linear(band, np.isfinite(band), path, "convert it to dB, 10 * log10(power), "
+                                     "first: change reads dB only")
                 georef = GeoRef.from_rasterio(src) if src.crs else None
                 # Unnamed bands are VV, VH in that order only where they can be nothing else (the rule of
                 # data.sample.band_order): in a file of one or two bands that names none. Otherwise they stay
@@ -82,7 +87,7 @@ def read_scene(path: str | os.PathLike) -> Sample:
         raise DataError(f"{path}: not a readable raster ({exc})") from None
     valid = np.isfinite(image).all(axis=0)
     return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=georef, bands=bands,
-                  extra={"path": str(path)})
+                  extra={"path": str(path), "bands_by_position": bool(defaults)})
 
 
 def _read_picture(path: Path) -> Sample:
@@ -91,7 +96,7 @@ def _read_picture(path: Path) -> Sample:
 
     image = to_db(gray(read_picture(path), path), "ombria", "VV")[None]
     return Sample(image=image, mask=None, valid=np.ones(image.shape[1:], bool), id=path.stem, georef=None,
-                  bands=("VV",), extra={"path": str(path)})
+                  bands=("VV",), extra={"path": str(path), "bands_by_position": True})
 
 
 def _name(sample: Sample) -> str:
@@ -166,13 +171,16 @@ def model_temporal(predictor: Any) -> str:
     return str((meta.get("model_config") or {}).get("temporal", "single"))
 
 
-def _band(sample: Sample, name: str) -> np.ndarray:
-    """The band called `name`, in any case (a one-band scene's only band)."""
+def _band(sample: Sample, name: str) -> tuple[np.ndarray, str]:
+    """(the band called `name` in any case, 'name' or 'position': how it was found). Bands the file does not
+    name (read_scene's bands_by_position) are known by their order only, so such a scene of one band serves
+    as any band; a band the file names is that band and no other."""
     names = [b.upper() for b in sample.bands]
+    by_position = bool(sample.extra.get("bands_by_position"))
     if name.upper() in names:
-        return sample.image[names.index(name.upper())]
-    if sample.image.shape[0] == 1:
-        return sample.image[0]
+        return sample.image[names.index(name.upper())], "position" if by_position else "name"
+    if by_position and len(names) == 1:
+        return sample.image[0], "position"
     unnamed = all(re.fullmatch(r"B\d+", b) for b in names)  # read_scene's placeholders
     raise FloodwatchError(f"band: '{name}' is not one of the bands of {_name(sample)} ({', '.join(sample.bands)})"
                           + ("; unnamed bands are taken as VV, VH only in a file of one or two bands: name them "
@@ -189,9 +197,18 @@ def check_logratio_threshold(threshold: float | str) -> None:
                               f"(default {LOGRATIO_DB:g}) or 'otsu'")
 
 
+def otsu_drop_warning(fitted: float, median: float, before: str, after: str) -> str:
+    """What a log-ratio run says when Otsu's split of after - before is no drop (see change_arrays)."""
+    return (f"'otsu' fitted {fitted:+.2f} dB on the after - before difference of {before} and {after}, at or above "
+            f"its median ({median:+.2f} dB), so not a drop: the pair shows no separate darker mode and no new water "
+            f"is mapped; give `logratio_threshold` as a drop in dB (default {LOGRATIO_DB:g}) to map any darkening")
+
+
 def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarray,
                     threshold: float | str = LOGRATIO_DB) -> tuple[np.ndarray, np.ndarray, float]:
-    """(new water, dB difference, threshold used). `threshold` in dB, or 'otsu' to fit it on the difference."""
+    """(new water, dB difference, threshold used). `threshold` in dB, or 'otsu' to fit it on the difference.
+    An Otsu fit is cut at even where it is no drop (the classical per-chip baseline that score_change_on_ombria
+    scores); change_arrays maps no new water then."""
     check_logratio_threshold(threshold)
     diff = (np.asarray(after_db, np.float32) - np.asarray(before_db, np.float32))
     valid = valid & np.isfinite(diff)
@@ -205,10 +222,11 @@ def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarr
 def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, method: Method = "difference",
                   threshold: float = 0.5, logratio_threshold: float | str = LOGRATIO_DB, band: str = "VV",
                   tile: int = 512, overlap: int = 32, batch: int = 4,
-                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(new water bool, score float32, valid bool) on `after`'s grid; the score is the new-water probability
-    (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio. `progress`: a bar
-    per model pass."""
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """(new water bool, score float32, valid bool, record) on `after`'s grid; the score is the new-water
+    probability (difference: P(water after) * (1 - P(water before))), or the dB difference for logratio.
+    `record`: stats entries saying how the mask was cut (threshold, threshold_from, threshold_applied, band,
+    band_from, warnings). `progress`: a bar per model pass."""
     if method not in METHODS:
         raise FloodwatchError(f"method: '{method}' is not one of {', '.join(METHODS)}")
     # map_scene's limits; the overlap is clamped to the tile below, so only its sign is checked here
@@ -221,14 +239,29 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
     elif predictor is not None:
         for s in (before, after):  # before any work: bands picked by name as map picks them (network_input)
             model_band_order(s, predictor.preprocessing.bands)
+    record: dict[str, Any] = {"threshold": threshold, "threshold_from": "given", "threshold_applied": True,
+                              "band": None, "band_from": None, "warnings": []}
     before = align(before, after)
     valid = before.valid & after.valid
     if not valid.any():
         raise DataError(f"{_name(before)}: no valid pixel in common with {_name(after)} (they do not overlap, "
                         "or one of them is all no-data)")
     if method == "logratio":
-        new, score, _ = logratio_change(_band(before, band), _band(after, band), valid, logratio_threshold)
-        return new, score, valid
+        (b, b_from), (a, a_from) = _band(before, band), _band(after, band)
+        new, score, used = logratio_change(b, a, valid, logratio_threshold)
+        record.update(threshold=used, band=band.upper(), band_from={"before": b_from, "after": a_from})
+        if logratio_threshold == "otsu":
+            # Otsu splits any histogram in two. At or above the median difference (the unchanged pixels' level:
+            # about 0 dB for calibrated pairs; 8-bit renderings such as OMBRIA's are offset by several dB, where
+            # a cut above 0 dB can still be a drop) it splits the unchanged pixels from brightened ones, and
+            # cutting there would call most of the scene new water.
+            median = float(np.median(score[valid & np.isfinite(score)]))
+            record.update(threshold_from="otsu", median_difference_db=median)
+            if not used < median:
+                new = np.zeros_like(new)
+                record["threshold_applied"] = False
+                record["warnings"].append(otsu_drop_warning(used, median, _name(before), _name(after)))
+        return new, score, valid, record
     if predictor is None:
         raise FloodwatchError(f"predictor: method '{method}' needs a model")
     pre = predictor.preprocessing
@@ -249,7 +282,7 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
             # Hard rule for the mask (water after, not before); soft product as the score for plotting.
             score = p_after * (1.0 - p_before)
             new = (p_after >= threshold) & (p_before < threshold)
-    return new & valid, np.where(valid, score, np.nan).astype(np.float32), valid
+    return new & valid, np.where(valid, score, np.nan).astype(np.float32), valid, record
 
 
 def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.PathLike, predictor: Any,
@@ -263,15 +296,18 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
     change_polygons.geojson (EPSG:4326), stats.json, quicklook.png. Scenes without georeference (8-bit
     pictures) give the two rasters in pixel coordinates, no polygons, and areas in pixels only (stats
     flooded_km2, valid_km2 and crs null). `min_pixels`: patches smaller than this are sieved out (speckle).
-    `predictor` may be None for logratio. An existing `out_dir` is replaced only when it holds nothing but these
-    files (an earlier run's); one holding anything else is a FloodwatchError. `progress`: a bar per model pass.
+    `predictor` may be None for logratio. stats.json records how the mask was cut (change_arrays' record: the
+    threshold used, in dB for logratio, also when Otsu fitted it; the log-ratio's band and whether each
+    scene's was found by name or by position; warnings). An existing `out_dir` is replaced only when it holds
+    nothing but these files (an earlier run's); one holding anything else is a FloodwatchError. `progress`: a
+    bar per model pass.
     """
     # The folder is the user's: one holding other files is refused now, before the work, not replaced after it.
     check_replaceable(out_dir, is_change_output, "change")
     b, a = _as_sample(before), _as_sample(after)
-    new, score, valid = change_arrays(b, a, predictor, method=method, threshold=threshold,
-                                      logratio_threshold=logratio_threshold, band=band, tile=tile,
-                                      overlap=overlap, batch=batch, progress=progress)
+    new, score, valid, record = change_arrays(b, a, predictor, method=method, threshold=threshold,
+                                              logratio_threshold=logratio_threshold, band=band, tile=tile,
+                                              overlap=overlap, batch=batch, progress=progress)
     if min_pixels > 1 and new.any():
         from rasterio.features import sieve
 
@@ -288,8 +324,7 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
         "flooded_km2": geodesic_area_km2(polygons) if georef else None,
         "valid_km2": geodesic_area_km2(valid_poly) if georef else None,
         "permanent_water_km2": None, "crs": crs, "transform": list(georef.transform) if georef else None,
-        "bounds": _bounds(georef, h, w), "width": w, "height": h,
-        "threshold": threshold if method != "logratio" else logratio_threshold}
+        "bounds": _bounds(georef, h, w), "width": w, "height": h, **record}
     out_dir = Path(out_dir)
     names = dict(OUTPUT_NAMES)
     with atomic_dir(out_dir, ours=is_change_output, writer="change") as tmp:
@@ -339,10 +374,11 @@ def _quicklook(path: Path, before: Sample, after: Sample, new: np.ndarray, valid
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), constrained_layout=True)
+    # the log-ratio's band, checked by then; a model's run shows `band` where the scene has it, else its first
     for ax, s, title in ((axes[0], align(before, after), "before"), (axes[1], after, "after")):
-        ax.imshow(_band(s, band), cmap="gray", vmin=-25, vmax=0)
-        ax.set_title(f"{title} ({band}, dB)")
-    axes[2].imshow(_band(after, band), cmap="gray", vmin=-25, vmax=0)
+        ax.imshow(s.image[band_index(s, band)], cmap="gray", vmin=-25, vmax=0)
+        ax.set_title(f"{title} ({s.bands[band_index(s, band)]}, dB)")
+    axes[2].imshow(after.image[band_index(after, band)], cmap="gray", vmin=-25, vmax=0)
     overlay = np.zeros(new.shape + (4,), np.float32)
     overlay[new] = (0.1, 0.4, 1.0, 0.85)
     overlay[~valid] = (0.5, 0.5, 0.5, 0.6)
