@@ -44,6 +44,8 @@ def test_add_and_list_aois(store, tmp_path):
     ({"type": "Point", "coordinates": [13.0, 45.0]}, "no polygon"),
     (mapping(box(400000, 5000000, 401000, 5001000)), "not lon/lat"),
     ({"type": "Polygon", "coordinates": "nonsense"}, "not a GeoJSON"),
+    # a ring round the North Pole: no split at 180° gives it back (its edges would have to follow the pole)
+    ({"type": "Polygon", "coordinates": [[[0, 80], [90, 85], [180, 80], [-90, 85], [0, 80]]]}, "pole"),
 ])
 def test_bad_aoi_geometry(store, geojson, match):
     with pytest.raises(MonitoringError, match=match):
@@ -169,3 +171,85 @@ def test_check_recordable_at_reads_scenes_only_where_a_database_exists(tmp_path)
     with pytest.raises(MonitoringError, match="AOI 'far': map 'scene' is already recorded"):
         check_recordable_at(db, [("other", box(13.0, 45.0, 13.1, 45.1)), ("scene", box(89.0, 22.0, 91.0, 24.0))],
                             "2024-06-01")
+
+
+def _class_raster(path, crs, bounds, size=50):
+    """A georeferenced mask: every pixel flood (code 1)."""
+    from rasterio.transform import from_bounds
+
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint8", crs=crs,
+                       transform=from_bounds(*bounds, size, size), nodata=255) as dst:
+        dst.write(np.ones((1, size, size), np.uint8))
+    return {"stats": {}, "paths": {"flood_mask": path}}
+
+
+def test_run_finds_its_antimeridian_aoi_again(tmp_path):
+    """`run` stores an AOI from a GeoJSON once and meets it on the next run: the outline it reads again (flat,
+    358° wide) is compared with the stored one as stored, split at 180°."""
+    from shapely.geometry import shape
+
+    from floodwatch.monitoring.run import ensure_aoi
+    from floodwatch.monitoring.store import Store
+
+    given = shape({"type": "Polygon", "coordinates": [[[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]]})
+    with Store(str(tmp_path / "fw.db")) as s:
+        first = ensure_aoi(s, "anti", given)
+        again = ensure_aoi(s, "anti", given)
+    assert first.equals(again) and first.bounds == (-180.0, 0.0, 180.0, 1.0) and first.area == pytest.approx(2.0)
+
+
+def test_aoi_across_the_antimeridian_is_split_and_recorded_where_it_is(store, tmp_path):
+    """RFC 7946 §3.1.9: an outline crossing 180° is two parts; one given whole (an edge from 179° to -179°)
+    is the 2° box its geodesic area measures, not the flat 358° band, for the records too."""
+    import shapely
+    from shapely.geometry import shape
+
+    from floodwatch.monitoring.geo import feature_collection, geodesic_area_km2, to_wgs84
+
+    anti = add_aoi(store, "anti", {"type": "Polygon", "coordinates": [
+        [[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]]})
+    add_aoi(store, "ten", mapping(box(9.5, 0, 10.5, 1)))
+    geom = shape(store.get_aoi("anti").geometry)
+    assert geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
+    assert geom.equals(box(179, 0, 180, 1).union(box(-180, 0, -179, 1)))
+    assert anti.area_km2 == pytest.approx(2 * geodesic_area_km2(box(179, 0, 180, 1)))  # ~24,618 km²
+    # lon/lat masks at 10°E and at 179.5°E go to the AOI they lie in
+    east = _class_raster(tmp_path / "east.tif", "EPSG:4326", (179.3, 0.3, 179.7, 0.7))
+    assert len(record_map_result(store, east, acquired="2024-05-01", scene_id="east", notify=False)) == 1
+    ten = _class_raster(tmp_path / "ten.tif", "EPSG:4326", (9.8, 0.3, 10.2, 0.7))
+    assert len(record_map_result(store, ten, acquired="2024-05-01", scene_id="ten", notify=False)) == 1
+    assert [h["scene_id"] for h in store.history("anti")] == ["east"]
+    assert [h["scene_id"] for h in store.history("ten")] == ["ten"]
+    assert store.history("anti")[0]["flooded_km2"] == pytest.approx(0.16 * 111.32 ** 2, rel=0.01)
+    # a UTM scene (zone 60) across 180°: its footprint and flood are split as well, and measured in both halves
+    cross = _class_raster(tmp_path / "cross.tif", "EPSG:32660", (800000, 0, 870000, 50000))
+    flood = to_wgs84(shapely.segmentize(box(800000, 10000, 870000, 40000), 1000), "EPSG:32660")
+    assert flood.bounds[2] - flood.bounds[0] > 359  # as map writes it: whole, across 180°
+    (tmp_path / "cross.geojson").write_text(json.dumps(feature_collection(flood)))
+    cross["paths"]["flood_polygons"] = tmp_path / "cross.geojson"
+    assert record_map_result(store, cross, acquired="2024-05-02", scene_id="cross", notify=False)
+    assert [h["scene_id"] for h in store.history("ten")] == ["ten"]
+    rec = store.history("anti")[-1]
+    assert rec["scene_id"] == "cross"
+    assert rec["flooded_km2"] == pytest.approx(2100, rel=0.01) and rec["valid_km2"] == pytest.approx(3500, rel=0.01)
+    floods = shape(store.history("anti", with_floods=True)[-1]["floods"])
+    assert floods.bounds[0] == pytest.approx(-180) and floods.bounds[2] == pytest.approx(180)
+    assert geom.buffer(1e-7).contains(floods)
+
+
+def test_unplaced_change_output_is_refused_without_a_warning(store, tmp_path):
+    """A change of two pictures has no georeference: `aoi record` says so in one line, no rasterio warning
+    before it."""
+    import warnings
+
+    from PIL import Image
+    from rasterio.errors import NotGeoreferencedWarning
+
+    for name, level in (("b.png", 90), ("a.png", 40)):
+        Image.fromarray(np.full((32, 32), level, np.uint8)).save(tmp_path / name)
+    detect_change(tmp_path / "b.png", tmp_path / "a.png", None, tmp_path / "chg", method="logratio")
+    add_aoi(store, "west", WEST_HALF)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)
+        with pytest.raises(MonitoringError, match="not georeferenced"):
+            record_output_dir(store, tmp_path / "chg", acquired="2024-05-09", notify=False)

@@ -42,6 +42,9 @@ def files(tmp_path_factory, tiny_checkpoint):
     f["folder"].mkdir()
     f["three_bands"] = _three_unnamed_bands(f["after"], d / "three_bands.tif")
     f["png_before"], f["png_after"] = _picture(d / "before.png", 90), _picture(d / "after.png", 40)
+    f["linear"] = _linear_power(f["before"], d / "linear.tif")
+    f["vv_before"] = _one_named_band(f["before"], d / "vv_before.tif", "VV")
+    f["vv_after"] = _one_named_band(f["after"], d / "vv_after.tif", "VV")
     f["chg"] = d / "chg"  # a change output folder, for `aoi record`
     detect_change(f["before"], f["after"], None, f["chg"], method="logratio")
     return f
@@ -55,6 +58,30 @@ def _three_unnamed_bands(src, dst):
         data, profile = s.read(), s.profile
     with rasterio.open(dst, "w", **(profile | {"count": 3})) as out:
         out.write(np.concatenate([data, data[:1]]))
+    return dst
+
+
+def _linear_power(src, dst):
+    """The same backscatter in linear power (10^(dB/10)), as Planetary Computer's RTC assets hold it."""
+    import rasterio
+
+    with rasterio.open(src) as s:
+        data, profile, names = s.read(), s.profile, s.descriptions
+    with rasterio.open(dst, "w", **profile) as out:
+        out.write((10 ** (data / 10)).astype(np.float32))
+        out.descriptions = names
+    return dst
+
+
+def _one_named_band(src, dst, name):
+    """The first band alone, its description `name`."""
+    import rasterio
+
+    with rasterio.open(src) as s:
+        data, profile = s.read([1]), s.profile | {"count": 1}
+    with rasterio.open(dst, "w", **profile) as out:
+        out.write(data)
+        out.descriptions = (name,)
     return dst
 
 
@@ -113,6 +140,15 @@ CASES = [
     Case("change-logratio-three-unnamed-bands",
          "change --before {before} --after {three_bands} --method logratio -o {out}",
          ("--band", "{three_bands}", "unnamed")),
+    # linear power read as dB is backscatter near 0 dB: "no new water", silently; refused as map and infer do
+    Case("change-linear-before", "change --before {linear} --after {after} --method logratio -o {out}",
+         ("{linear}", "looks like linear power")),
+    Case("change-linear-after", "change --before {before} --after {linear} -m {model} -o {out}",
+         ("{linear}", "looks like linear power")),
+    # a band the file names is that band, never another: only an unnamed one-band scene serves as any band
+    Case("change-logratio-band-not-in-scene",
+         "change --before {vv_before} --after {vv_after} --method logratio --band VH -o {out}",
+         ("--band: 'VH' is not one of the bands of {vv_before} (VV)",)),
     Case("change-logratio-threshold-nan", LOGRATIO + " --logratio-threshold nan", ("--logratio-threshold", "nan")),
     Case("change-logratio-threshold-minus-inf", LOGRATIO + " --logratio-threshold=-inf",
          ("--logratio-threshold", "-inf")),
@@ -132,6 +168,12 @@ CASES = [
          absent=()),
     Case("aoi-record-not-a-date", "aoi record {chg} --acquired notadate --db {db}", ("--acquired: 'notadate'",),
          absent=()),
+    # readers open an existing database only: a mistyped --db is named, not made and shown empty
+    Case("aoi-list-missing-db", "aoi list --db {out}/typo.db", ("{out}/typo.db", "monitoring database not found")),
+    Case("aoi-history-missing-db", "aoi history x --db {out}/typo.db",
+         ("{out}/typo.db", "monitoring database not found")),
+    Case("aoi-history-png-suffix", "aoi history x --png {out}.txt --db {db}", ("--png", "{out}.txt", ".png"),
+         absent=("{out}.txt",)),
     Case("db-under-file", "aoi list --db {file}/fw.db", ("{file}",), absent=()),
     Case("aoi-record-not-output", "aoi record {file} --acquired 2024-05-01T00:00:00Z --db {db}", ("{file}",),
          absent=()),

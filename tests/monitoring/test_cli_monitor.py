@@ -93,6 +93,23 @@ def test_change_command_logratio(tmp_path):
     assert again.returncode == 0, again.exception
 
 
+def test_change_otsu_without_a_drop_warns_and_maps_no_new_water(tmp_path, capsys):
+    from floodwatch.data.sample import Sample
+
+    before, _, _ = scene_pair(size=64)
+    image = before.image.copy()
+    image[:, 8:40, 8:40] += 6.0  # only brighter: Otsu's split lies above the unchanged pixels' 0 dB
+    after = Sample(image=image, mask=None, valid=before.valid, id="after", georef=before.georef, bands=before.bands)
+    write_scene(before, tmp_path / "b.tif")
+    write_scene(after, tmp_path / "a.tif")
+    code, out, err = _main(capsys, "change", "--before", tmp_path / "b.tif", "--after", tmp_path / "a.tif",
+                           "-o", tmp_path / "c", "--method", "logratio", "--logratio-threshold", "otsu", "-q")
+    stats = json.loads((tmp_path / "c" / "stats.json").read_text())
+    assert code == 0 and "new water: 0 px" in out and stats["new_water_pixels"] == 0
+    assert err.startswith("warning: ") and len(err.strip().splitlines()) == 1
+    assert f"+{stats['threshold']:.2f} dB" in err and "no new water" in err and "--logratio-threshold" in err
+
+
 @pytest.mark.parametrize("args,named", [
     (["--port", "-5"], "--port"),
     (["--port", "70000"], "--port"),
@@ -164,6 +181,7 @@ def test_change_reads_an_ombria_style_picture_pair(tmp_path):
     assert "new water: 256 px (no georeference" in out.stdout
     stats = json.loads((tmp_path / "c" / "stats.json").read_text())
     assert stats["new_water_pixels"] == 256 and stats["flooded_km2"] is None and stats["crs"] is None
+    assert stats["band"] == "VV" and stats["band_from"] == {"before": "position", "after": "position"}  # unnamed
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
         "change_mask.tif", "change_score.tif", "quicklook.png", "stats.json"]  # no polygons without a place
     with warnings.catch_warnings():

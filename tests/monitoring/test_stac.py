@@ -80,3 +80,18 @@ def test_watch_reads_linear_power_items_as_db(tmp_path, predictor):
         with pytest.raises(DataError, match="looks like linear power"):
             watch_aoi(store, "mid", str(tmp_path / "linear" / "catalog.json"), "s1", predictor, tmp_path / "out_told",
                       units="db", tile=64, overlap=16, progress=False)
+
+
+def test_refused_item_leaves_no_window_behind(tmp_path, predictor):
+    """Linear power told to be dB: the map refuses it, and the window read for it (tagged dB, holding linear
+    power) is not left in inputs/ as if it were a usable scene."""
+    from floodwatch.errors import DataError
+
+    catalog = make_catalog(tmp_path, linear=True)
+    with Store(tmp_path / "fw.db") as store:
+        add_aoi(store, "mid", mapping(to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM)))
+        with pytest.raises(DataError, match="looks like linear power"):
+            watch_aoi(store, "mid", str(catalog), "s1", predictor, tmp_path / "out", units="db", tile=64,
+                      overlap=16, progress=False)
+        assert not store.is_processed(f"{catalog}#s1", "S1_0", "mid")
+    assert list((tmp_path / "out").rglob("*.tif")) == []

@@ -198,3 +198,19 @@ def test_no_tile_reads_more_than_the_limit(built, monkeypatch):
         assert c.get(f"/tiles/{rid}/sar/{least}/{x}/{y}.png").status_code == 200
         x, y, _, _ = tile_pixel(lon, lat, least - 1)
         assert c.get(f"/tiles/{rid}/sar/{least - 1}/{x}/{y}.png").status_code == 404
+
+
+def test_logratio_score_is_not_drawn_as_a_probability(tmp_path, pair, predictor):
+    """change_score.tif is the new-water probability of the model methods, but a dB log-ratio for logratio:
+    on the 0-1 ramp a -3 dB drop would be drawn as no water at all (and rises as certain water)."""
+    from floodwatch.monitoring.change import detect_change
+    from floodwatch.monitoring.web.tiles import layer_sources
+
+    before, after, _ = pair
+    layers = {}
+    for method, model in (("logratio", None), ("difference", predictor)):
+        res = detect_change(before, after, model, tmp_path / method, method=method, tile=64)
+        layers[method] = layer_sources({k: str(v) for k, v in res.paths.items()})
+    assert set(layers["logratio"]) == {"flood"}
+    assert set(layers["difference"]) == {"flood", "probability"}
+    assert layers["difference"]["probability"].path.name == "change_score.tif"

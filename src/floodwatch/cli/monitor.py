@@ -51,8 +51,11 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
                                                     "model on both dates) or the backscatter log-ratio."),
            threshold: float = typer.Option(0.5, "--threshold", help="Water / new-water probability threshold."),
            logratio_threshold: str = typer.Option("-3", "--logratio-threshold",
-                                                  help="A drop in dB (below 0), or 'otsu'."),
-           band: str = typer.Option("VV", "--band", help="Band for the log-ratio (any case)."),
+                                                  help="A drop in dB (below 0), or 'otsu' (fitted per pair; a "
+                                                       "fit at or above the pair's median difference is no drop: "
+                                                       "no new water, a warning)."),
+           band: str = typer.Option("VV", "--band", help="Band for the log-ratio (any case); a scene whose only "
+                                                         "band is unnamed (a picture) is read as it."),
            tile: int = options.TILE,
            batch: int = options.BATCH,
            acquired: Optional[str] = typer.Option(None, "--acquired",
@@ -93,6 +96,11 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
     console.print(f"new water: {res.stats['new_water_pixels']} px"
                   + (f", {km2:.3f} km²" if km2 is not None else " (no georeference: pixels only, no polygons)")
                   + f" -> {esc(output)}")
+    from .flags import with_flags
+
+    for note in res.stats["warnings"]:  # exit 0 all the same: the outputs are written, stats.json says it too
+        note = with_flags(note, {"logratio_threshold": "--logratio-threshold"})
+        make_console(stderr=True).print(f"[yellow]warning:[/] {esc(note)}", highlight=False, soft_wrap=True)
     if acquired:
         from ..monitoring.aoi import record_map_result
         from ..monitoring.store import Store
@@ -137,7 +145,7 @@ def aoi_list(db: Optional[str] = db_option) -> None:
     """List the AOIs with their latest record."""
     from ..monitoring.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:  # a mistyped --db is not made and shown empty
         t = Table(Column("name", overflow="fold"), "area km²", "alert km²", "alert rise %", "webhooks", "records",
                   "latest", "flooded km²")
         for a in store.aois():
@@ -177,9 +185,15 @@ def aoi_history(name: str = typer.Argument(..., help="AOI name."),
                 png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
                 db: Optional[str] = db_option) -> None:
     """Time series of one AOI: flooded km², permanent water, coverage per acquisition."""
+    from ..errors import MonitoringError
+    from ..io import check_output_file
     from ..monitoring.store import Store
 
-    with Store(db) as store:
+    if png:
+        check_output_file(png)
+        if png.suffix.lower() != ".png":  # as `data preview -o`: not PNG bytes under another name
+            raise MonitoringError(f"--png {png}: the file written is PNG; give a name ending in .png")
+    with Store(db, create=False) as store:
         hist = store.history(name)
     t = Table("acquired", "kind", Column("scene", overflow="fold"), "flooded km²", "permanent water km²",
               "valid km²", "coverage", title=f"AOI {esc(name)}")

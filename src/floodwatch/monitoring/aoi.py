@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import shapely
-from shapely.geometry import box, mapping, shape
+from shapely.affinity import translate
+from shapely.geometry import Polygon, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
@@ -36,15 +38,15 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     if not NAME_RE.match(name or ""):
         raise MonitoringError(f"AOI name '{name}': use 1-64 letters, digits, '_', '-' or '.', starting with a "
                               "letter or digit")
-    geom = read_geojson_geometry(geojson)
+    geom = _polygonal(read_geojson_geometry(geojson))
     label = str(geojson) if not isinstance(geojson, dict) else f"AOI '{name}'"
-    polys = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type in ("Polygon", "MultiPolygon")]
-    geom = shapely.union_all(polys) if polys else EMPTY
     if geom.is_empty:
         raise MonitoringError(f"{label}: no polygon in the GeoJSON (an AOI needs an area)")
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326)")
+    if maxx - minx > 180:  # maybe an outline across 180°: split as given (make_valid cut up its flat reading)
+        geom = _polygonal(shapely.make_valid(split_antimeridian(_given_geometry(geojson), label)))
     for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
@@ -58,8 +60,80 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     return store.get_aoi(name)
 
 
+def _given_geometry(geojson: str | Path | dict[str, Any]) -> BaseGeometry:
+    """The GeoJSON's geometries as given, not made valid (read_geojson_geometry has checked them)."""
+    obj = geojson if isinstance(geojson, dict) else json.loads(read_text(Path(geojson), error=MonitoringError))
+    kind = obj["type"]
+    geoms = ([f.get("geometry") for f in obj.get("features", [])] if kind == "FeatureCollection"
+             else [obj.get("geometry")] if kind == "Feature" else [obj])
+    return shapely.GeometryCollection([shape(g) for g in geoms if g])
+
+
 def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:
-    return shape(aoi.geometry)
+    # split here too: AOIs added by earlier versions were stored whole
+    return split_antimeridian(shape(aoi.geometry))
+
+
+def _polygons(geom: BaseGeometry) -> list[Polygon]:
+    if geom.geom_type == "Polygon":
+        return [] if geom.is_empty else [geom]
+    return [p for g in getattr(geom, "geoms", []) for p in _polygons(g)]
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry:
+    """The polygons of a geometry (lines and points left out) as one geometry."""
+    polys = _polygons(geom)
+    return shapely.union_all(polys) if polys else EMPTY
+
+
+def split_antimeridian(geom: BaseGeometry, label: str | None = None) -> BaseGeometry:
+    """A lon/lat geometry with its polygons that cross 180° cut there (RFC 7946 §3.1.9).
+
+    An edge spanning more than 180° of longitude is taken the short way, across 180°, as geodesic areas and
+    GeoJSON writers that do not split take it; flat, it would be a band round the world. Edges from -180° to
+    180° themselves (the sides of an already split outline or of a world-wide band) are left as they are. A
+    ring round a pole cannot be cut into such parts: with a `label` it is an error naming it, else it is left
+    as it is."""
+    if geom.is_empty or geom.bounds[2] - geom.bounds[0] <= 180:  # no edge can cross: one bounds lookup
+        return geom
+    if geom.geom_type == "Polygon":
+        return _split_polygon(geom, label)
+    if hasattr(geom, "geoms"):
+        return shapely.union_all([shapely.make_valid(split_antimeridian(g, label)) for g in geom.geoms])
+    return geom
+
+
+def _unwrap(ring: Any) -> tuple[np.ndarray, bool] | None:
+    """(ring coordinates with longitudes made continuous across 180°, whether an edge crossed it); None for a
+    ring that winds round the globe (round a pole)."""
+    xy = np.asarray(ring.coords)[:, :2]
+    lon = xy[:, 0]
+    step = np.diff(lon)
+    cross = (np.abs(step) > 180) & ~((np.abs(lon[:-1]) == 180) & (np.abs(lon[1:]) == 180))
+    step = np.where(cross, (step + 180) % 360 - 180, step)
+    lon = lon[0] + np.concatenate([[0.0], np.cumsum(step)])
+    if abs(lon[-1] - lon[0]) > 1e-9:
+        return None
+    return np.column_stack([lon, xy[:, 1]]), bool(cross.any())
+
+
+def _split_polygon(poly: Polygon, label: str | None) -> BaseGeometry:
+    rings = [_unwrap(r) for r in (poly.exterior, *poly.interiors)]
+    if any(r is None for r in rings):
+        if label is None:
+            return poly
+        raise MonitoringError(f"{label}: a ring goes round a pole; give it as a polygon whose edges run along "
+                              "-180° and 180° to the pole (RFC 7946 §3.1.9)")
+    if not any(crossed for _, crossed in rings):
+        return poly
+    outer, holes = rings[0][0], [hole for hole, _ in rings[1:]]
+    centre = (outer[:, 0].min() + outer[:, 0].max()) / 2
+    for hole in holes:  # each ring was unwrapped from its own start: bring holes beside the outline
+        hole[:, 0] += 360 * round((centre - hole[0, 0]) / 360)
+    whole = shapely.make_valid(Polygon(outer, holes))  # longitudes beyond ±180 here, within one turn
+    pieces = [translate(whole.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
+              for k in (-1, 0, 1)]
+    return _polygonal(shapely.union_all(pieces))
 
 
 #: mapping.MapResult.paths uses short keys; the store uses these (change results already do).
@@ -82,8 +156,10 @@ def result_footprint(result: Any) -> tuple[BaseGeometry, Path | None]:
     if mask_path is not None and mask_path.is_file():
         import rasterio
 
-        with rasterio.open(mask_path) as src:
-            crs, bounds = src.crs, src.bounds
+        with warnings.catch_warnings():  # a picture's outputs: refused below in one line, without this first
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(mask_path) as src:
+                crs, bounds = src.crs, src.bounds
         if crs is None:
             raise MonitoringError(f"{mask_path}: not georeferenced, so it cannot be placed in an AOI")
         footprint = box(*bounds)
@@ -92,7 +168,8 @@ def result_footprint(result: Any) -> tuple[BaseGeometry, Path | None]:
         footprint, crs = box(*stats["bounds"]), stats["crs"]
     else:
         raise MonitoringError("result: neither a georeferenced mask nor stats bounds/crs to place it on the map")
-    return to_wgs84(shapely.segmentize(footprint, max(footprint.length / 400, 1e-9)), crs), mask_path
+    footprint = to_wgs84(shapely.segmentize(footprint, max(footprint.length / 400, 1e-9)), crs)
+    return split_antimeridian(footprint), mask_path
 
 
 def _mask_areas(mask_path: Path, aoi_geom: BaseGeometry, codes: dict[str, int]) -> dict[str, float]:
@@ -117,7 +194,8 @@ def _mask_areas(mask_path: Path, aoi_geom: BaseGeometry, codes: dict[str, int]) 
     if "permanent_water" in codes:
         out["permanent_water_km2"] = (data == codes["permanent_water"]) & inside
     out["flood_km2"] = (data == codes["flood"]) & inside
-    return {k: geodesic_area_km2(mask_polygons(m, tr, crs).intersection(aoi_geom)) for k, m in out.items()}
+    return {k: geodesic_area_km2(split_antimeridian(mask_polygons(m, tr, crs)).intersection(aoi_geom))
+            for k, m in out.items()}
 
 
 def check_recordable(store: Store, scene_id: str, acquired: datetime | str, kind: str = "map", *,
@@ -171,6 +249,7 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
     stats = _get(result, "stats") or {}
     polys_path = paths.get("flood_polygons")
     floods_all = read_geojson_geometry(Path(polys_path)) if polys_path and Path(polys_path).is_file() else None
+    floods_all = None if floods_all is None else split_antimeridian(floods_all)
     codes = stats.get("mask_codes") or (CHANGE_CODES if kind == "change" else MASK_CODES)
     names = list(aois) if aois is not None else [a.name for a in store.aois()]
     targets = [a for a in map(store.get_aoi, names) if aoi_geometry(a).intersects(footprint)]

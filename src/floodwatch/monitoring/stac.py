@@ -150,8 +150,12 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
             store.mark_processed(key, item.id, aoi_name)
             outcomes.append(WatchOutcome(item.id, acquired, "outside", []))
             continue
-        result = map_scene(window, predictor, out_dir / "maps", tile=tile, overlap=overlap, batch=batch,
-                           threshold=threshold, progress=progress)
+        try:
+            result = map_scene(window, predictor, out_dir / "maps", tile=tile, overlap=overlap, batch=batch,
+                               threshold=threshold, progress=progress)
+        except BaseException:  # e.g. refused as linear power told to be dB: no window tagged dB is left
+            window.unlink(missing_ok=True)
+            raise
         ids = record_map_result(store, result, acquired=acquired, scene_id=item.id, aois=[aoi_name],
                                 notify=notify, console=console)
         store.mark_processed(key, item.id, aoi_name)

@@ -58,21 +58,25 @@ class Source:
 def layer_sources(paths: dict[str, str]) -> dict[str, Source]:
     """The layers a record can show, from the files its run recorded (missing files are left out).
 
-    The SAR backdrop is the scene the run read (stats.json's 'scene'), when it is still where it was."""
+    The SAR backdrop is the scene the run read (stats.json's 'scene'), when it is still where it was. A change
+    run's score is a water probability, except for the log-ratio (a change in dB): that one has no layer."""
     out: dict[str, Source] = {}
-    mask = paths.get("flood_mask") or paths.get("change_mask")
-    if mask and Path(mask).is_file():
-        out["flood"] = Source(Path(mask), "flood")
-    prob = paths.get("flood_probability") or paths.get("change_score")
-    if prob and Path(prob).is_file():
-        out["probability"] = Source(Path(prob), "probability")
-    scene, units = paths.get("scene"), "db"
+    stats: dict[str, Any] = {}
     stats_path = paths.get("stats")
-    if not scene and stats_path and Path(stats_path).is_file():
+    if stats_path and Path(stats_path).is_file():
         try:
             stats = json.loads(Path(stats_path).read_text())
         except (OSError, ValueError):
-            stats = {}
+            pass
+        stats = stats if isinstance(stats, dict) else {}
+    mask = paths.get("flood_mask") or paths.get("change_mask")
+    if mask and Path(mask).is_file():
+        out["flood"] = Source(Path(mask), "flood")
+    prob = paths.get("flood_probability") or (paths.get("change_score") if stats.get("method") != "logratio" else None)
+    if prob and Path(prob).is_file():
+        out["probability"] = Source(Path(prob), "probability")
+    scene, units = paths.get("scene"), "db"
+    if not scene:
         scene, units = stats.get("scene"), stats.get("units") or "db"
     if scene and Path(scene).is_absolute() and Path(scene).is_file():
         out["sar"] = Source(Path(scene), "sar", units)
