@@ -44,8 +44,10 @@ def test_add_and_list_aois(store, tmp_path):
     ({"type": "Point", "coordinates": [13.0, 45.0]}, "no polygon"),
     (mapping(box(400000, 5000000, 401000, 5001000)), "not lon/lat"),
     ({"type": "Polygon", "coordinates": "nonsense"}, "not a GeoJSON"),
-    # a ring round the North Pole: no split at 180° gives it back (its edges would have to follow the pole)
-    ({"type": "Polygon", "coordinates": [[[0, 80], [90, 85], [180, 80], [-90, 85], [0, 80]]]}, "pole"),
+    # an edge over 180° of longitude: a box across the antimeridian, or a band round the world? refused, not guessed
+    ({"type": "Polygon", "coordinates": [[[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]]}, "split it at 180°"),
+    (mapping(box(-100, 0, 100, 10)), "spans more than 180° of longitude"),
+    ({"type": "Polygon", "coordinates": [[[0, 80], [90, 85], [180, 80], [-90, 85], [0, 80]]]}, "spans more than 180°"),
 ])
 def test_bad_aoi_geometry(store, geojson, match):
     with pytest.raises(MonitoringError, match=match):
@@ -183,35 +185,32 @@ def _class_raster(path, crs, bounds, size=50):
     return {"stats": {}, "paths": {"flood_mask": path}}
 
 
-def test_run_finds_its_antimeridian_aoi_again(tmp_path):
-    """`run` stores an AOI from a GeoJSON once and meets it on the next run: the outline it reads again (flat,
-    358° wide) is compared with the stored one as stored, split at 180°."""
-    from shapely.geometry import shape
-
+def test_run_bbox_wider_than_180_degrees_keeps_its_meaning(tmp_path):
+    """`run --bbox W,S,E,N` says which way round (W < E): a box 200° wide is stored as that box, not the 160°
+    band its flat four corners would be across the antimeridian, and met again on the next run."""
+    from floodwatch.acquisition.fetch import parse_bbox
     from floodwatch.monitoring.run import ensure_aoi
     from floodwatch.monitoring.store import Store
 
-    given = shape({"type": "Polygon", "coordinates": [[[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]]})
     with Store(str(tmp_path / "fw.db")) as s:
-        first = ensure_aoi(s, "anti", given)
-        again = ensure_aoi(s, "anti", given)
-    assert first.equals(again) and first.bounds == (-180.0, 0.0, 180.0, 1.0) and first.area == pytest.approx(2.0)
+        first = ensure_aoi(s, "wide", parse_bbox("-100,0,100,10"))
+        again = ensure_aoi(s, "wide", parse_bbox("-100,0,100,10"))
+    assert first.equals(again) and first.bounds == (-100.0, 0.0, 100.0, 10.0) and first.area == pytest.approx(2000)
 
 
 def test_aoi_across_the_antimeridian_is_split_and_recorded_where_it_is(store, tmp_path):
-    """RFC 7946 §3.1.9: an outline crossing 180° is two parts; one given whole (an edge from 179° to -179°)
-    is the 2° box its geodesic area measures, not the flat 358° band, for the records too."""
+    """RFC 7946 §3.1.9: an outline crossing 180° is given in two parts; scenes there are placed and measured
+    split too (their footprints and floods are dense, so an edge over 180° can only be the crossing), so a
+    scene at 179.5°E goes to it and one at 10°E does not."""
     import shapely
     from shapely.geometry import shape
 
     from floodwatch.monitoring.geo import feature_collection, geodesic_area_km2, to_wgs84
 
-    anti = add_aoi(store, "anti", {"type": "Polygon", "coordinates": [
-        [[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]]})
+    anti = add_aoi(store, "anti", mapping(box(179, 0, 180, 1).union(box(-180, 0, -179, 1))))
     add_aoi(store, "ten", mapping(box(9.5, 0, 10.5, 1)))
     geom = shape(store.get_aoi("anti").geometry)
     assert geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
-    assert geom.equals(box(179, 0, 180, 1).union(box(-180, 0, -179, 1)))
     assert anti.area_km2 == pytest.approx(2 * geodesic_area_km2(box(179, 0, 180, 1)))  # ~24,618 km²
     # lon/lat masks at 10°E and at 179.5°E go to the AOI they lie in
     east = _class_raster(tmp_path / "east.tif", "EPSG:4326", (179.3, 0.3, 179.7, 0.7))

@@ -57,7 +57,8 @@ def parse_bbox(text: str) -> BaseGeometry:
         raise AcquisitionError(f"bbox: '{text}' is not four numbers W,S,E,N") from None
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
         raise AcquisitionError(f"bbox: '{text}' is not W,S,E,N in degrees with W < E and S < N")
-    return box(w, s, e, n)
+    # W < E says which way round: no edge may span 180° of longitude, where GeoJSON readers would have to guess
+    return shapely.segmentize(box(w, s, e, n), 90.0)
 
 
 def read_aoi(path: str | Path) -> BaseGeometry:

@@ -45,8 +45,13 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326)")
-    if maxx - minx > 180:  # maybe an outline across 180°: split as given (make_valid cut up its flat reading)
-        geom = _polygonal(shapely.make_valid(split_antimeridian(_given_geometry(geojson), label)))
+    # An edge over 180° of longitude is a 2° box across the antimeridian or a 358° band round the world, and
+    # nothing in the file says which (the geodesic area would take the short way, the matching the flat one):
+    # refused rather than guessed. Outlines split at 180° (RFC 7946 §3.1.9) have no such edge.
+    if maxx - minx > 180 and _has_wide_edge(_given_geometry(geojson)):
+        raise MonitoringError(f"{label}: an edge spans more than 180° of longitude; if the area crosses the "
+                              "antimeridian, split it at 180° into two polygons (RFC 7946 §3.1.9), otherwise add "
+                              "vertices so that no edge spans 180°")
     for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
@@ -70,8 +75,17 @@ def _given_geometry(geojson: str | Path | dict[str, Any]) -> BaseGeometry:
 
 
 def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:
-    # split here too: AOIs added by earlier versions were stored whole
-    return split_antimeridian(shape(aoi.geometry))
+    return shape(aoi.geometry)
+
+
+def _has_wide_edge(geom: BaseGeometry) -> bool:
+    """Whether a ring has an edge spanning more than 180° of longitude (sides along ±180° itself aside)."""
+    for poly in _polygons(geom):
+        for ring in (poly.exterior, *poly.interiors):
+            lon = np.asarray(ring.coords)[:, 0]
+            if ((np.abs(np.diff(lon)) > 180) & ~((np.abs(lon[:-1]) == 180) & (np.abs(lon[1:]) == 180))).any():
+                return True
+    return False
 
 
 def _polygons(geom: BaseGeometry) -> list[Polygon]:
@@ -86,20 +100,17 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
     return shapely.union_all(polys) if polys else EMPTY
 
 
-def split_antimeridian(geom: BaseGeometry, label: str | None = None) -> BaseGeometry:
-    """A lon/lat geometry with its polygons that cross 180° cut there (RFC 7946 §3.1.9).
-
-    An edge spanning more than 180° of longitude is taken the short way, across 180°, as geodesic areas and
-    GeoJSON writers that do not split take it; flat, it would be a band round the world. Edges from -180° to
-    180° themselves (the sides of an already split outline or of a world-wide band) are left as they are. A
-    ring round a pole cannot be cut into such parts: with a `label` it is an error naming it, else it is left
-    as it is."""
+def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
+    """A lon/lat geometry that floodwatch derived from a raster (a footprint, flood or mask polygons: densely
+    segmented, so an edge spanning more than 180° of longitude can only be a crossing) with its polygons that
+    cross 180° cut there (RFC 7946 §3.1.9); flat, such a polygon would be a band round the world. Edges from
+    -180° to 180° themselves are left as they are; a ring round a pole is left as it is."""
     if geom.is_empty or geom.bounds[2] - geom.bounds[0] <= 180:  # no edge can cross: one bounds lookup
         return geom
     if geom.geom_type == "Polygon":
-        return _split_polygon(geom, label)
+        return _split_polygon(geom)
     if hasattr(geom, "geoms"):
-        return shapely.union_all([shapely.make_valid(split_antimeridian(g, label)) for g in geom.geoms])
+        return shapely.union_all([shapely.make_valid(split_antimeridian(g)) for g in geom.geoms])
     return geom
 
 
@@ -117,13 +128,10 @@ def _unwrap(ring: Any) -> tuple[np.ndarray, bool] | None:
     return np.column_stack([lon, xy[:, 1]]), bool(cross.any())
 
 
-def _split_polygon(poly: Polygon, label: str | None) -> BaseGeometry:
+def _split_polygon(poly: Polygon) -> BaseGeometry:
     rings = [_unwrap(r) for r in (poly.exterior, *poly.interiors)]
     if any(r is None for r in rings):
-        if label is None:
-            return poly
-        raise MonitoringError(f"{label}: a ring goes round a pole; give it as a polygon whose edges run along "
-                              "-180° and 180° to the pole (RFC 7946 §3.1.9)")
+        return poly
     if not any(crossed for _, crossed in rings):
         return poly
     outer, holes = rings[0][0], [hole for hole, _ in rings[1:]]

@@ -17,7 +17,7 @@ from ..acquisition.sources import Source, resolve_source
 from ..errors import MonitoringError
 from ..inference.tiling import check_prediction, check_tiling, default_overlap
 from ..io import check_output_dir
-from .aoi import add_aoi, aoi_geometry, record_map_result, split_antimeridian
+from .aoi import add_aoi, aoi_geometry, record_map_result
 from .store import Store
 
 
@@ -38,9 +38,7 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
     A stored AOI of that name with another geometry is an error (its history would mix two places)."""
     if store.has_aoi(name):
         stored = aoi_geometry(store.get_aoi(name))
-        # the stored outline is split at 180° (add_aoi): the given one is compared as stored
-        if geometry is not None and stored.symmetric_difference(split_antimeridian(geometry)).area > \
-                1e-6 * stored.area:
+        if geometry is not None and stored.symmetric_difference(geometry).area > 1e-6 * stored.area:
             raise MonitoringError(f"name: AOI '{name}' is already stored with another geometry; give another "
                                   "`name`, or use `aoi` NAME to run over the stored one")
         return stored
