@@ -96,22 +96,43 @@ def test_an_otsu_fit_that_is_no_drop_maps_no_new_water(tmp_path):
     assert given.stats["threshold_applied"] is True and given.stats["warnings"] == []
 
 
-def test_an_otsu_fit_above_0_db_is_a_drop_on_an_offset_pair(tmp_path):
-    """8-bit renderings (OMBRIA's) put a pair's unchanged pixels several dB apart: the after scene 4 dB brighter
+def test_an_otsu_fit_above_0_db_is_a_drop_on_an_offset_picture_pair(tmp_path):
+    """8-bit pictures (OMBRIA's) put a pair's unchanged pixels several dB apart: the after picture 4 dB brighter
     overall, its flooded block 2 dB darker than before. Otsu's cut lies above 0 dB but below the unchanged
-    level (the median difference), so it is a drop and is applied."""
+    level (there the median difference), so it is a drop and is applied."""
     from floodwatch.data.sample import Sample
 
     before, _, _ = scene_pair(size=64, seed=5)
+    before = Sample(image=before.image, mask=None, valid=before.valid, id="before", georef=before.georef,
+                    bands=before.bands, extra={"picture": True})
     image = before.image + 4.0 + np.random.default_rng(0).normal(0, 1.0, before.image.shape).astype(np.float32)
     image[:, 8:40, 8:40] -= 6.0
-    after = Sample(image=image, mask=None, valid=before.valid, id="after", georef=before.georef, bands=before.bands)
+    after = Sample(image=image, mask=None, valid=before.valid, id="after", georef=before.georef, bands=before.bands,
+                   extra={"picture": True})
     res = detect_change(before, after, None, tmp_path / "out", method="logratio", logratio_threshold="otsu")
-    assert 0 < res.stats["threshold"] < 3.0 < res.stats["median_difference_db"] < 4.5
+    assert 0 < res.stats["threshold"] < 3.0 < res.stats["unchanged_level_db"] < 4.5
     assert res.stats["threshold_applied"] is True and res.stats["warnings"] == []
     flooded = np.zeros(res.new_water.shape, bool)
     flooded[8:40, 8:40] = True
     assert res.new_water[flooded].mean() > 0.95 and res.new_water[~flooded].mean() < 0.01
+
+
+def test_an_otsu_fit_maps_a_flood_over_most_of_a_calibrated_pair(tmp_path):
+    """dB scenes: the unchanged level is 0 dB whatever share flooded; 60 % of the pair 8 dB darker is mapped
+    (a median rule would put the unchanged level inside the flood and map nothing)."""
+    from floodwatch.data.sample import Sample
+
+    before, _, _ = scene_pair(size=64, seed=5)
+    image = before.image + np.random.default_rng(1).normal(0, 0.5, before.image.shape).astype(np.float32)
+    flooded = np.zeros(image.shape[1:], bool)
+    flooded[:, :38] = True  # 38 of 64 columns: 59 %
+    image[:, flooded] -= 8.0
+    after = Sample(image=image, mask=None, valid=before.valid, id="after", georef=before.georef, bands=before.bands)
+    res = detect_change(before, after, None, tmp_path / "out", method="logratio", logratio_threshold="otsu",
+                        min_pixels=1)
+    assert res.stats["threshold"] < 0 and res.stats["unchanged_level_db"] == 0.0
+    assert res.stats["threshold_applied"] is True
+    assert res.new_water[flooded].mean() > 0.99 and res.new_water[~flooded].mean() < 0.01
 
 
 def test_one_unnamed_band_serves_as_the_asked_band_and_stats_say_so(tmp_path):

@@ -52,8 +52,9 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
            threshold: float = typer.Option(0.5, "--threshold", help="Water / new-water probability threshold."),
            logratio_threshold: str = typer.Option("-3", "--logratio-threshold",
                                                   help="A drop in dB (below 0), or 'otsu' (fitted per pair; a "
-                                                       "fit at or above the pair's median difference is no drop: "
-                                                       "no new water, a warning)."),
+                                                       "fit at or above the unchanged level, 0 dB or an 8-bit "
+                                                       "picture pair's median difference, is no drop: no new "
+                                                       "water, a warning)."),
            band: str = typer.Option("VV", "--band", help="Band for the log-ratio (any case); a scene whose only "
                                                          "band is unnamed (a picture) is read as it."),
            tile: int = options.TILE,

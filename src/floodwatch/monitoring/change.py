@@ -96,7 +96,7 @@ def _read_picture(path: Path) -> Sample:
 
     image = to_db(gray(read_picture(path), path), "ombria", "VV")[None]
     return Sample(image=image, mask=None, valid=np.ones(image.shape[1:], bool), id=path.stem, georef=None,
-                  bands=("VV",), extra={"path": str(path), "bands_by_position": True})
+                  bands=("VV",), extra={"path": str(path), "bands_by_position": True, "picture": True})
 
 
 def _name(sample: Sample) -> str:
@@ -197,11 +197,12 @@ def check_logratio_threshold(threshold: float | str) -> None:
                               f"(default {LOGRATIO_DB:g}) or 'otsu'")
 
 
-def otsu_drop_warning(fitted: float, median: float, before: str, after: str) -> str:
+def otsu_drop_warning(fitted: float, level: float, before: str, after: str) -> str:
     """What a log-ratio run says when Otsu's split of after - before is no drop (see change_arrays)."""
     return (f"'otsu' fitted {fitted:+.2f} dB on the after - before difference of {before} and {after}, at or above "
-            f"its median ({median:+.2f} dB), so not a drop: the pair shows no separate darker mode and no new water "
-            f"is mapped; give `logratio_threshold` as a drop in dB (default {LOGRATIO_DB:g}) to map any darkening")
+            f"the unchanged pixels' level ({level:+.2f} dB), so not a drop: the pair shows no separate darker mode "
+            f"and no new water is mapped; give `logratio_threshold` as a drop in dB (default {LOGRATIO_DB:g}) to map "
+            "any darkening")
 
 
 def logratio_change(before_db: np.ndarray, after_db: np.ndarray, valid: np.ndarray,
@@ -251,16 +252,17 @@ def change_arrays(before: Sample, after: Sample, predictor: Any = None, *, metho
         new, score, used = logratio_change(b, a, valid, logratio_threshold)
         record.update(threshold=used, band=band.upper(), band_from={"before": b_from, "after": a_from})
         if logratio_threshold == "otsu":
-            # Otsu splits any histogram in two. At or above the median difference (the unchanged pixels' level:
-            # about 0 dB for calibrated pairs; 8-bit renderings such as OMBRIA's are offset by several dB, where
-            # a cut above 0 dB can still be a drop) it splits the unchanged pixels from brightened ones, and
-            # cutting there would call most of the scene new water.
-            median = float(np.median(score[valid & np.isfinite(score)]))
-            record.update(threshold_from="otsu", median_difference_db=median)
-            if not used < median:
+            # Otsu splits any histogram in two. At or above the unchanged pixels' level it splits them from
+            # brightened ones, and cutting there would call them new water. That level is 0 dB for calibrated
+            # dB scenes (whatever share flooded); 8-bit pictures such as OMBRIA's are offset by several dB, so
+            # there it is taken as the median difference (the unchanged pixels being most of a pair).
+            pictures = before.extra.get("picture") or after.extra.get("picture")
+            level = float(np.median(score[valid & np.isfinite(score)])) if pictures else 0.0
+            record.update(threshold_from="otsu", unchanged_level_db=level)
+            if not used < level:
                 new = np.zeros_like(new)
                 record["threshold_applied"] = False
-                record["warnings"].append(otsu_drop_warning(used, median, _name(before), _name(after)))
+                record["warnings"].append(otsu_drop_warning(used, level, _name(before), _name(after)))
         return new, score, valid, record
     if predictor is None:
         raise FloodwatchError(f"predictor: method '{method}' needs a model")
