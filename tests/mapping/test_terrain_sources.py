@@ -163,4 +163,10 @@ def test_a_dem_url_is_read_in_place_as_its_file_is(tiles, tmp_path):
     assert (a == b).all() and (a & 2).any()  # the plane slopes about 0.2 degrees
     mask = read(remote.paths["mask"])[0]
     assert (read(local.paths["mask"])[0] == mask).all() and (mask == 2).any()  # the lake's edge is known water
+    # a download link without a file suffix (a presigned URL, an API endpoint) is read too
+    (root / "dem_download").write_bytes(paths[0].read_bytes())
+    with RangeServer(root).serve() as base:
+        bare = map_scene(scene, ThresholdPredictor(), tmp_path / "bare", tile=64, overlap=16, progress=False,
+                         terrain=Terrain(dem=f"{base}/dem_download", slope_max=0.1, orbit="ascending"))
+    assert (read(bare.paths["exclusion"])[0] == a).all()
     assert remote.stats["terrain"]["terrain_grid_m"] == local.stats["terrain"]["terrain_grid_m"]

@@ -38,9 +38,9 @@ from .locations import is_remote_input
 def cog_env(url: str) -> dict[str, str]:
     """GDAL settings for windowed reads of a raster at `url`: no folder listing around it (one request each,
     and a server's listing can stall), no probing for side-car files of other suffixes, retried ranges."""
-    suffix = PurePosixPath(urlparse(url).path).suffix.lower()
+    suffix = PurePosixPath(urlparse(url).path).suffix.lower() or "{noext}"  # GDAL's name for "no suffix"
     return dict(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_HTTP_MAX_RETRY="2", GDAL_HTTP_RETRY_DELAY="1",
-                CPL_VSIL_CURL_ALLOWED_EXTENSIONS=",".join(sorted({".tif", ".tiff", suffix} - {""})))
+                CPL_VSIL_CURL_ALLOWED_EXTENSIONS=",".join(sorted({".tif", ".tiff", suffix})))
 
 
 def cog_path(url: str) -> str:
