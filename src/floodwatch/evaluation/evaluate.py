@@ -118,8 +118,8 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
 
     result: dict[str, Any] = {"threshold": threshold, "seconds": round(time.perf_counter() - start, 3),
                               **model_acc.compute(), "ece": calibration[""].ece(),
-                              "reliability": calibration[""].reliability(), "unlabelled_chips": skipped["unlabelled"],
-                              "empty_chips": skipped["empty"]}
+                              # empty_chips: model_acc's, the skipped ones and those update() found empty alike
+                              "reliability": calibration[""].reliability(), "unlabelled_chips": skipped["unlabelled"]}
     if baseline is not None:
         result["otsu"] = {"method": baseline.describe(), **otsu_acc.compute()}
     result["regions"] = {}
