@@ -72,7 +72,9 @@ def layer_sources(paths: dict[str, str]) -> dict[str, Source]:
     mask = paths.get("flood_mask") or paths.get("change_mask")
     if mask and Path(mask).is_file():
         out["flood"] = Source(Path(mask), "flood")
-    prob = paths.get("flood_probability") or (paths.get("change_score") if stats.get("method") != "logratio" else None)
+    # only a run known to be a model's: without its stats.json the score may be a log-ratio in dB
+    model_change = stats.get("method") in ("difference", "bitemporal")
+    prob = paths.get("flood_probability") or (paths.get("change_score") if model_change else None)
     if prob and Path(prob).is_file():
         out["probability"] = Source(Path(prob), "probability")
     scene, units = paths.get("scene"), "db"
