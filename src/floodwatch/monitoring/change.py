@@ -378,8 +378,11 @@ def _quicklook(path: Path, before: Sample, after: Sample, new: np.ndarray, valid
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), constrained_layout=True)
     # the log-ratio's band, checked by then; a model's run shows `band` where the scene has it, else its first
     for ax, s, title in ((axes[0], align(before, after), "before"), (axes[1], after, "after")):
-        ax.imshow(s.image[band_index(s, band)], cmap="gray", vmin=-25, vmax=0)
-        ax.set_title(f"{title} ({s.bands[band_index(s, band)]}, dB)")
+        i = band_index(s, band)
+        # a lone unnamed band was read as the asked one (_band): titled so, as stats.json says
+        name = band.upper() if s.extra.get("bands_by_position") and len(s.bands) == 1 else s.bands[i]
+        ax.imshow(s.image[i], cmap="gray", vmin=-25, vmax=0)
+        ax.set_title(f"{title} ({name}, dB)")
     axes[2].imshow(after.image[band_index(after, band)], cmap="gray", vmin=-25, vmax=0)
     overlay = np.zeros(new.shape + (4,), np.float32)
     overlay[new] = (0.1, 0.4, 1.0, 0.85)
