@@ -18,6 +18,9 @@ def files(tmp_path_factory, tiny_checkpoint):
          "missing_geojson": d / "nothere.geojson", "aoi": d / "aoi.geojson",
          "api": f"http://127.0.0.1:{free_port()}"}
     f["folder"].mkdir()
+    f["wide"] = d / "wide.geojson"
+    f["wide"].write_text(json.dumps({"type": "Polygon", "coordinates": [[[179, 0], [-179, 0], [-179, 1], [179, 1],
+                                                                          [179, 0]]]}))
     f["aoi"].write_text(json.dumps({"type": "Polygon", "coordinates": [[[15, 44], [15.01, 44], [15.01, 44.01],
                                                                          [15, 44.01], [15, 44]]]}))
     return f
@@ -31,6 +34,9 @@ CASES = [
     # fetch has no AOI database: --aoi is a GeoJSON file, and a name or a folder is refused, not a crash
     Case("fetch-aoi-name", FETCH + " --aoi town", ("--aoi: town: file not found",)),
     Case("fetch-aoi-folder", FETCH + " --aoi {folder}", ("--aoi: {folder}: is a folder, not a GeoJSON file",)),
+    # an edge over 180° of longitude: a box across 180° or a band round the world? (aoi add refuses it alike)
+    Case("fetch-aoi-wide-edge", FETCH + " --aoi {wide}", ("--aoi: {wide}:", "spans more than 180° of longitude")),
+    Case("run-aoi-wide-edge", RUN + " --aoi {wide}", ("{wide}", "spans more than 180° of longitude")),
     # map's inputs, checked before the download rather than after it
     Case("run-hand-missing", RUN + " --hand {missing}", ("--hand: {missing}", "not found")),
     Case("run-dem-missing", RUN + " --dem {missing}", ("--dem: {missing}", "not found")),

@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
 from ..io import atomic_path, check_output_dir
+from ..lonlat import WIDE_EDGE, has_wide_edge
 from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, band_assets, detect_units,
                    fill_gaps, grid_for, has_vv_vh, read_item, to_db)
 from .search import Retries, item_time, search_api, utc_iso
@@ -70,7 +71,8 @@ def read_aoi(path: str | Path) -> BaseGeometry:
         doc = json.loads(path.read_text())
         kind = doc.get("type")
         feats = doc["features"] if kind == "FeatureCollection" else [doc] if kind == "Feature" else [{"geometry": doc}]
-        geoms = [shapely.make_valid(shape(f["geometry"])) for f in feats if f.get("geometry")]
+        given = [shape(f["geometry"]) for f in feats if f.get("geometry")]
+        geoms = [shapely.make_valid(g) for g in given]
     except FileNotFoundError:
         raise AcquisitionError(f"aoi: {path}: file not found") from None
     except (ValueError, KeyError, TypeError, AttributeError, OSError, shapely.errors.GEOSException) as exc:
@@ -81,6 +83,8 @@ def read_aoi(path: str | Path) -> BaseGeometry:
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise AcquisitionError(f"aoi: {path}: coordinates are not lon/lat degrees (GeoJSON is EPSG:4326)")
+    if has_wide_edge(shapely.GeometryCollection(given)):  # the search would cover a band round the world
+        raise AcquisitionError(f"aoi: {path}: {WIDE_EDGE}")
     return geom
 
 

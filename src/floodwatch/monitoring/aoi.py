@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
 from ..io import read_text
+from ..lonlat import WIDE_EDGE, has_wide_edge, polygons
 from .geo import EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometry, to_wgs84
 from .store import AOIRecord, Store, acquisition_time, sqlite_path
 
@@ -48,10 +49,8 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     # An edge over 180° of longitude is a 2° box across the antimeridian or a 358° band round the world, and
     # nothing in the file says which (the geodesic area would take the short way, the matching the flat one):
     # refused rather than guessed. Outlines split at 180° (RFC 7946 §3.1.9) have no such edge.
-    if maxx - minx > 180 and _has_wide_edge(_given_geometry(geojson)):
-        raise MonitoringError(f"{label}: an edge spans more than 180° of longitude; if the area crosses the "
-                              "antimeridian, split it at 180° into two polygons (RFC 7946 §3.1.9), otherwise add "
-                              "vertices so that no edge spans 180°")
+    if maxx - minx > 180 and has_wide_edge(_given_geometry(geojson)):
+        raise MonitoringError(f"{label}: {WIDE_EDGE}")
     for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
@@ -78,25 +77,9 @@ def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:
     return shape(aoi.geometry)
 
 
-def _has_wide_edge(geom: BaseGeometry) -> bool:
-    """Whether a ring has an edge spanning more than 180° of longitude (sides along ±180° itself aside)."""
-    for poly in _polygons(geom):
-        for ring in (poly.exterior, *poly.interiors):
-            lon = np.asarray(ring.coords)[:, 0]
-            if ((np.abs(np.diff(lon)) > 180) & ~((np.abs(lon[:-1]) == 180) & (np.abs(lon[1:]) == 180))).any():
-                return True
-    return False
-
-
-def _polygons(geom: BaseGeometry) -> list[Polygon]:
-    if geom.geom_type == "Polygon":
-        return [] if geom.is_empty else [geom]
-    return [p for g in getattr(geom, "geoms", []) for p in _polygons(g)]
-
-
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:
     """The polygons of a geometry (lines and points left out) as one geometry."""
-    polys = _polygons(geom)
+    polys = polygons(geom)
     return shapely.union_all(polys) if polys else EMPTY
 
 
