@@ -140,10 +140,14 @@ def _schema() -> SimpleNamespace:
                            deliveries=deliveries)
 
 
+def _scheme(text: str) -> str:
+    return text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
+
+
 def sqlite_path(url_or_path: str | os.PathLike | None) -> Path | None:
     """The file of a SQLite database (a path or sqlite:///path; None: the default), or None for a server URL."""
     text = str(default_db_path() if url_or_path is None else url_or_path)
-    scheme = text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
+    scheme = _scheme(text)
     if scheme not in ("file", "sqlite"):
         return None
     if scheme == "sqlite" and not text.startswith("sqlite:///"):
@@ -157,8 +161,7 @@ def _engine(url_or_path: str | os.PathLike | None, create: bool = True) -> tuple
     import sqlalchemy as sa
 
     text = str(default_db_path() if url_or_path is None else url_or_path)
-    scheme = text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
-    path = sqlite_path(text)
+    scheme, path = _scheme(text), sqlite_path(text)
     if path is not None:
         if not create:
             require_file(path, "monitoring database", error=MonitoringError)
