@@ -187,3 +187,18 @@ def test_bands_stored_in_another_order_are_picked_by_name(chips):
     one = Sample(image=s.image[1:], mask=s.mask, valid=s.valid, id="one")  # bands default to VV, VH
     vh_model = Preprocessing(bands=["VH"], clip=[(-50, 5)], offset=[0.0], scale=[1.0])
     np.testing.assert_array_equal(network_input(one, vh_model), network_input(s, vh_model))
+
+
+def test_a_chip_valid_only_where_ignored_is_empty_in_its_region_and_the_whole(chips, oracle):
+    """Valid pixels only where the label says ignore, labels only where there is no data: not Sample.is_empty,
+    yet nothing to score. Counted empty once, in its region and at the top, so the regions add up."""
+    s = chips[0]
+    half = s.valid.copy()
+    half[: s.shape[0] // 2] = False
+    crossed = Sample(image=s.image.copy(), mask=np.where(half, IGNORE_INDEX, 0), valid=half, id="crossed",
+                     region="SynthC")
+    assert not crossed.is_empty
+    data = chips + [crossed]
+    r = evaluate(oracle(data), data, progress=False)
+    assert r["empty_chips"] == 2 and r["regions"]["SynthC"]["empty_chips"] == 1
+    assert sum(reg["empty_chips"] for reg in r["regions"].values()) == r["empty_chips"]
