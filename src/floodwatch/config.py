@@ -68,7 +68,8 @@ def _reader_bands(format: Optional[str]) -> Optional[tuple[str, ...]]:
 
 class _Section(BaseModel):
     # protected_namespaces=(): TAO's field names start with "model_" (model_input_height, ...).
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+    # NaN and infinity pass every ge/gt bound (comparisons with NaN are False): refused as values
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True, allow_inf_nan=False)
 
 
 # -- dataset_config -----------------------------------------------------------------------------------

@@ -27,12 +27,17 @@ def files(tmp_path_factory):
                        "split_is_folder": "{data_root: data, split: data/split.csv}",
                        "tao_path_missing": "{train_images_path: data, train_masks_path: data, "
                                            "val_images_path: data, val_masks_path: missing_folder}",
-                       "source_missing": "{sources: [{path: data}, {path: missing_folder}]}"}.items():
+                       "source_missing": "{sources: [{path: data}, {path: missing_folder}]}",
+                       # NaN and infinity pass every >= / > bound: refused as values
+                       "nan_fraction": "{data_root: s1, format: sen1floods11, split: {fractions: [.nan, 0.5, 0.5]}}",
+                       "inf_delta": "{data_root: s1, format: sen1floods11, augment: true, "
+                                    "augmentation_config: {brightness_augmentation: {delta: .inf}}}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(f"dataset_config: {body}\n")
     labelled = "dataset_config: {data_root: s1, format: sen1floods11}\n"
     for name, body in {"huge_lr": "training_config: {learning_rate: 1.0e+9}",
                        "negative_seed": "training_config: {random_seed: -5}",
+                       "inf_weight": "training_config: {weight: [.inf, 1.0]}",  # NaN/inf pass >= and > bounds
                        # the model takes the labelled chips' VV, VH: OMBRIA has VV only, and no chip has HH
                        "one_band_unlabelled": "semi_supervised: {unlabelled: [{path: ombria, format: ombria}]}",
                        "otsu_hh": "semi_supervised: {unlabelled: [s1], otsu_agreement: HH}",
@@ -93,6 +98,11 @@ def test_bad_input(case, files, run_cli, tmp_path):
 
 @pytest.mark.parametrize("name, field", [("huge_lr", "training_config.learning_rate: 1e+09 is far too large"),
                                          ("negative_seed", "training_config.random_seed: "),
+                                         ("nan_fraction", "dataset_config.split.fractions[0]: Input should be "
+                                                          "a finite number"),
+                                         ("inf_weight", "training_config.weight[0]: Input should be a finite"),
+                                         ("inf_delta", "dataset_config.augmentation_config.brightness_augmentation."
+                                                       "delta: Input should be a finite number"),
                                          ("bad_second_source", "dataset_config.sources[1].path: "),
                                          ("band_delta_diff", "dataset_config.augmentation_config.brightness_"
                                                              "augmentation.band_delta: not with the derived channel"),

@@ -79,6 +79,9 @@ CASES = [
     Case("preview-out-jpg", "data preview {good} -o {out}.jpg", ("-o {out}.jpg", ".png"), absent=("{out}.jpg",)),
     Case("preview-out-txt", "data preview {good} -o {out}.txt", ("-o {out}.txt", ".png"), absent=("{out}.txt",)),
     Case("split-out-json", "data split {good} -o {out}.json", ("-o {out}.json", ".csv"), absent=("{out}.json",)),
+    # NaN passed every bound and put every chip in train
+    Case("split-fractions-nan", "data split {good} -o {out}.csv --fractions=nan,0.5,0.5", ("split fractions (nan",),
+         absent=("{out}.csv",)),
     Case("synth-into-kept-folder", "data synth {kept} --chips 2 --size 32", ("{kept}", "notes.txt"), absent=()),
     Case("convert-into-kept-folder", "data convert {good} {kept}", ("{kept}", "notes.txt"), absent=()),
     # a split CSV naming a path for a split (images/../../evil), or no chip of the data set

@@ -20,7 +20,7 @@ Probability = Field(0.0, ge=0.0, le=1.0)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN passes every ge/gt bound
 
 
 class SpatialAugmentation(_Section):

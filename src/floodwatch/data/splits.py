@@ -23,7 +23,8 @@ def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (
     splits are spatially separated. Groups go, largest first, to the split furthest below its share."""
     if method not in METHODS:
         raise DataError(f"split method '{method}': not one of {', '.join(METHODS)}")
-    if not 2 <= len(fractions) <= 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+    # written so that NaN fails it (every comparison with NaN is False)
+    if not (2 <= len(fractions) <= 3 and all(f >= 0 for f in fractions) and abs(sum(fractions) - 1) <= 1e-6):
         raise DataError(f"split fractions {tuple(fractions)}: need 2 or 3 non-negative values summing to 1")
     names = SPLIT_NAMES[: len(fractions)]
     records = getattr(dataset, "records", None)
