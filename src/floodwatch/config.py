@@ -122,6 +122,12 @@ class DataClassConfig(_Section):
         if len(scored) != 2:
             raise ValueError("floodwatch maps water/not-water: the target classes must map to exactly 2 "
                              f"mapping_class values besides 'ignore' (pixels not scored), got {sorted(scored)}")
+        # one pixel value read as two classes: the first listed would silently win
+        to_class: dict[int, str] = {}
+        for t in v:
+            if to_class.setdefault(t.label_id, t.mapping_class) != t.mapping_class:
+                raise ValueError(f"label_id {t.label_id} is given to both '{to_class[t.label_id]}' and "
+                                 f"'{t.mapping_class}'")
         return v
 
 

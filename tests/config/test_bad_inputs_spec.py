@@ -31,7 +31,11 @@ def files(tmp_path_factory):
                        # NaN and infinity pass every >= / > bound: refused as values
                        "nan_fraction": "{data_root: s1, format: sen1floods11, split: {fractions: [.nan, 0.5, 0.5]}}",
                        "inf_delta": "{data_root: s1, format: sen1floods11, augment: true, "
-                                    "augmentation_config: {brightness_augmentation: {delta: .inf}}}"}.items():
+                                    "augmentation_config: {brightness_augmentation: {delta: .inf}}}",
+                       # one pixel value for two classes: the first listed won silently
+                       "dup_label": "{data_root: s1, format: sen1floods11, data_class_config: {target_classes: "
+                                    "[{name: dry, mapping_class: notflood, label_id: 0}, "
+                                    "{name: wet, mapping_class: flood, label_id: 0}]}}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(f"dataset_config: {body}\n")
     labelled = "dataset_config: {data_root: s1, format: sen1floods11}\n"
@@ -101,6 +105,9 @@ def test_bad_input(case, files, run_cli, tmp_path):
                                          ("nan_fraction", "dataset_config.split.fractions[0]: Input should be "
                                                           "a finite number"),
                                          ("inf_weight", "training_config.weight[0]: Input should be a finite"),
+                                         ("dup_label", "dataset_config.data_class_config.target_classes: "
+                                                       "label_id 0 is given to both 'notflood' and "
+                                                       "'flood'"),
                                          ("inf_delta", "dataset_config.augmentation_config.brightness_augmentation."
                                                        "delta: Input should be a finite number"),
                                          ("bad_second_source", "dataset_config.sources[1].path: "),
