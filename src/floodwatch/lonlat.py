@@ -18,14 +18,15 @@ def polygons(geom: BaseGeometry) -> list[Polygon]:
     return [p for g in getattr(geom, "geoms", []) for p in polygons(g)]
 
 
+def crossing_edges(lon: np.ndarray) -> np.ndarray:
+    """For a ring's longitudes, which edges span more than 180° (sides along ±180° itself aside)."""
+    return (np.abs(np.diff(lon)) > 180) & ~((np.abs(lon[:-1]) == 180) & (np.abs(lon[1:]) == 180))
+
+
 def has_wide_edge(geom: BaseGeometry) -> bool:
-    """Whether a ring has an edge spanning more than 180° of longitude (sides along ±180° itself aside): a 2° box
-    across the antimeridian or a band round the world, and nothing in the outline says which."""
+    """Whether a ring has an edge spanning more than 180° of longitude: a 2° box across the antimeridian or a
+    band round the world, and nothing in the outline says which."""
     if geom.is_empty or geom.bounds[2] - geom.bounds[0] <= 180:
         return False
-    for poly in polygons(geom):
-        for ring in (poly.exterior, *poly.interiors):
-            lon = np.asarray(ring.coords)[:, 0]
-            if ((np.abs(np.diff(lon)) > 180) & ~((np.abs(lon[:-1]) == 180) & (np.abs(lon[1:]) == 180))).any():
-                return True
-    return False
+    return any(crossing_edges(np.asarray(ring.coords)[:, 0]).any()
+               for poly in polygons(geom) for ring in (poly.exterior, *poly.interiors))

@@ -22,8 +22,9 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import MonitoringError
 from ..io import read_text
-from ..lonlat import WIDE_EDGE, has_wide_edge, polygons
-from .geo import EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometry, to_wgs84
+from ..lonlat import WIDE_EDGE, crossing_edges, has_wide_edge, polygons
+from .geo import (EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometries,
+                  read_geojson_geometry, to_wgs84, union_valid)
 from .store import AOIRecord, Store, acquisition_time, sqlite_path
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -39,7 +40,8 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     if not NAME_RE.match(name or ""):
         raise MonitoringError(f"AOI name '{name}': use 1-64 letters, digits, '_', '-' or '.', starting with a "
                               "letter or digit")
-    geom = _polygonal(read_geojson_geometry(geojson))
+    given = read_geojson_geometries(geojson)
+    geom = _polygonal(union_valid(given))
     label = str(geojson) if not isinstance(geojson, dict) else f"AOI '{name}'"
     if geom.is_empty:
         raise MonitoringError(f"{label}: no polygon in the GeoJSON (an AOI needs an area)")
@@ -49,7 +51,7 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     # An edge over 180° of longitude is a 2° box across the antimeridian or a 358° band round the world, and
     # nothing in the file says which (the geodesic area would take the short way, the matching the flat one):
     # refused rather than guessed. Outlines split at 180° (RFC 7946 §3.1.9) have no such edge.
-    if maxx - minx > 180 and has_wide_edge(_given_geometry(geojson)):
+    if has_wide_edge(shapely.GeometryCollection(given)):
         raise MonitoringError(f"{label}: {WIDE_EDGE}")
     for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
         if value is not None and not (np.isfinite(value) and value >= 0):
@@ -62,15 +64,6 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
                        threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=hooks)
     store.add_aoi(record, replace=replace)
     return store.get_aoi(name)
-
-
-def _given_geometry(geojson: str | Path | dict[str, Any]) -> BaseGeometry:
-    """The GeoJSON's geometries as given, not made valid (read_geojson_geometry has checked them)."""
-    obj = geojson if isinstance(geojson, dict) else json.loads(read_text(Path(geojson), error=MonitoringError))
-    kind = obj["type"]
-    geoms = ([f.get("geometry") for f in obj.get("features", [])] if kind == "FeatureCollection"
-             else [obj.get("geometry")] if kind == "Feature" else [obj])
-    return shapely.GeometryCollection([shape(g) for g in geoms if g])
 
 
 def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:
@@ -102,8 +95,8 @@ def _unwrap(ring: Any) -> tuple[np.ndarray, bool] | None:
     ring that winds round the globe (round a pole)."""
     xy = np.asarray(ring.coords)[:, :2]
     lon = xy[:, 0]
+    cross = crossing_edges(lon)
     step = np.diff(lon)
-    cross = (np.abs(step) > 180) & ~((np.abs(lon[:-1]) == 180) & (np.abs(lon[1:]) == 180))
     step = np.where(cross, (step + 180) % 360 - 180, step)
     lon = lon[0] + np.concatenate([[0.0], np.cumsum(step)])
     if abs(lon[-1] - lon[0]) > 1e-9:

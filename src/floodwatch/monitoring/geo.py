@@ -66,6 +66,18 @@ def feature_collection(geom: BaseGeometry, properties: dict[str, Any] | None = N
 
 def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJSON") -> BaseGeometry:
     """A GeoJSON file or dict (geometry, Feature or FeatureCollection) -> the union of its geometries."""
+    return union_valid(read_geojson_geometries(source, what))
+
+
+def union_valid(geoms: list[BaseGeometry]) -> BaseGeometry:
+    """The union of geometries made valid (GeoJSON may hold self-intersecting rings)."""
+    geoms = [shapely.make_valid(g) for g in geoms]
+    return shapely.union_all(geoms) if geoms else EMPTY
+
+
+def read_geojson_geometries(source: str | Path | dict[str, Any], what: str = "GeoJSON") -> list[BaseGeometry]:
+    """The non-empty geometries of a GeoJSON file or dict as given (checked: an object of GeoJSON geometry,
+    finite coordinates), not yet made valid."""
     label = str(source) if not isinstance(source, dict) else what
     if not isinstance(source, dict):
         path = require_file(source, "GeoJSON file", error=MonitoringError)
@@ -93,5 +105,4 @@ def read_geojson_geometry(source: str | Path | dict[str, Any], what: str = "GeoJ
     # Python's JSON reader takes NaN, Infinity and 1e400 (no strict JSON has them); GEOS cannot use them
     if any(not np.isfinite(shapely.get_coordinates(g)).all() for g in geoms):
         raise MonitoringError(f"{label}: coordinates must be finite numbers (found NaN or infinity)")
-    geoms = [shapely.make_valid(g) for g in geoms if not g.is_empty]
-    return shapely.union_all(geoms) if geoms else EMPTY
+    return [g for g in geoms if not g.is_empty]
