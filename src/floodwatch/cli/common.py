@@ -127,6 +127,17 @@ def resolve_checkpoint(ref: str | None) -> Path:
     return path
 
 
+def check_output_named(output: Path, suffix: str, kind: str, flag: str = "-o") -> None:
+    """Before the work: the output file can be written, and its name says the format written (not PNG bytes in
+    a .jpg)."""
+    from ..errors import DataError
+    from ..io import check_output_file
+
+    check_output_file(output)
+    if output.suffix.lower() != suffix:
+        raise DataError(f"{flag} {output}: the file written is {kind}; give a name ending in {suffix}")
+
+
 #: = config.MAX_SEED, written out so the CLI starts without importing config (a test checks they agree)
 MAX_SEED = 2**32 - 1
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import MAX_SEED, QUIET, DataFormat, aliased, esc, make_console, value
+from .common import MAX_SEED, QUIET, DataFormat, aliased, check_output_named, esc, make_console, value
 
 FORMAT = typer.Option(None, "--format", help="Dataset layout (default: detected).")
 
@@ -24,16 +24,6 @@ class ConvertTarget(str, Enum):
 
 def _share(x) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
-
-
-def _check_output(output: Path, suffix: str, kind: str) -> None:
-    """Before the work: -o can be written, and its name says the format written (not PNG bytes in a .jpg)."""
-    from ..errors import DataError
-    from ..io import check_output_file
-
-    check_output_file(output)
-    if output.suffix.lower() != suffix:
-        raise DataError(f"-o {output}: the file written is {kind}; give a name ending in {suffix}")
 
 
 def register(app: typer.Typer) -> None:
@@ -198,7 +188,7 @@ def register(app: typer.Typer) -> None:
         from ..data.splits import make_split, split_problems, write_split_csv
         from ..errors import DataError
 
-        _check_output(output, ".csv", "CSV")
+        check_output_named(output, ".csv", "CSV")
         try:
             fr = tuple(float(f) for f in fractions.split(","))
         except ValueError:
@@ -221,6 +211,6 @@ def register(app: typer.Typer) -> None:
         """A grid of chips with their masks (and augmented views)."""
         from ..augment.preview import preview_grid
 
-        _check_output(output, ".png", "PNG")
+        check_output_named(output, ".png", "PNG")
         preview_grid(path, output, n=n, seed=seed, format=value(format))
         typer.echo(f"wrote {output}")

@@ -9,7 +9,8 @@ import typer
 from rich.table import Column, Table
 
 from . import options
-from .common import BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, AssetUnits, aliased, esc, make_console, resolve_models, value
+from .common import (BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, AssetUnits, aliased, check_output_named, esc,
+                     make_console, resolve_models, value)
 
 console = make_console()
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
@@ -186,14 +187,10 @@ def aoi_history(name: str = typer.Argument(..., help="AOI name."),
                 png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
                 db: Optional[str] = db_option) -> None:
     """Time series of one AOI: flooded km², permanent water, coverage per acquisition."""
-    from ..errors import MonitoringError
-    from ..io import check_output_file
     from ..monitoring.store import Store
 
     if png:
-        check_output_file(png)
-        if png.suffix.lower() != ".png":  # as `data preview -o`: not PNG bytes under another name
-            raise MonitoringError(f"--png {png}: the file written is PNG; give a name ending in .png")
+        check_output_named(png, ".png", "PNG", "--png")
     with Store(db, create=False) as store:
         hist = store.history(name)
     t = Table("acquired", "kind", Column("scene", overflow="fold"), "flooded km²", "permanent water km²",
