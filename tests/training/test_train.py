@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from floodwatch.config import spec_from_dict
+from floodwatch.config import load_spec, spec_from_dict
 from floodwatch.data.preprocess import DEFAULT_CLIP
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
@@ -138,6 +138,14 @@ def test_fine_tuning_takes_the_checkpoint_model(full_run, make_spec):
     meta = read_checkpoint(tuned.last_checkpoint)
     assert meta["model_config"]["num_layers"] == 10
     assert meta["preprocessing"] == read_checkpoint(result.best_checkpoint)["preprocessing"]
+    # the run's record says what trained: training again from its spec.yaml builds the checkpoint's network
+    recorded = load_spec(out / "tuned" / "spec.yaml")
+    assert recorded.model.num_layers == 10 and recorded.model.build_kwargs() == spec.model.build_kwargs()
+    assert recorded.training_config.epochs == 1  # the rest is the spec's
+    # ... and resuming with the spec and checkpoint it was started with is not taken for another spec
+    again = train(spec_from_dict(other), out, name="tuned", pretrained=result.best_checkpoint, resume=True,
+                  progress=False)
+    assert [r["epoch"] for r in again.history] == [1]
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def train_supervised(spec: Spec, results_dir: str | Path, *, name: str = "model"
         raise InvalidArgumentError(f"gpus: {gpus} requested but {torch.cuda.device_count()} CUDA device(s) visible")
     out = Path(results_dir) / name
     if resume:
-        check_resume_spec(spec, out)
+        check_resume_spec(spec, out, pretrained)
     args = (spec.to_dict(), str(out), str(pretrained) if pretrained else None, resume, progress)
     if gpus == 1:
         run(0, 1, 0, *args)
@@ -91,11 +91,31 @@ RESUME_MAY_CHANGE = ("training_config.log_summary_steps", "training_config.num_w
                      "training_config.checkpoints", "training_config.checkpoint_interval")
 
 
-def check_resume_spec(spec: Spec, run_dir: Path) -> None:
+def spec_as_trained(spec: Spec, model_config: dict[str, Any]) -> Spec:
+    """`spec` with the model that a run fine-tuning a checkpoint trains: the checkpoint's (architecture, input
+    channels, widths, temporal), which wins over the spec's model_config; what only training reads
+    (freeze_blocks, initializer, crop size) stays the spec's. Its spec.yaml records this, so that training
+    from it again builds the network that was trained."""
+    mc = spec.model
+    fields = {"arch": model_config.get("arch", mc.arch), "num_layers": model_config.get("num_layers", mc.num_layers),
+              "all_projections": model_config.get("all_projections", mc.all_projections),
+              "use_batch_norm": model_config.get("use_batch_norm", mc.use_batch_norm),
+              "model_input_channels": model_config.get("in_channels", mc.model_input_channels),
+              "temporal": model_config.get("temporal") or mc.temporal,
+              "widths": dict(model_config["widths"]) if model_config.get("widths") else None}
+    return spec.model_copy(update={"model": type(mc).model_validate({**mc.model_dump(), **fields})})
+
+
+def check_resume_spec(spec: Spec, run_dir: Path, pretrained: str | Path | None = None) -> None:
     """`resume` continues the run in `run_dir` only with the spec it started with (its spec.yaml): with
     another one (fewer epochs, another learning rate or data) it would not continue that run but replace it.
-    Compared as `save_spec` writes them, so paths count by where they point."""
+    Compared as `save_spec` writes them, so paths count by where they point; with a floodwatch checkpoint as
+    `pretrained`, the spec's model is that checkpoint's, as the run recorded it (`spec_as_trained`)."""
     import yaml
+
+    meta = checkpoint_or_none(pretrained)
+    if meta is not None and meta.get("model_config"):
+        spec = spec_as_trained(spec, meta["model_config"])
 
     from ..config import spec_file_dict, spec_from_dict
 
@@ -286,7 +306,7 @@ class Trainer:
         created = [d for d in (self.out, *self.out.parents) if not d.exists()]
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            save_spec(self.spec, self.out / "spec.yaml")
+            save_spec(spec_as_trained(self.spec, self.model_config), self.out / "spec.yaml")
         writer = self._writer()
         saved = False
         try:

@@ -412,7 +412,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
     out = Path(results_dir) / name
     if resume:  # each round's run folder holds the spec it trained with: resume only with the same
         for r in range(semi.rounds + 1):
-            check_resume_spec(spec if r == 0 else _student_spec(spec, semi), out / f"round_{r}")
+            check_resume_spec(spec if r == 0 else _student_spec(spec, semi), out / f"round_{r}", pretrained)
     sources = open_unlabelled(semi)  # before any training: a wrong folder fails in a second, not after round 0
     tc, mc = spec.training_config, spec.model
     ctx = dist_util.init(0, 1, 0)
