@@ -73,6 +73,11 @@ class _Section(BaseModel):
 
 
 # -- dataset_config -----------------------------------------------------------------------------------
+#: the split's seed when none is given (the spec's `split.seed`, `data split --seed`): one default, so that a CSV
+#: written by `data split` holds out the chips that a spec with the same method and fractions holds out
+SPLIT_SEED = 42
+
+
 class SplitConfig(_Section):
     """Either a CSV (id,split) or a method with train/val/test fractions.
 
@@ -83,7 +88,7 @@ class SplitConfig(_Section):
     csv: Optional[str] = None
     method: Literal["random", "region", "blocked"] = "random"
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's generators take no negative seed
+    seed: int = Field(SPLIT_SEED, ge=0, le=2**32 - 1)  # numpy's generators take no negative seed
 
     @field_validator("fractions")
     @classmethod

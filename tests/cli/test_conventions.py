@@ -273,6 +273,29 @@ def test_seed_bound_is_the_library_bound():
     assert common.MAX_SEED == MAX_SEED
 
 
+def test_data_split_draws_the_split_a_spec_draws(tmp_path, run_cli):
+    """`data split` with no --seed holds out the chips that a spec with the same method and fractions holds out
+    (its seed default was 0, the spec's 42: a CSV written to match a spec's split did not)."""
+    import csv
+
+    from floodwatch.cli import common
+    from floodwatch.config import SPLIT_SEED, SplitConfig
+    from floodwatch.data import open_dataset
+    from floodwatch.data.splits import make_split
+    from floodwatch.data.synthetic import write_synthetic_dataset
+
+    assert common.SPLIT_SEED == SPLIT_SEED == SplitConfig().seed
+    write_synthetic_dataset(tmp_path / "d", chips=12, size=32, seed=3)
+    out = tmp_path / "s.csv"
+    assert run_cli("data", "split", tmp_path / "d", "-o", out).returncode == 0
+    with out.open() as f:
+        written = {row["id"]: row["split"] for row in csv.DictReader(f)}
+    cfg = SplitConfig()
+    spec_split = make_split(open_dataset(tmp_path / "d"), cfg.method, cfg.fractions, cfg.seed)
+    assert written == {i: name for name, ids in spec_split.items() for i in ids}
+    assert spec_split != make_split(open_dataset(tmp_path / "d"), cfg.method, cfg.fractions, 0)  # the seed matters
+
+
 def test_a_dataset_layout_is_asked_the_same_way_everywhere():
     """`--format` names a data set's layout in every command that reads one (export's names its file format)."""
     readers = (("evaluate",), ("data", "inspect"), ("data", "stats"), ("data", "convert"), ("data", "preview"))

@@ -140,6 +140,8 @@ def check_output_named(output: Path, suffix: str, kind: str, flag: str = "-o") -
 
 #: = config.MAX_SEED, written out so the CLI starts without importing config (a test checks they agree)
 MAX_SEED = 2**32 - 1
+#: = config.SPLIT_SEED, likewise
+SPLIT_SEED = 42
 
 
 def model_label(models: list[Path]) -> str | list[str]:

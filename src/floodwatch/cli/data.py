@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import MAX_SEED, QUIET, DataFormat, aliased, check_output_named, esc, make_console, value
+from .common import MAX_SEED, SPLIT_SEED, QUIET, DataFormat, aliased, check_output_named, esc, make_console, value
 
 FORMAT = typer.Option(None, "--format", help="Dataset layout (default: detected).")
 
@@ -180,7 +180,9 @@ def register(app: typer.Typer) -> None:
               method: SplitMethod = typer.Option(SplitMethod.random, "--method",
                                                  help="Chips at random, whole regions, or spatial blocks."),
               fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="Shares train,val[,test]."),
-              seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed."),
+              seed: int = typer.Option(SPLIT_SEED, "--seed", min=0, max=MAX_SEED,
+                                       help="Random seed (the spec's split.seed default, so that the same "
+                                            "method and fractions hold out the same chips)."),
               block: int = typer.Option(4, "--block", help="Tiles per block side (method blocked)."),
               format: Optional[DataFormat] = FORMAT) -> None:
         """Split chips into train/val/test at random, by region, or in spatial blocks."""

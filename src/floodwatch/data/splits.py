@@ -16,11 +16,12 @@ SPLIT_NAMES = ("train", "val", "test")
 METHODS = ("random", "region", "blocked")
 
 
-def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (0.7, 0.15, 0.15), seed: int = 0,
+def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (0.7, 0.15, 0.15), seed: int = 42,
                block: int = 4) -> dict[str, list[str]]:
     """{'train': ids, 'val': ids, 'test': ids}. 'region' keeps each region (event/scene) in one split;
     'blocked' keeps each block x block group of tiles (by `extra['grid']`, ETCI) in one split, so the
-    splits are spatially separated. Groups go, largest first, to the split furthest below its share."""
+    splits are spatially separated. Groups go, largest first, to the split furthest below its share. The
+    defaults are the spec's (`floodwatch.config.SplitConfig`)."""
     if method not in METHODS:
         raise DataError(f"split method '{method}': not one of {', '.join(METHODS)}")
     # written so that NaN fails it (every comparison with NaN is False)
