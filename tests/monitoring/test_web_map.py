@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,15 @@ def test_logratio_score_is_not_drawn_as_a_probability(tmp_path, pair, predictor)
     assert set(layers["logratio"]) == {"flood"}
     assert set(layers["difference"]) == {"flood", "probability"}
     assert layers["difference"]["probability"].path.name == "change_score.tif"
+    # the run says what its score is; the web map reads that, not a list of methods (a run written before
+    # stats.json said it is still told by its method)
+    stats = json.loads((tmp_path / "difference" / "stats.json").read_text())
+    assert stats["score_units"] == "probability"
+    assert json.loads((tmp_path / "logratio" / "stats.json").read_text())["score_units"] == "dB"
+    paths = {k: str(v) for k, v in detect_change(before, after, predictor, tmp_path / "d2", method="difference",
+                                                  tile=64).paths.items()}
+    written = Path(paths["stats"])
+    written.write_text(json.dumps({**stats, "score_units": "dB"}))
+    assert set(layer_sources(paths)) == {"flood"}
+    written.write_text(json.dumps({k: v for k, v in stats.items() if k != "score_units"}))
+    assert set(layer_sources(paths)) == {"flood", "probability"}

@@ -321,7 +321,9 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
     valid_poly = mask_polygons(valid, transform, crs) if georef else None
     h, w = a.shape
     stats: dict[str, Any] = {
-        "method": method, "before": b.id, "after": a.id, "new_water_pixels": int(new.sum()),
+        "method": method, "before": b.id, "after": a.id,
+        # what change_score.tif holds: the web map draws a probability, never a log-ratio in dB as one
+        "score_units": "dB" if method == "logratio" else "probability", "new_water_pixels": int(new.sum()),
         "valid_pixels": int(valid.sum()), "new_water_fraction": float(new.sum() / max(1, valid.sum())),
         "flooded_km2": geodesic_area_km2(polygons) if georef else None,
         "valid_km2": geodesic_area_km2(valid_poly) if georef else None,

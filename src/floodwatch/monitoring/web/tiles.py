@@ -72,8 +72,10 @@ def layer_sources(paths: dict[str, str]) -> dict[str, Source]:
     mask = paths.get("flood_mask") or paths.get("change_mask")
     if mask and Path(mask).is_file():
         out["flood"] = Source(Path(mask), "flood")
-    # only a run known to be a model's: without its stats.json the score may be a log-ratio in dB
-    model_change = stats.get("method") in ("difference", "bitemporal")
+    # only a score known to be a probability: without its stats.json it may be a log-ratio in dB (runs written
+    # before stats.json had 'score_units' are told by the model methods of their time)
+    model_change = stats.get("score_units", {"difference": "probability", "bitemporal": "probability"}
+                             .get(stats.get("method"))) == "probability"
     prob = paths.get("flood_probability") or (paths.get("change_score") if model_change else None)
     if prob and Path(prob).is_file():
         out["probability"] = Source(Path(prob), "probability")
