@@ -79,6 +79,14 @@ CASES = [
     Case("preview-out-jpg", "data preview {good} -o {out}.jpg", ("-o {out}.jpg", ".png"), absent=("{out}.jpg",)),
     Case("preview-out-txt", "data preview {good} -o {out}.txt", ("-o {out}.txt", ".png"), absent=("{out}.txt",)),
     Case("split-out-json", "data split {good} -o {out}.json", ("-o {out}.json", ".csv"), absent=("{out}.json",)),
+    Case("stats-plot-jpg", "data stats {good} --plot {out}.jpg", ("--plot {out}.jpg", ".png"), absent=("{out}.jpg",)),
+    # counts out of range: --plot-chips 0 was a matplotlib traceback, --max-pixels 0 sampled one pixel a chip
+    Case("stats-plot-chips-zero", "data stats {good} --plot {out}.png --plot-chips 0",
+         ("--plot-chips", "Invalid value"), absent=("{out}.png",)),
+    Case("stats-plot-chips-negative", "data stats {good} --plot {out}.png --plot-chips -3",
+         ("--plot-chips", "Invalid value"), absent=("{out}.png",)),
+    Case("stats-max-pixels-zero", "data stats {good} -o {out}.json --max-pixels 0", ("--max-pixels", "Invalid value"),
+         absent=("{out}.json",)),
     # NaN passed every bound and put every chip in train
     Case("split-fractions-nan", "data split {good} -o {out}.csv --fractions=nan,0.5,0.5", ("split fractions (nan",),
          absent=("{out}.csv",)),

@@ -1,8 +1,11 @@
+import dataclasses
+
 import pytest
 from shapely.geometry import box, mapping
 
 from floodwatch.monitoring.aoi import add_aoi
-from floodwatch.monitoring.alerts import check_alerts, retry_undelivered
+from floodwatch.errors import MonitoringError
+from floodwatch.monitoring.alerts import check_alerts, check_webhook, retry_undelivered
 
 EMPTY = {"type": "MultiPolygon", "coordinates": []}
 AOI = mapping(box(13.0, 45.0, 13.1, 45.1))
@@ -70,3 +73,58 @@ def test_unreachable_webhook_is_recorded(store):
     check_alerts(store, _record(store, 1, 3.0), retries=2, backoff_s=0.01)
     d = store.alerts("a")[0]["deliveries"][0]
     assert d["status"] == "failed" and d["attempts"] == 2 and "Connect" in d["last_error"]
+
+
+def test_unparsable_webhook_fails_its_delivery_not_the_run(store):
+    # an AOI stored before add_aoi checked URLs with httpx: httpx raised InvalidURL (no HTTPError) from the
+    # record, leaving no delivery row
+    aoi = add_aoi(store, "a", AOI, threshold_km2=1.0)
+    store.add_aoi(dataclasses.replace(aoi, webhooks=["http://[::1/hook"]), replace=True)
+    assert len(check_alerts(store, _record(store, 1, 3.0), backoff_s=0)) == 1
+    d = store.alerts("a")[0]["deliveries"][0]
+    assert d["status"] == "failed" and d["attempts"] == 1 and "invalid URL" in d["last_error"]
+    assert retry_undelivered(store, backoff_s=0) == {"delivered": 0, "failed": 1}
+
+
+@pytest.mark.parametrize("url", ["http://[::1/hook", "http://127.0.0.1:99999/hook", "https://exa mple.com/hook",
+                                 "ftp://host/hook", "http:///hook", "not a url"])
+def test_check_webhook_refuses(url):
+    with pytest.raises(MonitoringError, match="webhooks: '"):
+        check_webhook(url)
+
+
+def test_check_webhook_takes_http_urls():
+    assert check_webhook(" https://hooks.example.org:8443/a?b=c ") == "https://hooks.example.org:8443/a?b=c"
+    assert check_webhook("http://127.0.0.1:1/hook") == "http://127.0.0.1:1/hook"
+    assert check_webhook("HTTP://127.0.0.1/hook") == "HTTP://127.0.0.1/hook"  # schemes are case-blind
+
+
+def test_the_library_checks_webhooks_as_the_cli_does(store):
+    # add_aoi is the API a notebook calls: a URL that can never be posted to is refused there too
+    with pytest.raises(MonitoringError, match="port 99999"):
+        add_aoi(store, "a", AOI, threshold_km2=1.0, webhooks=["http://127.0.0.1:99999/x"])
+    assert add_aoi(store, "b", AOI, threshold_km2=1.0, webhooks=[" HTTP://127.0.0.1/hook "]).webhooks == \
+        ["HTTP://127.0.0.1/hook"]
+
+
+def _seen(store, day, km2, coverage, kind="map"):
+    return store.add_record(aoi="a", acquired=f"2024-05-{day:02d}", scene_id=f"s{day}", kind=kind,
+                            flooded_km2=km2, permanent_water_km2=None, valid_km2=10 * coverage, coverage=coverage,
+                            floods=EMPTY, paths={})
+
+
+def test_rise_message_says_how_much_of_the_aoi_each_run_saw(store, receiver):
+    # an edge-of-swath run then a full one: 'rose from 1 to 4 km²' alone read as the flood quadrupling
+    add_aoi(store, "a", AOI, rise_percent=50, webhooks=[receiver.url])
+    check_alerts(store, _seen(store, 1, 1.0, 0.25), backoff_s=0)
+    check_alerts(store, _seen(store, 2, 4.0, 1.0), backoff_s=0)
+    msg = receiver.received[0]
+    assert (msg["coverage"], msg["previous_coverage"]) == (1.0, 0.25)
+    assert "AOI covered 25% then 100%" in msg["text"]
+
+
+def test_change_alert_speaks_of_new_water(store, receiver):
+    add_aoi(store, "a", AOI, threshold_km2=1.0, webhooks=[receiver.url])
+    check_alerts(store, _seen(store, 1, 3.0, 1.0, kind="change"), backoff_s=0)
+    msg = receiver.received[0]
+    assert msg["kind"] == "change" and "3.000 km² of new water on" in msg["text"]

@@ -38,6 +38,9 @@ def files(tmp_path_factory, tiny_checkpoint):
     for name, x in (("nan_coords", "NaN"), ("huge_coords", "1e400")):
         f[name] = d / f"{name}.geojson"
         f[name].write_text('{"type": "Polygon", "coordinates": [[[0, 0], [' + x + ', 0], [1, 1], [0, 0]]]}')
+    f["aoi"] = d / "aoi.geojson"  # a good AOI, for rows about the other options of `aoi add`
+    f["aoi"].write_text(json.dumps({"type": "Polygon", "coordinates": [[[13, 45], [13.1, 45], [13.1, 45.1],
+                                                                          [13, 45]]]}))
     f["folder"] = d / "folder.geojson"
     f["folder"].mkdir()
     f["three_bands"] = _three_unnamed_bands(f["after"], d / "three_bands.tif")
@@ -134,6 +137,13 @@ CASES = [
          absent=()),
     Case("aoi-geojson-folder", "aoi add x --geojson {folder} --db {db}",
          ("{folder}: is a folder, not a GeoJSON file",), absent=()),
+    # webhooks httpx cannot send to: they passed `aoi add`, then failed every alert (or crashed the run)
+    Case("aoi-webhook-unparsable", "aoi add x --geojson {aoi} --webhook http://[::1/hook --db {db}",
+         ("--webhook", "'http://[::1/hook'", "not a valid URL"), absent=()),
+    Case("aoi-webhook-port", "aoi add x --geojson {aoi} --webhook http://127.0.0.1:99999/hook --db {db}",
+         ("--webhook", "port 99999"), absent=()),
+    Case("aoi-webhook-space", "aoi add x --geojson {aoi} --webhook 'https://exa mple.com/hook' --db {db}",
+         ("--webhook", "'https://exa mple.com/hook'", "white space"), absent=()),
     # unnamed bands are VV, VH only in a file of one or two: in three they could be anything (band_order's rule)
     Case("change-three-unnamed-bands", "change --before {before} --after {three_bands} -m {model} -o {out}",
          ("{three_bands}", "3 band(s)")),
@@ -171,6 +181,8 @@ CASES = [
     # readers open an existing database only: a mistyped --db is named, not made and shown empty
     Case("aoi-list-missing-db", "aoi list --db {out}/typo.db", ("{out}/typo.db", "monitoring database not found")),
     Case("aoi-history-missing-db", "aoi history x --db {out}/typo.db",
+         ("{out}/typo.db", "monitoring database not found")),
+    Case("aoi-retry-alerts-missing-db", "aoi retry-alerts --db {out}/typo.db",
          ("{out}/typo.db", "monitoring database not found")),
     Case("aoi-history-png-suffix", "aoi history x --png {out}.txt --db {db}", ("--png", "{out}.txt", ".png"),
          absent=("{out}.txt",)),

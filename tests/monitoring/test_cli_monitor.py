@@ -36,6 +36,10 @@ def test_aoi_commands(tmp_path):
     out = fw("aoi", "add", "w2", "--geojson", gj, "--threshold-km2", "1", "--webhook", "http://127.0.0.1:9/h",
              "--db", db)
     assert out.returncode == 0, out.exception
+    assert "warning" not in out.stdout
+    # a webhook with no rule would never be called: said, not silently stored
+    out = fw("aoi", "add", "w3", "--geojson", gj, "--webhook", "http://127.0.0.1:9/h", "--db", tmp_path / "w.db")
+    assert out.returncode == 0 and "no rule is set, so no alert will be sent" in out.stdout
     out = fw("aoi", "list", env_db=db)  # database from FLOODWATCH_DB
     assert out.returncode == 0 and "w2" in out.stdout and "west" in out.stdout
     out = fw("aoi", "history", "west", "--png", tmp_path / "h.png", "--db", db)

@@ -82,10 +82,12 @@ def register(app: typer.Typer) -> None:
                                                     help="JSON file to write (several folders: one entry each)."),
               format: Optional[DataFormat] = FORMAT,
               split: Optional[str] = typer.Option(None, "--split", help="Only this split of the source."),
-              max_pixels: int = typer.Option(2_000_000, "--max-pixels", help="Pixels sampled for percentiles."),
+              max_pixels: int = typer.Option(2_000_000, "--max-pixels", min=1,
+                                             help="Pixels sampled for percentiles."),
               plot: Optional[Path] = typer.Option(
                   None, "--plot", help="PNG of the harmonised per-band dB histograms of all the folders."),
-              plot_chips: int = typer.Option(200, "--plot-chips", help="Chips per folder for --plot (random)."),
+              plot_chips: int = typer.Option(200, "--plot-chips", min=1,
+                                             help="Chips per folder for --plot (random)."),
               quiet: bool = QUIET) -> None:
         """Per-band mean/std/percentiles, class balance, nodata share and normalisation inputs -> JSON;
         --plot draws the datasets' harmonised dB histograms side by side."""
@@ -97,9 +99,11 @@ def register(app: typer.Typer) -> None:
         format, show = value(format), False if quiet else None
         if output is None and plot is None:
             raise DataError("stats: give -o FILE.json and/or --plot FILE.png")
-        for target in (output, plot):  # a file in the way fails now, not after reading every chip
-            if target is not None:
-                check_output_file(target)
+        # a file in the way, or a name saying another format than PNG, fails now, not after reading every chip
+        if output is not None:
+            check_output_file(output)
+        if plot is not None:
+            check_output_named(plot, ".png", "PNG", "--plot")
         if output is not None:
             all_stats = {str(p): compute_stats(open_dataset(p, format, split=split), max_pixels=max_pixels,
                                                  progress=show)

@@ -134,13 +134,19 @@ def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ -
                                                                   "outline)."),
             db: Optional[str] = db_option) -> None:
     """Add an area of interest."""
+    from ..monitoring.alerts import check_webhook
     from ..monitoring.aoi import add_aoi
     from ..monitoring.store import Store
 
+    for url in webhook:  # add_aoi checks them too; here before the store is opened (and maybe made)
+        check_webhook(url)
     with Store(db) as store:
         a = add_aoi(store, name, geojson, threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=webhook,
                     replace=replace)
         console.print(f"AOI '{esc(a.name)}': {a.area_km2:.3f} km² in {esc(store.path)}")
+    if a.webhooks and a.threshold_km2 is None and a.rise_percent is None:
+        make_console(stderr=True).print("[yellow]warning:[/] --webhook without --threshold-km2 or --rise-percent: "
+                                        "no rule is set, so no alert will be sent to it", highlight=False)
 
 
 def aoi_list(db: Optional[str] = db_option) -> None:
@@ -267,7 +273,7 @@ def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
     from ..monitoring.alerts import retry_undelivered
     from ..monitoring.store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:  # a mistyped --db is named, not made and found to hold nothing
         counts = retry_undelivered(store)
         console.print(f"delivered {counts['delivered']}, still failing {counts['failed']}")
     if counts["failed"]:

@@ -4,6 +4,8 @@ Rules (both optional, set by `aoi add`):
   threshold   flooded km² inside the AOI above `threshold_km2`;
   rise        flooded km² up by at least `rise_percent` % since the AOI's previous acquisition
               (from zero to anything above zero counts as a rise).
+For a change run the km² is new water. Messages carry `coverage`, the share of the AOI the run saw (and the
+previous one's for a rise): a run that saw more of the AOI measures more km² without the water rising.
 An event is (AOI, record, rule): the store keeps it unique, so re-recording or re-checking a run never
 alerts twice. Each webhook gets a JSON POST, retried with exponential backoff; every delivery's status
 and number of attempts is stored, and undelivered ones can be retried later (`retry_undelivered`).
@@ -17,6 +19,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from ..errors import MonitoringError
 from ..io import dumps_json
 from .store import Store
 
@@ -29,11 +32,13 @@ def evaluate_rules(store: Store, record_id: int) -> list[tuple[str, dict[str, An
     rec = store.record(record_id, with_floods=False)
     aoi = store.get_aoi(rec["aoi"])
     base = {"aoi": aoi.name, "acquired": rec["acquired"], "scene_id": rec["scene_id"], "kind": rec["kind"],
-            "flooded_km2": round(rec["flooded_km2"], 6), "record_id": record_id}
+            "flooded_km2": round(rec["flooded_km2"], 6), "coverage": _share(rec["coverage"]), "record_id": record_id}
+    # a change run's km² is water new since its before scene, not all the flood there is
+    flooded, area = ("of new water", "new-water area") if rec["kind"] == "change" else ("flooded", "flooded area")
     fired = []
     if aoi.threshold_km2 is not None and rec["flooded_km2"] > aoi.threshold_km2:
         fired.append(("threshold", {**base, "rule": "threshold", "threshold_km2": aoi.threshold_km2,
-                                    "text": f"{aoi.name}: {rec['flooded_km2']:.3f} km² flooded on {rec['acquired']} "
+                                    "text": f"{aoi.name}: {rec['flooded_km2']:.3f} km² {flooded} on {rec['acquired']} "
                                             f"(above {aoi.threshold_km2:g} km²)"}))
     if aoi.rise_percent is not None:
         prev = store.previous_record(record_id)
@@ -41,12 +46,39 @@ def evaluate_rules(store: Store, record_id: int) -> list[tuple[str, dict[str, An
             before, now = prev["flooded_km2"], rec["flooded_km2"]
             rise = (now - before) / before * 100 if before > 0 else (float("inf") if now > 0 else 0.0)
             if rise >= aoi.rise_percent and now > before:
+                # more of the AOI seen is more km² without any rise of the water: say so beside the numbers
+                seen = (f" (AOI covered {prev['coverage']:.0%} then {rec['coverage']:.0%})"
+                        if None not in (prev["coverage"], rec["coverage"])
+                        and abs(prev["coverage"] - rec["coverage"]) >= 0.05 else "")
                 fired.append(("rise", {**base, "rule": "rise", "rise_percent": aoi.rise_percent,
                                        "previous_km2": round(before, 6), "previous_acquired": prev["acquired"],
+                                       "previous_coverage": _share(prev["coverage"]),
                                        "observed_rise_percent": None if rise == float("inf") else round(rise, 2),
-                                       "text": f"{aoi.name}: flooded area rose from {before:.3f} to {now:.3f} km² "
-                                               f"between {prev['acquired']} and {rec['acquired']}"}))
+                                       "text": f"{aoi.name}: {area} rose from {before:.3f} to {now:.3f} km² "
+                                               f"between {prev['acquired']} and {rec['acquired']}{seen}"}))
     return fired
+
+
+def _share(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def check_webhook(url: str) -> str:
+    """`url` stripped, if a POST can be sent to it: http(s), a host without spaces, a port in 1-65535. Else a
+    MonitoringError naming it, now rather than a failure (or a crash) at every alert."""
+    url = url.strip()
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise MonitoringError(f"webhooks: '{url}' is not a valid URL ({exc})") from None
+    if any(c.isspace() for c in url):  # httpx would send to the host 'exa%20mple.com'
+        raise MonitoringError(f"webhooks: '{url}' holds white space; a URL has none (%20 in a path)")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise MonitoringError(f"webhooks: '{url}' is not an http(s) URL with a host")
+    if port is not None and not 1 <= port <= 65535:
+        raise MonitoringError(f"webhooks: '{url}': port {port} is not a TCP port (1-65535)")
+    return url
 
 
 def deliver(store: Store, alert_id: int, url: str, message: dict[str, Any], *, client: httpx.Client | None = None,
@@ -73,6 +105,9 @@ def deliver(store: Store, alert_id: int, url: str, message: dict[str, Any], *, c
                     break  # the receiver rejects the message: retrying will not help
             except httpx.HTTPError as exc:
                 code, error = None, f"{type(exc).__name__}: {exc}"
+            except httpx.InvalidURL as exc:  # not an HTTPError: an unusable stored URL fails its delivery, not the run
+                code, error = None, f"invalid URL: {exc}"
+                break
     finally:
         if own:
             client.close()

@@ -56,10 +56,9 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
-    hooks = [h.strip() for h in webhooks]
-    for h in hooks:
-        if not re.match(r"^https?://[^\s/]+", h):
-            raise MonitoringError(f"webhooks: '{h}' is not an http(s) URL")
+    from .alerts import check_webhook  # httpx: loaded only where webhooks are handled
+
+    hooks = [check_webhook(h) for h in webhooks]
     record = AOIRecord(name=name, geometry=mapping(geom), area_km2=geodesic_area_km2(geom),
                        threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=hooks)
     store.add_aoi(record, replace=replace)
