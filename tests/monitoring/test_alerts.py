@@ -1,6 +1,8 @@
 import dataclasses
+import io
 
 import pytest
+from rich.console import Console
 from shapely.geometry import box, mapping
 
 from floodwatch.monitoring.aoi import add_aoi
@@ -128,3 +130,15 @@ def test_change_alert_speaks_of_new_water(store, receiver):
     check_alerts(store, _seen(store, 1, 3.0, 1.0, kind="change"), backoff_s=0)
     msg = receiver.received[0]
     assert msg["kind"] == "change" and "3.000 km² of new water on" in msg["text"]
+
+
+def test_a_failed_webhook_is_named_without_its_secret(store):
+    # chat services' hooks carry their token in the path; a failure line ends up in logs
+    hook = "http://user:pw@127.0.0.1:9/services/T00/B00/SECRETTOKEN?key=SECRET2"
+    add_aoi(store, "a", AOI, threshold_km2=1.0, webhooks=[hook])
+    out = io.StringIO()
+    check_alerts(store, _record(store, 1, 3.0), backoff_s=0, retries=0,
+                 console=Console(file=out, width=300, color_system=None))
+    printed = out.getvalue()
+    assert "webhook http://127.0.0.1:9/… failed" in printed
+    assert "SECRET" not in printed and "pw" not in printed

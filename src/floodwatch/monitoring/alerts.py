@@ -81,6 +81,17 @@ def check_webhook(url: str) -> str:
     return url
 
 
+def shown_url(url: str) -> str:
+    """`url` as printed: scheme, host and port only. Webhook URLs often carry their secret in the user info,
+    path or query (e.g. a chat service's hook token), and terminal output ends up in logs."""
+    try:
+        u = httpx.URL(url)
+        hidden = "/…" if (u.userinfo or u.path not in ("", "/") or u.query) else ""
+        return f"{u.scheme}://{u.host}{f':{u.port}' if u.port else ''}{hidden}"
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "(an unparsable URL)"
+
+
 def deliver(store: Store, alert_id: int, url: str, message: dict[str, Any], *, client: httpx.Client | None = None,
             retries: int = DEFAULT_RETRIES, backoff_s: float = DEFAULT_BACKOFF_S, timeout_s: float = 10.0) -> bool:
     """POST `message` to `url`, retrying 5xx / network errors with backoff; record the outcome. 4xx is final."""
@@ -130,7 +141,7 @@ def check_alerts(store: Store, record_id: int, *, console: Console | None = None
             ok = deliver(store, alert_id, url, message, client=client, retries=retries, backoff_s=backoff_s)
             if not ok:
                 d = store.delivery(alert_id, url)
-                console.print(f"[red]webhook {escape(url)} failed after {d['attempts']} attempts: "
+                console.print(f"[red]webhook {escape(shown_url(url))} failed after {d['attempts']} attempts: "
                               f"{escape(str(d['last_error']))}[/]",
                               highlight=False, soft_wrap=True)  # one line each, however narrow the terminal
     return new_ids
