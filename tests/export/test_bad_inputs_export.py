@@ -13,6 +13,12 @@ def files(tmp_path_factory, tiny_checkpoint):
     f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
          "folder": d / "folder.onnx", "garbage": plain_file(d / "garbage.pt"), "onnx": plain_file(d / "m.onnx")}
     f["folder"].mkdir()
+    f["empty"] = d / "empty"
+    f["empty"].mkdir()
+    for name, config in (("cpurepo", 'backend: "python"\n'), ("garbledrepo", "garbage {{{")):
+        f[name] = d / name
+        (f[name] / "flood" / "1").mkdir(parents=True)
+        (f[name] / "flood" / "config.pbtxt").write_text(config)
     nan = np.full((2, 2, 16, 16), np.nan, np.float32)
     sparse = nan.copy()
     sparse[0, :, 0, 0] = -15.0  # 1 valid pixel of 512: under the 1% calibration needs
@@ -59,6 +65,21 @@ CASES = [
     Case("triton-model-name-bad", "export -m {model} -o {out}.onnx --triton-repo {out}/repo --triton-model "
          "'bad name/x'", ("--triton-model", "'bad name/x'"), absent=("{out}", "{out}.onnx",
                                                                 "{out}.onnx.nvinfer_config.txt")),
+    Case("int8-calibration-text-file", "export -m {model} -o {out}.onnx --precision int8 --calibration-data {file}",
+         ("{file}", "--calibration-data", "data set folder or a .npy/.npz"), absent=("{out}.onnx",)),
+    Case("int8-calibration-empty-folder", "export -m {model} -o {out}.onnx --precision int8 --calibration-data "
+         "{empty}", ("{empty}", "--calibration-data", "empty folder"), absent=("{out}.onnx",)),
+    Case("onnx-unwritable-folder", "export -m {model} -o /proc/floodwatch.onnx", ("/proc/floodwatch.onnx",),
+         absent=()),
+    Case("triton-repo-unwritable", "export -m {model} -o {out}.onnx --triton-repo /proc/floodwatch --triton-model "
+         "m", ("--triton-repo", "/proc/floodwatch"), absent=("{out}.onnx",)),
+    # refused before the export: the checks after it left -o written by a command that failed
+    Case("triton-repo-other-backend", "export -m {model} -o {out}.onnx --exporter torchscript --triton-repo "
+         "{cpurepo} --triton-model flood --triton-kind gpu", ("{cpurepo}/flood/config.pbtxt", "python"),
+         absent=("{out}.onnx", "{out}.onnx.nvinfer_config.txt")),
+    Case("triton-repo-config-unparsable", "export -m {model} -o {out}.onnx --exporter torchscript --triton-repo "
+         "{garbledrepo} --triton-model flood", ("{garbledrepo}/flood/config.pbtxt", "not a valid Triton"),
+         absent=("{out}.onnx", "{out}.onnx.nvinfer_config.txt")),
     Case("calibration-data-without-int8", "export -m {model} -o {out}.onnx --calibration-data {good}",
          ("--calibration-data", "int8"), absent=("{out}.onnx",)),
     Case("validation-data-without-int8", "export -m {model} -o {out}.onnx --precision fp16 --validation-data {good}",

@@ -69,8 +69,9 @@ def triton(onnx_models, tmp_path_factory):
         return TritonServer(repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
                             poll_seconds=1, exit_timeout_s=2).start()
 
-    # a taken port makes tritonserver exit at start-up; a start that times out is not retried
-    server = start_on_free_ports(start, (ServingError,), retry_if=lambda e: "exited" in str(e))
+    # a port taken by then is refused before tritonserver starts, or makes it exit at start-up; a start that
+    # times out is not retried
+    server = start_on_free_ports(start, (ServingError,), retry_if=lambda e: "exited" in str(e) or "in use" in str(e))
     try:
         yield server
     finally:

@@ -1,11 +1,14 @@
 """Bad input to `floodwatch serve` and `client`: the catalogue (see tests/bad_inputs.py)."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from floodwatch.errors import InvalidArgumentError
 
 from tests.bad_inputs import Case, check, params, plain_file
+from tests.ports import free_port
 
 
 def model_folder(repo, config: str | None, version: bool = True):
@@ -32,6 +35,8 @@ def files(tmp_path_factory):
             "gpu": model_folder(d / "gpu", 'platform: "onnxruntime_onnx"\n'),
             "noconfig": model_folder(d / "noconfig", None),
             "noversion": model_folder(d / "noversion", 'backend: "python"\n', version=False),
+            # passes every check made without tritonserver (which could not load its empty model.onnx)
+            "python": model_folder(d / "python", 'backend: "python"\n'),
             "chip": plain_file(d / "chip.tif")}
 
 
@@ -48,6 +53,10 @@ CASES = [
     Case("poll-zero", "serve --model-repository {garbled} --poll 0", ("--poll: 0 is not a number of seconds >= 1",)),
     Case("startup-timeout-negative", "serve --model-repository {garbled} --startup-timeout -1",
          ("--startup-timeout", "> 0")),
+    Case("log-verbose-negative", "serve --model-repository {garbled} --log-verbose -1", ("--log-verbose",)),
+    Case("ports-equal", "serve --model-repository {garbled} --http-port 18030 --grpc-port 18030",
+         ("--http-port, --grpc-port: both 18030",)),
+    Case("host-malformed", "serve --model-repository {garbled} --host 127.0.0..1", ("--host", "'127.0.0..1'")),
     Case("repository-empty", "serve --model-repository {repo}", ("{repo}: no model in it",)),
     Case("config-unparsable", "serve --model-repository {garbled}",
          ("{garbled}/flood/config.pbtxt", "not a valid Triton ModelConfig")),
@@ -89,3 +98,17 @@ def test_log_tail_skips_the_no_cuda_line(tmp_path):
                    "E1201 model_lifecycle.cc:642] failed to load 'flood' version 1\n")
     tail = TritonServer(tmp_path, log_file=log).log_tail()
     assert tail == "E1201 model_lifecycle.cc:642] failed to load 'flood' version 1"
+
+
+def test_port_in_use_is_refused_before_tritonserver_starts(files, run_cli, tmp_path):
+    """tritonserver binds its ports only after loading the models, then exits; until then the readiness check
+    reached the server already on the HTTP port and `serve` printed "Triton is ready"."""
+    pytest.importorskip("pytriton")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        case = Case("http-port-in-use", f"serve --model-repository {{python}} --http-port {port} --grpc-port "
+                    f"{free_port()} --metrics-port {free_port()} --startup-timeout 30",
+                    ("--http-port", f"127.0.0.1:{port}", "in use"), absent=())
+        check(case, files, run_cli, tmp_path)

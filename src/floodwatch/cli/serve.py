@@ -19,7 +19,7 @@ def serve(model_repository: Path = typer.Option(..., "--model-repository", help=
           metrics_port: int = typer.Option(8002, min=1, max=65535, help="Prometheus metrics port."),
           poll: Optional[int] = typer.Option(None, "--poll", help="Poll the repository every SECONDS and load "
                                              "new versions without a restart."),
-          log_verbose: int = typer.Option(0, help="Triton's --log-verbose level."),
+          log_verbose: int = typer.Option(0, min=0, help="Triton's --log-verbose level."),
           log_file: Optional[Path] = typer.Option(None, help="Write Triton's log here (default: the terminal)."),
           startup_timeout: float = typer.Option(120.0, help="Seconds (> 0) to wait for the models to become "
                                                 "ready.")):

@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ExportError
-from ..io import check_output_dir, output_folder
+from ..errors import ExportError, FloodwatchError
+from ..io import check_output_dir, check_output_file, output_folder
 from .onnx import export_onnx, read_metadata
 
 
@@ -61,9 +61,17 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
         raise ExportError(f"{out}: ONNX output name must end in .onnx")
     if out.is_dir():
         raise ExportError(f"{out}: is a folder; give the output file's name")
-    check_output_dir(out.parent)
+    check_output_file(out)
     if triton_repo is not None:
-        check_output_dir(triton_repo)
+        from ..serving.repository import check_new_version
+
+        try:
+            check_output_dir(triton_repo)
+        except FloodwatchError as exc:
+            raise ExportError(f"triton_repo: {exc}") from None
+        # as add_to_triton would, before the export: a refused entry would leave `out` written by a failed command
+        check_new_version(triton_repo, model_name, kind=triton_kind,
+                          model_file="model.plan" if format == "tensorrt" else "model.onnx")
 
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "format": format, "precision": precision}
     # a failed export leaves no output folder it created behind

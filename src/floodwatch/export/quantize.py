@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.preprocess import Preprocessing
 from ..data.sample import IGNORE_INDEX
-from ..errors import ExportError
+from ..errors import DataError, ExportError
 from ..io import atomic_path
 from .onnx import INPUT_NAME, input_size, onnx_session, read_metadata, set_metadata, topological_sort
 
@@ -52,11 +52,16 @@ def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None,
             except (OSError, ValueError, EOFError) as exc:
                 raise ExportError(f"{where}: not a readable {path.suffix} file ({str(exc).splitlines()[0]})") from None
             return _from_array(images, masks, prep, limit, where)
+        if not path.is_dir():
+            raise ExportError(f"{where}: expected a data set folder or a .npy/.npz of dB images (N, bands, H, W)")
         try:
             from ..data import open_dataset
         except ImportError:
             raise ExportError(f"{path}: reading a dataset folder needs floodwatch.data.open_dataset") from None
-        source = open_dataset(path)
+        try:
+            source = open_dataset(path)
+        except DataError as exc:  # its message names the folder, not which of the command's inputs it is
+            raise ExportError(f"{where}: {str(exc).removeprefix(f'{path}: ')}") from None
     if isinstance(source, np.ndarray):
         return _from_array(source, None, prep, limit, where)
     samples = []

@@ -108,12 +108,9 @@ def build_config(name: str, *, kind: str, model_file: str, input_dims: Sequence[
     if instance_count < 1:
         raise ServingError(f"instance_count: must be >= 1, got {instance_count}")
     cfg = pb.ModelConfig(name=name, max_batch_size=int(max_batch_size))
-    if kind == "cpu":
-        if model_file != "model.onnx":
-            raise ServingError(f"{model_file}: the CPU (python backend) variant runs ONNX files only")
-        cfg.backend = "python"
-    else:
-        cfg.platform = "tensorrt_plan" if model_file == "model.plan" else "onnxruntime_onnx"
+    if kind == "cpu" and model_file != "model.onnx":
+        raise ServingError(f"{model_file}: the CPU (python backend) variant runs ONNX files only")
+    cfg.backend, cfg.platform = _runtime(kind, model_file)
     cfg.input.add(name=io_names[0], data_type=pb.TYPE_FP32, dims=list(input_dims))
     cfg.output.add(name=io_names[1], data_type=pb.TYPE_FP32, dims=list(output_dims))
     group = cfg.instance_group.add(count=int(instance_count))
@@ -130,6 +127,26 @@ def build_config(name: str, *, kind: str, model_file: str, input_dims: Sequence[
     if kind == "cpu":
         cfg.parameters["ort_intra_op_threads"].string_value = str(int(ort_threads))
     return cfg
+
+
+def _runtime(kind: str, model_file: str) -> tuple[str, str]:
+    """(backend, platform) of a config.pbtxt: one of the two is set."""
+    if kind == "cpu":
+        return "python", ""
+    return "", "tensorrt_plan" if model_file == "model.plan" else "onnxruntime_onnx"
+
+
+def check_new_version(repo_dir: str | Path, name: str, *, kind: str, model_file: str) -> None:
+    """What add_model_version would refuse about the model `name` already in the repository (its config does
+    not parse, or it runs on another backend), checked before the work that makes the new version."""
+    cfg_path = Path(repo_dir) / name / "config.pbtxt"
+    if not cfg_path.exists():
+        return
+    old = read_config(cfg_path)
+    backend, platform = _runtime(kind, model_file)
+    if (old.backend, old.platform) != (backend, platform):
+        raise ServingError(f"{cfg_path}: model '{name}' is served by {old.backend or old.platform or 'no backend'}; "
+                           f"a {backend or platform} version cannot join it (use another model name)")
 
 
 def write_config(model_dir: Path, cfg) -> Path:
@@ -236,18 +253,12 @@ def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *
                            f"{preprocessing.channels}")
 
     model_dir = repo_dir / name
-    old_cfg_path = model_dir / "config.pbtxt"
     cfg = build_config(name, kind=kind, model_file=model_file, input_dims=input_dims, output_dims=output_dims,
                        preprocessing=preprocessing, class_map=class_map, max_batch_size=max_batch_size,
                        instance_count=instance_count, dynamic_batching=dynamic_batching,
                        preferred_batch_sizes=preferred_batch_sizes, max_queue_delay_us=max_queue_delay_us,
                        version_policy=version_policy, ort_threads=ort_threads, io_names=io_names)
-    if old_cfg_path.exists():
-        old = read_config(old_cfg_path)
-        if (old.backend, old.platform) != (cfg.backend, cfg.platform):
-            raise ServingError(f"{old_cfg_path}: model '{name}' is served by "
-                               f"{old.backend or old.platform}; a {cfg.backend or cfg.platform} version cannot "
-                               "join it (use another model name)")
+    check_new_version(repo_dir, name, kind=kind, model_file=model_file)
 
     version = (existing_versions(model_dir) or [0])[-1] + 1
     model_dir.mkdir(parents=True, exist_ok=True)

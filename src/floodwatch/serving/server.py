@@ -6,10 +6,12 @@ On a GPU host, NVIDIA's own Triton container can serve the same repository's GPU
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -80,9 +82,19 @@ class TritonServer:
             raise ServingError(f"{model_repository}: is a file, not a model repository folder")
         if not self.model_repository.is_dir():
             raise ServingError(f"{model_repository}: model repository folder not found")
-        for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
+        ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+        for name, port in ports.items():
             if not 1 <= port <= 65535:  # tritonserver would take 70000 as 4464, and -5 as nothing it says
                 raise InvalidArgumentError(f"{name}: {port} is not a TCP port (1-65535)")
+        for (name, port), (other, other_port) in itertools.combinations(ports.items(), 2):
+            if port == other_port:  # tritonserver's own refusal is buried in its usage text
+                raise InvalidArgumentError(f"{name}, {other}: both {port}; each endpoint needs its own port")
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise InvalidArgumentError(f"host: '{host}' is not an address to bind ({exc.strerror})") from None
+        except UnicodeError:  # an empty label ('127.0.0..1'), refused before any lookup
+            raise InvalidArgumentError(f"host: '{host}' is not a host name or address") from None
         if poll_seconds is not None and not poll_seconds >= 1:  # a period of 0 or less is no period
             raise InvalidArgumentError(f"poll_seconds: {poll_seconds} is not a number of seconds >= 1")
         if not startup_timeout_s > 0:
@@ -138,6 +150,7 @@ class TritonServer:
         dist = triton_dist()
         # only the python backend is linked in (_backends_dir); an empty repository would serve nothing
         check_repository(self.model_repository, backends=("python",), allow_empty=self.poll_seconds is not None)
+        self._check_ports()
         self._workdir = Path(tempfile.mkdtemp(prefix="floodwatch-triton-"))
         backends = _backends_dir(dist, self._workdir)
         if self._log_file is None:
@@ -154,6 +167,20 @@ class TritonServer:
             self.stop()
             raise
         return self
+
+    def _check_ports(self) -> None:
+        """Each port can be listened on. tritonserver binds them only once its models are loaded and then exits;
+        until then the readiness check would reach whatever server holds the HTTP port, and take it for this one."""
+        for name, port in (("http_port", self.http_port), ("grpc_port", self.grpc_port),
+                           ("metrics_port", self.metrics_port)):
+            family, kind, proto, _, address = socket.getaddrinfo(self.host, port, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, kind, proto) as probe:
+                # as servers bind: a port left in TIME_WAIT by a server that just stopped is free
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(address)
+                except OSError as exc:
+                    raise ServingError(f"{name}: cannot listen on {self.host}:{port} ({exc.strerror})") from None
 
     @property
     def running(self) -> bool:
