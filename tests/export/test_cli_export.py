@@ -111,3 +111,15 @@ def test_height_or_width_alone_fixes_only_that_dimension(tmp_path, trained_ckpt,
         assert f"infer-dims={dims}" in (tmp_path / f"{out.name}.nvinfer_config.txt").read_text().splitlines()
         logits = onnx_session(out, ["CPUExecutionProvider"]).run(None, {"input": np.zeros(probe, np.float32)})[0]
         assert logits.shape == (1, 2, *probe[2:])
+
+
+def test_an_int8_summary_says_whose_parity_it_prints(tmp_path):
+    """The parity with torch is measured on the fp32 export; for an int8 file it is not that file's own."""
+    from floodwatch.cli.export import export_summary
+
+    parity = {"max_abs_diff": 4.8e-6, "mask_agreement": 1.0}
+    fp32 = export_summary({"onnx_export": {"parity": parity}}, tmp_path / "m.onnx")
+    int8 = export_summary({"onnx_export": {"parity": parity}, "int8": {"validation": {"mask_agreement": 0.9997}}},
+                          tmp_path / "m8.onnx")
+    assert "  parity with torch" in fp32[0] and "fp32" not in fp32[0]
+    assert "its fp32 export's parity with torch" in int8[0] and "int8 vs fp32: mask agreement 99.9700%" in int8[1]
