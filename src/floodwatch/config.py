@@ -388,6 +388,9 @@ class TrainingConfig(_Section):
     # Validate and save an exponential moving average of the weights (training/averaging.py) instead of the last
     # step's: about the last 1 / (1 - ema_decay) steps. None: off.
     ema_decay: Optional[float] = Field(None, gt=0, lt=1)
+    # Labelled pixels within this many pixels of both water and land are not learned (losses.ignore_boundaries):
+    # the shore band, where sources' hand labels disagree most. 0: off. Validation scores every pixel.
+    ignore_boundary_px: int = Field(0, ge=0, le=16)
 
     @field_validator("lr_scheduler", mode="before")
     @classmethod

@@ -1,10 +1,12 @@
 """Losses against values worked out by hand on a 3-pixel batch (one pixel ignored)."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from floodwatch.training.losses import build_loss, cross_entropy, dice, focal, lovasz_softmax
+from floodwatch.data.sample import IGNORE_INDEX
+from floodwatch.training.losses import build_loss, cross_entropy, dice, focal, ignore_boundaries, lovasz_softmax
 
 # pixels: A logits (2, 0) target 0; B logits (0, 0) target 1; C logits (5, -5) target 255 (ignored)
 LOGITS = torch.tensor([[2.0, 0.0, 5.0], [0.0, 0.0, -5.0]]).reshape(1, 2, 1, 3)
@@ -99,3 +101,32 @@ def test_cross_lovasz_sum_is_the_sum():
     total = build_loss("cross_lovasz_sum")(LOGITS, TARGET).item()
     assert total == pytest.approx(cross_entropy(LOGITS, TARGET).item() + lovasz_softmax(LOGITS, TARGET).item(),
                                   rel=1e-6)
+
+
+@pytest.mark.parametrize("px", [1, 2, 3])
+def test_ignore_boundaries_is_the_band_near_both_classes(px):
+    """Against scipy's binary dilation: a labelled pixel is ignored iff a (2 px + 1)-square around it holds
+    water and land; ignored pixels stay ignored and count as neither class."""
+    from scipy.ndimage import binary_dilation
+
+    g = torch.Generator().manual_seed(px)
+    target = (torch.rand(3, 40, 37, generator=g) < 0.5).long()
+    target[:, 10:20, 5:30] = 1  # a lake with straight shores beside the noise
+    target[0, :8] = IGNORE_INDEX
+    out = ignore_boundaries(target, px).numpy()
+    t = target.numpy()
+    square = np.ones((2 * px + 1, 2 * px + 1), bool)
+    for i in range(len(t)):
+        edge = binary_dilation(t[i] == 0, square) & binary_dilation(t[i] == 1, square) & (t[i] != IGNORE_INDEX)
+        np.testing.assert_array_equal(out[i], np.where(edge, IGNORE_INDEX, t[i]))
+    assert (out == IGNORE_INDEX).sum() > (t == IGNORE_INDEX).sum()
+
+
+def test_ignore_boundaries_leaves_one_class_chips_and_zero_alone():
+    land = torch.zeros(1, 16, 16, dtype=torch.long)
+    torch.testing.assert_close(ignore_boundaries(land, 2), land)
+    halves = torch.cat([land, land + 1], dim=2)
+    assert ignore_boundaries(halves, 0) is halves
+    # a straight shore: columns 14-17 (2 px each side) are ignored, the rest kept
+    ignored = (ignore_boundaries(halves, 2) == IGNORE_INDEX)[0].all(dim=0)
+    assert ignored.nonzero().flatten().tolist() == [14, 15, 16, 17]

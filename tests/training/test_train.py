@@ -10,6 +10,7 @@ import torch
 
 from floodwatch.config import load_spec, spec_from_dict
 from floodwatch.data.preprocess import DEFAULT_CLIP
+from floodwatch.data.sample import IGNORE_INDEX
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
 from floodwatch.training.data import load_samples
@@ -272,3 +273,21 @@ def test_resume_takes_only_the_spec_the_run_started_with(full_run, tmp_path, mon
     chattier.training_config.log_summary_steps = 5
     monkeypatch.setattr(Trainer, "_train_epoch", lambda *a: pytest.fail("a finished run trained again"))
     assert [r["epoch"] for r in train(chattier, tmp_path, name="run", resume=True, progress=False).history] == [1, 2]
+
+
+def test_ignore_boundary_px_reaches_the_training_loss_not_validation(tmp_path, synth_root, make_spec):
+    from floodwatch.training.losses import ignore_boundaries
+
+    spec_dict = make_spec(synth_root, epochs=1)
+    spec_dict["training_config"]["ignore_boundary_px"] = 2
+    trainer = Trainer(spec_from_dict(spec_dict), tmp_path / "run", dist_util.init(0, 1, 0), progress=False)
+    seen = []
+    loss = trainer.loss_fn
+    trainer.loss_fn = lambda logits, mask: (seen.append((logits.requires_grad, mask.clone())), loss(logits, mask))[1]
+    trainer.fit()
+    trained = [m for grad, m in seen if grad]
+    scored = [m for grad, m in seen if not grad]
+    assert trained and scored
+    for m in trained:  # no labelled pixel left near both classes
+        torch.testing.assert_close(ignore_boundaries(m, 2), m)
+    assert any((ignore_boundaries(m, 2) == IGNORE_INDEX).sum() > (m == IGNORE_INDEX).sum() for m in scored)

@@ -39,7 +39,7 @@ from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint,
 from ..models.precision import autocast
 from . import distributed as dist_util
 from .data import ChipDataset, MixedChipDataset, check_channels, fit_preprocessing, load_samples
-from .losses import build_loss
+from .losses import build_loss, ignore_boundaries
 
 #: Batches of training crops over which BatchNorm statistics are re-estimated after every epoch.
 PRECISE_BN_BATCHES = 32
@@ -384,6 +384,7 @@ class Trainer:
             if self.augmenter is not None:
                 image, mask, valid = self.augmenter(image, mask, valid)
                 mask = torch.where(valid, mask, torch.full_like(mask, IGNORE_INDEX))
+            mask = ignore_boundaries(mask, tc.ignore_boundary_px)
             with self._autocast():
                 logits = self.model(image)
             is_extra = extra[0].to(self.ctx.device) if extra else None

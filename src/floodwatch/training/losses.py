@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.sample import IGNORE_INDEX
+from ..data.sample import IGNORE_INDEX, NOT_WATER, WATER
 from ..errors import InvalidArgumentError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -106,6 +106,18 @@ def focal(logits: torch.Tensor, target: torch.Tensor, weight: Sequence[float] | 
 
 LOSSES = {"cross_entropy": cross_entropy, "dice": dice, "cross_dice_sum": cross_dice_sum, "focal": focal,
           "lovasz": lovasz_softmax, "cross_lovasz_sum": cross_lovasz_sum}
+
+
+def ignore_boundaries(target: torch.Tensor, px: int, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """`target` (N, H, W) with every labelled pixel within `px` pixels (a (2 px + 1)-square) of both a water
+    and a land pixel set to `ignore_index`: a band about 2 px wide along each shore is not learned. Hand labels
+    of different sources draw shores differently (and a 10 m pixel there is part water), so the band is the
+    labels' least certain part. Scoring never does this."""
+    if px <= 0:
+        return target
+    k = 2 * px + 1
+    near = [F.max_pool2d((target == c).float()[:, None], k, stride=1, padding=px)[:, 0] > 0 for c in (NOT_WATER, WATER)]
+    return torch.where(near[0] & near[1] & (target != ignore_index), torch.full_like(target, ignore_index), target)
 
 
 def build_loss(name: str, weight: Sequence[float] | None = None, focal_gamma: float = 2.0) -> LossFn:
