@@ -118,8 +118,11 @@ def test_an_int8_summary_says_whose_parity_it_prints(tmp_path):
     from floodwatch.cli.export import export_summary
 
     parity = {"max_abs_diff": 4.8e-6, "mask_agreement": 1.0}
-    fp32 = export_summary({"onnx_export": {"parity": parity}}, tmp_path / "m.onnx")
-    int8 = export_summary({"onnx_export": {"parity": parity}, "int8": {"validation": {"mask_agreement": 0.9997}}},
-                          tmp_path / "m8.onnx")
+    fp32 = export_summary({"onnx_export": {"parity": parity, "onnx": str(tmp_path / "m.onnx")}}, tmp_path / "m.onnx")
+    int8 = export_summary({"onnx_export": {"parity": parity, "onnx": str(tmp_path / "m8.onnx")},
+                           "int8": {"validation": {"mask_agreement": 0.9997}}}, tmp_path / "m8.onnx")
+    plan = export_summary({"onnx_export": {"parity": parity, "onnx": None}}, tmp_path / "m.plan")
     assert "  parity with torch" in fp32[0] and "fp32" not in fp32[0]
-    assert "its fp32 export's parity with torch" in int8[0] and "int8 vs fp32: mask agreement 99.9700%" in int8[1]
+    assert "its fp32 ONNX export's parity with torch" in int8[0]
+    assert "int8 vs fp32: mask agreement 99.9700%" in int8[1]
+    assert "its fp32 ONNX export's parity with torch" in plan[0]

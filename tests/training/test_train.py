@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from floodwatch.config import load_spec, spec_from_dict
+from floodwatch.config import load_spec, save_spec, spec_from_dict
+from floodwatch.errors import SpecError
 from floodwatch.data.preprocess import DEFAULT_CLIP
 from floodwatch.data.sample import IGNORE_INDEX
 from floodwatch.models.checkpoint import load_model, read_checkpoint
 from floodwatch.training import train
 from floodwatch.training.data import load_samples
-from floodwatch.models import model_from_config
+from floodwatch.models import build_model, model_from_config
 from floodwatch.training import distributed as dist_util
-from floodwatch.training.loop import PRECISE_BN_BATCHES, Trainer, _initialise, autocast_dtype, seed_everything
+from floodwatch.training.loop import (PRECISE_BN_BATCHES, Trainer, _initialise, autocast_dtype, check_resume_spec,
+                                     seed_everything, spec_as_trained)
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +145,29 @@ def test_fine_tuning_takes_the_checkpoint_model(full_run, make_spec):
     recorded = load_spec(out / "tuned" / "spec.yaml")
     assert recorded.model.num_layers == 10 and recorded.model.build_kwargs() == spec.model.build_kwargs()
     assert recorded.training_config.epochs == 1  # the rest is the spec's
-    # ... and resuming with the spec and checkpoint it was started with is not taken for another spec
+    assert meta["spec"]["model_config"]["num_layers"] == 10  # the checkpoint's own record agrees
+    # ... and resuming with the spec and checkpoint it was started with is not taken for another spec, nor is
+    # a run that recorded the spec's model (as runs did before)
     again = train(spec_from_dict(other), out, name="tuned", pretrained=result.best_checkpoint, resume=True,
                   progress=False)
     assert [r["epoch"] for r in again.history] == [1]
+    # without the checkpoint the model differs from the run's, and the refusal says where it came from
+    with pytest.raises(SpecError, match=r"num_layers \(10 -> 18\).*give it again as `pretrained`"):
+        check_resume_spec(spec_from_dict(other), out / "tuned")
+    save_spec(spec_from_dict(other), out / "tuned" / "spec.yaml")
+    assert train(spec_from_dict(other), out, name="tuned", pretrained=result.best_checkpoint, resume=True,
+                 progress=False).history
+
+
+def test_a_checkpoint_model_without_some_keys_is_recorded_as_it_was_built(make_spec, synth_root):
+    # load_model builds what a checkpoint leaves out with build_model's defaults, not with the spec's
+    d = make_spec(synth_root)
+    d["model_config"].update(num_layers=34, all_projections=True)
+    recorded = spec_as_trained(spec_from_dict(d), {"in_channels": 2}).model
+    built = model_from_config({"in_channels": 2})
+    assert (recorded.num_layers, recorded.all_projections) == (18, False)
+    assert sum(p.numel() for p in build_model(**recorded.build_kwargs()).parameters()) == \
+        sum(p.numel() for p in built.parameters())
 
 
 @pytest.mark.slow

@@ -110,8 +110,9 @@ def export(
 def export_summary(report: dict, output: Path) -> list[str]:
     """A few lines: the file written, its parity with torch, the int8 check and the Triton entry."""
     parity = report["onnx_export"]["parity"]
-    # an int8 file's parity is its fp32 export's (the int8 check against fp32 is the next line)
-    of = "its fp32 export's parity" if "int8" in report else "parity"
+    # parity is measured on the ONNX export; an int8 file's or a TensorRT plan's is their fp32 ONNX's
+    own = report["onnx_export"].get("onnx") == str(output) and "int8" not in report
+    of = "parity" if own else "its fp32 ONNX export's parity"
     lines = [f"[green]wrote[/] {esc(output)}  {of} with torch: max |Δ logits| {parity['max_abs_diff']:.2e}, "
              f"mask agreement {parity['mask_agreement']:.4%}"]
     if "int8" in report:

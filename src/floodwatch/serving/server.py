@@ -169,18 +169,26 @@ class TritonServer:
         return self
 
     def _check_ports(self) -> None:
-        """Each port can be listened on. tritonserver binds them only once its models are loaded and then exits;
-        until then the readiness check would reach whatever server holds the HTTP port, and take it for this one."""
-        for name, port in (("http_port", self.http_port), ("grpc_port", self.grpc_port),
-                           ("metrics_port", self.metrics_port)):
-            family, kind, proto, _, address = socket.getaddrinfo(self.host, port, type=socket.SOCK_STREAM)[0]
-            with socket.socket(family, kind, proto) as probe:
-                # as servers bind: a port left in TIME_WAIT by a server that just stopped is free
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(address)
-                except OSError as exc:
-                    raise ServingError(f"{name}: cannot listen on {self.host}:{port} ({exc.strerror})") from None
+        """Each port can be listened on, at every address the host resolves to (`localhost`: ::1 and
+        127.0.0.1). tritonserver binds them only once its models are loaded and then exits; until then the
+        readiness check would reach whatever server holds the HTTP port there, and take it for this one."""
+        for name, port in self._ports().items():
+            try:
+                addresses = {a[:3] + (a[4],) for a in socket.getaddrinfo(self.host, port, type=socket.SOCK_STREAM)}
+            except socket.gaierror as exc:
+                raise ServingError(f"host: '{self.host}' is not an address to bind ({exc.strerror})") from None
+            for family, kind, proto, address in sorted(addresses, key=str):
+                with socket.socket(family, kind, proto) as probe:
+                    # as servers bind: a port left in TIME_WAIT by a server that just stopped is free
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        probe.bind(address)
+                    except OSError as exc:
+                        at = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+                        raise ServingError(f"{name}: cannot listen on {at}:{port} ({exc.strerror})") from None
+
+    def _ports(self) -> dict[str, int]:
+        return {"http_port": self.http_port, "grpc_port": self.grpc_port, "metrics_port": self.metrics_port}
 
     @property
     def running(self) -> bool:

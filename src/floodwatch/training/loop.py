@@ -94,15 +94,19 @@ RESUME_MAY_CHANGE = ("training_config.log_summary_steps", "training_config.num_w
 def spec_as_trained(spec: Spec, model_config: dict[str, Any]) -> Spec:
     """`spec` with the model that a run fine-tuning a checkpoint trains: the checkpoint's (architecture, input
     channels, widths, temporal), which wins over the spec's model_config; what only training reads
-    (freeze_blocks, initializer, crop size) stays the spec's. Its spec.yaml records this, so that training
-    from it again builds the network that was trained."""
+    (freeze_blocks, initializer, crop size) stays the spec's. The run's spec.yaml and checkpoints record this,
+    so that they name the network that trained (a checkpoint's derived-channel pre-processing is its own)."""
+    import inspect
+
+    # keys a checkpoint leaves out are build_model's defaults, as load_model builds them, not the spec's
+    built = {k: p.default for k, p in inspect.signature(build_model).parameters.items()
+             if p.default is not inspect.Parameter.empty}
+    built.update(model_config)
     mc = spec.model
-    fields = {"arch": model_config.get("arch", mc.arch), "num_layers": model_config.get("num_layers", mc.num_layers),
-              "all_projections": model_config.get("all_projections", mc.all_projections),
-              "use_batch_norm": model_config.get("use_batch_norm", mc.use_batch_norm),
-              "model_input_channels": model_config.get("in_channels", mc.model_input_channels),
+    fields = {"arch": built["arch"], "num_layers": built["num_layers"], "all_projections": built["all_projections"],
+              "use_batch_norm": built["use_batch_norm"], "model_input_channels": built["in_channels"],
               "temporal": model_config.get("temporal") or mc.temporal,
-              "widths": dict(model_config["widths"]) if model_config.get("widths") else None}
+              "widths": dict(built["widths"]) if built.get("widths") else None}
     return spec.model_copy(update={"model": type(mc).model_validate({**mc.model_dump(), **fields})})
 
 
@@ -110,12 +114,8 @@ def check_resume_spec(spec: Spec, run_dir: Path, pretrained: str | Path | None =
     """`resume` continues the run in `run_dir` only with the spec it started with (its spec.yaml): with
     another one (fewer epochs, another learning rate or data) it would not continue that run but replace it.
     Compared as `save_spec` writes them, so paths count by where they point; with a floodwatch checkpoint as
-    `pretrained`, the spec's model is that checkpoint's, as the run recorded it (`spec_as_trained`)."""
+    `pretrained`, the spec's model may be that checkpoint's, as the run recorded it (`spec_as_trained`)."""
     import yaml
-
-    meta = checkpoint_or_none(pretrained)
-    if meta is not None and meta.get("model_config"):
-        spec = spec_as_trained(spec, meta["model_config"])
 
     from ..config import spec_file_dict, spec_from_dict
 
@@ -127,14 +127,24 @@ def check_resume_spec(spec: Spec, run_dir: Path, pretrained: str | Path | None =
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"resume: {stored}: the run's spec cannot be read ({str(exc).splitlines()[0]})") from None
     before = _flat(spec_file_dict(spec_from_dict(data, source=str(stored), check_channels=False), run_dir))
-    now = _flat(spec_file_dict(spec, run_dir))
-    changed = [k for k in sorted(before.keys() | now.keys())
-               if before.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE]
+
+    def changed_from(s: Spec) -> tuple[list[str], dict[str, Any]]:
+        now = _flat(spec_file_dict(s, run_dir))
+        return [k for k in sorted(before.keys() | now.keys())
+                if before.get(k) != now.get(k) and k not in RESUME_MAY_CHANGE], now
+
+    changed, now = changed_from(spec)
+    meta = checkpoint_or_none(pretrained) if changed else None
+    if meta is not None and meta.get("model_config"):
+        # the run recorded the checkpoint's model (a run started before it did so: the spec's, matched above)
+        changed, now = changed_from(spec_as_trained(spec, meta["model_config"]))
     if changed:
         shown = [k if isinstance(before.get(k), (list, dict)) or isinstance(now.get(k), (list, dict))
                  else f"{k} ({before.get(k)} -> {now.get(k)})" for k in changed]
+        hint = "; the model of a run fine-tuning a checkpoint is that checkpoint's (give it again as `pretrained`)" \
+            if any(k.startswith("model_config.") for k in changed) and pretrained is None else ""
         raise SpecError(f"resume: the spec differs from the run's own ({stored}) in {', '.join(shown)}; resume "
-                        f"with that spec, or train a new run under another `name`")
+                        f"with that spec, or train a new run under another `name`{hint}")
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -195,6 +205,8 @@ class Trainer:
         from_checkpoint = checkpoint_or_none(pretrained) is not None
         self.model, self.model_config, prep = self._model(pretrained, from_checkpoint, splits["train"])
         self.prep: Preprocessing = prep
+        #: what spec.yaml and the checkpoints record: the spec with the model that trains
+        self.recorded_spec = spec_as_trained(spec, self.model_config)
         what = "pretrained model" if from_checkpoint else "model_config.model_input_channels"
         for part in ("train", "val"):
             check_channels(splits[part], prep, mc.temporal, self.model_config["in_channels"], what)
@@ -306,7 +318,7 @@ class Trainer:
         created = [d for d in (self.out, *self.out.parents) if not d.exists()]
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            save_spec(spec_as_trained(self.spec, self.model_config), self.out / "spec.yaml")
+            save_spec(self.recorded_spec, self.out / "spec.yaml")
         writer = self._writer()
         saved = False
         try:
@@ -539,7 +551,8 @@ class Trainer:
 
     def _save(self, path: Path, epoch: int, row: dict[str, float], state: dict[str, Any]) -> None:
         save_checkpoint(path, self.model, model_config=self.model_config, preprocessing=self.prep,
-                        class_map=self.spec.dataset_config.class_map(scored_only=True), spec=self.spec.to_dict(),
+                        class_map=self.spec.dataset_config.class_map(scored_only=True),
+                        spec=self.recorded_spec.to_dict(),
                         epoch=epoch, metrics=dict(row), **state)
 
     def _resume(self) -> None:
