@@ -49,6 +49,9 @@ CASES = [
     # one coarse pixel for the whole chip would be one probability everywhere
     Case("downsample-past-the-chip", "infer {chip} -m {model} -o {out} --downsample 1000",
          ("--downsample: a factor of 1000", "at most")),
+    Case("weights-negative", "infer {chip} -m {model} -m {model} -o {out} --weights 1,-1",
+         ("--weights: an ensemble of 2 needs 2 non-negative numbers", "[1.0, -1.0]")),
+    Case("weights-nan", "infer {chip} -m {model} -m {model} -o {out} --weights nan,1", ("--weights", "[nan, 1.0]")),
     Case("chip-given-twice", "infer {chip} {chip} -m {model} -o {out}", ("{chip}: given twice",)),
     Case("png-given-twice", "infer {png_dir}/t_vv.png {png_dir} -m {model} -o {out}", ("t_vv.png: given twice",)),
     Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),

@@ -72,6 +72,31 @@ def test_map_with_acquired_records_the_result_in_intersecting_aois(tmp_path, tin
     assert inside[0]["scene_id"] == "s1" and inside[0]["acquired"].startswith("2026-11-20")
 
 
+def test_map_with_acquired_refuses_a_scene_without_a_grid_in_one_line(tmp_path, tiny_checkpoint, capsys):
+    import warnings
+
+    import rasterio
+
+    make_scene(tmp_path / "s.tif", 40, 40)
+    with rasterio.open(tmp_path / "s.tif") as src, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        profile = {k: v for k, v in src.profile.items() if k not in ("crs", "transform")}
+        with rasterio.open(tmp_path / "nogrid.tif", "w", **profile) as dst:
+            dst.write(src.read())
+    from floodwatch.monitoring.store import Store
+
+    with Store(tmp_path / "fw.db"):  # scenes are checked against a database that exists
+        pass
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rasterio's warning reached stderr above the error line
+        code = run(["map", str(tmp_path / "nogrid.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out"),
+                    "--acquired", "2024-05-01", "--db", str(tmp_path / "fw.db")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip() == f"error: {tmp_path / 'nogrid.tif'}: no coordinate reference system, cannot map areas"
+
+
 def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path, tiny_checkpoint):
     make_scene(tmp_path / "s2.tif", 64, 64)
     for name, extra in (("plain", []), ("tta", ["--tta-transforms", "hflip,vflip"])):

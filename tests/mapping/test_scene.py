@@ -204,3 +204,17 @@ def test_integer_pixels_are_refused_as_infer_refuses_them(tmp_path, bands):
     for units in ("db", "linear"):
         with pytest.raises(DataError, match=r"u8.tif: pixel type uint8; expected float backscatter \(dB or linear power\)"):
             SceneReader(tmp_path / "u8.tif", units=units)
+
+
+def test_a_scene_without_a_grid_is_refused_in_one_line_without_rasterios_warning(tmp_path, bands):
+    import warnings
+
+    path = tmp_path / "nogrid.tif"
+    with warnings.catch_warnings():  # writing one warns too; that is this test's set-up, not the reader
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=2, dtype="float32") as ds:
+            ds.write(np.stack(bands))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # `map` printed it on stderr above its own one-line error
+        with pytest.raises(DataError, match="no coordinate reference system"):
+            SceneReader(path)

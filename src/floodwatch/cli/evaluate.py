@@ -51,8 +51,6 @@ def register(app: typer.Typer) -> None:
         from ..evaluation.evaluate import evaluate, to_json_safe
         from ..evaluation.report import print_metrics_table
         from ..inference.refine import RefinePredictor
-        from ..inference.temperature import load_temperature
-        from ..inference.tta import parse_transforms
         from ..io import check_output_file, check_replaceable, write_json
         from ..models.zoo import kind_for_backend
         from ..training.data import evaluation_samples
@@ -99,10 +97,8 @@ def register(app: typer.Typer) -> None:
                           data_name=described)
         names = " + ".join(m.name for m in model)
         result = {"model": model_label(model), "data": described,
-                  "tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
-                  "downsample": downsample,
-                  "temperature": load_temperature(temperature) if temperature else None,
-                  "refine": predictor.describe() if refined else None, **result}
+                  **options.model_options_record(predictor, model, tta, tta_transforms, weights, temperature,
+                                                 downsample), **result}
         console = make_console()
         extras = ((" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "")
                   + (f" +refine {result['refine']}" if refined else "") + (" +self-train" if self_train else ""))

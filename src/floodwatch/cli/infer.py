@@ -39,8 +39,10 @@ def register(app: typer.Typer) -> None:
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
+        settings = options.model_options_record(predictor, model, tta, tta_transforms, weights, temperature,
+                                                downsample)
         records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet,
-                              model=model_label(model))
+                              model=model_label(model), settings=settings)
         console = make_console()
         for r in records:
             share = r["water_fraction"]

@@ -183,7 +183,10 @@ def _open_each(pairs, units: str, bands, remote: bool = True) -> None:
 def _check_recordable(pairs, acquired: str, db) -> None:
     """Before mapping: no scene (by its stem, as recorded) is in an AOI it overlaps under another time. Local
     scenes only (a header read each)."""
+    import warnings
+
     import rasterio
+    import rasterio.errors
 
     from ..mapping.locations import input_stem, is_remote_input
     from ..monitoring.aoi import check_recordable_at, grid_footprint
@@ -191,8 +194,10 @@ def _check_recordable(pairs, acquired: str, db) -> None:
     def footprints():  # read only where a database exists to check against
         for f, _ in pairs:
             if not is_remote_input(f):
-                with rasterio.open(f) as ds:
-                    crs, bounds = ds.crs, ds.bounds
+                with warnings.catch_warnings():  # a scene without a grid is refused later, in one line
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    with rasterio.open(f) as ds:
+                        crs, bounds = ds.crs, ds.bounds
                 # yielded with the file closed: a generator left at a conflict is finalised later, anywhere
                 if crs:
                     yield input_stem(f), grid_footprint(bounds, crs)

@@ -214,11 +214,13 @@ def _write_geotiff(path: Path, array: np.ndarray, georef: GeoRef, nodata: float)
 
 def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True,
-                model: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
+                model: str | Sequence[str] | None = None, settings: dict[str, Any] | None = None
+                ) -> list[dict[str, Any]]:
     """Predict water on each chip and write its outputs (see the module doc); returns one record per chip.
 
     inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs).
-    model: what made the masks, recorded in summary.json (default: `predictor` when it is a path)."""
+    model: what made the masks, recorded in summary.json (default: `predictor` when it is a path), with
+    `settings` (the predictor's options: TTA, refinement, ...) beside it."""
     from .base import predictor_temporal
 
     # the user's folder: one holding other files is refused now, not after the predictions
@@ -242,7 +244,8 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
     with atomic_dir(out_dir, ours=infer_outputs(out_dir), writer="infer") as stage:
         _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
-        write_json(stage / "summary.json", {"model": model, "threshold": threshold, "chips": records})
+        write_json(stage / "summary.json", {"model": model, "threshold": threshold, **(settings or {}),
+                                            "chips": records})
     return records
 
 

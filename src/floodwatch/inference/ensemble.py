@@ -30,8 +30,9 @@ class EnsemblePredictor:
             raise FloodwatchError(f"ensemble: {len(self.names)} names for {len(self.members)} models")
         w = np.ones(len(self.members)) if weights is None else np.asarray(weights, np.float64)
         if w.shape != (len(self.members),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            raise FloodwatchError(f"ensemble weights: need {len(self.members)} non-negative numbers with a "
-                                  f"positive sum, got {list(np.atleast_1d(w))}")
+            # "weights:" as the keyword is named: the CLI reports it as --weights
+            raise FloodwatchError(f"weights: an ensemble of {len(self.members)} needs {len(self.members)} "
+                                  f"non-negative numbers with a positive sum, got {list(np.atleast_1d(w))}")
         self.weights = w / w.sum()
         self.preprocessing = self.members[0].preprocessing
         reference = self.preprocessing.to_dict()

@@ -4,12 +4,13 @@ Nothing here reads the whole scene: `read_window` returns one window in dB with 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from ..data.files import band_file, check_not_linear, gdal_reason, missing_db, partner_file, require_float
@@ -25,7 +26,9 @@ def _open(path: str):
     if not is_remote_input(path):
         require_file(path, error=DataError)
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():  # a scene without a grid is refused in one line (SceneReader)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as exc:
         raise DataError(f"{path}: not a raster GeoTIFF ({gdal_reason(exc, 120)})") from None
 
