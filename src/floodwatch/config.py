@@ -641,16 +641,17 @@ def _read_spec_file(path: Path) -> str:
     return read_text(path, error=SpecError, what="spec file")
 
 
-def load_spec(path: str | Path, *, check_channels: bool = True) -> Spec:
+def load_spec(path: str | Path, *, check_channels: bool = True, ignored: list[str] | None = None) -> Spec:
     """A YAML spec, or TAO's protobuf-text spec (detected by content), validated; paths made absolute.
     Several problems: SpecProblems, whose message points to `floodwatch spec validate` for the full list.
-    `check_channels`: as spec_from_dict's (paths are never checked here: see spec_path_problems)."""
+    `check_channels`: as spec_from_dict's (paths are never checked here: see spec_path_problems).
+    `ignored` collects the TAO-only fields a TAO spec gave that were dropped (as `convert_tao_spec` returns)."""
     path = Path(path)
     text = _read_spec_file(path)
     if looks_like_tao(text):
         from .tao import tao_to_dict
 
-        data = tao_to_dict(text, source=str(path))
+        data = tao_to_dict(text, source=str(path), ignored=ignored)
     else:
         try:
             data = yaml.safe_load(text)

@@ -39,6 +39,18 @@ def files(tmp_path_factory):
         f[name] = d / f"{name}.yaml"
         f[name].write_text(f"dataset_config: {body}\n")
     labelled = "dataset_config: {data_root: s1, format: sen1floods11}\n"
+    f["good"] = d / "good.yaml"
+    f["good"].write_text(labelled)
+    # a split CSV of other chips: training failed naming neither the CSV nor its field, validate said "valid"
+    (d / "other_chips.csv").write_text("id,split\nnot_a_chip,train\n")
+    f["csv_of_other_chips"] = d / "csv_of_other_chips.yaml"
+    f["csv_of_other_chips"].write_text("dataset_config: {data_root: s1, format: sen1floods11, split: other_chips.csv}\n")
+    # -m files train refuses: no torch file, and tensors that are no ResNet's
+    f["garbage"] = plain_file(d / "garbage.pt")
+    f["not_resnet"] = d / "not_resnet.pt"
+    import torch
+
+    torch.save({"fc.weight": torch.zeros(2, 2)}, f["not_resnet"])
     for name, body in {"huge_lr": "training_config: {learning_rate: 1.0e+9}",
                        "negative_seed": "training_config: {random_seed: -5}",
                        "inf_weight": "training_config: {weight: [.inf, 1.0]}",  # NaN/inf pass >= and > bounds
@@ -89,6 +101,11 @@ CASES = [
     Case("model-missing", "spec validate {three_channels} -m {missing_folder}/best.pt",
          ("{missing_folder}/best.pt: weights file not found",)),
     Case("model-is-folder", "spec validate {three_channels} -m {data}", ("{data}: is a folder, not a weights file",)),
+    Case("split-csv-of-other-chips", "spec validate {csv_of_other_chips}",
+         ("dataset_config.split.csv", "other_chips.csv", "not_a_chip")),
+    # train refuses these: validate said "valid"
+    Case("model-not-torch", "spec validate {good} -m {garbage}", ("{garbage}", "not a torch file")),
+    Case("model-not-resnet", "spec validate {good} -m {not_resnet}", ("{not_resnet}", "conv1.weight")),
     Case("convert-onto-input", "spec convert {tao_copy} -o {tao_copy}", ("--output", "{tao_copy}"), absent=()),
     Case("convert-typo-named-first", "spec convert {tao_typo} -o {out}",
          ("tao_typo.txt: model_config.num_layerz", "spec validate {tao_typo}")),

@@ -188,6 +188,15 @@ def test_cli_validate_and_convert(tmp_path, capsys):
     assert code == 2 and "not found" in err
 
 
+def test_validate_says_which_tao_fields_are_dropped(tmp_path, capsys):
+    # convert listed them; validate called such a spec valid without a word
+    write_synthetic_dataset(tmp_path / "data", chips=4, size=32)
+    spec = tmp_path / "t.txt"
+    spec.write_text('dataset_config {\n  data_root: "data"\n}\nmodel_config {\n  dropout_rate: 0.3\n}\n')
+    code, out, err = _cli(capsys, "spec", "validate", str(spec))
+    assert code == 0 and "not used by floodwatch, dropped: model_config.dropout_rate" in out, err
+
+
 def test_validate_checks_channels_as_train_would(tmp_path, capsys, tiny_checkpoint):
     """From scratch, model_config's channels meet the data's bands even in a spec with no preprocessing block;
     with -m, the checkpoint's model takes model_config's place (as in `train -e SPEC -m CKPT`)."""

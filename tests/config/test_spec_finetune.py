@@ -53,6 +53,12 @@ def test_loads_and_validates_as_train_would(no_preprocessing, diff_checkpoint, r
     assert "model_config.model_input_channels: the model takes 3 input channels but the data give 2" in result.stderr
 
 
+def test_validate_names_the_model_train_would_fine_tune(no_preprocessing, diff_checkpoint, run_cli):
+    # the spec says ResNet-18; fine-tuning trains the checkpoint's ResNet-10, as the run's spec.yaml records
+    out = run_cli("spec", "validate", no_preprocessing, "-m", diff_checkpoint).stdout.replace("\n", "")
+    assert "ResNet-10 U-Net 32x32x3" in out and "from diff.pt" in out and "ResNet-18" not in out, out
+
+
 def test_fine_tuning_from_a_diff_checkpoint_trains(no_preprocessing, diff_checkpoint, tmp_path, run_cli):
     result = run_cli("train", "-e", no_preprocessing, "-r", tmp_path, "-n", "tuned", "-m", diff_checkpoint)
     assert result.returncode == 0, result.stderr

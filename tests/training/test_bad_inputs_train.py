@@ -24,6 +24,13 @@ def files(tmp_path_factory, synth_root, make_spec):
         "unlabelled": [{"path": str(fakes.ombria(d / "ombria")), "format": "ombria"}]}}
     specs["otsu_hh"] = make_spec(synth_root) | {"semi_supervised": {"unlabelled": [str(synth_root)],
                                                                     "otsu_agreement": "HH"}}
+    # fractions that leave no validation chip: the error named the section, not the field
+    specs["no_val"] = make_spec(synth_root)
+    specs["no_val"]["dataset_config"]["split"]["fractions"] = [1.0, 0.0, 0.0]
+    # a split CSV of other chips: the error named neither the CSV nor its field
+    (d / "other_chips.csv").write_text("id,split\nnot_a_chip,train\n")
+    specs["csv_of_other_chips"] = make_spec(synth_root)
+    specs["csv_of_other_chips"]["dataset_config"]["split"] = {"csv": str(d / "other_chips.csv")}
     for name, spec in specs.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(yaml.safe_dump(spec))
@@ -58,6 +65,9 @@ CASES = [
          ("--resume, --overwrite",), absent=()),
     Case("unlabelled-bands", "train -e {one_band_unlabelled} -r {out}",
          ("one_band_unlabelled.yaml: semi_supervised.unlabelled[0]", "VV, VH")),
+    Case("split-leaves-val-empty", "train -e {no_val} -r {out}", ("dataset_config.split:", "val split")),
+    Case("split-csv-of-other-chips", "train -e {csv_of_other_chips} -r {out}",
+         ("dataset_config.split.csv", "other_chips.csv", "not_a_chip")),
     Case("otsu-band-missing", "train -e {otsu_hh} -r {out}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
 ]
 

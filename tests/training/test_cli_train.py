@@ -53,6 +53,24 @@ def test_pretrained_that_is_not_a_checkpoint(capsys, tmp_path, synth_root, make_
     assert not (tmp_path / "model" / "last.pt").exists()
 
 
+def test_pretrained_that_is_no_model_fails_before_the_data_are_read(capsys, tmp_path, monkeypatch, synth_root,
+                                                                     make_spec):
+    import torch
+
+    def read_chips(*args, **kwargs):
+        raise AssertionError("the chips were read")
+
+    monkeypatch.setattr("floodwatch.training.loop.load_samples", read_chips)
+    spec = _spec_file(tmp_path, make_spec(synth_root))
+    junk, not_resnet = tmp_path / "junk.pt", tmp_path / "not_resnet.pt"
+    junk.write_bytes(b"this is not a torch file")
+    torch.save({"fc.weight": torch.zeros(2, 2)}, not_resnet)
+    for weights, why in ((junk, "not a torch file"), (not_resnet, "conv1.weight")):
+        _assert_one_line(*_run(capsys, "train", "-e", str(spec), "-r", str(tmp_path), "-m", str(weights)),
+                         f"{weights}", why)
+    assert not (tmp_path / "model").exists()
+
+
 def test_channels_that_do_not_fit_the_model(capsys, tmp_path, synth_root, make_spec):
     spec = make_spec(synth_root)
     spec["model_config"]["model_input_channels"] = 3  # the data give VV, VH
@@ -134,13 +152,51 @@ def test_course_workflow_trains_on_converted_data(capsys, tmp_path, synth_root):
     assert _run(capsys, "data", "convert", str(synth_root), str(tmp_path / "data"), "--split-csv", split)[0] == 0
     assert any((np.asarray(Image.open(m)) == 127).any() for m in (tmp_path / "data" / "masks").glob("*/*.png"))
     tao = (Path(__file__).resolve().parents[2] / "examples" / "tao_unet_resnet18.txt").read_text()
-    for old, new in (("512", "32"), ("num_layers: 18", "num_layers: 10"), ("epochs: 30", "epochs: 1")):
+    # dropout_rate: a TAO setting floodwatch drops, which training must say (it said nothing)
+    for old, new in (("512", "32"), ("num_layers: 18", "num_layers: 10"), ("epochs: 30", "epochs: 1"),
+                     ("arch:", "dropout_rate: 0.1\n  arch:")):
         assert old in tao
         tao = tao.replace(old, new)
     (tmp_path / "tao.txt").write_text(tao)  # its paths (data/images/train, ...) are relative to it
     code, err = _run(capsys, "train", "-e", str(tmp_path / "tao.txt"), "-r", str(tmp_path / "runs"), "-n", "course",
                      "-q")
     assert code == 0, err
+    assert "not used by floodwatch, dropped: model_config.dropout_rate" in err
     # the model's classes: the ignore class marks pixels that are not scored, it is not an output
     assert [c["name"] for c in read_checkpoint(tmp_path / "runs" / "course" / "best.pt")["class_map"]] == \
         ["notflood", "flood"]
+
+
+def test_tao_spec_test_folders_are_its_test_split(tmp_path):
+    """A TAO spec's test_images_path + test_masks_path are its test split: what `evaluate -e` scores (it used the
+    validation chips while the spec named test folders)."""
+    from floodwatch.training.data import evaluation_samples
+    from tests.data import fakes
+
+    for part, n in (("train", 2), ("val", 2), ("test", 3)):
+        fakes.folders(tmp_path / "data", n, split=part, seed=len(part), mask_values=(0, 1))
+    spec = tmp_path / "tao.txt"
+    spec.write_text("dataset_config {\n" + "".join(
+        f'  {part}_{kind}_path: "data/{part}/{kind}"\n' for part in ("train", "val", "test")
+        for kind in ("images", "masks")) + "}\n")
+    chips, what = evaluation_samples(spec=spec)
+    assert "test split" in what and len(chips) == 3
+    assert len(evaluation_samples(spec=spec, split="val")[0]) == 2
+
+
+def test_a_split_csv_of_all_chips_splits_a_sources_kept_chips(tmp_path, synth_root):
+    # a leave-one-out fold: the data set's split CSV lists the held-out event's chips too (it failed as ids
+    # "not in the data set")
+    from floodwatch.config import spec_from_dict
+    from floodwatch.data import open_dataset
+    from floodwatch.training.data import load_samples
+
+    ids = open_dataset(synth_root).ids
+    csv = tmp_path / "split.csv"
+    csv.write_text("id,split\n" + "".join(f"{i},{'val' if n % 4 == 3 else 'train'}\n" for n, i in enumerate(ids)))
+    spec = spec_from_dict({"dataset_config": {"sources": [
+        {"path": str(synth_root), "format": "sen1floods11", "exclude_regions": ["SynthA"], "split": str(csv)}]}})
+    parts = load_samples(spec, progress=False)
+    kept = [s.id for part in parts.values() for s in part]
+    assert kept and not any(i.startswith("SynthA") for i in kept)
+    assert parts["train"] and parts["val"]

@@ -48,8 +48,9 @@ def register(app: typer.Typer) -> None:
                 err.print(esc(note), highlight=False, soft_wrap=True)
             raise typer.Exit(2)
 
+        ignored: list[str] = []
         try:
-            s = load_spec(spec, check_channels=False)  # channels are listed below, with the paths
+            s = load_spec(spec, check_channels=False, ignored=ignored)  # channels are listed below, with the paths
         except SpecProblems as exc:
             fail(exc.lines, "fix these first; data paths and channel counts are checked after")
         pretrained = resolve_pretrained(model)  # a bad -m fails here, as in train
@@ -61,14 +62,24 @@ def register(app: typer.Typer) -> None:
             problems = training_data_problems(s, pretrained)
         if problems:
             fail([f"{spec.name}: {p}" for p in problems])  # as field errors start: file name, then field
+        from ..models.checkpoint import checkpoint_or_none
+
         ds, m, t = s.dataset_config, s.model, s.training_config
+        meta, source = checkpoint_or_none(pretrained), ""
+        if meta is not None and meta.get("model_config"):  # the model train would fine-tune, not model_config's
+            from ..training.loop import spec_as_trained
+
+            m, source = spec_as_trained(s, meta["model_config"]).model, f", from {Path(str(pretrained)).name}"
         data = ds.data_root or ds.train_images_path or \
             f"{len(ds.sources)} source(s): " + ", ".join(Path(src.path).name for src in ds.sources)
         line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
-                f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}); {t.epochs} epochs, "
+                f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}{source}); {t.epochs} epochs, "
                 f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}"
                 + (f"; semi-supervised: {s.semi_supervised.rounds} round(s) on "
                    f"{len(s.semi_supervised.unlabelled)} unlabelled folder(s), confidence "
                    f"{s.semi_supervised.confidence:g}, {s.semi_supervised.teacher} teacher"
                    if s.semi_supervised else ""))
-        make_console().print(esc(line), highlight=False, soft_wrap=True)
+        console = make_console()
+        console.print(esc(line), highlight=False, soft_wrap=True)
+        if ignored:  # TAO settings training will not apply: said here as `spec convert` says them
+            console.print(f"[yellow]not used by floodwatch, dropped:[/] {esc(', '.join(ignored))}")

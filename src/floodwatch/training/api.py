@@ -55,8 +55,9 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         raise InvalidArgumentError("resume, overwrite: give one of them (continue the run, or replace it)")
     pretrained = resolve_pretrained(pretrained)
     # with `pretrained`, a checkpoint's model (its input channels) may win over the spec's: training checks then
-    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path,
-                                                                        check_channels=pretrained is None)
+    ignored: list[str] = []
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(
+        spec_or_path, check_channels=pretrained is None, ignored=ignored)
     if seed is not None:
         spec = copy.deepcopy(spec)  # the caller's Spec stays as it was
         spec.training_config.random_seed = int(seed)
@@ -71,6 +72,12 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
     if spec.semi_supervised is not None and gpus != 1:
         raise InvalidArgumentError(f"gpus: semi-supervised training (the spec's semi_supervised section) runs in "
                                    f"one process; got {gpus}")
+    if ignored:  # a TAO spec's dropout_rate, enable_qat, ...: the run must not look as if it applied them
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[yellow]{escape(str(spec_or_path))}: not used by floodwatch, dropped: "
+                                   f"{escape(', '.join(ignored))}[/]", highlight=False, soft_wrap=True)
     if overwrite and found:
         for what, path in (("spec", spec_or_path), ("pretrained", pretrained)):
             if isinstance(path, (str, Path)) and Path(path).resolve().is_relative_to(out.resolve()):
@@ -104,7 +111,23 @@ def resolve_pretrained(ref: str | Path | None) -> Path | str | None:
     if ref is None or (is_url(str(ref)) and "#sha256=" not in str(ref)):
         return ref
     # a missing file fails now, not after the data were opened (and not behind a data problem)
-    return require_file(resolve_model(str(ref), "checkpoint"), "weights file", error=CheckpointError)
+    path = require_file(resolve_model(str(ref), "checkpoint"), "weights file", error=CheckpointError)
+    _check_encoder_weights(path)
+    return path
+
+
+def _check_encoder_weights(path: Path) -> None:
+    """A file that is no floodwatch checkpoint must be ResNet encoder weights: anything else fails now, not
+    after every chip was read (and `spec validate -m` finds it as train does)."""
+    from ..errors import CheckpointError
+    from ..models.checkpoint import checkpoint_or_none
+    from ..models.weights import read_state_dict
+
+    if checkpoint_or_none(path) is not None:
+        return
+    if not any(k.removeprefix("encoder.") == "conv1.weight" for k in read_state_dict(path)):
+        raise CheckpointError(f"{path}: no 'conv1.weight' key; neither a floodwatch checkpoint nor ResNet "
+                              "(torchvision-format) encoder weights")
 
 
 def run_checkpoints(out: Path) -> list[Path]:

@@ -28,15 +28,15 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
     # (name, chips, times each is drawn per epoch)
     parts: list[tuple[str, Sequence[Sample], int]] = []
     if ds.sources:
-        for source in ds.sources:
-            for name, part in _source_parts(source, spec).items():
+        for i, source in enumerate(ds.sources):
+            for name, part in _source_parts(source, spec, i).items():
                 train = _ALIASES.get(name.lower(), name.lower()) == "train"
                 parts.append((name, part, source.repeat if train else 1))
     elif ds.data_root:
         samples = _open_for_training(ds.data_root, ds.format, class_map)
         parts = [(name, part, 1) for name, part in _split(samples, spec).items()]
     else:
-        parts = [(part, _open_tao_folders(spec, part), 1) for part in ("train", "val")]
+        parts = [(part, _open_tao_folders(spec, part), 1) for part in tao_parts(ds)]
     from ..data.progress import track
 
     out: dict[str, list[Sample]] = {}
@@ -48,11 +48,14 @@ def load_samples(spec: Spec, progress: bool | None = None) -> dict[str, list[Sam
         out.setdefault(name, []).extend(chips * repeat)
     for name in ("train", "val"):
         if not out.get(name):
-            raise DataError(f"dataset_config: the {name} split has no labelled, non-empty chips")
+            # the field that made the split: its fractions, CSV or folder left it empty
+            field = ("dataset_config.split (or the sources' own)" if ds.sources else "dataset_config.split"
+                     if ds.data_root else f"dataset_config.{name}_images_path")
+            raise DataError(f"{field}: the {name} split has no labelled, non-empty chips")
     return out
 
 
-def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
+def _source_parts(source, spec: Spec, i: int) -> dict[str, Sequence[Sample]]:
     """One entry of dataset_config.sources, kept to its regions and split on its own."""
     dataset = _open_for_training(source.path, source.format, spec.dataset_config.class_map(), source.options)
     for field, names in (("regions", source.regions or []), ("exclude_regions", source.exclude_regions)):
@@ -61,7 +64,13 @@ def _source_parts(source, spec: Spec) -> dict[str, Sequence[Sample]]:
             and (source.regions is None or r.region in source.regions)]
     if not keep:
         raise DataError(f"dataset_config.sources: no chips of {source.path} are left after regions/exclude_regions")
-    return _split(dataset.subset(keep), spec, source.split)
+    return _split(dataset.subset(keep), spec, source.split, split_field(spec, i), whole=dataset)
+
+
+def tao_parts(ds) -> tuple[str, ...]:
+    """The splits TAO's *_path fields give: train and val, and test where both of its folders are named (the
+    course's spec names test images alone, which cannot be scored)."""
+    return ("train", "val") + (("test",) if ds.test_images_path and ds.test_masks_path else ())
 
 
 def _open_tao_folders(spec: Spec, part: str):
@@ -107,14 +116,39 @@ def evaluation_samples(data: str | os.PathLike | None = None, *, format: str | N
     return samples, f"{data}{f' ({split} split)' if split else ''}"
 
 
-def _split(dataset, spec: Spec, split=None) -> dict[str, Sequence[Sample]]:
-    """The spec's split of a data set: a CSV (id,split) or make_split's method and fractions."""
+def split_field(spec: Spec, source: int | None = None) -> str:
+    """The field whose split a data set (dataset_config.sources[source], or data_root) takes."""
+    ds = spec.dataset_config
+    own = source is not None and ds.sources[source].split is not None
+    return f"dataset_config.sources[{source}].split" if own else "dataset_config.split"
+
+
+def split_csv_problem(dataset, csv: str, field: str) -> str | None:
+    """A split CSV listing chips the data set lacks (a CSV of another data set, or of other chip names)."""
+    from ..data.splits import read_split_csv
+
+    known = set(dataset.ids)
+    missing = [i for ids in read_split_csv(csv).values() for i in ids if i not in known]
+    if missing:
+        return (f"{field}.csv: {csv} lists {len(missing)} chip id(s) that {dataset.root} does not have, e.g. "
+                f"'{missing[0]}'")
+    return None
+
+
+def _split(dataset, spec: Spec, split=None, field: str = "dataset_config.split",
+           whole=None) -> dict[str, Sequence[Sample]]:
+    """The spec's split of a data set: a CSV (id,split) or make_split's method and fractions. `whole`: the
+    source `dataset` was kept from by regions/exclude_regions; a CSV of all its chips then splits the kept ones."""
     from ..config import SplitConfig
     from ..data.splits import make_split, read_split_csv
 
     split = split or spec.dataset_config.split or SplitConfig()
     if split.csv:
-        ids = read_split_csv(split.csv)
+        problem = split_csv_problem(whole or dataset, split.csv, field)
+        if problem:
+            raise DataError(problem)
+        kept = set(dataset.ids)
+        ids = {name: [i for i in chip_ids if i in kept] for name, chip_ids in read_split_csv(split.csv).items()}
     else:
         ids = make_split(dataset, split.method, split.fractions, split.seed)
     return {name: dataset.subset(chip_ids) for name, chip_ids in ids.items()}
@@ -259,22 +293,33 @@ def labelled_data_problems(spec: Spec, model_bands: Sequence[str] | None = None,
 
     ds = spec.dataset_config
     class_map = ds.class_map()
+    # (field, opener, the split CSV it takes or None, that split's field)
     if ds.sources:
         labelled = [(f"dataset_config.sources[{i}].path",
-                     lambda src=src: _open_for_training(src.path, src.format, class_map, src.options))
+                     lambda src=src: _open_for_training(src.path, src.format, class_map, src.options),
+                     (src.split or ds.split).csv if (src.split or ds.split) else None, split_field(spec, i))
                     for i, src in enumerate(ds.sources)]
     elif ds.data_root:
-        labelled = [("dataset_config.data_root", lambda: _open_for_training(ds.data_root, ds.format, class_map))]
+        labelled = [("dataset_config.data_root", lambda: _open_for_training(ds.data_root, ds.format, class_map),
+                     ds.split.csv if ds.split else None, "dataset_config.split")]
     else:
-        labelled = [(f"dataset_config.{part}_images_path", lambda part=part: _open_tao_folders(spec, part))
-                    for part in ("train", "val")]
+        labelled = [(f"dataset_config.{part}_images_path", lambda part=part: _open_tao_folders(spec, part), None, "")
+                    for part in tao_parts(ds)]
     problems, bands = [], None
-    for field, open_ in labelled:
+    for field, open_, csv, csv_field in labelled:
         try:
-            got = tuple(open_().bands)  # every set opens: a bad second source is found too
+            dataset = open_()
+            got = tuple(dataset.bands)  # every set opens: a bad second source is found too
             bands = bands or got
         except FloodwatchError as exc:
             problems.append(f"{field}: {exc}")
+            continue
+        try:
+            problem = split_csv_problem(dataset, csv, csv_field) if csv else None
+        except FloodwatchError as exc:  # the CSV itself: not a CSV, no id column
+            problem = f"{csv_field}.csv: {exc}"
+        if problem:
+            problems.append(problem)
     if channels is None:
         channels = model_bands is None and ds.preprocessing is not None
     if channels and bands is not None:
