@@ -31,6 +31,9 @@ def files(tmp_path_factory, synth_root, make_spec):
     (d / "other_chips.csv").write_text("id,split\nnot_a_chip,train\n")
     specs["csv_of_other_chips"] = make_spec(synth_root)
     specs["csv_of_other_chips"]["dataset_config"]["split"] = {"csv": str(d / "other_chips.csv")}
+    # 32 px chips with BatchNorm, one a batch: torch's "Expected more than 1 value per channel" mid-epoch
+    specs["bn_batch_of_one"] = make_spec(synth_root, batch_size=1)
+    specs["bn_batch_of_one"]["model_config"]["use_batch_norm"] = True
     for name, spec in specs.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(yaml.safe_dump(spec))
@@ -68,6 +71,8 @@ CASES = [
     Case("split-leaves-val-empty", "train -e {no_val} -r {out}", ("dataset_config.split:", "val split")),
     Case("split-csv-of-other-chips", "train -e {csv_of_other_chips} -r {out}",
          ("dataset_config.split.csv", "other_chips.csv", "not_a_chip")),
+    Case("batch-norm-batch-of-one", "train -e {bn_batch_of_one} -r {out}",
+         ("model_config.model_input_height/width", "32x32", "batch_size 1", "BatchNorm")),
     Case("otsu-band-missing", "train -e {otsu_hh} -r {out}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
 ]
 

@@ -232,6 +232,7 @@ class Trainer:
         loader_kw = dict(batch_size=tc.batch_size, num_workers=tc.num_workers,
                          pin_memory=ctx.device.type == "cuda", persistent_workers=tc.num_workers > 0)
         self.train_loader = DataLoader(self.train_set, sampler=self.sampler, **loader_kw)
+        self._check_batch_norm_batches(len(self.sampler))
         self.val_loader = DataLoader(torch.utils.data.Subset(self.val_set, val_idx), shuffle=False, **loader_kw)
 
         self.loss_fn = build_loss(tc.loss, tc.weight, tc.focal_gamma)
@@ -287,6 +288,18 @@ class Trainer:
 
             load_encoder_weights(model.encoder, pretrained)  # after init: pretrained weights win
         return model, cfg, prep
+
+    def _check_batch_norm_batches(self, chips: int) -> None:
+        """A training batch of one chip of at most 32 px leaves one value per channel at the encoder's 1/32
+        level, where BatchNorm in training cannot take a mean (torch raises mid-epoch): refused before."""
+        mc, tc = self.spec.model, self.spec.training_config
+        if not mc.use_batch_norm or min(mc.model_input_height, mc.model_input_width) > 32:
+            return
+        if tc.batch_size == 1 or chips % tc.batch_size == 1:
+            what = "batch_size 1" if tc.batch_size == 1 else f"the last batch of each epoch ({chips} chips)"
+            raise SpecError(f"model_config.model_input_height/width: {mc.model_input_height}x{mc.model_input_width} "
+                            f"px with use_batch_norm and {what} leave one value per channel at the 1/32 level, "
+                            "where BatchNorm cannot train; use crops over 32 px or batches of at least 2 chips")
 
     def _autocast(self) -> torch.autocast:
         return autocast(self.ctx.device, self.autocast_dtype)
