@@ -43,6 +43,10 @@ def files(tmp_path_factory, synth_root, make_spec):
     killed = load_spec(f["spec"])
     killed.training_config.epochs = 60
     save_spec(killed, plain_file(d / "runs" / "killed" / "last.pt").parent / "spec.yaml")
+    # a killed run started with --seed 9: the refusal said "resume with that spec", which was the one given
+    seeded = load_spec(f["spec"])
+    seeded.training_config.random_seed = 9
+    save_spec(seeded, plain_file(d / "runs" / "seeded" / "last.pt").parent / "spec.yaml")
     return f
 
 
@@ -64,6 +68,8 @@ CASES = [
          absent=()),
     Case("resume-other-spec", "train -e {spec} -r {runs} -n killed --resume",
          ("--resume", "training_config.epochs (60 -> 1)"), absent=()),
+    Case("resume-other-seed", "train -e {spec} -r {runs} -n seeded --resume",
+         ("--resume", "random_seed (9 -> 7)", "resumes with it (--seed 9)"), absent=()),
     Case("resume-and-overwrite", "train -e {spec} -r {runs} -n done --resume --overwrite",
          ("--resume, --overwrite",), absent=()),
     Case("unlabelled-bands", "train -e {one_band_unlabelled} -r {out}",

@@ -152,7 +152,7 @@ def test_fine_tuning_takes_the_checkpoint_model(full_run, make_spec):
                   progress=False)
     assert [r["epoch"] for r in again.history] == [1]
     # without the checkpoint the model differs from the run's, and the refusal says where it came from
-    with pytest.raises(SpecError, match=r"num_layers \(10 -> 18\).*give it again as `pretrained`"):
+    with pytest.raises(SpecError, match=r"num_layers \(10 -> 18\).*give it again: `pretrained`"):
         check_resume_spec(spec_from_dict(other), out / "tuned")
     save_spec(spec_from_dict(other), out / "tuned" / "spec.yaml")
     assert train(spec_from_dict(other), out, name="tuned", pretrained=result.best_checkpoint, resume=True,

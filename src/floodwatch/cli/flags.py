@@ -9,7 +9,7 @@ from typing import Any, Sequence
 #: library parameter -> the CLI parameter that feeds it, where their names differ
 ALIASES = {"predictor": "model", "source": "stac", "webhooks": "webhook", "formats": "format",
            "timeout_s": "timeout", "startup_timeout_s": "startup_timeout", "poll_seconds": "poll",
-           "model_name": "triton_model"}
+           "model_name": "triton_model", "pretrained": "model"}
 #: library parameters whose values come from another CLI parameter even where one of the same name exists:
 #: `tta` takes the transform names, which only --tta-transforms gives (--tta is on/off)
 VALUE_FROM = {"tta": "tta_transforms"}

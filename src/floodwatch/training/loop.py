@@ -141,8 +141,11 @@ def check_resume_spec(spec: Spec, run_dir: Path, pretrained: str | Path | None =
     if changed:
         shown = [k if isinstance(before.get(k), (list, dict)) or isinstance(now.get(k), (list, dict))
                  else f"{k} ({before.get(k)} -> {now.get(k)})" for k in changed]
-        hint = "; the model of a run fine-tuning a checkpoint is that checkpoint's (give it again as `pretrained`)" \
+        hint = "; the model of a run fine-tuning a checkpoint is that checkpoint's (give it again: `pretrained`)" \
             if any(k.startswith("model_config.") for k in changed) and pretrained is None else ""
+        if "training_config.random_seed" in changed:  # a run started with `train --seed N`
+            seed = before.get("training_config.random_seed")
+            hint += f"; a run started with another seed resumes with it (`seed` {seed})"
         raise SpecError(f"resume: the spec differs from the run's own ({stored}) in {', '.join(shown)}; resume "
                         f"with that spec, or train a new run under another `name`{hint}")
 
@@ -332,7 +335,8 @@ class Trainer:
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_spec(self.recorded_spec, self.out / "spec.yaml")
-        writer = self._writer()
+        # a finished run resumed has nothing to log: no empty events file per resume
+        writer = self._writer() if self.start_epoch <= tc.epochs else None
         saved = False
         try:
             with _progress(self.progress) as bar:
