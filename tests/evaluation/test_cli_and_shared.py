@@ -46,12 +46,12 @@ def test_cli_evaluate_and_infer_record_the_ensemble_weights_and_options(synth_di
     ensemble = ["-m", str(tiny_checkpoint), "-m", str(tiny_checkpoint), "--weights", "3,1", "-q"]
     code, out, err = run_cli(["evaluate", *ensemble, "--data", str(synth_dir), "-o", str(tmp_path / "m.json")], capsys)
     assert code in (0, None), err
-    assert json.loads((tmp_path / "m.json").read_text())["weights"] == [3.0, 1.0]
+    assert json.loads((tmp_path / "m.json").read_text())["weights"] == [0.75, 0.25]  # normalised
     code, out, err = run_cli(["infer", *ensemble, str(synth_dir / "S1Hand"), "-o", str(tmp_path / "o"),
                               "--tta-transforms", "hflip", "--refine", "clean:min=4"], capsys)
     assert code in (0, None), err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert (summary["weights"], summary["tta"], summary["refine"]) == ([3.0, 1.0], ["hflip"], "clean:min=4,t=0.5")
+    assert (summary["weights"], summary["tta"], summary["refine"]) == ([0.75, 0.25], ["hflip"], "clean:min=4,t=0.5")
     assert summary["downsample"] == 1 and summary["temperature"] is None
 
 

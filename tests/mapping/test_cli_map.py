@@ -107,6 +107,10 @@ def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path
     _, meta_t = read(tmp_path / "tta" / "s2" / "flood_mask.tif")
     assert meta_p["transform"] == meta_t["transform"] and meta_p["crs"] == meta_t["crs"]
     assert json.loads((tmp_path / "tta" / "s2" / "stats.json").read_text())["backend"] != "TorchPredictor"
+    # stats.json says what made the map besides the model, as evaluate's JSON and infer's summary.json do
+    plain, tta = (json.loads((tmp_path / n / "s2" / "stats.json").read_text()) for n in ("plain", "tta"))
+    assert (plain["tta"], plain["refine"], plain["downsample"]) == (None, None, 1)
+    assert tta["tta"] == ["hflip", "vflip"]
 
 
 def test_map_runs_onnx_runtime_without_spinning_threads(tmp_path, tiny_checkpoint, monkeypatch):

@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu; ECE."""
         from ..evaluation.evaluate import evaluate, to_json_safe
         from ..evaluation.report import print_metrics_table
+        from ..inference.base import predictor_settings
         from ..inference.refine import RefinePredictor
         from ..io import check_output_file, check_replaceable, write_json
         from ..models.zoo import kind_for_backend
@@ -97,8 +98,7 @@ def register(app: typer.Typer) -> None:
                           data_name=described)
         names = " + ".join(m.name for m in model)
         result = {"model": model_label(model), "data": described,
-                  **options.model_options_record(predictor, model, tta, tta_transforms, weights, temperature,
-                                                 downsample), **result}
+                  **predictor_settings(predictor), **result}
         console = make_console()
         extras = ((" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "")
                   + (f" +refine {result['refine']}" if refined else "") + (" +self-train" if self_train else ""))

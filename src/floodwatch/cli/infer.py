@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif. A rerun
         replaces the output folder; one holding other files is refused."""
         from ..inference.chips import infer_chips, infer_outputs
+        from ..inference.base import predictor_settings
         from ..io import check_replaceable
         from ..models.zoo import kind_for_backend
 
@@ -39,8 +40,7 @@ def register(app: typer.Typer) -> None:
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
-        settings = options.model_options_record(predictor, model, tta, tta_transforms, weights, temperature,
-                                                downsample)
+        settings = predictor_settings(predictor)
         records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet,
                               model=model_label(model), settings=settings)
         console = make_console()

@@ -111,20 +111,6 @@ def model_options_predictor(model: list[Path], backend: str, tta: bool, tta_tran
                           weights=parse_weights(weights, model), refine=refine_kwargs, downsample=downsample)
 
 
-def model_options_record(predictor, model: list[Path], tta: bool, tta_transforms: Optional[str],
-                         weights: Optional[str], temperature: Optional[Path], downsample: int) -> dict:
-    """What made the results besides the model(s), as evaluate's JSON and infer's summary.json record it."""
-    from ..inference.refine import RefinePredictor
-    from ..inference.temperature import load_temperature
-    from ..inference.tta import parse_transforms
-
-    return {"tta": list(parse_transforms(tta_transforms or True)) if tta or tta_transforms else None,
-            "downsample": downsample, "weights": parse_weights(weights, model),
-            "temperature": load_temperature(temperature) if temperature else None,
-            # outermost when --refine is on (load_predictor)
-            "refine": predictor.describe() if isinstance(predictor, RefinePredictor) else None}
-
-
 #: exit status of a command that stored its records but could not deliver an alert to a webhook
 ALERTS_UNDELIVERED = 3
 

@@ -37,6 +37,20 @@ def water_probability(logits: np.ndarray | torch.Tensor) -> np.ndarray:
     return torch.softmax(t, dim=1)[:, 1].cpu().numpy()
 
 
+def predictor_settings(predictor: Any) -> dict[str, Any]:
+    """What `predictor` applies besides its model(s), gathered from the `settings()` of the wrappers that
+    load_predictor puts round them: {'tta': transform names or None, 'downsample': factor, 'temperature': T or
+    None, 'refine': its description or None, 'weights': an ensemble's weights, normalised to sum 1, or None}.
+    Every output records it, so that a map, a chip folder and an evaluation say alike what made them."""
+    out: dict[str, Any] = {"tta": None, "downsample": 1, "temperature": None, "refine": None, "weights": None}
+    p = predictor
+    while p is not None:
+        if callable(getattr(p, "settings", None)):
+            out.update(p.settings())
+        p = getattr(p, "base", None)
+    return out
+
+
 def predictor_temporal(predictor: Any) -> str:
     """'bitemporal' when the model was trained on before+after stacks (checkpoint model_config), else 'single'."""
     meta = getattr(predictor, "meta", None) or {}

@@ -65,3 +65,6 @@ class DownsampledPredictor:
 
     def __repr__(self) -> str:
         return f"DownsampledPredictor({self.base!r}, factor={self.factor})"
+
+    def settings(self) -> dict[str, Any]:  # base.predictor_settings
+        return {"downsample": int(self.factor)}

@@ -59,3 +59,6 @@ class EnsemblePredictor:
 
     def __repr__(self) -> str:
         return f"EnsemblePredictor({self.names}, weights={self.weights.round(3).tolist()})"
+
+    def settings(self) -> dict[str, Any]:  # base.predictor_settings
+        return {"weights": [round(float(w), 6) for w in self.weights]}

@@ -224,6 +224,9 @@ class RefinePredictor:
     def __repr__(self) -> str:
         return f"RefinePredictor({self.base!r}, {self.describe()!r})"
 
+    def settings(self) -> dict[str, Any]:  # base.predictor_settings
+        return {"refine": self.describe()}
+
 
 def parse_refine(spec: str | dict | None, threshold: float = 0.5) -> dict[str, Any] | None:
     """'refine' text -> RefinePredictor keywords, or None for no refinement.

@@ -48,6 +48,9 @@ class TemperaturePredictor:
     def __repr__(self) -> str:
         return f"TemperaturePredictor({self.base!r}, T={self.temperature:.4g})"
 
+    def settings(self) -> dict[str, Any]:  # base.predictor_settings
+        return {"temperature": self.temperature}
+
 
 def save_temperature(path: str | os.PathLike, temperature: float, **info: Any) -> Path:
     return write_json(path, {"temperature": float(temperature), **info})

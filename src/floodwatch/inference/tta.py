@@ -76,3 +76,6 @@ class TTAPredictor:
 
     def __repr__(self) -> str:
         return f"TTAPredictor({self.base!r}, {list(self.transforms)})"
+
+    def settings(self) -> dict[str, Any]:  # base.predictor_settings
+        return {"tta": list(self.transforms)}

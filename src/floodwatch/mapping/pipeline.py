@@ -28,6 +28,7 @@ import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError
+from ..inference.base import predictor_settings
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction
 from ..io import atomic_dir, write_json
 from .area import AreaCounter
@@ -203,6 +204,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                                       backend=backend or getattr(predictor, "backend", type(predictor).__name__),
                                       polygons=poly, runtime_s=time.perf_counter() - t_start)
                     stats["precision"] = predictor_precision(predictor)
+                    stats.update(predictor_settings(predictor))  # TTA, refinement ... as evaluate/infer record
                     if self_training is not None:
                         stats["self_training"] = self_training
                     if layers is not None:
