@@ -153,6 +153,16 @@ def test_cli_infer_folder(synth_dir, tiny_checkpoint, tmp_path, capsys):
     assert summary["model"] == str(tiny_checkpoint) and summary["threshold"] == 0.5  # what made these masks
 
 
+def test_outputs_record_a_model_given_by_a_relative_path_absolute(synth_dir, tiny_checkpoint, tmp_path, capsys,
+                                                                   monkeypatch):
+    # the default model was recorded absolute and a user's -m as typed: a record read from elsewhere lost it
+    monkeypatch.chdir(tiny_checkpoint.parent)
+    code, out, err = run_cli(["infer", "-m", tiny_checkpoint.name, str(synth_dir / "S1Hand"), "-o",
+                              str(tmp_path / "o"), "-q"], capsys)
+    assert code in (0, None), err
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["model"] == str(tiny_checkpoint.absolute())
+
+
 def test_otsu_on_real_sen1floods11_matches_the_documented_score(shared_data):
     """The data README states Otsu (per chip, VH dB) scores water IoU 0.27 on these chips."""
     from floodwatch.data import open_dataset

@@ -145,8 +145,10 @@ SPLIT_SEED = 42
 
 
 def model_label(models: list[Path]) -> str | list[str]:
-    """How an output file records the model(s) it came from: a path, or a list for an ensemble."""
-    return [str(m) for m in models] if len(models) > 1 else str(models[0])
+    """How an output file records the model(s) it came from: an absolute path (as the default model's is, and
+    as stats.json records its scene: usable from elsewhere), or a list for an ensemble."""
+    paths = [str(Path(m).absolute()) for m in models]
+    return paths if len(paths) > 1 else paths[0]
 
 
 def resolve_models(refs: list[str] | str | None, kind: str) -> list[Path]:
