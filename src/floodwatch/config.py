@@ -342,6 +342,13 @@ class Regularizer(_Section):
     weight: float = Field(0.0, ge=0)
 
 
+class MixStyleConfig(_Section):
+    probability: float = Field(0.5, ge=0, le=1)  # per batch
+    alpha: float = Field(0.1, gt=0)  # lam ~ Beta(alpha, alpha): mostly near 0 or 1
+    layers: list[Literal["layer1", "layer2", "layer3", "layer4"]] = Field(
+        default_factory=lambda: ["layer1", "layer2"], min_length=1)
+
+
 class Adam(_Section):
     epsilon: float = Field(1e-8, gt=0)
     beta1: float = Field(0.9, ge=0, lt=1)
@@ -391,6 +398,9 @@ class TrainingConfig(_Section):
     # Labelled pixels within this many pixels of both water and land are not learned (losses.ignore_boundaries):
     # the shore band, where sources' hand labels disagree most. 0: off. Validation scores every pixel.
     ignore_boundary_px: int = Field(0, ge=0, le=16)
+    # Re-style the encoder's early features with other chips' statistics while training (training/mixstyle.py,
+    # Zhou et al. 2021, for domain generalisation). None: off.
+    mixstyle: Optional[MixStyleConfig] = None
 
     @field_validator("lr_scheduler", mode="before")
     @classmethod

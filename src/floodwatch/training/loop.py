@@ -223,6 +223,12 @@ class Trainer:
         self.extra_loss = None
         self.val_set = ChipDataset(splits["val"], prep, size, temporal=mc.temporal, train=False)
         self.model.to(ctx.device)
+        self.mixstyle = None
+        if tc.mixstyle is not None:
+            from .mixstyle import MixStyle
+
+            ms = tc.mixstyle
+            self.mixstyle = MixStyle(ms.probability, ms.alpha, ms.layers, seed=tc.random_seed).attach(self.model)
         if ctx.distributed:
             if ctx.device.type == "cuda" and mc.use_batch_norm:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
@@ -402,6 +408,8 @@ class Trainer:
         self.train_set.set_epoch(epoch)
         if self.augmenter is not None:
             self.augmenter.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank)
+        if self.mixstyle is not None:
+            self.mixstyle.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank + 7)
         total = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
         steps_per_epoch = len(self.train_loader)
         # the first step whose loss is not finite (steps_per_epoch: none), kept on the device: no sync per step
