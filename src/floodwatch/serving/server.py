@@ -82,7 +82,8 @@ class TritonServer:
             raise ServingError(f"{model_repository}: is a file, not a model repository folder")
         if not self.model_repository.is_dir():
             raise ServingError(f"{model_repository}: model repository folder not found")
-        ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+        self.http_port, self.grpc_port, self.metrics_port = http_port, grpc_port, metrics_port
+        ports = self._ports()
         for name, port in ports.items():
             if not 1 <= port <= 65535:  # tritonserver would take 70000 as 4464, and -5 as nothing it says
                 raise InvalidArgumentError(f"{name}: {port} is not a TCP port (1-65535)")
@@ -100,7 +101,6 @@ class TritonServer:
         if not startup_timeout_s > 0:
             raise InvalidArgumentError(f"startup_timeout_s: {startup_timeout_s} is not a number of seconds > 0")
         self.host, self.poll_seconds, self.log_verbose = host, poll_seconds, log_verbose
-        self.http_port, self.grpc_port, self.metrics_port = http_port, grpc_port, metrics_port
         self.startup_timeout_s, self.stop_grace_s, self.echo = startup_timeout_s, stop_grace_s, echo
         # Triton waits this long for open client connections on SIGTERM before it unloads the models.
         self.exit_timeout_s = exit_timeout_s
