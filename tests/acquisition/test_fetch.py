@@ -144,15 +144,48 @@ def test_uncalibrated_grd_refused(pc, tmp_path):
 
 
 def test_units_override_and_detection(pc, tmp_path):
-    # --units db on linear data is taken at its word (values stay as they are)...
+    # --units db on linear data would write a scene `map` refuses (after the download): refused here, unwritten
     src = replace(_source(pc), units="db")
-    res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=src, retries=FAST, progress=False)
+    with pytest.raises(UnitsError, match="units: dB was given, but most pixels of 2024-04-19 lie between 0 and 2"):
+        fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=src, retries=FAST, progress=False)
+    assert not (tmp_path / "out" / "2024-04-19").exists() and not (tmp_path / "out" / "fetch.json").exists()
+    # an override is taken at its word where the pixels agree
+    res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "lin", source=replace(_source(pc), units="linear"),
+                retries=FAST, progress=False)
     with rasterio.open(res.scenes[0].path) as ds:
-        assert 0 < np.nanmin(ds.read(1)) and np.nanmax(ds.read(1)) < 1
+        assert np.nanmax(ds.read(1)) < 0 and res.scenes[0].units_in == "linear"
     # ...and 'auto' on a catalog that does not say detects linear power (no negative values)
     src = replace(_source(pc), units="auto")
     res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out2", source=src, retries=FAST, progress=False)
     assert res.scenes[0].units_in == "linear"
+
+
+def _items_served(pc):
+    """The item dicts the loopback API answers with (edit them to change what the catalog says)."""
+    return {i["id"]: i for i in pc.api.items}
+
+
+def test_relative_asset_hrefs_are_named_not_a_traceback(pc, tmp_path):
+    """An API item has no self link to resolve a relative href against: pystac gives None, which crashed in
+    rasterio.open (TypeError) in fetch and in `aoi watch`."""
+    from floodwatch.errors import AcquisitionError
+
+    for item in _items_served(pc).values():
+        item["assets"]["vv"]["href"] = "measurement/iw-vv.rtc.tiff"
+    with pytest.raises(AcquisitionError, match="asset 'vv' has the relative href 'measurement/iw-vv.rtc.tiff' and "
+                                               "the item no self link"):
+        fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=_source(pc), retries=FAST, progress=False)
+    assert not (tmp_path / "out" / "fetch.json").exists()
+
+
+def test_items_listing_vv_vh_without_an_asset_name_their_assets(pc, tmp_path):
+    """The message said "none with VV and VH (polarisations: VH, VV)" when the items list both but lack the vh
+    asset: it names the assets there are instead."""
+    for item in _items_served(pc).values():
+        del item["assets"]["vh"]
+    with pytest.raises(NoItemsError, match=r"none with VV and VH \(they list VV and VH, but '\S+_rtc' has the "
+                                           r"assets rendered_preview, tilejson, vv\)"):
+        fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=_source(pc), retries=FAST, progress=False)
 
 
 def test_cli_fetch(pc, tmp_path, run_cli):

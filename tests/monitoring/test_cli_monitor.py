@@ -288,3 +288,25 @@ def test_web_checks_every_input_before_it_announces(tmp_path, monkeypatch, capsy
     code, out, _ = _main(capsys, "web", "--db", files["db"], "--port", "18231", "--write-token", "t" * 16)
     assert code == 0 and served == [18231]
     assert out.strip() == "floodwatch web on http://127.0.0.1:18231/ (write endpoints on)"
+
+
+def test_web_on_a_port_in_use_or_an_unknown_host_is_one_line(tmp_path, monkeypatch, capsys):
+    """uvicorn reported these after "floodwatch web on http://..." and its start-up lines, and exited 3 (an
+    undelivered alert elsewhere): now one line naming the flag, exit 2, nothing announced."""
+    import socket
+
+    import uvicorn
+
+    from floodwatch.monitoring.store import Store
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server started on bad input"))
+    Store(tmp_path / "fw.db").close()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = _main(capsys, "web", "--db", tmp_path / "fw.db", "--port", str(port))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"--port: {port} is in use on 127.0.0.1" in err
+    code, out, err = _main(capsys, "web", "--db", tmp_path / "fw.db", "--host", "no-such-host.invalid")
+    assert code == 2 and out == "" and "--host: 'no-such-host.invalid' is not a name or address" in err

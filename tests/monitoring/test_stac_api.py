@@ -97,3 +97,43 @@ def test_unreachable_api_is_one_line(tmp_path):
     with pytest.raises(MonitoringError, match="search failed") as err:
         find_items(url, "s1", shape(MID))
     assert str(err.value).startswith(f"source: {url}: ") and "\n" not in str(err.value)
+
+
+def test_the_api_root_with_a_trailing_slash_is_the_same_catalog(tmp_path, served, stac_api, predictor):
+    """Items watched through `URL` were mapped and recorded again through `URL/` (the processed-items key took the
+    URL as typed, and `run` marks them under the root without the '/')."""
+    api = stac_api(*served)
+    with Store(tmp_path / "fw.db") as store:
+        add_aoi(store, "mid", MID)
+        first = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=32, progress=False)
+        assert [o.status for o in first] == ["mapped", "mapped"]
+        again = watch_aoi(store, "mid", api.url + "/", "s1", predictor, tmp_path / "out", tile=32, progress=False)
+        assert [o.status for o in again] == ["skipped", "skipped"] and len(store.history("mid")) == 2
+
+
+def test_an_item_without_vv_and_vh_is_left_out_not_a_stop(tmp_path, served, stac_api, predictor):
+    """One HH-only (or incomplete) item in the catalog stopped every watch with an error, so the items after it
+    were never mapped; it is listed as 'no VV+VH', and mapped once the catalog gives it both assets."""
+    collections, items = served
+    vh = items[0]["assets"].pop("vh")
+    api = stac_api(collections, items)
+    with Store(tmp_path / "fw.db") as store:
+        add_aoi(store, "mid", MID)
+        out = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=32, progress=False)
+        assert [(o.item_id, o.status) for o in out] == [("S1_0", "no VV+VH"), ("S1_1", "mapped")]
+        items[0]["assets"]["vh"] = vh
+        out = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=32, progress=False)
+        assert [(o.item_id, o.status) for o in out] == [("S1_0", "mapped"), ("S1_1", "skipped")]
+
+
+def test_a_relative_asset_href_is_one_line(tmp_path, served, stac_api, predictor):
+    """pystac resolves a relative href of an API item (no self link) to None, and rasterio.open(None) raised a
+    TypeError through the CLI."""
+    collections, items = served
+    for item in items:
+        item["assets"]["vv"]["href"] = "S1_vv.tif"
+    api = stac_api(collections, items)
+    with Store(tmp_path / "fw.db") as store:
+        add_aoi(store, "mid", MID)
+        with pytest.raises(MonitoringError, match="asset 'vv' has the relative href 'S1_vv.tif'"):
+            watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=32, progress=False)

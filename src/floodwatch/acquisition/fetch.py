@@ -16,8 +16,8 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
 from ..io import atomic_path, check_output_dir
 from ..lonlat import WIDE_EDGE, has_wide_edge
-from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, band_assets, detect_units,
-                   fill_gaps, grid_for, has_vv_vh, read_item, to_db)
+from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, asset_href, band_assets,
+                   detect_units, fill_gaps, grid_for, has_vv_vh, read_item, to_db)
 from .search import Retries, item_time, search_api, utc_iso
 from .signing import missing_key_note, no_signing, planetary_computer_signer, redact
 from .sources import GRD_ADVICE, Source, resolve_source
@@ -140,8 +140,11 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
     usable = [i for i in items if has_vv_vh(i)]
     if not usable:
         pols = sorted({p for i in items for p in i.properties.get("sar:polarizations", [])})
+        found = f"polarisations: {', '.join(pols) or 'unknown'}"
+        if set(BANDS) <= set(pols):  # the items say VV and VH, and an asset is missing: name what is there
+            found = f"they list VV and VH, but '{items[0].id}' has the assets {', '.join(sorted(items[0].assets))}"
         raise NoItemsError(f"{label}: {len(items)} item(s) over the AOI {when}, none with VV and VH "
-                           f"(polarisations: {', '.join(pols) or 'unknown'}); floodwatch needs VV+VH")
+                           f"({found}); floodwatch needs VV+VH")
     for item in usable:
         types = {asset_data_type(a) for _, _, a in band_assets(item)}
         if src.units == "auto" and types & set(INTEGER_TYPES):
@@ -191,6 +194,8 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
         data = layer if data is None else fill_gaps(data, layer)
         bar.advance()
     units_in = detect_units(data) if src.units == "auto" else src.units
+    if units_in == "db":
+        _check_db(data, key)
     data = to_db(data, units_in)
     coverage = aoi_coverage(data, aoi, grid)
     if coverage < max(min_coverage, 1e-9):
@@ -206,6 +211,19 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
     _write_scene(path, data, grid, units_in, orbit)
     return FetchedScene(key, path, utc_iso(item_time(group[0])), coverage, units_in,
                         [_item_record(i) for i in group], orbit, note)
+
+
+def _check_db(data: np.ndarray, key: str) -> None:
+    """Linear power taken for dB (a wrong `units`) would be written as a scene that `map` refuses, after the
+    download: refused here with the same majority that `map` applies."""
+    from ..data.files import check_not_linear
+    from ..errors import DataError
+
+    try:
+        check_not_linear(data, np.isfinite(data), key, "")
+    except DataError:
+        raise UnitsError(f"units: dB was given, but most pixels of {key} lie between 0 and 2, where backscatter "
+                         "in dB almost never is: they look like linear power; give `units` linear or auto") from None
 
 
 def _orbit(group: list[Any]) -> tuple[str | None, str | None]:
@@ -229,7 +247,7 @@ def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
     key, _, asset = band_assets(item)[0]
     with HttpLog() as log:
         try:
-            with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset.get_absolute_href())) as ds:
+            with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset_href(item, key, asset))) as ds:
                 crs, transform = ds.crs, ds.transform
         except rasterio.errors.RasterioIOError as exc:
             raise _gdal_error(exc, item.id, key, src.access, log) from None
@@ -267,7 +285,7 @@ def _item_record(item: Any) -> dict[str, Any]:
             "platform": p.get("platform"), "orbit_state": p.get("sat:orbit_state"),
             "relative_orbit": p.get("sat:relative_orbit"), "absolute_orbit": p.get("sat:absolute_orbit"),
             "instrument_mode": p.get("sar:instrument_mode"),
-            "assets": {k: redact(a.get_absolute_href()) for k, _, a in band_assets(item)}}
+            "assets": {k: redact(asset_href(item, k, a)) for k, _, a in band_assets(item)}}
 
 
 def _write_manifest(result: FetchResult, src: Source, aoi: BaseGeometry, since, until, min_coverage) -> None:

@@ -65,8 +65,19 @@ def band_assets(item: Any) -> list[tuple[str, int, Any]]:
     if len(data) == 1 and (set(BANDS) <= set(pols) or not pols) \
             and data[0][0].lower().removesuffix("-rtc") not in ("hh", "hv", "vv", "vh"):
         return [(data[0][0], i + 1, data[0][1]) for i in range(len(BANDS))]
-    pols = pols or sorted(item.assets)
-    raise AcquisitionError(f"STAC item '{item.id}': no VV and VH assets (has {', '.join(pols) or 'none'})")
+    # the item may list both polarisations and still lack an asset: then the assets are what to name
+    has = sorted(item.assets) if not pols or set(BANDS) <= set(pols) else pols
+    raise AcquisitionError(f"STAC item '{item.id}': no VV and VH assets (has {', '.join(has) or 'none'})")
+
+
+def asset_href(item: Any, key: str, asset: Any) -> str:
+    """The asset's absolute href. A relative one resolves against the item's self link; an API item without one
+    (pystac then answers None) cannot be read."""
+    href = asset.get_absolute_href()
+    if not href:
+        raise AcquisitionError(f"STAC item '{item.id}': asset '{key}' has the relative href '{asset.href}' and the "
+                               "item no self link to resolve it against; the catalog must give absolute hrefs")
+    return href
 
 
 def has_vv_vh(item: Any) -> bool:
@@ -123,7 +134,7 @@ def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str 
     layers = []
     with rasterio.Env(**GDAL_HTTP_ENV), HttpLog() as log:
         for key, band, asset in band_assets(item):
-            href = asset.get_absolute_href()
+            href = asset_href(item, key, asset)
             try:
                 with rasterio.open(sign(href)) as src:
                     nodata = src.nodata

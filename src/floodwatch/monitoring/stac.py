@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from ..acquisition.read import (BANDS, GDAL_HTTP_ENV, band_assets, detect_units,  # noqa: F401 (re-exported)
-                                 grid_for, read_item, to_db)
+from ..acquisition.read import (BANDS, GDAL_HTTP_ENV, asset_href, band_assets,  # noqa: F401 (re-exported)
+                                 detect_units, grid_for, has_vv_vh, read_item, to_db)
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
@@ -31,7 +31,7 @@ from .store import Store, parse_time, utc_iso
 class WatchOutcome:
     item_id: str
     acquired: str
-    status: str  # 'mapped', 'skipped' (already processed), 'outside' (no pixels in the AOI)
+    status: str  # 'mapped', 'skipped' (already processed), 'outside' (no pixels in the AOI), 'no VV+VH'
     record_ids: list[int]
     out_dir: Path | None = None
 
@@ -95,7 +95,7 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
     key = "?"
     try:
         key, _, asset = band_assets(item)[0]
-        with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset.get_absolute_href())) as src:
+        with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset_href(item, key, asset))) as src:
             grid = grid_for(aoi, src.crs, src.transform, pad_px)
         data = read_item(item, grid, sign)
     except AcquisitionError as exc:
@@ -131,14 +131,22 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
     aoi = aoi_geometry(store.get_aoi(aoi_name))
     since_dt = parse_time(since, "since") if isinstance(since, str) else since
     out_dir = check_output_dir(out_dir)  # before any download: a file in the way fails now
-    key = f"{source}#{collection}"
+    # `run` marks its items under the API root without a trailing '/': the same catalog, however it is typed,
+    # is one key (the key as given is still honoured: databases written before hold it)
+    key = f"{source.rstrip('/') or source}#{collection}"
+    keys = {key, f"{source}#{collection}"}
     outcomes = []
     coll, items = _find(source, collection, aoi, since_dt, None)
     sign = None  # made at the first read: a token is asked for only when there is something to read
     for item in items:
         acquired = utc_iso(_acquired(item))
-        if store.is_processed(key, item.id, aoi_name):
+        if any(store.is_processed(k, item.id, aoi_name) for k in keys):
             outcomes.append(WatchOutcome(item.id, acquired, "skipped", []))
+            continue
+        # an HH-only pass in a mixed catalog: left out, as `fetch` does, rather than stopping every watch; not
+        # marked processed, so an item whose assets the catalog completes later is still mapped
+        if not has_vv_vh(item):
+            outcomes.append(WatchOutcome(item.id, acquired, "no VV+VH", []))
             continue
         if sign is None:
             try:
