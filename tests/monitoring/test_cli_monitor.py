@@ -307,6 +307,6 @@ def test_web_on_a_port_in_use_or_an_unknown_host_is_one_line(tmp_path, monkeypat
         port = busy.getsockname()[1]
         code, out, err = _main(capsys, "web", "--db", tmp_path / "fw.db", "--port", str(port))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert f"--port: {port} is in use on 127.0.0.1" in err
+    assert f"--port: 127.0.0.1:{port} is in use" in err
     code, out, err = _main(capsys, "web", "--db", tmp_path / "fw.db", "--host", "no-such-host.invalid")
     assert code == 2 and out == "" and "--host: 'no-such-host.invalid' is not a name or address" in err

@@ -25,6 +25,7 @@ from typing import IO, Callable
 
 from ..errors import InvalidArgumentError, ServingError
 from ..io import ensure_output_dir
+from ..listen import listen_problem
 from .repository import check_repository
 
 PYTHON_BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
@@ -169,23 +170,14 @@ class TritonServer:
         return self
 
     def _check_ports(self) -> None:
-        """Each port can be listened on, at every address the host resolves to (`localhost`: ::1 and
-        127.0.0.1). tritonserver binds them only once its models are loaded and then exits; until then the
-        readiness check would reach whatever server holds the HTTP port there, and take it for this one."""
+        """Each port can be listened on at every address of the host (floodwatch.listen): until tritonserver has
+        loaded its models, the readiness check would reach whatever server holds the HTTP port, and take it
+        for this one."""
         for name, port in self._ports().items():
-            try:
-                addresses = {a[:3] + (a[4],) for a in socket.getaddrinfo(self.host, port, type=socket.SOCK_STREAM)}
-            except socket.gaierror as exc:
-                raise ServingError(f"host: '{self.host}' is not an address to bind ({exc.strerror})") from None
-            for family, kind, proto, address in sorted(addresses, key=str):
-                with socket.socket(family, kind, proto) as probe:
-                    # as servers bind: a port left in TIME_WAIT by a server that just stopped is free
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    try:
-                        probe.bind(address)
-                    except OSError as exc:
-                        at = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
-                        raise ServingError(f"{name}: cannot listen on {at}:{port} ({exc.strerror})") from None
+            problem = listen_problem(self.host, port)
+            if problem is not None:
+                field, message = problem
+                raise ServingError(f"{name if field == 'port' else 'host'}: {message}")
 
     def _ports(self) -> dict[str, int]:
         return {"http_port": self.http_port, "grpc_port": self.grpc_port, "metrics_port": self.metrics_port}

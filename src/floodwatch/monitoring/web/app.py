@@ -334,25 +334,10 @@ def serve(db: str | Path | None = None, outputs: str | Path | None = None, host:
 
 
 def _check_listen(host: str, port: int) -> None:
-    """Bind host:port once before uvicorn does: uvicorn reports an unknown host or a port in use only after its
-    start-up lines, on several lines, with exit status 3 (an undelivered alert elsewhere in floodwatch)."""
-    import errno
-    import socket
+    """uvicorn reports an unknown host or a port in use only after its start-up lines, on several lines, with
+    exit status 3 (an undelivered alert elsewhere in floodwatch): asked first."""
+    from ...listen import listen_problem
 
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise MonitoringError(f"host: '{host}' is not a name or address to listen on "
-                              f"({getattr(exc, 'strerror', None) or exc})") from None
-    with socket.socket(family, kind, proto) as sock:
-        # as uvicorn does: a server stopped a moment ago (its port in TIME_WAIT) is no obstacle
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(addr)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise MonitoringError(f"port: {port} is in use on {host}; stop what listens there or give another "
-                                      "`port`") from None
-            if exc.errno == errno.EACCES:  # below 1024 without the privilege
-                raise MonitoringError(f"port: {port} may not be bound by this user ({exc.strerror})") from None
-            raise MonitoringError(f"host: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    problem = listen_problem(host, port)
+    if problem is not None:
+        raise MonitoringError(f"{problem[0]}: {problem[1]}")
