@@ -52,6 +52,17 @@ def test_run_maps_records_and_alerts(pc, tmp_path):
         with pytest.raises(MonitoringError, match="already stored with another geometry"):
             run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "run",
                     geometry=utm_aoi(X0, Y1 - 900, X0 + 900, Y1), source=src, progress=False)
+        # its rules stay its own: repeating them is fine, another one is refused before anything is fetched
+        with pytest.raises(MonitoringError, match=r"threshold_km2: AOI 'valley' is stored with threshold_km2 1.0"):
+            run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "other", source=src,
+                    threshold_km2=5.0, progress=False)
+        with pytest.raises(MonitoringError, match="rise_percent: AOI 'valley' is stored with rise_percent None"):
+            run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "other", source=src,
+                    rise_percent=-5.0, progress=False)
+        assert not (tmp_path / "other").exists()
+        same = run_aoi(store, "valley", "2024-05-01", DarkWaterPredictor(), tmp_path / "run", source=src,
+                       threshold_km2=1.0, tile=128, overlap=16, retries=FAST, progress=False)
+        assert same.scene.key == "2024-05-01"
 
 
 def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint, monkeypatch):

@@ -35,12 +35,21 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
                rise_percent: float | None = None) -> BaseGeometry:
     """The AOI's geometry: the stored one, or `geometry` stored under `name` first.
 
-    A stored AOI of that name with another geometry is an error (its history would mix two places)."""
+    A stored AOI of that name with another geometry is an error (its history would mix two places), and so are
+    alert rules other than its stored ones."""
     if store.has_aoi(name):
         stored = aoi_geometry(store.get_aoi(name))
         if geometry is not None and stored.symmetric_difference(geometry).area > 1e-6 * stored.area:
             raise MonitoringError(f"name: AOI '{name}' is already stored with another geometry; give another "
                                   "`name`, or use `aoi` NAME to run over the stored one")
+        record = store.get_aoi(name)
+        # a rule given for a stored AOI would be dropped while the user believes it set: the same rule (a cron
+        # line that repeats it) is fine, another one is refused
+        for opt, value, kept in (("threshold_km2", threshold_km2, record.threshold_km2),
+                                 ("rise_percent", rise_percent, record.rise_percent)):
+            if value is not None and value != kept:
+                raise MonitoringError(f"{opt}: AOI '{name}' is stored with {opt} {kept}; a stored AOI keeps its "
+                                      "rules (change them with `aoi add --replace`)")
         return stored
     if geometry is None:
         raise MonitoringError(f"aoi: '{name}' is neither a stored AOI nor a GeoJSON file")
