@@ -33,6 +33,16 @@ def chip_tif(tmp_path_factory):
     return path, s
 
 
+def test_summary_lists_outputs_usable_from_another_folder(chip_tif, tmp_path, monkeypatch):
+    path, _ = chip_tif
+    monkeypatch.chdir(tmp_path)
+    infer_chips(DarkIsWater(), [path], "out", progress=False)  # -o given relative, as on a command line
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    monkeypatch.chdir(path.parent)
+    assert summary["chips"][0]["input"] == str(path)
+    assert all(Path(p).is_file() for p in summary["chips"][0]["outputs"].values())
+
+
 def test_geotiff_outputs_keep_crs_transform_and_match_the_predictor(chip_tif, tmp_path):
     path, s = chip_tif
     records = infer_chips(DarkIsWater(), [path], tmp_path / "out", progress=False)

@@ -27,8 +27,13 @@ def files(tmp_path_factory, tiny_checkpoint):
     make_scene(f["scene"], 64, 64)
     f["dir"] = d / "a_folder"
     f["dir"].mkdir()
+    f["kept"] = d / "kept"  # -o whose scene/ folder holds a file of the user's
+    (f["kept"] / "scene").mkdir(parents=True)
+    (f["kept"] / "scene" / "report.docx").write_text("the user's")
     f["vv"] = rewrite_raster(f["scene"], d / "vv.tif", bands=[1])
     f["vh_shifted"] = rewrite_raster(f["scene"], d / "vh.tif", bands=[2], shift_px=3)
+    f["s_vv"] = rewrite_raster(f["scene"], d / "s_vv.tif", bands=[1])
+    f["s_vh"] = rewrite_raster(f["scene"], d / "s_vh.tif", bands=[2])
     from floodwatch.export import export_onnx
 
     f["fixed_onnx"] = d / "fixed.onnx"  # `export --height 64 --width 64`: no other input size
@@ -37,6 +42,10 @@ def files(tmp_path_factory, tiny_checkpoint):
 
 
 CASES = [
+    Case("scene-folder-holds-users-files", "map {scene} -m {model} -o {kept} --tile 64 --overlap 16",
+         ("{kept}/scene", "report.docx, which map did not write"), absent=("{kept}/scene/stats.json",)),
+    Case("scene-folder-holds-users-files-workers", "map {scene} -m {model} -o {kept} --workers 2",
+         ("{kept}/scene", "report.docx, which map did not write"), absent=("{kept}/scene/stats.json",)),
     Case("threshold-1", "map {scene} -m {model} -o {out} --threshold 1",
          ("--threshold: 1.0 must lie strictly between 0 and 1",)),
     Case("output-under-file", "map {scene} -m {model} -o {file}/m --tile 64 --overlap 16", ("{file} is a file",)),
@@ -55,6 +64,8 @@ CASES = [
     Case("model-with-triton", "map {scene} -m {model} -o {out} --backend triton",
          ("-m/--model", "not used with --backend triton")),
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
+    Case("vv-vh-swapped", "map --vv {s_vh} --vh {s_vv} -m {model} -o {out}",
+         ("{s_vh}: named as the VH band but given as the VV one", "--vh")),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("min-area-negative", "map {scene} -m {model} -o {out} --min-area -100", ("--min-area", "Invalid value")),
     Case("simplify-negative", "map {scene} -m {model} -o {out} --simplify -3", ("--simplify", "Invalid value")),

@@ -30,6 +30,7 @@ def test_map_folder_with_a_torch_checkpoint(tmp_path, tiny_checkpoint, capsys):
     assert stats["tiles"] == 1 and stats["tiles_predicted"] == 1 and stats["width"] == 50
     assert stats["valid_km2"] == pytest.approx(60 * 50 * 100 / 1e6, rel=0.01)
     assert stats["backend"] == "TorchPredictor"
+    assert stats["model"] == str(Path(tiny_checkpoint).absolute())  # what made the map, as infer/evaluate say
     assert "s0.tif" in capsys.readouterr().out
 
 
@@ -365,3 +366,15 @@ def test_map_scenes_refuses_to_self_train_one_predictor_shared_by_threads(tmp_pa
         map_scenes([tmp_path / "a.tif"], load_predictor(tiny_checkpoint, device="cpu"), tmp_path / "out",
                    workers=2, processes=False, self_train=SelfTraining())
     assert not (tmp_path / "out").exists()
+
+
+def test_map_refuses_a_scene_folder_holding_the_users_files_and_keeps_them(tmp_path, tiny_checkpoint, capsys):
+    make_scene(tmp_path / "s0.tif", 40, 40)
+    argv = ["map", str(tmp_path / "s0.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out"),
+            "--tile", "64", "--overlap", "16", "-q"]
+    assert run(argv) in (0, None)
+    assert run(argv) in (0, None)  # a rerun replaces its own outputs
+    (tmp_path / "out" / "s0" / "notes.docx").write_text("the user's")
+    assert run(argv) == 2
+    assert "notes.docx, which map did not write" in capsys.readouterr().err
+    assert (tmp_path / "out" / "s0" / "notes.docx").read_text() == "the user's"

@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import FloodwatchError
         from ..mapping import map_scene, map_scenes, pair_band_files, predictor_options, scene_files
         from ..mapping.parallel import backend_label
+        from ..mapping.pipeline import check_scene_folders
         from ..mapping.locations import input_stem, output_names
         from ..models.zoo import kind_for_backend
 
@@ -101,6 +102,7 @@ def register(app: typer.Typer) -> None:
             _check_recordable(pairs, acquired, db)
         if not (workers or scheduler):  # map_scenes names its own; a clash is an error before any work
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
+            check_scene_folders(out_dir, names)
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
         if backend != "triton":  # the server names its own model; self-training needs the default's checkpoint
             model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(backend))[0]
@@ -141,7 +143,8 @@ def register(app: typer.Typer) -> None:
             label = backend_label(model, backend, downsample)
             if len(pairs) > 1:  # every scene opens before the first is mapped: a bad last one leaves no maps
                 _open_each(pairs, units, predictor.preprocessing.bands)
-            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, **kw)
+            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, model=model,
+                                 **kw)
                        for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis
         table = Table(Column("scene", overflow="fold"), "flood km²", "valid km²", "flooded %", "permanent km²",

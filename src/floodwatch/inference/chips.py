@@ -284,6 +284,8 @@ def _infer_each(predictor, sources, stage: Path, out_dir: Path, threshold: float
             n_valid = int(sample.valid.sum())
             records.append({"input": source.input, "id": sample.id,
                             "water_fraction": float(water.sum() / n_valid) if n_valid else None,
-                            "valid_pixels": n_valid, "outputs": {k: str(out_dir / v.name) for k, v in files.items()}})
+                            "valid_pixels": n_valid,
+                            # absolute, as the input and the model are: usable from another folder
+                            "outputs": {k: str(out_dir.absolute() / v.name) for k, v in files.items()}})
             if bar is not None:
                 bar.advance(bar.task_ids[0])

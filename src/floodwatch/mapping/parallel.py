@@ -13,7 +13,7 @@ from ..errors import DataError, FloodwatchError
 from ..io import output_folder
 from .locations import (input_stem, is_remote_input, is_remote_output, output_names, resolve_input,
                         resolve_output)
-from .pipeline import MapResult, map_scene
+from .pipeline import MapResult, check_scene_folders, map_scene
 from .terrain_sources import public_layer
 
 
@@ -70,7 +70,8 @@ def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: di
     label = backend_label(model, backend, predictor_kwargs.get("downsample", 1)) \
         if model is None or isinstance(model, (str, Path)) else None
     try:
-        return map_scene(scene, predictor, out_dir, progress=False, backend=label, **kw)
+        return map_scene(scene, predictor, out_dir, progress=False, backend=label,
+                         model=model if isinstance(model, (str, Path)) else None, **kw)
     except FloodwatchError as exc:
         failure = exc
     # Re-raised bare, outside the handler: a chained library exception (rasterio's) may not unpickle
@@ -117,6 +118,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
     if isinstance(model, (str, Path)) and not is_remote_input(model):
         model = resolve_input(model)
     out_dir = resolve_output(out_dir)
+    check_scene_folders(out_dir, names)  # before a cluster starts, not as one failure among the maps
     # a local output folder that this run created is removed again if every scene fails
     with output_folder(out_dir) if not is_remote_output(out_dir) else nullcontext():
         cluster = None if scheduler else LocalCluster(n_workers=workers or 1, threads_per_worker=1,

@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import FloodwatchError
 from ..inference.base import predictor_settings
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction
-from ..io import atomic_dir, write_json
+from ..io import atomic_dir, check_replaceable, write_json
 from .area import AreaCounter
 from .locations import is_remote_output, resolve_input, resolve_output, upload_dir
 from .masks import open_mask
@@ -57,6 +57,21 @@ CHUNK_TILES = 8
 #: scenes with at least this many pixels (10,000²) make their probability COG in a helper process
 COG_PROCESS_PIXELS = 100_000_000
 _DONE = object()
+
+
+def is_map_output(entry: Path) -> bool:
+    """True for an entry of a scene's output folder that an earlier map_scene wrote (or a GIS sidecar of one,
+    QGIS's .aux.xml), so a rerun may replace it; the folder is refused, not deleted, if it holds anything else."""
+    names = {*OUTPUT_NAMES.values(), *TERRAIN_OUTPUT_NAMES.values()}
+    return entry.is_file() and entry.name.removesuffix(".aux.xml") in names
+
+
+def check_scene_folders(out_dir: str | Path, names: list[str]) -> None:
+    """Before any scene is mapped: no `out_dir/<name>/` holds files map did not write (map_scene checks each
+    again). Object-storage outputs are not listed."""
+    if not is_remote_output(out_dir):
+        for name in names:
+            check_replaceable(Path(resolve_output(out_dir)) / name, is_map_output, "map")
 
 
 @dataclass
@@ -109,7 +124,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
               terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES, name: str | None = None,
-              self_train: SelfTraining | None = None) -> MapResult:
+              self_train: SelfTraining | None = None, model: str | Path | None = None) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` (or `out_dir/<name>/`) atomically.
 
     scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
@@ -129,6 +144,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     scene before mapping it (`floodwatch.inference.selftrain`); the trained weights are back afterwards, so
     the next scene starts from the same model. stats.json's `self_training` says what it did and its seconds.
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
+    model: the model file that `predictor` runs, recorded in stats.json as infer and evaluate record theirs.
     """
     check_prediction(threshold, batch)
     if probability not in ("uint8", "float32"):
@@ -151,7 +167,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             local = map_scene(scene, predictor, staging, vh=vh, units=units, tile=tile, overlap=overlap, batch=batch,
                               threshold=threshold, water_mask=water_mask, min_area_m2=min_area_m2,
                               simplify=simplify, probability=probability, progress=progress, backend=backend,
-                              terrain=terrain, chunk_tiles=chunk_tiles, name=name, self_train=self_train)
+                              terrain=terrain, chunk_tiles=chunk_tiles, name=name, self_train=self_train,
+                              model=model)
             url = upload_dir(local.out_dir, f"{resolve_output(out_dir)}/{name or local.out_dir.name}")
         return MapResult(scene=local.scene, out_dir=url,
                          paths={k: f"{url}/{Path(v).name}" for k, v in local.paths.items()}, stats=local.stats)
@@ -163,13 +180,15 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     with rasterio.Env(**env), SceneReader(scene, vh=vh, units=units, bands=predictor.preprocessing.bands) as reader, \
             contextlib.ExitStack() as adapted:
         grid = TileGrid(reader.height, reader.width, tile, overlap, pad_last_row=True)  # memory: see TileGrid
+        final = Path(out_dir) / (name or reader.stem)
+        # the folder may be the user's (same name as the scene): refused before the work, not replaced after it
+        check_replaceable(final, is_map_output, "map")
         water = open_mask(water_mask, reader) if water_mask else None
         try:
             t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
             layers = TerrainLayers(terrain, scene, reader) if terrain else None
             t_terrain, cpu_terrain = time.perf_counter() - t_terrain, time.process_time() - cpu_terrain
-            final = Path(out_dir) / (name or reader.stem)
-            with atomic_dir(final) as tmp:
+            with atomic_dir(final, ours=is_map_output, writer="map") as tmp:
                 self_training = None
                 if self_train is not None:  # once every input and the output folder passed their checks; the
                     # weights go back when `adapted` closes
@@ -203,6 +222,7 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                     stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
                                       backend=backend or getattr(predictor, "backend", type(predictor).__name__),
                                       polygons=poly, runtime_s=time.perf_counter() - t_start)
+                    stats["model"] = _model_label(model)
                     stats["precision"] = predictor_precision(predictor)
                     stats.update(predictor_settings(predictor))  # TTA, refinement ... as evaluate/infer record
                     if self_training is not None:
@@ -221,6 +241,13 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             if water is not None:
                 water.close()
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
+
+
+def _model_label(model) -> str | None:
+    # absolute, as infer's summary.json and evaluate's metrics record theirs (and stats.json its scene)
+    if model is None:
+        return None
+    return str(model) if isinstance(model, str) and "://" in model else str(Path(model).absolute())
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Sequence
 
 import numpy as np
@@ -88,6 +89,12 @@ class SceneReader:
             names = (tag,) if tag and not main.descriptions[0] else main.descriptions
             index = band_order(names, self.bands, scene)
             return [(main, i + 1, main.nodatavals[i]) for i in index]
+        for p, want in ((scene, "vv"), (vh, "vh")):
+            # VV and VH swapped map silently wrong (VH is the darker band: far less water); the names tell
+            tagged = band_file(Path(urlparse(p).path if is_remote_input(p) else p).name)
+            if tagged and tagged[1] != want:
+                raise DataError(f"{p}: named as the {tagged[1].upper()} band but given as the {want.upper()} one; "
+                                f"give the VV file as the scene and the VH file as `vh`")
         other = _open(vh)
         self._datasets.append(other)
         _check_pixel_type(other, vh)
