@@ -141,6 +141,18 @@ def test_exactly_zero_db_is_fill_without_a_nodata_tag(tmp_path, bands):
     assert valid[21, 3] and image[0, 21, 3] == np.float32(-0.01)
 
 
+def test_an_untagged_minus_9999_fill_is_no_data_not_the_darkest_water(tmp_path, bands):
+    vv, vh = (b.copy() for b in bands)
+    vv[5, :] = vh[5, :] = -9999.0  # a fill the file does not tag
+    vh[6, :7] = -3.4e38            # float32's lowest, another common one
+    vv[7, 2] = -45.0               # very dark, but a measurement
+    path = _write(tmp_path / "fill.tif", np.stack([vv, vh]), ["VV", "VH"])
+    with SceneReader(path) as reader:
+        image, valid = reader.read_window(0, H, 0, W)
+    assert not valid[5].any() and not valid[6, :7].any() and np.isnan(image[:, 5]).all()
+    assert valid[7, 2] and image[0, 7, 2] == np.float32(-45.0)
+
+
 def test_sample_tiles_draws_whole_tiles_of_data_and_skips_nodata(tmp_path, bands):
     from floodwatch.mapping.scene import sample_tiles
 

@@ -163,11 +163,17 @@ def check_not_linear(x: np.ndarray, ok: np.ndarray, name: str | Path, remedy: st
                         f"file looks like linear power ({remedy})")
 
 
+#: at or below this many dB a pixel is a fill value, not a measurement: 1e-10 of the power, far under any
+#: sensor's noise floor (about -30 to -40 dB), and where untagged fills sit (-9999, -32768, float32's lowest)
+FILL_DB = -100.0
+
+
 def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:
-    """True where a dB pixel holds no data: NaN or infinite, the file's `nodata`, or exactly 0.0, the fill of
-    dB products that tag none (STAC Overflow's chips, Earth Engine exports unmasked to 0). Every reader of dB
-    rasters (data sources, `infer`, `client`, `map`, `change`) decides it here."""
-    missing = ~np.isfinite(x) | (x == 0.0)
+    """True where a dB pixel holds no data: NaN or infinite, the file's `nodata`, exactly 0.0 (the fill of dB
+    products that tag none: STAC Overflow's chips, Earth Engine exports unmasked to 0), or FILL_DB and below
+    (untagged -9999 fills would otherwise read as the darkest water). Every reader of dB rasters (data
+    sources, `infer`, `client`, `map`, `change`) decides it here."""
+    missing = ~np.isfinite(x) | (x == 0.0) | (x <= FILL_DB)
     if nodata is not None and not np.isnan(nodata):
         missing |= x == x.dtype.type(nodata)
     return missing
