@@ -68,14 +68,14 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
     With --acquired, exit status 3 says the change is recorded but a webhook did not take its alert
     (`floodwatch aoi retry-alerts` sends it again)."""
     from ..errors import FloodwatchError
-    from ..monitoring.change import detect_change, read_scene
+    from ..monitoring.change import detect_change
 
     lr = logratio_threshold if logratio_threshold == "otsu" else _float(logratio_threshold, "--logratio-threshold")
     if acquired:  # before any work: a bad time found after the outputs were written would leave them unrecorded
         from ..monitoring.store import acquisition_time
 
         acquisition_time(acquired, "--acquired")
-    scenes = read_scene(before), read_scene(after)  # a bad scene fails before the model loads
+    scenes = _read_scene(before, "--before"), _read_scene(after, "--after")  # before the model loads
     unplaced = [path for path, s in zip((before, after), scenes) if s.georef is None]
     if acquired and unplaced:
         raise FloodwatchError(f"--acquired: {unplaced[0]} has no georeference, so the change cannot be placed in an AOI")
@@ -92,6 +92,12 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
         from ..inference.predictor import load_predictor
 
         predictor = load_predictor(resolve_models(model, "onnx")[0])
+        wanted = predictor.preprocessing.bands
+        for flag, path, scene in (("--before", before, scenes[0]), ("--after", after, scenes[1])):
+            if len(scene.bands) < len(wanted):  # OMBRIA's pictures are VV only: the log-ratio maps them
+                raise FloodwatchError(f"{flag}: {path} has {len(scene.bands)} band(s) ({', '.join(scene.bands)}) "
+                                      f"but the model expects {len(wanted)} ({', '.join(wanted)}); --method "
+                                      "logratio needs one band, or give -m a model trained on these bands")
     res = detect_change(*scenes, predictor, output, method=value(method), threshold=threshold,
                         logratio_threshold=lr, band=band, tile=tile, batch=batch, progress=not quiet)
     km2 = res.stats["flooded_km2"]
@@ -112,6 +118,16 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
                                     f"{res.stats['after']}", kind="change")
             console.print(f"recorded in {len(ids)} AOI(s)")
             options.exit_if_undelivered(store, ids)
+
+
+def _read_scene(path: Path, flag: str):
+    from ..errors import FloodwatchError
+    from ..monitoring.change import read_scene
+
+    try:
+        return read_scene(path)
+    except FloodwatchError as exc:  # the file is named; the flag says which of the two dates it is
+        raise type(exc)(f"{flag}: {exc}") from None
 
 
 def _float(text: str, opt: str) -> float:
