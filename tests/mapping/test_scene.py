@@ -230,3 +230,16 @@ def test_a_scene_without_a_grid_is_refused_in_one_line_without_rasterios_warning
         warnings.simplefilter("error")  # `map` printed it on stderr above its own one-line error
         with pytest.raises(DataError, match="no coordinate reference system"):
             SceneReader(path)
+
+
+def test_unnamed_bands_in_vh_vv_order_are_refused_not_mapped_wrong(tmp_path, bands):
+    vv, vh = bands
+    swapped = _write(tmp_path / "swapped.tif", np.stack([vh, vv]), [None, None])
+    with pytest.raises(DataError, match=r"swapped.tif: its bands are not named and band 2 \(taken as VH\) is brighter"):
+        SceneReader(swapped)
+    with SceneReader(_write(tmp_path / "ordered.tif", np.stack([vv, vh]), [None, None])) as reader:
+        image, valid = reader.read_window(0, H, 0, W)
+    np.testing.assert_array_equal(image[1][valid], vh[valid])
+    with SceneReader(_write(tmp_path / "named.tif", np.stack([vh, vv]), ["VH", "VV"])) as reader:  # names decide
+        image, valid = reader.read_window(0, H, 0, W)
+    np.testing.assert_array_equal(image[0][valid], vv[valid])

@@ -53,6 +53,7 @@ class SceneReader:
         self.units = units
         self.bands = [b.upper() for b in bands]
         self._datasets = []
+        self._by_position = False  # set by _resolve where no band is named: VV, VH taken in stored order
         try:
             self._sources = self._resolve(str(scene), str(vh) if vh else None)
         except BaseException:
@@ -68,6 +69,32 @@ class SceneReader:
         self.height, self.width = ref.height, ref.width
         if self.crs is None:
             raise DataError(f"{self.path}: no coordinate reference system, cannot map areas")
+        if self._by_position and {"VV", "VH"} <= set(self.bands):
+            try:
+                self._check_vh_darker()
+            except BaseException:
+                self.close()
+                raise
+
+    def _check_vh_darker(self, size: int = 256, min_pixels: int = 1000) -> None:
+        """Unnamed bands written VH, VV map silently wrong (far less water): cross-polarised backscatter is
+        several dB below VV over land and water alike, so a VH brighter than VV in the median says the order is
+        not VV, VH. Four windows on the diagonal, not the whole scene: a scene-wide read would cost seconds."""
+        vv_at, vh_at = self.bands.index("VV"), self.bands.index("VH")
+        pixels: list[np.ndarray] = []
+        for k in range(4):
+            row = min(max(0, (2 * k + 1) * self.height // 8 - size // 2), max(0, self.height - size))
+            col = min(max(0, (2 * k + 1) * self.width // 8 - size // 2), max(0, self.width - size))
+            image, valid = self.read_window(row, min(row + size, self.height), col, min(col + size, self.width))
+            pixels.append(image[[vv_at, vh_at]][:, valid])
+        both = np.concatenate(pixels, axis=1)
+        if both.shape[1] < min_pixels:
+            return
+        vv, vh = np.median(both, axis=1)
+        if vh > vv:
+            raise DataError(f"{self.path}: its bands are not named and band {vh_at + 1} (taken as VH) is brighter "
+                            f"than band {vv_at + 1} (taken as VV): median {vh:.1f} against {vv:.1f} dB, where VH is "
+                            "the darker band; write them VV, VH in that order or name them (band descriptions)")
 
     # -- opening -------------------------------------------------------------------------------------
     def _resolve(self, scene: str, vh: str | None) -> list[tuple]:
@@ -88,6 +115,7 @@ class SceneReader:
                                 f"give the VH file as `vh`")
             names = (tag,) if tag and not main.descriptions[0] else main.descriptions
             index = band_order(names, self.bands, scene)
+            self._by_position = not any(names)
             return [(main, i + 1, main.nodatavals[i]) for i in index]
         for p, want in ((scene, "vv"), (vh, "vh")):
             # VV and VH swapped map silently wrong (VH is the darker band: far less water); the names tell
