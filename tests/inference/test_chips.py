@@ -419,3 +419,16 @@ def test_an_input_inside_the_output_folder_is_refused(chip_tif, tmp_path):
         infer_chips(DarkIsWater(), [inside], out, progress=False)
     (out / "summary.json").unlink()
     assert [p.name for p in out.iterdir()] == ["flood_mask.tif"]
+
+
+def test_unnamed_bands_in_vh_vv_order_are_refused_as_map_refuses_them(tmp_path):
+    rng = np.random.default_rng(1)
+    vv, vh = rng.normal(-11, 2, (64, 64)), rng.normal(-18, 2, (64, 64))
+    for name, stack in (("swapped.tif", [vh, vv]), ("ordered.tif", [vv, vh])):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=64, height=64, count=2,
+                           dtype="float32") as dst:
+            dst.write(np.stack(stack).astype(np.float32))
+    with pytest.raises(DataError, match=r"swapped.tif: its bands are not named and band 2 \(taken as VH\)"):
+        read_chip(tmp_path / "swapped.tif", bands=["VV", "VH"])
+    s = read_chip(tmp_path / "ordered.tif", bands=["VV", "VH"])
+    np.testing.assert_allclose(s.image[1], vh.astype(np.float32))

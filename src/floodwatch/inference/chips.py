@@ -23,8 +23,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, chip_files, pair_band_files, partner_file,
-                          partner_name)
+from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, check_vh_darker, chip_files, pair_band_files,
+                          partner_file, partner_name)
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_dir, atomic_path, check_replaceable, write_json
@@ -191,6 +191,9 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
             names = (tag,)
         elif bands is not None and len(bands) == image.shape[0]:
             names = tuple(bands)
+            if {"VV", "VH"} <= set(wanted):  # taken by their order: as map, refused if that order is VH, VV
+                check_vh_darker(image[wanted.index("VV")], image[wanted.index("VH")], path,
+                                wanted.index("VV") + 1, wanted.index("VH") + 1)
         else:
             names = tuple(f"B{i + 1}" for i in range(image.shape[0]))
     else:

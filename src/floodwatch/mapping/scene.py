@@ -14,7 +14,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import band_file, check_not_linear, gdal_reason, missing_db, partner_file, require_float
+from ..data.files import (band_file, check_not_linear, check_vh_darker, gdal_reason, missing_db, partner_file,
+                          require_float)
 from ..data.sample import band_order
 from ..errors import DataError
 from ..io import require_file
@@ -76,25 +77,18 @@ class SceneReader:
                 self.close()
                 raise
 
-    def _check_vh_darker(self, size: int = 256, min_pixels: int = 1000) -> None:
-        """Unnamed bands written VH, VV map silently wrong (far less water): cross-polarised backscatter is
-        several dB below VV over land and water alike, so a VH brighter than VV in the median says the order is
-        not VV, VH. Four windows on the diagonal, not the whole scene: a scene-wide read would cost seconds."""
+    def _check_vh_darker(self, size: int = 256) -> None:
+        """data.files.check_vh_darker on four windows on the diagonal, not the whole scene: a scene-wide read
+        would cost seconds."""
         vv_at, vh_at = self.bands.index("VV"), self.bands.index("VH")
         pixels: list[np.ndarray] = []
         for k in range(4):
             row = min(max(0, (2 * k + 1) * self.height // 8 - size // 2), max(0, self.height - size))
             col = min(max(0, (2 * k + 1) * self.width // 8 - size // 2), max(0, self.width - size))
             image, valid = self.read_window(row, min(row + size, self.height), col, min(col + size, self.width))
-            pixels.append(image[[vv_at, vh_at]][:, valid])
-        both = np.concatenate(pixels, axis=1)
-        if both.shape[1] < min_pixels:
-            return
-        vv, vh = np.median(both, axis=1)
-        if vh > vv:
-            raise DataError(f"{self.path}: its bands are not named and band {vh_at + 1} (taken as VH) is brighter "
-                            f"than band {vv_at + 1} (taken as VV): median {vh:.1f} against {vv:.1f} dB, where VH is "
-                            "the darker band; write them VV, VH in that order or name them (band descriptions)")
+            pixels.append(image[[vv_at, vh_at]][:, valid])  # dB, whatever the file's units
+        vv, vh = np.concatenate(pixels, axis=1)
+        check_vh_darker(vv, vh, self.path, vv_at + 1, vh_at + 1)
 
     # -- opening -------------------------------------------------------------------------------------
     def _resolve(self, scene: str, vh: str | None) -> list[tuple]:
