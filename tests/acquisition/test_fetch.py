@@ -146,7 +146,7 @@ def test_uncalibrated_grd_refused(pc, tmp_path):
 def test_units_override_and_detection(pc, tmp_path):
     # --units db on linear data would write a scene `map` refuses (after the download): refused here, unwritten
     src = replace(_source(pc), units="db")
-    with pytest.raises(UnitsError, match="units: dB was given, but most pixels of 2024-04-19 lie between 0 and 2"):
+    with pytest.raises(UnitsError, match="units: dB was given, but the pixels of 2024-04-19 look like linear power"):
         fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out", source=src, retries=FAST, progress=False)
     assert not (tmp_path / "out" / "2024-04-19").exists() and not (tmp_path / "out" / "fetch.json").exists()
     # an override is taken at its word where the pixels agree
@@ -158,6 +158,21 @@ def test_units_override_and_detection(pc, tmp_path):
     src = replace(_source(pc), units="auto")
     res = fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out2", source=src, retries=FAST, progress=False)
     assert res.scenes[0].units_in == "linear"
+
+
+def test_units_given_against_the_pixels_are_refused_either_way():
+    """--units linear on dB assets turned every pixel into no data and failed as "covers 0 % of the AOI"."""
+    from floodwatch.acquisition.read import check_units
+
+    rng = np.random.default_rng(0)
+    db, linear = rng.normal(-14, 4, (2, 64, 64)), rng.uniform(0.001, 0.4, (2, 64, 64))
+    with pytest.raises(UnitsError, match="units: linear was given, but the pixels of 2024-05-01 look like dB; give "
+                                         "`units` db or auto"):
+        check_units(db, "2024-05-01", "linear")
+    with pytest.raises(UnitsError, match="units: dB was given, but the pixels of 2024-05-01 look like linear power"):
+        check_units(linear, "2024-05-01", "db")
+    check_units(db, "2024-05-01", "db")
+    check_units(linear - 0.002, "2024-05-01", "linear")  # noise removal dips some power below 0: still power
 
 
 def _items_served(pc):

@@ -59,8 +59,8 @@ def test_watch_static_catalog_over_http(tmp_path, file_server, predictor, receiv
 
 def test_watch_reads_linear_power_items_as_db(tmp_path, predictor):
     """Planetary Computer's RTC items are linear power: watch finds that per item (no value is negative) and maps
-    them as the same scenes in dB; told they are dB, the map refuses them instead of finding no water."""
-    from floodwatch.errors import DataError
+    them as the same scenes in dB; told they are dB, they are refused instead of mapped as no water."""
+    from floodwatch.errors import MonitoringError
 
     aoi = mapping(to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM))
     flooded = {}
@@ -77,20 +77,27 @@ def test_watch_reads_linear_power_items_as_db(tmp_path, predictor):
     assert flooded["db"][1] > 0.01 and flooded["linear"] == pytest.approx(flooded["db"], rel=1e-3)
     with Store(tmp_path / "told_db.db") as store:
         add_aoi(store, "mid", aoi)
-        with pytest.raises(DataError, match="looks like linear power"):
+        with pytest.raises(MonitoringError, match="units: dB was given, but the pixels of STAC item 'S1_0' look like "
+                                                  "linear power"):
             watch_aoi(store, "mid", str(tmp_path / "linear" / "catalog.json"), "s1", predictor, tmp_path / "out_told",
                       units="db", tile=64, overlap=16, progress=False)
+        # and dB items told to be linear power (each pixel would become no data, the map empty)
+        add_aoi(store, "db_told_linear", aoi)
+        with pytest.raises(MonitoringError, match="units: linear was given, but the pixels of STAC item 'S1_0' look "
+                                                  "like dB"):
+            watch_aoi(store, "db_told_linear", str(tmp_path / "db" / "catalog.json"), "s1", predictor,
+                      tmp_path / "out_told2", units="linear", tile=64, overlap=16, progress=False)
 
 
 def test_refused_item_leaves_no_window_behind(tmp_path, predictor):
-    """Linear power told to be dB: the map refuses it, and the window read for it (tagged dB, holding linear
-    power) is not left in inputs/ as if it were a usable scene."""
-    from floodwatch.errors import DataError
+    """Linear power told to be dB is refused, and no window read for it (tagged dB, holding linear power) is
+    left in inputs/ as if it were a usable scene."""
+    from floodwatch.errors import MonitoringError
 
     catalog = make_catalog(tmp_path, linear=True)
     with Store(tmp_path / "fw.db") as store:
         add_aoi(store, "mid", mapping(to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM)))
-        with pytest.raises(DataError, match="looks like linear power"):
+        with pytest.raises(MonitoringError, match="look like linear power"):
             watch_aoi(store, "mid", str(catalog), "s1", predictor, tmp_path / "out", units="db", tile=64,
                       overlap=16, progress=False)
         assert not store.is_processed(f"{catalog}#s1", "S1_0", "mid")

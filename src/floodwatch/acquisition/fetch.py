@@ -17,7 +17,7 @@ from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
 from ..io import atomic_path, check_output_dir
 from ..lonlat import WIDE_EDGE, has_wide_edge
 from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, asset_href, band_assets,
-                   detect_units, fill_gaps, grid_for, has_vv_vh, read_item, to_db)
+                   check_units, detect_units, fill_gaps, grid_for, has_vv_vh, read_item, to_db)
 from .search import Retries, item_time, search_api, utc_iso
 from .signing import missing_key_note, no_signing, planetary_computer_signer, redact
 from .sources import GRD_ADVICE, Source, resolve_source
@@ -194,8 +194,7 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
         data = layer if data is None else fill_gaps(data, layer)
         bar.advance()
     units_in = detect_units(data) if src.units == "auto" else src.units
-    if units_in == "db":
-        _check_db(data, key)
+    check_units(data, key, units_in)
     data = to_db(data, units_in)
     coverage = aoi_coverage(data, aoi, grid)
     if coverage < max(min_coverage, 1e-9):
@@ -211,19 +210,6 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
     _write_scene(path, data, grid, units_in, orbit)
     return FetchedScene(key, path, utc_iso(item_time(group[0])), coverage, units_in,
                         [_item_record(i) for i in group], orbit, note)
-
-
-def _check_db(data: np.ndarray, key: str) -> None:
-    """Linear power taken for dB (a wrong `units`) would be written as a scene that `map` refuses, after the
-    download: refused here with the same majority that `map` applies."""
-    from ..data.files import check_not_linear
-    from ..errors import DataError
-
-    try:
-        check_not_linear(data, np.isfinite(data), key, "")
-    except DataError:
-        raise UnitsError(f"units: dB was given, but most pixels of {key} lie between 0 and 2, where backscatter "
-                         "in dB almost never is: they look like linear power; give `units` linear or auto") from None
 
 
 def _orbit(group: list[Any]) -> tuple[str | None, str | None]:

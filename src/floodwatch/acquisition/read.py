@@ -16,7 +16,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import AccessError, AcquisitionError, RateLimitError
+from ..errors import AccessError, AcquisitionError, DataError, RateLimitError, UnitsError
 from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: fetch builds these)
 
 #: GDAL settings for COGs over HTTP: no directory listing per file, merge neighbouring range requests,
@@ -165,6 +165,20 @@ def detect_units(data: np.ndarray) -> str:
     does not make a scene dB (mapping.scene's checks of the units given use the same majorities)."""
     valid = data[np.isfinite(data) & (data != 0)]  # 0 is fill in either unit (an untagged nodata), not a vote
     return "db" if valid.size and np.count_nonzero(valid < 0) > 0.5 * valid.size else "linear"
+
+
+def check_units(data: np.ndarray, key: str, units: str) -> None:
+    """Units given against what the pixels are (a wrong `units`) would write a scene that `map` refuses, or
+    maps empty (dB read as power: every negative value no data), after the download: a UnitsError here, by
+    the majorities `map` applies (data.files.check_not_linear / check_not_db)."""
+    from ..data.files import check_not_db, check_not_linear
+
+    check, looks = (check_not_linear, "linear power") if units == "db" else (check_not_db, "dB")
+    try:
+        check(data, np.isfinite(data), key, "")
+    except DataError:
+        raise UnitsError(f"units: {'dB' if units == 'db' else 'linear'} was given, but the pixels of {key} look "
+                         f"like {looks}; give `units` {'linear' if units == 'db' else 'db'} or auto") from None
 
 
 def to_db(data: np.ndarray, units: str) -> np.ndarray:

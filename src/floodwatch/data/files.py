@@ -163,6 +163,15 @@ def check_not_linear(x: np.ndarray, ok: np.ndarray, name: str | Path, remedy: st
                         f"file looks like linear power ({remedy})")
 
 
+def check_not_db(x: np.ndarray, ok: np.ndarray, name: str | Path, remedy: str) -> None:
+    """Refuse linear power (`ok`: its valid pixels) that looks like dB: most values below -1, which power cannot
+    be (noise removal dips a calm lake's VH a little below 0, not to -1). Read as power, every negative value
+    would become no data, and the scene an empty map. `remedy` says what the caller offers instead."""
+    if np.count_nonzero(ok & (x < -1.0)) > 0.5 * max(1, np.count_nonzero(ok)):
+        raise DataError(f"{name}: most values are negative, which power in linear units cannot be; the file looks "
+                        f"like dB ({remedy})")
+
+
 #: at or below this many dB a pixel is a fill value, not a measurement: 1e-10 of the power, far under any
 #: sensor's noise floor (about -30 to -40 dB), and where untagged fills sit (-9999, -32768, float32's lowest)
 FILL_DB = -100.0

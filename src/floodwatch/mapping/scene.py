@@ -14,7 +14,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import (band_file, check_not_linear, check_vh_darker, gdal_reason, missing_db, partner_file,
+from ..data.files import (band_file, check_not_db, check_not_linear, check_vh_darker, gdal_reason, missing_db, partner_file,
                           require_float)
 from ..data.sample import band_order
 from ..errors import DataError
@@ -158,11 +158,7 @@ class SceneReader:
                 if self.units == "db":
                     check_not_linear(x, ok, ds.name, "units 'linear'")
                 elif self.units == "linear":
-                    # noise-removed power dips a little below 0 (a lake's VH may be mostly so); below -1 it
-                    # cannot go, where dB backscatter almost always is
-                    if np.count_nonzero(ok & (x < -1.0)) > 0.5 * max(1, np.count_nonzero(ok)):
-                        raise DataError(f"{ds.name}: most values are negative, which power in linear units cannot "
-                                        f"be; the file looks like dB (units 'db', map's default)")
+                    check_not_db(x, ok, ds.name, "units 'db', map's default")
                     ok &= x > 0  # zero power is the usual fill value of linear products
                     with np.errstate(divide="ignore", invalid="ignore"):
                         x = 10.0 * np.log10(x)

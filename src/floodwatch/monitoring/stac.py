@@ -17,7 +17,7 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from ..acquisition.read import (BANDS, GDAL_HTTP_ENV, asset_href, band_assets,  # noqa: F401 (re-exported)
-                                 detect_units, grid_for, has_vv_vh, read_item, to_db)
+                                 check_units, detect_units, grid_for, has_vv_vh, read_item, to_db)
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
@@ -105,6 +105,10 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
     if not np.isfinite(data).any():
         return None
     units_in = detect_units(data) if units == "auto" else units
+    try:
+        check_units(data, f"STAC item '{item.id}'", units_in)
+    except AcquisitionError as exc:  # UnitsError is one
+        raise MonitoringError(str(exc)) from None
     data = to_db(data, units_in)
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=len(BANDS), dtype="float32",
                    crs=grid.crs, transform=grid.transform, nodata=float("nan"), compress="deflate")
