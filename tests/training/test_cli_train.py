@@ -182,6 +182,16 @@ def test_tao_spec_test_folders_are_its_test_split(tmp_path):
     chips, what = evaluation_samples(spec=spec)
     assert "test split" in what and len(chips) == 3
     assert len(evaluation_samples(spec=spec, split="val")[0]) == 2
+    # the course's other layout, images/<part> and masks/<part>: its regions were all "images"
+    for part in ("train", "val", "test"):
+        for kind in ("images", "masks"):
+            (tmp_path / "flat" / kind).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "data" / part / kind).rename(tmp_path / "flat" / kind / part)
+    spec.write_text("dataset_config {\n" + "".join(
+        f'  {part}_{kind}_path: "flat/{kind}/{part}"\n' for part in ("train", "val", "test")
+        for kind in ("images", "masks")) + "}\n")
+    chips, _ = evaluation_samples(spec=spec)
+    assert len(chips) == 3 and {s.region for s in chips} == {"test"}
 
 
 def test_a_split_csv_of_all_chips_splits_a_sources_kept_chips(tmp_path, synth_root):

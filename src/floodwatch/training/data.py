@@ -79,8 +79,10 @@ def _open_tao_folders(spec: Spec, part: str):
 
     ds = spec.dataset_config
     images = getattr(ds, f"{part}_images_path")
+    # split=part: the chips' region and split are the part they were given for (the course's images/<part>/
+    # layout would otherwise name every region "images")
     return open_dataset(Path(images).parent, format="folders", images=images, masks=getattr(ds, f"{part}_masks_path"),
-                        class_map=ds.class_map())
+                        class_map=ds.class_map(), split=part)
 
 
 def _open_for_training(path, format: str | None, class_map, options: dict | None = None):
