@@ -14,6 +14,7 @@ crops and the augmenter. A resumed run therefore repeats exactly the epochs the 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import random
@@ -505,11 +506,12 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # a plain average over the batches below
         core.train()
-        for i, (image, *_) in enumerate(self.train_loader):
-            if i == PRECISE_BN_BATCHES:
-                break
-            with self._autocast():
-                core(image.to(self.ctx.device))
+        with self.mixstyle.paused() if self.mixstyle is not None else contextlib.nullcontext():
+            for i, (image, *_) in enumerate(self.train_loader):
+                if i == PRECISE_BN_BATCHES:
+                    break
+                with self._autocast():
+                    core(image.to(self.ctx.device))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
             if self.ctx.distributed:  # each rank saw its own shard: validate and save with rank 0's, as DDP does

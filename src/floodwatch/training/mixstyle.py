@@ -9,7 +9,8 @@ exports are the plain network.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ def mix_styles(x: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> torch.
     gradient (the paper's choice: the network learns from the content, not from moving the statistics)."""
     xf = x.float()
     mu = xf.mean(dim=(2, 3), keepdim=True).detach()
-    sig = (xf.var(dim=(2, 3), keepdim=True) + EPS).sqrt().detach()
+    # the population variance: a 1x1 map (a deep layer of a small crop) has no unbiased one (NaN)
+    sig = (xf.var(dim=(2, 3), keepdim=True, correction=0) + EPS).sqrt().detach()
     lam = lam.to(device=x.device, dtype=torch.float32).view(-1, 1, 1, 1)
     perm = perm.to(x.device)
     mu_mix = lam * mu + (1 - lam) * mu[perm]
@@ -55,6 +57,7 @@ class MixStyle:
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
         #: batches re-styled so far (each hook call that mixed counts once), for tests and logs
         self.mixed = 0
+        self._paused = False
 
     def manual_seed(self, seed: int) -> "MixStyle":
         self.rng = np.random.default_rng(seed)
@@ -73,8 +76,18 @@ class MixStyle:
             handle.remove()
         self.handles.clear()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No re-styling (nor draws) inside: forward passes in train mode that are not training steps, such as
+        the re-estimation of BatchNorm's statistics, which must describe the features inference sees."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
     def _hook(self, module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor | None:
-        if not module.training:
+        if not module.training or self._paused:
             return None
         n = output.shape[0]
         if self.rng.random() >= self.probability or n < 2:  # drawn first: the stream does not hang on batch sizes
