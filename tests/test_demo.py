@@ -48,3 +48,14 @@ def test_quick_demo_end_to_end(tmp_path):
     assert "SAR backscatter (VH)" in html and "Otsu threshold vs truth" in html  # panels labelled
     assert "TP / (TP + FP)" in html and "TP / (TP + FN)" in html  # precision and recall defined
     assert f"{stats['flooded_km2']:.2f} km²" in html and "Next steps" in html
+
+
+def test_the_demo_maps_its_scene_again_into_the_same_folders(tmp_path):
+    """Its comparison picture sat inside the map's scene folder, which a rerun's map then refused."""
+    from floodwatch.demo import map_synthetic_scene
+    from tests.monitoring.monitoring_helpers import DarkWaterPredictor
+
+    for _ in range(2):
+        result = map_synthetic_scene(DarkWaterPredictor(), tmp_path / "scene", tmp_path / "map", side=96,
+                                     progress=False)
+        assert result["comparison"].is_file() and result["comparison"].parent == tmp_path / "map"

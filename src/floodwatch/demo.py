@@ -196,7 +196,8 @@ def map_synthetic_scene(predictor: Any, scene_dir: Path, map_dir: Path, *, side:
     truth, valid = scene.mask == WATER, scene.valid
     union = int((valid & (mapped | truth)).sum())
     backdrop = sar_backdrop(scene.image[1], valid)
-    comparison = save_png(result.out_dir / "map_vs_truth.png",
+    # beside the scene's folder, not in it: a rerun's map refuses a folder holding files it did not write
+    comparison = save_png(Path(map_dir) / "map_vs_truth.png",
                           side_by_side([backdrop, comparison_rgb(backdrop, mapped, truth, valid)]))
     pixel_km2 = abs(scene.georef.transform[0] * scene.georef.transform[4]) / 1e6
     return {"dir": result.out_dir, "stats": result.stats, "comparison": comparison,
