@@ -173,6 +173,8 @@ def test_units_given_against_the_pixels_are_refused_either_way():
         check_units(linear, "2024-05-01", "db")
     check_units(db, "2024-05-01", "db")
     check_units(linear - 0.002, "2024-05-01", "linear")  # noise removal dips some power below 0: still power
+    filled = np.where(rng.random(db.shape) < 0.95, 0.0, db)  # mostly an untagged 0 fill: no vote
+    check_units(filled, "2024-05-01", "db")
 
 
 def _items_served(pc):

@@ -124,6 +124,13 @@ def test_an_item_without_vv_and_vh_is_left_out_not_a_stop(tmp_path, served, stac
         items[0]["assets"]["vh"] = vh
         out = watch_aoi(store, "mid", api.url, "s1", predictor, tmp_path / "out", tile=32, progress=False)
         assert [(o.item_id, o.status) for o in out] == [("S1_0", "mapped"), ("S1_1", "skipped")]
+        # no item with both (assets named in a way floodwatch does not know): an error, not an empty exit 0
+        for item in items:
+            item["assets"].pop("vh")
+        add_aoi(store, "other", MID)
+        with pytest.raises(MonitoringError, match=r"STAC item 'S1_0': no VV and VH assets \(has .*\); none of the 2 "
+                                                  r"item\(s\) found has VV and VH"):
+            watch_aoi(store, "other", api.url, "s1", predictor, tmp_path / "out2", tile=32, progress=False)
 
 
 def test_a_relative_asset_href_is_one_line(tmp_path, served, stac_api, predictor):

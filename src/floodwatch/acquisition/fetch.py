@@ -141,8 +141,10 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
     if not usable:
         pols = sorted({p for i in items for p in i.properties.get("sar:polarizations", [])})
         found = f"polarisations: {', '.join(pols) or 'unknown'}"
-        if set(BANDS) <= set(pols):  # the items say VV and VH, and an asset is missing: name what is there
-            found = f"they list VV and VH, but '{items[0].id}' has the assets {', '.join(sorted(items[0].assets))}"
+        # an item that says VV and VH, and lacks an asset: name what it has (not an HH-only item's)
+        listing = next((i for i in items if set(BANDS) <= set(i.properties.get("sar:polarizations", []))), None)
+        if listing is not None:
+            found = f"they list VV and VH, but '{listing.id}' has the assets {', '.join(sorted(listing.assets))}"
         raise NoItemsError(f"{label}: {len(items)} item(s) over the AOI {when}, none with VV and VH "
                            f"({found}); floodwatch needs VV+VH")
     for item in usable:
@@ -194,7 +196,8 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
         data = layer if data is None else fill_gaps(data, layer)
         bar.advance()
     units_in = detect_units(data) if src.units == "auto" else src.units
-    check_units(data, key, units_in)
+    if src.units != "auto":  # detected units agree with the pixels by construction
+        check_units(data, key, units_in)
     data = to_db(data, units_in)
     coverage = aoi_coverage(data, aoi, grid)
     if coverage < max(min_coverage, 1e-9):

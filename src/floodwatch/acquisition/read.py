@@ -174,8 +174,8 @@ def check_units(data: np.ndarray, key: str, units: str) -> None:
     from ..data.files import check_not_db, check_not_linear
 
     check, looks = (check_not_linear, "linear power") if units == "db" else (check_not_db, "dB")
-    try:
-        check(data, np.isfinite(data), key, "")
+    try:  # 0 is fill in either unit (an untagged nodata), not a vote, as in detect_units
+        check(data, np.isfinite(data) & (data != 0), key, "")
     except DataError:
         raise UnitsError(f"units: {'dB' if units == 'db' else 'linear'} was given, but the pixels of {key} look "
                          f"like {looks}; give `units` {'linear' if units == 'db' else 'db'} or auto") from None

@@ -106,7 +106,8 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
         return None
     units_in = detect_units(data) if units == "auto" else units
     try:
-        check_units(data, f"STAC item '{item.id}'", units_in)
+        if units != "auto":  # detected units agree with the pixels by construction
+            check_units(data, f"STAC item '{item.id}'", units_in)
     except AcquisitionError as exc:  # UnitsError is one
         raise MonitoringError(str(exc)) from None
     data = to_db(data, units_in)
@@ -141,6 +142,11 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
     keys = {key, f"{source}#{collection}"}
     outcomes = []
     coll, items = _find(source, collection, aoi, since_dt, None)
+    if items and not any(has_vv_vh(i) for i in items):  # a catalog whose assets floodwatch cannot name, not
+        try:                                              # HH passes among dual-pol ones: said, not exit 0
+            band_assets(items[0])
+        except AcquisitionError as exc:
+            raise MonitoringError(f"{exc}; none of the {len(items)} item(s) found has VV and VH assets") from None
     sign = None  # made at the first read: a token is asked for only when there is something to read
     for item in items:
         acquired = utc_iso(_acquired(item))
