@@ -234,6 +234,10 @@ def _shown(name: str) -> str:
     return name if name.isprintable() else ascii(name)  # a file name with a newline stays one line
 
 
+#: files a desktop drops into any folder it shows (Finder, Explorer): no user's work, and no reason to refuse
+OS_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
 def _check_ours(target: Path, ours: Callable[[Path], bool], writer: str) -> None:
     try:
         entries = sorted(target.iterdir())
@@ -242,7 +246,7 @@ def _check_ours(target: Path, ours: Callable[[Path], bool], writer: str) -> None
     except OSError as exc:  # cannot see what it holds, so cannot tell that replacing it loses nothing
         raise FloodwatchError(f"{target}: cannot list the folder ({exc.strerror}), so it is not replaced; "
                               "give a new or empty folder") from None
-    foreign = [e for e in entries if not ours(e)]
+    foreign = [e for e in entries if not ours(e) and e.name not in OS_CLUTTER]
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
         raise FloodwatchError(f"{target}: holds {_shown(foreign[0].name)}{more}, which {writer} did not write; "

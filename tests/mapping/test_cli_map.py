@@ -374,6 +374,10 @@ def test_map_refuses_a_scene_folder_holding_the_users_files_and_keeps_them(tmp_p
             "--tile", "64", "--overlap", "16", "-q"]
     assert run(argv) in (0, None)
     assert run(argv) in (0, None)  # a rerun replaces its own outputs
+    # ...and what a desktop or QGIS leaves beside them (Finder's .DS_Store, external pyramids)
+    (tmp_path / "out" / "s0" / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "out" / "s0" / "flood_mask.tif.ovr").write_bytes(b"\0")
+    assert run(argv) in (0, None)
     (tmp_path / "out" / "s0" / "notes.docx").write_text("the user's")
     assert run(argv) == 2
     assert "notes.docx, which map did not write" in capsys.readouterr().err

@@ -60,10 +60,14 @@ _DONE = object()
 
 
 def is_map_output(entry: Path) -> bool:
-    """True for an entry of a scene's output folder that an earlier map_scene wrote (or a GIS sidecar of one,
-    QGIS's .aux.xml), so a rerun may replace it; the folder is refused, not deleted, if it holds anything else."""
+    """True for an entry of a scene's output folder that an earlier map_scene wrote (or a GIS sidecar of one:
+    QGIS's statistics .aux.xml, external pyramids .ovr and masks .msk), so a rerun may replace it; the folder
+    is refused, not deleted, if it holds anything else."""
     names = {*OUTPUT_NAMES.values(), *TERRAIN_OUTPUT_NAMES.values()}
-    return entry.is_file() and entry.name.removesuffix(".aux.xml") in names
+    name = entry.name
+    for sidecar in (".aux.xml", ".ovr", ".msk"):
+        name = name.removesuffix(sidecar)
+    return entry.is_file() and name in names
 
 
 def check_scene_folders(out_dir: str | Path, names: list[str]) -> None:
