@@ -243,3 +243,8 @@ def test_unnamed_bands_in_vh_vv_order_are_refused_not_mapped_wrong(tmp_path, ban
     with SceneReader(_write(tmp_path / "named.tif", np.stack([vh, vv]), ["VH", "VV"])) as reader:  # names decide
         image, valid = reader.read_window(0, H, 0, W)
     np.testing.assert_array_equal(image[0][valid], vv[valid])
+    with pytest.raises(DataError, match="placeholders.tif: its bands are not named"):  # B1, B2 name nothing
+        SceneReader(_write(tmp_path / "placeholders.tif", np.stack([vh, vv]), ["B1", "B2"]))
+    # calm water near both noise floors: within a dB of each other, no verdict
+    with SceneReader(_write(tmp_path / "close.tif", np.stack([vv, vv + 0.5]), [None, None])):
+        pass

@@ -188,16 +188,22 @@ def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:
     return missing
 
 
+#: how much brighter (dB, in the median) the band taken as VH must be for check_vh_darker to refuse: over calm
+#: water both bands near their noise floors may come close; swapped, VH is 5-10 dB above "VV"
+VH_ABOVE_VV_DB = 1.0
+
+
 def check_vh_darker(vv: np.ndarray, vh: np.ndarray, where: str | Path, vv_band: int, vh_band: int,
                     min_pixels: int = 1000) -> None:
     """Unnamed bands taken as VV, VH by their order: refused where the one taken as VH is brighter in the median
-    (of pixels finite in both, dB). Cross-polarised backscatter lies several dB below VV over land and water
-    alike, so that says the file is VH, VV, which maps silently wrong (far less water). Too few pixels: no verdict."""
+    (of pixels finite in both, dB) by VH_ABOVE_VV_DB. Cross-polarised backscatter lies several dB below VV over
+    land and water alike, so that says the file is VH, VV, which maps silently wrong (far less water). Too few
+    pixels: no verdict."""
     both = np.isfinite(vv) & np.isfinite(vh)
     if np.count_nonzero(both) < min_pixels:
         return
     vv_median, vh_median = float(np.median(vv[both])), float(np.median(vh[both]))
-    if vh_median > vv_median:
+    if vh_median > vv_median + VH_ABOVE_VV_DB:
         raise DataError(f"{where}: its bands are not named and band {vh_band} (taken as VH) is brighter than band "
                         f"{vv_band} (taken as VV): median {vh_median:.1f} against {vv_median:.1f} dB, where VH is "
                         "the darker band; write them VV, VH in that order or name them (band descriptions)")

@@ -89,7 +89,8 @@ def _names_band(name: str | None, band: str) -> bool:
     return bool(name) and band.upper() in re.split(r"[^A-Z0-9]+", name.upper())
 
 
-def _unnamed(name: str | None) -> bool:
+def is_unnamed(name: str | None) -> bool:
+    """A band without a name: none, or a reader's placeholder (B1, B2)."""
     return not name or re.fullmatch(r"B\d+", name.upper()) is not None  # B1, B2: readers' placeholders
 
 
@@ -100,12 +101,12 @@ def band_order(names: Sequence[str | None], wanted: Sequence[str], where: str) -
     named something else where one is missing: HH, angle) is a DataError naming `where`."""
     order: list[int | None] = [next((i for i, n in enumerate(names) if _names_band(n, b)), None) for b in wanted]
     if None in order:
-        free = iter(i for i, n in enumerate(names) if _unnamed(n) and i not in order)
+        free = iter(i for i, n in enumerate(names) if is_unnamed(n) and i not in order)
         if len(names) == len(wanted):
             order = [next(free, None) if i is None else i for i in order]
     if None in order:
         missing = [b for b, i in zip(wanted, order) if i is None]
-        shown = ", ".join("unnamed" if _unnamed(n) else n for n in names)
+        shown = ", ".join("unnamed" if is_unnamed(n) else n for n in names)
         raise DataError(f"{where}: data has {len(names)} band(s) ({shown}) but the model expects {len(wanted)} "
                         f"({', '.join(wanted)}); no band is named {'/'.join(missing)}")
     return order  # type: ignore[return-value]

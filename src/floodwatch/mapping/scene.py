@@ -14,9 +14,9 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import (band_file, check_not_db, check_not_linear, check_vh_darker, gdal_reason, missing_db, partner_file,
-                          require_float)
-from ..data.sample import band_order
+from ..data.files import (band_file, check_not_db, check_not_linear, check_vh_darker, gdal_reason, missing_db,
+                          partner_file, require_float)
+from ..data.sample import band_order, is_unnamed
 from ..errors import DataError
 from ..io import require_file
 from .locations import input_stem, is_remote_input
@@ -109,7 +109,7 @@ class SceneReader:
                                 f"give the VH file as `vh`")
             names = (tag,) if tag and not main.descriptions[0] else main.descriptions
             index = band_order(names, self.bands, scene)
-            self._by_position = not any(names)
+            self._by_position = all(is_unnamed(n) for n in names)
             return [(main, i + 1, main.nodatavals[i]) for i in index]
         for p, want in ((scene, "vv"), (vh, "vh")):
             # VV and VH swapped map silently wrong (VH is the darker band: far less water); the names tell
