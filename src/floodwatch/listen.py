@@ -19,8 +19,12 @@ def listen_problem(host: str, port: int) -> tuple[str, str] | None:
         return "host", f"'{host}' is not a name or address to listen on ({getattr(exc, 'strerror', None) or exc})"
     for family, kind, proto, address in sorted({a[:3] + (a[4],) for a in infos}, key=str):
         with socket.socket(family, kind, proto) as probe:
-            # as servers bind: a port left in TIME_WAIT by a server that just stopped is free
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # Windows: SO_REUSEADDR would bind over a listener
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+            else:  # as servers bind: a port left in TIME_WAIT by a server that just stopped is free
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio's servers bind: '::' apart from 0.0.0.0
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 probe.bind(address)
             except OSError as exc:

@@ -56,7 +56,7 @@ def test_run_maps_records_and_alerts(pc, tmp_path):
         with pytest.raises(MonitoringError, match=r"threshold_km2: AOI 'valley' is stored with threshold_km2 1.0"):
             run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "other", source=src,
                     threshold_km2=5.0, progress=False)
-        with pytest.raises(MonitoringError, match="rise_percent: AOI 'valley' is stored with rise_percent None"):
+        with pytest.raises(MonitoringError, match="rise_percent: AOI 'valley' has no rise_percent rule"):
             run_aoi(store, "valley", "2024-04-19", DarkWaterPredictor(), tmp_path / "other", source=src,
                     rise_percent=-5.0, progress=False)
         assert not (tmp_path / "other").exists()

@@ -48,8 +48,9 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
         for opt, value, kept in (("threshold_km2", threshold_km2, record.threshold_km2),
                                  ("rise_percent", rise_percent, record.rise_percent)):
             if value is not None and value != kept:
-                raise MonitoringError(f"{opt}: AOI '{name}' is stored with {opt} {kept}; a stored AOI keeps its "
-                                      "rules (change them with `aoi add --replace`)")
+                stored_rule = f"is stored with {opt} {kept}" if kept is not None else f"has no {opt} rule"
+                raise MonitoringError(f"{opt}: AOI '{name}' {stored_rule}; a stored AOI keeps its rules (`aoi add "
+                                      "--replace` sets new ones and starts its history afresh)")
         return stored
     if geometry is None:
         raise MonitoringError(f"aoi: '{name}' is neither a stored AOI nor a GeoJSON file")
