@@ -1,6 +1,7 @@
 """`run`: fetch -> map -> record in the AOI's history -> alert, on the loopback Planetary Computer."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,7 @@ def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint, monke
     assert ok.returncode == 0, ok.stderr
     assert (out / "inputs" / "2024-05-01" / "scene.tif").is_file() and (out / "inputs" / "fetch.json").is_file()
     stats = json.loads((out / "maps" / "2024-05-01" / "scene" / "stats.json").read_text())
+    assert stats["model"] == str(Path(tiny_checkpoint).absolute())  # as map records it (run passes a predictor)
     with Store(db) as store:
         (row,) = store.history("valley")
         alerts = store.alerts("valley")

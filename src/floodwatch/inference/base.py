@@ -7,6 +7,7 @@ the torch, ONNX Runtime and Triton back-ends (and the wrappers around them) are 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
@@ -49,6 +50,17 @@ def predictor_settings(predictor: Any) -> dict[str, Any]:
             out.update(p.settings())
         p = getattr(p, "base", None)
     return out
+
+
+def predictor_model_file(predictor: Any) -> Path | None:
+    """The model file a predictor runs (a checkpoint or an ONNX file), through its wrappers; None for an
+    ensemble or a server's model."""
+    p = predictor
+    while p is not None:
+        if getattr(p, "path", None) is not None:
+            return Path(p.path)
+        p = getattr(p, "base", None)
+    return None
 
 
 def predictor_temporal(predictor: Any) -> str:

@@ -36,6 +36,7 @@ class TorchPredictor:
     def __init__(self, checkpoint: str | Path, device: str | None = None, amp: bool = True,
                  channels_last: bool = True, fold_batch_norm: bool = True, bf16_cpu: bool = False):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.path = Path(checkpoint)  # what outputs record as the model (inference.base.predictor_model_file)
         self.model, self.meta = load_model(checkpoint, self.device)
         if fold_batch_norm:
             self.model = fold_bn(self.model)
