@@ -49,8 +49,8 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
                                  ("rise_percent", rise_percent, record.rise_percent)):
             if value is not None and value != kept:
                 stored_rule = f"is stored with {opt} {kept}" if kept is not None else f"has no {opt} rule"
-                raise MonitoringError(f"{opt}: AOI '{name}' {stored_rule}; a stored AOI keeps its rules (`aoi add "
-                                      "--replace` sets new ones and starts its history afresh)")
+                raise MonitoringError(f"{opt}: AOI '{name}' {stored_rule}; a stored AOI keeps its rules (`aoi add` "
+                                      "with replace sets new ones, and starts its history afresh)")
         return stored
     if geometry is None:
         raise MonitoringError(f"aoi: '{name}' is neither a stored AOI nor a GeoJSON file")
