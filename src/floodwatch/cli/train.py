@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(
             None, "--seed", min=0, max=MAX_SEED,
             help="Replace training_config.random_seed (the split keeps its own): one spec, several seeds, an "
-                 "ensemble (evaluate/infer/map -m A -m B)."),
+                 "ensemble (evaluate/infer -m A -m B)."),
         quiet: bool = QUIET,
     ) -> None:
         """Train a U-Net flood segmenter from a spec; best.pt is chosen by validation water IoU.
