@@ -153,13 +153,17 @@ def test_change_takes_quiet_and_band_in_any_case(tmp_path, tiny_checkpoint):
     for name, band in (("lower", "vh"), ("upper", "VH")):
         out = fw("change", *scenes, "-o", tmp_path / name, "--method", "logratio", "--band", band, "-q")
         assert out.returncode == 0, out.exception
-        stats.append(json.loads((tmp_path / name / "stats.json").read_text())["new_water_pixels"])
+        record = json.loads((tmp_path / name / "stats.json").read_text())
+        stats.append(record["new_water_pixels"])
+        assert record["model"] is None  # the log-ratio runs none
     assert stats[0] == stats[1]
     # -q silences the model passes' progress bars (as map's -q does), and only them
     for quiet in ([], ["-q"]):
         out = fw("change", *scenes, "-o", tmp_path / "model", "-m", tiny_checkpoint, *quiet)
         assert out.returncode == 0, out.exception
         assert ("after " in out.stdout) is not bool(quiet) and "new water:" in out.stdout
+        # the model file, as map's stats.json records its own
+        assert json.loads((tmp_path / "model" / "stats.json").read_text())["model"] == str(tiny_checkpoint.absolute())
 
 
 def test_change_reads_an_ombria_style_picture_pair(tmp_path):
