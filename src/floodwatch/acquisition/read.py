@@ -16,8 +16,9 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import AccessError, AcquisitionError, DataError, RateLimitError, UnitsError
+from ..errors import AccessError, AcquisitionError, RateLimitError, UnitsError
 from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: fetch builds these)
+from ..units import looks_db, looks_linear
 
 #: GDAL settings for COGs over HTTP: no directory listing per file, merge neighbouring range requests,
 #: retry 429/5xx answers with back-off.
@@ -170,15 +171,12 @@ def detect_units(data: np.ndarray) -> str:
 def check_units(data: np.ndarray, key: str, units: str) -> None:
     """Units given against what the pixels are (a wrong `units`) would write a scene that `map` refuses, or
     maps empty (dB read as power: every negative value no data), after the download: a UnitsError here, by
-    the majorities `map` applies (data.files.check_not_linear / check_not_db)."""
-    from ..data.files import check_not_db, check_not_linear
-
-    check, looks = (check_not_linear, "linear power") if units == "db" else (check_not_db, "dB")
-    try:  # 0 is fill in either unit (an untagged nodata), not a vote, as in detect_units
-        check(data, np.isfinite(data) & (data != 0), key, "")
-    except DataError:
+    the rule `map` applies (floodwatch.units)."""
+    looks_wrong, looks = (looks_linear, "linear power") if units == "db" else (looks_db, "dB")
+    # 0 is fill in either unit (an untagged nodata), not a vote, as in detect_units
+    if looks_wrong(data, np.isfinite(data) & (data != 0)):
         raise UnitsError(f"units: {'dB' if units == 'db' else 'linear'} was given, but the pixels of {key} look "
-                         f"like {looks}; give `units` {'linear' if units == 'db' else 'db'} or auto") from None
+                         f"like {looks}; give `units` {'linear' if units == 'db' else 'db'} or auto")
 
 
 def to_db(data: np.ndarray, units: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import DataError
+from ..units import looks_db, looks_linear
 from .sample import IGNORE_INDEX, NOT_WATER, WATER, GeoRef
 
 
@@ -153,21 +154,17 @@ def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarra
 
 
 def check_not_linear(x: np.ndarray, ok: np.ndarray, name: str | Path, remedy: str) -> None:
-    """Refuse dB data (`ok`: its valid pixels) that looks like linear power. Power in linear units (Planetary
-    Computer's RTC gamma0, 0.001-0.5) read as dB would be mapped as backscatter near 0 dB, brighter than any
-    land: no water at all, silently. In dB almost no pixel lies in [0, 2]; data of mostly such values is linear
-    power (noise removal dips it a little below 0). `remedy` says what the caller offers instead."""
-    n = np.count_nonzero(ok)
-    if n >= 100 and np.count_nonzero(ok & (x > -0.05) & (x <= 2)) > 0.9 * n:
+    """Refuse dB data (`ok`: its valid pixels) that looks like linear power (floodwatch.units, which says why).
+    `remedy` says what the caller offers instead."""
+    if looks_linear(x, ok):
         raise DataError(f"{name}: most values lie between 0 and 2, where backscatter in dB almost never is; the "
                         f"file looks like linear power ({remedy})")
 
 
 def check_not_db(x: np.ndarray, ok: np.ndarray, name: str | Path, remedy: str) -> None:
-    """Refuse linear power (`ok`: its valid pixels) that looks like dB: most values below -1, which power cannot
-    be (noise removal dips a calm lake's VH a little below 0, not to -1). Read as power, every negative value
-    would become no data, and the scene an empty map. `remedy` says what the caller offers instead."""
-    if np.count_nonzero(ok & (x < -1.0)) > 0.5 * max(1, np.count_nonzero(ok)):
+    """Refuse linear power (`ok`: its valid pixels) that looks like dB (floodwatch.units). `remedy` says what
+    the caller offers instead."""
+    if looks_db(x, ok):
         raise DataError(f"{name}: most values are negative, which power in linear units cannot be; the file looks "
                         f"like dB ({remedy})")
 
