@@ -102,3 +102,28 @@ def test_refused_item_leaves_no_window_behind(tmp_path, predictor):
                       overlap=16, progress=False)
         assert not store.is_processed(f"{catalog}#s1", "S1_0", "mid")
     assert list((tmp_path / "out").rglob("*.tif")) == []
+
+
+def test_watch_counts_permanent_water_apart_and_checks_layers_first(tmp_path, predictor):
+    """--water-mask and the terrain options, as `run` takes them (watch had neither: its km² counted rivers)."""
+    import json
+
+    from floodwatch.errors import FloodwatchError
+    from floodwatch.mapping.terrain import Terrain
+
+    catalog = make_catalog(tmp_path)
+    aoi = to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM)
+    lake = tmp_path / "lake.geojson"  # the whole AOI is a known water body
+    lake.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": mapping(aoi.buffer(0.01))}]}))
+    with Store(tmp_path / "fw.db") as store:
+        add_aoi(store, "mid", mapping(aoi))
+        with pytest.raises(FloodwatchError, match="none.tif"):  # before any item is read
+            watch_aoi(store, "mid", str(catalog), "s1", predictor, tmp_path / "out", tile=64, overlap=16,
+                      progress=False, terrain=Terrain(hand=str(tmp_path / "none.tif")))
+        assert not (tmp_path / "out" / "inputs").exists()
+        out = watch_aoi(store, "mid", str(catalog), "s1", predictor, tmp_path / "out", tile=64, overlap=16,
+                        progress=False, water_mask=lake)
+        stats = json.loads((out[1].out_dir / "stats.json").read_text())
+        assert stats["water_mask"] == str(lake) and stats["permanent_water_km2"] > 0
+        assert [h["flooded_km2"] for h in store.history("mid")] == [0.0, 0.0]

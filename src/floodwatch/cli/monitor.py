@@ -258,9 +258,14 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
                   AssetUnits.auto, "--units",
                   help="Pixel units of the items: auto (per item: linear power, as Planetary Computer's "
                        "sentinel-1-rtc, unless most values are negative), dB or linear power."),
-              tile: int = options.TILE, db: Optional[str] = db_option,
+              tile: int = options.TILE, threshold: float = options.THRESHOLD, db: Optional[str] = db_option,
+              water_mask: Optional[str] = options.WATER_MASK, hand: Optional[str] = options.HAND,
+              hand_max: float = options.HAND_MAX, dem: Optional[str] = options.DEM,
+              slope_max: float = options.SLOPE_MAX, exclude: Optional[str] = options.EXCLUDE,
+              depth: bool = options.DEPTH, orbit: Optional[str] = options.ORBIT,
               quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped.
+    --threshold, --water-mask and the terrain options are map's and run's (docs/terrain.md).
 
     Exit status 3: mapped and recorded, but a webhook did not take an alert (`floodwatch aoi retry-alerts`)."""
     from ..inference.predictor import load_predictor
@@ -268,12 +273,13 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
     from ..monitoring.stac import watch_aoi
     from ..monitoring.store import Store
 
+    terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)  # before the store
     with Store(db) as store:
         path = resolve_models(model, "onnx")[0]
         predictor = load_predictor(path, **predictor_options(path))
         outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since,
-                             units=value(units),
-                             tile=tile, progress=not quiet)
+                             units=value(units), tile=tile, threshold=threshold, progress=not quiet,
+                             terrain=terrain, water_mask=water_mask)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
             km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"

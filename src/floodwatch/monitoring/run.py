@@ -58,7 +58,7 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
                                 rise_percent=rise_percent))
 
 
-def _check_layers(terrain: Any, water_mask: str | Path | None) -> None:
+def check_layers(terrain: Any, water_mask: str | Path | None) -> None:
     """map_scene opens these only after the download: a local path that is not there, or a public layer of
     the wrong kind, fails here instead, before anything is fetched or written."""
     from ..errors import DataError
@@ -97,7 +97,7 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
     overlap = default_overlap(tile) if overlap is None else overlap
     check_tiling(tile, overlap)  # before the download, not after it
     check_prediction(threshold, batch)
-    _check_layers(terrain, water_mask)
+    check_layers(terrain, water_mask)
     src = source if isinstance(source, Source) else resolve_source(source)
     start = parse_day(day, "date")
     end = start + timedelta(days=days) - timedelta(microseconds=1)

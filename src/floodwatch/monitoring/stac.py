@@ -18,12 +18,14 @@ from shapely.geometry.base import BaseGeometry
 
 from ..acquisition.read import (BANDS, GDAL_HTTP_ENV, asset_href, band_assets,  # noqa: F401 (re-exported)
                                  check_units, detect_units, grid_for, has_vv_vh, read_item, to_db)
+from ..acquisition.fetch import ORBIT_TAG
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
 from ..errors import AcquisitionError, MonitoringError
 from ..inference.tiling import default_overlap
 from ..io import atomic_path, check_output_dir
 from .aoi import aoi_geometry, record_map_result
+from .run import check_layers
 from .store import Store, parse_time, utc_iso
 
 
@@ -117,17 +119,20 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
             dst.descriptions = BANDS
-            dst.update_tags(units="dB", source_units=units_in)
+            orbit = item.properties.get("sat:orbit_state")
+            dst.update_tags(units="dB", source_units=units_in,
+                            **({ORBIT_TAG: str(orbit).lower()} if orbit else {}))  # terrain's look side
     return out_path
 
 
 def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predictor: Any, out_dir: str | Path, *,
               since: datetime | str | None = None, units: str = "auto", tile: int = 512, overlap: int | None = None,
               batch: int = 4, threshold: float = 0.5, progress: bool = True, notify: bool = True,
-              console: Any = None) -> list[WatchOutcome]:
+              console: Any = None, terrain: Any = None, water_mask: str | Path | None = None) -> list[WatchOutcome]:
     """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed.
     `units`: the items' pixels, 'db', 'linear' power (Planetary Computer's sentinel-1-rtc) or 'auto' (per item:
-    linear unless most values are negative); windows are stored in dB. `overlap` None: `default_overlap(tile)`."""
+    linear unless most values are negative); windows are stored in dB. `overlap` None: `default_overlap(tile)`.
+    `terrain` and `water_mask` are map_scene's, as in `run_aoi` (windows carry the item's pass for terrain)."""
     from ..mapping import map_scene
 
     if units not in ("auto", "db", "linear"):
@@ -136,6 +141,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
     aoi = aoi_geometry(store.get_aoi(aoi_name))
     since_dt = parse_time(since, "since") if isinstance(since, str) else since
     out_dir = check_output_dir(out_dir)  # before any download: a file in the way fails now
+    check_layers(terrain, water_mask)  # a missing or wrong layer fails before the first item, as in `run`
     # `run` marks its items under the API root without a trailing '/': the same catalog, however it is typed,
     # is one key (the key as given is still honoured: databases written before hold it)
     key = f"{source.rstrip('/') or source}#{collection}"
@@ -170,7 +176,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
             continue
         try:
             result = map_scene(window, predictor, out_dir / "maps", tile=tile, overlap=overlap, batch=batch,
-                               threshold=threshold, progress=progress)
+                               threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
         except BaseException:  # e.g. refused as linear power told to be dB: no window tagged dB is left
             window.unlink(missing_ok=True)
             raise
