@@ -25,8 +25,9 @@ def test_export_gpu_variant_for_nvidias_triton_container(tmp_path, trained_ckpt,
     from floodwatch.serving.repository import read_config
 
     out, repo = tmp_path / "m.onnx", tmp_path / "repo"
+    # no --triton-model: 'flood', the name serve, map and client call by default
     code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), "--exporter", "torchscript",
-                            "--triton-repo", str(repo), "--model-name", "flood", "--triton-kind", "gpu"], capsys)
+                            "--triton-repo", str(repo), "--triton-kind", "gpu"], capsys)
     assert code == 0, err
     config = read_config(repo / "flood" / "config.pbtxt")
     assert config.platform == "onnxruntime_onnx"

@@ -62,7 +62,8 @@ def export(
                                                    help="Labelled chips for the int8 IoU check (default: "
                                                         "calibration)."),
     triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Add the result to this Triton repository."),
-    triton_model: Optional[str] = typer.Option(None, "--triton-model", help="Model name in the Triton repository."),
+    triton_model: str = typer.Option("flood", "--triton-model",
+                                     help="Model name in the Triton repository (serve, map and client's default)."),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1,
                                        help="Largest batch: Triton's max_batch_size, a TensorRT engine's, the INT8 "
                                             "DeepStream sidecar's."),
@@ -86,7 +87,7 @@ def export(
     from ..errors import ExportError
 
     if triton_repo is not None and not triton_model:
-        raise ExportError("--triton-repo: needs --triton-model NAME, the model's name in the repository")
+        raise ExportError("--triton-model: empty; give the model's name in the repository")
     if triton_repo is None:  # a repository's settings given without one would be silently dropped
         given = _given(ctx, "triton_model", "instances", "triton_kind", "version_policy")
         if given:
@@ -97,7 +98,8 @@ def export(
     with console.status(esc(f"exporting {model} -> {output}")) if not (quiet or json_out) else nullcontext():
         report = export_model(model, output, format=value(format), precision=value(precision),
                               calibration_data=calibration_data, validation_data=validation_data,
-                              triton_repo=triton_repo, model_name=triton_model, max_batch_size=max_batch_size,
+                              triton_repo=triton_repo, model_name=triton_model if triton_repo is not None else None,
+                              max_batch_size=max_batch_size,
                               instances=instances, version_policy=policy, height=height, width=width,
                               exporter=value(exporter), triton_kind=value(triton_kind))
     if json_out:
