@@ -98,3 +98,24 @@ def test_the_trainer_restyles_training_batches_only(tmp_path, synth_root, make_s
     trainer = Trainer(spec_from_dict(spec), tmp_path / "run", dist_util.init(0, 1, 0), progress=False)
     trainer.fit()
     assert trainer.mixstyle.mixed == len(trainer.train_loader)  # one hook, every training batch, nothing else
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_equals_the_uninterrupted_run_with_mixstyle(tmp_path, synth_root, make_spec,
+                                                                         kill_in_epoch_2):
+    """The re-styling draws from its own stream, re-seeded each epoch: a resumed run draws what the
+    uninterrupted one drew."""
+    from floodwatch.models.checkpoint import read_checkpoint
+    from floodwatch.training import train
+
+    spec = spec_from_dict(make_spec(synth_root, mixstyle={"probability": 0.5, "layers": ["layer1", "layer2"]}))
+    train(spec, tmp_path, name="whole", progress=False)
+    revive = kill_in_epoch_2()
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, tmp_path, name="killed", progress=False)
+    revive()
+    train(spec, tmp_path, name="killed", resume=True, progress=False)
+    a = read_checkpoint(tmp_path / "whole" / "last.pt")["model_state"]
+    b = read_checkpoint(tmp_path / "killed" / "last.pt")["model_state"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
