@@ -183,8 +183,10 @@ def test_export_prints_a_summary_and_json_on_request(run_cli, tmp_path, tiny_che
     assert (tmp_path / "j.onnx").is_file()
 
 
-def test_triton_repo_without_a_name_names_the_new_flag(run_cli, tmp_path, tiny_checkpoint):
-    r = run_cli("export", "-m", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--triton-repo", tmp_path / "repo")
+def test_triton_repo_with_an_empty_name_names_the_new_flag(run_cli, tmp_path, tiny_checkpoint):
+    # (without --triton-model the name is 'flood', serve's and map's default)
+    r = run_cli("export", "-m", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--triton-repo", tmp_path / "repo",
+                "--model-name", "")
     assert r.returncode == 2 and "--triton-model" in r.stderr and "--model-name" not in r.stderr
     assert not (tmp_path / "m.onnx").exists()
 
