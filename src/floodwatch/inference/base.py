@@ -44,23 +44,32 @@ def predictor_settings(predictor: Any) -> dict[str, Any]:
     None, 'refine': its description or None, 'weights': an ensemble's weights, normalised to sum 1, or None}.
     Every output records it, so that a map, a chip folder and an evaluation say alike what made them."""
     out: dict[str, Any] = {"tta": None, "downsample": 1, "temperature": None, "refine": None, "weights": None}
-    p = predictor
-    while p is not None:
+    for p in _wrapped(predictor):
         if callable(getattr(p, "settings", None)):
             out.update(p.settings())
-        p = getattr(p, "base", None)
     return out
 
 
-def predictor_model_file(predictor: Any) -> Path | None:
-    """The model file a predictor runs (a checkpoint or an ONNX file), through its wrappers; None for an
-    ensemble or a server's model."""
-    p = predictor
-    while p is not None:
-        if getattr(p, "path", None) is not None:
-            return Path(p.path)
-        p = getattr(p, "base", None)
-    return None
+def model_file_label(model: str | Path | None) -> str | None:
+    """How an output records a model file: absolute (usable from elsewhere, as the default model's path is); a
+    URL as given; None for none."""
+    if model is None:
+        return None
+    return str(model) if isinstance(model, str) and "://" in model else str(Path(model).absolute())
+
+
+def predictor_model_file(predictor: Any) -> str | None:
+    """The model file a predictor runs (a checkpoint or an ONNX file), through its wrappers, as
+    model_file_label records it; None for an ensemble or a server's model."""
+    return next((model_file_label(p.path) for p in _wrapped(predictor) if getattr(p, "path", None) is not None),
+                None)
+
+
+def _wrapped(predictor: Any) -> Iterator[Any]:
+    """`predictor`, then the predictors it wraps (TTA, refinement, ... around a model's), outermost first."""
+    while predictor is not None:
+        yield predictor
+        predictor = getattr(predictor, "base", None)
 
 
 def predictor_temporal(predictor: Any) -> str:

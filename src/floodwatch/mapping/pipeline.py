@@ -28,7 +28,7 @@ import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError
-from ..inference.base import predictor_model_file, predictor_settings
+from ..inference.base import model_file_label, predictor_model_file, predictor_settings
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction
 from ..io import atomic_dir, check_replaceable, write_json
 from .area import AreaCounter
@@ -226,7 +226,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
                     stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
                                       backend=backend or getattr(predictor, "backend", type(predictor).__name__),
                                       polygons=poly, runtime_s=time.perf_counter() - t_start)
-                    stats["model"] = _model_label(model if model is not None else predictor_model_file(predictor))
+                    stats["model"] = (model_file_label(model) if model is not None
+                                      else predictor_model_file(predictor))
                     stats["precision"] = predictor_precision(predictor)
                     stats.update(predictor_settings(predictor))  # TTA, refinement ... as evaluate/infer record
                     if self_training is not None:
@@ -245,13 +246,6 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             if water is not None:
                 water.close()
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
-
-
-def _model_label(model) -> str | None:
-    # absolute, as infer's summary.json and evaluate's metrics record theirs (and stats.json its scene)
-    if model is None:
-        return None
-    return str(model) if isinstance(model, str) and "://" in model else str(Path(model).absolute())
 
 
 @contextlib.contextmanager

@@ -320,10 +320,12 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
     polygons = mask_polygons(new, transform, crs) if georef else None
     valid_poly = mask_polygons(valid, transform, crs) if georef else None
     h, w = a.shape
+    from ..inference.base import predictor_model_file  # torch: loaded only where a change is mapped
+
     stats: dict[str, Any] = {
         "method": method, "before": b.id, "after": a.id,
         # as map's stats.json, infer's summary.json and evaluate's JSON record theirs (none for the log-ratio)
-        "model": _model_file(predictor) if method != "logratio" else None,
+        "model": predictor_model_file(predictor) if method != "logratio" else None,
         # what change_score.tif holds: the web map draws a probability, never a log-ratio in dB as one
         "score_units": "dB" if method == "logratio" else "probability", "new_water_pixels": int(new.sum()),
         "valid_pixels": int(valid.sum()), "new_water_fraction": float(new.sum() / max(1, valid.sum())),
@@ -397,10 +399,3 @@ def _quicklook(path: Path, before: Sample, after: Sample, new: np.ndarray, valid
         ax.set_axis_off()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def _model_file(predictor: Any) -> str | None:
-    from ..inference.base import predictor_model_file
-
-    path = predictor_model_file(predictor)
-    return str(path.absolute()) if path is not None else None

@@ -407,10 +407,11 @@ class Trainer:
         self.model.train()
         self.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
+        epoch_seed = tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank
         if self.augmenter is not None:
-            self.augmenter.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank)
+            self.augmenter.manual_seed(epoch_seed)
         if self.mixstyle is not None:
-            self.mixstyle.manual_seed(tc.random_seed * 1_000_003 + epoch * 1009 + self.ctx.rank + 7)
+            self.mixstyle.manual_seed(epoch_seed + 7)
         total = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
         steps_per_epoch = len(self.train_loader)
         # the first step whose loss is not finite (steps_per_epoch: none), kept on the device: no sync per step
