@@ -125,12 +125,11 @@ def split_field(spec: Spec, source: int | None = None) -> str:
     return f"dataset_config.sources[{source}].split" if own else "dataset_config.split"
 
 
-def split_csv_problem(dataset, csv: str, field: str) -> str | None:
-    """A split CSV listing chips the data set lacks (a CSV of another data set, or of other chip names)."""
-    from ..data.splits import read_split_csv
-
+def split_csv_problem(dataset, ids: dict[str, list[str]], csv: str, field: str) -> str | None:
+    """A split CSV (`ids`: read_split_csv's reading of `csv`) listing chips the data set lacks (a CSV of another
+    data set, or of other chip names)."""
     known = set(dataset.ids)
-    missing = [i for ids in read_split_csv(csv).values() for i in ids if i not in known]
+    missing = [i for chip_ids in ids.values() for i in chip_ids if i not in known]
     if missing:
         return (f"{field}.csv: {csv} lists {len(missing)} chip id(s) that {dataset.root} does not have, e.g. "
                 f"'{missing[0]}'")
@@ -146,11 +145,12 @@ def _split(dataset, spec: Spec, split=None, field: str = "dataset_config.split",
 
     split = split or spec.dataset_config.split or SplitConfig()
     if split.csv:
-        problem = split_csv_problem(whole or dataset, split.csv, field)
+        listed = read_split_csv(split.csv)
+        problem = split_csv_problem(whole or dataset, listed, split.csv, field)
         if problem:
             raise DataError(problem)
         kept = set(dataset.ids)
-        ids = {name: [i for i in chip_ids if i in kept] for name, chip_ids in read_split_csv(split.csv).items()}
+        ids = {name: [i for i in chip_ids if i in kept] for name, chip_ids in listed.items()}
     else:
         ids = make_split(dataset, split.method, split.fractions, split.seed)
     return {name: dataset.subset(chip_ids) for name, chip_ids in ids.items()}
@@ -291,6 +291,7 @@ def labelled_data_problems(spec: Spec, model_bands: Sequence[str] | None = None,
     model_input_channels; by default (None) only without `model_bands` and where the spec has a
     dataset_config.preprocessing block, as `config.spec_channel_problems`: a spec without one may be meant
     for fine-tuning, whose checkpoint brings the pre-processing (and its derived channel)."""
+    from ..data.splits import read_split_csv
     from ..errors import FloodwatchError
 
     ds = spec.dataset_config
@@ -317,7 +318,7 @@ def labelled_data_problems(spec: Spec, model_bands: Sequence[str] | None = None,
             problems.append(f"{field}: {exc}")
             continue
         try:
-            problem = split_csv_problem(dataset, csv, csv_field) if csv else None
+            problem = split_csv_problem(dataset, read_split_csv(csv), csv, csv_field) if csv else None
         except FloodwatchError as exc:  # the CSV itself: not a CSV, no id column
             problem = f"{csv_field}.csv: {exc}"
         if problem:
