@@ -144,10 +144,19 @@ TAO_DEFAULT_AUGMENTATION: dict[str, Any] = {
 }
 
 
+class AnchorConfig(_Section):
+    """Inputs relative to each chip's own land (`Preprocessing.anchored`): each band's `percentile`-th percentile
+    of the chip's valid pixels is moved to `db` (one level per band) before clipping."""
+
+    percentile: float = Field(ge=0.0, le=100.0)
+    db: list[float] = Field(min_length=1)
+
+
 class PreprocessingOverride(_Section):
     """Overrides the pre-processing fitted on the training chips; offset/scale given -> nothing is fitted."""
 
     derived: Literal["none", "diff", "ratio"] = "none"
+    anchor: Optional[AnchorConfig] = None
     #: dB range of every band, [low, high], or one range per band in the readers' band order ([[VV], [VH]])
     clip: Optional[Union[tuple[float, float], list[tuple[float, float]]]] = None
     offset: Optional[list[float]] = None
@@ -592,6 +601,9 @@ def spec_channel_problems(spec: Spec) -> list[str]:
         elif len(pre.clip) != bands:
             problems.append(f"dataset_config.preprocessing.clip: {len(pre.clip)} ranges, but the data have "
                             f"{bands} band(s) ({why})")
+    if pre.anchor is not None and bands is not None and len(pre.anchor.db) != bands:
+        problems.append(f"dataset_config.preprocessing.anchor.db: {len(pre.anchor.db)} levels, but the data have "
+                        f"{bands} band(s) ({why})")
     known = None if bands is None else (bands + (pre.derived != "none"), why + plus)
     if pre.offset is not None:
         if known is None:

@@ -81,3 +81,21 @@ def test_bad_inputs_raise_one_line_errors(tmp_path, trained_ckpt):
         export_onnx(trained_ckpt, tmp_path / "a.onnx", precision="int4")
     with pytest.raises(ExportError, match="no 'floodwatch' metadata|not a readable"):
         read_metadata(junk)
+
+
+def test_an_anchored_models_onnx_file_carries_the_anchor(tmp_path):
+    from floodwatch.models import build_model
+    from floodwatch.models.checkpoint import save_checkpoint
+
+    config = {"num_layers": 10, "in_channels": 2}
+    torch.manual_seed(0)
+    prep = Preprocessing(anchor_percentile=80.0, anchor_db=[-9.0, -16.0])
+    ckpt = save_checkpoint(tmp_path / "anchored.pt", build_model(**config).eval(), model_config=config,
+                           preprocessing=prep, epoch=1)
+    out = tmp_path / "anchored.onnx"
+    export_onnx(ckpt, out, exporter="torchscript")
+    assert OnnxPredictor(out).preprocessing == prep
+    props = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}
+    assert props["floodwatch.anchor"] == "p80->-9;-16"
+    sidecar = (out.parent / (out.name + ".nvinfer_config.txt")).read_text()
+    assert "floodwatch-anchor: each chip's p80" in sidecar

@@ -94,6 +94,29 @@ def test_clip_per_band_is_kept_in_the_fitted_preprocessing(synth_root):
     assert fit_preprocessing(spec_from_dict(spec), chips).clip == [(-30.0, 0.0)] * 2
 
 
+def test_anchor_is_kept_in_the_fitted_preprocessing_and_checked_against_the_bands(synth_root):
+    from floodwatch.data import open_dataset
+    from floodwatch.training.data import fit_preprocessing
+
+    chips = list(open_dataset(synth_root))
+    spec = {"dataset_config": {"data_root": str(synth_root), "format": "sen1floods11",
+                               "preprocessing": {"anchor": {"percentile": 80, "db": [-9.0, -16.0]}}},
+            "model_config": {"num_layers": 10}}
+    pp = fit_preprocessing(spec_from_dict(spec), chips)
+    assert (pp.anchor_percentile, pp.anchor_db) == (80.0, [-9.0, -16.0])
+    x = pp.apply(chips[0].image, chips[0].valid)
+    assert np.allclose(x, pp.apply(chips[0].image + np.float32(3.0), chips[0].valid), atol=1e-5)
+    spec["dataset_config"]["preprocessing"]["anchor"]["db"] = [-9.0]
+    with pytest.raises(SpecError, match=r"preprocessing.anchor.db: 1 levels, but the data have 2 band\(s\)"):
+        spec_from_dict(spec)
+    del spec["dataset_config"]["format"]  # detected: training tells
+    with pytest.raises(SpecError, match="preprocessing.anchor.db: 1 levels for 2 bands"):
+        fit_preprocessing(spec_from_dict(spec), chips)
+    spec["dataset_config"]["preprocessing"]["anchor"] = {"percentile": 101, "db": [-9.0, -16.0]}
+    with pytest.raises(SpecError, match="anchor.percentile"):
+        spec_from_dict(spec)
+
+
 @pytest.mark.parametrize("clip, message", [
     ([], r"clip: \[\]: give \[low, high\] in dB for every band, or one \[low, high\] per band"),
     ([[-15, -4.5], [-28]], r"clip: \[\[-15, -4.5\], \[-28\]\]: give \[low, high\]"),

@@ -7,6 +7,11 @@ them can drift apart. The normalisation is the course's (DeepStream nvinfer) for
     y = net_scale_factor * (x - offset)        per channel, after dB clipping
 
 with an optional derived third channel (VV-VH difference or ratio) for 3-channel models.
+
+An optional anchor makes the input relative to each chip's own land: each band's `anchor_percentile`-th
+percentile of the chip's valid pixels (a tile's, when mapping a scene) is moved to `anchor_db` before clipping.
+Why: sources put the same land at different absolute levels (ETCI's 8-bit renderings, GRD sigma0, RTC gamma0),
+and a high percentile sits on land unless most of the chip is water.
 """
 from __future__ import annotations
 
@@ -37,6 +42,10 @@ class Preprocessing:
     fill: float = 0.0
     #: what the raw input is in: 'db' (all sources are harmonised to dB by their readers)
     units: str = "db"
+    #: per chip, each band's percentile of its valid pixels that is moved to `anchor_db`; None = absolute levels
+    anchor_percentile: float | None = None
+    #: per band dB level the anchor percentile is moved to
+    anchor_db: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.clip is None:
@@ -51,18 +60,31 @@ class Preprocessing:
         if len(self.offset) != self.channels or len(self.scale) != self.channels:
             raise FloodwatchError(
                 f"preprocessing: offset/scale need {self.channels} values (got {len(self.offset)}/{len(self.scale)})")
+        if (self.anchor_percentile is None) != (self.anchor_db is None):
+            raise FloodwatchError("preprocessing: anchor_percentile and anchor_db go together")
+        if self.anchor_db is not None:
+            self.anchor_percentile = float(self.anchor_percentile)
+            self.anchor_db = [float(v) for v in self.anchor_db]
+            if not 0.0 <= self.anchor_percentile <= 100.0:
+                raise FloodwatchError(f"preprocessing.anchor_percentile: {self.anchor_percentile:g} is not in 0-100")
+            if len(self.anchor_db) != len(self.bands):
+                raise FloodwatchError(f"preprocessing.anchor_db: {len(self.anchor_db)} levels for "
+                                      f"{len(self.bands)} bands")
 
     @property
     def channels(self) -> int:
         return len(self.bands) + (0 if self.derived == "none" else 1)
 
     # -- the transform ------------------------------------------------------------------------------
-    def derive(self, image: np.ndarray) -> np.ndarray:
-        """Clip per band and append the derived channel; still in dB. image: (..., C, H, W)."""
+    def derive(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Anchor (when set), clip per band and append the derived channel; still in dB. image: (..., C, H, W),
+        valid: (..., H, W), the pixels the anchor is taken from (besides finite ones)."""
         x = np.asarray(image, dtype=np.float32)
         if x.shape[-3] != len(self.bands):
             raise FloodwatchError(
                 f"input has {x.shape[-3]} bands but the model expects {len(self.bands)} ({', '.join(self.bands)})")
+        if self.anchor_db is not None:
+            x = self.anchored(x, valid)
         lo = np.array([c[0] for c in self.clip], np.float32).reshape(-1, 1, 1)
         hi = np.array([c[1] for c in self.clip], np.float32).reshape(-1, 1, 1)
         x = np.clip(x, lo, hi)
@@ -74,9 +96,25 @@ class Preprocessing:
             x = np.concatenate([x, d], axis=-3)
         return x
 
+    def anchored(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Each chip's bands shifted so that their anchor percentile (over finite, valid pixels) lands on
+        anchor_db; a band without such pixels is left as it is. image: (..., C, H, W) in dB."""
+        x = np.array(image, dtype=np.float32)
+        c, h, w = x.shape[-3:]
+        flat = x.reshape(-1, c, h * w)
+        ok_all = np.isfinite(flat)
+        if valid is not None:
+            ok_all &= np.broadcast_to(np.asarray(valid, bool), x.shape[:-3] + (h, w)).reshape(-1, 1, h * w)
+        for n in range(flat.shape[0]):
+            for b in range(c):
+                values = flat[n, b][ok_all[n, b]]
+                if values.size:
+                    flat[n, b] += np.float32(self.anchor_db[b] - np.percentile(values, self.anchor_percentile))
+        return flat.reshape(x.shape)
+
     def apply(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """dB image (C,H,W) or batch (N,C,H,W) -> normalised float32 network input; nodata -> `fill`."""
-        x = self.derive(image)
+        x = self.derive(image, valid)
         off = np.array(self.offset, np.float32).reshape(-1, 1, 1)
         sc = np.array(self.scale, np.float32).reshape(-1, 1, 1)
         y = (x - off) * sc
@@ -116,6 +154,10 @@ class Preprocessing:
             lines.append(f"# floodwatch-scales={';'.join(f'{s:.9g}' for s in self.scale)}")
         lines.append(f"# floodwatch-preprocessing: bands={','.join(self.bands)} derived={self.derived} "
                      f"clip={';'.join(f'{a:g}:{b:g}' for a, b in self.clip)} units={self.units}")
+        if self.anchor_db is not None:
+            lines.append(f"# floodwatch-anchor: each chip's p{self.anchor_percentile:g} per band moved to "
+                         f"{';'.join(f'{v:g}' for v in self.anchor_db)} dB before clipping; nvinfer cannot do "
+                         f"this, so feed it anchored chips")
         return lines
 
 

@@ -166,6 +166,9 @@ def set_metadata(proto: Any, info: dict[str, Any]) -> None:
                 f"{METADATA_KEY}.clip_db": ";".join(f"{a:g}:{b:g}" for a, b in prep.clip),
                 f"{METADATA_KEY}.classes": ",".join(c["name"] for c in info.get("class_map") or []),
                 f"{METADATA_KEY}.precision": info["precision"]}
+    if prep.anchor_db is not None:  # a consumer that misses it would feed absolute levels
+        readable[f"{METADATA_KEY}.anchor"] = (f"p{prep.anchor_percentile:g}->"
+                                              + ";".join(f"{v:g}" for v in prep.anchor_db))
     keep = [p for p in proto.metadata_props if not p.key.startswith(METADATA_KEY)]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)

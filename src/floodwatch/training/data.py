@@ -165,13 +165,20 @@ def fit_preprocessing(spec: Spec, train: Sequence[Sample]) -> Preprocessing:
     if len(clip) != len(bands):
         raise SpecError(f"dataset_config.preprocessing.clip: {len(clip)} ranges for {len(bands)} bands "
                         f"({', '.join(bands)})")
+    anchor = over.anchor if over else None
+    if anchor is not None and len(anchor.db) != len(bands):
+        raise SpecError(f"dataset_config.preprocessing.anchor.db: {len(anchor.db)} levels for {len(bands)} bands "
+                        f"({', '.join(bands)})")
+    kept = dict(bands=bands, clip=clip, derived=derived, anchor_percentile=anchor and anchor.percentile,
+                anchor_db=anchor and list(anchor.db))
     if over and over.offset is not None:
-        return Preprocessing(bands=bands, clip=clip, derived=derived, offset=over.offset, scale=over.scale)
+        return Preprocessing(**kept, offset=over.offset, scale=over.scale)
     from ..data.stats import compute_stats, preprocessing_from_stats
 
-    # mean/std are those of the default dB clip range; a clip override only changes the clipping
+    # mean/std are those of the default dB clip range, unanchored (the anchor levels are typical land levels, so
+    # they move the mean little, and BatchNorm follows); a clip override only changes the clipping
     fitted = preprocessing_from_stats(compute_stats(train, progress=False), derived=derived)
-    return Preprocessing(bands=bands, clip=clip, derived=derived, offset=fitted.offset, scale=fitted.scale)
+    return Preprocessing(**kept, offset=fitted.offset, scale=fitted.scale)
 
 
 class ChipDataset(torch.utils.data.Dataset):
