@@ -29,6 +29,9 @@ def files(tmp_path_factory, tiny_checkpoint):
 FETCH = "fetch --start 2024-04-19 --end 2024-04-19 --source {api} --collection sentinel-1-rtc -o {out}"
 RUN = "run --aoi {aoi} --name x1 --date 2024-04-19 --source {api} --collection sentinel-1-rtc -m {model} " \
       "--db {db} -o {out}"
+# map's model options, refused before the store is made and the catalog asked: the database is under {out} too
+RUN_FRESH = "run --aoi {aoi} --name x1 --date 2024-04-19 --source {api} --collection sentinel-1-rtc " \
+            "--db {out}/fw.db -o {out}/run"
 
 CASES = [
     # fetch has no AOI database: --aoi is a GeoJSON file, and a name or a folder is refused, not a crash
@@ -44,6 +47,17 @@ CASES = [
     Case("run-exclude-missing", RUN + " --exclude {missing_geojson}", ("--exclude: {missing_geojson}", "not found")),
     Case("run-water-mask-missing", RUN + " --water-mask {missing}", ("--water-mask: {missing}", "not found")),
     Case("run-hand-wrong-layer", RUN + " --hand jrc-gsw", ("--hand: jrc-gsw: holds water, not hand",)),
+    # map's model options and its refusals of them
+    Case("run-refine-unknown", RUN_FRESH + " -m {model} --refine bogus", ("--refine: 'bogus': unknown method",)),
+    Case("run-model-with-triton", RUN_FRESH + " -m {model} --backend triton",
+         ("-m/--model", "not used with --backend triton")),
+    Case("run-triton-unreachable", RUN_FRESH + " --backend triton --url {api}", ("{api} model 'flood'",)),
+    Case("run-tta-transforms-unknown", RUN_FRESH + " -m {model} --tta-transforms spin",
+         ("--tta-transforms: unknown transform(s) spin",)),
+    Case("run-downsample-zero", RUN_FRESH + " -m {model} --downsample 0", ("--downsample", "Invalid value")),
+    # refused by the model at the first tile, after the download: now before it
+    Case("run-downsample-past-tile", RUN_FRESH + " -m {model} --tile 64 --downsample 16",
+         ("--downsample: a factor of 16 leaves 4 px across a 64 px tile (--tile)",)),
 ]
 
 

@@ -3,6 +3,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from floodwatch.acquisition import Retries, resolve_source
@@ -15,6 +16,7 @@ import fake_pc
 import monitoring_helpers
 from fake_pc import X0, Y1, utm_aoi
 from monitoring_helpers import DarkWaterPredictor
+from tests.models.zoo_checks import tiny_onnx  # noqa: F401
 
 FAST = Retries(attempts=3, backoff_s=0.01)
 AOI = utm_aoi(X0 + 500, Y1 - 5100, X0 + 3500, Y1 - 2500)  # inside item C; C's water is rows 300-500, cols 100-300
@@ -87,6 +89,64 @@ def test_cli_run_with_a_checkpoint(pc, tmp_path, run_cli, tiny_checkpoint, monke
     missing = run_cli("run", "--aoi", "valley", "--date", "2024-05-01", "--stac", pc.api.url, "--db", db,
                       "-o", out)
     assert missing.returncode == 2 and "-m/--model" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+#: stats.json entries that say what made a map and what it found (not where, nor how long it took)
+SAME_AS_MAP = ("flooded_km2", "valid_km2", "polygons", "backend", "precision", "model", "tta", "downsample", "refine",
+               "temperature", "weights")
+
+
+def _map_outputs(folder: Path):
+    import rasterio
+
+    with rasterio.open(folder / "flood_probability.tif") as src:
+        probability = src.read()
+    stats = json.loads((folder / "stats.json").read_text())
+    return probability, {k: stats[k] for k in SAME_AS_MAP}
+
+
+@pytest.mark.parametrize("model, options", [
+    ("tiny_checkpoint", ["--tta"]),
+    ("tiny_onnx", ["--backend", "onnx", "--tta-transforms", "hflip", "--refine", "guided", "--downsample", "2"]),
+], ids=["tta", "onnx-refine-downsample"])
+def test_cli_run_maps_as_map_does(pc, tmp_path, run_cli, request, model, options):
+    """`run` took none of map's model options: a map made with --tta or an ONNX --backend could not be made by
+    `run`. The same options give map's probabilities, km² and recorded settings on the scene `run` fetched."""
+    model = request.getfixturevalue(model)
+    aoi_file = tmp_path / "valley.geojson"
+    aoi_file.write_text(json.dumps(CORNER.__geo_interface__))
+    ran = run_cli("run", "--aoi", aoi_file, "--date", "2024-05-01", "-m", model, "--stac", pc.api.url, "--tile", "128",
+                  "--db", tmp_path / "fw.db", "-o", tmp_path / "run", "-q", *options)
+    assert ran.returncode == 0, ran.stderr
+    mapped = run_cli("map", tmp_path / "run" / "inputs" / "2024-05-01" / "scene.tif", "-m", model, "--tile", "128",
+                     "--overlap", "32", "-o", tmp_path / "map", "-q", *options)  # run's overlap at a 128 px tile
+    assert mapped.returncode == 0, mapped.stderr
+    probability, stats = _map_outputs(tmp_path / "run" / "maps" / "2024-05-01" / "scene")
+    reference, reference_stats = _map_outputs(tmp_path / "map" / "scene")
+    np.testing.assert_array_equal(probability, reference)
+    assert stats == reference_stats and stats["valid_km2"] > 0
+    assert stats["tta"] == (["identity", "hflip", "vflip", "rot90"] if "--tta" in options else ["hflip"])
+    if "--backend" in options:
+        assert stats["backend"] == "onnx, downsample 2" and stats["downsample"] == 2 and stats["refine"]
+
+
+def test_cli_run_asks_a_triton_server_as_map_does(pc, tmp_path, run_cli, monkeypatch):
+    calls = []
+
+    def load_predictor(model, backend="auto", **kwargs):  # the server's model, as `map --backend triton` asks it
+        calls.append((model, backend, kwargs))
+        return DarkWaterPredictor()
+
+    monkeypatch.setattr("floodwatch.inference.predictor.load_predictor", load_predictor)
+    aoi_file = tmp_path / "valley.geojson"
+    aoi_file.write_text(json.dumps(CORNER.__geo_interface__))
+    ran = run_cli("run", "--aoi", aoi_file, "--date", "2024-05-01", "--stac", pc.api.url, "--tile", "128", "--db",
+                  tmp_path / "fw.db", "-o", tmp_path / "run", "-q", "--backend", "triton", "--url", "127.0.0.1:8001",
+                  "--triton-model", "fw", "--protocol", "grpc", "--tta")
+    assert ran.returncode == 0, ran.stderr
+    assert calls == [(None, "triton", {"url": "127.0.0.1:8001", "model_name": "fw", "protocol": "grpc", "tta": True})]
+    stats = json.loads((tmp_path / "run" / "maps" / "2024-05-01" / "scene" / "stats.json").read_text())
+    assert stats["backend"] == "triton" and stats["flooded_km2"] > 0
 
 
 def test_aoi_watch_uses_the_same_source_layer(pc, tmp_path):

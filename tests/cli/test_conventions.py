@@ -304,3 +304,22 @@ def test_a_dataset_layout_is_asked_the_same_way_everywhere():
     options = [next(p for p in _command(*path).params if p.name == "format") for path in readers]
     assert {(tuple(p.opts), p.help, p.default) for p in options} == {(("--format",), "Dataset layout (default: "
                                                                       "detected).", None)}
+
+
+def test_run_and_aoi_watch_take_maps_model_options():
+    """`run` and `aoi watch` map scenes as `map` does, so they take its model options (an ensemble too) under the
+    same names, with
+    the same help, choices and defaults (they took none: a map made with --tta or --backend onnx could not be
+    made again by them)."""
+    names = ("model", "backend", "url", "triton_model", "protocol", "tta", "tta_transforms", "refine", "downsample",
+             "weights", "temperature")
+
+    def spec(path):
+        params = {p.name: p for p in _command(*path).params}
+        return {n: (tuple(params[n].opts), params[n].help, params[n].default, params[n].type_descriptor.annotation,
+                    params[n].min) for n in names if n in params}
+
+    reference = spec(("map",))
+    assert set(reference) == set(names)
+    for path in (("run",), ("aoi", "watch")):
+        assert spec(path) == reference, path

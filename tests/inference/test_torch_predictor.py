@@ -34,3 +34,17 @@ def test_batch_norm_is_kept_on_request(tiny_checkpoint):
     """Test-time adaptation (inference/adapt.py) re-estimates BatchNorm statistics: it needs them unfolded."""
     kept = TorchPredictor(tiny_checkpoint, device="cpu", fold_batch_norm=False)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in kept.model.modules())
+
+
+def test_the_model_file_recorded_for_a_predictor_goes_through_wrappers_and_ensembles(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from floodwatch.inference import load_predictor
+    from floodwatch.inference.base import predictor_model_file
+
+    other = tmp_path / "other.pt"
+    shutil.copy(tiny_checkpoint, other)
+    one = str(tiny_checkpoint.absolute())
+    assert predictor_model_file(load_predictor(tiny_checkpoint, tta=True)) == one
+    both = load_predictor([tiny_checkpoint, other], tta=True, weights=[2.0, 1.0])
+    assert predictor_model_file(both) == [one, str(other.absolute())]

@@ -97,6 +97,8 @@ def _picture(path, level):
 
 CHANGE = "change --before {before} --after {after} -m {model} -o {out}"
 LOGRATIO = "change --before {before} --after {after} --method logratio -o {out}"
+# refusals before the store (under {out}: a made one fails the row) and before the catalog (nothing listens there)
+WATCH = "aoi watch x --stac http://127.0.0.1:9 --collection s1 --db {out}/fw.db -o {out}/watch"
 
 CASES = [
     # before/after that are not two images of one place: refused, not "0 km² of new water"
@@ -183,6 +185,15 @@ CASES = [
          absent=()),
     Case("aoi-record-not-a-date", "aoi record {chg} --acquired notadate --db {db}", ("--acquired: 'notadate'",),
          absent=()),
+    # map's model options and its refusals of them
+    Case("watch-refine-unknown", WATCH + " -m {model} --refine bogus", ("--refine: 'bogus': unknown method",)),
+    Case("watch-model-with-triton", WATCH + " -m {model} --backend triton",
+         ("-m/--model", "not used with --backend triton")),
+    Case("watch-tta-transforms-unknown", WATCH + " -m {model} --tta-transforms spin",
+         ("--tta-transforms: unknown transform(s) spin",)),
+    Case("watch-downsample-zero", WATCH + " -m {model} --downsample 0", ("--downsample", "Invalid value")),
+    Case("watch-downsample-past-tile", WATCH + " -m {model} --tile 64 --downsample 16",
+         ("--downsample: a factor of 16 leaves 4 px across a 64 px tile (--tile)",)),
     # readers open an existing database only: a mistyped --db is named, not made and shown empty
     Case("aoi-list-missing-db", "aoi list --db {out}/typo.db", ("{out}/typo.db", "monitoring database not found")),
     Case("aoi-history-missing-db", "aoi history x --db {out}/typo.db",

@@ -14,6 +14,7 @@ import monitoring_helpers
 from monitoring_helpers import ORIGIN, UTM, DarkWaterPredictor
 from tests.ports import free_port
 from stac_helpers import api_items, make_catalog
+from tests.models.zoo_checks import tiny_onnx  # noqa: F401
 
 X0, Y0 = ORIGIN
 MID = mapping(to_wgs84(box(X0 + 960, Y0 - 1600, X0 + 1600, Y0 - 960), UTM))  # 64 x 64 px mid-scene
@@ -88,6 +89,48 @@ def test_get_only_api_and_cli_since(tmp_path, served, stac_api, monkeypatch):
     assert run.exit_code == 0 and "skipped" in run.stdout
     with Store(db) as store:
         assert [h["scene_id"] for h in store.history("mid")] == ["S1_1"]
+
+
+@pytest.mark.parametrize("model, options", [
+    ("tiny_checkpoint", ["--tta"]),
+    ("tiny_onnx", ["--backend", "onnx", "--tta-transforms", "vflip", "--refine", "clean:min=4", "--downsample", "2"]),
+], ids=["tta", "onnx-refine-downsample"])
+def test_cli_watch_maps_as_map_does(tmp_path, served, stac_api, run_cli, request, model, options):
+    """`aoi watch` took none of map's model options (--tta, --backend, --refine, --downsample): the same options
+    now give map's probabilities and recorded settings on each window it read."""
+    import numpy as np
+
+    model = request.getfixturevalue(model)
+    api = stac_api(*served)
+    db = tmp_path / "fw.db"
+    with Store(db) as store:
+        add_aoi(store, "mid", MID)
+    watched = run_cli("aoi", "watch", "mid", "--stac", api.url, "--collection", "s1", "-m", model, "--tile", "32",
+                      "--db", db, "-o", tmp_path / "watch", "-q", *options)
+    assert watched.returncode == 0, watched.stderr
+    windows = [tmp_path / "watch" / "inputs" / f"S1_{i}.tif" for i in (0, 1)]
+    mapped = run_cli("map", *windows, "-m", model, "--tile", "32", "--overlap", "8", "-o", tmp_path / "map", "-q",
+                     *options)  # watch's overlap at a 32 px tile
+    assert mapped.returncode == 0, mapped.stderr
+    for item in ("S1_0", "S1_1"):
+        watch, watch_stats = _map_outputs(tmp_path / "watch" / "maps" / item)
+        ref, ref_stats = _map_outputs(tmp_path / "map" / item)
+        np.testing.assert_array_equal(watch, ref)
+        assert watch_stats == ref_stats and watch_stats["valid_km2"] > 0
+        assert watch_stats["tta"] == (["identity", "hflip", "vflip", "rot90"] if "--tta" in options else ["vflip"])
+        if "--backend" in options:
+            assert watch_stats["backend"] == "onnx, downsample 2" and watch_stats["refine"]
+
+
+def _map_outputs(folder):
+    """(probability raster, what stats.json says made the map and what it found)."""
+    import json
+
+    with rasterio.open(folder / "flood_probability.tif") as src:
+        probability = src.read()
+    stats = json.loads((folder / "stats.json").read_text())
+    return probability, {k: stats[k] for k in ("flooded_km2", "valid_km2", "polygons", "backend", "precision", "model",
+                                               "tta", "downsample", "refine", "temperature", "weights")}
 
 
 def test_unreachable_api_is_one_line(tmp_path):

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from . import options
-from .common import MODEL_HELP, AssetUnits, resolve_models, value
+from .common import AssetUnits, MapBackend, Protocol, value
 
 SOURCE_HELP = ("Catalog: pc-rtc (default; Planetary Computer RTC, needs PC_SDK_SUBSCRIPTION_KEY), pc-grd, "
                "earth-search-grd, cdse-grd, or a STAC API URL (with --collection).")
@@ -91,7 +91,7 @@ def run_cmd(
     bbox: Optional[str] = typer.Option(None, "--bbox", help="AOI as W,S,E,N in degrees."),
     date: str = typer.Option(..., "--date", help="Day (YYYY-MM-DD): the first acquisition from then is mapped."),
     days: int = typer.Option(1, "--days", min=1, help="Look this many days from --date for an acquisition."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
+    model: Optional[List[str]] = options.MAP_MODEL,
     out_dir: Path = typer.Option(Path("floodwatch_run"), "-o", "--output", help="Output folder."),
     name: Optional[str] = typer.Option(None, "--name", help="AOI name to store a new --aoi FILE / --bbox under."),
     source: str = typer.Option("pc-rtc", "--source", help=SOURCE_HELP),
@@ -104,6 +104,16 @@ def run_cmd(
                                           help="Alert rule for a new AOI (a stored AOI's own is kept)."),
     rise_percent: Optional[float] = typer.Option(None, "--rise-percent",
                                           help="Alert rule for a new AOI (a stored AOI's own is kept)."),
+    backend: MapBackend = options.MAP_BACKEND,
+    url: str = options.TRITON_URL,
+    triton_model: str = options.TRITON_MODEL,
+    protocol: Protocol = options.PROTOCOL,
+    tta: bool = options.TTA,
+    tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+    refine: Optional[str] = options.REFINE,
+    downsample: int = options.DOWNSAMPLE,
+    weights: Optional[str] = options.WEIGHTS,
+    temperature: Optional[Path] = options.TEMPERATURE,
     tile: int = options.TILE,
     threshold: float = options.THRESHOLD,
     db: Optional[str] = options.DB,
@@ -118,8 +128,9 @@ def run_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Fetch, map, record in the AOI's history and raise its alerts: a place and a date to km² in one step.
-    --water-mask and the terrain options are map's (docs/terrain.md). Exit status 3: recorded, but a webhook did
-    not take an alert (`floodwatch aoi retry-alerts` sends it again)."""
+    The model options (--backend, --tta, --refine, --downsample ...), --water-mask and the terrain options are
+    map's (docs/terrain.md). Exit status 3: recorded, but a webhook did not take an alert (`floodwatch aoi
+    retry-alerts` sends it again)."""
     from rich.console import Console
 
     from ..monitoring.run import run_aoi
@@ -127,13 +138,16 @@ def run_cmd(
 
     geom, default_name = _area(aoi, bbox)
     src = _source(source, collection, stac, units)
-    predictor = _predictor(model)
+    terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)  # before the store
+    predictor, label = options.scene_predictor(model, value(backend), url=url, triton_model=triton_model,
+                                               protocol=value(protocol), tta=tta, tta_transforms=tta_transforms,
+                                               refine=refine, downsample=downsample, threshold=threshold, tile=tile,
+                                               weights=weights, temperature=temperature)
     with Store(db) as store, _area_named(bbox):
         res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
                       min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
-                      threshold=threshold, progress=not quiet,
-                      terrain=options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit),
-                      water_mask=water_mask)
+                      threshold=threshold, progress=not quiet, terrain=terrain, water_mask=water_mask,
+                      backend=label)
         rec = store.record(res.record_ids[0], False) if res.record_ids else None
     console = Console()
     console.print(f"{res.aoi}: {res.scene.key} ({len(res.scene.items)} item(s), {100 * res.scene.coverage:.0f}% of "
@@ -142,11 +156,3 @@ def run_cmd(
         console.print(f"flooded {rec['flooded_km2']:.3f} km² in AOI '{res.aoi}'; {len(res.alert_ids)} new alert(s)")
     with Store(db) as store:
         options.exit_if_undelivered(store, res.record_ids)
-
-
-def _predictor(model: Optional[str]):
-    from ..inference import load_predictor
-    from ..mapping import predictor_options
-
-    path = resolve_models(model, "onnx")[0]  # none: the default model's INT8 ONNX
-    return load_predictor(path, **predictor_options(path))

@@ -7,8 +7,8 @@ from typing import List, Optional
 import typer
 
 from . import options
-from .common import (BATCH_SIZE, MODEL_HELP, QUIET, MapBackend, Probability, Protocol, Units, aliased, esc,
-                     make_console, resolve_models, value)
+from .common import (BATCH_SIZE, QUIET, MapBackend, Probability, Protocol, Units, aliased, esc,
+                     make_console, value)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
             None, help="Scene GeoTIFFs with VV and VH bands (paths or https/s3/gs URLs); a folder maps every "
                        "GeoTIFF in it. Single-band <stem>_vv.tif and <stem>_vh.tif files pair into one scene; a "
                        "lone one takes its partner from its folder."),
-        model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Not used by triton."),
+        model: Optional[List[str]] = options.MAP_MODEL,
         out_dir: str = typer.Option(..., "-o", "--output",
                                     help="Output folder or fsspec URL (s3://, gs://); each scene gets <stem>/ in it "
                                     "(same-named scenes: <folder>/<stem>/; a _vv/_vh pair: the pair's stem)."),
@@ -27,16 +27,16 @@ def register(app: typer.Typer) -> None:
                                          help="Single-band VH file or URL on the same grid as the VV one."),
         units: Units = typer.Option(Units.db, "--units", help="Input pixel units: dB, or linear power. Pixels "
                                     "at the file's nodata, NaN, exactly 0.0 dB or 0 power are no data."),
-        backend: MapBackend = typer.Option(MapBackend.auto, "--backend",
-                                           help="Model back-end; auto picks by the file suffix; triton "
-                                                "calls a server."),
-        url: str = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton)."),
-        triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
-        protocol: Protocol = typer.Option(Protocol.http, "--protocol", help="Triton protocol (backend triton)."),
+        backend: MapBackend = options.MAP_BACKEND,
+        url: str = options.TRITON_URL,
+        triton_model: str = options.TRITON_MODEL,
+        protocol: Protocol = options.PROTOCOL,
         tta: bool = options.TTA,
         tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
         refine: Optional[str] = options.REFINE,
         downsample: int = options.DOWNSAMPLE,
+        weights: Optional[str] = options.WEIGHTS,
+        temperature: Optional[Path] = options.TEMPERATURE,
         self_train: bool = options.SELF_TRAIN,
         tile: int = options.TILE,
         overlap: int = options.OVERLAP,
@@ -68,11 +68,9 @@ def register(app: typer.Typer) -> None:
         from rich.table import Column, Table
 
         from ..errors import FloodwatchError
-        from ..mapping import map_scene, map_scenes, pair_band_files, predictor_options, scene_files
-        from ..mapping.parallel import backend_label
+        from ..mapping import map_scene, map_scenes, pair_band_files, scene_files
         from ..mapping.pipeline import check_scene_folders
         from ..mapping.locations import input_stem, output_names
-        from ..models.zoo import kind_for_backend
 
         units, backend, protocol, probability = (value(units), value(backend), value(protocol),
                                                  value(probability))
@@ -92,9 +90,6 @@ def register(app: typer.Typer) -> None:
                 raise FloodwatchError("--vh: pairs with one VV file, given as SCENE or --vv")
             files = scene_files(scenes)
             pairs = pair_band_files(files)
-        if backend == "triton" and model is not None:  # a file given here would be silently not the one mapping
-            raise FloodwatchError("-m/--model: not used with --backend triton, which runs the server's model "
-                                  "(--triton-model names it)")
         if acquired:  # before any work: a bad time found after the maps were written would leave them unrecorded
             from ..monitoring.store import acquisition_time
 
@@ -104,10 +99,10 @@ def register(app: typer.Typer) -> None:
             names = output_names([f for f, _ in pairs], paired=[v is not None for _, v in pairs])
             check_scene_folders(out_dir, names)
         terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)
-        if backend != "triton":  # the server names its own model; self-training needs the default's checkpoint
-            model = resolve_models(model, "checkpoint" if self_train else kind_for_backend(backend))[0]
-        if self_train:  # before a cluster starts: an ONNX file cannot learn (its workers would each fail)
-            options.check_self_train(model, backend, downsample)
+        model, predictor_kwargs = options.scene_model(
+            model, backend, url=url, triton_model=triton_model, protocol=protocol, tta=tta,
+            tta_transforms=tta_transforms, refine=refine, downsample=downsample, threshold=threshold, tile=tile,
+            weights=weights, temperature=temperature, self_train=self_train)
         kw = dict(units=units, tile=tile, overlap=overlap, batch=batch, threshold=threshold,
                   water_mask=water_mask, min_area_m2=min_area, simplify=simplify, probability=probability,
                   terrain=terrain)
@@ -115,17 +110,6 @@ def register(app: typer.Typer) -> None:
             from ..inference.selftrain import SelfTraining
 
             kw["self_train"] = SelfTraining()
-        predictor_kwargs = ({"url": url, "model_name": triton_model, "protocol": protocol}
-                            if backend == "triton" else predictor_options(model, backend))
-        if tta or tta_transforms:
-            predictor_kwargs["tta"] = tta_transforms or True
-        if downsample != 1:
-            predictor_kwargs["downsample"] = downsample
-        from ..inference.refine import parse_refine
-
-        refine_kwargs = parse_refine(refine, threshold)  # per tile: the blender averages refined probabilities
-        if refine_kwargs is not None:
-            predictor_kwargs["refine"] = refine_kwargs
         if workers or scheduler:
             if len(pairs) > 1 and backend != "triton":  # as below; the model is loaded here once for its bands
                 from ..inference import load_predictor
@@ -135,12 +119,7 @@ def register(app: typer.Typer) -> None:
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, vh=vh, **kw)
         else:
-            from ..inference import load_predictor
-            from ..mapping.memory import share_one_malloc_arena
-
-            share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
-            predictor = load_predictor(model, backend, **predictor_kwargs)
-            label = backend_label(model, backend, downsample)
+            predictor, label = options.load_scene_predictor(model, predictor_kwargs, backend)
             if len(pairs) > 1:  # every scene opens before the first is mapped: a bad last one leaves no maps
                 _open_each(pairs, units, predictor.preprocessing.bands)
             results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, model=model,

@@ -9,8 +9,8 @@ import typer
 from rich.table import Column, Table
 
 from . import options
-from .common import (BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, AssetUnits, aliased, check_output_named, esc,
-                     make_console, resolve_models, value)
+from .common import (BATCH_SIZE, MODEL_HELP, OUT_ALIAS, QUIET, AssetUnits, MapBackend, Protocol, aliased,
+                     check_output_named, esc, make_console, resolve_models, value)
 
 console = make_console()
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"  # the web map's default basemap
@@ -252,12 +252,17 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               stac: str = typer.Option(..., "--stac", help="STAC API URL or static catalog JSON."),
               collection: str = typer.Option(..., "--collection", help="STAC collection of Sentinel-1 items."),
               since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
-              model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
+              model: Optional[List[str]] = options.MAP_MODEL,
               output: Path = typer.Option(Path("watch_out"), "-o", "--output", help="Where windows and maps go."),
               units: AssetUnits = typer.Option(
                   AssetUnits.auto, "--units",
                   help="Pixel units of the items: auto (per item: linear power, as Planetary Computer's "
                        "sentinel-1-rtc, unless most values are negative), dB or linear power."),
+              backend: MapBackend = options.MAP_BACKEND, url: str = options.TRITON_URL,
+              triton_model: str = options.TRITON_MODEL, protocol: Protocol = options.PROTOCOL,
+              tta: bool = options.TTA, tta_transforms: Optional[str] = options.TTA_TRANSFORMS,
+              refine: Optional[str] = options.REFINE, downsample: int = options.DOWNSAMPLE,
+              weights: Optional[str] = options.WEIGHTS, temperature: Optional[Path] = options.TEMPERATURE,
               tile: int = options.TILE, threshold: float = options.THRESHOLD, db: Optional[str] = db_option,
               water_mask: Optional[str] = options.WATER_MASK, hand: Optional[str] = options.HAND,
               hand_max: float = options.HAND_MAX, dem: Optional[str] = options.DEM,
@@ -265,21 +270,22 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
               depth: bool = options.DEPTH, orbit: Optional[str] = options.ORBIT,
               quiet: bool = QUIET) -> None:
     """Map every new Sentinel-1 item over an AOI from a STAC catalog; already-processed items are skipped.
-    --threshold, --water-mask and the terrain options are map's and run's (docs/terrain.md).
+    The model options (--backend, --tta, --refine, --downsample ...), --threshold, --water-mask and the terrain
+    options are map's and run's (docs/terrain.md).
 
     Exit status 3: mapped and recorded, but a webhook did not take an alert (`floodwatch aoi retry-alerts`)."""
-    from ..inference.predictor import load_predictor
-    from ..mapping import predictor_options
     from ..monitoring.stac import watch_aoi
     from ..monitoring.store import Store
 
     terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)  # before the store
+    predictor, label = options.scene_predictor(model, value(backend), url=url, triton_model=triton_model,
+                                               protocol=value(protocol), tta=tta, tta_transforms=tta_transforms,
+                                               refine=refine, downsample=downsample, threshold=threshold, tile=tile,
+                                               weights=weights, temperature=temperature)
     with Store(db) as store:
-        path = resolve_models(model, "onnx")[0]
-        predictor = load_predictor(path, **predictor_options(path))
         outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since,
                              units=value(units), tile=tile, threshold=threshold, progress=not quiet,
-                             terrain=terrain, water_mask=water_mask)
+                             terrain=terrain, water_mask=water_mask, backend=label)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
             km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"

@@ -1,10 +1,11 @@
 """Options shared by the commands that run a model (evaluate, infer, map, change), declared once."""
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .common import Backend
+from .common import MODEL_HELP, Backend, MapBackend, Protocol
 
 THRESHOLD = typer.Option(0.5, "--threshold", help="Water probability threshold.")
 BACKEND = typer.Option(Backend.auto, "--backend", help="Model back-end; auto picks by the file suffix.")
@@ -30,6 +31,13 @@ TEMPERATURE = typer.Option(None, "--temperature", help="Apply the temperature in
 REFINE = typer.Option(None, "--refine", help="Refine the probability: none, guided (edge-aware guided filter, "
                       "guidance = the SAR input), 'guided:r=4,eps=0.1,min=16' (radius, edge threshold, flip "
                       "regions under 16 px) or 'clean:min=16' (flip only).")
+# The model options of the commands that map scenes (map, run, aoi watch): built by `scene_predictor`.
+MAP_MODEL = typer.Option(None, "-m", "--model", help=MODEL_HELP + " Repeat for an ensemble. Not used by triton.")
+MAP_BACKEND = typer.Option(MapBackend.auto, "--backend",
+                           help="Model back-end; auto picks by the file suffix; triton calls a server.")
+TRITON_URL = typer.Option("127.0.0.1:8000", "--url", help="Triton server address (backend triton).")
+TRITON_MODEL = typer.Option("flood", "--triton-model", help="Model name on the Triton server.")
+PROTOCOL = typer.Option(Protocol.http, "--protocol", help="Triton protocol (backend triton).")
 # the default as monitoring.store.default_db_path() finds it (a test checks they agree)
 DB = typer.Option(None, "--db", envvar="FLOODWATCH_DB",
                   help="Monitoring database: a file, sqlite:///path or postgresql://user:pass@host/db; "
@@ -79,6 +87,88 @@ def check_self_train(model, backend: str, downsample: int) -> None:
         raise FloodwatchError("--self-train: fine-tunes the model at full resolution; not with --downsample")
 
 
+def scene_model(model: Optional[list[str]], backend: str, *, url: str, triton_model: str, protocol: str,
+                tta: bool, tta_transforms: Optional[str], refine: Optional[str], downsample: int, threshold: float,
+                tile: int, weights: Optional[str] = None, temperature: Optional[Path] = None,
+                self_train: bool = False):
+    """(model, load_predictor keywords) as the commands that map scenes (map, run, aoi watch) take them from
+    their model options: the model a path, a list of paths (an ensemble) or None (the Triton server's); the
+    keywords plain values, which Dask workers get as they are. Every refusal comes before any model loads, and
+    all of it before the caller opens a store, asks a catalog or starts a cluster."""
+    from ..errors import FloodwatchError
+    from ..inference.refine import parse_refine
+    from ..mapping import predictor_options
+    from ..models.zoo import kind_for_backend
+    from .common import resolve_models
+
+    if backend == "triton":  # a file given here would be silently not the one mapping
+        for flag, given in (("-m/--model", model), ("--weights", weights), ("--temperature", temperature)):
+            if given:
+                raise FloodwatchError(f"{flag}: not used with --backend triton, which runs the server's model "
+                                      "(--triton-model names it)")
+    if self_train and len(model or []) > 1:  # it fine-tunes one network per scene
+        raise FloodwatchError(f"--self-train: fine-tunes one torch checkpoint; not an ensemble of {len(model)} "
+                              "models (-m)")
+    refine_kwargs = parse_refine(refine, threshold)  # per tile: the blender averages refined probabilities
+    check_downsample(downsample, tile)
+    model_kwargs = {}
+    if weights is not None:  # none given: the default model, one
+        model_kwargs["weights"] = parse_weights(weights, model or [None])
+    if temperature is not None:  # read here: Dask workers need no access to the file
+        from ..inference.temperature import load_temperature
+
+        model_kwargs["temperature"] = load_temperature(temperature)
+    if backend == "triton":  # the server names its own model
+        kwargs = {"url": url, "model_name": triton_model, "protocol": protocol}
+    else:  # self-training needs the default's checkpoint
+        models = resolve_models(model, "checkpoint" if self_train else kind_for_backend(backend))
+        model = models if len(models) > 1 else models[0]
+        kwargs = predictor_options(model, backend)
+    if self_train:  # an ONNX file cannot learn (Dask workers would each fail)
+        check_self_train(model, backend, downsample)
+    kwargs.update(model_kwargs)
+    if tta or tta_transforms:
+        kwargs["tta"] = tta_transforms or True
+    if downsample != 1:
+        kwargs["downsample"] = downsample
+    if refine_kwargs is not None:
+        kwargs["refine"] = refine_kwargs
+    return model, kwargs
+
+
+def scene_predictor(model: Optional[list[str]], backend: str, **options):
+    """(Predictor, back-end label for stats.json) from `scene_model`'s options, loaded in this process."""
+    return load_scene_predictor(*scene_model(model, backend, **options), backend)
+
+
+def load_scene_predictor(model, kwargs: dict, backend: str):
+    """(Predictor, back-end label for stats.json) for `scene_model`'s model and keywords."""
+    from ..inference.predictor import load_predictor
+    from ..mapping.memory import share_one_malloc_arena
+    from ..mapping.parallel import backend_label
+
+    share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
+    return (load_predictor(model, backend=backend, **kwargs),
+            backend_label(model, backend, kwargs.get("downsample", 1)))
+
+
+def check_downsample(downsample: int, tile: int) -> None:
+    """The refusal the downsampled model makes at the first tile (too few coarse pixels across it), made before
+    a download: a scene is mapped in tiles of at most --tile px."""
+    from ..errors import FloodwatchError
+
+    if downsample == 1:
+        return
+    from ..inference.downsample import MIN_COARSE_PX
+
+    coarse_px = -(-tile // downsample)  # as DownsampledPredictor counts them: a partial block is a pixel
+    if coarse_px < MIN_COARSE_PX:
+        most = max(1, (tile - 1) // (MIN_COARSE_PX - 1))
+        raise FloodwatchError(f"--downsample: a factor of {downsample} leaves {coarse_px} px across a {tile} px tile "
+                              f"(--tile); a prediction needs at least {MIN_COARSE_PX} (a factor of at most {most} "
+                              "here)")
+
+
 def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[float]]:
     """'--weights 2,1' -> [2.0, 1.0] (one per -m)."""
     from ..errors import FloodwatchError
@@ -91,6 +181,12 @@ def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[f
         raise FloodwatchError(f"--weights '{weights}': expected numbers separated by commas") from None
     if len(values) != len(models):
         raise FloodwatchError(f"--weights: {len(values)} weights for {len(models)} models (-m)")
+    if len(values) == 1:
+        raise FloodwatchError("--weights: ensemble weights need more than one model (-m)")
+    # checked before any model loads (EnsemblePredictor checks as well, but after the loading, or in a Dask worker)
+    if not (all(math.isfinite(w) and w >= 0 for w in values) and sum(values) > 0):
+        raise FloodwatchError(f"--weights: an ensemble of {len(values)} needs {len(values)} non-negative numbers "
+                              f"with a positive sum, got {values}")  # EnsemblePredictor's words
     return values
 
 

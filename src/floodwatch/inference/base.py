@@ -50,19 +50,27 @@ def predictor_settings(predictor: Any) -> dict[str, Any]:
     return out
 
 
-def model_file_label(model: str | Path | None) -> str | None:
+def model_file_label(model: str | Path | Sequence[str | Path] | None) -> str | list[str] | None:
     """How an output records a model file: absolute (usable from elsewhere, as the default model's path is); a
-    URL as given; None for none."""
+    URL as given; None for none; an ensemble's files as a list (as infer's and evaluate's `model` are)."""
     if model is None:
         return None
+    if isinstance(model, (list, tuple)):
+        return [model_file_label(m) for m in model] if len(model) > 1 else model_file_label(model[0])
     return str(model) if isinstance(model, str) and "://" in model else str(Path(model).absolute())
 
 
-def predictor_model_file(predictor: Any) -> str | None:
+def predictor_model_file(predictor: Any) -> str | list[str] | None:
     """The model file a predictor runs (a checkpoint or an ONNX file), through its wrappers, as
-    model_file_label records it; None for an ensemble or a server's model."""
-    return next((model_file_label(p.path) for p in _wrapped(predictor) if getattr(p, "path", None) is not None),
-                None)
+    model_file_label records it: an ensemble's as a list; None for a server's model."""
+    for p in _wrapped(predictor):
+        if getattr(p, "path", None) is not None:
+            return model_file_label(p.path)
+        members = getattr(p, "members", None)
+        if members:
+            files = [predictor_model_file(m) for m in members]
+            return files if all(isinstance(f, str) for f in files) else None
+    return None
 
 
 def _wrapped(predictor: Any) -> Iterator[Any]:

@@ -44,8 +44,16 @@ def _resolve_source(source):
     return resolve_input(source)
 
 
+def _model_files(model) -> bool:
+    """Whether `model` is for load_predictor: a path, a list of them (an ensemble), or None (the Triton server
+    names its own model)."""
+    if isinstance(model, (list, tuple)):
+        return bool(model) and all(isinstance(m, (str, Path)) for m in model)
+    return model is None or isinstance(model, (str, Path))
+
+
 def _load(model, backend: str, predictor_kwargs: dict):
-    if model is None or isinstance(model, (str, Path)):  # None: the Triton server names its own model
+    if _model_files(model):
         from ..inference import load_predictor
 
         return load_predictor(model, backend, **predictor_kwargs)
@@ -60,18 +68,19 @@ def backend_label(model, backend: str, downsample: int = 1) -> str | None:
     if downsample > 1:
         from ..inference.predictor import backend_for
 
-        return f"{backend_for(model, backend)}, downsample {downsample}"
+        models = model if isinstance(model, (list, tuple)) else [model]
+        return f"{'+'.join(dict.fromkeys(backend_for(m, backend) for m in models))}, downsample {downsample}"
     return None if backend == "auto" else backend
 
 
 def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: dict, kw: dict) -> MapResult:
     predictor = _load(model, backend, predictor_kwargs)
     # a ready predictor or a factory names itself; a model file or the Triton server gets the back-end's name
-    label = backend_label(model, backend, predictor_kwargs.get("downsample", 1)) \
-        if model is None or isinstance(model, (str, Path)) else None
+    files = _model_files(model)
+    label = backend_label(model, backend, predictor_kwargs.get("downsample", 1)) if files else None
     try:
         return map_scene(scene, predictor, out_dir, progress=False, backend=label,
-                         model=model if isinstance(model, (str, Path)) else None, **kw)
+                         model=model if files else None, **kw)
     except FloodwatchError as exc:
         failure = exc
     # Re-raised bare, outside the handler: a chained library exception (rasterio's) may not unpickle
@@ -79,14 +88,16 @@ def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: di
     raise type(failure)(str(failure))
 
 
-def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any, out_dir: str | Path, *,
+def map_scenes(scenes: Sequence[str | Path], model: str | Path | Sequence[str | Path] | Callable | Any,
+               out_dir: str | Path, *,
                workers: int | None = None, scheduler: str | None = None, backend: str = "auto",
                predictor_kwargs: dict | None = None, processes: bool = True, progress: bool = True,
                **kw: Any) -> list[MapResult]:
     """Map every scene (folders expand to their GeoTIFFs; <stem>_vv/_vh files pair, `pair_band_files`) in
     parallel with dask.distributed, each into `out_dir/<stem>/` (same stems: `locations.output_names`).
 
-    model: a model path (each task calls `load_predictor(model, backend, **predictor_kwargs)`), None with
+    model: a model path or a list of them for an ensemble (each task calls `load_predictor(model, backend,
+    **predictor_kwargs)`; `predictor_kwargs` may hold its `weights` and a `temperature`), None with
     backend 'triton' (the server's model, `predictor_kwargs` naming the server), or a
     zero-argument callable (e.g. a class) returning a Predictor. scheduler: address of a running cluster; otherwise a
     LocalCluster of `workers` single-threaded workers. Other keywords go to `map_scene`.
@@ -115,7 +126,9 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Callable | Any,
         t = kw["terrain"]
         kw["terrain"] = replace(t, hand=_resolve_source(t.hand), dem=_resolve_source(t.dem),
                                 exclude=_resolve_source(t.exclude))
-    if isinstance(model, (str, Path)) and not is_remote_input(model):
+    if isinstance(model, (list, tuple)) and _model_files(model):
+        model = [m if is_remote_input(m) else resolve_input(m) for m in model]
+    elif isinstance(model, (str, Path)) and not is_remote_input(model):
         model = resolve_input(model)
     out_dir = resolve_output(out_dir)
     check_scene_folders(out_dir, names)  # before a cluster starts, not as one failure among the maps

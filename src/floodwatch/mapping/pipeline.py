@@ -21,7 +21,7 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import rasterio
@@ -88,16 +88,19 @@ class MapResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def predictor_options(model: str | os.PathLike | None, backend: str = "auto") -> dict[str, Any]:
+def predictor_options(model: str | os.PathLike | Sequence[str | os.PathLike] | None,
+                      backend: str = "auto") -> dict[str, Any]:
     """Keywords for `load_predictor` when its predictor feeds `map_scene` (measured on 2 cores, 5,000² scene,
     docs/benchmarks.md): ONNX Runtime's idle intra-op threads stop busy-waiting, which leaves the CPU to the
     reader and writer threads (INT8: 14 % less CPU, 5 % less wall time), and it stops pre-planning memory per
     batch shape (peak RSS: INT8 -80 MB, fp32 1.48 -> 1.12 GB, at the same speed). torch runs in bfloat16 on a
     CPU that has it in hardware (1.8-1.9x per tile, 99.99 % of the mask unchanged; tenth session), unless the
-    environment sets FLOODWATCH_TORCH_BF16=0."""
+    environment sets FLOODWATCH_TORCH_BF16=0. An ensemble (a list) gets its members' back-end's; one mixing
+    back-ends gets none (load_predictor gives every member the same keywords)."""
     from ..inference.predictor import backend_for
 
-    kind = backend_for(model, backend)
+    kinds = {backend_for(m, backend) for m in (model if isinstance(model, (list, tuple)) else [model])}
+    kind = kinds.pop() if len(kinds) == 1 else None
     if kind == "onnx":
         return {"spinning": False, "memory_pattern": False}
     if kind == "torch":  # FLOODWATCH_TORCH_BF16=0 keeps float32 (stats.json records which ran)
@@ -128,7 +131,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
               terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES, name: str | None = None,
-              self_train: SelfTraining | None = None, model: str | Path | None = None) -> MapResult:
+              self_train: SelfTraining | None = None,
+              model: str | Path | Sequence[str | Path] | None = None) -> MapResult:
     """Map floods in one scene and write `out_dir/<scene stem>/` (or `out_dir/<name>/`) atomically.
 
     scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
@@ -148,7 +152,8 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     scene before mapping it (`floodwatch.inference.selftrain`); the trained weights are back afterwards, so
     the next scene starts from the same model. stats.json's `self_training` says what it did and its seconds.
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
-    model: the model file that `predictor` runs, recorded in stats.json as infer and evaluate record theirs.
+    model: the model file that `predictor` runs (a list: an ensemble's), recorded in stats.json as infer and
+    evaluate record theirs.
     """
     check_prediction(threshold, batch)
     if probability not in ("uint8", "float32"):
