@@ -104,3 +104,21 @@ def utm_aoi(x0, y0, x1, y1):
     from floodwatch.monitoring.geo import to_wgs84
 
     return to_wgs84(box(x0, y0, x1, y1), f"EPSG:{EPSG}")
+
+
+def fail_reads(monkeypatch, item_id: str, status: int = 503) -> None:
+    """Storage answers `status` to every request for `item_id`'s files; the other items' are served."""
+    import monitoring_helpers
+
+    serve = monitoring_helpers.RangeHandler.send_head
+    name = item_id.removesuffix("_rtc")  # the blob paths hold the scene's name
+
+    def send_head(self):
+        if name not in self.path:
+            return serve(self)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return None
+
+    monkeypatch.setattr(monitoring_helpers.RangeHandler, "send_head", send_head)

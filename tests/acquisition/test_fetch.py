@@ -74,6 +74,7 @@ def test_two_items_of_one_date_mosaic_against_numpy(pc, tmp_path):
                              "absolute_orbit": 53498, "instrument_mode": "IW",
                              "assets": {k: pc.items[0]["assets"][k.lower()]["href"] for k in ("vv", "vh")}}
     assert "sig=" not in res.manifest.read_text()
+    assert "failed" not in doc and "not_attempted" not in doc  # only a fetch that failed part-way has them
 
 
 def test_token_required_403_names_the_key(pc, tmp_path, monkeypatch):
@@ -114,6 +115,51 @@ def test_429_then_success_and_persistent_429(pc, tmp_path):
     with pytest.raises(RateLimitError, match=r"rate limited \(HTTP 429\) after 3 retries"):
         fetch(SEAM, "2024-04-19", "2024-04-19", tmp_path / "out2", source=_source(pc), retries=FAST,
               progress=False)
+
+
+def test_a_date_that_fails_after_others_were_written_leaves_their_manifest(pc, tmp_path, run_cli, monkeypatch):
+    """Dates 1 and 3 readable, date 2's storage answers 503: date 1's scene is listed in fetch.json with the
+    failure, in place of an earlier run's fetch.json, and the error is still the fetch's own (one line)."""
+    import floodwatch.acquisition.read as read
+    import s1_items
+    from floodwatch.errors import AcquisitionError
+
+    monkeypatch.setitem(read.GDAL_HTTP_ENV, "GDAL_HTTP_RETRY_DELAY", "0.05")
+    day3 = fake_pc.DAY2 + timedelta(days=12)
+    d = s1_items.rtc_item("S1A_IW_GRDH_1SDV_20240513T045751_20240513T045816_053848_067DF2_rtc", day3, EPSG,
+                          fake_pc._bounds(0), pc.files)
+    vv = s1_items.linear_field(fake_pc.SIZE, fake_pc.SIZE, seed=4)
+    s1_items.write_item_cogs(pc.root, d, vv, vv * 0.2)
+    pc.api.items = [*pc.items, d]
+    c_id = pc.items[2]["id"]
+    fake_pc.fail_reads(monkeypatch, c_id)
+    aoi = utm_aoi(X0 + 1000, Y1 - 2000, X0 + 2000, Y1 - 1000)  # inside items A and C (and D)
+    out = tmp_path / "out"
+    (out / "2023-01-01").mkdir(parents=True)
+    (out / "fetch.json").write_text('{"scenes": [{"key": "2023-01-01", "path": "2023-01-01/scene.tif"}]}\n')
+    with pytest.raises(AcquisitionError, match=f"STAC item '{c_id}': cannot read") as err:
+        fetch(aoi, "2024-04-01", "2024-05-31", out, source=_source(pc), retries=FAST, progress=False)
+    assert err.value.__notes__ == [f"{out / 'fetch.json'} lists the 1 scene written before 2024-05-01"]
+    assert (out / "2024-04-19" / "scene.tif").is_file() and not (out / "2024-05-01").exists()
+    doc = _strict(out / "fetch.json")
+    assert [s["key"] for s in doc["scenes"]] == ["2024-04-19"] and doc["skipped"] == []
+    assert doc["scenes"][0]["items"][0]["id"] == pc.items[0]["id"]
+    assert doc["failed"]["key"] == "2024-05-01" and doc["failed"]["items"] == [c_id]
+    assert doc["failed"]["error"] == str(err.value) and "sig=" not in doc["failed"]["error"]
+    assert doc["not_attempted"] == ["2024-05-13"]
+    # the command: its one-line error says where the scenes written are listed
+    w, s, e, n = aoi.bounds
+    bad = run_cli("fetch", "--bbox", f"{w},{s},{e},{n}", "--start", "2024-04-01", "--end", "2024-05-31",
+                  "--stac", pc.api.url, "-o", tmp_path / "cli", "-q")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "cannot read" in bad.stderr
+    assert bad.stderr.rstrip().endswith(f"; {tmp_path / 'cli' / 'fetch.json'} lists the 1 scene written before "
+                                        "2024-05-01")
+    assert _strict(tmp_path / "cli" / "fetch.json")["failed"]["key"] == "2024-05-01"
+    # the first date failing writes nothing: the folder, fetch.json included, stays as the last run left it
+    before = (out / "fetch.json").read_bytes()
+    with pytest.raises(AcquisitionError, match="cannot read"):
+        fetch(aoi, "2024-05-01", "2024-05-31", out, source=_source(pc), retries=FAST, progress=False)
+    assert (out / "fetch.json").read_bytes() == before and not (out / "2024-05-13").exists()
 
 
 def test_several_dates_and_partial_coverage(pc, tmp_path, capsys):

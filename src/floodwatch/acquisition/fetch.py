@@ -2,7 +2,9 @@
 and a JSON of what was fetched and from where."""
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +15,7 @@ import shapely
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import AcquisitionError, CoverageError, NoItemsError, UnitsError
+from ..errors import AcquisitionError, CoverageError, FloodwatchError, NoItemsError, UnitsError
 from ..io import atomic_path, check_output_dir
 from ..lonlat import WIDE_EDGE, has_wide_edge
 from .read import (BANDS, INTEGER_TYPES, Grid, aoi_coverage, asset_data_type, asset_href, band_assets,
@@ -119,7 +121,9 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
 
     One `<date>/scene.tif` (2 bands, VV and VH, float32 dB, NaN nodata) per acquisition date, and
     `fetch.json`. Dates whose items cover less than `min_coverage` of the AOI are skipped (with a warning);
-    none left is a CoverageError. `first_only`: stop after the first date written.
+    none left is a CoverageError. `first_only`: stop after the first date written. A date that fails after
+    others were written: `fetch.json` lists those, with the failure (`failed`, `not_attempted`), and the
+    error is raised (its note names the manifest); one that fails before any leaves the folder as it was.
     """
     from rich.console import Console
 
@@ -160,13 +164,29 @@ def fetch(aoi: BaseGeometry, start: Any, end: Any, out_dir: str | Path, *, sourc
         sign = planetary_computer_signer(coll, label=label, retries=retries)
     result = FetchResult(out_dir, out_dir / MANIFEST)
     groups = _group(usable)
-    with _progress(progress, sum(len(g) for g in groups.values())) as bar:
-        for key, group in groups.items():
-            scene = _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, result, console, bar)
-            if scene is not None:
-                result.scenes.append(scene)
-                if first_only:
-                    break
+    done = 0  # dates finished, written or skipped
+    try:
+        with _progress(progress, sum(len(g) for g in groups.values())) as bar:
+            for key, group in groups.items():
+                scene = _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, result, console,
+                                     bar)
+                done += 1
+                if scene is not None:
+                    result.scenes.append(scene)
+                    if first_only:
+                        break
+    except (Exception, KeyboardInterrupt) as exc:
+        # scenes already written keep their provenance (and replace an earlier run's fetch.json, which would
+        # describe other scenes); the error is still the caller's
+        keys = list(groups)
+        if result.scenes and done < len(keys):
+            failure = {"failed": {"key": keys[done], "items": [i.id for i in groups[keys[done]]],
+                                  "error": _error_text(exc)}, "not_attempted": keys[done + 1:]}
+            n = len(result.scenes)
+            with contextlib.suppress(Exception):  # the fetch's own error is the one to report
+                _write_manifest(result, src, aoi, since, until, min_coverage, failure)
+                _note(exc, f"{result.manifest} lists the {n} scene{'s' * (n > 1)} written before {keys[done]}")
+        raise
     if not result.scenes:
         best = max(result.skipped, key=lambda s: s["coverage"])
         raise CoverageError(f"{label}: the items {when} cover at most {100 * best['coverage']:.0f}% of the AOI "
@@ -277,7 +297,25 @@ def _item_record(item: Any) -> dict[str, Any]:
             "assets": {k: redact(asset_href(item, k, a)) for k, _, a in band_assets(item)}}
 
 
-def _write_manifest(result: FetchResult, src: Source, aoi: BaseGeometry, since, until, min_coverage) -> None:
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, FloodwatchError):  # floodwatch's say what failed; another's kind says what it is
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return re.sub(r"https?://\S+", lambda m: redact(m.group()), text)  # no signature in the manifest
+
+
+def _note(exc: BaseException, text: str) -> None:
+    # PEP 678's notes (shown under a traceback from Python 3.11; `fetch_cmd` adds it to its one line), set
+    # directly as add_note is 3.11+
+    exc.__notes__ = [*getattr(exc, "__notes__", []), text]
+
+
+def _write_manifest(result: FetchResult, src: Source, aoi: BaseGeometry, since, until, min_coverage,
+                    failure: dict[str, Any] | None = None) -> None:
+    """fetch.json; `failure`: what to add when a date failed after others were written (`failed`: its key,
+    items and error; `not_attempted`: the later dates' keys)."""
     doc = {"source": src.name, "api": src.url, "collection": src.collection, "aoi": mapping(aoi),
            "start": utc_iso(since), "end": utc_iso(until), "min_coverage": min_coverage,
            "fetched_at": utc_iso(datetime.now(timezone.utc)),
@@ -287,6 +325,7 @@ def _write_manifest(result: FetchResult, src: Source, aoi: BaseGeometry, since, 
                        **({"orbit_note": s.orbit_note} if s.orbit_note else {}), "items": s.items}
                       for s in result.scenes],
            "skipped": [{**s, "coverage": round(s["coverage"], 6)} for s in result.skipped]}
+    doc.update(failure or {})
     with atomic_path(result.manifest) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 

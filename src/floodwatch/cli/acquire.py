@@ -74,11 +74,20 @@ def fetch_cmd(
     from rich.table import Table
 
     from ..acquisition import fetch
+    from ..acquisition.fetch import MANIFEST
+    from ..errors import FloodwatchError
 
     geom, _ = _area(str(aoi) if aoi else None, bbox, stored=False)
     with _area_named(bbox):
-        res = fetch(geom, start, end, out_dir, source=_source(source, collection, stac, units),
-                    min_coverage=min_coverage, progress=not quiet)
+        try:
+            res = fetch(geom, start, end, out_dir, source=_source(source, collection, stac, units),
+                        min_coverage=min_coverage, progress=not quiet)
+        except FloodwatchError as exc:
+            # a later date failed: say, on the error's one line, where the scenes written before it are listed
+            written = next((n for n in reversed(getattr(exc, "__notes__", [])) if MANIFEST in n), None)
+            if written is None:
+                raise
+            raise type(exc)(f"{exc}; {written}") from None
     table = Table("date", "acquired", "items", "AOI coverage", "source units", "scene")
     for s in res.scenes:
         table.add_row(s.key, s.acquired, str(len(s.items)), f"{100 * s.coverage:.0f}%", s.units_in, str(s.path))
