@@ -138,13 +138,18 @@ def test_cli_run_asks_a_triton_server_as_map_does(pc, tmp_path, run_cli, monkeyp
         return DarkWaterPredictor()
 
     monkeypatch.setattr("floodwatch.inference.predictor.load_predictor", load_predictor)
+    from floodwatch.inference.temperature import save_temperature
+
     aoi_file = tmp_path / "valley.geojson"
     aoi_file.write_text(json.dumps(CORNER.__geo_interface__))
+    # a temperature fitted on the file the server runs holds for the server's probabilities
+    t_file = save_temperature(tmp_path / "t.json", 1.5)
     ran = run_cli("run", "--aoi", aoi_file, "--date", "2024-05-01", "--stac", pc.api.url, "--tile", "128", "--db",
                   tmp_path / "fw.db", "-o", tmp_path / "run", "-q", "--backend", "triton", "--url", "127.0.0.1:8001",
-                  "--triton-model", "fw", "--protocol", "grpc", "--tta")
+                  "--triton-model", "fw", "--protocol", "grpc", "--tta", "--temperature", t_file)
     assert ran.returncode == 0, ran.stderr
-    assert calls == [(None, "triton", {"url": "127.0.0.1:8001", "model_name": "fw", "protocol": "grpc", "tta": True})]
+    assert calls == [(None, "triton", {"url": "127.0.0.1:8001", "model_name": "fw", "protocol": "grpc", "tta": True,
+                                       "temperature": 1.5})]
     stats = json.loads((tmp_path / "run" / "maps" / "2024-05-01" / "scene" / "stats.json").read_text())
     assert stats["backend"] == "triton" and stats["flooded_km2"] > 0
 

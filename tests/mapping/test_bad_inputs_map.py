@@ -65,8 +65,6 @@ CASES = [
          ("-m/--model", "not used with --backend triton")),
     Case("weights-with-triton", "map {scene} -o {out} --backend triton --weights 1,1",
          ("--weights", "not used with --backend triton")),
-    Case("temperature-with-triton", "map {scene} -o {out} --backend triton --temperature {file}",
-         ("--temperature", "not used with --backend triton")),
     # counted before a cluster starts, not by each worker
     Case("weights-count", "map {scene} -m {model} -m {model} -o {out} --weights 1,2,3 --workers 2",
          ("--weights: 3 weights for 2 models (-m)",)),

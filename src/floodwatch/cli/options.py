@@ -101,8 +101,10 @@ def scene_model(model: Optional[list[str]], backend: str, *, url: str, triton_mo
     from ..models.zoo import kind_for_backend
     from .common import resolve_models
 
-    if backend == "triton":  # a file given here would be silently not the one mapping
-        for flag, given in (("-m/--model", model), ("--weights", weights), ("--temperature", temperature)):
+    # a file given here would be silently not the one mapping; a temperature acts on any model's probabilities,
+    # so one fitted (evaluate --calibrate) on the file the server runs holds there
+    if backend == "triton":
+        for flag, given in (("-m/--model", model), ("--weights", weights)):
             if given:
                 raise FloodwatchError(f"{flag}: not used with --backend triton, which runs the server's model "
                                       "(--triton-model names it)")
