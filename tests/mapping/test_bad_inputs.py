@@ -1,12 +1,15 @@
 """Bad input: one-line FloodwatchError naming the file or field, and nothing left behind."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import rasterio
 
-from floodwatch.errors import DataError, FloodwatchError
-from floodwatch.mapping import map_scene
+from floodwatch.errors import DataError, FloodwatchError, InvalidArgumentError
+from floodwatch.mapping import Terrain, map_scene, map_scenes
+from floodwatch.mapping.locations import output_names
 
 from .helpers import ThresholdPredictor, make_scene
 
@@ -104,3 +107,79 @@ def test_wrong_predictor_output_shape(tmp_path, scene):
 
     with pytest.raises(FloodwatchError, match="predictor returned shape"):
         map_scene(scene, Bad(), tmp_path / "out", **TILING)
+
+
+# -- a caller's bad argument: InvalidArgumentError naming it, before anything is read or written -------------
+def _nothing_but_the_scene(folder):
+    assert sorted(p.name for p in folder.iterdir()) == ["s.tif"]
+
+
+@pytest.mark.parametrize("where", [None, {"a": 1}, 5])
+def test_out_dir_that_is_no_path_is_refused_not_made_a_folder(tmp_path, scene, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)  # str(None) would have been the folder ./None
+    with pytest.raises(InvalidArgumentError, match=r"^out_dir: .* is not a path or URL"):
+        map_scene(scene, ThresholdPredictor(), where, **TILING)
+    with pytest.raises(InvalidArgumentError, match=r"^out_dir: .* is not a path or URL"):
+        map_scenes([scene], ThresholdPredictor, where, processes=False, tile=64, overlap=16, progress=False)
+    _nothing_but_the_scene(tmp_path)
+
+
+@pytest.mark.parametrize("option", ["scene", "vh", "water_mask", "hand", "dem", "exclude"])
+def test_other_locations_that_are_no_path_are_refused(tmp_path, scene, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    args = {"scene": None} if option == "scene" else {}
+    kw = {"terrain": Terrain(**{option: 7})} if option in ("hand", "dem", "exclude") else \
+        {option: 7} if option != "scene" else {}
+    with pytest.raises(InvalidArgumentError, match=rf"^{option}: (None|7) is not a path or URL"):
+        map_scene(args.get("scene", scene), ThresholdPredictor(), tmp_path / "out", **kw, **TILING)
+    _nothing_but_the_scene(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/../../escape", "ABSOLUTE", ".", "", "a//b", "a/", "a\\..", 5])
+def test_a_name_that_leads_out_of_out_dir_is_refused(tmp_path, scene, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    name = str(tmp_path / "abs") if name == "ABSOLUTE" else name
+    with pytest.raises(InvalidArgumentError, match=r"^name: .* not a folder name"):
+        map_scene(scene, ThresholdPredictor(), tmp_path / "maps" / "out", name=name, **TILING)
+    _nothing_but_the_scene(tmp_path)
+
+
+def test_the_names_output_names_gives_are_folder_names():
+    from floodwatch.mapping.locations import check_output_name
+
+    for name in output_names(["s1/2024-05-01/scene.tif", "s1/2024-05-13/scene.tif", "/w/a.tif", "t/x.tiff"]):
+        check_output_name(name)  # map and map_scenes pass them on as `name`
+
+
+@pytest.mark.parametrize("option, value", [("tile", 1024 / 2), ("tile", 64.0), ("batch", 2.5), ("overlap", 16.5),
+                                           ("tile", True), ("batch", True), ("chunk_tiles", 1.5),
+                                           ("overlap", np.float32(16))])
+def test_tiling_numbers_must_be_ints(tmp_path, scene, option, value):
+    with pytest.raises(InvalidArgumentError, match=rf"^{option}: {re.escape(repr(value))} is a \w+, not an int$"):
+        map_scene(scene, ThresholdPredictor(), tmp_path / "out", **(TILING | {option: value}))
+    assert_nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize("kw", [dict(threshold=1.5), dict(threshold="0.5"), dict(batch=0), dict(tile=4),
+                                dict(overlap=40), dict(probability="int16"), dict(chunk_tiles=0),
+                                dict(min_area_m2=-1.0), dict(simplify=float("nan")), dict(units="dbz")])
+def test_bad_arguments_raise_invalid_argument_error(tmp_path, scene, kw):
+    with pytest.raises(InvalidArgumentError, match=f"^{next(iter(kw))}: "):
+        map_scene(scene, ThresholdPredictor(), tmp_path / "out", **(TILING | kw))
+    assert_nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize("kw", [dict(hand_max=0, hand="h.tif"), dict(slope_max=91, dem="d.tif"),
+                                dict(depth=True, exclude="x.tif"), dict(orbit="sideways", dem="d.tif"),
+                                dict(incidence_deg=95, dem="d.tif"), dict(channel_km2=0, dem="d.tif"),
+                                dict(depth_percentile=0, dem="d.tif")])
+def test_bad_terrain_options_raise_invalid_argument_error(kw):
+    with pytest.raises(InvalidArgumentError, match=f"^{next(iter(kw))}: "):
+        Terrain(**kw).validate()
+
+
+@pytest.mark.parametrize("predictor", [None, {"a": 1}, object()])
+def test_a_predictor_that_is_no_predictor_is_refused(tmp_path, scene, predictor):
+    with pytest.raises(InvalidArgumentError, match=r"^predictor: a \w+ is neither a Predictor .* nor a model file"):
+        map_scene(scene, predictor, tmp_path / "out", **TILING)
+    assert_nothing_written(tmp_path / "out")

@@ -285,3 +285,27 @@ def test_negative_polygon_options_are_refused_before_any_output(tmp_path, option
     with pytest.raises(FloodwatchError, match=rf"{next(iter(option))}: .* must be at least 0"):
         map_scene(tmp_path / "s.tif", ThresholdPredictor(), tmp_path / "out", tile=32, overlap=8, **option)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_file_as_predictor_maps_as_the_loaded_predictor_does(tmp_path, tiny_checkpoint):
+    from floodwatch.errors import InvalidArgumentError
+    from floodwatch.inference import load_predictor
+    from floodwatch.mapping import predictor_options
+
+    make_scene(tmp_path / "s.tif", 70, 60)
+    loaded = load_predictor(tiny_checkpoint, **predictor_options(tiny_checkpoint))
+    runs = {"path": map_scene(tmp_path / "s.tif", str(tiny_checkpoint), tmp_path / "path", **TILING),
+            "loaded": map_scene(tmp_path / "s.tif", loaded, tmp_path / "loaded", model=tiny_checkpoint, **TILING)}
+    for key in ("mask", "probability"):
+        a, _ = read(runs["path"].paths[key])
+        b, _ = read(runs["loaded"].paths[key])
+        np.testing.assert_array_equal(a, b)
+    timing = ("runtime_s", "tiles_per_s", "km2_per_s", "stage_seconds")
+    path_stats, loaded_stats = ({k: v for k, v in r.stats.items() if k not in timing} for r in runs.values())
+    assert path_stats == loaded_stats and path_stats["model"] == str(tiny_checkpoint.absolute())
+    assert path_stats["backend"] == "TorchPredictor"  # as `map -m FILE` records it
+    ensemble = map_scene(tmp_path / "s.tif", [tiny_checkpoint, tiny_checkpoint], tmp_path / "ens", **TILING)
+    assert ensemble.stats["model"] == [str(tiny_checkpoint.absolute())] * 2
+    with pytest.raises(InvalidArgumentError, match="^model: "):  # one file recorded, another one run
+        map_scene(tmp_path / "s.tif", tiny_checkpoint, tmp_path / "x", model="other.pt", **TILING)
+    assert not (tmp_path / "x").exists()

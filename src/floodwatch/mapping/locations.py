@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import unquote, urlparse
 
-from ..errors import DataError
+from ..errors import DataError, InvalidArgumentError
 
 #: URL schemes GDAL reads directly (rasterio maps them onto its /vsi... file systems)
 REMOTE_INPUT_SCHEMES = ("http", "https", "s3", "gs", "az", "azure")
@@ -94,6 +94,24 @@ def output_names(locations: Sequence[str | os.PathLike], *, paired: Sequence[boo
         raise DataError(f"{locations[clash]}: its map would be written over {locations[other]}'s "
                         f"({names[clash]}/); give them from different folders, or map them apart")
     return names
+
+
+def check_location(location: object, what: str) -> None:
+    """`location` is a path or URL: None, a number or a dict would otherwise become a folder named after its
+    str() ('./None/')."""
+    if not isinstance(location, (str, os.PathLike)):
+        raise InvalidArgumentError(f"{what}: {location!r} is not a path or URL (a str or os.PathLike)")
+
+
+def check_output_name(name: object) -> None:
+    """A scene's output folder under out_dir: a folder name, or folder names joined by '/' as `output_names`
+    gives them ('2024-05-01/scene'). '..', '.', an empty part or a leading '/' would put the map outside
+    out_dir, or into out_dir itself, which holds the other scenes' maps."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"name: {name!r} is not a folder name (a str)")
+    if "\\" in name or any(part.strip() in ("", ".", "..") for part in name.split("/")):
+        raise InvalidArgumentError(f"name: '{name}' is not a folder name under out_dir (folder names joined by '/'; "
+                                   "no '..', '.', empty part, leading '/' or '\\')")
 
 
 def is_remote_output(location: str | os.PathLike) -> bool:

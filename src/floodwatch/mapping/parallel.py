@@ -9,11 +9,11 @@ from typing import Any, Callable, Sequence
 from rich.progress import Progress
 
 from ..data.files import TIFF_SUFFIXES, pair_band_files
-from ..errors import DataError, FloodwatchError
+from ..errors import DataError, FloodwatchError, InvalidArgumentError
 from ..io import output_folder
-from .locations import (input_stem, is_remote_input, is_remote_output, output_names, resolve_input,
+from .locations import (check_location, input_stem, is_remote_input, is_remote_output, output_names, resolve_input,
                         resolve_output)
-from .pipeline import MapResult, check_scene_folders, map_scene
+from .pipeline import MapResult, check_scene_folders, map_scene, model_files
 from .terrain_sources import public_layer
 
 
@@ -22,6 +22,7 @@ def scene_files(paths: Sequence[str | Path]) -> list[Path | str]:
     gs://) stay strings."""
     out: list[Path | str] = []
     for given in paths:
+        check_location(given, "scenes")
         if is_remote_input(given):
             out.append(str(given))
             continue
@@ -47,9 +48,7 @@ def _resolve_source(source):
 def _model_files(model) -> bool:
     """Whether `model` is for load_predictor: a path, a list of them (an ensemble), or None (the Triton server
     names its own model)."""
-    if isinstance(model, (list, tuple)):
-        return bool(model) and all(isinstance(m, (str, Path)) for m in model)
-    return model is None or isinstance(model, (str, Path))
+    return model is None or model_files(model)
 
 
 def _load(model, backend: str, predictor_kwargs: dict):
@@ -104,6 +103,7 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Sequence[str | 
     Results come back in the order of `scenes`; failed scenes are reported together in one error."""
     from dask.distributed import Client, LocalCluster, as_completed
 
+    check_location(out_dir, "out_dir")  # before resolve_output makes None a folder './None'
     files = scene_files(scenes)
     if not files:
         raise DataError("no scenes given")
@@ -111,11 +111,11 @@ def map_scenes(scenes: Sequence[str | Path], model: str | Path | Sequence[str | 
         if not is_remote_input(f) and not Path(f).is_file():
             raise DataError(f"{f}: file not found")
     if kw.get("vh") and len(files) > 1:
-        raise FloodwatchError("vh: a VH file pairs with one VV scene, not with several")
+        raise InvalidArgumentError("vh: a VH file pairs with one VV scene, not with several")
     if kw.get("self_train") is not None and not processes and hasattr(model, "predict"):
         # threads would fine-tune one shared network on several scenes at once
-        raise FloodwatchError("self_train: each scene fine-tunes its own copy of the model; give `model` as a file "
-                              "or a factory, not a ready predictor shared by threads")
+        raise InvalidArgumentError("self_train: each scene fine-tunes its own copy of the model; give `model` as a "
+                                   "file or a factory, not a ready predictor shared by threads")
     # Workers of a real cluster run in other folders (or on other machines): send absolute paths or URLs.
     files = [resolve_input(f) for f in files]  # one spelling per file before pairing
     pairs = pair_band_files(files) if not kw.get("vh") else [(files[0], None)]

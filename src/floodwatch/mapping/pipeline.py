@@ -13,6 +13,7 @@ depth; see `floodwatch.mapping.terrain`), sized for AOI scenes.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import queue
 import tempfile
@@ -27,12 +28,13 @@ import numpy as np
 import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..errors import FloodwatchError
+from ..errors import FloodwatchError, InvalidArgumentError
 from ..inference.base import model_file_label, predictor_model_file, predictor_settings
-from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction
+from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction, check_tiling
 from ..io import atomic_dir, check_replaceable, write_json
 from .area import AreaCounter
-from .locations import is_remote_output, resolve_input, resolve_output, upload_dir
+from .locations import (check_location, check_output_name, is_remote_output, resolve_input, resolve_output,
+                        upload_dir)
 from .masks import open_mask
 from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL,
                       Quicklook, aligned_block, finish_raster, finish_raster_in_process, open_strip_writer,
@@ -125,9 +127,9 @@ def predictor_precision(predictor) -> str:
     return str(meta["precision"]) if isinstance(meta, dict) and "precision" in meta else "unknown"
 
 
-def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Path | None = None,
-              units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP, batch: int = 4,
-              threshold: float = 0.5,
+def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Path], out_dir: str | Path, *,
+              vh: str | Path | None = None, units: str = "db", tile: int = 512, overlap: int = DEFAULT_OVERLAP,
+              batch: int = 4, threshold: float = 0.5,
               water_mask: str | Path | None = None, min_area_m2: float = 1000.0, simplify: float = 1.0,
               probability: str = "uint8", progress: bool = True, backend: str | None = None,
               terrain: Terrain | None = None, chunk_tiles: int = CHUNK_TILES, name: str | None = None,
@@ -138,7 +140,10 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
     folder or an fsspec URL (s3://, gs://, memory://), see `floodwatch.mapping.locations`.
 
-    predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability.
+    predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability; or a model file
+    (a .pt/.pth checkpoint, an .onnx file; a list: an ensemble), loaded as `map` loads it:
+    `load_predictor(model, **predictor_options(model))` (bfloat16 torch on a CPU that has it, FLOODWATCH_TORCH_BF16=0
+    keeps float32), and recorded as stats.json's `model`. Load it yourself for TTA, refinement or other options.
     vh: the VH file when `scene` is a single-band VV file. units: 'db' or 'linear' power.
     water_mask: permanent-water reference, kept apart from new flood: a raster (any grid), a GeoJSON or
     shapefile, or a public layer name ('jrc-gsw', 'worldcover').
@@ -147,22 +152,39 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
     min_area_m2: polygons smaller than this are left out of the GeoJSON (the rasters keep every pixel).
     simplify: polygon simplification tolerance in pixels. probability: 'uint8' (0-100) or 'float32'.
     chunk_tiles: tile columns per window (memory against per-window overhead).
-    name: the output folder under `out_dir` (`mapping.locations.output_names` tells same-named scenes apart).
+    name: the output folder under `out_dir` (`mapping.locations.output_names` tells same-named scenes apart): a
+    folder name, or names joined by '/'; nothing that leads out of `out_dir`.
+    tile, overlap, batch, chunk_tiles: ints (a float, even 512.0, is refused).
     self_train: fine-tune the (torch) model on its own confident predictions over up to `max_chips` tiles of this
     scene before mapping it (`floodwatch.inference.selftrain`); the trained weights are back afterwards, so
     the next scene starts from the same model. stats.json's `self_training` says what it did and its seconds.
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
-    model: the model file that `predictor` runs (a list: an ensemble's), recorded in stats.json as infer and
-    evaluate record theirs.
+    model: the model file that a ready `predictor` runs (a list: an ensemble's), recorded in stats.json as infer
+    and evaluate record theirs.
+    backend: what stats.json records as the back-end; None: the predictor's own name (its `backend`, else its
+    class), as `map` records it without --backend.
     """
-    check_prediction(threshold, batch)
-    if probability not in ("uint8", "float32"):
-        raise FloodwatchError(f"probability: '{probability}' is not one of uint8, float32")
-    if chunk_tiles < 1:
-        raise FloodwatchError(f"chunk_tiles: {chunk_tiles} must be at least 1")
-    for option, value in (("min_area_m2", min_area_m2), ("simplify", simplify)):
-        if not value >= 0:
-            raise FloodwatchError(f"{option}: {value} must be at least 0")
+    check_location(scene, "scene")
+    check_location(out_dir, "out_dir")
+    for option, where in (("vh", vh), ("water_mask", water_mask)):
+        if where is not None:
+            check_location(where, option)
+    if name is not None:
+        check_output_name(name)
+    _check_options(tile=tile, overlap=overlap, batch=batch, chunk_tiles=chunk_tiles, threshold=threshold,
+                   min_area_m2=min_area_m2, simplify=simplify, probability=probability)
+    if model_files(predictor):
+        if model is not None:
+            raise InvalidArgumentError("model: names the file a ready `predictor` runs; leave it out when "
+                                       "`predictor` is the model file")
+        from ..inference.predictor import load_predictor
+
+        share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate, as `map` does
+        model = list(predictor) if isinstance(predictor, (list, tuple)) else predictor
+        predictor = load_predictor(model, **predictor_options(model))
+    elif not (hasattr(predictor, "predict") and hasattr(predictor, "preprocessing")):
+        raise InvalidArgumentError(f"predictor: a {type(predictor).__name__} is neither a Predictor (with "
+                                   "`preprocessing` and `predict`) nor a model file")
     if self_train is not None:
         from ..inference.selftrain import torch_model
 
@@ -251,6 +273,36 @@ def map_scene(scene: str | Path, predictor, out_dir: str | Path, *, vh: str | Pa
             if water is not None:
                 water.close()
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
+
+
+def model_files(predictor) -> bool:
+    """Whether `predictor` is a model file for load_predictor, or a list of them (an ensemble)."""
+    if isinstance(predictor, (list, tuple)):
+        return bool(predictor) and all(isinstance(m, (str, os.PathLike)) for m in predictor)
+    return isinstance(predictor, (str, os.PathLike))
+
+
+def _check_options(*, tile, overlap, batch, chunk_tiles, threshold, min_area_m2, simplify, probability) -> None:
+    """map_scene's numbers, refused as the caller's argument (InvalidArgumentError) naming it. A float is no
+    int even when whole (512.0, from 1024 / 2): numpy would fail on it deep inside the run; bool is no number."""
+    for option, value in (("tile", tile), ("overlap", overlap), ("batch", batch), ("chunk_tiles", chunk_tiles)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InvalidArgumentError(f"{option}: {value!r} is a {type(value).__name__}, not an int")
+    for option, value in (("threshold", threshold), ("min_area_m2", min_area_m2), ("simplify", simplify)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidArgumentError(f"{option}: {value!r} is a {type(value).__name__}, not a number")
+    try:  # the rules every sliding-window prediction shares (inference.tiling), here a caller's bad argument
+        check_prediction(threshold, batch)
+        check_tiling(tile, overlap)
+    except FloodwatchError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    if probability not in ("uint8", "float32"):
+        raise InvalidArgumentError(f"probability: '{probability}' is not one of uint8, float32")
+    if chunk_tiles < 1:
+        raise InvalidArgumentError(f"chunk_tiles: {chunk_tiles} must be at least 1")
+    for option, value in (("min_area_m2", min_area_m2), ("simplify", simplify)):
+        if not value >= 0:
+            raise InvalidArgumentError(f"{option}: {value} must be at least 0")
 
 
 @contextlib.contextmanager

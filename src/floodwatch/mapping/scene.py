@@ -17,7 +17,7 @@ from rasterio.windows import Window
 from ..data.files import (band_file, check_not_db, check_not_linear, check_vh_darker, gdal_reason, missing_db,
                           partner_file, require_float)
 from ..data.sample import band_order, is_unnamed
-from ..errors import DataError
+from ..errors import DataError, InvalidArgumentError
 from ..io import require_file
 from .locations import input_stem, is_remote_input
 
@@ -49,7 +49,7 @@ class SceneReader:
     def __init__(self, scene: str | Path, *, vh: str | Path | None = None, units: str = "db",
                  bands: Sequence[str] = ("VV", "VH")):
         if units not in UNITS:
-            raise DataError(f"units: '{units}' is not one of {', '.join(UNITS)}")
+            raise InvalidArgumentError(f"units: '{units}' is not one of {', '.join(UNITS)}")
         self.path = str(scene) if is_remote_input(scene) else Path(scene)
         self.units = units
         self.bands = [b.upper() for b in bands]

@@ -25,8 +25,8 @@ from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject
 from scipy import ndimage
 
-from ..errors import DataError, FloodwatchError
-from .locations import is_remote_input
+from ..errors import DataError, InvalidArgumentError
+from .locations import check_location, is_remote_input
 from .masks import grid_of, open_mask
 from .terrain_sources import Grid, PublicLayer, fetch_layer, open_cog, read_cog_window, resolve_layer
 
@@ -82,20 +82,24 @@ class Terrain:
         return any(x is not None for x in (self.hand, self.dem, self.exclude))
 
     def validate(self) -> None:
+        """Refuses a caller's bad option (InvalidArgumentError naming it); the layers are read later."""
+        for option in ("hand", "dem", "exclude"):
+            if getattr(self, option) is not None:
+                check_location(getattr(self, option), option)
         if not self.hand_max > 0:
-            raise FloodwatchError(f"hand_max: {self.hand_max} must be above 0 m")
+            raise InvalidArgumentError(f"hand_max: {self.hand_max} must be above 0 m")
         if not 0 < self.slope_max <= 90:
-            raise FloodwatchError(f"slope_max: {self.slope_max} must be in (0, 90] degrees")
+            raise InvalidArgumentError(f"slope_max: {self.slope_max} must be in (0, 90] degrees")
         if not 0 < self.depth_percentile <= 100:
-            raise FloodwatchError(f"depth_percentile: {self.depth_percentile} must be in (0, 100]")
+            raise InvalidArgumentError(f"depth_percentile: {self.depth_percentile} must be in (0, 100]")
         if self.depth and self.dem is None:
-            raise FloodwatchError("depth: needs a DEM (dem)")
+            raise InvalidArgumentError("depth: needs a DEM (dem)")
         if self.orbit is not None and self.orbit not in ORBITS:
-            raise FloodwatchError(f"orbit: '{self.orbit}' is not one of {', '.join(ORBITS)}")
+            raise InvalidArgumentError(f"orbit: '{self.orbit}' is not one of {', '.join(ORBITS)}")
         if self.incidence_deg is not None and not 0 < self.incidence_deg < 90:
-            raise FloodwatchError(f"incidence_deg: {self.incidence_deg} must be in (0, 90)")
+            raise InvalidArgumentError(f"incidence_deg: {self.incidence_deg} must be in (0, 90)")
         if not self.channel_km2 > 0:
-            raise FloodwatchError(f"channel_km2: {self.channel_km2} must be above 0")
+            raise InvalidArgumentError(f"channel_km2: {self.channel_km2} must be above 0")
 
 
 # -- look geometry -------------------------------------------------------------------------------------
