@@ -88,8 +88,13 @@ CASES = [
     Case("stats-max-pixels-zero", "data stats {good} -o {out}.json --max-pixels 0", ("--max-pixels", "Invalid value"),
          absent=("{out}.json",)),
     # NaN passed every bound and put every chip in train
-    Case("split-fractions-nan", "data split {good} -o {out}.csv --fractions=nan,0.5,0.5", ("split fractions (nan",),
-         absent=("{out}.csv",)),
+    Case("split-fractions-nan", "data split {good} -o {out}.csv --fractions=nan,0.5,0.5",
+         ("--fractions: need 2 or 3 non-negative numbers summing to 1, got (nan",), absent=("{out}.csv",)),
+    # the library's messages start with its parameter's name, which becomes the flag ("split block 0" named none)
+    Case("split-block-zero", "data split {good} -o {out}.csv --method blocked --block 0",
+         ("--block: must be a whole number >= 1, got 0",), absent=("{out}.csv",)),
+    Case("stats-split-unknown", "data stats {good} -o {out} --split bogus",
+         ("--split: 'bogus' is not one of train, val, test",)),
     Case("synth-into-kept-folder", "data synth {kept} --chips 2 --size 32", ("{kept}", "notes.txt"), absent=()),
     Case("convert-into-kept-folder", "data convert {good} {kept}", ("{kept}", "notes.txt"), absent=()),
     # a split CSV naming a path for a split (images/../../evil), or no chip of the data set

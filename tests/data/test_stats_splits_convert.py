@@ -10,7 +10,7 @@ from floodwatch.data.harmonise import EIGHT_BIT_TO_DB
 from floodwatch.data.inspect import inspect_dataset
 from floodwatch.data.splits import make_split, read_split_csv, split_problems, write_split_csv
 from floodwatch.data.stats import compute_stats, preprocessing_from_stats
-from floodwatch.errors import DataError
+from floodwatch.errors import DataError, InvalidArgumentError
 
 from . import fakes
 
@@ -47,7 +47,7 @@ def test_random_and_region_splits(tmp_path):
     assert read_split_csv(path) == reg
     with pytest.raises(DataError, match="no tile grid position"):
         make_split(ds, "blocked")
-    with pytest.raises(DataError, match="fractions"):
+    with pytest.raises(InvalidArgumentError, match="^fractions: "):
         make_split(ds, "random", fractions=(0.5, 0.6))
 
 

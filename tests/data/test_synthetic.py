@@ -9,7 +9,7 @@ from scipy import special
 from floodwatch.data.sample import IGNORE_INDEX, WATER
 from floodwatch.data.synthetic import (LAND_DB, PHENOMENA, WATER_DB, synth_chips, synth_scene, write_scene,
                                        write_synthetic_dataset)
-from floodwatch.errors import DataError
+from floodwatch.errors import DataError, InvalidArgumentError
 
 
 def test_deterministic_and_seed_dependent():
@@ -94,9 +94,9 @@ def test_write_synthetic_dataset_layout(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(DataError, match="water_fraction"):
+    with pytest.raises(InvalidArgumentError, match="^water_fraction: "):
         synth_scene(16, 16, water_fraction=1.5)
-    with pytest.raises(DataError, match="height and width"):
+    with pytest.raises(InvalidArgumentError, match="^height, width: "):
         synth_scene(1, 16)
 
 

@@ -1,13 +1,14 @@
 import json
+import warnings
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 import rasterio
-from shapely.geometry import box, mapping
+from shapely.geometry import box, mapping, shape
 
 from floodwatch.data.synthetic import write_scene
-from floodwatch.errors import MonitoringError
+from floodwatch.errors import InvalidArgumentError, MonitoringError
 from floodwatch.mapping import map_scene
 from floodwatch.monitoring.aoi import add_aoi, record_map_result, record_output_dir
 from floodwatch.monitoring.change import detect_change
@@ -65,6 +66,56 @@ def test_bad_aoi_fields(store, tmp_path):
         add_aoi(store, "a", tmp_path / "missing.geojson")
     with pytest.raises(MonitoringError, match="not found"):
         store.get_aoi("nobody")
+
+
+def test_store_refuses_what_is_no_path_or_url(tmp_path, monkeypatch):
+    from floodwatch.monitoring.store import Store
+
+    monkeypatch.chdir(tmp_path)  # str() of the dict was a SQLite file "{'path': 'x'}" here
+    with pytest.raises(InvalidArgumentError, match="^url_or_path: expected a database file path or URL.*got dict"):
+        Store({"path": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aoi_arguments_from_python(store):
+    """What a notebook passes: a rule as a string (numpy's TypeError) or bool (1), a name that is not a string
+    or has a space (its message starts with the parameter: the CLI shows NAME), a shapely geometry."""
+    with pytest.raises(MonitoringError, match=r"^threshold_km2: must be a number >= 0 \(got '5'\)"):
+        add_aoi(store, "a", WEST_HALF, threshold_km2="5")
+    with pytest.raises(MonitoringError, match="^rise_percent: "):
+        add_aoi(store, "a", WEST_HALF, rise_percent=True)
+    with pytest.raises(MonitoringError, match="^name: 5 is not an AOI name"):
+        add_aoi(store, 5, WEST_HALF)
+    with pytest.raises(MonitoringError, match="^name: 'my town' is not an AOI name"):
+        add_aoi(store, "my town", WEST_HALF)
+    with pytest.raises(InvalidArgumentError, match="^geojson: .*got int"):
+        add_aoi(store, "a", 123)
+    aoi = add_aoi(store, "a", shape(WEST_HALF), threshold_km2=1)
+    assert aoi.area_km2 == pytest.approx(add_aoi(store, "b", WEST_HALF).area_km2) and aoi.threshold_km2 == 1.0
+
+
+def test_one_webhook_given_as_a_string_is_one_webhook(store):
+    # it was read as its characters: "webhooks: 'h' is not an http(s) URL"
+    aoi = add_aoi(store, "a", WEST_HALF, threshold_km2=1, webhooks="https://example.org/hook")
+    assert aoi.webhooks == ["https://example.org/hook"]
+
+
+def test_webhooks_without_a_rule_are_stored_with_a_warning(store):
+    with pytest.warns(UserWarning, match=r"^webhooks: no rule is set \(`threshold_km2` or `rise_percent`\)"):
+        add_aoi(store, "a", WEST_HALF, webhooks=["http://127.0.0.1:9/h"])
+    assert store.get_aoi("a").webhooks == ["http://127.0.0.1:9/h"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        add_aoi(store, "b", WEST_HALF, rise_percent=10, webhooks=["http://127.0.0.1:9/h"])
+
+
+def test_an_unknown_aoi_is_named_with_the_known_ones(store):
+    with pytest.raises(MonitoringError, match=r"^AOI 'nobody' not found in .*\(it holds none\)$"):
+        store.get_aoi("nobody")
+    for name in ("a", "b"):
+        add_aoi(store, name, WEST_HALF)
+    with pytest.raises(MonitoringError, match=r"^AOI 'nobody' not found in .*\(known: a, b\)$"):
+        store.history("nobody")  # a library message names no command (it said "floodwatch aoi list shows ...")
 
 
 def test_record_clips_to_aoi_on_ellipsoid(store, mapped):

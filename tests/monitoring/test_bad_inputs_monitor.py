@@ -144,6 +144,9 @@ CASES = [
          absent=()),
     Case("aoi-geojson-folder", "aoi add x --geojson {folder} --db {db}",
          ("{folder}: is a folder, not a GeoJSON file",), absent=()),
+    # the library's message starts with its parameter, which the CLI shows as the argument ("AOI name 'my town'")
+    Case("aoi-name-with-space", "aoi add 'my town' --geojson {aoi} --db {db}",
+         ("NAME: 'my town' is not an AOI name",), absent=()),
     # webhooks httpx cannot send to: they passed `aoi add`, then failed every alert (or crashed the run)
     Case("aoi-webhook-unparsable", "aoi add x --geojson {aoi} --webhook http://[::1/hook --db {db}",
          ("--webhook", "'http://[::1/hook'", "not a valid URL"), absent=()),

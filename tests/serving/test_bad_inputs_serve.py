@@ -46,7 +46,8 @@ CASES = [
     Case("repository-is-file", "serve --model-repository {file}", ("{file}", "is a file, not a model repository")),
     Case("repository-missing", "serve --model-repository {missing}", ("{missing}", "not found")),
     Case("log-file-under-file", "serve --model-repository {repo} --log-file {file}/log.txt", ("{file} is a file",)),
-    Case("log-file-is-folder", "serve --model-repository {repo} --log-file {repo}", ("{repo}", "is a folder")),
+    Case("log-file-is-folder", "serve --model-repository {repo} --log-file {repo}",
+         ("--log-file: {repo} is a folder",)),  # the library's log_file, which its message names, is the flag
     Case("http-port-above-65535", "serve --model-repository {garbled} --http-port 70000", ("--http-port", "65535")),
     Case("grpc-port-zero", "serve --model-repository {garbled} --grpc-port 0", ("--grpc-port",)),
     Case("metrics-port-negative", "serve --model-repository {garbled} --metrics-port -5", ("--metrics-port",)),

@@ -312,3 +312,14 @@ def test_ignore_boundary_px_reaches_the_training_loss_not_validation(tmp_path, s
     for m in trained:  # no labelled pixel left near both classes
         torch.testing.assert_close(ignore_boundaries(m, 2), m)
     assert any((ignore_boundaries(m, 2) == IGNORE_INDEX).sum() > (m == IGNORE_INDEX).sum() for m in scored)
+
+
+def test_a_spec_object_gets_the_data_checks_a_spec_file_gets(tmp_path, make_spec):
+    """A missing data_root was named by the reader alone ("LayoutError .../none: folder not found"), since the
+    checks ran for a spec file only: the field is named either way, before any run folder is made."""
+    from floodwatch.config import SpecProblems
+
+    spec = spec_from_dict(make_spec(tmp_path / "none"))
+    with pytest.raises(SpecProblems, match=r"^dataset_config\.data_root: .*none: folder not found"):
+        train(spec, tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()

@@ -1,6 +1,7 @@
 """`floodwatch change`, `floodwatch aoi ...` and `floodwatch web`: thin wrappers over floodwatch.monitoring."""
 from __future__ import annotations
 
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -156,7 +157,8 @@ def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ -
 
     for url in webhook:  # add_aoi checks them too; here before the store is opened (and maybe made)
         check_webhook(url)
-    with Store(db) as store:
+    with Store(db) as store, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # add_aoi's warning of a webhook without a rule: said below in flags
         a = add_aoi(store, name, geojson, threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=webhook,
                     replace=replace)
         console.print(f"AOI '{esc(a.name)}': {a.area_km2:.3f} km² in {esc(store.path)}")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_dir, dumps_json
+from .arguments import check_path
 from .harmonise import to_8bit
 from .progress import track
 from .sample import IGNORE_INDEX, NOT_WATER, WATER
@@ -64,13 +65,13 @@ def to_images_masks(dataset, out_dir: str | os.PathLike, class_map: list[dict[st
     Atomic: all or nothing."""
     from PIL import Image
 
+    out_dir = check_path(out_dir, "out_dir")
     class_map = class_map or CONVERT_CLASS_MAP
     values = _pixel_values(class_map)
     where = {i: name for name, ids in (split or {}).items() for i in ids}
     if split is not None:
         chosen = split_chips(dataset, split, split_source)[0]
         dataset = dataset.subset(chosen) if hasattr(dataset, "subset") else [s for s in dataset if s.id in where]
-    out_dir = Path(out_dir)
     def ours(entry: Path) -> bool:  # what an earlier conversion into out_dir wrote (a rerun replaces it)
         layout = {"images", "masks"}
         # <split>/images, <split>/masks: the split layout of earlier versions

@@ -148,8 +148,8 @@ def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarra
     data, georef, descriptions = read_geotiff(path, bands=bands, nodata_to_nan=True)
     require_float(data.dtype, path)
     data[missing_db(data)] = np.nan
-    check_not_linear(data, np.isfinite(data), path, "convert it to dB, 10 * log10(power), first; `floodwatch map "
-                     "--units linear` converts scenes itself")
+    check_not_linear(data, np.isfinite(data), path, "convert it to dB, 10 * log10(power), first; mapping a "
+                     "scene with units 'linear' converts it itself")
     return data, georef, descriptions
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InvalidArgumentError, LayoutError
+from .arguments import check_flag, check_path
 from .dataset import ChipDataset
 from .sources import etci, folders, ombria, sen1floods11, stac_overflow, synthetic
 
@@ -36,7 +37,7 @@ def _check_folder(path: Path) -> None:
 
 def detect_format(path: str | os.PathLike) -> str:
     """The name of the layout found in `path` (see FORMATS); LayoutError naming the folder otherwise."""
-    path = Path(path)
+    path = check_path(path, "path")
     _check_folder(path)
     for name, (looks_like, _) in FORMATS.items():
         if looks_like(path):
@@ -48,9 +49,11 @@ def detect_format(path: str | os.PathLike) -> str:
 
 def resolve_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The FORMATS name of `format` (aliases allowed) or, when None, of the layout detected in `path`."""
-    path = Path(path)
+    path = check_path(path, "path")
     if format is None:
         return detect_format(path)
+    if not isinstance(format, str):
+        raise InvalidArgumentError(f"format: expected a format name such as 'sen1floods11', got {format!r}")
     name = _ALIASES.get(format.lower(), format.lower())
     if name not in FORMATS:
         raise LayoutError(f"format '{format}': not one of {', '.join(FORMATS)}")
@@ -75,6 +78,11 @@ def open_dataset(path: str | os.PathLike, format: str | None = None, **options: 
     also takes class_map and images=/masks= for explicit folders, 'etci' water_body=False to skip the
     permanent-water layer, 'synthetic' chips/size/seed/phenomena (a missing folder is written with them).
     """
+    # the options every reader takes, checked here once: readers call split.lower() and read any string as True
+    if options.get("split") is not None and not isinstance(options["split"], str):
+        raise InvalidArgumentError(f"split: expected a split name such as 'train' or 'test', got {options['split']!r}")
+    if "labelled_only" in options:
+        options["labelled_only"] = check_flag(options["labelled_only"], "labelled_only")
     name = resolve_format(path, format)
     accepted = reader_options(name)
     unknown = sorted(set(options) - set(accepted))

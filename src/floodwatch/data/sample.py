@@ -63,6 +63,17 @@ class Sample:
     before: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # one line, as ChipDataset's: the dataclass default prints every array in full (a notebook's ds[0])
+        valid = float(np.mean(self.valid)) if np.size(self.valid) else 0.0
+        counts = self.class_counts()
+        scored = counts["water"] + counts["not_water"]
+        water = ("unlabelled" if self.mask is None else
+                 f"water={counts['water'] / scored:.1%}" if scored else "water=n/a")
+        return (f"Sample(id={self.id!r}, region={self.region!r}, bands={tuple(self.bands)}, "
+                f"shape={self.shape}, dtype={self.image.dtype}, valid={valid:.1%}, {water}"
+                f"{', before' if self.before is not None else ''}{', georef' if self.georef else ''})")
+
     @property
     def shape(self) -> tuple[int, int]:
         return int(self.image.shape[-2]), int(self.image.shape[-1])

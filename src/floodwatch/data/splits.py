@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import csv
 import io
+import numbers
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, InvalidArgumentError
 from ..io import atomic_path, read_text
+from .arguments import check_dataset, check_path, check_seed, check_whole
 
 SPLIT_NAMES = ("train", "val", "test")
 METHODS = ("random", "region", "blocked")
@@ -21,12 +25,14 @@ def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (
     """{'train': ids, 'val': ids, 'test': ids}. 'region' keeps each region (event/scene) in one split;
     'blocked' keeps each block x block group of tiles (by `extra['grid']`, ETCI) in one split, so the
     splits are spatially separated. Groups go, largest first, to the split furthest below its share. The
-    defaults are the spec's (`floodwatch.config.SplitConfig`)."""
+    defaults are the spec's (`floodwatch.config.SplitConfig`). `dataset`: a ChipDataset (open_dataset's)."""
     if method not in METHODS:
-        raise DataError(f"split method '{method}': not one of {', '.join(METHODS)}")
-    # written so that NaN fails it (every comparison with NaN is False)
-    if not (2 <= len(fractions) <= 3 and all(f >= 0 for f in fractions) and abs(sum(fractions) - 1) <= 1e-6):
-        raise DataError(f"split fractions {tuple(fractions)}: need 2 or 3 non-negative values summing to 1")
+        raise InvalidArgumentError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    fractions = _check_fractions(fractions)
+    seed = check_seed(seed)
+    if method == "blocked":
+        block = check_whole(block, "block", 1)
+    dataset = check_dataset(dataset, needs=("ids",))
     names = SPLIT_NAMES[: len(fractions)]
     records = getattr(dataset, "records", None)
     ids = list(dataset.ids)
@@ -38,8 +44,6 @@ def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (
             by_region[region].append(chip_id)
         groups = list(by_region.values())
     else:
-        if block < 1:
-            raise DataError(f"split block {block}: must be at least 1")
         by_block = defaultdict(list)
         for rec in records or []:
             grid = rec.extra.get("grid")
@@ -58,6 +62,18 @@ def make_split(dataset, method: str = "random", fractions: tuple[float, ...] = (
         out[names[k]].extend(g)
         counts[k] += len(g)
     return out
+
+
+def _check_fractions(fractions: Any) -> tuple[float, ...]:
+    """2 or 3 numbers >= 0 summing to 1 (written so that NaN fails: every comparison with NaN is False); a
+    string is refused whole, not read as its characters."""
+    values = tuple(fractions) if isinstance(fractions, Iterable) and not isinstance(fractions, str) else None
+    if not (values is not None and 2 <= len(values) <= 3
+            and all(isinstance(f, numbers.Real) and not isinstance(f, bool) and f >= 0 for f in values)
+            and abs(sum(values) - 1) <= 1e-6):
+        raise InvalidArgumentError(f"fractions: need 2 or 3 non-negative numbers summing to 1, got "
+                                   f"{values if values is not None else repr(fractions)}")
+    return tuple(float(f) for f in values)
 
 
 def split_problems(dataset, split: dict[str, list[str]], fractions: tuple[float, ...]) -> list[str]:
@@ -86,7 +102,7 @@ def split_problems(dataset, split: dict[str, list[str]], fractions: tuple[float,
 
 def write_split_csv(split: dict[str, list[str]], path: str | os.PathLike) -> Path:
     """CSV with columns id,split (atomic)."""
-    path = Path(path)
+    path = check_path(path, "path")
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
@@ -97,7 +113,7 @@ def write_split_csv(split: dict[str, list[str]], path: str | os.PathLike) -> Pat
 
 
 def read_split_csv(path: str | os.PathLike) -> dict[str, list[str]]:
-    path = Path(path)
+    path = check_path(path, "path")
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
     text = read_text(path, error=DataError, what="split file")

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .arguments import check_dataset, check_seed, check_whole
 from .preprocess import Derived, Preprocessing
 from .progress import track
 
@@ -15,7 +16,12 @@ PERCENTILES = (1, 5, 50, 95, 99)
 def compute_stats(dataset, max_pixels: int = 2_000_000, seed: int = 0, progress: bool | None = None) -> dict[str, Any]:
     """Mean/std (exact, over all valid pixels) and percentiles (on a random sample of at most `max_pixels`
     valid pixels) per band; class balance; nodata share; and the mean/std of every normalisation input
-    (after Preprocessing's dB clipping, with and without a derived channel) for `preprocessing_from_stats`."""
+    (after Preprocessing's dB clipping, with and without a derived channel) for `preprocessing_from_stats`.
+
+    dataset: a ChipDataset (open_dataset's) or a sequence of Samples."""
+    max_pixels = check_whole(max_pixels, "max_pixels", 1)  # 0 or less sampled one pixel a chip, silently
+    seed = check_seed(seed)
+    dataset = check_dataset(dataset)
     if len(dataset) == 0:
         raise DataError(f"{getattr(dataset, 'root', 'dataset')}: no chips to compute statistics on")
     rng = np.random.default_rng(seed)

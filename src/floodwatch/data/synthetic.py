@@ -22,8 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, InvalidArgumentError
 from ..io import atomic_dir, atomic_path
+from .arguments import check_path
 from .sample import IGNORE_INDEX, NOT_WATER, WATER, GeoRef, Sample
 
 #: class means in dB (Sen1Floods11-like): open water is dark, VH about 7 dB below VV.
@@ -246,9 +247,9 @@ def synth_scene(height: int, width: int, seed: int = 0, *, crs: str = "EPSG:3261
     phenomena: names from PHENOMENA (or ["all"]) to add; their shares of the valid pixels go in extra.
     """
     if height < 2 or width < 2:
-        raise DataError(f"synth_scene: height and width must be at least 2 (got {height}x{width})")
+        raise InvalidArgumentError(f"height, width: must be at least 2 (got {height}x{width})")
     if water_fraction is not None and not 0.0 <= water_fraction <= 1.0:
-        raise DataError(f"synth_scene: water_fraction must be in [0, 1] (got {water_fraction})")
+        raise InvalidArgumentError(f"water_fraction: must be in [0, 1] (got {water_fraction})")
     names = check_phenomena(phenomena)
     rng = np.random.default_rng(seed)
     shape = (int(height), int(width))
@@ -330,7 +331,7 @@ def write_scene(sample: Sample, path: str | os.PathLike, *, label_path: str | os
     optionally, the mask as an int16 Sen1Floods11-style label (1 water, 0 not water, -1 ignore)."""
     import rasterio
 
-    path = Path(path)
+    path = check_path(path, "path")
     h, w = sample.shape
     profile = dict(driver="GTiff", height=h, width=w, count=sample.image.shape[0], dtype="float32",
                    nodata=float("nan"), tiled=True, blockxsize=_block(w), blockysize=_block(h),
@@ -359,14 +360,14 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, chips: int = 16, size: i
     S1Hand/<Region>_<n>_S1Hand.tif and LabelHand/<Region>_<n>_LabelHand.tif, and (when it generates them)
     synthetic.json (`options_record`), for `format: synthetic` sources. Atomic: all or nothing; with
     `replace=False` a folder another process wrote meanwhile is kept (io.atomic_dir)."""
+    out_dir = check_path(out_dir, "out_dir")
     generated = samples is None
     if samples is not None and phenomena:
-        raise DataError("synthetic dataset: give samples or phenomena, not both (samples are written as they are)")
+        raise InvalidArgumentError("samples, phenomena: give one of them, not both (samples are written as they are)")
     if samples is None:
         if chips < 1 or size < 2:
-            raise DataError(f"synthetic dataset: need at least 1 chip of at least 2 px (got {chips} x {size})")
+            raise InvalidArgumentError(f"chips, size: need at least 1 chip of at least 2 px (got {chips} x {size})")
         samples = synth_chips(chips, size=size, seed=seed, phenomena=phenomena)
-    out_dir = Path(out_dir)
     ours = lambda e: e.name == MANIFEST if e.is_file() else e.name in ("S1Hand", "LabelHand")  # noqa: E731
     with atomic_dir(out_dir, replace=replace, ours=ours, writer="data synth") as tmp:
         (tmp / "S1Hand").mkdir()

@@ -66,6 +66,8 @@ def _share(x: float | None) -> float | None:
 def check_webhook(url: str) -> str:
     """`url` stripped, if a POST can be sent to it: http(s), a host without spaces, a port in 1-65535. Else a
     MonitoringError naming it, now rather than a failure (or a crash) at every alert."""
+    if not isinstance(url, str):
+        raise MonitoringError(f"webhooks: {url!r} is not a URL")
     url = url.strip()
     try:
         parsed = httpx.URL(url)

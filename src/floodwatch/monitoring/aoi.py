@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 import re
 import warnings
 from datetime import datetime
@@ -20,7 +22,7 @@ from shapely.affinity import translate
 from shapely.geometry import Polygon, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import MonitoringError
+from ..errors import InvalidArgumentError, MonitoringError
 from ..io import read_text
 from ..lonlat import WIDE_EDGE, crossing_edges, has_wide_edge, polygons
 from .geo import (EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometries,
@@ -35,11 +37,23 @@ CHANGE_CODES = {"not_water": 0, "flood": 1, "nodata": 255}
 
 
 def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, threshold_km2: float | None = None,
-            rise_percent: float | None = None, webhooks: Iterable[str] = (), replace: bool = False) -> AOIRecord:
-    """Validate and store an AOI (polygons in EPSG:4326 lon/lat, as GeoJSON requires)."""
-    if not NAME_RE.match(name or ""):
-        raise MonitoringError(f"AOI name '{name}': use 1-64 letters, digits, '_', '-' or '.', starting with a "
-                              "letter or digit")
+            rise_percent: float | None = None, webhooks: str | Iterable[str] = (), replace: bool = False) -> AOIRecord:
+    """Validate and store an AOI (polygons in EPSG:4326 lon/lat, as GeoJSON requires).
+
+    geojson: a GeoJSON file, a GeoJSON dict, or a geometry object that has one (`__geo_interface__`: shapely's).
+    webhooks: URLs (one URL alone is taken as one webhook) called with each alert; alerts need a rule,
+    `threshold_km2` or `rise_percent`: webhooks without one are stored with a warning, as no alert reaches them.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise MonitoringError(f"name: {name!r} is not an AOI name; use 1-64 letters, digits, '_', '-' or '.', "
+                              "starting with a letter or digit")
+    if hasattr(geojson, "__geo_interface__"):
+        geojson = geojson.__geo_interface__
+    if not isinstance(geojson, (str, os.PathLike, dict)):
+        raise InvalidArgumentError(f"geojson: expected a GeoJSON file path, a GeoJSON dict or a geometry, got "
+                                   f"{type(geojson).__name__}")
+    threshold_km2, rise_percent = _rule(threshold_km2, "threshold_km2"), _rule(rise_percent, "rise_percent")
+    webhooks = _webhook_list(webhooks)
     given = read_geojson_geometries(geojson)
     geom = _polygonal(union_valid(given))
     label = str(geojson) if not isinstance(geojson, dict) else f"AOI '{name}'"
@@ -53,16 +67,34 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     # refused rather than guessed. Outlines split at 180° (RFC 7946 §3.1.9) have no such edge.
     if has_wide_edge(shapely.GeometryCollection(given)):
         raise MonitoringError(f"{label}: {WIDE_EDGE}")
-    for value, opt in ((threshold_km2, "threshold_km2"), (rise_percent, "rise_percent")):
-        if value is not None and not (np.isfinite(value) and value >= 0):
-            raise MonitoringError(f"{opt}: must be a number >= 0 (got {value})")
     from .alerts import check_webhook  # httpx: loaded only where webhooks are handled
 
     hooks = [check_webhook(h) for h in webhooks]
+    if hooks and threshold_km2 is None and rise_percent is None:
+        warnings.warn("webhooks: no rule is set (`threshold_km2` or `rise_percent`), so no alert will be sent to "
+                      "them", stacklevel=2)
     record = AOIRecord(name=name, geometry=mapping(geom), area_km2=geodesic_area_km2(geom),
                        threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=hooks)
     store.add_aoi(record, replace=replace)
     return store.get_aoi(name)
+
+
+def _rule(value: Any, opt: str) -> float | None:
+    # a str would reach numpy (a TypeError), a bool count as 1
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not (np.isfinite(value) and value >= 0)):
+        raise MonitoringError(f"{opt}: must be a number >= 0 (got {value!r})")
+    return None if value is None else float(value)
+
+
+def _webhook_list(webhooks: Any) -> list[Any]:
+    if webhooks is None:
+        return []
+    if isinstance(webhooks, str):  # one URL, not its characters one by one
+        return [webhooks]
+    if not isinstance(webhooks, Iterable):
+        raise MonitoringError(f"webhooks: expected a URL or a list of URLs, got {type(webhooks).__name__}")
+    return list(webhooks)
 
 
 def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:

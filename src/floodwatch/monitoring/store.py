@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterable, Iterator
 
-from ..errors import MonitoringError
+from ..errors import InvalidArgumentError, MonitoringError
 from ..io import dumps_json, require_file
 
 DEFAULT_DB = Path("~/.floodwatch/floodwatch.db")
@@ -144,9 +144,21 @@ def _scheme(text: str) -> str:
     return text.split("://")[0].split("+")[0].lower() if "://" in text else "file"
 
 
+def _db_text(url_or_path: str | os.PathLike | None) -> str:
+    """The database's path or URL as text (None: the default). Anything else is an error naming the argument:
+    str() of it would make a SQLite file named after a dict."""
+    if url_or_path is None:
+        return str(default_db_path())
+    text = os.fspath(url_or_path) if isinstance(url_or_path, os.PathLike) else url_or_path
+    if not isinstance(text, str):
+        raise InvalidArgumentError(f"url_or_path: expected a database file path or URL ({SCHEMES}), got "
+                                   f"{type(url_or_path).__name__}")
+    return text
+
+
 def sqlite_path(url_or_path: str | os.PathLike | None) -> Path | None:
     """The file of a SQLite database (a path or sqlite:///path; None: the default), or None for a server URL."""
-    text = str(default_db_path() if url_or_path is None else url_or_path)
+    text = _db_text(url_or_path)
     scheme = _scheme(text)
     if scheme not in ("file", "sqlite"):
         return None
@@ -160,7 +172,7 @@ def _engine(url_or_path: str | os.PathLike | None, create: bool = True) -> tuple
     `create`: a SQLite file (and its folder) that does not exist yet is made; else it is an error."""
     import sqlalchemy as sa
 
-    text = str(default_db_path() if url_or_path is None else url_or_path)
+    text = _db_text(url_or_path)
     scheme, path = _scheme(text), sqlite_path(text)
     if path is not None:
         if not create:
@@ -291,7 +303,9 @@ class Store:
         t = self.tables.aois
         row = self._first(t.select().where(t.c.name == name))
         if row is None:
-            raise MonitoringError(f"AOI '{name}' not found (floodwatch aoi list shows the known ones)")
+            names = [r["name"] for r in self._rows(self._sa.select(t.c.name).order_by(t.c.name).limit(6))]
+            known = f"known: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}" if names else "it holds none"
+            raise MonitoringError(f"AOI '{name}' not found in {self.path} ({known})")
         return self._aoi(row)
 
     def has_aoi(self, name: str) -> bool:

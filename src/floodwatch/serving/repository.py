@@ -183,7 +183,7 @@ def check_repository(repo_dir: str | Path, backends: Sequence[str] = ("python",)
     models = sorted(p for p in repo_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not models and not allow_empty:
         raise ServingError(f"{repo_dir}: no model in it (a model is a folder NAME/ with config.pbtxt and version "
-                           "folders 1/, 2/, ...; floodwatch export --triton-repo writes one)")
+                           "folders 1/, 2/, ...; an export into this repository writes one)")
     for model_dir in models:
         path = model_dir / "config.pbtxt"
         cfg = read_config(path)
@@ -191,8 +191,8 @@ def check_repository(repo_dir: str | Path, backends: Sequence[str] = ("python",)
             runs = (f"backend '{cfg.backend}'" if cfg.backend else
                     f"platform '{cfg.platform}'" if cfg.platform else "no backend")
             raise ServingError(f"{path}: names {runs}; this tritonserver runs backend "
-                               f"{' or '.join(repr(b) for b in backends)} only (floodwatch export --triton-kind "
-                               "cpu writes that; GPU models run in NVIDIA's Triton container)")
+                               f"{' or '.join(repr(b) for b in backends)} only (an export of Triton kind 'cpu' writes "
+                               "that; GPU models run in NVIDIA's Triton container)")
         if not existing_versions(model_dir):
             raise ServingError(f"{model_dir}: no version folder (1/, 2/, ...) in model '{model_dir.name}'")
     return [m.name for m in models]
@@ -240,7 +240,7 @@ def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *
     if preprocessing is None:
         if "preprocessing" not in meta:
             raise ServingError(f"{model_path}: no pre-processing given and no '{ONNX_METADATA_KEY}' metadata in "
-                               "the file (export with floodwatch export, or pass preprocessing=)")
+                               "the file (floodwatch's export writes it; or pass `preprocessing`)")
         preprocessing = meta["preprocessing"]
     if isinstance(preprocessing, dict):
         preprocessing = Preprocessing.from_dict(preprocessing)

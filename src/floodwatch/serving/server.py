@@ -108,7 +108,7 @@ class TritonServer:
         self._log_file = Path(log_file) if log_file else None
         if self._log_file is not None:
             if self._log_file.is_dir():
-                raise ServingError(f"{log_file}: is a folder; --log-file takes a file name")
+                raise ServingError(f"log_file: {log_file} is a folder, not a file name")
             ensure_output_dir(self._log_file.parent)
         self._proc: subprocess.Popen | None = None
         self._workdir: Path | None = None

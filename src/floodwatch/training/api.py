@@ -63,8 +63,8 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         spec.training_config.random_seed = int(seed)
     out = Path(results_dir) / name
     check_output_dir(out)  # a file in the way fails now, not after the first epoch
-    if not isinstance(spec_or_path, Spec):
-        _check_data(spec, Path(spec_or_path), pretrained)
+    # a Spec object too: its missing data_root was otherwise first met by the reader, naming no field
+    _check_data(spec, None if isinstance(spec_or_path, Spec) else Path(spec_or_path), pretrained)
     found = run_checkpoints(out)
     if found and not (resume or overwrite):
         raise InvalidArgumentError(f"name: {out} already holds a training run ({found[0].relative_to(out)}); "
@@ -172,9 +172,12 @@ def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> 
     return problems
 
 
-def _check_data(spec: Spec, path: Path, pretrained: str | Path | None) -> None:
-    """`training_data_problems`, as the error `spec validate` would print, naming the spec file."""
+def _check_data(spec: Spec, path: Path | None, pretrained: str | Path | None) -> None:
+    """`training_data_problems`, as the error `spec validate` would print, naming the spec file (`path`; None:
+    a Spec object, whose problems are listed by training_data_problems)."""
     problems = training_data_problems(spec, pretrained)
+    if problems and path is None:
+        raise SpecProblems(problems, hint="training_data_problems(spec) lists them")
     if problems:
         raise SpecProblems([f"{path.name}: {p}" for p in problems], hint=f"run floodwatch spec validate {path}")
 

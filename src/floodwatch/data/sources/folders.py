@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import DataError, LayoutError
 from ...io import read_text
+from ..arguments import check_path
 from ..dataset import ChipDataset, Record
 from ..files import check_same_size, gray, read_picture
 from ..harmonise import to_db
@@ -85,7 +86,7 @@ def load_class_map(class_map: Any) -> dict[int, int]:
 def open_folders(root: Path, *, split: str | None = None, class_map: Any = None, images: Path | None = None,
                  masks: Path | None = None, labelled_only: bool = True) -> ChipDataset:
     if images is not None:
-        triples = [(split or "", Path(images), Path(masks) if masks else None)]
+        triples = [(split or "", check_path(images, "images"), check_path(masks, "masks") if masks else None)]
         if not triples[0][1].is_dir():
             raise LayoutError(f"{images}: images folder not found")
     else:

@@ -69,7 +69,7 @@ def open_sen1floods11(root: Path, *, split: str | None = None, labelled_only: bo
     if split is not None:
         wanted = _SPLIT_NAMES.get(split.lower())
         if wanted is None:
-            raise DataError(f"split '{split}': not one of train, val, test, bolivia")
+            raise DataError(f"split: '{split}' is not one of train, val, test, bolivia")
         if wanted not in lists:
             raise DataError(f"{root}: no split list for '{split}' (expected splits/**/flood_{wanted}_data.txt or .csv)")
         records = [r for r in records if r.split == wanted]

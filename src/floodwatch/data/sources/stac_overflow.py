@@ -70,7 +70,7 @@ def open_stac_overflow(root: Path, *, split: str | None = None, labelled_only: b
                           "features/ or the folder itself)")
     if split is not None:
         if split.lower() not in ("train", "test"):
-            raise DataError(f"split '{split}': not one of train, test (STAC Overflow's folders)")
+            raise DataError(f"split: '{split}' is not one of train, test (STAC Overflow's folders)")
         folders = [f for f in folders if f[2] == split.lower()]
         if not folders:
             raise DataError(f"{root}: no {split.lower()}_features/ folder for split '{split}'")
