@@ -34,6 +34,8 @@ def files(tmp_path_factory, tiny_checkpoint):
     f["vh_shifted"] = rewrite_raster(f["scene"], d / "vh.tif", bands=[2], shift_px=3)
     f["s_vv"] = rewrite_raster(f["scene"], d / "s_vv.tif", bands=[1])
     f["s_vh"] = rewrite_raster(f["scene"], d / "s_vh.tif", bands=[2])
+    f["c_vv"] = rewrite_raster(f["scene"], d / "c_vv.tif", bands=[2])  # names right, each holds the other band
+    f["c_vh"] = rewrite_raster(f["scene"], d / "c_vh.tif", bands=[1])
     from floodwatch.export import export_onnx
 
     f["fixed_onnx"] = d / "fixed.onnx"  # `export --height 64 --width 64`: no other input size
@@ -77,6 +79,10 @@ CASES = [
     Case("vv-vh-grids-differ", "map --vv {vv} --vh {vh_shifted} -m {model} -o {out}", ("{vh_shifted}", "grid")),
     Case("vv-vh-swapped", "map --vv {s_vh} --vh {s_vv} -m {model} -o {out}",
          ("{s_vh}: named as the VH band but given as the VV one", "--vh")),
+    # the names agree, the content does not (VH is the darker band): refused as unnamed VH, VV bands are
+    Case("vv-vh-content-swapped", "map --vv {c_vv} --vh {c_vh} -m {model} -o {out}",
+         ("{c_vv}, {c_vh}: look swapped", "VH is the darker band", "--vh")),
+    Case("band-file-partner-content-swapped", "map {c_vv} -m {model} -o {out}", ("{c_vv}, {c_vh}: look swapped",)),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("min-area-negative", "map {scene} -m {model} -o {out} --min-area -100", ("--min-area", "Invalid value")),
     Case("simplify-negative", "map {scene} -m {model} -o {out} --simplify -3", ("--simplify", "Invalid value")),

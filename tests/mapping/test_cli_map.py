@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -308,8 +309,12 @@ def test_a_scene_without_valid_pixels_maps_with_a_warning(tmp_path, tiny_checkpo
     code = run(["map", str(tmp_path / "s.tif"), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "out"),
                 "--tile", "64", "--overlap", "16", "-q"])
     assert code in (0, None)
-    assert json.loads((tmp_path / "out" / "s" / "stats.json").read_text())["valid_km2"] == 0
-    err = capsys.readouterr().err
+    stats = json.loads((tmp_path / "out" / "s" / "stats.json").read_text())
+    # nothing seen is no share flooded (infer's summary.json says null too); the areas are 0 km²
+    assert stats["flooded_fraction"] is None
+    assert stats["valid_km2"] == stats["flooded_km2"] == stats["permanent_water_km2"] == 0.0
+    out, err = capsys.readouterr()
+    assert re.search(r"s\.tif\s*│ 0\.000\s*│ 0\.00\s*│ -\s*│", out), out
     assert "warning" in err and "s.tif" in err and "no valid pixels" in err
 
 

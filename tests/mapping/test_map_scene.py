@@ -175,7 +175,8 @@ def test_all_nodata_scene_gives_an_empty_map(tmp_path):
     pred = ThresholdPredictor()
     r = map_scene(tmp_path / "s.tif", pred, tmp_path / "out", **TILING)
     assert (read(r.paths["mask"])[0] == 255).all() and pred.calls == 0
-    assert r.stats["flooded_km2"] == 0 and r.stats["valid_km2"] == 0 and r.stats["flooded_fraction"] == 0
+    assert r.stats["flooded_km2"] == 0 and r.stats["valid_km2"] == 0
+    assert r.stats["flooded_fraction"] is None  # no share of nothing seen, not 0 % flooded
     assert json.loads(r.paths["polygons"].read_text())["features"] == []
 
 

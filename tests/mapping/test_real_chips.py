@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 
 from floodwatch.mapping import map_scene
@@ -29,3 +30,27 @@ def test_all_nan_real_chip_gives_an_empty_map(shared_data, tmp_path):
     r = map_scene(shared_data / "sen1floods11" / "S1Hand" / "Paraguay_34417_S1Hand.tif", ThresholdPredictor(),
                   tmp_path, **TILING)
     assert (read(r.paths["mask"])[0] == 255).all() and r.stats["valid_km2"] == 0 and r.stats["flooded_km2"] == 0
+    assert r.stats["flooded_fraction"] is None
+
+
+def test_real_chips_as_band_files_open_in_order_and_are_refused_swapped(shared_data, tmp_path):
+    """Each Sen1Floods11 chip's VV and VH written as single-band files (one file per band, as STAC Overflow and
+    Earth Engine exports come): VH lies several dB under VV on every chip, so the right pair opens and the
+    swapped one is refused; the all-NaN chip gives no verdict either way."""
+    from floodwatch.errors import DataError
+    from floodwatch.mapping.scene import SceneReader
+
+    chips = sorted((shared_data / "sen1floods11").glob("S1Hand*/*_S1Hand.tif"))
+    assert any(c.name.startswith("Paraguay_34417") for c in chips)
+    for chip in chips:
+        with rasterio.open(chip) as src:
+            profile, vv, vh = src.profile | {"count": 1}, src.read(1), src.read(2)
+        for name, band in (("vv", vv), ("vh", vh), ("x_vv", vh), ("x_vh", vv)):
+            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+                dst.write(band, 1)
+        SceneReader(tmp_path / "vv.tif", vh=tmp_path / "vh.tif").close()
+        if chip.name.startswith("Paraguay_34417"):  # all NaN
+            SceneReader(tmp_path / "x_vv.tif", vh=tmp_path / "x_vh.tif").close()
+        else:
+            with pytest.raises(DataError, match="look swapped"):
+                SceneReader(tmp_path / "x_vv.tif", vh=tmp_path / "x_vh.tif")

@@ -248,3 +248,21 @@ def test_unnamed_bands_in_vh_vv_order_are_refused_not_mapped_wrong(tmp_path, ban
     # calm water near both noise floors: within a dB of each other, no verdict
     with SceneReader(_write(tmp_path / "close.tif", np.stack([vv, vv + 0.5]), [None, None])):
         pass
+
+
+def test_band_files_holding_each_others_band_are_refused_unless_too_little_data(tmp_path, bands):
+    import re
+
+    vv, vh = bands
+    as_vv, as_vh = _write(tmp_path / "s_vv.tif", vh[None], [None]), _write(tmp_path / "s_vh.tif", vv[None], [None])
+    swapped = re.escape(f"{as_vv}, {as_vh}: look swapped: the VH file is brighter than the VV one")
+    with pytest.raises(DataError, match=swapped):
+        SceneReader(as_vv, vh=as_vh)
+    with pytest.raises(DataError, match=swapped):  # a lone band file takes its partner from beside it
+        SceneReader(as_vv)
+    # under 1000 pixels valid in both over the four windows (here the whole scene, four times): no verdict
+    few = np.full((H, W), np.nan, np.float32)
+    few[:10, :20] = 1.0
+    _write(tmp_path / "f_vv.tif", (vh * few)[None], [None])
+    with SceneReader(tmp_path / "f_vv.tif", vh=_write(tmp_path / "f_vh.tif", (vv * few)[None], [None])) as reader:
+        assert reader.read_window(0, H, 0, W)[1].sum() == 200 - 5 * 7  # VV's -9999 corner

@@ -131,7 +131,8 @@ def register(app: typer.Typer) -> None:
         for r in results:
             s = r.stats
             table.add_row(esc(Path(r.scene).name), f"{s['flooded_km2']:.3f}", f"{s['valid_km2']:.2f}",
-                          f"{100 * s['flooded_fraction']:.1f}", f"{s['permanent_water_km2']:.3f}",
+                          "-" if s["flooded_fraction"] is None else f"{100 * s['flooded_fraction']:.1f}",
+                          f"{s['permanent_water_km2']:.3f}",
                           f"{s['excluded_water_km2']:.3f}", str(s["polygons"]), f"{s['runtime_s']:.1f}",
                           esc(r.out_dir))
         console = make_console()

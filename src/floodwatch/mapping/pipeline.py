@@ -263,10 +263,11 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
                         # layer building and depth (the per-window flag bookkeeping runs inside the writer thread)
                         stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
                                             "depth": depth.summary if depth is not None else None}
+                    share = stats["flooded_fraction"]
                     run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
                                        f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
-                                       f"({100 * stats['flooded_fraction']:.1f}% of {stats['valid_km2']:.1f} km2 "
-                                       f"imaged)")
+                                       f"({'-' if share is None else f'{100 * share:.1f}'}% of "
+                                       f"{stats['valid_km2']:.1f} km2 imaged)")
                 stats["stage_seconds"] = clock.as_dict()
                 write_json(tmp / OUTPUT_NAMES["stats"], stats)
         finally:
@@ -569,7 +570,8 @@ class _Run:
             "tile": self.grid.tile, "overlap": self.grid.overlap, "batch": self.batch, "threshold": threshold,
             "tiles": len(self.grid), "tiles_predicted": self.tiles_predicted,
             "valid_km2": valid, "water_km2": a.km2("water"), "flooded_km2": flood,
-            "flooded_fraction": flood / valid if valid > 0 else 0.0,
+            # of nothing seen no share is flooded, not 0 % (as infer's summary.json says null)
+            "flooded_fraction": flood / valid if valid > 0 else None,
             "permanent_water_km2": a.km2("permanent_detected"),
             "permanent_water_reference_km2": a.km2("permanent_reference"),
             "excluded_water_km2": split["excluded_water"],

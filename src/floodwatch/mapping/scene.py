@@ -55,6 +55,7 @@ class SceneReader:
         self.bands = [b.upper() for b in bands]
         self._datasets = []
         self._by_position = False  # set by _resolve where no band is named: VV, VH taken in stored order
+        self._pair: tuple[str, str] | None = None  # set by _resolve for one file per band: (VV file, VH file)
         try:
             self._sources = self._resolve(str(scene), str(vh) if vh else None)
         except BaseException:
@@ -70,7 +71,8 @@ class SceneReader:
         self.height, self.width = ref.height, ref.width
         if self.crs is None:
             raise DataError(f"{self.path}: no coordinate reference system, cannot map areas")
-        if self._by_position and {"VV", "VH"} <= set(self.bands):
+        # unnamed bands, or band files whose names (or the caller) may be wrong: their content must agree
+        if (self._by_position or self._pair) and {"VV", "VH"} <= set(self.bands):
             try:
                 self._check_vh_darker()
             except BaseException:
@@ -88,7 +90,17 @@ class SceneReader:
             image, valid = self.read_window(row, min(row + size, self.height), col, min(col + size, self.width))
             pixels.append(image[[vv_at, vh_at]][:, valid])  # dB, whatever the file's units
         vv, vh = np.concatenate(pixels, axis=1)
-        check_vh_darker(vv, vh, self.path, vv_at + 1, vh_at + 1)
+        try:
+            check_vh_darker(vv, vh, self.path, vv_at + 1, vh_at + 1)
+        except DataError:
+            if self._pair is None:
+                raise
+            # the same rule for two files; its message speaks of one file's bands
+            vv_file, vh_file = self._pair
+            raise DataError(f"{vv_file}, {vh_file}: look swapped: the VH file is brighter than the VV one (median "
+                            f"{np.median(vh):.1f} against {np.median(vv):.1f} dB), where VH is the darker band; "
+                            "give the VV band's file as the scene and the VH band's as `vh`, renaming any whose "
+                            "_vv/_vh name says otherwise") from None
 
     # -- opening -------------------------------------------------------------------------------------
     def _resolve(self, scene: str, vh: str | None) -> list[tuple]:
@@ -126,6 +138,7 @@ class SceneReader:
         if (main.crs, main.transform, main.shape) != (other.crs, other.transform, other.shape):
             raise DataError(f"{vh}: grid ({other.crs}, {other.shape}, {tuple(other.transform)[:6]}) does not match "
                             f"{scene} ({main.crs}, {main.shape}, {tuple(main.transform)[:6]})")
+        self._pair = (scene, vh)
         by_name = {"VV": main, "VH": other}
         out = []
         for b in self.bands:
