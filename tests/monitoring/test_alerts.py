@@ -125,6 +125,19 @@ def test_rise_message_says_how_much_of_the_aoi_each_run_saw(store, receiver):
     assert "AOI covered 25% then 100%" in msg["text"]
 
 
+def test_a_pass_that_saw_none_of_the_aoi_neither_rises_nor_is_risen_from(store, receiver):
+    # 12 km², then a pass with no valid pixels there (0 km² of 0 seen), then 12.5 km² again: no rise
+    add_aoi(store, "a", AOI, rise_percent=50, webhooks=[receiver.url])
+    seen = _seen(store, 1, 12.0, 1.0)
+    blind = store.add_record(aoi="a", acquired="2024-05-02", scene_id="s2", kind="map", flooded_km2=0.0,
+                             permanent_water_km2=0, valid_km2=0.0, coverage=0.0, floods=EMPTY, paths={})
+    again = _seen(store, 3, 12.5, 1.0)
+    for record in (seen, blind, again):
+        assert check_alerts(store, record, backoff_s=0) == []
+    assert store.previous_record(again)["scene_id"] == "s1" and receiver.received == []
+    assert len(check_alerts(store, _seen(store, 4, 20.0, 1.0), backoff_s=0)) == 1  # a real rise still fires
+
+
 def test_change_alert_speaks_of_new_water(store, receiver):
     add_aoi(store, "a", AOI, threshold_km2=1.0, webhooks=[receiver.url])
     check_alerts(store, _seen(store, 1, 3.0, 1.0, kind="change"), backoff_s=0)

@@ -2,8 +2,8 @@
 
 Rules (both optional, set by `aoi add`):
   threshold   flooded km² inside the AOI above `threshold_km2`;
-  rise        flooded km² up by at least `rise_percent` % since the AOI's previous acquisition
-              (from zero to anything above zero counts as a rise).
+  rise        flooded km² up by at least `rise_percent` % since the AOI's previous acquisition that saw
+              some of it (from zero to anything above zero counts as a rise).
 For a change run the km² is new water. Messages carry `coverage`, the share of the AOI the run saw (and the
 previous one's for a rise): a run that saw more of the AOI measures more km² without the water rising.
 An event is (AOI, record, rule): the store keeps it unique, so re-recording or re-checking a run never
@@ -40,7 +40,7 @@ def evaluate_rules(store: Store, record_id: int) -> list[tuple[str, dict[str, An
         fired.append(("threshold", {**base, "rule": "threshold", "threshold_km2": aoi.threshold_km2,
                                     "text": f"{aoi.name}: {rec['flooded_km2']:.3f} km² {flooded} on {rec['acquired']} "
                                             f"(above {aoi.threshold_km2:g} km²)"}))
-    if aoi.rise_percent is not None:
+    if aoi.rise_percent is not None and rec["valid_km2"] != 0:  # a pass that saw none of the AOI rose nothing
         prev = store.previous_record(record_id)
         if prev is not None:
             before, now = prev["flooded_km2"], rec["flooded_km2"]

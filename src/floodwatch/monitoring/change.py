@@ -328,7 +328,8 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
         "model": predictor_model_file(predictor) if method != "logratio" else None,
         # what change_score.tif holds: the web map draws a probability, never a log-ratio in dB as one
         "score_units": "dB" if method == "logratio" else "probability", "new_water_pixels": int(new.sum()),
-        "valid_pixels": int(valid.sum()), "new_water_fraction": float(new.sum() / max(1, valid.sum())),
+        # of nothing seen no share is new water (null, as map's flooded_fraction)
+        "valid_pixels": int(valid.sum()), "new_water_fraction": float(new.sum() / valid.sum()) if valid.any() else None,
         "flooded_km2": geodesic_area_km2(polygons) if georef else None,
         "valid_km2": geodesic_area_km2(valid_poly) if georef else None,
         "permanent_water_km2": None, "crs": crs, "transform": list(georef.transform) if georef else None,

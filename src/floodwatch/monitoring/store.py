@@ -372,11 +372,13 @@ class Store:
         return self._record(row, with_floods)
 
     def previous_record(self, record_id: int) -> dict[str, Any] | None:
-        """The same AOI's record of the same kind acquired just before this one."""
+        """The same AOI's record of the same kind acquired just before this one that saw some of it: a pass
+        with no valid pixels there (valid_km2 0) measured nothing, not 0 km² of flood."""
         cur, t, sa = self.record(record_id, with_floods=False), self.tables.records, self._sa
         earlier = sa.or_(t.c.acquired < cur["acquired"],
                          sa.and_(t.c.acquired == cur["acquired"], t.c.id < int(record_id)))
-        row = self._first(t.select().where(t.c.aoi == cur["aoi"], t.c.kind == cur["kind"], earlier)
+        saw = sa.or_(t.c.valid_km2.is_(None), t.c.valid_km2 > 0)  # None: a record that did not say
+        row = self._first(t.select().where(t.c.aoi == cur["aoi"], t.c.kind == cur["kind"], earlier, saw)
                           .order_by(t.c.acquired.desc(), t.c.id.desc()))
         return None if row is None else self._record(row, False)
 
