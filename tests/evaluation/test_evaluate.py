@@ -202,3 +202,15 @@ def test_a_chip_valid_only_where_ignored_is_empty_in_its_region_and_the_whole(ch
     r = evaluate(oracle(data), data, progress=False)
     assert r["empty_chips"] == 2 and r["regions"]["SynthC"]["empty_chips"] == 1
     assert sum(reg["empty_chips"] for reg in r["regions"].values()) == r["empty_chips"]
+
+
+def test_the_result_records_the_model_and_its_options_as_the_cli_json_does(chips, tiny_checkpoint):
+    """From Python the result lacked `model`, `tta`, `weights`, ...: only the CLI added them."""
+    from floodwatch.inference import load_predictor
+
+    r = evaluate(load_predictor(tiny_checkpoint, tta=["hflip"], temperature=1.5), chips[:4], progress=False,
+                 data_name="synthetic chips")
+    assert list(r)[:8] == ["model", "data", "tta", "downsample", "temperature", "refine", "weights", "threshold"]
+    assert r["model"] == str(tiny_checkpoint.absolute()) and r["data"] == "synthetic chips"
+    assert (r["tta"], r["downsample"], r["temperature"], r["refine"], r["weights"]) == (["hflip"], 1, 1.5, None, None)
+    assert "data" not in evaluate(str(tiny_checkpoint), chips[:2], progress=False, otsu=False)

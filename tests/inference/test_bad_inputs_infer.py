@@ -17,7 +17,7 @@ def files(tmp_path_factory, tiny_checkpoint):
     good = fakes.sen1floods11(d / "good", chips=2)
     chip = first_image(good)
     (d / "lone").mkdir()
-    f = {"chip": chip, "model": tiny_checkpoint, "file": plain_file(d / "a_file"),
+    f = {"chip": chip, "model": tiny_checkpoint, "file": plain_file(d / "a_file"), "bitemporal": _bitemporal(d),
          "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
          "int8": rewrite_raster(chip, d / "int8.tif", dtype="int8"),
          "uint16": rewrite_raster(chip, d / "uint16.tif", dtype="uint16"),
@@ -32,6 +32,20 @@ def files(tmp_path_factory, tiny_checkpoint):
     f["png_dir"].mkdir()
     Image.fromarray(np.full((32, 32), 120, np.uint8)).save(f["png_dir"] / "t_vv.png")  # no t_vh.png
     return f
+
+
+def _bitemporal(d):
+    """A tiny model of before+after stacks (4 channels): chips hold one date."""
+    import torch
+
+    from floodwatch.data.preprocess import Preprocessing
+    from floodwatch.models import build_model
+    from floodwatch.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = dict(num_layers=10, in_channels=4, num_classes=2, use_batch_norm=True)
+    return save_checkpoint(d / "bitemporal.pt", build_model(**cfg), model_config={**cfg, "temporal": "bitemporal"},
+                           preprocessing=Preprocessing())
 
 
 CASES = [
@@ -57,6 +71,9 @@ CASES = [
     Case("output-under-file", "infer {chip} -m {model} -o {file}/i", ("{file} is a file",)),
     # a rerun replaces the output folder whole, so one holding the user's own files is refused, not mixed into
     Case("output-holds-user-file", "infer {chip} -m {model} -o {kept}", ("{kept}", "notes.txt", "infer"), absent=()),
+    # the library names its argument (`predictor`), which the CLI reports as -m's flag; no command named
+    Case("bitemporal-model", "infer {chip} -m {bitemporal} -o {out}",
+         ("--model: a bi-temporal model needs before/after pairs",), forbid=("Traceback", "floodwatch evaluate")),
     Case("unsafe-checkpoint", "infer {chip} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
 ]

@@ -133,6 +133,20 @@ def test_bad_inputs_are_one_line_errors(chip_tif, tmp_path):
         infer_chips(ThreeBand(), [path], tmp_path / "o", progress=False)
 
 
+def test_library_messages_name_arguments_not_commands(chip_tif, tmp_path):
+    """infer_chips said "infer: ... use `floodwatch evaluate`" from Python; the CLI maps `predictor` to -m."""
+    path, _ = chip_tif
+
+    class BiTemporal(DarkIsWater):
+        meta = {"model_config": {"temporal": "bitemporal"}}
+
+    with pytest.raises(DataError, match="^predictor: a bi-temporal model needs before/after pairs") as err:
+        infer_chips(BiTemporal(), [path], tmp_path / "o", progress=False)
+    assert "floodwatch" not in str(err.value) and not (tmp_path / "o").exists()
+    with pytest.raises(DataError, match="^inputs: no input chips given"):
+        infer_chips(DarkIsWater(), [], tmp_path / "o", progress=False)
+
+
 def test_a_chips_missing_pixels_are_its_nodata_nan_and_exact_zero(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.normal(-12, 3, (2, 16, 16)).astype(np.float32)

@@ -144,13 +144,6 @@ MAX_SEED = 2**32 - 1
 SPLIT_SEED = 42
 
 
-def model_label(models: list[Path]) -> str | list[str]:
-    """How an output file records the model(s) it came from: an absolute path (as the default model's is, and
-    as stats.json records its scene: usable from elsewhere), or a list for an ensemble."""
-    paths = [str(Path(m).absolute()) for m in models]
-    return paths if len(paths) > 1 else paths[0]
-
-
 def resolve_models(refs: list[str] | str | None, kind: str) -> list[Path]:
     """-m values (none: the default model) -> local files; `kind` picks a registered model's checkpoint or
     ONNX file (floodwatch.models.zoo.resolve_model)."""

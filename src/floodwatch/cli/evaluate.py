@@ -8,8 +8,8 @@ import typer
 
 from ..errors import FloodwatchError
 from . import options
-from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, esc, make_console, model_label,
-                     resolve_models, value)
+from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, esc, make_console, resolve_models,
+                     value)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +50,6 @@ def register(app: typer.Typer) -> None:
         """Water IoU, F1, precision, recall (pixel-aggregated and per-chip mean), per region, beside Otsu; ECE."""
         from ..evaluation.evaluate import evaluate, to_json_safe
         from ..evaluation.report import print_metrics_table
-        from ..inference.base import predictor_settings
         from ..inference.refine import RefinePredictor
         from ..io import check_output_file, check_replaceable, write_json
         from ..models.zoo import kind_for_backend
@@ -93,12 +92,11 @@ def register(app: typer.Typer) -> None:
             from ..inference.selftrain import SelfTraining
 
             self_training = SelfTraining()
+        # the result starts with the model file(s), `data` and the predictor's options, as from Python
         result = evaluate(predictor, samples, batch_size=batch_size, threshold=threshold, otsu=not no_otsu,
                           save_predictions=save_predictions, progress=not quiet, self_train=self_training,
                           data_name=described)
         names = " + ".join(m.name for m in model)
-        result = {"model": model_label(model), "data": described,
-                  **predictor_settings(predictor), **result}
         console = make_console()
         extras = ((" +TTA" if tta or tta_transforms else "") + (f" +downsample {downsample}" if downsample > 1 else "")
                   + (f" +refine {result['refine']}" if refined else "") + (" +self-train" if self_train else ""))

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from . import options
-from .common import MODEL_HELP, Backend, QUIET, esc, make_console, model_label, resolve_models, value
+from .common import MODEL_HELP, Backend, QUIET, esc, make_console, resolve_models, value
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,6 @@ def register(app: typer.Typer) -> None:
         water or no data) and, when georeferenced, _mask.tif (1 water, 0 not, 255 no data) and _prob.tif. A rerun
         replaces the output folder; one holding other files is refused."""
         from ..inference.chips import infer_chips, infer_outputs
-        from ..inference.base import predictor_settings
         from ..io import check_replaceable
         from ..models.zoo import kind_for_backend
 
@@ -40,9 +39,8 @@ def register(app: typer.Typer) -> None:
         model = resolve_models(model, kind_for_backend(value(backend)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
-        settings = predictor_settings(predictor)
-        records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet,
-                              model=model_label(model), settings=settings)
+        # summary.json records the model file(s) and the options, as infer_chips does from Python
+        records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
         console = make_console()
         for r in records:
             share = r["water_fraction"]

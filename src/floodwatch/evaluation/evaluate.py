@@ -12,7 +12,8 @@ import numpy as np
 from ..data.preprocess import Preprocessing, network_input
 from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
-from ..inference.base import Predictor, equal_shape_batches, predictor_temporal, progress_bar
+from ..inference.base import (Predictor, equal_shape_batches, predictor_model_file, predictor_settings,
+                              predictor_temporal, progress_bar)
 from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
 from ..inference.predictor import load_predictor
 from ..inference.selftrain import SelfTraining, self_trained, torch_model
@@ -23,16 +24,20 @@ from .metrics import ConfusionAccumulator, scores
 from .otsu import OtsuBaseline, band_index
 
 
-def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample], *, batch_size: int = 8,
+def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[Sample], *, batch_size: int = 8,
              threshold: float = 0.5, otsu: bool | OtsuBaseline = True,
              save_predictions: str | os.PathLike | None = None, progress: bool = True,
              self_train: SelfTraining | None = None, data_name: str | None = None) -> dict[str, Any]:
     """Pixel-aggregated and per-chip-mean scores of `predictor` on `dataset`, per region, beside Otsu.
 
-    predictor: a Predictor or a model file (checkpoint / ONNX). Pixels with mask == IGNORE_INDEX or no
-    data are excluded from everything; chips without a scorable pixel are skipped and counted
-    (`empty_chips`), unlabelled ones too (`unlabelled_chips`), overall and in their region: a region none of whose
-    chips can be scored is listed with these counts and undefined (nan) scores. `otsu`: True picks the conventional
+    predictor: a Predictor or a model reference `load_predictor` loads (a checkpoint / ONNX file, a registered
+    name, None for the default model). The result starts with what was scored, as the CLI's JSON does: `model`,
+    the model file(s) the predictor runs (`inference.base.predictor_model_file`; None for one that names none),
+    `data` (data_name, when given) and the predictor's options (`predictor_settings`: tta, downsample,
+    temperature, refine, weights). Pixels with mask == IGNORE_INDEX or no data are excluded from everything;
+    chips without a scorable pixel are skipped and counted (`empty_chips`), unlabelled ones too
+    (`unlabelled_chips`), overall and in their region: a region none of whose chips can be scored is listed with
+    these counts and undefined (nan) scores. `otsu`: True picks the conventional
     baseline for the data (see OtsuBaseline.for_dataset), or pass an OtsuBaseline; False skips it.
     save_predictions: a folder that receives one PNG per chip: SAR | model vs truth | Otsu vs truth. It replaces
     an existing folder only when that holds nothing but PNG files (an earlier run's); anything else is refused.
@@ -41,8 +46,8 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
     predictions (`floodwatch.inference.selftrain`; no label is read), as `map --self-train` does per scene; the
     weights are put back after each region, and `self_training` records what each region's step did. The
     dataset is then held in memory, to be grouped by region.
-    data_name: what the chips are (the data folder, a spec's split), named with the chip when a chip that names
-    no file of its own cannot be scored (bands the model lacks).
+    data_name: what the chips are (the data folder, a spec's split), recorded as `data` and named with the chip
+    when a chip that names no file of its own cannot be scored (bands the model lacks).
     """
     if save_predictions:  # the user's folder: one holding other files is refused now, not after the scoring
         check_replaceable(save_predictions, is_prediction_png, "evaluate")
@@ -116,7 +121,10 @@ def evaluate(predictor: Predictor | str | os.PathLike, dataset: Sequence[Sample]
             raise DataError(f"dataset: no labelled chip with a scorable pixel ({len(dataset)} chips: "
                             f"{skipped['empty']} empty, {skipped['unlabelled']} unlabelled)")
 
-    result: dict[str, Any] = {"threshold": threshold, "seconds": round(time.perf_counter() - start, 3),
+    # what made the scores, as infer's summary.json and map's stats.json record it
+    result: dict[str, Any] = {"model": predictor_model_file(predictor), **({"data": data_name} if data_name else {}),
+                              **predictor_settings(predictor),
+                              "threshold": threshold, "seconds": round(time.perf_counter() - start, 3),
                               **model_acc.compute(), "ece": calibration[""].ece(),
                               # empty_chips: model_acc's, the skipped ones and those update() found empty alike
                               "reliability": calibration[""].reliability(), "unlabelled_chips": skipped["unlabelled"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Predictor", "TorchPredictor", "load_predictor", "water_probability"]
+__all__ = ["Predictor", "TorchPredictor", "load_predictor", "predict_samples", "water_probability"]
 
 
 def __getattr__(name: str) -> Any:

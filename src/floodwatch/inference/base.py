@@ -8,23 +8,98 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 
-from ..data.preprocess import Preprocessing
+from ..data.preprocess import Preprocessing, network_input
+from ..data.sample import Sample
+from ..errors import CheckpointError, DataError, InvalidArgumentError
 
 T = TypeVar("T")
 
 
 @runtime_checkable
 class Predictor(Protocol):
+    """A model that turns network inputs into water probabilities: the torch and ONNX Runtime back-ends, the
+    Triton client, and the wrappers `load_predictor` puts round them (ensemble, TTA, temperature, ...).
+
+    `predict` takes pre-processed inputs, not dB: a Sample's is
+    `floodwatch.data.preprocess.network_input(sample, predictor.preprocessing)` (the model's bands by name,
+    clipped, normalised, no data filled), or let `predict_samples(predictor, samples)` build and batch them.
+    dB fed in directly reads as values far below the model's normalised range and gives confident nonsense;
+    the torch and ONNX back-ends refuse a batch that mostly lies below what its pre-processing can give
+    (`checked_batch`).
+    """
+
     preprocessing: Preprocessing
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """batch: (N, C, H, W) float32, already pre-processed -> (N, H, W) float32 water probability."""
         ...
+
+
+def predict_samples(predictor: Predictor, samples: Iterable[Sample], batch: int = 8) -> list[np.ndarray]:
+    """Water probability (H, W) float32 of each Sample, NaN where it has no data (what infer writes as
+    <stem>_prob.tif): each one's network input (`network_input`; a bi-temporal model's before and after)
+    predicted in batches of up to `batch` equal-sized chips, built batch by batch."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InvalidArgumentError(f"batch: {batch!r} must be a whole number >= 1")
+    pp, temporal = predictor.preprocessing, predictor_temporal(predictor)
+    out: list[np.ndarray] = []
+    for group in equal_shape_batches(((s, network_input(s, pp, temporal)) for s in samples), batch):
+        prob = np.asarray(predictor.predict(np.stack([x for _, x in group])))
+        expected = (len(group),) + group[0][0].valid.shape
+        if prob.shape != expected:
+            raise CheckpointError(f"predictor returned shape {prob.shape}, expected {expected}")
+        out += [np.where(s.valid, p, np.nan).astype(np.float32) for (s, _), p in zip(group, prob)]
+    return out
+
+
+def checked_batch(batch: Any, where: Any, preprocessing: Preprocessing, temporal: str = "single",
+                  channels: int | None = None) -> np.ndarray:
+    """`batch` as a float32 (N, C, H, W) array for a back-end's model (`where`: its file, named in errors), or
+    a DataError: another rank or channel count (default `channels`: what the pre-processing gives), or a batch
+    whose values mostly lie below the least its pre-processing can give (`input_floor`), as dB given for
+    pre-processed input do. Pre-processed inputs never lie below it, so none is refused; the check reads a
+    sparse grid of pixels, so it costs next to nothing beside the model."""
+    x = np.ascontiguousarray(batch, dtype=np.float32)
+    floor, names = input_floor(preprocessing, temporal)
+    channels = channels or len(floor)
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise DataError(f"{where}: takes a batch of pre-processed chips of shape (N, {channels}, H, W), "
+                        f"got shape {x.shape}")
+    seen = x[:, :, ::8, ::8]
+    if len(floor) == channels and seen.size:
+        slack = 1e-3 * (1 + np.abs(floor))  # float rounding of the pre-processing's arithmetic
+        share = (~(seen >= (floor - slack)[:, None, None])).mean(axis=(0, 2, 3))  # NaN counts as below
+        c = int(share.argmax())
+        if share[c] > 0.5:
+            raise DataError(f"{where}: takes pre-processed inputs, but {share[c]:.0%} of channel {c + 1} "
+                            f"({names[c]}) lies below {floor[c]:.3g}, the least its pre-processing gives (dB given "
+                            "directly?); make them with floodwatch.data.preprocess.network_input(sample, "
+                            "predictor.preprocessing)")
+    return x
+
+
+def input_floor(preprocessing: Preprocessing, temporal: str = "single") -> tuple[np.ndarray, list[str]]:
+    """Per network input channel, the least value `preprocessing.apply` gives (clip, derived channel,
+    normalisation, fill), and the channel's name; a bi-temporal model's before channels, then its after."""
+    pp = preprocessing
+    low = [c[0] for c in pp.clip]
+    high = [c[1] for c in pp.clip]
+    names = list(pp.bands)
+    if pp.derived != "none":  # VV - VH in dB, or its linear ratio
+        ends = (low[0] - high[1], high[0] - low[1])
+        ends = tuple(10 ** (e / 10) for e in ends) if pp.derived == "ratio" else ends
+        low, high, names = low + [ends[0]], high + [ends[1]], names + [pp.derived]
+    offset, scale = np.asarray(pp.offset, np.float32), np.asarray(pp.scale, np.float32)
+    ends = np.stack([(np.asarray(low, np.float32) - offset) * scale, (np.asarray(high, np.float32) - offset) * scale])
+    floor = np.minimum(ends.min(axis=0), np.float32(pp.fill))
+    if temporal == "bitemporal":
+        return np.tile(floor, 2), [f"before {n}" for n in names] + [f"after {n}" for n in names]
+    return floor, names
 
 
 def water_probability(logits: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -87,9 +162,9 @@ def predictor_temporal(predictor: Any) -> str:
     return "bitemporal" if temporal == "bitemporal" else "single"
 
 
-def equal_shape_batches(items: Sequence[tuple[T, np.ndarray]], size: int) -> Iterator[list[tuple[T, np.ndarray]]]:
+def equal_shape_batches(items: Iterable[tuple[T, np.ndarray]], size: int) -> Iterator[list[tuple[T, np.ndarray]]]:
     """Consecutive runs of (key, input) pairs with equal-shaped inputs, at most `size` long (chips of mixed
-    sizes cannot stack into one batch)."""
+    sizes cannot stack into one batch); `items` is read as the runs are taken."""
     batch: list[tuple[T, np.ndarray]] = []
     for item in items:
         if batch and (len(batch) == size or batch[0][1].shape != item[1].shape):

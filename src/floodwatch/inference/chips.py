@@ -215,29 +215,29 @@ def _write_geotiff(path: Path, array: np.ndarray, georef: GeoRef, nodata: float)
             dst.write(array[None])
 
 
-def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str | os.PathLike],
+def infer_chips(predictor: Predictor | str | os.PathLike | None, inputs: Sequence[str | os.PathLike],
                 out_dir: str | os.PathLike, threshold: float = 0.5, progress: bool = True,
-                model: str | Sequence[str] | None = None, settings: dict[str, Any] | None = None
-                ) -> list[dict[str, Any]]:
+                model: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Predict water on each chip and write its outputs (see the module doc); returns one record per chip.
 
-    inputs: chip files and folders, as `chip_sources` reads them (data set folders, <stem>_vv/_vh pairs).
-    model: what made the masks, recorded in summary.json (default: `predictor` when it is a path), with
-    `settings` (the predictor's options: TTA, refinement, ...) beside it."""
-    from .base import predictor_temporal
+    predictor: a Predictor, or a model reference `load_predictor` loads (a file, a registered name, None for
+    the default model). inputs: chip files and folders, as `chip_sources` reads them (data set folders,
+    <stem>_vv/_vh pairs). summary.json records what made the masks: `model`, as given (default: the model
+    file(s) the predictor runs, `predictor_model_file`), and the predictor's options (`predictor_settings`:
+    TTA, downsampling, temperature, refinement, ensemble weights), so a command and a notebook record alike."""
+    from .base import predictor_model_file, predictor_settings, predictor_temporal
 
     # the user's folder: one holding other files is refused now, not after the predictions
     out_dir = check_replaceable(out_dir, infer_outputs(out_dir), "infer")
-    if model is None and isinstance(predictor, (str, os.PathLike)):
-        model = str(predictor)
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
     check_threshold(threshold)
     if not inputs:
-        raise DataError("infer: no input chips given")
+        raise DataError("inputs: no input chips given")
     temporal = predictor_temporal(predictor)
-    if temporal == "bitemporal":
-        raise DataError("infer: bi-temporal models need before/after pairs; use `floodwatch evaluate` on a dataset")
+    if temporal == "bitemporal":  # "predictor": the CLI names its -m
+        raise DataError("predictor: a bi-temporal model needs before/after pairs and a chip holds one date; score "
+                        "it with evaluate on a data set of pairs")
     pp = predictor.preprocessing
     sources = chip_sources(inputs, bands=pp.bands)
     inside = next((s.input for s in sources if out_dir.resolve() in Path(s.input).resolve().parents), None)
@@ -247,7 +247,8 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
     # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
     with atomic_dir(out_dir, ours=infer_outputs(out_dir), writer="infer") as stage:
         _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
-        write_json(stage / "summary.json", {"model": model, "threshold": threshold, **(settings or {}),
+        write_json(stage / "summary.json", {"model": predictor_model_file(predictor) if model is None else model,
+                                            "threshold": threshold, **predictor_settings(predictor),
                                             "chips": records})
     return records
 
@@ -255,18 +256,15 @@ def infer_chips(predictor: Predictor | str | os.PathLike, inputs: Sequence[str |
 def _infer_each(predictor, sources, stage: Path, out_dir: Path, threshold: float, progress: bool,
                 records: list) -> None:
     """infer_chips' loop: writes each chip's files into `stage` and appends its record (paths in `out_dir`)."""
-    from ..data.preprocess import network_input
     from ..data.sample import band_index
-    from .base import predictor_temporal, progress_bar
+    from .base import predict_samples, progress_bar
     from .overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
 
-    pp, temporal = predictor.preprocessing, predictor_temporal(predictor)
     stems: set[str] = set()
     with progress_bar(progress, len(sources), "inferring") as bar:
         for source in sources:
             sample = source.read()
-            prob = np.asarray(predictor.predict(network_input(sample, pp, temporal)[None]))[0]
-            prob = np.where(sample.valid, prob, np.nan).astype(np.float32)
+            prob = predict_samples(predictor, [sample], batch=1)[0]
             water = sample.valid & (prob >= threshold)
             stem = safe_name(sample.id)
             if stem in stems:  # same file name in two folders: keep both

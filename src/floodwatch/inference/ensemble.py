@@ -4,16 +4,33 @@ Every member must read its input the same way, because one pre-processed batch i
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import CheckpointError, FloodwatchError
+from ..errors import CheckpointError, FloodwatchError, InvalidArgumentError
 
 
 def _temporal(predictor: Any) -> str:
     meta = getattr(predictor, "meta", None) or {}
     return (meta.get("model_config") or {}).get("temporal") or getattr(predictor, "temporal", None) or "single"
+
+
+def ensemble_weights(weights: Sequence[float] | np.ndarray | None, n: int) -> np.ndarray:
+    """The weights of an ensemble of `n` normalised to sum 1 (None: equal), or an InvalidArgumentError naming
+    `weights` (as the keyword is named: the CLI reports it as its flag)."""
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    values = weights.ravel() if isinstance(weights, np.ndarray) else weights
+    if not isinstance(weights, (list, tuple, np.ndarray)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values):
+        raise InvalidArgumentError(f"weights: expected a list of {n} numbers (one per model), got {weights!r}")
+    w = np.asarray(weights, np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise InvalidArgumentError(f"weights: an ensemble of {n} needs {n} non-negative numbers with a positive "
+                                   f"sum, got {list(np.atleast_1d(w))}")
+    return w / w.sum()
 
 
 class EnsemblePredictor:
@@ -28,12 +45,7 @@ class EnsemblePredictor:
                                                                         range(len(self.members))]
         if len(self.names) != len(self.members):
             raise FloodwatchError(f"ensemble: {len(self.names)} names for {len(self.members)} models")
-        w = np.ones(len(self.members)) if weights is None else np.asarray(weights, np.float64)
-        if w.shape != (len(self.members),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            # "weights:" as the keyword is named: the CLI reports it as --weights
-            raise FloodwatchError(f"weights: an ensemble of {len(self.members)} needs {len(self.members)} "
-                                  f"non-negative numbers with a positive sum, got {list(np.atleast_1d(w))}")
-        self.weights = w / w.sum()
+        self.weights = ensemble_weights(weights, len(self.members))
         self.preprocessing = self.members[0].preprocessing
         reference = self.preprocessing.to_dict()
         for name, member in zip(self.names[1:], self.members[1:]):

@@ -7,9 +7,9 @@ from typing import Iterable
 import numpy as np
 
 from ..data.preprocess import Preprocessing
-from ..errors import ExportError
+from ..errors import DataError, ExportError
 from ..export.onnx import INPUT_NAME, onnx_session, read_metadata
-from .base import water_probability
+from .base import checked_batch, predictor_temporal, water_probability
 
 
 class OnnxPredictor:
@@ -34,17 +34,17 @@ class OnnxPredictor:
         self.output_name = self.session.get_outputs()[0].name
         #: (H, W) of a file exported with --height/--width; None for a dynamic axis (export's default)
         self.input_hw = tuple(d if isinstance(d, int) else None for d in first.shape[2:4])
+        #: input channels of the graph (a bi-temporal model's are twice its pre-processing's)
+        self.in_channels = first.shape[1] if len(first.shape) == 4 and isinstance(first.shape[1], int) else None
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != self.preprocessing.channels:
-            raise ExportError(f"{self.path}: expected a (N, {self.preprocessing.channels}, H, W) batch, "
-                              f"got shape {x.shape}")
+        """(N, C, H, W) pre-processed inputs (see `inference.base.Predictor`) -> (N, K, H, W) logits."""
+        x = checked_batch(batch, self.path, self.preprocessing, predictor_temporal(self), self.in_channels)
         if any(want is not None and want != got for want, got in zip(self.input_hw, x.shape[2:])):
             h, w = (d or "any" for d in self.input_hw)
-            raise ExportError(f"{self.path}: takes inputs of {h} x {w} px only (exported with a fixed height and "
-                              f"width), got {x.shape[2]} x {x.shape[3]}; map it with tiles of {h} px, or export it "
-                              "without a fixed size")
+            raise DataError(f"{self.path}: takes inputs of {h} x {w} px only (exported with a fixed height and "
+                            f"width), got {x.shape[2]} x {x.shape[3]}; map it with tiles of {h} px, or export it "
+                            "without a fixed size")
         return self.session.run([self.output_name], {self.input_name: x})[0].astype(np.float32, copy=False)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ refinement). The Predictor interface itself lives in `base.py`.
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,9 +16,11 @@ from ..errors import InvalidArgumentError
 from ..models.checkpoint import load_model
 from ..models.fold import fold_batch_norm as fold_bn
 from ..models.precision import autocast
-from .base import Predictor, water_probability
+from ..models.zoo import kind_for_backend, resolve_model
+from .base import Predictor, checked_batch, predict_samples, predictor_temporal, water_probability
 
-__all__ = ["Predictor", "TorchPredictor", "backend_for", "cpu_has_native_bf16", "load_predictor", "water_probability"]
+__all__ = ["Predictor", "TorchPredictor", "backend_for", "cpu_has_native_bf16", "load_predictor", "predict_samples",
+           "water_probability"]
 
 
 class TorchPredictor:
@@ -38,6 +41,7 @@ class TorchPredictor:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.path = Path(checkpoint)  # what outputs record as the model (inference.base.predictor_model_file)
         self.model, self.meta = load_model(checkpoint, self.device)
+        self.in_channels: int | None = getattr(self.model, "in_channels", None)
         if fold_batch_norm:
             self.model = fold_bn(self.model)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -50,7 +54,9 @@ class TorchPredictor:
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        """(N, C, H, W) pre-processed inputs (see `Predictor`) -> (N, H, W) water probability."""
+        batch = checked_batch(batch, self.path, self.preprocessing, predictor_temporal(self), self.in_channels)
+        x = torch.from_numpy(batch).to(self.device)
         x = x.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.autocast_dtype):
             logits = self.model(x)
@@ -71,26 +77,40 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "auto", *,
-                   tta: bool | str | Sequence[str] | None = None, temperature: float | None = None,
-                   weights: Sequence[float] | None = None, refine: str | dict | None = None,
-                   downsample: int = 1, **kwargs: Any) -> Predictor:
+def load_predictor(model: str | os.PathLike | Sequence[str | os.PathLike] | None = None, backend: str = "auto", *,
+                   tta: bool | str | Sequence[str] | None = None,
+                   temperature: float | str | os.PathLike | None = None, weights: Sequence[float] | None = None,
+                   refine: str | dict | None = None, downsample: int = 1, **kwargs: Any) -> Predictor:
     """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix.
 
+    model: a model reference as every command reads one (`floodwatch.models.zoo.resolve_model`): a file, a
+    registered name ('floodwatch-s1'), https://.../FILE#sha256=HEX, or None for the default model; a registered
+    model runs its ONNX file with 'auto' and 'onnx', its checkpoint with 'torch', as the commands' -m does.
     `downsample` > 1 runs the model(s) on a that-many-times coarser grid (DownsampledPredictor) and returns
     probabilities on the input's grid; TTA, temperature and refinement then act on those.
-    Several models (a list) make an EnsemblePredictor (`weights` optional); `tta` (True, 'd4' or transform
-    names) wraps it in a TTAPredictor; `temperature` then rescales the averaged probabilities; `refine`
-    ('guided', 'guided:r=4,eps=0.1', 'clean:min=16', a dict of RefinePredictor keywords, or None/'none')
-    last filters them edge-aware. With one model and no option this is the plain back-end predictor.
+    Several models (a list) make an EnsemblePredictor (`weights` optional: one number per model); `tta` (True,
+    'd4' or transform names) wraps it in a TTAPredictor; `temperature` (T, or a file `load_temperature` reads)
+    then rescales the averaged probabilities; `refine` ('guided', 'guided:r=4,eps=0.1', 'clean:min=16', a dict
+    of RefinePredictor keywords, or None/'none') last filters them edge-aware. With one model and no option
+    this is the plain back-end predictor.
     """
-    # a single path (or None: Triton names its model itself) vs a list of models for an ensemble
-    models = [model] if model is None or isinstance(model, (str, os.PathLike)) else list(model)
-    if not models:
-        raise InvalidArgumentError("model: no model given")
+    from .ensemble import ensemble_weights
+    from .tta import parse_transforms
+
+    refs = _model_refs(model)
+    # the options are checked before any model loads (seconds each)
+    if len(refs) == 1 and weights is not None:
+        raise InvalidArgumentError("weights: ensemble weights need more than one model")
+    if weights is not None:
+        ensemble_weights(weights, len(refs))
+    transforms = parse_transforms(tta) if tta else ()
+    if isinstance(temperature, (str, os.PathLike)):
+        from .temperature import load_temperature
+
+        temperature = load_temperature(temperature)
+    # Triton names its model itself (None); everything else means what the commands' -m means
+    models = refs if backend == "triton" else [resolve_model(r, kind_for_backend(backend)) for r in refs]
     if len(models) == 1:
-        if weights is not None:
-            raise InvalidArgumentError("weights: ensemble weights need more than one model")
         predictor = _load_one(models[0], backend, **kwargs)
     else:
         from .ensemble import EnsemblePredictor
@@ -101,10 +121,10 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
         from .downsample import DownsampledPredictor
 
         predictor = DownsampledPredictor(predictor, downsample)
-    if tta:
+    if transforms:
         from .tta import TTAPredictor
 
-        predictor = TTAPredictor(predictor, tta)
+        predictor = TTAPredictor(predictor, transforms)
     if temperature is not None:
         from .temperature import TemperaturePredictor
 
@@ -120,6 +140,19 @@ def load_predictor(model: str | Path | Sequence[str | Path], backend: str = "aut
 
         predictor = refine_predictor(predictor, refine)
     return predictor
+
+
+def _model_refs(model: Any) -> list[Any]:
+    """load_predictor's `model` as a list of references: one (None: the default model), or an ensemble's."""
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return [model]
+    refs = list(model) if isinstance(model, (list, tuple)) else None
+    if refs is None or not all(isinstance(r, (str, os.PathLike)) for r in refs):
+        raise InvalidArgumentError(f"model: expected a model file, a registered model name or a list of them, "
+                                   f"got {type(model).__name__} {reprlib.repr(model)}")
+    if not refs:
+        raise InvalidArgumentError("model: no model given")
+    return refs
 
 
 def backend_for(model: str | os.PathLike | None, backend: str = "auto") -> str:

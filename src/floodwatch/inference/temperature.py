@@ -6,6 +6,7 @@ Fitting T on held-out data is an evaluation job (`evaluation.calibration.fit_tem
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,12 @@ class TemperaturePredictor:
     """A Predictor whose probabilities are `base`'s with temperature T applied."""
 
     def __init__(self, base: Any, temperature: float):
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise InvalidArgumentError(f"temperature: {temperature} must be a positive number")
+        if isinstance(temperature, (str, os.PathLike)):  # a file `evaluate` saved: load_predictor reads it
+            raise InvalidArgumentError(f"temperature: expected a number, got the path '{temperature}'; read a "
+                                       "temperature file with load_temperature(path)")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
+                np.isfinite(temperature) and temperature > 0):
+            raise InvalidArgumentError(f"temperature: {temperature!r} must be a positive number")
         self.base, self.temperature = base, float(temperature)
         self.preprocessing = base.preprocessing
 

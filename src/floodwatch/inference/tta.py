@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import FloodwatchError
+from ..errors import FloodwatchError, InvalidArgumentError
 
 _Op = Callable[[np.ndarray], np.ndarray]
 # name -> (forward, inverse), both on the last two axes (H, W), so they fit (N,C,H,W) inputs and (N,H,W) outputs
@@ -41,12 +41,16 @@ def parse_transforms(spec: str | Sequence[str] | bool | None) -> tuple[str, ...]
         return ()
     if isinstance(spec, str):
         spec = D4 if spec.strip().lower() == "d4" else [s.strip() for s in spec.split(",") if s.strip()]
-    names = tuple(str(s).lower() for s in spec)
+    if not isinstance(spec, (list, tuple)) or not all(isinstance(s, str) for s in spec):
+        raise InvalidArgumentError(f"tta: expected True, 'd4' or transform names ('hflip,vflip' or a list), "
+                                   f"got {spec!r}")
+    names = tuple(s.lower() for s in spec)
     unknown = [n for n in names if n not in TRANSFORMS]
     if unknown:
-        raise FloodwatchError(f"tta: unknown transform(s) {', '.join(unknown)} (known: {', '.join(TRANSFORMS)}, d4)")
+        raise InvalidArgumentError(f"tta: unknown transform(s) {', '.join(unknown)} (known: {', '.join(TRANSFORMS)}, "
+                                   "d4)")
     if not names:
-        raise FloodwatchError("tta: no transforms given")
+        raise InvalidArgumentError("tta: no transforms given")
     return names
 
 
