@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from floodwatch.errors import DataError, FloodwatchError
-from floodwatch.io import (LEGACY_PART_AGE_S, _HOST, atomic_dir, atomic_path, check_output_dir, check_replaceable,
-                           clean_stale_parts, dumps_json, read_text, write_json)
+from floodwatch.io import (LEGACY_PART_AGE_S, _HOST, atomic_dir, atomic_path, check_not_input, check_output_dir,
+                           check_replaceable, clean_stale_parts, dumps_json, read_text, write_json)
 
 
 def _strict(text):
@@ -189,3 +191,19 @@ def test_a_folder_named_like_an_output_is_not_ours(tmp_path):
     with pytest.raises(FloodwatchError, match="holds data.txt, which"):
         check_replaceable(keep, _txt, "tally")
     assert (keep / "data.txt" / "inside").exists()
+
+
+def test_an_output_that_is_an_input_by_any_name_is_refused(tmp_path, monkeypatch):
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"weights")
+    (tmp_path / "link.pt").symlink_to(model)
+    os.link(model, tmp_path / "hard.pt")
+    monkeypatch.chdir(tmp_path)
+    for same in (model, "m.pt", "./m.pt", tmp_path / "sub" / ".." / "m.pt", "link.pt", "hard.pt"):
+        with pytest.raises(DataError, match=rf"^-o: {re.escape(str(Path(same)))} is an input of this run"):
+            check_not_input(same, None, tmp_path, model, name="-o", error=DataError)
+    with pytest.raises(FloodwatchError, match=r"^link\.pt is an input of this run \(m\.pt\)"):
+        check_not_input("link.pt", "m.pt")
+    # another file, or one not there yet that no input names
+    assert str(check_not_input("other.pt", model, "missing.pt", None)) == "other.pt"
+    assert model.read_bytes() == b"weights"

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .augment.config import AugmentationConfig
 from .errors import SpecError
-from .io import read_text
+from .io import check_not_input, read_text
 
 
 def _check_format(v: Optional[str], extra: tuple[str, ...] = ()) -> Optional[str]:
@@ -758,11 +758,7 @@ def convert_tao_spec(tao_path: str | Path, output: str | Path) -> list[str]:
     """TAO protobuf-text spec -> validated YAML spec; returns the TAO-only fields that were dropped."""
     from .tao import tao_to_dict
 
-    tao_path, output = Path(tao_path), Path(output)
-    if output.resolve() == tao_path.resolve() or (output.exists() and tao_path.exists()
-                                                  and os.path.samefile(output, tao_path)):
-        raise SpecError(f"output: {output} is the TAO spec being converted (it would be overwritten); write "
-                        "the YAML spec to another file")
+    tao_path, output = Path(tao_path), check_not_input(output, tao_path, name="output", error=SpecError)
     text = _read_spec_file(tao_path)
     if not looks_like_tao(text) and (tao_path.suffix.lower() in (".yaml", ".yml", ".json") or _has_sections(text)):
         raise SpecError(f"{tao_path}: already a floodwatch spec (YAML/JSON); spec convert takes TAO's protobuf "

@@ -45,6 +45,28 @@ def check_output_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_not_input(output: str | os.PathLike, *inputs: str | os.PathLike | None, name: str | None = None,
+                    error: type[FloodwatchError] = FloodwatchError) -> Path:
+    """Fail early when the output file `output` is one of `inputs` (None entries skipped), also by another
+    name (./x for x, a symlink, a hard link): writing it would replace what the run reads. `name`: the output's
+    parameter (the CLI turns it into the flag) or flag, leading the message; without it the path leads."""
+    output = Path(output)
+    for given in inputs:
+        if given is not None and _same_file(output, Path(given)):
+            head = f"{name}: {output}" if name else str(output)
+            same = "" if Path(given) == output else f" ({given})"
+            raise error(f"{head} is an input of this run{same}: writing it would replace that input; give "
+                        "another output file")
+    return output
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # both exist: also a hard link, which no resolved path shows
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
 def _file_target(path: Path) -> Path:
     if path.is_dir():
         raise FloodwatchError(f"{path}: is a folder; give the output file's name")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bad_inputs import Case, binary_file, check, params, plain_file
+from tests.bad_inputs import BINARY, Case, binary_file, check, params, plain_file
 from tests.data import fakes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -76,12 +76,14 @@ def files(tmp_path_factory):
     f["tao_copy"].write_bytes(f["tao"].read_bytes())
     f["tao_typo"] = d / "tao_typo.txt"
     f["tao_typo"].write_text("model_config {\n  num_layerz: 18\n}\n")
+    f["victim"] = binary_file(d / "victim.pt")  # a checkpoint, as far as a refused run may know
     return f
 
 
 CASES = [
     Case("binary-spec", "spec validate {binary_spec}", ("{binary_spec}", "not UTF-8")),
-    Case("binary-spec-convert", "spec convert {binary_spec} -o {out}", ("{binary_spec}", "not UTF-8")),
+    Case("binary-spec-convert", "spec convert {binary_spec} -o {out}.yaml", ("{binary_spec}", "not UTF-8"),
+         absent=("{out}.yaml",)),
     Case("data-root-missing", "spec validate {no_data}", ("dataset_config.data_root", "{missing_folder}")),
     Case("data-root-is-file", "spec validate {data_is_file}", ("dataset_config.data_root", "{file}", "not a folder")),
     Case("split-csv-is-folder", "spec validate {split_is_folder}", ("dataset_config.split.csv", "not a file")),
@@ -89,10 +91,13 @@ CASES = [
     Case("source-path-missing", "spec validate {source_missing}", ("dataset_config.sources[1].path", "{missing_folder}")),
     Case("convert-out-under-file", "spec convert {tao} -o {file}/s.yaml", ("{file} is a file",)),
     Case("spec-is-folder", "spec validate {data}", ("{data}", "is a folder, not a spec file")),
-    Case("convert-folder", "spec convert {data} -o {out}", ("{data}", "is a folder, not a spec file")),
-    Case("convert-yaml-spec", "spec convert {yaml_spec} -o {out}",
-         ("{yaml_spec}", "already a floodwatch spec", "TAO's protobuf text"), forbid=("Traceback", "line ")),
-    Case("convert-yaml-as-txt", "spec convert {yaml_as_txt} -o {out}", ("{yaml_as_txt}", "already a floodwatch spec")),
+    Case("convert-folder", "spec convert {data} -o {out}.yaml", ("{data}", "is a folder, not a spec file"),
+         absent=("{out}.yaml",)),
+    Case("convert-yaml-spec", "spec convert {yaml_spec} -o {out}.yaml",
+         ("{yaml_spec}", "already a floodwatch spec", "TAO's protobuf text"), forbid=("Traceback", "line "),
+         absent=("{out}.yaml",)),
+    Case("convert-yaml-as-txt", "spec convert {yaml_as_txt} -o {out}.yaml",
+         ("{yaml_as_txt}", "already a floodwatch spec"), absent=("{out}.yaml",)),
     Case("unlabelled-bands", "spec validate {one_band_unlabelled}",
          ("one_band_unlabelled.yaml: semi_supervised.unlabelled[0]", "VV, VH")),
     Case("otsu-band-missing", "spec validate {otsu_hh}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
@@ -107,14 +112,18 @@ CASES = [
     Case("model-not-torch", "spec validate {good} -m {garbage}", ("{garbage}", "not a torch file")),
     Case("model-not-resnet", "spec validate {good} -m {not_resnet}", ("{not_resnet}", "conv1.weight")),
     Case("convert-onto-input", "spec convert {tao_copy} -o {tao_copy}", ("--output", "{tao_copy}"), absent=()),
-    Case("convert-typo-named-first", "spec convert {tao_typo} -o {out}",
-         ("tao_typo.txt: model_config.num_layerz", "spec validate {tao_typo}")),
+    # YAML written over a checkpoint (exit 0) before the name had to say YAML
+    Case("convert-over-checkpoint", "spec convert {tao} -o {victim}", ("--output {victim}", ".yaml or .yml"),
+         absent=()),
+    Case("convert-typo-named-first", "spec convert {tao_typo} -o {out}.yaml",
+         ("tao_typo.txt: model_config.num_layerz", "spec validate {tao_typo}"), absent=("{out}.yaml",)),
 ]
 
 
 @pytest.mark.parametrize("case", params(CASES))
 def test_bad_input(case, files, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+    assert files["victim"].read_bytes() == BINARY
 
 
 @pytest.mark.parametrize("name, field", [("huge_lr", "training_config.learning_rate: 1e+09 is far too large"),

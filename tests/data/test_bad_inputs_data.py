@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bad_inputs import (Case, binary_file, check, first_image, first_label, params, plain_file,
+from tests.bad_inputs import (BINARY, Case, binary_file, check, first_image, first_label, params, plain_file,
                               rewrite_raster, sen1floods11_copy)
 
 from . import fakes
@@ -33,6 +33,7 @@ def files(tmp_path_factory):
     f["nomatch_csv"].write_text("id,split\nnope,train\nnada,val\n")
     f["header_csv"] = d / "split_header.csv"
     f["header_csv"].write_text("id,split\n")
+    f["victim"] = binary_file(d / "victim.pt")  # a checkpoint, as far as a refused run may know
     return f
 
 
@@ -40,8 +41,8 @@ CASES = [
     # non-UTF-8 text where text is read
     Case("split-list-binary", "data inspect {binary_split_list}",
          ("{binary_split_list}/splits/flood_valid_data.txt", "not UTF-8")),
-    Case("split-list-binary-stats", "data stats {binary_split_list} -o {out}",
-         ("flood_valid_data.txt", "not UTF-8")),
+    Case("split-list-binary-stats", "data stats {binary_split_list} -o {out}.json",
+         ("flood_valid_data.txt", "not UTF-8"), absent=("{out}.json",)),
     Case("split-csv-binary", "data convert {good} {out} --split-csv {binary_csv}", ("{binary_csv}", "not UTF-8")),
     # an output path under a regular file
     Case("stats-out-under-file", "data stats {good} -o {file}/x.json", ("{file} is a file",)),
@@ -80,6 +81,9 @@ CASES = [
     Case("preview-out-txt", "data preview {good} -o {out}.txt", ("-o {out}.txt", ".png"), absent=("{out}.txt",)),
     Case("split-out-json", "data split {good} -o {out}.json", ("-o {out}.json", ".csv"), absent=("{out}.json",)),
     Case("stats-plot-jpg", "data stats {good} --plot {out}.jpg", ("--plot {out}.jpg", ".png"), absent=("{out}.jpg",)),
+    # JSON written over a checkpoint (exit 0) before the name had to say JSON
+    Case("inspect-json-over-checkpoint", "data inspect {good} -o {victim}", ("-o {victim}", ".json"), absent=()),
+    Case("stats-out-over-checkpoint", "data stats {good} -o {victim}", ("-o {victim}", ".json"), absent=()),
     # counts out of range: --plot-chips 0 was a matplotlib traceback, --max-pixels 0 sampled one pixel a chip
     Case("stats-plot-chips-zero", "data stats {good} --plot {out}.png --plot-chips 0",
          ("--plot-chips", "Invalid value"), absent=("{out}.png",)),
@@ -93,8 +97,8 @@ CASES = [
     # the library's messages start with its parameter's name, which becomes the flag ("split block 0" named none)
     Case("split-block-zero", "data split {good} -o {out}.csv --method blocked --block 0",
          ("--block: must be a whole number >= 1, got 0",), absent=("{out}.csv",)),
-    Case("stats-split-unknown", "data stats {good} -o {out} --split bogus",
-         ("--split: 'bogus' is not one of train, val, test",)),
+    Case("stats-split-unknown", "data stats {good} -o {out}.json --split bogus",
+         ("--split: 'bogus' is not one of train, val, test",), absent=("{out}.json",)),
     Case("synth-into-kept-folder", "data synth {kept} --chips 2 --size 32", ("{kept}", "notes.txt"), absent=()),
     Case("convert-into-kept-folder", "data convert {good} {kept}", ("{kept}", "notes.txt"), absent=()),
     # a split CSV naming a path for a split (images/../../evil), or no chip of the data set
@@ -106,14 +110,17 @@ CASES = [
          ("{header_csv}", "lists no chip")),  # it converted every chip, as if no CSV were given
     # a label on another grid than its image (same size), and integer chips: refused by every reader
     Case("label-other-crs-inspect", "data inspect {label_crs}", ("{label_crs_label}", "CRS")),
-    Case("label-other-crs-stats", "data stats {label_crs} -o {out}", ("{label_crs_label}", "CRS")),
+    Case("label-other-crs-stats", "data stats {label_crs} -o {out}.json", ("{label_crs_label}", "CRS"),
+         absent=("{out}.json",)),
     Case("label-shifted-inspect", "data inspect {label_shifted}", ("{label_shifted_label}", "transform")),
-    Case("label-shifted-stats", "data stats {label_shifted} -o {out}", ("{label_shifted_label}", "transform")),
+    Case("label-shifted-stats", "data stats {label_shifted} -o {out}.json", ("{label_shifted_label}", "transform"),
+         absent=("{out}.json",)),
     Case("int8-chip-inspect", "data inspect {int8}", ("{int8_image}", "int8")),
-    Case("int8-chip-stats", "data stats {int8} -o {out}", ("{int8_image}", "int8")),
+    Case("int8-chip-stats", "data stats {int8} -o {out}.json", ("{int8_image}", "int8"), absent=("{out}.json",)),
 ]
 
 
 @pytest.mark.parametrize("case", params(CASES))
 def test_bad_input(case, files, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+    assert files["victim"].read_bytes() == BINARY

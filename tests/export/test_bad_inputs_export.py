@@ -13,6 +13,8 @@ def files(tmp_path_factory, tiny_checkpoint):
     f = {"model": tiny_checkpoint, "file": plain_file(d / "a_file"), "unsafe": unsafe_checkpoint(d / "unsafe.pt"),
          "folder": d / "folder.onnx", "garbage": plain_file(d / "garbage.pt"), "onnx": plain_file(d / "m.onnx")}
     f["folder"].mkdir()
+    f["own"] = d / "own.pt"  # pruned onto itself: must stay the checkpoint it was
+    f["own"].write_bytes(tiny_checkpoint.read_bytes())
     f["empty"] = d / "empty"
     f["empty"].mkdir()
     for name, config in (("cpurepo", 'backend: "python"\n'), ("garbledrepo", "garbage {{{")):
@@ -98,11 +100,13 @@ CASES = [
          absent=("{out}.pt",)),
     Case("prune-ratio-out-of-range", "prune -m {model} -o {out}.pt --ratio 1.5", ("--ratio: 1.5",),
          absent=("{out}.pt",)),
+    Case("prune-onto-its-input", "prune -m {own} -o {own} --ratio 0.5", ("{own} is an input",), absent=()),
     Case("prune-multiple-of-zero", "prune -m {model} -o {out}.pt --ratio 0.5 --multiple-of 0", ("--multiple-of",),
          absent=("{out}.pt",)),
 ]
 
 
 @pytest.mark.parametrize("case", params(CASES))
-def test_bad_input(case, files, run_cli, tmp_path):
+def test_bad_input(case, files, tiny_checkpoint, run_cli, tmp_path):
     check(case, files, run_cli, tmp_path)
+    assert files["own"].read_bytes() == tiny_checkpoint.read_bytes()

@@ -127,15 +127,17 @@ def resolve_checkpoint(ref: str | None) -> Path:
     return path
 
 
-def check_output_named(output: Path, suffix: str, kind: str, flag: str = "-o") -> None:
+def check_output_named(output: Path, suffix: str | tuple[str, ...], kind: str, flag: str = "-o") -> None:
     """Before the work: the output file can be written, and its name says the format written (not PNG bytes in
-    a .jpg)."""
+    a .jpg, nor JSON over a checkpoint.pt). `suffix`: one, or the spellings allowed (".yaml", ".yml")."""
     from ..errors import DataError
     from ..io import check_output_file
 
     check_output_file(output)
-    if output.suffix.lower() != suffix:
-        raise DataError(f"{flag} {output}: the file written is {kind}; give a name ending in {suffix}")
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    if output.suffix.lower() not in suffixes:
+        raise DataError(f"{flag} {output}: the file written is {kind}; give a name ending in "
+                        f"{' or '.join(suffixes)}")
 
 
 #: = config.MAX_SEED, written out so the CLI starts without importing config (a test checks they agree)

@@ -43,10 +43,10 @@ def register(app: typer.Typer) -> None:
 
         from ..data.inspect import inspect_dataset
         from ..errors import DataError
-        from ..io import check_output_file, write_json
+        from ..io import write_json
 
         if json_out is not None:
-            check_output_file(json_out)
+            check_output_named(json_out, ".json", "JSON")
         r = inspect_dataset(path, value(format), progress=False if quiet else None)
         console = make_console()
         console.print(f"[bold]{esc(r['path'])}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
@@ -94,14 +94,14 @@ def register(app: typer.Typer) -> None:
         from ..data import open_dataset
         from ..data.stats import compute_stats
         from ..errors import DataError
-        from ..io import check_output_file, write_json
+        from ..io import write_json
 
         format, show = value(format), False if quiet else None
         if output is None and plot is None:
             raise DataError("stats: give -o FILE.json and/or --plot FILE.png")
-        # a file in the way, or a name saying another format than PNG, fails now, not after reading every chip
+        # a file in the way, or a name saying another format (JSON over a.pt), fails now, not after reading every chip
         if output is not None:
-            check_output_file(output)
+            check_output_named(output, ".json", "JSON")
         if plot is not None:
             check_output_named(plot, ".png", "PNG", "--plot")
         if output is not None:

@@ -8,8 +8,8 @@ import typer
 
 from ..errors import FloodwatchError
 from . import options
-from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, esc, make_console, resolve_models,
-                     value)
+from .common import (BATCH_SIZE, MODEL_HELP, Backend, DataFormat, QUIET, aliased, check_output_named, esc,
+                     make_console, resolve_models, value)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         from ..evaluation.evaluate import evaluate, to_json_safe
         from ..evaluation.report import print_metrics_table
         from ..inference.refine import RefinePredictor
-        from ..io import check_output_file, check_replaceable, write_json
+        from ..io import check_not_input, check_replaceable, write_json
         from ..models.zoo import kind_for_backend
         from ..training.data import evaluation_samples
 
@@ -64,9 +64,11 @@ def register(app: typer.Typer) -> None:
                                   "--calibrate")
         if save_temperature is not None and calibrate is None:
             raise FloodwatchError("--save-temperature: needs --calibrate VAL_PATH")
-        for target in (output, save_temperature):  # a file in the way fails now, not after scoring
+        # fails now, not after scoring: a file in the way, an input, a name saying another format (JSON over a.pt)
+        for target, flag in ((output, "-o"), (save_temperature, "--save-temperature")):
             if target is not None:
-                check_output_file(target)
+                check_not_input(target, *(model or []), data, spec, temperature, calibrate, name=flag)
+                check_output_named(target, ".json", "JSON", flag)
         if report is not None:
             from ..evaluation.accuracy_report import report_entry
 

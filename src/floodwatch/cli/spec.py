@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import esc, make_console
+from .common import check_output_named, esc, make_console
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         """Convert a TAO UNet spec to floodwatch YAML (paths re-expressed relative to the output)."""
         from ..config import convert_tao_spec
 
+        # a spec is known by these suffixes (evaluate --calibrate); YAML over a.pt is refused as JSON is
+        check_output_named(output, (".yaml", ".yml"), "a YAML spec", "--output")
         ignored = convert_tao_spec(tao_spec, output)
         console = make_console()
         if ignored:

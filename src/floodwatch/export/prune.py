@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError
+from ..io import check_not_input
 from ..models.build import model_from_config
 from ..models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
@@ -132,6 +133,7 @@ def prune_checkpoint(checkpoint: str | Path, out: str | Path, *, ratio: float | 
     if Path(out).suffix.lower() not in (".pt", ".pth"):  # commands pick a model's loader by its suffix
         raise ExportError(f"{out}: a pruned checkpoint's name must end in .pt or .pth (ONNX: prune, then "
                           "`floodwatch export` the result)")
+    check_not_input(out, checkpoint, error=ExportError)
     model, meta = load_model(checkpoint)
     state = read_checkpoint(checkpoint)  # for the spec/metrics fields load_model does not interpret
     small, config, layers = prune_model(model, dict(meta["model_config"]), ratio=ratio, threshold=threshold,
