@@ -55,7 +55,7 @@ def test_without_m_the_default_model_runs(command, run_cli, tmp_path, default_zo
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
     if command == "map":
-        assert json.loads((out / "scene" / "stats.json").read_text())["backend"] == "OnnxPredictor"
+        assert json.loads((out / "scene" / "stats.json").read_text())["backend"] == "onnx"
     elif command == "evaluate":
         assert json.loads((out / "m.json").read_text())["model"] == str(default_zoo / DEFAULT_MODEL / "model.onnx")
     elif command == "export":

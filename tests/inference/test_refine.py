@@ -254,4 +254,4 @@ def test_cli_map_with_refine_on_tiles(run_cli, tiny_checkpoint, tmp_path):
                   "--overlap", "8", "--batch", "2", "-q", "--refine", "guided:r=2")
     assert out.returncode == 0, out.stderr
     stats = json.loads((tmp_path / "out" / "s0" / "stats.json").read_text())
-    assert stats["tiles_predicted"] > 1 and stats["backend"] == "RefinePredictor"
+    assert stats["tiles_predicted"] > 1 and stats["backend"] == "torch"

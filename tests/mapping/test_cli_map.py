@@ -30,7 +30,7 @@ def test_map_folder_with_a_torch_checkpoint(tmp_path, tiny_checkpoint, capsys):
     stats = json.loads((tmp_path / "out" / "s0" / "stats.json").read_text())
     assert stats["tiles"] == 1 and stats["tiles_predicted"] == 1 and stats["width"] == 50
     assert stats["valid_km2"] == pytest.approx(60 * 50 * 100 / 1e6, rel=0.01)
-    assert stats["backend"] == "TorchPredictor"
+    assert stats["backend"] == "torch"
     assert stats["model"] == str(Path(tiny_checkpoint).absolute())  # what made the map, as infer/evaluate say
     assert "s0.tif" in capsys.readouterr().out
 
@@ -108,7 +108,7 @@ def test_map_with_tta_runs_the_tta_predictor_and_keeps_the_georeference(tmp_path
     _, meta_p = read(tmp_path / "plain" / "s2" / "flood_mask.tif")
     _, meta_t = read(tmp_path / "tta" / "s2" / "flood_mask.tif")
     assert meta_p["transform"] == meta_t["transform"] and meta_p["crs"] == meta_t["crs"]
-    assert json.loads((tmp_path / "tta" / "s2" / "stats.json").read_text())["backend"] != "TorchPredictor"
+    assert json.loads((tmp_path / "tta" / "s2" / "stats.json").read_text())["backend"] == "torch"  # what ran TTA
     # stats.json says what made the map besides the model, as evaluate's JSON and infer's summary.json do
     plain, tta = (json.loads((tmp_path / n / "s2" / "stats.json").read_text()) for n in ("plain", "tta"))
     assert (plain["tta"], plain["refine"], plain["downsample"]) == (None, None, 1)
@@ -159,8 +159,8 @@ def test_map_downsample_predicts_on_a_coarser_grid_and_keeps_the_georeference(tm
     mask_p, meta_p = read(tmp_path / "plain" / "s2" / "flood_mask.tif")
     mask_c, meta_c = read(tmp_path / "coarse" / "s2" / "flood_mask.tif")
     assert mask_p.shape == mask_c.shape and meta_p["transform"] == meta_c["transform"]
-    assert json.loads((tmp_path / "coarse" / "s2" / "stats.json").read_text())["backend"] == "torch, downsample 2"
-    assert json.loads((tmp_path / "plain" / "s2" / "stats.json").read_text())["backend"] == "TorchPredictor"
+    assert json.loads((tmp_path / "coarse" / "s2" / "stats.json").read_text())["backend"] == "torch"
+    assert json.loads((tmp_path / "plain" / "s2" / "stats.json").read_text())["backend"] == "torch"
 
 
 def test_map_runs_torch_in_bfloat16_only_where_the_cpu_has_it(tiny_checkpoint, monkeypatch):
@@ -201,12 +201,69 @@ def test_stats_record_the_precision_that_ran(tmp_path, tiny_checkpoint, monkeypa
     assert predictor_precision(both) == "float32"
 
     class Onnx:  # what OnnxPredictor carries: the file's floodwatch metadata
-        meta = {"precision": "int8"}
-    assert predictor_precision(Onnx()) == "int8"
+        def __init__(self, precision):
+            self.meta = {"precision": precision}
+    assert predictor_precision(Onnx("int8")) == "int8"
+    # the metadata's 'fp32'/'fp16' (export's --precision) in torch's words: the same arithmetic, the same name
+    assert predictor_precision(Onnx("fp32")) == "float32" and predictor_precision(Onnx("fp16")) == "float16"
 
     make_scene(tmp_path / "s.tif", 96, 80, seed=4)
     result = map_scene(tmp_path / "s.tif", bf16, tmp_path / "out", tile=64, overlap=16, progress=False)
     assert result.stats["precision"] == "bfloat16"
+
+
+def test_stats_name_the_back_end_that_ran_in_one_vocabulary(tmp_path, tiny_checkpoint):
+    """stats.json's backend was the predictor's class with --backend auto ('OnnxPredictor'; 'TTAPredictor', TTA
+    of what?) and 'onnx' with --backend onnx: one file, two words. It names what ran the model, through wrappers
+    and ensembles; what the wrappers did has its own entries (tta, downsample, ...)."""
+    from floodwatch.export.onnx import export_onnx
+
+    onnx = tmp_path / "m.onnx"
+    export_onnx(tiny_checkpoint, onnx)
+    make_scene(tmp_path / "s.tif", 64, 64)
+    runs = {"auto": ["-m", onnx], "onnx": ["-m", onnx, "--backend", "onnx"],
+            "auto-wrapped": ["-m", onnx, "--tta-transforms", "hflip", "--downsample", "2"],
+            "onnx-wrapped": ["-m", onnx, "--backend", "onnx", "--downsample", "2"],
+            "ensemble": ["-m", tiny_checkpoint, "-m", onnx]}
+    stats = {}
+    for name, args in runs.items():
+        code = run(["map", str(tmp_path / "s.tif"), *map(str, args), "-o", str(tmp_path / name), "--tile", "64",
+                    "--overlap", "16", "-q"])
+        assert code in (0, None)
+        stats[name] = json.loads((tmp_path / name / "s" / "stats.json").read_text())
+    assert {n: s["backend"] for n, s in stats.items()} == {"auto": "onnx", "onnx": "onnx", "auto-wrapped": "onnx",
+                                                           "onnx-wrapped": "onnx", "ensemble": "torch+onnx"}
+    assert (stats["auto-wrapped"]["tta"], stats["auto-wrapped"]["downsample"]) == (["hflip"], 2)
+    # float32 both: the ONNX file's 'fp32' and torch's float32 are one arithmetic
+    assert stats["auto"]["precision"] == stats["ensemble"]["precision"] == "float32"
+
+
+def test_predictor_backend_looks_through_wrappers_and_a_users_predictor_keeps_its_name(tiny_checkpoint):
+    from floodwatch.inference import load_predictor
+    from floodwatch.inference.base import predictor_backend
+    from floodwatch.inference.ensemble import EnsemblePredictor
+    from floodwatch.inference.predictor import TorchPredictor
+    from floodwatch.inference.tta import TTAPredictor
+
+    assert predictor_backend(load_predictor(tiny_checkpoint, tta=True, refine="guided", temperature=1.5)) == "torch"
+    assert predictor_backend(load_predictor([tiny_checkpoint] * 2, downsample=2)) == "torch"
+
+    class Notebook:  # a user's own Predictor, none of floodwatch's back-ends
+        def __init__(self):
+            self.preprocessing = TorchPredictor(tiny_checkpoint).preprocessing
+
+        def predict(self, batch):
+            return np.zeros((len(batch),) + batch.shape[2:], np.float32)
+
+    class Labelled(Notebook):
+        backend = "threshold"
+
+    class Tuned(TorchPredictor):  # still runs torch
+        pass
+
+    assert predictor_backend(Notebook()) == "Notebook" == predictor_backend(TTAPredictor(Notebook(), ["hflip"]))
+    assert predictor_backend(Labelled()) == "threshold" and predictor_backend(Tuned(tiny_checkpoint)) == "torch"
+    assert predictor_backend(EnsemblePredictor([Notebook(), TorchPredictor(tiny_checkpoint)])) == "Notebook+torch"
 
 
 def test_pair_band_files_pairs_vv_with_vh_and_keeps_the_rest():
@@ -357,7 +414,7 @@ def test_map_self_train_takes_the_default_models_checkpoint(tmp_path, monkeypatc
     code = run(["map", str(tmp_path / "s.tif"), "-o", str(tmp_path / "out"), "--self-train", "-q"])
     assert code in (0, None), capsys.readouterr().err
     stats = json.loads((tmp_path / "out" / "s" / "stats.json").read_text())
-    assert stats["backend"] == "TorchPredictor" and stats["self_training"]["chips"] == 1
+    assert stats["backend"] == "torch" and stats["self_training"]["chips"] == 1
 
 
 def test_map_scenes_refuses_to_self_train_one_predictor_shared_by_threads(tmp_path, tiny_checkpoint):

@@ -304,7 +304,7 @@ def test_a_model_file_as_predictor_maps_as_the_loaded_predictor_does(tmp_path, t
     timing = ("runtime_s", "tiles_per_s", "km2_per_s", "stage_seconds")
     path_stats, loaded_stats = ({k: v for k, v in r.stats.items() if k not in timing} for r in runs.values())
     assert path_stats == loaded_stats and path_stats["model"] == str(tiny_checkpoint.absolute())
-    assert path_stats["backend"] == "TorchPredictor"  # as `map -m FILE` records it
+    assert path_stats["backend"] == "torch"  # as `map -m FILE` records it
     ensemble = map_scene(tmp_path / "s.tif", [tiny_checkpoint, tiny_checkpoint], tmp_path / "ens", **TILING)
     assert ensemble.stats["model"] == [str(tiny_checkpoint.absolute())] * 2
     with pytest.raises(InvalidArgumentError, match="^model: "):  # one file recorded, another one run

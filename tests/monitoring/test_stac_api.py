@@ -119,7 +119,7 @@ def test_cli_watch_maps_as_map_does(tmp_path, served, stac_api, run_cli, request
         assert watch_stats == ref_stats and watch_stats["valid_km2"] > 0
         assert watch_stats["tta"] == (["identity", "hflip", "vflip", "rot90"] if "--tta" in options else ["vflip"])
         if "--backend" in options:
-            assert watch_stats["backend"] == "onnx, downsample 2" and watch_stats["refine"]
+            assert watch_stats["backend"] == "onnx" and watch_stats["refine"]
 
 
 def _map_outputs(folder):

@@ -148,15 +148,14 @@ def run_cmd(
     geom, default_name = _area(aoi, bbox)
     src = _source(source, collection, stac, units)
     terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)  # before the store
-    predictor, label = options.scene_predictor(model, value(backend), url=url, triton_model=triton_model,
-                                               protocol=value(protocol), tta=tta, tta_transforms=tta_transforms,
-                                               refine=refine, downsample=downsample, threshold=threshold, tile=tile,
-                                               weights=weights, temperature=temperature)
+    predictor = options.scene_predictor(model, value(backend), url=url, triton_model=triton_model,
+                                        protocol=value(protocol), tta=tta, tta_transforms=tta_transforms,
+                                        refine=refine, downsample=downsample, threshold=threshold, tile=tile,
+                                        weights=weights, temperature=temperature)
     with Store(db) as store, _area_named(bbox):
         res = run_aoi(store, name or default_name, date, predictor, out_dir, geometry=geom, source=src, days=days,
                       min_coverage=min_coverage, threshold_km2=threshold_km2, rise_percent=rise_percent, tile=tile,
-                      threshold=threshold, progress=not quiet, terrain=terrain, water_mask=water_mask,
-                      backend=label)
+                      threshold=threshold, progress=not quiet, terrain=terrain, water_mask=water_mask)
         rec = store.record(res.record_ids[0], False) if res.record_ids else None
     console = Console()
     console.print(f"{res.aoi}: {res.scene.key} ({len(res.scene.items)} item(s), {100 * res.scene.coverage:.0f}% of "

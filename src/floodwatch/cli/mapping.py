@@ -119,10 +119,10 @@ def register(app: typer.Typer) -> None:
             results = map_scenes(files, model, out_dir, workers=workers, scheduler=scheduler, backend=backend,
                                  predictor_kwargs=predictor_kwargs, progress=not quiet, vh=vh, **kw)
         else:
-            predictor, label = options.load_scene_predictor(model, predictor_kwargs, backend)
+            predictor = options.load_scene_predictor(model, predictor_kwargs, backend)
             if len(pairs) > 1:  # every scene opens before the first is mapped: a bad last one leaves no maps
                 _open_each(pairs, units, predictor.preprocessing.bands)
-            results = [map_scene(f, predictor, out_dir, progress=not quiet, backend=label, vh=v, name=n, model=model,
+            results = [map_scene(f, predictor, out_dir, progress=not quiet, vh=v, name=n, model=model,
                                  **kw)
                        for (f, v), n in zip(pairs, names)]
         # names and paths fold onto more lines in a narrow terminal, never cut with an ellipsis

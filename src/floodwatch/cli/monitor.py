@@ -280,14 +280,14 @@ def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
     from ..monitoring.store import Store
 
     terrain = options.terrain_options(hand, hand_max, dem, slope_max, exclude, depth, orbit)  # before the store
-    predictor, label = options.scene_predictor(model, value(backend), url=url, triton_model=triton_model,
-                                               protocol=value(protocol), tta=tta, tta_transforms=tta_transforms,
-                                               refine=refine, downsample=downsample, threshold=threshold, tile=tile,
-                                               weights=weights, temperature=temperature)
+    predictor = options.scene_predictor(model, value(backend), url=url, triton_model=triton_model,
+                                        protocol=value(protocol), tta=tta, tta_transforms=tta_transforms,
+                                        refine=refine, downsample=downsample, threshold=threshold, tile=tile,
+                                        weights=weights, temperature=temperature)
     with Store(db) as store:
         outcomes = watch_aoi(store, name, stac, collection, predictor, output, since=since,
                              units=value(units), tile=tile, threshold=threshold, progress=not quiet,
-                             terrain=terrain, water_mask=water_mask, backend=label)
+                             terrain=terrain, water_mask=water_mask)
         t = Table(Column("item", overflow="fold"), "acquired", "status", "flooded km²")
         for o in outcomes:
             km2 = "-" if not o.record_ids else f"{store.record(o.record_ids[0], False)['flooded_km2']:.3f}"

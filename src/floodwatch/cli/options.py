@@ -139,19 +139,17 @@ def scene_model(model: Optional[list[str]], backend: str, *, url: str, triton_mo
 
 
 def scene_predictor(model: Optional[list[str]], backend: str, **options):
-    """(Predictor, back-end label for stats.json) from `scene_model`'s options, loaded in this process."""
+    """The Predictor `scene_model`'s options describe, loaded in this process."""
     return load_scene_predictor(*scene_model(model, backend, **options), backend)
 
 
 def load_scene_predictor(model, kwargs: dict, backend: str):
-    """(Predictor, back-end label for stats.json) for `scene_model`'s model and keywords."""
+    """The Predictor for `scene_model`'s model and keywords (map_scene names its back-end in stats.json)."""
     from ..inference.predictor import load_predictor
     from ..mapping.memory import share_one_malloc_arena
-    from ..mapping.parallel import backend_label
 
     share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate
-    return (load_predictor(model, backend=backend, **kwargs),
-            backend_label(model, backend, kwargs.get("downsample", 1)))
+    return load_predictor(model, backend=backend, **kwargs)
 
 
 def check_downsample(downsample: int, tile: int) -> None:

@@ -148,6 +148,21 @@ def predictor_model_file(predictor: Any) -> str | list[str] | None:
     return None
 
 
+def predictor_backend(predictor: Any) -> str:
+    """What runs `predictor`'s model, through its wrappers (TTA, refinement, ...: `predictor_settings` records
+    those): 'torch', 'onnx' or 'triton'; an ensemble's members' joined by '+' ('torch+onnx'). A predictor of
+    one's own names itself: its `backend` attribute, else its class name."""
+    p = predictor
+    for p in _wrapped(predictor):
+        name = getattr(p, "backend", None)
+        if isinstance(name, str):  # the back-ends' classes say theirs ('torch', 'onnx', 'triton')
+            return name
+        members = getattr(p, "members", None)
+        if members:
+            return "+".join(dict.fromkeys(predictor_backend(m) for m in members))
+    return type(p).__name__
+
+
 def _wrapped(predictor: Any) -> Iterator[Any]:
     """`predictor`, then the predictors it wraps (TTA, refinement, ... around a model's), outermost first."""
     while predictor is not None:

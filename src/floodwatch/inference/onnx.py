@@ -20,6 +20,8 @@ class OnnxPredictor:
     The pre-processing comes from the file's metadata.
     """
 
+    backend = "onnx"  # what stats.json records as having run the model (inference.base.predictor_backend)
+
     def __init__(self, path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None,
                  spinning: bool | None = None, memory_pattern: bool | None = None):
         self.path = Path(path)

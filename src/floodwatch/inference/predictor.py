@@ -36,6 +36,8 @@ class TorchPredictor:
     (docs/benchmarks.md, tenth session). Off by default, so that scores stay fp32; `map` turns it on.
     """
 
+    backend = "torch"  # what stats.json records as having run the model (inference.base.predictor_backend)
+
     def __init__(self, checkpoint: str | Path, device: str | None = None, amp: bool = True,
                  channels_last: bool = True, fold_batch_norm: bool = True, bf16_cpu: bool = False):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

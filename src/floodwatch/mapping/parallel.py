@@ -61,24 +61,11 @@ def _load(model, backend: str, predictor_kwargs: dict):
     return model()  # a factory or class: lets callers plug in any Predictor
 
 
-def backend_label(model, backend: str, downsample: int = 1) -> str | None:
-    """What `map` records as the back-end in stats.json: None for 'auto' (the predictor's class names it),
-    else the back-end; with --downsample the resolved back-end and the factor ('onnx, downsample 2')."""
-    if downsample > 1:
-        from ..inference.predictor import backend_for
-
-        models = model if isinstance(model, (list, tuple)) else [model]
-        return f"{'+'.join(dict.fromkeys(backend_for(m, backend) for m in models))}, downsample {downsample}"
-    return None if backend == "auto" else backend
-
-
 def _map_one(scene: str, model, out_dir: str, backend: str, predictor_kwargs: dict, kw: dict) -> MapResult:
     predictor = _load(model, backend, predictor_kwargs)
-    # a ready predictor or a factory names itself; a model file or the Triton server gets the back-end's name
     files = _model_files(model)
-    label = backend_label(model, backend, predictor_kwargs.get("downsample", 1)) if files else None
     try:
-        return map_scene(scene, predictor, out_dir, progress=False, backend=label,
+        return map_scene(scene, predictor, out_dir, progress=False,
                          model=model if files else None, **kw)
     except FloodwatchError as exc:
         failure = exc

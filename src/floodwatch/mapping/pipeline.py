@@ -29,7 +29,7 @@ import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import FloodwatchError, InvalidArgumentError
-from ..inference.base import model_file_label, predictor_model_file, predictor_settings
+from ..inference.base import model_file_label, predictor_backend, predictor_model_file, predictor_settings
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction, check_tiling
 from ..io import atomic_dir, check_replaceable, write_json
 from .area import AreaCounter
@@ -110,10 +110,16 @@ def predictor_options(model: str | os.PathLike | Sequence[str | os.PathLike] | N
     return {}
 
 
+#: An ONNX file's metadata precision (export's --precision) as stats.json names it: in torch's names, so that a
+#: torch model and an ONNX file running the same arithmetic say the same
+_ONNX_PRECISION = {"fp32": "float32", "fp16": "float16"}
+
+
 def predictor_precision(predictor) -> str:
     """The arithmetic a predictor runs in, for stats.json: a torch model's autocast type ('bfloat16' where `map`
-    asked for it and the CPU has it, else 'float32'), an ONNX file's precision ('int8', 'fp32', 'fp16'),
-    through wrappers (TTA, temperature, downsampling, refinement); an ensemble's joined by '+'."""
+    asked for it and the CPU has it, else 'float32'), an ONNX file's precision ('int8', 'float32', 'float16';
+    its metadata says 'fp32', 'fp16'), through wrappers (TTA, temperature, downsampling, refinement); an
+    ensemble's joined by '+'."""
     members = getattr(predictor, "members", None)
     if members:
         return "+".join(dict.fromkeys(predictor_precision(m) for m in members))
@@ -124,7 +130,9 @@ def predictor_precision(predictor) -> str:
         dtype = predictor.autocast_dtype
         return "float32" if dtype is None else str(dtype).replace("torch.", "")
     meta = getattr(predictor, "meta", None)
-    return str(meta["precision"]) if isinstance(meta, dict) and "precision" in meta else "unknown"
+    if not (isinstance(meta, dict) and "precision" in meta):
+        return "unknown"
+    return _ONNX_PRECISION.get(str(meta["precision"]), str(meta["precision"]))
 
 
 def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Path], out_dir: str | Path, *,
@@ -161,8 +169,9 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
     stats.json's `stage_seconds` says where the time went (see `floodwatch.mapping.profile`).
     model: the model file that a ready `predictor` runs (a list: an ensemble's), recorded in stats.json as infer
     and evaluate record theirs.
-    backend: what stats.json records as the back-end; None: the predictor's own name (its `backend`, else its
-    class), as `map` records it without --backend.
+    backend: what stats.json records as the back-end; None: what runs the predictor's model, through its
+    wrappers ('torch', 'onnx', 'triton', an ensemble's joined by '+': `inference.base.predictor_backend`; a
+    predictor of one's own: its `backend`, else its class name), as `map` records it.
     """
     check_location(scene, "scene")
     check_location(out_dir, "out_dir")
@@ -251,7 +260,7 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
                         clock.add(seconds.result())
                 with clock.stage("stats"):
                     stats = run.stats(scene=scene, vh=vh, units=units, water_mask=water_mask, threshold=threshold,
-                                      backend=backend or getattr(predictor, "backend", type(predictor).__name__),
+                                      backend=backend or predictor_backend(predictor),
                                       polygons=poly, runtime_s=time.perf_counter() - t_start)
                     stats["model"] = (model_file_label(model) if model is not None
                                       else predictor_model_file(predictor))

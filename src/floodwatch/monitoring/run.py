@@ -82,14 +82,12 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
             min_coverage: float = 0.5, threshold_km2: float | None = None, rise_percent: float | None = None,
             tile: int = 512, overlap: int | None = None, batch: int = 4, threshold: float = 0.5,
             retries: Retries = Retries(), progress: bool = True, notify: bool = True,
-            console: Any = None, terrain: Any = None, water_mask: str | Path | None = None,
-            backend: str | None = None) -> RunResult:
+            console: Any = None, terrain: Any = None, water_mask: str | Path | None = None) -> RunResult:
     """Fetch the first acquisition over AOI `name` in [day, day + days), map it, record it, raise alerts.
 
     `geometry` (EPSG:4326) defines the AOI when `name` is not stored yet. `terrain`: a
     `floodwatch.mapping.Terrain` (exclusion, depth), and `water_mask` (permanent water, counted apart from the
-    flood), as `map_scene` takes them, and `backend`, what stats.json records as the back-end (None: the
-    predictor's own name); `overlap` None: `default_overlap(tile)`. Outputs: `out_dir/inputs/` (what
+    flood), as `map_scene` takes them; `overlap` None: `default_overlap(tile)`. Outputs: `out_dir/inputs/` (what
     `fetch` writes) and `out_dir/maps/<date>/scene/` (what `map` writes). A run that fails leaves the database as
     it was: an AOI it stored is removed again."""
     from ..mapping import map_scene
@@ -113,8 +111,7 @@ def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Pa
                         retries=retries, progress=progress, console=console)
         scene = fetched.scenes[0]
         result = map_scene(scene.path, predictor, out_dir / "maps" / scene.key, tile=tile, overlap=overlap,
-                           batch=batch, threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask,
-                           backend=backend)
+                           batch=batch, threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
         ids = [i["id"] for i in scene.items]
         scene_id = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
         before = {a["id"] for a in store.alerts(name)}

@@ -128,13 +128,11 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
 def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predictor: Any, out_dir: str | Path, *,
               since: datetime | str | None = None, units: str = "auto", tile: int = 512, overlap: int | None = None,
               batch: int = 4, threshold: float = 0.5, progress: bool = True, notify: bool = True,
-              console: Any = None, terrain: Any = None, water_mask: str | Path | None = None,
-              backend: str | None = None) -> list[WatchOutcome]:
+              console: Any = None, terrain: Any = None, water_mask: str | Path | None = None) -> list[WatchOutcome]:
     """Map every new item over the AOI, oldest first; record each (and alert) and mark it processed.
     `units`: the items' pixels, 'db', 'linear' power (Planetary Computer's sentinel-1-rtc) or 'auto' (per item:
     linear unless most values are negative); windows are stored in dB. `overlap` None: `default_overlap(tile)`.
-    `terrain`, `water_mask` and `backend` are map_scene's, as in `run_aoi` (windows carry the item's pass for
-    terrain)."""
+    `terrain` and `water_mask` are map_scene's, as in `run_aoi` (windows carry the item's pass for terrain)."""
     from ..mapping import map_scene
 
     if units not in ("auto", "db", "linear"):
@@ -178,8 +176,7 @@ def watch_aoi(store: Store, aoi_name: str, source: str, collection: str, predict
             continue
         try:
             result = map_scene(window, predictor, out_dir / "maps", tile=tile, overlap=overlap, batch=batch,
-                               threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask,
-                               backend=backend)
+                               threshold=threshold, progress=progress, terrain=terrain, water_mask=water_mask)
         except BaseException:  # e.g. refused as linear power told to be dB: no window tagged dB is left
             window.unlink(missing_ok=True)
             raise

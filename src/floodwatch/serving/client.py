@@ -242,6 +242,8 @@ class TritonPredictor(FloodClient):
     """`load_predictor(model, backend="triton", url=..., model_name=..., protocol=...)`: a model path is ignored,
     the server's model is the model."""
 
+    backend = "triton"  # what stats.json records as having run the model (inference.base.predictor_backend)
+
     def __init__(self, url: str = "127.0.0.1:8000", model_name: str = "flood", protocol: str = "http",
                  model_version: str = "", timeout_s: float = 30.0, retries: int = 2, **_ignored: Any):
         super().__init__(url, protocol=protocol, model_name=model_name, model_version=model_version,
