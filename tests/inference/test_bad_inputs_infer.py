@@ -31,7 +31,40 @@ def files(tmp_path_factory, tiny_checkpoint):
     (f["kept"] / "notes.txt").write_text("the user's")
     f["png_dir"].mkdir()
     Image.fromarray(np.full((32, 32), 120, np.uint8)).save(f["png_dir"] / "t_vv.png")  # no t_vh.png
+    # names right, each file holding the other's band: as GeoTIFFs (dB) and as ETCI-like 8-bit pictures
+    (d / "swapped").mkdir()
+    f["c_vv"] = rewrite_raster(chip, d / "swapped" / "c_vv.tif", bands=[2])
+    f["c_vh"] = rewrite_raster(chip, d / "swapped" / "c_vh.tif", bands=[1])
+    vv, vh = _etci_like(64)
+    f["p_vv"], f["p_vh"] = d / "swapped" / "p_vv.png", d / "swapped" / "p_vh.png"
+    Image.fromarray(vh).save(f["p_vv"])
+    Image.fromarray(vv).save(f["p_vh"])
+    rng = np.random.default_rng(0)
+    f["photo"] = d / "photo.png"  # a colour picture, not a course image (whose blue is (red + green) // 2)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(f["photo"])
+    f["onnx"] = _onnx_file(d / "identity.onnx")
     return f
+
+
+def _etci_like(size):
+    """(VV, VH) 8-bit pictures rendered as ETCI's: flood dark in both, VH drawn some 50 levels above VV."""
+    rng = np.random.default_rng(4)
+    flood = rng.random((size, size)) < 0.1
+    vv = np.where(flood, rng.normal(16, 6, flood.shape), rng.normal(147, 20, flood.shape))
+    vh = np.where(flood, rng.normal(46, 8, flood.shape), rng.normal(205, 15, flood.shape))
+    return [np.clip(np.rint(b), 0, 255).astype(np.uint8) for b in (vv, vh)]
+
+
+def _onnx_file(path):
+    """A valid ONNX model (one Identity node), not a floodwatch export: what a torch loader must recognise."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph), str(path))
+    return path
 
 
 def _bitemporal(d):
@@ -76,6 +109,20 @@ CASES = [
          ("--model: a bi-temporal model needs before/after pairs",), forbid=("Traceback", "floodwatch evaluate")),
     Case("unsafe-checkpoint", "infer {chip} -m {unsafe} -o {out}", ("{unsafe}", "safe loading"),
          forbid=("weights_only", "Traceback", "this must never run")),
+    # the names agree, the content does not: refused as map refuses such files (VH is the darker band in dB;
+    # 8-bit renderings draw it the brighter, so pictures are judged on their levels)
+    Case("tif-pair-content-swapped", "infer {c_vv} -m {model} -o {out}",
+         ("{c_vv}, {c_vh}: look swapped", "VH is the darker band")),
+    Case("png-pair-content-swapped", "infer {p_vv} {p_vh} -m {model} -o {out}",
+         ("{p_vv}, {p_vh}: look swapped", "VV picture is brighter")),
+    # a course image (RGB = VV, VH, mean) is read; any other colour picture is refused, saying what is read
+    Case("colour-picture", "infer {photo} -m {model} -o {out}", ("{photo}: colour picture", "course image")),
+    # a model file of the other kind, by content: one line saying which kind it is
+    Case("checkpoint-on-onnx-backend", "infer {chip} -m {model} --backend onnx -o {out}",
+         ("{model}: is a torch checkpoint, not an ONNX file", "backend 'torch'"), forbid=("Traceback", "DecodeError")),
+    Case("onnx-file-on-torch-backend", "infer {chip} -m {onnx} --backend torch -o {out}",
+         ("{onnx}: is an ONNX file, not a torch checkpoint", "backend 'onnx'"),
+         forbid=("Traceback", "not a torch file")),
 ]
 
 

@@ -446,3 +446,64 @@ def test_unnamed_bands_in_vh_vv_order_are_refused_as_map_refuses_them(tmp_path):
         read_chip(tmp_path / "swapped.tif", bands=["VV", "VH"])
     s = read_chip(tmp_path / "ordered.tif", bands=["VV", "VH"])
     np.testing.assert_allclose(s.image[1], vh.astype(np.float32))
+
+
+def test_course_images_are_read_as_the_folders_reader_reads_them(tmp_path):
+    """`data convert` writes RGB = VV, VH, (VV+VH)/2; `infer course/data` read them (the folders reader) and a
+    single image or its images/ folder was refused as a colour picture."""
+    from floodwatch.data import open_dataset
+    from floodwatch.data.convert import to_images_masks
+    from tests.data import fakes
+
+    course = to_images_masks(open_dataset(fakes.sen1floods11(tmp_path / "s1", chips=2, splits=False)),
+                             tmp_path / "course", progress=False)
+    images = sorted((course / "images").glob("*.png"))
+    assert len(images) == 2
+    names = ("mask_png", "prob_png", "overlay_png")
+    want = _outputs(infer_chips(DarkIsWater(), [course], tmp_path / "o_course", progress=False), *names)
+    folder = infer_chips(DarkIsWater(), [course / "images"], tmp_path / "o_images", progress=False)
+    _assert_same_outputs(_outputs(folder, *names), want)
+    [one] = infer_chips(DarkIsWater(), [images[0]], tmp_path / "o_one", progress=False)
+    _assert_same_outputs(_outputs([one], *names), {one["id"]: want[one["id"]]})
+    s = read_chip(images[0], bands=["VV", "VH"])
+    assert s.bands == ("VV", "VH") and s.extra["path"] == str(images[0])
+
+
+def _scene_map_checkpoint(path, harmonise):
+    """A tiny checkpoint whose training spec read an ETCI source with the reader option `harmonise`."""
+    from floodwatch.models import build_model
+    from floodwatch.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = dict(num_layers=10, in_channels=2, num_classes=2, use_batch_norm=True)
+    sources = [{"path": "etci", "format": "etci2021", "options": {"harmonise": harmonise}},
+               {"path": "s1", "format": "sen1floods11", "options": {}}]
+    return save_checkpoint(path, build_model(**cfg), model_config=cfg, preprocessing=Preprocessing(),
+                           spec={"dataset_config": {"sources": sources}})
+
+
+def test_a_model_trained_on_per_scene_maps_warns_of_8bit_chips_read_with_the_fixed_map(chip_tif, tiny_checkpoint,
+                                                                                        tmp_path):
+    """Trained with ETCI's harmonise: scene (recorded in the checkpoint's spec), the model sees 8-bit chips through
+    the fixed map here: the predictions differ from the training reader's, so infer says so (not an error)."""
+    import warnings
+
+    from floodwatch.inference.predictor import load_predictor
+
+    Image.fromarray(np.full((32, 32), 120, np.uint8)).save(tmp_path / "t_vv.png")
+    Image.fromarray(np.full((32, 32), 180, np.uint8)).save(tmp_path / "t_vh.png")
+    scene = load_predictor(_scene_map_checkpoint(tmp_path / "scene.pt", "scene"), tta=True)  # through a wrapper
+    with pytest.warns(UserWarning, match=r"t_vv.png: 8-bit input read through the fixed 8-bit -> dB map, but "
+                                         r".*scene.pt was trained on maps fitted per scene"):
+        infer_chips(scene, [tmp_path / "t_vv.png"], tmp_path / "o", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # dB GeoTIFFs go through no 8-bit map; fixed-map models were read alike
+        infer_chips(scene, [chip_tif[0]], tmp_path / "o_tif", progress=False)
+        fixed = load_predictor(_scene_map_checkpoint(tmp_path / "fixed.pt", "fixed"))
+        infer_chips(fixed, [tmp_path / "t_vv.png"], tmp_path / "o_fixed", progress=False)
+    # an ensemble names the members trained so; a checkpoint without a spec (older ones) says nothing
+    from floodwatch.inference.predictor import trained_on_scene_maps
+
+    assert trained_on_scene_maps(load_predictor([tmp_path / "fixed.pt", tmp_path / "scene.pt"])) == \
+        [str(tmp_path / "scene.pt")]
+    assert trained_on_scene_maps(load_predictor(tiny_checkpoint)) == []

@@ -132,3 +132,34 @@ def test_checkpoint_with_a_misspelt_model_config_key_is_a_checkpoint_error(tmp_p
     torch.save({**read_checkpoint(path), "model_config": {**cfg, "in_chanels": 2}}, tmp_path / "typo.pt")
     with pytest.raises(CheckpointError, match="typo.pt.*in_chanels"):
         load_model(tmp_path / "typo.pt")
+
+
+def test_a_model_file_of_the_other_kind_is_named_by_its_content(tmp_path):
+    """An ONNX file given for a checkpoint (train -m, spec validate -m, evaluate --backend torch) was "not a torch
+    file", and a checkpoint for an ONNX file a protobuf DecodeError: each now says which kind it is, whatever its
+    name. Encoder weights (a torch file, no floodwatch header) are still no checkpoint, silently."""
+    import re
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from floodwatch.errors import CheckpointError
+    from floodwatch.models.checkpoint import checkpoint_or_none, load_model
+    from floodwatch.training.api import resolve_pretrained
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph), str(tmp_path / "model.pt"))  # named as a checkpoint: the content tells
+    onnx_file = tmp_path / "model.pt"
+    message = f"{onnx_file}: is an ONNX file, not a torch checkpoint (.pt); give the checkpoint it was exported from"
+    for load in (load_model, checkpoint_or_none, resolve_pretrained):
+        with pytest.raises(CheckpointError, match=f"^{re.escape(message)}"):
+            load(onnx_file)
+    torch.save(ResNetEncoder(10).state_dict(), tmp_path / "encoder.pth")
+    assert checkpoint_or_none(tmp_path / "encoder.pth") is None
+    from floodwatch.models.checkpoint import is_onnx_file, is_torch_file
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    files = (onnx_file, tmp_path / "encoder.pth", tmp_path / "notes.txt")
+    assert [(is_torch_file(p), is_onnx_file(p)) for p in files] == [(False, True), (True, False), (False, False)]

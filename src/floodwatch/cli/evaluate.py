@@ -89,6 +89,14 @@ def register(app: typer.Typer) -> None:
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
+        if data is not None:  # 8-bit data read through the fixed map, by a model trained on per-scene maps
+            from ..data.formats import resolve_format
+            from ..inference.predictor import fixed_map_warning
+
+            said = resolve_format(data, value(format)) in ("etci", "folders", "ombria") and \
+                fixed_map_warning(predictor, [str(data)])
+            if said:
+                make_console(stderr=True).print(f"[yellow]warning:[/] {esc(said)}", highlight=False)
         self_training = None
         if self_train:
             from ..inference.selftrain import SelfTraining

@@ -1,6 +1,8 @@
 """`floodwatch infer`: masks, probabilities and overlays for chip files (GeoTIFF keeps its georeference)."""
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 from typing import Optional
 
@@ -40,7 +42,11 @@ def register(app: typer.Typer) -> None:
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
         # summary.json records the model file(s) and the options, as infer_chips does from Python
-        records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
+        with warnings.catch_warnings(record=True) as said:  # infer_chips' warnings, each on one line
+            warnings.simplefilter("always", UserWarning)
+            records = infer_chips(predictor, inputs, output, threshold=threshold, progress=not quiet)
+        for w in said:
+            make_console(stderr=True).print(f"[yellow]warning:[/] {esc(str(w.message))}", highlight=False)
         console = make_console()
         for r in records:
             share = r["water_fraction"]

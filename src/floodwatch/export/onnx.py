@@ -25,7 +25,7 @@ import torch
 from ..data.preprocess import Preprocessing
 from ..errors import ExportError
 from ..io import atomic_path, dumps_json
-from ..models.checkpoint import load_model
+from ..models.checkpoint import HARMONISE_KEY, harmonise_mode, load_model
 
 METADATA_KEY = "floodwatch"
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -154,7 +154,9 @@ def metadata_for(meta: dict[str, Any], *, precision: str) -> dict[str, Any]:
     return {"format": "floodwatch-onnx", "version": 1, "input": INPUT_NAME, "output": OUTPUT_NAME,
             "output_kind": "logits", "precision": precision, "preprocessing": dict(meta["preprocessing"]),
             "class_map": meta.get("class_map"), "model_config": dict(meta.get("model_config", {})),
-            "epoch": meta.get("epoch"), "metrics": meta.get("metrics", {})}
+            "epoch": meta.get("epoch"), "metrics": meta.get("metrics", {}),
+            # an ONNX file carries no training spec: say whether its 8-bit data had per-scene maps (infer warns)
+            **({HARMONISE_KEY: "scene"} if harmonise_mode(meta) == "scene" else {})}
 
 
 def set_metadata(proto: Any, info: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """Run a model on chips and write masks, probabilities, overlays.
 
-Chips are files (GeoTIFF in dB, or 8-bit PNG/JPG), `<stem>_vv`/`<stem>_vh` pairs of single-band files, folders
-of them, or data set folders that `evaluate --data` reads (see `chip_sources`). For each chip `<stem>` (a
-file's stem, a pair's stem without _vv/_vh, a data set's chip id) the output folder receives
+Chips are files (GeoTIFF in dB, or 8-bit PNG/JPG: grey, or the course's RGB images that `data convert` writes),
+`<stem>_vv`/`<stem>_vh` pairs of single-band files, folders of them, or data set folders that `evaluate --data`
+reads (see `chip_sources`). For each chip `<stem>` (a file's stem, a pair's stem without _vv/_vh, a data set's
+chip id) the output folder receives
     <stem>_mask.png     water 255 / not water 0 (nodata 0)
     <stem>_prob.png     water probability x 255
     <stem>_overlay.png  SAR backdrop | predicted water in cyan
@@ -17,18 +18,19 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, check_vh_darker, chip_files, pair_band_files,
-                          partner_file, partner_name)
+from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, check_band_files, check_vh_darker, chip_files,
+                          pair_band_files, partner_file, partner_name)
 from ..data.sample import GeoRef, Sample
 from ..errors import DataError, LayoutError
 from ..io import atomic_dir, atomic_path, check_replaceable, write_json
-from .predictor import Predictor, load_predictor
+from .predictor import Predictor, fixed_map_warning, load_predictor
 from .tiling import check_threshold
 
 
@@ -111,15 +113,41 @@ def _chip_key(path: Path) -> tuple[str, str]:
     return str(folder), named[0]
 
 
-def _png_band(path: Path, band: str) -> np.ndarray:
+def _png_band(path: Path, band: str, picture: np.ndarray) -> np.ndarray:
     """One 8-bit grey picture -> dB of `band` with the readers' fitted 8-bit map (ETCI's, which the course's
     folders use)."""
-    from ..data.files import gray, read_picture
+    from ..data.files import gray
     from ..data.harmonise import EIGHT_BIT_TO_DB, to_db
 
     if band not in EIGHT_BIT_TO_DB["folders"]:
         raise DataError(f"{path}: no 8-bit-to-dB map for band {band} (known: {', '.join(EIGHT_BIT_TO_DB['folders'])})")
-    return to_db(gray(read_picture(path), path), "folders", band)[None]
+    if picture.ndim == 3 and any(not np.array_equal(picture[..., 0], picture[..., c])
+                                 for c in range(1, picture.shape[2])):
+        raise DataError(f"{path}: colour picture, neither grey (one band) nor a course image (RGB = VV, VH, "
+                        "(VV+VH)/2, as floodwatch data convert writes them); give each band as a grey picture, "
+                        "<stem>_vv.png and <stem>_vh.png")
+    return to_db(gray(picture, path), "folders", band)[None]
+
+
+def _course_image(picture: np.ndarray) -> bool:
+    """Whether a picture is one of the course's images that `data convert` writes: RGB = VV, VH and their integer
+    mean, VV and VH differing. No photograph has that third channel, and ETCI's RGB copies of grey have VV = VH,
+    so a single file is told apart from both; the folders reader, which knows its folder is a data set, reads
+    any two differing channels as VV, VH."""
+    if picture.ndim != 3 or picture.shape[2] != 3:
+        return False
+    vv, vh, mean = (picture[..., c].astype(np.uint16) for c in range(3))
+    return not np.array_equal(vv, vh) and np.array_equal(mean, (vv + vh) // 2)
+
+
+def _read_course_image(path: Path) -> Sample:
+    """A course image read as `infer course/data` (the folders reader) reads it: VV, VH through the ETCI map."""
+    from ..data.dataset import Record
+    from ..data.sources.folders import load_pair
+
+    sample = load_pair(Record(path.stem, "", {"image": path, "mask": None}), table={}, bands=("VV", "VH"))
+    sample.extra["path"] = str(path)
+    return sample
 
 
 def _partner(path: Path, band: str, wanted: Sequence[str]) -> Path:
@@ -147,8 +175,16 @@ def _read_pair(vv: Path, vh: Path) -> Sample:
     chip_id = named[0] if named else vv.stem
     if kinds == {True}:
         sample = stac_overflow.load_chip(Record(chip_id, "", {"vv": vv, "vh": vh, "label": None}))
+        check_band_files(sample.image[0], sample.image[1], vv, vh)
     else:
+        from ..data.harmonise import to_8bit
+
         sample = etci.load_tile(Record(chip_id, "", {"vv": vv, "vh": vh, "label": None, "water_body": None}))
+        # the pictures' own levels (the fixed map undone, exactly): in dB a swapped 8-bit pair still reads VH
+        # the darker (see data.files.VV_ABOVE_VH_LEVELS)
+        levels = [np.where(sample.valid, to_8bit(sample.image[i], "etci", band), np.nan)
+                  for i, band in enumerate(etci.BANDS)]
+        check_band_files(*levels, vv, vh, eight_bit=True)
     sample.extra["path"] = str(vv)
     return sample
 
@@ -159,11 +195,13 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
     file has one).
 
     GeoTIFFs hold float dB (Sen1Floods11's S1Hand layout); PNG/JPG hold 8-bit renderings, one grey picture
-    per band. bands: the model's bands, to name unnamed bands. vh: the VH file of the VV file `path`
-    (`data.files.pair_band_files`): the two are read as STAC Overflow (GeoTIFFs) or ETCI (pictures) reads its
-    chips, id the stem without `_vv`. A `<stem>_vv` or `<stem>_vh` file read alone holds that band; when the
-    model needs the other one too, its partner beside it (or in ETCI's ../vh/) is read with it, and with none
-    there the error names the file.
+    per band, or the course's images (RGB = VV, VH, (VV+VH)/2, which `data convert` writes; `_course_image`),
+    read as the folders reader reads them. bands: the model's bands, to name unnamed bands. vh: the VH file of
+    the VV file `path` (`data.files.pair_band_files`): the two are read as STAC Overflow (GeoTIFFs) or ETCI
+    (pictures) reads its chips, id the stem without `_vv`, and refused where their content says they hold each
+    other's band (`data.files.check_band_files`). A `<stem>_vv` or `<stem>_vh` file read alone holds that band;
+    when the model needs the other one too, its partner beside it (or in ETCI's ../vh/) is read with it, and
+    with none there the error names the file.
     """
     from ..data.files import read_backscatter
 
@@ -197,8 +235,13 @@ def read_chip(path: str | os.PathLike, bands: Sequence[str] | None = None,
         else:
             names = tuple(f"B{i + 1}" for i in range(image.shape[0]))
     else:
+        from ..data.files import read_picture
+
+        picture = read_picture(path)
+        if tag is None and _course_image(picture):
+            return _read_course_image(path)
         names = (tag or (wanted[0] if len(wanted) == 1 else "VV"),)
-        image = _png_band(path, names[0])
+        image = _png_band(path, names[0], picture)
     valid = np.isfinite(image).all(axis=0)  # GeoTIFF nodata is NaN by now (read_backscatter)
     return Sample(image=image, mask=None, valid=valid, id=named[0] if named else path.stem, georef=georef,
                   bands=names, extra={"path": str(path)})
@@ -243,6 +286,10 @@ def infer_chips(predictor: Predictor | str | os.PathLike | None, inputs: Sequenc
     inside = next((s.input for s in sources if out_dir.resolve() in Path(s.input).resolve().parents), None)
     if inside is not None:  # named like an output (x_mask.tif), it would go with the folder it is replaced by
         raise DataError(f"{inside}: inside the output folder {out_dir}, which infer replaces; give another folder")
+    # every picture here goes through the fixed 8-bit map (data set folders too: no reader option is passed)
+    note = fixed_map_warning(predictor, [s.input for s in sources if Path(s.input).suffix.lower() in PNG_SUFFIXES])
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
     records: list[dict[str, Any]] = []
     # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
     with atomic_dir(out_dir, ours=infer_outputs(out_dir), writer="infer") as stage:

@@ -25,7 +25,15 @@ class OnnxPredictor:
     def __init__(self, path: str | Path, providers: Iterable[str] | None = None, threads: int | None = None,
                  spinning: bool | None = None, memory_pattern: bool | None = None):
         self.path = Path(path)
-        self.meta = read_metadata(self.path)
+        try:
+            self.meta = read_metadata(self.path)
+        except ExportError:
+            from ..models.checkpoint import is_torch_file
+
+            if is_torch_file(self.path):  # protobuf's DecodeError would be all the user saw
+                raise ExportError(f"{self.path}: is a torch checkpoint, not an ONNX file; run it on backend "
+                                  "'torch', or give the ONNX file exported from it") from None
+            raise
         if "preprocessing" not in self.meta:
             raise ExportError(f"{self.path}: 'floodwatch' metadata has no 'preprocessing'")
         self.preprocessing: Preprocessing = Preprocessing.from_dict(self.meta["preprocessing"])

@@ -13,14 +13,14 @@ import torch
 
 from ..data.preprocess import Preprocessing
 from ..errors import InvalidArgumentError
-from ..models.checkpoint import load_model
+from ..models.checkpoint import harmonise_mode, load_model
 from ..models.fold import fold_batch_norm as fold_bn
 from ..models.precision import autocast
 from ..models.zoo import kind_for_backend, resolve_model
 from .base import Predictor, checked_batch, predict_samples, predictor_temporal, water_probability
 
-__all__ = ["Predictor", "TorchPredictor", "backend_for", "cpu_has_native_bf16", "load_predictor", "predict_samples",
-           "water_probability"]
+__all__ = ["Predictor", "TorchPredictor", "backend_for", "cpu_has_native_bf16", "fixed_map_warning", "harmonise_mode",
+           "load_predictor", "predict_samples", "trained_on_scene_maps", "water_probability"]
 
 
 class TorchPredictor:
@@ -162,6 +162,37 @@ def backend_for(model: str | os.PathLike | None, backend: str = "auto") -> str:
     if backend == "auto":
         return "onnx" if Path(str(model)).suffix.lower() == ".onnx" else "torch"
     return backend
+
+
+#: a model's metadata key (a checkpoint's, or the `floodwatch` JSON of an ONNX file) saying how its 8-bit training
+#: data were put into dB: 'scene' for per-scene maps. Where absent, a checkpoint's training spec says it (its
+#: sources' reader option `harmonise`); absent from both (ONNX files as `export` writes them today, checkpoints
+#: of single-source specs, which have no reader options): nothing is known, and nothing is said.
+def trained_on_scene_maps(predictor: Any) -> list[str]:
+    """The model files behind `predictor` (through its wrappers and ensembles) that were trained on 8-bit data
+    put into dB by maps fitted per scene (the ETCI reader's `harmonise="scene"`). infer's and evaluate's 8-bit
+    inputs go through the one fixed map instead, which the model did not see in training."""
+    members = getattr(predictor, "members", None)
+    if members:
+        return [f for m in members for f in trained_on_scene_maps(m)]
+    if getattr(predictor, "base", None) is not None and getattr(predictor, "path", None) is None:
+        return trained_on_scene_maps(predictor.base)
+    scene = harmonise_mode(getattr(predictor, "meta", None) or {}) == "scene"
+    return [str(getattr(predictor, "path", "the model"))] if scene else []
+
+
+def fixed_map_warning(predictor: Any, eight_bit: Sequence[str | os.PathLike]) -> str | None:
+    """One line for a model trained on per-scene 8-bit maps (`trained_on_scene_maps`) given 8-bit inputs
+    (`eight_bit`: their files or data folders), which its caller reads through the fixed map; None when there is
+    nothing to say. A warning, not an error: the fixed map is approximate for any scene, and the per-scene fit
+    needs the whole scene, which a chip or two is not."""
+    models = trained_on_scene_maps(predictor)
+    if not models or not eight_bit:
+        return None
+    more = f" and {len(eight_bit) - 1} more" if len(eight_bit) > 1 else ""
+    return (f"{eight_bit[0]}{more}: 8-bit input read through the fixed 8-bit -> dB map, but {', '.join(models)} was "
+            "trained on maps fitted per scene (reader option harmonise: scene); its predictions on it may differ "
+            "from those on the same chips read as in training")
 
 
 def _load_one(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predictor:

@@ -50,6 +50,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:
         from .weights import load_failure
 
+        check_not_onnx(path)
         raise CheckpointError(f"{path}: not a floodwatch checkpoint ({load_failure(exc, path)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a floodwatch checkpoint (no '{FORMAT}' header)")
@@ -58,13 +59,61 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def checkpoint_or_none(path: str | Path | None) -> dict[str, Any] | None:
     """The floodwatch checkpoint at `path`, or None when `path` is empty, a URL or another kind of file
-    (e.g. torchvision encoder weights), so callers can tell the two kinds of `pretrained` apart."""
+    (e.g. torchvision encoder weights), so callers can tell the two kinds of `pretrained` apart. An ONNX file is
+    neither kind: refused (`check_not_onnx`), not left to be read as encoder weights."""
     if not path or str(path).startswith(("http://", "https://")):
         return None
     try:
         return read_checkpoint(path)
     except CheckpointError:
+        check_not_onnx(path)
         return None
+
+
+def _head(path: str | Path, size: int = 4) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def is_torch_file(path: str | Path) -> bool:
+    """Whether `path` holds what torch.save writes, by content: a zip holding a data.pkl, or a legacy pickle."""
+    import zipfile
+
+    head = _head(path)
+    if head[:1] == b"\x80":  # a pickle's PROTO opcode
+        return True
+    if head[:2] != b"PK":
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("data.pkl") for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def is_onnx_file(path: str | Path) -> bool:
+    """Whether `path` holds an ONNX model, by content (a ModelProto with a graph), whatever its name."""
+    head = _head(path)
+    if not head or head[:2] == b"PK" or head[:1] == b"\x80":  # torch's zip or pickle: not worth parsing
+        return False
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # a protobuf decode error, or anything else: not an ONNX model
+        return False
+    return model.ir_version > 0 and len(model.graph.node) > 0
+
+
+def check_not_onnx(path: str | Path) -> None:
+    """A CheckpointError in one line where a torch checkpoint was expected and `path` is an ONNX file (an
+    exported model runs on ONNX Runtime and cannot be trained on or loaded by torch)."""
+    if is_onnx_file(path):
+        raise CheckpointError(f"{path}: is an ONNX file, not a torch checkpoint (.pt); give the checkpoint it was "
+                              "exported from (an ONNX file runs on backend 'onnx')")
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -83,3 +132,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     meta = {k: v for k, v in state.items() if k != "model_state"}
     meta["preprocessing_obj"] = preprocessing
     return model.to(device).eval(), meta
+
+
+#: the key of a checkpoint's (or an ONNX file's) meta that says how its 8-bit training data were put into dB
+HARMONISE_KEY = "harmonise"
+
+
+def harmonise_mode(meta: dict[str, Any]) -> str | None:
+    """'scene' when the model of `meta` (a checkpoint's, or an ONNX file's `floodwatch` JSON) was trained on
+    8-bit data put into dB by per-scene maps: its HARMONISE_KEY, else its training spec's sources; None when
+    neither says so."""
+    if meta.get(HARMONISE_KEY) is not None:
+        return meta[HARMONISE_KEY]
+    sources = ((meta.get("spec") or {}).get("dataset_config") or {}).get("sources") or []
+    return "scene" if any(((s or {}).get("options") or {}).get("harmonise") == "scene" for s in sources) else None

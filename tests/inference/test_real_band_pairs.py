@@ -1,0 +1,48 @@
+"""Band files paired by name on real data (../shared/data; skipped without it): `infer` refuses a pair whose
+files hold each other's band (`data.files.check_band_files`) and must pass every real pair read right."""
+from __future__ import annotations
+
+import pytest
+import rasterio
+
+from floodwatch.errors import DataError
+from floodwatch.inference.chips import read_chip
+
+
+@pytest.mark.parametrize("scene", ["northal_20190302t234651", "bangladesh_20170314t115609"])
+def test_every_etci_tile_pair_passes_and_most_are_refused_swapped(shared_data, scene):
+    """ETCI renders VH brighter than VV (median 210 against 146), so in dB through the fixed map a swapped pair
+    still reads VH the darker: the pictures' levels are judged. Read right, no tile may be refused (here every
+    tile has data enough for a verdict); swapped, at least 90 % must be (measured on all: 100 % and 95 %)."""
+    tiles = shared_data / "etci2021" / scene / "tiles"
+    pairs = [(vv, tiles / "vh" / vv.name.replace("_vv.png", "_vh.png")) for vv in sorted((tiles / "vv").glob("*.png"))]
+    assert len(pairs) > 300
+    for vv, vh in pairs:
+        read_chip(vv, vh=vh)
+    refused = 0
+    for vv, vh in pairs[::2]:  # half of them swapped: each file given as the other band
+        try:
+            read_chip(vh, vh=vv)
+        except DataError as exc:
+            assert "look swapped" in str(exc)
+            refused += 1
+    assert refused >= 0.9 * len(pairs[::2]), f"{refused} of {len(pairs[::2])} swapped pairs refused"
+
+
+def test_sen1floods11_chips_as_band_files_pass_and_are_refused_swapped(shared_data, tmp_path):
+    """Each chip's VV and VH as single-band dB GeoTIFFs (STAC Overflow's and Earth Engine's layout): read right
+    they pass; swapped every one is refused but the all-NaN chip, which gives no verdict."""
+    chips = sorted((shared_data / "sen1floods11").glob("S1Hand*/*_S1Hand.tif"))
+    assert any(c.name.startswith("Paraguay_34417") for c in chips)
+    for chip in chips:
+        with rasterio.open(chip) as src:
+            profile, vv, vh = src.profile | {"count": 1}, src.read(1), src.read(2)
+        for name, band in (("c_vv", vv), ("c_vh", vh), ("s_vv", vh), ("s_vh", vv)):
+            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+                dst.write(band, 1)
+        assert read_chip(tmp_path / "c_vv.tif", bands=["VV", "VH"]).bands == ("VV", "VH")  # c_vh.tif beside it
+        if chip.name.startswith("Paraguay_34417"):  # all NaN
+            read_chip(tmp_path / "s_vv.tif", bands=["VV", "VH"])
+        else:
+            with pytest.raises(DataError, match="s_vv.tif, .*s_vh.tif: look swapped"):
+                read_chip(tmp_path / "s_vv.tif", bands=["VV", "VH"])
