@@ -66,3 +66,36 @@ def test_arguments_are_checked_before_connecting(kwargs, field):
 
     with pytest.raises(InvalidArgumentError, match=field):
         FloodClient("127.0.0.1:1", **kwargs)
+
+
+def _fake_client(repo, name, version):
+    """A FloodClient over what a Triton server would answer for the model `name` in `repo` (its config as
+    Triton's JSON, its ready versions in the metadata)."""
+    from google.protobuf import json_format
+
+    from floodwatch.serving.repository import existing_versions, read_config
+
+    cfg = json_format.MessageToDict(read_config(repo / name / "config.pbtxt"), preserving_proto_field_name=True)
+    meta = {"name": name, "versions": [str(v) for v in existing_versions(repo / name)],
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 2, -1, -1]}],
+            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 2, -1, -1]}]}
+    client = object.__new__(FloodClient)
+    client.model_name, client.model_version = name, version
+    client.metadata, client.config = lambda: meta, lambda: cfg
+    client._read_model()
+    return client
+
+
+def test_each_version_is_fed_its_own_preprocessing(tmp_path, onnx_models):
+    from floodwatch.serving.repository import add_model_version
+
+    from .conftest import PREPROCESSING, export_onnx
+    from .test_repository import RETRAINED
+
+    add_model_version(tmp_path, "flood", onnx_models[0])
+    add_model_version(tmp_path, "flood", export_onnx(tmp_path / "v2.onnx", 2, RETRAINED), version_policy="all")
+    for version, pre in (("1", PREPROCESSING), ("2", RETRAINED)):
+        assert _fake_client(tmp_path, "flood", version).preprocessing.to_dict() == pre.to_dict()
+    # no version asked for: the highest one ready, and requests stay with it
+    latest = _fake_client(tmp_path, "flood", "")
+    assert latest.model_version == "2" and latest.preprocessing.to_dict() == RETRAINED.to_dict()

@@ -8,8 +8,13 @@ import pytest
 
 from floodwatch.data.preprocess import Preprocessing
 from floodwatch.errors import ServingError
-from floodwatch.serving.repository import (PREPROCESSING_KEY, add_model_version, check_repository, existing_versions,
-                                          read_config)
+from floodwatch.serving.repository import (CLASS_MAP_KEY, PREPROCESSING_KEY, add_model_version, check_repository,
+                                          existing_versions, read_config, version_key, write_config)
+
+from .conftest import export_onnx
+
+#: what a model retrained on more data gets: other offsets and scales than conftest's PREPROCESSING
+RETRAINED = Preprocessing(offset=[-12.0, -20.0], scale=[0.2, 0.35])
 
 pb = pytest.importorskip("tritonclient.grpc.model_config_pb2")
 
@@ -43,6 +48,33 @@ def test_new_export_adds_next_version_and_policies(tmp_path, onnx_models):
     cfg = read_config(tmp_path / "m" / "config.pbtxt")
     assert list(cfg.version_policy.specific.versions) == [1, 3]
     assert not any(p.name.startswith(".") for p in (tmp_path / "m").iterdir())  # no half-written leftovers
+
+
+def _pre(cfg, key):
+    return Preprocessing.from_dict(json.loads(cfg.parameters[key].string_value)).to_dict()
+
+
+def test_each_version_keeps_its_own_preprocessing(tmp_path, onnx_models):
+    from .conftest import PREPROCESSING
+
+    retrained = export_onnx(tmp_path / "retrained.onnx", 2, RETRAINED)
+    add_model_version(tmp_path, "m", onnx_models[0])
+    add_model_version(tmp_path, "m", retrained, version_policy="all")
+    cfg = read_config(tmp_path / "m" / "config.pbtxt")
+    assert _pre(cfg, version_key(PREPROCESSING_KEY, 1)) == PREPROCESSING.to_dict()
+    assert _pre(cfg, version_key(PREPROCESSING_KEY, 2)) == RETRAINED.to_dict()
+    assert _pre(cfg, PREPROCESSING_KEY) == RETRAINED.to_dict()  # the newest, for clients before numbered keys
+    assert json.loads(cfg.parameters[version_key(CLASS_MAP_KEY, 1)].string_value)[1]["name"] == "flood"
+    # a repository written before the keys were numbered: version 2's is the unnumbered one, version 1's comes
+    # from its ONNX metadata
+    for key in [k for k in cfg.parameters if k.startswith(version_key(PREPROCESSING_KEY, ""))
+                or k.startswith(version_key(CLASS_MAP_KEY, ""))]:
+        del cfg.parameters[key]
+    write_config(tmp_path / "m", cfg)
+    add_model_version(tmp_path, "m", onnx_models[1], version_policy="all")
+    cfg = read_config(tmp_path / "m" / "config.pbtxt")
+    assert [_pre(cfg, version_key(PREPROCESSING_KEY, v)) for v in (1, 2, 3)] == [
+        PREPROCESSING.to_dict(), RETRAINED.to_dict(), PREPROCESSING.to_dict()]
 
 
 def test_gpu_variant_uses_onnxruntime_platform(tmp_path, onnx_models):

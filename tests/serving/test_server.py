@@ -94,6 +94,26 @@ def test_version_added_while_polling_becomes_ready(triton, onnx_models):
     assert get(f"{base}/1/ready")[0] != 200
 
 
+def test_versions_with_their_own_preprocessing(triton, onnx_models, tmp_path):
+    """A model retrained on more data (other offsets) added as version 2: each version gets its own."""
+    from .conftest import export_onnx
+    from .test_repository import RETRAINED
+
+    retrained = export_onnx(tmp_path / "retrained.onnx", 2, RETRAINED)
+    for path in (onnx_models[0], retrained):
+        add_model_version(triton.model_repository, "flood_pre", path, max_batch_size=4, version_policy="all",
+                          ort_threads=1)
+    chips = raw_chips(2, seed=13)
+    valid = np.isfinite(chips).all(axis=1)
+    for version, path, pre in (("1", onnx_models[0], PREPROCESSING), ("2", retrained, RETRAINED),
+                               ("", retrained, RETRAINED)):
+        triton.wait_model_ready("flood_pre", version or "2", timeout_s=60)
+        with FloodClient(triton.grpc_url, protocol="grpc", model_name="flood_pre", model_version=version) as c:
+            prob = c.predict_db(chips, valid)
+        # as `infer -m` with that version's ONNX file: its own metadata's pre-processing
+        np.testing.assert_allclose(prob, softmax_water(ort_logits(path, pre.apply(chips, valid))), atol=1e-5)
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_bad_requests_get_clear_errors_and_server_keeps_serving(triton, protocol):
     import tritonclient.grpc as tg

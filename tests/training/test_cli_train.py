@@ -120,6 +120,105 @@ def test_overwrite_replaces_a_run(capsys, tmp_path, synth_root, make_spec):
     assert (run / "round_trip_photos" / "img.jpg").is_file()
 
 
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("failure", ["data", "interrupt", "diverged"])
+def test_an_overwrite_that_fails_before_saving_keeps_the_old_run(failure, capsys, tmp_path, monkeypatch, synth_root,
+                                                                  make_spec):
+    from floodwatch.errors import DataError
+    from floodwatch.training.loop import Trainer
+
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))
+    runs = tmp_path / "runs"
+    argv = ("train", "-e", str(spec), "-r", str(runs), "-n", "run", "-q", "--overwrite")
+    assert _run(capsys, *argv[:-1])[0] == 0
+    (runs / "run" / "notes.txt").write_text("mine")
+    before = _files(runs)
+    original = Trainer._train_epoch
+
+    def fail(self, epoch, *args):
+        if failure == "interrupt":  # Ctrl-C in the first step
+            raise KeyboardInterrupt
+        for group in self.optimizer.param_groups:  # as a learning rate of 1e9 would do
+            group["lr"] = 1e9
+        return original(self, epoch, *args)
+
+    def unreadable(*args, **kwargs):
+        raise DataError("chip_3.tif: cannot read")
+
+    if failure == "data":
+        monkeypatch.setattr("floodwatch.training.loop.load_samples", unreadable)
+    else:
+        monkeypatch.setattr(Trainer, "_train_epoch", fail)
+    code, err = _run(capsys, *argv)
+    assert code == (130 if failure == "interrupt" else 2), err
+    # the old run, byte for byte, and no set-aside or temporary folder beside it
+    assert _files(runs) == before
+    monkeypatch.undo()
+    assert _run(capsys, *argv)[0] == 0
+    after = _files(runs)
+    assert sorted(p.name for p in runs.iterdir()) == ["run"]
+    assert after["run/notes.txt"] == b"mine"
+    assert after["run/best.pt"] != before["run/best.pt"]
+    assert len(list((runs / "run").glob("events.*"))) == 1
+
+
+def test_an_overwrite_drops_the_old_run_at_its_first_checkpoint(capsys, tmp_path, monkeypatch, synth_root,
+                                                                 make_spec):
+    from floodwatch.models.checkpoint import read_checkpoint
+    from floodwatch.training.loop import Trainer
+
+    runs = tmp_path / "runs"
+    argv = ("-r", str(runs), "-n", "run", "-q")
+    assert _run(capsys, "train", "-e", str(_spec_file(tmp_path, make_spec(synth_root, epochs=1))), *argv)[0] == 0
+    seen = []
+    original = Trainer._train_epoch
+
+    def killed_in_epoch_2(self, epoch, *args):
+        seen.append(sorted(p.name for p in runs.iterdir() if (p / "best.pt").is_file()))
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=2, random_seed=8))
+    assert _run(capsys, "train", "-e", str(spec), *argv, "--overwrite")[0] == 130
+    # epoch 1 trains beside the old run, set aside; epoch 2 after it is gone. The new one's epoch 1 stays, to resume
+    assert len(seen[0]) == 1 and seen[0][0].startswith(".run.") and seen[1] == ["run"]
+    assert sorted(p.name for p in runs.iterdir()) == ["run"]
+    assert read_checkpoint(runs / "run" / "last.pt")["spec"]["training_config"]["random_seed"] == 8
+    monkeypatch.undo()
+    assert _run(capsys, "train", "-e", str(spec), *argv, "--resume")[0] == 0
+
+
+def test_an_overwrite_killed_before_saving_is_put_back_by_the_next_train(capsys, tmp_path, monkeypatch, synth_root,
+                                                                         make_spec):
+    from floodwatch.training import api
+    from floodwatch.training.loop import Trainer
+
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))
+    runs = tmp_path / "runs"
+    argv = ("train", "-e", str(spec), "-r", str(runs), "-n", "run", "-q")
+    assert _run(capsys, *argv)[0] == 0
+    before = _files(runs)
+
+    def killed(self, epoch, *args):
+        raise KeyboardInterrupt
+
+    # SIGKILL in the first epoch: no clean-up runs, and the process is gone afterwards
+    monkeypatch.setattr(Trainer, "_train_epoch", killed)
+    monkeypatch.setattr(api, "_put_back", lambda *a: None)
+    assert _run(capsys, *argv, "--overwrite")[0] == 130
+    assert _files(runs) != before
+    monkeypatch.undo()
+    monkeypatch.setattr(api, "_pid_alive", lambda pid: False)
+    code, err = _run(capsys, *argv)
+    assert code == 2 and "already holds a training run" in err.splitlines()[-1], err
+    assert _files(runs) == before
+
+
 def test_model_flag_takes_a_registered_model_to_fine_tune(capsys, tmp_path, monkeypatch, synth_root, make_spec,
                                                           tiny_checkpoint):
     from floodwatch.models.checkpoint import read_checkpoint

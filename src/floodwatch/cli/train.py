@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue a killed run from RESULTS_DIR/NAME/last.pt "
                                                             "(with the spec it started with)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in RESULTS_DIR/NAME "
-                                                                  "(one there is refused without this or --resume)."),
+                                                                  "(one there is refused without this or --resume); "
+                                                                  "it stays until the new run saves its first "
+                                                                  "checkpoint."),
         seed: Optional[int] = typer.Option(
             None, "--seed", min=0, max=MAX_SEED,
             help="Replace training_config.random_seed (the split keeps its own): one spec, several seeds, an "

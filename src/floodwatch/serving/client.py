@@ -2,7 +2,8 @@
 
 The client trusts nothing it has not asked the server: it checks that the server is live and the model
 ready, reads the input's name/dims/dtype from the model metadata and the pre-processing from the model
-config `parameters`, so raw dB chips get exactly the `Preprocessing.apply` the model was trained with.
+config `parameters` (the version's own, where the config numbers them by version), so raw dB chips get
+exactly the `Preprocessing.apply` the model was trained with.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..data.preprocess import Preprocessing
 from ..errors import InvalidArgumentError, ServingError
-from .repository import PREPROCESSING_KEY
+from .repository import PREPROCESSING_KEY, version_key
 
 T = TypeVar("T")
 
@@ -162,15 +163,25 @@ class FloodClient:
             raise ServingError(f"model '{self.model_name}': input '{self.input_name}' is {self.input_dtype} "
                                f"{self.input_shape}; a floodwatch model takes FP32 [N, C, H, W]")
         self.max_batch_size = int(config.get("max_batch_size", 0)) or 1
-        raw = config.get("parameters", {}).get(PREPROCESSING_KEY, {}).get("string_value")
+        params = config.get("parameters", {})
+        key = PREPROCESSING_KEY
+        if any(k.startswith(version_key(PREPROCESSING_KEY, "")) for k in params):  # per version
+            served = [int(v) for v in meta.get("versions", []) if str(v).isdigit()]
+            if not self.model_version and served:
+                # 'latest' is the highest version ready; requests stay with the one whose pre-processing this
+                # is, not one loaded later
+                self.model_version = str(max(served))
+            if self.model_version:
+                key = version_key(PREPROCESSING_KEY, self.model_version)
+        raw = params.get(key, {}).get("string_value")
         if not raw:
-            raise ServingError(f"model '{self.model_name}': config has no '{PREPROCESSING_KEY}' parameter, so "
-                               "the client cannot pre-process chips (add the model with floodwatch)")
+            raise ServingError(f"model '{self.model_name}': config has no '{key}' parameter, so the client cannot "
+                               "pre-process chips (add the model with floodwatch)")
         try:
             self.preprocessing = Preprocessing.from_dict(json.loads(raw))
         except (json.JSONDecodeError, TypeError) as exc:
-            raise ServingError(f"model '{self.model_name}': parameter '{PREPROCESSING_KEY}' is not valid "
-                               f"pre-processing JSON ({exc})") from None
+            raise ServingError(f"model '{self.model_name}': parameter '{key}' is not valid pre-processing JSON "
+                               f"({exc})") from None
 
     # -- queries -------------------------------------------------------------------------------------
     def metadata(self) -> dict:

@@ -8,7 +8,10 @@ Two variants of the same model folder:
 
 The config is built as Triton's own `ModelConfig` protobuf message and written in protobuf text format,
 so a field Triton does not know cannot be written; `read_config` parses it back against the same message.
-The floodwatch pre-processing travels in `parameters`, so a client needs nothing but the server.
+The floodwatch pre-processing travels in `parameters`, so a client needs nothing but the server: per
+version (`floodwatch_preprocessing_v<N>`, likewise the class map), since a model retrained on more data has
+other offsets and versions are served side by side; the unnumbered keys hold the newest version's, for
+clients that predate the numbered ones.
 """
 from __future__ import annotations
 
@@ -91,6 +94,11 @@ def _version_policy(cfg, policy: VersionPolicy) -> None:
         if not versions or min(versions) < 1:
             raise ServingError(f"version_policy: versions must be positive integers, got {list(policy)}")
         cfg.version_policy.specific.versions.extend(versions)
+
+
+def version_key(key: str, version: int | str) -> str:
+    """The `parameters` key of version `version`'s value of `key` (PREPROCESSING_KEY, CLASS_MAP_KEY)."""
+    return f"{key}_v{version}"
 
 
 def build_config(name: str, *, kind: str, model_file: str, input_dims: Sequence[int], output_dims: Sequence[int],
@@ -212,8 +220,9 @@ def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *
                       ort_threads: int = 0) -> Path:
     """Add `model_path` (.onnx or TensorRT .plan) as version N+1 of model `name`; return the version folder.
 
-    The config.pbtxt is (re)written for the whole model from these arguments. The pre-processing comes from
-    `preprocessing` or else from the ONNX file's `floodwatch` metadata (written by floodwatch export).
+    The config.pbtxt is (re)written for the whole model from these arguments, keeping the versions already
+    there their own pre-processing and class map. The pre-processing comes from `preprocessing` or else from
+    the ONNX file's `floodwatch` metadata (written by floodwatch export).
     """
     repo_dir, model_path = Path(repo_dir), Path(model_path)
     check_model_name(name)
@@ -253,14 +262,15 @@ def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *
                            f"{preprocessing.channels}")
 
     model_dir = repo_dir / name
+    version = (existing_versions(model_dir) or [0])[-1] + 1
     cfg = build_config(name, kind=kind, model_file=model_file, input_dims=input_dims, output_dims=output_dims,
                        preprocessing=preprocessing, class_map=class_map, max_batch_size=max_batch_size,
                        instance_count=instance_count, dynamic_batching=dynamic_batching,
                        preferred_batch_sizes=preferred_batch_sizes, max_queue_delay_us=max_queue_delay_us,
                        version_policy=version_policy, ort_threads=ort_threads, io_names=io_names)
     check_new_version(repo_dir, name, kind=kind, model_file=model_file)
+    _keep_version_parameters(cfg, model_dir, version)
 
-    version = (existing_versions(model_dir) or [0])[-1] + 1
     model_dir.mkdir(parents=True, exist_ok=True)
     # The version folder appears whole (atomic rename), so a polling server never loads half a model.
     with atomic_dir(model_dir / str(version)) as tmp:
@@ -269,3 +279,32 @@ def add_model_version(repo_dir: str | Path, name: str, model_path: str | Path, *
             shutil.copyfile(MODEL_PY, tmp / "model.py")
     write_config(model_dir, cfg)
     return model_dir / str(version)
+
+
+def _keep_version_parameters(cfg, model_dir: Path, version: int) -> None:
+    """Number the new version's pre-processing and class map in `cfg` and carry over those of the versions
+    still in `model_dir`: from the old config, or, for a repository written before they were numbered, from
+    each version's ONNX metadata (the newest of them: the old config's unnumbered values)."""
+    params = cfg.parameters
+    for key in (PREPROCESSING_KEY, CLASS_MAP_KEY):
+        params[version_key(key, version)].string_value = params[key].string_value
+    cfg_path = model_dir / "config.pbtxt"
+    old = read_config(cfg_path).parameters if cfg_path.is_file() else {}
+    versions = existing_versions(model_dir)
+    numbered = any(k.startswith(version_key(PREPROCESSING_KEY, "")) for k in old)
+    for v in versions:
+        meta = None
+        for key in (PREPROCESSING_KEY, CLASS_MAP_KEY):
+            if version_key(key, v) in old:
+                value = old[version_key(key, v)].string_value
+            elif not numbered and v == versions[-1] and key in old:
+                value = old[key].string_value
+            else:
+                if meta is None:
+                    onnx_file = model_dir / str(v) / "model.onnx"
+                    meta = onnx_signature(onnx_file)["metadata"] if onnx_file.is_file() else {}
+                field = "preprocessing" if key == PREPROCESSING_KEY else "class_map"
+                if field not in meta:
+                    continue  # unknown: a client asking for this version is told so
+                value = dumps_json(meta[field])
+            params[version_key(key, v)].string_value = value

@@ -7,12 +7,15 @@ the other's entry point: `semi` uses `loop`'s Trainer, and `loop` knows nothing 
 from __future__ import annotations
 
 import copy
+import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 from ..config import MAX_SEED, Spec, SpecProblems, load_spec
-from ..errors import InvalidArgumentError, SpecError
-from ..io import check_output_dir
+from ..errors import FloodwatchError, InvalidArgumentError, SpecError
+from ..io import _HOST, _pid_alive, check_output_dir
 from .loop import TrainResult, train_supervised
 
 
@@ -35,7 +38,8 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         seed: replaces training_config.random_seed (initialisation, order, augmentation; not the data split),
             so one spec trains the members of a seed ensemble.
         overwrite: replace a run already in the run folder (without it, and without `resume`, such a folder
-            is refused).
+            is refused). The old run is set aside until the new one saves its first checkpoint, and comes
+            back if the new one fails (or is interrupted) before that; the user's other files stay.
 
     Returns:
         A TrainResult (a SemiSupervisedResult, a subclass, when the spec has a `semi_supervised` section).
@@ -65,6 +69,7 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
     check_output_dir(out)  # a file in the way fails now, not after the first epoch
     # a Spec object too: its missing data_root was otherwise first met by the reader, naming no field
     _check_data(spec, None if isinstance(spec_or_path, Spec) else Path(spec_or_path), pretrained)
+    _settle_killed(out)
     found = run_checkpoints(out)
     if found and not (resume or overwrite):
         raise InvalidArgumentError(f"name: {out} already holds a training run ({found[0].relative_to(out)}); "
@@ -78,19 +83,29 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
 
         Console(stderr=True).print(f"[yellow]{escape(str(spec_or_path))}: not used by floodwatch, dropped: "
                                    f"{escape(', '.join(ignored))}[/]", highlight=False, soft_wrap=True)
+    old = None
     if overwrite and found:
         for what, path in (("spec", spec_or_path), ("pretrained", pretrained)):
             if isinstance(path, (str, Path)) and Path(path).resolve().is_relative_to(out.resolve()):
                 raise InvalidArgumentError(f"{what}: {path} lies in the run `overwrite` would replace ({out}); "
                                            "copy it out first or give another name")
-        _clear_run(out)
-    if spec.semi_supervised is None:
-        return train_supervised(spec, results_dir, name=name, pretrained=pretrained, gpus=gpus, resume=resume,
-                                progress=progress)
-    from .semi import train_semi_supervised  # imported on use: it pulls in inference and evaluation
+        old = _set_aside(out)
+    try:
+        if spec.semi_supervised is None:
+            result = train_supervised(spec, results_dir, name=name, pretrained=pretrained, gpus=gpus,
+                                      resume=resume, progress=progress, replaces=old)
+        else:
+            from .semi import train_semi_supervised  # imported on use: it pulls in inference and evaluation
 
-    return train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
-                                 progress=progress)
+            result = train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
+                                           progress=progress, replaces=old)
+    except BaseException:
+        if old is not None:
+            _settle(out, old)
+        raise
+    if old is not None:
+        _settle(out, old)
+    return result
 
 
 def check_run_name(name: str) -> None:
@@ -136,18 +151,92 @@ def run_checkpoints(out: Path) -> list[Path]:
                   for p in out.glob(pattern))
 
 
-def _clear_run(out: Path) -> None:
-    """What a run (supervised or semi-supervised) wrote into `out`; other files stay. An emptied folder goes
-    too, so a new run that fails before its first epoch leaves none."""
-    patterns = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "spec.yaml", "events.out.tfevents.*",
+#: what a run (supervised or semi-supervised) writes into its folder; other files there are the user's
+_RUN_ENTRIES = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "spec.yaml", "events.out.tfevents.*",
                 "semi_supervised.json", "round_[0-9]*")
-    for path in sorted({p for pattern in patterns for p in out.glob(pattern)}):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
+#: an `overwrite` run sets the run it replaces aside under this name (in the folder of the run folder's target,
+#: owner pid and host recorded, as io's temporary names) until it has saved a checkpoint of its own
+_SET_ASIDE = re.compile(r"^\.(.+)\.pid(\d+)@([A-Za-z0-9-]+)\.overwritten$")
+
+
+def _run_entries(folder: Path) -> list[Path]:
+    return sorted({p for pattern in _RUN_ENTRIES for p in folder.glob(pattern)})
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _set_aside(out: Path) -> Path:
+    """Move the run in `out` aside, so the new run starts in an empty run folder (what progress readers and
+    TensorBoard watch) while the old one can still come back: the whole folder is renamed (one step, so a kill
+    leaves it either here or there), then the user's other files return to the new folder. A symlinked run
+    folder stays a link: its target is what moves."""
+    real = out.resolve()
+    old = real.with_name(f".{real.name}.pid{os.getpid()}@{_HOST}.overwritten")
+    moved = False
+    try:
+        os.rename(real, old)
+        moved = True
+        real.mkdir(mode=stat.S_IMODE(old.stat().st_mode))
+        run = set(_run_entries(old))
+        for entry in sorted(old.iterdir()):
+            if entry not in run:
+                os.rename(entry, real / entry.name)
+    except BaseException as exc:  # Ctrl-C too: a run set aside by a process still alive is never settled
+        if moved:
+            _put_back(out, old)
+        if isinstance(exc, OSError):
+            raise FloodwatchError(f"{out}: cannot set the old run aside to replace it ({exc.strerror})") from None
+        raise
+    return old
+
+
+def _put_back(out: Path, old: Path) -> None:
+    """The new run saved nothing: its files go and the old run's return (into the folder as the user left it)."""
+    real = out.resolve()
+    real.mkdir(exist_ok=True)
+    for entry in _run_entries(real):
+        _remove(entry)
+    for entry in sorted(old.iterdir()):
+        os.replace(entry, real / entry.name)
+    old.rmdir()
+
+
+def _settle(out: Path, old: Path) -> None:
+    """The end of an `overwrite` run, or of one killed earlier: once the new run has a checkpoint the old run
+    goes (the trainer drops it at the first one); without one the old run comes back."""
+    if not old.exists():
+        return
+    if run_checkpoints(out.resolve()):
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        _put_back(out, old)
+
+
+def _settle_killed(out: Path) -> None:
+    """An `overwrite` run killed (SIGKILL, power loss) before its clean-up left the old run aside: settle it
+    now, as that run would have. Another live process's is left alone."""
+    real = out.resolve()
+    try:
+        entries = list(real.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        owner = _SET_ASIDE.match(entry.name)
+        if owner and (owner.group(1), owner.group(3)) == (real.name, _HOST) and not _pid_alive(int(owner.group(2))):
+            came_back = not run_checkpoints(real)
+            _settle(out, entry)
+            if came_back:
+                from rich.console import Console
+                from rich.markup import escape
+
+                Console(stderr=True).print(f"[yellow]{escape(str(out))}: the run an interrupted `overwrite` had "
+                                           "set aside is back (that run saved nothing)[/]", highlight=False,
+                                           soft_wrap=True)
 
 
 def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> list[str]:

@@ -58,9 +58,11 @@ class TrainResult:
 
 
 def train_supervised(spec: Spec, results_dir: str | Path, *, name: str = "model", pretrained: str | Path | None = None,
-                     gpus: int = 1, resume: bool = False, progress: bool = True) -> TrainResult:
+                     gpus: int = 1, resume: bool = False, progress: bool = True,
+                     replaces: Path | None = None) -> TrainResult:
     """Supervised training of the spec's U-Net into `<results_dir>/<name>/`, in `gpus` processes (DDP when
-    more than one). Called through `floodwatch.training.train`, which also picks semi-supervised runs."""
+    more than one). Called through `floodwatch.training.train`, which also picks semi-supervised runs.
+    `replaces`: see Trainer."""
     if gpus < 1:
         raise InvalidArgumentError(f"gpus: must be at least 1, got {gpus}")
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
@@ -68,7 +70,7 @@ def train_supervised(spec: Spec, results_dir: str | Path, *, name: str = "model"
     out = Path(results_dir) / name
     if resume:
         check_resume_spec(spec, out, pretrained)
-    args = (spec.to_dict(), str(out), str(pretrained) if pretrained else None, resume, progress)
+    args = (spec.to_dict(), str(out), str(pretrained) if pretrained else None, resume, progress, replaces)
     if gpus == 1:
         run(0, 1, 0, *args)
     else:
@@ -159,7 +161,7 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run(rank: int, world_size: int, port: int, spec_dict: dict, out_dir: str, pretrained: str | None,
-        resume: bool, progress: bool) -> None:
+        resume: bool, progress: bool, replaces: Path | None = None) -> None:
     """One process of a run (rank 0 of 1 without DDP). Top-level so torch.multiprocessing can spawn it."""
     from ..config import spec_from_dict
 
@@ -168,7 +170,8 @@ def run(rank: int, world_size: int, port: int, spec_dict: dict, out_dir: str, pr
     spec = spec_from_dict(spec_dict, source="spec")
     ctx = dist_util.init(rank, world_size, port)
     try:
-        Trainer(spec, Path(out_dir), ctx, pretrained=pretrained, progress=progress and ctx.is_main).fit(resume)
+        Trainer(spec, Path(out_dir), ctx, pretrained=pretrained, progress=progress and ctx.is_main,
+                replaces=replaces).fit(resume)
     finally:
         dist_util.shutdown(ctx)
 
@@ -192,12 +195,16 @@ class Trainer:
     """One training run. Beyond the spec (used by `floodwatch.training.semi`): `splits` (samples already read
     by load_samples), `extra_train` (more training chips, e.g. pseudo-labelled ones, whose loss is weighted by
     `extra_weight`), `augmentation` (an augmentation config replacing the spec's), and the attribute
-    `extra_loss`: None or a callable (model, epoch) -> loss added to every training step's loss."""
+    `extra_loss`: None or a callable (model, epoch) -> loss added to every training step's loss.
+    `replaces`: the folder an `overwrite` run set the run it replaces aside to, deleted once this run has saved
+    its first checkpoint (until then the old run can come back)."""
 
     def __init__(self, spec: Spec, out: Path, ctx: dist_util.Context, *, pretrained: str | None = None,
                  progress: bool = True, splits: dict[str, list] | None = None, extra_train: list | None = None,
-                 extra_weight: float = 1.0, augmentation: dict[str, Any] | None = None):
+                 extra_weight: float = 1.0, augmentation: dict[str, Any] | None = None,
+                 replaces: Path | None = None):
         self.spec, self.out, self.ctx, self.progress = spec, out, ctx, progress
+        self.replaces = replaces
         tc, mc = spec.training_config, spec.model
         seed_everything(tc.random_seed)
         # Same algorithms on every run: needed for resume == uninterrupted and 1 == N processes.
@@ -364,6 +371,9 @@ class Trainer:
                         if self.ctx.is_main:
                             self._record(epoch, row, writer)
                             saved = True
+                            if self.replaces is not None:  # the run overwritten: this one has a checkpoint now
+                                shutil.rmtree(self.replaces, ignore_errors=True)
+                                self.replaces = None
                             bar.console.print(_summary(row, tc.epochs))
                     dist_util.barrier(self.ctx)
             if self.ctx.is_main and tc.checkpoints == "best":

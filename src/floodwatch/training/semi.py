@@ -401,10 +401,11 @@ def _student_spec(spec: Spec, semi: SemiSupervisedConfig) -> Spec:
 
 def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str = "model",
                           pretrained: str | Path | None = None, resume: bool = False,
-                          progress: bool = True) -> SemiSupervisedResult:
+                          progress: bool = True, replaces: Path | None = None) -> SemiSupervisedResult:
     """Pseudo-labelling rounds (and optional consistency training) as the spec's `semi_supervised` says;
     outputs in `<results_dir>/<name>/` (see the module docstring). `pretrained`: a floodwatch checkpoint is
-    round 0 itself; torchvision encoder weights initialise the supervised round 0."""
+    round 0 itself; torchvision encoder weights initialise the supervised round 0. `replaces`: see Trainer
+    (the first round trained drops it)."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     semi = spec.semi_supervised
     if semi is None:
@@ -469,7 +470,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
             if console:
                 console.print("[bold]round 0[/]: supervised training")
             Trainer(spec, run_dir, ctx, pretrained=str(pretrained) if pretrained else None, progress=progress,
-                    splits=splits).fit(resume)
+                    splits=splits, replaces=replaces).fit(resume)
             rounds.append({**_round_entry(0, run_dir), "supervised": True, "finished": True})
         checkpoints = [run_dir / "best.pt"]
     save_summary()
@@ -504,7 +505,7 @@ def train_semi_supervised(spec_or_path: Spec | str | Path, results_dir: str | Pa
                              f"{agreement[0]} check" if agreement else ""))
         trainer = Trainer(student_spec, run_dir, ctx, pretrained=str(checkpoints[-1]), progress=progress,
                           splits=splits, extra_train=pseudo, extra_weight=semi.unlabelled_weight,
-                          augmentation=student_aug)
+                          augmentation=student_aug, replaces=replaces)
         cons = semi.consistency
         use_consistency = cons is not None and cons.enabled and cons.weight > 0
         if use_consistency:
