@@ -3,10 +3,11 @@ files hold each other's band (`data.files.check_band_files`) and must pass every
 from __future__ import annotations
 
 import pytest
-import rasterio
 
 from floodwatch.errors import DataError
 from floodwatch.inference.chips import read_chip
+
+from tests.band_files import ALL_NAN, band_file_pairs
 
 
 @pytest.mark.parametrize("scene", ["northal_20190302t234651", "bangladesh_20170314t115609"])
@@ -32,17 +33,10 @@ def test_every_etci_tile_pair_passes_and_most_are_refused_swapped(shared_data, s
 def test_sen1floods11_chips_as_band_files_pass_and_are_refused_swapped(shared_data, tmp_path):
     """Each chip's VV and VH as single-band dB GeoTIFFs (STAC Overflow's and Earth Engine's layout): read right
     they pass; swapped every one is refused but the all-NaN chip, which gives no verdict."""
-    chips = sorted((shared_data / "sen1floods11").glob("S1Hand*/*_S1Hand.tif"))
-    assert any(c.name.startswith("Paraguay_34417") for c in chips)
-    for chip in chips:
-        with rasterio.open(chip) as src:
-            profile, vv, vh = src.profile | {"count": 1}, src.read(1), src.read(2)
-        for name, band in (("c_vv", vv), ("c_vh", vh), ("s_vv", vh), ("s_vh", vv)):
-            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
-                dst.write(band, 1)
-        assert read_chip(tmp_path / "c_vv.tif", bands=["VV", "VH"]).bands == ("VV", "VH")  # c_vh.tif beside it
-        if chip.name.startswith("Paraguay_34417"):  # all NaN
-            read_chip(tmp_path / "s_vv.tif", bands=["VV", "VH"])
+    for name, (vv, _), (swapped, _) in band_file_pairs(shared_data, tmp_path):
+        assert read_chip(vv, bands=["VV", "VH"]).bands == ("VV", "VH")  # its _vh.tif beside it
+        if name.startswith(ALL_NAN):
+            read_chip(swapped, bands=["VV", "VH"])
         else:
             with pytest.raises(DataError, match="s_vv.tif, .*s_vh.tif: look swapped"):
-                read_chip(tmp_path / "s_vv.tif", bands=["VV", "VH"])
+                read_chip(swapped, bands=["VV", "VH"])

@@ -7,6 +7,7 @@ import rasterio
 
 from floodwatch.mapping import map_scene
 
+from tests.band_files import ALL_NAN, band_file_pairs
 from .helpers import WATER_DB, ThresholdPredictor, read
 
 TILING = dict(tile=128, overlap=32, batch=4, progress=False)
@@ -40,17 +41,10 @@ def test_real_chips_as_band_files_open_in_order_and_are_refused_swapped(shared_d
     from floodwatch.errors import DataError
     from floodwatch.mapping.scene import SceneReader
 
-    chips = sorted((shared_data / "sen1floods11").glob("S1Hand*/*_S1Hand.tif"))
-    assert any(c.name.startswith("Paraguay_34417") for c in chips)
-    for chip in chips:
-        with rasterio.open(chip) as src:
-            profile, vv, vh = src.profile | {"count": 1}, src.read(1), src.read(2)
-        for name, band in (("vv", vv), ("vh", vh), ("x_vv", vh), ("x_vh", vv)):
-            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
-                dst.write(band, 1)
-        SceneReader(tmp_path / "vv.tif", vh=tmp_path / "vh.tif").close()
-        if chip.name.startswith("Paraguay_34417"):  # all NaN
-            SceneReader(tmp_path / "x_vv.tif", vh=tmp_path / "x_vh.tif").close()
+    for name, (vv, vh), (x_vv, x_vh) in band_file_pairs(shared_data, tmp_path):
+        SceneReader(vv, vh=vh).close()
+        if name.startswith(ALL_NAN):
+            SceneReader(x_vv, vh=x_vh).close()
         else:
             with pytest.raises(DataError, match="look swapped"):
-                SceneReader(tmp_path / "x_vv.tif", vh=tmp_path / "x_vh.tif")
+                SceneReader(x_vv, vh=x_vh)
