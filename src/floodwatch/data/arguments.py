@@ -18,8 +18,8 @@ def check_path(value: Any, name: str) -> Path:
     """A str or os.PathLike as a Path (bytes and anything else refused)."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str):
-        raise InvalidArgumentError(f"{name}: expected a path (str or pathlib.Path), got {type(value).__name__} "
-                                   f"{_short(value)}")
+        raise InvalidArgumentError(f"{name}: expected a path or URL (a str or os.PathLike), got "
+                                   f"{type(value).__name__} {_short(value)}")
     return Path(text)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import unquote, urlparse
 
+from ..data.arguments import check_path
 from ..errors import DataError, InvalidArgumentError
 
 #: URL schemes GDAL reads directly (rasterio maps them onto its /vsi... file systems)
@@ -99,8 +100,7 @@ def output_names(locations: Sequence[str | os.PathLike], *, paired: Sequence[boo
 def check_location(location: object, what: str) -> None:
     """`location` is a path or URL: None, a number or a dict would otherwise become a folder named after its
     str() ('./None/')."""
-    if not isinstance(location, (str, os.PathLike)):
-        raise InvalidArgumentError(f"{what}: {location!r} is not a path or URL (a str or os.PathLike)")
+    check_path(location, what)  # the data readers' rule
 
 
 def check_output_name(name: object) -> None:
