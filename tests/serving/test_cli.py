@@ -87,6 +87,7 @@ def test_serve_foreground_stops_cleanly_on_sigterm(onnx_models, tmp_path):
     add_model_version(repo, "flood", onnx_models[0], ort_threads=1)
     http = free_port()
     log = tmp_path / "triton.log"
+    log.write_text("an earlier run's line\n")  # a log file given is appended to, never truncated
     proc = subprocess.Popen([sys.executable, "-m", "floodwatch", "serve", "--model-repository", str(repo),
                              "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
                              str(free_port()), "--log-file", str(log)],
@@ -107,7 +108,7 @@ def test_serve_foreground_stops_cleanly_on_sigterm(onnx_models, tmp_path):
         assert "Triton stopped" in rest
         with pytest.raises(OSError):  # really gone
             urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/live", timeout=2)
-        assert log.is_file() and "Started HTTPService" in log.read_text()
+        assert log.read_text().startswith("an earlier run's line\n") and "Started HTTPService" in log.read_text()
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

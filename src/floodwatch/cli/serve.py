@@ -20,7 +20,7 @@ def serve(model_repository: Path = typer.Option(..., "--model-repository", help=
           poll: Optional[int] = typer.Option(None, "--poll", help="Poll the repository every SECONDS and load "
                                              "new versions without a restart."),
           log_verbose: int = typer.Option(0, min=0, help="Triton's --log-verbose level."),
-          log_file: Optional[Path] = typer.Option(None, help="Write Triton's log here (default: the terminal)."),
+          log_file: Optional[Path] = typer.Option(None, help="Append Triton's log to this file (default: the terminal)."),
           startup_timeout: float = typer.Option(120.0, help="Seconds (> 0) to wait for the models to become "
                                                 "ready.")):
     """Run NVIDIA Triton Inference Server (CPU, from nvidia-pytriton) in the foreground; Ctrl-C stops it.

@@ -159,7 +159,10 @@ class TritonServer:
         if self.echo:
             out = None  # inherit the terminal: `floodwatch serve` shows Triton's own log
         else:
-            self._log = out = open(self._log_file, "wb")
+            # appended, as servers' logs are: a log file the user names may hold earlier runs (or be
+            # another file given by mistake); log_tail reads this run's part only
+            self._log = out = open(self._log_file, "ab")
+            self._log_start = out.tell()
         self._proc = subprocess.Popen(self.command(backends), env=server_env(dist), stdout=out,
                                       stderr=subprocess.STDOUT if out else None, start_new_session=True)
         try:
@@ -226,7 +229,9 @@ class TritonServer:
     def log_tail(self, lines: int = 5) -> str:
         if self._log_file is None or not self._log_file.is_file():
             return "(no log)"
-        text = self._log_file.read_text(errors="replace").strip().splitlines()
+        with open(self._log_file, "rb") as f:
+            f.seek(getattr(self, "_log_start", 0))
+            text = f.read().decode(errors="replace").strip().splitlines()
         # glog's error prefix; on a host without CUDA every start logs one that is no fault
         errors = [line for line in text if re.match(r"E\d{4} ", line) and "CudaDriverHelper" not in line]
         return " | ".join((errors or text)[-lines:]) or "(empty log)"
