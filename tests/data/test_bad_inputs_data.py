@@ -51,6 +51,8 @@ CASES = [
     Case("synth-out-under-file", "data synth {file}/s --chips 2 --size 32", ("{file} is a file",)),
     Case("synth-size-negative", "data synth {out} --scene --size -100", ("--size", "Invalid value")),
     Case("synth-scene-with-chips", "data synth {out} --scene --chips 5", ("--chips: --scene writes one scene",)),
+    Case("synth-scene-over-checkpoint", "data synth {victim} --scene --size 32",
+         ("OUT {victim}: the file written is a GeoTIFF", ".tif or .tiff"), absent=()),
     Case("preview-out-under-file", "data preview {good} -o {file}/p.png", ("{file} is a file",)),
     Case("inspect-json-under-file", "data inspect {good} -o {file}/r.json", ("{file} is a file",)),
     # an output named as an existing folder, or where no file can be made (root may write anywhere but /proc)

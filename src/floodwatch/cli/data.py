@@ -169,6 +169,8 @@ def register(app: typer.Typer) -> None:
         if scene:
             if chips is not None:
                 raise DataError("--chips: --scene writes one scene, not chips")
+            if out.suffix:  # a name without one is taken as the GeoTIFF's; another format's (a.pt) is refused
+                check_output_named(out, (".tif", ".tiff"), "a GeoTIFF", "OUT")
             check_output_file(out)
             label = out.with_name(f"{out.stem}_label{out.suffix or '.tif'}")
             write_scene(synth_scene(size, size, seed=seed, phenomena=names), out, label_path=label)
