@@ -234,7 +234,8 @@ def _map_html(flood_map: dict[str, Any], out: Path) -> str:
 
     st = flood_map["stats"]
     rows = [("imaged (valid) area", f"{st['valid_km2']:.2f} km²"),
-            ("mapped flood", f"{st['flooded_km2']:.2f} km² ({100 * st['flooded_fraction']:.1f} % of it)"),
+            ("mapped flood", f"{st['flooded_km2']:.2f} km²" + ("" if st["flooded_fraction"] is None else
+                                                               f" ({100 * st['flooded_fraction']:.1f} % of it)")),
             ("true water (the generator's mask)", f"{flood_map['true_water_km2']:.2f} km²"),
             ("water IoU of the map against the truth", f"{flood_map['water_iou']:.3f}"),
             ("flood polygons (GeoJSON, at least 1000 m²)", f"{st['polygons']}"),

@@ -111,9 +111,9 @@ CASES = [
     # train refuses these: validate said "valid"
     Case("model-not-torch", "spec validate {good} -m {garbage}", ("{garbage}", "not a torch file")),
     Case("model-not-resnet", "spec validate {good} -m {not_resnet}", ("{not_resnet}", "conv1.weight")),
-    Case("convert-onto-input", "spec convert {tao_copy} -o {tao_copy}", ("--output", "{tao_copy}"), absent=()),
+    Case("convert-onto-input", "spec convert {tao_copy} -o {tao_copy}", ("-o {tao_copy}",), absent=()),
     # YAML written over a checkpoint (exit 0) before the name had to say YAML
-    Case("convert-over-checkpoint", "spec convert {tao} -o {victim}", ("--output {victim}", ".yaml or .yml"),
+    Case("convert-over-checkpoint", "spec convert {tao} -o {victim}", ("-o {victim}", ".yaml or .yml"),
          absent=()),
     Case("convert-typo-named-first", "spec convert {tao_typo} -o {out}.yaml",
          ("tao_typo.txt: model_config.num_layerz", "spec validate {tao_typo}"), absent=("{out}.yaml",)),

@@ -81,7 +81,7 @@ CASES = [
          ("{s_vh}: named as the VH band but given as the VV one", "--vh")),
     # the names agree, the content does not (VH is the darker band): refused as unnamed VH, VV bands are
     Case("vv-vh-content-swapped", "map --vv {c_vv} --vh {c_vh} -m {model} -o {out}",
-         ("{c_vv}, {c_vh}: look swapped", "VH is the darker band", "--vh")),
+         ("{c_vv}, {c_vh}: look swapped", "VH is the darker band")),
     Case("band-file-partner-content-swapped", "map {c_vv} -m {model} -o {out}", ("{c_vv}, {c_vh}: look swapped",)),
     Case("downsample-zero", "map {scene} -m {model} -o {out} --downsample 0", ("--downsample", "Invalid value")),
     Case("min-area-negative", "map {scene} -m {model} -o {out} --min-area -100", ("--min-area", "Invalid value")),

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         from ..config import convert_tao_spec
 
         # a spec is known by these suffixes (evaluate --calibrate); YAML over a.pt is refused as JSON is
-        check_output_named(output, (".yaml", ".yml"), "a YAML spec", "--output")
+        check_output_named(output, (".yaml", ".yml"), "a YAML spec")
         ignored = convert_tao_spec(tao_spec, output)
         console = make_console()
         if ignored:

@@ -227,16 +227,17 @@ def check_band_files(vv: np.ndarray, vh: np.ndarray, vv_file: str | Path, vh_fil
     other's band, which maps silently wrong. dB (the default): check_vh_darker's rule, VH is the darker band.
     `eight_bit`: vv, vh are the pictures' grey levels (NaN: no data), and the rule is that of the 8-bit
     renderings floodwatch reads (ETCI's, which `data convert` writes too): VH is rendered the brighter, so the
-    pair is refused where the VV picture is the brighter by VV_ABOVE_VH_LEVELS. Too few pixels with data in
-    both: no verdict."""
+    pair gets a warning (not a refusal: see VV_ABOVE_VH_LEVELS's limit) where the VV picture is the brighter by
+    VV_ABOVE_VH_LEVELS. Too few pixels with data in both: no verdict."""
     medians = _medians(vv, vh, min_pixels)
     if medians is None:
         return
     vv_median, vh_median = medians
     if eight_bit and vv_median > vh_median + VV_ABOVE_VH_LEVELS:
-        raise DataError(f"{vv_file}, {vh_file}: look swapped: the VV picture is brighter than the VH one (median "
-                        f"{vv_median:.0f} against {vh_median:.0f} of 255), where 8-bit renderings (ETCI's) show VH "
-                        "the brighter; swap the files' _vv/_vh names if they hold each other's band")
+        # a warning, not a refusal: a real chip whose VH lies far under VV renders so too (no threshold parts them)
+        warnings.warn(f"{vv_file}, {vh_file}: look swapped: the VV picture is brighter than the VH one (median "
+                      f"{vv_median:.0f} against {vh_median:.0f} of 255), where 8-bit renderings (ETCI's) show VH the "
+                      "brighter; swap the files' _vv/_vh names if they hold each other's band", stacklevel=2)
     if not eight_bit and vh_median > vv_median + VH_ABOVE_VV_DB:
         raise DataError(f"{vv_file}, {vh_file}: look swapped: the VH file is brighter than the VV one (median "
                         f"{vh_median:.1f} against {vv_median:.1f} dB), where VH is the darker band; swap the "

@@ -14,8 +14,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from ..data.files import (band_file, check_not_db, check_not_linear, check_vh_darker, gdal_reason, missing_db,
-                          partner_file, require_float)
+from ..data.files import (band_file, check_band_files, check_not_db, check_not_linear, check_vh_darker, gdal_reason,
+                          missing_db, partner_file, require_float)
 from ..data.sample import band_order, is_unnamed
 from ..errors import DataError, InvalidArgumentError
 from ..io import require_file
@@ -90,17 +90,10 @@ class SceneReader:
             image, valid = self.read_window(row, min(row + size, self.height), col, min(col + size, self.width))
             pixels.append(image[[vv_at, vh_at]][:, valid])  # dB, whatever the file's units
         vv, vh = np.concatenate(pixels, axis=1)
-        try:
+        if self._pair is None:
             check_vh_darker(vv, vh, self.path, vv_at + 1, vh_at + 1)
-        except DataError:
-            if self._pair is None:
-                raise
-            # the same rule for two files; its message speaks of one file's bands
-            vv_file, vh_file = self._pair
-            raise DataError(f"{vv_file}, {vh_file}: look swapped: the VH file is brighter than the VV one (median "
-                            f"{np.median(vh):.1f} against {np.median(vv):.1f} dB), where VH is the darker band; "
-                            "give the VV band's file as the scene and the VH band's as `vh`, renaming any whose "
-                            "_vv/_vh name says otherwise") from None
+        else:  # the same rule for two files, in infer's words
+            check_band_files(vv, vh, *self._pair)
 
     # -- opening -------------------------------------------------------------------------------------
     def _resolve(self, scene: str, vh: str | None) -> list[tuple]:
