@@ -163,6 +163,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def process_tag() -> str:
+    """This process as `pid@host`, as temporary names record their owner."""
+    return f"{os.getpid()}@{_HOST}"
+
+
+def process_gone(tag: str) -> bool:
+    """Whether the process a process_tag() names has ended (another host's, or this one, is not known to)."""
+    pid, _, host = tag.partition("@")
+    return host == _HOST and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+
 def _is_stale(entry: Path, legacy: re.Pattern | None) -> bool:
     import time
 

@@ -1,6 +1,10 @@
 """`floodwatch train` on bad input: one line on stderr, exit 2, no traceback (run in-process: fast)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -177,7 +181,7 @@ def test_an_overwrite_drops_the_old_run_at_its_first_checkpoint(capsys, tmp_path
     original = Trainer._train_epoch
 
     def killed_in_epoch_2(self, epoch, *args):
-        seen.append(sorted(p.name for p in runs.iterdir() if (p / "best.pt").is_file()))
+        seen.append((runs / "run" / ".overwritten" / "best.pt").is_file())
         if epoch == 2:
             raise KeyboardInterrupt
         return original(self, epoch, *args)
@@ -186,8 +190,8 @@ def test_an_overwrite_drops_the_old_run_at_its_first_checkpoint(capsys, tmp_path
     spec = _spec_file(tmp_path, make_spec(synth_root, epochs=2, random_seed=8))
     assert _run(capsys, "train", "-e", str(spec), *argv, "--overwrite")[0] == 130
     # epoch 1 trains beside the old run, set aside; epoch 2 after it is gone. The new one's epoch 1 stays, to resume
-    assert len(seen[0]) == 1 and seen[0][0].startswith(".run.") and seen[1] == ["run"]
-    assert sorted(p.name for p in runs.iterdir()) == ["run"]
+    assert seen == [True, False]
+    assert sorted(p.name for p in runs.iterdir()) == ["run"] and not (runs / "run" / ".overwritten").exists()
     assert read_checkpoint(runs / "run" / "last.pt")["spec"]["training_config"]["random_seed"] == 8
     monkeypatch.undo()
     assert _run(capsys, "train", "-e", str(spec), *argv, "--resume")[0] == 0
@@ -207,14 +211,87 @@ def test_an_overwrite_killed_before_saving_is_put_back_by_the_next_train(capsys,
     def killed(self, epoch, *args):
         raise KeyboardInterrupt
 
-    # SIGKILL in the first epoch: no clean-up runs, and the process is gone afterwards
+    # SIGKILL in the first epoch: no clean-up runs, and the process is gone afterwards (its lock with it)
     monkeypatch.setattr(Trainer, "_train_epoch", killed)
-    monkeypatch.setattr(api, "_put_back", lambda *a: None)
+    monkeypatch.setattr(api, "_settle", lambda out, aside, lock: os.close(lock))
     assert _run(capsys, *argv, "--overwrite")[0] == 130
     assert _files(runs) != before
     monkeypatch.undo()
-    monkeypatch.setattr(api, "_pid_alive", lambda pid: False)
     code, err = _run(capsys, *argv)
+    assert code == 2 and "already holds a training run" in err.splitlines()[-1], err
+    assert _files(runs) == before
+
+
+def _set_aside_by_hand(runs):
+    """The old run's entries in run/.overwritten, as an `overwrite` leaves them while its new run trains."""
+    run = runs / "run"
+    (run / ".overwritten").mkdir()
+    for entry in list(run.iterdir()):
+        if entry.name != ".overwritten":
+            entry.rename(run / ".overwritten" / entry.name)
+    return run / ".overwritten"
+
+
+def test_an_overwrite_put_back_killed_halfway_is_finished_by_the_next_train(capsys, tmp_path, synth_root, make_spec):
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))  # checkpoints: all
+    runs = tmp_path / "runs"
+    argv = ("train", "-e", str(spec), "-r", str(runs), "-n", "run", "-q")
+    assert _run(capsys, *argv)[0] == 0
+    before = _files(runs)
+    # killed putting the old run back: the new run's files gone, the marker written, best.pt back (first of all)
+    aside = _set_aside_by_hand(runs)
+    (aside / "PUTTING_BACK").touch()
+    (aside / "best.pt").rename(runs / "run" / "best.pt")
+    code, err = _run(capsys, *argv)
+    assert code == 2 and "already holds a training run" in err.splitlines()[-1], err
+    assert "is back" in err
+    assert _files(runs) == before
+
+
+def test_an_overwrite_needs_no_write_access_to_the_results_folder(capsys, tmp_path, synth_root, make_spec):
+    # as a run folder mounted into a container (-v /data/run:/results/model): it cannot be renamed
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder")
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))
+    runs = tmp_path / "runs"
+    argv = ("train", "-e", str(spec), "-r", str(runs), "-n", "run", "-q")
+    assert _run(capsys, *argv)[0] == 0
+    (runs / "run" / "notes.txt").write_text("mine")
+    before = _files(runs)
+    runs.chmod(0o555)
+    try:
+        code, err = _run(capsys, *argv, "--overwrite")
+    finally:
+        runs.chmod(0o755)
+    assert code == 0, err
+    after = _files(runs)
+    assert after["run/notes.txt"] == b"mine" and after["run/best.pt"] != before["run/best.pt"]
+    assert not (runs / "run" / ".overwritten").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_an_overwrite_in_progress_is_refused_to_others_and_settled_once_its_train_is_gone(capsys, tmp_path,
+                                                                                           synth_root, make_spec):
+    spec = _spec_file(tmp_path, make_spec(synth_root, epochs=1))
+    runs = tmp_path / "runs"
+    argv = ("train", "-e", str(spec), "-r", str(runs), "-n", "run", "-q")
+    assert _run(capsys, *argv)[0] == 0
+    before = _files(runs)
+    aside = _set_aside_by_hand(runs)
+    # the overwriting train, alive (any pid and host: in a container it may be pid 1 on a fresh hostname)
+    hold = ("import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(aside / "lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        _assert_one_line(*_run(capsys, *argv), "--name", "is being replaced by another train")
+        _assert_one_line(*_run(capsys, *argv, "--overwrite"), "--name", "is being replaced by another train")
+        assert (aside / "best.pt").is_file() and not (runs / "run" / "best.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    code, err = _run(capsys, *argv)  # killed before its new run saved anything: the old run comes back
     assert code == 2 and "already holds a training run" in err.splitlines()[-1], err
     assert _files(runs) == before
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import shutil
-import stat
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: the set-aside's lock falls back to its owner's pid (see _lock)
+    fcntl = None
 
 from ..config import MAX_SEED, Spec, SpecProblems, load_spec
 from ..errors import FloodwatchError, InvalidArgumentError, SpecError
-from ..io import _HOST, _pid_alive, check_output_dir
+from ..io import check_output_dir, process_gone, process_tag
 from .loop import TrainResult, train_supervised
 
 
@@ -38,15 +41,16 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
         seed: replaces training_config.random_seed (initialisation, order, augmentation; not the data split),
             so one spec trains the members of a seed ensemble.
         overwrite: replace a run already in the run folder (without it, and without `resume`, such a folder
-            is refused). The old run is set aside until the new one saves its first checkpoint, and comes
-            back if the new one fails (or is interrupted) before that; the user's other files stay.
+            is refused). The old run is set aside (in the run folder's .overwritten) until the new one saves
+            its first checkpoint, and comes back if the new one fails (or is interrupted) before that; the
+            user's other files stay.
 
     Returns:
         A TrainResult (a SemiSupervisedResult, a subclass, when the spec has a `semi_supervised` section).
 
     Raises:
-        InvalidArgumentError: a name that is not one folder name, a run already there, gpus below 1 (or above
-            1 for a semi-supervised spec), a seed out of range.
+        InvalidArgumentError: a name that is not one folder name, a run already there (or being replaced by
+            another train), gpus below 1 (or above 1 for a semi-supervised spec), a seed out of range.
         SpecError, DataError, CheckpointError, ModelError: from reading the spec, the data or `pretrained`;
             FloodwatchError: a run whose training diverged.
     """
@@ -83,28 +87,28 @@ def train(spec_or_path: Spec | str | Path, results_dir: str | Path, *, name: str
 
         Console(stderr=True).print(f"[yellow]{escape(str(spec_or_path))}: not used by floodwatch, dropped: "
                                    f"{escape(', '.join(ignored))}[/]", highlight=False, soft_wrap=True)
-    old = None
+    aside = lock = None
     if overwrite and found:
         for what, path in (("spec", spec_or_path), ("pretrained", pretrained)):
             if isinstance(path, (str, Path)) and Path(path).resolve().is_relative_to(out.resolve()):
                 raise InvalidArgumentError(f"{what}: {path} lies in the run `overwrite` would replace ({out}); "
                                            "copy it out first or give another name")
-        old = _set_aside(out)
+        aside, lock = _set_aside(out)
     try:
         if spec.semi_supervised is None:
             result = train_supervised(spec, results_dir, name=name, pretrained=pretrained, gpus=gpus,
-                                      resume=resume, progress=progress, replaces=old)
+                                      resume=resume, progress=progress, replaces=aside)
         else:
             from .semi import train_semi_supervised  # imported on use: it pulls in inference and evaluation
 
             result = train_semi_supervised(spec, results_dir, name=name, pretrained=pretrained, resume=resume,
-                                           progress=progress, replaces=old)
+                                           progress=progress, replaces=aside)
     except BaseException:
-        if old is not None:
-            _settle(out, old)
+        if aside is not None:
+            _settle(out, aside, lock)
         raise
-    if old is not None:
-        _settle(out, old)
+    if aside is not None:
+        _settle(out, aside, lock)
     return result
 
 
@@ -154,9 +158,13 @@ def run_checkpoints(out: Path) -> list[Path]:
 #: what a run (supervised or semi-supervised) writes into its folder; other files there are the user's
 _RUN_ENTRIES = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "spec.yaml", "events.out.tfevents.*",
                 "semi_supervised.json", "round_[0-9]*")
-#: an `overwrite` run sets the run it replaces aside under this name (in the folder of the run folder's target,
-#: owner pid and host recorded, as io's temporary names) until it has saved a checkpoint of its own
-_SET_ASIDE = re.compile(r"^\.(.+)\.pid(\d+)@([A-Za-z0-9-]+)\.overwritten$")
+#: an `overwrite` run sets the run it replaces aside in this subfolder of the run folder until it has saved a
+#: checkpoint of its own: entries renamed within the run folder need no write access to the results folder and
+#: work where the run folder is a mount point, and the user's other files never move. Its process holds an
+#: exclusive lock on LOCK meanwhile (the OS lets go when the process dies, in a container too, where pids and
+#: hosts tell nothing); PUTTING_BACK says the run entries in the run folder are the old run's, so whatever is
+#: still aside goes back and nothing there is removed.
+_ASIDE, _LOCK, _BACK = ".overwritten", "lock", "PUTTING_BACK"
 
 
 def _run_entries(folder: Path) -> list[Path]:
@@ -170,73 +178,113 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _set_aside(out: Path) -> Path:
-    """Move the run in `out` aside, so the new run starts in an empty run folder (what progress readers and
-    TensorBoard watch) while the old one can still come back: the whole folder is renamed (one step, so a kill
-    leaves it either here or there), then the user's other files return to the new folder. A symlinked run
-    folder stays a link: its target is what moves."""
-    real = out.resolve()
-    old = real.with_name(f".{real.name}.pid{os.getpid()}@{_HOST}.overwritten")
-    moved = False
+def _lock(aside: Path) -> int | None:
+    """Take the set-aside's lock: its descriptor (closing it lets go), or None while another live process
+    holds it, or when it was settled meanwhile."""
     try:
-        os.rename(real, old)
-        moved = True
-        real.mkdir(mode=stat.S_IMODE(old.stat().st_mode))
-        run = set(_run_entries(old))
-        for entry in sorted(old.iterdir()):
-            if entry not in run:
-                os.rename(entry, real / entry.name)
-    except BaseException as exc:  # Ctrl-C too: a run set aside by a process still alive is never settled
-        if moved:
-            _put_back(out, old)
+        fd = os.open(aside / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise FloodwatchError(f"{aside / _LOCK}: cannot lock the run an `overwrite` set aside ({exc.strerror})") \
+            from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # Windows: no flock; the lock file names its owner (pid@host) and a dead owner's is free
+            owner = os.read(fd, 200).decode(errors="replace")
+            if owner and not process_gone(owner):
+                raise BlockingIOError
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, process_tag().encode())
+        if os.fstat(fd).st_ino != os.stat(aside / _LOCK).st_ino:  # settled (and removed) by another train
+            raise FileNotFoundError
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _set_aside(out: Path) -> tuple[Path, int]:
+    """Move the run in `out` aside (into `out/.overwritten`, locked), so the new run starts in a run folder
+    without it (what progress readers and TensorBoard watch) while the old one can still come back."""
+    aside = out / _ASIDE
+    try:
+        aside.mkdir()
+    except FileExistsError:  # made after this train settled `out`: another train's
+        raise InvalidArgumentError(_busy(out)) from None
+    except OSError as exc:
+        raise FloodwatchError(f"{out}: cannot set the old run aside to replace it ({exc.strerror})") from None
+    fd = _lock(aside)
+    if fd is None:  # another train settling it: it looked empty (nothing moved yet) to that one
+        raise InvalidArgumentError(_busy(out))
+    try:
+        (aside / _BACK).touch()  # until the whole run is aside, a kill puts back what moved
+        for entry in _run_entries(out):
+            os.rename(entry, aside / entry.name)
+        (aside / _BACK).unlink()
+    except BaseException as exc:  # Ctrl-C too
+        _settle(out, aside, fd)
         if isinstance(exc, OSError):
             raise FloodwatchError(f"{out}: cannot set the old run aside to replace it ({exc.strerror})") from None
         raise
-    return old
+    return aside, fd
 
 
-def _put_back(out: Path, old: Path) -> None:
-    """The new run saved nothing: its files go and the old run's return (into the folder as the user left it)."""
-    real = out.resolve()
-    real.mkdir(exist_ok=True)
-    for entry in _run_entries(real):
-        _remove(entry)
-    for entry in sorted(old.iterdir()):
-        os.replace(entry, real / entry.name)
-    old.rmdir()
+def _busy(out: Path) -> str:
+    return (f"name: {out} is being replaced by another train (an `overwrite` keeps the old run in "
+            f"{out / _ASIDE} until the new one saves a checkpoint); wait for it to finish or give another name")
 
 
-def _settle(out: Path, old: Path) -> None:
-    """The end of an `overwrite` run, or of one killed earlier: once the new run has a checkpoint the old run
-    goes (the trainer drops it at the first one); without one the old run comes back."""
-    if not old.exists():
-        return
-    if run_checkpoints(out.resolve()):
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        _put_back(out, old)
+def _put_back(out: Path, aside: Path) -> None:
+    """The new run saved nothing: its files go and the old run's return. The marker is written once the new
+    run's files are gone: a put-back cut short is finished by the next train without removing entries that
+    are already back (before the marker, the new run's files are there but no checkpoint: put back again)."""
+    if not (aside / _BACK).exists():
+        for entry in _run_entries(out):
+            _remove(entry)
+        (aside / _BACK).touch()
+    for entry in sorted(aside.iterdir()):
+        if entry.name not in (_LOCK, _BACK):
+            os.replace(entry, out / entry.name)
+    (aside / _BACK).unlink()
+
+
+def _settle(out: Path, aside: Path, fd: int) -> bool:
+    """The end of an `overwrite` run, or of one killed earlier (`fd`: its lock, held, closed here): once the
+    new run has a checkpoint the old run goes (the trainer drops it at the first one); without one, or with a
+    put-back under way, the old run comes back. Returns whether it did."""
+    try:
+        back = aside.exists() and ((aside / _BACK).exists() or not run_checkpoints(out))
+        if back:
+            _put_back(out, aside)
+    finally:
+        os.close(fd)
+    # what is left: the lock alone, or the dropped run (no marker: removed in any order, a kill meanwhile
+    # still leaves the new run's checkpoint to drop the rest next time)
+    shutil.rmtree(aside, ignore_errors=True)
+    return back
 
 
 def _settle_killed(out: Path) -> None:
     """An `overwrite` run killed (SIGKILL, power loss) before its clean-up left the old run aside: settle it
-    now, as that run would have. Another live process's is left alone."""
-    real = out.resolve()
-    try:
-        entries = list(real.parent.iterdir())
-    except OSError:
+    now, as that run would have. One whose process still holds the lock is another train's: refused."""
+    aside = out / _ASIDE
+    if not aside.is_dir():
         return
-    for entry in entries:
-        owner = _SET_ASIDE.match(entry.name)
-        if owner and (owner.group(1), owner.group(3)) == (real.name, _HOST) and not _pid_alive(int(owner.group(2))):
-            came_back = not run_checkpoints(real)
-            _settle(out, entry)
-            if came_back:
-                from rich.console import Console
-                from rich.markup import escape
+    fd = _lock(aside)
+    if fd is None:
+        if aside.exists():
+            raise InvalidArgumentError(_busy(out))
+        return
+    if _settle(out, aside, fd):
+        from rich.console import Console
+        from rich.markup import escape
 
-                Console(stderr=True).print(f"[yellow]{escape(str(out))}: the run an interrupted `overwrite` had "
-                                           "set aside is back (that run saved nothing)[/]", highlight=False,
-                                           soft_wrap=True)
+        Console(stderr=True).print(f"[yellow]{escape(str(out))}: the run an interrupted `overwrite` had "
+                                   "set aside is back (that run saved nothing)[/]", highlight=False,
+                                   soft_wrap=True)
 
 
 def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> list[str]:
