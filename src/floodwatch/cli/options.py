@@ -1,5 +1,4 @@
 """Options shared by the commands that run a model (evaluate, infer, map, change), declared once."""
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -183,10 +182,9 @@ def parse_weights(weights: Optional[str], models: list[Path]) -> Optional[list[f
         raise FloodwatchError(f"--weights: {len(values)} weights for {len(models)} models (-m)")
     if len(values) == 1:
         raise FloodwatchError("--weights: ensemble weights need more than one model (-m)")
-    # checked before any model loads (EnsemblePredictor checks as well, but after the loading, or in a Dask worker)
-    if not (all(math.isfinite(w) and w >= 0 for w in values) and sum(values) > 0):
-        raise FloodwatchError(f"--weights: an ensemble of {len(values)} needs {len(values)} non-negative numbers "
-                              f"with a positive sum, got {values}")  # EnsemblePredictor's words
+    from ..inference.ensemble import ensemble_weights
+
+    ensemble_weights(values, len(values))  # its rule, before any model loads (or a Dask worker meets it)
     return values
 
 

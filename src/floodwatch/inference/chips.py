@@ -121,12 +121,12 @@ def _png_band(path: Path, band: str, picture: np.ndarray) -> np.ndarray:
 
     if band not in EIGHT_BIT_TO_DB["folders"]:
         raise DataError(f"{path}: no 8-bit-to-dB map for band {band} (known: {', '.join(EIGHT_BIT_TO_DB['folders'])})")
-    if picture.ndim == 3 and any(not np.array_equal(picture[..., 0], picture[..., c])
-                                 for c in range(1, picture.shape[2])):
-        raise DataError(f"{path}: colour picture, neither grey (one band) nor a course image (RGB = VV, VH, "
-                        "(VV+VH)/2, as floodwatch data convert writes them); give each band as a grey picture, "
-                        "<stem>_vv.png and <stem>_vh.png")
-    return to_db(gray(picture, path), "folders", band)[None]
+    try:
+        grey = gray(picture, path)
+    except DataError as exc:  # read_chip has found it no course image either: say what is read
+        raise DataError(f"{exc}; nor is it a course image (RGB = VV, VH, (VV+VH)/2, as floodwatch data convert "
+                        "writes them): give each band as a grey picture, <stem>_vv.png and <stem>_vh.png") from None
+    return to_db(grey, "folders", band)[None]
 
 
 def _course_image(picture: np.ndarray) -> bool:
