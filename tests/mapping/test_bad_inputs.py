@@ -155,7 +155,7 @@ def test_the_names_output_names_gives_are_folder_names():
                                            ("tile", True), ("batch", True), ("chunk_tiles", 1.5),
                                            ("overlap", np.float32(16))])
 def test_tiling_numbers_must_be_ints(tmp_path, scene, option, value):
-    with pytest.raises(InvalidArgumentError, match=rf"^{option}: {re.escape(repr(value))} is a \w+, not an int$"):
+    with pytest.raises(InvalidArgumentError, match=rf"^{option}: must be a whole number >= [01], got {re.escape(repr(value))}$"):
         map_scene(scene, ThresholdPredictor(), tmp_path / "out", **(TILING | {option: value}))
     assert_nothing_written(tmp_path / "out")
 

@@ -28,6 +28,7 @@ import numpy as np
 import rasterio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..data.arguments import check_whole
 from ..errors import FloodwatchError, InvalidArgumentError
 from ..inference.base import model_file_label, predictor_backend, predictor_model_file, predictor_settings
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction, check_tiling
@@ -295,9 +296,9 @@ def model_files(predictor) -> bool:
 def _check_options(*, tile, overlap, batch, chunk_tiles, threshold, min_area_m2, simplify, probability) -> None:
     """map_scene's numbers, refused as the caller's argument (InvalidArgumentError) naming it. A float is no
     int even when whole (512.0, from 1024 / 2): numpy would fail on it deep inside the run; bool is no number."""
-    for option, value in (("tile", tile), ("overlap", overlap), ("batch", batch), ("chunk_tiles", chunk_tiles)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise InvalidArgumentError(f"{option}: {value!r} is a {type(value).__name__}, not an int")
+    for option, value, least in (("tile", tile, 1), ("overlap", overlap, 0), ("batch", batch, 1),
+                                 ("chunk_tiles", chunk_tiles, 1)):
+        check_whole(value, option, least)
     for option, value in (("threshold", threshold), ("min_area_m2", min_area_m2), ("simplify", simplify)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InvalidArgumentError(f"{option}: {value!r} is a {type(value).__name__}, not a number")
@@ -308,8 +309,6 @@ def _check_options(*, tile, overlap, batch, chunk_tiles, threshold, min_area_m2,
         raise InvalidArgumentError(str(exc)) from None
     if probability not in ("uint8", "float32"):
         raise InvalidArgumentError(f"probability: '{probability}' is not one of uint8, float32")
-    if chunk_tiles < 1:
-        raise InvalidArgumentError(f"chunk_tiles: {chunk_tiles} must be at least 1")
     for option, value in (("min_area_m2", min_area_m2), ("simplify", simplify)):
         if not value >= 0:
             raise InvalidArgumentError(f"{option}: {value} must be at least 0")
