@@ -150,7 +150,7 @@ LEGACY_PART_AGE_S = 24 * 3600
 
 
 def _tmp_prefix(target: Path) -> str:
-    return f".{target.name}.pid{os.getpid()}@{_HOST}."
+    return f".{target.name}.pid{process_tag()}."
 
 
 def _pid_alive(pid: int) -> bool:
@@ -179,8 +179,7 @@ def _is_stale(entry: Path, legacy: re.Pattern | None) -> bool:
 
     owned = _OWNED.match(entry.name)
     if owned:
-        pid = int(owned.group(1))
-        return owned.group(2) == _HOST and pid != os.getpid() and not _pid_alive(pid)
+        return process_gone(f"{owned.group(1)}@{owned.group(2)}")
     if legacy is not None and legacy.match(entry.name):
         try:
             return time.time() - entry.lstat().st_mtime > LEGACY_PART_AGE_S
