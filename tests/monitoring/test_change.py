@@ -86,7 +86,7 @@ def test_an_otsu_fit_that_is_no_drop_maps_no_new_water(tmp_path):
     fitted = logratio_change(before.image[0], after.image[0], before.valid, "otsu")[2]
     assert fitted > 0  # the pair this test is about
     res = detect_change(before, after, None, tmp_path / "out", method="logratio", logratio_threshold="otsu")
-    assert res.stats["new_water_pixels"] == 0 and not res.new_water.any()
+    assert res.stats["flooded_pixels"] == 0 and not res.new_water.any()
     stats = json.loads(res.paths["stats"].read_text())
     assert stats["threshold"] == pytest.approx(fitted) and stats["threshold_from"] == "otsu"
     assert stats["threshold_applied"] is False

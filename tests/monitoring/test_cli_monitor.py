@@ -89,7 +89,7 @@ def test_change_command_logratio(tmp_path):
              "--method", "logratio", "--logratio-threshold", "otsu")
     assert out.returncode == 0, out.exception
     stats = json.loads((tmp_path / "chg" / "stats.json").read_text())
-    assert stats["method"] == "logratio" and stats["new_water_pixels"] > 0.5 * truth.sum()
+    assert stats["method"] == "logratio" and stats["flooded_pixels"] > 0.5 * truth.sum()
     # -m is not used by the log-ratio, so it is not loaded either (a file that is no model passes)
     (tmp_path / "junk.onnx").write_text("not a model")
     again = fw("change", "--before", tmp_path / "b.tif", "--after", tmp_path / "a.tif", "-o", tmp_path / "chg2",
@@ -109,7 +109,7 @@ def test_change_otsu_without_a_drop_warns_and_maps_no_new_water(tmp_path, capsys
     code, out, err = _main(capsys, "change", "--before", tmp_path / "b.tif", "--after", tmp_path / "a.tif",
                            "-o", tmp_path / "c", "--method", "logratio", "--logratio-threshold", "otsu", "-q")
     stats = json.loads((tmp_path / "c" / "stats.json").read_text())
-    assert code == 0 and "new water: 0 px" in out and stats["new_water_pixels"] == 0
+    assert code == 0 and "new water: 0 px" in out and stats["flooded_pixels"] == 0
     assert err.startswith("warning: ") and len(err.strip().splitlines()) == 1
     assert f"+{stats['threshold']:.2f} dB" in err and "no new water" in err and "--logratio-threshold" in err
 
@@ -154,7 +154,7 @@ def test_change_takes_quiet_and_band_in_any_case(tmp_path, tiny_checkpoint):
         out = fw("change", *scenes, "-o", tmp_path / name, "--method", "logratio", "--band", band, "-q")
         assert out.returncode == 0, out.exception
         record = json.loads((tmp_path / name / "stats.json").read_text())
-        stats.append(record["new_water_pixels"])
+        stats.append(record["flooded_pixels"])
         assert record["model"] is None  # the log-ratio runs none
     assert stats[0] == stats[1]
     # -q silences the model passes' progress bars (as map's -q does), and only them
@@ -188,7 +188,7 @@ def test_change_reads_an_ombria_style_picture_pair(tmp_path):
     assert out.returncode == 0, out.exception
     assert "new water: 256 px (no georeference" in out.stdout
     stats = json.loads((tmp_path / "c" / "stats.json").read_text())
-    assert stats["new_water_pixels"] == 256 and stats["flooded_km2"] is None and stats["crs"] is None
+    assert stats["flooded_pixels"] == 256 and stats["flooded_km2"] is None and stats["crs"] is None
     assert stats["band"] == "VV" and stats["band_from"] == {"before": "position", "after": "position"}  # unnamed
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
         "change_mask.tif", "change_score.tif", "quicklook.png", "stats.json"]  # no polygons without a place

@@ -102,7 +102,7 @@ def change(before: Path = typer.Option(..., "--before", help="Pre-event" + SCENE
     res = detect_change(*scenes, predictor, output, method=value(method), threshold=threshold,
                         logratio_threshold=lr, band=band, tile=tile, batch=batch, progress=not quiet)
     km2 = res.stats["flooded_km2"]
-    console.print(f"new water: {res.stats['new_water_pixels']} px"
+    console.print(f"new water: {res.stats['flooded_pixels']} px"
                   + (f", {km2:.3f} km²" if km2 is not None else " (no georeference: pixels only, no polygons)")
                   + f" -> {esc(output)}")
     from .flags import with_flags

@@ -53,10 +53,11 @@ class ChangeResult:
 
 def read_scene(path: str | os.PathLike) -> Sample:
     """A dB GeoTIFF (bands VV[, VH]; no data as data.files.missing_db) -> Sample without a mask. An 8-bit
-    PNG/JPG picture is read as OMBRIA's are (one band, VV, through data.harmonise's OMBRIA map), with no
-    georeference. A GeoTIFF that looks like linear power is a DataError (data.files.check_not_linear, as
-    map's and infer's). extra['bands_by_position'] is True where the file names no band (a picture, a
-    GeoTIFF of one or two bands without descriptions): their names are assumed from their order."""
+    PNG/JPG picture is read as OMBRIA's are (one band, VV, through data.harmonise's OMBRIA map; its areas of
+    255 no data), with no georeference. A GeoTIFF that looks like linear power is a DataError
+    (data.files.check_not_linear, as map's and infer's). extra['bands_by_position'] is True where the file
+    names no band (a picture, a GeoTIFF of one or two bands without descriptions): their names are assumed
+    from their order."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
@@ -93,9 +94,13 @@ def read_scene(path: str | os.PathLike) -> Sample:
 def _read_picture(path: Path) -> Sample:
     from ..data.files import gray, read_picture
     from ..data.harmonise import to_db
+    from ..data.sources.ombria import no_data
 
-    image = to_db(gray(read_picture(path), path), "ombria", "VV")[None]
-    return Sample(image=image, mask=None, valid=np.ones(image.shape[1:], bool), id=path.stem, georef=None,
+    picture = gray(read_picture(path), path)
+    image = to_db(picture, "ombria", "VV")[None]
+    valid = ~no_data(picture)
+    image[:, ~valid] = np.nan
+    return Sample(image=image, mask=None, valid=valid, id=path.stem, georef=None,
                   bands=("VV",), extra={"path": str(path), "bands_by_position": True, "picture": True})
 
 
@@ -310,10 +315,7 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
     new, score, valid, record = change_arrays(b, a, predictor, method=method, threshold=threshold,
                                               logratio_threshold=logratio_threshold, band=band, tile=tile,
                                               overlap=overlap, batch=batch, progress=progress)
-    if min_pixels > 1 and new.any():
-        from rasterio.features import sieve
-
-        new = sieve(new.astype(np.uint8), size=int(min_pixels), connectivity=8).astype(bool) & valid
+    new = drop_specks(new, min_pixels)
     georef = a.georef
     transform = georef.affine() if georef else None
     crs = georef.crs if georef else None
@@ -322,14 +324,16 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
     h, w = a.shape
     from ..inference.base import predictor_model_file  # torch: loaded only where a change is mapped
 
+    fraction = float(new.sum() / valid.sum()) if valid.any() else None
     stats: dict[str, Any] = {
         "method": method, "before": b.id, "after": a.id,
         # as map's stats.json, infer's summary.json and evaluate's JSON record theirs (none for the log-ratio)
         "model": predictor_model_file(predictor) if method != "logratio" else None,
         # what change_score.tif holds: the web map draws a probability, never a log-ratio in dB as one
-        "score_units": "dB" if method == "logratio" else "probability", "new_water_pixels": int(new.sum()),
-        # of nothing seen no share is new water (null, as map's flooded_fraction)
-        "valid_pixels": int(valid.sum()), "new_water_fraction": float(new.sum() / valid.sum()) if valid.any() else None,
+        "score_units": "dB" if method == "logratio" else "probability",
+        # new water is the flood: named as map's stats.json names its flood (flooded_km2, which AOI records read)
+        "flooded_pixels": int(new.sum()), "valid_pixels": int(valid.sum()),
+        "flooded_fraction": fraction,  # of nothing seen no share is flooded (null, as map's)
         "flooded_km2": geodesic_area_km2(polygons) if georef else None,
         "valid_km2": geodesic_area_km2(valid_poly) if georef else None,
         "permanent_water_km2": None, "crs": crs, "transform": list(georef.transform) if georef else None,
@@ -352,6 +356,19 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
         write_json(tmp / names["stats"], stats)
     paths = {k: out_dir / v for k, v in names.items()}
     return ChangeResult(stats=stats, paths=paths, new_water=new, valid=valid)
+
+
+def drop_specks(new: np.ndarray, min_pixels: int) -> np.ndarray:
+    """`new` less its patches (8-connected) of fewer than `min_pixels`. Only specks go: a sieve would also fill
+    small holes, calling water that was there before (or no data) new water."""
+    if min_pixels <= 1 or not new.any():
+        return new
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(new, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return (sizes >= min_pixels)[labels]
 
 
 def _bounds(georef: GeoRef | None, h: int, w: int) -> list[float] | None:

@@ -9,6 +9,7 @@ IoU of the flood class, pixel-aggregated over the split (sum of intersections / 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,15 @@ from rich.progress import Progress
 from .change import LOGRATIO_DB, logratio_change, model_temporal
 
 
-def _iou(counts: np.ndarray) -> float:
+def _iou(counts: np.ndarray) -> float | None:
     inter, union = counts
-    return float(inter / union) if union else float("nan")
+    return float(inter / union) if union else None  # nothing predicted, nothing labelled: no IoU (strict JSON)
 
 
 def score_change_on_ombria(root: str | Path, predictor: Any = None, *, split: str = "test", threshold: float = 0.5,
                            batch: int = 8, progress: bool = False) -> dict[str, Any]:
-    """{'chips': n, 'flood_fraction': f, 'iou': {method: IoU}} on `root`'s split (the OMBRIA folder)."""
+    """{'chips': n, 'flood_fraction': f, 'iou': {method: IoU, None where nothing was predicted or labelled}}
+    on `root`'s split (the OMBRIA folder), over the pixels inside both dates' swath."""
     from ..data.sources.ombria import open_ombria
     from ..data.preprocess import network_input
 
@@ -46,25 +48,26 @@ def score_change_on_ombria(root: str | Path, predictor: Any = None, *, split: st
         task = bar.add_task(f"OMBRIA {split}", total=len(ds))
         for start in range(0, len(ds), batch):
             chips = [ds[i] for i in range(start, min(len(ds), start + batch))]
-            truths = [s.mask == 1 for s in chips]
+            # pixels outside either date's swath are scored by no method
+            truths = [(s.mask == 1) & s.valid for s in chips]
             for s, truth in zip(chips, truths):
                 flood_px += int(truth.sum())
-                total_px += truth.size
+                total_px += int(s.valid.sum())
                 add("logratio_-3db", logratio_change(s.before[0], s.image[0], s.valid, LOGRATIO_DB)[0], truth)
                 add("logratio_otsu", logratio_change(s.before[0], s.image[0], s.valid, "otsu")[0], truth)
             if predictor is not None:
                 pre = predictor.preprocessing
                 if kind == "bitemporal":  # network_input stacks before+after exactly as training does
                     prob = predictor.predict(np.stack([network_input(s, pre, "bitemporal") for s in chips]))
-                    for p, truth in zip(prob, truths):
-                        add("bitemporal", p >= threshold, truth)
-                else:
-                    xa = np.stack([pre.apply(s.image, s.valid) for s in chips])
-                    xb = np.stack([pre.apply(s.before, s.valid) for s in chips])
+                    for p, s, truth in zip(prob, chips, truths):
+                        add("bitemporal", (p >= threshold) & s.valid, truth)
+                else:  # each date through network_input, as change maps it: bands by name, a chip's misfit named
+                    xa = np.stack([network_input(s, pre) for s in chips])
+                    xb = np.stack([network_input(replace(s, image=s.before), pre) for s in chips])
                     pa, pb = predictor.predict(xa) >= threshold, predictor.predict(xb) >= threshold
-                    for a, b, truth in zip(pa, pb, truths):
-                        add("difference", a & ~b, truth)
-                        add("water_after", a, truth)
+                    for a, b, s, truth in zip(pa, pb, chips, truths):
+                        add("difference", a & ~b & s.valid, truth)
+                        add("water_after", a & s.valid, truth)
             bar.advance(task, len(chips))
     return {"split": split, "chips": len(ds), "flood_fraction": flood_px / max(1, total_px),
             "iou": {m: _iou(c) for m, c in counts.items()}}
