@@ -1,4 +1,8 @@
 """Exception classes. Every error a user can cause is one of these, and the CLI prints it as one line."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 
 class FloodwatchError(Exception):
@@ -68,3 +72,15 @@ class ModelError(FloodwatchError):
 
 class NoDefaultModelError(ModelError):
     """No model given and no default model installed."""
+
+
+@contextlib.contextmanager
+def data_errors_of(field: str) -> Iterator[None]:
+    """DataErrors raised inside start with `field` (the argument the data came from), as InvalidArgumentErrors
+    do, so that the CLI names its flag: a URL or a public layer's tile alone does not say which option it was."""
+    try:
+        yield
+    except DataError as exc:
+        if str(exc).startswith(f"{field}:"):
+            raise
+        raise DataError(f"{field}: {exc}") from None

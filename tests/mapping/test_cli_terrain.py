@@ -42,13 +42,13 @@ def test_map_with_dem_depth_and_exclude(scene, tiny_checkpoint, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--depth"], "--depth: needs --dem"),
-    (["--dem", "missing.tif"], "missing.tif: DEM not found"),
+    (["--dem", "missing.tif"], "--dem: missing.tif: DEM not found"),
     (["--orbit", "sideways"], "--orbit: 'sideways' is not one of ascending, descending"),
     (["--exclude", "nothing.geojson"], "nothing.geojson: exclusion mask not found"),
     # layers of another place: read as all no data, they would exclude nothing, or count all water as flood
     (["--dem", "far.tif"], "far.tif: DEM has no data over the scene"),
     (["--hand", "far.tif"], "far.tif: HAND has no data over the scene"),
-    (["--water-mask", "far.tif"], "far.tif: water mask does not reach the scene"),
+    (["--water-mask", "far.tif"], "--water-mask: far.tif: water mask does not reach the scene"),
     (["--hand", "."], ": is a folder, not a HAND"),
     (["--hand", "s.tif"], "s.tif: HAND has a median of -8.0 m over the scene"),  # the scene's dB, not HAND
     # in the 1 km margin read around the scene for shadows, not over the scene

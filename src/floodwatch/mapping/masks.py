@@ -24,7 +24,7 @@ from shapely.geometry import box, shape
 
 from ..errors import DataError
 from .locations import is_remote_input
-from .terrain_sources import Grid, PublicLayer, cog_env, cog_path, fetch_layer, resolve_layer
+from .terrain_sources import Grid, PublicLayer, cog_env, cog_path, fetch_layer, open_error, resolve_layer
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".shp")
 
@@ -53,7 +53,9 @@ class RasterMask:
         with env:
             try:
                 self._src = rasterio.open(cog_path(str(path)))
-            except RasterioIOError:
+            except RasterioIOError as exc:
+                if is_remote_input(path):  # a URL that does not answer is no wrong kind of file: say why
+                    raise open_error(path, what, exc) from None
                 raise DataError(f"{path}: {what} is not a raster GeoTIFF or a vector file "
                                 f"({', '.join(VECTOR_SUFFIXES)})") from None
             if self._src.crs is None:

@@ -22,14 +22,15 @@ import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import rasterio
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from ..data.arguments import check_whole
-from ..errors import FloodwatchError, InvalidArgumentError
+from ..errors import FloodwatchError, InvalidArgumentError, data_errors_of
 from ..inference.base import model_file_label, predictor_backend, predictor_model_file, predictor_settings
 from ..inference.tiling import DEFAULT_OVERLAP, TileGrid, WindowBlender, check_prediction, check_tiling
 from ..io import atomic_dir, check_replaceable, write_json
@@ -224,10 +225,13 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
         final = Path(out_dir) / (name or reader.stem)
         # the folder may be the user's (same name as the scene): refused before the work, not replaced after it
         check_replaceable(final, is_map_output, "map")
-        water = open_mask(water_mask, reader) if water_mask else None
+        with data_errors_of("water_mask"):  # the flag first, as the terrain layers' errors
+            water = open_mask(water_mask, reader) if water_mask else None
         try:
             t_terrain, cpu_terrain = time.perf_counter(), time.process_time()
-            layers = TerrainLayers(terrain, scene, reader) if terrain else None
+            # HAND from a DEM, or public tiles fetched, can take minutes before the first tile is mapped
+            with _working(progress and terrain is not None, "terrain layers (DEM/HAND, slope, radar shadow)"):
+                layers = TerrainLayers(terrain, scene, reader) if terrain else None
             t_terrain, cpu_terrain = time.perf_counter() - t_terrain, time.process_time() - cpu_terrain
             with atomic_dir(final, ours=is_map_output, writer="map") as tmp:
                 self_training = None
@@ -596,6 +600,15 @@ class _Run:
             "runtime_s": runtime_s, "tiles_per_s": len(self.grid) / runtime_s if runtime_s else 0.0,
             "km2_per_s": valid / runtime_s if runtime_s else 0.0,
         }
+
+
+@contextlib.contextmanager
+def _working(show: bool, what: str) -> Iterator[None]:
+    """A spinner with the time elapsed, for a stage with no count to show."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), disable=not show,
+                  transient=True) as bar:
+        bar.add_task(what, total=None)
+        yield
 
 
 def _progress(show: bool) -> Progress:

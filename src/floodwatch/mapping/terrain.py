@@ -25,10 +25,11 @@ from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject
 from scipy import ndimage
 
-from ..errors import DataError, InvalidArgumentError
+from ..errors import DataError, InvalidArgumentError, data_errors_of
 from .locations import check_location, is_remote_input
 from .masks import grid_of, open_mask
-from .terrain_sources import Grid, PublicLayer, fetch_layer, open_cog, read_cog_window, resolve_layer
+from .terrain_sources import (Grid, PublicLayer, fetch_layer, heights_in_metres, open_cog, open_error,
+                              read_cog_window, resolve_layer)
 
 #: exclusion bits (the layer's value is their sum; 0 = not excluded, 255 = outside the imaged area)
 HAND_ABOVE, STEEP, SHADOW, LAYOVER, USER_MASK = 1, 2, 4, 8, 16
@@ -51,7 +52,8 @@ class Terrain:
     public layer name ('glo30-dem', 'glo30-hand'; see terrain_sources.PUBLIC_LAYERS).
 
     Args:
-        hand: HAND raster (metres); pixels above `hand_max` are excluded. Computed from `dem` when None.
+        hand: HAND raster (metres, or feet by its band's unit); pixels above `hand_max` are excluded.
+            Computed from `dem` when None.
         hand_max: HAND threshold in metres.
         dem: elevation raster, for slope, radar shadow/layover, HAND (if not given) and depth.
         slope_max: terrain steeper than this (degrees) is excluded.
@@ -302,7 +304,7 @@ def hand_from_dem(dem: np.ndarray, grid: Grid, channel_cells: float) -> np.ndarr
 
 # -- the layers on the scene's grid --------------------------------------------------------------------
 def _read_on(source, grid: Grid, kind: str, what: str, margin: int = 0) -> np.ndarray:
-    """`source` on `grid`; `margin` cells on each side of `grid` lie outside the scene."""
+    """`source` on `grid`, in metres; `margin` cells on each side of `grid` lie outside the scene."""
     layer = resolve_layer(source, kind, what)
     if isinstance(layer, PublicLayer):
         return fetch_layer(layer, grid)
@@ -312,7 +314,7 @@ def _read_on(source, grid: Grid, kind: str, what: str, margin: int = 0) -> np.nd
                         f"{layer}: {what} is not a raster GeoTIFF")
     if not np.isfinite(_inner(data, margin)).any():  # else every pixel would pass the HAND and slope tests
         raise DataError(f"{layer}: {what} has no data over the scene (its extent does not reach it)")
-    return data
+    return heights_in_metres(data, layer, what)
 
 
 def _inner(data: np.ndarray, margin: int) -> np.ndarray:
@@ -328,8 +330,8 @@ def _source_resolution_m(source, what: str) -> float:
                 raise DataError(f"{source}: {what} has no coordinate reference system")
             sx, sy = pixel_size_m(ds.crs, ds.transform, ds.height, ds.width)
             return min(sx, sy)
-    except RasterioIOError:
-        raise DataError(f"{source}: {what} is not a raster GeoTIFF") from None
+    except RasterioIOError as exc:
+        raise open_error(source, what, exc) from None
 
 
 def _terrain_grid(ref, scene_px_m: float, dem_res_m: float, margin_m: float) -> tuple[Grid, int]:
@@ -365,31 +367,37 @@ class TerrainLayers:
         if terrain.dem is not None or terrain.hand is not None:
             self._terrain_flags(terrain, scene, ref, scene_grid, margin_m)
         if terrain.exclude is not None:
-            # a region's exclusions may have none over this scene
-            mask = open_mask(terrain.exclude, ref, what="exclusion mask", must_reach=False)
+            # a region's vector file may hold no polygon here; a raster of another place would exclude nothing
+            with data_errors_of("exclude"):
+                mask = open_mask(terrain.exclude, ref, what="exclusion mask", must_reach=True)
             try:
                 self.flags[mask.read_window(0, ref.height, 0, ref.width)] |= USER_MASK
             finally:
                 mask.close()
         if terrain.depth:
-            self.dem = _read_on(terrain.dem, scene_grid, "elevation", "DEM")
+            with data_errors_of("dem"):
+                self.dem = _read_on(terrain.dem, scene_grid, "elevation", "DEM")
 
     def _terrain_flags(self, terrain: Terrain, scene: str | Path, ref, scene_grid: Grid, margin_m: float) -> None:
         sx, sy = pixel_size_m(ref.crs, ref.transform, ref.height, ref.width)
-        source, what = (terrain.dem, "DEM") if terrain.dem is not None else (terrain.hand, "HAND")
-        grid, margin = _terrain_grid(ref, min(sx, sy), _source_resolution_m(source, what), margin_m)
+        source, what, name = (terrain.dem, "DEM", "dem") if terrain.dem is not None else (terrain.hand, "HAND", "hand")
+        with data_errors_of(name):
+            resolution = _source_resolution_m(source, what)
+        grid, margin = _terrain_grid(ref, min(sx, sy), resolution, margin_m)
         gx, gy = pixel_size_m(grid.crs, grid.transform, grid.height, grid.width)
         coarse = np.zeros((grid.height, grid.width), np.uint8)
         hand = None
         if terrain.hand is not None:
-            hand, self.info["hand_source"] = _read_on(terrain.hand, grid, "hand", "HAND", margin), "given"
-            inner = _inner(hand, margin)
-            median = float(np.median(inner[np.isfinite(inner)])) if np.isfinite(inner).any() else 0.0  # ocean
-            if median < -1.0:  # heights above drainage are >= 0: another layer (backscatter in dB, say) was given
-                raise DataError(f"{terrain.hand}: HAND has a median of {median:.1f} m over the scene; heights above "
-                                "the nearest drainage are 0 m or more (is it another layer?)")
+            with data_errors_of("hand"):
+                hand, self.info["hand_source"] = _read_on(terrain.hand, grid, "hand", "HAND", margin), "given"
+                inner = _inner(hand, margin)
+                median = float(np.median(inner[np.isfinite(inner)])) if np.isfinite(inner).any() else 0.0  # ocean
+                if median < -1.0:  # heights above drainage are >= 0: another layer (dB backscatter, say) was given
+                    raise DataError(f"{terrain.hand}: HAND has a median of {median:.1f} m over the scene; heights "
+                                    "above the nearest drainage are 0 m or more (is it another layer?)")
         if terrain.dem is not None:
-            dem = _read_on(terrain.dem, grid, "elevation", "DEM", margin)
+            with data_errors_of("dem"):
+                dem = _read_on(terrain.dem, grid, "elevation", "DEM", margin)
             with np.errstate(invalid="ignore"):
                 coarse[slope_deg(dem, gx, gy) > terrain.slope_max] |= STEEP
             lat = _centre_lat(ref)

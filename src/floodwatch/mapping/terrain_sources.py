@@ -2,7 +2,8 @@
 
 `read_cog_window` is the one reader: it opens a COG through GDAL's /vsicurl/, warps it onto the target
 grid and reads only that window (`floodwatch.grid.warp_to_grid`, the warp catalog scenes use too), so GDAL
-fetches just the internal tiles (HTTP range requests) the AOI needs.
+fetches just the internal tiles (HTTP range requests) the AOI needs. `heights_in_metres` reads a DEM's or
+HAND's unit (feet converted) and refuses void values the file does not declare as no data.
 
 Tiling schemes (checked against each provider's documentation):
 - Copernicus GLO-30 DEM on AWS (`copernicus-dem-30m`): 1° tiles named by their south-west corner,
@@ -63,10 +64,68 @@ def read_cog_window(url: str, grid: Grid, *, resampling: Resampling = Resampling
         with open_cog(url) as src:
             return warp_to_grid(src, grid, resampling=resampling, src_nodata=nodata)
     except RasterioIOError as exc:
-        text = str(exc)
-        if "404" in text or "No such file" in text or "does not exist" in text:
+        if _missing(exc):
             return None
-        raise DataError(f"{url}: cannot read ({text.splitlines()[0][:160]})") from None
+        raise DataError(f"{url}: cannot read ({_first_line(exc)})") from None
+
+
+def _missing(exc: RasterioIOError) -> bool:
+    text = str(exc)
+    return "response code: 404" in text or "No such file" in text or "does not exist" in text
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+
+
+def open_error(source: str | os.PathLike, what: str, exc: RasterioIOError) -> DataError:
+    """The one-line error for a layer that did not open: missing (404), a URL that did not answer (GDAL's
+    reason kept: no host, refused, no credentials), or a file that is not a raster."""
+    if _missing(exc):
+        return DataError(f"{source}: {what} not found")
+    if is_remote_input(source):
+        return DataError(f"{source}: {what} cannot be read ({_first_line(exc)})")
+    return DataError(f"{source}: {what} is not a raster GeoTIFF")
+
+
+#: metres per unit of a band's unit type (GDAL's) or 'units' tag; none given is metres
+FOOT_M, US_SURVEY_FOOT_M = 0.3048, 1200 / 3937
+#: no height on Earth (above or below sea level, the deepest trench included) is this far from 0 m; -9999,
+#: a common no-data value, is within that range but not a height on land either
+MAX_ABS_HEIGHT_M = 11000.0
+VOID = -9999.0
+
+
+def heights_in_metres(data: np.ndarray, source: str | os.PathLike, what: str) -> np.ndarray:
+    """`data` read from `source` (a DEM or HAND file or URL), in metres; DataError for a unit other than
+    metres or feet, or for heights no place has (void cells of a no-data value the file does not declare)."""
+    scale = _metres_per_unit(source, what)
+    with np.errstate(invalid="ignore"):
+        odd = data[(np.abs(data) * scale > MAX_ABS_HEIGHT_M) | (data == VOID)]  # in the file's unit
+    if odd.size:  # read as cliffs, voids would flag layover and shadow all around them
+        v = float(odd[np.argmax(np.abs(odd))])
+        raise DataError(f"{source}: {what} has values of {v:g} {'m' if scale == 1 else 'ft'} over the scene, "
+                        "beyond any height on Earth: a no-data value the file does not declare? (set its nodata, "
+                        "e.g. gdal_edit.py -a_nodata)")
+    if scale != 1.0:
+        data *= np.float32(scale)
+    return data
+
+
+def _metres_per_unit(source: str | os.PathLike, what: str) -> float:
+    """From the band's unit type (or a 'units' tag): feet (US DEMs and HAND) are converted; metres or no unit
+    pass; any other unit is refused, as the thresholds and depths are in metres."""
+    with open_cog(str(source)) as ds:
+        tags = {k.lower(): v for k, v in {**ds.tags(), **ds.tags(1)}.items()}
+        unit = (ds.units[0] if ds.units else None) or tags.get("units") or tags.get("unit") or ""
+    u = unit.strip().lower().replace("_", " ").replace("-", " ")
+    if u in ("", "m") or u.startswith(("metre", "meter")):
+        return 1.0
+    if u in ("ft", "foot", "feet", "international foot"):
+        return FOOT_M
+    if u in ("us ft", "ftus", "us foot", "foot us", "us survey foot", "us survey feet"):
+        return US_SURVEY_FOOT_M
+    raise DataError(f"{source}: {what} is in '{unit}', not metres or feet")
 
 
 def _ns(lat: int, width: int) -> str:
@@ -170,7 +229,10 @@ def fetch_layer(layer: PublicLayer, grid: Grid) -> np.ndarray:
     lonlat = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21)
     out = np.full((grid.height, grid.width), np.nan, np.float32)
     for url in layer.tile_urls(lonlat):
-        part = read_cog_window(url, grid, resampling=layer.resampling, nodata=layer.nodata)
+        try:
+            part = read_cog_window(url, grid, resampling=layer.resampling, nodata=layer.nodata)
+        except DataError as exc:  # the URL alone does not tell a user which of their arguments it came from
+            raise DataError(f"{layer.name}: {exc}") from None
         if part is None:
             continue
         fill = np.isnan(out) & np.isfinite(part)

@@ -61,7 +61,7 @@ def ensure_aoi(store: Store, name: str, geometry: BaseGeometry | None, *, thresh
 def check_layers(terrain: Any, water_mask: str | Path | None) -> None:
     """map_scene opens these only after the download: a local path that is not there, or a public layer of
     the wrong kind, fails here instead, before anything is fetched or written."""
-    from ..errors import DataError
+    from ..errors import data_errors_of
     from ..mapping.terrain_sources import resolve_layer
 
     given = [("water_mask", water_mask, "water", "water mask")]
@@ -71,10 +71,8 @@ def check_layers(terrain: Any, water_mask: str | Path | None) -> None:
                   ("exclude", terrain.exclude, "water", "exclusion mask")]
     for option, layer, kind, what in given:
         if layer is not None:
-            try:
+            with data_errors_of(option):
                 resolve_layer(layer, kind, what)
-            except DataError as exc:
-                raise DataError(f"{option}: {exc}") from None
 
 
 def run_aoi(store: Store, name: str, day: Any, predictor: Any, out_dir: str | Path, *,
