@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .augment.config import AugmentationConfig
+from .augment.config import AugmentationConfig, SpecSection
 from .errors import SpecError
 from .io import check_not_input, read_text
 
@@ -66,7 +66,7 @@ def _reader_bands(format: Optional[str]) -> Optional[tuple[str, ...]]:
     return getattr(sys.modules[opener.__module__], "BANDS", None)
 
 
-class _Section(BaseModel):
+class _Section(SpecSection):
     # protected_namespaces=(): TAO's field names start with "model_" (model_input_height, ...).
     # NaN and infinity pass every ge/gt bound (comparisons with NaN are False): refused as values
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True, allow_inf_nan=False)

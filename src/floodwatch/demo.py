@@ -93,7 +93,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     load_spec(spec_path)  # fail here, with the field named, rather than inside training
     stage("data")
 
-    console.print(f"2/6 training {ARCHITECTURE.format(**cfg)} for {cfg['epochs']} epochs")
+    console.print(f"2/6 training {ARCHITECTURE.format(**cfg)} for {cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}")
     trained = train(spec_path, out / "results", name="demo", progress=progress, overwrite=True)  # a rerun replaces it
     checkpoint = Path(trained.best_checkpoint)
     stage("train")

@@ -90,3 +90,25 @@ def test_dali_band_delta_shifts_each_band_by_its_own_amount():
     db = shift.mean((-2, -1)) / torch.tensor(prep.scale)  # (N, 2) dB per chip and band
     assert torch.allclose(shift, (db * torch.tensor(prep.scale))[:, :, None, None].expand_as(shift), atol=1e-4)
     assert (db.abs() <= 2.0 + 1e-4).all() and (db[:, 0] - db[:, 1]).abs().max() > 0.5
+
+
+def test_dali_epoch_is_the_same_after_a_restart():
+    """As ChipLoader's: epoch e augments alike whether epochs 0..e-1 ran before in this loader or not (a
+    resumed run). Epoch 1 continued epoch 0's DALI random stream instead of starting its own."""
+    prep = Preprocessing()
+    rng = np.random.default_rng(8)
+    chips = [make_chip(rng, i, plain=True) for i in range(6)]
+    cfg = {"spatial_augmentation": {"hflip_probability": 0.5, "rotate_probability": 0.5},
+           "brightness_augmentation": {"delta": 2.0}}
+
+    def epoch_images(loader):
+        return torch.cat([b[0] for b in loader])
+
+    going = DaliChipLoader(chips, prep, 3, cfg, seed=4, workers=0)
+    going.set_epoch(0)
+    first = epoch_images(going)
+    second = epoch_images(going)  # epochs count up without set_epoch
+    fresh = DaliChipLoader(chips, prep, 3, cfg, seed=4, workers=0)
+    fresh.set_epoch(1)
+    assert not torch.equal(first, second)
+    assert torch.equal(second, epoch_images(fresh))

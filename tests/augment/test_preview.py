@@ -50,3 +50,23 @@ def test_preview_grid_needs_at_least_one_chip(chips, tmp_path, monkeypatch, n):
     with pytest.raises(InvalidArgumentError, match=f"n: {n} chips"):
         preview_grid("somewhere", tmp_path / "x.png", n=n)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_default_preview_shows_every_operator_and_names_a_dropped_channel():
+    """Channel dropout (README's list) was neither in the default preview nor named in a row's title: a chip
+    whose VV was zeroed read "unchanged"."""
+    import torch
+
+    from floodwatch.augment import PREVIEW_CONFIG, parse_config
+    from floodwatch.augment.preview import _describe
+
+    cfg = parse_config(PREVIEW_CONFIG)
+    sp = cfg.spatial_augmentation
+    assert all((sp.hflip_probability, sp.vflip_probability, sp.crop_and_resize_prob, sp.rotate_probability,
+                cfg.brightness_augmentation.delta, cfg.contrast.probability, cfg.speckle.probability,
+                cfg.channel_dropout.probability))
+    no = torch.tensor([False])
+    params = {"hflip": no, "vflip": no, "crop": no, "rotate": no, "brightness": no, "contrast": no, "speckle": no,
+              "dropped_channel": torch.tensor([1])}
+    assert _describe(params, ["VV", "VH"]) == "VH dropped"
+    assert _describe({**params, "dropped_channel": torch.tensor([-1])}, ["VV", "VH"]) == "unchanged"

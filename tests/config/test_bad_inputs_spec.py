@@ -58,7 +58,13 @@ def files(tmp_path_factory):
                        "one_band_unlabelled": "semi_supervised: {unlabelled: [{path: ombria, format: ombria}]}",
                        "otsu_hh": "semi_supervised: {unlabelled: [s1], otsu_agreement: HH}",
                        # no preprocessing block: from scratch the model is model_config's all the same
-                       "three_channels": "model_config: {model_input_channels: 3}"}.items():
+                       "three_channels": "model_config: {model_input_channels: 3}",
+                       # YAML's true/yes/on are booleans: they passed as the number 1
+                       "bool_epochs": "training_config: {epochs: true}",
+                       "bool_learning_rate": "training_config: {learning_rate: yes}",
+                       # widths train refuses after reading every chip: validate said "valid"
+                       "widths_unknown": "model_config: {num_layers: 10, widths: {encoder.nope: 8}}",
+                       "widths_zero": "model_config: {num_layers: 10, widths: {decoder.0.conv1: 0}}"}.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(labelled + body + "\n")
     # each band shifted on its own: a derived channel or a second date would not follow
@@ -68,6 +74,9 @@ def files(tmp_path_factory):
     f["band_delta_diff"].write_text(augmented % ("preprocessing: {derived: diff}, ", "model_input_channels: 3"))
     f["band_delta_bitemporal"] = d / "band_delta_bitemporal.yaml"
     f["band_delta_bitemporal"].write_text(augmented % ("", "temporal: bitemporal"))
+    f["bool_probability"] = d / "bool_probability.yaml"
+    f["bool_probability"].write_text("dataset_config: {data_root: s1, format: sen1floods11, augment: true, "
+                                     "augmentation_config: {spatial_augmentation: {hflip_probability: on}}}\n")
     f["bad_second_source"] = d / "bad_second_source.yaml"  # the first opens; the second is a folder of no data set
     f["bad_second_source"].write_text("dataset_config: {sources: [{path: s1, format: sen1floods11}, {path: data}]}\n")
     fakes.sen1floods11(d / "s1")
@@ -140,7 +149,13 @@ def test_bad_input(case, files, run_cli, tmp_path):
                                          ("band_delta_diff", "dataset_config.augmentation_config.brightness_"
                                                              "augmentation.band_delta: not with the derived channel"),
                                          ("band_delta_bitemporal", "dataset_config.augmentation_config.brightness_"
-                                                                   "augmentation.band_delta: not with a bi-temporal")])
+                                                                   "augmentation.band_delta: not with a bi-temporal"),
+                                         ("bool_epochs", "training_config.epochs: true is a boolean, not a number"),
+                                         ("bool_learning_rate", "training_config.learning_rate: true is a boolean"),
+                                         ("bool_probability", "dataset_config.augmentation_config.spatial_"
+                                                              "augmentation.hflip_probability: true is a boolean"),
+                                         ("widths_unknown", "model_config.widths: encoder.nope is not a prunable"),
+                                         ("widths_zero", "model_config.widths.decoder.0.conv1: must be >= 1")])
 def test_validate_refuses_values_training_cannot_use(files, run_cli, name, field):
     # field errors: one line each, then validate's note (so not a table row: those are one line in all)
     result = run_cli("spec", "validate", files[name])

@@ -34,6 +34,9 @@ def files(tmp_path_factory, synth_root, make_spec):
     # 32 px chips with BatchNorm, one a batch: torch's "Expected more than 1 value per channel" mid-epoch
     specs["bn_batch_of_one"] = make_spec(synth_root, batch_size=1)
     specs["bn_batch_of_one"]["model_config"]["use_batch_norm"] = True
+    # crops larger than every chip: trained silently on 3/4 padding (TAO resizes chips to the input size)
+    specs["crop_over_chips"] = make_spec(synth_root)
+    specs["crop_over_chips"]["model_config"].update(model_input_height=64, model_input_width=64)
     for name, spec in specs.items():
         f[name] = d / f"{name}.yaml"
         f[name].write_text(yaml.safe_dump(spec))
@@ -80,6 +83,8 @@ CASES = [
     Case("batch-norm-batch-of-one", "train -e {bn_batch_of_one} -r {out}",
          ("model_config.model_input_height/width", "32x32", "batch_size 1", "BatchNorm")),
     Case("otsu-band-missing", "train -e {otsu_hh} -r {out}", ("otsu_hh.yaml: semi_supervised.otsu_agreement", "HH")),
+    Case("crop-over-every-chip", "train -e {crop_over_chips} -r {out}",
+         ("model_config.model_input_height/width", "64x64", "32x32", "at most 32x32")),
 ]
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from floodwatch.config import load_spec, save_spec, spec_from_dict
 from floodwatch.errors import SpecError
@@ -41,6 +42,9 @@ def test_two_epochs_learn_and_write_everything(full_run):
     run = out / "full"
     for name in ("best.pt", "last.pt", "epoch_001.pt", "epoch_002.pt", "metrics.csv", "spec.yaml"):
         assert (run / name).is_file(), name
+    # the learning curve as a picture, as the demo's report shows it (only TensorBoard events before)
+    with Image.open(run / "learning_curve.png") as im:
+        assert im.format == "PNG" and np.asarray(im.convert("L")).std() > 10
     assert list(run.glob("events.out.tfevents.*"))
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

@@ -10,20 +10,41 @@ to be in normalised units already.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import types
+from typing import Any, Literal, Mapping, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import SpecError
 
 Probability = Field(0.0, ge=0.0, le=1.0)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN passes every ge/gt bound
+def _is_number(annotation: Any) -> bool:
+    """An int or float field (Optional, or a Literal of numbers, too): one a YAML boolean must not fill."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    if origin in (Union, types.UnionType):
+        return bool not in args and any(_is_number(a) for a in args if a is not type(None))
+    return annotation in (int, float)
 
 
-class SpatialAugmentation(_Section):
+class SpecSection(BaseModel):
+    """A spec section: unknown keys, NaN/infinity (they pass every ge/gt bound) and booleans in number fields
+    (YAML reads true/yes/on as booleans, which pydantic took as 1: `epochs: yes` trained one epoch) refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and _is_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"{str(v).lower()} is a boolean, not a number")
+        return v
+
+
+class SpatialAugmentation(SpecSection):
     hflip_probability: float = Probability
     vflip_probability: float = Probability
     #: chance of cutting a random region of interest and resizing it back to the chip size (the course's ROI resize)
@@ -37,7 +58,7 @@ class SpatialAugmentation(_Section):
     fill_value: float = 0.0
 
 
-class BrightnessAugmentation(_Section):
+class BrightnessAugmentation(SpecSection):
     probability: float = Field(1.0, ge=0.0, le=1.0)
     #: dB added to every band, drawn uniformly in [-delta, +delta] per chip (0 = off)
     delta: float = Field(0.0, ge=0.0)
@@ -46,19 +67,19 @@ class BrightnessAugmentation(_Section):
     band_delta: float = Field(0.0, ge=0.0)
 
 
-class ContrastAugmentation(_Section):
+class ContrastAugmentation(SpecSection):
     probability: float = Probability
     #: each channel is stretched about its mean by a factor drawn in [1 - delta, 1 + delta]
     delta: float = Field(0.2, ge=0.0, lt=1.0)
 
 
-class SpeckleAugmentation(_Section):
+class SpeckleAugmentation(SpecSection):
     probability: float = Probability
     #: standard deviation (dB) of the additive noise; multiplicative SAR speckle is additive in dB
     std_db: float = Field(0.5, ge=0.0)
 
 
-class ChannelDropout(_Section):
+class ChannelDropout(SpecSection):
     """Per chip, with this probability one input channel (drawn uniformly) is set to 0, the normalised mean, on
     its valid pixels: the model cannot lean on one band alone (e.g. ETCI's clean VV, where other sensors' VV is
     ambiguous)."""
@@ -66,7 +87,7 @@ class ChannelDropout(_Section):
     probability: float = Probability
 
 
-class AugmentationConfig(_Section):
+class AugmentationConfig(SpecSection):
     spatial_augmentation: SpatialAugmentation = Field(default_factory=SpatialAugmentation)
     brightness_augmentation: BrightnessAugmentation = Field(default_factory=BrightnessAugmentation)
     contrast: ContrastAugmentation = Field(default_factory=ContrastAugmentation)
@@ -105,6 +126,7 @@ PREVIEW_CONFIG: dict[str, Any] = {
     "brightness_augmentation": {"delta": 3.0},
     "contrast": {"probability": 0.5, "delta": 0.3},
     "speckle": {"probability": 0.5, "std_db": 1.0},
+    "channel_dropout": {"probability": 0.25},
 }
 
 

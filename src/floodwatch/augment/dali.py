@@ -208,8 +208,6 @@ class DaliChipLoader:
         self.preprocessing, self.batch_size, self.seed = preprocessing, batch_size, seed
         self.device_id, self.num_threads = device_id, num_threads
         self.epoch = 0
-        self._iterator = None
-        self._next_epoch = 0
         self._throughput = 0.0
 
     def set_epoch(self, epoch: int) -> None:
@@ -226,10 +224,11 @@ class DaliChipLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         import time
 
-        if self._iterator is None or self.epoch != self._next_epoch:
-            self._iterator = self._build()  # (re)start the feed at this epoch; DALI resets it per epoch after
+        # a pipeline per epoch, seeded with seed + epoch: epoch e augments alike whether the epochs before it ran
+        # in this loader or not (a resumed run), as ChipLoader's reseeded augmenter does
+        iterator = self._build()
         t0, count, busy = time.perf_counter(), 0, 0.0
-        for out in self._iterator:
+        for out in iterator:
             d = out[0]
             image, mask, valid = d["image"], d["mask"][..., 0].long(), d["valid"][..., 0].bool()
             count += image.shape[0]
@@ -239,7 +238,6 @@ class DaliChipLoader:
         busy += time.perf_counter() - t0
         self._throughput = count / busy if busy > 0 else 0.0
         self.epoch += 1
-        self._next_epoch = self.epoch
 
     def _build(self):
         from nvidia.dali.plugin.base_iterator import LastBatchPolicy
@@ -252,9 +250,8 @@ class DaliChipLoader:
         pipe = augmentation_pipeline(self.config, first.shape, batch_size=self.batch_size, source=feed,
                                      seed=self.seed + self.epoch, device_id=self.device_id,
                                      num_threads=self.num_threads, db_scale=self.preprocessing)
-        self._next_epoch = self.epoch
         return DALIGenericIterator(pipe, ["image", "mask", "valid"], last_batch_policy=LastBatchPolicy.PARTIAL,
-                                   auto_reset=True, prepare_first_batch=False)
+                                   auto_reset=False, prepare_first_batch=False)
 
 
 class _Feed:

@@ -4,6 +4,7 @@ DALI preview). `floodwatch data preview` calls `preview_grid`.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -69,7 +70,8 @@ def preview_samples(samples: Sequence[Sample], out_png: str | os.PathLike, *, se
                                   interpolation="nearest")
         row[0].set_ylabel(s.id[:28], fontsize=7)
         p = aug.last_params
-        row[2].set_title(_describe(p), fontsize=7)
+        # wrapped: a long list ran into the next column's heading
+        row[2].set_title("\n".join(textwrap.wrap(_describe(p, s.bands), 40)), fontsize=7)
     for ax, title in zip(axes[0], (f"{samples[0].bands[0]} dB", "mask", "augmented", "augmented mask")):
         ax.set_title(title + ("\n" + ax.get_title() if ax.get_title() else ""), fontsize=8)
     for ax in axes.flat:
@@ -104,7 +106,7 @@ def _mask_codes(mask: np.ndarray) -> np.ndarray:
     return np.where(mask == IGNORE_INDEX, 2, mask)
 
 
-def _describe(p: dict[str, torch.Tensor]) -> str:
+def _describe(p: dict[str, torch.Tensor], bands: Sequence[str]) -> str:
     parts = [name for name in ("hflip", "vflip") if bool(p[name][0])]
     if bool(p["crop"][0]):
         y0, x0, y1, x1 = p["roi"][0].tolist()
@@ -118,4 +120,7 @@ def _describe(p: dict[str, torch.Tensor]) -> str:
         parts.append(f"contrast x{float(p['contrast_factor'][0]):.2f}")
     if bool(p["speckle"][0]):
         parts.append("speckle")
+    dropped = int(p["dropped_channel"][0])
+    if dropped >= 0:  # a derived channel (VV-VH) comes after the bands
+        parts.append(f"{bands[dropped] if dropped < len(bands) else f'channel {dropped}'} dropped")
     return ", ".join(parts) or "unchanged"

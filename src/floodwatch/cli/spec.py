@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         data = ds.data_root or ds.train_images_path or \
             f"{len(ds.sources)} source(s): " + ", ".join(Path(src.path).name for src in ds.sources)
         line = (f"{spec}: valid. data {data}; ResNet-{m.num_layers} U-Net {m.model_input_height}x"
-                f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}{source}); {t.epochs} epochs, "
+                f"{m.model_input_width}x{m.model_input_channels} ({m.temporal}{source}); {t.epochs} epoch{'s' if t.epochs != 1 else ''}, "
                 f"batch {t.batch_size}, loss {t.loss}, lr {t.learning_rate:g}"
                 + (f"; semi-supervised: {s.semi_supervised.rounds} round(s) on "
                    f"{len(s.semi_supervised.unlabelled)} unlabelled folder(s), confidence "

@@ -60,4 +60,4 @@ def register(app: typer.Typer) -> None:
             console.print(esc(f"best epoch {best['epoch']}: water IoU {best['water_iou']:.3f} -> "
                               f"{result.best_checkpoint}"))
         last = f"last: {result.last_checkpoint}; " if result.last_checkpoint else ""
-        console.print(esc(f"{last}metrics: {result.results_dir / 'metrics.csv'}"))
+        console.print(esc(f"{last}metrics: {result.results_dir / 'metrics.csv'} (learning_curve.png beside it)"))

@@ -156,8 +156,8 @@ def run_checkpoints(out: Path) -> list[Path]:
 
 
 #: what a run (supervised or semi-supervised) writes into its folder; other files there are the user's
-_RUN_ENTRIES = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "spec.yaml", "events.out.tfevents.*",
-                "semi_supervised.json", "round_[0-9]*")
+_RUN_ENTRIES = ("best.pt", "last.pt", "epoch_*.pt", "metrics.csv", "learning_curve.png", "spec.yaml",
+                "events.out.tfevents.*", "semi_supervised.json", "round_[0-9]*")
 #: an `overwrite` run sets the run it replaces aside in this subfolder of the run folder until it has saved a
 #: checkpoint of its own: entries renamed within the run folder need no write access to the results folder and
 #: work where the run folder is a mount point, and the user's other files never move. Its process holds an
@@ -296,6 +296,8 @@ def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> 
 
     meta = checkpoint_or_none(pretrained)
     problems = spec_data_problems(spec, meta["preprocessing"]["bands"] if meta else None, channels=meta is None)
+    if meta is None and spec.model.widths:  # a checkpoint brings its own network
+        problems += _widths_problems(spec)
     pre = spec.dataset_config.preprocessing
     if meta and pre is not None:  # the spec's pre-processing is fitted, and must make the checkpoint's channels
         from .data import check_model_channels
@@ -307,6 +309,21 @@ def training_data_problems(spec: Spec, pretrained: str | Path | None = None) -> 
         except SpecError as exc:
             problems.append(f"{exc} (the model of the checkpoint {Path(str(pretrained)).name})")
     return problems
+
+
+def _widths_problems(spec: Spec) -> list[str]:
+    """model_config.widths the network cannot take (no prunable conv of that name, below 1): found before any
+    chip is read, on a network without storage."""
+    import torch
+
+    from ..models import build_model
+
+    try:
+        with torch.device("meta"):
+            build_model(**spec.model.build_kwargs())
+    except FloodwatchError as exc:
+        return [str(exc)]
+    return []
 
 
 def _check_data(spec: Spec, path: Path | None, pretrained: str | Path | None) -> None:

@@ -258,6 +258,20 @@ class MixedChipDataset(torch.utils.data.Dataset):
         return (*item, torch.tensor(is_second))
 
 
+def check_crop_fits(samples: Sequence[Sample], size: tuple[int, int]) -> None:
+    """Training crops larger than every training chip are mostly padding, which nothing learns from: a TAO
+    spec's model input (TAO resizes chips to it; here chips are cropped) over smaller chips. Refused; crops
+    larger than some chips only are padded there."""
+    h, w = size
+    if not samples or any(s.shape[0] >= h and s.shape[1] >= w for s in samples):
+        return
+    ch, cw = max((s.shape for s in samples), key=lambda shape: shape[0] * shape[1])
+    fit = f"; use at most {ch // 16 * 16}x{cw // 16 * 16}" if min(ch, cw) >= 16 else ""
+    raise SpecError(f"model_config.model_input_height/width: {h}x{w} px training crops, but no training chip is "
+                    f"that large (the largest is {ch}x{cw} px): chips are cropped to the model input, not resized, "
+                    f"so every crop would be mostly padding{fit}")
+
+
 def _pad_to(x: np.ndarray, mask: np.ndarray, valid: np.ndarray, size: tuple[int, int], fill: float):
     ph, pw = max(0, size[0] - x.shape[-2]), max(0, size[1] - x.shape[-1])
     if ph or pw:

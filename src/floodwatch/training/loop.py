@@ -1,12 +1,12 @@
 """One supervised training run: `train_supervised(spec, results_dir)` and its `Trainer` (what
 `floodwatch.training.train`, and so `floodwatch train`, runs for a spec without `semi_supervised`).
 
-Layout of a run (`<results_dir>/<name>/`): best.pt (highest validation water IoU), metrics.csv, events.* for
-TensorBoard, spec.yaml (the validated spec), and as `training_config.checkpoints` says: last.pt (written
-every epoch, what `resume` continues from; with 'best', the default, it is removed when the run ends) and
-epoch_NNN.pt (every checkpoint_interval epochs, with 'all'). Every checkpoint is a floodwatch checkpoint
-(weights, spec, pre-processing, class map); last.pt and epoch_NNN.pt add optimizer / scheduler / scaler /
-RNG state and the history so far.
+Layout of a run (`<results_dir>/<name>/`): best.pt (highest validation water IoU), metrics.csv and
+learning_curve.png (rewritten every epoch), events.* for TensorBoard, spec.yaml (the validated spec), and as
+`training_config.checkpoints` says: last.pt (written every epoch, what `resume` continues from; with 'best',
+the default, it is removed when the run ends) and epoch_NNN.pt (every checkpoint_interval epochs, with
+'all'). Every checkpoint is a floodwatch checkpoint (weights, spec, pre-processing, class map); last.pt and
+epoch_NNN.pt add optimizer / scheduler / scaler / RNG state and the history so far.
 
 Determinism: all randomness of epoch e is seeded from (random_seed, e): the shuffle (DistributedSampler
 with num_replicas=1 in a single process, so 1 and N processes see the same global batches), the training
@@ -39,7 +39,7 @@ from ..models import build_model
 from ..models.checkpoint import checkpoint_or_none, load_model, read_checkpoint, save_checkpoint
 from ..models.precision import autocast
 from . import distributed as dist_util
-from .data import ChipDataset, MixedChipDataset, check_channels, fit_preprocessing, load_samples
+from .data import ChipDataset, MixedChipDataset, check_channels, check_crop_fits, fit_preprocessing, load_samples
 from .losses import build_loss, ignore_boundaries
 
 #: Batches of training crops over which BatchNorm statistics are re-estimated after every epoch.
@@ -213,6 +213,7 @@ class Trainer:
 
         if splits is None:
             splits = load_samples(spec, progress=None if progress else False)
+        check_crop_fits(splits["train"], (mc.model_input_height, mc.model_input_width))
         from_checkpoint = checkpoint_or_none(pretrained) is not None
         self.model, self.model_config, prep = self._model(pretrained, from_checkpoint, splits["train"])
         self.prep: Preprocessing = prep
@@ -568,6 +569,9 @@ class Trainer:
                 writer.add_scalar(f"{'val' if k not in ('train_loss', 'lr', 'seconds') else 'train'}/{k}", v, epoch)
         writer.flush()
         write_metrics(self.out / "metrics.csv", self.history)
+        from ..evaluation.report import learning_curve_png  # matplotlib: imported on use
+
+        learning_curve_png(self.out / "metrics.csv", self.out / "learning_curve.png")
         iou = row["water_iou"] if math.isfinite(row["water_iou"]) else -1.0
         improved = iou > self.best_iou
         if improved:
