@@ -88,6 +88,8 @@ CASES = [
          ("--validation-data", "int8"), absent=("{out}.onnx",)),
     Case("plan-without-tensorrt-format", "export -m {model} -o {out}.plan", ("{out}.plan", "--format tensorrt"),
          absent=("{out}.plan",)),
+    Case("tensorrt-named-onnx", "export -m {model} -o {out}.onnx --format tensorrt", ("{out}.onnx", ".plan"),
+         absent=("{out}.onnx",)),
     Case("size-under-smallest-tile", "export -m {model} -o {out}.onnx --height 1 --width 1", ("--height",),
          forbid=("synth_scene", "Traceback"), absent=("{out}.onnx",)),
     Case("height-negative", "export -m {model} -o {out}.onnx --height -5", ("--height",), absent=("{out}.onnx",)),

@@ -75,7 +75,10 @@ def test_int8_export_to_relative_paths(tmp_path, trained_ckpt, capsys, monkeypat
                                  "--triton-model", "flood", "--json"], capsys)
     assert code == 0, err
     report = json.loads(stdout)
-    assert report["onnx_export"]["onnx"] == report["int8"]["onnx"] == "sub/m.onnx"
+    assert report["int8"]["onnx"] == "sub/m.onnx"
+    # the fp32 export was an intermediate file, deleted: its entry must not list sub/m.onnx at the fp32 size
+    assert report["onnx_export"]["onnx"] is None and report["onnx_export"]["precision"] == "fp32"
+    assert report["int8"]["size_mb"] == round((tmp_path / "sub" / "m.onnx").stat().st_size / 2**20, 2)
     assert (tmp_path / "sub" / "m.onnx").is_file() and (tmp_path / "repo" / "flood" / "1" / "model.onnx").is_file()
     code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", "new/m.onnx", "--exporter", "torchscript",
                             "--precision", "int8", "--calibration-data", "nan.npy"], capsys)
@@ -127,3 +130,27 @@ def test_an_int8_summary_says_whose_parity_it_prints(tmp_path):
     assert "its fp32 ONNX export's parity with torch" in int8[0]
     assert "int8 vs fp32: mask agreement 99.9700%" in int8[1]
     assert "its fp32 ONNX export's parity with torch" in plan[0]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_deepstream_sidecar_takes_the_max_batch_size(tmp_path, trained_ckpt, capsys, precision):
+    """--max-batch-size reaches the nvinfer sidecar of every precision (it reached only int8's)."""
+    import numpy as np
+
+    np.save(tmp_path / "calib.npy", np.stack([c.image for c in synth_chips(4, size=32, seed=3)]))
+    out = tmp_path / f"{precision}.onnx"
+    extra = ["--calibration-data", str(tmp_path / "calib.npy")] if precision == "int8" else []
+    code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(out), "--exporter", "torchscript",
+                            "--precision", precision, "--max-batch-size", "4", *extra], capsys)
+    assert code == 0, err
+    lines = (tmp_path / f"{out.name}.nvinfer_config.txt").read_text().splitlines()
+    assert "batch-size=4" in lines and f"model-engine-file={precision}_b4_gpu0_{precision}.engine" in lines
+
+
+def test_prune_hint_is_a_train_command_that_runs(tmp_path, trained_ckpt, capsys):
+    """The hint printed after pruning names train's required options: `train -m X` alone is a usage error."""
+    out = tmp_path / "p.pt"
+    code, stdout, err = run_cli(["prune", "-m", str(trained_ckpt), "-o", str(out), "--ratio", "0.5"], capsys)
+    assert code in (0, None), err
+    hint = " ".join(stdout.split()).split("`")[1]
+    assert hint.startswith("floodwatch train ") and {"-e", "-r", "-m"} <= set(hint.split())

@@ -77,3 +77,18 @@ def test_threshold_l2_and_bad_arguments(tmp_path, trained_ckpt):
     assert not (tmp_path / "bad.pt").exists()
     with pytest.raises(FloodwatchError, match="widths"):
         build_model(num_layers=10, widths={"encoder.layer1.0.conv2": 8})  # a residual output: not prunable
+
+
+def test_pruned_checkpoint_does_not_claim_its_source_metrics(tmp_path, trained_ckpt):
+    """The source's validation IoU is not the pruned net's (unpruned 0.80, pruned 0.0001 on Sen1Floods11 for the
+    default model before fine-tuning): what reads `metrics` (the ONNX metadata, semi-supervised round 0) must not
+    find it there, and the source's numbers stay readable under `pruning`."""
+    from floodwatch.models.checkpoint import save_checkpoint
+
+    model, meta = load_model(trained_ckpt)
+    source = save_checkpoint(tmp_path / "scored.pt", model, model_config=meta["model_config"],
+                             preprocessing=meta["preprocessing_obj"], epoch=3, metrics={"water_iou": 0.9})
+    out = prune_checkpoint(source, tmp_path / "pruned.pt", ratio=0.5)["checkpoint"]
+    state = read_checkpoint(out)
+    assert "water_iou" not in state["metrics"]
+    assert state["pruning"]["source_metrics"] == {"water_iou": 0.9}

@@ -1,6 +1,8 @@
 import numpy as np
 import onnx
+import pytest
 
+from floodwatch.errors import ExportError
 from floodwatch.export.onnx import read_metadata
 from floodwatch.export.quantize import compare_models, convert_fp16, load_chips, quantize_int8
 from floodwatch.inference.onnx import OnnxPredictor
@@ -59,3 +61,39 @@ def test_calibration_chips_pick_bands_by_name():
 
     expected = np.stack([vh_only.apply(c.image[1:2], c.valid) for c in chips])
     assert np.array_equal(x, expected)
+
+
+def _db_chips(n: int = 4) -> np.ndarray:
+    from floodwatch.data.synthetic import synth_chips
+
+    return np.stack([np.nan_to_num(c.image, nan=-20.0) for c in synth_chips(n, size=32, seed=3)])
+
+
+@pytest.mark.parametrize("kind, said", [("grey levels", "8-bit grey levels"),
+                                        ("grey levels uint8", "8-bit grey levels"), ("linear power", "linear power")])
+def test_calibration_arrays_that_are_not_db_are_refused(prep, kind, said):
+    """Clipped to the model's dB range, 8-bit grey levels (1-255) or linear power (0.001-1) all sit at its top:
+    every calibration chip the same constant, and the INT8 model's ranges say nothing about backscatter."""
+    db = _db_chips()
+    assert load_chips(db, prep)[0].shape == db.shape  # the same chips in dB are taken
+    rng = np.random.default_rng(0)
+    data = {"grey levels": rng.integers(1, 256, db.shape).astype(np.float32),
+            "grey levels uint8": rng.integers(1, 256, db.shape).astype(np.uint8),
+            "linear power": (10.0 ** (db / 10.0)).astype(np.float32)}[kind]
+    with pytest.raises(ExportError, match=said) as err:
+        load_chips(data, prep, what="the calibration chips")
+    assert str(err.value).startswith("the calibration chips: ") and "\n" not in str(err.value)
+
+
+def test_chips_missing_a_band_name_the_input(prep):
+    """A data source whose chips lack a band the model needs: the error says which input (the command's
+    --calibration-data or --validation-data), not only the chip, and is an ExportError as the others are."""
+    from floodwatch.data.synthetic import synth_chips
+
+    vv_only = []
+    for c in synth_chips(2, size=32, seed=4):
+        c.image, c.bands = c.image[:1], ("VV",)
+        vv_only.append(c)
+    with pytest.raises(ExportError, match=r"^validation chips: .*1 band") as err:
+        load_chips(vv_only, prep, what="validation chips")
+    assert "VH" in str(err.value)

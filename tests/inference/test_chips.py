@@ -396,7 +396,7 @@ def test_a_folder_holding_other_files_is_refused_unchanged(chip_tif, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's")
-    with pytest.raises(FloodwatchError, match=r"out: holds notes.txt, which infer did not write"):
+    with pytest.raises(FloodwatchError, match=r"out: holds notes.txt, which chip inference \(infer, client\) did not write"):
         infer_chips(DarkIsWater(), [path], out, progress=False)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert not list(tmp_path.glob(".*part*"))
@@ -408,7 +408,7 @@ def test_outputs_are_known_by_the_summary_not_by_name(chip_tif, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "truth_mask.tif").write_bytes(b"the user's labels")
-    with pytest.raises(FloodwatchError, match=r"out: holds truth_mask.tif, which infer did not write"):
+    with pytest.raises(FloodwatchError, match=r"out: holds truth_mask.tif, which chip inference \(infer, client\) did not write"):
         infer_chips(DarkIsWater(), [path], out, progress=False)
     (out / "truth_mask.tif").unlink()
     records = infer_chips(DarkIsWater(), [path], out, progress=False)
@@ -426,7 +426,7 @@ def test_an_input_inside_the_output_folder_is_refused(chip_tif, tmp_path):
     out.mkdir()
     inside = out / "flood_mask.tif"
     inside.write_bytes(path.read_bytes())
-    with pytest.raises(FloodwatchError, match=r"out: holds flood_mask.tif, which infer did not write"):
+    with pytest.raises(FloodwatchError, match=r"out: holds flood_mask.tif, which chip inference \(infer, client\) did not write"):
         infer_chips(DarkIsWater(), [inside], out, progress=False)
     (out / "summary.json").write_text(json.dumps({"chips": [{"outputs": {"mask_tif": str(inside)}}]}))
     with pytest.raises(DataError, match=r"flood_mask.tif: inside the output folder"):

@@ -101,6 +101,28 @@ def test_log_tail_skips_the_no_cuda_line(tmp_path):
     assert tail == "E1201 model_lifecycle.cc:642] failed to load 'flood' version 1"
 
 
+def test_log_tail_keeps_the_first_line_of_a_python_backend_error(tmp_path):
+    """The Python backend logs its traceback inside one glog line with escaped newlines; the error that serve
+    prints keeps what failed (the model file named) and drops the traceback."""
+    from floodwatch.serving.server import TritonServer
+
+    log = tmp_path / "triton.log"
+    log.write_text('E1202 backend_model.cc:692] "ERROR: Failed to create instance: InvalidProtobuf: Load model '
+                   'from /r/flood/1/model.onnx failed:Protobuf parsing failed.\\n\\nAt:\\n  /venv/onnxruntime/'
+                   'capi/onnxruntime_inference_collection.py(753): _create_inference_session\\n"\n')
+    tail = TritonServer(tmp_path, log_file=log).log_tail()
+    assert tail.endswith("/r/flood/1/model.onnx failed:Protobuf parsing failed.")
+    assert "At:" not in tail and "\\n" not in tail
+
+
+def test_log_tail_of_a_server_logging_to_the_terminal_points_there(tmp_path):
+    """`serve` without --log-file shows Triton's log on the terminal: a failed start said "(no log)" under it."""
+    from floodwatch.serving.server import TritonServer
+
+    assert TritonServer(tmp_path, echo=True).log_tail() == "(Triton's log is above)"
+    assert TritonServer(tmp_path).log_tail() == "(no log)"
+
+
 def test_port_in_use_is_refused_before_tritonserver_starts(files, run_cli, tmp_path):
     """tritonserver binds its ports only after loading the models, then exits; until then the readiness check
     reached the server already on the HTTP port and `serve` printed "Triton is ready"."""

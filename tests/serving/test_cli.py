@@ -69,6 +69,47 @@ def test_client_writes_what_infer_writes_for_real_chips(triton, onnx_models, sha
     assert (out / "summary.json").is_file()
 
 
+def test_client_summary_names_the_version_it_used(triton, tmp_path):
+    """Without --model-version the client stays with the highest version ready; with versions served side by
+    side (they differ) summary.json named none of them."""
+    import json
+
+    import rasterio
+
+    from floodwatch.data.synthetic import synth_chips
+    from floodwatch.serving.client import FloodClient
+
+    chip = tmp_path / "chip.tif"
+    image = np.nan_to_num(synth_chips(1, size=32, seed=2)[0].image, nan=-20.0).astype(np.float32)
+    with rasterio.open(chip, "w", driver="GTiff", width=32, height=32, count=2, dtype="float32", crs="EPSG:32633",
+                       transform=rasterio.Affine(10, 0, 500000, 0, -10, 4000000)) as dst:
+        dst.write(image)
+    with FloodClient(triton.http_url, model_name="flood") as c:
+        latest = c.model_version
+    run = floodwatch("client", str(chip), "-o", str(tmp_path / "out"), "--url", triton.http_url)
+    assert run.returncode == 0, run.stderr
+    assert latest and json.loads((tmp_path / "out" / "summary.json").read_text())["model"] == (
+        f"triton {triton.http_url} flood version {latest}")
+
+
+def test_map_with_the_server_records_the_servers_model(triton, tmp_path):
+    """`map --backend triton` wrote "model": null in stats.json: the server's model is named as client names it."""
+    import json
+
+    from floodwatch.serving.client import FloodClient
+    from tests.mapping.helpers import make_scene
+
+    make_scene(tmp_path / "scene.tif", 96, 96)
+    with FloodClient(triton.http_url, model_name="flood") as c:
+        served = c.served
+    run = floodwatch("map", str(tmp_path / "scene.tif"), "-o", str(tmp_path / "out"), "--backend", "triton",
+                     "--url", triton.http_url, "--tile", "64", "--overlap", "16", "-q")
+    assert run.returncode == 0, run.stderr
+    stats = json.loads((tmp_path / "out" / "scene" / "stats.json").read_text())
+    assert stats["backend"] == "triton" and stats["model"] == served
+    assert served.startswith(f"triton {triton.http_url} flood version ")
+
+
 def test_client_against_stopped_server_is_one_line_exit_2(tmp_path):
     run = floodwatch("client", str(tmp_path / "x.tif"), "-o", str(tmp_path), "--url", f"127.0.0.1:{free_port()}",
                      "--retries", "0")
@@ -82,7 +123,9 @@ def test_serve_missing_repository_is_exit_2(tmp_path):
     assert run.returncode == 2 and "model repository folder not found" in run.stderr
 
 
-def test_serve_foreground_stops_cleanly_on_sigterm(onnx_models, tmp_path):
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGHUP"])
+def test_serve_foreground_stops_cleanly_on_sigterm(onnx_models, tmp_path, stop_signal):
+    """SIGHUP too (a closed terminal): tritonserver has its own session, and was left running, holding the ports."""
     repo = tmp_path / "repo"
     add_model_version(repo, "flood", onnx_models[0], ort_threads=1)
     http = free_port()
@@ -102,7 +145,7 @@ def test_serve_foreground_stops_cleanly_on_sigterm(onnx_models, tmp_path):
         assert f"http://127.0.0.1:{http}" in seen, (seen, proc.stderr.read() if proc.poll() is not None else "")
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=5) as resp:
             assert resp.status == 200
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, stop_signal))
         rest, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert "Triton stopped" in rest

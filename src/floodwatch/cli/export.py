@@ -65,7 +65,7 @@ def export(
     triton_model: str = typer.Option("flood", "--triton-model",
                                      help="Model name in the Triton repository (serve, map and client's default)."),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1,
-                                       help="Largest batch: Triton's max_batch_size, a TensorRT engine's, the INT8 "
+                                       help="Largest batch: Triton's max_batch_size, a TensorRT engine's, the "
                                             "DeepStream sidecar's."),
     instances: int = typer.Option(1, "--instances", min=1, help="Triton instance count."),
     triton_kind: TritonKind = typer.Option(TritonKind.auto, "--triton-kind",
@@ -146,8 +146,8 @@ def prune(
     report = prune_checkpoint(resolve_checkpoint(model), output, ratio=ratio, threshold=threshold, min_filters=min_filters,
                               norm=value(norm), multiple_of=multiple_of)
     make_console().print(f"[green]wrote[/] {esc(output)}: params x{report['params_ratio']:.3f}, "
-                         f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune with "
-                         f"`floodwatch train -m {esc(output)}`", highlight=False)
+                         f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune it: "
+                         f"`floodwatch train -e SPEC -r RESULTS_DIR -m {esc(output)}`", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -67,8 +67,7 @@ def client(inputs: List[Path] = typer.Argument(..., help="Chip files (GeoTIFF in
     check_threshold(threshold)  # infer_chips checks it too, but only once the server has answered
     with FloodClient(url, protocol=value(protocol), model_name=triton_model, model_version=model_version,
                      timeout_s=timeout, retries=retries) as c:
-        served = f"triton {url} {triton_model}" + (f" version {model_version}" if model_version else "")
-        records = infer_chips(c, inputs, output, threshold=threshold, progress=not quiet, model=served)
+        records = infer_chips(c, inputs, output, threshold=threshold, progress=not quiet)
     console.print(f"wrote {len(records)} chip(s) to {esc(output)} (summary.json)")
 
 

@@ -38,11 +38,12 @@ MIN_SIZE = 8
 def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17, precision: str = "fp32",
                 parity_inputs: np.ndarray | None = None, tolerance: float | None = None,
                 height: int | None = None, width: int | None = None, exporter: str = "auto",
-                nvinfer_config: bool = True) -> dict[str, Any]:
+                nvinfer_config: bool = True, max_batch_size: int = 16) -> dict[str, Any]:
     """Export a floodwatch checkpoint; returns a report with the parity numbers.
 
     parity_inputs: (N, C, H, W) pre-processed chips (real data if you have it); else synthetic chips.
     height/width: fix that spatial dimension (None = dynamic); each is fixed or left dynamic on its own.
+    max_batch_size: the DeepStream sidecar's batch size (nvinfer_config).
     Raises ExportError when parity fails; then nothing is written.
     """
     if precision not in TOLERANCE:
@@ -88,7 +89,8 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, opset: int = 17
                               "parity": {**parity, "inputs": "given" if parity_inputs is not None else "synthetic"}}
     if nvinfer_config:
         report["nvinfer_config"] = str(write_nvinfer_config(out_path, prep, meta.get("class_map"), precision,
-                                                            height=height, width=width))
+                                                            height=height, width=width,
+                                                            max_batch_size=max_batch_size))
     return report
 
 

@@ -50,6 +50,9 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
         raise ExportError("triton_kind: a TensorRT plan is served by NVIDIA's Triton (gpu), not cpu")
     if max_batch_size < 1 or instances < 1:
         raise ExportError("max_batch_size, instances: must be >= 1")
+    if format == "tensorrt" and out.suffix.lower() not in (".plan", ".engine"):
+        # a plan named .onnx would be taken for an ONNX file by every command that reads models by suffix
+        raise ExportError(f"{out}: a TensorRT engine's name must end in .plan or .engine")
     if format == "tensorrt":
         from .tensorrt import _tensorrt
 
@@ -80,9 +83,11 @@ def export_model(checkpoint: str | Path, out: str | Path, *, format: str = "onnx
         onnx_path = out if direct else Path(tmpdir) / "model.onnx"
         onnx_precision = precision if direct else "fp32"
         report["onnx_export"] = export_onnx(checkpoint, onnx_path, opset=opset, precision=onnx_precision,
-                                            height=height, width=width, exporter=exporter, nvinfer_config=direct)
-        # an intermediate fp32 file is deleted with tmpdir: name the ONNX file the export wrote (a plan is no ONNX)
-        report["onnx_export"]["onnx"] = str(out) if format == "onnx" else None
+                                            height=height, width=width, exporter=exporter, nvinfer_config=direct,
+                                            max_batch_size=max_batch_size)
+        # an intermediate fp32 file is deleted with tmpdir: its report names no file, else `out` would be listed
+        # with the fp32 file's precision and size (the int8 file's and the plan's are in their own entries)
+        report["onnx_export"]["onnx"] = str(out) if direct else None
         meta = read_metadata(onnx_path)  # a TensorRT plan cannot carry it; Triton's config gets it from here
         if precision == "int8":
             from .quantize import quantize_int8

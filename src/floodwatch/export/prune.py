@@ -141,10 +141,12 @@ def prune_checkpoint(checkpoint: str | Path, out: str | Path, *, ratio: float | 
     params = (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in small.parameters()))
     cin = int(meta["model_config"].get("in_channels", 2))
     macs = (count_macs(model, cin), count_macs(small, cin))
+    # the source's validation metrics are not the pruned model's (before fine-tuning it may find no water at
+    # all): kept as the source's, so nothing that reads `metrics` (ONNX metadata, a round-0 teacher) takes them
     pruning = {"source": str(checkpoint), "ratio": ratio, "threshold": threshold, "min_filters": min_filters,
-               "multiple_of": multiple_of, "norm": norm, "layers": layers}
+               "multiple_of": multiple_of, "norm": norm, "layers": layers, "source_metrics": state.get("metrics") or {}}
     save_checkpoint(out, small, model_config=config, preprocessing=meta["preprocessing_obj"],
                     class_map=state.get("class_map"), spec=state.get("spec"), epoch=int(state.get("epoch", 0)),
-                    metrics=state.get("metrics"), pruning=pruning)
+                    metrics={}, pruning=pruning)
     return {"checkpoint": str(out), "params": list(params), "params_ratio": params[1] / params[0],
             "macs_256": list(macs), "macs_ratio": macs[1] / macs[0], "layers": layers}

@@ -64,20 +64,23 @@ def load_chips(source: Any, prep: Preprocessing, *, limit: int | None = None,
             raise ExportError(f"{where}: {str(exc).removeprefix(f'{path}: ')}") from None
     if isinstance(source, np.ndarray):
         return _from_array(source, None, prep, limit, where)
-    samples = []
-    for i, s in enumerate(source):
-        if limit is not None and i >= limit:
-            break
-        samples.append(s)
-    if not samples:
-        raise ExportError(f"{where}: no chips")
-    shapes = {s.shape for s in samples}
-    if len(shapes) > 1:
-        raise ExportError(f"{where}: chips differ in size {sorted(shapes)[:3]}")
-    _check_valid(np.stack([s.valid & np.isfinite(s.image).all(0) for s in samples]), where)
     from ..data.preprocess import network_input  # bands picked by name, as everywhere else
 
-    x = np.stack([network_input(s, prep) for s in samples])
+    samples = []
+    try:  # a reader's or the band check's message names a chip, not which of the command's inputs it is in
+        for i, s in enumerate(source):
+            if limit is not None and i >= limit:
+                break
+            samples.append(s)
+        if not samples:
+            raise ExportError(f"{where}: no chips")
+        shapes = {s.shape for s in samples}
+        if len(shapes) > 1:
+            raise ExportError(f"{where}: chips differ in size {sorted(shapes)[:3]}")
+        _check_valid(np.stack([s.valid & np.isfinite(s.image).all(0) for s in samples]), where)
+        x = np.stack([network_input(s, prep) for s in samples])
+    except DataError as exc:
+        raise ExportError(f"{where}: {exc}") from None
     if all(s.mask is not None for s in samples):
         masks = np.stack([np.where(s.valid, s.mask, IGNORE_INDEX) for s in samples])
     return x, masks
@@ -96,7 +99,24 @@ def _from_array(images: np.ndarray, masks: np.ndarray | None, prep: Preprocessin
     # exactly 0.0 dB is no data too, as infer and map read it: an all-zero array must not calibrate
     valid = ~missing_db(images).any(1)
     _check_valid(valid, where)
+    _check_db(images, valid, where)
     return prep.apply(images, valid), None if masks is None else masks[:limit]
+
+
+def _check_db(images: np.ndarray, valid: np.ndarray, where: str) -> None:
+    """Refuse arrays that are not dB (floodwatch.units): clipped to the model's dB range, 8-bit grey levels or
+    linear power all saturate at the top of it, so the INT8 ranges would be calibrated on a constant."""
+    from ..units import looks_db, looks_linear
+
+    ok = np.broadcast_to(valid[:, None], images.shape)
+    if looks_linear(images, ok):
+        raise ExportError(f"{where}: most values lie between 0 and 2, where backscatter in dB almost never is; "
+                          "they look like linear power (convert them to dB, 10 * log10(power), first)")
+    if not looks_db(images, ok):
+        median = float(np.median(images[ok]))
+        raise ExportError(f"{where}: most values are above -1 (median {median:g}), where backscatter in dB almost "
+                          "never is; they look like 8-bit grey levels, not dB (give the data set folder, whose "
+                          "reader maps 8-bit pictures to dB, or convert them to dB first)")
 
 def _check_valid(valid: np.ndarray, where: str) -> None:
     n = int(valid.sum())

@@ -137,10 +137,13 @@ def model_file_label(model: str | Path | Sequence[str | Path] | None) -> str | l
 
 def predictor_model_file(predictor: Any) -> str | list[str] | None:
     """The model file a predictor runs (a checkpoint or an ONNX file), through its wrappers, as
-    model_file_label records it: an ensemble's as a list; None for a server's model."""
+    model_file_label records it: an ensemble's as a list; a server's model as its `served` label (Triton's
+    'triton URL MODEL version V')."""
     for p in _wrapped(predictor):
         if getattr(p, "path", None) is not None:
             return model_file_label(p.path)
+        if isinstance(getattr(p, "served", None), str):
+            return p.served
         members = getattr(p, "members", None)
         if members:
             files = [predictor_model_file(m) for m in members]

@@ -33,6 +33,9 @@ from ..io import atomic_dir, atomic_path, check_replaceable, write_json
 from .predictor import Predictor, fixed_map_warning, load_predictor
 from .tiling import check_threshold
 
+#: who wrote an output folder, in the refusal to replace one holding other files: both commands run infer_chips
+WRITER = "chip inference (infer, client)"
+
 
 def infer_outputs(out_dir: str | os.PathLike) -> Callable[[Path], bool]:
     """Which entries of `out_dir` an earlier infer_chips wrote (so a rerun may replace them): its summary.json
@@ -271,7 +274,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike | None, inputs: Sequenc
     from .base import predictor_model_file, predictor_settings, predictor_temporal
 
     # the user's folder: one holding other files is refused now, not after the predictions
-    out_dir = check_replaceable(out_dir, infer_outputs(out_dir), "infer")
+    out_dir = check_replaceable(out_dir, infer_outputs(out_dir), WRITER)
     if not isinstance(predictor, Predictor):
         predictor = load_predictor(predictor)
     check_threshold(threshold)
@@ -292,7 +295,7 @@ def infer_chips(predictor: Predictor | str | os.PathLike | None, inputs: Sequenc
         warnings.warn(note, stacklevel=2)
     records: list[dict[str, Any]] = []
     # the folder appears whole at the end: a chip that fails (unreadable, wrong bands) leaves it as it was
-    with atomic_dir(out_dir, ours=infer_outputs(out_dir), writer="infer") as stage:
+    with atomic_dir(out_dir, ours=infer_outputs(out_dir), writer=WRITER) as stage:
         _infer_each(predictor, sources, stage, out_dir, threshold, progress, records)
         write_json(stage / "summary.json", {"model": predictor_model_file(predictor) if model is None else model,
                                             "threshold": threshold, **predictor_settings(predictor),

@@ -244,6 +244,13 @@ class FloodClient:
         """Pre-processed batch -> (N, H, W) water probability (the Predictor protocol)."""
         return softmax_water(self.infer(batch))
 
+    @property
+    def served(self) -> str:
+        """What made the masks, for summary.json and stats.json ('model'): the server, the model and the version
+        the client resolved (without model_version it stays with the highest one ready at start)."""
+        return (f"triton {self.url} {self.model_name}"
+                + (f" version {self.model_version}" if self.model_version else ""))
+
     def predict_db(self, chips_db: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """Raw dB chips (N, bands, H, W) -> water probability, with the model's own pre-processing."""
         return self.predict(self.preprocessing.apply(chips_db, valid))

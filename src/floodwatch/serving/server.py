@@ -228,13 +228,14 @@ class TritonServer:
 
     def log_tail(self, lines: int = 5) -> str:
         if self._log_file is None or not self._log_file.is_file():
-            return "(no log)"
+            return "(Triton's log is above)" if self.echo else "(no log)"
         with open(self._log_file, "rb") as f:
             f.seek(getattr(self, "_log_start", 0))
             text = f.read().decode(errors="replace").strip().splitlines()
         # glog's error prefix; on a host without CUDA every start logs one that is no fault
         errors = [line for line in text if re.match(r"E\d{4} ", line) and "CudaDriverHelper" not in line]
-        return " | ".join((errors or text)[-lines:]) or "(empty log)"
+        # a Python backend error carries its traceback inside the line, newlines escaped: its first line says it
+        return " | ".join(line.split("\\n")[0].rstrip() for line in (errors or text)[-lines:]) or "(empty log)"
 
     def stop(self) -> None:
         """SIGTERM (Triton drains in-flight requests and unloads models), then SIGKILL after the grace period."""
@@ -261,9 +262,12 @@ class TritonServer:
         self.stop()
 
     def serve_forever(self, on_ready: Callable[["TritonServer"], None] | None = None) -> None:
-        """Start, run until SIGINT/SIGTERM, stop cleanly; ServingError if tritonserver dies on its own."""
+        """Start, run until SIGINT, SIGTERM or SIGHUP, stop cleanly; ServingError if tritonserver dies on its own."""
         stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too (a closed terminal or ssh session): tritonserver runs in its own session, so a `serve` killed
+        # by a signal it does not handle leaves it running, holding the ports
+        signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
         try:
             self.start()
             if on_ready:
