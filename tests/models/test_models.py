@@ -96,6 +96,29 @@ def test_checkpoint_with_impossible_model_config_is_a_checkpoint_error(tmp_path)
         load_model(tmp_path / "nopre.pt")
 
 
+def test_weights_that_do_not_fit_name_their_first_misfit(tmp_path):
+    """torch's first line ("Error(s) in loading state_dict for UNet:") said nothing: the key and the shapes do."""
+    from floodwatch.data.preprocess import Preprocessing
+    from floodwatch.errors import CheckpointError
+    from floodwatch.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+    cfg = {"num_layers": 10, "in_channels": 2}
+    state = read_checkpoint(save_checkpoint(tmp_path / "ok.pt", build_model(**cfg), model_config=cfg,
+                                            preprocessing=Preprocessing()))
+    weights = state["model_state"]
+    first = next(iter(weights))
+    wider = {"model_config": {**cfg, "in_channels": 3}}  # the first conv then takes 3 channels, the weights 2
+    shape = tuple(weights[first].shape)
+    cases = {"shape": (wider, rf"'{first}' is \({shape[0]}, 2, .*has \({shape[0]}, 3, "),
+             "missing": ({"model_state": {k: v for k, v in weights.items() if k != first}}, f"lacks '{first}' \\(1 missing"),
+             "extra": ({"model_state": {**weights, "head.extra": torch.zeros(1)}}, "has 'head.extra', which the network")}
+    for name, (change, match) in cases.items():
+        torch.save({**state, **change}, tmp_path / f"{name}.pt")
+        with pytest.raises(CheckpointError, match=match) as err:
+            load_model(tmp_path / f"{name}.pt")
+        assert "\n" not in str(err.value) and "Error(s)" not in str(err.value)
+
+
 def test_build_model_refuses_a_misspelt_parameter():
     with pytest.raises(TypeError, match="num_layer"):
         build_model(num_layer=10)  # noqa: the misspelling is the point

@@ -124,6 +124,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     try:
         model = model_from_config(state["model_config"])
+        mismatch = state_mismatch(model, state["model_state"])
+        if mismatch:  # torch's message starts "Error(s) in loading state_dict for UNet:", the cause lines below
+            raise ValueError(mismatch)
         model.load_state_dict(state["model_state"])
         preprocessing = Preprocessing.from_dict(state["preprocessing"])
     except (TypeError, ValueError, RuntimeError, FloodwatchError) as exc:
@@ -132,6 +135,26 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     meta = {k: v for k, v in state.items() if k != "model_state"}
     meta["preprocessing_obj"] = preprocessing
     return model.to(device).eval(), meta
+
+
+def state_mismatch(model: nn.Module, weights: Any) -> str | None:
+    """The first way `weights` (a state_dict) does not fit `model`, in words; None where they fit."""
+    if not isinstance(weights, dict):
+        return f"model_state is a {type(weights).__name__}, not a state_dict"
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in weights:
+            return f"model_state lacks '{key}' ({len(expected) - len(set(expected) & set(weights))} missing)"
+        given = getattr(weights[key], "shape", None)
+        if given is None:
+            return f"model_state '{key}' is a {type(weights[key]).__name__}, not a tensor"
+        if tuple(given) != tuple(tensor.shape):
+            return (f"model_state '{key}' is {tuple(given)}, the network model_config builds has "
+                    f"{tuple(tensor.shape)} there")
+    extra = [k for k in weights if k not in expected]
+    if extra:
+        return f"model_state has '{extra[0]}', which the network model_config builds has not ({len(extra)} such)"
+    return None
 
 
 #: the key of a checkpoint's (or an ONNX file's) meta that says how its 8-bit training data were put into dB
