@@ -16,16 +16,17 @@ JSON API (read-only):
 Write endpoints exist only when the app is given a token, and each needs `Authorization: Bearer TOKEN`:
   POST /api/alerts/retry                          send again every alert a webhook has not acknowledged
 Every bad path answers 404: nothing a request sends becomes a path outside the outputs folder, and files
-are served only from the paths the runs recorded, chosen by key.
+are served only from the paths the runs recorded, chosen by key. HEAD is answered as GET without the body.
 """
 from __future__ import annotations
 
 import csv
 import hmac
 import io
+import logging
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
@@ -38,8 +39,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import MonitoringError
 from ...io import dumps_json
-from ..store import Store, utc_iso
-from .tiles import LAYERS, TileError, TileRenderer, layer_sources
+from ..store import Store, parse_time
+from .tiles import LAYERS, TileError, TileRenderer, TileUnreadable, layer_sources
 
 STATIC = Path(__file__).parent / "static"
 FALLBACK_BASEMAP = "/static/basemap/ne_110m_land_borders.geojson"
@@ -52,12 +53,14 @@ DOWNLOADS = {"flood_mask": "flood_mask.tif", "flood_probability": "flood_probabi
              "change_mask": "change_mask.tif", "change_score": "change_score.tif",
              "flood_polygons": "flood_polygons.geojson", "stats": "stats.json", "quicklook": "quicklook.png"}
 #: a record id in a path: out of range (a bigint overflow in PostgreSQL) is a bad path, hence 404
-RecordId = Annotated[int, PathParam(ge=1, le=2 ** 63 - 1)]
+INT64_MAX = 2 ** 63 - 1
+RecordId = Annotated[int, PathParam(ge=1, le=INT64_MAX)]
 TILE_CACHE_CONTROL = "public, max-age=3600"  # a re-run may rewrite a record's COG; the ETag changes with it
 HISTORY_PAGE = 500
 SOURCES_TTL_S = 10.0  # how long a record's files are trusted before the store is asked again (a re-run)
 CSV_COLUMNS = ("acquired", "kind", "scene_id", "flooded_km2", "permanent_water_km2", "valid_km2", "coverage",
                "recorded")
+log = logging.getLogger("uvicorn.error")  # where uvicorn's own lines go, so the operator sees it beside them
 
 
 class StrictJSONResponse(JSONResponse):
@@ -97,10 +100,16 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
     # One Store for the app: its SQLAlchemy engine pools connections and is safe across request threads,
     # and opening it here makes a bad path or URL fail at start-up rather than on the first request.
     shared = Store(db, create=False)
+    # the database itself may sit inside the outputs folder (`--outputs .`): its webhook URLs carry secrets
+    private = set()
+    if isinstance(shared.path, Path):
+        base_db = shared.path.expanduser().resolve()
+        private = {base_db} | {base_db.with_name(base_db.name + s) for s in ("-journal", "-wal", "-shm")}
     renderer = TileRenderer()
     app = FastAPI(title="floodwatch monitor", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   default_response_class=StrictJSONResponse)
     app.router.on_shutdown.append(shared.close)
+    app.add_middleware(HeadAsGet)
     app.state.renderer = renderer
 
     @app.exception_handler(RequestValidationError)
@@ -131,7 +140,9 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         if not path or outputs_root is None:
             return None
         p = Path(path).resolve()
-        return f"/files/{p.relative_to(outputs_root).as_posix()}" if p.is_relative_to(outputs_root) else None
+        if not p.is_relative_to(outputs_root) or not p.is_file():  # deleted since: no link to a 404
+            return None
+        return f"/files/{p.relative_to(outputs_root).as_posix()}"
 
     def public(rec: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in rec.items() if k not in ("paths", "floods")}
@@ -165,7 +176,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
 
     @app.get("/api/aois/{name}/history")
     def history(request: Request, name: str, kind: Literal["map", "change"] | None = None,
-                offset: int = Query(0, ge=0), limit: int = Query(HISTORY_PAGE, ge=1, le=5000),
+                offset: int = Query(0, ge=0, le=INT64_MAX), limit: int = Query(HISTORY_PAGE, ge=1, le=5000),
                 store: Store = Depends(get_store)) -> dict[str, Any]:
         aoi = aoi_or_404(store, name)
         total = store.count_records(name, kind)
@@ -194,10 +205,11 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         aoi_or_404(store, name)
         records = store.history(name, kind=kind, with_floods=True)
         if time is not None:
-            t = utc_iso(time)
-            records = [r for r in records if r["acquired"] <= t]
+            t = _utc(time)  # compared as times: as text, year 999 would sort after 2024
+            records = [r for r in records if parse_time(r["acquired"]) <= t]
         if not records:
-            raise HTTPException(404, f"AOI '{name}' has no record" + (f" at or before {utc_iso(time)}" if time else ""))
+            raise HTTPException(404, f"AOI '{name}' has no record" +
+                                (f" at or before {t.isoformat().replace('+00:00', 'Z')}" if time else ""))
         return _flood_collection(records[-1], public(records[-1]))
 
     @app.get("/api/records/{record_id}")
@@ -252,12 +264,17 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
             raise HTTPException(404, f"record {record_id} has no '{layer}' layer")
         try:
             png, etag, _ = renderer.cached(src, z, x, y)
-            if png is None:
+            fresh = _etag_listed(if_none_match, etag)
+            if png is None and not fresh:  # a client that holds this tile (say after a restart) gets 304 unrendered
                 png, etag = await run_in_threadpool(renderer.tile, src, z, x, y)
+        except TileUnreadable as exc:
+            if renderer.first_failure(src):  # once a file: a map view asks for dozens of its tiles
+                log.warning("web map: %s", exc)
+            raise HTTPException(500, exc.brief) from None
         except TileError as exc:
             raise HTTPException(404, str(exc)) from None
         headers = {"Cache-Control": TILE_CACHE_CONTROL, "ETag": etag}
-        if if_none_match == etag:
+        if fresh:
             return Response(status_code=304, headers=headers)
         return Response(png, media_type="image/png", headers=headers)
 
@@ -270,8 +287,9 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
 
     if write_token is not None:
         def authorised(authorization: str | None = Header(None)) -> None:
-            given = (authorization or "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), write_token.encode()):
+            scheme, _, given = (authorization or "").strip().partition(" ")
+            ok = hmac.compare_digest(given.strip().encode(), write_token.encode())  # constant time, whatever scheme
+            if not ok or scheme.lower() != "bearer":  # RFC 9110 11.1: the scheme is case-insensitive
                 raise HTTPException(401, "a write needs 'Authorization: Bearer <token>'",
                                     headers={"WWW-Authenticate": "Bearer"})
 
@@ -288,7 +306,7 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
         try:
             target = (outputs_root / path).resolve()
             # resolve() follows '..' and symlinks, so anything escaping the outputs folder is caught here
-            ok = target.is_relative_to(outputs_root) and target.is_file()
+            ok = target.is_relative_to(outputs_root) and target.is_file() and target not in private
         except (OSError, ValueError):  # a NUL byte, a name longer than the file system allows
             ok = False
         if not ok:
@@ -301,6 +319,46 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD answered as GET without the body (RFC 9110 9.3.2). FastAPI routes only the
+    methods declared, so `curl -I`, link checkers and download managers would get 405; headers such as
+    Content-Length are kept (uvicorn sends no body for HEAD)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, headers_only)
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware, in UTC (naive is UTC); a time whose UTC falls outside years 1-9999 becomes the first or last."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
+
+
+def _etag_listed(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match names this ETag: a list, compared weakly (RFC 9110 13.1.2), since a compressing proxy
+    marks the ETag it passes on weak (W/"...")."""
+    if not if_none_match:
+        return False
+    return etag in (t.strip().removeprefix("W/") for t in if_none_match.split(","))
 
 
 def _query(**params: Any) -> str:

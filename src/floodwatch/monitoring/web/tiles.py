@@ -7,6 +7,7 @@ is never answered from the old tile.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -14,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -41,6 +42,15 @@ PROBABILITY_COLOURS = _probability_colormap()
 
 class TileError(LookupError):
     """The tile does not exist (outside the raster or an impossible z/x/y): the API answers 404."""
+
+
+class TileUnreadable(Exception):
+    """The raster behind the tile is there but cannot be read (overwritten, cut short): the API answers 500
+    naming the file (`brief`: no server path), and logs the path (str())."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path} cannot be read ({reason})")
+        self.brief = f"{path.name} cannot be read"
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,19 @@ class TileRenderer:
         self._cache: OrderedDict[tuple, bytes] = OrderedDict()
         self._info: dict[tuple, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._failed: set[tuple] = set()  # files already reported unreadable
         self.hits = self.misses = 0
+
+    def first_failure(self, src: Source) -> bool:
+        """True the first time `src`, as it is now on disk, is found unreadable (to report it once)."""
+        try:
+            key = src.key()
+        except OSError:
+            return False
+        with self._lock:
+            new = key not in self._failed
+            self._failed.add(key)
+        return new
 
     def info(self, src: Source) -> dict[str, Any]:
         """{'bounds': [west, south, east, north] in degrees, 'minzoom': int}: the page asks only for tiles
@@ -112,7 +134,7 @@ class TileRenderer:
                 return self._info[key]
         from rio_tiler.io import Reader
 
-        with Reader(str(src.path)) as r:
+        with _named_read_errors(src), Reader(str(src.path)) as r:
             bounds = list(r.get_geographic_bounds(r.tms.rasterio_geographic_crs))
             factor = max(r.dataset.overviews(1) or [1])
             w, h = r.dataset.width / factor, r.dataset.height / factor
@@ -166,7 +188,7 @@ class TileRenderer:
         from rio_tiler.io import Reader
 
         try:
-            with Reader(str(src.path)) as r:
+            with _named_read_errors(src), Reader(str(src.path)) as r:
                 if not r.tile_exists(x, y, z):
                     raise TileError(f"tile {z}/{x}/{y} is outside {src.path.name}")
                 # nearest for classes; bilinear would invent in-between codes at the edges of flood patches
@@ -186,3 +208,16 @@ class TileRenderer:
                 img.array = np.ma.masked_invalid(10 * np.log10(img.array.astype("float32")))
         img.rescale(in_range=(SAR_RANGE_DB,))
         return img.render(img_format="PNG")
+
+
+@contextlib.contextmanager
+def _named_read_errors(src: Source) -> Iterator[None]:
+    """A file rewritten or cut short after its run was recorded: named, rather than rasterio's traceback."""
+    from rasterio.errors import RasterioError
+
+    try:
+        yield
+    except RasterioError as exc:
+        if not src.path.is_file():
+            raise TileError(f"{src.path.name} is gone") from None
+        raise TileUnreadable(src.path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None

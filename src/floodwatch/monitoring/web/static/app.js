@@ -137,8 +137,12 @@ async function init() {
 // the record at `iso`, else the last one before it, else -1
 function recordAt(iso) {
   if (!iso) return -1;
+  // compared as times: as text, a link's "2024-05-02" sorts before that day's "2024-05-02T10:00:00Z", and
+  // "+02:00" offsets would not count; a date alone means the whole (UTC) day
+  const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(iso) ? `${iso}T23:59:59.999Z` : iso);
+  if (Number.isNaN(t)) return -1;
   let best = -1;
-  state.records.forEach((r, k) => { if (r.acquired <= iso) best = k; });
+  state.records.forEach((r, k) => { if (Date.parse(r.acquired) <= t) best = k; });
   return best;
 }
 
@@ -160,6 +164,7 @@ async function selectAoi(name, wantDate = null, wantCompare = null) {
     url = page.next;
   }
   state.records = records;
+  $("key-new").hidden = !records.some((r) => r.kind === "change");
   $("csv-link").href = `/api/aois/${enc(name)}/history.csv`;
   const slider = $("slider");
   slider.max = Math.max(0, records.length - 1);

@@ -60,14 +60,18 @@ function drawHistoryChart(svg, records, { threshold = null, current = -1, onPick
     svgEl(svg, "text", { x: W - m.r - 2, y: y(threshold) - 3, "text-anchor": "end", class: "threshold-label" },
           `alert ≥ ${threshold} km²`);
   }
-  for (const [key, cls] of [["permanent_water_km2", "permanent"], ["flooded_km2", "flooded"]]) {
-    const pts = records.map((r, k) => [k, r[key]]).filter(([, v]) => v !== null);
+  // a change record's flooded_km2 is new water since the image before, not the flood's extent: its own series,
+  // never one line zig-zagging between the two kinds
+  const series = [["permanent_water_km2", "permanent", "map", "permanent water"], ["flooded_km2", "flooded", "map", "flooded"],
+                  ["flooded_km2", "new", "change", "new water (change)"]];
+  for (const [key, cls, kind, what] of series) {
+    const pts = records.map((r, k) => [k, (r.kind || "map") === kind ? r[key] : null]).filter(([, v]) => v !== null && v !== undefined);
     if (!pts.length) continue;
     svgEl(svg, "polyline", { class: `series ${cls}`, points: pts.map(([k, v]) => `${x(times[k])},${y(v)}`).join(" ") });
     for (const [k, v] of pts) {
       const c = svgEl(svg, "circle", { cx: x(times[k]), cy: y(v), r: k === current ? 5 : 3.2,
                                        class: `dot ${cls}${k === current ? " current" : ""}`, "data-index": k });
-      svgEl(c, "title", {}, `${records[k].acquired}: ${v.toFixed(3)} km² ${cls === "flooded" ? "flooded" : "permanent water"}`);
+      svgEl(c, "title", {}, `${records[k].acquired}: ${v.toFixed(3)} km² ${what}`);
       if (onPick) c.addEventListener("click", () => onPick(k));
     }
   }
