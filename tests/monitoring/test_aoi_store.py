@@ -1,6 +1,7 @@
 import json
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,3 +304,28 @@ def test_unplaced_change_output_is_refused_without_a_warning(store, tmp_path):
         warnings.simplefilter("error", NotGeoreferencedWarning)
         with pytest.raises(MonitoringError, match="not georeferenced"):
             record_output_dir(store, tmp_path / "chg", acquired="2024-05-09", notify=False)
+
+
+def test_a_folder_recorded_by_a_relative_path_is_stored_absolute(store, tmp_path, pair, predictor, monkeypatch):
+    """The web map and later commands run from other folders: a record's files must not hang on the folder
+    `aoi record` ran in."""
+    before, after, _ = pair
+    detect_change(before, after, predictor, tmp_path / "chg", tile=64)
+    add_aoi(store, "west", WEST_HALF)
+    monkeypatch.chdir(tmp_path)
+    record_output_dir(store, "chg", acquired="2024-05-02", scene_id="chg1", notify=False)
+    monkeypatch.chdir(tmp_path.parent)
+    paths = store.history("west", kind="change")[0]["paths"]
+    assert paths and all(Path(p).is_absolute() and Path(p).is_file() for p in paths.values()), paths
+    assert Path(paths["change_mask"]) == (tmp_path / "chg" / "change_mask.tif").resolve()
+
+
+@pytest.mark.parametrize("when, text", [
+    (datetime(999, 1, 2, 3, 4, 5), "0999-01-02T03:04:05Z"),
+    (datetime(2024, 5, 2, 12, 0, tzinfo=timezone.utc), "2024-05-02T12:00:00Z"),
+    ("0050-07-01T00:00:00+02:00", "0050-06-30T22:00:00Z"),
+])
+def test_utc_iso_pads_the_year_so_text_order_is_time_order(when, text):
+    from floodwatch.monitoring.store import utc_iso
+
+    assert utc_iso(when) == text

@@ -181,3 +181,24 @@ def test_postgres_url_forms_and_wrong_password(pg_url):
     with pytest.raises(MonitoringError, match="cannot open") as err:
         Store(plain.replace(PASSWORD, "wrong-" + PASSWORD))
     assert PASSWORD not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_reader_refuses_an_empty_file_and_leaves_it_empty(tmp_path):
+    """`web`, `aoi list` and `aoi history` open an existing database only: an empty file (a `touch`, a failed
+    copy) or another program's SQLite file is named, not given tables and shown as holding no AOI."""
+    import sqlite3
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(MonitoringError, match=r"empty\.db: not a floodwatch monitoring database"):
+        Store(empty, create=False)
+    assert empty.stat().st_size == 0
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(MonitoringError, match="other.db: not a floodwatch"):
+        Store(other, create=False)
+    with Store(empty) as store:  # a writer (aoi add) makes the tables there
+        assert store.aois() == []
+    with Store(empty, create=False) as store:
+        assert store.aois() == []

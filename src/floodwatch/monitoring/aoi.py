@@ -260,7 +260,8 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
     record; under another acquisition time that is an error unless `replace` (the time is being corrected)."""
     acquired = acquisition_time(acquired)
     footprint, mask_path = result_footprint(result)
-    paths = {k: str(v) for k, v in result_paths(result).items()}
+    # absolute: the web map and later commands run from other folders than the one this run was recorded from
+    paths = {k: str(v.resolve()) for k, v in result_paths(result).items()}
     stats = _get(result, "stats") or {}
     polys_path = paths.get("flood_polygons")
     floods_all = read_geojson_geometry(Path(polys_path)) if polys_path and Path(polys_path).is_file() else None

@@ -33,7 +33,9 @@ def utc_iso(value: datetime | str) -> str:
         value = parse_time(value, "time")
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    value = value.astimezone(timezone.utc)
+    # %Y does not pad years before 1000 on glibc ('999-01-01'): text that would sort after '2024-...'
+    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str, field_name: str = "time") -> datetime:
@@ -236,6 +238,11 @@ class Store:
         self.engine, self.path = _engine(url_or_path, create)
         self.dialect = self.engine.dialect.name  # 'sqlite' or 'postgresql'
         try:
+            if not create and isinstance(self.path, Path) and not sa.inspect(self.engine).has_table("aois"):
+                # an empty file (or another program's SQLite file): a reader would make tables in it and show nothing
+                self.engine.dispose()
+                raise MonitoringError(f"{self.path}: not a floodwatch monitoring database (it has no AOI table; "
+                                      "`aoi add` makes one there)")
             self.tables.metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             self.engine.dispose()
