@@ -339,3 +339,20 @@ def test_scenes_stored_vh_vv_are_read_by_band_name(pair, predictor, tmp_path):
         paths.append(tmp_path / name)
     res = detect_change(*paths, predictor, tmp_path / "swapped", tile=64, overlap=16)
     np.testing.assert_array_equal(res.new_water, plain.new_water)
+
+
+def test_a_picture_and_a_geotiff_are_refused_naming_the_unplaced_one(tmp_path):
+    """Of the same size they were "not on one grid" by their shapes, which were equal."""
+    from PIL import Image
+
+    before, _, _ = scene_pair()
+    write_scene(before, tmp_path / "before.tif")
+    h, w = before.shape
+    Image.fromarray(np.full((h, w), 120, np.uint8)).save(tmp_path / "after.png")
+    Image.fromarray(np.full((h + 8, w), 120, np.uint8)).save(tmp_path / "taller.png")
+    with pytest.raises(FloodwatchError, match=r"after.png: has no georeference, and .*before.tif has one"):
+        detect_change(tmp_path / "before.tif", tmp_path / "after.png", None, tmp_path / "o1", method="logratio")
+    with pytest.raises(FloodwatchError, match=rf"taller.png: {h + 8}x{w} px and after .*after.png {h}x{w} px, "
+                                              "pictures without georeference: they must be the same size"):
+        detect_change(tmp_path / "taller.png", tmp_path / "after.png", None, tmp_path / "o2", method="logratio")
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

@@ -117,9 +117,14 @@ def align(before: Sample, after: Sample) -> Sample:
     """`before` on the grid of `after` (bilinear), when the two scenes' grids differ."""
     if before.shape == after.shape and before.georef == after.georef:
         return before
-    if before.georef is None or after.georef is None:
-        raise DataError(f"{_name(before)}: {before.shape} and after {_name(after)} {after.shape} are not on one "
-                        "grid and not both georeferenced, so they cannot be aligned")
+    if (before.georef is None) != (after.georef is None):  # same size or not: one of them cannot be placed
+        placed, unplaced = (after, before) if before.georef is None else (before, after)
+        raise DataError(f"{_name(unplaced)}: has no georeference, and {_name(placed)} has one, so they cannot be "
+                        "aligned; give both dates as GeoTIFFs, or both as pictures of the same size")
+    if before.georef is None:
+        raise DataError(f"{_name(before)}: {before.shape[0]}x{before.shape[1]} px and after {_name(after)} "
+                        f"{after.shape[0]}x{after.shape[1]} px, pictures without georeference: they must be the "
+                        "same size to be compared pixel by pixel")
     from rasterio.transform import array_bounds
     from rasterio.warp import Resampling, reproject, transform_bounds
 
