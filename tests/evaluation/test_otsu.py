@@ -112,6 +112,6 @@ def test_the_description_says_what_otsu_ran_on(tmp_path):
     assert described(fakes.folders(tmp_path / "course", colour=True)) == \
         "Otsu on VH of 8-bit pictures (grey levels mapped to dB), one threshold per chip"
     assert described(fakes.ombria(tmp_path / "ombria")) == \
-        "Otsu on VV of 8-bit pictures (grey levels mapped to dB), one threshold per chip"
+        "Otsu on VV of the after pictures (8-bit grey levels mapped to dB), one threshold per chip"
     assert described(fakes.etci(tmp_path / "etci", cols=2, rows=1)) == \
         "Otsu on VV of 8-bit pictures (grey levels mapped to dB), one threshold per scene"

@@ -89,6 +89,10 @@ def register(app: typer.Typer) -> None:
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
                                                     refine, threshold, downsample)
         refined = isinstance(predictor, RefinePredictor)  # outermost when --refine is on (load_predictor)
+        if fit_samples is not None:  # chips the model cannot take fail now, not after the whole scoring
+            from ..evaluation.calibration import check_calibration_data
+
+            check_calibration_data(predictor, fit_samples, f"--calibrate {calibrate}")
         if data is not None:  # 8-bit data read through the fixed map, by a model trained on per-scene maps
             from ..data.formats import resolve_format
             from ..inference.predictor import fixed_map_warning
@@ -123,6 +127,8 @@ def register(app: typer.Typer) -> None:
             t, f, c = cal["temperature"], cal["fit"], cal["check"]
             console.print(esc(f"temperature T = {t:.4f} (fitted on {calibrate}); ECE on it {f['ece_before']:.4f} -> "
                               f"{f['ece_after']:.4f}; on {described} {c['ece_before']:.4f} -> {c['ece_after']:.4f}"))
+            if cal.get("note"):
+                make_console(stderr=True).print(f"[yellow]warning:[/] {esc(cal['note'])}", highlight=False)
             calibration_view = {"temperature": t, "data": f"{calibrate}; ECE measured on {described}", **c}
             if save_temperature is not None:
                 save_t(save_temperature, t, fitted_on=str(calibrate), model=result["model"],

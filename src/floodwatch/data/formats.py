@@ -44,7 +44,26 @@ def detect_format(path: str | os.PathLike) -> str:
             return name
     raise LayoutError(f"{path}: unknown layout (expected one of: Sen1Floods11 S1Hand/+LabelHand/, "
                       "ETCI <scene>/tiles/vv/, OMBRIA {train,test}/AFTER/, STAC Overflow train_features/"
-                      "<chip>_vv.tif, or images/+masks/)")
+                      f"<chip>_vv.tif, or images/+masks/){_nearby(path)}")
+
+
+def _detected(path: Path) -> str | None:
+    try:
+        return next((name for name, (looks_like, _) in FORMATS.items() if looks_like(path)), None)
+    except OSError:  # an unreadable neighbour: no hint, not another error
+        return None
+
+
+def _nearby(path: Path, most: int = 24) -> str:
+    """Where the data set is when `path` is next to it: a folder above it (S1Hand/, OMBRIA's AFTER/) or
+    sub-folders that are data sets (a folder of several), as "; ..." for the unknown-layout message."""
+    for parent in list(path.resolve().parents)[:3]:
+        name = _detected(parent)
+        if name is not None:
+            return f"; it lies inside the {name} data set {parent}: give that folder"
+    subs = sorted(p for p in path.iterdir() if p.is_dir())[:most]
+    found = [f"{p.name}/ ({name})" for p in subs if (name := _detected(p)) is not None]
+    return f"; these sub-folders are data sets, give one: {', '.join(found)}" if found else ""
 
 
 def resolve_format(path: str | os.PathLike, format: str | None = None) -> str:

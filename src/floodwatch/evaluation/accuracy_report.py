@@ -94,10 +94,13 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
         head = "".join(f"<th>{c}</th>" for c in COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in score_rows(sets))
         methods = sorted({(r.get("otsu") or {}).get("method", "") for r in sets.values()} - {""})
+        label = " / ".join(sorted({r.get("label") or "water" for r in sets.values()})) or "water"
+        label_notes = sorted({r["label_note"] for r in sets.values() if r.get("label_note")})
         parts += ["<h2 id=scores>Scores: model beside Otsu</h2>", f"<table><tr>{head}</tr>{body}</table>",
-                  "<p class=note>IoU, F1, precision and recall are for water, pixel-aggregated; 'chip IoU' is the "
-                  "mean over chips where it is defined; ECE: expected calibration error of the water probability "
-                  f"(15 bins). {html.escape('; '.join(methods))}</p>"]
+                  f"<p class=note>IoU, F1, precision and recall are for {html.escape(label)}, pixel-aggregated; "
+                  "'chip IoU' is the mean over chips where it is defined; ECE: expected calibration error of the "
+                  f"model's probability (15 bins). {html.escape('; '.join(methods))}</p>"]
+        parts += [f"<p>label: {html.escape(n)}</p>" for n in label_notes]
         curves = [(name, r["reliability"]) for name, r in sets.items() if r.get("reliability")]
         if curves:
             reliability_png(curves, tmp / "reliability.png", title="reliability (model)")

@@ -110,7 +110,11 @@ def reliability_png(reliability: dict[str, list] | Sequence[tuple[str, dict[str,
 
 
 # -- temperature scaling (the wrapper itself, TemperaturePredictor, is in inference/temperature.py) -------
-def fit_temperature(prob: Any, target: Any, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+#: the range fit_temperature searches; a fit at either end is no minimum (see `bound_note`)
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
+def fit_temperature(prob: Any, target: Any, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
     """T minimising the binary NLL of sigmoid(logit(prob)/T) against 0/1 `target` (1-D, bounded, in log T)."""
     from scipy.optimize import minimize_scalar
 
@@ -128,6 +132,23 @@ def fit_temperature(prob: Any, target: Any, bounds: tuple[float, float] = (0.05,
 
     res = minimize_scalar(nll, bounds=tuple(np.log(bounds)), method="bounded", options={"xatol": 1e-5})
     return float(np.exp(res.x))
+
+
+def check_calibration_data(predictor: Any, samples: Sequence[Sample], name: str | None = None) -> None:
+    """What calibration_pixels would refuse, found on one chip before anything is predicted: no labelled,
+    non-empty chip, or chips the model cannot take (bands, a bi-temporal model without 'before'). DataError
+    naming `name` (the data) and the chip: a caller scoring first learns it before, not after, the scoring."""
+    from ..data.preprocess import network_input
+
+    where = f"{name}: " if name else ""
+    chip = next((s for s in samples if s.mask is not None and not s.is_empty), None)
+    if chip is None:
+        raise DataError(f"{where}temperature: the calibration data has no labelled, non-empty chip")
+    try:
+        network_input(chip, predictor.preprocessing, predictor_temporal(predictor))
+    except DataError as exc:  # a data set's chip names only its id ("0013: ..."): say which data it is of
+        what = str(exc) if "path" in chip.extra else f"chip {chip.id}: {str(exc).removeprefix(chip.id + ': ')}"
+        raise DataError(f"{where}{what}") from None
 
 
 def calibration_pixels(predictor: Any, samples: Sequence[Sample], max_pixels: int = 1_000_000, seed: int = 0,
@@ -184,7 +205,21 @@ def calibrate(predictor: Any, fit_samples: Sequence[Sample], check_samples: Sequ
     prob, label = calibration_pixels(predictor, fit_samples, max_pixels, seed, progress=progress)
     t = fit_temperature(prob, label)
     out: dict[str, Any] = {"temperature": t, "fit": _before_after(prob, label, t)}
+    if (note := bound_note(t)) is not None:
+        out["note"] = note
     if check_samples is not None:
         prob, label = calibration_pixels(predictor, check_samples, max_pixels, seed, progress=progress)
         out["check"] = _before_after(prob, label, t)
     return out
+
+
+def bound_note(t: float, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> str | None:
+    """A line for a temperature at the end of the searched range: the likelihood still fell there, so T is a
+    clamp, not a fit; at the top the probabilities barely relate to the labels (an untrained model, other data)."""
+    lo, hi = bounds
+    if t >= hi * 0.999:
+        return (f"T reached the largest value searched ({hi:g}): the model's probabilities barely relate to "
+                "these labels (untrained, or other data); a temperature cannot make them informative")
+    if t <= lo * 1.001:
+        return f"T reached the smallest value searched ({lo:g}): the model is far too unsure for these labels"
+    return None

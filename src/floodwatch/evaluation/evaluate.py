@@ -14,7 +14,7 @@ from ..data.sample import IGNORE_INDEX, WATER, Sample
 from ..errors import CheckpointError, DataError
 from ..inference.base import (Predictor, equal_shape_batches, predictor_model_file, predictor_settings,
                               predictor_temporal, progress_bar)
-from ..inference.overlay import comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
+from ..inference.overlay import COLOURS, comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, with_legend
 from ..inference.predictor import load_predictor
 from ..inference.selftrain import SelfTraining, self_trained, torch_model
 from ..inference.tiling import check_threshold
@@ -34,7 +34,9 @@ def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[
     name, None for the default model). The result starts with what was scored, as the CLI's JSON does: `model`,
     the model file(s) the predictor runs (`inference.base.predictor_model_file`; None for one that names none),
     `data` (data_name, when given) and the predictor's options (`predictor_settings`: tta, downsample,
-    temperature, refine, weights). Pixels with mask == IGNORE_INDEX or no data are excluded from everything;
+    temperature, refine, weights), and `label`: what the masks mark, "water" or, for OMBRIA, "flood" (then
+    `label_note` says what that means for this model and Otsu; the scores keep their water_* names). Pixels
+    with mask == IGNORE_INDEX or no data are excluded from everything;
     chips without a scorable pixel are skipped and counted (`empty_chips`), unlabelled ones too
     (`unlabelled_chips`), overall and in their region: a region none of whose chips can be scored is listed with
     these counts and undefined (nan) scores. `otsu`: True picks the conventional
@@ -69,6 +71,7 @@ def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[
     per_chip: list[dict[str, Any]] = []
     learned: dict[str, dict[str, Any]] = {}  # region -> what its self-training did
     skipped = {"empty": 0, "unlabelled": 0}
+    labels: set[str] = set()  # what the scored chips' masks mark (Sample.extra["label"]; "water" unless said)
     unlabelled_in: dict[str, int] = {}  # region -> its chips without a label
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -86,6 +89,7 @@ def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[
                 if prob.shape != expected:
                     raise CheckpointError(f"predictor returned shape {prob.shape}, expected {expected}")
                 for (sample, _), p in zip(batch, prob):
+                    labels.add(label_of(sample))
                     for key in ("", sample.region or "(none)"):
                         calibration.setdefault(key, CalibrationAccumulator()).update(p, sample.mask, sample.valid)
                     _score_chip(sample, p >= threshold, baseline, model_acc, otsu_acc, regions, per_chip, out_dir)
@@ -122,9 +126,12 @@ def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[
                             f"{skipped['empty']} empty, {skipped['unlabelled']} unlabelled)")
 
     # what made the scores, as infer's summary.json and map's stats.json record it
+    label = " + ".join(sorted(labels)) or "water"
     result: dict[str, Any] = {"model": predictor_model_file(predictor), **({"data": data_name} if data_name else {}),
                               **predictor_settings(predictor),
-                              "threshold": threshold, "seconds": round(time.perf_counter() - start, 3),
+                              "threshold": threshold, "label": label,
+                              **({"label_note": note} if (note := label_note(label, temporal)) else {}),
+                              "seconds": round(time.perf_counter() - start, 3),
                               **model_acc.compute(), "ece": calibration[""].ece(),
                               # empty_chips: model_acc's, the skipped ones and those update() found empty alike
                               "reliability": calibration[""].reliability(), "unlabelled_chips": skipped["unlabelled"]}
@@ -190,6 +197,23 @@ class _LazyInputs(Sequence):
         return network_input(self.samples[i], self.pp, self.temporal)
 
 
+def label_of(sample: Sample) -> str:
+    """What the sample's mask marks: "water" (all surface water), or what its reader says (OMBRIA: "flood")."""
+    return str(sample.extra.get("label") or "water")
+
+
+def label_note(label: str, temporal: str) -> str | None:
+    """One line on what the scores mean when the masks mark the flood rather than all water; None for water."""
+    if "flood" not in label:
+        return None
+    if temporal == "bitemporal":
+        return ("the masks mark the flood, not all water: scored against them is this bi-temporal model's change, "
+                "and Otsu's dark water in the after image, water there before included")
+    return ("the masks mark the flood, not all water: water this single-date model finds that was there before "
+            "(rivers, lakes) is scored as false alarm, and Otsu's likewise; a bi-temporal model (model_config.temporal"
+            ": bitemporal) maps what they mark")
+
+
 def is_prediction_png(entry: Path) -> bool:
     """True for an entry of a save_predictions folder that an earlier evaluate wrote: <chip>.png files."""
     return entry.suffix == ".png" and entry.is_file()
@@ -213,13 +237,22 @@ def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None,
         row["otsu_water_iou"] = scores(otsu_counts)["water_iou"]
     per_chip.append(row)
     if out_dir is not None:
-        backdrop = sar_backdrop(sample.image[band_index(sample, "VH")], sample.valid)
+        band = band_index(sample, "VH")
+        backdrop = sar_backdrop(sample.image[band], sample.valid)
         truth = sample.mask == WATER
         panels = [backdrop, comparison_rgb(backdrop, pred, truth, scored)]
         if otsu_pred is not None:
             panels.append(comparison_rgb(backdrop, otsu_pred, truth, scored))
-        titles = ["SAR (VH)" if "VH" in sample.bands else "SAR", "model vs truth", "Otsu vs truth"][:len(panels)]
-        save_png(out_dir / f"{safe_name(sample.id)}.png", with_legend(side_by_side(panels), titles))
+        name = sample.bands[band] if len(sample.bands) == sample.image.shape[0] else None
+        sar = f"SAR{' after' if sample.before is not None else ''}{f' ({name})' if name else ''}"
+        titles = [sar, "model vs truth", "Otsu vs truth"][:len(panels)]
+        save_png(out_dir / f"{safe_name(sample.id)}.png",
+                 with_legend(side_by_side(panels), titles, legend_colours(label_of(sample))))
+
+
+def legend_colours(label: str) -> dict[str, tuple[int, int, int]]:
+    """The comparison overlay's legend, naming the class the masks mark ("missed flood" on OMBRIA)."""
+    return {name.replace("water", label): colour for name, colour in COLOURS.items()}
 
 
 def to_json_safe(obj: Any) -> Any:

@@ -78,12 +78,14 @@ class OtsuBaseline:
     Scene scope needs `fit(dataset)` first, a pass over the data to build each scene's histogram.
     """
 
-    def __init__(self, band: str = "VH", scope: str = "chip", eight_bit: bool = False) -> None:
+    def __init__(self, band: str = "VH", scope: str = "chip", eight_bit: bool = False, after: bool = False) -> None:
         if scope not in ("chip", "scene"):
             raise DataError(f"otsu scope: '{scope}' is not one of chip, scene")
         self.band, self.scope = band, scope
         #: the dB are 8-bit grey levels through a fitted linear map: what `describe` says Otsu ran on
         self.eight_bit = eight_bit
+        #: bi-temporal chips (OMBRIA): Otsu sees the after image only, which `describe` says
+        self.after = after
         self.thresholds: dict[str, float] = {}
 
     @classmethod
@@ -98,7 +100,8 @@ class OtsuBaseline:
         if first is not None:
             band = first.bands[band_index(first, band)] if len(first.bands) == first.image.shape[0] else band
         eight_bit = first is not None and (source.lower().startswith("etci") or _from_8bit(first, band))
-        baseline = cls(band=band, scope=scope, eight_bit=eight_bit)
+        after = first is not None and first.before is not None
+        baseline = cls(band=band, scope=scope, eight_bit=eight_bit, after=after)
         return baseline.fit(dataset) if scope == "scene" else baseline
 
     def fit(self, dataset: Iterable[Sample]) -> "OtsuBaseline":
@@ -108,7 +111,11 @@ class OtsuBaseline:
 
     def describe(self) -> str:
         # a linear map does not move Otsu's split: on 8-bit data it is the split of the grey levels
-        values = "of 8-bit pictures (grey levels mapped to dB)" if self.eight_bit else "in dB"
+        if self.after:  # bi-temporal chips: not the before image, nor the change
+            values = "of the after pictures (8-bit grey levels mapped to dB)" if self.eight_bit else \
+                "of the after images in dB"
+        else:
+            values = "of 8-bit pictures (grey levels mapped to dB)" if self.eight_bit else "in dB"
         return f"Otsu on {self.band} {values}, one threshold per {self.scope}"
 
     def predict(self, sample: Sample) -> np.ndarray:

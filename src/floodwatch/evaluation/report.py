@@ -47,7 +47,8 @@ def print_metrics_table(result: dict[str, Any], console: Any = None, title: str 
     for i, r in enumerate(metrics_rows(result)):
         table.add_row(escape(r[0]), *r[1:], end_section=(i == 0))  # region names are data, not markup
     console.print(table)
-    notes = [f"water IoU over {result['pixels']:,} pixels at threshold {result.get('threshold', 0.5)}; "
+    label = result.get("label") or "water"
+    notes = [f"{label} IoU over {result['pixels']:,} pixels at threshold {result.get('threshold', 0.5)}; "
              "chip IoU: mean over chips where it is defined"]
     skipped = [f"{result[k]} {what}" for k, what in (("empty_chips", "empty (all no data or ignore)"),
                                                       ("unlabelled_chips", "unlabelled")) if result.get(k)]
@@ -56,6 +57,8 @@ def print_metrics_table(result: dict[str, Any], console: Any = None, title: str 
     if "otsu" in result:
         notes.append(result["otsu"].get("method", "Otsu"))
     console.print("; ".join(notes), style="dim")
+    if result.get("label_note"):  # not dim: the scores cannot be read as water scores without it
+        console.print(f"label: {escape(result['label_note'])}")
 
 
 def read_metrics_csv(path: str | os.PathLike) -> dict[str, list[float]]:

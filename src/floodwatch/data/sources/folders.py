@@ -4,7 +4,9 @@ Optional split subfolders (root/<split>/images or root/images/<split>) or explic
 folders. A class map (argument, or class_map.json in the root, else notflood 0 / flood 255) lists {name, label_id, mapping_class}: label_id is the pixel value in the mask;
 classes whose mapping_class (or name) is flood/water become WATER, 'ignore'/'nodata' become IGNORE_INDEX,
 all others NOT_WATER; a mask value not in the map is an error naming the file and the value.
-Images: gray (or colour with equal channels) is one VV-like band; 2+ differing channels are VV, VH.
+Images: gray (or colour with equal channels) is one VV-like band; 2+ differing channels are VV, VH. The data
+set's count is the first picture's that tells (a colour picture all of one value, such as convert's all-no-data
+chip, does not); in a 2-band set any colour picture is read as VV, VH, equal channels or not.
 Both are harmonised to dB with the ETCI map (the course's data is ETCI-derived).
 """
 from __future__ import annotations
@@ -113,8 +115,7 @@ def open_folders(root: Path, *, split: str | None = None, class_map: Any = None,
                                   split=split_name or None))
     if not records:
         raise LayoutError(f"{root}: no PNG/JPG images in the images folder")
-    first = read_picture(records[0].paths["image"])
-    bands = ("VV",) if _band_count(first) == 1 else ("VV", "VH")
+    bands = ("VV",) if _set_band_count(records) == 1 else ("VV", "VH")
     return ChipDataset(records, partial(load_pair, table=table, bands=bands), format=FORMAT, root=root, bands=bands)
 
 
@@ -124,11 +125,23 @@ def _band_count(arr: np.ndarray) -> int:
     return 2
 
 
+def _set_band_count(records: list[Record], most: int = 8) -> int:
+    """The band count of the first of `most` pictures that shows it: gray, or colour with differing channels.
+    A colour picture with equal channels may be a gray copy (ETCI's) or a 2-band chip with no data (all 0)."""
+    for rec in records[:most]:
+        arr = read_picture(rec.paths["image"])
+        if arr.ndim == 2 or _band_count(arr) == 2:
+            return _band_count(arr)
+    return 1
+
+
 def load_pair(rec: Record, table: dict[int, int], bands: tuple[str, ...]) -> Sample:
     path = rec.paths["image"]
     arr = read_picture(path)
-    if _band_count(arr) != len(bands):
-        raise DataError(f"{path}: has {_band_count(arr)} band(s) but the other images have {len(bands)}")
+    if len(bands) == 1 and _band_count(arr) != 1:
+        raise DataError(f"{path}: has 2 band(s) (channels that differ) but the other images have 1")
+    if len(bands) == 2 and arr.ndim == 2:  # a colour picture with equal channels is 2 bands that happen to agree
+        raise DataError(f"{path}: gray picture (1 band) but the other images have 2 (VV, VH in colour channels)")
     planes = [gray(arr, path)] if len(bands) == 1 else [arr[..., 0], arr[..., 1]]
     image = np.stack([to_db(p, "folders", b) for p, b in zip(planes, bands)])
     mask = None

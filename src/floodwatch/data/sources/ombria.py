@@ -5,6 +5,8 @@ Bi-temporal: `image` is AFTER, `before` is BEFORE, both harmonised to dB. The pi
 as they are; train a 1-band model (in_channels=1, Preprocessing(bands=["VV"])) or use them for evaluation
 of VV-only methods. No georeferencing. id = NNNN (unique over train and test), region = the split name.
 255 in areas is no data (outside the radar swath; `no_data`), in either date no data in both.
+The masks mark the flood, not all water: a river dark in both dates can be left 0 (test chip 0048's), so
+samples carry extra["label"] = LABEL and evaluation names what it scores accordingly.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ _NAME = re.compile(r"^S1_after_(\d+)\.png$", re.IGNORECASE)
 #: Outside the radar swath the pictures hold 255, in areas of 155 px and more in the shared set's 1,388
 #: pictures; saturated bright targets hold it too, in specks of 6 px at most there.
 NO_DATA_MIN_PIXELS = 64
+#: what a mask's 1 marks (Sample.extra["label"]; readers whose masks mark all water leave it out)
+LABEL = "flood"
 
 
 def split_folders(root: Path) -> list[Path]:
@@ -82,7 +86,7 @@ def load_triplet(rec: Record) -> Sample:
     image, before_db = to_db(after, "ombria", "VV")[None], to_db(before, "ombria", "VV")[None]
     image[:, ~valid] = before_db[:, ~valid] = np.nan
     return Sample(image=image, mask=mask, valid=valid, id=rec.id, region=rec.region, bands=BANDS, before=before_db,
-                  extra={"split": rec.split})
+                  extra={"split": rec.split, "label": LABEL})
 
 
 def no_data(picture: np.ndarray) -> np.ndarray:
