@@ -112,3 +112,15 @@ def test_temperature_is_a_number_or_a_temperature_file(tiny_checkpoint, tmp_path
         load_predictor(tiny_checkpoint, temperature=str(tmp_path / "missing.json"))
     with pytest.raises(InvalidArgumentError, match="^temperature: expected a number, got the path 't.json'"):
         TemperaturePredictor(load_predictor(tiny_checkpoint), "t.json")
+
+
+def test_an_unknown_backend_is_refused_before_the_model_is_fetched(monkeypatch, tmp_path):
+    """Refused only after resolving the model, a URL model was downloaded (or its server's error reported)
+    before the misspelt back-end was."""
+    from tests.ports import free_port
+
+    monkeypatch.setenv("FLOODWATCH_CACHE", str(tmp_path / "cache"))
+    url = f"http://127.0.0.1:{free_port()}/m/model.onnx#sha256={'a' * 64}"
+    with pytest.raises(InvalidArgumentError, match=r"^backend: unknown back-end 'tensorrt' \(auto, torch, onnx, "
+                                                   r"triton\)$"):
+        load_predictor(url, backend="tensorrt")

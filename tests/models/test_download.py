@@ -111,3 +111,32 @@ def test_map_with_a_model_url(server, cache, tmp_path, tiny_checkpoint, run_cli)
     r = run_cli("map", tmp_path / "s.tif", "-m", f"{base}/m/tiny.pt#sha256={'1' * 64}", "-o", tmp_path / "out2")
     assert r.returncode == 2 and r.stderr.startswith("error: model URL") and "sha256 mismatch" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out2").exists()
+
+
+def test_a_download_cut_short_says_so_not_that_the_file_is_wrong(cache, tiny_checkpoint):
+    """A server that announces the whole file and closes the connection after part of it: the read ends
+    quietly, and the checksum then differs; 'sha256 mismatch' would send the user after a wrong or tampered file
+    when fetching it again is all it takes."""
+    body = tiny_checkpoint.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:1000])
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ModelError) as exc:
+            resolve_model(f"http://127.0.0.1:{httpd.server_address[1]}/m/tiny.pt#sha256={_sha(tiny_checkpoint)}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert f"cut short (1,000 of {len(body):,} bytes)" in str(exc.value) and "\n" not in str(exc.value)
+    assert not cache.parent.exists()

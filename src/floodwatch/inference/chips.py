@@ -28,7 +28,7 @@ import numpy as np
 from ..data.files import (PNG_SUFFIXES, TIFF_SUFFIXES, band_file, check_band_files, check_vh_darker, chip_files,
                           pair_band_files, partner_file, partner_name)
 from ..data.sample import GeoRef, Sample
-from ..errors import DataError, LayoutError
+from ..errors import DataError, InvalidArgumentError, LayoutError
 from ..io import atomic_dir, atomic_path, check_replaceable, write_json
 from .predictor import Predictor, fixed_map_warning, load_predictor
 from .tiling import check_threshold
@@ -266,16 +266,37 @@ def infer_chips(predictor: Predictor | str | os.PathLike | None, inputs: Sequenc
                 model: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Predict water on each chip and write its outputs (see the module doc); returns one record per chip.
 
-    predictor: a Predictor, or a model reference `load_predictor` loads (a file, a registered name, None for
-    the default model). inputs: chip files and folders, as `chip_sources` reads them (data set folders,
-    <stem>_vv/_vh pairs). summary.json records what made the masks: `model`, as given (default: the model
-    file(s) the predictor runs, `predictor_model_file`), and the predictor's options (`predictor_settings`:
-    TTA, downsampling, temperature, refinement, ensemble weights), so a command and a notebook record alike."""
+    Args:
+        predictor: a Predictor (`load_predictor`, for options such as TTA), or a model reference it loads: a
+            file, a registered name, None for the default model (`floodwatch models info`).
+        inputs: chip files and folders, as `chip_sources` reads them (GeoTIFFs in dB, 8-bit PNGs, <stem>_vv/_vh
+            pairs, data set folders).
+        out_dir: the output folder, written whole: a rerun replaces it; one holding other files is refused.
+        threshold: water probability at or above which a pixel is water in the masks.
+        progress: show a progress bar.
+        model: only with a ready `predictor`: the model file(s) it runs, as summary.json records them (default:
+            `predictor_model_file`, which knows the back-ends' own).
+
+    Returns:
+        One record per chip, as in summary.json: input, id, water_fraction (of its valid pixels; None for a chip
+        without any), valid_pixels, outputs (absolute paths of its files by kind: mask_png, prob_png,
+        overlay_png, and mask_tif, prob_tif for georeferenced chips). summary.json also records the predictor's
+        options (`predictor_settings`: TTA, downsampling, temperature, refinement, ensemble weights), so a
+        command and a notebook record alike.
+
+    Raises:
+        DataError: a chip that cannot be read or does not fit the model (the folder is then left as it was).
+        InvalidArgumentError: `threshold` outside 0..1, or `model` given without a ready predictor.
+        ModelError, CheckpointError: a model reference that cannot be loaded.
+    """
     from .base import predictor_model_file, predictor_settings, predictor_temporal
 
     # the user's folder: one holding other files is refused now, not after the predictions
     out_dir = check_replaceable(out_dir, infer_outputs(out_dir), WRITER)
     if not isinstance(predictor, Predictor):
+        if model is not None:  # else the default model would run while summary.json named `model`
+            raise InvalidArgumentError("model: names the file a ready `predictor` runs; to choose the model, give "
+                                       "it as `predictor` (a file or a registered name; None: the default model)")
         predictor = load_predictor(predictor)
     check_threshold(threshold)
     if not inputs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import reprlib
+import urllib.parse
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ import torch
 from ..data.preprocess import Preprocessing
 from ..errors import InvalidArgumentError
 from ..models.checkpoint import harmonise_mode, load_model
+from ..models.download import is_url
 from ..models.fold import fold_batch_norm as fold_bn
 from ..models.precision import autocast
 from ..models.zoo import kind_for_backend, resolve_model
@@ -21,6 +23,10 @@ from .base import Predictor, checked_batch, predict_samples, predictor_temporal,
 
 __all__ = ["Predictor", "TorchPredictor", "backend_for", "cpu_has_native_bf16", "fixed_map_warning", "harmonise_mode",
            "load_predictor", "predict_samples", "trained_on_scene_maps", "water_probability"]
+
+
+#: what load_predictor's `backend` takes
+BACKENDS = ("auto", "torch", "onnx", "triton")
 
 
 class TorchPredictor:
@@ -83,24 +89,43 @@ def load_predictor(model: str | os.PathLike | Sequence[str | os.PathLike] | None
                    tta: bool | str | Sequence[str] | None = None,
                    temperature: float | str | os.PathLike | None = None, weights: Sequence[float] | None = None,
                    refine: str | dict | None = None, downsample: int = 1, **kwargs: Any) -> Predictor:
-    """'torch' for .pt/.pth checkpoints, 'onnx' for .onnx files; 'auto' picks by the file's suffix.
+    """The model a reference names, ready to predict: what every command's -m means (docs/models.md).
 
-    model: a model reference as every command reads one (`floodwatch.models.zoo.resolve_model`): a file, a
-    registered name ('floodwatch-s1'), https://.../FILE#sha256=HEX, or None for the default model; a registered
-    model runs its ONNX file with 'auto' and 'onnx', its checkpoint with 'torch', as the commands' -m does.
-    `downsample` > 1 runs the model(s) on a that-many-times coarser grid (DownsampledPredictor) and returns
-    probabilities on the input's grid; TTA, temperature and refinement then act on those.
-    Several models (a list) make an EnsemblePredictor (`weights` optional: one number per model); `tta` (True,
-    'd4' or transform names) wraps it in a TTAPredictor; `temperature` (T, or a file `load_temperature` reads)
-    then rescales the averaged probabilities; `refine` ('guided', 'guided:r=4,eps=0.1', 'clean:min=16', a dict
-    of RefinePredictor keywords, or None/'none') last filters them edge-aware. With one model and no option
-    this is the plain back-end predictor.
+    For a chip in a numpy array use `predict_array(image, predictor)`; for chip files `infer_chips`; for a scene
+    `floodwatch.mapping.map_scene`. `predict` itself takes pre-processed input, not dB (see `Predictor`).
+
+    Args:
+        model: a model file (.pt/.pth checkpoint, .onnx), a registered name ('floodwatch-s1', `floodwatch models
+            list`), 'https://.../FILE#sha256=HEX' (downloaded once, verified), None for the default model; a list
+            of them is an ensemble (`floodwatch.models.zoo.resolve_model` reads each).
+        backend: 'auto' (by the file's suffix: torch for a checkpoint, ONNX Runtime for .onnx; a registered
+            model's INT8 ONNX file), 'onnx', 'torch' (a registered model's fp32 checkpoint) or 'triton'.
+        tta: test-time augmentation: True (4 views), 'd4' (8) or transform names ('hflip', ...).
+        temperature: T, or a temperature file (`evaluate --calibrate`'s), rescaling the probabilities.
+        weights: an ensemble's weights, one number per model.
+        refine: edge-aware filtering of the probabilities: 'guided', 'guided:r=4,eps=0.1', 'clean:min=16', a
+            dict of RefinePredictor keywords, or None/'none'.
+        downsample: > 1 runs the model(s) on a that-many-times coarser grid, returning probabilities on the
+            input's grid (about half the time at 2; costs accuracy, docs/benchmarks.md).
+        **kwargs: for the back-end's class (TorchPredictor: device, bf16_cpu, ...; OnnxPredictor).
+
+    Returns:
+        A Predictor: the plain back-end's with one model and no option, else wrapped in that order: ensemble,
+        downsampling, TTA, temperature, refinement. Its `preprocessing` says the bands and dB ranges it takes.
+
+    Raises:
+        InvalidArgumentError: an option of the wrong type or value, named by its parameter.
+        ModelError: an unknown registered name, a damaged registered model, a failed or unverified download
+            (NoDefaultModelError: `model` None and no default model installed).
+        CheckpointError, ExportError: a model file that is missing, truncated or not floodwatch's.
     """
     from .ensemble import ensemble_weights
     from .tta import parse_transforms
 
     refs = _model_refs(model)
-    # the options are checked before any model loads (seconds each)
+    # the options are checked before any model loads (seconds each) or downloads
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend: unknown back-end {backend!r} ({', '.join(BACKENDS)})")
     if len(refs) == 1 and weights is not None:
         raise InvalidArgumentError("weights: ensemble weights need more than one model")
     if weights is not None:
@@ -158,10 +183,19 @@ def _model_refs(model: Any) -> list[Any]:
 
 
 def backend_for(model: str | os.PathLike | None, backend: str = "auto") -> str:
-    """The back-end that runs `model`: 'auto' is ONNX Runtime for an .onnx file and torch for anything else."""
-    if backend == "auto":
-        return "onnx" if Path(str(model)).suffix.lower() == ".onnx" else "torch"
-    return backend
+    """The back-end that runs `model` (a model reference, as load_predictor takes it): 'auto' is ONNX Runtime for
+    an .onnx file and torch for anything else, the file being the one the reference names: a registered model's
+    or the default's (None) ONNX file where it ships one, a URL's by its path."""
+    if backend != "auto":
+        return backend
+    ref = None if model is None else os.fspath(model)
+    # by the name alone, a registered model or the default read as a checkpoint, and callers passing torch's
+    # options for it (map_scene's predictor_options) had the ONNX back-end refuse them with a TypeError
+    if ref is not None and is_url(ref):
+        name = urllib.parse.urlsplit(ref).path
+    else:
+        name = str(resolve_model(ref, kind_for_backend(backend)))
+    return "onnx" if Path(name).suffix.lower() == ".onnx" else "torch"
 
 
 #: a model's metadata key (a checkpoint's, or the `floodwatch` JSON of an ONNX file) saying how its 8-bit training
@@ -207,4 +241,4 @@ def _load_one(model: str | Path, backend: str = "auto", **kwargs: Any) -> Predic
         from ..serving.client import TritonPredictor
 
         return TritonPredictor(**kwargs)
-    raise InvalidArgumentError(f"backend: unknown back-end '{backend}' (torch, onnx, triton)")
+    raise InvalidArgumentError(f"backend: unknown back-end {backend!r} ({', '.join(BACKENDS)})")

@@ -100,10 +100,16 @@ def _download(url: str, out, timeout_s: float, progress: bool | None) -> str:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with _bar(name=Path(urllib.parse.urlsplit(url).path).name, total=total, show=progress) as advance:
+                got = 0
                 while chunk := response.read(CHUNK):
                     h.update(chunk)
                     out.write(chunk)
+                    got += len(chunk)
                     advance(len(chunk))
+        # a connection dropped mid-body ends the read quietly; said as a checksum mismatch it would read as a
+        # wrong or tampered file, when fetching it again is all it takes
+        if total is not None and got < total:
+            raise ModelError(f"model URL {url}: download cut short ({got:,} of {total:,} bytes); try again")
     except urllib.error.HTTPError as exc:
         raise ModelError(f"model URL {url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
