@@ -140,6 +140,15 @@ def test_channel_dropout_zeroes_one_drawn_channel_of_the_chips_that_drew_it():
     assert torch.equal(a, b)
 
 
+def test_channel_dropout_leaves_a_one_channel_input_alone():
+    """Dropping the only channel (VV-only data, OMBRIA) blanked the whole input of a quarter of the chips."""
+    image, mask, valid = batch(n=32, size=16)
+    image = image[:, :1] + 0.5
+    aug = BatchAugmenter.from_config({"channel_dropout": {"probability": 1.0}}, seed=4)
+    out, _, _ = aug(image, mask, valid)
+    assert torch.equal(out, image) and bool((aug.last_params["dropped_channel"] == -1).all())
+
+
 def test_bad_config_names_the_field():
     with pytest.raises(SpecError, match="spatial_augmentation.hflip_probability"):
         parse_config({"spatial_augmentation": {"hflip_probability": 1.5}})

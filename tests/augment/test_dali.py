@@ -75,6 +75,21 @@ def test_dali_channel_dropout_zeroes_one_channel_per_chip_that_drew_it():
         assert torch.equal(out[i, kept], reference[i, kept])
 
 
+def test_dali_channel_dropout_leaves_a_one_channel_input_alone():
+    """As the torch augmenter: dropping the only channel would blank the chip."""
+    import dataclasses
+
+    prep = Preprocessing(bands=["VV"], offset=[-12.0], scale=[0.2])
+    rng = np.random.default_rng(5)
+    chips = [make_chip(rng, i, plain=True) for i in range(8)]
+    chips = [dataclasses.replace(c, image=c.image[:1], bands=("VV",)) for c in chips]
+    reference = torch.cat([b[0] for b in DaliChipLoader(chips, prep, 8, {}, workers=0, shuffle=False)])
+    loader = DaliChipLoader(chips, prep, 8, {"channel_dropout": {"probability": 1.0}}, seed=1, workers=0,
+                            shuffle=False)
+    out = torch.cat([b[0] for b in loader])
+    assert out.shape[1] == 1 and torch.equal(out, reference)
+
+
 def test_dali_band_delta_shifts_each_band_by_its_own_amount():
     prep = Preprocessing(fill=-3.0, offset=[-12.0, -19.0], scale=[0.2, 0.25])
     rng = np.random.default_rng(6)

@@ -115,7 +115,7 @@ class BatchAugmenter:
     def _photo_draws(self, u: torch.Tensor, c: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         drop = torch.full((u.shape[0],), -1, dtype=torch.long)  # the channel zeroed per chip, -1: none
-        if cfg.channel_dropout.probability:
+        if cfg.channel_dropout.probability and c > 1:  # one channel dropped would blank the whole input
             # drawn apart from the table so that configs without it keep their random stream
             d = torch.rand((u.shape[0], 2), generator=self.generator, dtype=torch.float64)
             drop = torch.where(d[:, 0] < cfg.channel_dropout.probability, (d[:, 1] * c).long().clamp_max(c - 1), -1)

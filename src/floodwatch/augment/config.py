@@ -82,7 +82,7 @@ class SpeckleAugmentation(SpecSection):
 class ChannelDropout(SpecSection):
     """Per chip, with this probability one input channel (drawn uniformly) is set to 0, the normalised mean, on
     its valid pixels: the model cannot lean on one band alone (e.g. ETCI's clean VV, where other sensors' VV is
-    ambiguous)."""
+    ambiguous). A 1-channel input (VV only, OMBRIA) is left alone: dropping its one channel would blank it."""
 
     probability: float = Probability
 

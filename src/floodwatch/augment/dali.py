@@ -102,7 +102,7 @@ def _augment_graph(image, mask, valid, cfg: AugmentationConfig, chip_size: tuple
         on = _coin(cfg.speckle.probability)
         noise = fn.random.normal(image, stddev=cfg.speckle.std_db)
         image = image + v * scale * on * noise
-    if cfg.channel_dropout.probability:
+    if cfg.channel_dropout.probability and channels != 1:  # one channel dropped would blank the whole input
         if not channels:
             raise FloodwatchError("augmentation channel_dropout: the DALI pipeline needs the channel count "
                                   "(channels= or db_scale=)")
