@@ -33,3 +33,19 @@ def test_map_scene_maps_with_a_registered_name(default_zoo, tmp_path):
     make_scene(tmp_path / "s.tif", 48, 48)
     result = map_scene(tmp_path / "s.tif", DEFAULT_MODEL, tmp_path / "out", tile=64, overlap=16, progress=False)
     assert json.loads(result.paths["stats"].read_text())["backend"] == "onnx"
+
+
+def test_map_scene_records_the_file_a_name_or_the_default_runs(default_zoo, tmp_path, monkeypatch):
+    """A registered name was recorded as "<cwd>/floodwatch-s1", a path that does not exist; None (the default
+    model, as `map` without -m) was refused as no predictor."""
+    from floodwatch.mapping import map_scene
+
+    from tests.mapping.helpers import make_scene
+
+    make_scene(tmp_path / "s.tif", 48, 48)
+    monkeypatch.chdir(tmp_path)
+    onnx = str((default_zoo / DEFAULT_MODEL / "model.onnx").resolve())
+    for name, ref in (("by_name", DEFAULT_MODEL), ("default", None)):
+        result = map_scene(tmp_path / "s.tif", ref, tmp_path / name, tile=64, overlap=16, progress=False)
+        stats = json.loads(result.paths["stats"].read_text())
+        assert stats["model"] == onnx and stats["backend"] == "onnx", name

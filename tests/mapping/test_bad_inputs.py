@@ -178,7 +178,7 @@ def test_bad_terrain_options_raise_invalid_argument_error(kw):
         Terrain(**kw).validate()
 
 
-@pytest.mark.parametrize("predictor", [None, {"a": 1}, object()])
+@pytest.mark.parametrize("predictor", [{"a": 1}, object(), 7])
 def test_a_predictor_that_is_no_predictor_is_refused(tmp_path, scene, predictor):
     with pytest.raises(InvalidArgumentError, match=r"^predictor: a \w+ is neither a Predictor .* nor a model file"):
         map_scene(scene, predictor, tmp_path / "out", **TILING)

@@ -150,10 +150,11 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
     scene (and vh, water_mask): a local path or a URL GDAL reads (https://, s3://, gs://); out_dir: a local
     folder or an fsspec URL (s3://, gs://, memory://), see `floodwatch.mapping.locations`.
 
-    predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability; or a model file
-    (a .pt/.pth checkpoint, an .onnx file; a list: an ensemble), loaded as `map` loads it:
-    `load_predictor(model, **predictor_options(model))` (bfloat16 torch on a CPU that has it, FLOODWATCH_TORCH_BF16=0
-    keeps float32), and recorded as stats.json's `model`. Load it yourself for TTA, refinement or other options.
+    predictor: anything with `preprocessing` and `predict(N,C,H,W) -> (N,H,W)` water probability; or a model
+    reference (a .pt/.pth checkpoint, an .onnx file, a registered name; a list: an ensemble; None: the default
+    model, as `map` without -m), loaded as `map` loads it: `load_predictor(model, **predictor_options(model))`
+    (bfloat16 torch on a CPU that has it, FLOODWATCH_TORCH_BF16=0 keeps float32); stats.json's `model` records
+    the file that runs. Load it yourself for TTA, refinement or other options.
     vh: the VH file when `scene` is a single-band VV file. units: 'db' or 'linear' power.
     water_mask: permanent-water reference, kept apart from new flood: a raster (any grid), a GeoJSON or
     shapefile, or a public layer name ('jrc-gsw', 'worldcover').
@@ -184,15 +185,16 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
         check_output_name(name)
     _check_options(tile=tile, overlap=overlap, batch=batch, chunk_tiles=chunk_tiles, threshold=threshold,
                    min_area_m2=min_area_m2, simplify=simplify, probability=probability)
-    if model_files(predictor):
+    if predictor is None or model_files(predictor):
         if model is not None:
             raise InvalidArgumentError("model: names the file a ready `predictor` runs; leave it out when "
                                        "`predictor` is the model file")
         from ..inference.predictor import load_predictor
 
         share_one_malloc_arena()  # before ONNX Runtime's and torch's threads first allocate, as `map` does
-        model = list(predictor) if isinstance(predictor, (list, tuple)) else predictor
-        predictor = load_predictor(model, **predictor_options(model))
+        refs = list(predictor) if isinstance(predictor, (list, tuple)) else predictor
+        # stats.json then names the file that runs (predictor_model_file): a registered name is no path
+        predictor = load_predictor(refs, **predictor_options(refs))
     elif not (hasattr(predictor, "predict") and hasattr(predictor, "preprocessing")):
         raise InvalidArgumentError(f"predictor: a {type(predictor).__name__} is neither a Predictor (with "
                                    "`preprocessing` and `predict`) nor a model file")
