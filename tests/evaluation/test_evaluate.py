@@ -189,6 +189,17 @@ def test_bands_stored_in_another_order_are_picked_by_name(chips):
     np.testing.assert_array_equal(network_input(one, vh_model), network_input(s, vh_model))
 
 
+def test_an_image_with_its_bands_last_is_named_so_not_listed_band_by_band():
+    """A (H, W, 2) array in a Sample had its 64 rows listed as 64 "unnamed" bands."""
+    from floodwatch.data.sample import band_order
+
+    with pytest.raises(DataError) as err:
+        band_order([None] * 64, ["VV", "VH"], "chip")
+    msg = str(err.value)
+    assert msg.startswith("chip: data has 64 band(s) (unnamed, ") and "56 more; is the band axis last?" in msg
+    assert msg.count("unnamed") == 8 and "no band is named VV/VH" in msg
+
+
 def test_a_chip_valid_only_where_ignored_is_empty_in_its_region_and_the_whole(chips, oracle):
     """Valid pixels only where the label says ignore, labels only where there is no data: not Sample.is_empty,
     yet nothing to score. Counted empty once, in its region and at the top, so the regions add up."""

@@ -105,6 +105,10 @@ def is_unnamed(name: str | None) -> bool:
     return not name or re.fullmatch(r"B\d+", name.upper()) is not None  # B1, B2: readers' placeholders
 
 
+#: bands listed by name in band_order's error, at most
+MAX_SHOWN = 8
+
+
 def band_order(names: Sequence[str | None], wanted: Sequence[str], where: str) -> list[int]:
     """0-based index of each `wanted` band among bands called `names` (descriptions or Sample.bands): the band
     that names it; bands named by none are taken in stored order, for the wanted bands left, only when there
@@ -117,7 +121,10 @@ def band_order(names: Sequence[str | None], wanted: Sequence[str], where: str) -
             order = [next(free, None) if i is None else i for i in order]
     if None in order:
         missing = [b for b, i in zip(wanted, order) if i is None]
-        shown = ", ".join("unnamed" if is_unnamed(n) else n for n in names)
+        shown = ", ".join("unnamed" if is_unnamed(n) else n for n in names[:MAX_SHOWN])
+        if len(names) > MAX_SHOWN:  # hundreds of "bands": an image whose bands are its last axis, not its first
+            shown += (f", ... {len(names) - MAX_SHOWN} more; is the band axis last? bands come first, "
+                      "(bands, height, width)")
         raise DataError(f"{where}: data has {len(names)} band(s) ({shown}) but the model expects {len(wanted)} "
                         f"({', '.join(wanted)}); no band is named {'/'.join(missing)}")
     return order  # type: ignore[return-value]
