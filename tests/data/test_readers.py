@@ -174,6 +174,23 @@ def test_linear_power_chips_are_refused_as_map_refuses_them(tmp_path):
         read_chip(img)
 
 
+def test_8bit_levels_stored_as_floats_are_refused(tmp_path):
+    """A float GeoTIFF of grey levels (0-255, an ETCI PNG exported) read as dB maps as land brighter than any:
+    no water, silently."""
+    from floodwatch.inference.chips import read_chip
+
+    root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)
+    img = root / "S1Hand" / "SynthA_0_S1Hand.tif"
+    with rasterio.open(img, "r+") as f:
+        db = f.read()
+        f.write(np.clip((db + 30) * 6, 1, 255).astype(np.float32))  # dark water low, land bright, as ETCI's
+    with pytest.raises(DataError, match=r"SynthA_0_S1Hand.tif: band 1's median is \d+, far above any backscatter "
+                                        r"in dB; the file looks like 8-bit grey levels"):
+        open_dataset(root)[0]
+    with pytest.raises(DataError, match="8-bit grey levels"):
+        read_chip(img)
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_size_mismatch_and_band_count(tmp_path):
     root = fakes.sen1floods11(tmp_path / "s1", chips=1, splits=False)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import DataError
-from ..units import looks_db, looks_linear
+from ..units import bright_band, looks_db, looks_linear
 from .sample import IGNORE_INDEX, NOT_WATER, WATER, GeoRef
 
 
@@ -150,6 +150,11 @@ def read_backscatter(path: Path, *, bands: int | None = None) -> tuple[np.ndarra
     data[missing_db(data)] = np.nan
     check_not_linear(data, np.isfinite(data), path, "convert it to dB, 10 * log10(power), first; mapping a "
                      "scene with units 'linear' converts it itself")
+    bright = bright_band(data, np.isfinite(data))
+    if bright is not None:  # read as dB they would be brighter than any land: no water at all
+        raise DataError(f"{path}: band {bright[0] + 1}'s median is {bright[1]:.0f}, far above any backscatter in "
+                        "dB; the file looks like 8-bit grey levels stored as floats (give the 8-bit pictures, which "
+                        "the ETCI and folders readers map to dB, or convert them to dB first)")
     return data, georef, descriptions
 
 
@@ -185,6 +190,20 @@ def missing_db(x: np.ndarray, nodata: float | None = None) -> np.ndarray:
     return missing
 
 
+def large_regions(mask: np.ndarray, min_pixels: int, *, diagonal: bool = False) -> np.ndarray:
+    """`mask` less its connected regions of fewer than `min_pixels` (4-connected; 8 with `diagonal`): the
+    swath fills of 8-bit renderings (255 in areas) without the bright specks that saturate too, and change's
+    new water without its specks (holes are left as they are, unlike a sieve's)."""
+    if not mask.any():
+        return mask.copy()
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool) if diagonal else None)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return (sizes >= min_pixels)[labels]
+
+
 #: how much brighter (dB, in the median) the band taken as VH must be for check_vh_darker to refuse: over calm
 #: water both bands near their noise floors may come close; swapped, VH is 5-10 dB above "VV"
 VH_ABOVE_VV_DB = 1.0
@@ -196,11 +215,18 @@ def check_vh_darker(vv: np.ndarray, vh: np.ndarray, where: str | Path, vv_band: 
     (of pixels finite in both, dB) by VH_ABOVE_VV_DB. Cross-polarised backscatter lies several dB below VV over
     land and water alike, so that says the file is VH, VV, which maps silently wrong (far less water). Too few
     pixels: no verdict."""
-    medians = _medians(vv, vh, min_pixels)
-    if medians is not None and medians[1] > medians[0] + VH_ABOVE_VV_DB:
+    medians = vh_above_vv(vv, vh, min_pixels)
+    if medians is not None:
         raise DataError(f"{where}: its bands are not named and band {vh_band} (taken as VH) is brighter than band "
                         f"{vv_band} (taken as VV): median {medians[1]:.1f} against {medians[0]:.1f} dB, where VH is "
                         "the darker band; write them VV, VH in that order or name them (band descriptions)")
+
+
+def vh_above_vv(vv: np.ndarray, vh: np.ndarray, min_pixels: int = 1000) -> tuple[float, float] | None:
+    """(VV median, VH median) where the band taken as VH is brighter by VH_ABOVE_VV_DB (dB, pixels finite in
+    both): the bands are swapped. None where they are not, or for too few pixels (no verdict)."""
+    medians = _medians(vv, vh, min_pixels)
+    return medians if medians is not None and medians[1] > medians[0] + VH_ABOVE_VV_DB else None
 
 
 def _medians(vv: np.ndarray, vh: np.ndarray, min_pixels: int) -> tuple[float, float] | None:

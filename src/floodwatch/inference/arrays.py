@@ -12,19 +12,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.files import VH_ABOVE_VV_DB, missing_db
+from ..data.files import missing_db, vh_above_vv
 from ..data.harmonise import EIGHT_BIT_TO_DB, to_db
 from ..data.sample import Sample
 from ..errors import DataError, InvalidArgumentError
-from ..units import looks_db, looks_linear
+from ..units import bright_band, looks_db, looks_linear
 from .base import Predictor, predict_samples
 
 UNITS = ("db", "linear", "8bit")
 _SAID = {"db": "dB", "linear": "linear power"}
 
-#: a band whose median lies above this many dB is not backscatter in dB: land medians sit near -8 dB (VV) and
-#: -15 dB (VH), and even a chip of dense city stays under +10; 8-bit grey levels (0..255) lie far above it
-MAX_MEDIAN_DB = 10.0
 
 
 def predict_array(image: Any, predictor: Predictor | str | os.PathLike | None = None, *,
@@ -117,19 +114,16 @@ def _from_8bit(x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
 
 
 def _check_not_8bit(x: np.ndarray, ok: np.ndarray, names: tuple[str, ...]) -> None:
-    for band, good, name in zip(x, ok, names):
-        if np.count_nonzero(good) >= 100 and float(np.median(band[good])) > MAX_MEDIAN_DB:
-            raise DataError(f"image: band {name}'s median is {float(np.median(band[good])):.0f} dB, far above any "
-                            "backscatter in dB; 8-bit grey levels (an ETCI PNG)? give them as uint8 with units '8bit'")
+    bright = bright_band(x, ok)
+    if bright is not None:
+        raise DataError(f"image: band {names[bright[0]]}'s median is {bright[1]:.0f} dB, far above any backscatter "
+                        "in dB; 8-bit grey levels (an ETCI PNG)? give them as uint8 with units '8bit'")
 
 
 def _check_vh_darker(vv: np.ndarray, vh: np.ndarray, valid: np.ndarray) -> None:
-    """Refuse VH brighter than VV (data.files.check_vh_darker's rule for unnamed GeoTIFF bands): cross-polarised
-    backscatter lies several dB below VV over land and water alike, so `bands` names them in the wrong order."""
-    if np.count_nonzero(valid) < 1000:  # too few pixels for a verdict, as for files
-        return
-    vv_median, vh_median = float(np.median(vv[valid])), float(np.median(vh[valid]))
-    if vh_median > vv_median + VH_ABOVE_VV_DB:
-        raise DataError(f"image: the band named VH is brighter than the one named VV (median {vh_median:.1f} against "
-                        f"{vv_median:.1f} dB), where VH is the darker band; are they swapped? `bands` names the "
-                        "image's bands in its order")
+    """Refuse VH brighter than VV (data.files' rule for unnamed GeoTIFF bands): `bands` names them wrongly."""
+    medians = vh_above_vv(np.where(valid, vv, np.nan), np.where(valid, vh, np.nan))
+    if medians is not None:
+        raise DataError(f"image: the band named VH is brighter than the one named VV (median {medians[1]:.1f} "
+                        f"against {medians[0]:.1f} dB), where VH is the darker band; are they swapped? `bands` names "
+                        "the image's bands in its order")
