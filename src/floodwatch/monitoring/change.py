@@ -366,14 +366,11 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
 def drop_specks(new: np.ndarray, min_pixels: int) -> np.ndarray:
     """`new` less its patches (8-connected) of fewer than `min_pixels`. Only specks go: a sieve would also fill
     small holes, calling water that was there before (or no data) new water."""
-    if min_pixels <= 1 or not new.any():
+    if min_pixels <= 1:
         return new
-    from scipy import ndimage
+    from ..data.files import large_regions
 
-    labels, _ = ndimage.label(new, structure=np.ones((3, 3), bool))
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return (sizes >= min_pixels)[labels]
+    return large_regions(new, min_pixels, diagonal=True)
 
 
 def _bounds(georef: GeoRef | None, h: int, w: int) -> list[float] | None:

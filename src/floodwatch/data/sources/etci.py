@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import DataError, LayoutError
 from ..dataset import ChipDataset, Record
-from ..files import check_same_size, gray, read_picture
+from ..files import check_same_size, gray, large_regions, read_picture
 from ..harmonise import REFERENCE_MODES, scene_map, to_db
 from ..sample import WATER, NOT_WATER, Sample
 
@@ -108,15 +108,7 @@ _NO_DATA_MIN_PIXELS = 256
 
 
 def _no_data(vv: np.ndarray, vh: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-
-    both = (vv == 255) & (vh == 255)
-    if not both.any():
-        return both
-    labels, _ = ndimage.label(both)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return (sizes >= _NO_DATA_MIN_PIXELS)[labels]
+    return large_regions((vv == 255) & (vh == 255), _NO_DATA_MIN_PIXELS)
 
 
 class TileLoader:

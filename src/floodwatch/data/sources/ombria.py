@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import DataError, LayoutError
 from ..dataset import ChipDataset, Record
-from ..files import check_same_size, gray, read_picture
+from ..files import check_same_size, gray, large_regions, read_picture
 from ..harmonise import to_db
 from ..sample import NOT_WATER, WATER, Sample
 
@@ -91,12 +91,4 @@ def load_triplet(rec: Record) -> Sample:
 
 def no_data(picture: np.ndarray) -> np.ndarray:
     """(H, W) bool: the areas of 255 in an 8-bit OMBRIA picture (the swath's fill), not its bright specks."""
-    from scipy import ndimage
-
-    fill = picture == 255
-    if not fill.any():
-        return fill
-    labels, _ = ndimage.label(fill)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return (sizes >= NO_DATA_MIN_PIXELS)[labels]
+    return large_regions(picture == 255, NO_DATA_MIN_PIXELS)
