@@ -70,3 +70,26 @@ def test_the_default_preview_shows_every_operator_and_names_a_dropped_channel():
               "dropped_channel": torch.tensor([1])}
     assert _describe(params, ["VV", "VH"]) == "VH dropped"
     assert _describe({**params, "dropped_channel": torch.tensor([-1])}, ["VV", "VH"]) == "unchanged"
+
+
+def test_the_title_does_not_overlap_a_tall_column_heading(chips, tmp_path, monkeypatch):
+    """The 'augmented' heading grows by the first chip's operator list (wrapped); the figure title sat on it."""
+    import floodwatch.augment.preview as preview
+
+    figures = []
+    real = preview.save_figure
+
+    def keep(fig, out, **kw):
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        figures.append((fig._suptitle.get_window_extent(r), [ax.title.get_window_extent(r) for ax in fig.axes[:4]]))
+        return real(fig, out, **kw)
+
+    monkeypatch.setattr(preview, "save_figure", keep)
+    config = {"spatial_augmentation": {"hflip_probability": 1.0, "vflip_probability": 1.0, "rotate_probability": 1.0,
+                                       "crop_and_resize_prob": 1.0},
+              "brightness_augmentation": {"delta": 2.0}, "contrast": {"probability": 1.0},
+              "speckle": {"probability": 1.0}}
+    preview_samples(chips[:8] * (8 // len(chips[:8]) or 1), tmp_path / "p.png", seed=1, augmentation_config=config)
+    title, headings = figures[0]
+    assert all(not title.overlaps(h) for h in headings)

@@ -56,7 +56,9 @@ def preview_samples(samples: Sequence[Sample], out_png: str | os.PathLike, *, se
     # 0 land (tan), 1 water (blue), 2 ignored (grey)
     mask_cmap = ListedColormap(["#d8c99b", "#1f5fbf", "#9a9a9a"])
 
-    fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.5 * len(samples)), squeeze=False)
+    # constrained layout makes room for the suptitle, which tight_layout let overlap a tall column heading
+    fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.5 * len(samples)), squeeze=False,
+                             layout="constrained")
     for row, s in zip(axes, samples):
         image = torch.from_numpy(prep.apply(s.image, s.valid))[None]
         mask = torch.from_numpy(_mask_of(s))[None]
@@ -78,7 +80,6 @@ def preview_samples(samples: Sequence[Sample], out_png: str | os.PathLike, *, se
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("augmentation preview: land tan, water blue, ignored grey", fontsize=9)
-    fig.tight_layout()
     return save_figure(fig, out_png, dpi=80)
 
 
