@@ -107,6 +107,18 @@ def test_models_list_names_a_damaged_card_after_the_others(run_cli, default_zoo)
     assert r.returncode == 2 and f"registered: {DEFAULT_MODEL}" in r.stderr
 
 
+def test_models_list_and_info_say_a_file_is_damaged(run_cli, default_zoo):
+    """They exited 0 for a model whose file no longer matches its card; only loading it said so."""
+    onnx = default_zoo / DEFAULT_MODEL / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\0")
+    r = run_cli("models", "list")
+    assert r.returncode == 2 and "damaged" in r.stdout and f"{DEFAULT_MODEL} *" in r.stdout
+    assert r.stderr.startswith("error: ") and "model.onnx does not match the sha256" in r.stderr
+    r = run_cli("models", "info")
+    assert r.returncode == 2 and "does not match the sha256" in r.stderr and DEFAULT_MODEL in r.stdout  # card first
+    assert "Traceback" not in r.stderr
+
+
 def test_models_without_any_installed(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("FLOODWATCH_ZOO", str(tmp_path / "none"))
     r = run_cli("models", "list")

@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
 
     @models_app.command("list")
     def list_cmd() -> None:
-        """The registered models: name, version, files, summary (* marks the default). A damaged card is named
-        on stderr (exit status 2) after the others are listed."""
+        """The registered models: name, version, files, summary (* marks the default). A damaged card, or a file
+        missing or not matching its card's sha256, is named on stderr (exit status 2) after the list."""
         from rich.table import Column, Table
 
         from ..models.zoo import list_models, zoo_dir
@@ -27,7 +27,10 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(Column("name", overflow="fold"), "version", "files", Column("summary", overflow="fold"))
         for m in models:
-            files = ", ".join(f"{kind} ({f.precision})" for kind, f in m.card.files.items())
+            damaged = m.file_problems()  # as any use of the model would find (sha256 of each file, once)
+            problems += damaged
+            files = ", ".join(f"{kind} ({f.precision})" for kind, f in m.card.files.items()) + \
+                (" [bold red]damaged[/]" if damaged else "")
             table.add_row(esc(m.name) + (" *" if m.is_default else ""), esc(m.card.version), files,
                           esc(m.card.summary))
         if models:
@@ -58,3 +61,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(text, nl=False)
         else:  # prose wraps to the terminal (80 columns when piped), unlike the tables of make_console()
             Console().print(Markdown(text))
+        problems = model.file_problems()  # the card is still worth reading; the model is not usable as it is
+        if problems:
+            err = make_console(stderr=True)
+            for problem in problems:
+                err.print(f"[bold red]error:[/] {esc(problem)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)

@@ -47,6 +47,17 @@ class ZooModel:
         return path
 
 
+    def file_problems(self) -> list[str]:
+        """What `file` would refuse, for each file of the card: missing, or not matching its sha256."""
+        problems = []
+        for kind in self.card.files:
+            try:
+                self.file(kind)
+            except ModelError as exc:
+                problems.append(str(exc))
+        return problems
+
+
 @lru_cache(maxsize=16)
 def _sha256(path: Path, mtime_ns: int, size: int) -> str:
     return sha256_file(path)  # once per process and file version: several commands may resolve one model
