@@ -212,7 +212,7 @@ def _fetch_group(key, group, aoi, out_dir, sign, src, pad_px, min_coverage, resu
     grid = _grid(group[0], aoi, sign, pad_px, src)
     data = None
     for item in group:  # one item in memory at a time besides the mosaic
-        layer = read_item(item, grid, sign, access=src.access)
+        layer = read_item(item, grid, sign, access=src.access, units=src.units)
         data = layer if data is None else fill_gaps(data, layer)
         bar.advance()
     units_in = detect_units(data) if src.units == "auto" else src.units
@@ -251,17 +251,16 @@ def _grid(item: Any, aoi: BaseGeometry, sign, pad_px: int, src: Source) -> Grid:
     """The AOI's grid in the first item's CRS and pixel lattice (read from its VV COG's header)."""
     import rasterio
 
-    from .read import GDAL_HTTP_ENV, HttpLog, _gdal_error
+    from .read import GDAL_HTTP_ENV, HttpLog, _gdal_error, check_header
 
     key, _, asset = band_assets(item)[0]
     with HttpLog() as log:
         try:
             with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset_href(item, key, asset))) as ds:
+                check_header(ds, item.id, key, src.units)
                 crs, transform = ds.crs, ds.transform
         except rasterio.errors.RasterioIOError as exc:
             raise _gdal_error(exc, item.id, key, src.access, log) from None
-    if crs is None:
-        raise AcquisitionError(f"STAC item '{item.id}': asset '{key}' has no CRS")
     grid = grid_for(aoi, crs, transform, pad_px)
     if grid.width * grid.height > MAX_PIXELS:
         raise AcquisitionError(f"aoi: {grid.width} x {grid.height} px at {abs(transform.a):g} m is more than "

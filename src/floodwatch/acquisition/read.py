@@ -19,12 +19,15 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import AccessError, AcquisitionError, RateLimitError, UnitsError
 from ..grid import Grid, warp_to_grid  # noqa: F401 (Grid re-exported: fetch builds these)
 from ..units import looks_db, looks_linear
+from .sources import GRD_ADVICE
 
 #: GDAL settings for COGs over HTTP: no directory listing per file, merge neighbouring range requests,
-#: retry 429/5xx answers with back-off.
+#: retry 429/5xx answers with back-off; a server that stops sending for a minute is an error (GDAL's default
+#: is to wait for ever), without a cap on a slow but moving download.
 GDAL_HTTP_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
                  "GDAL_HTTP_MULTIPLEX": "YES", "GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "1",
-                 "VSI_CACHE": "TRUE"}
+                 "GDAL_HTTP_CONNECTTIMEOUT": "30", "GDAL_HTTP_LOW_SPEED_TIME": "60",
+                 "GDAL_HTTP_LOW_SPEED_LIMIT": "1", "VSI_CACHE": "TRUE"}
 BANDS = ("VV", "VH")
 INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
 
@@ -95,6 +98,23 @@ def asset_data_type(asset: Any) -> str | None:
     return (bands[0].get("data_type") if bands else None) or asset.extra_fields.get("data_type")
 
 
+def check_header(ds: Any, item_id: str, key: str, units: str = "auto") -> None:
+    """What an opened asset's header says before a pixel is read. Integer pixels are GRD digital numbers (with
+    `units` auto: the metadata may not say, as Planetary Computer's sentinel-1-grd does not), and ground control
+    points without a CRS are radar geometry: neither is backscatter on a map."""
+    digital = units == "auto" and ds.dtypes[0] in INTEGER_TYPES
+    radar = ds.crs is None and bool(ds.gcps[0])
+    geometry = "radar geometry (ground control points, no map projection)"
+    what = {(True, False): f"{ds.dtypes[0]} digital numbers: a GRD that is not calibrated",
+            (False, True): f"{geometry}: a GRD that is not terrain-corrected",
+            (True, True): f"{ds.dtypes[0]} digital numbers in {geometry}: a GRD that is neither calibrated nor "
+                          "terrain-corrected"}.get((digital, radar))
+    if what:
+        raise UnitsError(f"STAC item '{item_id}': asset '{key}' holds {what}; {GRD_ADVICE}")
+    if ds.crs is None:
+        raise AcquisitionError(f"STAC item '{item_id}': asset '{key}' has no CRS")
+
+
 class HttpLog(logging.Handler):
     """GDAL's HTTP complaints (rasterio logs them as warnings; the exception then says only "Read failed"),
     kept while reading so the error can say 403 or 429."""
@@ -128,8 +148,10 @@ def _gdal_error(exc: Exception, item_id: str, href: str, access: str, log: HttpL
     return AcquisitionError(f"STAC item '{item_id}': cannot read {href} ({text[:200]})")
 
 
-def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str = "an account or token") -> np.ndarray:
-    """VV and VH of one item on `grid` as float32 (2, H, W) in the asset's units; NaN where no data."""
+def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str = "an account or token",
+              units: str = "auto") -> np.ndarray:
+    """VV and VH of one item on `grid` as float32 (2, H, W) in the asset's units; NaN where no data. `units`:
+    what the caller takes the pixels to be ('auto' refuses integer ones, see check_header)."""
     import rasterio
 
     layers = []
@@ -138,6 +160,7 @@ def read_item(item: Any, grid: Grid, sign: Callable[[str], str], *, access: str 
             href = asset_href(item, key, asset)
             try:
                 with rasterio.open(sign(href)) as src:
+                    check_header(src, item.id, key, units)
                     nodata = src.nodata
                     if nodata is None:
                         bands = asset.extra_fields.get("raster:bands") or [{}]

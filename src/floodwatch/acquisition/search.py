@@ -1,6 +1,7 @@
 """Item search on a STAC API with pystac-client: one-line errors, 429s retried with back-off."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,10 +18,14 @@ RETRY_STATUS = (429, 502, 503, 504)
 
 @dataclass(frozen=True)
 class Retries:
-    """How often and how patiently to retry 429 (and 502-504) answers: sleeps backoff_s * 2**n seconds
-    (or what the server's Retry-After says)."""
+    """How often and how patiently to retry 429 (and 502-504) answers: sleeps backoff_s * 2**n seconds, or what
+    the server's Retry-After says up to `max_wait_s` (a longer wait ends the retries at once, with the wait in
+    the message, rather than a silent sleep of an hour). `timeout_s`: the most one request may take to connect,
+    and then between two reads (a server that accepts and never answers would otherwise hang a cron job)."""
     attempts: int = 5
     backoff_s: float = 1.0
+    max_wait_s: float = 60.0
+    timeout_s: float = 60.0
 
 
 def utc_iso(dt: datetime) -> str:
@@ -36,16 +41,53 @@ def item_time(item: Any) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+class _BadAnswer(ValueError):
+    """An answer that is not a JSON object, said with what it was instead."""
+
+
 def _stac_io(retries: Retries):
     from pystac_client.stac_api_io import StacApiIO
     from urllib3 import Retry
+    from urllib3.exceptions import MaxRetryError, ResponseError
+
+    class CappedRetry(Retry):
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            wait = self.get_retry_after(response) if response is not None else None
+            if wait is not None and wait > retries.max_wait_s:  # the answer goes back as it is (raise_on_status)
+                raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:g} s"))
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    class StacIO(StacApiIO):
+        answer: dict = {}  # the last HTTP answer's URL (no query), status and headers, for the messages
+
+        def json_loads(self, txt: str, *args, **kwargs):
+            try:
+                doc = super().json_loads(txt, *args, **kwargs)
+            except ValueError as exc:
+                kind = self.answer.get("type") or "none"
+                if "json" in kind.lower():
+                    raise _BadAnswer(f"{self.answer.get('url')} answered with invalid JSON ({exc})") from None
+                start = " ".join(txt.split())[:80]
+                raise _BadAnswer(f"{self.answer.get('url')} answered with something that is not JSON "
+                                 f"(Content-Type {kind}: '{start}')") from None
+            if not isinstance(doc, dict):
+                raise _BadAnswer(f"{self.answer.get('url')} answered with a JSON {type(doc).__name__}, "
+                                 "not a STAC object")
+            return doc
 
     # status retries only: a refused connection is reported at once; POST (the search) is retried too;
     # raise_on_status=False hands the last 429 back, so the error says 429 rather than "max retries"
-    retry = Retry(total=retries.attempts, connect=0, read=0, status=retries.attempts,
-                  backoff_factor=retries.backoff_s, status_forcelist=RETRY_STATUS, allowed_methods=None,
-                  raise_on_status=False, respect_retry_after_header=True)
-    return StacApiIO(max_retries=retry)
+    retry = CappedRetry(total=retries.attempts, connect=0, read=0, status=retries.attempts,
+                         backoff_factor=retries.backoff_s, status_forcelist=RETRY_STATUS, allowed_methods=None,
+                         raise_on_status=False, respect_retry_after_header=True)
+    io = StacIO(max_retries=retry, timeout=retries.timeout_s)
+
+    def note(response, *args, **kwargs):
+        io.answer = {"url": response.url.split("?")[0], "status": response.status_code,
+                     "type": response.headers.get("Content-Type"), "retry_after": response.headers.get("Retry-After")}
+
+    io.session.hooks["response"].append(note)
+    return io
 
 
 def search_api(url: str, collection: str, aoi: BaseGeometry, since: datetime | None = None,
@@ -68,8 +110,9 @@ def search_api(url: str, collection: str, aoi: BaseGeometry, since: datetime | N
     # an interval open at both ends ('../..') is a 400 on strict servers (stac-fastapi): no filter instead
     dt = None if since is None and until is None else \
         f"{utc_iso(since) if since else '..'}/{utc_iso(until) if until else '..'}"
+    io = _stac_io(retries)
     try:
-        client = Client.open(url, stac_io=_stac_io(retries))
+        client = Client.open(url, stac_io=io, timeout=retries.timeout_s)  # open() sets the io's timeout anew
         coll = client.get_collection(collection)
         # an unknown collection is an empty search on most APIs: say so instead
         if coll is None:
@@ -83,7 +126,9 @@ def search_api(url: str, collection: str, aoi: BaseGeometry, since: datetime | N
             search = client.search(collections=[collection], bbox=list(aoi.bounds), datetime=dt, method="GET")
         items = list(search.items())
     except APIError as exc:
-        raise _api_error(exc, label, access, retries) from None
+        raise _api_error(exc, label, access, retries, io.answer) from None
+    except _BadAnswer as exc:
+        raise AcquisitionError(f"{label}: search failed: {exc}") from None
     except (OSError, ValueError, pystac.STACError, pystac.STACTypeError, PystacClientWarning) as exc:
         raise AcquisitionError(f"{label}: search failed ({type(exc).__name__}: {_one_line(exc)})") from None
     coll_doc = coll.to_dict(include_self_link=False)
@@ -107,11 +152,40 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or "no detail"  # servers answer with multi-line JSON or HTML
 
 
-def _api_error(exc: Any, label: str, access: str, retries: Retries) -> AcquisitionError:
+def _api_error(exc: Any, label: str, access: str, retries: Retries, answer: dict) -> AcquisitionError:
     code = getattr(exc, "status_code", None)
     if code in DENIED:
         return AccessError(f"{label}: access denied (HTTP {code}); it needs {access}")
+    wait = answer.get("retry_after") if answer.get("status") == code else None
+    if code == 429 and wait is not None and _seconds(wait) > retries.max_wait_s:
+        wait = f"{wait} s" if wait.strip().isdigit() else f"until {wait}"
+        return RateLimitError(f"{label}: rate limited (HTTP 429); the server asks to wait {wait} (Retry-After), "
+                              f"longer than floodwatch waits ({retries.max_wait_s:g} s): run again after that")
     if code == 429:
         return RateLimitError(f"{label}: rate limited (HTTP 429) after {retries.attempts} retries with back-off; "
                               "wait a few minutes and run again")
-    return AcquisitionError(f"{label}: search failed (APIError: {_one_line(exc)})")
+    text = _one_line(re.sub(r"<[^>]*>", " ", str(exc)))  # an HTML error page: its text
+    if code is not None:
+        again = f" after {retries.attempts} retries" if code in RETRY_STATUS else ""
+        return AcquisitionError(f"{label}: search failed (HTTP {code}{again}: {text})")
+    # requests' connection errors nest urllib3's three deep: the cause is what to say
+    for marker, said in (("timed out", f"no answer within {retries.timeout_s:g} s"),
+                         ("Connection refused", "connection refused"),
+                         ("resolve", "host not found"), ("Name or service not known", "host not found")):
+        if marker in text:
+            return AcquisitionError(f"{label}: search failed ({said})")
+    return AcquisitionError(f"{label}: search failed ({text})")
+
+
+def _seconds(retry_after: str) -> float:
+    """A Retry-After value (seconds, or an HTTP date) in seconds from now."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return float(retry_after)
+    except ValueError:
+        pass
+    try:
+        return (parsedate_to_datetime(retry_after) - datetime.now(timezone.utc)).total_seconds()
+    except (TypeError, ValueError):
+        return 0.0

@@ -41,6 +41,8 @@ def planetary_computer_signer(collection: dict, *, label: str, retries: Retries 
         parsed = urlparse(href)
         if parsed.scheme not in ("http", "https"):
             return href
+        if {"se", "sig"} & {part.split("=", 1)[0].lower() for part in parsed.query.split("&")}:
+            return href  # signed already (a mirror, a saved search): a second token is a request that may be refused
         if parsed.netloc.endswith(BLOB_DOMAIN):
             account, container = parsed.netloc.split(".")[0], parsed.path.lstrip("/").split("/")[0]
         else:

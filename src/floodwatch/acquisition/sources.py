@@ -55,15 +55,17 @@ def resolve_source(name: str | None = None, *, collection: str | None = None, ur
                    units: str = "auto") -> Source:
     """A registered source by name, or any STAC API by URL (then `collection` is required).
 
-    `url` replaces a registered source's API root; `units` other than 'auto' overrides what the source says.
+    `url` replaces a registered source's API root and `collection` its collection (whose units are then found
+    from the items and pixels, as for a URL); `units` other than 'auto' overrides what the source says.
     """
     if units not in UNITS:
         raise AcquisitionError(f"units: '{units}' is not one of {', '.join(UNITS)}")
     name = name or DEFAULT_SOURCE
     if name in SOURCES:
         src = SOURCES[name].with_url(url)
-        if collection:
-            src = replace(src, collection=collection)
+        if collection and collection != src.collection:
+            # the units are the registered collection's: another one's are found from its items and pixels
+            src = replace(src, collection=collection, units="auto")
     elif urlparse(name).scheme in ("http", "https"):
         if not collection:
             raise AcquisitionError(f"collection: needed with a STAC API URL as `source` ({name})")

@@ -2,12 +2,13 @@
 COGs over HTTP, map them, record the results (and raise alerts). API search and windowed reads are
 floodwatch.acquisition's, the layer `fetch` and `run` use.
 
-`source` is a STAC API root (searched with pystac-client) or a static catalog / collection JSON (walked
-with pystac), by URL or local path. Items already processed for this AOI are skipped, so `watch` can run
-from cron as often as you like.
+`source` is a STAC API root (searched with pystac-client), or a static catalog / collection JSON (walked
+with pystac), a saved search (a FeatureCollection) or one item's JSON, by URL or local path. Items already
+processed for this AOI are skipped, so `watch` can run from cron as often as you like.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from ..acquisition.read import (BANDS, GDAL_HTTP_ENV, asset_href, band_assets,  # noqa: F401 (re-exported)
-                                 check_units, detect_units, grid_for, has_vv_vh, read_item, to_db)
+                                 check_header, check_units, detect_units, grid_for, has_vv_vh, read_item, to_db)
 from ..acquisition.fetch import ORBIT_TAG
 from ..acquisition.search import item_time, matches, search_api
 from ..acquisition.signing import no_signing, planetary_computer_signer
@@ -51,26 +52,58 @@ def find_items(source: str, collection: str, aoi: BaseGeometry, *, since: dateti
 def _find(source: str, collection: str, aoi: BaseGeometry, since: datetime | None,
           until: datetime | None) -> tuple[dict | None, list[Any]]:
     """(the collection's JSON for an API source, else None; the items)."""
-    import pystac
-
     if not _is_static(source):  # a STAC API: the search of floodwatch.acquisition (what `fetch` uses)
         try:
             return search_api(source, collection, aoi, since, until, label=f"source: {source}")
         except AcquisitionError as exc:
             raise MonitoringError(str(exc)) from None
+    items = [i for i in _static_items(source, collection) if matches(i, aoi, since, until)]
+    return None, sorted(items, key=lambda i: (_acquired(i), i.id))
+
+
+def _static_items(source: str, collection: str) -> list[Any]:
+    """The items of `collection` in a static catalog or collection, a saved search (a FeatureCollection, as
+    `stac-client search --save` writes it) or one item's JSON."""
+    import pystac
+
+    io = pystac.StacIO.default()
     try:
-        root = pystac.read_file(source)
+        doc = io.read_json(source)
+        with warnings.catch_warnings():  # pystac's notes on migrating other collections' extensions
+            warnings.simplefilter("ignore", UserWarning)
+            if doc.get("type") == "FeatureCollection":
+                found = list(pystac.ItemCollection.from_dict(doc, preserve_dict=False))
+                root = None
+            else:
+                root = io.stac_object_from_dict(doc, href=source, preserve_dict=False)
     except Exception as exc:  # pystac raises many types for unreadable or non-STAC JSON
-        raise MonitoringError(f"source: {source}: cannot read the STAC catalog ({type(exc).__name__}: "
+        kind = "" if not isinstance(exc, AttributeError) else " (a JSON list or value, not an object)"
+        raise MonitoringError(f"source: {source}: cannot read the STAC catalog{kind} ({type(exc).__name__}: "
                               f"{exc})") from None
+    if isinstance(root, pystac.Item):
+        found = [root]
+    if root is None or isinstance(root, pystac.Item):
+        kept = [i for i in found if i.collection_id in (None, collection)]
+        if found and not kept:
+            others = sorted({str(i.collection_id) for i in found})
+            raise MonitoringError(f"collection: '{collection}' not found in {source} (its items are of "
+                                  f"{', '.join(others)})")
+        return kept
     if isinstance(root, pystac.Collection) and root.id == collection:
         coll = root
     else:
         coll = root.get_child(collection, recursive=True) if isinstance(root, pystac.Catalog) else None
         if coll is None:
             raise MonitoringError(f"collection: '{collection}' not found in {source}")
-    items = [i for i in coll.get_items(recursive=True) if matches(i, aoi, since, until)]
-    return None, sorted(items, key=lambda i: (_acquired(i), i.id))
+    api = coll.get_single_link("items")
+    if api is not None and not coll.get_links("item") and not coll.get_links("child"):
+        # a collection document of a STAC API: its items are behind the API's search, not linked one by one
+        root_link = coll.get_single_link("root")  # its target, unresolved: resolving it is a request
+        at = (root_link or api).get_target_str() or ""
+        at = at if root_link is not None else at.rsplit("/collections/", 1)[0]
+        raise MonitoringError(f"source: {source} is a collection of a STAC API, whose items are not linked from "
+                              f"it; give the API root ({at}) as `source`")
+    return list(coll.get_items(recursive=True))
 
 
 def _signer(source: str, collection: dict | None) -> Callable[[str], str]:
@@ -98,8 +131,9 @@ def read_aoi_window(item: Any, aoi: BaseGeometry, out_path: Path, pad_px: int = 
     try:
         key, _, asset = band_assets(item)[0]
         with rasterio.Env(**GDAL_HTTP_ENV), rasterio.open(sign(asset_href(item, key, asset))) as src:
+            check_header(src, item.id, key, units)
             grid = grid_for(aoi, src.crs, src.transform, pad_px)
-        data = read_item(item, grid, sign)
+        data = read_item(item, grid, sign, units=units)
     except AcquisitionError as exc:
         raise MonitoringError(str(exc)) from None
     except rasterio.errors.RasterioIOError as exc:
