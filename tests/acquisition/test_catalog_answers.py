@@ -280,3 +280,18 @@ def test_signer_leaves_an_href_signed_already(monkeypatch):
     href = (f"https://{s1_items.ACCOUNT}.blob.core.windows.net/{s1_items.CONTAINER}/a/iw-vv.rtc.tiff"
             "?st=2024-01-01&se=2099-01-01&sp=rl&sv=2021-06-08&sr=c&sig=abc")
     assert sign(href) == href
+
+
+def test_the_search_interval_holds_the_whole_last_second():
+    """A day's end (23:59:59.999999) was sent as 23:59:59Z: an item at 23:59:59.5 was left out by the server."""
+    from datetime import datetime, timedelta, timezone
+
+    from floodwatch.acquisition.fetch import day_range
+    from floodwatch.acquisition.search import search_interval
+
+    since, until = day_range("2024-05-01", "2024-05-02")
+    assert search_interval(since, until) == "2024-05-01T00:00:00Z/2024-05-03T00:00:00Z"
+    exact = datetime(2024, 5, 2, 12, 0, 0, tzinfo=timezone.utc)
+    assert search_interval(None, exact) == "../2024-05-02T12:00:00Z"
+    assert search_interval(exact - timedelta(days=1), None) == "2024-05-01T12:00:00Z/.."
+    assert search_interval(None, None) is None

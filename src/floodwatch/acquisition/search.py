@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shapely.geometry import mapping, shape
@@ -31,6 +31,18 @@ class Retries:
 def utc_iso(dt: datetime) -> str:
     dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def search_interval(since: datetime | None, until: datetime | None) -> str | None:
+    """The search's datetime filter, in whole seconds that hold [since, until]: `until` is rounded up (a day's
+    end is 23:59:59.999999, and an item at 23:59:59.5 would be left out by the server), and the items found are
+    then kept by their exact times (`matches`). An interval open at both ends ('../..') is a 400 on strict
+    servers (stac-fastapi): no filter instead."""
+    if since is None and until is None:
+        return None
+    if until is not None and until.microsecond:
+        until = until.replace(microsecond=0) + timedelta(seconds=1)
+    return f"{utc_iso(since) if since else '..'}/{utc_iso(until) if until else '..'}"
 
 
 def item_time(item: Any) -> datetime:
@@ -107,9 +119,7 @@ def search_api(url: str, collection: str, aoi: BaseGeometry, since: datetime | N
     from pystac_client.warnings import PystacClientWarning  # DoesNotConformTo is raised, not only warned
 
     label = label or url
-    # an interval open at both ends ('../..') is a 400 on strict servers (stac-fastapi): no filter instead
-    dt = None if since is None and until is None else \
-        f"{utc_iso(since) if since else '..'}/{utc_iso(until) if until else '..'}"
+    dt = search_interval(since, until)
     io = _stac_io(retries)
     try:
         client = Client.open(url, stac_io=io, timeout=retries.timeout_s)  # open() sets the io's timeout anew
