@@ -141,8 +141,11 @@ def _float(text: str, opt: str) -> float:
 
 
 def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ - .)."),
-            geojson: Path = typer.Option(..., "--geojson", help="Polygon(s) in EPSG:4326."),
-            threshold_km2: Optional[float] = typer.Option(None, "--threshold-km2", help="Alert above this."),
+            geojson: Path = typer.Option(..., "--geojson", help="Polygon(s) in EPSG:4326, or in the CRS a "
+                                         "'crs' member names (as GDAL/QGIS write it)."),
+            threshold_km2: Optional[float] = typer.Option(None, "--threshold-km2",
+                                                          help="Alert when flooded km² go above this: once per "
+                                                               "crossing, not at every pass that stays above."),
             rise_percent: Optional[float] = typer.Option(None, "--rise-percent",
                                                          help="Alert on this rise since the previous acquisition."),
             webhook: List[str] = typer.Option([], "--webhook", help="Webhook URL for alerts (repeatable)."),
@@ -161,7 +164,7 @@ def aoi_add(name: str = typer.Argument(..., help="AOI name (letters, digits, _ -
         warnings.simplefilter("ignore")  # add_aoi's warning of a webhook without a rule: said below in flags
         a = add_aoi(store, name, geojson, threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=webhook,
                     replace=replace)
-        console.print(f"AOI '{esc(a.name)}': {a.area_km2:.3f} km² in {esc(store.path)}")
+        console.print(f"AOI '{esc(a.name)}': {_km2(a.area_km2)} km² in {esc(store.path)}")
     if a.webhooks and a.threshold_km2 is None and a.rise_percent is None:
         make_console(stderr=True).print("[yellow]warning:[/] --webhook without --threshold-km2 or --rise-percent: "
                                         "no rule is set, so no alert will be sent to it", highlight=False)
@@ -177,9 +180,9 @@ def aoi_list(db: Optional[str] = db_option) -> None:
         for a in store.aois():
             hist = store.history(a.name)
             last = hist[-1] if hist else None
-            t.add_row(esc(a.name), f"{a.area_km2:.3f}", _opt(a.threshold_km2), _opt(a.rise_percent),
+            t.add_row(esc(a.name), _km2(a.area_km2), _opt(a.threshold_km2), _opt(a.rise_percent),
                       str(len(a.webhooks)), str(len(hist)), last["acquired"] if last else "-",
-                      f"{last['flooded_km2']:.3f}" if last else "-")
+                      _km2(last["flooded_km2"]) if last else "-")
         console.print(t)
 
 
@@ -207,26 +210,40 @@ def _opt(v: float | None, fmt: str = "g") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _km2(v: float | None) -> str:
+    """km² to 3 decimals, or 2 significant digits below 0.01 (a small AOI's 0.00004 km² is not 0.000)."""
+    return "-" if v is None else f"{v:.2g}" if 0 < abs(v) < 0.01 else f"{v:.3f}"
+
+
 def aoi_history(name: str = typer.Argument(..., help="AOI name."),
                 png: Optional[Path] = typer.Option(None, "--png", help="Also plot the series."),
+                csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the series as CSV (full "
+                                                   "precision; times in UTC)."),
                 db: Optional[str] = db_option) -> None:
-    """Time series of one AOI: flooded km², permanent water, coverage per acquisition."""
+    """Time series of one AOI: flooded km², permanent water, coverage per acquisition, oldest first."""
     from ..monitoring.store import Store
 
     if png:
         check_output_named(png, ".png", "PNG", "--png")
+    if csv:
+        check_output_named(csv, ".csv", "CSV", "--csv")
     with Store(db, create=False) as store:
         hist = store.history(name)
+        threshold = store.get_aoi(name).threshold_km2
     t = Table("acquired", "kind", Column("scene", overflow="fold"), "flooded km²", "permanent water km²",
               "valid km²", "coverage", title=f"AOI {esc(name)}")
     for r in hist:
-        t.add_row(r["acquired"], r["kind"], esc(r["scene_id"]), f"{r['flooded_km2']:.3f}",
-                  _opt(r["permanent_water_km2"], ".3f"), _opt(r["valid_km2"], ".3f"), _opt(r["coverage"], ".0%"))
+        t.add_row(r["acquired"], r["kind"], esc(r["scene_id"]), _km2(r["flooded_km2"]),
+                  _km2(r["permanent_water_km2"]), _km2(r["valid_km2"]), _opt(r["coverage"], ".0%"))
     console.print(t)
+    if csv:
+        from ..monitoring.plots import write_history_csv
+
+        console.print(esc(f"table: {write_history_csv(hist, csv)}"))
     if png:
         from ..monitoring.plots import plot_history
 
-        console.print(esc(f"plot: {plot_history(hist, png, title=f'AOI {name}')}"))
+        console.print(esc(f"plot: {plot_history(hist, png, title=f'AOI {name}', threshold_km2=threshold)}"))
 
 
 def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `floodwatch change` output folder."),
@@ -304,7 +321,7 @@ def aoi_retry_alerts(db: Optional[str] = db_option) -> None:
     from ..monitoring.store import Store
 
     with Store(db, create=False) as store:  # a mistyped --db is named, not made and found to hold nothing
-        counts = retry_undelivered(store)
+        counts = retry_undelivered(store, console=make_console(stderr=True))
         console.print(f"delivered {counts['delivered']}, still failing {counts['failed']}")
     if counts["failed"]:
         raise typer.Exit(options.ALERTS_UNDELIVERED)

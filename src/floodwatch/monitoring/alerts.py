@@ -1,7 +1,8 @@
 """Alert rules per AOI, and their delivery to webhooks.
 
 Rules (both optional, set by `aoi add`):
-  threshold   flooded km² inside the AOI above `threshold_km2`;
+  threshold   flooded km² inside the AOI goes above `threshold_km2`: the first acquisition above it, or one above
+              it after an acquisition at or below it (one alert per crossing, not one per pass while it stays);
   rise        flooded km² up by at least `rise_percent` % since the AOI's previous acquisition that saw
               some of it (from zero to anything above zero counts as a rise).
 For a change run the km² is new water. Messages carry `coverage`, the share of the AOI the run saw (and the
@@ -36,12 +37,14 @@ def evaluate_rules(store: Store, record_id: int) -> list[tuple[str, dict[str, An
     # a change run's km² is water new since its before scene, not all the flood there is
     flooded, area = ("of new water", "new-water area") if rec["kind"] == "change" else ("flooded", "flooded area")
     fired = []
-    if aoi.threshold_km2 is not None and rec["flooded_km2"] > aoi.threshold_km2:
+    prev = store.previous_record(record_id)
+    # a crossing, not a level: a flood that stays above the threshold for weeks is one alert, not one a pass
+    if (aoi.threshold_km2 is not None and rec["flooded_km2"] > aoi.threshold_km2
+            and (prev is None or prev["flooded_km2"] <= aoi.threshold_km2)):
         fired.append(("threshold", {**base, "rule": "threshold", "threshold_km2": aoi.threshold_km2,
                                     "text": f"{aoi.name}: {rec['flooded_km2']:.3f} km² {flooded} on {rec['acquired']} "
                                             f"(above {aoi.threshold_km2:g} km²)"}))
     if aoi.rise_percent is not None and rec["valid_km2"] != 0:  # a pass that saw none of the AOI rose nothing
-        prev = store.previous_record(record_id)
         if prev is not None:
             before, now = prev["flooded_km2"], rec["flooded_km2"]
             rise = (now - before) / before * 100 if before > 0 else (float("inf") if now > 0 else 0.0)
@@ -114,6 +117,9 @@ def deliver(store: Store, alert_id: int, url: str, message: dict[str, Any], *, c
                     status, error = "delivered", None
                     break
                 error = f"HTTP {code}"
+                if resp.has_redirect_location:  # not followed: a POST redirected elsewhere may be a trap or lost
+                    target = resp.next_request.url if resp.next_request else resp.headers.get("location", "")
+                    error += f" redirect to {shown_url(str(target))}; webhooks are not redirected: give the final URL"
                 if resp.status_code < 500 and resp.status_code != 429:
                     break  # the receiver rejects the message: retrying will not help
             except httpx.HTTPError as exc:
@@ -139,14 +145,25 @@ def check_alerts(store: Store, record_id: int, *, console: Console | None = None
             continue  # this event was raised before
         new_ids.append(alert_id)
         console.print(f"[bold yellow]ALERT[/] {escape(message['text'])}", highlight=False, soft_wrap=True)
-        for url in store.get_aoi(message["aoi"]).webhooks:
+        hooks = store.get_aoi(message["aoi"]).webhooks
+        for url in hooks:
             ok = deliver(store, alert_id, url, message, client=client, retries=retries, backoff_s=backoff_s)
             if not ok:
                 d = store.delivery(alert_id, url)
-                console.print(f"[red]webhook {escape(shown_url(url))} failed after {d['attempts']} attempts: "
+                console.print(f"[red]webhook {escape(_hook_name(hooks, url))} failed after {_attempts(d['attempts'])}: "
                               f"{escape(str(d['last_error']))}[/]",
                               highlight=False, soft_wrap=True)  # one line each, however narrow the terminal
     return new_ids
+
+
+def _hook_name(hooks: list[str], url: str) -> str:
+    """'#2 of 3 (scheme://host:port/…)': the AOI's hooks often share a host, and their paths are not shown."""
+    number = f"#{hooks.index(url) + 1} of {len(hooks)} " if url in hooks and len(hooks) > 1 else ""
+    return f"{number}({shown_url(url)})" if number else shown_url(url)
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt{'s' if n != 1 else ''}"
 
 
 def undelivered(store: Store, record_ids: list[int]) -> int:
@@ -155,10 +172,19 @@ def undelivered(store: Store, record_ids: list[int]) -> int:
 
 
 def retry_undelivered(store: Store, *, client: httpx.Client | None = None, retries: int = DEFAULT_RETRIES,
-                      backoff_s: float = DEFAULT_BACKOFF_S) -> dict[str, int]:
-    """Try again every (alert, webhook) not delivered yet; returns counts of delivered / still failing."""
+                      backoff_s: float = DEFAULT_BACKOFF_S, console: Console | None = None) -> dict[str, int]:
+    """Try again every (alert, webhook) not delivered yet; returns counts of delivered / still failing. With
+    `console`, each delivery still failing is printed on one line: which AOI's alert, which webhook, why."""
     counts = {"delivered": 0, "failed": 0}
+    hooks: dict[str, list[str]] = {}
     for alert, url in list(store.iter_undelivered()):
         ok = deliver(store, alert["id"], url, alert["message"], client=client, retries=retries, backoff_s=backoff_s)
         counts["delivered" if ok else "failed"] += 1
+        if not ok and console is not None:
+            d = store.delivery(alert["id"], url)
+            hooks.setdefault(alert["aoi"], store.get_aoi(alert["aoi"]).webhooks)
+            hook = _hook_name(hooks[alert["aoi"]], url)
+            console.print(escape(f"alert {alert['id']} ({alert['aoi']}, {alert['rule']}, {alert['acquired']}): "
+                                 f"webhook {hook} still failing after {_attempts(d['attempts'])} in all: "
+                                 f"{d['last_error']}"), highlight=False, soft_wrap=True)
     return counts

@@ -59,9 +59,7 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     label = str(geojson) if not isinstance(geojson, dict) else f"AOI '{name}'"
     if geom.is_empty:
         raise MonitoringError(f"{label}: no polygon in the GeoJSON (an AOI needs an area)")
-    minx, miny, maxx, maxy = geom.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326)")
+    geom = _wrap_longitudes(geom, label)
     # An edge over 180° of longitude is a 2° box across the antimeridian or a 358° band round the world, and
     # nothing in the file says which (the geodesic area would take the short way, the matching the flat one):
     # refused rather than guessed. Outlines split at 180° (RFC 7946 §3.1.9) have no such edge.
@@ -77,6 +75,21 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
                        threshold_km2=threshold_km2, rise_percent=rise_percent, webhooks=hooks)
     store.add_aoi(record, replace=replace)
     return store.get_aoi(name)
+
+
+def _wrap_longitudes(geom: BaseGeometry, label: str) -> BaseGeometry:
+    """A lon/lat outline with longitudes brought into [-180, 180]. Web maps (geojson.io, Leaflet) give an area
+    drawn across the antimeridian as 170..190: unambiguous, unlike an edge from 179 to -179, so it is cut at 180°
+    and the part beyond moved a turn back, as RFC 7946 §3.1.9 has it."""
+    minx, miny, maxx, maxy = geom.bounds
+    if minx < -360 or maxx > 360 or maxx - minx > 360 or miny < -90 or maxy > 90:
+        raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326; "
+                              "a file in another CRS needs a 'crs' member naming it)")
+    if minx >= -180 and maxx <= 180:
+        return geom
+    pieces = [translate(geom.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
+              for k in (-1, 0, 1)]
+    return _polygonal(shapely.union_all(pieces))
 
 
 def _rule(value: Any, opt: str) -> float | None:
@@ -173,8 +186,12 @@ def result_footprint(result: Any) -> tuple[BaseGeometry, Path | None]:
 
         with warnings.catch_warnings():  # a picture's outputs: refused below in one line, without this first
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(mask_path) as src:
-                crs, bounds = src.crs, src.bounds
+            try:
+                with rasterio.open(mask_path) as src:
+                    crs, bounds = src.crs, src.bounds
+            except rasterio.errors.RasterioError as exc:
+                raise MonitoringError(f"{mask_path}: cannot read the class mask ({str(exc).splitlines()[0]})") \
+                    from None
         if crs is None:
             raise MonitoringError(f"{mask_path}: not georeferenced, so it cannot be placed in an AOI")
         footprint = box(*bounds)
@@ -192,18 +209,21 @@ def _mask_areas(mask_path: Path, aoi_geom: BaseGeometry, codes: dict[str, int]) 
     import rasterio
     from rasterio import features, windows
 
-    with rasterio.open(mask_path) as src:
-        local = from_wgs84(aoi_geom, src.crs.to_string())
-        w = windows.from_bounds(*local.bounds, transform=src.transform)
-        c0, r0 = max(0, math.floor(w.col_off)), max(0, math.floor(w.row_off))
-        c1 = min(src.width, math.ceil(w.col_off + w.width))
-        r1 = min(src.height, math.ceil(w.row_off + w.height))
-        if c1 <= c0 or r1 <= r0:
-            return {"valid_km2": 0.0, "permanent_water_km2": 0.0, "flood_km2": 0.0}
-        win = windows.Window(c0, r0, c1 - c0, r1 - r0)
-        data = src.read(1, window=win)
-        tr = src.window_transform(win)
-        crs = src.crs.to_string()
+    try:
+        with rasterio.open(mask_path) as src:
+            local = from_wgs84(aoi_geom, src.crs.to_string())
+            w = windows.from_bounds(*local.bounds, transform=src.transform)
+            c0, r0 = max(0, math.floor(w.col_off)), max(0, math.floor(w.row_off))
+            c1 = min(src.width, math.ceil(w.col_off + w.width))
+            r1 = min(src.height, math.ceil(w.row_off + w.height))
+            if c1 <= c0 or r1 <= r0:
+                return {"valid_km2": 0.0, "permanent_water_km2": 0.0, "flood_km2": 0.0}
+            win = windows.Window(c0, r0, c1 - c0, r1 - r0)
+            data = src.read(1, window=win)
+            tr = src.window_transform(win)
+            crs = src.crs.to_string()
+    except rasterio.errors.RasterioError as exc:  # GDAL's own text ("Read failed. See previous ...") names no file
+        raise MonitoringError(f"{mask_path}: cannot read the class mask ({str(exc).splitlines()[0]})") from None
     inside = features.geometry_mask([local], out_shape=data.shape, transform=tr, invert=True, all_touched=False)
     out = {"valid_km2": (data != codes["nodata"]) & inside}
     if "permanent_water" in codes:
@@ -267,11 +287,13 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
     floods_all = read_geojson_geometry(Path(polys_path)) if polys_path and Path(polys_path).is_file() else None
     floods_all = None if floods_all is None else split_antimeridian(floods_all)
     codes = stats.get("mask_codes") or (CHANGE_CODES if kind == "change" else MASK_CODES)
+    if not (isinstance(codes, dict) and all(isinstance(codes.get(k), int) for k in ("flood", "nodata"))):
+        raise MonitoringError(f"stats: mask_codes must map 'flood' and 'nodata' to pixel values, got {codes!r}"[:200])
     names = list(aois) if aois is not None else [a.name for a in store.aois()]
     targets = [a for a in map(store.get_aoi, names) if aoi_geometry(a).intersects(footprint)]
     if not replace:  # every AOI is checked before any is recorded: all of them or none
         check_recordable(store, scene_id, acquired, kind, aois=[a.name for a in targets])
-    ids = []
+    rows = []  # every AOI measured before any is written: a mask unreadable in one AOI's window records none
     for aoi in targets:
         name, geom = aoi.name, aoi_geometry(aoi)
         areas = _mask_areas(mask_path, geom, codes) if mask_path is not None and mask_path.is_file() else {}
@@ -283,14 +305,15 @@ def record_map_result(store: Store, result: Any, *, acquired: datetime | str, sc
         else:
             raise MonitoringError(f"result: no flood polygons or mask to measure in AOI '{name}'")
         valid = areas.get("valid_km2")
-        rid = store.add_record(aoi=name, acquired=acquired, scene_id=scene_id, kind=kind, flooded_km2=flooded,
-                               permanent_water_km2=areas.get("permanent_water_km2"), valid_km2=valid,
-                               coverage=None if valid is None else min(1.0, valid / max(aoi.area_km2, 1e-12)),
-                               floods=mapping(floods) if not floods.is_empty else mapping(EMPTY), paths=paths)
-        ids.append(rid)
-        if notify:
-            from .alerts import check_alerts
+        rows.append(dict(aoi=name, acquired=acquired, scene_id=scene_id, kind=kind, flooded_km2=flooded,
+                         permanent_water_km2=areas.get("permanent_water_km2"), valid_km2=valid,
+                         coverage=None if valid is None else min(1.0, valid / max(aoi.area_km2, 1e-12)),
+                         floods=mapping(floods) if not floods.is_empty else mapping(EMPTY), paths=paths))
+    ids = store.add_records(rows)
+    if notify:
+        from .alerts import check_alerts
 
+        for rid in ids:
             check_alerts(store, rid, console=console)
     return ids
 
@@ -310,6 +333,12 @@ def record_output_dir(store: Store, out_dir: str | Path, *, acquired: datetime |
         raise MonitoringError(f"{stats_path}: JSON nested too deeply") from None
     except ValueError as exc:
         raise MonitoringError(f"{stats_path}: not valid JSON ({exc})") from None
+    if not isinstance(stats, dict):
+        raise MonitoringError(f"{stats_path}: expected a JSON object of run statistics, got a JSON "
+                              f"{type(stats).__name__}")
+    named = stats.get("paths") or {}
+    if not isinstance(named, dict) or not all(isinstance(v, str) for v in named.values()):
+        raise MonitoringError(f"{stats_path}: 'paths' must be an object of file names")
     is_change = (out_dir / "change_mask.tif").is_file()
     kind = kind or ("change" if is_change else "map")
     candidates = {"flood_mask": "flood_mask.tif", "flood_probability": "flood_probability.tif",
@@ -318,7 +347,7 @@ def record_output_dir(store: Store, out_dir: str | Path, *, acquired: datetime |
     paths = {k: out_dir / v for k, v in candidates.items() if (out_dir / v).is_file()}
     if is_change and (out_dir / "change_polygons.geojson").is_file():
         paths["flood_polygons"] = out_dir / "change_polygons.geojson"
-    for k, v in (stats.get("paths") or {}).items():  # a run may name its own files
+    for k, v in named.items():  # a run may name its own files
         p = Path(v) if Path(v).is_absolute() else out_dir / v
         if p.is_file():
             paths.setdefault(k, p)

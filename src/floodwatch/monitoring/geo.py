@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import CRS, Geod, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -19,11 +20,19 @@ WGS84 = Geod(ellps="WGS84")
 EMPTY = shapely.MultiPolygon()
 
 
+#: longest edge (degrees) measured as one geodesic; longer ones are divided first
+FLAT_EDGE_DEG = 0.1
+
+
 def geodesic_area_km2(geom: BaseGeometry | None) -> float:
-    """Area of a lon/lat (EPSG:4326) geometry on the WGS84 ellipsoid, km²."""
+    """Area of a lon/lat (EPSG:4326) geometry on the WGS84 ellipsoid, km².
+
+    GeoJSON's edges are straight in lon/lat (RFC 7946 §3.1.1), as shapely intersects them; a geodesic between
+    the same two corners bows towards the pole (over it for an edge 180° long): long edges are divided into
+    0.1° steps first, which puts the area within a millionth of the drawn outline's."""
     if geom is None or geom.is_empty:
         return 0.0
-    area, _ = WGS84.geometry_area_perimeter(geom)
+    area, _ = WGS84.geometry_area_perimeter(shapely.segmentize(geom, FLAT_EDGE_DEG))
     return abs(float(area)) / 1e6
 
 
@@ -105,4 +114,32 @@ def read_geojson_geometries(source: str | Path | dict[str, Any], what: str = "Ge
     # Python's JSON reader takes NaN, Infinity and 1e400 (no strict JSON has them); GEOS cannot use them
     if any(not np.isfinite(shapely.get_coordinates(g)).all() for g in geoms):
         raise MonitoringError(f"{label}: coordinates must be finite numbers (found NaN or infinity)")
-    return [g for g in geoms if not g.is_empty]
+    geoms = [g for g in geoms if not g.is_empty]
+    crs = _declared_crs(source, label)
+    if crs is None:
+        return geoms
+    # edges straight in a projected CRS are curves in lon/lat: divided first, so that the outline keeps its shape
+    geoms = [to_wgs84(shapely.segmentize(g, max(g.length / 1000, 1e-9)), crs) for g in geoms]
+    if any(not np.isfinite(shapely.get_coordinates(g)).all() for g in geoms):
+        raise MonitoringError(f"{label}: coordinates outside the area where its crs ({crs.name}) can be "
+                              "converted to lon/lat")
+    return geoms
+
+
+def _declared_crs(source: dict[str, Any], label: str) -> CRS | None:
+    """The CRS of the old GeoJSON 'crs' member (2008 spec, still written by GDAL and QGIS for other CRSs), or None
+    for lon/lat WGS84: RFC 7946 dropped the member, but ignoring it reads metres as degrees."""
+    member = source.get("crs")
+    if member is None:
+        return None
+    props = member.get("properties") if isinstance(member, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
+    if not isinstance(name, str):
+        raise MonitoringError(f"{label}: crs: expected {{\"type\": \"name\", \"properties\": {{\"name\": "
+                              f"\"EPSG:...\"}}}}, got {json.dumps(member)[:80]}")
+    try:
+        crs = CRS.from_user_input(name)
+    except CRSError:
+        raise MonitoringError(f"{label}: crs: '{name}' is not a coordinate reference system pyproj knows") from None
+    # GeoJSON 2008 files name EPSG:4326 but hold lon, lat all the same, as RFC 7946 does
+    return None if crs.equals(CRS.from_epsg(4326), ignore_axis_order=True) else crs

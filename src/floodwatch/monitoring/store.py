@@ -330,19 +330,28 @@ class Store:
                    permanent_water_km2: float | None, valid_km2: float | None, coverage: float | None,
                    floods: dict[str, Any], paths: dict[str, Any]) -> int:
         """Insert or update (same AOI, scene and kind: a re-run replaces the numbers); returns the record id."""
+        return self.add_records([dict(aoi=aoi, acquired=acquired, scene_id=scene_id, kind=kind,
+                                      flooded_km2=flooded_km2, permanent_water_km2=permanent_water_km2,
+                                      valid_km2=valid_km2, coverage=coverage, floods=floods, paths=paths)])[0]
+
+    def add_records(self, records: list[dict[str, Any]]) -> list[int]:
+        """add_record for each of `records` (dicts of its arguments) in one transaction: all or none."""
         t = self.tables.records
-        numbers = dict(acquired=utc_iso(acquired), flooded_km2=float(flooded_km2),
-                       permanent_water_km2=permanent_water_km2, valid_km2=valid_km2, coverage=coverage,
-                       floods=dumps_json(floods), paths=dumps_json({k: str(v) for k, v in paths.items()}),
-                       recorded=now_iso())
-        stmt = self._insert(t).values(aoi=aoi, scene_id=scene_id, kind=kind, **numbers)
-        stmt = stmt.on_conflict_do_update(index_elements=[t.c.aoi, t.c.scene_id, t.c.kind],
-                                          set_={k: stmt.excluded[k] for k in numbers})
+        ids = []
         with self.engine.begin() as conn:
-            conn.execute(stmt)
-            # a second SELECT, not RETURNING: SQLite before 3.35 has no RETURNING
-            return int(conn.execute(self._sa.select(t.c.id).where(
-                t.c.aoi == aoi, t.c.scene_id == scene_id, t.c.kind == kind)).scalar_one())
+            for r in records:
+                numbers = dict(acquired=utc_iso(r["acquired"]), flooded_km2=float(r["flooded_km2"]),
+                               permanent_water_km2=r["permanent_water_km2"], valid_km2=r["valid_km2"],
+                               coverage=r["coverage"], floods=dumps_json(r["floods"]),
+                               paths=dumps_json({k: str(v) for k, v in r["paths"].items()}), recorded=now_iso())
+                key = dict(aoi=r["aoi"], scene_id=r["scene_id"], kind=r["kind"])
+                stmt = self._insert(t).values(**key, **numbers)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.aoi, t.c.scene_id, t.c.kind],
+                                                        set_={k: stmt.excluded[k] for k in numbers}))
+                # a second SELECT, not RETURNING: SQLite before 3.35 has no RETURNING
+                ids.append(int(conn.execute(self._sa.select(t.c.id).where(
+                    *(t.c[k] == v for k, v in key.items()))).scalar_one()))
+        return ids
 
     def find_record(self, aoi: str, scene_id: str, kind: str) -> dict[str, Any] | None:
         """The record of this AOI, scene and kind (the one add_record would update), without floods; or None."""
