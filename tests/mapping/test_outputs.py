@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from floodwatch.inference.tiling import TileGrid, WindowBlender
-from floodwatch.mapping.outputs import MASK_NODATA, Quicklook, aligned_block
+from floodwatch.mapping.outputs import MASK_NODATA, aligned_block
+from floodwatch.mapping.quicklook import Quicklook
 
 
 @pytest.mark.parametrize("tile, overlap, chunk_tiles, expected", [

@@ -60,3 +60,49 @@ def test_no_water_writes_an_empty_collection(tmp_path):
     info = vectorize_mask(path, tmp_path / "p.geojson", block=16)
     assert info == {"features": 0, "area_km2": 0.0, "removed": 0}
     assert json.loads((tmp_path / "p.geojson").read_text())["features"] == []
+
+
+def test_a_polygon_across_the_antimeridian_is_cut_at_180(tmp_path):
+    """A lake on 180° in a UTM zone 60 scene (Fiji): unsplit, its outline jumps from 179.9° to -179.9° and a GIS
+    draws it as a band round the world (RFC 7946 §3.1.9 asks for the cut). The cut keeps its area and its hole."""
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:32760", always_xy=True).transform(180.0, -17.0)
+    mask = np.zeros((60, 60), bool)
+    mask[10:50, 10:50] = True
+    mask[25:30, 12:17] = False  # a hole west of 180°
+    path = tmp_path / "mask.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=60, width=60, count=1, dtype="uint8", crs="EPSG:32760",
+                       transform=from_origin(x - 300, y + 300, 10, 10)) as ds:
+        ds.write(mask.astype(np.uint8), 1)
+    info = vectorize_mask(path, tmp_path / "p.geojson", simplify=0)
+    (feature,) = json.loads((tmp_path / "p.geojson").read_text())["features"]
+    geom = shape(feature["geometry"])
+    assert geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
+    for part in geom.geoms:  # one on each side, each narrow, meeting at ±180°
+        assert part.is_valid and part.bounds[2] - part.bounds[0] < 0.01
+    assert sorted(round(abs(p.bounds[0] + p.bounds[2]) / 2) for p in geom.geoms) == [180, 180]
+    assert sum(len(p.interiors) for p in geom.geoms) == 1
+    ground = (mask.sum()) * 100 / 1e6  # km², within UTM's scale factor (~1.0006 here)
+    assert info["area_km2"] == pytest.approx(ground, rel=2e-3)
+
+
+@pytest.mark.parametrize("bottom_up", [False, True])
+def test_rings_follow_the_right_hand_rule_whatever_the_grid(tmp_path, bottom_up):
+    """RFC 7946 §3.1.6: outer rings anticlockwise, holes clockwise. A bottom-up grid (positive pixel height)
+    traced every ring the other way round."""
+    from affine import Affine
+
+    mask = _blobs(0)
+    transform = (Affine(10, 0, 500000, 0, 10, 3999040) if bottom_up
+                 else Affine(10, 0, 500000, 0, -10, 4000000))
+    path = tmp_path / "mask.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=mask.shape[0], width=mask.shape[1], count=1,
+                       dtype="uint8", crs="EPSG:32633", transform=transform) as ds:
+        ds.write(mask.astype(np.uint8), 1)
+    vectorize_mask(path, tmp_path / "p.geojson", block=16)
+    polys = [p for f in json.loads((tmp_path / "p.geojson").read_text())["features"]
+             for p in getattr(shape(f["geometry"]), "geoms", [shape(f["geometry"])])]
+    assert polys and all(p.exterior.is_ccw for p in polys)
+    holes = [h for p in polys for h in p.interiors]
+    assert holes and not any(h.is_ccw for h in holes)

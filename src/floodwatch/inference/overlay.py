@@ -16,6 +16,20 @@ COLOURS = {"hit (water, found)": (30, 110, 255), "false alarm": (235, 45, 45),
            "missed water": (255, 200, 0), "not scored (nodata / ignore)": (60, 0, 70)}
 _TP, _FP, _FN, _IGN = (np.array(c, np.uint8) for c in COLOURS.values())
 WATER_COLOUR = np.array((0, 200, 255), np.uint8)
+#: text size (px) of the pictures' titles and legends. Pillow's bundled font at its default 10 px sets a word
+#: space no wider than the gaps between letters ("SAR after" reads "SARafter", "no data" "nodata"); at 13 px
+#: the space is 5 px against their 1-3.
+LABEL_FONT_PX = 13
+
+
+def label_font(size: int = LABEL_FONT_PX):
+    """Pillow's bundled font at `size` px; its fixed bitmap font where Pillow (before 10.1) takes no size."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def sar_backdrop(band_db: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -66,10 +80,10 @@ def side_by_side(panels: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
 def with_legend(rgb: np.ndarray, titles: Sequence[str] = (), colours: dict = COLOURS) -> np.ndarray:
     """`rgb` with a white strip below: the panels' titles (left to right, evenly spaced) on one line and a
     swatch and name per colour on the next, so a saved picture explains itself."""
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageDraw
 
-    font = ImageFont.load_default()
-    line = 14
+    font = label_font()
+    line = getattr(font, "size", 10) + 4
     strip = Image.new("RGB", (rgb.shape[1], 2 * line + 8), (255, 255, 255))
     draw = ImageDraw.Draw(strip)
     for i, title in enumerate(titles):
@@ -78,9 +92,9 @@ def with_legend(rgb: np.ndarray, titles: Sequence[str] = (), colours: dict = COL
     for name, colour in colours.items():
         if x > rgb.shape[1]:
             break  # a narrow chip shows what fits; the colours are also in the report's legend
-        draw.rectangle((x, line + 6, x + 9, line + 15), fill=tuple(colour))
-        draw.text((x + 13, line + 4), name, fill=(0, 0, 0), font=font)
-        x += 13 + int(draw.textlength(name, font=font)) + 12
+        draw.rectangle((x, line + 5, x + 11, line + 16), fill=tuple(colour))
+        draw.text((x + 15, line + 4), name, fill=(0, 0, 0), font=font)
+        x += 15 + int(draw.textlength(name, font=font)) + 14
     return np.concatenate([rgb, np.asarray(strip, np.uint8)], axis=0)
 
 

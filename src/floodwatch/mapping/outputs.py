@@ -1,8 +1,7 @@
-"""Raster outputs: window-wise GeoTIFF writers, overviews, the COG conversion, quicklook."""
+"""Raster outputs: window-wise GeoTIFF writers, overviews, the COG conversion (the quicklook: `quicklook.py`)."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import time
@@ -115,56 +114,3 @@ def _helper() -> None:
         print(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         sys.exit(1)
     print(json.dumps(seconds))
-
-
-class Quicklook:
-    """Keeps every step-th row/column of the SAR backdrop and the mask in arrays of the quicklook's size
-    (filled window by window); renders a PNG at the end."""
-
-    def __init__(self, height: int, width: int, max_side: int = 1200):
-        self.step = max(1, math.ceil(max(height, width) / max_side))
-        shape = (math.ceil(height / self.step), math.ceil(width / self.step))
-        self.sar = np.full(shape, np.nan, np.float32)
-        self.mask = np.full(shape, MASK_NODATA, np.uint8)
-
-    def add_sar(self, row0: int, vv_db: np.ndarray, col0: int = 0) -> None:
-        """The backdrop alone: `map_scene` keeps it as soon as a window is read, so that the window's full
-        VV need not wait in the writer's queue."""
-        self._put(self.sar, row0, col0, vv_db)
-
-    def add_mask(self, row0: int, mask: np.ndarray, col0: int = 0) -> None:
-        self._put(self.mask, row0, col0, mask)
-
-    def _put(self, target: np.ndarray, row0: int, col0: int, window: np.ndarray) -> None:
-        r, c = (-row0) % self.step, (-col0) % self.step
-        part = window[r::self.step, c::self.step]
-        i, j = (row0 + r) // self.step, (col0 + c) // self.step
-        target[i:i + part.shape[0], j:j + part.shape[1]] = part
-
-    def save(self, path: Path, title: str) -> None:
-        """PNG: SAR backdrop (VV, -25..0 dB) with flood red, permanent water blue, excluded water yellow,
-        no data black."""
-        from PIL import Image, ImageDraw
-
-        sar, mask = self.sar, self.mask
-        grey = np.clip((np.nan_to_num(sar, nan=-25.0) + 25.0) / 25.0, 0, 1)
-        rgb = np.repeat(grey[..., None], 3, axis=-1)
-        legend = {"flood": (1, (242, 38, 25)), "permanent water": (PERMANENT, (25, 90, 242)),
-                  "excluded (terrain)": (EXCLUDED, (245, 200, 40)),
-                  "no data": (MASK_NODATA, (0, 0, 0))}
-        for value, colour in legend.values():
-            sel = mask == value
-            alpha = 1.0 if value == MASK_NODATA else 0.65
-            rgb[sel] = (1 - alpha) * rgb[sel] + alpha * np.array(colour) / 255.0
-        h, w = grey.shape
-        header = 40
-        canvas = Image.new("RGB", (max(w, 480), h + header), (255, 255, 255))
-        canvas.paste(Image.fromarray((rgb * 255).astype(np.uint8)), (0, header))
-        draw = ImageDraw.Draw(canvas)
-        draw.text((6, 4), title, fill=(0, 0, 0))
-        x = 6
-        for name, (_, colour) in legend.items():
-            draw.rectangle((x, 22, x + 12, 34), fill=colour, outline=(0, 0, 0))
-            draw.text((x + 16, 22), name, fill=(0, 0, 0))
-            x += 22 + 7 * len(name)
-        canvas.save(path)

@@ -39,10 +39,10 @@ from .locations import (check_location, check_output_name, is_remote_output, res
                         upload_dir)
 from .masks import open_mask
 from .outputs import (DEFLATE_LEVEL, EXCLUDED, MASK_NODATA, PERMANENT, PROB_NODATA_U8, PROBABILITY_DEFLATE_LEVEL,
-                      Quicklook, aligned_block, finish_raster, finish_raster_in_process, open_strip_writer,
-                      write_window)
+                      aligned_block, finish_raster, finish_raster_in_process, open_strip_writer, write_window)
 from .memory import release_freed_memory, share_one_malloc_arena
 from .profile import StageClock
+from .quicklook import Quicklook
 from .scene import SceneReader, sample_tiles
 from .terrain import EXCLUSION_DESCRIPTION, EXCLUSION_NODATA, FLAG_NAMES, FloodDepth, Terrain, TerrainLayers
 from .vectorize import vectorize_mask
@@ -279,17 +279,26 @@ def map_scene(scene: str | Path, predictor: Any | str | Path | Sequence[str | Pa
                         # layer building and depth (the per-window flag bookkeeping runs inside the writer thread)
                         stats["terrain"] = {**layers.info, "runtime_s": t_terrain, "cpu_s": cpu_terrain,
                                             "depth": depth.summary if depth is not None else None}
-                    share = stats["flooded_fraction"]
-                    run.quicklook.save(tmp / OUTPUT_NAMES["quicklook"],
-                                       f"{reader.stem}: {stats['flooded_km2']:.2f} km2 new flood "
-                                       f"({'-' if share is None else f'{100 * share:.1f}'}% of "
-                                       f"{stats['valid_km2']:.1f} km2 imaged)")
+                    _save_quicklook(run.quicklook, tmp / OUTPUT_NAMES["quicklook"], name or reader.stem, stats,
+                                    reference=water is not None, terrain=layers is not None)
                 stats["stage_seconds"] = clock.as_dict()
                 write_json(tmp / OUTPUT_NAMES["stats"], stats)
         finally:
             if water is not None:
                 water.close()
     return MapResult(scene=str(scene), out_dir=final, paths=paths, stats=stats)
+
+
+def _save_quicklook(look: Quicklook, path: Path, name: str, stats: dict, *, reference: bool, terrain: bool) -> None:
+    """Without a permanent-water reference every detected water pixel is mask value 1, rivers and lakes too:
+    the title and legend then say water, not new flood. The legend lists the classes this run could produce."""
+    share = stats["flooded_fraction"]
+    what = "new flood" if reference else "water (flood or permanent: no water_mask)"
+    title = (f"{name}: {stats['flooded_km2']:.2f} km2 {what}, {'-' if share is None else f'{100 * share:.1f}'}% "
+             f"of {stats['valid_km2']:.1f} km2 imaged")
+    classes = ["flood" if reference else "water", *(["permanent water"] if reference else []),
+               *(["excluded (terrain)"] if terrain else []), "no data"]
+    look.save(path, title, classes)
 
 
 def model_files(predictor) -> bool:
@@ -366,7 +375,7 @@ class _Run:
         self.batch, self.threshold, self.water, self.probability = batch, threshold, water, probability
         self.terrain = terrain
         self.area = AreaCounter(reader.crs, reader.transform, reader.height, reader.width)
-        self.quicklook = Quicklook(reader.height, reader.width)
+        self.quicklook = Quicklook(reader.height, reader.width, transform=reader.transform, crs=reader.crs)
         self.tiles_predicted = 0
         self.tiles_done = 0
         self.stop = threading.Event()

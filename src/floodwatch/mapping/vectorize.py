@@ -2,6 +2,7 @@
 
 The mask is vectorised block by block (bounded memory) in integer pixel coordinates, so the pieces of
 a polygon cut by block edges share exact vertices and merge cleanly; only those pieces are unioned.
+Polygons that cross the antimeridian (a UTM 60/1 scene over Fiji) are cut at 180° (RFC 7946 §3.1.9).
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from rasterio import features
 from rasterio.windows import Window
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
-from shapely.geometry import mapping, shape
+from shapely.geometry import MultiPolygon, mapping, shape
+from shapely.geometry.polygon import orient
 
 from ..io import atomic_path, dumps_json
+from ..lonlat import split_antimeridian
 
 GEOD = Geod(ellps="WGS84")
 VECTOR_BLOCK = 2048
@@ -82,6 +85,17 @@ def _merge_cut(pieces: list) -> list:
     return merged
 
 
+def right_hand(geom):
+    """Outer rings anticlockwise and holes clockwise, as RFC 7946 §3.1.6 asks. Traced from a north-up grid they
+    come out so, but a bottom-up or mirrored grid (positive pixel height) reverses every ring, and spherical
+    renderers (d3-geo) then fill the world outside each flood."""
+    if geom.geom_type == "Polygon":
+        return orient(geom, 1.0)
+    if geom.geom_type == "MultiPolygon":
+        return MultiPolygon([orient(p, 1.0) for p in geom.geoms])
+    return geom
+
+
 def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 1, min_area_m2: float = 0.0,
                    simplify: float = 1.0, max_pixel_m2: float | None = None, block: int = VECTOR_BLOCK,
                    properties: Callable[[Any], dict] | None = None) -> dict:
@@ -112,6 +126,7 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 
     for geom, more in zip(geoms, extra):
         if geom.is_empty:
             continue
+        geom = split_antimeridian(geom)  # before the validity check: flat, a crossing outline is no polygon
         if not geom.is_valid:
             geom = shapely.make_valid(geom)
         area_m2 = abs(GEOD.geometry_area_perimeter(geom)[0])
@@ -121,7 +136,7 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, *, value: int = 
         total += area_m2
         feats.append({"type": "Feature", "id": len(feats),
                       "properties": {"id": len(feats), "area_km2": round(area_m2 / 1e6, 6), **more},
-                      "geometry": mapping(geom)})
+                      "geometry": mapping(right_hand(geom))})
     with atomic_path(out_path) as tmp:
         tmp.write_text(dumps_json({"type": "FeatureCollection", "name": Path(out_path).stem,
                                    "features": feats}))

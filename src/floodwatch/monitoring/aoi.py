@@ -19,12 +19,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import shapely
 from shapely.affinity import translate
-from shapely.geometry import Polygon, box, mapping, shape
+from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import InvalidArgumentError, MonitoringError
 from ..io import read_text
-from ..lonlat import WIDE_EDGE, crossing_edges, has_wide_edge, polygons
+from ..lonlat import WIDE_EDGE, has_wide_edge, polygonal, split_antimeridian
 from .geo import (EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometries,
                   read_geojson_geometry, to_wgs84, union_valid)
 from .store import AOIRecord, Store, acquisition_time, sqlite_path
@@ -55,7 +55,7 @@ def add_aoi(store: Store, name: str, geojson: str | Path | dict[str, Any], *, th
     threshold_km2, rise_percent = _rule(threshold_km2, "threshold_km2"), _rule(rise_percent, "rise_percent")
     webhooks = _webhook_list(webhooks)
     given = read_geojson_geometries(geojson)
-    geom = _polygonal(union_valid(given))
+    geom = polygonal(union_valid(given))
     label = str(geojson) if not isinstance(geojson, dict) else f"AOI '{name}'"
     if geom.is_empty:
         raise MonitoringError(f"{label}: no polygon in the GeoJSON (an AOI needs an area)")
@@ -89,7 +89,7 @@ def _wrap_longitudes(geom: BaseGeometry, label: str) -> BaseGeometry:
         return geom
     pieces = [translate(geom.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
               for k in (-1, 0, 1)]
-    return _polygonal(shapely.union_all(pieces))
+    return polygonal(shapely.union_all(pieces))
 
 
 def _rule(value: Any, opt: str) -> float | None:
@@ -112,56 +112,6 @@ def _webhook_list(webhooks: Any) -> list[Any]:
 
 def aoi_geometry(aoi: AOIRecord) -> BaseGeometry:
     return shape(aoi.geometry)
-
-
-def _polygonal(geom: BaseGeometry) -> BaseGeometry:
-    """The polygons of a geometry (lines and points left out) as one geometry."""
-    polys = polygons(geom)
-    return shapely.union_all(polys) if polys else EMPTY
-
-
-def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
-    """A lon/lat geometry that floodwatch derived from a raster (a footprint, flood or mask polygons: densely
-    segmented, so an edge spanning more than 180° of longitude can only be a crossing) with its polygons that
-    cross 180° cut there (RFC 7946 §3.1.9); flat, such a polygon would be a band round the world. Edges from
-    -180° to 180° themselves are left as they are; a ring round a pole is left as it is."""
-    if geom.is_empty or geom.bounds[2] - geom.bounds[0] <= 180:  # no edge can cross: one bounds lookup
-        return geom
-    if geom.geom_type == "Polygon":
-        return _split_polygon(geom)
-    if hasattr(geom, "geoms"):
-        return shapely.union_all([shapely.make_valid(split_antimeridian(g)) for g in geom.geoms])
-    return geom
-
-
-def _unwrap(ring: Any) -> tuple[np.ndarray, bool] | None:
-    """(ring coordinates with longitudes made continuous across 180°, whether an edge crossed it); None for a
-    ring that winds round the globe (round a pole)."""
-    xy = np.asarray(ring.coords)[:, :2]
-    lon = xy[:, 0]
-    cross = crossing_edges(lon)
-    step = np.diff(lon)
-    step = np.where(cross, (step + 180) % 360 - 180, step)
-    lon = lon[0] + np.concatenate([[0.0], np.cumsum(step)])
-    if abs(lon[-1] - lon[0]) > 1e-9:
-        return None
-    return np.column_stack([lon, xy[:, 1]]), bool(cross.any())
-
-
-def _split_polygon(poly: Polygon) -> BaseGeometry:
-    rings = [_unwrap(r) for r in (poly.exterior, *poly.interiors)]
-    if any(r is None for r in rings):
-        return poly
-    if not any(crossed for _, crossed in rings):
-        return poly
-    outer, holes = rings[0][0], [hole for hole, _ in rings[1:]]
-    centre = (outer[:, 0].min() + outer[:, 0].max()) / 2
-    for hole in holes:  # each ring was unwrapped from its own start: bring holes beside the outline
-        hole[:, 0] += 360 * round((centre - hole[0, 0]) / 360)
-    whole = shapely.make_valid(Polygon(outer, holes))  # longitudes beyond ±180 here, within one turn
-    pieces = [translate(whole.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
-              for k in (-1, 0, 1)]
-    return _polygonal(shapely.union_all(pieces))
 
 
 #: mapping.MapResult.paths uses short keys; the store uses these (change results already do).
