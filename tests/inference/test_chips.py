@@ -61,8 +61,10 @@ def test_geotiff_outputs_keep_crs_transform_and_match_the_predictor(chip_tif, tm
     assert (found & truth).sum() / (found | truth).sum() > 0.5
     with Image.open(out["mask_png"]) as im:
         assert im.size == (40, 48) and set(np.unique(np.asarray(im))) <= {0, 255}
-    with Image.open(out["overlay_png"]) as im:
-        assert im.size == (2 * 40 + 4, 48)
+    with Image.open(out["overlay_png"]) as im:  # two panels side by side, a legend strip below them
+        assert im.size[0] == 2 * 40 + 4 and im.size[1] > 48
+        strip = np.asarray(im.convert("L"))[48:]
+    assert (strip < 128).sum() > 50  # titles and colour names written there, not a blank strip
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["chips"][0]["water_fraction"] == pytest.approx(found.mean())
 

@@ -6,7 +6,7 @@ reads (see `chip_sources`). For each chip `<stem>` (a file's stem, a pair's stem
 chip id) the output folder receives
     <stem>_mask.png     water 255 / not water 0 (nodata 0)
     <stem>_prob.png     water probability x 255
-    <stem>_overlay.png  SAR backdrop | predicted water in cyan
+    <stem>_overlay.png  SAR backdrop | predicted water in cyan, titled, with a legend strip below
 and, when the input is georeferenced, GeoTIFFs on the input's grid (CRS and transform copied):
     <stem>_mask.tif     uint8 1 water / 0 not water / 255 nodata
     <stem>_prob.tif     float32 probability, NaN nodata
@@ -329,7 +329,7 @@ def _infer_each(predictor, sources, stage: Path, out_dir: Path, threshold: float
     """infer_chips' loop: writes each chip's files into `stage` and appends its record (paths in `out_dir`)."""
     from ..data.sample import band_index
     from .base import predict_samples, progress_bar
-    from .overlay import safe_name, sar_backdrop, save_png, side_by_side, water_rgb
+    from .overlay import WATER_COLOUR, safe_name, sar_backdrop, save_png, side_by_side, water_rgb, with_legend
 
     stems: set[str] = set()
     with progress_bar(progress, len(sources), "inferring") as bar:
@@ -347,8 +347,13 @@ def _infer_each(predictor, sources, stage: Path, out_dir: Path, threshold: float
                 files |= {"mask_tif": stage / f"{stem}_mask.tif", "prob_tif": stage / f"{stem}_prob.tif"}
             save_png(files["mask_png"], np.where(water, 255, 0).astype(np.uint8))
             save_png(files["prob_png"], np.round(np.nan_to_num(prob) * 255).astype(np.uint8))
-            backdrop = sar_backdrop(sample.image[band_index(sample, "VH")], sample.valid)
-            save_png(files["overlay_png"], side_by_side([backdrop, water_rgb(backdrop, water)]))
+            band = band_index(sample, "VH")
+            backdrop = sar_backdrop(sample.image[band], sample.valid)
+            # titled, with its colours named: the picture is often passed on alone
+            name = sample.bands[band] if len(sample.bands) == sample.image.shape[0] else "SAR"
+            titles = [f"SAR ({name})" if name != "SAR" else name, f"water (p >= {threshold:g})"]
+            save_png(files["overlay_png"], with_legend(side_by_side([backdrop, water_rgb(backdrop, water)]), titles,
+                                                       {"water": WATER_COLOUR, "no data": (0, 0, 0)}))
             if sample.georef is not None:
                 mask = np.where(sample.valid, water.astype(np.uint8), 255).astype(np.uint8)
                 _write_geotiff(files["mask_tif"], mask, sample.georef, nodata=255)
