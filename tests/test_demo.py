@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,11 @@ def test_quick_demo_end_to_end(tmp_path):
     assert "SAR backscatter (VH)" in html and "Otsu threshold vs truth" in html  # panels labelled
     assert "TP / (TP + FP)" in html and "TP / (TP + FN)" in html  # precision and recall defined
     assert f"{stats['flooded_km2']:.2f} km²" in html and "Next steps" in html
+    # opened from the folder, offline: every picture embedded, every link relative and there
+    assert not re.search(r'(?:src|href)="?(?:https?:)?//', html)
+    links = re.findall(r'href="([^"]+)"', html)
+    assert "metrics.json" in links and all((result.out_dir / link).exists() for link in links)
+    assert "<b>Synthetic data.</b>" in html and "scored below on SynthD" in html
 
 
 def test_the_demo_maps_its_scene_again_into_the_same_folders(tmp_path):

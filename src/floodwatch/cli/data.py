@@ -145,8 +145,8 @@ def register(app: typer.Typer) -> None:
     @data_app.command("synth")
     def synth(out: Path = typer.Argument(..., help="Output folder (Sen1Floods11 layout), or with --scene a "
                                                    "GeoTIFF file."),
-              chips: Optional[int] = typer.Option(None, "--chips", min=1, show_default="16",
-                                                  help="Number of chips to write (not with --scene)."),
+              chips: Optional[int] = typer.Option(None, "--chips", min=1, show_default=False,
+                                                  help="Number of chips to write (default 16; not with --scene)."),
               size: int = typer.Option(64, "--size", min=8, help="Chip (or --scene) height and width in pixels."),
               seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED,
                                        help="Random seed (same seed, same data)."),

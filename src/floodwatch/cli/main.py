@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import signal
 import sys
@@ -29,6 +30,81 @@ def _register_all() -> None:
 
     for module in (data, spec, train, evaluate, infer, demo, export, mapping, serve, monitor, acquire, models):
         module.register(app)
+    _lay_out_help(app)
+
+
+#: `floodwatch --help` in panels, in this order; each command's one line there (its own --help keeps the whole
+#: docstring, whose first paragraph is often several lines of file formats and exit codes)
+PANELS: dict[str, dict[str, str]] = {
+    "Commands": {
+        "demo": "Try the whole path on synthetic data in minutes; writes report.html.",
+        "map": "Map floods in whole scenes: mask and probability COGs, polygons, km².",
+        "infer": "Predict water on chips: mask, probability and overlay per chip.",
+        "train": "Train a U-Net flood segmenter from a spec (YAML or TAO text).",
+        "evaluate": "Score a model beside Otsu: water IoU, F1, precision, recall per region.",
+        "data": "Data: inspect, statistics, conversion, synthetic data, splits, previews.",
+        "spec": "Experiment specs: convert TAO specs, validate.",
+        "models": "Registered models: list them, read their model cards.",
+    },
+    "Optimise and serve": {
+        "prune": "Remove conv filters for a smaller, faster model (fine-tune it after).",
+        "export": "Export to ONNX (fp32, fp16, int8) or TensorRT, optionally for Triton.",
+        "serve": "Run a Triton Inference Server on a model repository (Ctrl-C stops it).",
+        "client": "Predict water on chips with a model on a Triton server, as infer does.",
+    },
+    "Monitor places": {
+        "fetch": "Fetch Sentinel-1 VV/VH in dB over an AOI from a public STAC catalog.",
+        "run": "Fetch, map, record and alert for one AOI and date, in one step.",
+        "change": "Map new water between two dates (flood = water after and not before).",
+        "aoi": "Areas of interest: define them, record runs over them, watch a STAC catalog.",
+        "web": "Serve the monitoring web map of a database (read-only by default).",
+    },
+}
+
+#: one line for subcommands whose docstring opens with more than one
+SUBCOMMAND_LINES = {
+    ("data", "inspect"): "Layout, chips per split and region, class balance, nodata, problems.",
+    ("data", "stats"): "Per-band statistics, class balance, nodata -> JSON; --plot histograms.",
+    ("data", "convert"): "Write a dataset in the course's images/ + masks/ PNG layout.",
+    ("data", "synth"): "Write synthetic labelled chips, or one georeferenced scene (--scene).",
+    ("spec", "convert"): "Convert a TAO UNet spec to floodwatch YAML.",
+    ("spec", "validate"): "Check a spec as `train` would: fields, data paths, bands against channels.",
+    ("aoi", "remove"): "Remove an AOI with its records, alerts and watched items.",
+    ("aoi", "history"): "Time series of one AOI: flooded km², coverage per acquisition, oldest first.",
+    ("aoi", "record"): "Record a finished map/change run in the AOIs it intersects; check alerts.",
+    ("aoi", "watch"): "Map every new Sentinel-1 item over an AOI from a STAC catalog.",
+    ("models", "list"): "The registered models: name, version, files, summary (* the default).",
+    ("models", "info"): "A model's card: inputs, training data, accuracy beside Otsu, failure modes.",
+}
+
+
+def _lay_out_help(root: typer.Typer) -> None:
+    """Panels and one-line summaries for the command lists; a command missing from PANELS stays in 'Commands'
+    with its docstring's first paragraph (tests/cli/test_help.py asks for one line each)."""
+    panel_of = {name: panel for panel, names in PANELS.items() for name in names}
+    line_of = {name: line for names in PANELS.values() for name, line in names.items()}
+    order = list(panel_of)
+    for info in (*root.registered_commands, *root.registered_groups):
+        if info.name in panel_of:
+            info.rich_help_panel = panel_of[info.name]
+            info.short_help = line_of[info.name]
+    # typer lists a panel's commands, and the panels themselves, in registration order
+    root.registered_commands.sort(key=lambda i: order.index(i.name) if i.name in order else len(order))
+    for group in root.registered_groups:
+        for info in group.typer_instance.registered_commands:
+            line = SUBCOMMAND_LINES.get((group.name, info.name))
+            if line:
+                info.short_help = line
+    for info in (*root.registered_commands,
+                 *(i for group in root.registered_groups for i in group.typer_instance.registered_commands)):
+        info.help = _reflowed(info.help or inspect.getdoc(info.callback) or "")
+
+
+def _reflowed(doc: str) -> str:
+    """Each paragraph on one line, for the terminal to wrap: typer keeps a docstring's line breaks after its
+    first paragraph, and rich then wraps those lines again, leaving a ragged stub at every source line end."""
+    return "\n\n".join(p if "\b" in p else " ".join(line.strip() for line in p.splitlines())
+                       for p in doc.split("\n\n"))
 
 
 def _version(value: bool) -> None:

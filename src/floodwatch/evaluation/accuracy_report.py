@@ -22,7 +22,7 @@ from ..data.sample import WATER, Sample
 from ..io import atomic_dir
 from .calibration import reliability_png
 from ..inference.overlay import COLOURS, comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, water_rgb
-from .report import _fmt
+from .report import METRIC_DEFINITIONS, _fmt
 
 COLUMNS = ["set", "region", "chips", "IoU", "chip IoU", "F1", "prec.", "recall", "ECE", "Otsu IoU", "Otsu F1"]
 
@@ -99,7 +99,10 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
         parts += ["<h2 id=scores>Scores: model beside Otsu</h2>", f"<table><tr>{head}</tr>{body}</table>",
                   f"<p class=note>IoU, F1, precision and recall are for {html.escape(label)}, pixel-aggregated; "
                   "'chip IoU' is the mean over chips where it is defined; ECE: expected calibration error of the "
-                  f"model's probability (15 bins). {html.escape('; '.join(methods))}</p>"]
+                  "model's probability (15 bins)."
+                  + (f" Otsu here: {html.escape('; '.join(methods))}." if methods else "") + "</p>",
+                  "<dl class=terms>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                                               for k, v in METRIC_DEFINITIONS) + "</dl>"]
         parts += [f"<p>label: {html.escape(n)}</p>" for n in label_notes]
         curves = [(name, r["reliability"]) for name, r in sets.items() if r.get("reliability")]
         if curves:
@@ -134,7 +137,9 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
                  "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}.note{color:#666;font-size:90%}"
                  "img{max-width:100%}figure{display:inline-block;margin:6px}"
                  "figure img{min-width:480px;image-rendering:pixelated}"  # small chips stay visible
-                 ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}")
+                 ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}"
+                 ".terms{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:90%}"
+                 ".terms dt{font-weight:bold}.terms dd{margin:0}")
         (tmp / "index.html").write_text(
             f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{style}</style>"
             f"</head><body>{''.join(parts)}</body></html>\n", encoding="utf-8")

@@ -100,7 +100,8 @@ def learning_curve_png(metrics_csv: str | os.PathLike, out_png: str | os.PathLik
     if not losses and not others:
         raise DataError(f"{metrics_csv}: no loss or score columns to plot (columns: {', '.join(cols)})")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, group, ylabel in ((axes[0], losses, "loss"), (axes[1], others, "score")):
+    for ax, group, ylabel in ((axes[0], losses, "loss (lower is better)"),
+                              (axes[1], others, "score, 0-1 (higher is better)")):
         for name, ys in group.items():
             pts = [(a, b) for a, b in zip(x, ys) if not math.isnan(b)]
             if pts:
@@ -165,6 +166,9 @@ METRIC_DEFINITIONS = [
     ("prec.", "precision, TP / (TP + FP): of the pixels called water, the share that is water"),
     ("recall", "TP / (TP + FN): of the water, the share that was found"),
     ("F1", "2 · precision · recall / (precision + recall)"),
+    ("Otsu IoU, F1", "the same scores for Otsu's method, the classic baseline that needs no training: one "
+                     "threshold per chip (or scene), the backscatter level that best splits its histogram into a "
+                     "dark and a bright group, dark being water; the note under the table names the band"),
 ]
 
 
@@ -183,9 +187,11 @@ def write_html_report(out_path: str | os.PathLike, *, title: str, metrics: dict[
     if metrics is not None:
         terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRIC_DEFINITIONS)
         parts += ["<h2>Evaluation: model beside Otsu</h2>", _metrics_html(metrics),
-                  f"<p class=note>Water IoU is pixel-aggregated over {metrics['pixels']:,} scored pixels; "
-                  "'chip IoU' averages chips where water IoU is defined. "
-                  f"{html.escape((metrics.get('otsu') or {}).get('method', ''))}</p>",
+                  f"<p class=note>Water IoU is pixel-aggregated over {metrics['pixels']:,} scored pixels at "
+                  f"probability threshold {metrics.get('threshold', 0.5)}; 'chip IoU' averages chips where water "
+                  "IoU is defined."
+                  + (f" Otsu here: {html.escape(metrics['otsu']['method'])}." if metrics.get("otsu") else "")
+                  + "</p>",
                   f"<dl class=terms>{terms}</dl>"]
     if learning_curve is not None:
         parts += ["<h2>Learning curve</h2>", _img_tag(Path(learning_curve), "learning curve"), learning_curve_note]
