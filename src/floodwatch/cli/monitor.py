@@ -268,7 +268,7 @@ def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `
 
 
 def aoi_watch(name: str = typer.Argument(..., help="AOI name."),
-              stac: str = typer.Option(..., "--stac", help="STAC API URL or static catalog JSON."),
+              stac: str = typer.Option(..., "--stac", help="STAC API root URL, or a static catalog or collection, a saved search (FeatureCollection) or one item's JSON (URL or file)."),
               collection: str = typer.Option(..., "--collection", help="STAC collection of Sentinel-1 items."),
               since: Optional[str] = typer.Option(None, "--since", help="Only items acquired from this date."),
               model: Optional[List[str]] = options.MAP_MODEL,
