@@ -98,7 +98,7 @@ CASES = [
          absent=("{out}.onnx",)),
     Case("prune-min-filters-negative", "prune -m {model} -o {out}.pt --ratio 0.5 --min-filters -3",
          ("--min-filters",), absent=("{out}.pt",)),
-    Case("prune-neither-ratio-nor-threshold", "prune -m {model} -o {out}.pt", ("--ratio, --threshold",),
+    Case("prune-neither-ratio-nor-norm-threshold", "prune -m {model} -o {out}.pt", ("--ratio, --norm-threshold",),
          absent=("{out}.pt",)),
     Case("prune-ratio-out-of-range", "prune -m {model} -o {out}.pt --ratio 1.5", ("--ratio: 1.5",),
          absent=("{out}.pt",)),

@@ -69,9 +69,9 @@ def test_half_ratio_halves_channels_and_fine_tuning_recovers(tmp_path, trained_c
 
 
 def test_threshold_l2_and_bad_arguments(tmp_path, trained_ckpt):
-    report = prune_checkpoint(trained_ckpt, tmp_path / "t.pt", threshold=1.0, min_filters=8, norm="l2")
+    report = prune_checkpoint(trained_ckpt, tmp_path / "t.pt", norm_threshold=1.0, min_filters=8, norm="l2")
     assert all(after == min(8, before) for before, after in report["layers"].values())
-    for kwargs in ({}, {"ratio": 0.5, "threshold": 0.1}, {"ratio": 1.0}, {"ratio": 0.5, "norm": "l3"}):
+    for kwargs in ({}, {"ratio": 0.5, "norm_threshold": 0.1}, {"ratio": 1.0}, {"ratio": 0.5, "norm": "l3"}):
         with pytest.raises(ExportError):
             prune_checkpoint(trained_ckpt, tmp_path / "bad.pt", **kwargs)
     assert not (tmp_path / "bad.pt").exists()

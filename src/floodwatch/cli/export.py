@@ -133,8 +133,9 @@ def prune(
     model: str = typer.Option(..., "-m", "--model", help=CHECKPOINT_HELP + "."),
     output: Path = typer.Option(..., "-o", "--output", help="Pruned checkpoint to write (.pt or .pth)."),
     ratio: Optional[float] = typer.Option(None, "--ratio", help="Fraction of filters to remove per layer."),
-    threshold: Optional[float] = typer.Option(None, "--threshold",
-                                              help="Remove filters below this fraction of the layer's largest norm."),
+    norm_threshold: Optional[float] = typer.Option(None, "--norm-threshold",
+                                                   help="Remove filters below this fraction of the layer's largest "
+                                                        "norm (not a water probability, as --threshold is elsewhere)."),
     min_filters: int = typer.Option(8, "--min-filters", min=1, help="Keep at least this many filters per layer."),
     norm: Norm = typer.Option(Norm.l1, "--norm", help="Filter importance: L1 or L2 norm of its weights."),
     multiple_of: int = typer.Option(8, "--multiple-of", min=1,
@@ -143,8 +144,8 @@ def prune(
     """Structured pruning: remove conv filters for a smaller, faster dense model (fine-tune it after)."""
     from ..export.prune import prune_checkpoint
 
-    report = prune_checkpoint(resolve_checkpoint(model), output, ratio=ratio, threshold=threshold, min_filters=min_filters,
-                              norm=value(norm), multiple_of=multiple_of)
+    report = prune_checkpoint(resolve_checkpoint(model), output, ratio=ratio, norm_threshold=norm_threshold,
+                              min_filters=min_filters, norm=value(norm), multiple_of=multiple_of)
     make_console().print(f"[green]wrote[/] {esc(output)}: params x{report['params_ratio']:.3f}, "
                          f"MACs (256 px) x{report['macs_ratio']:.3f}; fine-tune it: "
                          f"`floodwatch train -e SPEC -r RESULTS_DIR -m {esc(output)}`", highlight=False)

@@ -52,14 +52,14 @@ def filter_importance(model: nn.Module, conv_name: str, bn_name: str, norm: str 
     return w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1).sqrt()
 
 
-def _n_keep(scores: torch.Tensor, ratio: float | None, threshold: float | None, min_filters: int,
+def _n_keep(scores: torch.Tensor, ratio: float | None, norm_threshold: float | None, min_filters: int,
             multiple_of: int = 1) -> int:
     n = len(scores)
     floor = min(n, max(1, min_filters))
     if ratio is not None:
         keep = n - int(round(n * ratio))
-    else:  # threshold relative to the layer's strongest filter, so it means the same in every layer
-        keep = int((scores >= threshold * scores.max()).sum())
+    else:  # norm_threshold relative to the layer's strongest filter, so it means the same in every layer
+        keep = int((scores >= norm_threshold * scores.max()).sum())
     # Round up: CPU int8/fp32 kernels pack channels in blocks of 8/16, so an odd width costs a whole block
     # anyway and runs the slow remainder path (measured: pruned INT8 was slower than pruned fp32 without it).
     keep = -(-keep // multiple_of) * multiple_of
@@ -67,15 +67,15 @@ def _n_keep(scores: torch.Tensor, ratio: float | None, threshold: float | None, 
 
 
 def prune_model(model: nn.Module, model_config: dict[str, Any], *, ratio: float | None = None,
-                threshold: float | None = None, min_filters: int = 8, norm: str = "l1", multiple_of: int = 8
+                norm_threshold: float | None = None, min_filters: int = 8, norm: str = "l1", multiple_of: int = 8
                 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """(smaller model with copied weights, its model_config, per-layer report). The input model is unchanged."""
-    if (ratio is None) == (threshold is None):
-        raise ExportError("ratio, threshold: give exactly one of the two")
+    if (ratio is None) == (norm_threshold is None):
+        raise ExportError("ratio, norm_threshold: give exactly one of the two")
     if ratio is not None and not 0.0 <= ratio < 1.0:
         raise ExportError(f"ratio: {ratio} is not in [0, 1) (fraction of filters to remove)")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ExportError(f"threshold: {threshold} is not in [0, 1] (fraction of the layer's largest norm)")
+    if norm_threshold is not None and not 0.0 <= norm_threshold <= 1.0:
+        raise ExportError(f"norm_threshold: {norm_threshold} is not in [0, 1] (fraction of the layer's largest norm)")
     if norm not in ("l1", "l2"):
         raise ExportError(f"norm: '{norm}' is not l1 or l2")
     if min_filters < 1:
@@ -89,7 +89,8 @@ def prune_model(model: nn.Module, model_config: dict[str, Any], *, ratio: float 
     widths, layers = dict(model_config.get("widths") or {}), {}
     for g in _groups(model):
         scores = filter_importance(model, g["conv"], g["bn"], norm)
-        keep = torch.sort(torch.topk(scores, _n_keep(scores, ratio, threshold, min_filters, multiple_of)).indices).values
+        n = _n_keep(scores, ratio, norm_threshold, min_filters, multiple_of)
+        keep = torch.sort(torch.topk(scores, n).indices).values
         for key in (f"{g['conv']}.weight", f"{g['conv']}.bias", f"{g['bn']}.weight", f"{g['bn']}.bias",
                     f"{g['bn']}.running_mean", f"{g['bn']}.running_var"):
             if key in state:
@@ -126,7 +127,7 @@ def count_macs(model: nn.Module, in_channels: int, size: int = 256) -> int:
 
 
 def prune_checkpoint(checkpoint: str | Path, out: str | Path, *, ratio: float | None = None,
-                     threshold: float | None = None, min_filters: int = 8, norm: str = "l1",
+                     norm_threshold: float | None = None, min_filters: int = 8, norm: str = "l1",
                      multiple_of: int = 8) -> dict[str, Any]:
     """Prune a floodwatch checkpoint and write one whose model_config (with `widths`) rebuilds the smaller
     model, so `floodwatch train -m OUT` fine-tunes it and export/inference load it like any other."""
@@ -136,14 +137,14 @@ def prune_checkpoint(checkpoint: str | Path, out: str | Path, *, ratio: float | 
     check_not_input(out, checkpoint, error=ExportError)
     model, meta = load_model(checkpoint)
     state = read_checkpoint(checkpoint)  # for the spec/metrics fields load_model does not interpret
-    small, config, layers = prune_model(model, dict(meta["model_config"]), ratio=ratio, threshold=threshold,
+    small, config, layers = prune_model(model, dict(meta["model_config"]), ratio=ratio, norm_threshold=norm_threshold,
                                         min_filters=min_filters, norm=norm, multiple_of=multiple_of)
     params = (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in small.parameters()))
     cin = int(meta["model_config"].get("in_channels", 2))
     macs = (count_macs(model, cin), count_macs(small, cin))
     # the source's validation metrics are not the pruned model's (before fine-tuning it may find no water at
     # all): kept as the source's, so nothing that reads `metrics` (ONNX metadata, a round-0 teacher) takes them
-    pruning = {"source": str(checkpoint), "ratio": ratio, "threshold": threshold, "min_filters": min_filters,
+    pruning = {"source": str(checkpoint), "ratio": ratio, "norm_threshold": norm_threshold, "min_filters": min_filters,
                "multiple_of": multiple_of, "norm": norm, "layers": layers, "source_metrics": state.get("metrics") or {}}
     save_checkpoint(out, small, model_config=config, preprocessing=meta["preprocessing_obj"],
                     class_map=state.get("class_map"), spec=state.get("spec"), epoch=int(state.get("epoch", 0)),
