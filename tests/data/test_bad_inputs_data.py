@@ -74,9 +74,9 @@ CASES = [
     Case("split-seed-negative", "data split {good} -o {out}.csv --seed -1", ("--seed", "Invalid value"),
          absent=("{out}.csv",)),
     Case("synth-seed-negative", "data synth {out} --chips 2 --size 32 --seed -1", ("--seed", "Invalid value")),
-    Case("preview-n-negative", "data preview {good} -o {out}.png --n -3", ("--n", "Invalid value"),
+    Case("preview-n-negative", "data preview {good} -o {out}.png --chips -3", ("--chips", "Invalid value"),
          absent=("{out}.png",)),
-    Case("preview-n-zero", "data preview {good} -o {out}.png --n 0", ("--n", "Invalid value"),
+    Case("preview-n-zero", "data preview {good} -o {out}.png -n 0", ("-n", "Invalid value"),
          forbid=("Traceback", "no chip with valid pixels"), absent=("{out}.png",)),
     # a name saying another format than the one written (PNG bytes in a .jpg, CSV in a .json)
     Case("preview-out-jpg", "data preview {good} -o {out}.jpg", ("-o {out}.jpg", ".png"), absent=("{out}.jpg",)),

@@ -212,7 +212,7 @@ def register(app: typer.Typer) -> None:
     @data_app.command("preview")
     def preview(path: Path = typer.Argument(..., help="Data folder."),
                 output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
-                n: int = typer.Option(8, "--n", min=1, help="Number of chips shown."),
+                n: int = typer.Option(8, "-n", "--chips", min=1, help="Number of chips shown."),
                 seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED,
                                          help="Random seed for the chips and augmentations."),
                 format: Optional[DataFormat] = FORMAT) -> None:
