@@ -37,6 +37,7 @@ def test_report_writes_index_with_sections_and_worst_chips(synth_dataset, tiny_c
     page = index.read_text()
     for section in ("id=scores", "id=reliability", "id=worst", "Otsu IoU", "ECE"):
         assert section in page
+    assert len(re.findall(r"<figcaption>synthetic / [^<]* \(VH\): IoU", page)) == 2  # the backdrop's band
     images = re.findall(r"src='?([^ '>]+\.png)", page)
     assert "reliability.png" in images and len([i for i in images if i.startswith("worst_")]) == 2
     for name in images:

@@ -67,13 +67,15 @@ def _gallery(folder: Path, set_name: str, result: dict[str, Any], samples: Seque
         prob = np.asarray(predictor.predict(network_input(s, predictor.preprocessing, temporal)[None]))[0]
         scored = s.valid & (s.mask != 255)
         truth = s.mask == WATER
-        backdrop = sar_backdrop(s.image[band_index(s, "VH")], s.valid)
+        band = band_index(s, "VH")
+        shown = s.bands[band] if len(s.bands) == s.image.shape[0] else "SAR"  # VV on a VV-only chip (OMBRIA)
+        backdrop = sar_backdrop(s.image[band], s.valid)
         picture = side_by_side([backdrop, water_rgb(backdrop, truth & scored),
                                 comparison_rgb(backdrop, prob >= threshold, truth, scored)])
         name = f"worst_{safe_name(set_name)}_{safe_name(s.id)}.png"
         save_png(folder / name, picture)
         otsu = row.get("otsu_water_iou")
-        out.append((name, f"{set_name} / {s.id}: IoU {_fmt(row['water_iou'])}"
+        out.append((name, f"{set_name} / {s.id} ({shown}): IoU {_fmt(row['water_iou'])}"
                           + (f", Otsu {_fmt(otsu)}" if otsu is not None else "")))
     return out
 
@@ -128,7 +130,8 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
                 legend = " ".join(f'<span class=sw style="background:rgb{c}"></span>{html.escape(n)}'
                                   for n, c in COLOURS.items())
                 parts += ["<h2 id=worst>Worst chips</h2>",
-                          "<p>Lowest water IoU first. Panels: SAR (VH) | truth | prediction vs truth.</p>"
+                          "<p>Lowest water IoU first. Panels: SAR (VH where the chip has it; the band is in each caption) | "
+                          "truth | prediction vs truth.</p>"
                           f"<p>{legend}</p>"]
                 parts += [f"<figure><img src='{html.escape(f)}' alt='{html.escape(c)}'><figcaption>{html.escape(c)}"
                           f"</figcaption></figure>" for f, c in figures]
