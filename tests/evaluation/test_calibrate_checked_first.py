@@ -48,3 +48,22 @@ def test_a_temperature_at_the_end_of_its_range_is_said_to_be_no_fit(tmp_path):
     cal = calibrate(Coin(), samples)
     assert cal["temperature"] > 19.9 and "largest value searched (20)" in cal["note"]
     assert bound_note(1.3) is None and "smallest value searched" in bound_note(0.05)
+
+
+def test_a_spec_given_to_calibrate_is_recorded_with_its_split(tmp_path, run_cli, tiny_checkpoint):
+    """`--calibrate spec.yaml` fits on the spec's val split; the output said only "fitted on spec.yaml"."""
+    import json
+
+    import yaml
+
+    data = fakes.sen1floods11(tmp_path / "s1", chips=4)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"dataset_config": {"data_root": str(data), "format": "sen1floods11",
+                                                       "split": {"method": "random", "fractions": [0.5, 0.5, 0.0]}},
+                                    "model_config": {"num_layers": 10, "model_input_height": 32,
+                                                     "model_input_width": 32, "model_input_channels": 2}}))
+    out = tmp_path / "m.json"
+    r = run_cli("evaluate", "-m", tiny_checkpoint, "--data", data, "--calibrate", spec, "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    assert f"fitted on {spec} (its val split)" in " ".join(r.stdout.split())
+    assert json.loads(out.read_text())["calibration"]["data"] == f"{spec} (its val split)"

@@ -78,12 +78,13 @@ def register(app: typer.Typer) -> None:
         if self_train:
             for m in model:
                 options.check_self_train(m, value(backend), downsample)
-        fit_samples = None
+        fit_samples, fitted_on = None, str(calibrate)
         if calibrate is not None:  # read before the evaluation: a bad --calibrate must not cost a whole run
             from ..data import open_dataset
 
             if calibrate.suffix.lower() in (".yaml", ".yml"):  # a spec: its validation split
                 fit_samples, _ = evaluation_samples(spec=calibrate, split="val")
+                fitted_on = f"{calibrate} (its val split)"  # which of the spec's chips, in every record of it
             else:
                 fit_samples = list(open_dataset(calibrate, format=value(calibrate_format)))
         predictor = options.model_options_predictor(model, value(backend), tta, tta_transforms, weights, temperature,
@@ -123,15 +124,15 @@ def register(app: typer.Typer) -> None:
 
             # the temperature is applied before refinement (load_predictor), so it is fitted without it
             cal = fit(predictor.base if refined else predictor, fit_samples, samples, progress=not quiet)
-            result["calibration"] = {"data": str(calibrate), **cal}
+            result["calibration"] = {"data": fitted_on, **cal}
             t, f, c = cal["temperature"], cal["fit"], cal["check"]
-            console.print(esc(f"temperature T = {t:.4f} (fitted on {calibrate}); ECE on it {f['ece_before']:.4f} -> "
+            console.print(esc(f"temperature T = {t:.4f} (fitted on {fitted_on}); ECE on it {f['ece_before']:.4f} -> "
                               f"{f['ece_after']:.4f}; on {described} {c['ece_before']:.4f} -> {c['ece_after']:.4f}"))
             if cal.get("note"):
                 make_console(stderr=True).print(f"[yellow]warning:[/] {esc(cal['note'])}", highlight=False)
-            calibration_view = {"temperature": t, "data": f"{calibrate}; ECE measured on {described}", **c}
+            calibration_view = {"temperature": t, "data": f"{fitted_on}; ECE measured on {described}", **c}
             if save_temperature is not None:
-                save_t(save_temperature, t, fitted_on=str(calibrate), model=result["model"],
+                save_t(save_temperature, t, fitted_on=fitted_on, model=result["model"],
                        ece_before=c["ece_before"], ece_after=c["ece_after"])
                 console.print(esc(f"temperature: {save_temperature}"))
         if output is not None:
