@@ -28,3 +28,13 @@ def test_both_reports_define_the_scores_and_name_the_otsu_variant(result, tmp_pa
     for page in (html, index):
         assert "<dt>Otsu IoU, F1</dt>" in page and "<dt>prec.</dt>" in page
         assert "Otsu here: Otsu on VH in dB, one threshold per chip.</p>" in page
+
+
+def test_flood_labelled_scores_are_defined_as_flood(result, tmp_path):
+    """OMBRIA's masks mark the flood: the reports' definitions said "true water" above flood scores."""
+    flood = {**result, "label": "flood"}
+    html = write_html_report(tmp_path / "r.html", title="t", metrics=flood).read_text()
+    index = write_accuracy_report(tmp_path / "acc", {"ombria": flood}).read_text()
+    for page in (html, index):
+        assert "predicted and true flood" in page and "predicted and true water" not in page
+        assert "dark being water" in page  # Otsu's dark group is water whatever the masks mark

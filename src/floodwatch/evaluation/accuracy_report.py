@@ -22,7 +22,7 @@ from ..data.sample import WATER, Sample
 from ..io import atomic_dir
 from .calibration import reliability_png
 from ..inference.overlay import COLOURS, comparison_rgb, safe_name, sar_backdrop, save_png, side_by_side, water_rgb
-from .report import METRIC_DEFINITIONS, _fmt
+from .report import _fmt, metric_definitions
 
 COLUMNS = ["set", "region", "chips", "IoU", "chip IoU", "F1", "prec.", "recall", "ECE", "Otsu IoU", "Otsu F1"]
 
@@ -104,7 +104,7 @@ def write_accuracy_report(out_dir: str | os.PathLike, sets: Mapping[str, dict[st
                   "model's probability (15 bins)."
                   + (f" Otsu here: {html.escape('; '.join(methods))}." if methods else "") + "</p>",
                   "<dl class=terms>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
-                                               for k, v in METRIC_DEFINITIONS) + "</dl>"]
+                                               for k, v in metric_definitions(label)) + "</dl>"]
         parts += [f"<p>label: {html.escape(n)}</p>" for n in label_notes]
         curves = [(name, r["reliability"]) for name, r in sets.items() if r.get("reliability")]
         if curves:

@@ -157,19 +157,24 @@ def _metrics_html(result: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-#: What the metric columns mean, for readers of a report (TP: water called water, FP: land called water,
-#: FN: water missed; all counted over scored pixels).
-METRIC_DEFINITIONS = [
-    ("IoU", "intersection over union of predicted and true water, TP / (TP + FP + FN), over all scored "
-            "pixels of the rows' chips together"),
-    ("chip IoU", "the same per chip, averaged over chips that have water or a water prediction"),
-    ("prec.", "precision, TP / (TP + FP): of the pixels called water, the share that is water"),
-    ("recall", "TP / (TP + FN): of the water, the share that was found"),
-    ("F1", "2 · precision · recall / (precision + recall)"),
-    ("Otsu IoU, F1", "the same scores for Otsu's method, the classic baseline that needs no training: one "
-                     "threshold per chip (or scene), the backscatter level that best splits its histogram into a "
-                     "dark and a bright group, dark being water; the note under the table names the band"),
-]
+def metric_definitions(label: str = "water") -> list[tuple[str, str]]:
+    """What the metric columns mean, for readers of a report; `label` is what the masks mark ("water", or
+    "flood" for OMBRIA's). TP: `label` called so, FP: the rest called so, FN: `label` missed; all counted over
+    scored pixels."""
+    return [
+        ("IoU", f"intersection over union of predicted and true {label}, TP / (TP + FP + FN), over all scored "
+                "pixels of the rows' chips together"),
+        ("chip IoU", f"the same per chip, averaged over chips that have {label} or a {label} prediction"),
+        ("prec.", f"precision, TP / (TP + FP): of the pixels called {label}, the share that is {label}"),
+        ("recall", f"TP / (TP + FN): of the {label}, the share that was found"),
+        ("F1", "2 · precision · recall / (precision + recall)"),
+        ("Otsu IoU, F1", "the same scores for Otsu's method, the classic baseline that needs no training: one "
+                         "threshold per chip (or scene), the backscatter level that best splits its histogram into "
+                         "a dark and a bright group, dark being water; the note under the table names the band"),
+    ]
+
+
+METRIC_DEFINITIONS = metric_definitions()
 
 
 def write_html_report(out_path: str | os.PathLike, *, title: str, metrics: dict[str, Any] | None = None,
@@ -185,7 +190,8 @@ def write_html_report(out_path: str | os.PathLike, *, title: str, metrics: dict[
     """
     parts = [f"<h1>{html.escape(title)}</h1>", intro]
     if metrics is not None:
-        terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRIC_DEFINITIONS)
+        terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                        for k, v in metric_definitions(metrics.get("label") or "water"))
         parts += ["<h2>Evaluation: model beside Otsu</h2>", _metrics_html(metrics),
                   f"<p class=note>Water IoU is pixel-aggregated over {metrics['pixels']:,} scored pixels at "
                   f"probability threshold {metrics.get('threshold', 0.5)}; 'chip IoU' averages chips where water "
