@@ -93,7 +93,8 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     split_regions = _split_regions(load_spec(spec_path))  # also fails here, with the field named, not in training
     stage("data")
 
-    console.print(f"2/6 training {ARCHITECTURE.format(**cfg)} for {cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}")
+    epochs = f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}"
+    console.print(f"2/6 training {ARCHITECTURE.format(**cfg)} for {epochs}")
     trained = train(spec_path, out / "results", name="demo", progress=progress, overwrite=True)  # a rerun replaces it
     checkpoint = Path(trained.best_checkpoint)
     stage("train")
@@ -116,7 +117,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", quick: bool = False, *, pr
     side = cfg["scene"]
     console.print(f"5/6 flood map of a new georeferenced scene ({side} x {side} px at 10 m, UTM 16N)")
     flood_map = map_synthetic_scene(predictor, out / "scene", out / "map", side=side, progress=progress)
-    console.print(f"  mapped flood {flood_map['stats']['flooded_km2']:.2f} km2, true water "
+    console.print(f"  mapped water {flood_map['stats']['flooded_km2']:.2f} km2, true water "
                   f"{flood_map['true_water_km2']:.2f} km2 (water IoU of the map {flood_map['water_iou']:.3f})")
     default_map = _map_with_default_model(out, side, progress)
     if default_map is not None:
@@ -203,7 +204,7 @@ def map_synthetic_scene(predictor: Any, scene_dir: Path, map_dir: Path, *, side:
     `floodwatch map` does (`mapping.map_scene`) and score the map against the truth.
 
     Returns {'dir', 'stats' (the map's stats.json), 'true_water_km2', 'water_iou', 'comparison' (a PNG:
-    radar | mapped flood vs truth)}."""
+    radar | mapped water vs truth)}."""
     import rasterio
 
     from .data.sample import WATER
@@ -277,8 +278,10 @@ def _map_html(flood_map: dict[str, Any], out: Path) -> str:
 
     st = flood_map["stats"]
     rows = [("imaged (valid) area", f"{st['valid_km2']:.2f} km²"),
-            ("mapped flood", f"{st['flooded_km2']:.2f} km²" + ("" if st["flooded_fraction"] is None else
-                                                               f" ({100 * st['flooded_fraction']:.1f} % of it)")),
+            # no permanent-water reference here: all water found counts as flood (as the quicklook says)
+            ("mapped water (flood_mask.tif value 1)",
+             f"{st['flooded_km2']:.2f} km²" + ("" if st["flooded_fraction"] is None else
+                                              f" ({100 * st['flooded_fraction']:.1f} % of it)")),
             ("true water (the generator's mask)", f"{flood_map['true_water_km2']:.2f} km²"),
             ("water IoU of the map against the truth", f"{flood_map['water_iou']:.3f}"),
             ("flood polygons (GeoJSON, at least 1000 m²)", f"{st['polygons']}"),
@@ -292,7 +295,7 @@ def _map_html(flood_map: dict[str, Any], out: Path) -> str:
             "probability, flood polygons, stats.json and a quicklook in "
             f"<a href=\"{html.escape(folder)}/\"><code>{html.escape(folder)}/</code></a>.</p><table>{table}</table>"
             "<figure style=\"width:640px\"><div class=panels style=\"grid-template-columns:1fr 1fr\"><span>SAR "
-            "backscatter (VH, dB)</span><span>mapped flood vs true water</span></div>"
+            "backscatter (VH, dB)</span><span>mapped water vs true water</span></div>"
             f"{_img_tag(flood_map['comparison'], 'flood map vs truth')}<figcaption>Colours as in the examples: "
             "blue water found, red false alarm, yellow missed water, dark no data.</figcaption></figure>"
             # at its own size: its title and legend are text drawn into the picture, unreadable shrunk
