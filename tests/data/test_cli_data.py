@@ -48,6 +48,15 @@ def test_synth_inspect_stats_split_convert(tmp_path, cli):
     assert len(list((tmp_path / "look_alikes" / "S1Hand").glob("*.tif"))) == 2
 
 
+def test_converting_bitemporal_chips_says_their_before_images_are_left_out(tmp_path, cli):
+    """OMBRIA's BEFORE pictures were dropped without a word: a bi-temporal model cannot train on the result."""
+    out = cli("convert", fakes.ombria(tmp_path / "om"), tmp_path / "png")
+    assert out.returncode == 0, out.stderr
+    assert "before images are not written" in " ".join(out.stderr.split())
+    out = cli("convert", fakes.sen1floods11(tmp_path / "s1", chips=2), tmp_path / "png1")
+    assert out.returncode == 0 and "before images" not in out.stderr
+
+
 def test_convert_split_csv_writes_inside_out_and_counts_what_it_wrote(tmp_path, cli):
     root = fakes.sen1floods11(tmp_path / "s1", chips=4, splits=False)
     a, b = sorted(p.name[:-len("_S1Hand.tif")] for p in (root / "S1Hand").glob("*.tif"))[:2]

@@ -138,6 +138,10 @@ def register(app: typer.Typer) -> None:
         to_images_masks(ds, out, split=split, split_source=split_csv or "split", progress=False if quiet else None)
         left_out = f" ({len(ds) - len(chips)} not in {split_csv} left out)" if len(chips) < len(ds) else ""
         typer.echo(f"wrote {len(chips)} chips to {out}{left_out}")
+        if len(ds) and ds[0].before is not None:  # bi-temporal chips (OMBRIA): only their after image is written
+            note = (f"{path}: its chips' before images are not written (the images/ + masks/ layout holds one image "
+                    "per chip), so a bi-temporal model cannot train on the result")
+            make_console(stderr=True).print(f"[yellow]warning:[/] {esc(note)}", highlight=False)
         if unknown:  # written all the same: a CSV made for a larger copy of the data set is fine
             note = f"{split_csv}: {len(unknown)} of its ids are no chip of {path}, e.g. '{unknown[0]}'"
             make_console(stderr=True).print(f"[yellow]warning:[/] {esc(note)}", highlight=False)
