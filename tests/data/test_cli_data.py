@@ -94,3 +94,13 @@ def test_bad_inputs_fail_cleanly(tmp_path, cli):
     _one_line_error(cli("synth", tmp_path / "syn", "--phenomena", "sand,lava"), "--phenomena", "'lava'")
     # nothing half-written: no output files and no temporary leftovers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e", "empty", "s1"]
+
+
+def test_inspect_names_what_the_masks_mark(tmp_path, cli):
+    """OMBRIA's masks mark the flood: inspect called their 1s water (its JSON keeps the water_* keys, with label)."""
+    out = cli("inspect", fakes.ombria(tmp_path / "om"), "-o", tmp_path / "om.json")
+    assert out.returncode == 0, out.stderr
+    assert "pixels: flood " in out.stdout and "flood share" in out.stdout and "water" not in out.stdout
+    assert json.loads((tmp_path / "om.json").read_text())["label"] == "flood"
+    out = cli("inspect", fakes.sen1floods11(tmp_path / "s1", chips=2))
+    assert "pixels: water " in out.stdout

@@ -51,10 +51,11 @@ def register(app: typer.Typer) -> None:
         console = make_console()
         console.print(f"[bold]{esc(r['path'])}[/]: {r['format']}, {r['chips']} chips, bands {', '.join(r['bands'])}, "
                       f"sizes {', '.join(f'{k} ({v})' for k, v in r['sizes'].items())}")
-        cb = r["class_balance"]
-        console.print(f"pixels: water {cb['water']:,}, not water {cb['not_water']:,}, ignore or no data "
-                      f"{cb['ignore']:,}; water share {_share(cb['water_share'])}; nodata share {_share(r['nodata_share'])}")
-        table = Table(Column("region", overflow="fold"), "chips", "water", "not water", "water share",
+        cb, label = r["class_balance"], r["label"]  # "flood" where the masks mark the flood only (OMBRIA)
+        console.print(f"pixels: {label} {cb['water']:,}, not {label} {cb['not_water']:,}, ignore or no data "
+                      f"{cb['ignore']:,}; {label} share {_share(cb['water_share'])}; nodata share "
+                      f"{_share(r['nodata_share'])}")
+        table = Table(Column("region", overflow="fold"), "chips", label, f"not {label}", f"{label} share",
                       title="per region")
         for name, v in r["per_region"].items():
             n = v["water"] + v["not_water"]

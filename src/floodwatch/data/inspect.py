@@ -21,6 +21,7 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
     per_region: dict[str, dict[str, int]] = {}
     sizes: Counter = Counter()
     problems, empty, unlabelled, no_water, unreadable = [], [], [], [], []
+    labels: set[str] = set()  # what the masks' 1 marks: "water", or the reader's word ("flood" for OMBRIA)
     pixels = invalid = 0
     for i in track(range(len(ds)), "inspecting", total=len(ds), show=progress):
         rec = ds.records[i]
@@ -40,6 +41,7 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
         if s.mask is None:
             unlabelled.append(s.id)
             continue
+        labels.add(str(s.extra.get("label") or "water"))
         c = s.class_counts()
         counts.update(c)
         w, n = c["water"], c["not_water"]
@@ -53,6 +55,8 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
     labelled = counts["water"] + counts["not_water"]
     return {
         "path": str(Path(path)), "format": ds.format, "bands": list(ds.bands), "chips": len(ds),
+        # the counts keep their water_* names whatever the masks mark; `label` says what that is
+        "label": " + ".join(sorted(labels)) or "water",
         "per_split": dict(Counter(s or "-" for s in ds.splits)), "per_region": per_region,
         "sizes": dict(sizes),
         "class_balance": {**dict(counts), "water_share": counts["water"] / labelled if labelled else None},
