@@ -91,7 +91,7 @@ def measure(predict, x, y, batch=8):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", nargs="?")
     ap.add_argument("--data", default=str(ETCI))
     ap.add_argument("--tiles", type=int, default=48, help="held-out tiles to score")

@@ -9,6 +9,9 @@ Rows (samples/s, ratio to the naive loop):
 - DALI (CPU) when installed; on a GPU also BatchAugmenter on the GPU and DALI on the GPU;
 - the training step (ResNet-18 U-Net forward + backward + SGD step) at the same batch size: if the loader is
   faster than this, the loader is not the bottleneck.
+Needs the ETCI 2021 North Alabama scene (../shared/data) or another ETCI-layout folder (--path). Prints one
+table, samples/s per epoch and the ratio to the naive loop, all measured in this run. About 30 s with
+--chips 16 --epochs 2, several minutes with the defaults on 2 cores.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from scipy import ndimage
 from floodwatch.augment import BatchAugmenter, ChipLoader
 from floodwatch.data import Preprocessing, open_dataset
 from floodwatch.data.sample import IGNORE_INDEX
+from floodwatch.errors import FloodwatchError
 from floodwatch.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,18 +134,25 @@ def train_step_rate(batch: int, size: int, device: str, steps: int = 2) -> float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--path", default=str(DEFAULT_PATH))
     ap.add_argument("--chips", type=int, default=96, help="chips per epoch (the scene has 356)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    for name in ("chips", "batch", "epochs"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name}: {getattr(args, name)}; at least 1")
+    if args.workers < 0:
+        ap.error(f"--workers: {args.workers}; 0 (main process) or more")
     torch.set_num_threads(2)
     if not Path(args.path).is_dir():
         sys.exit(f"{args.path}: not found (the shared ETCI scene)")
-
-    ds = Subset(open_dataset(args.path, water_body=False), args.chips)  # a training read: no permanent-water layer
+    try:  # a training read: no permanent-water layer
+        ds = Subset(open_dataset(args.path, water_body=False), args.chips)
+    except FloodwatchError as exc:
+        sys.exit(f"{args.path}: {exc}" if str(args.path) not in str(exc) else str(exc))
     prep = Preprocessing()
     size = ds[0].shape[0]
     rows: list[tuple[str, list[float]]] = []

@@ -124,7 +124,7 @@ def load(server: TritonServer, protocol: str, clients: int, requests: int, batch
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path, help="an ONNX model (default: export a random ResNet U-Net)")
     ap.add_argument("--layers", type=int, default=18, help="ResNet depth of the exported model")
     ap.add_argument("--batch", type=int, default=8)
