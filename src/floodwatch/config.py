@@ -1,7 +1,7 @@
 """The experiment spec: TAO UNet's sections and field names, validated with pydantic.
 
 A spec is YAML (ours) or protobuf text (TAO's `.txt`, read by `floodwatch.tao`). Both end up here, so a
-typo is rejected with the field's path (`training_config.learnig_rate: Extra inputs are not permitted`)
+typo is rejected with the field's path (`training_config.learnig_rate: unknown field; did you mean learning_rate?`)
 before any data is read. Paths in a spec are relative to the spec file; `load_spec` makes them absolute.
 
 Sections: `dataset_config`, `model_config`, `training_config` (TAO's), and floodwatch's optional
@@ -559,20 +559,62 @@ class SpecProblems(SpecError):
         self.lines = lines
 
 
-def _error_lines(source: str, exc: ValidationError) -> list[str]:
+def _error_lines(source: str, exc: ValidationError, lines: dict[tuple[str, ...], int] | None = None) -> list[str]:
+    """One line per error: source, field path, message; `lines` (a TAO spec's) adds the line it was given on."""
+    from .tao import Repeated
+
     def loc(parts: tuple) -> str:
         # dataset_config.sources[1].format: list positions as a reader of the YAML counts them
         return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".") or "(top level)"
 
     # unknown fields (typos) first: a misspelt section also makes the real one "Field required"
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+
     def line(e: dict) -> str:
         msg = e["msg"].removeprefix("Value error, ")
+        given = e.get("input")
+        if isinstance(given, Repeated) and not e["type"].startswith("too_"):
+            # protobuf text repeats a field by giving it again: for a setting of one value that is a mistake
+            return f"{source}: {loc(e['loc'])}: given {len(given)} times (lines {', '.join(map(str, given.lines))}); " \
+                   f"it takes one value"
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown field{_did_you_mean(e['loc'])}"
+        at = (lines or {}).get(tuple(p for p in e["loc"] if isinstance(p, str)))
+        msg += f" (line {at})" if at else ""
         # a check across sections names its own field (dataset_config.x: ...) in place of "(top level)"
         named = not e["loc"] and re.match(r"^[a-z_]+(\.[a-z_0-9\[\]]+)+: ", msg)
         return f"{source}: {msg}" if named else f"{source}: {loc(e['loc'])}: {msg}"
 
-    return [line(e) for e in errors]
+    return list(dict.fromkeys(line(e) for e in errors))  # a repeated field fails once per union member
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """ "; did you mean X?" for a misspelt field: the closest name its section takes, if one is close."""
+    from difflib import get_close_matches
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    cls: Any = Spec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part) or next(
+            (f for f in cls.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return ""
+        todo, cls = [field.annotation], None
+        while todo and cls is None:  # Optional[list[X]] -> X
+            t = todo.pop(0)
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                cls = t
+            else:
+                todo += list(get_args(t))
+        if cls is None:
+            return ""
+    names = [f.alias or n for n, f in cls.model_fields.items()]
+    close = get_close_matches(str(loc[-1]), names, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def spec_channel_problems(spec: Spec) -> list[str]:
@@ -629,7 +671,7 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: str | Path | None 
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecProblems(_error_lines(source, exc)) from None
+        raise SpecProblems(_error_lines(source, exc, getattr(data, "lines", None))) from None
     problems = spec_channel_problems(spec) if check_channels else []
     if problems:
         raise SpecProblems([f"{source}: {p}" for p in problems])
@@ -697,7 +739,9 @@ def spec_path_problems(spec: Spec) -> list[str]:
     if ds.split is not None:
         fields.append(("dataset_config.split.csv", ds.split.csv, False))
     for i, src in enumerate(ds.sources or []):
-        fields.append((f"dataset_config.sources[{i}].path", src.path, True))
+        # a synthetic source given its generator's options writes its folder on first use, as train does
+        written = (src.format or "").lower() == "synthetic" and {"chips", "size", "seed", "phenomena"} & set(src.options)
+        fields.append((f"dataset_config.sources[{i}].path", None if written else src.path, True))
         if src.split is not None:
             fields.append((f"dataset_config.sources[{i}].split.csv", src.split.csv, False))
     if spec.semi_supervised is not None:

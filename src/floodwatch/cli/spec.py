@@ -23,8 +23,7 @@ def register(app: typer.Typer) -> None:
         check_output_named(output, (".yaml", ".yml"), "a YAML spec")
         ignored = convert_tao_spec(tao_spec, output)
         console = make_console()
-        if ignored:
-            console.print(f"[yellow]not used by floodwatch, dropped:[/] {esc(', '.join(ignored))}")
+        _print_dropped(console, ignored)
         console.print(esc(f"wrote {output}"))
 
     @spec_app.command("validate")
@@ -83,5 +82,12 @@ def register(app: typer.Typer) -> None:
                    if s.semi_supervised else ""))
         console = make_console()
         console.print(esc(line), highlight=False, soft_wrap=True)
-        if ignored:  # TAO settings training will not apply: said here as `spec convert` says them
-            console.print(f"[yellow]not used by floodwatch, dropped:[/] {esc(', '.join(ignored))}")
+        _print_dropped(console, ignored)  # TAO settings training will not apply: said as `spec convert` says them
+
+
+def _print_dropped(console, ignored: list[str]) -> None:
+    """The TAO settings a spec gave that floodwatch drops, one a line with the reason."""
+    if ignored:
+        console.print(f"[yellow]not used by floodwatch, dropped:[/] {esc(ignored[0])}", highlight=False, soft_wrap=True)
+        for entry in ignored[1:]:
+            console.print(f"  {esc(entry)}", highlight=False, soft_wrap=True)
