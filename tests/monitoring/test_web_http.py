@@ -120,12 +120,19 @@ def test_a_broken_raster_is_named_not_a_traceback(copied):
         def emit(self, record):
             self.messages.append(record.getMessage())
 
-    lines = Lines()
-    logging.getLogger("uvicorn.error").addHandler(lines)
+    lines, logger = Lines(), logging.getLogger("uvicorn.error")
+    # an in-process server of an earlier test (log_level="error") leaves the logger at ERROR: `floodwatch web`
+    # runs it at INFO, where these warnings show
+    level, disabled = logger.level, logger.disabled
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
     try:
         _broken_rasters(copied, lines.messages)
     finally:
-        logging.getLogger("uvicorn.error").removeHandler(lines)
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+        logger.disabled = disabled
 
 
 def _broken_rasters(copied, messages):
