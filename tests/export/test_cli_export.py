@@ -41,7 +41,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, trained_ckpt, capsys):
     code, _, err = run_cli(["export", "-m", str(junk), "-o", str(tmp_path / "x.onnx")], capsys)
     assert code == 2 and "junk.pt" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["prune", "-m", str(trained_ckpt), "-o", str(tmp_path / "p.pt")], capsys)
-    assert code == 2 and "--ratio, --threshold" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--ratio, --norm-threshold" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["export", "-m", str(trained_ckpt), "-o", str(tmp_path / "x.onnx"),
                             "--precision", "int8"], capsys)
     assert code == 2 and "--calibration-data" in err
