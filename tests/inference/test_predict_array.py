@@ -61,6 +61,17 @@ def test_8bit_levels_are_read_as_infer_reads_png_files(chip, predictor, tmp_path
     assert np.abs(np.round(got * 255) - want).max() <= 1
 
 
+def test_8bit_nodata_is_a_grey_level(chip):
+    """`nodata` with units '8bit' is looked for among the grey levels, as given (in dB it matched nothing)."""
+    from floodwatch.inference.arrays import array_sample
+
+    levels = np.stack([to_8bit(chip[0], "etci", "VV"), to_8bit(chip[1], "etci", "VH")])
+    levels[:, 10:12] = 7
+    sample = array_sample(levels, units="8bit", nodata=7)
+    assert not sample.valid[10:12].any() and np.isnan(sample.image[:, 10:12]).all()
+    assert (sample.valid == (levels != 7).all(axis=0)).all()
+
+
 def _bad(chip):
     return {
         "bands-last": (np.moveaxis(chip, 0, -1), {}, InvalidArgumentError, r"^image: shape \(64, 64, 2\) has the bands "

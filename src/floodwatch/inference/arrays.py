@@ -67,12 +67,16 @@ def array_sample(image: Any, *, bands: Sequence[str] = ("VV", "VH"), units: str 
     x = np.asarray(image)
     _check_shape(x, names)
     if units == "8bit":
-        x = _from_8bit(x, names)
+        # `nodata` is a grey level here: looked for before the levels become dB, where it would match nothing
+        fill = x == nodata if nodata is not None and not np.isnan(nodata) else np.zeros(x.shape, bool)
+        x, nodata = _from_8bit(x, names), None
     elif not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"image: pixel type {x.dtype}; expected float backscatter in {_SAID[units]} (an 8-bit "
                         "picture, e.g. an ETCI PNG: units '8bit')")
     x = x.astype(np.float32)  # a copy: the caller's array is left as it was
     ok = ~missing_db(x, nodata)
+    if units == "8bit":
+        ok &= ~fill
     if units == "linear":
         if looks_db(x, ok):
             raise DataError("image: most values are negative, which power in linear units cannot be; it looks like "
