@@ -81,6 +81,6 @@ def data_errors_of(field: str) -> Iterator[None]:
     try:
         yield
     except DataError as exc:
-        if str(exc).startswith(f"{field}:"):
-            raise
-        raise DataError(f"{field}: {exc}") from None
+        if not str(exc).startswith(f"{field}:"):
+            exc.args = (f"{field}: {exc}",)  # the same exception, so a caller catching a subclass still does
+        raise

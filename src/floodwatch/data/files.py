@@ -194,7 +194,7 @@ def large_regions(mask: np.ndarray, min_pixels: int, *, diagonal: bool = False) 
     """`mask` less its connected regions of fewer than `min_pixels` (4-connected; 8 with `diagonal`): the
     swath fills of 8-bit renderings (255 in areas) without the bright specks that saturate too, and change's
     new water without its specks (holes are left as they are, unlike a sieve's)."""
-    if not mask.any():
+    if min_pixels <= 1 or not mask.any():  # every region is that large
         return mask.copy()
     from scipy import ndimage
 
