@@ -66,6 +66,9 @@ def test_north_arrow_and_scale_follow_the_grid():
     _, _, angle, metres = Quicklook(100, 100, transform=rotated, crs="EPSG:32633").orientation()
     assert abs(angle) == pytest.approx(30, abs=2) and metres == pytest.approx(10, rel=0.01)
     assert Quicklook(10, 10).orientation() == (False, False, None, None)
+    # a CRS PROJ cannot take to lon/lat: a picture without arrow and scale, not a map failing at its last step
+    assert Quicklook(10, 10, transform=Affine(1, 0, 0, 0, -1, 0), crs="not a crs").orientation() == \
+        (False, False, None, None)
     assert nice_length(10.0, 1000) == 2000 and nice_length(7.9, 1024) == 2000 and nice_length(3.0, 100) == 50
 
 

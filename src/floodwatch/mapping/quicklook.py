@@ -58,6 +58,12 @@ class Quicklook:
         true north may differ from grid north (a UTM zone's edge: a few degrees)."""
         if self.transform is None or self.crs is None:
             return False, False, None, None
+        try:
+            return self._orientation()
+        except Exception:  # pyproj/PROJ errors for a CRS it cannot take to lon/lat: a plain picture, not a failed map
+            return False, False, None, None
+
+    def _orientation(self) -> tuple[bool, bool, float | None, float | None]:
         from pyproj import CRS, Geod, Transformer
 
         t = self.transform
