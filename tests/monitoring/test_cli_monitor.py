@@ -49,6 +49,9 @@ def test_aoi_commands(tmp_path):
     folder = next(p for p in outputs.iterdir() if p.is_dir())
     out = fw("aoi", "record", folder, "--acquired", "2024-06-01", "--scene-id", "again", "--db", db)
     assert out.returncode == 0 and "recorded in 3 AOI(s)" in out.stdout  # west, east, w2, out.exception
+    # into a database with no AOI there: said why nothing was recorded, and what to do
+    out = fw("aoi", "record", folder, "--acquired", "2024-06-01", "--scene-id", "again", "--db", tmp_path / "new.db")
+    assert out.returncode == 0 and "recorded in 0 AOI(s): none overlaps the map" in " ".join(out.stdout.split())
 
 
 def test_aoi_remove(tmp_path):

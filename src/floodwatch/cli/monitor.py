@@ -263,7 +263,8 @@ def aoi_record(out_dir: Path = typer.Argument(..., help="A `floodwatch map` or `
 
     with Store(db) as store:
         ids = record_output_dir(store, out_dir, acquired=acquired, scene_id=scene_id, replace=replace)
-        console.print(f"recorded in {len(ids)} AOI(s)")
+        console.print(f"recorded in {len(ids)} AOI(s)"
+                      + ("" if ids else ": none overlaps the map (floodwatch aoi add NAME --geojson FILE)"))
         options.exit_if_undelivered(store, ids)
 
 

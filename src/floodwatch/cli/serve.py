@@ -51,8 +51,8 @@ def client(inputs: List[Path] = typer.Argument(..., help="Chip files (GeoTIFF in
                                    "--protocol grpc)."),
            protocol: Protocol = typer.Option(Protocol.http, "--protocol", help="Triton protocol."),
            triton_model: str = typer.Option("flood", "--triton-model", help="Model name on the Triton server."),
-           model_version: str = typer.Option("", "--model-version", help="Version (default: the server's "
-                                             "policy)."),
+           model_version: str = typer.Option("", "--model-version", help="Version (default: the highest "
+                                             "version ready when the client connects; summary.json records it)."),
            threshold: float = options.THRESHOLD,
            timeout: float = typer.Option(30.0, help="Seconds (> 0) per request."),
            retries: int = typer.Option(2, min=0, help="Retries with backoff on transient failures."),
