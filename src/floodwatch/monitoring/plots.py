@@ -61,15 +61,21 @@ def plot_history(records: list[dict[str, Any]], out_png: str | Path, title: str 
     return save_figure(fig, out_png, dpi=100)
 
 
-def write_history_csv(records: list[dict[str, Any]], out_csv: str | Path) -> Path:
-    """Records (from Store.history) as CSV, one row per record in the given order; empty cells where a record
-    has no value (a change run's permanent water). Written under a temporary name, then renamed."""
+def history_csv_text(records: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
+    """Records (from Store.history) as CSV text, one row per record in the given order, `columns` of each; empty
+    cells where a record has no value (a change run's permanent water). `aoi history --csv` and the web map's
+    history.csv both write it."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow("record_id" if c == "id" else c for c in CSV_COLUMNS)  # the id alerts and the web API give
+    writer.writerow("record_id" if c == "id" else c for c in columns)  # the id alerts and the web API give
     for r in records:
-        writer.writerow(["" if r.get(c) is None else r[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if r.get(c) is None else r[c] for c in columns])
+    return buf.getvalue()
+
+
+def write_history_csv(records: list[dict[str, Any]], out_csv: str | Path) -> Path:
+    """history_csv_text of `records` in a file, written under a temporary name, then renamed."""
     out_csv = Path(out_csv)
     with atomic_path(out_csv) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
+        tmp.write_text(history_csv_text(records), encoding="utf-8")
     return out_csv

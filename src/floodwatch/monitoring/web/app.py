@@ -20,9 +20,7 @@ are served only from the paths the runs recorded, chosen by key. HEAD is answere
 """
 from __future__ import annotations
 
-import csv
 import hmac
-import io
 import logging
 import re
 import time
@@ -39,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import MonitoringError
 from ...io import dumps_json
+from ..plots import history_csv_text
 from ..store import Store, parse_time
 from .tiles import LAYERS, TileError, TileRenderer, TileUnreadable, layer_sources
 
@@ -191,12 +190,8 @@ def create_app(db: str | Path | None = None, outputs: str | Path | None = None,
     def history_csv(name: str, kind: Literal["map", "change"] | None = None,
                     store: Store = Depends(get_store)) -> Response:
         aoi_or_404(store, name)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(CSV_COLUMNS)
-        for r in store.history(name, kind=kind):
-            w.writerow(["" if r[c] is None else r[c] for c in CSV_COLUMNS])
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+        return Response(history_csv_text(store.history(name, kind=kind), CSV_COLUMNS),
+                        media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}_history.csv"'})
 
     @app.get("/api/aois/{name}/floods")
