@@ -80,7 +80,12 @@ def _split_polygon(poly: Polygon) -> BaseGeometry:
     centre = (outer[:, 0].min() + outer[:, 0].max()) / 2
     for hole in holes:  # each ring was unwrapped from its own start: bring holes beside the outline
         hole[:, 0] += 360 * round((centre - hole[0, 0]) / 360)
-    whole = shapely.make_valid(Polygon(outer, holes))  # longitudes beyond ±180 here, within one turn
-    pieces = [translate(whole.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
+    return fold_longitudes(shapely.make_valid(Polygon(outer, holes)))  # longitudes beyond ±180 here
+
+
+def fold_longitudes(geom: BaseGeometry) -> BaseGeometry:
+    """The polygons of `geom`, whose longitudes lie within one turn of [-180, 180] (170..190, say), cut at ±180°
+    and the parts beyond moved a turn back (RFC 7946 §3.1.9)."""
+    pieces = [translate(geom.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
               for k in (-1, 0, 1)]
     return polygonal(shapely.union_all(pieces))

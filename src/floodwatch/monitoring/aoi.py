@@ -18,13 +18,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import shapely
-from shapely.affinity import translate
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import InvalidArgumentError, MonitoringError
 from ..io import read_text
-from ..lonlat import WIDE_EDGE, has_wide_edge, polygonal, split_antimeridian
+from ..lonlat import WIDE_EDGE, fold_longitudes, has_wide_edge, polygonal, split_antimeridian
 from .geo import (EMPTY, from_wgs84, geodesic_area_km2, mask_polygons, read_geojson_geometries,
                   read_geojson_geometry, to_wgs84, union_valid)
 from .store import AOIRecord, Store, acquisition_time, sqlite_path
@@ -85,11 +84,7 @@ def _wrap_longitudes(geom: BaseGeometry, label: str) -> BaseGeometry:
     if minx < -360 or maxx > 360 or maxx - minx > 360 or miny < -90 or maxy > 90:
         raise MonitoringError(f"{label}: coordinates {geom.bounds} are not lon/lat degrees (GeoJSON is EPSG:4326; "
                               "a file in another CRS needs a 'crs' member naming it)")
-    if minx >= -180 and maxx <= 180:
-        return geom
-    pieces = [translate(geom.intersection(box(360 * k - 180, -90, 360 * k + 180, 90)), xoff=-360 * k)
-              for k in (-1, 0, 1)]
-    return polygonal(shapely.union_all(pieces))
+    return geom if minx >= -180 and maxx <= 180 else fold_longitudes(geom)
 
 
 def _rule(value: Any, opt: str) -> float | None:
