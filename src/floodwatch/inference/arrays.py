@@ -23,7 +23,6 @@ UNITS = ("db", "linear", "8bit")
 _SAID = {"db": "dB", "linear": "linear power"}
 
 
-
 def predict_array(image: Any, predictor: Predictor | str | os.PathLike | None = None, *,
                   bands: Sequence[str] = ("VV", "VH"), units: str = "db",
                   nodata: float | None = None) -> np.ndarray:
@@ -91,8 +90,8 @@ def array_sample(image: Any, *, bands: Sequence[str] = ("VV", "VH"), units: str 
         _check_not_8bit(x, ok, names)
     valid = ok.all(axis=0)
     x[:, ~valid] = np.nan
-    if "VV" in names and "VH" in names:
-        _check_vh_darker(x[names.index("VV")], x[names.index("VH")], valid)
+    if "VV" in names and "VH" in names:  # no data is NaN by now, which vh_above_vv leaves out
+        _check_vh_darker(x[names.index("VV")], x[names.index("VH")])
     return Sample(image=x, mask=None, valid=valid, id=id, bands=names)
 
 
@@ -124,9 +123,9 @@ def _check_not_8bit(x: np.ndarray, ok: np.ndarray, names: tuple[str, ...]) -> No
                         "in dB; 8-bit grey levels (an ETCI PNG)? give them as uint8 with units '8bit'")
 
 
-def _check_vh_darker(vv: np.ndarray, vh: np.ndarray, valid: np.ndarray) -> None:
+def _check_vh_darker(vv: np.ndarray, vh: np.ndarray) -> None:
     """Refuse VH brighter than VV (data.files' rule for unnamed GeoTIFF bands): `bands` names them wrongly."""
-    medians = vh_above_vv(np.where(valid, vv, np.nan), np.where(valid, vh, np.nan))
+    medians = vh_above_vv(vv, vh)
     if medians is not None:
         raise DataError(f"image: the band named VH is brighter than the one named VV (median {medians[1]:.1f} "
                         f"against {medians[0]:.1f} dB), where VH is the darker band; are they swapped? `bands` names "
