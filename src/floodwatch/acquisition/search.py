@@ -188,14 +188,12 @@ def _api_error(exc: Any, label: str, access: str, retries: Retries, answer: dict
 
 
 def _seconds(retry_after: str) -> float:
-    """A Retry-After value (seconds, or an HTTP date) in seconds from now."""
-    from email.utils import parsedate_to_datetime
+    """A Retry-After value (seconds, or an HTTP date) in seconds from now, read as the retries read it (urllib3);
+    0 for one it cannot read."""
+    from urllib3 import Retry
+    from urllib3.exceptions import InvalidHeader
 
     try:
-        return float(retry_after)
-    except ValueError:
-        pass
-    try:
-        return (parsedate_to_datetime(retry_after) - datetime.now(timezone.utc)).total_seconds()
-    except (TypeError, ValueError):
+        return Retry().parse_retry_after(retry_after)
+    except InvalidHeader:
         return 0.0
