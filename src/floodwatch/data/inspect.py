@@ -41,7 +41,7 @@ def inspect_dataset(path: str | os.PathLike, format: str | None = None, progress
         if s.mask is None:
             unlabelled.append(s.id)
             continue
-        labels.add(str(s.extra.get("label") or "water"))
+        labels.add(s.label)
         c = s.class_counts()
         counts.update(c)
         w, n = c["water"], c["not_water"]

@@ -88,6 +88,12 @@ class Sample:
         return {"water": w, "not_water": n, "ignore": int(self.mask.size) - w - n}
 
     @property
+    def label(self) -> str:
+        """What the mask's WATER marks: "water" (all surface water), or what the reader says in extra["label"]
+        (OMBRIA: "flood", water there before left out)."""
+        return str(self.extra.get("label") or "water")
+
+    @property
     def is_empty(self) -> bool:
         """True for an all-nodata chip, or a labelled chip without a single scorable pixel."""
         if not self.valid.any():

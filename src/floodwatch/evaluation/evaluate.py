@@ -71,7 +71,7 @@ def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[
     per_chip: list[dict[str, Any]] = []
     learned: dict[str, dict[str, Any]] = {}  # region -> what its self-training did
     skipped = {"empty": 0, "unlabelled": 0}
-    labels: set[str] = set()  # what the scored chips' masks mark (Sample.extra["label"]; "water" unless said)
+    labels: set[str] = set()  # what the scored chips' masks mark (Sample.label)
     unlabelled_in: dict[str, int] = {}  # region -> its chips without a label
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -89,7 +89,7 @@ def evaluate(predictor: Predictor | str | os.PathLike | None, dataset: Sequence[
                 if prob.shape != expected:
                     raise CheckpointError(f"predictor returned shape {prob.shape}, expected {expected}")
                 for (sample, _), p in zip(batch, prob):
-                    labels.add(label_of(sample))
+                    labels.add(sample.label)
                     for key in ("", sample.region or "(none)"):
                         calibration.setdefault(key, CalibrationAccumulator()).update(p, sample.mask, sample.valid)
                     _score_chip(sample, p >= threshold, baseline, model_acc, otsu_acc, regions, per_chip, out_dir)
@@ -197,11 +197,6 @@ class _LazyInputs(Sequence):
         return network_input(self.samples[i], self.pp, self.temporal)
 
 
-def label_of(sample: Sample) -> str:
-    """What the sample's mask marks: "water" (all surface water), or what its reader says (OMBRIA: "flood")."""
-    return str(sample.extra.get("label") or "water")
-
-
 def label_note(label: str, temporal: str) -> str | None:
     """One line on what the scores mean when the masks mark the flood rather than all water; None for water."""
     if "flood" not in label:
@@ -247,7 +242,7 @@ def _score_chip(sample: Sample, pred: np.ndarray, baseline: OtsuBaseline | None,
         sar = f"SAR{' after' if sample.before is not None else ''}{f' ({name})' if name else ''}"
         titles = [sar, "model vs truth", "Otsu vs truth"][:len(panels)]
         save_png(out_dir / f"{safe_name(sample.id)}.png",
-                 with_legend(side_by_side(panels), titles, legend_colours(label_of(sample))))
+                 with_legend(side_by_side(panels), titles, legend_colours(sample.label)))
 
 
 def legend_colours(label: str) -> dict[str, tuple[int, int, int]]:
