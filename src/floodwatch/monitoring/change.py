@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from rich.progress import Progress
 
+from ..data.files import large_regions
 from ..data.preprocess import model_band_order, network_input
 from ..data.sample import GeoRef, Sample, band_index
 from ..errors import DataError, FloodwatchError
@@ -320,7 +321,8 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
     new, score, valid, record = change_arrays(b, a, predictor, method=method, threshold=threshold,
                                               logratio_threshold=logratio_threshold, band=band, tile=tile,
                                               overlap=overlap, batch=batch, progress=progress)
-    new = drop_specks(new, min_pixels)
+    # specks dropped (8-connected): a sieve would also fill small holes, calling old water (or no data) new
+    new = large_regions(new, min_pixels, diagonal=True)
     georef = a.georef
     transform = georef.affine() if georef else None
     crs = georef.crs if georef else None
@@ -361,16 +363,6 @@ def detect_change(before: Sample | str | os.PathLike, after: Sample | str | os.P
         write_json(tmp / names["stats"], stats)
     paths = {k: out_dir / v for k, v in names.items()}
     return ChangeResult(stats=stats, paths=paths, new_water=new, valid=valid)
-
-
-def drop_specks(new: np.ndarray, min_pixels: int) -> np.ndarray:
-    """`new` less its patches (8-connected) of fewer than `min_pixels`. Only specks go: a sieve would also fill
-    small holes, calling water that was there before (or no data) new water."""
-    if min_pixels <= 1:
-        return new
-    from ..data.files import large_regions
-
-    return large_regions(new, min_pixels, diagonal=True)
 
 
 def _bounds(georef: GeoRef | None, h: int, w: int) -> list[float] | None:
